@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages fullnat's tests and lab use, when they are missing.
+# Called by `npm test` and `npm start`; safe to run again (installs only what is absent).
+#   tshark     independent decoder that checks our packets and checksums
+#   tcpdump    captures in the lab
+#   iproute2   `ip netns`, veth, routes for the lab
+set -u
+declare -A need=(
+  [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
+  [tcpdump]="tcpdump: packet captures in the lab"
+  [ip]="iproute2: network namespaces and routes for the lab"
+)
+declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2)
+missing=()
+for cmd in "${!need[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "fullnat: missing system tools (tests that need them will be skipped):" >&2
+  for m in "${missing[@]}"; do echo "  - ${need[$m]}" >&2; done
+  echo "  install with: apt-get install ${missing[*]/#/}" >&2
+  exit 0
+fi
+pkgs=()
+echo "fullnat: installing Debian packages the tests and lab need:" >&2
+for m in "${missing[@]}"; do
+  echo "  - ${need[$m]}" >&2
+  pkgs+=("${pkg[$m]}")
+done
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2 || echo "fullnat: apt-get update failed; trying the install anyway" >&2
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 \
+  || echo "fullnat: apt-get install failed; tests that need ${pkgs[*]} will be skipped" >&2
+exit 0

@@ -1,0 +1,57 @@
+/**
+ * Internet checksum (RFC 1071) and incremental update (RFC 1624).
+ * Sums are kept as unfolded 32-bit accumulators so callers can chain
+ * pseudo-header, header and payload without allocating.
+ */
+
+/** Adds the 16-bit big-endian words of buf[off, off+len) to sum (unfolded). */
+export function sumWords(buf: Uint8Array, off: number, len: number, sum: number): number {
+  let i = off;
+  const end = off + len - 1;
+  for (; i < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
+  if ((len & 1) === 1) sum += buf[off + len - 1]! << 8;
+  return sum;
+}
+
+export function foldSum(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** Final one's-complement checksum of an unfolded sum. */
+export function finishChecksum(sum: number): number {
+  return ~foldSum(sum) & 0xffff;
+}
+
+export function internetChecksum(buf: Uint8Array, off: number, len: number): number {
+  return finishChecksum(sumWords(buf, off, len, 0));
+}
+
+/** Pseudo-header sum for TCP/UDP over IPv4: addresses read from the IPv4 header at ipOff. */
+export function pseudoSumV4(buf: Uint8Array, ipOff: number, proto: number, l4len: number): number {
+  return sumWords(buf, ipOff + 12, 8, 0) + proto + l4len;
+}
+
+/** Pseudo-header sum for TCP/UDP over IPv6: addresses read from the IPv6 header at ipOff. */
+export function pseudoSumV6(buf: Uint8Array, ipOff: number, proto: number, l4len: number): number {
+  return sumWords(buf, ipOff + 8, 32, 0) + proto + (l4len >>> 16) + (l4len & 0xffff);
+}
+
+/**
+ * RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for one 16-bit field changing from m to m'.
+ */
+export function checksumReplace16(check: number, oldWord: number, newWord: number): number {
+  const sum = (~check & 0xffff) + (~oldWord & 0xffff) + (newWord & 0xffff);
+  return ~foldSum(sum) & 0xffff;
+}
+
+/** RFC 1624 for a 32-bit field (an IPv4 address or a sequence number). */
+export function checksumReplace32(check: number, oldValue: number, newValue: number): number {
+  const sum =
+    (~check & 0xffff) +
+    (~(oldValue >>> 16) & 0xffff) +
+    (~oldValue & 0xffff) +
+    ((newValue >>> 16) & 0xffff) +
+    (newValue & 0xffff);
+  return ~foldSum(sum) & 0xffff;
+}

@@ -1,0 +1,166 @@
+import { get16, get32, set16, set32 } from './bytes.js';
+import { finishChecksum, pseudoSumV4, pseudoSumV6, sumWords } from './checksum.js';
+import { IPPROTO_TCP } from './ipv4.js';
+
+export const TCP_MIN_HEADER = 20;
+export const TCP_MAX_HEADER = 60;
+export const TCP_MAX_OPTIONS = 40;
+
+export const TCP_FIN = 0x01;
+export const TCP_SYN = 0x02;
+export const TCP_RST = 0x04;
+export const TCP_PSH = 0x08;
+export const TCP_ACK = 0x10;
+export const TCP_URG = 0x20;
+export const TCP_ECE = 0x40;
+export const TCP_CWR = 0x80;
+
+/** Sequence-space comparisons (RFC 1982 style, modulo 2^32). */
+export function seqBefore(a: number, b: number): boolean {
+  return ((a - b) | 0) < 0;
+}
+export function seqAfter(a: number, b: number): boolean {
+  return ((b - a) | 0) < 0;
+}
+export function seqAdd(a: number, n: number): number {
+  return (a + n) >>> 0;
+}
+
+/** A view over a TCP header in place; `wrap` re-points it without allocating. */
+export class TcpView {
+  buf: Uint8Array = new Uint8Array(0);
+  off = 0;
+
+  wrap(buf: Uint8Array, off: number): this {
+    this.buf = buf;
+    this.off = off;
+    return this;
+  }
+
+  /** True when `avail` bytes hold the whole header including options. */
+  fits(avail: number): boolean {
+    if (avail < TCP_MIN_HEADER) return false;
+    const hl = this.headerLength;
+    return hl >= TCP_MIN_HEADER && hl <= avail;
+  }
+
+  get srcPort(): number {
+    return get16(this.buf, this.off);
+  }
+  set srcPort(v: number) {
+    set16(this.buf, this.off, v);
+  }
+  get dstPort(): number {
+    return get16(this.buf, this.off + 2);
+  }
+  set dstPort(v: number) {
+    set16(this.buf, this.off + 2, v);
+  }
+  get seq(): number {
+    return get32(this.buf, this.off + 4);
+  }
+  set seq(v: number) {
+    set32(this.buf, this.off + 4, v);
+  }
+  get ack(): number {
+    return get32(this.buf, this.off + 8);
+  }
+  set ack(v: number) {
+    set32(this.buf, this.off + 8, v);
+  }
+  get headerLength(): number {
+    return (this.buf[this.off + 12]! >>> 4) * 4;
+  }
+  set headerLength(bytes: number) {
+    this.buf[this.off + 12] = ((bytes >>> 2) << 4) | (this.buf[this.off + 12]! & 0x0f);
+  }
+  get flags(): number {
+    return this.buf[this.off + 13]!;
+  }
+  set flags(v: number) {
+    this.buf[this.off + 13] = v;
+  }
+  get syn(): boolean {
+    return (this.buf[this.off + 13]! & TCP_SYN) !== 0;
+  }
+  get ackFlag(): boolean {
+    return (this.buf[this.off + 13]! & TCP_ACK) !== 0;
+  }
+  get fin(): boolean {
+    return (this.buf[this.off + 13]! & TCP_FIN) !== 0;
+  }
+  get rst(): boolean {
+    return (this.buf[this.off + 13]! & TCP_RST) !== 0;
+  }
+  get window(): number {
+    return get16(this.buf, this.off + 14);
+  }
+  set window(v: number) {
+    set16(this.buf, this.off + 14, v);
+  }
+  get checksum(): number {
+    return get16(this.buf, this.off + 16);
+  }
+  set checksum(v: number) {
+    set16(this.buf, this.off + 16, v);
+  }
+  get urgent(): number {
+    return get16(this.buf, this.off + 18);
+  }
+  get optionsOffset(): number {
+    return this.off + TCP_MIN_HEADER;
+  }
+  get optionsLength(): number {
+    return this.headerLength - TCP_MIN_HEADER;
+  }
+
+  /** Checksum over pseudo-header + segment of `segLen` bytes, IPv4 addresses at ipOff. */
+  computeChecksumV4(ipOff: number, segLen: number): number {
+    const b = this.buf;
+    const saved = get16(b, this.off + 16);
+    set16(b, this.off + 16, 0);
+    const c = finishChecksum(sumWords(b, this.off, segLen, pseudoSumV4(b, ipOff, IPPROTO_TCP, segLen)));
+    set16(b, this.off + 16, saved);
+    return c;
+  }
+
+  computeChecksumV6(ipOff: number, segLen: number): number {
+    const b = this.buf;
+    const saved = get16(b, this.off + 16);
+    set16(b, this.off + 16, 0);
+    const c = finishChecksum(sumWords(b, this.off, segLen, pseudoSumV6(b, ipOff, IPPROTO_TCP, segLen)));
+    set16(b, this.off + 16, saved);
+    return c;
+  }
+}
+
+export interface TcpHeaderFields {
+  srcPort: number;
+  dstPort: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  window: number;
+  /** Option bytes, already padded to a multiple of 4. */
+  options?: Uint8Array;
+}
+
+/** Writes a TCP header (checksum left 0); returns the header length. */
+export function writeTcpHeader(b: Uint8Array, o: number, f: TcpHeaderFields): number {
+  const optLen = f.options ? f.options.length : 0;
+  if (optLen % 4 !== 0 || optLen > TCP_MAX_OPTIONS) {
+    throw new RangeError(`TCP options must be padded to 4 bytes and at most 40, got ${optLen}`);
+  }
+  const hl = TCP_MIN_HEADER + optLen;
+  set16(b, o, f.srcPort);
+  set16(b, o + 2, f.dstPort);
+  set32(b, o + 4, f.seq >>> 0);
+  set32(b, o + 8, f.ack >>> 0);
+  b[o + 12] = (hl >>> 2) << 4;
+  b[o + 13] = f.flags;
+  set16(b, o + 14, f.window);
+  set16(b, o + 16, 0);
+  set16(b, o + 18, 0);
+  if (f.options) b.set(f.options, o + TCP_MIN_HEADER);
+  return hl;
+}
