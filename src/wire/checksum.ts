@@ -55,3 +55,23 @@ export function checksumReplace32(check: number, oldValue: number, newValue: num
     (newValue & 0xffff);
   return ~foldSum(sum) & 0xffff;
 }
+
+/**
+ * Adjusts a checksum after a run of bytes changed: `oldSum`/`newSum` are the
+ * unfolded word sums of the same aligned range before and after the change.
+ */
+export function checksumAdjust(check: number, oldSum: number, newSum: number): number {
+  const sum = (~check & 0xffff) + (~foldSum(oldSum) & 0xffff) + foldSum(newSum);
+  return ~foldSum(sum) & 0xffff;
+}
+
+/**
+ * Sum of the 16-bit words covering buf[from, to), aligned to the word grid of
+ * a checksummed region that starts at `regionStart`. Summing the same range
+ * before and after an edit gives the inputs of `checksumAdjust`.
+ */
+export function alignedRangeSum(buf: Uint8Array, regionStart: number, from: number, to: number): number {
+  const a = from - ((from - regionStart) & 1);
+  const e = to + ((to - regionStart) & 1);
+  return sumWords(buf, a, e - a, 0);
+}

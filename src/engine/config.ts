@@ -1,0 +1,55 @@
+import type { SchedulerName } from './sched/scheduler.js';
+import type { PortRange } from './laddr.js';
+import { DEFAULT_PORT_RANGE } from './laddr.js';
+import type { TcpTimeouts } from './tcp-state.js';
+import { DEFAULT_TCP_TIMEOUTS } from './tcp-state.js';
+
+export type ToaPolicy = 'lvs' | 'dpvs' | 'fullnat';
+export const TOA_POLICIES: readonly ToaPolicy[] = ['lvs', 'dpvs', 'fullnat'];
+
+export interface RealServerConfig {
+  addr: number;
+  port: number;
+  weight: number;
+  /** MTU of the LB→RS path; defaults to the engine's `rsMtu`. */
+  mtu?: number;
+}
+
+export interface ServiceConfig {
+  vip: number;
+  vport: number;
+  scheduler: SchedulerName;
+  /** The local addresses (LIPs) this service uses toward its real servers. */
+  laddrs: number[];
+  realServers: RealServerConfig[];
+}
+
+export interface EngineOptions {
+  toaPolicy: ToaPolicy;
+  /** Lower the MSS in the RS SYN+ACK by the TOA length (and, for `fullnat`, to what the RS path MTU leaves). */
+  mssAdjust: boolean;
+  /** NOP out the timestamp option of client SYNs. */
+  timestampRemove: boolean;
+  maxConnections: number;
+  portRange: PortRange;
+  /** Default MTU of the LB→RS path. */
+  rsMtu: number;
+  /** Key for LB→RS ISNs; random in production, fixed in tests for determinism. */
+  isnSecret: number;
+  timeouts: TcpTimeouts;
+  maxRealServers: number;
+  maxLocalAddresses: number;
+}
+
+export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
+  toaPolicy: 'fullnat',
+  mssAdjust: true,
+  timestampRemove: true,
+  maxConnections: 1 << 20,
+  portRange: DEFAULT_PORT_RANGE,
+  rsMtu: 1500,
+  isnSecret: 0x5eed,
+  timeouts: DEFAULT_TCP_TIMEOUTS,
+  maxRealServers: 1024,
+  maxLocalAddresses: 64,
+};

@@ -1,0 +1,271 @@
+import { TcpState } from './tcp-state.js';
+
+/** Connection flag bits. */
+export const CF_FDATA_KNOWN = 1; // the RS SYN+ACK was seen, fdataSeq is valid
+export const CF_CLIENT_SAW_DATA = 2; // the RS has sent data: no more TOA candidates
+
+function mix(a: number, b: number, c: number): number {
+  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
+  h ^= h >>> 15;
+  h = Math.imul(h ^ b, 0xc2b2ae35);
+  h ^= h >>> 13;
+  h = Math.imul(h ^ c, 0x27d4eb2f);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+/**
+ * The connection table: struct-of-arrays over typed arrays, no object per
+ * connection. Two chained hash indexes, by the client tuple (CIP, cport,
+ * service) and by the reply tuple (RIP, rport, LIP, lport). Expiry uses a
+ * lazy timing wheel: a packet only rewrites `expires`; an entry found early in
+ * its slot is moved to the slot of its new deadline.
+ */
+export class ConnTable {
+  readonly capacity: number;
+  count = 0;
+
+  readonly cip: Uint32Array;
+  readonly cport: Uint16Array;
+  readonly svc: Uint16Array;
+  readonly lip: Uint32Array;
+  readonly lport: Uint16Array;
+  readonly rip: Uint32Array;
+  readonly rport: Uint16Array;
+  /** Global real-server index. */
+  readonly rs: Uint16Array;
+  /** Index of the LIP in the engine's LIP list (for releasing the port). */
+  readonly lipIndex: Uint16Array;
+  readonly state: Uint8Array;
+  readonly flags: Uint8Array;
+  /** LB→RS ISN minus client ISN: added to client seq toward the RS. */
+  readonly seqDelta: Uint32Array;
+  /** RS ISN + 1: the ack every client packet carries until the RS sends data. */
+  readonly fdataSeq: Uint32Array;
+  /** Next client sequence number (client space), for RSTs on expiry. */
+  readonly clientNxt: Uint32Array;
+  /** Next RS sequence number, for RSTs on expiry. */
+  readonly rsNxt: Uint32Array;
+  /** Deadline in engine ms (relative to the engine's epoch). */
+  readonly expires: Uint32Array;
+
+  private readonly nextByClient: Int32Array;
+  private readonly nextByReply: Int32Array;
+  private readonly clientBuckets: Int32Array;
+  private readonly replyBuckets: Int32Array;
+  private readonly bucketMask: number;
+
+  private readonly timerNext: Int32Array;
+  private readonly timerPrev: Int32Array;
+  private readonly wheel: Int32Array;
+  /** Slot of each entry in the wheel, -1 when not linked. */
+  private readonly timerSlot: Int32Array;
+  readonly wheelTickMs: number;
+  private readonly wheelMask: number;
+  private wheelCursorTick = 0;
+
+  private readonly freeList: Int32Array;
+  private freeTop: number;
+  /** Per-service VIP/vport for comparing client keys, set by the engine. */
+  svcVip: Uint32Array = new Uint32Array(0);
+  svcVport: Uint16Array = new Uint16Array(0);
+
+  constructor(capacity: number, wheelSlots = 1024, wheelTickMs = 100) {
+    if (capacity < 1 || capacity > 0x7fffffff) throw new RangeError(`bad connection table capacity ${capacity}`);
+    this.capacity = capacity;
+    this.cip = new Uint32Array(capacity);
+    this.cport = new Uint16Array(capacity);
+    this.svc = new Uint16Array(capacity);
+    this.lip = new Uint32Array(capacity);
+    this.lport = new Uint16Array(capacity);
+    this.rip = new Uint32Array(capacity);
+    this.rport = new Uint16Array(capacity);
+    this.rs = new Uint16Array(capacity);
+    this.lipIndex = new Uint16Array(capacity);
+    this.state = new Uint8Array(capacity);
+    this.flags = new Uint8Array(capacity);
+    this.seqDelta = new Uint32Array(capacity);
+    this.fdataSeq = new Uint32Array(capacity);
+    this.clientNxt = new Uint32Array(capacity);
+    this.rsNxt = new Uint32Array(capacity);
+    this.expires = new Uint32Array(capacity);
+    this.nextByClient = new Int32Array(capacity);
+    this.nextByReply = new Int32Array(capacity);
+    const buckets = nextPow2(capacity);
+    this.bucketMask = buckets - 1;
+    this.clientBuckets = new Int32Array(buckets).fill(-1);
+    this.replyBuckets = new Int32Array(buckets).fill(-1);
+    this.timerNext = new Int32Array(capacity);
+    this.timerPrev = new Int32Array(capacity);
+    this.timerSlot = new Int32Array(capacity).fill(-1);
+    const slots = nextPow2(wheelSlots);
+    this.wheel = new Int32Array(slots).fill(-1);
+    this.wheelMask = slots - 1;
+    this.wheelTickMs = wheelTickMs;
+    this.freeList = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) this.freeList[i] = capacity - 1 - i;
+    this.freeTop = capacity;
+  }
+
+  /** Bytes of typed-array memory the table holds, divided by capacity gives bytes/connection. */
+  get memoryBytes(): number {
+    let total = 0;
+    for (const a of [
+      this.cip, this.cport, this.svc, this.lip, this.lport, this.rip, this.rport, this.rs, this.lipIndex,
+      this.state, this.flags, this.seqDelta, this.fdataSeq, this.clientNxt, this.rsNxt, this.expires,
+      this.nextByClient, this.nextByReply, this.clientBuckets, this.replyBuckets, this.timerNext,
+      this.timerPrev, this.timerSlot, this.wheel, this.freeList,
+    ]) {
+      total += a.byteLength;
+    }
+    return total;
+  }
+
+  get full(): boolean {
+    return this.freeTop === 0;
+  }
+
+  private clientBucket(cip: number, cport: number, svc: number): number {
+    return mix(cip, cport, svc) & this.bucketMask;
+  }
+
+  private replyBucket(rip: number, rport: number, lip: number, lport: number): number {
+    return mix(rip ^ lip, rport, lport) & this.bucketMask;
+  }
+
+  lookupClient(cip: number, cport: number, svc: number): number {
+    let i = this.clientBuckets[this.clientBucket(cip, cport, svc)]!;
+    while (i >= 0) {
+      if (this.cip[i] === cip && this.cport[i] === cport && this.svc[i] === svc) return i;
+      i = this.nextByClient[i]!;
+    }
+    return -1;
+  }
+
+  lookupReply(rip: number, rport: number, lip: number, lport: number): number {
+    let i = this.replyBuckets[this.replyBucket(rip, rport, lip, lport)]!;
+    while (i >= 0) {
+      if (this.lport[i] === lport && this.lip[i] === lip && this.rip[i] === rip && this.rport[i] === rport) return i;
+      i = this.nextByReply[i]!;
+    }
+    return -1;
+  }
+
+  /** Allocates an entry and links it in both indexes; -1 when the table is full. */
+  insert(
+    cip: number,
+    cport: number,
+    svc: number,
+    lip: number,
+    lport: number,
+    rip: number,
+    rport: number,
+    expires: number,
+  ): number {
+    if (this.freeTop === 0) return -1;
+    const i = this.freeList[--this.freeTop]!;
+    this.cip[i] = cip;
+    this.cport[i] = cport;
+    this.svc[i] = svc;
+    this.lip[i] = lip;
+    this.lport[i] = lport;
+    this.rip[i] = rip;
+    this.rport[i] = rport;
+    this.state[i] = TcpState.None;
+    this.flags[i] = 0;
+    this.seqDelta[i] = 0;
+    this.fdataSeq[i] = 0;
+    this.clientNxt[i] = 0;
+    this.rsNxt[i] = 0;
+    const cb = this.clientBucket(cip, cport, svc);
+    this.nextByClient[i] = this.clientBuckets[cb]!;
+    this.clientBuckets[cb] = i;
+    const rb = this.replyBucket(rip, rport, lip, lport);
+    this.nextByReply[i] = this.replyBuckets[rb]!;
+    this.replyBuckets[rb] = i;
+    this.expires[i] = expires;
+    this.linkTimer(i, expires);
+    this.count++;
+    return i;
+  }
+
+  /** Unlinks an entry from both indexes and the wheel and frees it. */
+  remove(i: number): void {
+    const cb = this.clientBucket(this.cip[i]!, this.cport[i]!, this.svc[i]!);
+    let p = this.clientBuckets[cb]!;
+    if (p === i) this.clientBuckets[cb] = this.nextByClient[i]!;
+    else {
+      while (p >= 0 && this.nextByClient[p] !== i) p = this.nextByClient[p]!;
+      if (p >= 0) this.nextByClient[p] = this.nextByClient[i]!;
+    }
+    const rb = this.replyBucket(this.rip[i]!, this.rport[i]!, this.lip[i]!, this.lport[i]!);
+    p = this.replyBuckets[rb]!;
+    if (p === i) this.replyBuckets[rb] = this.nextByReply[i]!;
+    else {
+      while (p >= 0 && this.nextByReply[p] !== i) p = this.nextByReply[p]!;
+      if (p >= 0) this.nextByReply[p] = this.nextByReply[i]!;
+    }
+    this.unlinkTimer(i);
+    this.state[i] = TcpState.None;
+    this.freeList[this.freeTop++] = i;
+    this.count--;
+  }
+
+  private slotOf(expires: number): number {
+    // Deadlines beyond one wheel turn wait in the last reachable slot and are re-filed when it fires.
+    const tick = Math.floor(expires / this.wheelTickMs);
+    const maxTick = this.wheelCursorTick + this.wheelMask;
+    // The cursor's own slot is being (or has been) swept, so the earliest a new entry can wait in is the next.
+    const minTick = this.wheelCursorTick + 1;
+    return (tick > maxTick ? maxTick : tick < minTick ? minTick : tick) & this.wheelMask;
+  }
+
+  private linkTimer(i: number, expires: number): void {
+    const s = this.slotOf(expires);
+    const head = this.wheel[s]!;
+    this.timerNext[i] = head;
+    this.timerPrev[i] = -1;
+    if (head >= 0) this.timerPrev[head] = i;
+    this.wheel[s] = i;
+    this.timerSlot[i] = s;
+  }
+
+  private unlinkTimer(i: number): void {
+    const s = this.timerSlot[i]!;
+    if (s < 0) return;
+    const n = this.timerNext[i]!;
+    const p = this.timerPrev[i]!;
+    if (p >= 0) this.timerNext[p] = n;
+    else this.wheel[s] = n;
+    if (n >= 0) this.timerPrev[n] = p;
+    this.timerSlot[i] = -1;
+  }
+
+  /** Moves the wheel up to `now`; calls `onExpire(i)` for every entry whose deadline passed. */
+  advance(now: number, onExpire: (i: number) => void): void {
+    const target = Math.floor(now / this.wheelTickMs);
+    // A long pause must not walk more than one full turn: every slot is visited once at most.
+    let start = this.wheelCursorTick;
+    if (target - start > this.wheelMask) start = target - this.wheelMask;
+    for (let t = start; t <= target; t++) {
+      this.wheelCursorTick = t;
+      const s = t & this.wheelMask;
+      let i = this.wheel[s]!;
+      this.wheel[s] = -1;
+      while (i >= 0) {
+        const next = this.timerNext[i]!;
+        this.timerSlot[i] = -1;
+        if (this.expires[i]! <= now) onExpire(i);
+        else this.linkTimer(i, this.expires[i]!);
+        i = next;
+      }
+    }
+    this.wheelCursorTick = target;
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Engine counters live in Float64Arrays indexed by these constants so the
+ * data path increments a typed-array slot instead of touching objects.
+ * Names are the exported (Prometheus / JSON) names.
+ */
+export const COUNTER_NAMES = [
+  'rx_packets',
+  'tx_packets',
+  'rx_bytes',
+  'tx_bytes',
+  'inbound_packets',
+  'outbound_packets',
+  'conns_created',
+  'conns_expired',
+  'conns_expired_established_rst',
+  'malformed_dropped',
+  'bad_checksum_dropped',
+  'fragment_dropped',
+  'not_tcp_dropped',
+  'no_service_dropped',
+  'no_conn_dropped',
+  'no_real_server',
+  'table_full',
+  'laddr_ports_exhausted',
+  'rst_sent',
+  'icmp_frag_needed_sent',
+  'too_big_dropped',
+  'toa_inserted',
+  'toa_inserted_syn',
+  'toa_pruned',
+  'toa_split',
+  'toa_split_segments',
+  'toa_failed_no_room',
+  'toa_failed_mtu',
+  'toa_spoof_stripped',
+  'mss_clamped',
+  'timestamp_removed',
+  'pool_exhausted',
+] as const;
+
+export type CounterName = (typeof COUNTER_NAMES)[number];
+
+export const C: { readonly [K in CounterName]: number } = Object.freeze(
+  Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, i])) as { [K in CounterName]: number },
+);
+
+export const COUNTER_COUNT = COUNTER_NAMES.length;
+
+export function newCounterArray(): Float64Array {
+  return new Float64Array(COUNTER_COUNT);
+}
+
+export function countersToObject(a: Float64Array): Record<CounterName, number> {
+  const out = {} as Record<CounterName, number>;
+  COUNTER_NAMES.forEach((n, i) => {
+    out[n] = a[i]!;
+  });
+  return out;
+}

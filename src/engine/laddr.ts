@@ -1,0 +1,101 @@
+/**
+ * Local addresses (LIPs) and their ports. Ports are handed out per
+ * (LIP, real server) pair, as in LVS FULLNAT: the same lport may be in use
+ * toward two different RS at once, since the reply tuple includes the RIP.
+ */
+
+export interface PortRange {
+  min: number;
+  max: number;
+}
+
+export const DEFAULT_PORT_RANGE: PortRange = { min: 5000, max: 65535 };
+
+export class LocalAddressPool {
+  readonly lips: number[] = [];
+  private readonly lipIndex = new Map<number, number>();
+  /** Bitmap of used ports per (lipIndex * maxRs + rsIndex); created on first use. */
+  private readonly used: (Uint32Array | undefined)[] = [];
+  private readonly cursor: Uint16Array;
+  private readonly inUse: Uint32Array;
+  readonly range: PortRange;
+  readonly maxRs: number;
+  readonly maxLips: number;
+
+  constructor(maxLips: number, maxRs: number, range: PortRange = DEFAULT_PORT_RANGE) {
+    if (range.min < 1 || range.max > 65535 || range.min > range.max) {
+      throw new RangeError(`bad local port range ${range.min}-${range.max}`);
+    }
+    this.range = range;
+    this.maxRs = maxRs;
+    this.maxLips = maxLips;
+    this.cursor = new Uint16Array(maxLips * maxRs);
+    this.inUse = new Uint32Array(maxLips * maxRs);
+  }
+
+  /** Registers a LIP (idempotent); returns its index. */
+  add(lip: number): number {
+    const known = this.lipIndex.get(lip);
+    if (known !== undefined) return known;
+    if (this.lips.length >= this.maxLips) throw new RangeError(`more than ${this.maxLips} local addresses`);
+    const i = this.lips.length;
+    this.lips.push(lip);
+    this.lipIndex.set(lip, i);
+    return i;
+  }
+
+  indexOf(lip: number): number {
+    return this.lipIndex.get(lip) ?? -1;
+  }
+
+  has(lip: number): boolean {
+    return this.lipIndex.has(lip);
+  }
+
+  get portsPerPair(): number {
+    return this.range.max - this.range.min + 1;
+  }
+
+  portsInUse(lipIdx: number, rsIdx: number): number {
+    return this.inUse[lipIdx * this.maxRs + rsIdx]!;
+  }
+
+  /** Takes a free port toward one RS on one LIP; -1 when all are taken. */
+  allocate(lipIdx: number, rsIdx: number): number {
+    const pair = lipIdx * this.maxRs + rsIdx;
+    const span = this.portsPerPair;
+    if (this.inUse[pair]! >= span) return -1;
+    let bits = this.used[pair];
+    if (bits === undefined) {
+      bits = new Uint32Array(2048);
+      this.used[pair] = bits;
+      this.cursor[pair] = this.range.min;
+    }
+    let port = this.cursor[pair]!;
+    if (port < this.range.min || port > this.range.max) port = this.range.min;
+    for (let n = 0; n < span; n++) {
+      const w = port >>> 5;
+      const m = 1 << (port & 31);
+      if ((bits[w]! & m) === 0) {
+        bits[w] = bits[w]! | m;
+        this.inUse[pair]!++;
+        this.cursor[pair] = port === this.range.max ? this.range.min : port + 1;
+        return port;
+      }
+      port = port === this.range.max ? this.range.min : port + 1;
+    }
+    return -1;
+  }
+
+  release(lipIdx: number, rsIdx: number, port: number): void {
+    const pair = lipIdx * this.maxRs + rsIdx;
+    const bits = this.used[pair];
+    if (bits === undefined) return;
+    const w = port >>> 5;
+    const m = 1 << (port & 31);
+    if ((bits[w]! & m) !== 0) {
+      bits[w] = bits[w]! & ~m;
+      this.inUse[pair]!--;
+    }
+  }
+}

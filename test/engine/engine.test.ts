@@ -1,0 +1,342 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine.js';
+import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
+import { parseIpv4 } from '../../src/wire/bytes.js';
+import { Ipv4View } from '../../src/wire/ipv4.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
+import { TCPOPT_NOP, TCPOPT_SACK, TCPOPT_TIMESTAMP, decodeOptions, opt, type TcpOption } from '../../src/wire/tcp-options.js';
+import { ToaResult, findToa, toaV4Option } from '../../src/wire/toa.js';
+import { buildSegment, checksumsValid, pattern } from '../support/packets.js';
+
+const CIP = parseIpv4('203.0.113.7');
+const VIP = parseIpv4('192.0.2.100');
+const LIP = parseIpv4('10.10.3.1');
+const RIP = parseIpv4('10.10.2.2');
+const CPORT = 40000;
+const CISN = 1000000;
+const RISN = 7000000;
+
+interface Decoded {
+  src: number;
+  dst: number;
+  sport: number;
+  dport: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  options: TcpOption[];
+  payload: Uint8Array;
+  toa: ToaResult;
+  bytes: Uint8Array;
+}
+
+function decode(b: Uint8Array): Decoded {
+  const ip = new Ipv4View().wrap(b, 0);
+  const t = new TcpView().wrap(b, ip.headerLength);
+  const optStart = ip.headerLength + 20;
+  const optEnd = ip.headerLength + t.headerLength;
+  const toa = new ToaResult();
+  findToa(b, optStart, optEnd, toa);
+  return {
+    src: ip.src,
+    dst: ip.dst,
+    sport: t.srcPort,
+    dport: t.dstPort,
+    seq: t.seq,
+    ack: t.ack,
+    flags: t.flags,
+    options: decodeOptions(b, optStart, optEnd),
+    payload: b.slice(optEnd, ip.totalLength),
+    toa,
+    bytes: b,
+  };
+}
+
+function makeEngine(policy: ToaPolicy, extra: Partial<EngineOptions> = {}, rsMtu = 1500): Engine {
+  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra });
+  e.addService({
+    vip: VIP,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: 8080, weight: 1, mtu: rsMtu }],
+  });
+  return e;
+}
+
+/** Feeds one packet and returns the decoded outputs, checking each one's checksums. */
+function feed(e: Engine, bytes: Uint8Array, now = 0): Decoded[] {
+  const p = e.pool.take();
+  assert.ok(p.load(bytes));
+  e.process(p, now);
+  const out: Decoded[] = [];
+  for (let i = 0; i < e.outCount; i++) {
+    const q = e.out[i]!;
+    const v = q.view().slice();
+    assert.ok(checksumsValid(v), 'engine output must have valid checksums');
+    out.push(decode(v));
+    e.pool.give(q);
+  }
+  e.clearOutput();
+  return out;
+}
+
+const LINUX_SYN_OPTS = [opt.mss(1460), opt.sackPermitted(), opt.timestamp(12345, 0), opt.nop(), opt.wscale(7)];
+
+function client(seq: number, ack: number, flags: number, payload?: Uint8Array, options?: TcpOption[]): Uint8Array {
+  return buildSegment({ src: CIP, dst: VIP, sport: CPORT, dport: 80, seq, ack, flags, payload, options });
+}
+
+/** SYN → RS, SYN+ACK ← RS; returns the LB→RS ISN and the LIP port. */
+function handshake(e: Engine, rsMss = 1460): { lbIsn: number; lport: number; synAck: Decoded } {
+  const [syn] = feed(e, client(CISN, 0, TCP_SYN, undefined, LINUX_SYN_OPTS));
+  assert.ok(syn);
+  const synAckIn = buildSegment({
+    src: RIP,
+    dst: LIP,
+    sport: 8080,
+    dport: syn.sport,
+    seq: RISN,
+    ack: syn.seq + 1,
+    flags: TCP_SYN | TCP_ACK,
+    options: [opt.mss(rsMss), opt.nop(), opt.nop(), opt.sackPermitted(), opt.nop(), opt.wscale(7)],
+  });
+  const [synAck] = feed(e, synAckIn);
+  assert.ok(synAck);
+  return { lbIsn: syn.seq, lport: syn.sport, synAck };
+}
+
+test('SYN is rewritten to LIP→RIP with a fresh ISN and its timestamp NOPed', () => {
+  const e = makeEngine('fullnat');
+  const out = feed(e, client(CISN, 0, TCP_SYN, undefined, LINUX_SYN_OPTS));
+  assert.equal(out.length, 1);
+  const s = out[0]!;
+  assert.equal(s.src, LIP);
+  assert.equal(s.dst, RIP);
+  assert.equal(s.dport, 8080);
+  assert.ok(s.sport >= 5000 && s.sport <= 65535);
+  assert.notEqual(s.seq, CISN);
+  assert.equal(s.toa.family, 0, 'fullnat puts no TOA on the SYN');
+  assert.ok(!s.options.some((o) => o.kind === TCPOPT_TIMESTAMP));
+  assert.equal(s.options.filter((o) => o.kind === TCPOPT_NOP).length, 11);
+  assert.equal(e.counter('timestamp_removed'), 1);
+});
+
+test('lvs policy puts a TOA on the SYN too', () => {
+  const e = makeEngine('lvs');
+  const [s] = feed(e, client(CISN, 0, TCP_SYN, undefined, LINUX_SYN_OPTS));
+  assert.equal(s!.toa.family, 4);
+  assert.equal(s!.toa.v4, CIP);
+  assert.equal(s!.toa.port, CPORT);
+});
+
+test('RS SYN+ACK: MSS lowered by the TOA length, ack mapped back, addresses VIP→CIP', () => {
+  const e = makeEngine('fullnat');
+  const { synAck } = handshake(e);
+  assert.equal(synAck.src, VIP);
+  assert.equal(synAck.sport, 80);
+  assert.equal(synAck.dst, CIP);
+  assert.equal(synAck.dport, CPORT);
+  assert.equal(synAck.ack, CISN + 1);
+  assert.equal(synAck.seq, RISN);
+  const mss = synAck.options.find((o) => o.kind === 2)!;
+  assert.equal((mss.data[0]! << 8) | mss.data[1]!, 1452);
+});
+
+test('fullnat clamps the MSS to what the RS path MTU leaves room for', () => {
+  const e = makeEngine('fullnat', {}, 1400);
+  const { synAck } = handshake(e);
+  const mss = synAck.options.find((o) => o.kind === 2)!;
+  assert.equal((mss.data[0]! << 8) | mss.data[1]!, 1400 - 40 - 8);
+});
+
+test('bare ACK and data carry the client address in a TOA until the RS sends data', () => {
+  const e = makeEngine('fullnat');
+  const { lbIsn } = handshake(e);
+  const [ackOut] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK));
+  assert.equal(ackOut!.toa.family, 4);
+  assert.equal(ackOut!.toa.v4, CIP);
+  assert.equal(ackOut!.toa.port, CPORT);
+  assert.equal(ackOut!.seq, lbIsn + 1);
+  assert.equal(ackOut!.options[0]!.kind, 254, 'our TOA comes first');
+  const req = pattern(300);
+  const [dataOut] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, req));
+  assert.equal(dataOut!.toa.v4, CIP);
+  assert.deepEqual(dataOut!.payload, req);
+  // The RS answers with data; the client's ack moves past fdata_seq: no more TOA.
+  feed(e, buildSegment({ src: RIP, dst: LIP, sport: 8080, dport: ackOut!.sport, seq: RISN + 1, ack: lbIsn + 301, flags: TCP_ACK, payload: pattern(100) }));
+  const [later] = feed(e, client(CISN + 301, RISN + 101, TCP_ACK));
+  assert.equal(later!.toa.family, 0);
+  assert.equal(e.counter('toa_inserted'), 2);
+});
+
+test('FIN+ACK+data: lvs skips it, dpvs and fullnat insert', () => {
+  for (const [policy, expected] of [['lvs', 0], ['dpvs', 4], ['fullnat', 4]] as const) {
+    const e = makeEngine(policy);
+    handshake(e);
+    const [out] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH | TCP_FIN, pattern(200)));
+    assert.equal(out!.toa.family, expected, policy);
+    assert.equal(out!.flags & TCP_FIN, TCP_FIN);
+  }
+});
+
+test('over-MSS segment: lvs/dpvs give up, fullnat splits into pieces that each carry the TOA', () => {
+  const payload = pattern(1460);
+  for (const policy of ['lvs', 'dpvs'] as const) {
+    const e = makeEngine(policy);
+    handshake(e);
+    const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, payload));
+    assert.equal(out.length, 1);
+    assert.equal(out[0]!.toa.family, 0, policy);
+    assert.equal(e.counter('toa_failed_mtu'), 1);
+  }
+  const e = makeEngine('fullnat');
+  const { lbIsn } = handshake(e);
+  const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH | TCP_FIN, payload));
+  assert.equal(out.length, 2);
+  for (const piece of out) {
+    assert.equal(piece.toa.v4, CIP);
+    assert.ok(piece.bytes.length <= 1500);
+    assert.ok(piece.payload.length > 0, 'every piece carries data, so TCP_DEFER_ACCEPT cannot drop it');
+  }
+  assert.equal(out[0]!.seq, lbIsn + 1);
+  assert.equal(out[1]!.seq, lbIsn + 1 + out[0]!.payload.length);
+  assert.equal(out[0]!.flags & (TCP_FIN | TCP_PSH), 0);
+  assert.equal(out[1]!.flags & (TCP_FIN | TCP_PSH), TCP_FIN | TCP_PSH);
+  assert.deepEqual(Buffer.concat([out[0]!.payload, out[1]!.payload]), Buffer.from(payload));
+  assert.equal(e.counter('toa_split'), 1);
+});
+
+test('full option space: lvs fails, dpvs and fullnat prune', () => {
+  const sack = opt.sack([
+    [RISN + 10, RISN + 20],
+    [RISN + 30, RISN + 40],
+    [RISN + 50, RISN + 60],
+  ]);
+  const unknown: TcpOption = { kind: 79, data: pattern(10) };
+  const options = [opt.nop(), opt.nop(), sack, unknown];
+  for (const [policy, family] of [['lvs', 0], ['dpvs', 4], ['fullnat', 4]] as const) {
+    const e = makeEngine(policy);
+    handshake(e);
+    const req = pattern(300);
+    const [out] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, req, options));
+    assert.equal(out!.toa.family, family, policy);
+    assert.deepEqual(out!.payload, req);
+    if (family === 4) {
+      assert.equal(e.counter('toa_pruned'), 1);
+      assert.ok(!out!.options.some((o) => o.kind === TCPOPT_SACK));
+    } else {
+      assert.equal(e.counter('toa_failed_no_room'), 1);
+    }
+  }
+});
+
+test('a client-supplied TOA is stripped under fullnat, and ours is read first under every policy', () => {
+  const forged = toaV4Option(6666, parseIpv4('6.6.6.6'));
+  for (const policy of ['lvs', 'dpvs', 'fullnat'] as const) {
+    const e = makeEngine(policy);
+    handshake(e);
+    const [out] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, pattern(100), [forged]));
+    assert.equal(out!.toa.v4, CIP, policy);
+    const forgedStill = out!.options.filter((o) => o.kind === 254).length;
+    assert.equal(forgedStill, policy === 'fullnat' ? 1 : 2, policy);
+  }
+});
+
+test('oversized packet without room for a TOA gets ICMP frag-needed (DF) under dpvs', () => {
+  const e = makeEngine('dpvs', {}, 1400);
+  handshake(e);
+  const p = e.pool.take();
+  const big = client(CISN + 1, RISN + 1, TCP_ACK, pattern(1452));
+  p.load(big);
+  e.process(p, 0);
+  assert.equal(e.outCount, 1);
+  const icmp = e.out[0]!.view().slice();
+  e.clearOutput();
+  const ip = new Ipv4View().wrap(icmp, 0);
+  assert.equal(ip.protocol, 1);
+  assert.equal(ip.dst, CIP);
+  assert.equal(ip.computeChecksum(), ip.checksum);
+  assert.equal(icmp[20], 3);
+  assert.equal(icmp[21], 4);
+  assert.equal((icmp[26]! << 8) | icmp[27]!, 1400);
+  assert.deepEqual(icmp.subarray(28, 48), big.subarray(0, 20), 'quotes the packet as the client sent it');
+  assert.equal(e.counter('icmp_frag_needed_sent'), 1);
+  assert.equal(e.counter('toa_failed_mtu'), 1);
+});
+
+test('RS SACK blocks are mapped back into the client sequence space', () => {
+  const e = makeEngine('fullnat');
+  const { lbIsn, lport } = handshake(e);
+  const [out] = feed(
+    e,
+    buildSegment({
+      src: RIP, dst: LIP, sport: 8080, dport: lport, seq: RISN + 1, ack: lbIsn + 1, flags: TCP_ACK,
+      options: [opt.nop(), opt.nop(), opt.sack([[lbIsn + 101, lbIsn + 201]])],
+    }),
+  );
+  const s = out!.options.find((o) => o.kind === TCPOPT_SACK)!;
+  const dv = new DataView(s.data.buffer, s.data.byteOffset);
+  assert.equal(dv.getUint32(0), CISN + 101);
+  assert.equal(dv.getUint32(4), CISN + 201);
+});
+
+test('established connection expiry sends RST both ways and frees the port', () => {
+  const e = makeEngine('fullnat');
+  const { lport } = handshake(e);
+  feed(e, client(CISN + 1, RISN + 1, TCP_ACK));
+  assert.equal(e.table.count, 1);
+  e.tick(91_000);
+  assert.equal(e.outCount, 2);
+  const rsts = [0, 1].map((i) => decode(e.out[i]!.view().slice()));
+  e.clearOutput();
+  assert.ok(rsts.every((r) => (r.flags & TCP_RST) !== 0));
+  assert.deepEqual(rsts.map((r) => r.dst).sort(), [CIP, RIP].sort());
+  assert.equal(e.table.count, 0);
+  assert.equal(e.laddrs.portsInUse(0, 0), 0);
+  assert.ok(lport > 0);
+});
+
+test('table full and LIP ports exhausted: the client gets RST, nothing else breaks', () => {
+  const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 2, portRange: { min: 5000, max: 5002 } });
+  e.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 8080, weight: 1 }] });
+  const mk = (port: number): Uint8Array => buildSegment({ src: CIP, dst: VIP, sport: port, dport: 80, seq: 1, flags: TCP_SYN });
+  assert.equal(feed(e, mk(1))[0]!.dst, RIP);
+  assert.equal(feed(e, mk(2))[0]!.dst, RIP);
+  const r = feed(e, mk(3))[0]!;
+  assert.equal(r.dst, CIP);
+  assert.ok((r.flags & TCP_RST) !== 0);
+  assert.equal(e.counter('table_full'), 1);
+
+  const e2 = new Engine({ toaPolicy: 'fullnat', maxConnections: 16, portRange: { min: 5000, max: 5001 } });
+  e2.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 8080, weight: 1 }] });
+  feed(e2, mk(1));
+  feed(e2, mk(2));
+  const r2 = feed(e2, mk(3))[0]!;
+  assert.ok((r2.flags & TCP_RST) !== 0);
+  assert.equal(e2.counter('laddr_ports_exhausted'), 1);
+});
+
+test('malformed packets are counted and dropped, never thrown', () => {
+  const e = makeEngine('fullnat');
+  const good = client(CISN, 0, TCP_SYN, undefined, LINUX_SYN_OPTS);
+  const cases: Uint8Array[] = [
+    new Uint8Array(0),
+    new Uint8Array(10),
+    good.slice(0, 30),
+    (() => {
+      const b = good.slice();
+      b[0] = 0x4f; // IHL beyond the packet
+      return b;
+    })(),
+    (() => {
+      const b = good.slice();
+      b[20 + 12] = 0xf0; // data offset 60 beyond the packet
+      return b;
+    })(),
+  ];
+  for (const c of cases) assert.equal(feed(e, c).length, 0);
+  assert.equal(e.counter('rx_packets'), cases.length);
+  assert.equal(e.counter('malformed_dropped') + e.counter('bad_checksum_dropped'), cases.length);
+});

@@ -1,0 +1,67 @@
+import { Ipv4View, IPPROTO_TCP, writeIpv4Header } from '../../src/wire/ipv4.js';
+import { TcpView, writeTcpHeader } from '../../src/wire/tcp.js';
+import { encodeOptions, type TcpOption } from '../../src/wire/tcp-options.js';
+
+export interface SegmentSpec {
+  src: number;
+  dst: number;
+  sport: number;
+  dport: number;
+  seq: number;
+  ack?: number;
+  flags: number;
+  window?: number;
+  options?: TcpOption[];
+  /** Raw option bytes (padded) instead of `options`. */
+  rawOptions?: Uint8Array;
+  payload?: Uint8Array;
+  id?: number;
+  dontFragment?: boolean;
+}
+
+/** Builds a valid IPv4/TCP packet (both checksums right). */
+export function buildSegment(s: SegmentSpec): Uint8Array {
+  const opts = s.rawOptions ?? (s.options ? encodeOptions(s.options) : new Uint8Array(0));
+  const payload = s.payload ?? new Uint8Array(0);
+  const tcpLen = 20 + opts.length + payload.length;
+  const b = new Uint8Array(20 + tcpLen);
+  writeIpv4Header(b, 0, {
+    src: s.src,
+    dst: s.dst,
+    protocol: IPPROTO_TCP,
+    payloadLength: tcpLen,
+    id: s.id ?? 1,
+    dontFragment: s.dontFragment ?? true,
+  });
+  writeTcpHeader(b, 20, {
+    srcPort: s.sport,
+    dstPort: s.dport,
+    seq: s.seq,
+    ack: s.ack ?? 0,
+    flags: s.flags,
+    window: s.window ?? 64240,
+    options: opts,
+  });
+  b.set(payload, 20 + 20 + opts.length);
+  const t = new TcpView().wrap(b, 20);
+  t.checksum = t.computeChecksumV4(0, tcpLen);
+  return b;
+}
+
+/** True when the IPv4 header and TCP checksums of `b` are both right. */
+export function checksumsValid(b: Uint8Array): boolean {
+  const ip = new Ipv4View().wrap(b, 0);
+  if (ip.computeChecksum() !== ip.checksum) return false;
+  const t = new TcpView().wrap(b, ip.headerLength);
+  return t.computeChecksumV4(0, ip.totalLength - ip.headerLength) === t.checksum;
+}
+
+export function pattern(n: number, seed = 7): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
