@@ -4,14 +4,15 @@ import { TcpState } from './tcp-state.js';
 export const CF_FDATA_KNOWN = 1; // the RS SYN+ACK was seen, fdataSeq is valid
 export const CF_CLIENT_SAW_DATA = 2; // the RS has sent data: no more TOA candidates
 
-function mix(a: number, b: number, c: number): number {
+/** Bucket of a 3-word key; masked inside so the result is always a small integer. */
+function mix(a: number, b: number, c: number, mask: number): number {
   let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
   h ^= h >>> 15;
   h = Math.imul(h ^ b, 0xc2b2ae35);
   h ^= h >>> 13;
   h = Math.imul(h ^ c, 0x27d4eb2f);
   h ^= h >>> 16;
-  return h >>> 0;
+  return h & mask;
 }
 
 function nextPow2(n: number): number {
@@ -72,9 +73,6 @@ export class ConnTable {
 
   private readonly freeList: Int32Array;
   private freeTop: number;
-  /** Per-service VIP/vport for comparing client keys, set by the engine. */
-  svcVip: Uint32Array = new Uint32Array(0);
-  svcVport: Uint16Array = new Uint16Array(0);
 
   constructor(capacity: number, wheelSlots = 1024, wheelTickMs = 100) {
     if (capacity < 1 || capacity > 0x7fffffff) throw new RangeError(`bad connection table capacity ${capacity}`);
@@ -132,14 +130,17 @@ export class ConnTable {
   }
 
   private clientBucket(cip: number, cport: number, svc: number): number {
-    return mix(cip, cport, svc) & this.bucketMask;
+    return mix(cip, cport, svc, this.bucketMask);
   }
 
   private replyBucket(rip: number, rport: number, lip: number, lport: number): number {
-    return mix(rip ^ lip, rport, lport) & this.bucketMask;
+    return mix(rip ^ lip, rport, lport, this.bucketMask);
   }
 
-  lookupClient(cip: number, cport: number, svc: number): number {
+  /** Finds the connection of a client→VIP packet whose IPv4 header is at ipOff and TCP header at tcpOff. */
+  lookupClientAt(b: Uint8Array, ipOff: number, tcpOff: number, svc: number): number {
+    const cip = ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>> 0;
+    const cport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     let i = this.clientBuckets[this.clientBucket(cip, cport, svc)]!;
     while (i >= 0) {
       if (this.cip[i] === cip && this.cport[i] === cport && this.svc[i] === svc) return i;
@@ -148,7 +149,12 @@ export class ConnTable {
     return -1;
   }
 
-  lookupReply(rip: number, rport: number, lip: number, lport: number): number {
+  /** Finds the connection of an RS→LIP packet. */
+  lookupReplyAt(b: Uint8Array, ipOff: number, tcpOff: number): number {
+    const rip = ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>> 0;
+    const lip = ((b[ipOff + 16]! << 24) | (b[ipOff + 17]! << 16) | (b[ipOff + 18]! << 8) | b[ipOff + 19]!) >>> 0;
+    const rport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    const lport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
     let i = this.replyBuckets[this.replyBucket(rip, rport, lip, lport)]!;
     while (i >= 0) {
       if (this.lport[i] === lport && this.lip[i] === lip && this.rip[i] === rip && this.rport[i] === rport) return i;
@@ -157,42 +163,41 @@ export class ConnTable {
     return -1;
   }
 
-  /** Allocates an entry and links it in both indexes; -1 when the table is full. */
-  insert(
-    cip: number,
-    cport: number,
-    svc: number,
-    lip: number,
-    lport: number,
-    rip: number,
-    rport: number,
-    expires: number,
-  ): number {
+  /**
+   * Allocates an entry for the client of the packet at ipOff/tcpOff and links
+   * it by client tuple; the caller fills lip/lport/rip/rport and calls
+   * `linkReply`. Returns -1 when the table is full.
+   */
+  insertAt(b: Uint8Array, ipOff: number, tcpOff: number, svc: number): number {
     if (this.freeTop === 0) return -1;
     const i = this.freeList[--this.freeTop]!;
-    this.cip[i] = cip;
-    this.cport[i] = cport;
+    this.cip[i] = ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>> 0;
+    this.cport[i] = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     this.svc[i] = svc;
-    this.lip[i] = lip;
-    this.lport[i] = lport;
-    this.rip[i] = rip;
-    this.rport[i] = rport;
     this.state[i] = TcpState.None;
     this.flags[i] = 0;
     this.seqDelta[i] = 0;
     this.fdataSeq[i] = 0;
     this.clientNxt[i] = 0;
     this.rsNxt[i] = 0;
-    const cb = this.clientBucket(cip, cport, svc);
+    const cb = this.clientBucket(this.cip[i]!, this.cport[i]!, svc);
     this.nextByClient[i] = this.clientBuckets[cb]!;
     this.clientBuckets[cb] = i;
-    const rb = this.replyBucket(rip, rport, lip, lport);
-    this.nextByReply[i] = this.replyBuckets[rb]!;
-    this.replyBuckets[rb] = i;
-    this.expires[i] = expires;
-    this.linkTimer(i, expires);
+    this.nextByReply[i] = -1;
     this.count++;
     return i;
+  }
+
+  /** Starts entry i's timer from `expires[i]`, which the caller has set. */
+  armTimer(i: number): void {
+    this.linkTimer(i);
+  }
+
+  /** Links entry i by its reply tuple once lip/lport/rip/rport are set. */
+  linkReply(i: number): void {
+    const rb = this.replyBucket(this.rip[i]!, this.rport[i]!, this.lip[i]!, this.lport[i]!);
+    this.nextByReply[i] = this.replyBuckets[rb]!;
+    this.replyBuckets[rb] = i;
   }
 
   /** Unlinks an entry from both indexes and the wheel and frees it. */
@@ -217,17 +222,17 @@ export class ConnTable {
     this.count--;
   }
 
-  private slotOf(expires: number): number {
+  private slotOf(i: number): number {
     // Deadlines beyond one wheel turn wait in the last reachable slot and are re-filed when it fires.
-    const tick = Math.floor(expires / this.wheelTickMs);
+    const tick = Math.floor(this.expires[i]! / this.wheelTickMs);
     const maxTick = this.wheelCursorTick + this.wheelMask;
     // The cursor's own slot is being (or has been) swept, so the earliest a new entry can wait in is the next.
     const minTick = this.wheelCursorTick + 1;
     return (tick > maxTick ? maxTick : tick < minTick ? minTick : tick) & this.wheelMask;
   }
 
-  private linkTimer(i: number, expires: number): void {
-    const s = this.slotOf(expires);
+  private linkTimer(i: number): void {
+    const s = this.slotOf(i);
     const head = this.wheel[s]!;
     this.timerNext[i] = head;
     this.timerPrev[i] = -1;
@@ -262,7 +267,7 @@ export class ConnTable {
         const next = this.timerNext[i]!;
         this.timerSlot[i] = -1;
         if (this.expires[i]! <= now) onExpire(i);
-        else this.linkTimer(i, this.expires[i]!);
+        else this.linkTimer(i);
         i = next;
       }
     }

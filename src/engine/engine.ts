@@ -1,14 +1,15 @@
-import { set16, set32 } from '../wire/bytes.js';
-import { alignedRangeSum, checksumAdjust, checksumReplace16, checksumReplace32 } from '../wire/checksum.js';
+import { equalsU32At, get16, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
+import { ChecksumDelta, alignedRangeSum, checksumAdjust, checksumReplace16 } from '../wire/checksum.js';
 import { Ipv4Error, Ipv4View, IPPROTO_TCP } from '../wire/ipv4.js';
 import { TCP_ACK, TCP_FIN, TCP_MAX_OPTIONS, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp.js';
 import { TCPOLEN_TIMESTAMP, TcpOptionSummary } from '../wire/tcp-options.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, type ServiceConfig, type ToaPolicy } from './config.js';
+import { AddrPortIndex } from './addr-index.js';
 import { CF_FDATA_KNOWN, ConnTable } from './conn-table.js';
 import { C, newCounterArray } from './counters.js';
 import { craftFragNeeded, craftRst } from './craft.js';
-import { IsnGenerator, hashAddr } from './isn.js';
+import { IsnGenerator, hashAddrAt } from './isn.js';
 import { LocalAddressPool } from './laddr.js';
 import { Packet, PacketPool } from './packet.js';
 import { createScheduler } from './sched/index.js';
@@ -70,7 +71,8 @@ export class Engine {
   readonly out: Packet[] = [];
   outCount = 0;
 
-  private readonly serviceByKey = new Map<number, number>();
+  private readonly serviceByKey = new AddrPortIndex();
+  private readonly lipSet = new AddrPortIndex();
   private readonly isn: IsnGenerator;
   private readonly timeoutsMs: Uint32Array;
   private readonly ip = new Ipv4View();
@@ -80,6 +82,12 @@ export class Engine {
   private readonly policy: ToaPolicy;
   private readonly onExpire = (i: number): void => this.expireConn(i);
   private now = 0;
+  private readonly delta = new ChecksumDelta();
+  private readonly sackScratch = new Uint32Array(1);
+  /** Per-service VIP/vport and per-RS address as typed arrays, read on the data path. */
+  private svcVips = new Uint32Array(0);
+  private svcPorts = new Uint16Array(0);
+  private rsAddrs = new Uint32Array(0);
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -93,11 +101,11 @@ export class Engine {
   }
 
   addService(cfg: ServiceConfig): Service {
-    const key = cfg.vip * 65536 + cfg.vport;
-    if (this.serviceByKey.has(key)) throw new Error(`service ${cfg.vip}:${cfg.vport} already exists`);
+    if (this.serviceByKey.get(cfg.vip, cfg.vport) >= 0) throw new Error(`service ${cfg.vip}:${cfg.vport} already exists`);
     if (cfg.laddrs.length === 0) throw new Error('a FULLNAT service needs at least one local address');
     const idx = this.services.length;
     const lipIdx = cfg.laddrs.map((l) => this.laddrs.add(l));
+    for (const l of cfg.laddrs) this.lipSet.set(l, -1, 1);
     const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), lipIdx);
     for (const r of cfg.realServers) {
       if (this.realServers.length >= this.opts.maxRealServers) throw new Error('too many real servers');
@@ -107,15 +115,10 @@ export class Engine {
     }
     svc.scheduler.rebuild(svc.targets);
     this.services.push(svc);
-    this.serviceByKey.set(key, idx);
-    const vips = new Uint32Array(this.services.length);
-    const vports = new Uint16Array(this.services.length);
-    this.services.forEach((s, i) => {
-      vips[i] = s.vip;
-      vports[i] = s.vport;
-    });
-    this.table.svcVip = vips;
-    this.table.svcVport = vports;
+    this.serviceByKey.set(cfg.vip, cfg.vport, idx);
+    this.svcVips = Uint32Array.from(this.services, (s) => s.vip);
+    this.svcPorts = Uint16Array.from(this.services, (s) => s.vport);
+    this.rsAddrs = Uint32Array.from(this.realServers, (r) => r.addr);
     return svc;
   }
 
@@ -146,15 +149,18 @@ export class Engine {
     this.services[svc]!.counters[counter]!++;
   }
 
-  /** Runs connection timers up to `now` (ms since the engine started, below 2^32). */
+  /**
+   * Sets the engine clock (ms since the engine started, below 2^32) and runs
+   * connection timers up to it. The I/O loop calls it once per batch, so
+   * `process` itself takes no time argument.
+   */
   tick(now: number): void {
     this.now = now;
     this.table.advance(now, this.onExpire);
   }
 
   /** Takes ownership of `p`: it is either emitted (possibly rewritten or split) or returned to the pool. */
-  process(p: Packet, now: number): void {
-    this.now = now;
+  process(p: Packet): void {
     this.counters[C.rx_packets]!++;
     this.counters[C.rx_bytes]! += p.length;
     const b = p.buf;
@@ -181,14 +187,13 @@ export class Engine {
       this.drop(p, C.malformed_dropped);
       return;
     }
-    const dst = ip.dst;
-    const svc = this.serviceByKey.get(dst * 65536 + tcp.dstPort);
-    if (svc !== undefined) {
+    const svc = this.serviceByKey.getAt(b, p.start + 16, tcpOff + 2);
+    if (svc >= 0) {
       this.counters[C.inbound_packets]!++;
       this.inbound(p, svc, ipHl);
       return;
     }
-    if (this.laddrs.has(dst)) {
+    if (this.lipSet.getAt(b, p.start + 16, -1) >= 0) {
       this.counters[C.outbound_packets]!++;
       this.outbound(p, ipHl);
       return;
@@ -209,10 +214,8 @@ export class Engine {
     const ackFlag = (flags & TCP_ACK) !== 0;
     const fin = (flags & TCP_FIN) !== 0;
     const rst = (flags & TCP_RST) !== 0;
-    const cip = ip.src;
-    const cport = tcp.srcPort;
 
-    let c = t.lookupClient(cip, cport, svcIdx);
+    let c = t.lookupClientAt(b, p.start, tcpOff, svcIdx);
     if (c >= 0 && syn && !ackFlag && (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)) {
       // A new connection reusing the tuple of one that is closing: start afresh.
       this.releaseConn(c);
@@ -223,7 +226,7 @@ export class Engine {
         this.drop(p, C.no_conn_dropped);
         return;
       }
-      c = this.newConnection(p, svcIdx, cip, cport);
+      c = this.newConnection(p, svcIdx, tcpOff);
       if (c < 0) return;
     }
 
@@ -247,7 +250,7 @@ export class Engine {
     const payloadLen = p.length - ipHl - hl;
     const mtu = this.realServers[t.rs[c]!]!.mtu;
     const fdataKnown = (t.flags[c]! & CF_FDATA_KNOWN) !== 0;
-    const concluding = fdataKnown && ackFlag && !syn && !rst && tcp.ack === t.fdataSeq[c];
+    const concluding = fdataKnown && ackFlag && !syn && !rst && equalsU32At(b, tcpOff + 8, t.fdataSeq, c);
     const wantToa = this.policy === 'lvs' ? (syn && !ackFlag) || (concluding && !fin) : concluding;
 
     // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
@@ -285,37 +288,35 @@ export class Engine {
     const next = nextStateInbound(prev, syn, ackFlag, fin, rst);
     if (next !== prev) this.setState(c, prev, next);
     t.expires[c] = this.now + this.timeoutsMs[next]!;
-    const seq = tcp.seq;
-    t.clientNxt[c] = (seq + payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0)) >>> 0;
+    loadU32Plus(t.clientNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
+    this.services[svcIdx]!.counters[C.inbound_packets]!++;
 
-    // CIP:cport → VIP:vport becomes LIP:lport → RIP:rport, with the sequence shifted into the LB→RS space.
-    this.rewriteAddrs(t.lip[c]!, t.lport[c]!, t.rip[c]!, t.rport[c]!);
-    const newSeq = (seq + t.seqDelta[c]!) >>> 0;
-    tcp.checksum = checksumReplace32(tcp.checksum, seq, newSeq);
-    tcp.seq = newSeq;
-    const sc = this.services[svcIdx]!.counters;
-    sc[C.inbound_packets]!++;
-
+    // The TOA goes in while the packet still carries the client's address and port, which it copies.
     switch (mode) {
       case ToaMode.None:
+        this.natInbound(c);
         this.emit(p);
         return;
       case ToaMode.Insert:
-        this.toa.insertV4(p, ipHl, cip, cport);
+        this.toa.insertV4(p, ipHl);
         this.count(svcIdx, syn ? C.toa_inserted_syn : C.toa_inserted);
+        this.natInbound(c);
         this.emit(p);
         return;
       case ToaMode.Rebuild:
-        if (!this.toa.rebuildV4(p, ipHl, plan, cip, cport)) {
+        if (!this.toa.rebuildV4(p, ipHl, plan)) {
           this.drop(p, C.bad_checksum_dropped);
           return;
         }
         this.count(svcIdx, C.toa_pruned);
         this.count(svcIdx, syn ? C.toa_inserted_syn : C.toa_inserted);
+        this.ip.wrap(p.buf, p.start);
+        this.tcp.wrap(p.buf, p.start + ipHl);
+        this.natInbound(c);
         this.emit(p);
         return;
       case ToaMode.Split: {
-        const n = this.toa.splitV4(p, ipHl, plan, cip, cport, mtu);
+        const n = this.toa.splitV4(p, ipHl, plan, mtu);
         if (n <= 0) {
           // n == 0: the RS path MTU cannot even hold the headers; a configuration error, counted.
           this.drop(p, n < 0 ? C.bad_checksum_dropped : C.too_big_dropped);
@@ -327,23 +328,30 @@ export class Engine {
           this.count(svcIdx, C.toa_split);
           this.counters[C.toa_split_segments]! += n;
         }
-        for (let k = 0; k < n; k++) this.emit(this.toa.pieces[k]!);
+        for (let k = 0; k < n; k++) {
+          const q = this.toa.pieces[k]!;
+          this.ip.wrap(q.buf, q.start);
+          this.tcp.wrap(q.buf, q.start + ipHl);
+          this.natInbound(c);
+          this.emit(q);
+        }
         this.pool.give(p);
         return;
       }
     }
   }
 
-  private newConnection(p: Packet, svcIdx: number, cip: number, cport: number): number {
+  private newConnection(p: Packet, svcIdx: number, tcpOff: number): number {
     const t = this.table;
     const svc = this.services[svcIdx]!;
-    const tcp = this.tcp;
     if (t.full) {
       this.count(svcIdx, C.table_full);
       this.rejectSyn(p);
       return -1;
     }
-    const pick = svc.scheduler.pick(svc.targets, hashAddr(cip));
+    const b = p.buf;
+    const s = p.start;
+    const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, s + 12));
     if (pick < 0) {
       this.count(svcIdx, C.no_real_server);
       this.rejectSyn(p);
@@ -362,12 +370,17 @@ export class Engine {
       this.rejectSyn(p);
       return -1;
     }
-    const lip = this.laddrs.lips[lipSlot]!;
-    const c = t.insert(cip, cport, svcIdx, lip, lport, rs.addr, rs.port, this.now + this.timeoutsMs[TcpState.SynRecv]!);
+    const c = t.insertAt(b, s, tcpOff, svcIdx);
+    t.expires[c] = this.now + this.timeoutsMs[TcpState.SynRecv]!;
+    t.armTimer(c);
+    t.lip[c] = this.laddrs.addrs[lipSlot]!;
+    t.lport[c] = lport;
+    t.rip[c] = this.rsAddrs[rs.index]!;
+    t.rport[c] = rs.port;
+    t.linkReply(c);
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
-    const lbIsn = this.isn.isn(lip, rs.addr, lport, rs.port, this.now);
-    t.seqDelta[c] = (lbIsn - tcp.seq) >>> 0;
+    this.isn.storeSeqDelta(t, c, this.now, b, tcpOff + 4);
     rs.inactiveConns++;
     this.count(svcIdx, C.conns_created);
     return c;
@@ -401,11 +414,10 @@ export class Engine {
 
   private outbound(p: Packet, ipHl: number): void {
     const b = p.buf;
-    const ip = this.ip;
     const tcp = this.tcp;
     const t = this.table;
     const tcpOff = p.start + ipHl;
-    const c = t.lookupReply(ip.src, tcp.srcPort, ip.dst, tcp.dstPort);
+    const c = t.lookupReplyAt(b, p.start, tcpOff);
     if (c < 0) {
       this.drop(p, C.no_conn_dropped);
       return;
@@ -419,11 +431,9 @@ export class Engine {
     const rst = (flags & TCP_RST) !== 0;
     const hl = tcp.headerLength;
     const payloadLen = p.length - ipHl - hl;
-    const seq = tcp.seq;
-    const delta = t.seqDelta[c]!;
 
     if (syn && ackFlag) {
-      t.fdataSeq[c] = (seq + 1) >>> 0;
+      loadU32Plus(t.fdataSeq, c, b, tcpOff + 4, 1);
       t.flags[c] = t.flags[c]! | CF_FDATA_KNOWN;
     }
     if (hl > TCP_MIN_HEADER) {
@@ -442,58 +452,103 @@ export class Engine {
           this.count(svcIdx, C.mss_clamped);
         }
       }
-      if (o.sackBlocks > 0 && ackFlag) this.translateSack(b, tcpOff, o.sackAt, o.sackBlocks, delta);
+      if (o.sackBlocks > 0 && ackFlag) this.translateSack(b, tcpOff, o.sackAt, o.sackBlocks, c);
     }
 
     const prev = t.state[c]! as TcpState;
     const next = nextStateOutbound(prev, syn, fin, rst);
     if (next !== prev) this.setState(c, prev, next);
     t.expires[c] = this.now + this.timeoutsMs[next]!;
-    t.rsNxt[c] = (seq + payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0)) >>> 0;
+    loadU32Plus(t.rsNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
 
-    this.rewriteAddrs(svc.vip, svc.vport, t.cip[c]!, t.cport[c]!);
-    if (ackFlag) {
-      const a = tcp.ack;
-      const na = (a - delta) >>> 0;
-      tcp.checksum = checksumReplace32(tcp.checksum, a, na);
-      tcp.ack = na;
-    }
+    this.natOutbound(c, ackFlag);
     svc.counters[C.outbound_packets]!++;
     this.emit(p);
   }
 
   // ---- helpers ----------------------------------------------------------------------
 
-  /** Rewrites addresses and ports with incremental checksum updates (RFC 1624). */
-  private rewriteAddrs(src: number, sport: number, dst: number, dport: number): void {
+  /**
+   * CIP:cport → VIP:vport becomes LIP:lport → RIP:rport, the sequence number
+   * moved into the LB→RS space; checksums updated incrementally (RFC 1624).
+   * Works on the packet `this.ip`/`this.tcp` are wrapped around.
+   */
+  private natInbound(c: number): void {
     const ip = this.ip;
     const tcp = this.tcp;
-    const oSrc = ip.src;
-    const oDst = ip.dst;
-    let ipc = ip.checksum;
-    ipc = checksumReplace32(ipc, oSrc, src);
-    ipc = checksumReplace32(ipc, oDst, dst);
-    ip.checksum = ipc;
-    ip.src = src;
-    ip.dst = dst;
-    let tc = tcp.checksum;
-    tc = checksumReplace32(tc, oSrc, src);
-    tc = checksumReplace32(tc, oDst, dst);
-    tc = checksumReplace16(tc, tcp.srcPort, sport);
-    tc = checksumReplace16(tc, tcp.dstPort, dport);
-    tcp.checksum = tc;
-    tcp.srcPort = sport;
-    tcp.dstPort = dport;
+    const t = this.table;
+    const b = ip.buf;
+    const ipOff = ip.off;
+    // Checksum deltas are taken over 16-bit halves: a 32-bit value passed to a
+    // non-inlined call would be boxed, and this runs for every packet.
+    const d = this.delta.reset();
+    d.replaceWord(get16(b, ipOff + 12), t.lip[c]! >>> 16);
+    d.replaceWord(get16(b, ipOff + 14), t.lip[c]! & 0xffff);
+    d.replaceWord(get16(b, ipOff + 16), t.rip[c]! >>> 16);
+    d.replaceWord(get16(b, ipOff + 18), t.rip[c]! & 0xffff);
+    ip.checksum = d.apply(ip.checksum);
+    storeU32From(b, ipOff + 12, t.lip, c);
+    storeU32From(b, ipOff + 16, t.rip, c);
+    const so = tcp.off + 4;
+    const seqHi = get16(b, so);
+    const seqLo = get16(b, so + 2);
+    const nSeq = ((seqHi * 65536 + seqLo + t.seqDelta[c]!) % 4294967296) >>> 0;
+    const nHi = nSeq >>> 16;
+    const nLo = nSeq & 0xffff;
+    d.replaceWord(tcp.srcPort, t.lport[c]!);
+    d.replaceWord(tcp.dstPort, t.rport[c]!);
+    d.replaceWord(seqHi, nHi);
+    d.replaceWord(seqLo, nLo);
+    tcp.checksum = d.apply(tcp.checksum);
+    tcp.srcPort = t.lport[c]!;
+    tcp.dstPort = t.rport[c]!;
+    set16(b, so, nHi);
+    set16(b, so + 2, nLo);
+  }
+
+  /** RIP:rport → LIP:lport becomes VIP:vport → CIP:cport, the ack moved back into the client's space. */
+  private natOutbound(c: number, ackFlag: boolean): void {
+    const ip = this.ip;
+    const tcp = this.tcp;
+    const t = this.table;
+    const b = ip.buf;
+    const ipOff = ip.off;
+    const svc = t.svc[c]!;
+    const d = this.delta.reset();
+    d.replaceWord(get16(b, ipOff + 12), this.svcVips[svc]! >>> 16);
+    d.replaceWord(get16(b, ipOff + 14), this.svcVips[svc]! & 0xffff);
+    d.replaceWord(get16(b, ipOff + 16), t.cip[c]! >>> 16);
+    d.replaceWord(get16(b, ipOff + 18), t.cip[c]! & 0xffff);
+    ip.checksum = d.apply(ip.checksum);
+    storeU32From(b, ipOff + 12, this.svcVips, svc);
+    storeU32From(b, ipOff + 16, t.cip, c);
+    d.replaceWord(tcp.srcPort, this.svcPorts[svc]!);
+    d.replaceWord(tcp.dstPort, t.cport[c]!);
+    if (ackFlag) {
+      const ao = tcp.off + 8;
+      const aHi = get16(b, ao);
+      const aLo = get16(b, ao + 2);
+      const na = ((aHi * 65536 + aLo - t.seqDelta[c]! + 4294967296) % 4294967296) >>> 0;
+      d.replaceWord(aHi, na >>> 16);
+      d.replaceWord(aLo, na & 0xffff);
+      set16(b, ao, na >>> 16);
+      set16(b, ao + 2, na & 0xffff);
+    }
+    tcp.checksum = d.apply(tcp.checksum);
+    tcp.srcPort = this.svcPorts[svc]!;
+    tcp.dstPort = t.cport[c]!;
   }
 
   /** RS SACK blocks acknowledge client data in the LB→RS sequence space: map them back. */
-  private translateSack(b: Uint8Array, tcpOff: number, at: number, blocks: number, delta: number): void {
+  private translateSack(b: Uint8Array, tcpOff: number, at: number, blocks: number, c: number): void {
     const from = at + 2;
     const to = from + blocks * 8;
     const before = alignedRangeSum(b, tcpOff, from, to);
+    const delta = this.table.seqDelta;
     for (let k = from; k < to; k += 4) {
-      const v = ((b[k]! << 24) | (b[k + 1]! << 16) | (b[k + 2]! << 8) | b[k + 3]!) >>> 0;
-      set32(b, k, (v - delta) >>> 0);
+      // Subtracting a u32 is adding its two's complement; the helper wraps mod 2^32.
+      loadU32Plus(this.sackScratch, 0, b, k, -delta[c]!);
+      storeU32From(b, k, this.sackScratch, 0);
     }
     const after = alignedRangeSum(b, tcpOff, from, to);
     this.tcp.checksum = checksumAdjust(this.tcp.checksum, before, after);

@@ -1,3 +1,5 @@
+import type { ConnTable } from './conn-table.js';
+
 /**
  * Initial sequence numbers for the LB→RS leg: a keyed hash of the 4-tuple
  * plus a 4 µs clock, in the spirit of RFC 6528 / the kernel's
@@ -23,6 +25,27 @@ export class IsnGenerator {
     this.k1 = mix32(secret + 0x7f4a7c15);
   }
 
+  /**
+   * Sets connection c's seqDelta to (LB→RS ISN − client ISN), the client ISN
+   * read from b[seqOff]. Works through the table so no 32-bit value is boxed.
+   */
+  storeSeqDelta(t: ConnTable, c: number, nowMs: number, b: Uint8Array, seqOff: number): void {
+    // mix32 is spelled out here: its u32 result would be boxed on return.
+    let h = this.k0 ^ t.lip[c]!;
+    for (let round = 0; round < 3; round++) {
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h ^= h >>> 16;
+      if (round === 0) h ^= t.rip[c]! ^ this.k1;
+      else if (round === 1) h ^= (t.lport[c]! << 16) | t.rport[c]!;
+    }
+    const clock = Math.floor(nowMs * 250);
+    const clientIsn = (b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!;
+    t.seqDelta[c] = (h + clock - clientIsn) | 0;
+  }
+
   /** `nowMs` is the engine clock; the clock term advances one per 4 µs like RFC 793's. */
   isn(saddr: number, daddr: number, sport: number, dport: number, nowMs: number): number {
     let h = this.k0;
@@ -34,7 +57,16 @@ export class IsnGenerator {
   }
 }
 
-/** Cheap 32-bit hash of a client address for the hashing schedulers. */
-export function hashAddr(addr: number): number {
-  return mix32(addr);
+/**
+ * 30-bit hash of the IPv4 address at b[off] for the hashing schedulers; 30
+ * bits keep it a small integer, so passing it on never boxes a number.
+ */
+export function hashAddrAt(b: Uint8Array, off: number): number {
+  let h = (b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h & 0x3fffffff;
 }

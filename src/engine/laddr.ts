@@ -13,6 +13,8 @@ export const DEFAULT_PORT_RANGE: PortRange = { min: 5000, max: 65535 };
 
 export class LocalAddressPool {
   readonly lips: number[] = [];
+  /** The same addresses as a typed array, for the data path. */
+  addrs = new Uint32Array(0);
   private readonly lipIndex = new Map<number, number>();
   /** Bitmap of used ports per (lipIndex * maxRs + rsIndex); created on first use. */
   private readonly used: (Uint32Array | undefined)[] = [];
@@ -41,6 +43,7 @@ export class LocalAddressPool {
     const i = this.lips.length;
     this.lips.push(lip);
     this.lipIndex.set(lip, i);
+    this.addrs = Uint32Array.from(this.lips);
     return i;
   }
 

@@ -2,8 +2,8 @@ import { get16, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust, checksumReplace16, sumWords } from '../wire/checksum.js';
 import { Ipv4View } from '../wire/ipv4.js';
 import { TCP_FIN, TCP_MIN_HEADER, TCP_PSH, TcpView } from '../wire/tcp.js';
-import { TCPOPT_EOL, TCPOPT_NOP, TCPOPT_TIMESTAMP, TcpOptionCursor, isToaOption } from '../wire/tcp-options.js';
-import { TOA_V4_LEN, writeToaV4 } from '../wire/toa.js';
+import { TCPOPT_EOL, TCPOPT_NOP, TCPOPT_TIMESTAMP, TCPOPT_TOA, TcpOptionCursor, isToaOption } from '../wire/tcp-options.js';
+import { TOA_V4_LEN } from '../wire/toa.js';
 import type { Packet, PacketPool } from './packet.js';
 
 /**
@@ -23,6 +23,18 @@ const MAX_OPTIONS = 40;
 
 function pad4(n: number): number {
   return (n + 3) & ~3;
+}
+
+/** Writes an IPv4 TOA at d[o] carrying the source address and port of the packet at b[ipOff]. */
+function writeToaFromSource(d: Uint8Array, o: number, b: Uint8Array, ipOff: number, tcpOff: number): void {
+  d[o] = TCPOPT_TOA;
+  d[o + 1] = TOA_V4_LEN;
+  d[o + 2] = b[tcpOff]!;
+  d[o + 3] = b[tcpOff + 1]!;
+  d[o + 4] = b[ipOff + 12]!;
+  d[o + 5] = b[ipOff + 13]!;
+  d[o + 6] = b[ipOff + 14]!;
+  d[o + 7] = b[ipOff + 15]!;
 }
 
 /** Overwrites `len` bytes at `at` with NOPs and patches the TCP checksum of `tcp`. */
@@ -98,10 +110,14 @@ export class ToaWriter {
     return pad4(this.keptLength(b, optStart, optEnd, plan) + toaLen);
   }
 
-  /** Writes [TOA][kept options][EOL padding] into the scratch buffer; returns its length. */
-  private composeV4(b: Uint8Array, optStart: number, optEnd: number, plan: OptionPlan, cip: number, cport: number): number {
+  /**
+   * Writes [TOA][kept options][EOL padding] into the scratch buffer; returns
+   * its length. The TOA takes the source of the (not yet translated) packet.
+   */
+  private composeV4(b: Uint8Array, ipOff: number, tcpOff: number, optEnd: number, plan: OptionPlan): number {
     const s = this.scratch;
-    writeToaV4(s, 0, cport, cip);
+    const optStart = tcpOff + TCP_MIN_HEADER;
+    writeToaFromSource(s, 0, b, ipOff, tcpOff);
     let p = TOA_V4_LEN;
     if (plan === OptionPlan.Keep) {
       s.set(b.subarray(optStart, optEnd), p);
@@ -125,14 +141,14 @@ export class ToaWriter {
    * up by 8 bytes and updates both checksums incrementally. The caller checked
    * tailroom.
    */
-  insertV4(p: Packet, ipHl: number, cip: number, cport: number): void {
+  insertV4(p: Packet, ipHl: number): void {
     const b = p.buf;
     const ip = this.ip.wrap(b, p.start);
     const tcpOff = p.start + ipHl;
     const tcp = this.tcp.wrap(b, tcpOff);
     const optStart = tcpOff + TCP_MIN_HEADER;
     b.copyWithin(optStart + TOA_V4_LEN, optStart, p.start + p.length);
-    writeToaV4(b, optStart, cport, cip);
+    writeToaFromSource(b, optStart, b, p.start, tcpOff);
     const oldWord = get16(b, tcpOff + 12);
     tcp.headerLength = tcp.headerLength + TOA_V4_LEN;
     const newWord = get16(b, tcpOff + 12);
@@ -157,7 +173,7 @@ export class ToaWriter {
    * Returns false (packet untouched) when the segment's checksum was already
    * wrong: recomputing it would launder a corrupted packet.
    */
-  rebuildV4(p: Packet, ipHl: number, plan: OptionPlan, cip: number, cport: number): boolean {
+  rebuildV4(p: Packet, ipHl: number, plan: OptionPlan): boolean {
     if (!this.checksumValid(p, ipHl)) return false;
     const b = p.buf;
     const ip = this.ip.wrap(b, p.start);
@@ -165,7 +181,7 @@ export class ToaWriter {
     const tcp = this.tcp.wrap(b, tcpOff);
     const oldHl = tcp.headerLength;
     const optStart = tcpOff + TCP_MIN_HEADER;
-    const optLen = this.composeV4(b, optStart, tcpOff + oldHl, plan, cip, cport);
+    const optLen = this.composeV4(b, p.start, tcpOff, tcpOff + oldHl, plan);
     const newHl = TCP_MIN_HEADER + optLen;
     const payloadLen = p.length - ipHl - oldHl;
     b.copyWithin(tcpOff + newHl, tcpOff + oldHl, tcpOff + oldHl + payloadLen);
@@ -186,7 +202,7 @@ export class ToaWriter {
    * original packet is left for the caller to release. Returns the number of
    * pieces, or -1 when the original checksum was wrong.
    */
-  splitV4(p: Packet, ipHl: number, plan: OptionPlan, cip: number, cport: number, mtu: number): number {
+  splitV4(p: Packet, ipHl: number, plan: OptionPlan, mtu: number): number {
     this.piecesCount = 0;
     if (!this.checksumValid(p, ipHl)) return -1;
     const b = p.buf;
@@ -194,7 +210,7 @@ export class ToaWriter {
     const tcpOff = p.start + ipHl;
     const tcp = this.tcp.wrap(b, tcpOff);
     const oldHl = tcp.headerLength;
-    const optLen = this.composeV4(b, tcpOff + TCP_MIN_HEADER, tcpOff + oldHl, plan, cip, cport);
+    const optLen = this.composeV4(b, p.start, tcpOff, tcpOff + oldHl, plan);
     const newHl = TCP_MIN_HEADER + optLen;
     const payloadStart = tcpOff + oldHl;
     const payloadLen = p.length - ipHl - oldHl;

@@ -97,3 +97,26 @@ export function ipv6ToString(b: Uint8Array, off = 0): string {
   if (bestStart < 0) return hex(w);
   return `${hex(w.slice(0, bestStart))}::${hex(w.slice(bestStart + bestLen))}`;
 }
+
+// The helpers below move 32-bit values between packets and typed arrays
+// without passing them as arguments or results: V8 boxes numbers beyond the
+// small-integer range at call boundaries, which would allocate per packet.
+
+/** b[o..o+4) = arr[idx], big-endian. */
+export function storeU32From(b: Uint8Array, o: number, arr: Uint32Array, idx: number): void {
+  const v = arr[idx]!;
+  b[o] = v >>> 24;
+  b[o + 1] = (v >>> 16) & 0xff;
+  b[o + 2] = (v >>> 8) & 0xff;
+  b[o + 3] = v & 0xff;
+}
+
+/** arr[idx] = (big-endian u32 at b[o]) + add, modulo 2^32. */
+export function loadU32Plus(arr: Uint32Array, idx: number, b: Uint8Array, o: number, add: number): void {
+  arr[idx] = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) + add;
+}
+
+/** (big-endian u32 at b[o]) === arr[idx]. */
+export function equalsU32At(b: Uint8Array, o: number, arr: Uint32Array, idx: number): boolean {
+  return (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) === arr[idx];
+}

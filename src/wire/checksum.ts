@@ -13,8 +13,10 @@ export function sumWords(buf: Uint8Array, off: number, len: number, sum: number)
   return sum;
 }
 
+/** Folds an unfolded sum (below 2^32) into 16 bits with end-around carry. */
 export function foldSum(sum: number): number {
-  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  sum = (sum & 0xffff) + (sum >>> 16);
+  sum = (sum & 0xffff) + (sum >>> 16);
   return sum;
 }
 
@@ -74,4 +76,27 @@ export function alignedRangeSum(buf: Uint8Array, regionStart: number, from: numb
   const a = from - ((from - regionStart) & 1);
   const e = to + ((to - regionStart) & 1);
   return sumWords(buf, a, e - a, 0);
+}
+
+/**
+ * Accumulates RFC 1624 word replacements (pseudo-header addresses carry into
+ * both the IP and the TCP checksum), so a NAT rewrite folds once per header.
+ * Words are passed as 16-bit halves: small integers never get boxed.
+ */
+export class ChecksumDelta {
+  private sum = 0;
+
+  reset(): this {
+    this.sum = 0;
+    return this;
+  }
+
+  replaceWord(oldWord: number, newWord: number): void {
+    this.sum += (~oldWord & 0xffff) + (newWord & 0xffff);
+  }
+
+  /** Applies the replacements so far to `check`; the pending sum is kept for a second header. */
+  apply(check: number): number {
+    return ~foldSum((~check & 0xffff) + this.sum) & 0xffff;
+  }
 }

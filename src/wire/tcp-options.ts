@@ -1,4 +1,4 @@
-import { get16, get32, set16, set32 } from './bytes.js';
+import { get16, set16, set32 } from './bytes.js';
 
 export const TCPOPT_EOL = 0;
 export const TCPOPT_NOP = 1;
@@ -87,9 +87,8 @@ export class TcpOptionSummary {
   wscale = -1;
   sackPermitted = false;
   hasTimestamp = false;
+  /** Offset of the timestamp option; values are read from there when needed. */
   timestampAt = -1;
-  tsVal = 0;
-  tsEcr = 0;
   sackAt = -1;
   sackBlocks = 0;
   /** Offset of the first TOA-shaped option, as the RS module would find it. */
@@ -110,8 +109,6 @@ export class TcpOptionSummary {
     this.sackPermitted = false;
     this.hasTimestamp = false;
     this.timestampAt = -1;
-    this.tsVal = 0;
-    this.tsEcr = 0;
     this.sackAt = -1;
     this.sackBlocks = 0;
     this.toaAt = -1;
@@ -140,8 +137,6 @@ export class TcpOptionSummary {
           if (c.size === TCPOLEN_TIMESTAMP) {
             this.hasTimestamp = true;
             this.timestampAt = c.at;
-            this.tsVal = get32(buf, c.at + 2);
-            this.tsEcr = get32(buf, c.at + 6);
           }
           break;
         case TCPOPT_SACK:

@@ -69,7 +69,8 @@ function makeEngine(policy: ToaPolicy, extra: Partial<EngineOptions> = {}, rsMtu
 function feed(e: Engine, bytes: Uint8Array, now = 0): Decoded[] {
   const p = e.pool.take();
   assert.ok(p.load(bytes));
-  e.process(p, now);
+  e.tick(now);
+    e.process(p);
   const out: Decoded[] = [];
   for (let i = 0; i < e.outCount; i++) {
     const q = e.out[i]!;
@@ -250,7 +251,7 @@ test('oversized packet without room for a TOA gets ICMP frag-needed (DF) under d
   const p = e.pool.take();
   const big = client(CISN + 1, RISN + 1, TCP_ACK, pattern(1452));
   p.load(big);
-  e.process(p, 0);
+  e.process(p);
   assert.equal(e.outCount, 1);
   const icmp = e.out[0]!.view().slice();
   e.clearOutput();

@@ -1,0 +1,85 @@
+/**
+ * Small open-addressing indexes keyed by an IPv4 address (and a port). A Map
+ * keyed by `addr * 65536 + port` boxes a heap number on every lookup once the
+ * value leaves the small-integer range; these keep the data path allocation-free.
+ * Sized at build time; rebuilt on configuration change.
+ */
+function slotHash(addr: number, port: number): number {
+  let h = Math.imul(addr ^ (port << 16) ^ port, 0x9e3779b1);
+  h ^= h >>> 15;
+  return h;
+}
+
+export class AddrPortIndex {
+  private addrs: Uint32Array;
+  private ports: Int32Array;
+  private values: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(expected = 16) {
+    let cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    this.addrs = new Uint32Array(cap);
+    this.ports = new Int32Array(cap).fill(-1);
+    this.values = new Int32Array(cap);
+    this.mask = cap - 1;
+  }
+
+  /** `port` -1 makes an address-only key. */
+  get(addr: number, port: number): number {
+    let i = slotHash(addr, port) & this.mask;
+    for (;;) {
+      const p = this.ports[i]!;
+      if (p === -1) return -1;
+      if (p === port + 1 && this.addrs[i] === addr) return this.values[i]!;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  /** Same as `get`, reading the address (and the port unless portOff < 0) from packet bytes. */
+  getAt(b: Uint8Array, addrOff: number, portOff: number): number {
+    const addr = ((b[addrOff]! << 24) | (b[addrOff + 1]! << 16) | (b[addrOff + 2]! << 8) | b[addrOff + 3]!) >>> 0;
+    const port = portOff < 0 ? -1 : (b[portOff]! << 8) | b[portOff + 1]!;
+    let i = slotHash(addr, port) & this.mask;
+    for (;;) {
+      const p = this.ports[i]!;
+      if (p === -1) return -1;
+      if (p === port + 1 && this.addrs[i] === addr) return this.values[i]!;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  set(addr: number, port: number, value: number): void {
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    let i = slotHash(addr, port) & this.mask;
+    for (;;) {
+      const p = this.ports[i]!;
+      if (p === -1) {
+        this.addrs[i] = addr;
+        this.ports[i] = port + 1;
+        this.values[i] = value;
+        this.size++;
+        return;
+      }
+      if (p === port + 1 && this.addrs[i] === addr) {
+        this.values[i] = value;
+        return;
+      }
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  private grow(): void {
+    const { addrs, ports, values } = this;
+    const cap = (this.mask + 1) * 2;
+    this.addrs = new Uint32Array(cap);
+    this.ports = new Int32Array(cap).fill(-1);
+    this.values = new Int32Array(cap);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (let i = 0; i < ports.length; i++) {
+      if (ports[i]! !== -1) this.set(addrs[i]!, ports[i]! - 1, values[i]!);
+    }
+  }
+}
