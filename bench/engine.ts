@@ -61,7 +61,9 @@ export function record(conns: number): Workload {
   const request = new Uint8Array(300).fill(0x41);
   const response = new Uint8Array(1400).fill(0x42);
   let now = 0;
-  const send = (b: Uint8Array): { src: number; sport: number; dst: number; seq: number; ack: number } => {
+  const send = (
+    b: Uint8Array,
+  ): { src: number; sport: number; dst: number; seq: number; ack: number } => {
     packets.push(b);
     times.push(now);
     const p = e.pool.take();
@@ -85,8 +87,19 @@ export function record(conns: number): Workload {
       buildSegment({ src: cip, dst: VIP, sport: cport, dport: 80, seq, ack, flags, payload });
     const syn = send(
       buildSegment({
-        src: cip, dst: VIP, sport: cport, dport: 80, seq: cisn, flags: TCP_SYN,
-        options: [opt.mss(1460), opt.sackPermitted(), opt.timestamp(i, 0), opt.nop(), opt.wscale(7)],
+        src: cip,
+        dst: VIP,
+        sport: cport,
+        dport: 80,
+        seq: cisn,
+        flags: TCP_SYN,
+        options: [
+          opt.mss(1460),
+          opt.sackPermitted(),
+          opt.timestamp(i, 0),
+          opt.nop(),
+          opt.wscale(7),
+        ],
       }),
     );
     const rip = syn.dst;
@@ -94,9 +107,34 @@ export function record(conns: number): Workload {
     const lport = syn.sport;
     const lbIsn = syn.seq;
     const risn = (i * 40503 + 7) >>> 0;
-    const r = (seq: number, ack: number, flags: number, payload?: Uint8Array, options?: ReturnType<typeof opt.mss>[]): Uint8Array =>
-      buildSegment({ src: rip, dst: lip, sport: 80, dport: lport, seq, ack, flags, payload, options });
-    send(r(risn, lbIsn + 1, TCP_SYN | TCP_ACK, undefined, [opt.mss(1460), opt.nop(), opt.nop(), opt.sackPermitted(), opt.nop(), opt.wscale(7)]));
+    const r = (
+      seq: number,
+      ack: number,
+      flags: number,
+      payload?: Uint8Array,
+      options?: ReturnType<typeof opt.mss>[],
+    ): Uint8Array =>
+      buildSegment({
+        src: rip,
+        dst: lip,
+        sport: 80,
+        dport: lport,
+        seq,
+        ack,
+        flags,
+        payload,
+        options,
+      });
+    send(
+      r(risn, lbIsn + 1, TCP_SYN | TCP_ACK, undefined, [
+        opt.mss(1460),
+        opt.nop(),
+        opt.nop(),
+        opt.sackPermitted(),
+        opt.nop(),
+        opt.wscale(7),
+      ]),
+    );
     send(c(cisn + 1, risn + 1, TCP_ACK));
     send(c(cisn + 1, risn + 1, TCP_ACK | TCP_PSH, request));
     send(r(risn + 1, lbIsn + 301, TCP_ACK, response));

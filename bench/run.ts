@@ -17,10 +17,18 @@ const program = new Command('bench')
       const r = runEngineBench(Number(o.connections), Number(o.rounds));
       results.engine = r;
       if (!o.json) {
-        console.log(`engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`);
-        console.log(`  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet (best of ${o.rounds})`);
-        console.log(`  allocated ${r.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${r.toaInserted}`);
-        console.log(`  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`);
+        console.log(
+          `engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`,
+        );
+        console.log(
+          `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet (best of ${o.rounds})`,
+        );
+        console.log(
+          `  allocated ${r.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${r.toaInserted}`,
+        );
+        console.log(
+          `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
+        );
       }
     }
     if (o.json) console.log(JSON.stringify({ node: process.version, results }));

@@ -1,4 +1,101 @@
-export async function main(argv: string[]): Promise<number> {
-  console.log(argv.join(' '));
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
+import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+interface SimulateFlags {
+  json?: boolean;
+  policy?: string;
+  scenario?: string;
+  connections: number;
+  seed: number;
+  mssAdjust: boolean;
+  timestampRemove: boolean;
+  trace?: boolean;
+  pcap?: string;
+}
+
+function runSimulate(flags: SimulateFlags, banner?: string): number {
+  const policies = parseList<ToaPolicy>(flags.policy, TOA_POLICIES, 'policy');
+  const scenarios = parseScenarios(flags.scenario);
+  const log = (line: string): void => {
+    // With --json, stdout carries exactly one JSON document; everything else goes to stderr.
+    if (flags.json) console.error(line);
+    else console.log(line);
+  };
+  if (banner) log(banner);
+  const report = simulate(
+    {
+      json: flags.json === true,
+      policies,
+      scenarios,
+      connections: flags.connections,
+      seed: flags.seed,
+      mssAdjust: flags.mssAdjust,
+      timestampRemove: flags.timestampRemove,
+      trace: flags.trace === true,
+      pcapDir: flags.pcap,
+    },
+    log,
+  );
+  if (flags.json) console.log(JSON.stringify(report));
+  else console.log(formatTable(report));
   return 0;
+}
+
+function addSimulateOptions(cmd: Command): Command {
+  return cmd
+    .option('--json', 'print one JSON document (the CLI contract) on stdout')
+    .option('--policy <list>', `TOA policies, comma-separated (${TOA_POLICIES.join(', ')})`)
+    .option('--scenario <list>', 'scenarios, comma-separated (default: all)')
+    .option('-n, --connections <n>', 'connections per scenario and policy', positiveInt, 200)
+    .option('--seed <n>', 'seed for client ports, ISNs and timing', positiveInt, 1)
+    .option('--no-mss-adjust', 'do not lower the MSS in the RS SYN+ACK')
+    .option('--no-timestamp-remove', 'keep the timestamp option in client SYNs')
+    .option('--trace', 'print the packet trace of one connection that lost the real IP, per run')
+    .option('--pcap <dir>', 'write a pcap of every run into <dir> (open it in Wireshark)');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('fullnat')
+    .description(
+      'FULLNAT layer-4 load balancer that delivers the client address (TOA) on every connection',
+    )
+    .exitOverride()
+    .showHelpAfterError();
+  let code = 0;
+
+  addSimulateOptions(
+    program
+      .command('simulate')
+      .description(
+        'in-memory simulator: Linux-faithful clients and real servers through the engine',
+      ),
+  ).action((flags: SimulateFlags) => {
+    code = runSimulate(flags);
+  });
+
+  addSimulateOptions(
+    program
+      .command('start')
+      .description('the main job: the real-kernel lab when possible, else the simulator'),
+  ).action((flags: SimulateFlags) => {
+    code = runSimulate(
+      flags,
+      'fullnat: running the in-memory simulator (Linux-faithful TCP endpoints); the real-kernel lab is not part of this build yet',
+    );
+  });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    throw e;
+  }
+  return code;
 }

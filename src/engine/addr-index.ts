@@ -39,7 +39,9 @@ export class AddrPortIndex {
 
   /** Same as `get`, reading the address (and the port unless portOff < 0) from packet bytes. */
   getAt(b: Uint8Array, addrOff: number, portOff: number): number {
-    const addr = ((b[addrOff]! << 24) | (b[addrOff + 1]! << 16) | (b[addrOff + 2]! << 8) | b[addrOff + 3]!) >>> 0;
+    const addr =
+      ((b[addrOff]! << 24) | (b[addrOff + 1]! << 16) | (b[addrOff + 2]! << 8) | b[addrOff + 3]!) >>>
+      0;
     const port = portOff < 0 ? -1 : (b[portOff]! << 8) | b[portOff + 1]!;
     let i = slotHash(addr, port) & this.mask;
     for (;;) {

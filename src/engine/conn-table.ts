@@ -75,7 +75,8 @@ export class ConnTable {
   private freeTop: number;
 
   constructor(capacity: number, wheelSlots = 1024, wheelTickMs = 100) {
-    if (capacity < 1 || capacity > 0x7fffffff) throw new RangeError(`bad connection table capacity ${capacity}`);
+    if (capacity < 1 || capacity > 0x7fffffff)
+      throw new RangeError(`bad connection table capacity ${capacity}`);
     this.capacity = capacity;
     this.cip = new Uint32Array(capacity);
     this.cport = new Uint16Array(capacity);
@@ -115,10 +116,31 @@ export class ConnTable {
   get memoryBytes(): number {
     let total = 0;
     for (const a of [
-      this.cip, this.cport, this.svc, this.lip, this.lport, this.rip, this.rport, this.rs, this.lipIndex,
-      this.state, this.flags, this.seqDelta, this.fdataSeq, this.clientNxt, this.rsNxt, this.expires,
-      this.nextByClient, this.nextByReply, this.clientBuckets, this.replyBuckets, this.timerNext,
-      this.timerPrev, this.timerSlot, this.wheel, this.freeList,
+      this.cip,
+      this.cport,
+      this.svc,
+      this.lip,
+      this.lport,
+      this.rip,
+      this.rport,
+      this.rs,
+      this.lipIndex,
+      this.state,
+      this.flags,
+      this.seqDelta,
+      this.fdataSeq,
+      this.clientNxt,
+      this.rsNxt,
+      this.expires,
+      this.nextByClient,
+      this.nextByReply,
+      this.clientBuckets,
+      this.replyBuckets,
+      this.timerNext,
+      this.timerPrev,
+      this.timerSlot,
+      this.wheel,
+      this.freeList,
     ]) {
       total += a.byteLength;
     }
@@ -139,7 +161,9 @@ export class ConnTable {
 
   /** Finds the connection of a client→VIP packet whose IPv4 header is at ipOff and TCP header at tcpOff. */
   lookupClientAt(b: Uint8Array, ipOff: number, tcpOff: number, svc: number): number {
-    const cip = ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>> 0;
+    const cip =
+      ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>>
+      0;
     const cport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     let i = this.clientBuckets[this.clientBucket(cip, cport, svc)]!;
     while (i >= 0) {
@@ -151,13 +175,23 @@ export class ConnTable {
 
   /** Finds the connection of an RS→LIP packet. */
   lookupReplyAt(b: Uint8Array, ipOff: number, tcpOff: number): number {
-    const rip = ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>> 0;
-    const lip = ((b[ipOff + 16]! << 24) | (b[ipOff + 17]! << 16) | (b[ipOff + 18]! << 8) | b[ipOff + 19]!) >>> 0;
+    const rip =
+      ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>>
+      0;
+    const lip =
+      ((b[ipOff + 16]! << 24) | (b[ipOff + 17]! << 16) | (b[ipOff + 18]! << 8) | b[ipOff + 19]!) >>>
+      0;
     const rport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     const lport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
     let i = this.replyBuckets[this.replyBucket(rip, rport, lip, lport)]!;
     while (i >= 0) {
-      if (this.lport[i] === lport && this.lip[i] === lip && this.rip[i] === rip && this.rport[i] === rport) return i;
+      if (
+        this.lport[i] === lport &&
+        this.lip[i] === lip &&
+        this.rip[i] === rip &&
+        this.rport[i] === rport
+      )
+        return i;
       i = this.nextByReply[i]!;
     }
     return -1;
@@ -171,7 +205,9 @@ export class ConnTable {
   insertAt(b: Uint8Array, ipOff: number, tcpOff: number, svc: number): number {
     if (this.freeTop === 0) return -1;
     const i = this.freeList[--this.freeTop]!;
-    this.cip[i] = ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>> 0;
+    this.cip[i] =
+      ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>>
+      0;
     this.cport[i] = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     this.svc[i] = svc;
     this.state[i] = TcpState.None;

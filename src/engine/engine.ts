@@ -1,10 +1,28 @@
 import { equalsU32At, get16, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
-import { ChecksumDelta, alignedRangeSum, checksumAdjust, checksumReplace16 } from '../wire/checksum.js';
+import {
+  ChecksumDelta,
+  alignedRangeSum,
+  checksumAdjust,
+  checksumReplace16,
+} from '../wire/checksum.js';
 import { Ipv4Error, Ipv4View, IPPROTO_TCP } from '../wire/ipv4.js';
-import { TCP_ACK, TCP_FIN, TCP_MAX_OPTIONS, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp.js';
+import {
+  TCP_ACK,
+  TCP_FIN,
+  TCP_MAX_OPTIONS,
+  TCP_MIN_HEADER,
+  TCP_RST,
+  TCP_SYN,
+  TcpView,
+} from '../wire/tcp.js';
 import { TCPOLEN_TIMESTAMP, TcpOptionSummary } from '../wire/tcp-options.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
-import { DEFAULT_ENGINE_OPTIONS, type EngineOptions, type ServiceConfig, type ToaPolicy } from './config.js';
+import {
+  DEFAULT_ENGINE_OPTIONS,
+  type EngineOptions,
+  type ServiceConfig,
+  type ToaPolicy,
+} from './config.js';
 import { AddrPortIndex } from './addr-index.js';
 import { CF_FDATA_KNOWN, ConnTable } from './conn-table.js';
 import { C, newCounterArray } from './counters.js';
@@ -94,22 +112,36 @@ export class Engine {
     this.policy = this.opts.toaPolicy;
     this.pool = pool ?? new PacketPool(256);
     this.table = new ConnTable(this.opts.maxConnections);
-    this.laddrs = new LocalAddressPool(this.opts.maxLocalAddresses, this.opts.maxRealServers, this.opts.portRange);
+    this.laddrs = new LocalAddressPool(
+      this.opts.maxLocalAddresses,
+      this.opts.maxRealServers,
+      this.opts.portRange,
+    );
     this.isn = new IsnGenerator(this.opts.isnSecret);
     this.timeoutsMs = timeoutTable(this.opts.timeouts);
     this.toa = new ToaWriter(this.pool);
   }
 
   addService(cfg: ServiceConfig): Service {
-    if (this.serviceByKey.get(cfg.vip, cfg.vport) >= 0) throw new Error(`service ${cfg.vip}:${cfg.vport} already exists`);
-    if (cfg.laddrs.length === 0) throw new Error('a FULLNAT service needs at least one local address');
+    if (this.serviceByKey.get(cfg.vip, cfg.vport) >= 0)
+      throw new Error(`service ${cfg.vip}:${cfg.vport} already exists`);
+    if (cfg.laddrs.length === 0)
+      throw new Error('a FULLNAT service needs at least one local address');
     const idx = this.services.length;
     const lipIdx = cfg.laddrs.map((l) => this.laddrs.add(l));
     for (const l of cfg.laddrs) this.lipSet.set(l, -1, 1);
     const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), lipIdx);
     for (const r of cfg.realServers) {
-      if (this.realServers.length >= this.opts.maxRealServers) throw new Error('too many real servers');
-      const rs = new RealServer(this.realServers.length, idx, r.addr, r.port, r.weight, r.mtu ?? this.opts.rsMtu);
+      if (this.realServers.length >= this.opts.maxRealServers)
+        throw new Error('too many real servers');
+      const rs = new RealServer(
+        this.realServers.length,
+        idx,
+        r.addr,
+        r.port,
+        r.weight,
+        r.mtu ?? this.opts.rsMtu,
+      );
       this.realServers.push(rs);
       svc.targets.push(rs);
     }
@@ -216,7 +248,12 @@ export class Engine {
     const rst = (flags & TCP_RST) !== 0;
 
     let c = t.lookupClientAt(b, p.start, tcpOff, svcIdx);
-    if (c >= 0 && syn && !ackFlag && (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)) {
+    if (
+      c >= 0 &&
+      syn &&
+      !ackFlag &&
+      (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)
+    ) {
       // A new connection reusing the tuple of one that is closing: start afresh.
       this.releaseConn(c);
       c = -1;
@@ -250,7 +287,8 @@ export class Engine {
     const payloadLen = p.length - ipHl - hl;
     const mtu = this.realServers[t.rs[c]!]!.mtu;
     const fdataKnown = (t.flags[c]! & CF_FDATA_KNOWN) !== 0;
-    const concluding = fdataKnown && ackFlag && !syn && !rst && equalsU32At(b, tcpOff + 8, t.fdataSeq, c);
+    const concluding =
+      fdataKnown && ackFlag && !syn && !rst && equalsU32At(b, tcpOff + 8, t.fdataSeq, c);
     const wantToa = this.policy === 'lvs' ? (syn && !ackFlag) || (concluding && !fin) : concluding;
 
     // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
@@ -268,7 +306,9 @@ export class Engine {
         const newLen =
           plan === OptionPlan.Impossible
             ? 0
-            : p.length - (hl - TCP_MIN_HEADER) + this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V4_LEN);
+            : p.length -
+              (hl - TCP_MIN_HEADER) +
+              this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V4_LEN);
         if (plan === OptionPlan.Impossible) this.count(svcIdx, C.toa_failed_no_room);
         else if (newLen <= mtu) mode = plan === OptionPlan.Keep ? ToaMode.Insert : ToaMode.Rebuild;
         else if (this.policy === 'fullnat') mode = ToaMode.Split;
@@ -540,7 +580,13 @@ export class Engine {
   }
 
   /** RS SACK blocks acknowledge client data in the LB→RS sequence space: map them back. */
-  private translateSack(b: Uint8Array, tcpOff: number, at: number, blocks: number, c: number): void {
+  private translateSack(
+    b: Uint8Array,
+    tcpOff: number,
+    at: number,
+    blocks: number,
+    c: number,
+  ): void {
     const from = at + 2;
     const to = from + blocks * 8;
     const before = alignedRangeSum(b, tcpOff, from, to);
@@ -582,7 +628,16 @@ export class Engine {
     if (t.state[c] === TcpState.Established) {
       const svc = this.services[t.svc[c]!]!;
       const toClient = this.pool.take();
-      craftRst(toClient, svc.vip, svc.vport, t.cip[c]!, t.cport[c]!, t.rsNxt[c]!, t.clientNxt[c]!, true);
+      craftRst(
+        toClient,
+        svc.vip,
+        svc.vport,
+        t.cip[c]!,
+        t.cport[c]!,
+        t.rsNxt[c]!,
+        t.clientNxt[c]!,
+        true,
+      );
       this.emit(toClient);
       const toRs = this.pool.take();
       craftRst(

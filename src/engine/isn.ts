@@ -42,7 +42,8 @@ export class IsnGenerator {
       else if (round === 1) h ^= (t.lport[c]! << 16) | t.rport[c]!;
     }
     const clock = Math.floor(nowMs * 250);
-    const clientIsn = (b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!;
+    const clientIsn =
+      (b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!;
     t.seqDelta[c] = (h + clock - clientIsn) | 0;
   }
 

@@ -39,7 +39,8 @@ export class LocalAddressPool {
   add(lip: number): number {
     const known = this.lipIndex.get(lip);
     if (known !== undefined) return known;
-    if (this.lips.length >= this.maxLips) throw new RangeError(`more than ${this.maxLips} local addresses`);
+    if (this.lips.length >= this.maxLips)
+      throw new RangeError(`more than ${this.maxLips} local addresses`);
     const i = this.lips.length;
     this.lips.push(lip);
     this.lipIndex.set(lip, i);

@@ -49,7 +49,13 @@ export function timeoutTable(t: TcpTimeouts): Uint32Array {
 }
 
 /** Next state for a segment from the client (toward the RS). */
-export function nextStateInbound(s: TcpState, syn: boolean, ack: boolean, fin: boolean, rst: boolean): TcpState {
+export function nextStateInbound(
+  s: TcpState,
+  syn: boolean,
+  ack: boolean,
+  fin: boolean,
+  rst: boolean,
+): TcpState {
   if (rst) return TcpState.Close;
   if (syn) return s === TcpState.None ? TcpState.SynRecv : s;
   if (fin) {

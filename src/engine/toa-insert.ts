@@ -2,7 +2,14 @@ import { get16, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust, checksumReplace16, sumWords } from '../wire/checksum.js';
 import { Ipv4View } from '../wire/ipv4.js';
 import { TCP_FIN, TCP_MIN_HEADER, TCP_PSH, TcpView } from '../wire/tcp.js';
-import { TCPOPT_EOL, TCPOPT_NOP, TCPOPT_TIMESTAMP, TCPOPT_TOA, TcpOptionCursor, isToaOption } from '../wire/tcp-options.js';
+import {
+  TCPOPT_EOL,
+  TCPOPT_NOP,
+  TCPOPT_TIMESTAMP,
+  TCPOPT_TOA,
+  TcpOptionCursor,
+  isToaOption,
+} from '../wire/tcp-options.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import type { Packet, PacketPool } from './packet.js';
 
@@ -26,7 +33,13 @@ function pad4(n: number): number {
 }
 
 /** Writes an IPv4 TOA at d[o] carrying the source address and port of the packet at b[ipOff]. */
-function writeToaFromSource(d: Uint8Array, o: number, b: Uint8Array, ipOff: number, tcpOff: number): void {
+function writeToaFromSource(
+  d: Uint8Array,
+  o: number,
+  b: Uint8Array,
+  ipOff: number,
+  tcpOff: number,
+): void {
   d[o] = TCPOPT_TOA;
   d[o + 1] = TOA_V4_LEN;
   d[o + 2] = b[tcpOff]!;
@@ -94,19 +107,29 @@ export class ToaWriter {
   /** The least destructive plan that leaves room for a TOA of `toaLen` bytes. */
   plan(b: Uint8Array, optStart: number, optEnd: number, syn: boolean, toaLen: number): OptionPlan {
     if (optEnd - optStart + toaLen <= MAX_OPTIONS) return OptionPlan.Keep;
-    if (pad4(this.keptLength(b, optStart, optEnd, OptionPlan.DropPadding) + toaLen) <= MAX_OPTIONS) {
+    if (
+      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.DropPadding) + toaLen) <= MAX_OPTIONS
+    ) {
       return OptionPlan.DropPadding;
     }
     // A SYN's options (MSS, window scale, SACK-permitted) define the connection: never drop them.
     if (syn) return OptionPlan.Impossible;
-    if (pad4(this.keptLength(b, optStart, optEnd, OptionPlan.TimestampOnly) + toaLen) <= MAX_OPTIONS) {
+    if (
+      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.TimestampOnly) + toaLen) <= MAX_OPTIONS
+    ) {
       return OptionPlan.TimestampOnly;
     }
     return OptionPlan.Impossible;
   }
 
   /** Option-area length (TOA included, padded) that `plan` produces. */
-  newOptionsLength(b: Uint8Array, optStart: number, optEnd: number, plan: OptionPlan, toaLen: number): number {
+  newOptionsLength(
+    b: Uint8Array,
+    optStart: number,
+    optEnd: number,
+    plan: OptionPlan,
+    toaLen: number,
+  ): number {
     return pad4(this.keptLength(b, optStart, optEnd, plan) + toaLen);
   }
 
@@ -114,7 +137,13 @@ export class ToaWriter {
    * Writes [TOA][kept options][EOL padding] into the scratch buffer; returns
    * its length. The TOA takes the source of the (not yet translated) packet.
    */
-  private composeV4(b: Uint8Array, ipOff: number, tcpOff: number, optEnd: number, plan: OptionPlan): number {
+  private composeV4(
+    b: Uint8Array,
+    ipOff: number,
+    tcpOff: number,
+    optEnd: number,
+    plan: OptionPlan,
+  ): number {
     const s = this.scratch;
     const optStart = tcpOff + TCP_MIN_HEADER;
     writeToaFromSource(s, 0, b, ipOff, tcpOff);

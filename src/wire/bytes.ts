@@ -80,7 +80,7 @@ export function ipv6ToString(b: Uint8Array, off = 0): string {
   for (let i = 0; i < 8; i++) w.push(get16(b, off + i * 2));
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (w[i] !== 0) {
       i++;
       continue;
@@ -112,11 +112,17 @@ export function storeU32From(b: Uint8Array, o: number, arr: Uint32Array, idx: nu
 }
 
 /** arr[idx] = (big-endian u32 at b[o]) + add, modulo 2^32. */
-export function loadU32Plus(arr: Uint32Array, idx: number, b: Uint8Array, o: number, add: number): void {
+export function loadU32Plus(
+  arr: Uint32Array,
+  idx: number,
+  b: Uint8Array,
+  o: number,
+  add: number,
+): void {
   arr[idx] = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) + add;
 }
 
 /** (big-endian u32 at b[o]) === arr[idx]. */
 export function equalsU32At(b: Uint8Array, o: number, arr: Uint32Array, idx: number): boolean {
-  return (((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0) === arr[idx];
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0 === arr[idx];
 }

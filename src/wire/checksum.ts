@@ -8,12 +8,16 @@
 export function sumWords(buf: Uint8Array, off: number, len: number, sum: number): number {
   let i = off;
   const end = off + len - 1;
-  for (; i < end; i += 2) sum += (buf[i]! << 8) | buf[i + 1]!;
+  for (; i < end; i += 2) {
+    sum += (buf[i]! << 8) | buf[i + 1]!;
+    // Fold before the sum could reach 2^32, so `foldSum`'s shifts stay exact for any length.
+    if (sum >= 0x80000000) sum = (sum & 0xffff) + (sum >>> 16);
+  }
   if ((len & 1) === 1) sum += buf[off + len - 1]! << 8;
   return sum;
 }
 
-/** Folds an unfolded sum (below 2^32) into 16 bits with end-around carry. */
+/** Folds an unfolded sum into 16 bits with end-around carry; sums here stay below 2^32. */
 export function foldSum(sum: number): number {
   sum = (sum & 0xffff) + (sum >>> 16);
   sum = (sum & 0xffff) + (sum >>> 16);
@@ -70,9 +74,16 @@ export function checksumAdjust(check: number, oldSum: number, newSum: number): n
 /**
  * Sum of the 16-bit words covering buf[from, to), aligned to the word grid of
  * a checksummed region that starts at `regionStart`. Summing the same range
- * before and after an edit gives the inputs of `checksumAdjust`.
+ * before and after an in-place edit gives the inputs of `checksumAdjust`.
+ * The range may take in one byte on either side of [from, to); it must be
+ * the same byte before and after the edit (true for in-place rewrites).
  */
-export function alignedRangeSum(buf: Uint8Array, regionStart: number, from: number, to: number): number {
+export function alignedRangeSum(
+  buf: Uint8Array,
+  regionStart: number,
+  from: number,
+  to: number,
+): number {
   const a = from - ((from - regionStart) & 1);
   const e = to + ((to - regionStart) & 1);
   return sumWords(buf, a, e - a, 0);

@@ -20,7 +20,7 @@ export const enum Ipv6Error {
   BadPayloadLength = 3,
   ExtTruncated = 4,
   TooManyExtHeaders = 5,
-  /** ESP, No Next Header, or an unknown header: no transport header to reach. */
+  /** ESP or No Next Header: no transport header to reach. Any other unknown value is taken as the transport protocol. */
   NoTransport = 6,
 }
 
@@ -33,7 +33,10 @@ export class Ipv6View {
   off = 0;
   upperProtocol = -1;
   upperOffset = -1;
-  /** Set by `walk` when a Fragment header was seen. */
+  /**
+   * Set by `walk` when a Fragment header was seen. For a non-first fragment
+   * `upperOffset` points at fragment data, not a transport header: callers check `fragmentOffset`.
+   */
   fragmented = false;
   fragmentOffset = 0;
   moreFragments = false;

@@ -77,7 +77,10 @@ export class TcpOptionCursor {
 }
 
 export function isToaOption(kind: number, size: number): boolean {
-  return (kind === TCPOPT_TOA && (size === 8 || size === 20)) || (kind === TCPOPT_TOA_ALI_V6 && size === 20);
+  return (
+    (kind === TCPOPT_TOA && (size === 8 || size === 20)) ||
+    (kind === TCPOPT_TOA_ALI_V6 && size === 20)
+  );
 }
 
 /** What the data path needs from a segment's options, filled without allocating. */
@@ -172,7 +175,10 @@ export function decodeOptions(buf: Uint8Array, start = 0, end = buf.length): Tcp
   const out: TcpOption[] = [];
   const c = new TcpOptionCursor().reset(buf, start, end);
   while (c.next()) {
-    out.push({ kind: c.kind, data: c.size === 1 ? new Uint8Array(0) : buf.slice(c.at + 2, c.at + c.size) });
+    out.push({
+      kind: c.kind,
+      data: c.size === 1 ? new Uint8Array(0) : buf.slice(c.at + 2, c.at + c.size),
+    });
   }
   return out;
 }
@@ -180,7 +186,8 @@ export function decodeOptions(buf: Uint8Array, start = 0, end = buf.length): Tcp
 /** Encodes options, padding with EOL to a multiple of 4; throws past 40 bytes. */
 export function encodeOptions(options: readonly TcpOption[]): Uint8Array {
   let len = 0;
-  for (const o of options) len += o.kind === TCPOPT_NOP || o.kind === TCPOPT_EOL ? 1 : 2 + o.data.length;
+  for (const o of options)
+    len += o.kind === TCPOPT_NOP || o.kind === TCPOPT_EOL ? 1 : 2 + o.data.length;
   const padded = (len + 3) & ~3;
   if (padded > 40) throw new RangeError(`TCP options take ${padded} bytes, more than 40`);
   const out = new Uint8Array(padded);

@@ -119,7 +119,9 @@ export class TcpView {
     const b = this.buf;
     const saved = get16(b, this.off + 16);
     set16(b, this.off + 16, 0);
-    const c = finishChecksum(sumWords(b, this.off, segLen, pseudoSumV4(b, ipOff, IPPROTO_TCP, segLen)));
+    const c = finishChecksum(
+      sumWords(b, this.off, segLen, pseudoSumV4(b, ipOff, IPPROTO_TCP, segLen)),
+    );
     set16(b, this.off + 16, saved);
     return c;
   }
@@ -128,7 +130,9 @@ export class TcpView {
     const b = this.buf;
     const saved = get16(b, this.off + 16);
     set16(b, this.off + 16, 0);
-    const c = finishChecksum(sumWords(b, this.off, segLen, pseudoSumV6(b, ipOff, IPPROTO_TCP, segLen)));
+    const c = finishChecksum(
+      sumWords(b, this.off, segLen, pseudoSumV6(b, ipOff, IPPROTO_TCP, segLen)),
+    );
     set16(b, this.off + 16, saved);
     return c;
   }

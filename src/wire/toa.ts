@@ -78,6 +78,10 @@ export function findToa(
 ): boolean {
   out.family = 0;
   out.at = -1;
+  out.kind = 0;
+  out.port = 0;
+  out.v4 = 0;
+  out.v6.fill(0);
   const c = cursor.reset(b, optStart, optEnd);
   while (c.next()) {
     const k = c.kind;
@@ -90,7 +94,10 @@ export function findToa(
       out.at = c.at;
       return true;
     }
-    if (s === TOA_V6_LEN && ((k === TCPOPT_TOA && kinds.v6Kind254) || (k === TCPOPT_TOA_ALI_V6 && kinds.v6Kind253))) {
+    if (
+      s === TOA_V6_LEN &&
+      ((k === TCPOPT_TOA && kinds.v6Kind254) || (k === TCPOPT_TOA_ALI_V6 && kinds.v6Kind253))
+    ) {
       out.family = 6;
       out.kind = k;
       out.port = get16(b, c.at + 2);

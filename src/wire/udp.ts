@@ -65,7 +65,13 @@ export class UdpView {
   }
 }
 
-export function writeUdpHeader(b: Uint8Array, o: number, srcPort: number, dstPort: number, payloadLength: number): number {
+export function writeUdpHeader(
+  b: Uint8Array,
+  o: number,
+  srcPort: number,
+  dstPort: number,
+  payloadLength: number,
+): number {
   set16(b, o, srcPort);
   set16(b, o + 2, dstPort);
   set16(b, o + 4, UDP_HEADER + payloadLength);

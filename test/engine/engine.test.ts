@@ -5,7 +5,14 @@ import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
-import { TCPOPT_NOP, TCPOPT_SACK, TCPOPT_TIMESTAMP, decodeOptions, opt, type TcpOption } from '../../src/wire/tcp-options.js';
+import {
+  TCPOPT_NOP,
+  TCPOPT_SACK,
+  TCPOPT_TIMESTAMP,
+  decodeOptions,
+  opt,
+  type TcpOption,
+} from '../../src/wire/tcp-options.js';
 import { ToaResult, findToa, toaV4Option } from '../../src/wire/toa.js';
 import { buildSegment, checksumsValid, pattern } from '../support/packets.js';
 
@@ -70,7 +77,7 @@ function feed(e: Engine, bytes: Uint8Array, now = 0): Decoded[] {
   const p = e.pool.take();
   assert.ok(p.load(bytes));
   e.tick(now);
-    e.process(p);
+  e.process(p);
   const out: Decoded[] = [];
   for (let i = 0; i < e.outCount; i++) {
     const q = e.out[i]!;
@@ -83,10 +90,32 @@ function feed(e: Engine, bytes: Uint8Array, now = 0): Decoded[] {
   return out;
 }
 
-const LINUX_SYN_OPTS = [opt.mss(1460), opt.sackPermitted(), opt.timestamp(12345, 0), opt.nop(), opt.wscale(7)];
+const LINUX_SYN_OPTS = [
+  opt.mss(1460),
+  opt.sackPermitted(),
+  opt.timestamp(12345, 0),
+  opt.nop(),
+  opt.wscale(7),
+];
 
-function client(seq: number, ack: number, flags: number, payload?: Uint8Array, options?: TcpOption[]): Uint8Array {
-  return buildSegment({ src: CIP, dst: VIP, sport: CPORT, dport: 80, seq, ack, flags, payload, options });
+function client(
+  seq: number,
+  ack: number,
+  flags: number,
+  payload?: Uint8Array,
+  options?: TcpOption[],
+): Uint8Array {
+  return buildSegment({
+    src: CIP,
+    dst: VIP,
+    sport: CPORT,
+    dport: 80,
+    seq,
+    ack,
+    flags,
+    payload,
+    options,
+  });
 }
 
 /** SYN → RS, SYN+ACK ← RS; returns the LB→RS ISN and the LIP port. */
@@ -166,14 +195,30 @@ test('bare ACK and data carry the client address in a TOA until the RS sends dat
   assert.equal(dataOut!.toa.v4, CIP);
   assert.deepEqual(dataOut!.payload, req);
   // The RS answers with data; the client's ack moves past fdata_seq: no more TOA.
-  feed(e, buildSegment({ src: RIP, dst: LIP, sport: 8080, dport: ackOut!.sport, seq: RISN + 1, ack: lbIsn + 301, flags: TCP_ACK, payload: pattern(100) }));
+  feed(
+    e,
+    buildSegment({
+      src: RIP,
+      dst: LIP,
+      sport: 8080,
+      dport: ackOut!.sport,
+      seq: RISN + 1,
+      ack: lbIsn + 301,
+      flags: TCP_ACK,
+      payload: pattern(100),
+    }),
+  );
   const [later] = feed(e, client(CISN + 301, RISN + 101, TCP_ACK));
   assert.equal(later!.toa.family, 0);
   assert.equal(e.counter('toa_inserted'), 2);
 });
 
 test('FIN+ACK+data: lvs skips it, dpvs and fullnat insert', () => {
-  for (const [policy, expected] of [['lvs', 0], ['dpvs', 4], ['fullnat', 4]] as const) {
+  for (const [policy, expected] of [
+    ['lvs', 0],
+    ['dpvs', 4],
+    ['fullnat', 4],
+  ] as const) {
     const e = makeEngine(policy);
     handshake(e);
     const [out] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH | TCP_FIN, pattern(200)));
@@ -199,7 +244,10 @@ test('over-MSS segment: lvs/dpvs give up, fullnat splits into pieces that each c
   for (const piece of out) {
     assert.equal(piece.toa.v4, CIP);
     assert.ok(piece.bytes.length <= 1500);
-    assert.ok(piece.payload.length > 0, 'every piece carries data, so TCP_DEFER_ACCEPT cannot drop it');
+    assert.ok(
+      piece.payload.length > 0,
+      'every piece carries data, so TCP_DEFER_ACCEPT cannot drop it',
+    );
   }
   assert.equal(out[0]!.seq, lbIsn + 1);
   assert.equal(out[1]!.seq, lbIsn + 1 + out[0]!.payload.length);
@@ -217,7 +265,11 @@ test('full option space: lvs fails, dpvs and fullnat prune', () => {
   ]);
   const unknown: TcpOption = { kind: 79, data: pattern(10) };
   const options = [opt.nop(), opt.nop(), sack, unknown];
-  for (const [policy, family] of [['lvs', 0], ['dpvs', 4], ['fullnat', 4]] as const) {
+  for (const [policy, family] of [
+    ['lvs', 0],
+    ['dpvs', 4],
+    ['fullnat', 4],
+  ] as const) {
     const e = makeEngine(policy);
     handshake(e);
     const req = pattern(300);
@@ -262,7 +314,11 @@ test('oversized packet without room for a TOA gets ICMP frag-needed (DF) under d
   assert.equal(icmp[20], 3);
   assert.equal(icmp[21], 4);
   assert.equal((icmp[26]! << 8) | icmp[27]!, 1400);
-  assert.deepEqual(icmp.subarray(28, 48), big.subarray(0, 20), 'quotes the packet as the client sent it');
+  assert.deepEqual(
+    icmp.subarray(28, 48),
+    big.subarray(0, 20),
+    'quotes the packet as the client sent it',
+  );
   assert.equal(e.counter('icmp_frag_needed_sent'), 1);
   assert.equal(e.counter('toa_failed_mtu'), 1);
 });
@@ -273,7 +329,13 @@ test('RS SACK blocks are mapped back into the client sequence space', () => {
   const [out] = feed(
     e,
     buildSegment({
-      src: RIP, dst: LIP, sport: 8080, dport: lport, seq: RISN + 1, ack: lbIsn + 1, flags: TCP_ACK,
+      src: RIP,
+      dst: LIP,
+      sport: 8080,
+      dport: lport,
+      seq: RISN + 1,
+      ack: lbIsn + 1,
+      flags: TCP_ACK,
       options: [opt.nop(), opt.nop(), opt.sack([[lbIsn + 101, lbIsn + 201]])],
     }),
   );
@@ -300,9 +362,20 @@ test('established connection expiry sends RST both ways and frees the port', () 
 });
 
 test('table full and LIP ports exhausted: the client gets RST, nothing else breaks', () => {
-  const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 2, portRange: { min: 5000, max: 5002 } });
-  e.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 8080, weight: 1 }] });
-  const mk = (port: number): Uint8Array => buildSegment({ src: CIP, dst: VIP, sport: port, dport: 80, seq: 1, flags: TCP_SYN });
+  const e = new Engine({
+    toaPolicy: 'fullnat',
+    maxConnections: 2,
+    portRange: { min: 5000, max: 5002 },
+  });
+  e.addService({
+    vip: VIP,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: 8080, weight: 1 }],
+  });
+  const mk = (port: number): Uint8Array =>
+    buildSegment({ src: CIP, dst: VIP, sport: port, dport: 80, seq: 1, flags: TCP_SYN });
   assert.equal(feed(e, mk(1))[0]!.dst, RIP);
   assert.equal(feed(e, mk(2))[0]!.dst, RIP);
   const r = feed(e, mk(3))[0]!;
@@ -310,8 +383,18 @@ test('table full and LIP ports exhausted: the client gets RST, nothing else brea
   assert.ok((r.flags & TCP_RST) !== 0);
   assert.equal(e.counter('table_full'), 1);
 
-  const e2 = new Engine({ toaPolicy: 'fullnat', maxConnections: 16, portRange: { min: 5000, max: 5001 } });
-  e2.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 8080, weight: 1 }] });
+  const e2 = new Engine({
+    toaPolicy: 'fullnat',
+    maxConnections: 16,
+    portRange: { min: 5000, max: 5001 },
+  });
+  e2.addService({
+    vip: VIP,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: 8080, weight: 1 }],
+  });
   feed(e2, mk(1));
   feed(e2, mk(2));
   const r2 = feed(e2, mk(3))[0]!;

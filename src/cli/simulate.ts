@@ -1,0 +1,153 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
+import { engineMiddlebox } from '../lab/engine-middlebox.js';
+import {
+  connectionRecords,
+  connectionTrace,
+  runScenario,
+  summaryRow,
+  type ScenarioRun,
+} from '../lab/sim/run.js';
+import { SCENARIO_NAMES, isScenarioName, type ScenarioName } from '../lab/sim/scenarios.js';
+import { PcapWriter } from '../wire/pcap.js';
+
+export interface SimulateOptions {
+  json: boolean;
+  policies: ToaPolicy[];
+  scenarios: ScenarioName[];
+  connections: number;
+  seed: number;
+  mssAdjust: boolean;
+  timestampRemove: boolean;
+  /** Print the packet trace of the first connection that did not see the real IP. */
+  trace: boolean;
+  /** Write one pcap per scenario × policy into this folder. */
+  pcapDir?: string;
+}
+
+export interface ResultRow {
+  scenario: ScenarioName;
+  policy: ToaPolicy;
+  connections: number;
+  realIp: number;
+  wrongIp: number;
+  failed: number;
+}
+
+export interface SimulateReport {
+  mode: 'simulate' | 'lab';
+  results: ResultRow[];
+}
+
+/** Splits "a,b" lists and checks every item against the allowed names. */
+export function parseList<T extends string>(
+  text: string | undefined,
+  allowed: readonly T[],
+  what: string,
+): T[] {
+  if (text === undefined || text === '' || text === 'all') return [...allowed];
+  const items = text.split(',').map((s) => s.trim());
+  for (const it of items) {
+    if (!(allowed as readonly string[]).includes(it)) {
+      throw new Error(`unknown ${what} "${it}"; valid: ${allowed.join(', ')}`);
+    }
+  }
+  return items as T[];
+}
+
+export function parseScenarios(text: string | undefined): ScenarioName[] {
+  const list = parseList(text, SCENARIO_NAMES, 'scenario');
+  return list.filter(isScenarioName);
+}
+
+function writePcap(dir: string, run: ScenarioRun, policy: ToaPolicy): string {
+  mkdirSync(dir, { recursive: true });
+  const w = new PcapWriter(101);
+  for (const r of run.records) w.add(Math.round(r.t * 1000), r.bytes);
+  const file = join(dir, `${run.scenario}-${policy}.pcap`);
+  writeFileSync(file, w.toBytes());
+  return file;
+}
+
+export function simulate(o: SimulateOptions, log: (line: string) => void): SimulateReport {
+  const results: ResultRow[] = [];
+  for (const scenario of o.scenarios) {
+    for (const policy of o.policies) {
+      const run = runScenario({
+        scenario,
+        middleboxFactory: engineMiddlebox({
+          toaPolicy: policy,
+          mssAdjust: o.mssAdjust,
+          timestampRemove: o.timestampRemove,
+        }),
+        connections: o.connections,
+        seed: o.seed,
+        capture: o.trace || o.pcapDir !== undefined,
+      });
+      const row = summaryRow(run);
+      results.push({
+        scenario,
+        policy,
+        connections: row.connections,
+        realIp: row.realIp,
+        wrongIp: row.wrongIp,
+        failed: row.failed,
+      });
+      if (o.pcapDir !== undefined) log(`wrote ${writePcap(o.pcapDir, run, policy)}`);
+      if (o.trace) {
+        const miss = run.details.findIndex((d) => d.outcome !== 'realIp');
+        if (miss >= 0 && connectionRecords(run, miss).length > 0) {
+          log(`\n[${policy}] ${connectionTrace(run, miss)}`);
+        }
+      }
+    }
+  }
+  return { mode: 'simulate', results };
+}
+
+/** The scenario × policy table a person reads. */
+export function formatTable(report: SimulateReport): string {
+  const policies = [...new Set(report.results.map((r) => r.policy))];
+  const scenarios = [...new Set(report.results.map((r) => r.scenario))];
+  const cell = (r: ResultRow | undefined): string => {
+    if (!r) return '-';
+    const pct = r.connections === 0 ? 0 : (100 * r.realIp) / r.connections;
+    const tail = [r.wrongIp ? `${r.wrongIp} wrong` : '', r.failed ? `${r.failed} failed` : '']
+      .filter(Boolean)
+      .join(', ');
+    return `${r.realIp}/${r.connections} ${pct.toFixed(0).padStart(3)}%${tail ? ` (${tail})` : ''}`;
+  };
+  const widths = policies.map((p) =>
+    Math.max(
+      p.length,
+      ...scenarios.map(
+        (s) => cell(report.results.find((r) => r.scenario === s && r.policy === p)).length,
+      ),
+    ),
+  );
+  const sw = Math.max('scenario'.length, ...scenarios.map((s) => s.length));
+  const lines = [
+    `${'scenario'.padEnd(sw)}  ${policies.map((p, i) => p.padEnd(widths[i]!)).join('  ')}`,
+    `${'-'.repeat(sw)}  ${widths.map((w) => '-'.repeat(w)).join('  ')}`,
+  ];
+  for (const s of scenarios) {
+    lines.push(
+      `${s.padEnd(sw)}  ${policies.map((p, i) => cell(report.results.find((r) => r.scenario === s && r.policy === p)).padEnd(widths[i]!)).join('  ')}`,
+    );
+  }
+  lines.push('');
+  for (const p of policies) {
+    const rows = report.results.filter((r) => r.policy === p);
+    const total = rows.reduce((a, r) => a + r.connections, 0);
+    const real = rows.reduce((a, r) => a + r.realIp, 0);
+    const lost = rows.filter((r) => r.realIp < r.connections).map((r) => r.scenario);
+    lines.push(
+      `${p.padEnd(8)} real client IP on ${real}/${total} connections (${((100 * real) / Math.max(1, total)).toFixed(2)}%)` +
+        (lost.length ? `; lost in: ${lost.join(', ')}` : ''),
+    );
+  }
+  return lines.join('\n');
+}
+
+export { TOA_POLICIES };
