@@ -10,6 +10,8 @@ export const COUNTER_NAMES = [
   'tx_bytes',
   'inbound_packets',
   'outbound_packets',
+  'forwarded_packets',
+  'syn_rejected',
   'conns_created',
   'conns_expired',
   'conns_expired_established_rst',
@@ -57,3 +59,18 @@ export function countersToObject(a: Float64Array): Record<CounterName, number> {
   });
   return out;
 }
+
+/**
+ * Every received packet ends in exactly one of `forwarded_packets` or these:
+ * rx_packets == forwarded_packets + the sum of DROP_COUNTERS.
+ */
+export const DROP_COUNTERS: readonly CounterName[] = [
+  'malformed_dropped',
+  'bad_checksum_dropped',
+  'fragment_dropped',
+  'not_tcp_dropped',
+  'no_service_dropped',
+  'no_conn_dropped',
+  'too_big_dropped',
+  'syn_rejected',
+];

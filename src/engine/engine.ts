@@ -171,6 +171,12 @@ export class Engine {
     this.out[this.outCount++] = p;
   }
 
+  /** Emits the received packet itself (rewritten); see DROP_COUNTERS for the other fate. */
+  private forward(p: Packet): void {
+    this.counters[C.forwarded_packets]!++;
+    this.emit(p);
+  }
+
   private drop(p: Packet, counter: number): void {
     this.counters[counter]!++;
     this.pool.give(p);
@@ -335,13 +341,13 @@ export class Engine {
     switch (mode) {
       case ToaMode.None:
         this.natInbound(c);
-        this.emit(p);
+        this.forward(p);
         return;
       case ToaMode.Insert:
         this.toa.insertV4(p, ipHl);
         this.count(svcIdx, syn ? C.toa_inserted_syn : C.toa_inserted);
         this.natInbound(c);
-        this.emit(p);
+        this.forward(p);
         return;
       case ToaMode.Rebuild:
         if (!this.toa.rebuildV4(p, ipHl, plan)) {
@@ -353,7 +359,7 @@ export class Engine {
         this.ip.wrap(p.buf, p.start);
         this.tcp.wrap(p.buf, p.start + ipHl);
         this.natInbound(c);
-        this.emit(p);
+        this.forward(p);
         return;
       case ToaMode.Split: {
         const n = this.toa.splitV4(p, ipHl, plan, mtu);
@@ -375,6 +381,7 @@ export class Engine {
           this.natInbound(c);
           this.emit(q);
         }
+        this.counters[C.forwarded_packets]!++;
         this.pool.give(p);
         return;
       }
@@ -385,16 +392,14 @@ export class Engine {
     const t = this.table;
     const svc = this.services[svcIdx]!;
     if (t.full) {
-      this.count(svcIdx, C.table_full);
-      this.rejectSyn(p);
+      this.rejectSyn(p, svcIdx, C.table_full);
       return -1;
     }
     const b = p.buf;
     const s = p.start;
     const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, s + 12));
     if (pick < 0) {
-      this.count(svcIdx, C.no_real_server);
-      this.rejectSyn(p);
+      this.rejectSyn(p, svcIdx, C.no_real_server);
       return -1;
     }
     const rs = svc.targets[pick]!;
@@ -406,8 +411,7 @@ export class Engine {
       if (lport >= 0) break;
     }
     if (lport < 0) {
-      this.count(svcIdx, C.laddr_ports_exhausted);
-      this.rejectSyn(p);
+      this.rejectSyn(p, svcIdx, C.laddr_ports_exhausted);
       return -1;
     }
     const c = t.insertAt(b, s, tcpOff, svcIdx);
@@ -426,12 +430,14 @@ export class Engine {
     return c;
   }
 
-  private rejectSyn(p: Packet): void {
+  /** Answers a SYN that cannot become a connection with a RST, counting why. */
+  private rejectSyn(p: Packet, svcIdx: number, reason: number): void {
+    this.count(svcIdx, reason);
     const ip = this.ip;
     const tcp = this.tcp;
     const r = this.pool.take();
     craftRst(r, ip.dst, tcp.dstPort, ip.src, tcp.srcPort, 0, (tcp.seq + 1) >>> 0, true);
-    this.pool.give(p);
+    this.drop(p, C.syn_rejected);
     this.counters[C.rst_sent]!++;
     this.emit(r);
   }
@@ -503,7 +509,7 @@ export class Engine {
 
     this.natOutbound(c, ackFlag);
     svc.counters[C.outbound_packets]!++;
-    this.emit(p);
+    this.forward(p);
   }
 
   // ---- helpers ----------------------------------------------------------------------
