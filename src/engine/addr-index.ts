@@ -37,7 +37,11 @@ export class AddrPortIndex {
     }
   }
 
-  /** Same as `get`, reading the address (and the port unless portOff < 0) from packet bytes. */
+  /**
+   * Same as `get`, reading the address (and the port unless portOff < 0) from
+   * packet bytes. The probe loop is repeated rather than shared: handing the
+   * u32 address to a helper would box it on every packet.
+   */
   getAt(b: Uint8Array, addrOff: number, portOff: number): number {
     const addr =
       ((b[addrOff]! << 24) | (b[addrOff + 1]! << 16) | (b[addrOff + 2]! << 8) | b[addrOff + 3]!) >>>

@@ -1,4 +1,5 @@
 import type { ConnTable } from './conn-table.js';
+import { fmix32 as mix32 } from './sched/hash.js';
 
 /**
  * Initial sequence numbers for the LB→RS leg: a keyed hash of the 4-tuple
@@ -6,15 +7,6 @@ import type { ConnTable } from './conn-table.js';
  * secure_tcp_sequence_number. A fresh ISN per leg keeps a quickly reused
  * LIP:lport from landing inside the RS's TIME_WAIT sequence space.
  */
-
-function mix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 export class IsnGenerator {
   private readonly k0: number;
