@@ -1,0 +1,163 @@
+/**
+ * The shapes the control plane works with: the parsed configuration, what the
+ * running load balancer reports about itself, and the operations `ctl` can ask
+ * for. Addresses are host-order IPv4 numbers; text forms are for display.
+ */
+import type { ToaPolicy } from '../engine/config.js';
+import type { SchedulerName } from '../engine/sched/scheduler.js';
+import type { TcpTimeouts } from '../engine/tcp-state.js';
+
+/** Where a value came from, for "file:line: message" errors. */
+export interface SourcePos {
+  file: string;
+  line: number;
+}
+
+export interface TcpCheckSpec {
+  kind: 'TCP_CHECK';
+  /** Seconds. */
+  connectTimeout: number;
+  /** Defaults to the real server's port. */
+  connectPort?: number;
+}
+
+export interface HttpGetSpec {
+  kind: 'HTTP_GET';
+  path: string;
+  /** Expected HTTP status (keepalived `status_code`), default 200. */
+  statusCode: number;
+  connectTimeout: number;
+  connectPort?: number;
+}
+
+export type HealthCheckSpec = TcpCheckSpec | HttpGetSpec;
+
+export interface RealServerSpec {
+  addr: number;
+  port: number;
+  weight: number;
+  /** MTU of the path from the LB to this RS; default: the defs' rs_mtu. */
+  mtu?: number;
+  check?: HealthCheckSpec;
+  /** Seconds between checks (keepalived `delay_loop`, from the virtual_server). */
+  delayLoop: number;
+  /** Consecutive failures before the RS is taken out (keepalived `retry`). */
+  retry: number;
+  /** Seconds between retries after a failure (keepalived `delay_before_retry`). */
+  delayBeforeRetry: number;
+  pos: SourcePos;
+}
+
+export interface ServiceSpec {
+  vip: number;
+  vport: number;
+  protocol: 'TCP';
+  scheduler: SchedulerName;
+  laddrGroup: string;
+  laddrs: number[];
+  realServers: RealServerSpec[];
+  /** SYN proxy requested (`syn_proxy`); the engine accepts the switch before implementing it. */
+  synProxy: boolean;
+  pos: SourcePos;
+}
+
+export interface FullnatDefs {
+  /** TUN device name, default fnat0. */
+  interface: string;
+  toaPolicy: ToaPolicy;
+  mssAdjust: boolean;
+  timestampRemove: boolean;
+  /** Prometheus listener, e.g. { host: '127.0.0.1', port: 9400 }; absent = off. */
+  metrics?: { host: string; port: number };
+  /** Control socket path, default /run/fullnat.sock. */
+  controlSocket: string;
+  maxConnections: number;
+  portRange: { min: number; max: number };
+  rsMtu: number;
+  timeouts: TcpTimeouts;
+}
+
+export interface FullnatConfig {
+  file: string;
+  defs: FullnatDefs;
+  laddrGroups: Map<string, number[]>;
+  services: ServiceSpec[];
+}
+
+/** One real server as the running LB sees it. */
+export interface RealServerStatus {
+  addr: number;
+  port: number;
+  /** Configured weight. */
+  weight: number;
+  /** Weight in force: 0 while a health check holds the RS out. */
+  effectiveWeight: number;
+  healthy: boolean;
+  activeConns: number;
+  inactiveConns: number;
+  stats: TrafficStats;
+}
+
+export interface ServiceStatus {
+  vip: number;
+  vport: number;
+  protocol: 'TCP';
+  scheduler: SchedulerName;
+  laddrs: number[];
+  realServers: RealServerStatus[];
+  stats: TrafficStats;
+  /** Engine counters for this service (toa_inserted, …). */
+  counters: Record<string, number>;
+}
+
+/** Cumulative counters, as `ipvsadm -Ln --stats` shows them. */
+export interface TrafficStats {
+  conns: number;
+  inPackets: number;
+  outPackets: number;
+  inBytes: number;
+  outBytes: number;
+}
+
+export interface ConnectionStatus {
+  protocol: 'TCP';
+  /** Seconds until expiry. */
+  expiresIn: number;
+  state: string;
+  client: { addr: number; port: number };
+  virtual: { addr: number; port: number };
+  local: { addr: number; port: number };
+  real: { addr: number; port: number };
+}
+
+export interface Snapshot {
+  services: ServiceStatus[];
+  counters: Record<string, number>;
+  connections: number;
+  /** Seconds since the LB started (for rates). */
+  uptime: number;
+}
+
+export type ServiceKey = { vip: number; vport: number };
+export type RealServerKey = ServiceKey & { addr: number; port: number };
+
+/** What `fullnat ctl` can ask of the running LB (ipvsadm's verbs). */
+export type ControlRequest =
+  | { op: 'snapshot' }
+  | { op: 'connections'; limit?: number }
+  | { op: 'add-service'; service: ServiceKey; scheduler: SchedulerName }
+  | { op: 'edit-service'; service: ServiceKey; scheduler: SchedulerName }
+  | { op: 'delete-service'; service: ServiceKey }
+  | { op: 'add-real'; real: RealServerKey; weight: number }
+  | { op: 'edit-real'; real: RealServerKey; weight: number }
+  | { op: 'delete-real'; real: RealServerKey }
+  | { op: 'add-laddr'; service: ServiceKey; laddr: number }
+  | { op: 'reload' }
+  | { op: 'zero' };
+
+export type ControlResponse = { ok: true; snapshot?: Snapshot; connections?: ConnectionStatus[] } | { ok: false; error: string };
+
+/** Implemented by the running LB; the control socket server calls it. */
+export interface ControlApi {
+  handle(req: ControlRequest): Promise<ControlResponse>;
+}
