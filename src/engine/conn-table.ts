@@ -2,7 +2,8 @@ import { TcpState } from './tcp-state.js';
 
 /** Connection flag bits. */
 export const CF_FDATA_KNOWN = 1; // the RS SYN+ACK was seen, fdataSeq is valid
-export const CF_CLIENT_SAW_DATA = 2; // the RS has sent data: no more TOA candidates
+/** Set while the entry holds a connection (free entries have it clear). */
+export const CF_IN_USE = 0x80;
 
 /** Bucket of a 3-word key; masked inside so the result is always a small integer. */
 function mix(a: number, b: number, c: number, mask: number): number {
@@ -211,7 +212,7 @@ export class ConnTable {
     this.cport[i] = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     this.svc[i] = svc;
     this.state[i] = TcpState.None;
-    this.flags[i] = 0;
+    this.flags[i] = CF_IN_USE;
     this.seqDelta[i] = 0;
     this.fdataSeq[i] = 0;
     this.clientNxt[i] = 0;
@@ -254,6 +255,7 @@ export class ConnTable {
     }
     this.unlinkTimer(i);
     this.state[i] = TcpState.None;
+    this.flags[i] = 0;
     this.freeList[this.freeTop++] = i;
     this.count--;
   }

@@ -1,4 +1,4 @@
-import { equalsU32At, get16, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
+import { equalsU32At, get16, ipv4ToString, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
 import {
   ChecksumDelta,
   alignedRangeSum,
@@ -24,54 +24,32 @@ import {
   type ToaPolicy,
 } from './config.js';
 import { AddrPortIndex } from './addr-index.js';
-import { CF_FDATA_KNOWN, ConnTable } from './conn-table.js';
+import { CF_FDATA_KNOWN, CF_IN_USE, ConnTable } from './conn-table.js';
 import { C, newCounterArray } from './counters.js';
 import { craftFragNeeded, craftRst } from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
 import { LocalAddressPool } from './laddr.js';
 import { Packet, PacketPool } from './packet.js';
 import { createScheduler } from './sched/index.js';
-import type { Scheduler, SchedTarget } from './sched/scheduler.js';
+import type { SchedulerName } from './sched/scheduler.js';
+import { RealServer, STAT_CONNS, STAT_IN_BYTES, STAT_IN_PACKETS, STAT_OUT_BYTES, STAT_OUT_PACKETS, Service } from './services.js';
 import { TcpState, nextStateInbound, nextStateOutbound, timeoutTable } from './tcp-state.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
 
-export class RealServer implements SchedTarget {
-  readonly key: string;
-  weight: number;
-  activeConns = 0;
-  inactiveConns = 0;
-  constructor(
-    readonly index: number,
-    readonly service: number,
-    readonly addr: number,
-    readonly port: number,
-    weight: number,
-    readonly mtu: number,
-  ) {
-    this.key = `${addr}:${port}`;
-    this.weight = weight;
-  }
+export interface ConnectionEntry {
+  state: TcpState;
+  expiresInMs: number;
+  cip: number;
+  cport: number;
+  vip: number;
+  vport: number;
+  lip: number;
+  lport: number;
+  rip: number;
+  rport: number;
 }
 
-export class Service {
-  readonly targets: RealServer[] = [];
-  readonly counters = newCounterArray();
-  private lipCursor = 0;
-  constructor(
-    readonly index: number,
-    readonly vip: number,
-    readonly vport: number,
-    readonly scheduler: Scheduler,
-    /** Indexes into the engine's LIP pool. */
-    readonly lipIndexes: number[],
-  ) {}
-
-  nextLip(): number {
-    const i = this.lipCursor;
-    this.lipCursor = i + 1 === this.lipIndexes.length ? 0 : i + 1;
-    return i;
-  }
-}
+export { RealServer, Service };
 
 /**
  * The FULLNAT data plane: one IPv4 packet in, zero or more packets out,
@@ -89,7 +67,7 @@ export class Engine {
   readonly out: Packet[] = [];
   outCount = 0;
 
-  private readonly serviceByKey = new AddrPortIndex();
+  private serviceByKey = new AddrPortIndex();
   private readonly lipSet = new AddrPortIndex();
   private readonly isn: IsnGenerator;
   private readonly timeoutsMs: Uint32Array;
@@ -123,35 +101,93 @@ export class Engine {
   }
 
   addService(cfg: ServiceConfig): Service {
-    if (this.serviceByKey.get(cfg.vip, cfg.vport) >= 0)
-      throw new Error(`service ${cfg.vip}:${cfg.vport} already exists`);
-    if (cfg.laddrs.length === 0)
-      throw new Error('a FULLNAT service needs at least one local address');
-    const idx = this.services.length;
-    const lipIdx = cfg.laddrs.map((l) => this.laddrs.add(l));
-    for (const l of cfg.laddrs) this.lipSet.set(l, -1, 1);
-    const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), lipIdx);
-    for (const r of cfg.realServers) {
-      if (this.realServers.length >= this.opts.maxRealServers)
-        throw new Error('too many real servers');
-      const rs = new RealServer(
-        this.realServers.length,
-        idx,
-        r.addr,
-        r.port,
-        r.weight,
-        r.mtu ?? this.opts.rsMtu,
-      );
-      this.realServers.push(rs);
-      svc.targets.push(rs);
+    if (this.findService(cfg.vip, cfg.vport) >= 0) {
+      throw new Error(`service ${ipv4ToString(cfg.vip)}:${cfg.vport} already exists`);
     }
-    svc.scheduler.rebuild(svc.targets);
+    if (cfg.laddrs.length === 0) throw new Error('a FULLNAT service needs at least one local address');
+    const idx = this.services.length;
+    if (idx >= 0xffff) throw new Error('too many services');
+    const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), []);
     this.services.push(svc);
+    for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
+    for (const r of cfg.realServers) this.addRealServer(idx, r);
     this.serviceByKey.set(cfg.vip, cfg.vport, idx);
-    this.svcVips = Uint32Array.from(this.services, (s) => s.vip);
-    this.svcPorts = Uint16Array.from(this.services, (s) => s.vport);
-    this.rsAddrs = Uint32Array.from(this.realServers, (r) => r.addr);
+    this.syncArrays();
     return svc;
+  }
+
+  /** Index of the live service VIP:vport, or -1. */
+  findService(vip: number, vport: number): number {
+    return this.serviceByKey.get(vip, vport);
+  }
+
+  /** Index (into realServers) of RS addr:port in service svc, or -1. */
+  findRealServer(svc: number, addr: number, port: number): number {
+    const s = this.services[svc];
+    if (!s) return -1;
+    const rs = s.targets.find((r) => r.addr === addr && r.port === port);
+    return rs ? rs.index : -1;
+  }
+
+  /**
+   * Deletes a service: new SYNs to it are dropped; replies of its existing
+   * connections still translate until they expire.
+   */
+  deleteService(svc: number): void {
+    const s = this.liveService(svc);
+    s.live = false;
+    for (const r of s.targets) r.member = false;
+    s.targets.length = 0;
+    s.scheduler.rebuild(s.targets);
+    const idx = new AddrPortIndex();
+    for (const o of this.services) if (o.live) idx.set(o.vip, o.vport, o.index);
+    this.serviceByKey = idx;
+  }
+
+  setScheduler(svc: number, name: SchedulerName): void {
+    const s = this.liveService(svc);
+    s.scheduler = createScheduler(name);
+    s.scheduler.rebuild(s.targets);
+  }
+
+  addLocalAddress(svc: number, lip: number): void {
+    const s = this.liveService(svc);
+    const li = this.laddrs.add(lip);
+    if (!s.lipIndexes.includes(li)) s.lipIndexes.push(li);
+    this.lipSet.set(lip, -1, 1);
+  }
+
+  /** Adds (or re-adds) a real server to a service; returns its index. */
+  addRealServer(svc: number, r: { addr: number; port: number; weight: number; mtu?: number }): number {
+    const s = this.liveService(svc);
+    if (s.targets.some((t) => t.addr === r.addr && t.port === r.port)) {
+      throw new Error(`real server ${ipv4ToString(r.addr)}:${r.port} already in the service`);
+    }
+    // A removed RS with live connections keeps its index, so re-adding it resumes its counters.
+    let rs = this.realServers.find((t) => t.service === svc && !t.member && t.addr === r.addr && t.port === r.port);
+    if (rs) {
+      rs.member = true;
+      rs.weight = r.weight;
+      rs.mtu = r.mtu ?? this.opts.rsMtu;
+    } else {
+      if (this.realServers.length >= this.opts.maxRealServers) throw new Error('too many real servers');
+      rs = new RealServer(this.realServers.length, svc, r.addr, r.port, r.weight, r.mtu ?? this.opts.rsMtu);
+      this.realServers.push(rs);
+    }
+    s.targets.push(rs);
+    s.scheduler.rebuild(s.targets);
+    this.syncArrays();
+    return rs.index;
+  }
+
+  /** Takes an RS out of its service: no new connections; existing ones run to their end. */
+  removeRealServer(rsIndex: number): void {
+    const rs = this.realServers[rsIndex];
+    if (!rs || !rs.member) throw new RangeError(`no real server #${rsIndex}`);
+    const s = this.services[rs.service]!;
+    rs.member = false;
+    s.targets.splice(s.targets.indexOf(rs), 1);
+    s.scheduler.rebuild(s.targets);
   }
 
   setWeight(rsIndex: number, weight: number): void {
@@ -159,6 +195,51 @@ export class Engine {
     if (!rs) throw new RangeError(`no real server #${rsIndex}`);
     rs.weight = weight;
     this.services[rs.service]!.scheduler.rebuild(this.services[rs.service]!.targets);
+  }
+
+  private liveService(svc: number): Service {
+    const s = this.services[svc];
+    if (!s || !s.live) throw new RangeError(`no service #${svc}`);
+    return s;
+  }
+
+  private syncArrays(): void {
+    this.svcVips = Uint32Array.from(this.services, (s) => s.vip);
+    this.svcPorts = Uint16Array.from(this.services, (s) => s.vport);
+    this.rsAddrs = Uint32Array.from(this.realServers, (r) => r.addr);
+  }
+
+  /** Connections in the table, for `ctl -Lnc`; at most `limit`. */
+  listConnections(limit = Infinity): ConnectionEntry[] {
+    const t = this.table;
+    const out: ConnectionEntry[] = [];
+    for (let i = 0; i < t.capacity && out.length < limit; i++) {
+      if ((t.flags[i]! & CF_IN_USE) === 0) continue;
+      const svc = this.services[t.svc[i]!]!;
+      out.push({
+        state: t.state[i]! as TcpState,
+        expiresInMs: Math.max(0, t.expires[i]! - this.now),
+        cip: t.cip[i]!,
+        cport: t.cport[i]!,
+        vip: svc.vip,
+        vport: svc.vport,
+        lip: t.lip[i]!,
+        lport: t.lport[i]!,
+        rip: t.rip[i]!,
+        rport: t.rport[i]!,
+      });
+    }
+    return out;
+  }
+
+  /** Zeroes traffic stats and counters (ipvsadm -Z). */
+  zeroCounters(): void {
+    this.counters.fill(0);
+    for (const s of this.services) {
+      s.counters.fill(0);
+      s.stats.fill(0);
+    }
+    for (const r of this.realServers) r.stats.fill(0);
   }
 
   clearOutput(): void {
@@ -335,7 +416,13 @@ export class Engine {
     if (next !== prev) this.setState(c, prev, next);
     t.expires[c] = this.now + this.timeoutsMs[next]!;
     loadU32Plus(t.clientNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
-    this.services[svcIdx]!.counters[C.inbound_packets]!++;
+    const svcObj = this.services[svcIdx]!;
+    svcObj.counters[C.inbound_packets]!++;
+    svcObj.stats[STAT_IN_PACKETS]!++;
+    svcObj.stats[STAT_IN_BYTES]! += p.length;
+    const rsStats = this.realServers[t.rs[c]!]!.stats;
+    rsStats[STAT_IN_PACKETS]!++;
+    rsStats[STAT_IN_BYTES]! += p.length;
 
     // The TOA goes in while the packet still carries the client's address and port, which it copies.
     switch (mode) {
@@ -426,6 +513,8 @@ export class Engine {
     t.lipIndex[c] = lipSlot;
     this.isn.storeSeqDelta(t, c, this.now, b, tcpOff + 4);
     rs.inactiveConns++;
+    rs.stats[STAT_CONNS]!++;
+    svc.stats[STAT_CONNS]!++;
     this.count(svcIdx, C.conns_created);
     return c;
   }
@@ -509,6 +598,11 @@ export class Engine {
 
     this.natOutbound(c, ackFlag);
     svc.counters[C.outbound_packets]!++;
+    svc.stats[STAT_OUT_PACKETS]!++;
+    svc.stats[STAT_OUT_BYTES]! += p.length;
+    const rsStats = this.realServers[t.rs[c]!]!.stats;
+    rsStats[STAT_OUT_PACKETS]!++;
+    rsStats[STAT_OUT_BYTES]! += p.length;
     this.forward(p);
   }
 

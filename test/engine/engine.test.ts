@@ -424,3 +424,26 @@ test('malformed packets are counted and dropped, never thrown', () => {
   assert.equal(e.counter('rx_packets'), cases.length);
   assert.equal(e.counter('malformed_dropped') + e.counter('bad_checksum_dropped'), cases.length);
 });
+
+test('configuration changes: RS removed keeps its connections, new ones go elsewhere; stats and listing', () => {
+  const RIP2 = parseIpv4('10.10.2.3');
+  const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 64 });
+  e.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 8080, weight: 1 }] });
+  const syn = (port: number): Uint8Array => buildSegment({ src: CIP, dst: VIP, sport: port, dport: 80, seq: 1, flags: TCP_SYN });
+  assert.equal(feed(e, syn(1))[0]!.dst, RIP);
+  const added = e.addRealServer(0, { addr: RIP2, port: 8080, weight: 1 });
+  e.removeRealServer(e.findRealServer(0, RIP, 8080));
+  assert.equal(feed(e, syn(2))[0]!.dst, RIP2);
+  assert.equal(feed(e, syn(3))[0]!.dst, RIP2);
+  // The first connection's retransmitted SYN still goes to the removed RS.
+  assert.equal(feed(e, syn(1))[0]!.dst, RIP);
+  const conns = e.listConnections();
+  assert.equal(conns.length, 3);
+  assert.deepEqual(conns.map((c) => c.rip).sort(), [RIP, RIP2, RIP2].sort());
+  assert.equal(e.realServers[added]!.stats[0], 2);
+  assert.equal(e.services[0]!.stats[0], 3);
+  e.deleteService(0);
+  assert.equal(feed(e, syn(9)).length, 0);
+  assert.equal(e.counter('no_service_dropped'), 1);
+  assert.throws(() => e.addRealServer(0, { addr: RIP, port: 1, weight: 1 }), /no service/);
+});

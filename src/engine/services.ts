@@ -1,0 +1,55 @@
+import { newCounterArray } from './counters.js';
+import type { Scheduler, SchedTarget } from './sched/scheduler.js';
+
+/** Traffic stats per service and per RS, as ipvsadm --stats shows them. */
+export const STAT_CONNS = 0;
+export const STAT_IN_PACKETS = 1;
+export const STAT_OUT_PACKETS = 2;
+export const STAT_IN_BYTES = 3;
+export const STAT_OUT_BYTES = 4;
+export const STAT_STRIDE = 5;
+
+export class RealServer implements SchedTarget {
+  readonly key: string;
+  /** Weight in force (0 while quiescent or held out by a health check). */
+  weight: number;
+  activeConns = 0;
+  inactiveConns = 0;
+  /** False once removed from its service; kept so existing connections still resolve. */
+  member = true;
+  readonly stats = new Float64Array(STAT_STRIDE);
+  constructor(
+    readonly index: number,
+    readonly service: number,
+    readonly addr: number,
+    readonly port: number,
+    weight: number,
+    public mtu: number,
+  ) {
+    this.key = `${addr}:${port}`;
+    this.weight = weight;
+  }
+}
+
+export class Service {
+  readonly targets: RealServer[] = [];
+  readonly counters = newCounterArray();
+  readonly stats = new Float64Array(STAT_STRIDE);
+  /** False once deleted; kept so existing connections' replies still translate. */
+  live = true;
+  private lipCursor = 0;
+  constructor(
+    readonly index: number,
+    readonly vip: number,
+    readonly vport: number,
+    public scheduler: Scheduler,
+    /** Indexes into the engine's LIP pool. */
+    readonly lipIndexes: number[],
+  ) {}
+
+  nextLip(): number {
+    const i = this.lipCursor;
+    this.lipCursor = i + 1 >= this.lipIndexes.length ? 0 : i + 1;
+    return i;
+  }
+}
