@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine.js';
+import { RunLoop } from '../../src/io/loop.js';
+import { MemoryDevice } from '../../src/io/memory-device.js';
+import { Ipv4View } from '../../src/wire/ipv4.js';
+import { TCP_SYN } from '../../src/wire/tcp.js';
+import { buildSegment } from '../support/packets.js';
+
+const VIP = 0xc0000264;
+const LIP = 0x0a0a0301;
+const RIP = 0x0a0a0202;
+
+function setup(): { e: Engine; dev: MemoryDevice; loop: RunLoop } {
+  const e = new Engine({ maxConnections: 4096 });
+  e.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 80, weight: 1 }] });
+  const dev = new MemoryDevice();
+  const loop = new RunLoop(e, dev, 16);
+  return { e, dev, loop };
+}
+
+const syn = (i: number): Uint8Array =>
+  buildSegment({ src: 0xcb007100 + (i % 200), dst: VIP, sport: 1024 + i, dport: 80, seq: i, flags: TCP_SYN });
+
+test('the loop reads batches, runs the engine and writes every output', () => {
+  const { e, dev, loop } = setup();
+  for (let i = 0; i < 100; i++) dev.inbox.push(syn(i));
+  loop.start();
+  loop.stop();
+  assert.equal(dev.written.length, 100);
+  assert.ok(dev.written.every((b) => new Ipv4View().wrap(b, 0).dst === RIP));
+  assert.equal(loop.stats.rxPackets, 100);
+  assert.ok(loop.stats.rxBatches >= 7, 'batches of at most 16');
+  assert.equal(e.table.count, 100);
+});
+
+test('packets the device will not take are counted as dropped and their buffers come back', () => {
+  const { e, dev, loop } = setup();
+  dev.writeLimit = 3;
+  loop.start();
+  const before = e.pool.available;
+  dev.inject(...Array.from({ length: 10 }, (_, i) => syn(i)));
+  loop.stop();
+  assert.equal(loop.stats.txPackets + loop.stats.txDropped, 10);
+  assert.ok(loop.stats.txDropped > 0);
+  assert.equal(e.pool.available, before, 'no packet buffer leaked');
+});
