@@ -70,12 +70,12 @@ export class Engine {
   private serviceByKey = new AddrPortIndex();
   private readonly lipSet = new AddrPortIndex();
   private readonly isn: IsnGenerator;
-  private readonly timeoutsMs: Uint32Array;
+  private timeoutsMs: Uint32Array;
   private readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
   private readonly opt = new TcpOptionSummary();
   private readonly toa: ToaWriter;
-  private readonly policy: ToaPolicy;
+  private policy: ToaPolicy;
   private readonly onExpire = (i: number): void => this.expireConn(i);
   private now = 0;
   private readonly delta = new ChecksumDelta();
@@ -104,7 +104,7 @@ export class Engine {
     if (this.findService(cfg.vip, cfg.vport) >= 0) {
       throw new Error(`service ${ipv4ToString(cfg.vip)}:${cfg.vport} already exists`);
     }
-    if (cfg.laddrs.length === 0) throw new Error('a FULLNAT service needs at least one local address');
+    // A service may start without LIPs (ipvsadm -A, then --add-laddr); until then its SYNs are refused.
     const idx = this.services.length;
     if (idx >= 0xffff) throw new Error('too many services');
     const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), []);
@@ -114,6 +114,16 @@ export class Engine {
     this.serviceByKey.set(cfg.vip, cfg.vport, idx);
     this.syncArrays();
     return svc;
+  }
+
+  /**
+   * Applies option changes that need no restart (reload): TOA policy, MSS and
+   * timestamp switches, timeouts (for new state changes), default RS MTU.
+   */
+  reconfigure(o: Partial<Pick<EngineOptions, 'toaPolicy' | 'mssAdjust' | 'timestampRemove' | 'timeouts' | 'rsMtu'>>): void {
+    Object.assign(this.opts, o);
+    this.policy = this.opts.toaPolicy;
+    this.timeoutsMs = timeoutTable(this.opts.timeouts);
   }
 
   /** Index of the live service VIP:vport, or -1. */

@@ -1,0 +1,396 @@
+/**
+ * The running load balancer: the engine behind a TUN device, configured from
+ * a keepalived-style file, steered through the control socket, watched by
+ * health checks and exported as Prometheus metrics.
+ */
+import { TOA_V4_LEN } from '../wire/toa.js';
+import { ipv4ToString } from '../wire/bytes.js';
+import { Engine } from '../engine/engine.js';
+import { COUNTER_NAMES } from '../engine/counters.js';
+import {
+  STAT_CONNS,
+  STAT_IN_BYTES,
+  STAT_IN_PACKETS,
+  STAT_OUT_BYTES,
+  STAT_OUT_PACKETS,
+  type Service,
+} from '../engine/services.js';
+import { TCP_STATE_NAMES } from '../engine/tcp-state.js';
+import type { HostNetwork } from '../io/host.js';
+import { RunLoop, type PacketDevice } from '../io/loop.js';
+import { loadConfig, diffConfig } from './config.js';
+import { HealthChecker } from './health.js';
+import type {
+  ConnectionStatus,
+  ControlApi,
+  ControlRequest,
+  ControlResponse,
+  FullnatConfig,
+  RealServerSpec,
+  ServiceSpec,
+  Snapshot,
+  TrafficStats,
+} from './model.js';
+import type { Logger } from './log.js';
+
+export interface LoadBalancerDeps {
+  host: HostNetwork;
+  log: Logger;
+  /** Run the configured health checks (default true). */
+  healthChecks?: boolean;
+}
+
+const rsKey = (vip: number, vport: number, addr: number, port: number): string => `${vip}:${vport}/${addr}:${port}`;
+
+function statsOf(a: Float64Array): TrafficStats {
+  return {
+    conns: a[STAT_CONNS]!,
+    inPackets: a[STAT_IN_PACKETS]!,
+    outPackets: a[STAT_OUT_PACKETS]!,
+    inBytes: a[STAT_IN_BYTES]!,
+    outBytes: a[STAT_OUT_BYTES]!,
+  };
+}
+
+export class LoadBalancer implements ControlApi {
+  config: FullnatConfig;
+  readonly engine: Engine;
+  private loop: RunLoop | undefined;
+  private device: PacketDevice | undefined;
+  private readonly routes = new Set<string>();
+  /** Configured weight and health per RS, keyed by rsKey; effective weight = healthy ? weight : 0. */
+  private readonly weights = new Map<string, { weight: number; healthy: boolean }>();
+  private readonly startedAt = Date.now();
+  private health: HealthChecker | undefined;
+
+  constructor(
+    readonly configPath: string,
+    private readonly deps: LoadBalancerDeps,
+    config?: FullnatConfig,
+  ) {
+    this.config = config ?? loadConfig(configPath);
+    const d = this.config.defs;
+    this.engine = new Engine({
+      toaPolicy: d.toaPolicy,
+      mssAdjust: d.mssAdjust,
+      timestampRemove: d.timestampRemove,
+      maxConnections: d.maxConnections,
+      portRange: d.portRange,
+      rsMtu: d.rsMtu,
+      timeouts: d.timeouts,
+      isnSecret: (Math.random() * 0x100000000) >>> 0,
+    });
+    for (const s of this.config.services) this.addService(s);
+  }
+
+  get deviceName(): string {
+    return this.config.defs.interface;
+  }
+
+  /** Opens the device, sets sysctls and routes, starts the loop and health checks. */
+  start(): void {
+    const { host, log } = this.deps;
+    const dev = this.deviceName;
+    this.device = host.openDevice(dev, this.tunMtu());
+    host.sysctl('net.ipv4.ip_forward', '1');
+    // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
+    host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');
+    this.syncRoutes();
+    this.loop = new RunLoop(this.engine, this.device);
+    this.loop.start();
+    if (this.deps.healthChecks !== false) {
+      this.health = new HealthChecker(this.config, {
+        logger: log,
+        onChange: (c) => this.onHealth(c.service, c.real, c.healthy),
+      });
+      this.health.start();
+    }
+    log.info(
+      { device: dev, services: this.config.services.length, toaPolicy: this.config.defs.toaPolicy },
+      'fullnat running',
+    );
+  }
+
+  stop(): void {
+    this.health?.stop();
+    this.loop?.stop();
+    for (const r of [...this.routes]) this.dropRoute(r);
+    this.device?.close();
+    this.device = undefined;
+    this.deps.log.info({ device: this.deviceName }, 'fullnat stopped');
+  }
+
+  /** The TUN carries the largest packet any RS path allows, TOA included. */
+  private tunMtu(): number {
+    let mtu = this.config.defs.rsMtu;
+    for (const s of this.config.services) for (const r of s.realServers) mtu = Math.max(mtu, r.mtu ?? 0);
+    return mtu + TOA_V4_LEN;
+  }
+
+  private addService(s: ServiceSpec): void {
+    const svc = this.engine.addService({
+      vip: s.vip,
+      vport: s.vport,
+      scheduler: s.scheduler,
+      laddrs: s.laddrs,
+      realServers: [],
+    });
+    for (const r of s.realServers) this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
+  }
+
+  private addReal(svc: number, vip: number, vport: number, addr: number, port: number, weight: number, mtu?: number): void {
+    const prev = this.weights.get(rsKey(vip, vport, addr, port));
+    const healthy = prev?.healthy ?? true;
+    this.weights.set(rsKey(vip, vport, addr, port), { weight, healthy });
+    this.engine.addRealServer(svc, { addr, port, weight: healthy ? weight : 0, mtu });
+  }
+
+  private onHealth(svc: ServiceSpec, real: RealServerSpec, healthy: boolean): void {
+    const key = rsKey(svc.vip, svc.vport, real.addr, real.port);
+    const w = this.weights.get(key);
+    if (!w) return;
+    w.healthy = healthy;
+    const si = this.engine.findService(svc.vip, svc.vport);
+    const ri = si < 0 ? -1 : this.engine.findRealServer(si, real.addr, real.port);
+    if (ri >= 0) this.engine.setWeight(ri, healthy ? w.weight : 0);
+    this.deps.log.warn(
+      {
+        service: `${ipv4ToString(svc.vip)}:${svc.vport}`,
+        real: `${ipv4ToString(real.addr)}:${real.port}`,
+        healthy,
+        weight: healthy ? w.weight : 0,
+      },
+      healthy ? 'real server up: weight restored' : 'real server down: quiescent (weight 0)',
+    );
+  }
+
+  // ---- routes ----------------------------------------------------------------------
+
+  private wantedRoutes(): Set<string> {
+    const want = new Set<string>();
+    for (const s of this.engine.services) {
+      if (!s.live) continue;
+      want.add(`${ipv4ToString(s.vip)}/32`);
+      for (const li of s.lipIndexes) want.add(`${ipv4ToString(this.engine.laddrs.lips[li]!)}/32`);
+    }
+    return want;
+  }
+
+  private syncRoutes(): void {
+    if (!this.device) return;
+    const want = this.wantedRoutes();
+    for (const r of want) {
+      if (this.routes.has(r)) continue;
+      this.deps.host.addRoute(r, this.deviceName);
+      this.routes.add(r);
+    }
+    for (const r of [...this.routes]) if (!want.has(r)) this.dropRoute(r);
+  }
+
+  private dropRoute(r: string): void {
+    try {
+      this.deps.host.delRoute(r, this.deviceName);
+    } catch (e) {
+      this.deps.log.warn({ route: r, err: (e as Error).message }, 'could not remove route');
+    }
+    this.routes.delete(r);
+  }
+
+  // ---- reload ----------------------------------------------------------------------
+
+  /**
+   * Re-reads the file and applies the difference. A file with an error, or a
+   * change that needs a restart, is refused and the running state stays as it is.
+   */
+  reload(): { ok: true; summary: string } | { ok: false; error: string } {
+    let next: FullnatConfig;
+    try {
+      next = loadConfig(this.configPath);
+    } catch (e) {
+      const error = (e as Error).message;
+      this.deps.log.error({ err: error }, 'reload refused: configuration error');
+      return { ok: false, error };
+    }
+    const diff = diffConfig(this.config, next);
+    if (diff.restartRequired.length > 0) {
+      const error = `reload refused: ${diff.restartRequired.join(', ')} can only change with a restart`;
+      this.deps.log.error({ keys: diff.restartRequired }, error);
+      return { ok: false, error };
+    }
+    const e = this.engine;
+    const d = next.defs;
+    e.reconfigure({
+      toaPolicy: d.toaPolicy,
+      mssAdjust: d.mssAdjust,
+      timestampRemove: d.timestampRemove,
+      timeouts: d.timeouts,
+      rsMtu: d.rsMtu,
+    });
+    for (const s of diff.removedServices) {
+      const i = e.findService(s.vip, s.vport);
+      if (i >= 0) e.deleteService(i);
+    }
+    for (const s of diff.addedServices) this.addService(s);
+    for (const c of diff.changedServices) {
+      const s = c.after;
+      const i = e.findService(s.vip, s.vport);
+      if (i < 0) continue;
+      if (c.scheduler) e.setScheduler(i, c.scheduler.to);
+      for (const l of c.addedLaddrs) e.addLocalAddress(i, l);
+      for (const r of c.removedReals) {
+        const ri = e.findRealServer(i, r.addr, r.port);
+        if (ri >= 0) e.removeRealServer(ri);
+        this.weights.delete(rsKey(s.vip, s.vport, r.addr, r.port));
+      }
+      for (const r of c.addedReals) this.addReal(i, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
+      for (const ch of c.changedReals) {
+        const key = rsKey(s.vip, s.vport, ch.after.addr, ch.after.port);
+        const w = this.weights.get(key);
+        const ri = e.findRealServer(i, ch.after.addr, ch.after.port);
+        if (!w || ri < 0) continue;
+        w.weight = ch.after.weight;
+        e.setWeight(ri, w.healthy ? w.weight : 0);
+        e.realServers[ri]!.mtu = ch.after.mtu ?? d.rsMtu;
+      }
+      if (c.removedLaddrs.length > 0) {
+        this.deps.log.warn(
+          { service: `${ipv4ToString(s.vip)}:${s.vport}`, laddrs: c.removedLaddrs.map(ipv4ToString) },
+          'local addresses stay in use until restart (connections may hold their ports)',
+        );
+      }
+    }
+    this.config = next;
+    this.syncRoutes();
+    this.health?.update(next);
+    const summary =
+      `+${diff.addedServices.length} -${diff.removedServices.length} ~${diff.changedServices.length} services` +
+      (diff.changedDefs.length ? `; defs: ${diff.changedDefs.join(', ')}` : '');
+    this.deps.log.info({ summary }, 'configuration reloaded');
+    return { ok: true, summary };
+  }
+
+  // ---- control ---------------------------------------------------------------------
+
+  snapshot(): Snapshot {
+    const e = this.engine;
+    const services = e.services
+      .filter((s) => s.live)
+      .map((s: Service) => ({
+        vip: s.vip,
+        vport: s.vport,
+        protocol: 'TCP' as const,
+        scheduler: s.scheduler.name,
+        laddrs: s.lipIndexes.map((li) => e.laddrs.lips[li]!),
+        realServers: s.targets.map((r) => {
+          const w = this.weights.get(rsKey(s.vip, s.vport, r.addr, r.port));
+          return {
+            addr: r.addr,
+            port: r.port,
+            weight: w?.weight ?? r.weight,
+            effectiveWeight: r.weight,
+            healthy: w?.healthy ?? true,
+            activeConns: r.activeConns,
+            inactiveConns: r.inactiveConns,
+            stats: statsOf(r.stats),
+          };
+        }),
+        stats: statsOf(s.stats),
+        counters: Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, s.counters[i]!])),
+      }));
+    const counters: Record<string, number> = Object.fromEntries(
+      COUNTER_NAMES.map((n, i) => [n, e.counters[i]!]),
+    );
+    if (this.loop) {
+      counters.io_rx_packets = this.loop.stats.rxPackets;
+      counters.io_rx_batches = this.loop.stats.rxBatches;
+      counters.io_tx_packets = this.loop.stats.txPackets;
+      counters.io_tx_dropped = this.loop.stats.txDropped;
+    }
+    return { services, counters, connections: e.table.count, uptime: (Date.now() - this.startedAt) / 1000 };
+  }
+
+  connections(limit?: number): ConnectionStatus[] {
+    return this.engine.listConnections(limit).map((c) => ({
+      protocol: 'TCP',
+      expiresIn: c.expiresInMs / 1000,
+      state: TCP_STATE_NAMES[c.state]!,
+      client: { addr: c.cip, port: c.cport },
+      virtual: { addr: c.vip, port: c.vport },
+      local: { addr: c.lip, port: c.lport },
+      real: { addr: c.rip, port: c.rport },
+    }));
+  }
+
+  async handle(req: ControlRequest): Promise<ControlResponse> {
+    try {
+      return this.apply(req);
+    } catch (e) {
+      return { ok: false, error: (e as Error).message };
+    }
+  }
+
+  private apply(req: ControlRequest): ControlResponse {
+    const e = this.engine;
+    const svcOf = (vip: number, vport: number): number => {
+      const i = e.findService(vip, vport);
+      if (i < 0) throw new Error(`no service ${ipv4ToString(vip)}:${vport}`);
+      return i;
+    };
+    switch (req.op) {
+      case 'snapshot':
+        return { ok: true, snapshot: this.snapshot() };
+      case 'connections':
+        return { ok: true, connections: this.connections(req.limit) };
+      case 'add-service': {
+        const { vip, vport } = req.service;
+        e.addService({ vip, vport, scheduler: req.scheduler, laddrs: [], realServers: [] });
+        this.syncRoutes();
+        this.deps.log.info({ service: `${ipv4ToString(vip)}:${vport}` }, 'service added (ctl)');
+        return { ok: true };
+      }
+      case 'edit-service':
+        e.setScheduler(svcOf(req.service.vip, req.service.vport), req.scheduler);
+        return { ok: true };
+      case 'delete-service':
+        e.deleteService(svcOf(req.service.vip, req.service.vport));
+        this.syncRoutes();
+        return { ok: true };
+      case 'add-real': {
+        const r = req.real;
+        this.addReal(svcOf(r.vip, r.vport), r.vip, r.vport, r.addr, r.port, req.weight);
+        return { ok: true };
+      }
+      case 'edit-real': {
+        const r = req.real;
+        const si = svcOf(r.vip, r.vport);
+        const ri = e.findRealServer(si, r.addr, r.port);
+        if (ri < 0) throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
+        const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port));
+        if (w) w.weight = req.weight;
+        e.setWeight(ri, w && !w.healthy ? 0 : req.weight);
+        return { ok: true };
+      }
+      case 'delete-real': {
+        const r = req.real;
+        const si = svcOf(r.vip, r.vport);
+        const ri = e.findRealServer(si, r.addr, r.port);
+        if (ri < 0) throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
+        e.removeRealServer(ri);
+        this.weights.delete(rsKey(r.vip, r.vport, r.addr, r.port));
+        return { ok: true };
+      }
+      case 'add-laddr':
+        e.addLocalAddress(svcOf(req.service.vip, req.service.vport), req.laddr);
+        this.syncRoutes();
+        return { ok: true };
+      case 'reload': {
+        const r = this.reload();
+        return r.ok ? { ok: true } : { ok: false, error: r.error };
+      }
+      case 'zero':
+        e.zeroCounters();
+        return { ok: true };
+    }
+  }
+}
+

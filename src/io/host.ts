@@ -1,0 +1,27 @@
+import type { PacketDevice } from './loop.js';
+import { addRoute, delRoute, openTun, setUp, sysctl } from './tun.js';
+
+/** What the LB needs from the host: a packet device, routes and sysctls (faked in tests). */
+export interface HostNetwork {
+  openDevice(name: string, mtu: number): PacketDevice;
+  addRoute(prefix: string, dev: string): void;
+  delRoute(prefix: string, dev: string): void;
+  /** Dotted key; an interface name in it may contain no dot. */
+  sysctl(key: string, value: string): void;
+}
+
+/** The real thing: a TUN device and iproute2 in this process's network namespace. */
+export const linuxHost: HostNetwork = {
+  openDevice(name, mtu) {
+    const dev = openTun(name);
+    setUp(dev.name, mtu);
+    return dev;
+  },
+  addRoute: (prefix, dev) => addRoute(prefix, dev),
+  delRoute: (prefix, dev) => delRoute(prefix, dev),
+  sysctl: (key, value) => {
+    // Interface names may hold dots; those keys are written in path form.
+    const m = /^net\.ipv4\.conf\.(.+)\.(rp_filter|accept_local|forwarding)$/.exec(key);
+    sysctl(m ? `net/ipv4/conf/${m[1]}/${m[2]}` : key, value);
+  },
+};
