@@ -306,7 +306,13 @@ export class LoadBalancer implements ControlApi {
       counters.io_tx_packets = this.loop.stats.txPackets;
       counters.io_tx_dropped = this.loop.stats.txDropped;
     }
-    return { services, counters, connections: e.table.count, uptime: (Date.now() - this.startedAt) / 1000 };
+    return {
+      services,
+      counters,
+      connections: e.table.count,
+      maxConnections: e.table.capacity,
+      uptime: (Date.now() - this.startedAt) / 1000,
+    };
   }
 
   connections(limit?: number): ConnectionStatus[] {

@@ -134,6 +134,8 @@ export interface Snapshot {
   services: ServiceStatus[];
   counters: Record<string, number>;
   connections: number;
+  /** Size of the connection table (fullnat_defs max_connections). */
+  maxConnections?: number;
   /** Seconds since the LB started (for rates). */
   uptime: number;
 }

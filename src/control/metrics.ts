@@ -1,0 +1,303 @@
+/**
+ * Prometheus metrics. Nothing here runs per packet: every value is read from
+ * one Snapshot taken when Prometheus scrapes (the metrics' collect()
+ * callbacks), so the data path only keeps its typed-array counters.
+ *
+ * Families (all values straight from the Snapshot):
+ *   fullnat_connections                       gauge    connection table entries
+ *   fullnat_uptime_seconds                    gauge
+ *   fullnat_<counter>_total                   counter  engine counters, one family per
+ *                                                      COUNTER_NAMES entry: unlabelled =
+ *                                                      the LB-wide total, {service} = that
+ *                                                      service's share. Select totals with
+ *                                                      {service=""}; do not sum() the family.
+ *   fullnat_service_{active,inactive}_connections          gauge    {service}
+ *   fullnat_service_{connections,in_packets,out_packets,in_bytes,out_bytes}_total
+ *                                                      counter  {service}
+ *   fullnat_service_local_addresses           gauge    {service}
+ *   fullnat_real_server_*                     the same per RS {service, real_server},
+ *                                             plus _weight, _effective_weight, _up
+ *   fullnat_process_* / fullnat_nodejs_*      prom-client's default process metrics
+ *
+ * Labels: service="VIP:port", real_server="RS:port".
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+
+import { COUNTER_NAMES } from '../engine/counters.js';
+import { ipv4ToString } from '../wire/bytes.js';
+import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
+
+export interface MetricsOptions {
+  /** prom-client's process/Node.js metrics on the same registry; default true. */
+  defaultMetrics?: boolean;
+}
+
+const SVC = ['service'] as const;
+const RS = ['service', 'real_server'] as const;
+
+type SvcLabel = (typeof SVC)[number];
+type RsLabel = (typeof RS)[number];
+
+function num(n: number): number {
+  // A counter must not go negative or NaN, or prom-client throws mid-scrape.
+  return Number.isFinite(n) && n > 0 ? n : 0;
+}
+
+function serviceLabel(s: ServiceStatus): string {
+  return `${ipv4ToString(s.vip)}:${s.vport}`;
+}
+
+function realLabel(r: RealServerStatus): string {
+  return `${ipv4ToString(r.addr)}:${r.port}`;
+}
+
+const TRAFFIC: readonly { key: keyof TrafficStats; name: string; help: string }[] = [
+  { key: 'conns', name: 'connections_total', help: 'connections scheduled' },
+  { key: 'inPackets', name: 'in_packets_total', help: 'packets client to real server' },
+  { key: 'outPackets', name: 'out_packets_total', help: 'packets real server to client' },
+  { key: 'inBytes', name: 'in_bytes_total', help: 'bytes client to real server' },
+  { key: 'outBytes', name: 'out_bytes_total', help: 'bytes real server to client' },
+];
+
+/**
+ * A registry whose metrics are filled from `snapshot()` at scrape time.
+ * One snapshot serves every family of a scrape: prom-client runs the
+ * collect() callbacks back to back, and the cached snapshot is dropped
+ * at the next microtask.
+ */
+export function createMetricsRegistry(
+  snapshot: () => Snapshot,
+  opts: MetricsOptions = {},
+): Registry {
+  const registry = new Registry();
+  let cached: Snapshot | undefined;
+  const current = (): Snapshot => {
+    if (cached === undefined) {
+      cached = snapshot();
+      queueMicrotask(() => {
+        cached = undefined;
+      });
+    }
+    return cached;
+  };
+  const registers = [registry];
+
+  new Gauge({
+    name: 'fullnat_connections',
+    help: 'Entries in the connection table.',
+    registers,
+    collect() {
+      this.set(num(current().connections));
+    },
+  });
+  new Gauge({
+    name: 'fullnat_uptime_seconds',
+    help: 'Seconds since the load balancer started.',
+    registers,
+    collect() {
+      this.set(num(current().uptime));
+    },
+  });
+
+  for (const name of COUNTER_NAMES) {
+    new Counter<SvcLabel>({
+      name: `fullnat_${name}_total`,
+      help: `Engine counter ${name}: unlabelled is the LB-wide total, {service} that service's share.`,
+      labelNames: SVC,
+      registers,
+      collect() {
+        const snap = current();
+        this.reset();
+        this.inc(num(snap.counters[name] ?? 0));
+        for (const s of snap.services) {
+          this.inc({ service: serviceLabel(s) }, num(s.counters[name] ?? 0));
+        }
+      },
+    });
+  }
+
+  // Per service.
+  const svcGauge = (name: string, help: string, value: (s: ServiceStatus) => number): void => {
+    new Gauge<SvcLabel>({
+      name: `fullnat_service_${name}`,
+      help,
+      labelNames: SVC,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of current().services) this.set({ service: serviceLabel(s) }, num(value(s)));
+      },
+    });
+  };
+  svcGauge(
+    'active_connections',
+    'ESTABLISHED connections of the service (ipvsadm ActiveConn).',
+    (s) => s.realServers.reduce((a, r) => a + num(r.activeConns), 0),
+  );
+  svcGauge(
+    'inactive_connections',
+    'Connections of the service in other states (ipvsadm InActConn).',
+    (s) => s.realServers.reduce((a, r) => a + num(r.inactiveConns), 0),
+  );
+  svcGauge(
+    'local_addresses',
+    'Local addresses (LIPs) the service sources connections from.',
+    (s) => s.laddrs.length,
+  );
+  for (const t of TRAFFIC) {
+    new Counter<SvcLabel>({
+      name: `fullnat_service_${t.name}`,
+      help: `Service ${t.help} (ipvsadm --stats).`,
+      labelNames: SVC,
+      registers,
+      collect() {
+        this.reset();
+        for (const s of current().services)
+          this.inc({ service: serviceLabel(s) }, num(s.stats[t.key]));
+      },
+    });
+  }
+
+  // Per real server.
+  const eachReal = (f: (labels: Record<RsLabel, string>, r: RealServerStatus) => void): void => {
+    for (const s of current().services) {
+      const service = serviceLabel(s);
+      for (const r of s.realServers) f({ service, real_server: realLabel(r) }, r);
+    }
+  };
+  const rsGauge = (name: string, help: string, value: (r: RealServerStatus) => number): void => {
+    new Gauge<RsLabel>({
+      name: `fullnat_real_server_${name}`,
+      help,
+      labelNames: RS,
+      registers,
+      collect() {
+        this.reset();
+        eachReal((labels, r) => this.set(labels, num(value(r))));
+      },
+    });
+  };
+  rsGauge(
+    'active_connections',
+    'ESTABLISHED connections to the real server (ipvsadm ActiveConn).',
+    (r) => r.activeConns,
+  );
+  rsGauge(
+    'inactive_connections',
+    'Connections to the real server in other states (ipvsadm InActConn).',
+    (r) => r.inactiveConns,
+  );
+  rsGauge('weight', 'Configured weight.', (r) => r.weight);
+  rsGauge(
+    'effective_weight',
+    'Weight in force: 0 while a health check holds the real server out.',
+    (r) => r.effectiveWeight,
+  );
+  rsGauge('up', '1 when the health check passes, else 0.', (r) => (r.healthy ? 1 : 0));
+  for (const t of TRAFFIC) {
+    new Counter<RsLabel>({
+      name: `fullnat_real_server_${t.name}`,
+      help: `Real server ${t.help} (ipvsadm --stats).`,
+      labelNames: RS,
+      registers,
+      collect() {
+        this.reset();
+        eachReal((labels, r) => this.inc(labels, num(r.stats[t.key])));
+      },
+    });
+  }
+
+  if (opts.defaultMetrics !== false) {
+    // Yields fullnat_process_* and fullnat_nodejs_*; a "fullnat_process_" prefix would stutter.
+    collectDefaultMetrics({ register: registry, prefix: 'fullnat_' });
+  }
+  return registry;
+}
+
+export interface MetricsListen {
+  host: string;
+  port: number;
+}
+
+export interface MetricsServer {
+  readonly host: string;
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Serves GET/HEAD /metrics from `registry` over plain HTTP; everything else is 404 (405 for other methods). */
+export function startMetricsServer(
+  listen: MetricsListen,
+  registry: Registry,
+  log?: Logger,
+): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path !== '/metrics') {
+      res
+        .writeHead(404, { 'content-type': 'text/plain; charset=utf-8' })
+        .end('not found; try /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res
+        .writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain; charset=utf-8' })
+        .end('method not allowed\n');
+      return;
+    }
+    registry.metrics().then(
+      (body) => {
+        res.writeHead(200, {
+          'content-type': registry.contentType,
+          'content-length': Buffer.byteLength(body),
+        });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+      (e: unknown) => {
+        log?.error({ err: e }, 'metrics scrape failed');
+        res
+          .writeHead(500, { 'content-type': 'text/plain; charset=utf-8' })
+          .end(`scrape failed: ${e instanceof Error ? e.message : String(e)}\n`);
+      },
+    );
+  });
+  // Scrapers are few and quick; bound what a stuck or hostile client can hold.
+  server.maxConnections = 32;
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 15_000;
+  server.keepAliveTimeout = 5_000;
+
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void => {
+      reject(
+        new Error(
+          `metrics listener ${listen.host}:${listen.port}: ${e.code === 'EADDRINUSE' ? 'address already in use' : e.message}`,
+          { cause: e },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen({ host: listen.host, port: listen.port }, () => {
+      server.off('error', onError);
+      server.on('error', (e) => log?.error({ err: e }, 'metrics listener error'));
+      const addr = server.address() as AddressInfo;
+      log?.info({ host: addr.address, port: addr.port }, 'metrics listening');
+      let closed: Promise<void> | undefined;
+      resolve({
+        host: addr.address,
+        port: addr.port,
+        close(): Promise<void> {
+          closed ??= new Promise<void>((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          });
+          return closed;
+        },
+      });
+    });
+  });
+}
