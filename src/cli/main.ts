@@ -1,5 +1,8 @@
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
+import { DEFAULT_CONTROL_SOCKET } from '../control/socket.js';
+import { runCtl } from '../control/ctl.js';
+import { runLoadBalancer } from './run.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
 
 function positiveInt(v: string): number {
@@ -90,6 +93,31 @@ export async function main(argv: string[]): Promise<number> {
       'fullnat: running the in-memory simulator (Linux-faithful TCP endpoints); the real-kernel lab is not part of this build yet',
     );
   });
+
+  program
+    .command('run')
+    .description('run the load balancer: TUN device, routes, control socket, health checks, metrics')
+    .requiredOption('-f, --file <file>', 'keepalived-style configuration file')
+    .option('--no-health-checks', 'ignore TCP_CHECK/HTTP_GET blocks (every RS stays in)')
+    .action(async (flags: { file: string; healthChecks: boolean }) => {
+      code = await runLoadBalancer(flags.file, { healthChecks: flags.healthChecks });
+    });
+
+  program
+    .command('ctl')
+    .description('ipvsadm-style control of the running LB (-Ln, --stats, --rate, -Lnc, -A/-E/-D, -a/-e/-d, --add-laddr, -Z, --reload)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]', 'ipvsadm arguments; --socket PATH first to reach a non-default control socket')
+    .action(async (args: string[]) => {
+      let socket = process.env.FULLNAT_SOCKET ?? DEFAULT_CONTROL_SOCKET;
+      if (args[0] === '--socket' && args[1] !== undefined) {
+        socket = args[1];
+        args = args.slice(2);
+      }
+      code = await runCtl(args, socket, (line) => console.log(line));
+    });
 
   try {
     await program.parseAsync(argv, { from: 'user' });
