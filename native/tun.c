@@ -1,0 +1,563 @@
+/*
+ * fullnat_tun: the system calls TypeScript cannot make for a TUN device.
+ *
+ *   open(name, multiQueue)                          -> { fd, name }
+ *   readBatch(fd, bufs, offset, lengths)            -> packets read
+ *   writeBatch(fd, bufs, offsets, lengths, count[, stats]) -> packets handled
+ *   poll(fd, callback)                              -> handle
+ *   stopPoll(handle)
+ *   close(fd)
+ *
+ * The full contract is documented in src/io/tun.ts (the only caller). In
+ * short: system-call failures throw an Error shaped like Node's own system
+ * errors ({ message: "<syscall>: <strerror>", code: "EXXX", errno: -E,
+ * syscall }); bad arguments throw TypeError/RangeError; EAGAIN is never an
+ * error (it ends a batch). Nothing here allocates per packet and nothing
+ * runs on another thread: poll() is a plain uv_poll_t on Node's own loop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <node_api.h>
+#include <uv.h>
+
+/* ---------------------------------------------------------------- errors */
+
+/* Throws an Error like Node's system errors: message "<syscall>: <strerror>". */
+static void throw_errno(napi_env env, const char *syscall, int err)
+{
+    char text[128];
+    char msg[256];
+    /* GNU strerror_r (we build with _GNU_SOURCE): returns the string. */
+    const char *s = strerror_r(err, text, sizeof text);
+    snprintf(msg, sizeof msg, "%s: %s", syscall, s);
+
+    napi_value code, message, error, v;
+    const char *name = err > 0 ? uv_err_name(-err) : "EUNKNOWN";
+    if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code) != napi_ok ||
+        napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) != napi_ok ||
+        napi_create_error(env, code, message, &error) != napi_ok)
+        return;
+    if (napi_create_int32(env, -err, &v) == napi_ok)
+        napi_set_named_property(env, error, "errno", v);
+    if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
+        napi_set_named_property(env, error, "syscall", v);
+    napi_throw(env, error);
+}
+
+#define THROW_TYPE(env, msg)                                                   \
+    do {                                                                       \
+        napi_throw_type_error((env), "ERR_INVALID_ARG_TYPE", (msg));           \
+        return NULL;                                                           \
+    } while (0)
+
+#define THROW_RANGE(env, msg)                                                  \
+    do {                                                                       \
+        napi_throw_range_error((env), "ERR_OUT_OF_RANGE", (msg));              \
+        return NULL;                                                           \
+    } while (0)
+
+/* Returns NULL from the calling function if a napi call failed (an
+ * exception is then usually pending already). */
+#define CHECK(env, call)                                                       \
+    do {                                                                       \
+        if ((call) != napi_ok) {                                               \
+            bool pending_ = false;                                             \
+            napi_is_exception_pending((env), &pending_);                       \
+            if (!pending_)                                                     \
+                napi_throw_error((env), NULL, "fullnat_tun: " #call " failed"); \
+            return NULL;                                                       \
+        }                                                                      \
+    } while (0)
+
+/* ------------------------------------------------------------- arguments */
+
+static bool get_int32(napi_env env, napi_value v, int32_t *out)
+{
+    napi_valuetype t;
+    if (napi_typeof(env, v, &t) != napi_ok || t != napi_number)
+        return false;
+    return napi_get_value_int32(env, v, out) == napi_ok;
+}
+
+static bool get_fd(napi_env env, napi_value v, int *fd)
+{
+    int32_t x;
+    if (!get_int32(env, v, &x) || x < 0)
+        return false;
+    *fd = x;
+    return true;
+}
+
+static bool get_typed(napi_env env, napi_value v, napi_typedarray_type want,
+                      void **data, size_t *length)
+{
+    bool is = false;
+    napi_typedarray_type type;
+    if (napi_is_typedarray(env, v, &is) != napi_ok || !is)
+        return false;
+    if (napi_get_typedarray_info(env, v, &type, length, data, NULL, NULL) != napi_ok)
+        return false;
+    return type == want;
+}
+
+static bool get_u8(napi_env env, napi_value v, uint8_t **data, size_t *length)
+{
+    void *d = NULL;
+    if (!get_typed(env, v, napi_uint8_array, &d, length))
+        return false;
+    *data = d;
+    return true;
+}
+
+static bool get_i32s(napi_env env, napi_value v, int32_t **data, size_t *length)
+{
+    void *d = NULL;
+    if (!get_typed(env, v, napi_int32_array, &d, length))
+        return false;
+    *data = d;
+    return true;
+}
+
+static bool get_array(napi_env env, napi_value v, uint32_t *length)
+{
+    bool is = false;
+    if (napi_is_array(env, v, &is) != napi_ok || !is)
+        return false;
+    return napi_get_array_length(env, v, length) == napi_ok;
+}
+
+/* ------------------------------------------------------------------ open */
+
+static napi_value Open(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2];
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 2)
+        THROW_TYPE(env, "open(name, multiQueue): expected 2 arguments");
+
+    napi_valuetype t;
+    CHECK(env, napi_typeof(env, argv[0], &t));
+    if (t != napi_string)
+        THROW_TYPE(env, "open: name must be a string");
+    char name[IFNAMSIZ + 1];
+    size_t len = 0;
+    CHECK(env, napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len));
+    if (len >= IFNAMSIZ)
+        THROW_RANGE(env, "open: interface name longer than 15 bytes");
+    if (strlen(name) != len)
+        THROW_TYPE(env, "open: name must not contain NUL");
+    bool multi = false;
+    CHECK(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_boolean)
+        THROW_TYPE(env, "open: multiQueue must be a boolean");
+    CHECK(env, napi_get_value_bool(env, argv[1], &multi));
+
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        throw_errno(env, "open /dev/net/tun", errno);
+        return NULL;
+    }
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    memcpy(ifr.ifr_name, name, len); /* len < IFNAMSIZ: stays NUL-terminated */
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int err = errno;
+        close(fd);
+        throw_errno(env, "ioctl TUNSETIFF", err);
+        return NULL;
+    }
+
+    napi_value result, v;
+    CHECK(env, napi_create_object(env, &result));
+    CHECK(env, napi_create_int32(env, fd, &v));
+    CHECK(env, napi_set_named_property(env, result, "fd", v));
+    ifr.ifr_name[IFNAMSIZ - 1] = '\0';
+    CHECK(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v));
+    CHECK(env, napi_set_named_property(env, result, "name", v));
+    return result;
+}
+
+/* ----------------------------------------------------------------- close */
+
+static napi_value Close(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    int fd;
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 1 || !get_fd(env, argv[0], &fd))
+        THROW_TYPE(env, "close(fd): fd must be a non-negative integer");
+    /* Linux always releases the descriptor, even on EINTR: never retry. */
+    if (close(fd) < 0 && errno != EINTR) {
+        throw_errno(env, "close", errno);
+        return NULL;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- readBatch */
+
+static napi_value ReadBatch(napi_env env, napi_callback_info info)
+{
+    size_t argc = 4;
+    napi_value argv[4];
+    int fd;
+    uint32_t nbufs;
+    int32_t offset;
+    int32_t *lengths;
+    size_t nlengths;
+
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 4)
+        THROW_TYPE(env, "readBatch(fd, bufs, offset, lengths): expected 4 arguments");
+    if (!get_fd(env, argv[0], &fd))
+        THROW_TYPE(env, "readBatch: fd must be a non-negative integer");
+    if (!get_array(env, argv[1], &nbufs))
+        THROW_TYPE(env, "readBatch: bufs must be an array of Uint8Array");
+    if (!get_int32(env, argv[2], &offset) || offset < 0)
+        THROW_TYPE(env, "readBatch: offset must be a non-negative integer");
+    if (!get_i32s(env, argv[3], &lengths, &nlengths))
+        THROW_TYPE(env, "readBatch: lengths must be an Int32Array");
+    if (nlengths < nbufs)
+        THROW_RANGE(env, "readBatch: lengths is shorter than bufs");
+
+    uint32_t n = 0;
+    for (; n < nbufs; n++) {
+        napi_value el;
+        uint8_t *data;
+        size_t cap;
+        CHECK(env, napi_get_element(env, argv[1], n, &el));
+        if (!get_u8(env, el, &data, &cap))
+            THROW_TYPE(env, "readBatch: every element of bufs must be a Uint8Array");
+        if ((size_t)offset >= cap)
+            THROW_RANGE(env, "readBatch: offset leaves no room in a buffer");
+
+        ssize_t r;
+        do
+            r = read(fd, data + offset, cap - (size_t)offset);
+        while (r < 0 && errno == EINTR);
+        if (r < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            /* Keep what was read; a persistent error shows on the next call. */
+            if (n > 0)
+                break;
+            throw_errno(env, "read", errno);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        lengths[n] = (int32_t)r;
+    }
+
+    napi_value result;
+    CHECK(env, napi_create_uint32(env, n, &result));
+    return result;
+}
+
+/* ------------------------------------------------------------ writeBatch */
+
+/* Errors that concern one packet only: skip it and go on with the batch.
+ * EINVAL is what TUN answers for an empty packet or an IP version nibble
+ * other than 4 or 6; the others are defensive (never seen on TUN). */
+static bool packet_error(int err)
+{
+    switch (err) {
+    case EINVAL:
+    case EMSGSIZE:
+    case EIO:
+    case ENOMEM:
+    case EPROTO:
+    case EAFNOSUPPORT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static napi_value WriteBatch(napi_env env, napi_callback_info info)
+{
+    size_t argc = 6;
+    napi_value argv[6];
+    int fd;
+    uint32_t nbufs;
+    int32_t *offsets, *lengths, *stats = NULL;
+    size_t noffsets, nlengths, nstats = 0;
+    int32_t count;
+
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 5)
+        THROW_TYPE(env, "writeBatch(fd, bufs, offsets, lengths, count[, stats]): expected 5 or 6 arguments");
+    if (!get_fd(env, argv[0], &fd))
+        THROW_TYPE(env, "writeBatch: fd must be a non-negative integer");
+    if (!get_array(env, argv[1], &nbufs))
+        THROW_TYPE(env, "writeBatch: bufs must be an array of Uint8Array");
+    if (!get_i32s(env, argv[2], &offsets, &noffsets))
+        THROW_TYPE(env, "writeBatch: offsets must be an Int32Array");
+    if (!get_i32s(env, argv[3], &lengths, &nlengths))
+        THROW_TYPE(env, "writeBatch: lengths must be an Int32Array");
+    if (!get_int32(env, argv[4], &count) || count < 0)
+        THROW_TYPE(env, "writeBatch: count must be a non-negative integer");
+    if ((uint32_t)count > nbufs || (size_t)count > noffsets || (size_t)count > nlengths)
+        THROW_RANGE(env, "writeBatch: count exceeds bufs, offsets or lengths");
+    if (argc >= 6) {
+        napi_valuetype t;
+        CHECK(env, napi_typeof(env, argv[5], &t));
+        if (t != napi_undefined) {
+            if (!get_i32s(env, argv[5], &stats, &nstats) || nstats < 2)
+                THROW_TYPE(env, "writeBatch: stats must be an Int32Array of length >= 2");
+        }
+    }
+
+    int32_t errors = 0, last = 0;
+    int32_t i = 0;
+    for (; i < count; i++) {
+        napi_value el;
+        uint8_t *data;
+        size_t cap;
+        CHECK(env, napi_get_element(env, argv[1], (uint32_t)i, &el));
+        if (!get_u8(env, el, &data, &cap))
+            THROW_TYPE(env, "writeBatch: every element of bufs must be a Uint8Array");
+        int32_t off = offsets[i], len = lengths[i];
+        if (off < 0 || len < 0 || (size_t)off + (size_t)len > cap)
+            THROW_RANGE(env, "writeBatch: offsets[i] + lengths[i] is outside bufs[i]");
+
+        ssize_t r;
+        do
+            r = write(fd, data + off, (size_t)len);
+        while (r < 0 && errno == EINTR);
+        if (r >= 0)
+            continue; /* TUN writes are whole packets */
+        int err = errno;
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS)
+            break; /* queue full: the caller drops the rest */
+        if (packet_error(err)) {
+            errors++;
+            last = err;
+            continue;
+        }
+        /* Device-level failure (EBADF, EBADFD, ...): report what was done;
+         * the next call will throw. */
+        if (i > 0)
+            break;
+        throw_errno(env, "write", err);
+        return NULL;
+    }
+
+    if (stats) {
+        stats[0] = errors;
+        stats[1] = last;
+    }
+    napi_value result;
+    CHECK(env, napi_create_int32(env, i, &result));
+    return result;
+}
+
+/* ------------------------------------------------------------------ poll */
+
+typedef struct {
+    uv_poll_t handle;
+    napi_env env;
+    napi_ref callback;
+    napi_async_context async;
+    napi_async_cleanup_hook_handle cleanup;
+    bool stopping; /* stopPoll() called or the environment is going away */
+    int owners;    /* the uv handle (until its close callback) + the JS external */
+} poll_t;
+
+static void poll_release(poll_t *p)
+{
+    if (--p->owners == 0)
+        free(p);
+}
+
+static void poll_on_close(uv_handle_t *h)
+{
+    poll_t *p = (poll_t *)h->data;
+    napi_delete_reference(p->env, p->callback);
+    napi_async_destroy(p->env, p->async);
+    /* Unregisters the hook, or tells Node it finished if it was running. */
+    napi_remove_async_cleanup_hook(p->cleanup);
+    poll_release(p);
+}
+
+static void poll_close(poll_t *p)
+{
+    if (p->stopping)
+        return;
+    p->stopping = true;
+    uv_poll_stop(&p->handle);
+    uv_close((uv_handle_t *)&p->handle, poll_on_close);
+}
+
+/* Close callback for a handle whose N-API side was never set up. */
+static void poll_free_on_close(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* The environment (main thread or a worker) is shutting down. */
+static void poll_on_env_cleanup(napi_async_cleanup_hook_handle handle, void *arg)
+{
+    (void)handle;
+    poll_close((poll_t *)arg);
+}
+
+static void poll_on_finalize(napi_env env, void *data, void *hint)
+{
+    (void)env;
+    (void)hint;
+    poll_release((poll_t *)data);
+}
+
+static void poll_on_ready(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    poll_t *p = (poll_t *)h->data;
+    if (p->stopping)
+        return;
+    napi_env env = p->env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok)
+        return;
+
+    napi_value fn, recv, err = NULL, result;
+    size_t argc = 0;
+    if (status < 0) {
+        /* The descriptor is unusable: stop watching (the handle stays open
+         * until stopPoll) and hand the error to the callback. */
+        uv_poll_stop(h);
+        napi_value code, message;
+        char msg[160];
+        snprintf(msg, sizeof msg, "poll: %s", uv_strerror(status));
+        if (napi_create_string_utf8(env, uv_err_name(status), NAPI_AUTO_LENGTH, &code) == napi_ok &&
+            napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message) == napi_ok &&
+            napi_create_error(env, code, message, &err) == napi_ok)
+            argc = 1;
+    }
+    /* The receiver is the global object: napi_make_callback needs an object. */
+    if (napi_get_reference_value(env, p->callback, &fn) == napi_ok && fn != NULL &&
+        napi_get_global(env, &recv) == napi_ok) {
+        /* make_callback enters the async context made in poll() and runs
+         * process.nextTick callbacks and microtasks after the call, as Node
+         * does for its own I/O callbacks. */
+        napi_status s = napi_make_callback(env, p->async, recv, fn, argc, argc ? &err : NULL, &result);
+        if (s == napi_pending_exception) {
+            napi_value exc;
+            if (napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+                napi_fatal_exception(env, exc); /* -> process 'uncaughtException' */
+        }
+    }
+    napi_close_handle_scope(env, scope);
+}
+
+static napi_value Poll(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2];
+    int fd;
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 2 || !get_fd(env, argv[0], &fd))
+        THROW_TYPE(env, "poll(fd, callback): fd must be a non-negative integer");
+    napi_valuetype t;
+    CHECK(env, napi_typeof(env, argv[1], &t));
+    if (t != napi_function)
+        THROW_TYPE(env, "poll: callback must be a function");
+
+    uv_loop_t *loop;
+    CHECK(env, napi_get_uv_event_loop(env, &loop));
+
+    poll_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        throw_errno(env, "poll", ENOMEM);
+        return NULL;
+    }
+    p->env = env;
+    p->handle.data = p;
+    int rc = uv_poll_init(loop, &p->handle, fd);
+    if (rc < 0) {
+        free(p); /* uv_poll_init failed: the handle was never registered */
+        throw_errno(env, "uv_poll_init", -rc);
+        return NULL;
+    }
+    /* From here on the uv handle exists and must be closed to be freed. */
+    p->owners = 1;
+
+    napi_value name, handle;
+    if (napi_create_reference(env, argv[1], 1, &p->callback) != napi_ok)
+        goto fail_ref;
+    if (napi_create_string_utf8(env, "fullnat_tun.poll", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_async_init(env, NULL, name, &p->async) != napi_ok)
+        goto fail_async;
+    if (napi_add_async_cleanup_hook(env, poll_on_env_cleanup, p, &p->cleanup) != napi_ok)
+        goto fail_hook;
+    if (napi_create_external(env, p, poll_on_finalize, NULL, &handle) != napi_ok) {
+        poll_close(p); /* releases everything above through the close callback */
+        napi_throw_error(env, NULL, "fullnat_tun: napi_create_external failed");
+        return NULL;
+    }
+    p->owners = 2;
+
+    rc = uv_poll_start(&p->handle, UV_READABLE, poll_on_ready);
+    if (rc < 0) {
+        poll_close(p);
+        throw_errno(env, "uv_poll_start", -rc);
+        return NULL;
+    }
+    return handle;
+
+fail_hook:
+    napi_async_destroy(env, p->async);
+fail_async:
+    napi_delete_reference(env, p->callback);
+fail_ref:
+    /* Nothing N-API-side left to release: close the bare uv handle. */
+    p->stopping = true;
+    uv_close((uv_handle_t *)&p->handle, poll_free_on_close);
+    napi_throw_error(env, NULL, "fullnat_tun: poll setup failed");
+    return NULL;
+}
+
+static napi_value StopPoll(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    napi_valuetype t = napi_undefined;
+    if (argc >= 1)
+        CHECK(env, napi_typeof(env, argv[0], &t));
+    if (t != napi_external)
+        THROW_TYPE(env, "stopPoll(handle): handle must come from poll()");
+    void *data;
+    CHECK(env, napi_get_value_external(env, argv[0], &data));
+    poll_close((poll_t *)data); /* idempotent */
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ init */
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
+{
+    napi_property_descriptor props[] = {
+        {"open", NULL, Open, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"close", NULL, Close, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"readBatch", NULL, ReadBatch, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"writeBatch", NULL, WriteBatch, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"poll", NULL, Poll, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"stopPoll", NULL, StopPoll, NULL, NULL, NULL, napi_enumerable, NULL},
+    };
+    if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
+        return NULL;
+    return exports;
+}

@@ -1,0 +1,290 @@
+/**
+ * The TUN device for live mode: a thin typed layer over the native addon
+ * (native/tun.c, built to build/Release/fullnat_tun.node), plus the iproute2
+ * and sysctl helpers that put the device on the host's routing table.
+ *
+ * The addon makes only system calls; everything else (errno bookkeeping,
+ * naming, configuration) stays here.
+ *
+ * Native contract (`NativeTun`), shared by every function:
+ * - A failing system call throws an `Error` shaped like Node's own system
+ *   errors: `message` "<syscall>: <strerror>" (e.g. "open /dev/net/tun: No
+ *   such file or directory", "ioctl TUNSETIFF: Invalid argument"), `code`
+ *   ("ENOENT"), `errno` (negative, as in Node: -2), `syscall`.
+ * - Arguments of the wrong type throw `TypeError` (code ERR_INVALID_ARG_TYPE);
+ *   out-of-range sizes/offsets throw `RangeError` (code ERR_OUT_OF_RANGE).
+ * - EAGAIN is never an error: it ends a batch. EINTR is retried.
+ */
+import { accessSync, constants as fsConstants, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import type { PacketDevice } from './loop.js';
+
+declare const pollHandleBrand: unique symbol;
+/** Opaque handle returned by `NativeTun.poll` (an N-API external). */
+export type PollHandle = { readonly [pollHandleBrand]: true };
+
+/** The raw addon. Prefer `openTun()`; this is exported for tests and tools. */
+export interface NativeTun {
+  /**
+   * Opens /dev/net/tun (O_RDWR|O_NONBLOCK|O_CLOEXEC) and attaches it with
+   * TUNSETIFF IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE) to interface `name`
+   * (created if absent; "" or a "%d" pattern lets the kernel choose).
+   * Returns the descriptor and the kernel's name for the interface.
+   * Throws RangeError if `name` is longer than 15 bytes; "ioctl TUNSETIFF:
+   * Invalid argument" (EINVAL) for names the kernel rejects ("a/b", "..");
+   * "ioctl TUNSETIFF: Device or resource busy" (EBUSY) when single-queue
+   * and already open; EPERM without CAP_NET_ADMIN.
+   */
+  open(name: string, multiQueue: boolean): { fd: number; name: string };
+  /**
+   * For i = 0, 1, …: read(fd, bufs[i] + offset, bufs[i].byteLength - offset)
+   * until EAGAIN or bufs is full; lengths[i] = the packet's size. Returns
+   * the number of packets read (0 if none was waiting). The kernel truncates
+   * a packet longer than the room silently (lengths[i] then equals the
+   * room), so give every buffer at least the MTU after `offset`. If a read fails after some
+   * packets were read, those are returned and the error is thrown by the
+   * next call (it recurs: EBADF, EBADFD…). `lengths.length >= bufs.length`.
+   */
+  readBatch(fd: number, bufs: Uint8Array[], offset: number, lengths: Int32Array): number;
+  /**
+   * Writes bufs[i][offsets[i] .. offsets[i]+lengths[i]) for i < count, one
+   * write(2) per packet. Returns how many packets were *handled*: written,
+   * or rejected by the kernel on their own. It stops early (returns < count)
+   * only when the device queue is full (EAGAIN/ENOBUFS) — the caller drops
+   * or retries the rest — or on a device-level error after at least one
+   * packet (the next call throws it; with none handled it throws now).
+   * Per-packet rejections — EINVAL (empty packet, IP version not 4 or 6),
+   * EIO (interface down), EMSGSIZE, ENOMEM, EPROTO, EAFNOSUPPORT — skip the
+   * packet and are counted in `stats` if given: stats[0] = packets rejected
+   * in this call, stats[1] = errno (positive) of the last rejection, or 0.
+   * Both are overwritten on every call. Bad slices throw RangeError.
+   */
+  writeBatch(
+    fd: number,
+    bufs: Uint8Array[],
+    offsets: Int32Array,
+    lengths: Int32Array,
+    count: number,
+    stats?: Int32Array,
+  ): number;
+  /**
+   * Watches `fd` for readability on Node's own event loop (uv_poll_t,
+   * level-triggered): `callback()` runs, with no argument, whenever packets
+   * are waiting, as an ordinary I/O callback: in the async context of the
+   * poll() call (its own async id; AsyncLocalStorage carries over), with
+   * nextTicks and microtasks run after it; a throw becomes an uncaught
+   * exception. If libuv reports an error on the descriptor, watching stops
+   * and `callback(err)` runs once.
+   * The watcher keeps the process alive until `stopPoll`.
+   */
+  poll(fd: number, callback: (err?: Error) => void): PollHandle;
+  /** Stops watching; the callback is never called again, even if stopped from inside it. Idempotent. */
+  stopPoll(handle: PollHandle): void;
+  /** close(2). Stop any poll on `fd` first. */
+  close(fd: number): void;
+}
+
+const ADDON_PATH = '../../../build/Release/fullnat_tun.node';
+export const ADDON_MISSING =
+  'native TUN addon not built: run npm install (needs g++ and Node headers)';
+
+let native: NativeTun | undefined;
+let loadError: Error | undefined;
+
+/** Loads the addon once (dist/src/io/tun.js → repo root is three levels up). */
+export function nativeTun(): NativeTun {
+  if (native) return native;
+  if (loadError) throw loadError;
+  try {
+    const require = createRequire(import.meta.url);
+    native = require(ADDON_PATH) as NativeTun;
+    return native;
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    loadError =
+      code === 'MODULE_NOT_FOUND'
+        ? new Error(ADDON_MISSING, { cause })
+        : new Error(`native TUN addon failed to load: ${(cause as Error).message}`, { cause });
+    throw loadError;
+  }
+}
+
+/** Whether a TUN device can be opened here; `reason` says why not. */
+export function tunAvailable(): { ok: true } | { ok: false; reason: string } {
+  if (process.platform !== 'linux')
+    return { ok: false, reason: `TUN needs Linux (this is ${process.platform})` };
+  if (process.getuid?.() !== 0) return { ok: false, reason: 'TUN needs root (CAP_NET_ADMIN)' };
+  try {
+    accessSync('/dev/net/tun', fsConstants.R_OK | fsConstants.W_OK);
+  } catch {
+    return { ok: false, reason: '/dev/net/tun is missing or not accessible' };
+  }
+  try {
+    nativeTun();
+  } catch (err) {
+    return { ok: false, reason: (err as Error).message };
+  }
+  return { ok: true };
+}
+
+/** A TUN queue the run loop can drive. */
+export interface TunDevice extends PacketDevice {
+  readonly fd: number;
+  /** The kernel's interface name. */
+  readonly name: string;
+  /** Packets the kernel rejected one by one in writeBatch (counted as handled there). */
+  readonly txErrors: number;
+  /** errno name of the last such rejection ("EINVAL", "EIO"…), if any. */
+  readonly lastTxError: string | undefined;
+  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array): number;
+  /** See `NativeTun.writeBatch`; rejected packets count as handled and add to `txErrors`. */
+  writeBatch(bufs: Uint8Array[], offsets: Int32Array, lengths: Int32Array, count: number): number;
+  /**
+   * Calls `cb` whenever packets are waiting (level-triggered: drain with
+   * readBatch, or it is called again). Replaces any previous callback.
+   * A descriptor error goes to `onError`, or is thrown (uncaught) without it.
+   */
+  onReadable(cb: () => void, onError?: (err: Error) => void): void;
+  /** Stops calling the readable callback (until onReadable again). */
+  stopReadable(): void;
+  /** Stops polling and closes the descriptor; the interface goes away with its last queue. Idempotent. */
+  close(): void;
+}
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(osConstants.errno))
+  if (!errnoNames.has(value)) errnoNames.set(value, name);
+
+class Tun implements TunDevice {
+  txErrors = 0;
+  lastTxError: string | undefined;
+  private readonly stats = new Int32Array(2);
+  private poll: PollHandle | undefined;
+  private readable: (() => void) | undefined;
+  private onError: ((err: Error) => void) | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly n: NativeTun,
+    readonly fd: number,
+    readonly name: string,
+  ) {}
+
+  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array): number {
+    this.check();
+    return this.n.readBatch(this.fd, bufs, offset, lengths);
+  }
+
+  writeBatch(bufs: Uint8Array[], offsets: Int32Array, lengths: Int32Array, count: number): number {
+    this.check();
+    const done = this.n.writeBatch(this.fd, bufs, offsets, lengths, count, this.stats);
+    if (this.stats[0]! > 0) {
+      this.txErrors += this.stats[0]!;
+      this.lastTxError = errnoNames.get(this.stats[1]!) ?? `errno ${this.stats[1]}`;
+    }
+    return done;
+  }
+
+  onReadable(cb: () => void, onError?: (err: Error) => void): void {
+    this.check();
+    this.readable = cb;
+    this.onError = onError;
+    this.poll ??= this.n.poll(this.fd, this.dispatch);
+  }
+
+  stopReadable(): void {
+    if (this.poll) this.n.stopPoll(this.poll);
+    this.poll = undefined;
+    this.readable = undefined;
+    this.onError = undefined;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.stopReadable();
+    this.closed = true;
+    this.n.close(this.fd);
+  }
+
+  private readonly dispatch = (err?: Error): void => {
+    if (err === undefined) {
+      this.readable?.();
+      return;
+    }
+    const onError = this.onError;
+    this.stopReadable();
+    if (onError) onError(err);
+    else throw new Error(`${this.name}: ${err.message}`, { cause: err });
+  };
+
+  private check(): void {
+    if (this.closed) throw new Error(`${this.name}: TUN device is closed`);
+  }
+}
+
+/**
+ * Opens (creating if needed) TUN interface `name`. With `multiQueue`, each
+ * call on the same name adds one queue (one per worker); the interface must
+ * have been created multi-queue. Throws as `NativeTun.open` does, or
+ * ADDON_MISSING if the addon is not built.
+ */
+export function openTun(name: string, options: { multiQueue?: boolean } = {}): TunDevice {
+  const n = nativeTun();
+  const { fd, name: kernelName } = n.open(name, options.multiQueue ?? false);
+  return new Tun(n, fd, kernelName);
+}
+
+// ---------------------------------------------------------------- iproute2
+
+export interface IpOptions {
+  /** Run in this named network namespace (`ip -n NS …`). */
+  netns?: string;
+}
+
+/** Runs `ip [-n NS] ARGS…`; a failure throws "ip ARGS…: <ip's stderr>". */
+export function ip(args: readonly string[], options: IpOptions = {}): string {
+  const argv = options.netns === undefined ? [...args] : ['-n', options.netns, ...args];
+  try {
+    return execFileSync('ip', argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    const detail =
+      e.code === 'ENOENT' ? 'iproute2 (ip) is not installed' : e.stderr?.trim() || e.message;
+    throw new Error(`ip ${argv.join(' ')}: ${detail}`, { cause: err });
+  }
+}
+
+/** `ip link set dev NAME mtu MTU up`. */
+export function setUp(name: string, mtu: number, options: IpOptions = {}): void {
+  ip(['link', 'set', 'dev', name, 'mtu', String(mtu), 'up'], options);
+}
+
+/** `ip addr replace CIDR dev NAME` (idempotent). */
+export function addAddress(name: string, cidr: string, options: IpOptions = {}): void {
+  ip(['addr', 'replace', cidr, 'dev', name], options);
+}
+
+/** `ip route replace PREFIX dev DEV` — idempotent, so a restart does not fail on a leftover route. */
+export function addRoute(prefix: string, dev: string, options: IpOptions = {}): void {
+  ip(['route', 'replace', prefix, 'dev', dev], options);
+}
+
+/** `ip route del PREFIX dev DEV`. */
+export function delRoute(prefix: string, dev: string, options: IpOptions = {}): void {
+  ip(['route', 'del', prefix, 'dev', dev], options);
+}
+
+/**
+ * Writes a sysctl of this process's network namespace directly to /proc/sys.
+ * `key` is dotted ("net.ipv4.ip_forward") or a path relative to /proc/sys
+ * ("net/ipv4/conf/eth0.100/rp_filter") — use the path form when an
+ * interface name contains a dot.
+ */
+export function sysctl(key: string, value: string | number): void {
+  const rel = key.includes('/') ? key : key.replaceAll('.', '/');
+  if (rel.split('/').some((part) => part === '' || part === '..'))
+    throw new Error(`sysctl: bad key ${key}`);
+  writeFileSync(`/proc/sys/${rel}`, `${value}\n`);
+}
