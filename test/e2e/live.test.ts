@@ -89,13 +89,21 @@ function startServer(host: string, name: string): Promise<void> {
 }
 
 function client(args: string[], timeoutMs = 120_000): Record<string, unknown> {
-  const outText = lab.exec('c', process.execPath, [join(fixtures, 'client.js'), ...args], timeoutMs);
+  const outText = lab.exec(
+    'c',
+    process.execPath,
+    [join(fixtures, 'client.js'), ...args],
+    timeoutMs,
+  );
   return JSON.parse(outText.trim().split('\n').pop()!) as Record<string, unknown>;
 }
 
 function ctl(args: string[]): { code: number; out: string } {
   try {
-    return { code: 0, out: lab.exec('lb', process.execPath, [cli, 'ctl', '--socket', sock, ...args], 15_000) };
+    return {
+      code: 0,
+      out: lab.exec('lb', process.execPath, [cli, 'ctl', '--socket', sock, ...args], 15_000),
+    };
   } catch (e) {
     const err = e as { status?: number; stdout?: string; stderr?: string };
     return { code: err.status ?? 1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
@@ -154,105 +162,212 @@ test('20 MB download and 20 MB upload arrive byte-identical', { skip }, () => {
   assert.equal(u.received, u.sent);
 });
 
-test('tshark at the RS: the handshake-completing packet carries the client in a TOA; LB checksums valid', { skip }, async () => {
-  const pcap = join(dir, 'r1.pcap');
-  const dump = lab.spawn('r1', 'tcpdump', ['-i', 'eth0', '-U', '-w', pcap, 'tcp', 'port', '8080']);
-  await new Promise((r) => setTimeout(r, 1000));
-  const r = client(['many', URL, '40']);
-  await new Promise((r) => setTimeout(r, 500));
-  dump.kill('SIGINT');
-  await new Promise((r) => dump.once('exit', r));
-  const ports = new Set((r.ports as number[]).map(String));
-  const fields = spawn('tshark', [
-    '-n', '-r', pcap, '-o', 'ip.check_checksum:TRUE', '-o', 'tcp.check_checksum:TRUE',
-    '-o', 'tcp.relative_sequence_numbers:FALSE',
-    '-T', 'fields', '-E', 'separator=|', '-e', 'tcp.stream', '-e', 'ip.src', '-e', 'tcp.flags',
-    '-e', 'tcp.seq_raw', '-e', 'tcp.ack_raw', '-e', 'ip.checksum.status', '-e', 'tcp.checksum.status', '-e', 'tcp.options',
-  ], { env: { ...process.env, HOME: dir } });
-  let text = '';
-  fields.stdout.on('data', (c: Buffer) => (text += c.toString()));
-  await new Promise((r) => fields.once('exit', r));
-  const streams = new Map<string, { isn?: number; concluding?: string }>();
-  let fromLb = 0;
-  for (const line of text.trim().split('\n')) {
-    const [stream, src, flags, seq, ack, ipOk, tcpOk, options] = line.split('|');
-    const st = streams.get(stream!) ?? {};
-    streams.set(stream!, st);
-    const f = parseInt(flags!, 16);
-    if (src!.startsWith('10.77.3.')) {
-      fromLb++;
-      assert.equal(ipOk, '1', `IP checksum of an LB packet: ${line}`);
-      assert.equal(tcpOk, '1', `TCP checksum of an LB packet: ${line}`);
-      const isAck = (f & 0x10) !== 0 && (f & 0x02) === 0;
-      if (isAck && st.isn !== undefined && Number(ack) === (st.isn + 1) >>> 0 && st.concluding === undefined) {
-        st.concluding = options ?? '';
+test(
+  'tshark at the RS: the handshake-completing packet carries the client in a TOA; LB checksums valid',
+  { skip },
+  async () => {
+    const pcap = join(dir, 'r1.pcap');
+    // Immediate mode: libpcap would otherwise hold packets in a ring block for up to a
+    // second, and SIGINT can end the capture before that block is handed over.
+    const dump = lab.spawn('r1', 'tcpdump', [
+      '--immediate-mode',
+      '-i',
+      'eth0',
+      '-U',
+      '-w',
+      pcap,
+      'tcp',
+      'port',
+      '8080',
+    ]);
+    await new Promise((r) => setTimeout(r, 1000));
+    const r = client(['many', URL, '40']);
+    await new Promise((r) => setTimeout(r, 500));
+    dump.kill('SIGINT');
+    await new Promise((r) => dump.once('exit', r));
+    const ports = new Set((r.ports as number[]).map(String));
+    const fields = spawn(
+      'tshark',
+      [
+        '-n',
+        '-r',
+        pcap,
+        '-o',
+        'ip.check_checksum:TRUE',
+        '-o',
+        'tcp.check_checksum:TRUE',
+        '-o',
+        'tcp.relative_sequence_numbers:FALSE',
+        '-T',
+        'fields',
+        '-E',
+        'separator=|',
+        '-e',
+        'tcp.stream',
+        '-e',
+        'ip.src',
+        '-e',
+        'tcp.flags',
+        '-e',
+        'tcp.seq_raw',
+        '-e',
+        'tcp.ack_raw',
+        '-e',
+        'ip.checksum.status',
+        '-e',
+        'tcp.checksum.status',
+        '-e',
+        'tcp.options',
+      ],
+      { env: { ...process.env, HOME: dir } },
+    );
+    let text = '';
+    fields.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    await new Promise((r) => fields.once('close', r));
+    // Health checks from the LB's own address also reach the RS; only LIP streams went through fullnat.
+    const streams = new Map<string, { viaLip?: boolean; isn?: number; concluding?: string }>();
+    let fromLb = 0;
+    for (const line of text.trim().split('\n')) {
+      const [stream, src, flags, seq, ack, ipOk, tcpOk, options] = line.split('|');
+      const st = streams.get(stream!) ?? {};
+      streams.set(stream!, st);
+      const f = parseInt(flags!, 16);
+      if (src!.startsWith('10.77.3.')) {
+        st.viaLip = true;
+        fromLb++;
+        assert.equal(ipOk, '1', `IP checksum of an LB packet: ${line}`);
+        assert.equal(tcpOk, '1', `TCP checksum of an LB packet: ${line}`);
+        const isAck = (f & 0x10) !== 0 && (f & 0x02) === 0;
+        if (
+          isAck &&
+          st.isn !== undefined &&
+          Number(ack) === (st.isn + 1) >>> 0 &&
+          st.concluding === undefined
+        ) {
+          st.concluding = options ?? '';
+        }
+      } else if ((f & 0x12) === 0x12) {
+        st.isn = Number(seq);
       }
-    } else if ((f & 0x12) === 0x12) {
-      st.isn = Number(seq);
     }
-  }
-  let checked = 0;
-  for (const st of streams.values()) {
-    if (st.isn === undefined) continue;
-    assert.ok(st.concluding !== undefined, 'every handshake has a concluding packet');
-    assert.ok(st.concluding.startsWith('fe08'), `TOA first in the options: ${st.concluding}`);
-    const port = parseInt(st.concluding.slice(4, 8), 16);
-    const addr = [8, 10, 12, 14].map((i) => parseInt(st.concluding!.slice(i, i + 2), 16)).join('.');
-    assert.equal(addr, '10.77.1.2');
-    assert.ok(ports.has(String(port)), `TOA port ${port} is one of the client's`);
-    checked++;
-  }
-  assert.ok(checked >= 5, `handshakes checked at r1: ${checked}`);
-  assert.ok(fromLb > checked * 3);
-});
+    let checked = 0;
+    for (const st of streams.values()) {
+      if (!st.viaLip || st.isn === undefined) continue;
+      assert.ok(
+        st.concluding !== undefined,
+        `every handshake has a concluding packet: ${JSON.stringify(st)}`,
+      );
+      assert.ok(st.concluding.startsWith('fe08'), `TOA first in the options: ${st.concluding}`);
+      const port = parseInt(st.concluding.slice(4, 8), 16);
+      const addr = [8, 10, 12, 14]
+        .map((i) => parseInt(st.concluding!.slice(i, i + 2), 16))
+        .join('.');
+      assert.equal(addr, '10.77.1.2');
+      assert.ok(ports.has(String(port)), `TOA port ${port} is one of the client's`);
+      checked++;
+    }
+    assert.ok(checked >= 5, `handshakes checked at r1: ${checked} ${JSON.stringify(r.counts)}`);
+    assert.ok(fromLb > checked * 3);
+  },
+);
 
-test('after the clients close, ctl -Lnc empties within the configured timeouts', { skip }, async () => {
-  client(['many', URL, '20']);
-  assert.ok(ctl(['-Lnc']).out.split('\n').filter((l) => l.startsWith('TCP')).length > 0);
-  await until('connection table empty', () => !ctl(['-Lnc']).out.split('\n').some((l) => l.startsWith('TCP')), 8_000);
-});
+test(
+  'after the clients close, ctl -Lnc empties within the configured timeouts',
+  { skip },
+  async () => {
+    client(['many', URL, '20']);
+    assert.ok(
+      ctl(['-Lnc'])
+        .out.split('\n')
+        .filter((l) => l.startsWith('TCP')).length > 0,
+    );
+    await until(
+      'connection table empty',
+      () =>
+        !ctl(['-Lnc'])
+          .out.split('\n')
+          .some((l) => l.startsWith('TCP')),
+      8_000,
+    );
+  },
+);
 
-test('a killed RS gets no new connections within delay_loop × retry, and comes back when restarted', { skip }, async () => {
-  servers.get('r2')!.kill('SIGKILL');
-  await until('r2 held out (weight 0)', () => /10\.77\.2\.12:8080\s+FullNat\s+0\s/.test(ctl(['-Ln']).out), 4_000);
-  const r = client(['many', URL, '30']);
-  assert.deepEqual(r.counts, { r1: 30 });
-  await startServer('r2', 'r2');
-  await until('r2 restored (weight 3)', () => /10\.77\.2\.12:8080\s+FullNat\s+3\s/.test(ctl(['-Ln']).out), 5_000);
-  const back = client(['many', URL, '40']);
-  assert.ok(((back.counts as Record<string, number>).r2 ?? 0) > 20, JSON.stringify(back.counts));
-});
+test(
+  'a killed RS gets no new connections within delay_loop × retry, and comes back when restarted',
+  { skip },
+  async () => {
+    servers.get('r2')!.kill('SIGKILL');
+    await until(
+      'r2 held out (weight 0)',
+      () => /10\.77\.2\.12:8080\s+FullNat\s+0\s/.test(ctl(['-Ln']).out),
+      4_000,
+    );
+    const r = client(['many', URL, '30']);
+    assert.deepEqual(r.counts, { r1: 30 });
+    await startServer('r2', 'r2');
+    await until(
+      'r2 restored (weight 3)',
+      () => /10\.77\.2\.12:8080\s+FullNat\s+3\s/.test(ctl(['-Ln']).out),
+      5_000,
+    );
+    const back = client(['many', URL, '40']);
+    assert.ok(((back.counts as Record<string, number>).r2 ?? 0) > 20, JSON.stringify(back.counts));
+  },
+);
 
-test('a long-lived connection keeps working across a reload that adds a third RS', { skip }, async () => {
-  const c = lab.spawn('c', process.execPath, [join(fixtures, 'client.js'), 'keepalive', VIP, '80'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let out = '';
-  c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  await until('first response', () => out.includes('"response":1'), 5_000);
-  writeFileSync(confPath, config([...TWO_RS, { addr: '10.77.2.13', weight: 1 }]));
-  const reload = ctl(['--reload']);
-  assert.equal(reload.code, 0, reload.out);
-  assert.match(ctl(['-Ln']).out, /10\.77\.2\.13:8080/);
-  c.stdin!.write('go\n');
-  await until('second response on the same connection', () => out.includes('"response":2'), 5_000);
-  const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-  const bodies = lines.filter((l) => 'body' in l).map((l) => String(l.body).split(' ')[0]);
-  assert.equal(bodies[0], bodies[1], 'both answers come from the same RS');
-  const r = client(['many', URL, '50']);
-  assert.ok(((r.counts as Record<string, number>).r3 ?? 0) > 0, JSON.stringify(r.counts));
-});
+test(
+  'a long-lived connection keeps working across a reload that adds a third RS',
+  { skip },
+  async () => {
+    const c = lab.spawn(
+      'c',
+      process.execPath,
+      [join(fixtures, 'client.js'), 'keepalive', VIP, '80'],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    c.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    await until('first response', () => out.includes('"response":1'), 5_000);
+    writeFileSync(confPath, config([...TWO_RS, { addr: '10.77.2.13', weight: 1 }]));
+    const reload = ctl(['--reload']);
+    assert.equal(reload.code, 0, reload.out);
+    assert.match(ctl(['-Ln']).out, /10\.77\.2\.13:8080/);
+    c.stdin!.write('go\n');
+    await until(
+      'second response on the same connection',
+      () => out.includes('"response":2'),
+      5_000,
+    );
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const bodies = lines.filter((l) => 'body' in l).map((l) => String(l.body).split(' ')[0]);
+    assert.equal(bodies[0], bodies[1], 'both answers come from the same RS');
+    const r = client(['many', URL, '50']);
+    assert.ok(((r.counts as Record<string, number>).r3 ?? 0) > 0, JSON.stringify(r.counts));
+  },
+);
 
-test('a config with an error is refused with file:line and the running LB is untouched', { skip }, () => {
-  const good = readFileSync(confPath, 'utf8');
-  writeFileSync(confPath, good.replace('lb_algo wrr', 'lb_algo fastest'));
-  const reload = ctl(['--reload']);
-  assert.notEqual(reload.code, 0);
-  assert.match(reload.out, new RegExp(`${confPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: `));
-  const list = ctl(['-Ln']).out;
-  assert.match(list, /wrr/);
-  assert.match(list, /10\.77\.2\.13:8080/);
-  const r = client(['many', URL, '10']);
-  assert.equal(r.failed, 0);
-  writeFileSync(confPath, good);
-});
+test(
+  'a config with an error is refused with file:line and the running LB is untouched',
+  { skip },
+  () => {
+    const good = readFileSync(confPath, 'utf8');
+    writeFileSync(confPath, good.replace('lb_algo wrr', 'lb_algo fastest'));
+    const reload = ctl(['--reload']);
+    assert.notEqual(reload.code, 0);
+    assert.match(
+      reload.out,
+      new RegExp(`${confPath.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: `),
+    );
+    const list = ctl(['-Ln']).out;
+    assert.match(list, /wrr/);
+    assert.match(list, /10\.77\.2\.13:8080/);
+    const r = client(['many', URL, '10']);
+    assert.equal(r.failed, 0);
+    writeFileSync(confPath, good);
+  },
+);
