@@ -96,7 +96,9 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('run')
-    .description('run the load balancer: TUN device, routes, control socket, health checks, metrics')
+    .description(
+      'run the load balancer: TUN device, routes, control socket, health checks, metrics',
+    )
     .requiredOption('-f, --file <file>', 'keepalived-style configuration file')
     .option('--no-health-checks', 'ignore TCP_CHECK/HTTP_GET blocks (every RS stays in)')
     .action(async (flags: { file: string; healthChecks: boolean }) => {
@@ -105,11 +107,16 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('ctl')
-    .description('ipvsadm-style control of the running LB (-Ln, --stats, --rate, -Lnc, -A/-E/-D, -a/-e/-d, --add-laddr, -Z, --reload)')
+    .description(
+      'ipvsadm-style control of the running LB (-Ln, --stats, --rate, -Lnc, -A/-E/-D, -a/-e/-d, --add-laddr, -Z, --reload)',
+    )
     .helpOption(false)
     .allowUnknownOption()
     .allowExcessArguments()
-    .argument('[args...]', 'ipvsadm arguments; --socket PATH first to reach a non-default control socket')
+    .argument(
+      '[args...]',
+      'ipvsadm arguments; --socket PATH first to reach a non-default control socket',
+    )
     .action(async (args: string[]) => {
       let socket = process.env.FULLNAT_SOCKET ?? DEFAULT_CONTROL_SOCKET;
       if (args[0] === '--socket' && args[1] !== undefined) {

@@ -1,7 +1,11 @@
 import { ConfigError, loadConfig } from '../control/config.js';
 import { LoadBalancer } from '../control/lb.js';
 import { createLogger } from '../control/log.js';
-import { createMetricsRegistry, startMetricsServer, type MetricsServer } from '../control/metrics.js';
+import {
+  createMetricsRegistry,
+  startMetricsServer,
+  type MetricsServer,
+} from '../control/metrics.js';
 import { startControlServer, type ControlServer } from '../control/socket.js';
 import { linuxHost } from '../io/host.js';
 import { tunAvailable } from '../io/tun.js';
@@ -10,7 +14,10 @@ import { tunAvailable } from '../io/tun.js';
  * `fullnat run -f FILE`: runs until SIGINT/SIGTERM; SIGHUP (or `ctl --reload`)
  * re-reads the file. Resolves with the exit code once shut down.
  */
-export async function runLoadBalancer(file: string, opts: { healthChecks?: boolean } = {}): Promise<number> {
+export async function runLoadBalancer(
+  file: string,
+  opts: { healthChecks?: boolean } = {},
+): Promise<number> {
   const log = createLogger();
   let config;
   try {
@@ -32,14 +39,22 @@ export async function runLoadBalancer(file: string, opts: { healthChecks?: boole
     console.error(`fullnat run: ${tun.reason}`);
     return 1;
   }
-  const lb = new LoadBalancer(file, { host: linuxHost, log, healthChecks: opts.healthChecks }, config);
+  const lb = new LoadBalancer(
+    file,
+    { host: linuxHost, log, healthChecks: opts.healthChecks },
+    config,
+  );
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
   try {
     lb.start();
     control = await startControlServer(config.defs.controlSocket, lb, log);
     if (config.defs.metrics) {
-      metrics = await startMetricsServer(config.defs.metrics, createMetricsRegistry(() => lb.snapshot()), log);
+      metrics = await startMetricsServer(
+        config.defs.metrics,
+        createMetricsRegistry(() => lb.snapshot()),
+        log,
+      );
       log.info({ listen: `${metrics.host}:${metrics.port}` }, 'metrics on /metrics');
     }
   } catch (e) {

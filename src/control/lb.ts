@@ -40,7 +40,8 @@ export interface LoadBalancerDeps {
   healthChecks?: boolean;
 }
 
-const rsKey = (vip: number, vport: number, addr: number, port: number): string => `${vip}:${vport}/${addr}:${port}`;
+const rsKey = (vip: number, vport: number, addr: number, port: number): string =>
+  `${vip}:${vport}/${addr}:${port}`;
 
 function statsOf(a: Float64Array): TrafficStats {
   return {
@@ -123,7 +124,8 @@ export class LoadBalancer implements ControlApi {
   /** The TUN carries the largest packet any RS path allows, TOA included. */
   private tunMtu(): number {
     let mtu = this.config.defs.rsMtu;
-    for (const s of this.config.services) for (const r of s.realServers) mtu = Math.max(mtu, r.mtu ?? 0);
+    for (const s of this.config.services)
+      for (const r of s.realServers) mtu = Math.max(mtu, r.mtu ?? 0);
     return mtu + TOA_V4_LEN;
   }
 
@@ -135,10 +137,19 @@ export class LoadBalancer implements ControlApi {
       laddrs: s.laddrs,
       realServers: [],
     });
-    for (const r of s.realServers) this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
+    for (const r of s.realServers)
+      this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
   }
 
-  private addReal(svc: number, vip: number, vport: number, addr: number, port: number, weight: number, mtu?: number): void {
+  private addReal(
+    svc: number,
+    vip: number,
+    vport: number,
+    addr: number,
+    port: number,
+    weight: number,
+    mtu?: number,
+  ): void {
     const prev = this.weights.get(rsKey(vip, vport, addr, port));
     const healthy = prev?.healthy ?? true;
     this.weights.set(rsKey(vip, vport, addr, port), { weight, healthy });
@@ -242,7 +253,8 @@ export class LoadBalancer implements ControlApi {
         if (ri >= 0) e.removeRealServer(ri);
         this.weights.delete(rsKey(s.vip, s.vport, r.addr, r.port));
       }
-      for (const r of c.addedReals) this.addReal(i, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
+      for (const r of c.addedReals)
+        this.addReal(i, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
       for (const ch of c.changedReals) {
         const key = rsKey(s.vip, s.vport, ch.after.addr, ch.after.port);
         const w = this.weights.get(key);
@@ -254,7 +266,10 @@ export class LoadBalancer implements ControlApi {
       }
       if (c.removedLaddrs.length > 0) {
         this.deps.log.warn(
-          { service: `${ipv4ToString(s.vip)}:${s.vport}`, laddrs: c.removedLaddrs.map(ipv4ToString) },
+          {
+            service: `${ipv4ToString(s.vip)}:${s.vport}`,
+            laddrs: c.removedLaddrs.map(ipv4ToString),
+          },
           'local addresses stay in use until restart (connections may hold their ports)',
         );
       }
@@ -370,7 +385,8 @@ export class LoadBalancer implements ControlApi {
         const r = req.real;
         const si = svcOf(r.vip, r.vport);
         const ri = e.findRealServer(si, r.addr, r.port);
-        if (ri < 0) throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
+        if (ri < 0)
+          throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
         const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port));
         if (w) w.weight = req.weight;
         e.setWeight(ri, w && !w.healthy ? 0 : req.weight);
@@ -380,7 +396,8 @@ export class LoadBalancer implements ControlApi {
         const r = req.real;
         const si = svcOf(r.vip, r.vport);
         const ri = e.findRealServer(si, r.addr, r.port);
-        if (ri < 0) throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
+        if (ri < 0)
+          throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
         e.removeRealServer(ri);
         this.weights.delete(rsKey(r.vip, r.vport, r.addr, r.port));
         return { ok: true };
@@ -399,4 +416,3 @@ export class LoadBalancer implements ControlApi {
     }
   }
 }
-

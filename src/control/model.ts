@@ -157,7 +157,9 @@ export type ControlRequest =
   | { op: 'reload' }
   | { op: 'zero' };
 
-export type ControlResponse = { ok: true; snapshot?: Snapshot; connections?: ConnectionStatus[] } | { ok: false; error: string };
+export type ControlResponse =
+  | { ok: true; snapshot?: Snapshot; connections?: ConnectionStatus[] }
+  | { ok: false; error: string };
 
 /** Implemented by the running LB; the control socket server calls it. */
 export interface ControlApi {

@@ -1,4 +1,11 @@
-import { equalsU32At, get16, ipv4ToString, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
+import {
+  equalsU32At,
+  get16,
+  ipv4ToString,
+  loadU32Plus,
+  set16,
+  storeU32From,
+} from '../wire/bytes.js';
 import {
   ChecksumDelta,
   alignedRangeSum,
@@ -32,7 +39,15 @@ import { LocalAddressPool } from './laddr.js';
 import { Packet, PacketPool } from './packet.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
-import { RealServer, STAT_CONNS, STAT_IN_BYTES, STAT_IN_PACKETS, STAT_OUT_BYTES, STAT_OUT_PACKETS, Service } from './services.js';
+import {
+  RealServer,
+  STAT_CONNS,
+  STAT_IN_BYTES,
+  STAT_IN_PACKETS,
+  STAT_OUT_BYTES,
+  STAT_OUT_PACKETS,
+  Service,
+} from './services.js';
 import { TcpState, nextStateInbound, nextStateOutbound, timeoutTable } from './tcp-state.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
 
@@ -120,7 +135,11 @@ export class Engine {
    * Applies option changes that need no restart (reload): TOA policy, MSS and
    * timestamp switches, timeouts (for new state changes), default RS MTU.
    */
-  reconfigure(o: Partial<Pick<EngineOptions, 'toaPolicy' | 'mssAdjust' | 'timestampRemove' | 'timeouts' | 'rsMtu'>>): void {
+  reconfigure(
+    o: Partial<
+      Pick<EngineOptions, 'toaPolicy' | 'mssAdjust' | 'timestampRemove' | 'timeouts' | 'rsMtu'>
+    >,
+  ): void {
     Object.assign(this.opts, o);
     this.policy = this.opts.toaPolicy;
     this.timeoutsMs = timeoutTable(this.opts.timeouts);
@@ -168,20 +187,33 @@ export class Engine {
   }
 
   /** Adds (or re-adds) a real server to a service; returns its index. */
-  addRealServer(svc: number, r: { addr: number; port: number; weight: number; mtu?: number }): number {
+  addRealServer(
+    svc: number,
+    r: { addr: number; port: number; weight: number; mtu?: number },
+  ): number {
     const s = this.liveService(svc);
     if (s.targets.some((t) => t.addr === r.addr && t.port === r.port)) {
       throw new Error(`real server ${ipv4ToString(r.addr)}:${r.port} already in the service`);
     }
     // A removed RS with live connections keeps its index, so re-adding it resumes its counters.
-    let rs = this.realServers.find((t) => t.service === svc && !t.member && t.addr === r.addr && t.port === r.port);
+    let rs = this.realServers.find(
+      (t) => t.service === svc && !t.member && t.addr === r.addr && t.port === r.port,
+    );
     if (rs) {
       rs.member = true;
       rs.weight = r.weight;
       rs.mtu = r.mtu ?? this.opts.rsMtu;
     } else {
-      if (this.realServers.length >= this.opts.maxRealServers) throw new Error('too many real servers');
-      rs = new RealServer(this.realServers.length, svc, r.addr, r.port, r.weight, r.mtu ?? this.opts.rsMtu);
+      if (this.realServers.length >= this.opts.maxRealServers)
+        throw new Error('too many real servers');
+      rs = new RealServer(
+        this.realServers.length,
+        svc,
+        r.addr,
+        r.port,
+        r.weight,
+        r.mtu ?? this.opts.rsMtu,
+      );
       this.realServers.push(rs);
     }
     s.targets.push(rs);

@@ -32,7 +32,13 @@ const TIMER_INTERVAL_MS = 100;
  * engine's pool, and the transmit arrays are reused.
  */
 export class RunLoop {
-  readonly stats: LoopStats = { rxPackets: 0, rxBatches: 0, txPackets: 0, txDropped: 0, timerRuns: 0 };
+  readonly stats: LoopStats = {
+    rxPackets: 0,
+    rxBatches: 0,
+    txPackets: 0,
+    txDropped: 0,
+    timerRuns: 0,
+  };
   private readonly rx: Packet[] = [];
   private readonly rxBufs: Uint8Array[] = [];
   private readonly rxLens: Int32Array;

@@ -26,7 +26,8 @@ export class MemoryDevice implements PacketDevice {
 
   writeBatch(bufs: Uint8Array[], offsets: Int32Array, lengths: Int32Array, count: number): number {
     const n = Math.min(count, this.writeLimit);
-    for (let i = 0; i < n; i++) this.written.push(bufs[i]!.slice(offsets[i]!, offsets[i]! + lengths[i]!));
+    for (let i = 0; i < n; i++)
+      this.written.push(bufs[i]!.slice(offsets[i]!, offsets[i]! + lengths[i]!));
     return n;
   }
 

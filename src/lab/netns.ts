@@ -24,7 +24,10 @@ export function netnsAvailable(): Availability {
     execFileSync('ip', ['netns', 'add', probe], { stdio: 'pipe' });
     execFileSync('ip', ['netns', 'del', probe], { stdio: 'pipe' });
   } catch (e) {
-    return { ok: false, reason: `cannot create network namespaces: ${(e as Error).message.split('\n')[0]}` };
+    return {
+      ok: false,
+      reason: `cannot create network namespaces: ${(e as Error).message.split('\n')[0]}`,
+    };
   }
   if (!existsSync('/dev/net/tun')) return { ok: false, reason: '/dev/net/tun is missing' };
   return { ok: true, reason: '' };
@@ -81,8 +84,28 @@ export class NetnsLab {
   }
 
   /** A veth pair between two hosts, with an address on each end (CIDR), both up. */
-  link(a: string, aIf: string, aAddr: string | null, b: string, bIf: string, bAddr: string | null): void {
-    execFileSync('ip', ['link', 'add', `${this.prefix}x`, 'netns', this.ns(a), 'type', 'veth', 'peer', 'name', `${this.prefix}y`, 'netns', this.ns(b)]);
+  link(
+    a: string,
+    aIf: string,
+    aAddr: string | null,
+    b: string,
+    bIf: string,
+    bAddr: string | null,
+  ): void {
+    execFileSync('ip', [
+      'link',
+      'add',
+      `${this.prefix}x`,
+      'netns',
+      this.ns(a),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      `${this.prefix}y`,
+      'netns',
+      this.ns(b),
+    ]);
     this.ip(a, 'link', 'set', `${this.prefix}x`, 'name', aIf);
     this.ip(b, 'link', 'set', `${this.prefix}y`, 'name', bIf);
     if (aAddr) this.ip(a, 'addr', 'add', aAddr, 'dev', aIf);
@@ -115,7 +138,9 @@ export class NetnsLab {
     for (const ns of this.namespaces.splice(0)) {
       // Processes started by hand inside the namespace (e.g. a server a test restarted) go too.
       try {
-        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean);
+        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+          .split(/\s+/)
+          .filter(Boolean);
         for (const pid of pids) {
           try {
             process.kill(Number(pid), 'SIGKILL');

@@ -428,8 +428,15 @@ test('malformed packets are counted and dropped, never thrown', () => {
 test('configuration changes: RS removed keeps its connections, new ones go elsewhere; stats and listing', () => {
   const RIP2 = parseIpv4('10.10.2.3');
   const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 64 });
-  e.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 8080, weight: 1 }] });
-  const syn = (port: number): Uint8Array => buildSegment({ src: CIP, dst: VIP, sport: port, dport: 80, seq: 1, flags: TCP_SYN });
+  e.addService({
+    vip: VIP,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: 8080, weight: 1 }],
+  });
+  const syn = (port: number): Uint8Array =>
+    buildSegment({ src: CIP, dst: VIP, sport: port, dport: 80, seq: 1, flags: TCP_SYN });
   assert.equal(feed(e, syn(1))[0]!.dst, RIP);
   const added = e.addRealServer(0, { addr: RIP2, port: 8080, weight: 1 });
   e.removeRealServer(e.findRealServer(0, RIP, 8080));

@@ -13,14 +13,27 @@ const RIP = 0x0a0a0202;
 
 function setup(): { e: Engine; dev: MemoryDevice; loop: RunLoop } {
   const e = new Engine({ maxConnections: 4096 });
-  e.addService({ vip: VIP, vport: 80, scheduler: 'rr', laddrs: [LIP], realServers: [{ addr: RIP, port: 80, weight: 1 }] });
+  e.addService({
+    vip: VIP,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: 80, weight: 1 }],
+  });
   const dev = new MemoryDevice();
   const loop = new RunLoop(e, dev, 16);
   return { e, dev, loop };
 }
 
 const syn = (i: number): Uint8Array =>
-  buildSegment({ src: 0xcb007100 + (i % 200), dst: VIP, sport: 1024 + i, dport: 80, seq: i, flags: TCP_SYN });
+  buildSegment({
+    src: 0xcb007100 + (i % 200),
+    dst: VIP,
+    sport: 1024 + i,
+    dport: 80,
+    seq: i,
+    flags: TCP_SYN,
+  });
 
 test('the loop reads batches, runs the engine and writes every output', () => {
   const { e, dev, loop } = setup();
