@@ -47,6 +47,7 @@ function config(reals: { addr: string; weight: number }[]): string {
     interface fnat0
     toa_policy fullnat
     control_socket ${sock}
+    metrics 127.0.0.1:9400
     timeout_syn_recv 5
     timeout_fin_wait 2
     timeout_time_wait 2
@@ -369,5 +370,37 @@ test(
     const r = client(['many', URL, '10']);
     assert.equal(r.failed, 0);
     writeFileSync(confPath, good);
+  },
+);
+
+test('Prometheus metrics on the configured address count the TOA insertions', { skip }, () => {
+  const text = lab.exec('lb', 'curl', ['-s', '-m', '5', 'http://127.0.0.1:9400/metrics']);
+  const m = /^fullnat_toa_inserted_total (\d+)/m.exec(text);
+  assert.ok(m && Number(m[1]) > 1000, `toa_inserted: ${m?.[1]}`);
+  assert.match(
+    text,
+    /fullnat_real_server_active_connections\{service="10\.77\.0\.100:80",real_server="10\.77\.2\.11:8080"\}/,
+  );
+});
+
+test(
+  'SIGHUP reloads; SIGTERM removes the routes, the device and the control socket',
+  { skip },
+  async () => {
+    const good = readFileSync(confPath, 'utf8');
+    writeFileSync(confPath, good.replace(/lb_algo wrr/, 'lb_algo rr'));
+    lbProc!.kill('SIGHUP');
+    await until(
+      'scheduler rr after SIGHUP',
+      () => /10\.77\.0\.100:80 rr/.test(ctl(['-Ln']).out),
+      5_000,
+    );
+    lbProc!.kill('SIGTERM');
+    await new Promise((r) => lbProc!.once('exit', r));
+    assert.equal(lbProc!.exitCode, 0);
+    const routes = lab.ip('lb', 'route');
+    assert.doesNotMatch(routes, /fnat0/);
+    assert.doesNotMatch(lab.ip('lb', 'link'), /fnat0/);
+    assert.notEqual(ctl(['-Ln']).code, 0);
   },
 );
