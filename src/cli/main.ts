@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket.js';
 import { runCtl } from '../control/ctl.js';
+import { runDoctor } from './doctor.js';
 import { runLoadBalancer } from './run.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
 
@@ -125,6 +126,32 @@ export async function main(argv: string[]): Promise<number> {
       }
       code = await runCtl(args, socket, (line) => console.log(line));
     });
+
+  program
+    .command('doctor')
+    .description(
+      'read a capture taken at a real server: which handshakes lost the client address (TOA) and why',
+    )
+    .argument('<file>', "pcap or pcapng captured at the RS (or on the LB's RS-facing interface)")
+    .option('--json', 'print one JSON document on stdout')
+    .option('--html <out>', 'also write a self-contained HTML report to <out>')
+    .option('--limit <n>', 'rows of the misses table', positiveInt, 20)
+    .option('--mtu <n>', 'LB→RS path MTU, instead of the estimate from the capture', positiveInt)
+    .option('--defer-accept', 'the RS listener uses TCP_DEFER_ACCEPT (nginx "deferred")')
+    .action(
+      async (
+        file: string,
+        flags: {
+          json?: boolean;
+          html?: string;
+          limit: number;
+          mtu?: number;
+          deferAccept?: boolean;
+        },
+      ) => {
+        code = await runDoctor({ file, ...flags });
+      },
+    );
 
   try {
     await program.parseAsync(argv, { from: 'user' });
