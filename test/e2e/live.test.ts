@@ -297,14 +297,17 @@ test(
   'a killed RS gets no new connections within delay_loop × retry, and comes back when restarted',
   { skip },
   async () => {
+    const killedAt = Date.now();
     servers.get('r2')!.kill('SIGKILL');
+    // delay_loop 1 × retry 1: out within a second, plus the 200 ms polling of this test.
     await until(
       'r2 held out (weight 0)',
       () => /10\.77\.2\.12:8080\s+FullNat\s+0\s/.test(ctl(['-Ln']).out),
-      4_000,
+      1_500,
     );
+    const detectedMs = Date.now() - killedAt;
     const r = client(['many', URL, '30']);
-    assert.deepEqual(r.counts, { r1: 30 });
+    assert.deepEqual(r.counts, { r1: 30 }, `detected after ${detectedMs} ms`);
     await startServer('r2', 'r2');
     await until(
       'r2 restored (weight 3)',
