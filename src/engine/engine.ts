@@ -93,6 +93,8 @@ export class Engine {
   private policy: ToaPolicy;
   private readonly onExpire = (i: number): void => this.expireConn(i);
   private now = 0;
+  /** The same clock as `now`, in a cell that can be handed to helpers without boxing. */
+  private readonly clock = new Float64Array(1);
   private readonly delta = new ChecksumDelta();
   private readonly sackScratch = new Uint32Array(1);
   /** Per-service VIP/vport and per-RS address as typed arrays, read on the data path. */
@@ -317,6 +319,7 @@ export class Engine {
    */
   tick(now: number): void {
     this.now = now;
+    this.clock[0] = now;
     this.table.advance(now, this.onExpire);
   }
 
@@ -553,7 +556,7 @@ export class Engine {
     t.linkReply(c);
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
-    this.isn.storeSeqDelta(t, c, this.now, b, tcpOff + 4);
+    this.isn.storeSeqDelta(t, c, this.clock, b, tcpOff + 4);
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;

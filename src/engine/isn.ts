@@ -21,7 +21,7 @@ export class IsnGenerator {
    * Sets connection c's seqDelta to (LB→RS ISN − client ISN), the client ISN
    * read from b[seqOff]. Works through the table so no 32-bit value is boxed.
    */
-  storeSeqDelta(t: ConnTable, c: number, nowMs: number, b: Uint8Array, seqOff: number): void {
+  storeSeqDelta(t: ConnTable, c: number, clock: Float64Array, b: Uint8Array, seqOff: number): void {
     // mix32 is spelled out here: its u32 result would be boxed on return.
     let h = this.k0 ^ t.lip[c]!;
     for (let round = 0; round < 3; round++) {
@@ -33,10 +33,11 @@ export class IsnGenerator {
       if (round === 0) h ^= t.rip[c]! ^ this.k1;
       else if (round === 1) h ^= (t.lport[c]! << 16) | t.rport[c]!;
     }
-    const clock = Math.floor(nowMs * 250);
+    // The clock arrives as a typed-array cell: a fractional ms value passed as an argument would be boxed.
+    const ticks = Math.floor(clock[0]! * 250);
     const clientIsn =
       (b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!;
-    t.seqDelta[c] = (h + clock - clientIsn) | 0;
+    t.seqDelta[c] = (h + ticks - clientIsn) | 0;
   }
 
   /** `nowMs` is the engine clock; the clock term advances one per 4 µs like RFC 793's. */
