@@ -4,16 +4,29 @@
 #   tshark     independent decoder that checks our packets and checksums
 #   tcpdump    captures in the lab
 #   iproute2   `ip netns`, veth, routes for the lab
+#   clang, libbpf-dev, bpftool   build and load the eBPF TOA receiver for real servers
+#   curl       fetches /metrics in the end-to-end tests
 set -u
 declare -A need=(
   [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
   [tcpdump]="tcpdump: packet captures in the lab"
   [ip]="iproute2: network namespaces and routes for the lab"
+  [clang]="clang: compiles the eBPF TOA receiver (real-server side)"
+  [bpf_helpers]="libbpf-dev: headers for the eBPF TOA receiver"
+  [bpftool]="bpftool: loads and attaches the eBPF TOA receiver"
+  [curl]="curl: scrapes /metrics in the end-to-end tests"
 )
-declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2)
+declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl)
+have() {
+  case "$1" in
+    bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
+    bpftool) command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 missing=()
 for cmd in "${!need[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+  have "$cmd" || missing+=("$cmd")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
@@ -32,4 +45,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq >&2 || echo "fullnat: apt-get update failed; trying the install anyway" >&2
 apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 \
   || echo "fullnat: apt-get install failed; tests that need ${pkgs[*]} will be skipped" >&2
+# The eBPF object is built at npm install; build it now if its compiler only just arrived.
+if [ ! -f build/bpf/toa.bpf.o ] && [ -f scripts/build-bpf.js ]; then node scripts/build-bpf.js >&2; fi
 exit 0

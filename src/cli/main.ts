@@ -2,6 +2,7 @@ import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket.js';
 import { runCtl } from '../control/ctl.js';
+import { runRs } from '../realserver/cli.js';
 import { runDoctor } from './doctor.js';
 import { runLoadBalancer } from './run.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
@@ -125,6 +126,17 @@ export async function main(argv: string[]): Promise<number> {
         args = args.slice(2);
       }
       code = await runCtl(args, socket, (line) => console.log(line));
+    });
+
+  program
+    .command('rs')
+    .description('real-server side: eBPF TOA receiver (attach | detach | status | exec -- CMD…)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[args...]')
+    .action(async (args: string[]) => {
+      code = await runRs(args);
     });
 
   program

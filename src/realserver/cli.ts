@@ -1,0 +1,303 @@
+/**
+ * `fullnat rs attach|detach|status|exec`: the eBPF TOA receiver on a real
+ * server, so an unmodified server sees the client's address (see ebpf.ts).
+ *
+ * `runRs(args)` parses its own arguments (everything after `rs`), so that
+ * `exec -- CMD ARGS…` reaches the command untouched; wire it like `ctl`:
+ *
+ *   program.command('rs').helpOption(false).allowUnknownOption().allowExcessArguments()
+ *     .argument('[args...]').action(async (args: string[]) => { code = await runRs(args); });
+ *
+ * Exit codes: 0 success; 1 failure (message on stderr naming what is
+ * missing); 2 usage error; `status` exits 3 when the receiver is not
+ * attached anywhere; `exec` exits with the command's code (128+N if it died
+ * of signal N, after re-raising it; 127 if it could not be found, 126 if it
+ * could not be run).
+ */
+import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import {
+  attach,
+  detach,
+  enterCgroup,
+  ownCgroup,
+  RealServerError,
+  status,
+  type EbpfOptions,
+  type Status,
+} from './ebpf.js';
+
+export const RS_USAGE = `Usage: fullnat rs <command> [options]
+
+The TOA receiver for real servers, in eBPF (no kernel module): an unmodified
+server started inside the cgroup sees the client's address (from the load
+balancer's TOA option) in accept() and getpeername().
+
+Commands:
+  attach [--cgroup PATH]            load the programs (once) and attach them to the cgroup
+                                    (default <cgroup2 mount>/fullnat-toa, created if missing)
+  detach [--cgroup PATH]            detach from PATH, or from every cgroup; unload when none is left
+  status [--json]                   loaded? attached where? counters: handshakes with TOA /
+                                    without / malformed, errors, getpeername rewrites
+  exec [--cgroup PATH] -- CMD ARGS  attach if needed, move into the cgroup, run CMD there
+                                    (stdio inherited, signals forwarded, exits with CMD's code)
+
+Options:
+  --cgroup PATH    a cgroup v2 directory (absolute, or relative to the cgroup2 mount);
+                   "self" = the cgroup this process is in (exec then does not move)
+  --pin-dir DIR    bpffs directory for the pins (default $FULLNAT_TOA_PIN_DIR or /sys/fs/bpf/fullnat-toa)
+  --object FILE    compiled programs (default build/bpf/toa.bpf.o)
+  --json           one JSON document on stdout
+
+Only sockets created inside the cgroup are covered, so the server must open its
+listening socket after joining it: start it with \`fullnat rs exec -- CMD\`. With
+systemd, either ExecStart=fullnat rs exec --cgroup self -- CMD (attaches to the
+unit's own cgroup, nothing moves) or ExecStartPre=fullnat rs attach --cgroup self.
+Needs root (CAP_BPF+CAP_NET_ADMIN), Linux >= 5.10, cgroup v2, bpftool.
+`;
+
+export interface RsIo {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const defaultIo: RsIo = {
+  out: (l) => console.log(l),
+  err: (l) => console.error(l),
+};
+
+interface Parsed {
+  command: string;
+  cgroup?: string;
+  json: boolean;
+  ebpf: EbpfOptions;
+  rest: string[];
+}
+
+class UsageError extends Error {}
+
+const COMMANDS = new Set(['attach', 'detach', 'status', 'exec', 'help']);
+
+function parse(args: string[]): Parsed {
+  const [command = 'help', ...tail] = args;
+  if (command === '-h' || command === '--help')
+    return { command: 'help', json: false, ebpf: {}, rest: [] };
+  if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`);
+  const p: Parsed = { command, json: false, ebpf: {}, rest: [] };
+  for (let i = 0; i < tail.length; i++) {
+    const a = tail[i]!;
+    const value = (): string => {
+      const eq = a.indexOf('=');
+      if (eq > 0) return a.slice(eq + 1);
+      const v = tail[++i];
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
+      return v;
+    };
+    const name = a.startsWith('--') && a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    if (name === '--cgroup' && command !== 'status') p.cgroup = value();
+    else if (name === '--pin-dir') p.ebpf.pinDir = value();
+    else if (name === '--object' && (command === 'attach' || command === 'exec'))
+      p.ebpf.object = value();
+    else if (name === '--json' && command !== 'exec') p.json = true;
+    else if (a === '-h' || a === '--help')
+      return { command: 'help', json: false, ebpf: {}, rest: [] };
+    else if (command === 'exec' && a === '--') {
+      p.rest = tail.slice(i + 1);
+      break;
+    } else if (command === 'exec' && !a.startsWith('-')) {
+      // The command line's `--` may already have been consumed by an outer parser.
+      p.rest = tail.slice(i);
+      break;
+    } else throw new UsageError(`unknown option "${a}" for "rs ${command}"`);
+  }
+  if (command === 'exec' && p.rest.length === 0)
+    throw new UsageError('rs exec needs a command: rs exec [--cgroup PATH] -- CMD ARGS…');
+  return p;
+}
+
+/** The human-readable `rs status`. */
+export function formatStatus(s: Status): string[] {
+  const lines: string[] = [];
+  if (!s.loaded) {
+    lines.push(`TOA receiver: not loaded (no pins in ${s.pinDir})`);
+    if (s.problem) lines.push(`  cannot load here: ${s.problem}`);
+    else if (!s.objectBuilt) lines.push(`  object ${s.object} is not built`);
+    return lines;
+  }
+  lines.push(`TOA receiver: loaded, pinned at ${s.pinDir}`);
+  lines.push(
+    `  programs: ${s.programs.map((p) => `${p.name} (id ${p.id}, ${p.attach})`).join(', ')}`,
+  );
+  if (s.attachments.length === 0) lines.push('  attached: nowhere (run: fullnat rs attach)');
+  for (const a of s.attachments)
+    lines.push(`  attached: ${a.cgroup} (${a.programs.map((p) => p.attach).join(', ')})`);
+  const c = s.counters;
+  const rows: [string, number][] = [
+    ['handshakes with TOA', c.withToa],
+    ['handshakes without TOA', c.withoutToa],
+    ['handshakes malformed options', c.malformed],
+    ['errors (no segment / no storage)', c.errors],
+    ['getpeername/accept rewrites', c.peerRewrites],
+    ['IPv6 TOA on an IPv4 socket', c.v6OnV4Socket],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) lines.push(`  ${k.padEnd(w)}  ${v}`);
+  return lines;
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return (osConstants.signals as Record<string, number>)[sig] ?? 0;
+}
+
+const FORWARDED: NodeJS.Signals[] = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+];
+/** Signals whose default action ends a Node process, so re-raising them reproduces the child's fate. */
+const FATAL = new Set<NodeJS.Signals>([
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGKILL',
+  'SIGABRT',
+  'SIGALRM',
+  'SIGUSR2',
+]);
+
+function onPath(file: string): boolean {
+  return (process.env.PATH ?? '')
+    .split(':')
+    .filter(Boolean)
+    .some((d) => {
+      try {
+        return statSync(join(d, file)).isFile();
+      } catch {
+        return false;
+      }
+    });
+}
+
+/** Spawns `cmd` with inherited stdio, forwards signals, resolves with its exit code. */
+export function runForwarding(cmd: string[], io: RsIo = defaultIo): Promise<number> {
+  return new Promise((resolve) => {
+    const [file, ...args] = cmd as [string, ...string[]];
+    const child = spawn(file, args, { stdio: 'inherit' });
+    const handlers = new Map<NodeJS.Signals, () => void>();
+    for (const sig of FORWARDED) {
+      const h = (): void => {
+        if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+      };
+      handlers.set(sig, h);
+      process.on(sig, h);
+    }
+    const cleanup = (): void => {
+      for (const [sig, h] of handlers) process.removeListener(sig, h);
+    };
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      cleanup();
+      // execvp reports EACCES when an unreadable PATH directory was tried, even if the
+      // command exists nowhere: say "not found" (127) then, like a shell.
+      const notFound = err.code === 'ENOENT' || (!file.includes('/') && !onPath(file));
+      io.err(`fullnat rs: cannot run ${file}: ${notFound ? 'command not found' : err.message}`);
+      resolve(notFound ? 127 : 126);
+    });
+    child.on('exit', (code, signal) => {
+      cleanup();
+      if (signal === null) {
+        resolve(code ?? 0);
+        return;
+      }
+      const signalled = 128 + signalNumber(signal);
+      if (!FATAL.has(signal) || process.listenerCount(signal) > 0) {
+        resolve(signalled);
+        return;
+      }
+      // Die of the same signal, so our parent (a shell, systemd) sees what happened to CMD.
+      try {
+        process.kill(process.pid, signal);
+      } catch {
+        // fall through to the exit code
+      }
+      setTimeout(() => resolve(signalled), 100).unref();
+    });
+  });
+}
+
+/** Runs `fullnat rs ARGS…`; returns the exit code. */
+export async function runRs(args: string[], io: RsIo = defaultIo): Promise<number> {
+  let p: Parsed;
+  try {
+    p = parse(args);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.err(`fullnat rs: ${err.message}`);
+    io.err('run `fullnat rs --help` for usage');
+    return 2;
+  }
+  try {
+    switch (p.command) {
+      case 'help':
+        io.out(RS_USAGE.trimEnd());
+        return 0;
+      case 'attach': {
+        const r = attach(p.cgroup, p.ebpf);
+        if (p.json) io.out(JSON.stringify(r));
+        else {
+          const what = r.attached.length
+            ? `attached to ${r.cgroup}`
+            : r.inherited.length
+              ? `already in force on ${r.cgroup} (attached to an ancestor cgroup)`
+              : `already attached to ${r.cgroup}`;
+          io.out(
+            `fullnat rs: TOA receiver ${what}${r.loaded ? `; programs loaded and pinned at ${r.pinDir}` : ''}`,
+          );
+          io.out(
+            `fullnat rs: servers must create their listening socket inside it: fullnat rs exec${p.cgroup === undefined ? '' : ` --cgroup ${r.cgroup}`} -- CMD`,
+          );
+        }
+        return 0;
+      }
+      case 'detach': {
+        const r = detach(p.cgroup, p.ebpf);
+        if (p.json) io.out(JSON.stringify(r));
+        else {
+          if (r.detached.length === 0)
+            io.out(`fullnat rs: TOA receiver was not attached${r.cgroup ? ` to ${r.cgroup}` : ''}`);
+          for (const c of r.detached) io.out(`fullnat rs: detached from ${c}`);
+          if (r.unloaded) io.out(`fullnat rs: programs unloaded (pins in ${r.pinDir} removed)`);
+          if (r.removedCgroup) io.out(`fullnat rs: removed the empty cgroup ${r.removedCgroup}`);
+        }
+        return 0;
+      }
+      case 'status': {
+        const s = status(p.ebpf);
+        if (p.json) io.out(JSON.stringify(s));
+        else for (const l of formatStatus(s)) io.out(l);
+        return s.attached ? 0 : 3;
+      }
+      case 'exec': {
+        const self = p.cgroup === 'self';
+        const r = attach(p.cgroup, p.ebpf);
+        if (r.attached.length || r.loaded)
+          io.err(`fullnat rs: TOA receiver attached to ${r.cgroup}`);
+        if (!self && ownCgroup() !== r.cgroup) enterCgroup(r.cgroup);
+        return await runForwarding(p.rest, io);
+      }
+    }
+  } catch (err) {
+    if (err instanceof RealServerError) {
+      io.err(`fullnat rs: ${err.message}`);
+      return 1;
+    }
+    throw err;
+  }
+  return 2;
+}
