@@ -342,6 +342,7 @@ interface VsDraft {
   scheduler: SchedulerName;
   laddrGroup?: Token;
   synProxy: boolean;
+  proxyProtocol: 0 | 1 | 2;
   timing: Timing;
   reals: RsDraft[];
 }
@@ -526,6 +527,7 @@ function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     vport,
     scheduler: CONFIG_DEFAULTS.scheduler,
     synProxy: false,
+    proxyProtocol: 0,
     timing: {},
     reals: [],
   };
@@ -544,6 +546,7 @@ function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
       vs.synProxy = true;
     },
     laddr_group_name: (k) => (vs.laddrGroup = cur.value(k)),
+    proxy_protocol: (k) => (vs.proxyProtocol = proxyProtocolVersion(cur.value(k))),
   };
   const guarded = withOnce(h, seen, { lvs_method: 'lb_kind', lvs_sched: 'lb_algo' });
   guarded.real_server = (k) => parseRealServer(cur, k, vs);
@@ -552,6 +555,20 @@ function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
 }
 
 const svcName = (s: { vip: number; vport: number }): string => `${ipv4ToString(s.vip)}:${s.vport}`;
+
+/** DPVS spells it `proxy_protocol v1|v2`; `off` keeps TOA. */
+function proxyProtocolVersion(t: Token): 0 | 1 | 2 {
+  switch (t.text.toLowerCase()) {
+    case 'v1':
+      return 1;
+    case 'v2':
+      return 2;
+    case 'off':
+      return 0;
+    default:
+      return fail(t, `bad proxy_protocol '${t.text}' (expected v1, v2 or off)`);
+  }
+}
 
 function protocol(t: Token): void {
   const p = t.text.toUpperCase();
@@ -797,6 +814,7 @@ function build(file: string, st: State): FullnatConfig {
     laddrs: [...laddrGroups.get(vs.laddrGroup!.text)!],
     realServers: vs.reals.map((r) => buildReal(r, vs)),
     synProxy: vs.synProxy,
+    proxyProtocol: vs.proxyProtocol,
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));
   return { file, defs: st.defs, laddrGroups, services };
@@ -854,6 +872,7 @@ export interface ServiceChange {
   addedLaddrs: number[];
   removedLaddrs: number[];
   synProxy?: { from: boolean; to: boolean };
+  proxyProtocol?: { from: 0 | 1 | 2; to: 0 | 1 | 2 };
 }
 
 export interface ConfigDiff {
@@ -937,6 +956,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
   if (a.scheduler !== b.scheduler) c.scheduler = { from: a.scheduler, to: b.scheduler };
   if (a.laddrGroup !== b.laddrGroup) c.laddrGroup = { from: a.laddrGroup, to: b.laddrGroup };
   if (a.synProxy !== b.synProxy) c.synProxy = { from: a.synProxy, to: b.synProxy };
+  if (a.proxyProtocol !== b.proxyProtocol)
+    c.proxyProtocol = { from: a.proxyProtocol, to: b.proxyProtocol };
   const changed =
     c.addedReals.length +
       c.removedReals.length +
@@ -946,7 +967,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
       0 ||
     c.scheduler !== undefined ||
     c.laddrGroup !== undefined ||
-    c.synProxy !== undefined;
+    c.synProxy !== undefined ||
+    c.proxyProtocol !== undefined;
   return changed ? c : undefined;
 }
 

@@ -136,6 +136,7 @@ export class LoadBalancer implements ControlApi {
       scheduler: s.scheduler,
       laddrs: s.laddrs,
       realServers: [],
+      proxyProtocol: s.proxyProtocol,
     });
     for (const r of s.realServers)
       this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
@@ -247,6 +248,7 @@ export class LoadBalancer implements ControlApi {
       const i = e.findService(s.vip, s.vport);
       if (i < 0) continue;
       if (c.scheduler) e.setScheduler(i, c.scheduler.to);
+      if (c.proxyProtocol) e.setProxyProtocol(i, c.proxyProtocol.to);
       for (const l of c.addedLaddrs) e.addLocalAddress(i, l);
       for (const r of c.removedReals) {
         const ri = e.findRealServer(i, r.addr, r.port);

@@ -58,6 +58,8 @@ export interface ServiceSpec {
   realServers: RealServerSpec[];
   /** SYN proxy requested (`syn_proxy`); the engine accepts the switch before implementing it. */
   synProxy: boolean;
+  /** `proxy_protocol v1|v2`: send a PROXY header instead of a TOA; 0 = off (TOA). */
+  proxyProtocol: 0 | 1 | 2;
   pos: SourcePos;
 }
 

@@ -22,6 +22,8 @@ export interface ServiceConfig {
   /** The local addresses (LIPs) this service uses toward its real servers. */
   laddrs: number[];
   realServers: RealServerConfig[];
+  /** Send a PROXY protocol header (v1 or v2) ahead of the client's data instead of a TOA. */
+  proxyProtocol?: 0 | 1 | 2;
 }
 
 export interface EngineOptions {

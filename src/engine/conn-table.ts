@@ -48,6 +48,13 @@ export class ConnTable {
   readonly flags: Uint8Array;
   /** LB→RS ISN minus client ISN: added to client seq toward the RS. */
   readonly seqDelta: Uint32Array;
+  /** The LB→RS ISN (needed where client bytes are shifted, e.g. behind a PROXY header). */
+  readonly lbIsn: Uint32Array;
+  /**
+   * Bytes the LB inserted into the client's stream toward the RS (a PROXY
+   * protocol header): client data moves up by this much in the LB→RS space.
+   */
+  readonly shift: Uint8Array;
   /** RS ISN + 1: the ack every client packet carries until the RS sends data. */
   readonly fdataSeq: Uint32Array;
   /** Next client sequence number (client space), for RSTs on expiry. */
@@ -91,6 +98,8 @@ export class ConnTable {
     this.state = new Uint8Array(capacity);
     this.flags = new Uint8Array(capacity);
     this.seqDelta = new Uint32Array(capacity);
+    this.lbIsn = new Uint32Array(capacity);
+    this.shift = new Uint8Array(capacity);
     this.fdataSeq = new Uint32Array(capacity);
     this.clientNxt = new Uint32Array(capacity);
     this.rsNxt = new Uint32Array(capacity);
@@ -129,6 +138,8 @@ export class ConnTable {
       this.state,
       this.flags,
       this.seqDelta,
+      this.lbIsn,
+      this.shift,
       this.fdataSeq,
       this.clientNxt,
       this.rsNxt,
@@ -214,6 +225,8 @@ export class ConnTable {
     this.state[i] = TcpState.None;
     this.flags[i] = CF_IN_USE;
     this.seqDelta[i] = 0;
+    this.lbIsn[i] = 0;
+    this.shift[i] = 0;
     this.fdataSeq[i] = 0;
     this.clientNxt[i] = 0;
     this.rsNxt[i] = 0;

@@ -35,6 +35,7 @@ export const COUNTER_NAMES = [
   'toa_failed_no_room',
   'toa_failed_mtu',
   'toa_spoof_stripped',
+  'proxy_headers_sent',
   'mss_clamped',
   'timestamp_removed',
   'pool_exhausted',

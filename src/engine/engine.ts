@@ -1,11 +1,18 @@
 import {
   equalsU32At,
+  equalsU32AtPlus,
   get16,
   ipv4ToString,
   loadU32Plus,
   set16,
   storeU32From,
 } from '../wire/bytes.js';
+import {
+  PROXY_V2_IPV4_LENGTH,
+  encodeProxyV1,
+  encodeProxyV2,
+  proxyV1Length,
+} from '../wire/proxy-protocol.js';
 import {
   ChecksumDelta,
   alignedRangeSum,
@@ -88,6 +95,9 @@ export class Engine {
   private timeoutsMs: Uint32Array;
   private readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
+  /** Views for packets the engine builds itself, so `ip`/`tcp` stay on the packet being processed. */
+  private readonly pip = new Ipv4View();
+  private readonly ptcp = new TcpView();
   private readonly opt = new TcpOptionSummary();
   private readonly toa: ToaWriter;
   private policy: ToaPolicy;
@@ -125,6 +135,7 @@ export class Engine {
     const idx = this.services.length;
     if (idx >= 0xffff) throw new Error('too many services');
     const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), []);
+    svc.proxyProtocol = cfg.proxyProtocol ?? 0;
     this.services.push(svc);
     for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
     for (const r of cfg.realServers) this.addRealServer(idx, r);
@@ -173,6 +184,11 @@ export class Engine {
     const idx = new AddrPortIndex();
     for (const o of this.services) if (o.live) idx.set(o.vip, o.vport, o.index);
     this.serviceByKey = idx;
+  }
+
+  /** Switches a service between TOA (0) and PROXY protocol v1/v2 for new connections. */
+  setProxyProtocol(svc: number, version: 0 | 1 | 2): void {
+    this.liveService(svc).proxyProtocol = version;
   }
 
   setScheduler(svc: number, name: SchedulerName): void {
@@ -421,7 +437,11 @@ export class Engine {
     const fdataKnown = (t.flags[c]! & CF_FDATA_KNOWN) !== 0;
     const concluding =
       fdataKnown && ackFlag && !syn && !rst && equalsU32At(b, tcpOff + 8, t.fdataSeq, c);
-    const wantToa = this.policy === 'lvs' ? (syn && !ackFlag) || (concluding && !fin) : concluding;
+    const shift = t.shift[c]!;
+    // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
+    const wantToa =
+      shift === 0 &&
+      (this.policy === 'lvs' ? (syn && !ackFlag) || (concluding && !fin) : concluding);
 
     // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
     let mode = ToaMode.None;
@@ -472,13 +492,23 @@ export class Engine {
     // The TOA goes in while the packet still carries the client's address and port, which it copies.
     switch (mode) {
       case ToaMode.None:
-        this.natInbound(c);
+        if (shift !== 0 && !syn) {
+          // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
+          const first =
+            !rst &&
+            (payloadLen > 0 || fin) &&
+            equalsU32AtPlus(b, tcpOff + 4, t.seqDelta, c, t.lbIsn, c, 1);
+          this.natInbound(c, shift);
+          if (first) this.emitProxyHeader(p, ipHl, c);
+        } else {
+          this.natInbound(c, 0);
+        }
         this.forward(p);
         return;
       case ToaMode.Insert:
         this.toa.insertV4(p, ipHl);
         this.count(svcIdx, syn ? C.toa_inserted_syn : C.toa_inserted);
-        this.natInbound(c);
+        this.natInbound(c, 0);
         this.forward(p);
         return;
       case ToaMode.Rebuild:
@@ -490,7 +520,7 @@ export class Engine {
         this.count(svcIdx, syn ? C.toa_inserted_syn : C.toa_inserted);
         this.ip.wrap(p.buf, p.start);
         this.tcp.wrap(p.buf, p.start + ipHl);
-        this.natInbound(c);
+        this.natInbound(c, 0);
         this.forward(p);
         return;
       case ToaMode.Split: {
@@ -510,7 +540,7 @@ export class Engine {
           const q = this.toa.pieces[k]!;
           this.ip.wrap(q.buf, q.start);
           this.tcp.wrap(q.buf, q.start + ipHl);
-          this.natInbound(c);
+          this.natInbound(c, 0);
           this.emit(q);
         }
         this.counters[C.forwarded_packets]!++;
@@ -557,6 +587,12 @@ export class Engine {
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
     this.isn.storeSeqDelta(t, c, this.clock, b, tcpOff + 4);
+    if (svc.proxyProtocol !== 0) {
+      t.shift[c] =
+        svc.proxyProtocol === 2
+          ? PROXY_V2_IPV4_LENGTH
+          : proxyV1Length(t.cip[c]!, t.cport[c]!, svc.vip, svc.vport);
+    }
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;
@@ -654,11 +690,43 @@ export class Engine {
   // ---- helpers ----------------------------------------------------------------------
 
   /**
+   * Sends the PROXY header as its own segment at the LB's ISN+1, ahead of the
+   * (already translated) packet p, which starts the client's stream right after it.
+   */
+  private emitProxyHeader(p: Packet, ipHl: number, c: number): void {
+    const t = this.table;
+    const svc = this.services[t.svc[c]!]!;
+    const q = this.pool.take();
+    const b = q.buf;
+    const s = q.start;
+    b.set(p.buf.subarray(p.start, p.start + ipHl + TCP_MIN_HEADER), s);
+    const tcpOff = s + ipHl;
+    const payloadOff = tcpOff + TCP_MIN_HEADER;
+    const len =
+      svc.proxyProtocol === 2
+        ? encodeProxyV2(b, payloadOff, t.cip[c]!, t.cport[c]!, svc.vip, svc.vport)
+        : encodeProxyV1(b, payloadOff, t.cip[c]!, t.cport[c]!, svc.vip, svc.vport);
+    q.length = ipHl + TCP_MIN_HEADER + len;
+    const ip = this.pip.wrap(b, s);
+    ip.totalLength = q.length;
+    ip.updateChecksum();
+    const tcp = this.ptcp.wrap(b, tcpOff);
+    tcp.headerLength = TCP_MIN_HEADER;
+    tcp.flags = TCP_ACK;
+    storeU32From(b, tcpOff + 4, t.lbIsn, c);
+    loadU32Plus(this.sackScratch, 0, b, tcpOff + 4, 1);
+    storeU32From(b, tcpOff + 4, this.sackScratch, 0);
+    tcp.checksum = tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
+    this.count(svc.index, C.proxy_headers_sent);
+    this.emit(q);
+  }
+
+  /**
    * CIP:cport → VIP:vport becomes LIP:lport → RIP:rport, the sequence number
    * moved into the LB→RS space; checksums updated incrementally (RFC 1624).
    * Works on the packet `this.ip`/`this.tcp` are wrapped around.
    */
-  private natInbound(c: number): void {
+  private natInbound(c: number, shift: number): void {
     const ip = this.ip;
     const tcp = this.tcp;
     const t = this.table;
@@ -677,7 +745,7 @@ export class Engine {
     const so = tcp.off + 4;
     const seqHi = get16(b, so);
     const seqLo = get16(b, so + 2);
-    const nSeq = ((seqHi * 65536 + seqLo + t.seqDelta[c]!) % 4294967296) >>> 0;
+    const nSeq = ((seqHi * 65536 + seqLo + t.seqDelta[c]! + shift) % 4294967296) >>> 0;
     const nHi = nSeq >>> 16;
     const nLo = nSeq & 0xffff;
     d.replaceWord(tcp.srcPort, t.lport[c]!);
@@ -713,7 +781,10 @@ export class Engine {
       const ao = tcp.off + 8;
       const aHi = get16(b, ao);
       const aLo = get16(b, ao + 2);
-      const na = ((aHi * 65536 + aLo - t.seqDelta[c]! + 4294967296) % 4294967296) >>> 0;
+      let na = ((aHi * 65536 + aLo - t.seqDelta[c]! + 4294967296) % 4294967296) >>> 0;
+      // Acks beyond the LB's ISN+1 cover the PROXY header the client never sent.
+      const shift = t.shift[c]!;
+      if (shift !== 0 && ((aHi * 65536 + aLo - t.lbIsn[c]! - 1) | 0) > 0) na = (na - shift) >>> 0;
       d.replaceWord(aHi, na >>> 16);
       d.replaceWord(aLo, na & 0xffff);
       set16(b, ao, na >>> 16);
@@ -738,7 +809,7 @@ export class Engine {
     const delta = this.table.seqDelta;
     for (let k = from; k < to; k += 4) {
       // Subtracting a u32 is adding its two's complement; the helper wraps mod 2^32.
-      loadU32Plus(this.sackScratch, 0, b, k, -delta[c]!);
+      loadU32Plus(this.sackScratch, 0, b, k, -delta[c]! - this.table.shift[c]!);
       storeU32From(b, k, this.sackScratch, 0);
     }
     const after = alignedRangeSum(b, tcpOff, from, to);
@@ -791,7 +862,7 @@ export class Engine {
         t.lport[c]!,
         t.rip[c]!,
         t.rport[c]!,
-        (t.clientNxt[c]! + t.seqDelta[c]!) >>> 0,
+        (t.clientNxt[c]! + t.seqDelta[c]! + t.shift[c]!) >>> 0,
         t.rsNxt[c]!,
         true,
       );

@@ -18,7 +18,7 @@ export class IsnGenerator {
   }
 
   /**
-   * Sets connection c's seqDelta to (LB→RS ISN − client ISN), the client ISN
+   * Sets connection c's LB→RS ISN and seqDelta (LB→RS ISN − client ISN), the client ISN
    * read from b[seqOff]. Works through the table so no 32-bit value is boxed.
    */
   storeSeqDelta(t: ConnTable, c: number, clock: Float64Array, b: Uint8Array, seqOff: number): void {
@@ -37,6 +37,7 @@ export class IsnGenerator {
     const ticks = Math.floor(clock[0]! * 250);
     const clientIsn =
       (b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!;
+    t.lbIsn[c] = h + ticks;
     t.seqDelta[c] = (h + ticks - clientIsn) | 0;
   }
 

@@ -37,6 +37,8 @@ export class Service {
   readonly stats = new Float64Array(STAT_STRIDE);
   /** False once deleted; kept so existing connections' replies still translate. */
   live = true;
+  /** 0: TOA; 1 or 2: PROXY protocol header of that version instead. */
+  proxyProtocol: 0 | 1 | 2 = 0;
   private lipCursor = 0;
   constructor(
     readonly index: number,

@@ -126,3 +126,17 @@ export function loadU32Plus(
 export function equalsU32At(b: Uint8Array, o: number, arr: Uint32Array, idx: number): boolean {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0 === arr[idx];
 }
+
+/** (big-endian u32 at b[o]) + addArr[ai] === cmpArr[ci] + k, modulo 2^32. */
+export function equalsU32AtPlus(
+  b: Uint8Array,
+  o: number,
+  addArr: Uint32Array,
+  ai: number,
+  cmpArr: Uint32Array,
+  ci: number,
+  k: number,
+): boolean {
+  const v = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) + addArr[ai]!;
+  return ((v - cmpArr[ci]! - k) | 0) === 0;
+}

@@ -143,6 +143,7 @@ describe('parseConfig: the documented example', () => {
           laddrGroup: 'lip_g1',
           laddrs: lips,
           synProxy: true,
+          proxyProtocol: 0,
           pos: { file: 'fullnat.conf', line: 19 },
           realServers: [
             {
@@ -771,5 +772,32 @@ ${BASE}`);
       'timeout_established',
     ]);
     assert.deepEqual(d.restartRequired, ['interface', 'metrics', 'max_connections']);
+  });
+});
+
+describe('proxy_protocol', () => {
+  const parse = (t: string): FullnatConfig => parseConfig(t, 'test.conf');
+  it('parses v1, v2 and off per virtual_server, and rejects anything else with file:line', () => {
+    for (const [word, v] of [
+      ['v1', 1],
+      ['v2', 2],
+      ['off', 0],
+    ] as const) {
+      const c = parse(
+        BASE.replace('laddr_group_name g1', `laddr_group_name g1\n    proxy_protocol ${word}`),
+      );
+      assert.equal(c.services[0]!.proxyProtocol, v);
+    }
+    assert.equal(parse(BASE).services[0]!.proxyProtocol, 0);
+    const bad = BASE.replace('laddr_group_name g1', 'laddr_group_name g1\n    proxy_protocol v3');
+    expectError(bad, 'proxy_protocol v3', /bad proxy_protocol 'v3'/);
+  });
+
+  it('shows up in the diff', () => {
+    const d = diffConfig(
+      parse(BASE),
+      parse(BASE.replace('laddr_group_name g1', 'laddr_group_name g1\n proxy_protocol v2')),
+    );
+    assert.deepEqual(d.changedServices[0]!.proxyProtocol, { from: 0, to: 2 });
   });
 });

@@ -81,6 +81,7 @@ function service(reals: RealServerSpec[], vport = 80): ServiceSpec {
     laddrs: [parseIpv4('10.10.3.1')],
     realServers: reals,
     synProxy: false,
+    proxyProtocol: 0,
     pos: { file: 't.conf', line: 1 },
   };
 }

@@ -454,3 +454,73 @@ test('configuration changes: RS removed keeps its connections, new ones go elsew
   assert.equal(e.counter('no_service_dropped'), 1);
   assert.throws(() => e.addRealServer(0, { addr: RIP, port: 1, weight: 1 }), /no service/);
 });
+
+test('PROXY protocol v2: header segment first, client bytes shifted by its length, acks mapped back', () => {
+  const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 64 });
+  e.addService({
+    vip: VIP,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: 8080, weight: 1 }],
+    proxyProtocol: 2,
+  });
+  const { lbIsn, lport } = handshake(e);
+  // A bare ACK carries no header and no TOA.
+  const [bare] = feed(e, client(CISN + 1, RISN + 1, TCP_ACK));
+  assert.equal(bare!.toa.family, 0);
+  assert.equal(bare!.payload.length, 0);
+  const req = pattern(300);
+  const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, req));
+  assert.equal(out.length, 2);
+  const [hdr, data] = out as [Decoded, Decoded];
+  assert.equal(hdr.seq, lbIsn + 1);
+  assert.equal(hdr.payload.length, 28);
+  assert.deepEqual(
+    [...hdr.payload.subarray(0, 13)],
+    [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21],
+  );
+  const dv = new DataView(hdr.payload.buffer, hdr.payload.byteOffset);
+  assert.equal(dv.getUint32(16), CIP, 'source address: the client');
+  assert.equal(dv.getUint32(20), VIP, 'destination address: the VIP');
+  assert.equal(dv.getUint16(24), CPORT);
+  assert.equal(dv.getUint16(26), 80);
+  assert.equal(data.seq, lbIsn + 1 + 28);
+  assert.deepEqual(data.payload, req);
+  assert.equal(data.toa.family, 0);
+  // A retransmission of the first segment gets the same header again.
+  assert.equal(feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, req)).length, 2);
+  // The RS acks header + request: the client sees its 300 bytes acked.
+  const [ack] = feed(
+    e,
+    buildSegment({
+      src: RIP,
+      dst: LIP,
+      sport: 8080,
+      dport: lport,
+      seq: RISN + 1,
+      ack: lbIsn + 1 + 28 + 300,
+      flags: TCP_ACK,
+    }),
+  );
+  assert.equal(ack!.ack, CISN + 1 + 300);
+  // An ack of the SYN only stays an ack of the SYN.
+  const [synAck] = feed(
+    e,
+    buildSegment({
+      src: RIP,
+      dst: LIP,
+      sport: 8080,
+      dport: lport,
+      seq: RISN,
+      ack: lbIsn + 1,
+      flags: TCP_SYN | TCP_ACK,
+    }),
+  );
+  assert.equal(synAck!.ack, CISN + 1);
+  // Later client data stays shifted, and carries no header.
+  const [later] = feed(e, client(CISN + 301, RISN + 1, TCP_ACK | TCP_PSH, pattern(10)));
+  assert.equal(later!.seq, lbIsn + 1 + 28 + 300);
+  assert.equal(e.counter('proxy_headers_sent'), 2);
+  assert.equal(e.counter('toa_inserted'), 0);
+});
