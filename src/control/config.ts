@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 
-import { DEFAULT_ENGINE_OPTIONS, TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
+import { DEFAULT_ENGINE_OPTIONS, TOA_SETTINGS, type ToaSetting } from '../engine/config.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 import { ipv4ToString, parseIpv4, parseIpv6 } from '../wire/bytes.js';
@@ -425,9 +425,9 @@ function ifName(t: Token): string {
   return t.text;
 }
 
-function toaPolicy(t: Token): ToaPolicy {
-  const p = TOA_POLICIES.find((x) => x === t.text);
-  if (!p) fail(t, `unknown toa_policy '${t.text}' (valid: ${TOA_POLICIES.join(', ')})`);
+function toaPolicy(t: Token): ToaSetting {
+  const p = TOA_SETTINGS.find((x) => x === t.text);
+  if (!p) fail(t, `unknown toa_policy '${t.text}' (valid: ${TOA_SETTINGS.join(', ')})`);
   return p;
 }
 

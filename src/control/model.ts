@@ -3,7 +3,7 @@
  * running load balancer reports about itself, and the operations `ctl` can ask
  * for. Addresses are host-order IPv4 numbers; text forms are for display.
  */
-import type { ToaPolicy } from '../engine/config.js';
+import type { ToaSetting } from '../engine/config.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 
@@ -66,7 +66,7 @@ export interface ServiceSpec {
 export interface FullnatDefs {
   /** TUN device name, default fnat0. */
   interface: string;
-  toaPolicy: ToaPolicy;
+  toaPolicy: ToaSetting;
   mssAdjust: boolean;
   timestampRemove: boolean;
   /** Prometheus listener, e.g. { host: '127.0.0.1', port: 9400 }; absent = off. */

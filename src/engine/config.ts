@@ -4,8 +4,12 @@ import { DEFAULT_PORT_RANGE } from './laddr.js';
 import type { TcpTimeouts } from './tcp-state.js';
 import { DEFAULT_TCP_TIMEOUTS } from './tcp-state.js';
 
+/** The policies that insert a TOA, compared side by side by `simulate` and the lab. */
 export type ToaPolicy = 'lvs' | 'dpvs' | 'fullnat';
 export const TOA_POLICIES: readonly ToaPolicy[] = ['lvs', 'dpvs', 'fullnat'];
+/** What the engine can be told: a policy, or `off` (no TOA at all, so the RS sees the LIP). */
+export type ToaSetting = ToaPolicy | 'off';
+export const TOA_SETTINGS: readonly ToaSetting[] = [...TOA_POLICIES, 'off'];
 
 export interface RealServerConfig {
   addr: number;
@@ -27,7 +31,7 @@ export interface ServiceConfig {
 }
 
 export interface EngineOptions {
-  toaPolicy: ToaPolicy;
+  toaPolicy: ToaSetting;
   /** Lower the MSS in the RS SYN+ACK by the TOA length (and, for `fullnat`, to what the RS path MTU leaves). */
   mssAdjust: boolean;
   /** NOP out the timestamp option of client SYNs. */
@@ -55,3 +59,6 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxRealServers: 1024,
   maxLocalAddresses: 64,
 };
+
+/** Same list as TOA_SETTINGS (older name). */
+export const ALL_TOA_POLICIES = TOA_SETTINGS;

@@ -35,7 +35,7 @@ import {
   DEFAULT_ENGINE_OPTIONS,
   type EngineOptions,
   type ServiceConfig,
-  type ToaPolicy,
+  type ToaSetting,
 } from './config.js';
 import { AddrPortIndex } from './addr-index.js';
 import { CF_FDATA_KNOWN, CF_IN_USE, ConnTable } from './conn-table.js';
@@ -100,7 +100,7 @@ export class Engine {
   private readonly ptcp = new TcpView();
   private readonly opt = new TcpOptionSummary();
   private readonly toa: ToaWriter;
-  private policy: ToaPolicy;
+  private policy: ToaSetting;
   private readonly onExpire = (i: number): void => this.expireConn(i);
   private now = 0;
   /** The same clock as `now`, in a cell that can be handed to helpers without boxing. */
@@ -441,6 +441,7 @@ export class Engine {
     // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
     const wantToa =
       shift === 0 &&
+      this.policy !== 'off' &&
       (this.policy === 'lvs' ? (syn && !ackFlag) || (concluding && !fin) : concluding);
 
     // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.

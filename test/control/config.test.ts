@@ -547,7 +547,7 @@ virtual_server 10.10.1.101 80 {
     expectError(
       `fullnat_defs {\n toa_policy ali\n}\n${BASE}`,
       'toa_policy',
-      /unknown toa_policy 'ali' \(valid: lvs, dpvs, fullnat\)/,
+      /unknown toa_policy 'ali' \(valid: lvs, dpvs, fullnat, off\)/,
     );
   });
 
