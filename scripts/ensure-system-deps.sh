@@ -6,6 +6,7 @@
 #   iproute2   `ip netns`, veth, routes for the lab
 #   clang, libbpf-dev, bpftool   build and load the eBPF TOA receiver for real servers
 #   curl       fetches /metrics in the end-to-end tests
+#   nginx      an unmodified real server in the end-to-end tests
 set -u
 declare -A need=(
   [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
@@ -15,8 +16,9 @@ declare -A need=(
   [bpf_helpers]="libbpf-dev: headers for the eBPF TOA receiver"
   [bpftool]="bpftool: loads and attaches the eBPF TOA receiver"
   [curl]="curl: scrapes /metrics in the end-to-end tests"
+  [nginx]="nginx: an unmodified real server in the end-to-end tests (TOA via eBPF, PROXY protocol)"
 )
-declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl)
+declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;

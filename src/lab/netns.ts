@@ -83,6 +83,18 @@ export class NetnsLab {
     return child;
   }
 
+  /**
+   * Starts a process in this (the host's) namespace that the lab still owns
+   * and kills on `destroy()` — e.g. `fullnat rs exec -- ip netns exec NS …`,
+   * which must join its cgroup before entering the namespace.
+   */
+  spawnHost(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.children.add(child);
+    child.on('exit', () => this.children.delete(child));
+    return child;
+  }
+
   /** A veth pair between two hosts, with an address on each end (CIDR), both up. */
   link(
     a: string,
