@@ -1,0 +1,9 @@
+/** `fullnat/realserver`: what a Node real server imports to learn the client behind the LB. */
+export {
+  acceptProxyProtocol,
+  createProxyProtocolServer,
+  proxyProtocolInfo,
+  trustList,
+  wrapProxyProtocolServer,
+} from './proxy-protocol.js';
+export type { ProxiedSocket, ProxyProtocolInfo, ProxyProtocolLogger } from './proxy-protocol.js';
