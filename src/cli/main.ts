@@ -1,11 +1,30 @@
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket.js';
 import { runCtl } from '../control/ctl.js';
 import { runRs } from '../realserver/cli.js';
 import { runDoctor } from './doctor.js';
+import {
+  DEFAULT_LAB_CONNECTIONS,
+  LAB_SOURCES,
+  formatLabTable,
+  labAvailable,
+  labOptionsFromFlags,
+  runLab,
+} from './lab.js';
 import { runLoadBalancer } from './run.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
+
+/** Installs missing system tools the lab needs (tcpdump, clang/bpftool, …), saying what and why. */
+function ensureSystemDeps(): void {
+  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  spawnSync('bash', ['scripts/ensure-system-deps.sh'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    cwd: root,
+  });
+}
 
 function positiveInt(v: string): number {
   const n = Number(v);
@@ -89,12 +108,61 @@ export async function main(argv: string[]): Promise<number> {
     program
       .command('start')
       .description('the main job: the real-kernel lab when possible, else the simulator'),
-  ).action((flags: SimulateFlags) => {
-    code = runSimulate(
-      flags,
-      'fullnat: running the in-memory simulator (Linux-faithful TCP endpoints); the real-kernel lab is not part of this build yet',
+  ).action(async (flags: SimulateFlags) => {
+    const lab = labAvailable();
+    if (!lab.ok) {
+      code = runSimulate(
+        flags,
+        `fullnat: running the in-memory simulator (real-kernel lab unavailable: ${lab.reason})`,
+      );
+      return;
+    }
+    ensureSystemDeps();
+    console.error(
+      'fullnat: running the real-kernel lab (network namespaces, fullnat run, Linux real servers)',
     );
+    const report = await runLab(labOptionsFromFlags(flags), (l) => console.error(l));
+    console.log(flags.json ? JSON.stringify(report) : formatLabTable(report));
   });
+
+  program
+    .command('lab')
+    .description(
+      'the TOA-loss scenarios on real Linux kernels: namespaces, fullnat run, Linux real servers (root)',
+    )
+    .option('--json', 'print one JSON document (the CLI contract) on stdout')
+    .option('--policy <list>', `TOA policies, comma-separated (${TOA_POLICIES.join(', ')})`)
+    .option('--scenario <list>', 'scenarios, comma-separated (default: all)')
+    .option(
+      '-n, --connections <n>',
+      'connections per scenario and policy',
+      positiveInt,
+      DEFAULT_LAB_CONNECTIONS,
+    )
+    .option('--seed <n>', 'seed for the scripted clients (default: from the clock)', positiveInt)
+    .option('--source <source>', `verdict source: ${LAB_SOURCES.join(', ')}`, 'auto')
+    .option(
+      '--pcap <dir>',
+      'keep the captures taken at each RS (one pcap per scenario, policy and RS)',
+    )
+    .option(
+      '--timeout <ms>',
+      'per scenario and policy: unfinished clients are judged as they stand',
+      positiveInt,
+    )
+    .option('--no-mss-adjust', 'mss_adjust off in the LB configuration')
+    .option('--no-timestamp-remove', 'timestamp_remove off in the LB configuration')
+    .action(async (flags: Parameters<typeof labOptionsFromFlags>[0]) => {
+      const lab = labAvailable();
+      if (!lab.ok) {
+        console.error(`fullnat lab: ${lab.reason}`);
+        code = 1;
+        return;
+      }
+      ensureSystemDeps();
+      const report = await runLab(labOptionsFromFlags(flags), (line) => console.error(line));
+      console.log(flags.json ? JSON.stringify(report) : formatLabTable(report));
+    });
 
   program
     .command('run')

@@ -1,0 +1,115 @@
+/**
+ * `fullnat lab`: the TOA-loss scenarios on real Linux kernels (network
+ * namespaces, `fullnat run`, Linux real servers), reported like
+ * `fullnat simulate` with `"mode": "lab"` and, per row, where the verdict
+ * came from (`"source": "rs-app" | "rs-capture"`). See src/lab/live/.
+ */
+import type { ToaPolicy } from '../engine/config.js';
+import {
+  DEFAULT_DEADLINE_MS,
+  DEFAULT_LAB_CONNECTIONS,
+  labAvailable,
+  runLabScenarios,
+  type LabOptions,
+  type LabRow,
+  type LabSource,
+} from '../lab/live/run-lab.js';
+import type { ScenarioName } from '../lab/sim/scenarios.js';
+import {
+  formatTable,
+  parseList,
+  parseScenarios,
+  TOA_POLICIES,
+  type SimulateReport,
+} from './simulate.js';
+
+export { DEFAULT_LAB_CONNECTIONS, labAvailable, type LabRow };
+
+export const LAB_SOURCES = ['auto', 'rs-app', 'rs-capture'] as const;
+
+export interface LabCliOptions {
+  json: boolean;
+  policies: ToaPolicy[];
+  scenarios: ScenarioName[];
+  connections: number;
+  seed: number;
+  source: 'auto' | LabSource;
+  pcapDir?: string;
+  /** Per scenario × policy, ms. */
+  deadlineMs?: number;
+  mssAdjust?: boolean;
+  timestampRemove?: boolean;
+}
+
+/** The report: `fullnat simulate`'s shape, rows carrying `source` as well. */
+export interface LabReport extends SimulateReport {
+  mode: 'lab';
+  results: LabRow[];
+}
+
+/**
+ * Runs the lab. `log` gets progress and diagnostics (one line per
+ * scenario × policy, the reason for the first miss of each); the caller
+ * prints the report (JSON or `formatLabTable`).
+ */
+export async function runLab(opts: LabCliOptions, log: (line: string) => void): Promise<LabReport> {
+  const o: LabOptions = {
+    policies: opts.policies,
+    scenarios: opts.scenarios,
+    connections: opts.connections,
+    seed: opts.seed,
+    source: opts.source,
+    pcapDir: opts.pcapDir,
+    deadlineMs: opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
+    mssAdjust: opts.mssAdjust,
+    timestampRemove: opts.timestampRemove,
+  };
+  const r = await runLabScenarios(o, log);
+  log(
+    `lab: ${r.rows.length} runs in ${(r.elapsedMs / 1000).toFixed(1)} s; verdicts from ${
+      r.source === 'rs-app'
+        ? 'the RS application under the eBPF TOA receiver (fullnat rs exec)'
+        : `captures at the RS read by the doctor${r.receiverNote ? ` (receiver: ${r.receiverNote})` : ''}`
+    }`,
+  );
+  const disagree = r.runs.reduce((n, x) => n + x.disagreements, 0);
+  if (disagree > 0)
+    log(
+      `lab: the receiver and the RS captures disagree on ${disagree} connections (see lines above)`,
+    );
+  return { mode: 'lab', results: r.rows };
+}
+
+/** The table a person reads: the simulator's, then where the verdicts came from. */
+export function formatLabTable(report: LabReport): string {
+  const sources = [...new Set(report.results.map((r) => r.source))];
+  return `${formatTable(report)}\n\nmode: lab (real kernels); verdict source: ${sources.join(', ') || '-'}`;
+}
+
+/** Parses the CLI's string options (the same lists as `simulate`). */
+export function labOptionsFromFlags(flags: {
+  json?: boolean;
+  policy?: string;
+  scenario?: string;
+  connections?: number;
+  seed?: number;
+  source?: string;
+  pcap?: string;
+  timeout?: number;
+  mssAdjust?: boolean;
+  timestampRemove?: boolean;
+}): LabCliOptions {
+  const [source] = parseList(flags.source ?? 'auto', LAB_SOURCES, 'source');
+  return {
+    json: flags.json === true,
+    policies: parseList<ToaPolicy>(flags.policy, TOA_POLICIES, 'policy'),
+    scenarios: parseScenarios(flags.scenario),
+    connections: flags.connections ?? DEFAULT_LAB_CONNECTIONS,
+    seed: flags.seed ?? Date.now() >>> 0,
+    source: source ?? 'auto',
+    pcapDir: flags.pcap,
+    deadlineMs: flags.timeout ?? DEFAULT_DEADLINE_MS,
+    mssAdjust: flags.mssAdjust !== false,
+    timestampRemove: flags.timestampRemove !== false,
+  };
+}

@@ -1,0 +1,616 @@
+/**
+ * The real-kernel lab: the simulator's scenarios (sim/scenarios.ts) through
+ * `fullnat run` in network namespaces, with Linux real servers, judged by
+ * the DESIGN.md contract (realIp / wrongIp / failed per connection).
+ *
+ * Clients: scenarios whose clients are well behaved (a bare ACK, then the
+ * request) use Linux's own TCP in the client namespace (rs-app.ts `client`;
+ * the announced MSS comes from the route of the address it binds). The
+ * others use the simulator's scripted client over a TUN (tun-client.ts), so
+ * every misbehaviour reaches the LB exactly as scripted.
+ *
+ * Verdict source, per run (reported as `source`):
+ * - `rs-app`: the eBPF TOA receiver is loaded (`fullnat rs exec`) and the
+ *   RS application's own socket.remoteAddress/remotePort is compared with
+ *   the client named by the request bytes;
+ * - `rs-capture`: no receiver; tcpdump at each RS, and the doctor
+ *   (analyzeCapture) finds the segment that concluded each handshake and the
+ *   TOA a `toa` module would read from it.
+ * When both are at hand (receiver and tcpdump), the capture also checks the
+ * receiver, and disagreements are reported.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import type { ToaPolicy } from '../../engine/config.js';
+import { tunAvailable } from '../../io/tun.js';
+import { parseIpv4 } from '../../wire/bytes.js';
+import { analyzeCapture, type ConnectionReport } from '../doctor/analyze.js';
+import { netnsAvailable } from '../netns.js';
+import type { ClientBehaviour } from '../sim/client.js';
+import { getScenario, type Scenario, type ScenarioName } from '../sim/scenarios.js';
+import {
+  acquireLock,
+  cleanupLeftovers,
+  CLI,
+  findPython,
+  hasTcpdump,
+  kernelClientAddr,
+  LabTopology,
+  LIPS,
+  REAL_SERVERS,
+  RECEIVER_PIN_DIR,
+  receiverCgroup,
+  RS_APP,
+  SERVICES,
+  TUN_ADDRS,
+  TUN_BASE,
+  VIP,
+  type Capture,
+  type Log,
+  type RsRecordLine,
+} from './topology.js';
+import { endpointString, runTunClients, TunHostIo, type TunClientSpec } from './tun-client.js';
+
+export type LabSource = 'rs-app' | 'rs-capture';
+export type Outcome = 'realIp' | 'wrongIp' | 'failed';
+
+export interface LabOptions {
+  policies: ToaPolicy[];
+  scenarios: ScenarioName[];
+  /** Connections per scenario and policy. */
+  connections: number;
+  seed: number;
+  /** Where the verdict comes from; `auto` = the RS application when the eBPF receiver loads. */
+  source: 'auto' | LabSource;
+  /** Keep the RS captures here (one pcap per scenario, policy and RS). */
+  pcapDir?: string;
+  /** Per scenario and policy: clients still unfinished after this are judged as they stand. */
+  deadlineMs?: number;
+  /** `mss_adjust` in the LB configuration (default on). */
+  mssAdjust?: boolean;
+  /** `timestamp_remove` in the LB configuration (default on). */
+  timestampRemove?: boolean;
+}
+
+/** The DESIGN.md JSON row, plus where the verdict came from. */
+export interface LabRow {
+  scenario: ScenarioName;
+  policy: ToaPolicy;
+  connections: number;
+  realIp: number;
+  wrongIp: number;
+  failed: number;
+  source: LabSource;
+}
+
+export interface LabConnection {
+  /** The client's true ip:port. */
+  client: string;
+  outcome: Outcome;
+  reason: string | null;
+  rs: string | null;
+  /** What the RS application saw as its peer. */
+  appPeer: string | null;
+  /** The TOA the concluding segment carried at the RS (capture), '' when none, null when unknown. */
+  captureToa: string | null;
+  /** Flags and payload length of the concluding segment at the RS (capture), e.g. "FP. 300". */
+  concluding: string | null;
+}
+
+export interface LabScenarioRun {
+  row: LabRow;
+  connections: LabConnection[];
+  /** Connections where the receiver (rs-app) and the capture disagreed. */
+  disagreements: number;
+  clientKind: 'linux' | 'tun';
+  elapsedMs: number;
+}
+
+export interface LabResult {
+  rows: LabRow[];
+  runs: LabScenarioRun[];
+  source: LabSource;
+  /** Why the eBPF receiver was not used, when it was not. */
+  receiverNote: string | null;
+  elapsedMs: number;
+}
+
+export const DEFAULT_LAB_CONNECTIONS = 200;
+export const DEFAULT_DEADLINE_MS = 6000;
+const CLIENT_GAP_MS = 2;
+const TUN_PORT_BASE = 20000;
+const LIP_SET = new Set<string>(LIPS);
+
+/** Whether this machine can run the lab; `reason` says why not. */
+export function labAvailable(): { ok: boolean; reason: string } {
+  const n = netnsAvailable();
+  if (!n.ok) return n;
+  const t = tunAvailable();
+  if (!t.ok) return { ok: false, reason: t.reason };
+  if (!findPython())
+    return { ok: false, reason: 'python3 is needed for the TCP_DEFER_ACCEPT listener' };
+  return { ok: true, reason: '' };
+}
+
+/** Linux's own TCP can play this client: it sends a bare ACK, then an ordinary request. */
+export function linuxCanPlay(b: ClientBehaviour): boolean {
+  return (
+    b.firstFlight === 'bare-ack-then-data' &&
+    !b.finWithData &&
+    !b.spoofToa &&
+    !b.extraOptions &&
+    b.overMssPayload === undefined &&
+    !b.dropBareAck &&
+    b.requestFullSegments === undefined &&
+    b.timestamps !== false &&
+    b.mtu === undefined
+  );
+}
+
+function serviceFor(s: Scenario): { vport: number; rport: number } {
+  if (s.deferAccept) return SERVICES.defer;
+  if (s.rsLinkMtu < 1500) return SERVICES.smallMtu;
+  return SERVICES.plain;
+}
+
+interface ClientOutcome {
+  key: string;
+  established: boolean;
+  responseIntact: boolean;
+  failure: string | null;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The command that runs a program under the receiver: `fullnat rs exec --cgroup … --pin-dir …`. */
+function receiverExecCommand(cgroup: string): string[] {
+  const args = ['exec', '--cgroup', cgroup, '--pin-dir', RECEIVER_PIN_DIR];
+  const probe = spawnSync(process.execPath, [CLI, 'rs', '--help'], {
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
+  if (probe.status === 0) return [process.execPath, CLI, 'rs', ...args];
+  // `rs` not wired into the CLI (yet): the same code, called directly.
+  const cliModule = new URL('../../realserver/cli.js', import.meta.url).href;
+  return [
+    process.execPath,
+    '--input-type=module',
+    '-e',
+    'const [u, ...a] = process.argv.slice(1); const m = await import(u); process.exitCode = await m.runRs(a);',
+    cliModule,
+    ...args,
+  ];
+}
+
+interface Receiver {
+  exec: string[];
+  cgroup: string;
+}
+
+/** Loads and attaches the eBPF receiver to the lab's cgroup, or says why it cannot. */
+async function setUpReceiver(): Promise<Receiver | string> {
+  const cgroup = receiverCgroup();
+  if (!cgroup) return 'no cgroup v2 mount';
+  try {
+    const ebpf = await import('../../realserver/ebpf.js');
+    const pre = ebpf.checkPrerequisites({ pinDir: RECEIVER_PIN_DIR }, true);
+    if (!pre.ok) return pre.reason;
+    ebpf.attach(cgroup, { pinDir: RECEIVER_PIN_DIR });
+  } catch (e) {
+    return `the eBPF receiver did not load: ${(e as Error).message.split('\n')[0]}`;
+  }
+  return { exec: receiverExecCommand(cgroup), cgroup };
+}
+
+async function tearDownReceiver(r: Receiver): Promise<void> {
+  try {
+    const ebpf = await import('../../realserver/ebpf.js');
+    ebpf.detach(r.cgroup, { pinDir: RECEIVER_PIN_DIR });
+  } catch {
+    // cleanupLeftovers retries next time
+  }
+  const { rmdirSync } = await import('node:fs');
+  for (let i = 0; i < 20; i++) {
+    try {
+      rmdirSync(r.cgroup);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      await sleep(50);
+    }
+  }
+}
+
+/** Linux clients in the client namespace (rs-app.ts `client`). */
+async function runLinuxClients(
+  topo: LabTopology,
+  scenario: Scenario,
+  n: number,
+  vport: number,
+  deadlineMs: number,
+): Promise<ClientOutcome[]> {
+  const specs = Array.from({ length: n }, (_, i) => {
+    const b = scenario.client(i);
+    return { local: kernelClientAddr(b.advmss), request: b.requestSize };
+  });
+  const child = topo.lab.spawn('c', process.execPath, [
+    RS_APP,
+    'client',
+    '--vip',
+    VIP,
+    '--port',
+    String(vport),
+    '--spec',
+    JSON.stringify(specs),
+    '--timeout',
+    String(Math.max(1000, deadlineMs - 500)),
+    '--gap',
+    String(CLIENT_GAP_MS),
+  ]);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const code = await new Promise<number | null>((resolve) => {
+    const t = setTimeout(() => child.kill('SIGKILL'), deadlineMs + 5000);
+    child.once('exit', (c) => {
+      clearTimeout(t);
+      resolve(c);
+    });
+  });
+  const results: ClientOutcome[] = Array.from({ length: n }, (_, i) => ({
+    key: `(linux client #${i})`,
+    established: false,
+    responseIntact: false,
+    failure:
+      code === 0 ? 'no result' : `client process failed (${code}): ${err.trim().slice(-300)}`,
+  }));
+  for (const line of out.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const o = JSON.parse(line) as {
+      event: string;
+      i: number;
+      local: string | null;
+      established: boolean;
+      responseIntact: boolean;
+      failure: string | null;
+    };
+    if (o.event !== 'result') continue;
+    results[o.i] = {
+      key: o.local ?? `(linux client #${o.i})`,
+      established: o.established,
+      responseIntact: o.responseIntact,
+      failure: o.failure,
+    };
+  }
+  return results;
+}
+
+/** Scripted clients over the TUN; each run gets its own client address. */
+async function runScriptedClients(
+  io: TunHostIo,
+  scenario: Scenario,
+  n: number,
+  vport: number,
+  runIndex: number,
+  seed: number,
+  deadlineMs: number,
+): Promise<ClientOutcome[]> {
+  const addr = (parseIpv4(TUN_BASE) + 1 + (runIndex % (TUN_ADDRS - 2))) >>> 0;
+  const specs: TunClientSpec[] = Array.from({ length: n }, (_, i) => ({
+    local: { addr, port: TUN_PORT_BASE + i },
+    behaviour: scenario.client(i),
+  }));
+  const run = await runTunClients(io, { addr: parseIpv4(VIP), port: vport }, specs, {
+    seed: (seed + runIndex * 7919) >>> 0,
+    gapMs: CLIENT_GAP_MS,
+    deadlineMs,
+  });
+  return run.results.map((r) => ({
+    key: endpointString(r.local),
+    established: r.established,
+    responseIntact: r.responseIntact,
+    failure: r.failure,
+  }));
+}
+
+interface CaptureView {
+  /** "LIP:lport>RIP:rport" → the doctor's report of that connection. */
+  byTuple: Map<string, ConnectionReport>;
+  /** Client endpoints named by the TOA of some concluding segment. */
+  toaClaims: Map<string, ConnectionReport>;
+}
+
+function captureView(analyses: ConnectionReport[][]): CaptureView {
+  const byTuple = new Map<string, ConnectionReport>();
+  const toaClaims = new Map<string, ConnectionReport>();
+  for (const conns of analyses) {
+    for (const c of conns) {
+      // The last handshake of a tuple wins (tuples are not reused within one run).
+      byTuple.set(`${c.client}>${c.server}`, c);
+      const toa = c.concluding?.toa;
+      if (toa) toaClaims.set(toa.endpoint, c);
+    }
+  }
+  return { byTuple, toaClaims };
+}
+
+function concludingText(c: ConnectionReport | undefined): string | null {
+  const k = c?.concluding;
+  return k ? `${k.flags} ${k.payload}` : null;
+}
+
+function judge(
+  clients: ClientOutcome[],
+  records: RsRecordLine[],
+  cap: CaptureView | null,
+  source: LabSource,
+): { connections: LabConnection[]; disagreements: number } {
+  const byKey = new Map<string, RsRecordLine[]>();
+  for (const r of records) {
+    if (!r.key) continue;
+    const l = byKey.get(r.key);
+    if (l) l.push(r);
+    else byKey.set(r.key, [r]);
+  }
+  let disagreements = 0;
+  const connections = clients.map((c): LabConnection => {
+    const cands = byKey.get(c.key) ?? [];
+    const rec = cands.find((r) => r.intact) ?? cands[0] ?? null;
+    const rsAddr = rec ? REAL_SERVERS.find((s) => s.host === rec.rs)?.addr : undefined;
+    // The capture's view of this connection: by LIP:lport when the app saw one, else by the TOA claim.
+    let capConn: ConnectionReport | undefined;
+    let captureToa: string | null = null;
+    if (cap && rec) {
+      if (LIP_SET.has(rec.peer.split(':')[0]!)) {
+        capConn = cap.byTuple.get(`${rec.peer}>${rsAddr}:${rec.port}`);
+        captureToa = capConn ? (capConn.concluding?.toa?.endpoint ?? '') : null;
+      } else {
+        // The receiver rewrote the peer: the capture must hold a concluding TOA naming the client.
+        capConn = cap.toaClaims.get(c.key);
+        captureToa = capConn?.concluding?.toa?.endpoint ?? '';
+      }
+    }
+    const base = {
+      client: c.key,
+      rs: rec ? `${rsAddr}:${rec.port}` : null,
+      appPeer: rec?.peer ?? null,
+      captureToa,
+      concluding: concludingText(capConn),
+    };
+    let reason: string | null = null;
+    if (!c.established) reason = c.failure ?? 'not established';
+    else if (!rec) reason = `no connection with its request at an RS (${c.failure ?? 'client ok'})`;
+    else if (!rec.intact) reason = `request not intact at the RS (${rec.bytes} bytes)`;
+    else if (!c.responseIntact) reason = c.failure ?? 'response not intact';
+    if (reason !== null || !rec) return { ...base, outcome: 'failed', reason };
+
+    const appSaysReal = rec.peer === c.key;
+    const captureSaysReal = captureToa === null ? null : captureToa === c.key;
+    if (source === 'rs-app' && captureSaysReal !== null && captureSaysReal !== appSaysReal)
+      disagreements++;
+    const real = source === 'rs-app' ? appSaysReal : captureSaysReal === true;
+    if (real) return { ...base, outcome: 'realIp', reason: null };
+    const why =
+      source === 'rs-app'
+        ? `the RS application saw ${rec.peer}`
+        : captureToa === null
+          ? 'handshake not found in the capture'
+          : captureToa === ''
+            ? `no TOA on the concluding segment (${base.concluding ?? '?'})`
+            : `the concluding segment's TOA names ${captureToa}`;
+    return { ...base, outcome: 'wrongIp', reason: why };
+  });
+  return { connections, disagreements };
+}
+
+/** Waits until every established client's request has been reported by an RS (bounded). */
+async function awaitRsRecords(
+  topo: LabTopology,
+  clients: ClientOutcome[],
+  got: RsRecordLine[],
+  maxMs: number,
+): Promise<void> {
+  const want = new Set(clients.filter((c) => c.established).map((c) => c.key));
+  const end = Date.now() + maxMs;
+  for (;;) {
+    got.push(...topo.takeRsRecords());
+    for (const r of got) if (r.key) want.delete(r.key);
+    if (want.size === 0 || Date.now() > end) return;
+    await sleep(25);
+  }
+}
+
+interface RunContext {
+  topo: LabTopology;
+  io: TunHostIo;
+  source: LabSource;
+  capture: boolean;
+  o: Required<Pick<LabOptions, 'connections' | 'seed' | 'deadlineMs'>> & LabOptions;
+  log: Log;
+}
+
+async function runOne(
+  ctx: RunContext,
+  name: ScenarioName,
+  policy: ToaPolicy,
+  runIndex: number,
+): Promise<LabScenarioRun> {
+  const t0 = Date.now();
+  const { topo, o } = ctx;
+  const scenario = getScenario(name);
+  const svc = serviceFor(scenario);
+  const n = o.connections;
+  const linux = Array.from({ length: n }, (_, i) => scenario.client(i)).every(linuxCanPlay);
+  topo.setRsLinkMtu(scenario.rsLinkMtu);
+  topo.takeRsRecords();
+  const captures: Capture[] = ctx.capture
+    ? await Promise.all(
+        REAL_SERVERS.map((r) =>
+          topo.startCapture(r.host, join(topo.workDir, `${name}-${policy}-${r.host}.pcap`)),
+        ),
+      )
+    : [];
+  let clients: ClientOutcome[];
+  const records: RsRecordLine[] = [];
+  let pcaps: Uint8Array[];
+  try {
+    clients = linux
+      ? await runLinuxClients(topo, scenario, n, svc.vport, o.deadlineMs)
+      : await runScriptedClients(ctx.io, scenario, n, svc.vport, runIndex, o.seed, o.deadlineMs);
+    await awaitRsRecords(topo, clients, records, 1500);
+  } finally {
+    pcaps = await Promise.all(captures.map((c) => c.stop()));
+  }
+  if (o.pcapDir) {
+    mkdirSync(o.pcapDir, { recursive: true });
+    pcaps.forEach((b, i) =>
+      writeFileSync(join(o.pcapDir!, `${name}-${policy}-${REAL_SERVERS[i]!.host}.pcap`), b),
+    );
+  }
+  let cap: CaptureView | null = null;
+  if (pcaps.length) {
+    try {
+      cap = captureView(
+        pcaps.map((b) =>
+          b.length ? analyzeCapture(b, { deferAccept: scenario.deferAccept }).connections : [],
+        ),
+      );
+    } catch (e) {
+      ctx.log(`lab: ${name}/${policy}: capture unreadable: ${(e as Error).message}`);
+    }
+  }
+  const { connections, disagreements } = judge(clients, records, cap, ctx.source);
+  const count = (x: Outcome): number => connections.filter((c) => c.outcome === x).length;
+  const row: LabRow = {
+    scenario: name,
+    policy,
+    connections: n,
+    realIp: count('realIp'),
+    wrongIp: count('wrongIp'),
+    failed: count('failed'),
+    source: ctx.source,
+  };
+  const elapsedMs = Date.now() - t0;
+  const miss = connections.find((c) => c.outcome !== 'realIp');
+  ctx.log(
+    `lab: ${policy.padEnd(7)} ${name.padEnd(12)} real ${row.realIp}/${n}` +
+      (row.wrongIp ? `, wrong ${row.wrongIp}` : '') +
+      (row.failed ? `, failed ${row.failed}` : '') +
+      ` (${linux ? 'linux' : 'tun'} clients, ${(elapsedMs / 1000).toFixed(1)} s)` +
+      (miss ? ` — e.g. ${miss.client}: ${miss.reason}` : '') +
+      (disagreements ? ` [receiver and capture disagree on ${disagreements}]` : ''),
+  );
+  return { row, connections, disagreements, clientKind: linux ? 'linux' : 'tun', elapsedMs };
+}
+
+/**
+ * Runs every scenario × policy on real kernels. Takes the lab lock, removes
+ * any leftovers of an earlier run, and tears everything down on return, on
+ * failure, and on SIGINT/SIGTERM (then exits 130/143).
+ */
+export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabResult> {
+  const t0 = Date.now();
+  const avail = labAvailable();
+  if (!avail.ok) throw new Error(`fullnat lab: ${avail.reason}`);
+  const o = {
+    ...opts,
+    deadlineMs: opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
+  };
+  const python = findPython()!;
+  const tcpdump = hasTcpdump();
+  if (o.source === 'rs-capture' && !tcpdump)
+    throw new Error('fullnat lab: --source rs-capture needs tcpdump');
+
+  const release = acquireLock();
+  let topo: LabTopology | undefined;
+  let receiver: Receiver | undefined;
+  let io: TunHostIo | undefined;
+  let interrupted: NodeJS.Signals | undefined;
+  const onExit = (): void => {
+    topo?.destroySync();
+    release();
+  };
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = sig;
+    log(`lab: ${sig}: tearing down`);
+    void (async () => {
+      io?.stop();
+      await topo?.destroy();
+      if (receiver) await tearDownReceiver(receiver);
+      release();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    })();
+  };
+  process.on('exit', onExit);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await cleanupLeftovers(log);
+    let source: LabSource = 'rs-capture';
+    let receiverNote: string | null = null;
+    if (o.source !== 'rs-capture') {
+      const r = await setUpReceiver();
+      if (typeof r === 'string') {
+        if (o.source === 'rs-app') throw new Error(`fullnat lab: --source rs-app: ${r}`);
+        if (!tcpdump) throw new Error(`fullnat lab: neither the eBPF receiver (${r}) nor tcpdump`);
+        receiverNote = r;
+        log(`lab: judging from captures at the RS (TOA receiver unavailable: ${r})`);
+      } else {
+        receiver = r;
+        source = 'rs-app';
+      }
+    } else receiverNote = 'not requested (--source rs-capture)';
+
+    topo = new LabTopology({ receiver: receiver !== undefined, log });
+    topo.build();
+    io = new TunHostIo(topo.tun!);
+    io.start();
+    await topo.startRsApps(python, receiver ? receiver.exec : null);
+
+    const ctx: RunContext = { topo, io, source, capture: tcpdump, o, log };
+    const runs: LabScenarioRun[] = [];
+    let runIndex = 0;
+    for (const policy of o.policies) {
+      if (interrupted) break;
+      await topo.startLb(policy, { mssAdjust: o.mssAdjust, timestampRemove: o.timestampRemove });
+      for (const name of o.scenarios) {
+        if (interrupted) break;
+        runs.push(await runOne(ctx, name, policy, runIndex++));
+        if (!topo.lbAlive() && !interrupted)
+          throw new Error(`fullnat lab: \`fullnat run\` (${policy}) exited during ${name}`);
+      }
+    }
+    // Interrupted: the signal handler tears down and exits; no partial report.
+    if (interrupted) await new Promise(() => {});
+    topo.setRsLinkMtu(1500);
+    // Rows in the simulator's order: scenario-major, then policy.
+    const rows: LabRow[] = [];
+    for (const s of o.scenarios)
+      for (const p of o.policies) {
+        const r = runs.find((x) => x.row.scenario === s && x.row.policy === p);
+        if (r) rows.push(r.row);
+      }
+    return { rows, runs, source, receiverNote, elapsedMs: Date.now() - t0 };
+  } catch (e) {
+    // Torn down under our feet by a signal: the handler exits the process.
+    if (interrupted) await new Promise(() => {});
+    if (topo) {
+      const tail = topo.lbLogTail(1500);
+      if (tail) log(`lab: LB log tail:\n${tail}`);
+    }
+    throw e;
+  } finally {
+    io?.stop();
+    if (!interrupted) {
+      await topo?.destroy();
+      if (receiver) await tearDownReceiver(receiver);
+      release();
+    }
+    process.off('exit', onExit);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

@@ -1,0 +1,726 @@
+/**
+ * The namespaces of the real-kernel lab (`fullnat lab`) and everything that
+ * runs in them:
+ *
+ *   TUN clients 10.78.8.0/22 ─┐
+ *   (this process)          [fnlab-c] 10.78.1.2 ── 10.78.1.1 [fnlab-lb: fullnat run, fnat0 ←
+ *   kernel clients 10.78.9.x ─┘   eth0            eth0       VIP 10.78.0.100, LIPs 10.78.3.1-2]
+ *                                                            br0 10.78.2.1
+ *                                                  rs1 ┌──────┴──────┐ rs2
+ *                                      [fnlab-r1] 10.78.2.11   10.78.2.12 [fnlab-r2]
+ *
+ * - Client namespace: forwards between its veth and a TUN whose far end is
+ *   this process (tun-client.ts); Linux's own clients use addresses
+ *   10.78.9.x, one per announced MSS (`ip rule from ADDR` → a table whose
+ *   route to the LB has `advmss MSS`).
+ * - LB namespace: `fullnat run -f lb-POLICY.conf --no-health-checks`,
+ *   restarted for each TOA policy, each with its own local port range (the
+ *   RSs hold TIME_WAIT for 60 s and a fresh LB would reuse LIP:lport tuples).
+ *   Three services on the VIP: :80 → RS :8080 (plain), :81 → RS :8081
+ *   (listener with TCP_DEFER_ACCEPT), :82 → RS :8082 (`mtu 1400`, for the
+ *   small-RS-MTU scenario, whose links are lowered to 1400 while it runs).
+ * - Real servers: one rs-app per namespace (fixtures/rs-app.ts) on the three
+ *   ports, started under `fullnat rs exec` when the eBPF TOA receiver can be
+ *   loaded (then the application's own view of its peer is the verdict),
+ *   else plainly (then the verdict comes from a capture at the RS, read by
+ *   the doctor). The RSs announce MSS 1460 whatever their link MTU
+ *   (`advmss 1460` on their route), like a server behind an overlay hop.
+ *
+ * One lab at a time: a lock file, and a fixed prefix (`fnlab`) so that the
+ * leftovers of a run killed with SIGKILL are found and removed first.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openTun, type TunDevice } from '../../io/tun.js';
+import type { ToaPolicy } from '../../engine/config.js';
+import { NetnsLab } from '../netns.js';
+import { MSS_MIX } from '../sim/scenarios.js';
+
+export const LAB_PREFIX = 'fnlab';
+export const VIP = '10.78.0.100';
+export const LIPS = ['10.78.3.1', '10.78.3.2'] as const;
+export const CLIENT_LINK = { client: '10.78.1.2', lb: '10.78.1.1' } as const;
+export const RS_GATEWAY = '10.78.2.1';
+export const REAL_SERVERS = [
+  { host: 'r1', addr: '10.78.2.11', lbPort: 'rs1' },
+  { host: 'r2', addr: '10.78.2.12', lbPort: 'rs2' },
+] as const;
+/** Addresses behind the client TUN: 10.78.8.0 – 10.78.11.255. */
+export const TUN_NET = '10.78.8.0/22';
+export const TUN_BASE = '10.78.8.0';
+export const TUN_ADDRS = 1024;
+export const KERNEL_NET = '10.78.9.0/24';
+/** Linux clients: one address per announced MSS (policy routing with advmss). */
+export const KERNEL_MSS = [1460, ...MSS_MIX.filter((m) => m !== 1460)] as const;
+export function kernelClientAddr(mss: number): string {
+  const i = KERNEL_MSS.indexOf(mss as (typeof KERNEL_MSS)[number]);
+  if (i < 0) throw new Error(`no lab client address announces MSS ${mss}`);
+  return `10.78.9.${10 + i}`;
+}
+/** VIP port → RS port; :81 is the TCP_DEFER_ACCEPT listener, :82 has `mtu 1400`. */
+export const SERVICES = {
+  plain: { vport: 80, rport: 8080 },
+  defer: { vport: 81, rport: 8081 },
+  smallMtu: { vport: 82, rport: 8082, mtu: 1400 },
+} as const;
+export const RS_RESPONSE_SIZE = 2000;
+/** Local port ranges per policy, so a restarted LB never reuses a tuple an RS holds in TIME_WAIT. */
+function portRange(policy: ToaPolicy): [number, number] {
+  const i = Math.max(0, ['lvs', 'dpvs', 'fullnat', 'off'].indexOf(policy));
+  return [5000 + i * 15000, 5000 + i * 15000 + 14999];
+}
+
+const CLIENT_TUN = `${LAB_PREFIX}t0`;
+const here = dirname(fileURLToPath(import.meta.url));
+/** dist/src/lab/live → repo root. */
+const REPO = join(here, '..', '..', '..', '..');
+export const CLI = join(REPO, 'bin', 'fullnat.js');
+export const RS_APP = join(here, 'fixtures', 'rs-app.js');
+export const RECEIVER_PIN_DIR = `/sys/fs/bpf/${LAB_PREFIX}-toa`;
+export const RECEIVER_CGROUP_NAME = `${LAB_PREFIX}-toa`;
+export const LOCK_FILE = existsSync('/run/lock')
+  ? `/run/lock/fullnat-${LAB_PREFIX}.lock`
+  : join(tmpdir(), `fullnat-${LAB_PREFIX}.lock`);
+export const WORK_DIR = join(tmpdir(), `fullnat-${LAB_PREFIX}`);
+
+/**
+ * Creates the listening socket with TCP_DEFER_ACCEPT (Node cannot set it),
+ * then becomes the Node server, which adopts it with `--defer-fd`.
+ */
+const DEFER_LAUNCHER = `
+import os, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
+s.bind(('0.0.0.0', int(sys.argv[1])))
+s.listen(1024)
+os.set_inheritable(s.fileno(), True)
+args = sys.argv[2:] + ['--defer-fd', str(s.fileno())]
+os.execv(args[0], args)
+`;
+
+export type Log = (line: string) => void;
+
+// ------------------------------------------------------------- one at a time
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('node');
+  } catch {
+    return false;
+  }
+}
+
+/** Takes the lab lock; throws naming the holder when another lab is running. */
+export function acquireLock(path = LOCK_FILE): () => void {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const fd = openSync(path, 'wx', 0o600);
+      writeSync(fd, `${process.pid}\n`);
+      closeSync(fd);
+      let released = false;
+      return () => {
+        if (released) return;
+        released = true;
+        try {
+          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
+        } catch {
+          // already gone
+        }
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      let holder = NaN;
+      try {
+        holder = Number(readFileSync(path, 'utf8').trim());
+      } catch {
+        // vanished meanwhile: retry
+      }
+      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder))
+        throw new Error(`another fullnat lab is running (pid ${holder}, lock ${path})`, {
+          cause: e,
+        });
+      // A killed lab's lock (or our own, from a run that did not release it).
+      try {
+        unlinkSync(path);
+      } catch {
+        // raced with its removal
+      }
+    }
+  }
+  throw new Error(`cannot take the lab lock ${path}`);
+}
+
+// ------------------------------------------------------------------ leftovers
+
+/** Namespaces carrying the lab's prefix (ours, or a killed run's). */
+export function labNamespaces(): string[] {
+  let out: string;
+  try {
+    out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((n) => n.startsWith(`${LAB_PREFIX}-`));
+}
+
+function killPids(pids: string[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function cgroup2Mount(): string | undefined {
+  try {
+    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
+      const f = line.split(' ');
+      if (f[2] === 'cgroup2') return f[1];
+    }
+  } catch {
+    // no /proc/mounts
+  }
+  return undefined;
+}
+
+export function receiverCgroup(): string | undefined {
+  const m = cgroup2Mount();
+  return m ? join(m, RECEIVER_CGROUP_NAME) : undefined;
+}
+
+/**
+ * Removes whatever a previous lab left (killed with SIGKILL, say): its
+ * namespaces and their processes, the receiver's cgroup and pins, the work
+ * directory. Returns what it removed.
+ */
+export async function cleanupLeftovers(log: Log = () => {}): Promise<string[]> {
+  const removed: string[] = [];
+  const cg = receiverCgroup();
+  if (cg && existsSync(cg)) {
+    try {
+      killPids(readFileSync(join(cg, 'cgroup.procs'), 'utf8').split(/\s+/).filter(Boolean));
+    } catch {
+      // unreadable: rmdir below says so
+    }
+  }
+  for (const ns of labNamespaces()) {
+    try {
+      killPids(
+        execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+          .split(/\s+/)
+          .filter(Boolean),
+      );
+    } catch {
+      // gone meanwhile
+    }
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      removed.push(`namespace ${ns}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  try {
+    execFileSync('ip', ['link', 'del', CLIENT_TUN], { stdio: 'ignore' });
+    removed.push(`interface ${CLIENT_TUN}`);
+  } catch {
+    // none (the usual case: a TUN dies with its descriptor)
+  }
+  if (cg && existsSync(cg)) {
+    try {
+      const { detach } = await import('../../realserver/ebpf.js');
+      detach(cg, { pinDir: RECEIVER_PIN_DIR });
+    } catch {
+      // receiver code or bpftool unavailable: the pins stay, harmless
+    }
+    for (let i = 0; i < 20; i++) {
+      try {
+        rmdirSync(cg);
+        removed.push(`cgroup ${cg}`);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50)); // killed processes leave the cgroup asynchronously
+      }
+    }
+  }
+  if (existsSync(RECEIVER_PIN_DIR)) {
+    try {
+      const { detach } = await import('../../realserver/ebpf.js');
+      detach(undefined, { pinDir: RECEIVER_PIN_DIR });
+    } catch {
+      // best effort
+    }
+  }
+  if (existsSync(WORK_DIR)) {
+    rmSync(WORK_DIR, { recursive: true, force: true });
+  }
+  if (removed.length) log(`lab: removed leftovers of an earlier run: ${removed.join(', ')}`);
+  return removed;
+}
+
+// ------------------------------------------------------------------ topology
+
+export interface Capture {
+  stop(): Promise<Uint8Array>;
+}
+
+interface RsApp {
+  host: string;
+  child: ChildProcess;
+  records: RsRecordLine[];
+  listening: Promise<void>;
+}
+
+/** One line of rs-app output for an accepted connection. */
+export interface RsRecordLine {
+  rs: string;
+  port: number;
+  peer: string;
+  key: string | null;
+  intact: boolean;
+  bytes: number;
+}
+
+/** The engine switches `fullnat simulate` also has (both on by default). */
+export interface EngineSwitches {
+  mssAdjust?: boolean;
+  timestampRemove?: boolean;
+}
+
+export interface TopologyOptions {
+  /** Start the RS applications under the eBPF TOA receiver. */
+  receiver: boolean;
+  log: Log;
+}
+
+function waitFor(
+  child: ChildProcess,
+  stream: 'stdout' | 'stderr',
+  what: RegExp,
+  timeoutMs: number,
+  name: string,
+  logTail: () => string,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (c: Buffer): void => {
+      seen += c.toString();
+      if (what.test(seen)) {
+        cleanup();
+        resolve();
+      }
+    };
+    const onExit = (code: number | null, sig: string | null): void => {
+      cleanup();
+      reject(new Error(`${name} exited (${sig ?? code}) before it was ready\n${logTail()}`));
+    };
+    const t = setTimeout(() => {
+      cleanup();
+      reject(new Error(`${name} not ready within ${timeoutMs} ms\n${logTail()}`));
+    }, timeoutMs);
+    const cleanup = (): void => {
+      clearTimeout(t);
+      child[stream]?.off('data', onData);
+      child.off('exit', onExit);
+    };
+    child[stream]?.on('data', onData);
+    child.once('exit', onExit);
+  });
+}
+
+function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+    }, graceMs);
+    child.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    child.kill(signal);
+  });
+}
+
+export class LabTopology {
+  readonly lab = new NetnsLab(LAB_PREFIX);
+  readonly workDir = WORK_DIR;
+  tun: TunDevice | undefined;
+  private lb: ChildProcess | undefined;
+  private lbLog = '';
+  private readonly apps: RsApp[] = [];
+  private readonly rootChildren = new Set<ChildProcess>();
+  private rsMtu = 1500;
+  private destroyed = false;
+  private torndown = false;
+
+  constructor(private readonly opts: TopologyOptions) {}
+
+  get receiver(): boolean {
+    return this.opts.receiver;
+  }
+
+  /** Namespaces, links, addresses, routes, the client TUN. Synchronous and quick (~1 s). */
+  build(): void {
+    mkdirSync(this.workDir, { recursive: true });
+    const L = this.lab;
+    for (const h of ['c', 'lb', 'r1', 'r2']) {
+      L.addHost(h);
+      // Before any link exists, so every interface inherits it.
+      for (const k of ['all', 'default']) L.sysctl(h, `net.ipv4.conf.${k}.rp_filter`, '0');
+    }
+    L.link('c', 'eth0', `${CLIENT_LINK.client}/24`, 'lb', 'eth0', `${CLIENT_LINK.lb}/24`);
+    L.ip('c', 'route', 'add', 'default', 'via', CLIENT_LINK.lb);
+    L.sysctl('c', 'net.ipv4.ip_forward', '1');
+    // Linux clients: one address per announced MSS.
+    KERNEL_MSS.forEach((mss, i) => {
+      const addr = kernelClientAddr(mss);
+      const table = String(100 + i);
+      L.ip('c', 'addr', 'add', `${addr}/32`, 'dev', 'eth0');
+      L.ip('c', 'rule', 'add', 'from', addr, 'lookup', table, 'priority', String(1000 + i));
+      L.ip(
+        'c',
+        'route',
+        'add',
+        'default',
+        'via',
+        CLIENT_LINK.lb,
+        'dev',
+        'eth0',
+        'advmss',
+        String(mss),
+        'table',
+        table,
+      );
+    });
+
+    L.ip('lb', 'link', 'add', 'br0', 'type', 'bridge');
+    L.ip('lb', 'addr', 'add', `${RS_GATEWAY}/24`, 'dev', 'br0');
+    L.ip('lb', 'link', 'set', 'br0', 'up');
+    L.ip('lb', 'route', 'add', TUN_NET, 'via', CLIENT_LINK.client);
+    L.ip('lb', 'route', 'add', KERNEL_NET, 'via', CLIENT_LINK.client);
+    for (const r of REAL_SERVERS) {
+      L.link(r.host, 'eth0', `${r.addr}/24`, 'lb', r.lbPort, null);
+      L.ip('lb', 'link', 'set', r.lbPort, 'master', 'br0');
+      // The RSs reach the LIPs through the LB, and announce MSS 1460 whatever their link MTU.
+      L.ip(r.host, 'route', 'add', 'default', 'via', RS_GATEWAY, 'dev', 'eth0', 'advmss', '1460');
+    }
+
+    // The client TUN: opened here, moved into the client namespace (the descriptor keeps working).
+    const tun = openTun(CLIENT_TUN);
+    this.tun = tun;
+    execFileSync('ip', ['link', 'set', tun.name, 'netns', L.ns('c')]);
+    L.sysctl('c', `net.ipv6.conf.${tun.name}.disable_ipv6`, '1');
+    L.sysctl('c', `net.ipv4.conf.${tun.name}.rp_filter`, '0');
+    L.ip('c', 'link', 'set', tun.name, 'mtu', '1500', 'up');
+    L.ip('c', 'route', 'add', TUN_NET, 'dev', tun.name);
+  }
+
+  // ---------------------------------------------------------------- RS apps
+
+  /** Starts rs-app in both RS namespaces (under the TOA receiver when enabled); resolves once listening. */
+  async startRsApps(python: string, receiverExec: string[] | null): Promise<void> {
+    for (const r of REAL_SERVERS) {
+      const app = [
+        python,
+        '-c',
+        DEFER_LAUNCHER,
+        String(SERVICES.defer.rport),
+        process.execPath,
+        RS_APP,
+        'server',
+        '--name',
+        r.host,
+        '--ports',
+        `${SERVICES.plain.rport},${SERVICES.smallMtu.rport}`,
+        '--response',
+        String(RS_RESPONSE_SIZE),
+      ];
+      let child: ChildProcess;
+      if (receiverExec) {
+        // `rs exec` first: `ip netns exec` remounts /sys, which hides the cgroup2 and bpf mounts.
+        child = spawn(
+          receiverExec[0]!,
+          [...receiverExec.slice(1), '--', 'ip', 'netns', 'exec', this.lab.ns(r.host), ...app],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        this.rootChildren.add(child);
+        child.on('exit', () => this.rootChildren.delete(child));
+      } else {
+        child = this.lab.spawn(r.host, app[0]!, app.slice(1));
+      }
+      const rec: RsApp = { host: r.host, child, records: [], listening: Promise.resolve() };
+      let err = '';
+      child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
+      rec.listening = waitFor(
+        child,
+        'stdout',
+        /"listening"/,
+        15_000,
+        `rs-app in ${r.host}`,
+        () => err,
+      );
+      let buf = '';
+      child.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString();
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          try {
+            const o = JSON.parse(line) as { event?: string } & RsRecordLine;
+            if (o.event === 'conn') rec.records.push(o);
+          } catch {
+            // not ours
+          }
+        }
+      });
+      this.apps.push(rec);
+    }
+    await Promise.all(this.apps.map((a) => a.listening));
+  }
+
+  /** Takes (and forgets) the connections the RS applications reported so far. */
+  takeRsRecords(): RsRecordLine[] {
+    return this.apps.flatMap((a) => a.records.splice(0));
+  }
+
+  rsRecordCount(): number {
+    return this.apps.reduce((n, a) => n + a.records.length, 0);
+  }
+
+  // -------------------------------------------------------------------- LB
+
+  config(policy: ToaPolicy, switches: EngineSwitches = {}): string {
+    const [lo, hi] = portRange(policy);
+    const vs = (
+      vport: number,
+      rport: number,
+      mtu?: number,
+    ): string => `virtual_server ${VIP} ${vport} {
+    delay_loop 60
+    lb_algo rr
+    lb_kind FNAT
+    protocol TCP
+    laddr_group_name lips
+${REAL_SERVERS.map(
+  (r) => `    real_server ${r.addr} ${rport} {
+        weight 1${mtu ? `\n        mtu ${mtu}` : ''}
+    }`,
+).join('\n')}
+}`;
+    return `# fullnat lab, policy ${policy}
+fullnat_defs {
+    interface fnat0
+    toa_policy ${policy}
+    mss_adjust ${switches.mssAdjust === false ? 'off' : 'on'}
+    timestamp_remove ${switches.timestampRemove === false ? 'off' : 'on'}
+    control_socket ${join(this.workDir, 'fullnat.sock')}
+    local_port_range ${lo} ${hi}
+    timeout_syn_recv 5
+    timeout_fin_wait 2
+    timeout_time_wait 2
+    timeout_close 1
+    timeout_close_wait 2
+    timeout_last_ack 2
+}
+local_address_group lips {
+${LIPS.map((l) => `    ${l}`).join('\n')}
+}
+${vs(SERVICES.plain.vport, SERVICES.plain.rport)}
+${vs(SERVICES.defer.vport, SERVICES.defer.rport)}
+${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
+`;
+  }
+
+  /** (Re)starts `fullnat run` in the LB namespace with `policy`; resolves once it forwards. */
+  async startLb(policy: ToaPolicy, switches: EngineSwitches = {}): Promise<void> {
+    await this.stopLb();
+    const conf = join(this.workDir, `lb-${policy}.conf`);
+    writeFileSync(conf, this.config(policy, switches));
+    this.lbLog = '';
+    const child = this.lab.spawn('lb', process.execPath, [
+      CLI,
+      'run',
+      '-f',
+      conf,
+      '--no-health-checks',
+    ]);
+    const keep = (c: Buffer): void => {
+      this.lbLog = (this.lbLog + c.toString()).slice(-20_000);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    this.lb = child;
+    await waitFor(child, 'stderr', /fullnat running/, 15_000, `fullnat run (${policy})`, () =>
+      this.lbLog.slice(-3000),
+    );
+  }
+
+  async stopLb(): Promise<void> {
+    const lb = this.lb;
+    this.lb = undefined;
+    if (lb) await stopChild(lb, 'SIGTERM', 3000);
+  }
+
+  /** `fullnat run` is up (started and not exited since). */
+  lbAlive(): boolean {
+    return this.lb !== undefined && this.lb.exitCode === null && this.lb.signalCode === null;
+  }
+
+  lbLogTail(chars = 3000): string {
+    return this.lbLog.slice(-chars);
+  }
+
+  /** `fullnat ctl --socket … ARGS` in the LB namespace (stdout; '' on failure). */
+  ctl(args: string[]): string {
+    try {
+      return this.lab.exec(
+        'lb',
+        process.execPath,
+        [CLI, 'ctl', '--socket', join(this.workDir, 'fullnat.sock'), ...args],
+        10_000,
+      );
+    } catch (e) {
+      return (e as { stdout?: string }).stdout ?? '';
+    }
+  }
+
+  // ------------------------------------------------------------------ links
+
+  /** MTU of the LB→RS links (bridge ports, bridge, RS interfaces). */
+  setRsLinkMtu(mtu: number): void {
+    if (mtu === this.rsMtu) return;
+    const L = this.lab;
+    for (const r of REAL_SERVERS) {
+      L.ip('lb', 'link', 'set', r.lbPort, 'mtu', String(mtu));
+      L.ip(r.host, 'link', 'set', 'eth0', 'mtu', String(mtu));
+    }
+    L.ip('lb', 'link', 'set', 'br0', 'mtu', String(mtu));
+    this.rsMtu = mtu;
+  }
+
+  // ---------------------------------------------------------------- capture
+
+  /** tcpdump on an RS's eth0 (TCP only, immediate mode); `stop()` returns the pcap bytes. */
+  async startCapture(host: string, file: string): Promise<Capture> {
+    rmSync(file, { force: true });
+    const child = this.lab.spawn(host, 'tcpdump', [
+      '--immediate-mode',
+      '-U',
+      '-n',
+      '-i',
+      'eth0',
+      '-s',
+      '0',
+      '-w',
+      file,
+      'tcp',
+    ]);
+    let err = '';
+    child.stdout!.resume();
+    await waitFor(child, 'stderr', /listening on/, 10_000, `tcpdump in ${host}`, () => err).catch(
+      (e: Error) => {
+        child.kill('SIGKILL');
+        throw e;
+      },
+    );
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    return {
+      stop: async () => {
+        await stopChild(child, 'SIGINT', 3000);
+        return existsSync(file) ? new Uint8Array(readFileSync(file)) : new Uint8Array(0);
+      },
+    };
+  }
+
+  // --------------------------------------------------------------- teardown
+
+  /** Stops everything and deletes the namespaces. Idempotent. */
+  async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    try {
+      this.tun?.close();
+    } catch {
+      // already closed
+    }
+    this.tun = undefined;
+    await this.stopLb();
+    await Promise.all([...this.rootChildren].map((c) => stopChild(c, 'SIGTERM', 2000)));
+    await this.lab.destroy();
+    rmSync(this.workDir, { recursive: true, force: true });
+    this.torndown = true;
+  }
+
+  /**
+   * For `process.on('exit')`: no waiting, just kill and delete — also when an
+   * asynchronous `destroy()` was cut short by the exit.
+   */
+  destroySync(): void {
+    if (this.torndown) return;
+    this.destroyed = true;
+    try {
+      this.tun?.close();
+    } catch {
+      // already closed
+    }
+    for (const c of this.rootChildren) c.kill('SIGKILL');
+    for (const ns of ['c', 'lb', 'r1', 'r2'].map((h) => this.lab.ns(h))) {
+      try {
+        killPids(
+          execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+            .split(/\s+/)
+            .filter(Boolean),
+        );
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        // best effort
+      }
+    }
+    rmSync(this.workDir, { recursive: true, force: true });
+    this.torndown = true;
+  }
+}
+
+/** A Python 3 for the TCP_DEFER_ACCEPT listener (the system one starts fastest). */
+export function findPython(): string | undefined {
+  for (const p of ['/usr/bin/python3', '/usr/local/bin/python3']) if (existsSync(p)) return p;
+  for (const dir of (process.env.PATH ?? '').split(':').filter(Boolean)) {
+    const p = join(dir, 'python3');
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** Which of tcpdump is installed (the capture source needs it). */
+export function hasTcpdump(): boolean {
+  for (const d of ['/usr/sbin', '/usr/bin', '/sbin', ...(process.env.PATH ?? '').split(':')])
+    if (d && existsSync(join(d, 'tcpdump'))) return true;
+  return false;
+}

@@ -1,0 +1,211 @@
+/**
+ * `fullnat lab` on real kernels: the simulator's scenarios through
+ * `fullnat run` in network namespaces, Linux real servers, verdicts from the
+ * RS application (eBPF TOA receiver) or from captures at the RS.
+ *
+ * The real-kernel tests need root, network namespaces, the TUN addon and
+ * python3; without them they are skipped with the reason shown. The
+ * helpers' tests run anywhere.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { formatLabTable, labOptionsFromFlags, runLab, type LabReport } from '../../src/cli/lab.js';
+import {
+  hasTcpdump,
+  acquireLock,
+  labNamespaces,
+  LabTopology,
+  LAB_PREFIX,
+} from '../../src/lab/live/topology.js';
+import { labAvailable, linuxCanPlay, runLabScenarios } from '../../src/lab/live/run-lab.js';
+import { getScenario, SCENARIO_NAMES } from '../../src/lab/sim/scenarios.js';
+import type { ToaPolicy } from '../../src/engine/config.js';
+import type { ScenarioName } from '../../src/lab/sim/scenarios.js';
+
+const avail = labAvailable();
+const skip = avail.ok ? undefined : avail.reason;
+const silent = (): void => {};
+
+function lab(
+  policies: ToaPolicy[],
+  scenarios: ScenarioName[],
+  connections: number,
+  extra: Partial<Parameters<typeof labOptionsFromFlags>[0]> = {},
+): Promise<LabReport> {
+  return runLab(
+    labOptionsFromFlags({
+      policy: policies.join(','),
+      scenario: scenarios.join(','),
+      connections,
+      seed: 7,
+      ...extra,
+    }),
+    silent,
+  );
+}
+
+const row = (r: LabReport, scenario: string, policy: string) => {
+  const x = r.results.find((y) => y.scenario === scenario && y.policy === policy);
+  assert.ok(x, `no row ${scenario}/${policy} in ${JSON.stringify(r)}`);
+  return x;
+};
+
+describe('lab helpers', () => {
+  test('Linux clients play the well-behaved scenarios, the scripted TUN client the rest', () => {
+    const linux = SCENARIO_NAMES.filter((s) =>
+      Array.from({ length: 20 }, (_, i) => getScenario(s).client(i)).every(linuxCanPlay),
+    );
+    assert.deepEqual(linux, ['baseline', 'mss-mix', 'defer-accept']);
+  });
+
+  test('each policy gets its own local port range; switches reach the configuration', () => {
+    const t = new LabTopology({ receiver: false, log: silent });
+    const ranges = (['lvs', 'dpvs', 'fullnat'] as ToaPolicy[]).map((p) => {
+      const m = /local_port_range (\d+) (\d+)/.exec(t.config(p))!;
+      return [Number(m[1]), Number(m[2])] as const;
+    });
+    for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i]![0] > ranges[i - 1]![1]);
+    assert.match(t.config('dpvs'), /toa_policy dpvs/);
+    assert.match(t.config('lvs', { mssAdjust: false }), /mss_adjust off/);
+    assert.match(t.config('lvs'), /timestamp_remove on/);
+    assert.match(t.config('fullnat'), /real_server 10\.78\.2\.11 8082 \{\s+weight 1\s+mtu 1400/);
+  });
+
+  test('the lock keeps a second lab out and is taken over from a dead holder', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fnlab-lock-'));
+    const path = join(dir, 'lock');
+    try {
+      const release = acquireLock(path);
+      // Another live node process holds it.
+      const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 10000)']);
+      try {
+        writeFileSync(path, `${other.pid}\n`);
+        assert.throws(() => acquireLock(path), /another fullnat lab is running/);
+      } finally {
+        other.kill('SIGKILL');
+      }
+      // A dead holder's lock is taken over.
+      writeFileSync(path, '999999999\n');
+      const again = acquireLock(path);
+      again();
+      release(); // not ours any more: leaves the file alone
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('option parsing: defaults and lists', () => {
+    const o = labOptionsFromFlags({});
+    assert.equal(o.connections, 200);
+    assert.deepEqual(o.policies, ['lvs', 'dpvs', 'fullnat']);
+    assert.equal(o.scenarios.length, 12);
+    assert.equal(o.source, 'auto');
+    assert.throws(() => labOptionsFromFlags({ source: 'nope' }), /unknown source/);
+    assert.throws(() => labOptionsFromFlags({ scenario: 'nope' }), /unknown scenario/);
+  });
+});
+
+describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
+  test('fullnat delivers the real client address in the hard scenarios', async () => {
+    const hard: ScenarioName[] = [
+      'fin-data',
+      'over-mss',
+      'options-full',
+      'small-rs-mtu',
+      'defer-accept',
+      'spoof-toa',
+    ];
+    const r = await lab(['fullnat'], hard, 8);
+    assert.equal(r.mode, 'lab');
+    assert.equal(r.results.length, hard.length);
+    for (const s of hard) {
+      const x = row(r, s, 'fullnat');
+      assert.equal(x.connections, 8);
+      assert.equal(x.realIp, x.connections, `${s}: ${JSON.stringify(x)}`);
+      assert.ok(x.source === 'rs-app' || x.source === 'rs-capture');
+    }
+    // JSON: the DESIGN.md contract plus `source`.
+    const doc = JSON.parse(JSON.stringify(r)) as LabReport;
+    assert.deepEqual(Object.keys(doc.results[0]!).sort(), [
+      'connections',
+      'failed',
+      'policy',
+      'realIp',
+      'scenario',
+      'source',
+      'wrongIp',
+    ]);
+    assert.match(formatLabTable(r), /mode: lab \(real kernels\); verdict source: rs-/);
+  });
+
+  test('lvs loses the address on FIN+data and over-MSS segments, as real kernels show', async () => {
+    const r = await lab(['lvs'], ['fin-data', 'over-mss'], 6);
+    for (const s of ['fin-data', 'over-mss']) {
+      const x = row(r, s, 'lvs');
+      assert.ok(x.wrongIp > 0, `${s}: ${JSON.stringify(x)}`);
+      assert.equal(x.failed, 0, `${s}: ${JSON.stringify(x)}`);
+    }
+  });
+
+  test(
+    'judged from captures at the RS (doctor), and the receiver agrees with the captures',
+    { skip: hasTcpdump() ? undefined : 'tcpdump is not installed' },
+    async () => {
+      const cap = await lab(['lvs', 'fullnat'], ['fin-data'], 6, { source: 'rs-capture' });
+      assert.equal(row(cap, 'fin-data', 'lvs').source, 'rs-capture');
+      assert.equal(row(cap, 'fin-data', 'lvs').wrongIp, 6);
+      assert.equal(row(cap, 'fin-data', 'fullnat').realIp, 6);
+
+      const auto = await runLabScenarios(
+        {
+          policies: ['lvs', 'fullnat'],
+          scenarios: ['fin-data', 'lost-ack'],
+          connections: 6,
+          seed: 3,
+          source: 'auto',
+        },
+        silent,
+      );
+      for (const run of auto.runs) {
+        assert.equal(run.disagreements, 0, JSON.stringify(run.connections));
+        for (const c of run.connections) {
+          assert.notEqual(c.captureToa, null, `capture view of ${c.client}`);
+        }
+      }
+      assert.equal(
+        auto.runs.find((x) => x.row.scenario === 'lost-ack' && x.row.policy === 'lvs')!.row.realIp,
+        6,
+      );
+    },
+  );
+
+  test('two runs in a row, and leftovers of a killed run are removed first', async () => {
+    const first = await lab(['dpvs'], ['baseline'], 4);
+    assert.equal(row(first, 'baseline', 'dpvs').realIp, 4);
+    assert.deepEqual(labNamespaces(), [], 'nothing left after a run');
+
+    // What a `kill -9`'d lab leaves: namespaces with the prefix, a process in one, its lock.
+    const stale = `${LAB_PREFIX}-stale`;
+    execFileSync('ip', ['netns', 'add', stale]);
+    const sleeper = spawn('ip', ['netns', 'exec', stale, 'sleep', '60'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 200));
+    try {
+      const second = await lab(['dpvs'], ['baseline'], 4);
+      assert.equal(row(second, 'baseline', 'dpvs').realIp, 4);
+      assert.deepEqual(labNamespaces(), []);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.ok(sleeper.exitCode !== null || sleeper.signalCode !== null, 'stale process killed');
+    } finally {
+      sleeper.kill('SIGKILL');
+      try {
+        execFileSync('ip', ['netns', 'del', stale], { stdio: 'ignore' });
+      } catch {
+        // removed by the lab, as it should be
+      }
+    }
+  });
+});
