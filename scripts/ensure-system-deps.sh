@@ -7,6 +7,7 @@
 #   clang, libbpf-dev, bpftool   build and load the eBPF TOA receiver for real servers
 #   curl       fetches /metrics in the end-to-end tests
 #   nginx      an unmodified real server in the end-to-end tests
+#   chromium   headless screenshot of doctor's HTML report
 set -u
 declare -A need=(
   [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
@@ -17,8 +18,9 @@ declare -A need=(
   [bpftool]="bpftool: loads and attaches the eBPF TOA receiver"
   [curl]="curl: scrapes /metrics in the end-to-end tests"
   [nginx]="nginx: an unmodified real server in the end-to-end tests (TOA via eBPF, PROXY protocol)"
+  [chromium]="chromium: renders doctor's HTML report in a headless screenshot test"
 )
-declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light)
+declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [chromium]=chromium)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
