@@ -29,6 +29,27 @@ export function finishChecksum(sum: number): number {
   return ~foldSum(sum) & 0xffff;
 }
 
+/**
+ * Checksum of buf[start, start+len) plus `initial` (a pseudo-header sum), as
+ * if the 16-bit checksum field at `fieldOff` were zero; the field is left as it was.
+ */
+export function checksumExcludingField(
+  buf: Uint8Array,
+  start: number,
+  len: number,
+  fieldOff: number,
+  initial: number,
+): number {
+  const hi = buf[fieldOff]!;
+  const lo = buf[fieldOff + 1]!;
+  buf[fieldOff] = 0;
+  buf[fieldOff + 1] = 0;
+  const c = finishChecksum(sumWords(buf, start, len, initial));
+  buf[fieldOff] = hi;
+  buf[fieldOff + 1] = lo;
+  return c;
+}
+
 export function internetChecksum(buf: Uint8Array, off: number, len: number): number {
   return finishChecksum(sumWords(buf, off, len, 0));
 }

@@ -1,5 +1,5 @@
 import { get16, get32, set16, set32 } from './bytes.js';
-import { finishChecksum, sumWords } from './checksum.js';
+import { checksumExcludingField, finishChecksum, sumWords } from './checksum.js';
 
 export const IPV4_MIN_HEADER = 20;
 export const IPPROTO_ICMP = 1;
@@ -118,13 +118,7 @@ export class Ipv4View {
   }
 
   computeChecksum(): number {
-    const b = this.buf;
-    const o = this.off;
-    const saved = get16(b, o + 10);
-    set16(b, o + 10, 0);
-    const c = finishChecksum(sumWords(b, o, this.headerLength, 0));
-    set16(b, o + 10, saved);
-    return c;
+    return checksumExcludingField(this.buf, this.off, this.headerLength, this.off + 10, 0);
   }
 
   updateChecksum(): void {

@@ -1,5 +1,5 @@
 import { get16, get32, set16, set32 } from './bytes.js';
-import { finishChecksum, pseudoSumV4, pseudoSumV6, sumWords } from './checksum.js';
+import { checksumExcludingField, pseudoSumV4, pseudoSumV6 } from './checksum.js';
 import { IPPROTO_TCP } from './ipv4.js';
 
 export const TCP_MIN_HEADER = 20;
@@ -117,24 +117,24 @@ export class TcpView {
   /** Checksum over pseudo-header + segment of `segLen` bytes, IPv4 addresses at ipOff. */
   computeChecksumV4(ipOff: number, segLen: number): number {
     const b = this.buf;
-    const saved = get16(b, this.off + 16);
-    set16(b, this.off + 16, 0);
-    const c = finishChecksum(
-      sumWords(b, this.off, segLen, pseudoSumV4(b, ipOff, IPPROTO_TCP, segLen)),
+    return checksumExcludingField(
+      b,
+      this.off,
+      segLen,
+      this.off + 16,
+      pseudoSumV4(b, ipOff, IPPROTO_TCP, segLen),
     );
-    set16(b, this.off + 16, saved);
-    return c;
   }
 
   computeChecksumV6(ipOff: number, segLen: number): number {
     const b = this.buf;
-    const saved = get16(b, this.off + 16);
-    set16(b, this.off + 16, 0);
-    const c = finishChecksum(
-      sumWords(b, this.off, segLen, pseudoSumV6(b, ipOff, IPPROTO_TCP, segLen)),
+    return checksumExcludingField(
+      b,
+      this.off,
+      segLen,
+      this.off + 16,
+      pseudoSumV6(b, ipOff, IPPROTO_TCP, segLen),
     );
-    set16(b, this.off + 16, saved);
-    return c;
   }
 }
 

@@ -1,5 +1,5 @@
 import { get16, set16 } from './bytes.js';
-import { finishChecksum, pseudoSumV4, pseudoSumV6, sumWords } from './checksum.js';
+import { checksumExcludingField, pseudoSumV4, pseudoSumV6 } from './checksum.js';
 import { IPPROTO_UDP } from './ipv4.js';
 
 export const UDP_HEADER = 8;
@@ -56,11 +56,7 @@ export class UdpView {
   }
 
   private compute(pseudo: number): number {
-    const b = this.buf;
-    const saved = get16(b, this.off + 6);
-    set16(b, this.off + 6, 0);
-    const c = finishChecksum(sumWords(b, this.off, this.length, pseudo));
-    set16(b, this.off + 6, saved);
+    const c = checksumExcludingField(this.buf, this.off, this.length, this.off + 6, pseudo);
     return c === 0 ? 0xffff : c;
   }
 }
