@@ -10,15 +10,11 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
+import { cli, fixtures, runClient, runCtl, until as untilOr } from './support/harness.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = join(here, '..', '..', '..');
-const fixtures = join(here, 'fixtures');
-const cli = join(repo, 'bin', 'fullnat.js');
 const VIP = '10.77.0.100';
 const URL = `http://${VIP}`;
 
@@ -89,36 +85,19 @@ function startServer(host: string, name: string): Promise<void> {
   });
 }
 
-function client(args: string[], timeoutMs = 120_000): Record<string, unknown> {
-  const outText = lab.exec(
-    'c',
-    process.execPath,
-    [join(fixtures, 'client.js'), ...args],
+const client = (args: string[], timeoutMs?: number): Record<string, unknown> =>
+  runClient(lab, args, timeoutMs);
+
+const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock, args);
+
+const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void> =>
+  untilOr(
+    what,
+    fn,
     timeoutMs,
+    () => `LB log:
+${lbLog.slice(-3000)}`,
   );
-  return JSON.parse(outText.trim().split('\n').pop()!) as Record<string, unknown>;
-}
-
-function ctl(args: string[]): { code: number; out: string } {
-  try {
-    return {
-      code: 0,
-      out: lab.exec('lb', process.execPath, [cli, 'ctl', '--socket', sock, ...args], 15_000),
-    };
-  } catch (e) {
-    const err = e as { status?: number; stdout?: string; stderr?: string };
-    return { code: err.status ?? 1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
-}
-
-async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (fn()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`${what}: not within ${timeoutMs} ms\nLB log:\n${lbLog.slice(-3000)}`);
-}
 
 before(async () => {
   if (skip) return;

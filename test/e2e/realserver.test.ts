@@ -11,15 +11,11 @@ import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
+import { cli, fixtures, repo, runClient, runCtl, until as untilOr } from './support/harness.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = join(here, '..', '..', '..');
-const fixtures = join(here, 'fixtures');
-const cli = join(repo, 'bin', 'fullnat.js');
 const VIP = '10.79.0.100';
 const CLIENT = '10.79.1.2';
 
@@ -140,22 +136,10 @@ function spawnOnRs(cmd: string, args: string[]): ChildProcess {
   return child;
 }
 
-function client(args: string[], timeoutMs = 120_000): Record<string, unknown> {
-  const text = lab.exec('c', process.execPath, [join(fixtures, 'client.js'), ...args], timeoutMs);
-  return JSON.parse(text.trim().split('\n').pop()!) as Record<string, unknown>;
-}
+const client = (args: string[], timeoutMs?: number): Record<string, unknown> =>
+  runClient(lab, args, timeoutMs);
 
-function ctl(args: string[]): { code: number; out: string } {
-  try {
-    return {
-      code: 0,
-      out: lab.exec('lb', process.execPath, [cli, 'ctl', '--socket', sock, ...args], 15_000),
-    };
-  } catch (e) {
-    const err = e as { status?: number; stdout?: string; stderr?: string };
-    return { code: err.status ?? 1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
-  }
-}
+const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock, args);
 
 function rsStatus(): Record<string, number> {
   const text = execFileSync(
@@ -166,14 +150,8 @@ function rsStatus(): Record<string, number> {
   return (JSON.parse(text) as { counters: Record<string, number> }).counters;
 }
 
-async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    if (fn()) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.fail(`${what}: not within ${timeoutMs} ms\n${lbLog.slice(-2000)}`);
-}
+const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void> =>
+  untilOr(what, fn, timeoutMs, () => lbLog.slice(-2000));
 
 type Seen = { seen: { localPort: number; body: string }[]; failed: number };
 

@@ -1,0 +1,48 @@
+/** What the end-to-end tests share: running the client fixture, `fullnat ctl`, and waiting. */
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { NetnsLab } from '../../../src/lab/netns.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repo = join(here, '..', '..', '..', '..');
+export const fixtures = join(here, '..', 'fixtures');
+export const cli = join(repo, 'bin', 'fullnat.js');
+
+/** Runs the client fixture in host `c` and returns its last JSON line. */
+export function runClient(
+  lab: NetnsLab,
+  args: string[],
+  timeoutMs = 120_000,
+): Record<string, unknown> {
+  const text = lab.exec('c', process.execPath, [join(fixtures, 'client.js'), ...args], timeoutMs);
+  return JSON.parse(text.trim().split('\n').pop()!) as Record<string, unknown>;
+}
+
+/** `fullnat ctl --socket SOCK ARGS` in host `lb`; exit code and all output, never throws. */
+export function runCtl(lab: NetnsLab, sock: string, args: string[]): { code: number; out: string } {
+  try {
+    return {
+      code: 0,
+      out: lab.exec('lb', process.execPath, [cli, 'ctl', '--socket', sock, ...args], 15_000),
+    };
+  } catch (e) {
+    const err = e as { status?: number; stdout?: string; stderr?: string };
+    return { code: err.status ?? 1, out: `${err.stdout ?? ''}${err.stderr ?? ''}` };
+  }
+}
+
+/** Polls `fn` every 200 ms; fails with `context()` (e.g. the LB log) after `timeoutMs`. */
+export async function until(
+  what: string,
+  fn: () => boolean,
+  timeoutMs: number,
+  context: () => string,
+): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (fn()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`${what}: not within ${timeoutMs} ms\n${context()}`);
+}
