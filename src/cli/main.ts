@@ -42,6 +42,7 @@ interface SimulateFlags {
   timestampRemove: boolean;
   trace?: boolean;
   pcap?: string;
+  synProxy?: boolean;
 }
 
 function runSimulate(flags: SimulateFlags, banner?: string): number {
@@ -64,6 +65,7 @@ function runSimulate(flags: SimulateFlags, banner?: string): number {
       timestampRemove: flags.timestampRemove,
       trace: flags.trace === true,
       pcapDir: flags.pcap,
+      synProxy: flags.synProxy === true,
     },
     log,
   );
@@ -82,7 +84,8 @@ function addSimulateOptions(cmd: Command): Command {
     .option('--no-mss-adjust', 'do not lower the MSS in the RS SYN+ACK')
     .option('--no-timestamp-remove', 'keep the timestamp option in client SYNs')
     .option('--trace', 'print the packet trace of one connection that lost the real IP, per run')
-    .option('--pcap <dir>', 'write a pcap of every run into <dir> (open it in Wireshark)');
+    .option('--pcap <dir>', 'write a pcap of every run into <dir> (open it in Wireshark)')
+    .option('--syn-proxy', 'SYNPROXY on the service: the LB answers SYNs with syncookies');
 }
 
 export async function main(argv: string[]): Promise<number> {

@@ -24,6 +24,8 @@ export interface SimulateOptions {
   trace: boolean;
   /** Write one pcap per scenario × policy into this folder. */
   pcapDir?: string;
+  /** SYNPROXY on the simulated service. */
+  synProxy?: boolean;
 }
 
 export interface ResultRow {
@@ -80,6 +82,7 @@ export function simulate(o: SimulateOptions, log: (line: string) => void): Simul
           toaPolicy: policy,
           mssAdjust: o.mssAdjust,
           timestampRemove: o.timestampRemove,
+          synProxy: o.synProxy === true,
         }),
         connections: o.connections,
         seed: o.seed,

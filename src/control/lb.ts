@@ -137,6 +137,7 @@ export class LoadBalancer implements ControlApi {
       laddrs: s.laddrs,
       realServers: [],
       proxyProtocol: s.proxyProtocol,
+      synProxy: s.synProxy,
     });
     for (const r of s.realServers)
       this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
@@ -249,6 +250,7 @@ export class LoadBalancer implements ControlApi {
       if (i < 0) continue;
       if (c.scheduler) e.setScheduler(i, c.scheduler.to);
       if (c.proxyProtocol) e.setProxyProtocol(i, c.proxyProtocol.to);
+      if (c.synProxy) e.setSynProxy(i, c.synProxy.to);
       for (const l of c.addedLaddrs) e.addLocalAddress(i, l);
       for (const r of c.removedReals) {
         const ri = e.findRealServer(i, r.addr, r.port);

@@ -56,7 +56,7 @@ export interface ServiceSpec {
   laddrGroup: string;
   laddrs: number[];
   realServers: RealServerSpec[];
-  /** SYN proxy requested (`syn_proxy`); the engine accepts the switch before implementing it. */
+  /** SYNPROXY (`syn_proxy`): the LB answers SYNs with syncookies and opens the RS leg on a valid ACK. */
   synProxy: boolean;
   /** `proxy_protocol v1|v2`: send a PROXY header instead of a TOA; 0 = off (TOA). */
   proxyProtocol: 0 | 1 | 2;

@@ -28,6 +28,11 @@ export interface ServiceConfig {
   realServers: RealServerConfig[];
   /** Send a PROXY protocol header (v1 or v2) ahead of the client's data instead of a TOA. */
   proxyProtocol?: 0 | 1 | 2;
+  /**
+   * SYNPROXY: the LB answers client SYNs itself with a syncookie SYN+ACK and
+   * opens the RS connection only once the client's ACK proves the cookie.
+   */
+  synProxy?: boolean;
 }
 
 export interface EngineOptions {
@@ -45,6 +50,33 @@ export interface EngineOptions {
   timeouts: TcpTimeouts;
   maxRealServers: number;
   maxLocalAddresses: number;
+  /** SYNPROXY: largest MSS announced to clients in the cookie SYN+ACK (Alibaba's synproxy_init_mss). */
+  synproxyMss: number;
+  /** SYNPROXY: IP TTL of the cookie SYN+ACK. */
+  synproxySynAckTtl: number;
+  /** SYNPROXY: client packets held per connection while the RS leg opens; more are dropped. */
+  synproxyMaxStoredAcks: number;
+  /** SYNPROXY: client packets held by all opening connections together (bounds buffer memory). */
+  synproxyMaxStoredTotal: number;
+  /** SYNPROXY: retransmissions of the LB→RS SYN before the client is sent a RST. */
+  synproxySynRetries: number;
+  /** SYNPROXY: first LB→RS SYN retransmission timeout, ms (doubles per retry). */
+  synproxySynRtoMs: number;
+  /** SYNPROXY: identical pure ACKs from the RS forwarded in a row before the rest are dropped. */
+  synproxyAckStormThreshold: number;
+  /** SYNPROXY: open the RS leg on the client's first data (or FIN), not on its bare ACK. */
+  synproxyDefer: boolean;
+  /**
+   * SYNPROXY: window-scale shift the LB announces to clients that offer window
+   * scaling (0..14); RS windows are translated when the RS's own shift differs.
+   */
+  synproxyWscale: number;
+  /**
+   * SYNPROXY: seed of the syncookie keys. Unset (production): every key is
+   * drawn from the system CSPRNG; set (tests, simulator): keys are derived
+   * from it, so runs are reproducible.
+   */
+  synproxySecret?: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
@@ -58,6 +90,15 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   timeouts: DEFAULT_TCP_TIMEOUTS,
   maxRealServers: 1024,
   maxLocalAddresses: 64,
+  synproxyMss: 1452,
+  synproxySynAckTtl: 63,
+  synproxyMaxStoredAcks: 3,
+  synproxyMaxStoredTotal: 16384,
+  synproxySynRetries: 3,
+  synproxySynRtoMs: 1000,
+  synproxyAckStormThreshold: 10,
+  synproxyDefer: false,
+  synproxyWscale: 7,
 };
 
 /** Same list as TOA_SETTINGS (older name). */

@@ -2,6 +2,14 @@ import { TcpState } from './tcp-state.js';
 
 /** Connection flag bits. */
 export const CF_FDATA_KNOWN = 1; // the RS SYN+ACK was seen, fdataSeq is valid
+/** Opened by SYNPROXY: acks (client→RS) and seqs (RS→client) move by `ackDelta`. */
+export const CF_SYNPROXY = 2;
+/** SYNPROXY, RS leg opening: client packets are held, `ackDelta` holds the cookie ISN. */
+export const CF_SP_PENDING = 4;
+/** SYNPROXY: RS windows are rescaled for the client (the RS's shift differs from ours). */
+export const CF_SP_WIN_OUT = 8;
+/** SYNPROXY: client windows are unscaled for an RS that refused window scaling. */
+export const CF_SP_WIN_IN = 0x10;
 /** Set while the entry holds a connection (free entries have it clear). */
 export const CF_IN_USE = 0x80;
 
@@ -64,6 +72,21 @@ export class ConnTable {
   /** Deadline in engine ms (relative to the engine's epoch). */
   readonly expires: Uint32Array;
 
+  // SYNPROXY state, allocated by `enableSynproxy` (empty until a service uses it).
+  /**
+   * RS ISN − cookie ISN: added to client acks (and SACK edges) toward the RS,
+   * subtracted from RS seqs toward the client. While CF_SP_PENDING: the cookie ISN.
+   */
+  ackDelta = new Uint32Array(0);
+  /** Bits 0-9: the cookie's data bits (MSS index, client wscale, SACK, TS); bits 10-13: RS wscale in force. */
+  spData = new Uint16Array(0);
+  /** While CF_SP_PENDING: slot of the held client packets in the engine's store. */
+  spSlot = new Int32Array(0);
+  /** Ack-storm detection: ack and window of the RS's last pure ACK, and how many came in a row. */
+  rsAck = new Uint32Array(0);
+  rsWin = new Uint16Array(0);
+  stormCount = new Uint8Array(0);
+
   private readonly nextByClient: Int32Array;
   private readonly nextByReply: Int32Array;
   private readonly clientBuckets: Int32Array;
@@ -122,6 +145,22 @@ export class ConnTable {
     this.freeTop = capacity;
   }
 
+  /** Allocates the per-connection SYNPROXY arrays (17 bytes per connection); idempotent. */
+  enableSynproxy(): void {
+    if (this.ackDelta.length === this.capacity) return;
+    const n = this.capacity;
+    this.ackDelta = new Uint32Array(n);
+    this.spData = new Uint16Array(n);
+    this.spSlot = new Int32Array(n).fill(-1);
+    this.rsAck = new Uint32Array(n);
+    this.rsWin = new Uint16Array(n);
+    this.stormCount = new Uint8Array(n);
+  }
+
+  get synproxyEnabled(): boolean {
+    return this.ackDelta.length === this.capacity;
+  }
+
   /** Bytes of typed-array memory the table holds, divided by capacity gives bytes/connection. */
   get memoryBytes(): number {
     let total = 0;
@@ -153,6 +192,12 @@ export class ConnTable {
       this.timerSlot,
       this.wheel,
       this.freeList,
+      this.ackDelta,
+      this.spData,
+      this.spSlot,
+      this.rsAck,
+      this.rsWin,
+      this.stormCount,
     ]) {
       total += a.byteLength;
     }
@@ -230,6 +275,14 @@ export class ConnTable {
     this.fdataSeq[i] = 0;
     this.clientNxt[i] = 0;
     this.rsNxt[i] = 0;
+    if (this.ackDelta.length !== 0) {
+      this.ackDelta[i] = 0;
+      this.spData[i] = 0;
+      this.spSlot[i] = -1;
+      this.rsAck[i] = 0;
+      this.rsWin[i] = 0;
+      this.stormCount[i] = 0;
+    }
     const cb = this.clientBucket(this.cip[i]!, this.cport[i]!, svc);
     this.nextByClient[i] = this.clientBuckets[cb]!;
     this.clientBuckets[cb] = i;

@@ -39,6 +39,21 @@ export const COUNTER_NAMES = [
   'mss_clamped',
   'timestamp_removed',
   'pool_exhausted',
+  'synproxy_syn_answered',
+  'synproxy_cookie_valid',
+  'synproxy_cookie_invalid',
+  'synproxy_deferred',
+  'synproxy_ack_stored',
+  'synproxy_ack_overflow',
+  'synproxy_ack_replayed',
+  'synproxy_ack_discarded',
+  'synproxy_rs_syn_retransmitted',
+  'synproxy_rs_synack',
+  'synproxy_rs_refused',
+  'synproxy_rs_timeout',
+  'synproxy_rs_stale_ack',
+  'synproxy_setup_dropped',
+  'synproxy_ack_storm',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];
@@ -74,4 +89,16 @@ export const DROP_COUNTERS: readonly CounterName[] = [
   'no_conn_dropped',
   'too_big_dropped',
   'syn_rejected',
+  // SYNPROXY: packets it consumed. Client packets it holds while the RS leg
+  // opens count nowhere until replayed (forwarded) or discarded.
+  'synproxy_syn_answered',
+  'synproxy_cookie_invalid',
+  'synproxy_deferred',
+  'synproxy_ack_overflow',
+  'synproxy_ack_discarded',
+  'synproxy_rs_synack',
+  'synproxy_rs_refused',
+  'synproxy_rs_stale_ack',
+  'synproxy_setup_dropped',
+  'synproxy_ack_storm',
 ];

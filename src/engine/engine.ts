@@ -38,7 +38,15 @@ import {
   type ToaSetting,
 } from './config.js';
 import { AddrPortIndex } from './addr-index.js';
-import { CF_FDATA_KNOWN, CF_IN_USE, ConnTable } from './conn-table.js';
+import {
+  CF_FDATA_KNOWN,
+  CF_IN_USE,
+  CF_SP_PENDING,
+  CF_SP_WIN_IN,
+  CF_SP_WIN_OUT,
+  CF_SYNPROXY,
+  ConnTable,
+} from './conn-table.js';
 import { C, newCounterArray } from './counters.js';
 import { craftFragNeeded, craftRst } from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
@@ -55,6 +63,19 @@ import {
   STAT_OUT_PACKETS,
   Service,
 } from './services.js';
+import {
+  COOKIE_PERIOD_MS,
+  HeldPackets,
+  SynCookies,
+  cookieData,
+  cookieMss,
+  cookieSack,
+  cookieWscale,
+  mssIndex,
+  reflectCookieSynAck,
+  reflectReset,
+  writeRsSyn,
+} from './synproxy.js';
 import { TcpState, nextStateInbound, nextStateOutbound, timeoutTable } from './tcp-state.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
 
@@ -110,7 +131,13 @@ export class Engine {
   /** Per-service VIP/vport and per-RS address as typed arrays, read on the data path. */
   private svcVips = new Uint32Array(0);
   private svcPorts = new Uint16Array(0);
+  private svcSynProxy = new Uint8Array(0);
   private rsAddrs = new Uint32Array(0);
+  /** SYNPROXY: syncookies, client packets held while RS legs open, scratch for 32-bit values. */
+  private readonly cookies: SynCookies;
+  private readonly held: HeldPackets;
+  private readonly u32 = new Uint32Array(2);
+  private readonly zero = new Uint32Array(1);
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -125,6 +152,11 @@ export class Engine {
     this.isn = new IsnGenerator(this.opts.isnSecret);
     this.timeoutsMs = timeoutTable(this.opts.timeouts);
     this.toa = new ToaWriter(this.pool);
+    this.cookies = new SynCookies(this.opts.synproxySecret);
+    this.held = new HeldPackets(
+      Math.max(1, this.opts.synproxyMaxStoredAcks),
+      this.opts.synproxyMaxStoredTotal,
+    );
   }
 
   addService(cfg: ServiceConfig): Service {
@@ -136,6 +168,8 @@ export class Engine {
     if (idx >= 0xffff) throw new Error('too many services');
     const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), []);
     svc.proxyProtocol = cfg.proxyProtocol ?? 0;
+    svc.synProxy = cfg.synProxy ?? false;
+    if (svc.synProxy) this.table.enableSynproxy();
     this.services.push(svc);
     for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
     for (const r of cfg.realServers) this.addRealServer(idx, r);
@@ -189,6 +223,14 @@ export class Engine {
   /** Switches a service between TOA (0) and PROXY protocol v1/v2 for new connections. */
   setProxyProtocol(svc: number, version: 0 | 1 | 2): void {
     this.liveService(svc).proxyProtocol = version;
+  }
+
+  /** Switches SYNPROXY on or off for a service's new connections. */
+  setSynProxy(svc: number, on: boolean): void {
+    const s = this.liveService(svc);
+    s.synProxy = on;
+    if (on) this.table.enableSynproxy();
+    this.syncArrays();
   }
 
   setScheduler(svc: number, name: SchedulerName): void {
@@ -266,6 +308,7 @@ export class Engine {
   private syncArrays(): void {
     this.svcVips = Uint32Array.from(this.services, (s) => s.vip);
     this.svcPorts = Uint16Array.from(this.services, (s) => s.vport);
+    this.svcSynProxy = Uint8Array.from(this.services, (s) => (s.synProxy ? 1 : 0));
     this.rsAddrs = Uint32Array.from(this.realServers, (r) => r.addr);
   }
 
@@ -328,6 +371,12 @@ export class Engine {
     this.services[svc]!.counters[counter]!++;
   }
 
+  /** Drops p, counting why globally and for its service. */
+  private dropSvc(p: Packet, svc: number, counter: number): void {
+    this.count(svc, counter);
+    this.pool.give(p);
+  }
+
   /**
    * Sets the engine clock (ms since the engine started, below 2^32) and runs
    * connection timers up to it. The I/O loop calls it once per batch, so
@@ -336,6 +385,7 @@ export class Engine {
   tick(now: number): void {
     this.now = now;
     this.clock[0] = now;
+    this.cookies.rotate(Math.floor(now / COOKIE_PERIOD_MS));
     this.table.advance(now, this.onExpire);
   }
 
@@ -385,6 +435,50 @@ export class Engine {
 
   private inbound(p: Packet, svcIdx: number, ipHl: number): void {
     const b = p.buf;
+    const tcp = this.tcp;
+    const t = this.table;
+    const tcpOff = p.start + ipHl;
+
+    let c = t.lookupClientAt(b, p.start, tcpOff, svcIdx);
+    if (c >= 0 && (t.flags[c]! & CF_SP_PENDING) !== 0) {
+      this.spHold(p, c, ipHl);
+      return;
+    }
+    if (this.svcSynProxy[svcIdx] !== 0) {
+      c = this.spInbound(p, svcIdx, ipHl, c);
+      if (c < 0) return;
+    } else {
+      const flags = tcp.flags;
+      const syn = (flags & TCP_SYN) !== 0;
+      const ackFlag = (flags & TCP_ACK) !== 0;
+      if (
+        c >= 0 &&
+        syn &&
+        !ackFlag &&
+        (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)
+      ) {
+        // A new connection reusing the tuple of one that is closing: start afresh.
+        this.releaseConn(c);
+        c = -1;
+      }
+      if (c < 0) {
+        if (!syn || (flags & (TCP_ACK | TCP_RST | TCP_FIN)) !== 0) {
+          this.drop(p, C.no_conn_dropped);
+          return;
+        }
+        c = this.newConnection(p, svcIdx, tcpOff);
+        if (c < 0) return;
+      }
+    }
+    this.inboundConn(p, svcIdx, ipHl, c);
+  }
+
+  /**
+   * The client packet p of connection c toward the RS: options, TOA, state,
+   * translation. `this.ip`/`this.tcp` are wrapped around p.
+   */
+  private inboundConn(p: Packet, svcIdx: number, ipHl: number, c: number): void {
+    const b = p.buf;
     const ip = this.ip;
     const tcp = this.tcp;
     const t = this.table;
@@ -394,26 +488,7 @@ export class Engine {
     const ackFlag = (flags & TCP_ACK) !== 0;
     const fin = (flags & TCP_FIN) !== 0;
     const rst = (flags & TCP_RST) !== 0;
-
-    let c = t.lookupClientAt(b, p.start, tcpOff, svcIdx);
-    if (
-      c >= 0 &&
-      syn &&
-      !ackFlag &&
-      (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)
-    ) {
-      // A new connection reusing the tuple of one that is closing: start afresh.
-      this.releaseConn(c);
-      c = -1;
-    }
-    if (c < 0) {
-      if (!syn || ackFlag || rst || fin) {
-        this.drop(p, C.no_conn_dropped);
-        return;
-      }
-      c = this.newConnection(p, svcIdx, tcpOff);
-      if (c < 0) return;
-    }
+    const sp = (t.flags[c]! & CF_SYNPROXY) !== 0;
 
     const hl = tcp.headerLength;
     const optStart = tcpOff + TCP_MIN_HEADER;
@@ -431,12 +506,22 @@ export class Engine {
       nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
       this.count(svcIdx, C.timestamp_removed);
     }
+    // Under SYNPROXY the client SACKs RS data in the cookie's sequence space.
+    if (sp && ackFlag && o.sackBlocks > 0)
+      this.translateSackIn(b, tcpOff, o.sackAt, o.sackBlocks, c);
 
     const payloadLen = p.length - ipHl - hl;
     const mtu = this.realServers[t.rs[c]!]!.mtu;
     const fdataKnown = (t.flags[c]! & CF_FDATA_KNOWN) !== 0;
+    // Compared in the RS's space: a SYNPROXY client acks in the cookie's space.
     const concluding =
-      fdataKnown && ackFlag && !syn && !rst && equalsU32At(b, tcpOff + 8, t.fdataSeq, c);
+      fdataKnown &&
+      ackFlag &&
+      !syn &&
+      !rst &&
+      (sp
+        ? equalsU32AtPlus(b, tcpOff + 8, t.ackDelta, c, t.fdataSeq, c, 0)
+        : equalsU32At(b, tcpOff + 8, t.fdataSeq, c));
     const shift = t.shift[c]!;
     // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
     const wantToa =
@@ -551,7 +636,18 @@ export class Engine {
     }
   }
 
-  private newConnection(p: Packet, svcIdx: number, tcpOff: number): number {
+  /**
+   * Schedules an RS and a LIP:port for the client packet p and enters the
+   * connection. `isnAdjust`: the client ISN is p's seq plus this (-1 for the
+   * ACK that opens a SYNPROXY connection). `timeoutMs`: the first deadline.
+   */
+  private newConnection(
+    p: Packet,
+    svcIdx: number,
+    tcpOff: number,
+    isnAdjust = 0,
+    timeoutMs = this.timeoutsMs[TcpState.SynRecv]!,
+  ): number {
     const t = this.table;
     const svc = this.services[svcIdx]!;
     if (t.full) {
@@ -578,7 +674,7 @@ export class Engine {
       return -1;
     }
     const c = t.insertAt(b, s, tcpOff, svcIdx);
-    t.expires[c] = this.now + this.timeoutsMs[TcpState.SynRecv]!;
+    t.expires[c] = this.now + timeoutMs;
     t.armTimer(c);
     t.lip[c] = this.laddrs.addrs[lipSlot]!;
     t.lport[c] = lport;
@@ -587,7 +683,7 @@ export class Engine {
     t.linkReply(c);
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
-    this.isn.storeSeqDelta(t, c, this.clock, b, tcpOff + 4);
+    this.isn.storeSeqDelta(t, c, this.clock, b, tcpOff + 4, isnAdjust);
     if (svc.proxyProtocol !== 0) {
       t.shift[c] =
         svc.proxyProtocol === 2
@@ -601,13 +697,17 @@ export class Engine {
     return c;
   }
 
-  /** Answers a SYN that cannot become a connection with a RST, counting why. */
+  /**
+   * Answers a SYN (or a SYNPROXY cookie ACK) that cannot become a connection
+   * with a RST, counting why.
+   */
   private rejectSyn(p: Packet, svcIdx: number, reason: number): void {
     this.count(svcIdx, reason);
     const ip = this.ip;
     const tcp = this.tcp;
     const r = this.pool.take();
-    craftRst(r, ip.dst, tcp.dstPort, ip.src, tcp.srcPort, 0, (tcp.seq + 1) >>> 0, true);
+    if (tcp.ackFlag) craftRst(r, ip.dst, tcp.dstPort, ip.src, tcp.srcPort, tcp.ack, 0, false);
+    else craftRst(r, ip.dst, tcp.dstPort, ip.src, tcp.srcPort, 0, (tcp.seq + 1) >>> 0, true);
     this.drop(p, C.syn_rejected);
     this.counters[C.rst_sent]!++;
     this.emit(r);
@@ -637,6 +737,10 @@ export class Engine {
     const c = t.lookupReplyAt(b, p.start, tcpOff);
     if (c < 0) {
       this.drop(p, C.no_conn_dropped);
+      return;
+    }
+    if ((t.flags[c]! & CF_SP_PENDING) !== 0) {
+      this.spRsDuringSetup(p, c, ipHl);
       return;
     }
     const svcIdx = t.svc[c]!;
@@ -671,6 +775,20 @@ export class Engine {
       }
       if (o.sackBlocks > 0 && ackFlag) this.translateSack(b, tcpOff, o.sackAt, o.sackBlocks, c);
     }
+    if (
+      (t.flags[c]! & CF_SYNPROXY) !== 0 &&
+      this.spAckStorm(
+        b,
+        tcpOff,
+        c,
+        flags,
+        payloadLen,
+        hl > TCP_MIN_HEADER ? this.opt.sackBlocks : 0,
+      )
+    ) {
+      this.dropSvc(p, svcIdx, C.synproxy_ack_storm);
+      return;
+    }
 
     const prev = t.state[c]! as TcpState;
     const next = nextStateOutbound(prev, syn, fin, rst);
@@ -686,6 +804,368 @@ export class Engine {
     rsStats[STAT_OUT_PACKETS]!++;
     rsStats[STAT_OUT_BYTES]! += p.length;
     this.forward(p);
+  }
+
+  // ---- SYNPROXY ----------------------------------------------------------------------
+  //
+  // Life of a SYNPROXY connection (flags in the table):
+  //   client SYN        → cookie SYN+ACK from the LB; no entry (stateless).
+  //   client ACK/data   → cookie checked; entry created (CF_SYNPROXY | CF_SP_PENDING,
+  //                       SYN_SENT), LB→RS SYN sent, the packet held.
+  //   while pending     → further client packets held (up to synproxyMaxStoredAcks);
+  //                       the RS SYN is retransmitted from the expiry wheel.
+  //   RS SYN+ACK        → absorbed; ackDelta = RS ISN − cookie ISN; held packets
+  //                       replayed through the ordinary client→RS path (TOA included).
+  //   afterwards        → natInbound adds ackDelta to acks (and SACK edges),
+  //                       natOutbound subtracts it from seqs; windows rescaled if needed.
+
+  /**
+   * A client packet to a SYNPROXY service whose connection (c, or -1) is not
+   * opening: answers SYNs, checks cookie ACKs and opens connections. Returns
+   * the connection to carry on with, or -1 when p was consumed.
+   */
+  private spInbound(p: Packet, svcIdx: number, ipHl: number, c: number): number {
+    const t = this.table;
+    const tcp = this.tcp;
+    const flags = tcp.flags;
+    const closing = c >= 0 && (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close);
+    if (c >= 0 && !closing) return c;
+    if ((flags & TCP_SYN) !== 0) {
+      if ((flags & (TCP_ACK | TCP_RST | TCP_FIN)) === 0) {
+        // Stateless even on a closing tuple: only a valid cookie may replace its entry.
+        this.spAnswerSyn(p, svcIdx, ipHl);
+        return -1;
+      }
+      if (closing) return c;
+      this.drop(p, C.no_conn_dropped);
+      return -1;
+    }
+    if ((flags & TCP_ACK) === 0 || (flags & TCP_RST) !== 0) {
+      if (closing) return c;
+      this.drop(p, C.no_conn_dropped);
+      return -1;
+    }
+    const data = this.cookies.check(p.buf, p.start, p.start + ipHl);
+    if (data < 0) {
+      // On a closing tuple an ordinary ACK belongs to the old connection.
+      if (closing) return c;
+      reflectReset(p, ipHl);
+      this.count(svcIdx, C.synproxy_cookie_invalid);
+      this.counters[C.rst_sent]!++;
+      this.emit(p);
+      return -1;
+    }
+    if (
+      this.opts.synproxyDefer &&
+      p.length - ipHl - tcp.headerLength === 0 &&
+      (flags & TCP_FIN) === 0
+    ) {
+      this.dropSvc(p, svcIdx, C.synproxy_deferred);
+      return -1;
+    }
+    if (closing) this.releaseConn(c);
+    this.spOpen(p, svcIdx, ipHl, data);
+    return -1;
+  }
+
+  /** Answers the client SYN p with the LB's cookie SYN+ACK (p itself, rewritten). */
+  private spAnswerSyn(p: Packet, svcIdx: number, ipHl: number): void {
+    const b = p.buf;
+    const tcpOff = p.start + ipHl;
+    const o = this.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + this.tcp.headerLength);
+    const clientMss = o.mss > 0 ? o.mss : 536;
+    let mss = clientMss < this.opts.synproxyMss ? clientMss : this.opts.synproxyMss;
+    const data = cookieData(mssIndex(mss), o.wscale, o.sackPermitted, false);
+    this.cookies.make(b, p.start, tcpOff, data, this.u32, 0);
+    loadU32Plus(this.u32, 1, b, tcpOff + 4, 1);
+    if (this.policy === 'fullnat') {
+      // What the narrowest RS path leaves once the TOA is in (the RS is not chosen yet).
+      const targets = this.services[svcIdx]!.targets;
+      for (let i = 0; i < targets.length; i++) {
+        const pathMss = targets[i]!.mtu - 40 - TOA_V4_LEN;
+        if (pathMss > 0 && pathMss < mss) mss = pathMss;
+      }
+    }
+    // Invite no more than the LB holds for the RS: the ACK plus n−1 segments.
+    const n = this.held.perConn;
+    let win = (n > 1 ? n - 1 : 1) * mss;
+    if (win > 0xffff) win = 0xffff;
+    reflectCookieSynAck(
+      p,
+      ipHl,
+      this.u32,
+      mss,
+      o.wscale >= 0 ? this.opts.synproxyWscale : -1,
+      o.sackPermitted,
+      win,
+      this.opts.synproxySynAckTtl,
+    );
+    this.count(svcIdx, C.synproxy_syn_answered);
+    this.emit(p);
+  }
+
+  /** A valid cookie ACK: opens the connection and its RS leg, and holds p for the replay. */
+  private spOpen(p: Packet, svcIdx: number, ipHl: number, data: number): void {
+    const t = this.table;
+    const b = p.buf;
+    const tcpOff = p.start + ipHl;
+    if (this.held.full) {
+      this.dropSvc(p, svcIdx, C.synproxy_ack_overflow);
+      return;
+    }
+    const c = this.newConnection(p, svcIdx, tcpOff, -1, this.opts.synproxySynRtoMs);
+    if (c < 0) return;
+    this.count(svcIdx, C.synproxy_cookie_valid);
+    t.flags[c] = t.flags[c]! | CF_SYNPROXY | CF_SP_PENDING;
+    loadU32Plus(t.ackDelta, c, b, tcpOff + 8, -1);
+    t.spData[c] = data;
+    const slot = this.held.alloc();
+    t.spSlot[c] = slot;
+    const wc = cookieWscale(data);
+    let win = this.tcp.window * (wc > 0 ? 1 << wc : 1);
+    if (win > 0xffff) win = 0xffff;
+    this.held.setWindow(slot, win);
+    this.setState(c, TcpState.None, TcpState.SynSent);
+    this.spSendRsSyn(c);
+    this.spHold(p, c, ipHl);
+  }
+
+  /** Sends (or resends) the LB→RS SYN of opening connection c. */
+  private spSendRsSyn(c: number): void {
+    const t = this.table;
+    const data = t.spData[c]!;
+    // Under lvs the SYN carries the TOA too, as LVS puts it on the client's SYN.
+    const toa = this.policy === 'lvs' && t.shift[c] === 0;
+    const q = this.pool.take();
+    writeRsSyn(
+      q,
+      t,
+      c,
+      cookieMss(data),
+      cookieWscale(data),
+      cookieSack(data),
+      this.held.windowOf(t.spSlot[c]!),
+      toa,
+    );
+    if (toa) this.count(t.svc[c]!, C.toa_inserted_syn);
+    this.emit(q);
+  }
+
+  /** A client packet while c's RS leg opens: held for the replay, within bounds. */
+  private spHold(p: Packet, c: number, ipHl: number): void {
+    const t = this.table;
+    const svcIdx = t.svc[c]!;
+    const flags = this.tcp.flags;
+    if ((flags & TCP_RST) !== 0) {
+      // The client gave up: so does the LB, and it tells the RS.
+      const r = this.pool.take();
+      craftRst(
+        r,
+        t.lip[c]!,
+        t.lport[c]!,
+        t.rip[c]!,
+        t.rport[c]!,
+        (t.lbIsn[c]! + 1) >>> 0,
+        0,
+        false,
+      );
+      this.counters[C.rst_sent]!++;
+      this.emit(r);
+      this.releaseConn(c);
+      this.dropSvc(p, svcIdx, C.synproxy_setup_dropped);
+      return;
+    }
+    if ((flags & TCP_SYN) !== 0) {
+      this.dropSvc(p, svcIdx, C.synproxy_setup_dropped);
+      return;
+    }
+    if (!this.held.push(t.spSlot[c]!, p)) {
+      this.dropSvc(p, svcIdx, C.synproxy_ack_overflow);
+      return;
+    }
+    this.count(svcIdx, C.synproxy_ack_stored);
+    const tcpOff = p.start + ipHl;
+    const len = p.length - ipHl - this.tcp.headerLength + ((flags & TCP_FIN) !== 0 ? 1 : 0);
+    loadU32Plus(t.clientNxt, c, p.buf, tcpOff + 4, len);
+  }
+
+  /** An RS packet while c's RS leg opens: its SYN+ACK, its refusal, or nothing the LB expects. */
+  private spRsDuringSetup(p: Packet, c: number, ipHl: number): void {
+    const t = this.table;
+    const b = p.buf;
+    const tcpOff = p.start + ipHl;
+    const flags = this.tcp.flags;
+    const ackOk =
+      (flags & TCP_ACK) !== 0 && equalsU32AtPlus(b, tcpOff + 8, this.zero, 0, t.lbIsn, c, 1);
+    if ((flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === (TCP_SYN | TCP_ACK) && ackOk) {
+      this.spEstablish(p, c, ipHl);
+      return;
+    }
+    if ((flags & TCP_RST) !== 0 && (ackOk || (flags & TCP_ACK) === 0)) {
+      this.dropSvc(p, t.svc[c]!, C.synproxy_rs_refused);
+      this.spResetClient(c);
+      this.releaseConn(c);
+      return;
+    }
+    if ((flags & (TCP_SYN | TCP_ACK | TCP_RST)) === TCP_ACK && !ackOk) {
+      // The RS still holds the LIP:lport tuple in TIME_WAIT and acks its old connection.
+      // Answer as a client stack in SYN_SENT would (RST, seq = its ack: that ends the
+      // TIME_WAIT), then send the SYN again at once; bounded by the SYN retries.
+      const slot = t.spSlot[c]!;
+      const tries = this.held.retriesOf(slot);
+      reflectReset(p, ipHl);
+      this.count(t.svc[c]!, C.synproxy_rs_stale_ack);
+      this.counters[C.rst_sent]!++;
+      this.emit(p);
+      if (tries < this.opts.synproxySynRetries) {
+        this.held.setRetries(slot, tries + 1);
+        this.spSendRsSyn(c);
+        this.count(t.svc[c]!, C.synproxy_rs_syn_retransmitted);
+      }
+      return;
+    }
+    this.dropSvc(p, t.svc[c]!, C.synproxy_setup_dropped);
+  }
+
+  /**
+   * The RS's SYN+ACK: now its ISN is known. The SYN+ACK itself goes no further
+   * (the client finished its handshake with the LB); the held client packets
+   * are replayed, and the first of them completes the RS's handshake.
+   */
+  private spEstablish(p: Packet, c: number, ipHl: number): void {
+    const t = this.table;
+    const b = p.buf;
+    const tcpOff = p.start + ipHl;
+    const svcIdx = t.svc[c]!;
+    loadU32Plus(t.fdataSeq, c, b, tcpOff + 4, 1);
+    loadU32Plus(t.rsNxt, c, b, tcpOff + 4, 1);
+    // ackDelta held the cookie ISN: it becomes RS ISN − cookie ISN.
+    loadU32Plus(t.ackDelta, c, b, tcpOff + 4, -t.ackDelta[c]!);
+    const hl = this.tcp.headerLength;
+    const rsWs =
+      hl > TCP_MIN_HEADER ? this.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + hl).wscale : -1;
+    const data = t.spData[c]!;
+    const wc = cookieWscale(data);
+    // Scaling is in force toward the client iff it offered it (the LB then offered
+    // synproxyWscale), toward the RS iff the client did and the RS answered.
+    const clientScaled = wc >= 0;
+    const rsScaled = clientScaled && rsWs >= 0;
+    const wr = rsScaled ? (rsWs > 14 ? 14 : rsWs) : 0;
+    const ws = clientScaled ? this.opts.synproxyWscale : 0;
+    let f = (t.flags[c]! & ~CF_SP_PENDING) | CF_FDATA_KNOWN;
+    if (wr !== ws) f |= CF_SP_WIN_OUT;
+    if (clientScaled && !rsScaled && wc > 0) f |= CF_SP_WIN_IN;
+    t.flags[c] = f;
+    t.spData[c] = (data & 0x3ff) | (wr << 10);
+    this.setState(c, TcpState.SynSent, TcpState.SynRecv);
+    t.expires[c] = this.now + this.timeoutsMs[TcpState.SynRecv]!;
+    this.dropSvc(p, svcIdx, C.synproxy_rs_synack);
+
+    const slot = t.spSlot[c]!;
+    t.spSlot[c] = -1;
+    const n = this.held.count(slot);
+    for (let k = 0; k < n; k++) {
+      const q = this.held.at(slot, k);
+      this.count(svcIdx, C.synproxy_ack_replayed);
+      const ip = this.ip.wrap(q.buf, q.start);
+      const qHl = ip.headerLength;
+      this.tcp.wrap(q.buf, q.start + qHl);
+      this.inboundConn(q, svcIdx, qHl, c);
+    }
+    this.held.release(slot);
+  }
+
+  /** RST to the client of opening connection c, in the client's spaces. */
+  private spResetClient(c: number): void {
+    const t = this.table;
+    const svc = t.svc[c]!;
+    const r = this.pool.take();
+    craftRst(
+      r,
+      this.svcVips[svc]!,
+      this.svcPorts[svc]!,
+      t.cip[c]!,
+      t.cport[c]!,
+      (t.ackDelta[c]! + 1) >>> 0,
+      t.clientNxt[c]!,
+      true,
+    );
+    this.counters[C.rst_sent]!++;
+    this.emit(r);
+  }
+
+  /**
+   * The timer of opening connection c fired: resend the RS SYN, or after the
+   * last retry refuse the client. Returns true while c lives on.
+   */
+  private spSynTimer(c: number): boolean {
+    const t = this.table;
+    const slot = t.spSlot[c]!;
+    const tries = this.held.retriesOf(slot);
+    if (tries < this.opts.synproxySynRetries) {
+      this.held.setRetries(slot, tries + 1);
+      this.spSendRsSyn(c);
+      this.count(t.svc[c]!, C.synproxy_rs_syn_retransmitted);
+      t.expires[c] = this.now + this.opts.synproxySynRtoMs * 2 ** (tries + 1);
+      t.armTimer(c);
+      return true;
+    }
+    this.count(t.svc[c]!, C.synproxy_rs_timeout);
+    this.spResetClient(c);
+    return false;
+  }
+
+  /** Returns the packets held for c to the pool, uncounted elsewhere: counted discarded. */
+  private spDiscard(c: number): void {
+    const t = this.table;
+    const slot = t.spSlot[c]!;
+    if (slot < 0) return;
+    const n = this.held.count(slot);
+    for (let k = 0; k < n; k++) {
+      this.pool.give(this.held.at(slot, k));
+      this.count(t.svc[c]!, C.synproxy_ack_discarded);
+    }
+    this.held.release(slot);
+    t.spSlot[c] = -1;
+  }
+
+  /**
+   * Ack-storm guard: true when the RS packet is a pure ACK (no data, SYN,
+   * FIN, RST or SACK blocks) identical in seq, ack and window to more than
+   * `synproxyAckStormThreshold` before it in a row. A window update or any
+   * progress differs, so only true repeats are cut.
+   */
+  private spAckStorm(
+    b: Uint8Array,
+    tcpOff: number,
+    c: number,
+    flags: number,
+    payloadLen: number,
+    sackBlocks: number,
+  ): boolean {
+    const t = this.table;
+    if (
+      (flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK)) !== TCP_ACK ||
+      payloadLen !== 0 ||
+      sackBlocks !== 0
+    ) {
+      t.stormCount[c] = 0;
+      return false;
+    }
+    const win = get16(b, tcpOff + 14);
+    if (
+      t.stormCount[c] !== 0 &&
+      t.rsWin[c] === win &&
+      equalsU32At(b, tcpOff + 4, t.rsNxt, c) &&
+      equalsU32At(b, tcpOff + 8, t.rsAck, c)
+    ) {
+      if (t.stormCount[c]! < 255) t.stormCount[c]!++;
+      return t.stormCount[c]! > this.opts.synproxyAckStormThreshold;
+    }
+    t.stormCount[c] = 1;
+    t.rsWin[c] = win;
+    loadU32Plus(t.rsAck, c, b, tcpOff + 8, 0);
+    return false;
   }
 
   // ---- helpers ----------------------------------------------------------------------
@@ -753,6 +1233,29 @@ export class Engine {
     d.replaceWord(tcp.dstPort, t.rport[c]!);
     d.replaceWord(seqHi, nHi);
     d.replaceWord(seqLo, nLo);
+    const cf = t.flags[c]!;
+    if ((cf & CF_SYNPROXY) !== 0) {
+      // SYNPROXY: the client acks in the cookie's space; move it to the RS's.
+      if ((b[tcp.off + 13]! & TCP_ACK) !== 0) {
+        const ao = tcp.off + 8;
+        const aHi = get16(b, ao);
+        const aLo = get16(b, ao + 2);
+        const na = ((aHi * 65536 + aLo + t.ackDelta[c]!) % 4294967296) >>> 0;
+        d.replaceWord(aHi, na >>> 16);
+        d.replaceWord(aLo, na & 0xffff);
+        set16(b, ao, na >>> 16);
+        set16(b, ao + 2, na & 0xffff);
+      }
+      if ((cf & CF_SP_WIN_IN) !== 0) {
+        // The RS refused window scaling: give it the client's window unscaled.
+        const wo = tcp.off + 14;
+        const w = get16(b, wo);
+        let nw = w * (1 << ((t.spData[c]! >>> 4) & 0xf));
+        if (nw > 0xffff) nw = 0xffff;
+        d.replaceWord(w, nw);
+        set16(b, wo, nw);
+      }
+    }
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = t.lport[c]!;
     tcp.dstPort = t.rport[c]!;
@@ -791,6 +1294,29 @@ export class Engine {
       set16(b, ao, na >>> 16);
       set16(b, ao + 2, na & 0xffff);
     }
+    const cf = t.flags[c]!;
+    if ((cf & CF_SYNPROXY) !== 0) {
+      // SYNPROXY: the client knows the RS's bytes by the cookie's sequence space.
+      const so = tcp.off + 4;
+      const sHi = get16(b, so);
+      const sLo = get16(b, so + 2);
+      const ns = ((sHi * 65536 + sLo - t.ackDelta[c]! + 4294967296) % 4294967296) >>> 0;
+      d.replaceWord(sHi, ns >>> 16);
+      d.replaceWord(sLo, ns & 0xffff);
+      set16(b, so, ns >>> 16);
+      set16(b, so + 2, ns & 0xffff);
+      if ((cf & CF_SP_WIN_OUT) !== 0) {
+        // The RS scales its window by its own shift; the client applies the one the LB announced.
+        const wo = tcp.off + 14;
+        const w = get16(b, wo);
+        let nw = Math.floor(
+          (w * (1 << ((t.spData[c]! >>> 10) & 0xf))) / (1 << this.opts.synproxyWscale),
+        );
+        if (nw > 0xffff) nw = 0xffff;
+        d.replaceWord(w, nw);
+        set16(b, wo, nw);
+      }
+    }
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = this.svcPorts[svc]!;
     tcp.dstPort = t.cport[c]!;
@@ -817,6 +1343,26 @@ export class Engine {
     this.tcp.checksum = checksumAdjust(this.tcp.checksum, before, after);
   }
 
+  /** Under SYNPROXY, client SACK blocks acknowledge RS data in the cookie's space: map them to the RS's. */
+  private translateSackIn(
+    b: Uint8Array,
+    tcpOff: number,
+    at: number,
+    blocks: number,
+    c: number,
+  ): void {
+    const from = at + 2;
+    const to = from + blocks * 8;
+    const before = alignedRangeSum(b, tcpOff, from, to);
+    const delta = this.table.ackDelta;
+    for (let k = from; k < to; k += 4) {
+      loadU32Plus(this.sackScratch, 0, b, k, delta[c]!);
+      storeU32From(b, k, this.sackScratch, 0);
+    }
+    const after = alignedRangeSum(b, tcpOff, from, to);
+    this.tcp.checksum = checksumAdjust(this.tcp.checksum, before, after);
+  }
+
   private setState(c: number, prev: TcpState, next: TcpState): void {
     const t = this.table;
     const rs = this.realServers[t.rs[c]!]!;
@@ -833,6 +1379,7 @@ export class Engine {
 
   private releaseConn(c: number): void {
     const t = this.table;
+    if ((t.flags[c]! & CF_SP_PENDING) !== 0) this.spDiscard(c);
     const rs = this.realServers[t.rs[c]!]!;
     if (t.state[c] === TcpState.Established) rs.activeConns--;
     else rs.inactiveConns--;
@@ -842,6 +1389,7 @@ export class Engine {
 
   private expireConn(c: number): void {
     const t = this.table;
+    if ((t.flags[c]! & CF_SP_PENDING) !== 0 && this.spSynTimer(c)) return;
     if (t.state[c] === TcpState.Established) {
       const svc = this.services[t.svc[c]!]!;
       const toClient = this.pool.take();
@@ -851,7 +1399,7 @@ export class Engine {
         svc.vport,
         t.cip[c]!,
         t.cport[c]!,
-        t.rsNxt[c]!,
+        (t.flags[c]! & CF_SYNPROXY) !== 0 ? (t.rsNxt[c]! - t.ackDelta[c]!) >>> 0 : t.rsNxt[c]!,
         t.clientNxt[c]!,
         true,
       );

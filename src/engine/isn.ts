@@ -19,9 +19,18 @@ export class IsnGenerator {
 
   /**
    * Sets connection c's LB→RS ISN and seqDelta (LB→RS ISN − client ISN), the client ISN
-   * read from b[seqOff]. Works through the table so no 32-bit value is boxed.
+   * read from b[seqOff] plus `isnAdjust` (-1 when the packet is the client's
+   * ACK rather than its SYN, as under SYNPROXY). Works through the table so no
+   * 32-bit value is boxed.
    */
-  storeSeqDelta(t: ConnTable, c: number, clock: Float64Array, b: Uint8Array, seqOff: number): void {
+  storeSeqDelta(
+    t: ConnTable,
+    c: number,
+    clock: Float64Array,
+    b: Uint8Array,
+    seqOff: number,
+    isnAdjust = 0,
+  ): void {
     // mix32 is spelled out here: its u32 result would be boxed on return.
     let h = this.k0 ^ t.lip[c]!;
     for (let round = 0; round < 3; round++) {
@@ -36,7 +45,8 @@ export class IsnGenerator {
     // The clock arrives as a typed-array cell: a fractional ms value passed as an argument would be boxed.
     const ticks = Math.floor(clock[0]! * 250);
     const clientIsn =
-      (b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!;
+      ((b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!) +
+      isnAdjust;
     t.lbIsn[c] = h + ticks;
     t.seqDelta[c] = (h + ticks - clientIsn) | 0;
   }

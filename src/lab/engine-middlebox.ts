@@ -2,18 +2,27 @@ import type { EngineOptions } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import type { Middlebox, MiddleboxFactory, Topology } from './sim/net.js';
 
+/** Engine options plus the settings of the one service the middlebox configures. */
+export type EngineMiddleboxOptions = Partial<EngineOptions> & {
+  /** SYNPROXY on the service. */
+  synProxy?: boolean;
+};
+
 /** The real engine as the simulator's load balancer: one service, every RS at weight 1. */
 export class EngineMiddlebox implements Middlebox {
   readonly engine: Engine;
 
-  constructor(topo: Topology, options: Partial<EngineOptions>) {
-    this.engine = new Engine({ maxConnections: 65536, ...options });
+  constructor(topo: Topology, options: EngineMiddleboxOptions) {
+    const { synProxy, ...engineOptions } = options;
+    // Fixed cookie keys keep simulator runs reproducible.
+    this.engine = new Engine({ maxConnections: 65536, synproxySecret: 0x5eed, ...engineOptions });
     this.engine.addService({
       vip: topo.vip,
       vport: topo.vport,
       scheduler: 'rr',
       laddrs: topo.lips,
       realServers: topo.rs.map((r) => ({ addr: r.addr, port: r.port, weight: 1, mtu: r.linkMtu })),
+      synProxy: synProxy === true,
     });
   }
 
@@ -49,6 +58,6 @@ export class EngineMiddlebox implements Middlebox {
   }
 }
 
-export function engineMiddlebox(options: Partial<EngineOptions>): MiddleboxFactory {
+export function engineMiddlebox(options: EngineMiddleboxOptions): MiddleboxFactory {
   return (topo) => new EngineMiddlebox(topo, options);
 }
