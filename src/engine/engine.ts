@@ -148,6 +148,7 @@ export class Engine {
       this.opts.maxLocalAddresses,
       this.opts.maxRealServers,
       this.opts.portRange,
+      this.opts.isnSecret,
     );
     this.isn = new IsnGenerator(this.opts.isnSecret);
     this.timeoutsMs = timeoutTable(this.opts.timeouts);

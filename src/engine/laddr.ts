@@ -1,3 +1,5 @@
+import { fmix32 } from './sched/hash.js';
+
 /**
  * Local addresses (LIPs) and their ports. Ports are handed out per
  * (LIP, real server) pair, as in LVS FULLNAT: the same lport may be in use
@@ -24,7 +26,18 @@ export class LocalAddressPool {
   readonly maxRs: number;
   readonly maxLips: number;
 
-  constructor(maxLips: number, maxRs: number, range: PortRange = DEFAULT_PORT_RANGE) {
+  /**
+   * `seed` picks where each (LIP, RS) pair starts handing out ports. A
+   * restarted LB that began at the bottom of the range again would reuse the
+   * tuples its previous run left in TIME_WAIT on the RS, with unrelated ISNs,
+   * and those SYNs stall for a second; a per-run random start avoids most of it.
+   */
+  constructor(
+    maxLips: number,
+    maxRs: number,
+    range: PortRange = DEFAULT_PORT_RANGE,
+    private readonly seed = 0,
+  ) {
     if (range.min < 1 || range.max > 65535 || range.min > range.max) {
       throw new RangeError(`bad local port range ${range.min}-${range.max}`);
     }
@@ -73,7 +86,7 @@ export class LocalAddressPool {
     if (bits === undefined) {
       bits = new Uint32Array(2048);
       this.used[pair] = bits;
-      this.cursor[pair] = this.range.min;
+      this.cursor[pair] = this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % span);
     }
     let port = this.cursor[pair]!;
     if (port < this.range.min || port > this.range.max) port = this.range.min;
