@@ -1,37 +1,92 @@
 /**
- * `npm run bench -- [engine] [--json] [--connections N]`
+ * `npm run bench -- [engine] [net] [--json] [--connections N]`
  * engine: packets per second through the engine alone (one core).
+ * net: fullnat live over its TUN next to the kernel's NAT and HAProxy, in
+ * network namespaces (root; skipped with the reason otherwise).
  */
 import { Command } from 'commander';
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { runEngineBench } from './engine.js';
+import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
+
+const SUITES = ['engine', 'net'];
+
+interface Opts {
+  json?: boolean;
+  connections: string;
+  rounds: string;
+  seconds: string;
+  variants: string;
+  cpuProf?: string;
+}
 
 const program = new Command('bench')
-  .argument('[suites...]', 'which benchmarks to run (engine)', ['engine'])
+  .argument('[suites...]', `which benchmarks to run (${SUITES.join(', ')})`, ['engine'])
   .option('--json', 'print one JSON document')
   .option('--connections <n>', 'connections in the engine workload', '100000')
   .option('--rounds <n>', 'timed rounds (best is reported)', '5')
-  .action((suites: string[], o: { json?: boolean; connections: string; rounds: string }) => {
+  .option('--seconds <n>', 'net: seconds per iperf3/wrk run', '5')
+  .option(
+    '--variants <list>',
+    'net: comma-separated subset of direct,kernel,haproxy,fullnat',
+    VARIANTS.join(','),
+  )
+  .option(
+    '--cpu-prof <dir>',
+    'net: write a V8 CPU profile of the fullnat LB to DIR and summarise it',
+  )
+  .action(async (suites: string[], o: Opts) => {
     const results: Record<string, unknown> = {};
     for (const s of suites) {
-      if (s !== 'engine') throw new Error(`unknown benchmark "${s}"; available: engine`);
-      const r = runEngineBench(Number(o.connections), Number(o.rounds));
-      results.engine = r;
-      if (!o.json) {
-        console.log(
-          `engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`,
-        );
-        console.log(
-          `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet (best of ${o.rounds})`,
-        );
-        console.log(
-          `  allocated ${r.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${r.toaInserted}`,
-        );
-        console.log(
-          `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
-        );
+      if (!SUITES.includes(s))
+        throw new Error(`unknown benchmark "${s}"; available: ${SUITES.join(', ')}`);
+    }
+    for (const s of suites) {
+      if (s === 'engine') {
+        const r = runEngineBench(Number(o.connections), Number(o.rounds));
+        results.engine = r;
+        if (!o.json) {
+          console.log(
+            `engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`,
+          );
+          console.log(
+            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet (best of ${o.rounds})`,
+          );
+          console.log(
+            `  allocated ${r.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${r.toaInserted}`,
+          );
+          console.log(
+            `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
+          );
+        }
+      } else if (s === 'net') {
+        const why = netBenchUnavailable();
+        if (why) {
+          results.net = { skipped: why };
+          if (!o.json) console.log(`net: skipped — ${why}`);
+          continue;
+        }
+        const variants = o.variants.split(',').map((v) => v.trim());
+        for (const v of variants) {
+          if (!(VARIANTS as readonly string[]).includes(v)) {
+            throw new Error(`unknown variant "${v}"; available: ${VARIANTS.join(', ')}`);
+          }
+        }
+        const cpuProfDir = o.cpuProf ? resolve(o.cpuProf) : undefined;
+        if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
+        const r = await runNetBench({
+          seconds: Number(o.seconds),
+          variants: variants as Variant[],
+          cpuProfDir,
+          // Progress goes to stderr so that --json keeps stdout to one document.
+          log: (line) => console.error(line),
+        });
+        results.net = r;
+        if (!o.json) console.log(formatNetTable(r));
       }
     }
     if (o.json) console.log(JSON.stringify({ node: process.version, results }));
   });
 
-program.parse(process.argv);
+await program.parseAsync(process.argv);
