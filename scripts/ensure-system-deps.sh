@@ -8,6 +8,7 @@
 #   curl       fetches /metrics in the end-to-end tests
 #   nginx      an unmodified real server in the end-to-end tests
 #   chromium   headless screenshot of doctor's HTML report
+#   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
 set -u
 declare -A need=(
   [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
@@ -19,12 +20,17 @@ declare -A need=(
   [curl]="curl: scrapes /metrics in the end-to-end tests"
   [nginx]="nginx: an unmodified real server in the end-to-end tests (TOA via eBPF, PROXY protocol)"
   [chromium]="chromium: renders doctor's HTML report in a headless screenshot test"
+  [iperf3]="iperf3: throughput in npm run bench -- net"
+  [wrk]="wrk: connections per second and latency in npm run bench -- net"
+  [haproxy]="haproxy: the peer fullnat is compared with in npm run bench -- net"
+  [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
+  [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
 )
-declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [chromium]=chromium)
+declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [chromium]=chromium [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
-    bpftool) command -v bpftool >/dev/null 2>&1 || [ -x /usr/sbin/bpftool ] ;;
+    bpftool | nft | ethtool | haproxy) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
