@@ -291,8 +291,14 @@ export class ConnTable {
     return i;
   }
 
-  /** Starts entry i's timer from `expires[i]`, which the caller has set. */
+  /**
+   * (Re)starts entry i's timer from `expires[i]`, which the caller has set.
+   * Packets only push `expires` later and leave the entry in its slot (found
+   * early, it is re-filed); a deadline brought *earlier* — a state change to
+   * a shorter timeout — must be re-filed now, or it would wait for the old slot.
+   */
   armTimer(i: number): void {
+    this.unlinkTimer(i);
     this.linkTimer(i);
   }
 

@@ -565,8 +565,11 @@ export class Engine {
 
     const prev = t.state[c]! as TcpState;
     const next = nextStateInbound(prev, syn, ackFlag, fin, rst);
-    if (next !== prev) this.setState(c, prev, next);
     t.expires[c] = this.now + this.timeoutsMs[next]!;
+    if (next !== prev) {
+      this.setState(c, prev, next);
+      t.armTimer(c);
+    }
     loadU32Plus(t.clientNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
     const svcObj = this.services[svcIdx]!;
     svcObj.counters[C.inbound_packets]!++;
@@ -793,8 +796,11 @@ export class Engine {
 
     const prev = t.state[c]! as TcpState;
     const next = nextStateOutbound(prev, syn, fin, rst);
-    if (next !== prev) this.setState(c, prev, next);
     t.expires[c] = this.now + this.timeoutsMs[next]!;
+    if (next !== prev) {
+      this.setState(c, prev, next);
+      t.armTimer(c);
+    }
     loadU32Plus(t.rsNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
 
     this.natOutbound(c, ackFlag);
@@ -1060,6 +1066,7 @@ export class Engine {
     t.spData[c] = (data & 0x3ff) | (wr << 10);
     this.setState(c, TcpState.SynSent, TcpState.SynRecv);
     t.expires[c] = this.now + this.timeoutsMs[TcpState.SynRecv]!;
+    t.armTimer(c);
     this.dropSvc(p, svcIdx, C.synproxy_rs_synack);
 
     const slot = t.spSlot[c]!;

@@ -524,3 +524,29 @@ test('PROXY protocol v2: header segment first, client bytes shifted by its lengt
   assert.equal(e.counter('proxy_headers_sent'), 2);
   assert.equal(e.counter('toa_inserted'), 0);
 });
+
+test('a state change to a shorter timeout is honoured, not left in the longer slot', () => {
+  const e = makeEngine('fullnat');
+  const { lport } = handshake(e);
+  feed(e, client(CISN + 1, RISN + 1, TCP_ACK));
+  // ESTABLISHED (90 s), then both sides close: TIME_WAIT is 7 s.
+  e.tick(1_000);
+  feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_FIN), 1_000);
+  feed(
+    e,
+    buildSegment({
+      src: RIP,
+      dst: LIP,
+      sport: 8080,
+      dport: lport,
+      seq: RISN + 1,
+      ack: 0,
+      flags: TCP_ACK | TCP_FIN,
+    }),
+    1_000,
+  );
+  assert.equal(e.table.count, 1);
+  e.tick(1_000 + 7_000 + 500);
+  e.clearOutput();
+  assert.equal(e.table.count, 0, 'gone after the TIME_WAIT timeout, not after ESTABLISHED’s 90 s');
+});
