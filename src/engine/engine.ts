@@ -509,7 +509,7 @@ export class Engine {
     }
     // Under SYNPROXY the client SACKs RS data in the cookie's sequence space.
     if (sp && ackFlag && o.sackBlocks > 0)
-      this.translateSackIn(b, tcpOff, o.sackAt, o.sackBlocks, c);
+      this.shiftSackEdges(b, tcpOff, o.sackAt, o.sackBlocks, t.ackDelta[c]!);
 
     const payloadLen = p.length - ipHl - hl;
     const mtu = this.realServers[t.rs[c]!]!.mtu;
@@ -777,7 +777,9 @@ export class Engine {
           this.count(svcIdx, C.mss_clamped);
         }
       }
-      if (o.sackBlocks > 0 && ackFlag) this.translateSack(b, tcpOff, o.sackAt, o.sackBlocks, c);
+      if (o.sackBlocks > 0 && ackFlag) {
+        this.shiftSackEdges(b, tcpOff, o.sackAt, o.sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
+      }
     }
     if (
       (t.flags[c]! & CF_SYNPROXY) !== 0 &&
@@ -1330,41 +1332,24 @@ export class Engine {
     tcp.dstPort = t.cport[c]!;
   }
 
-  /** RS SACK blocks acknowledge client data in the LB→RS sequence space: map them back. */
-  private translateSack(
+  /**
+   * Adds `add` (mod 2^32) to every SACK edge of the option at `at`, keeping the
+   * checksum right. RS→client: edges in the LB→RS space move back by the
+   * sequence delta (and any PROXY header); client→RS under SYNPROXY: edges in
+   * the cookie's space move into the RS's.
+   */
+  private shiftSackEdges(
     b: Uint8Array,
     tcpOff: number,
     at: number,
     blocks: number,
-    c: number,
+    add: number,
   ): void {
     const from = at + 2;
     const to = from + blocks * 8;
     const before = alignedRangeSum(b, tcpOff, from, to);
-    const delta = this.table.seqDelta;
     for (let k = from; k < to; k += 4) {
-      // Subtracting a u32 is adding its two's complement; the helper wraps mod 2^32.
-      loadU32Plus(this.sackScratch, 0, b, k, -delta[c]! - this.table.shift[c]!);
-      storeU32From(b, k, this.sackScratch, 0);
-    }
-    const after = alignedRangeSum(b, tcpOff, from, to);
-    this.tcp.checksum = checksumAdjust(this.tcp.checksum, before, after);
-  }
-
-  /** Under SYNPROXY, client SACK blocks acknowledge RS data in the cookie's space: map them to the RS's. */
-  private translateSackIn(
-    b: Uint8Array,
-    tcpOff: number,
-    at: number,
-    blocks: number,
-    c: number,
-  ): void {
-    const from = at + 2;
-    const to = from + blocks * 8;
-    const before = alignedRangeSum(b, tcpOff, from, to);
-    const delta = this.table.ackDelta;
-    for (let k = from; k < to; k += 4) {
-      loadU32Plus(this.sackScratch, 0, b, k, delta[c]!);
+      loadU32Plus(this.sackScratch, 0, b, k, add);
       storeU32From(b, k, this.sackScratch, 0);
     }
     const after = alignedRangeSum(b, tcpOff, from, to);
