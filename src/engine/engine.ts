@@ -568,7 +568,8 @@ export class Engine {
     t.expires[c] = this.now + this.timeoutsMs[next]!;
     if (next !== prev) {
       this.setState(c, prev, next);
-      t.armTimer(c);
+      // Only a shorter timeout can leave the entry in a slot later than its new deadline.
+      if (this.timeoutsMs[next]! < this.timeoutsMs[prev]!) t.armTimer(c);
     }
     loadU32Plus(t.clientNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
     const svcObj = this.services[svcIdx]!;
@@ -801,7 +802,8 @@ export class Engine {
     t.expires[c] = this.now + this.timeoutsMs[next]!;
     if (next !== prev) {
       this.setState(c, prev, next);
-      t.armTimer(c);
+      // Only a shorter timeout can leave the entry in a slot later than its new deadline.
+      if (this.timeoutsMs[next]! < this.timeoutsMs[prev]!) t.armTimer(c);
     }
     loadU32Plus(t.rsNxt, c, b, tcpOff + 4, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
 
