@@ -4,17 +4,17 @@ import { Engine } from '../../src/engine/engine.js';
 import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
 import {
   TCPOPT_NOP,
   TCPOPT_SACK,
   TCPOPT_TIMESTAMP,
-  decodeOptions,
   opt,
   type TcpOption,
 } from '../../src/wire/tcp-options.js';
-import { ToaResult, findToa, toaV4Option } from '../../src/wire/toa.js';
+import { toaV4Option } from '../../src/wire/toa.js';
 import { buildSegment, checksumsValid, pattern } from '../support/packets.js';
+import { decodeSegment, type Decoded } from '../support/decode.js';
 
 const CIP = parseIpv4('203.0.113.7');
 const VIP = parseIpv4('192.0.2.100');
@@ -24,41 +24,7 @@ const CPORT = 40000;
 const CISN = 1000000;
 const RISN = 7000000;
 
-interface Decoded {
-  src: number;
-  dst: number;
-  sport: number;
-  dport: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  options: TcpOption[];
-  payload: Uint8Array;
-  toa: ToaResult;
-  bytes: Uint8Array;
-}
-
-function decode(b: Uint8Array): Decoded {
-  const ip = new Ipv4View().wrap(b, 0);
-  const t = new TcpView().wrap(b, ip.headerLength);
-  const optStart = ip.headerLength + 20;
-  const optEnd = ip.headerLength + t.headerLength;
-  const toa = new ToaResult();
-  findToa(b, optStart, optEnd, toa);
-  return {
-    src: ip.src,
-    dst: ip.dst,
-    sport: t.srcPort,
-    dport: t.dstPort,
-    seq: t.seq,
-    ack: t.ack,
-    flags: t.flags,
-    options: decodeOptions(b, optStart, optEnd),
-    payload: b.slice(optEnd, ip.totalLength),
-    toa,
-    bytes: b,
-  };
-}
+const decode = decodeSegment;
 
 function makeEngine(policy: ToaPolicy, extra: Partial<EngineOptions> = {}, rsMtu = 1500): Engine {
   const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra });

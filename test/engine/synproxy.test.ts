@@ -21,20 +21,19 @@ import {
 } from '../../src/engine/synproxy.js';
 import { TCP_STATE_NAMES } from '../../src/engine/tcp-state.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
-import { Ipv4View } from '../../src/wire/ipv4.js';
-import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
 import {
   TCPOPT_MSS,
   TCPOPT_SACK,
   TCPOPT_SACK_PERM,
   TCPOPT_TIMESTAMP,
   TCPOPT_WINDOW,
-  decodeOptions,
   opt,
   type TcpOption,
 } from '../../src/wire/tcp-options.js';
-import { ToaResult, findToa, toaV4Option } from '../../src/wire/toa.js';
+import { toaV4Option } from '../../src/wire/toa.js';
 import { buildSegment, checksumsValid, pattern } from '../support/packets.js';
+import { decodeSegment, type Decoded } from '../support/decode.js';
 
 const CIP = parseIpv4('203.0.113.7');
 const VIP = parseIpv4('192.0.2.100');
@@ -44,43 +43,7 @@ const CPORT = 40000;
 const CISN = 1000000;
 const RISN = 7000000;
 
-interface Decoded {
-  src: number;
-  dst: number;
-  sport: number;
-  dport: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
-  ttl: number;
-  options: TcpOption[];
-  payload: Uint8Array;
-  toa: ToaResult;
-}
-
-function decode(b: Uint8Array): Decoded {
-  const ip = new Ipv4View().wrap(b, 0);
-  const t = new TcpView().wrap(b, ip.headerLength);
-  const optStart = ip.headerLength + 20;
-  const optEnd = ip.headerLength + t.headerLength;
-  const toa = new ToaResult();
-  findToa(b, optStart, optEnd, toa);
-  return {
-    src: ip.src,
-    dst: ip.dst,
-    sport: t.srcPort,
-    dport: t.dstPort,
-    seq: t.seq,
-    ack: t.ack,
-    flags: t.flags,
-    window: t.window,
-    ttl: ip.ttl,
-    options: decodeOptions(b, optStart, optEnd),
-    payload: b.slice(optEnd, ip.totalLength),
-    toa,
-  };
-}
+const decode = decodeSegment;
 
 function optValue(d: Decoded, kind: number): Uint8Array | undefined {
   return d.options.find((o) => o.kind === kind)?.data;
