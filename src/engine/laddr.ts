@@ -86,7 +86,8 @@ export class LocalAddressPool {
     if (bits === undefined) {
       bits = new Uint32Array(2048);
       this.used[pair] = bits;
-      this.cursor[pair] = this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % span);
+      this.cursor[pair] =
+        this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % span);
     }
     let port = this.cursor[pair]!;
     if (port < this.range.min || port > this.range.max) port = this.range.min;
