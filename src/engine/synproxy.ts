@@ -383,6 +383,35 @@ function finishIpv4(b: Uint8Array, o: number, totalLength: number, ttl: number):
 }
 
 /**
+ * Turns a received packet around in place for an answer: swaps the IPv4
+ * addresses and the TCP ports, and drops IP options by starting the TCP
+ * header at ip+20. Returns that offset; the rest of the TCP header is the caller's.
+ */
+function reverseEndpoints(b: Uint8Array, ip: number, ipHl: number): number {
+  const s0 = b[ip + 12]!;
+  const s1 = b[ip + 13]!;
+  const s2 = b[ip + 14]!;
+  const s3 = b[ip + 15]!;
+  const oldTcp = ip + ipHl;
+  const sportHi = b[oldTcp]!;
+  const sportLo = b[oldTcp + 1]!;
+  const dportHi = b[oldTcp + 2]!;
+  const dportLo = b[oldTcp + 3]!;
+  // Destination becomes source (bytes 16..19 → 12..15), then the sender's address goes to 16..19.
+  b.copyWithin(ip + 12, ip + 16, ip + 20);
+  b[ip + 16] = s0;
+  b[ip + 17] = s1;
+  b[ip + 18] = s2;
+  b[ip + 19] = s3;
+  const t = ip + 20;
+  b[t] = dportHi;
+  b[t + 1] = dportLo;
+  b[t + 2] = sportHi;
+  b[t + 3] = sportLo;
+  return t;
+}
+
+/**
  * Turns the client SYN in p into the LB's cookie SYN+ACK, in place: VIP:vport →
  * CIP:cport, seq = vals[0] (the cookie), ack = vals[1] (client ISN + 1),
  * options MSS, SACK-permitted (if `sack`), window scale (if `wscale` ≥ 0),
@@ -400,27 +429,7 @@ export function reflectCookieSynAck(
 ): void {
   const b = p.buf;
   const ip = p.start;
-  const src = ip + 12;
-  const s0 = b[src]!;
-  const s1 = b[src + 1]!;
-  const s2 = b[src + 2]!;
-  const s3 = b[src + 3]!;
-  const oldTcp = ip + ipHl;
-  const sportHi = b[oldTcp]!;
-  const sportLo = b[oldTcp + 1]!;
-  const dportHi = b[oldTcp + 2]!;
-  const dportLo = b[oldTcp + 3]!;
-  // Destination becomes source (bytes 16..19 → 12..15), then the client's address goes to 16..19.
-  b.copyWithin(ip + 12, ip + 16, ip + 20);
-  b[ip + 16] = s0;
-  b[ip + 17] = s1;
-  b[ip + 18] = s2;
-  b[ip + 19] = s3;
-  const t = ip + 20;
-  b[t] = dportHi;
-  b[t + 1] = dportLo;
-  b[t + 2] = sportHi;
-  b[t + 3] = sportLo;
+  const t = reverseEndpoints(b, ip, ipHl);
   storeU32From(b, t + 4, vals, 0);
   storeU32From(b, t + 8, vals, 1);
   const optLen = writeSynOptions(b, t + 20, mss, wscale, sack);
@@ -443,29 +452,12 @@ export function reflectCookieSynAck(
 export function reflectReset(p: Packet, ipHl: number): void {
   const b = p.buf;
   const ip = p.start;
-  const s0 = b[ip + 12]!;
-  const s1 = b[ip + 13]!;
-  const s2 = b[ip + 14]!;
-  const s3 = b[ip + 15]!;
   const oldTcp = ip + ipHl;
-  const sportHi = b[oldTcp]!;
-  const sportLo = b[oldTcp + 1]!;
-  const dportHi = b[oldTcp + 2]!;
-  const dportLo = b[oldTcp + 3]!;
   const a0 = b[oldTcp + 8]!;
   const a1 = b[oldTcp + 9]!;
   const a2 = b[oldTcp + 10]!;
   const a3 = b[oldTcp + 11]!;
-  b.copyWithin(ip + 12, ip + 16, ip + 20);
-  b[ip + 16] = s0;
-  b[ip + 17] = s1;
-  b[ip + 18] = s2;
-  b[ip + 19] = s3;
-  const t = ip + 20;
-  b[t] = dportHi;
-  b[t + 1] = dportLo;
-  b[t + 2] = sportHi;
-  b[t + 3] = sportLo;
+  const t = reverseEndpoints(b, ip, ipHl);
   b[t + 4] = a0;
   b[t + 5] = a1;
   b[t + 6] = a2;

@@ -20,7 +20,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
-import { cli, fixtures, repo, runClient, runCtl, until as untilOr } from './support/harness.js';
+import {
+  detachReceiver,
+  cli,
+  fixtures,
+  repo,
+  runClient,
+  runCtl,
+  until as untilOr,
+} from './support/harness.js';
 
 const VIP = '10.80.0.100';
 const CLIENT = '10.80.1.2';
@@ -253,18 +261,7 @@ before(async () => {
 
 after(async () => {
   await lab.destroy();
-  if (!skip) {
-    try {
-      execFileSync(process.execPath, [cli, 'rs', 'detach', ...rsFlags], { stdio: 'pipe' });
-    } catch {
-      // already gone
-    }
-    try {
-      rmSync(cgroup, { recursive: false });
-    } catch {
-      // removed by detach, or still busy for a moment
-    }
-  }
+  if (!skip) detachReceiver(rsFlags, cgroup);
   rmSync(dir, { recursive: true, force: true });
 });
 

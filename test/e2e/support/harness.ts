@@ -1,5 +1,7 @@
 /** What the end-to-end tests share: running the client fixture, `fullnat ctl`, and waiting. */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetnsLab } from '../../../src/lab/netns.js';
@@ -45,4 +47,18 @@ export async function until(
     await new Promise((r) => setTimeout(r, 200));
   }
   assert.fail(`${what}: not within ${timeoutMs} ms\n${context()}`);
+}
+
+/** Detaches a test's eBPF receiver and removes its cgroup; quiet when either is already gone. */
+export function detachReceiver(rsFlags: string[], cgroup: string): void {
+  try {
+    execFileSync(process.execPath, [cli, 'rs', 'detach', ...rsFlags], { stdio: 'pipe' });
+  } catch {
+    // already gone
+  }
+  try {
+    rmSync(cgroup, { recursive: false });
+  } catch {
+    // removed by detach, or still busy for a moment
+  }
 }
