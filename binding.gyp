@@ -1,10 +1,20 @@
-# Native TUN addon (Linux only). Built by scripts/build-native.js with the
-# local Node headers (nodedir); nothing is downloaded. C only, plain N-API.
+# Native addons (Linux only). Built by scripts/build-native.js with the local
+# Node headers (nodedir); nothing is downloaded. C only, plain N-API.
+#   fullnat_tun       the TUN device (fullnat run)
+#   fullnat_peercred  SO_PEERCRED for the control socket
 {
   "targets": [
     {
       "target_name": "fullnat_tun",
       "sources": ["native/tun.c"],
+      "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes"],
+      "cflags!": ["-Wno-unused-parameter"],
+      "cflags_c!": ["-Wno-unused-parameter"]
+    },
+    {
+      "target_name": "fullnat_peercred",
+      "sources": ["native/peercred.c"],
       "defines": ["NAPI_VERSION=8", "_GNU_SOURCE"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Wshadow", "-Wstrict-prototypes"],
       "cflags!": ["-Wno-unused-parameter"],

@@ -1,32 +1,56 @@
 #!/usr/bin/env node
-// Builds the native TUN addon (binding.gyp → build/Release/fullnat_tun.node)
-// with node-gyp against the local Node headers. Nothing is downloaded: if no
-// headers are installed, or the build fails (no compiler, no python), this
-// prints one warning line and exits 0 — the simulator and the lab on the
-// in-memory links work without the addon; only `fullnat run` needs it.
+// Builds the native addons of binding.gyp with node-gyp against the local
+// Node headers, one target at a time so that one failing does not take the
+// other down:
+//   fullnat_tun       build/Release/fullnat_tun.node       the TUN device (fullnat run)
+//   fullnat_peercred  build/Release/fullnat_peercred.node  SO_PEERCRED for the control socket
+// Nothing is downloaded: if no headers are installed, or a build fails (no
+// compiler, no python), this prints one warning line per addon not built
+// and exits 0 — the simulator and the lab on the in-memory links work
+// without them; `fullnat run` needs the TUN addon, and without the
+// peer-credential addon the control socket is guarded by its file mode only.
 //
 //   node scripts/build-native.js          (run by `npm install`)
 //   FULLNAT_SKIP_NATIVE=1 npm install     skip the build
 import { spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const logFile = join(root, 'build', 'native-build.log');
 
-function warn(reason) {
-  console.error(
-    `fullnat: warning: native TUN addon not built (${reason}); live mode (fullnat run) unavailable, simulator unaffected`,
-  );
+/** Each target, its source (to pick its own compiler errors out of the log) and what its absence costs. */
+const TARGETS = [
+  {
+    name: 'fullnat_tun',
+    source: 'native/tun.c',
+    what: 'native TUN addon',
+    consequence: 'live mode (fullnat run) unavailable, simulator unaffected',
+  },
+  {
+    name: 'fullnat_peercred',
+    source: 'native/peercred.c',
+    what: 'native peer-credential addon',
+    consequence:
+      'the control socket is guarded by its file mode (0600) only, peer uids are not checked',
+  },
+];
+
+function warnOne(t, reason) {
+  console.error(`fullnat: warning: ${t.what} not built (${reason}); ${t.consequence}`);
+}
+
+function warnAll(reason) {
+  for (const t of TARGETS) warnOne(t, reason);
   process.exit(0);
 }
 
 if (process.env.FULLNAT_SKIP_NATIVE) {
-  console.error('fullnat: FULLNAT_SKIP_NATIVE set, native TUN addon not built');
+  console.error('fullnat: FULLNAT_SKIP_NATIVE set, native addons not built');
   process.exit(0);
 }
-if (process.platform !== 'linux') warn(`TUN is Linux-only, this is ${process.platform}`);
+if (process.platform !== 'linux') warnAll(`Linux-only, this is ${process.platform}`);
 
 function findNodeGyp() {
   const candidates = [];
@@ -65,33 +89,63 @@ function findNodeDir() {
 }
 
 const nodeGyp = findNodeGyp();
-if (!nodeGyp) warn('node-gyp not found (it ships with npm)');
+if (!nodeGyp) warnAll('node-gyp not found (it ships with npm)');
 const nodedir = findNodeDir();
 if (!nodedir)
-  warn(
+  warnAll(
     'Node headers not found (expected <prefix>/include/node/node_api.h, e.g. Debian package libnode-dev or nodejs headers)',
   );
 
-const r = spawnSync(process.execPath, [nodeGyp, 'rebuild', `--nodedir=${nodedir}`], {
-  cwd: root,
-  encoding: 'utf8',
-  env: { ...process.env, npm_config_nodedir: nodedir },
-  maxBuffer: 64 * 1024 * 1024,
-});
-const log = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`;
-try {
-  mkdirSync(dirname(logFile), { recursive: true });
-  writeFileSync(logFile, log);
-} catch {
-  // the log is a convenience
+let log = '';
+function gyp(args) {
+  const r = spawnSync(process.execPath, [nodeGyp, ...args, `--nodedir=${nodedir}`], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_nodedir: nodedir },
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}`;
+  log += `$ node-gyp ${args.join(' ')}\n${out}\n`;
+  return { status: r.status, out };
 }
-const built = join(root, 'build/Release/fullnat_tun.node');
-if (r.status !== 0 || !existsSync(built)) {
-  const firstError = log
+
+function saveLog() {
+  try {
+    mkdirSync(dirname(logFile), { recursive: true });
+    writeFileSync(logFile, log);
+  } catch {
+    // the log is a convenience
+  }
+}
+
+/** The first line that looks like the reason, preferring those that name `source`. */
+function firstError(out, source) {
+  const lines = out
     .split('\n')
-    .find((l) => /\berror\b|ERR!|not found|No such file/i.test(l) && !/^gyp info/.test(l));
-  warn(
-    `${firstError ? firstError.trim().slice(0, 160) : `node-gyp exited with ${r.status}`}; full log: build/native-build.log`,
+    .filter((l) => /\berror\b|ERR!|not found|No such file/i.test(l) && !/^gyp info/.test(l));
+  const own = source ? lines.find((l) => l.includes(source)) : undefined;
+  const line = own ?? lines[0];
+  return line ? line.trim().slice(0, 160) : undefined;
+}
+
+// A stale addon from an earlier build must not pass for this one.
+for (const t of TARGETS) rmSync(join(root, `build/Release/${t.name}.node`), { force: true });
+const configured = gyp(['configure']);
+if (configured.status !== 0) {
+  saveLog();
+  warnAll(
+    `${firstError(configured.out) ?? `node-gyp configure exited with ${configured.status}`}; full log: build/native-build.log`,
   );
 }
-console.error('fullnat: built native TUN addon build/Release/fullnat_tun.node');
+
+const built = [];
+const failed = [];
+for (const t of TARGETS) {
+  const out = join(root, `build/Release/${t.name}.node`);
+  const r = gyp(['build', t.name]);
+  if (r.status === 0 && existsSync(out)) built.push(t);
+  else failed.push({ t, reason: firstError(r.out, t.source) ?? `node-gyp exited with ${r.status}` });
+}
+saveLog();
+for (const { t, reason } of failed) warnOne(t, `${reason}; full log: build/native-build.log`);
+for (const t of built) console.error(`fullnat: built ${t.what} build/Release/${t.name}.node`);
