@@ -2,15 +2,23 @@
  * The control socket: a unix stream socket carrying newline-delimited JSON,
  * one ControlRequest per line in, one ControlResponse per line out, in order.
  *
- * Who may talk to it. Node has no SO_PEERCRED (no getsockopt on net.Socket),
- * and the alternatives without native code (matching /proc/net/unix inodes
- * against every /proc/PID/fd) are racy and slow, so the kernel's own check is
- * the gate: connect(2) on a unix socket needs write permission on the socket
- * file. The file is created 0600 (umask held at 0177 across bind, chmod after)
- * and owned by the LB's user — root in production — so only root (or
- * CAP_DAC_OVERRIDE) can connect. Its directory must not let anyone else
- * replace the file: we refuse a parent directory that others can write to
- * unless it has the sticky bit (/run is root 0755; /tmp is 1777).
+ * Who may talk to it: root and the LB's own user, checked twice.
+ *
+ * 1. The file mode. connect(2) on a unix socket needs write permission on
+ *    the socket file. The file is created 0600 (umask held at 0177 across
+ *    bind, chmod after) and owned by the LB's user — root in production — so
+ *    only that user (or CAP_DAC_OVERRIDE) can connect. Its directory must not
+ *    let anyone else replace the file: we refuse a parent directory that
+ *    others can write to unless it has the sticky bit (/run is root 0755;
+ *    /tmp is 1777).
+ * 2. The peer's credentials. Node has no SO_PEERCRED, so a small native
+ *    addon (native/peercred.c) reads the uid the kernel recorded when the
+ *    peer connected; every accepted connection whose uid is neither 0 nor
+ *    ours gets one JSON error line and is closed, and the refusal is logged
+ *    with the peer's pid and uid. This holds even if the file mode was
+ *    loosened (chmod by hand, a permissive ACL). Without the addon (not
+ *    built, not Linux) the file mode alone is the gate, and the server says
+ *    so once when it starts.
  *
  * Everything a client sends is untrusted text: requests are validated
  * field by field before the ControlApi sees them, lines are capped at
@@ -23,6 +31,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
+import { nativePeerCred, socketFd, type PeerCredSource, type PeerCredentials } from './peercred.js';
 import type {
   ControlApi,
   ControlRequest,
@@ -42,6 +51,16 @@ export const MAX_CONTROL_CONNECTIONS = 64;
 export const CONTROL_IDLE_TIMEOUT_MS = 30_000;
 /** Lines read ahead of the one being handled before the socket is paused. */
 const MAX_QUEUED_LINES = 16;
+/** A refused peer gets this long to read its error line before the connection is cut. */
+const REFUSED_LINGER_MS = 1000;
+
+export interface ControlServerOptions {
+  /**
+   * Reads each connection's peer credentials; default: the native addon
+   * (`nativePeerCred()`). `{ ok: false }` leaves the file mode as the only gate.
+   */
+  peerCredentials?: PeerCredSource;
+}
 
 export interface ControlServer {
   readonly path: string;
@@ -326,20 +345,71 @@ function listenPrivately(server: net.Server, path: string): Promise<void> {
   });
 }
 
+/** The uids allowed on the control socket: root and the user the LB runs as. */
+function allowedPeerUids(): number[] {
+  const own = process.getuid?.();
+  return own === undefined || own === 0 ? [0] : [0, own];
+}
+
+/**
+ * Why this connection's peer may not use the socket, or undefined when it may
+ * (or when credentials cannot be read at all: then the file mode decides).
+ * A peer whose credentials should be readable but are not is refused.
+ */
+function peerRefusal(
+  socket: net.Socket,
+  creds: PeerCredSource,
+  allowed: readonly number[],
+  log: Logger,
+): string | undefined {
+  if (!creds.ok) return undefined;
+  const fd = socketFd(socket);
+  if (fd === undefined) {
+    log.error('control connection refused: its file descriptor is not available');
+    return 'cannot verify peer credentials: connection has no file descriptor';
+  }
+  let peer: PeerCredentials;
+  try {
+    peer = creds.read(fd);
+  } catch (e) {
+    log.error({ err: errMessage(e) }, 'control connection refused: cannot read peer credentials');
+    return `cannot verify peer credentials: ${errMessage(e)}`;
+  }
+  if (allowed.includes(peer.uid)) return undefined;
+  log.warn(
+    { pid: peer.pid, uid: peer.uid, gid: peer.gid },
+    'control connection refused: peer is neither root nor the user fullnat runs as',
+  );
+  return `permission denied: uid ${peer.uid} may not use the control socket (allowed: uid ${allowed.join(', ')})`;
+}
+
+/** One JSON error line, then close; the peer's input is read and discarded meanwhile. */
+function refuseConnection(socket: net.Socket, error: string, log: Logger): void {
+  socket.on('error', (e) => log.debug({ err: e }, 'refused control connection error'));
+  socket.resume();
+  socket.setTimeout(REFUSED_LINGER_MS, () => socket.destroy());
+  socket.end(`${JSON.stringify({ ok: false, error })}\n`);
+}
+
 export async function startControlServer(
   path: string,
   api: ControlApi,
   log: Logger,
+  opts: ControlServerOptions = {},
 ): Promise<ControlServer> {
   await checkDirectory(path);
   await clearStalePath(path, log);
 
+  const creds = opts.peerCredentials ?? nativePeerCred();
+  const allowed = allowedPeerUids();
   const sockets = new Set<net.Socket>();
   // Half-open: `echo REQ | socat - UNIX-CONNECT:…` shuts its write side before our reply.
   const server = net.createServer({ allowHalfOpen: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    serveConnection(socket, api, log);
+    const refusal = peerRefusal(socket, creds, allowed, log);
+    if (refusal !== undefined) refuseConnection(socket, refusal, log);
+    else serveConnection(socket, api, log);
   });
   server.maxConnections = MAX_CONTROL_CONNECTIONS;
 
@@ -365,7 +435,15 @@ export async function startControlServer(
     throw e;
   }
   server.on('error', (e) => log.error({ err: e, path }, 'control socket error'));
-  log.info({ path }, 'control socket listening');
+  if (creds.ok) {
+    log.info({ path, allowedUids: allowed }, 'control socket listening (peer uids checked)');
+  } else {
+    log.warn(
+      { path, reason: creds.reason },
+      'control socket peer credentials are not checked; only its file mode (0600) restricts access',
+    );
+    log.info({ path }, 'control socket listening');
+  }
 
   let closed: Promise<void> | undefined;
   return {

@@ -16,6 +16,7 @@ import type {
   ControlResponse,
   Snapshot,
 } from '../../src/control/model.js';
+import { nativePeerCred } from '../../src/control/peercred.js';
 import {
   MAX_REQUEST_LINE,
   sendControlRequest,
@@ -465,6 +466,178 @@ describe('control socket lifecycle', { timeout: 10_000 }, () => {
       );
     } finally {
       await new Promise<void>((r) => rude.close(() => r()));
+    }
+  });
+});
+
+describe('control socket peer credentials', { timeout: 15_000 }, () => {
+  const native = nativePeerCred();
+  const noAddon = native.ok ? false : `peer-credential addon unavailable: ${native.reason}`;
+  const notRoot = process.geteuid?.() === 0 ? false : 'needs root to run a client as another user';
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'fullnat-sock-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function capture(): { lines: Record<string, unknown>[]; log: ReturnType<typeof createLogger> } {
+    const lines: Record<string, unknown>[] = [];
+    const dest = {
+      write: (s: string) => void lines.push(JSON.parse(s) as Record<string, unknown>),
+    };
+    return { lines, log: createLogger({ destination: dest, level: 'info' }) };
+  }
+
+  /** Runs sendControlRequest in a child process as `uid`; resolves its pid and what it printed. */
+  function requestAs(uid: number, path: string): Promise<{ pid: number; out: string }> {
+    const socketJs = fileURLToPath(new URL('../../src/control/socket.js', import.meta.url));
+    const code = `import(${JSON.stringify(socketJs)}).then((m) => m.sendControlRequest(${JSON.stringify(path)}, { op: 'snapshot' }, 2000)).then((r) => console.log('ok', JSON.stringify(r)), (e) => console.log(e.message));`;
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['-e', code], { uid, gid: uid, timeout: 4000 });
+      let text = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (d: string) => (text += d));
+      child.on('error', reject);
+      child.on('close', () => resolve({ pid: child.pid!, out: text.trim() }));
+    });
+  }
+
+  it('accepts a connection from our own uid, checked by the addon', { skip: noAddon }, async () => {
+    const c = capture();
+    const api = new FakeApi();
+    const path = join(dir, 'own.sock');
+    const server = await startControlServer(path, api, c.log);
+    try {
+      assert.equal((await sendControlRequest(path, { op: 'snapshot' })).ok, true);
+      assert.ok(
+        c.lines.some((l) => l.msg === 'control socket listening (peer uids checked)'),
+        'the server says it checks peer uids',
+      );
+      assert.ok(!c.lines.some((l) => l.level === 40), 'no warning');
+      assert.deepEqual(api.requests, [{ op: 'snapshot' }]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it(
+    'refuses another uid even when the file mode would let it in, and logs its pid and uid',
+    { skip: noAddon || notRoot },
+    async () => {
+      const c = capture();
+      const api = new FakeApi();
+      const path = join(dir, 'open.sock');
+      const server = await startControlServer(path, api, c.log);
+      try {
+        // Open the file mode up so that only the credential check can stop "nobody".
+        await chmod(dir, 0o711);
+        await chmod(path, 0o666);
+        const { pid, out } = await requestAs(65534, path);
+        assert.equal(
+          out,
+          `ok ${JSON.stringify({ ok: false, error: 'permission denied: uid 65534 may not use the control socket (allowed: uid 0)' })}`,
+        );
+        assert.deepEqual(api.requests, [], 'the API never saw the request');
+        const refused = c.lines.filter(
+          (l) =>
+            l.msg ===
+            'control connection refused: peer is neither root nor the user fullnat runs as',
+        );
+        assert.equal(refused.length, 1);
+        assert.deepEqual(
+          {
+            pid: refused[0]!.pid,
+            uid: refused[0]!.uid,
+            gid: refused[0]!.gid,
+            level: refused[0]!.level,
+          },
+          { pid, uid: 65534, gid: 65534, level: 40 },
+        );
+        // Root still gets through the same socket.
+        assert.equal((await sendControlRequest(path, { op: 'snapshot' })).ok, true);
+      } finally {
+        await chmod(dir, 0o700);
+        await server.close();
+      }
+    },
+  );
+
+  it('refuses a foreign uid with one error line, then closes (stand-in credentials)', async () => {
+    const c = capture();
+    const api = new FakeApi();
+    const path = join(dir, 'fake.sock');
+    const foreign = 0x7ffffffe;
+    const server = await startControlServer(path, api, c.log, {
+      peerCredentials: { ok: true, read: () => ({ pid: 4242, uid: foreign, gid: 7 }) },
+    });
+    try {
+      const x = await exchange(path, '{"op":"snapshot"}\n{"op":"zero"}\n', 1, { waitClose: true });
+      assert.equal(x.closed, true);
+      assert.equal(x.lines.length, 1);
+      const own = process.getuid!();
+      const allowed = own === 0 ? '0' : `0, ${own}`;
+      assert.equal(
+        errorOf(parse(x.lines[0]!)),
+        `permission denied: uid ${foreign} may not use the control socket (allowed: uid ${allowed})`,
+      );
+      assert.deepEqual(api.requests, []);
+      const l = c.lines.find((y) => y.uid === foreign);
+      assert.ok(l, 'the refusal is logged');
+      assert.equal(l.pid, 4242);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('refuses a connection whose credentials cannot be read', async () => {
+    const c = capture();
+    const api = new FakeApi();
+    const path = join(dir, 'unreadable.sock');
+    const server = await startControlServer(path, api, c.log, {
+      peerCredentials: {
+        ok: true,
+        read: () => {
+          throw new Error('getsockopt SO_PEERCRED: Bad file descriptor');
+        },
+      },
+    });
+    try {
+      const r = await sendControlRequest(path, { op: 'snapshot' });
+      assert.equal(
+        errorOf(r),
+        'cannot verify peer credentials: getsockopt SO_PEERCRED: Bad file descriptor',
+      );
+      assert.deepEqual(api.requests, []);
+      assert.ok(
+        c.lines.some((l) => l.level === 50 && /cannot read peer credentials/.test(String(l.msg))),
+      );
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('without the addon: the file mode is the only gate, and the server says why once', async () => {
+    const c = capture();
+    const api = new FakeApi();
+    const path = join(dir, 'noaddon.sock');
+    const server = await startControlServer(path, api, c.log, {
+      peerCredentials: { ok: false, reason: 'native peer-credential addon not built' },
+    });
+    try {
+      assert.equal((await sendControlRequest(path, { op: 'snapshot' })).ok, true);
+      assert.equal((await sendControlRequest(path, { op: 'snapshot' })).ok, true);
+      const warned = c.lines.filter((l) => l.level === 40);
+      assert.equal(warned.length, 1, 'one warning, at start, not per connection');
+      assert.equal(
+        warned[0]!.msg,
+        'control socket peer credentials are not checked; only its file mode (0600) restricts access',
+      );
+      assert.equal(warned[0]!.reason, 'native peer-credential addon not built');
+      assert.equal((await lstat(path)).mode & 0o777, 0o600);
+    } finally {
+      await server.close();
     }
   });
 });
