@@ -1,9 +1,9 @@
 /*
  * fullnat_tun: the system calls TypeScript cannot make for a TUN device.
  *
- *   open(name, multiQueue)                          -> { fd, name }
- *   readBatch(fd, bufs, offset, lengths)            -> packets read
- *   writeBatch(fd, bufs, offsets, lengths, count[, stats]) -> packets handled
+ *   open(name, multiQueue[, offload])               -> { fd, name, offload }
+ *   readBatch(fd, bufs, offset, lengths[, gso])     -> packets read
+ *   writeBatch(fd, bufs, offsets, lengths, count[, stats[, gso]]) -> packets handled
  *   poll(fd, callback)                              -> handle
  *   stopPoll(handle)
  *   close(fd)
@@ -19,11 +19,14 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
+#include <endian.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <node_api.h>
@@ -139,11 +142,11 @@ static bool get_array(napi_env env, napi_value v, uint32_t *length)
 
 static napi_value Open(napi_env env, napi_callback_info info)
 {
-    size_t argc = 2;
-    napi_value argv[2];
+    size_t argc = 3;
+    napi_value argv[3];
     CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (argc < 2)
-        THROW_TYPE(env, "open(name, multiQueue): expected 2 arguments");
+        THROW_TYPE(env, "open(name, multiQueue[, offload]): expected 2 or 3 arguments");
 
     napi_valuetype t;
     CHECK(env, napi_typeof(env, argv[0], &t));
@@ -161,6 +164,15 @@ static napi_value Open(napi_env env, napi_callback_info info)
     if (t != napi_boolean)
         THROW_TYPE(env, "open: multiQueue must be a boolean");
     CHECK(env, napi_get_value_bool(env, argv[1], &multi));
+    bool offload = false;
+    if (argc >= 3) {
+        CHECK(env, napi_typeof(env, argv[2], &t));
+        if (t != napi_undefined) {
+            if (t != napi_boolean)
+                THROW_TYPE(env, "open: offload must be a boolean");
+            CHECK(env, napi_get_value_bool(env, argv[2], &offload));
+        }
+    }
 
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
@@ -170,12 +182,34 @@ static napi_value Open(napi_env env, napi_callback_info info)
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, name, len); /* len < IFNAMSIZ: stays NUL-terminated */
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0) |
+                    (offload ? IFF_VNET_HDR : 0);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int err = errno;
         close(fd);
         throw_errno(env, "ioctl TUNSETIFF", err);
         return NULL;
+    }
+    if (offload) {
+        /* Whole GSO super-packets cross the device with a virtio_net_hdr in
+         * front (little-endian fields); the kernel segments them, or not at
+         * all when the next hop takes TSO too (veth). */
+        int hdr = (int)sizeof(struct virtio_net_hdr);
+        int le = 1;
+        unsigned long features = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN;
+        const char *failed = NULL;
+        if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0)
+            failed = "ioctl TUNSETVNETHDRSZ";
+        else if (ioctl(fd, TUNSETVNETLE, &le) < 0 && errno != EINVAL)
+            failed = "ioctl TUNSETVNETLE";
+        else if (ioctl(fd, TUNSETOFFLOAD, features) < 0)
+            failed = "ioctl TUNSETOFFLOAD";
+        if (failed) {
+            int err = errno;
+            close(fd);
+            throw_errno(env, failed, err);
+            return NULL;
+        }
     }
 
     napi_value result, v;
@@ -185,7 +219,87 @@ static napi_value Open(napi_env env, napi_callback_info info)
     ifr.ifr_name[IFNAMSIZ - 1] = '\0';
     CHECK(env, napi_create_string_utf8(env, ifr.ifr_name, NAPI_AUTO_LENGTH, &v));
     CHECK(env, napi_set_named_property(env, result, "name", v));
+    CHECK(env, napi_get_boolean(env, offload, &v));
+    CHECK(env, napi_set_named_property(env, result, "offload", v));
     return result;
+}
+
+/* ------------------------------------------------------------- checksums */
+
+/* One's-complement sum of len bytes, in host byte order: read and written
+ * back the same way, the folded result is the right field value whatever
+ * the byte order (RFC 1071 section 2(B)). */
+static uint64_t csum_add_bytes(const uint8_t *p, size_t len, uint64_t sum)
+{
+    while (len >= 4) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        sum += w;
+        p += 4;
+        len -= 4;
+    }
+    if (len >= 2) {
+        uint16_t w;
+        memcpy(&w, p, 2);
+        sum += w;
+        p += 2;
+        len -= 2;
+    }
+    if (len) {
+        uint16_t w = 0;
+        memcpy(&w, p, 1);
+        sum += w;
+    }
+    return sum;
+}
+
+static uint16_t csum_fold(uint64_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)sum;
+}
+
+/* The kernel left a CHECKSUM_PARTIAL packet: the field holds the
+ * pseudo-header sum, the rest is ours to add (what skb_checksum_help does).
+ * Afterwards the packet is an ordinary one with a full checksum. */
+static bool complete_checksum(uint8_t *pkt, size_t len, const struct virtio_net_hdr *h)
+{
+    size_t start = le16toh(h->csum_start), field = start + le16toh(h->csum_offset);
+    if (start >= len || field + 2 > len)
+        return false;
+    uint16_t folded = (uint16_t)~csum_fold(csum_add_bytes(pkt + start, len - start, 0));
+    memcpy(pkt + field, &folded, 2);
+    return true;
+}
+
+/* Header for a packet to write: a TCP/IPv4 super-packet goes out as
+ * CHECKSUM_PARTIAL with the pseudo-header sum in its field (the kernel or
+ * the next device finishes each segment); everything else is whole. */
+static void fill_vnet_hdr(struct virtio_net_hdr *h, uint8_t *pkt, size_t len,
+                          int32_t gso_type, int32_t gso_size)
+{
+    memset(h, 0, sizeof *h);
+    if (gso_size <= 0 || len < 40 || (pkt[0] >> 4) != 4 || pkt[9] != 6)
+        return;
+    size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
+    if (ihl < 20 || ihl + 20 > len)
+        return;
+    size_t doff = (size_t)(pkt[ihl + 12] >> 4) * 4;
+    if (doff < 20 || ihl + doff > len)
+        return;
+    uint16_t tcp_len = htobe16((uint16_t)(len - ihl));
+    uint16_t proto = htobe16(6);
+    uint64_t sum = csum_add_bytes(pkt + 12, 8, 0) + tcp_len + proto;
+    uint16_t pseudo = csum_fold(sum);
+    memcpy(pkt + ihl + 16, &pseudo, 2);
+    h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    /* The engine forwards IPv4 only; the ECN bit (CWR on the first segment) carries over. */
+    h->gso_type = (uint8_t)(VIRTIO_NET_HDR_GSO_TCPV4 | (gso_type & VIRTIO_NET_HDR_GSO_ECN));
+    h->gso_size = htole16((uint16_t)gso_size);
+    h->hdr_len = htole16((uint16_t)(ihl + doff));
+    h->csum_start = htole16((uint16_t)ihl);
+    h->csum_offset = htole16(16);
 }
 
 /* ----------------------------------------------------------------- close */
@@ -210,17 +324,17 @@ static napi_value Close(napi_env env, napi_callback_info info)
 
 static napi_value ReadBatch(napi_env env, napi_callback_info info)
 {
-    size_t argc = 4;
-    napi_value argv[4];
+    size_t argc = 5;
+    napi_value argv[5];
     int fd;
     uint32_t nbufs;
     int32_t offset;
-    int32_t *lengths;
-    size_t nlengths;
+    int32_t *lengths, *gso = NULL;
+    size_t nlengths, ngso = 0;
 
     CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (argc < 4)
-        THROW_TYPE(env, "readBatch(fd, bufs, offset, lengths): expected 4 arguments");
+        THROW_TYPE(env, "readBatch(fd, bufs, offset, lengths[, gso]): expected 4 or 5 arguments");
     if (!get_fd(env, argv[0], &fd))
         THROW_TYPE(env, "readBatch: fd must be a non-negative integer");
     if (!get_array(env, argv[1], &nbufs))
@@ -231,6 +345,16 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info)
         THROW_TYPE(env, "readBatch: lengths must be an Int32Array");
     if (nlengths < nbufs)
         THROW_RANGE(env, "readBatch: lengths is shorter than bufs");
+    if (argc >= 5) {
+        napi_valuetype t;
+        CHECK(env, napi_typeof(env, argv[4], &t));
+        if (t != napi_undefined) {
+            if (!get_i32s(env, argv[4], &gso, &ngso))
+                THROW_TYPE(env, "readBatch: gso must be an Int32Array");
+            if (ngso < 2 * (size_t)nbufs)
+                THROW_RANGE(env, "readBatch: gso needs two entries per buffer");
+        }
+    }
 
     uint32_t n = 0;
     for (; n < nbufs; n++) {
@@ -244,8 +368,13 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info)
             THROW_RANGE(env, "readBatch: offset leaves no room in a buffer");
 
         ssize_t r;
+        struct virtio_net_hdr h;
+        struct iovec iov[2] = {
+            {.iov_base = &h, .iov_len = sizeof h},
+            {.iov_base = data + offset, .iov_len = cap - (size_t)offset},
+        };
         do
-            r = read(fd, data + offset, cap - (size_t)offset);
+            r = gso ? readv(fd, iov, 2) : read(fd, data + offset, cap - (size_t)offset);
         while (r < 0 && errno == EINTR);
         if (r < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -258,6 +387,19 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info)
         }
         if (r == 0)
             break;
+        if (gso) {
+            if ((size_t)r < sizeof h) {
+                n--; /* a bare header: nothing to hand on; reuse the slot */
+                continue;
+            }
+            r -= (ssize_t)sizeof h;
+            gso[2 * n] = h.gso_type;
+            gso[2 * n + 1] = h.gso_type == VIRTIO_NET_HDR_GSO_NONE ? 0 : le16toh(h.gso_size);
+            /* A partial checksum that cannot be completed stays wrong; the
+             * engine treats the packet like any other with a bad checksum. */
+            if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
+                complete_checksum(data + offset, (size_t)r, &h);
+        }
         lengths[n] = (int32_t)r;
     }
 
@@ -288,17 +430,17 @@ static bool packet_error(int err)
 
 static napi_value WriteBatch(napi_env env, napi_callback_info info)
 {
-    size_t argc = 6;
-    napi_value argv[6];
+    size_t argc = 7;
+    napi_value argv[7];
     int fd;
     uint32_t nbufs;
-    int32_t *offsets, *lengths, *stats = NULL;
-    size_t noffsets, nlengths, nstats = 0;
+    int32_t *offsets, *lengths, *stats = NULL, *gso = NULL;
+    size_t noffsets, nlengths, nstats = 0, ngso = 0;
     int32_t count;
 
     CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (argc < 5)
-        THROW_TYPE(env, "writeBatch(fd, bufs, offsets, lengths, count[, stats]): expected 5 or 6 arguments");
+        THROW_TYPE(env, "writeBatch(fd, bufs, offsets, lengths, count[, stats[, gso]]): expected 5 to 7 arguments");
     if (!get_fd(env, argv[0], &fd))
         THROW_TYPE(env, "writeBatch: fd must be a non-negative integer");
     if (!get_array(env, argv[1], &nbufs))
@@ -319,6 +461,16 @@ static napi_value WriteBatch(napi_env env, napi_callback_info info)
                 THROW_TYPE(env, "writeBatch: stats must be an Int32Array of length >= 2");
         }
     }
+    if (argc >= 7) {
+        napi_valuetype t;
+        CHECK(env, napi_typeof(env, argv[6], &t));
+        if (t != napi_undefined) {
+            if (!get_i32s(env, argv[6], &gso, &ngso))
+                THROW_TYPE(env, "writeBatch: gso must be an Int32Array");
+            if (ngso < 2 * (size_t)count)
+                THROW_RANGE(env, "writeBatch: gso needs two entries per packet");
+        }
+    }
 
     int32_t errors = 0, last = 0;
     int32_t i = 0;
@@ -334,8 +486,15 @@ static napi_value WriteBatch(napi_env env, napi_callback_info info)
             THROW_RANGE(env, "writeBatch: offsets[i] + lengths[i] is outside bufs[i]");
 
         ssize_t r;
+        struct virtio_net_hdr h;
+        if (gso)
+            fill_vnet_hdr(&h, data + off, (size_t)len, gso[2 * i], gso[2 * i + 1]);
+        struct iovec iov[2] = {
+            {.iov_base = &h, .iov_len = sizeof h},
+            {.iov_base = data + off, .iov_len = (size_t)len},
+        };
         do
-            r = write(fd, data + off, (size_t)len);
+            r = gso ? writev(fd, iov, 2) : write(fd, data + off, (size_t)len);
         while (r < 0 && errno == EINTR);
         if (r >= 0)
             continue; /* TUN writes are whole packets */

@@ -370,6 +370,7 @@ function defaultDefs(): FullnatDefs {
     maxConnections: e.maxConnections,
     portRange: { ...e.portRange },
     rsMtu: e.rsMtu,
+    offload: true,
     timeouts: { ...e.timeouts },
   };
 }
@@ -396,6 +397,7 @@ function parseDefs(cur: Cursor, kw: Token, st: State): void {
     max_connections: (k) => (d.maxConnections = intIn(cur.value(k), k.text, 1, 0x7fffffff)),
     local_port_range: (k) => (d.portRange = portRange(cur, k)),
     rs_mtu: (k) => (d.rsMtu = intIn(cur.value(k), k.text, MIN_MTU, 65535)),
+    offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = intIn(cur.value(k), k.text, 1, MAX_TIMEOUT_S));
@@ -893,6 +895,7 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
   'metrics',
   'max_connections',
   'local_port_range',
+  'offload',
 ];
 
 const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
@@ -905,6 +908,7 @@ const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
   maxConnections: 'max_connections',
   portRange: 'local_port_range',
   rsMtu: 'rs_mtu',
+  offload: 'offload',
 };
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -6,6 +6,7 @@
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { Engine } from '../engine/engine.js';
+import { GSO_BUFFER_SIZE, PacketPool } from '../engine/packet.js';
 import { COUNTER_NAMES } from '../engine/counters.js';
 import {
   STAT_CONNS,
@@ -71,16 +72,19 @@ export class LoadBalancer implements ControlApi {
   ) {
     this.config = config ?? loadConfig(configPath);
     const d = this.config.defs;
-    this.engine = new Engine({
-      toaPolicy: d.toaPolicy,
-      mssAdjust: d.mssAdjust,
-      timestampRemove: d.timestampRemove,
-      maxConnections: d.maxConnections,
-      portRange: d.portRange,
-      rsMtu: d.rsMtu,
-      timeouts: d.timeouts,
-      isnSecret: (Math.random() * 0x100000000) >>> 0,
-    });
+    this.engine = new Engine(
+      {
+        toaPolicy: d.toaPolicy,
+        mssAdjust: d.mssAdjust,
+        timestampRemove: d.timestampRemove,
+        maxConnections: d.maxConnections,
+        portRange: d.portRange,
+        rsMtu: d.rsMtu,
+        timeouts: d.timeouts,
+        isnSecret: (Math.random() * 0x100000000) >>> 0,
+      },
+      d.offload ? new PacketPool(256, GSO_BUFFER_SIZE) : undefined,
+    );
     for (const s of this.config.services) this.addService(s);
   }
 
@@ -92,7 +96,7 @@ export class LoadBalancer implements ControlApi {
   start(): void {
     const { host, log } = this.deps;
     const dev = this.deviceName;
-    this.device = host.openDevice(dev, this.tunMtu());
+    this.device = host.openDevice(dev, this.tunMtu(), this.config.defs.offload);
     host.sysctl('net.ipv4.ip_forward', '1');
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');

@@ -76,6 +76,11 @@ export interface FullnatDefs {
   maxConnections: number;
   portRange: { min: number; max: number };
   rsMtu: number;
+  /**
+   * TUN offloads (IFF_VNET_HDR + TSO/checksum): GSO super-packets cross the
+   * device whole instead of one MTU-sized packet per system call. Default on.
+   */
+  offload: boolean;
   timeouts: TcpTimeouts;
 }
 

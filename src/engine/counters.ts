@@ -32,6 +32,7 @@ export const COUNTER_NAMES = [
   'toa_pruned',
   'toa_split',
   'toa_split_segments',
+  'toa_gso_resized',
   'toa_failed_no_room',
   'toa_failed_mtu',
   'toa_spoof_stripped',

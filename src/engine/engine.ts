@@ -51,7 +51,7 @@ import { C, newCounterArray } from './counters.js';
 import { craftFragNeeded, craftRst } from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
 import { LocalAddressPool } from './laddr.js';
-import { Packet, PacketPool } from './packet.js';
+import { MAX_IP_PACKET, Packet, PacketPool } from './packet.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import {
@@ -533,32 +533,46 @@ export class Engine {
     // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
     let mode = ToaMode.None;
     let plan = OptionPlan.Keep;
+    // What must fit the RS path is one segment: a GSO super-packet is cut after us.
+    const segment = p.gsoSize > 0 ? Math.min(p.length, ipHl + hl + p.gsoSize) : p.length;
     if (wantToa) {
-      const fitsMtu = p.length + TOA_V4_LEN <= mtu;
+      const fitsMtu = segment + TOA_V4_LEN <= mtu;
       const hasRoom = hl - TCP_MIN_HEADER + TOA_V4_LEN <= TCP_MAX_OPTIONS;
+      let growth = TOA_V4_LEN;
       if (this.policy === 'lvs') {
         if (!fitsMtu) this.count(svcIdx, C.toa_failed_mtu);
         else if (!hasRoom) this.count(svcIdx, C.toa_failed_no_room);
         else mode = ToaMode.Insert;
       } else {
         plan = this.toa.plan(b, optStart, optEnd, syn, TOA_V4_LEN);
-        const newLen =
+        const newHl =
           plan === OptionPlan.Impossible
             ? 0
-            : p.length -
-              (hl - TCP_MIN_HEADER) +
-              this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V4_LEN);
+            : TCP_MIN_HEADER + this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V4_LEN);
+        growth = newHl - hl;
         if (plan === OptionPlan.Impossible) this.count(svcIdx, C.toa_failed_no_room);
-        else if (newLen <= mtu) mode = plan === OptionPlan.Keep ? ToaMode.Insert : ToaMode.Rebuild;
-        else if (this.policy === 'fullnat') mode = ToaMode.Split;
-        else this.count(svcIdx, C.toa_failed_mtu);
-        // In-place growth needs tailroom; a fresh buffer from the split path always has it.
-        if (mode !== ToaMode.None && mode !== ToaMode.Split && p.tailroom < TCP_MAX_OPTIONS) {
-          mode = this.policy === 'fullnat' ? ToaMode.Split : ToaMode.None;
-        }
+        else if (segment + growth <= mtu)
+          mode = plan === OptionPlan.Keep ? ToaMode.Insert : ToaMode.Rebuild;
+        else if (this.policy === 'fullnat') {
+          mode = ToaMode.Split;
+          // A super-packet is split by the kernel: smaller segments, each with the TOA.
+          if (p.gsoSize > 0 && mtu - ipHl - newHl > 0) {
+            p.gsoSize = mtu - ipHl - newHl;
+            mode = plan === OptionPlan.Keep ? ToaMode.Insert : ToaMode.Rebuild;
+            this.count(svcIdx, C.toa_gso_resized);
+          }
+        } else this.count(svcIdx, C.toa_failed_mtu);
+      }
+      // In-place growth needs tailroom and must stay a valid IPv4 length; a fresh buffer from the split path has both.
+      if (
+        mode !== ToaMode.None &&
+        mode !== ToaMode.Split &&
+        (p.tailroom < TCP_MAX_OPTIONS || p.length + growth > MAX_IP_PACKET)
+      ) {
+        mode = this.policy === 'fullnat' ? ToaMode.Split : ToaMode.None;
       }
     }
-    if (mode === ToaMode.None && p.length > mtu) {
+    if (mode === ToaMode.None && segment > mtu) {
       this.tooBig(p, ip.dontFragment, mtu, ipHl);
       return;
     }
@@ -599,6 +613,9 @@ export class Engine {
       case ToaMode.Insert:
         this.toa.insertV4(p, ipHl);
         this.count(svcIdx, syn ? C.toa_inserted_syn : C.toa_inserted);
+        // The headers may have moved into the headroom.
+        this.ip.wrap(p.buf, p.start);
+        this.tcp.wrap(p.buf, p.start + ipHl);
         this.natInbound(c, 0);
         this.forward(p);
         return;

@@ -5,6 +5,10 @@
 
 export const DEFAULT_HEADROOM = 128;
 export const DEFAULT_BUFFER_SIZE = 2048;
+/** Largest IPv4 datagram: the bound on a GSO super-packet, TOA included. */
+export const MAX_IP_PACKET = 65535;
+/** Buffers for a device with offloads: headroom, a whole super-packet, room for options to grow. */
+export const GSO_BUFFER_SIZE = DEFAULT_HEADROOM + MAX_IP_PACKET + 128;
 
 export class Packet {
   readonly buf: Uint8Array;
@@ -14,6 +18,14 @@ export class Packet {
   length = 0;
   /** Index into the pool's free list bookkeeping; -1 while handed out. */
   poolSlot = -1;
+  /**
+   * Payload bytes per segment when this is a GSO super-packet that the kernel
+   * cuts into segments after us (0: an ordinary packet). Size checks against
+   * a path MTU apply to one segment, not to `length`.
+   */
+  gsoSize = 0;
+  /** The device's GSO type bits (virtio_net_hdr gso_type), carried through unchanged. */
+  gsoType = 0;
 
   constructor(size: number) {
     this.buf = new Uint8Array(size);
@@ -25,6 +37,8 @@ export class Packet {
     this.buf.set(src, headroom);
     this.start = headroom;
     this.length = src.length;
+    this.gsoSize = 0;
+    this.gsoType = 0;
     return true;
   }
 
@@ -69,6 +83,8 @@ export class PacketPool {
     const p = this.free[--this.freeCount]!;
     p.start = DEFAULT_HEADROOM;
     p.length = 0;
+    p.gsoSize = 0;
+    p.gsoType = 0;
     return p;
   }
 

@@ -166,17 +166,26 @@ export class ToaWriter {
   }
 
   /**
-   * Fast path: room in the header and in the MTU. Moves the options and payload
-   * up by 8 bytes and updates both checksums incrementally. The caller checked
-   * tailroom.
+   * Fast path: room in the header and in the MTU. Opens 8 bytes in front of
+   * the options — by moving the IP and fixed TCP headers down into the
+   * headroom, so a 64 KiB super-packet costs the same as a small one — and
+   * updates both checksums incrementally. Without headroom the options and
+   * payload move up instead (the caller checked tailroom).
    */
   insertV4(p: Packet, ipHl: number): void {
     const b = p.buf;
+    let optStart: number;
+    if (p.start >= TOA_V4_LEN) {
+      optStart = p.start + ipHl + TCP_MIN_HEADER - TOA_V4_LEN;
+      b.copyWithin(p.start - TOA_V4_LEN, p.start, optStart + TOA_V4_LEN);
+      p.start -= TOA_V4_LEN;
+    } else {
+      optStart = p.start + ipHl + TCP_MIN_HEADER;
+      b.copyWithin(optStart + TOA_V4_LEN, optStart, p.start + p.length);
+    }
     const ip = this.ip.wrap(b, p.start);
     const tcpOff = p.start + ipHl;
     const tcp = this.tcp.wrap(b, tcpOff);
-    const optStart = tcpOff + TCP_MIN_HEADER;
-    b.copyWithin(optStart + TOA_V4_LEN, optStart, p.start + p.length);
     writeToaFromSource(b, optStart, b, p.start, tcpOff);
     const oldWord = get16(b, tcpOff + 12);
     tcp.headerLength = tcp.headerLength + TOA_V4_LEN;

@@ -3,7 +3,8 @@ import { addRoute, delRoute, openTun, setUp, sysctl } from './tun.js';
 
 /** What the LB needs from the host: a packet device, routes and sysctls (faked in tests). */
 export interface HostNetwork {
-  openDevice(name: string, mtu: number): PacketDevice;
+  /** `offload`: GSO super-packets cross the device (the engine's buffers must hold 64 KiB). */
+  openDevice(name: string, mtu: number, offload: boolean): PacketDevice;
   addRoute(prefix: string, dev: string): void;
   delRoute(prefix: string, dev: string): void;
   /** Dotted key; an interface name in it may contain no dot. */
@@ -12,8 +13,8 @@ export interface HostNetwork {
 
 /** The real thing: a TUN device and iproute2 in this process's network namespace. */
 export const linuxHost: HostNetwork = {
-  openDevice(name, mtu) {
-    const dev = openTun(name);
+  openDevice(name, mtu, offload) {
+    const dev = openTun(name, { offload });
     setUp(dev.name, mtu);
     return dev;
   },

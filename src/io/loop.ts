@@ -1,12 +1,23 @@
 import type { Engine } from '../engine/engine.js';
-import { DEFAULT_HEADROOM, type Packet } from '../engine/packet.js';
+import { DEFAULT_HEADROOM, GSO_BUFFER_SIZE, type Packet } from '../engine/packet.js';
 
 /** A packet device the run loop can drive: a TUN queue, or an in-memory link in tests. */
 export interface PacketDevice {
+  /**
+   * GSO super-packets cross this device: reads and writes carry a `gso`
+   * array (gso_type, gso_size per packet) and buffers must hold 64 KiB.
+   */
+  readonly offload?: boolean;
   /** Reads up to bufs.length packets at `offset` in each buffer; lengths[i] gets each size. Returns the count. */
-  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array): number;
+  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array, gso?: Int32Array): number;
   /** Writes `count` packets; returns how many the device took (the rest are dropped by the caller). */
-  writeBatch(bufs: Uint8Array[], offsets: Int32Array, lengths: Int32Array, count: number): number;
+  writeBatch(
+    bufs: Uint8Array[],
+    offsets: Int32Array,
+    lengths: Int32Array,
+    count: number,
+    gso?: Int32Array,
+  ): number;
   /** Calls `cb` whenever packets may be waiting. */
   onReadable(cb: () => void): void;
   close(): void;
@@ -45,6 +56,9 @@ export class RunLoop {
   private readonly txBufs: Uint8Array[] = [];
   private readonly txOffs: Int32Array;
   private readonly txLens: Int32Array;
+  /** gso_type, gso_size per packet when the device offloads; undefined otherwise. */
+  private readonly rxGso: Int32Array | undefined;
+  private readonly txGso: Int32Array | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly started = performance.now();
   private running = false;
@@ -57,6 +71,14 @@ export class RunLoop {
     this.rxLens = new Int32Array(batch);
     this.txOffs = new Int32Array(batch);
     this.txLens = new Int32Array(batch);
+    if (dev.offload) {
+      if (engine.pool.bufferSize < GSO_BUFFER_SIZE)
+        throw new Error(
+          `a device with offloads needs packet buffers of ${GSO_BUFFER_SIZE} bytes (the pool has ${engine.pool.bufferSize})`,
+        );
+      this.rxGso = new Int32Array(2 * batch);
+      this.txGso = new Int32Array(2 * batch);
+    }
     for (let i = 0; i < batch; i++) {
       const p = engine.pool.take();
       this.rx.push(p);
@@ -95,7 +117,8 @@ export class RunLoop {
     const e = this.engine;
     const pool = e.pool;
     for (let round = 0; round < MAX_BATCHES_PER_WAKEUP; round++) {
-      const n = this.dev.readBatch(this.rxBufs, DEFAULT_HEADROOM, this.rxLens);
+      const rxGso = this.rxGso;
+      const n = this.dev.readBatch(this.rxBufs, DEFAULT_HEADROOM, this.rxLens, rxGso);
       if (n === 0) return;
       this.stats.rxBatches++;
       this.stats.rxPackets += n;
@@ -104,6 +127,10 @@ export class RunLoop {
         const p = this.rx[i]!;
         p.start = DEFAULT_HEADROOM;
         p.length = this.rxLens[i]!;
+        if (rxGso !== undefined) {
+          p.gsoType = rxGso[2 * i]!;
+          p.gsoSize = rxGso[2 * i + 1]!;
+        }
         e.process(p);
         const fresh = pool.take();
         this.rx[i] = fresh;
@@ -122,6 +149,7 @@ export class RunLoop {
   private flush(): void {
     const e = this.engine;
     const total = e.outCount;
+    const txGso = this.txGso;
     let i = 0;
     while (i < total) {
       const count = Math.min(this.batch, total - i);
@@ -130,8 +158,12 @@ export class RunLoop {
         this.txBufs[k] = q.buf;
         this.txOffs[k] = q.start;
         this.txLens[k] = q.length;
+        if (txGso !== undefined) {
+          txGso[2 * k] = q.gsoType;
+          txGso[2 * k + 1] = q.gsoSize;
+        }
       }
-      const written = this.dev.writeBatch(this.txBufs, this.txOffs, this.txLens, count);
+      const written = this.dev.writeBatch(this.txBufs, this.txOffs, this.txLens, count, txGso);
       this.stats.txPackets += written;
       this.stats.txDropped += count - written;
       for (let k = 0; k < count; k++) e.pool.give(e.out[i + k]!);

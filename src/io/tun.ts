@@ -32,12 +32,23 @@ export interface NativeTun {
    * TUNSETIFF IFF_TUN|IFF_NO_PI (|IFF_MULTI_QUEUE) to interface `name`
    * (created if absent; "" or a "%d" pattern lets the kernel choose).
    * Returns the descriptor and the kernel's name for the interface.
+   * With `offload`: IFF_VNET_HDR and TUNSETOFFLOAD (checksum, TSO4/6, ECN),
+   * so whole GSO super-packets (up to 64 KiB) cross the device; every
+   * readBatch/writeBatch on this descriptor must then pass a `gso` array.
    * Throws RangeError if `name` is longer than 15 bytes; "ioctl TUNSETIFF:
    * Invalid argument" (EINVAL) for names the kernel rejects ("a/b", "..");
    * "ioctl TUNSETIFF: Device or resource busy" (EBUSY) when single-queue
    * and already open; EPERM without CAP_NET_ADMIN.
    */
-  open(name: string, multiQueue: boolean): { fd: number; name: string };
+  open(
+    name: string,
+    multiQueue: boolean,
+    offload?: boolean,
+  ): {
+    fd: number;
+    name: string;
+    offload: boolean;
+  };
   /**
    * For i = 0, 1, …: read(fd, bufs[i] + offset, bufs[i].byteLength - offset)
    * until EAGAIN or bufs is full; lengths[i] = the packet's size. Returns
@@ -46,8 +57,18 @@ export interface NativeTun {
    * room), so give every buffer at least the MTU after `offset`. If a read fails after some
    * packets were read, those are returned and the error is thrown by the
    * next call (it recurs: EBADF, EBADFD…). `lengths.length >= bufs.length`.
+   * On an offload descriptor, `gso` (two entries per buffer) receives each
+   * packet's virtio gso_type and gso_size (0 when not a super-packet), and
+   * a checksum the kernel left partial is completed, so every packet read
+   * carries a full checksum.
    */
-  readBatch(fd: number, bufs: Uint8Array[], offset: number, lengths: Int32Array): number;
+  readBatch(
+    fd: number,
+    bufs: Uint8Array[],
+    offset: number,
+    lengths: Int32Array,
+    gso?: Int32Array,
+  ): number;
   /**
    * Writes bufs[i][offsets[i] .. offsets[i]+lengths[i]) for i < count, one
    * write(2) per packet. Returns how many packets were *handled*: written,
@@ -60,6 +81,10 @@ export interface NativeTun {
    * packet and are counted in `stats` if given: stats[0] = packets rejected
    * in this call, stats[1] = errno (positive) of the last rejection, or 0.
    * Both are overwritten on every call. Bad slices throw RangeError.
+   * On an offload descriptor, `gso` (two entries per packet, as readBatch
+   * fills them) says which packets are super-packets: those go out with a
+   * partial checksum (their TCP checksum field is overwritten with the
+   * pseudo-header sum) for the kernel to segment; the rest go out whole.
    */
   writeBatch(
     fd: number,
@@ -68,6 +93,7 @@ export interface NativeTun {
     lengths: Int32Array,
     count: number,
     stats?: Int32Array,
+    gso?: Int32Array,
   ): number;
   /**
    * Watches `fd` for readability on Node's own event loop (uv_poll_t,
@@ -134,13 +160,21 @@ export interface TunDevice extends PacketDevice {
   readonly fd: number;
   /** The kernel's interface name. */
   readonly name: string;
+  /** GSO super-packets cross this device (opened with `offload`). */
+  readonly offload: boolean;
   /** Packets the kernel rejected one by one in writeBatch (counted as handled there). */
   readonly txErrors: number;
   /** errno name of the last such rejection ("EINVAL", "EIO"…), if any. */
   readonly lastTxError: string | undefined;
-  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array): number;
+  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array, gso?: Int32Array): number;
   /** See `NativeTun.writeBatch`; rejected packets count as handled and add to `txErrors`. */
-  writeBatch(bufs: Uint8Array[], offsets: Int32Array, lengths: Int32Array, count: number): number;
+  writeBatch(
+    bufs: Uint8Array[],
+    offsets: Int32Array,
+    lengths: Int32Array,
+    count: number,
+    gso?: Int32Array,
+  ): number;
   /**
    * Calls `cb` whenever packets are waiting (level-triggered: drain with
    * readBatch, or it is called again). Replaces any previous callback.
@@ -170,16 +204,23 @@ class Tun implements TunDevice {
     private readonly n: NativeTun,
     readonly fd: number,
     readonly name: string,
+    readonly offload: boolean,
   ) {}
 
-  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array): number {
+  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array, gso?: Int32Array): number {
     this.check();
-    return this.n.readBatch(this.fd, bufs, offset, lengths);
+    return this.n.readBatch(this.fd, bufs, offset, lengths, gso);
   }
 
-  writeBatch(bufs: Uint8Array[], offsets: Int32Array, lengths: Int32Array, count: number): number {
+  writeBatch(
+    bufs: Uint8Array[],
+    offsets: Int32Array,
+    lengths: Int32Array,
+    count: number,
+    gso?: Int32Array,
+  ): number {
     this.check();
-    const done = this.n.writeBatch(this.fd, bufs, offsets, lengths, count, this.stats);
+    const done = this.n.writeBatch(this.fd, bufs, offsets, lengths, count, this.stats, gso);
     if (this.stats[0]! > 0) {
       this.txErrors += this.stats[0]!;
       this.lastTxError = errnoNames.get(this.stats[1]!) ?? `errno ${this.stats[1]}`;
@@ -230,10 +271,13 @@ class Tun implements TunDevice {
  * have been created multi-queue. Throws as `NativeTun.open` does, or
  * ADDON_MISSING if the addon is not built.
  */
-export function openTun(name: string, options: { multiQueue?: boolean } = {}): TunDevice {
+export function openTun(
+  name: string,
+  options: { multiQueue?: boolean; offload?: boolean } = {},
+): TunDevice {
   const n = nativeTun();
-  const { fd, name: kernelName } = n.open(name, options.multiQueue ?? false);
-  return new Tun(n, fd, kernelName);
+  const opened = n.open(name, options.multiQueue ?? false, options.offload ?? false);
+  return new Tun(n, opened.fd, opened.name, opened.offload);
 }
 
 // ---------------------------------------------------------------- iproute2

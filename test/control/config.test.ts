@@ -131,6 +131,7 @@ describe('parseConfig: the documented example', () => {
         maxConnections: 1048576,
         portRange: { min: 5000, max: 65535 },
         rsMtu: 1500,
+        offload: true,
         timeouts: { ...DEFAULT_TCP_TIMEOUTS, ESTABLISHED: 90 },
       },
       laddrGroups: new Map([['lip_g1', lips]]),
