@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
+import { GSO_BUFFER_SIZE, PacketPool } from '../../src/engine/packet.js';
 import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
@@ -26,8 +27,13 @@ const RISN = 7000000;
 
 const decode = decodeSegment;
 
-function makeEngine(policy: ToaPolicy, extra: Partial<EngineOptions> = {}, rsMtu = 1500): Engine {
-  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra });
+function makeEngine(
+  policy: ToaPolicy,
+  extra: Partial<EngineOptions> = {},
+  rsMtu = 1500,
+  pool?: PacketPool,
+): Engine {
+  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra }, pool);
   e.addService({
     vip: VIP,
     vport: 80,
@@ -38,18 +44,23 @@ function makeEngine(policy: ToaPolicy, extra: Partial<EngineOptions> = {}, rsMtu
   return e;
 }
 
-/** Feeds one packet and returns the decoded outputs, checking each one's checksums. */
-function feed(e: Engine, bytes: Uint8Array, now = 0): Decoded[] {
+/**
+ * Feeds one packet (a GSO super-packet of `gsoSize`-byte segments if given)
+ * and returns the decoded outputs with their gso_size, checking each one's checksums.
+ */
+function feed(e: Engine, bytes: Uint8Array, now = 0, gsoSize = 0): (Decoded & { gso: number })[] {
   const p = e.pool.take();
   assert.ok(p.load(bytes));
+  p.gsoSize = gsoSize;
+  p.gsoType = gsoSize > 0 ? 1 : 0;
   e.tick(now);
   e.process(p);
-  const out: Decoded[] = [];
+  const out: (Decoded & { gso: number })[] = [];
   for (let i = 0; i < e.outCount; i++) {
     const q = e.out[i]!;
     const v = q.view().slice();
     assert.ok(checksumsValid(v), 'engine output must have valid checksums');
-    out.push(decode(v));
+    out.push({ ...decode(v), gso: q.gsoSize });
     e.pool.give(q);
   }
   e.clearOutput();
@@ -221,6 +232,97 @@ test('over-MSS segment: lvs/dpvs give up, fullnat splits into pieces that each c
   assert.equal(out[1]!.flags & (TCP_FIN | TCP_PSH), TCP_FIN | TCP_PSH);
   assert.deepEqual(Buffer.concat([out[0]!.payload, out[1]!.payload]), Buffer.from(payload));
   assert.equal(e.counter('toa_split'), 1);
+});
+
+test('GSO super-packet: the TOA goes in once and the kernel cuts segments that each fit the RS path', () => {
+  // fullnat told the client MSS 1452 (1500 - 40 - TOA): its super-packets have room for the TOA in every segment.
+  const e = makeEngine('fullnat', {}, 1500, new PacketPool(16, GSO_BUFFER_SIZE));
+  const { lbIsn } = handshake(e);
+  const payload = pattern(3 * 1452 + 100);
+  const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, payload), 0, 1452);
+  assert.equal(out.length, 1, 'one super-packet out, not a software split');
+  const o = out[0]!;
+  assert.equal(o.toa.v4, CIP);
+  assert.equal(o.toa.port, CPORT);
+  assert.equal(o.gso, 1452, 'gso_size unchanged: 20 + 28 + 1452 = 1500');
+  assert.equal(o.seq, lbIsn + 1);
+  assert.deepEqual(o.payload, payload);
+  assert.equal(e.counter('toa_inserted'), 1);
+  assert.equal(e.counter('toa_split'), 0);
+});
+
+test('GSO super-packet whose segments leave no room for the TOA: fullnat shrinks gso_size, lvs/dpvs forward without', () => {
+  // A client that ignores the clamped MSS sends 1460-byte segments: 40 + 1460 fills the MTU.
+  const payload = pattern(4 * 1460);
+  for (const policy of ['lvs', 'dpvs'] as const) {
+    const e = makeEngine(policy, {}, 1500, new PacketPool(16, GSO_BUFFER_SIZE));
+    handshake(e);
+    const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK, payload), 0, 1460);
+    assert.equal(out.length, 1, policy);
+    assert.equal(out[0]!.toa.family, 0, policy);
+    assert.equal(out[0]!.gso, 1460, policy);
+    assert.equal(e.counter('toa_failed_mtu'), 1, policy);
+    assert.equal(e.counter('icmp_frag_needed_sent'), 0, 'each segment still fits: no ICMP');
+  }
+  const e = makeEngine('fullnat', {}, 1500, new PacketPool(16, GSO_BUFFER_SIZE));
+  handshake(e);
+  const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK, payload), 0, 1460);
+  assert.equal(out.length, 1);
+  assert.equal(out[0]!.toa.v4, CIP);
+  assert.equal(out[0]!.gso, 1500 - 20 - 28, 'segments of 1452 bytes: each fits with the TOA');
+  assert.deepEqual(out[0]!.payload, payload);
+  assert.equal(e.counter('toa_gso_resized'), 1);
+});
+
+test('GSO super-packet at the IPv4 length limit: no room to grow, so fullnat splits it in software', () => {
+  const e = makeEngine('fullnat', {}, 1500, new PacketPool(64, GSO_BUFFER_SIZE));
+  const { lbIsn } = handshake(e);
+  const payload = pattern(65535 - 40);
+  const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK, payload), 0, 1452);
+  assert.equal(out.length, Math.ceil(payload.length / 1452));
+  let seq = lbIsn + 1;
+  for (const piece of out) {
+    assert.equal(piece.toa.v4, CIP);
+    assert.equal(piece.gso, 0);
+    assert.ok(piece.bytes.length <= 1500);
+    assert.equal(piece.seq, seq >>> 0);
+    seq += piece.payload.length;
+  }
+  assert.equal(seq - lbIsn - 1, payload.length);
+  assert.equal(e.counter('toa_split'), 1);
+});
+
+test('a GSO super-packet too big per segment, with no TOA to add, gets ICMP frag-needed for its segment size', () => {
+  const e = makeEngine('fullnat', {}, 1400, new PacketPool(16, GSO_BUFFER_SIZE));
+  const { lbIsn, lport } = handshake(e);
+  // Past the handshake: the RS acked data, so no TOA is wanted.
+  feed(
+    e,
+    buildSegment({
+      src: RIP,
+      dst: LIP,
+      sport: 8080,
+      dport: lport,
+      seq: RISN + 1,
+      ack: lbIsn + 1,
+      flags: TCP_ACK,
+      payload: pattern(10),
+    }),
+  );
+  const fits = feed(e, client(CISN + 1, RISN + 11, TCP_ACK, pattern(4 * 1360)), 0, 1360);
+  assert.equal(fits.length, 1);
+  assert.equal(fits[0]!.gso, 1360);
+  assert.equal(fits[0]!.toa.family, 0);
+  const p = e.pool.take();
+  p.load(client(CISN + 1 + 4 * 1360, RISN + 11, TCP_ACK, pattern(4 * 1400)));
+  p.gsoSize = 1400;
+  e.process(p);
+  assert.equal(e.outCount, 1);
+  const icmp = e.out[0]!.view().slice();
+  e.pool.give(e.out[0]!);
+  e.clearOutput();
+  assert.equal(icmp[9], 1);
+  assert.equal((icmp[26]! << 8) | icmp[27]!, 1400);
 });
 
 test('full option space: lvs fails, dpvs and fullnat prune', () => {
@@ -439,7 +541,7 @@ test('PROXY protocol v2: header segment first, client bytes shifted by its lengt
   const req = pattern(300);
   const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, req));
   assert.equal(out.length, 2);
-  const [hdr, data] = out as [Decoded, Decoded];
+  const [hdr, data] = [out[0]!, out[1]!];
   assert.equal(hdr.seq, lbIsn + 1);
   assert.equal(hdr.payload.length, 28);
   assert.deepEqual(

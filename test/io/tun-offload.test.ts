@@ -1,0 +1,266 @@
+// Real-kernel test of the TUN offload path (IFF_VNET_HDR + TUNSETOFFLOAD):
+// GSO super-packets we write must leave the kernel as correct segments, and
+// super-packets the kernel routes into the device must reach us whole, with
+// their gso_size and a complete checksum. tshark, not our codec, judges the
+// checksums. Runs as root with netns, the addon, tshark, tcpdump and ethtool;
+// otherwise skips with the reason.
+//
+// Topology (namespaces of this test only):
+//   [lb] fno0 (TUN, 10.98.0.1/24) + veth-l 10.98.1.1/24 ── veth-r 10.98.1.2/24 [rs]
+// veth-l has TSO, GSO and checksum offload off, so a super-packet forwarded to
+// rs is segmented, and each segment's checksum finished, in software from the
+// pseudo-header sum we left in its checksum field.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ip, openTun, setUp, addAddress, tunAvailable, type TunDevice } from '../../src/io/tun.js';
+import { parseIpv4 } from '../../src/wire/bytes.js';
+import { Ipv4View } from '../../src/wire/ipv4.js';
+import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
+import { TCP_ACK, TCP_PSH } from '../../src/wire/tcp.js';
+import { opt } from '../../src/wire/tcp-options.js';
+import { toaV4Option } from '../../src/wire/toa.js';
+import { buildSegment, pattern } from '../support/packets.js';
+
+const LB = `fullnat-tof-${process.pid}-lb`;
+const RS = `fullnat-tof-${process.pid}-rs`;
+const GSO_TCPV4 = 1;
+const HEADROOM = 128;
+const BUF = HEADROOM + 65535 + 128;
+
+const which = (t: string): boolean => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0;
+
+let created: string[] = [];
+function cleanup(): void {
+  for (const ns of created) {
+    try {
+      ip(['netns', 'del', ns]);
+    } catch {
+      // already gone
+    }
+  }
+  created = [];
+}
+process.on('exit', cleanup);
+
+function skipReason(): string | false {
+  const a = tunAvailable();
+  if (!a.ok) return a.reason;
+  const missing = ['tshark', 'tcpdump', 'ethtool'].filter((t) => !which(t));
+  if (missing.length) return `missing ${missing.join(', ')} (apt-get install ${missing.join(' ')})`;
+  try {
+    for (const ns of [LB, RS]) {
+      ip(['netns', 'add', ns]);
+      created.push(ns);
+    }
+  } catch (err) {
+    return `cannot create a network namespace: ${(err as Error).message}`;
+  }
+  return false;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const nsExec = (ns: string, ...argv: string[]): string =>
+  execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', stdio: 'pipe' });
+
+const tmp = mkdtempSync(join(tmpdir(), 'fullnat-tof-'));
+process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
+
+/** tshark fields of every TCP packet in `file`, checksums checked. */
+function tsharkRows(file: string, fields: string[]): string[][] {
+  const out = execFileSync(
+    'tshark',
+    [
+      '-n',
+      '-r',
+      file,
+      '-o',
+      'ip.check_checksum:TRUE',
+      '-o',
+      'tcp.check_checksum:TRUE',
+      '-o',
+      'tcp.relative_sequence_numbers:FALSE',
+      '-o',
+      'tcp.desegment_tcp_streams:FALSE',
+      '-Y',
+      'tcp',
+      '-T',
+      'fields',
+      '-E',
+      'separator=|',
+      '-E',
+      'occurrence=a',
+      '-E',
+      'aggregator=,',
+      ...fields.flatMap((f) => ['-e', f]),
+    ],
+    { encoding: 'utf8', timeout: 30_000, env: { ...process.env, HOME: tmp } },
+  );
+  return out
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => l.split('|'));
+}
+
+/** A 4000-byte TCP super-packet carrying a TOA, to be cut into segments of `gsoSize`. */
+function superPacket(src: string, dst: string, ttl = 64): Uint8Array {
+  const b = buildSegment({
+    src: parseIpv4(src),
+    dst: parseIpv4(dst),
+    sport: 4000,
+    dport: 9,
+    seq: 1000,
+    ack: 1,
+    flags: TCP_ACK | TCP_PSH,
+    options: [
+      toaV4Option(4242, parseIpv4('203.0.113.7')),
+      opt.nop(),
+      opt.nop(),
+      opt.nop(),
+      opt.nop(),
+    ],
+    payload: pattern(4000),
+  });
+  b[8] = ttl;
+  new Ipv4View().wrap(b, 0).updateChecksum();
+  return b;
+}
+
+function write(dev: TunDevice, pkt: Uint8Array, gsoSize: number): void {
+  const buf = new Uint8Array(BUF);
+  buf.set(pkt, HEADROOM);
+  const gso = Int32Array.of(gsoSize > 0 ? GSO_TCPV4 : 0, gsoSize);
+  const n = dev.writeBatch([buf], Int32Array.of(HEADROOM), Int32Array.of(pkt.length), 1, gso);
+  assert.equal(n, 1);
+  assert.equal(dev.txErrors, 0, `write rejected: ${dev.lastTxError}`);
+}
+
+let dev: TunDevice | undefined;
+const skip = skipReason();
+if (skip) test('TUN offloads on the real kernel', { skip }, () => {});
+else
+  describe(`TUN offloads on the real kernel (namespaces ${LB}, ${RS})`, () => {
+    before(() => {
+      dev = openTun(`fno${process.pid}`.slice(0, 15), { offload: true });
+      assert.equal(dev.offload, true);
+      ip(['link', 'set', 'dev', dev.name, 'netns', LB]);
+      ip(['link', 'set', 'dev', dev.name, 'name', 'fno0'], { netns: LB });
+      addAddress('fno0', '10.98.0.1/24', { netns: LB });
+      setUp('fno0', 1500, { netns: LB });
+      ip(['link', 'add', 'veth-l', 'netns', LB, 'type', 'veth', 'peer', 'veth-r', 'netns', RS]);
+      addAddress('veth-l', '10.98.1.1/24', { netns: LB });
+      addAddress('veth-r', '10.98.1.2/24', { netns: RS });
+      setUp('veth-l', 1500, { netns: LB });
+      setUp('veth-r', 1500, { netns: RS });
+      ip(['link', 'set', 'lo', 'up'], { netns: LB });
+      nsExec(LB, 'ethtool', '-K', 'veth-l', 'tso', 'off', 'gso', 'off', 'tx', 'off');
+      nsExec(LB, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+      nsExec(LB, 'sysctl', '-qw', 'net.ipv4.conf.all.rp_filter=0');
+      nsExec(LB, 'sysctl', '-qw', 'net.ipv4.conf.fno0.rp_filter=0');
+      nsExec(LB, 'sysctl', '-qw', 'net.ipv4.conf.all.send_redirects=0');
+      nsExec(LB, 'sysctl', '-qw', 'net.ipv4.conf.fno0.send_redirects=0');
+      nsExec(RS, 'ip', 'route', 'add', '10.98.0.0/24', 'via', '10.98.1.1');
+    });
+
+    after(() => {
+      dev?.close();
+      dev = undefined;
+      cleanup();
+    });
+
+    test(
+      'a super-packet we write leaves as gso_size segments, each with the TOA and a checksum tshark calls good',
+      { timeout: 30_000 },
+      async () => {
+        const d = dev!;
+        const pcap = join(tmp, 'rs.pcap');
+        const dump: ChildProcess = spawn(
+          'ip',
+          [
+            'netns',
+            'exec',
+            RS,
+            'tcpdump',
+            '--immediate-mode',
+            '-n',
+            '-U',
+            '-i',
+            'veth-r',
+            '-w',
+            pcap,
+            'tcp dst port 9',
+          ],
+          { stdio: ['ignore', 'ignore', 'pipe'] },
+        );
+        let err = '';
+        dump.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+        const end = Date.now() + 10_000;
+        while (!err.includes('listening on') && Date.now() < end) await sleep(20);
+        assert.ok(err.includes('listening on'), `tcpdump did not start: ${err}`);
+
+        write(d, superPacket('10.98.0.2', '10.98.1.2'), 1000);
+        await sleep(500);
+        dump.kill('SIGINT');
+        await new Promise((r) => dump.once('exit', r));
+
+        const rows = tsharkRows(pcap, [
+          'tcp.len',
+          'tcp.seq',
+          'tcp.checksum.status',
+          'ip.checksum.status',
+          'tcp.option_kind',
+          'tcp.flags.push',
+          'ip.ttl',
+        ]);
+        assert.equal(rows.length, 4, `segments seen at the RS: ${JSON.stringify(rows)}`);
+        rows.forEach(([len, seq, tcpOk, ipOk, kinds, push, ttl], i) => {
+          assert.equal(len, '1000', `segment ${i} payload`);
+          assert.equal(seq, String(1000 + 1000 * i), `segment ${i} seq`);
+          assert.equal(tcpOk, '1', `segment ${i} TCP checksum status (1 = good)`);
+          assert.equal(ipOk, '1', `segment ${i} IP checksum status`);
+          assert.equal(kinds!.split(',')[0], '254', `segment ${i} starts its options with the TOA`);
+          assert.equal(push, i === 3 ? '1' : '0', `PSH only on the last segment`);
+          assert.equal(ttl, '63', 'forwarded once');
+        });
+      },
+    );
+
+    test(
+      'a super-packet the kernel routes into the device is read whole, with its gso_size and a complete checksum',
+      { timeout: 30_000 },
+      async () => {
+        const d = dev!;
+        // From a non-local source to an address behind fno0: the kernel forwards it back out of fno0.
+        const sent = superPacket('10.98.0.3', '10.98.0.2');
+        write(d, sent, 1000);
+        const bufs = Array.from({ length: 8 }, () => new Uint8Array(BUF));
+        const lens = new Int32Array(8);
+        const gso = new Int32Array(16);
+        let got: { pkt: Uint8Array; gsoSize: number; gsoType: number } | undefined;
+        const end = Date.now() + 5000;
+        while (!got && Date.now() < end) {
+          const n = d.readBatch(bufs, HEADROOM, lens, gso);
+          for (let i = 0; i < n; i++) {
+            const p = bufs[i]!.subarray(HEADROOM, HEADROOM + lens[i]!);
+            if (p[9] === 6 && p[12] === 10 && p[15] === 3)
+              got = { pkt: p.slice(), gsoType: gso[2 * i]!, gsoSize: gso[2 * i + 1]! };
+          }
+          if (!got) await sleep(10);
+        }
+        assert.ok(got, 'the forwarded super-packet came back to the device');
+        assert.equal(got.pkt.length, sent.length, 'one read, the whole super-packet');
+        assert.equal(got.gsoSize, 1000);
+        assert.equal(got.gsoType & 0x7f, GSO_TCPV4);
+        assert.equal(got.pkt[8], 63, 'TTL decremented by the forward');
+        const file = join(tmp, 'readback.pcap');
+        writeFileSync(file, new PcapWriter(LINKTYPE_RAW, 262144).add(0, got.pkt).toBytes());
+        const rows = tsharkRows(file, ['tcp.checksum.status', 'ip.checksum.status', 'tcp.len']);
+        assert.deepEqual(rows, [['1', '1', '4000']], 'tshark: both checksums good, 4000 bytes');
+        assert.deepEqual(got.pkt.subarray(40 + 12), sent.subarray(40 + 12), 'payload unchanged');
+        assert.ok(readFileSync(file).length > 4000);
+      },
+    );
+  });
