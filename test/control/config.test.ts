@@ -186,6 +186,7 @@ describe('parseConfig: the documented example', () => {
       maxConnections: 1 << 20,
       portRange: { min: 5000, max: 65535 },
       rsMtu: 1500,
+      offload: true,
       timeouts: DEFAULT_TCP_TIMEOUTS,
     });
     assert.equal(cfg.defs.metrics, undefined);
