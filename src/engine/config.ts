@@ -11,6 +11,25 @@ export const TOA_POLICIES: readonly ToaPolicy[] = ['lvs', 'dpvs', 'fullnat'];
 export type ToaSetting = ToaPolicy | 'off';
 export const TOA_SETTINGS: readonly ToaSetting[] = [...TOA_POLICIES, 'off'];
 
+/**
+ * What happens to a TCP packet for an address routed to the LB that matches
+ * no service and is no reply to a LIP: `drop` it silently, or drop it and
+ * answer `icmp` destination unreachable (rate-limited).
+ */
+export type UnknownServiceAction = 'drop' | 'icmp';
+export const UNKNOWN_SERVICE_ACTIONS: readonly UnknownServiceAction[] = ['drop', 'icmp'];
+
+/** Checks a value handed to the engine (TypeScript cannot stop a caller in plain JS). */
+export function checkUnknownServiceAction(v: string): UnknownServiceAction {
+  const a = UNKNOWN_SERVICE_ACTIONS.find((x) => x === v);
+  if (!a) {
+    throw new RangeError(
+      `unknownServiceAction must be one of ${UNKNOWN_SERVICE_ACTIONS.join(', ')}, got '${v}'`,
+    );
+  }
+  return a;
+}
+
 export interface RealServerConfig {
   addr: number;
   port: number;
@@ -45,6 +64,12 @@ export interface EngineOptions {
   portRange: PortRange;
   /** Default MTU of the LB→RS path. */
   rsMtu: number;
+  /** Packets for no service: `drop`, or drop and answer ICMP destination unreachable. */
+  unknownServiceAction: UnknownServiceAction;
+  /** ICMP unreachables sent for unknown services, per second on average (a token bucket, as the kernel's icmp_msgs_per_sec). */
+  icmpRateLimit: number;
+  /** ... and in one burst (the bucket's size, as the kernel's icmp_msgs_burst). */
+  icmpRateBurst: number;
   /** Key for LB→RS ISNs; random in production, fixed in tests for determinism. */
   isnSecret: number;
   timeouts: TcpTimeouts;
@@ -86,6 +111,9 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxConnections: 1 << 20,
   portRange: DEFAULT_PORT_RANGE,
   rsMtu: 1500,
+  unknownServiceAction: 'drop',
+  icmpRateLimit: 1000,
+  icmpRateBurst: 50,
   isnSecret: 0x5eed,
   timeouts: DEFAULT_TCP_TIMEOUTS,
   maxRealServers: 1024,

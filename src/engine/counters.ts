@@ -26,6 +26,9 @@ export const COUNTER_NAMES = [
   'laddr_ports_exhausted',
   'rst_sent',
   'icmp_frag_needed_sent',
+  /** `unknown_service_action icmp`: destination unreachables sent, and those the rate limit held back. */
+  'icmp_unreachable_sent',
+  'icmp_unreachable_ratelimited',
   'too_big_dropped',
   'toa_inserted',
   'toa_inserted_syn',

@@ -34,14 +34,22 @@ export function craftRst(
   p.length = 40;
 }
 
+/** ICMP destination unreachable codes (RFC 792) the engine sends. */
+export const ICMP_HOST_UNREACHABLE = 1;
+export const ICMP_PORT_UNREACHABLE = 3;
+export const ICMP_FRAG_NEEDED = 4;
+
 /**
- * ICMP destination unreachable / fragmentation needed (RFC 1191) quoting the
- * original IP header and 8 bytes, so the sender's stack can match its socket.
+ * ICMP destination unreachable (type 3) with `code`, quoting the original IP
+ * header and the first 8 bytes of its payload (RFC 792), so the sender's
+ * stack can match its socket. `mtu` is the next-hop MTU of code 4
+ * (fragmentation needed, RFC 1191); 0 for the other codes.
  */
-export function craftFragNeeded(
+export function craftDestUnreachable(
   p: Packet,
   src: number,
   dst: number,
+  code: number,
   mtu: number,
   orig: Uint8Array,
   origOff: number,
@@ -54,11 +62,24 @@ export function craftFragNeeded(
   writeIpv4Header(b, ip, { src, dst, protocol: IPPROTO_ICMP, payloadLength: icmpLen, ttl: 64 });
   const o = ip + 20;
   b[o] = 3;
-  b[o + 1] = 4;
+  b[o + 1] = code;
   set16(b, o + 2, 0);
   set16(b, o + 4, 0);
   set16(b, o + 6, mtu);
   b.set(orig.subarray(origOff, origOff + quote), o + 8);
   set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, 0)));
   p.length = 20 + icmpLen;
+}
+
+/** ICMP destination unreachable / fragmentation needed (RFC 1191). */
+export function craftFragNeeded(
+  p: Packet,
+  src: number,
+  dst: number,
+  mtu: number,
+  orig: Uint8Array,
+  origOff: number,
+  origHeaderLen: number,
+): void {
+  craftDestUnreachable(p, src, dst, ICMP_FRAG_NEEDED, mtu, orig, origOff, origHeaderLen);
 }

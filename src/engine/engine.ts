@@ -33,6 +33,7 @@ import { TCPOLEN_TIMESTAMP, TcpOptionSummary } from '../wire/tcp-options.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import {
   DEFAULT_ENGINE_OPTIONS,
+  checkUnknownServiceAction,
   type EngineOptions,
   type ServiceConfig,
   type ToaSetting,
@@ -48,7 +49,13 @@ import {
   ConnTable,
 } from './conn-table.js';
 import { C, newCounterArray } from './counters.js';
-import { craftFragNeeded, craftRst } from './craft.js';
+import {
+  ICMP_HOST_UNREACHABLE,
+  ICMP_PORT_UNREACHABLE,
+  craftDestUnreachable,
+  craftFragNeeded,
+  craftRst,
+} from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
 import { LocalAddressPool } from './laddr.js';
 import { MAX_IP_PACKET, Packet, PacketPool } from './packet.js';
@@ -77,6 +84,7 @@ import {
   writeRsSyn,
 } from './synproxy.js';
 import { TcpState, nextStateInbound, nextStateOutbound, timeoutTable } from './tcp-state.js';
+import { TokenBucket } from './token-bucket.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
 
 export interface ConnectionEntry {
@@ -138,6 +146,8 @@ export class Engine {
   private readonly held: HeldPackets;
   private readonly u32 = new Uint32Array(2);
   private readonly zero = new Uint32Array(1);
+  /** Rate limit of the ICMP unreachables for unknown services. */
+  private readonly icmpBucket: TokenBucket;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -158,6 +168,8 @@ export class Engine {
       Math.max(1, this.opts.synproxyMaxStoredAcks),
       this.opts.synproxyMaxStoredTotal,
     );
+    checkUnknownServiceAction(this.opts.unknownServiceAction);
+    this.icmpBucket = new TokenBucket(this.opts.icmpRateLimit, this.opts.icmpRateBurst);
   }
 
   addService(cfg: ServiceConfig): Service {
@@ -185,9 +197,18 @@ export class Engine {
    */
   reconfigure(
     o: Partial<
-      Pick<EngineOptions, 'toaPolicy' | 'mssAdjust' | 'timestampRemove' | 'timeouts' | 'rsMtu'>
+      Pick<
+        EngineOptions,
+        | 'toaPolicy'
+        | 'mssAdjust'
+        | 'timestampRemove'
+        | 'timeouts'
+        | 'rsMtu'
+        | 'unknownServiceAction'
+      >
     >,
   ): void {
+    if (o.unknownServiceAction !== undefined) checkUnknownServiceAction(o.unknownServiceAction);
     Object.assign(this.opts, o);
     this.policy = this.opts.toaPolicy;
     this.timeoutsMs = timeoutTable(this.opts.timeouts);
@@ -429,7 +450,44 @@ export class Engine {
       this.outbound(p, ipHl);
       return;
     }
+    if (this.opts.unknownServiceAction === 'icmp') this.unreachable(p, ipHl);
     this.drop(p, C.no_service_dropped);
+  }
+
+  /**
+   * `unknown_service_action icmp`: answers a TCP packet that no service and
+   * no LIP claims with ICMP destination unreachable from its destination,
+   * quoting its IP header and first 8 bytes (RFC 792): port unreachable when
+   * the destination is a VIP (the LB is that host), host unreachable
+   * otherwise. Never for a RST, nor for a multicast, broadcast, loopback or
+   * "this network" source or destination (RFC 1122 3.2.2, RFC 1812 4.3.2.7);
+   * ICMP and fragments never get here. At most `icmpRateLimit` a second,
+   * `icmpRateBurst` at once. `p` stays the caller's to drop.
+   */
+  private unreachable(p: Packet, ipHl: number): void {
+    const ip = this.ip;
+    const src = ip.src;
+    const dst = ip.dst;
+    const s8 = src >>> 24;
+    const d8 = dst >>> 24;
+    if (this.tcp.rst || s8 === 0 || s8 === 127 || s8 >= 224 || d8 === 0 || d8 === 127 || d8 >= 224)
+      return;
+    if (!this.icmpBucket.take(this.now)) {
+      this.counters[C.icmp_unreachable_ratelimited]!++;
+      return;
+    }
+    let code = ICMP_HOST_UNREACHABLE;
+    const svcs = this.services;
+    for (let i = 0; i < svcs.length; i++) {
+      if (svcs[i]!.live && svcs[i]!.vip === dst) {
+        code = ICMP_PORT_UNREACHABLE;
+        break;
+      }
+    }
+    const r = this.pool.take();
+    craftDestUnreachable(r, dst, src, code, 0, p.buf, p.start, ipHl);
+    this.counters[C.icmp_unreachable_sent]!++;
+    this.emit(r);
   }
 
   // ---- client → RS ------------------------------------------------------------------
