@@ -10,7 +10,13 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, normalize } from 'node:path';
 
-import { DEFAULT_ENGINE_OPTIONS, TOA_SETTINGS, type ToaSetting } from '../engine/config.js';
+import {
+  DEFAULT_ENGINE_OPTIONS,
+  TOA_SETTINGS,
+  UNKNOWN_SERVICE_ACTIONS,
+  type ToaSetting,
+  type UnknownServiceAction,
+} from '../engine/config.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 import { ipv4ToString, parseIpv4, parseIpv6 } from '../wire/bytes.js';
@@ -366,6 +372,7 @@ function defaultDefs(): FullnatDefs {
     toaPolicy: e.toaPolicy,
     mssAdjust: e.mssAdjust,
     timestampRemove: e.timestampRemove,
+    unknownServiceAction: e.unknownServiceAction,
     controlSocket: CONFIG_DEFAULTS.controlSocket,
     maxConnections: e.maxConnections,
     portRange: { ...e.portRange },
@@ -392,6 +399,7 @@ function parseDefs(cur: Cursor, kw: Token, st: State): void {
     toa_policy: (k) => (d.toaPolicy = toaPolicy(cur.value(k))),
     mss_adjust: (k) => (d.mssAdjust = onOff(cur.value(k), k.text)),
     timestamp_remove: (k) => (d.timestampRemove = onOff(cur.value(k), k.text)),
+    unknown_service_action: (k) => (d.unknownServiceAction = unknownServiceAction(cur.value(k))),
     metrics: (k) => (d.metrics = metrics(cur.value(k))),
     control_socket: (k) => (d.controlSocket = cur.value(k).text),
     max_connections: (k) => (d.maxConnections = intIn(cur.value(k), k.text, 1, 0x7fffffff)),
@@ -431,6 +439,17 @@ function toaPolicy(t: Token): ToaSetting {
   const p = TOA_SETTINGS.find((x) => x === t.text);
   if (!p) fail(t, `unknown toa_policy '${t.text}' (valid: ${TOA_SETTINGS.join(', ')})`);
   return p;
+}
+
+function unknownServiceAction(t: Token): UnknownServiceAction {
+  const a = UNKNOWN_SERVICE_ACTIONS.find((x) => x === t.text);
+  if (!a) {
+    fail(
+      t,
+      `bad unknown_service_action '${t.text}' (expected ${UNKNOWN_SERVICE_ACTIONS.join(' or ')})`,
+    );
+  }
+  return a;
 }
 
 function metrics(t: Token): { host: string; port: number } | undefined {
@@ -903,6 +922,7 @@ const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
   toaPolicy: 'toa_policy',
   mssAdjust: 'mss_adjust',
   timestampRemove: 'timestamp_remove',
+  unknownServiceAction: 'unknown_service_action',
   metrics: 'metrics',
   controlSocket: 'control_socket',
   maxConnections: 'max_connections',

@@ -77,6 +77,7 @@ export class LoadBalancer implements ControlApi {
         toaPolicy: d.toaPolicy,
         mssAdjust: d.mssAdjust,
         timestampRemove: d.timestampRemove,
+        unknownServiceAction: d.unknownServiceAction,
         maxConnections: d.maxConnections,
         portRange: d.portRange,
         rsMtu: d.rsMtu,
@@ -240,6 +241,7 @@ export class LoadBalancer implements ControlApi {
       toaPolicy: d.toaPolicy,
       mssAdjust: d.mssAdjust,
       timestampRemove: d.timestampRemove,
+      unknownServiceAction: d.unknownServiceAction,
       timeouts: d.timeouts,
       rsMtu: d.rsMtu,
     });

@@ -3,7 +3,7 @@
  * running load balancer reports about itself, and the operations `ctl` can ask
  * for. Addresses are host-order IPv4 numbers; text forms are for display.
  */
-import type { ToaSetting } from '../engine/config.js';
+import type { ToaSetting, UnknownServiceAction } from '../engine/config.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 
@@ -69,6 +69,8 @@ export interface FullnatDefs {
   toaPolicy: ToaSetting;
   mssAdjust: boolean;
   timestampRemove: boolean;
+  /** TCP packets for no service: `drop`, or drop and answer ICMP destination unreachable (rate-limited). */
+  unknownServiceAction: UnknownServiceAction;
   /** Prometheus listener, e.g. { host: '127.0.0.1', port: 9400 }; absent = off. */
   metrics?: { host: string; port: number };
   /** Control socket path, default /run/fullnat.sock. */

@@ -126,6 +126,7 @@ describe('parseConfig: the documented example', () => {
         toaPolicy: 'fullnat',
         mssAdjust: true,
         timestampRemove: true,
+        unknownServiceAction: 'drop',
         metrics: { host: '127.0.0.1', port: 9400 },
         controlSocket: '/run/fullnat.sock',
         maxConnections: 1048576,
@@ -182,6 +183,7 @@ describe('parseConfig: the documented example', () => {
       toaPolicy: 'fullnat',
       mssAdjust: true,
       timestampRemove: true,
+      unknownServiceAction: 'drop',
       controlSocket: '/run/fullnat.sock',
       maxConnections: 1 << 20,
       portRange: { min: 5000, max: 65535 },
@@ -801,5 +803,46 @@ describe('proxy_protocol', () => {
       parse(BASE.replace('laddr_group_name g1', 'laddr_group_name g1\n proxy_protocol v2')),
     );
     assert.deepEqual(d.changedServices[0]!.proxyProtocol, { from: 0, to: 2 });
+  });
+});
+
+describe('unknown_service_action', () => {
+  const parse = (t: string): FullnatConfig => parseConfig(t, 'test.conf');
+  const defs = (line: string): string => `fullnat_defs {\n  ${line}\n}\n${BASE}`;
+
+  it('is drop by default and takes drop or icmp', () => {
+    assert.equal(parse(BASE).defs.unknownServiceAction, 'drop');
+    assert.equal(parse(defs('unknown_service_action drop')).defs.unknownServiceAction, 'drop');
+    assert.equal(parse(defs('unknown_service_action icmp')).defs.unknownServiceAction, 'icmp');
+  });
+
+  it('rejects anything else, a missing value and a repeat with file:line', () => {
+    const e = expectError(
+      defs('unknown_service_action reject'),
+      'unknown_service_action reject',
+      /^bad unknown_service_action 'reject' \(expected drop or icmp\)$/,
+    );
+    assert.equal(e.message, `test.conf:2: ${e.reason}`);
+    expectError(
+      defs('unknown_service_action ICMP'),
+      'unknown_service_action ICMP',
+      /bad unknown_service_action 'ICMP'/,
+    );
+    expectError(
+      defs('unknown_service_action'),
+      'unknown_service_action',
+      /'unknown_service_action' needs a value/,
+    );
+    expectError(
+      `fullnat_defs {\n  unknown_service_action icmp\n  unknown_service_action drop\n}\n${BASE}`,
+      3,
+      /'unknown_service_action' given twice in this block \(first at test\.conf:2\)/,
+    );
+  });
+
+  it('changes on reload: in the diff, not among the restart-only keys', () => {
+    const d = diffConfig(parse(BASE), parse(defs('unknown_service_action icmp')));
+    assert.deepEqual(d.changedDefs, ['unknown_service_action']);
+    assert.deepEqual(d.restartRequired, []);
   });
 });
