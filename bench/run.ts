@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- [engine] [net] [--json] [--connections N]`
+ * `npm run bench -- [engine] [memory] [net] [--json] [--connections N]`
  * engine: packets per second through the engine alone (one core).
+ * memory: connection-table bytes per connection with 1 M and 10 M entries.
  * net: fullnat live over its TUN next to the kernel's NAT and HAProxy, in
  * network namespaces (root; skipped with the reason otherwise).
  */
@@ -8,9 +9,10 @@ import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runEngineBench } from './engine.js';
+import { runMemoryBench } from './memory.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 
-const SUITES = ['engine', 'net'];
+const SUITES = ['engine', 'memory', 'net'];
 
 interface Opts {
   json?: boolean;
@@ -18,6 +20,7 @@ interface Opts {
   rounds: string;
   seconds: string;
   variants: string;
+  tableSizes: string;
   cpuProf?: string;
 }
 
@@ -27,6 +30,7 @@ const program = new Command('bench')
   .option('--connections <n>', 'connections in the engine workload', '100000')
   .option('--rounds <n>', 'timed rounds (best is reported)', '5')
   .option('--seconds <n>', 'net: seconds per iperf3/wrk run', '5')
+  .option('--table-sizes <list>', 'memory: comma-separated entry counts', '1000000,10000000')
   .option(
     '--variants <list>',
     'net: comma-separated subset of direct,kernel,haproxy,fullnat',
@@ -59,6 +63,15 @@ const program = new Command('bench')
           console.log(
             `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
           );
+        }
+      } else if (s === 'memory') {
+        const rows = o.tableSizes.split(',').map((n) => runMemoryBench(Number(n)));
+        results.memory = rows;
+        if (!o.json) {
+          for (const r of rows)
+            console.log(
+              `memory: ${r.connections} connections: table ${r.tableBytesPerConnection.toFixed(1)} B/conn, process ${r.processBytesPerConnection.toFixed(1)} B/conn (typed arrays + heap), RSS ${r.rssBytesPerConnection.toFixed(1)} B/conn; filled in ${r.fillSeconds.toFixed(1)} s`,
+            );
         }
       } else if (s === 'net') {
         const why = netBenchUnavailable();
