@@ -58,7 +58,13 @@ import {
 } from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
 import { LocalAddressPool } from './laddr.js';
-import { MAX_IP_PACKET, Packet, PacketPool } from './packet.js';
+import {
+  DEFAULT_BUFFER_SIZE,
+  DEFAULT_HEADROOM,
+  MAX_IP_PACKET,
+  Packet,
+  PacketPool,
+} from './packet.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import {
@@ -1038,6 +1044,19 @@ export class Engine {
   }
 
   /** A client packet while c's RS leg opens: held for the replay, within bounds. */
+  /** A small packet moves out of a 64 KiB buffer before it is held: holds must not cost 64 KiB each. */
+  private compactForHold(p: Packet): Packet {
+    if (p.buf.length <= DEFAULT_BUFFER_SIZE) return p;
+    if (DEFAULT_HEADROOM + p.length + TCP_MAX_OPTIONS > DEFAULT_BUFFER_SIZE) return p;
+    const q = this.pool.takeSmall();
+    q.buf.set(p.buf.subarray(p.start, p.start + p.length), DEFAULT_HEADROOM);
+    q.length = p.length;
+    q.gsoSize = p.gsoSize;
+    q.gsoType = p.gsoType;
+    this.pool.give(p);
+    return q;
+  }
+
   private spHold(p: Packet, c: number, ipHl: number): void {
     const t = this.table;
     const svcIdx = t.svc[c]!;
@@ -1065,6 +1084,8 @@ export class Engine {
       this.dropSvc(p, svcIdx, C.synproxy_setup_dropped);
       return;
     }
+    p = this.compactForHold(p);
+    this.tcp.wrap(p.buf, p.start + ipHl);
     if (!this.held.push(t.spSlot[c]!, p)) {
       this.dropSvc(p, svcIdx, C.synproxy_ack_overflow);
       return;

@@ -59,6 +59,7 @@ export class Packet {
 export class PacketPool {
   private readonly free: Packet[] = [];
   private freeCount = 0;
+  private readonly smallFree: Packet[] = [];
   readonly bufferSize: number;
   /** Packets ever created; grows only when the pool runs dry. */
   created = 0;
@@ -88,7 +89,27 @@ export class PacketPool {
     return p;
   }
 
+  /**
+   * A packet with a DEFAULT_BUFFER_SIZE buffer, for copies of small packets
+   * kept for a while (SYNPROXY holds) when this pool's buffers are 64 KiB:
+   * thousands of held ACKs must not pin a super-packet buffer each. `give`
+   * takes it back into its own free list; `take` never hands it out.
+   */
+  takeSmall(): Packet {
+    if (this.bufferSize <= DEFAULT_BUFFER_SIZE) return this.take();
+    const p = this.smallFree.pop() ?? new Packet(DEFAULT_BUFFER_SIZE);
+    p.start = DEFAULT_HEADROOM;
+    p.length = 0;
+    p.gsoSize = 0;
+    p.gsoType = 0;
+    return p;
+  }
+
   give(p: Packet): void {
+    if (p.buf.length !== this.bufferSize) {
+      this.smallFree.push(p);
+      return;
+    }
     if (this.freeCount < this.free.length) this.free[this.freeCount] = p;
     else this.free.push(p);
     this.freeCount++;

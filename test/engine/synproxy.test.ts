@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Engine } from '../../src/engine/engine.js';
+import { GSO_BUFFER_SIZE, PacketPool } from '../../src/engine/packet.js';
 import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
 import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
 import {
@@ -58,8 +59,9 @@ function makeEngine(
   policy: ToaPolicy = 'fullnat',
   extra: Partial<EngineOptions> = {},
   rsMtu = 1500,
+  pool?: PacketPool,
 ): Engine {
-  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra });
+  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra }, pool);
   e.addService({
     vip: VIP,
     vport: 80,
@@ -357,6 +359,31 @@ test('RS SYN+ACK: absorbed; the held ACK and data replayed in the RS space with 
   assert.equal(e.counter('synproxy_rs_synack'), 1);
   assert.equal(e.counter('toa_inserted'), 2);
   assert.equal(stateOf(e), 'ESTABLISHED');
+});
+
+test('with 64 KiB buffers (TUN offloads) a held packet moves to a small buffer and replays the same', () => {
+  const e = makeEngine('fullnat', {}, 1500, new PacketPool(8, GSO_BUFFER_SIZE));
+  const { cookie, rsSyn } = openToRs(e);
+  const free = e.pool.available;
+  const req = pattern(300);
+  assert.equal(feed(e, client(CISN + 1, cookie + 1, TCP_ACK | TCP_PSH, req)).length, 0);
+  assert.equal(
+    e.pool.available,
+    free,
+    'the 64 KiB buffer went back to the pool; a small copy is held',
+  );
+  const out = feed(
+    e,
+    rs(rsSyn.sport, RISN, rsSyn.seq + 1, TCP_SYN | TCP_ACK, undefined, [
+      opt.mss(1460),
+      opt.wscale(7),
+    ]),
+  );
+  assert.equal(out.length, 2);
+  assert.equal(out[1]!.toa.v4, CIP);
+  assert.equal(out[1]!.seq, rsSyn.seq + 1);
+  assert.deepEqual(out[1]!.payload, req);
+  assert.equal(e.counter('synproxy_ack_replayed'), 2);
 });
 
 test('after the opening: seq, ack and SACK edges translated both ways; TOA until the RS sends data', () => {
