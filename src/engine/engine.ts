@@ -17,7 +17,6 @@ import {
   ChecksumDelta,
   alignedRangeSum,
   checksumAdjust,
-  checksumReplace16,
 } from '../wire/checksum.js';
 import { Ipv4Error, Ipv4View, IPPROTO_TCP } from '../wire/ipv4.js';
 import {
@@ -853,9 +852,15 @@ export class Engine {
           if (pathMss < mss) mss = pathMss;
         }
         if (mss < o.mss && mss > 0) {
+          // The option may sit at an odd offset, straddling two checksum words.
           const at = o.mssAt + 2;
-          tcp.checksum = checksumReplace16(tcp.checksum, o.mss, mss);
+          const before = alignedRangeSum(b, tcpOff, at, at + 2);
           set16(b, at, mss);
+          tcp.checksum = checksumAdjust(
+            tcp.checksum,
+            before,
+            alignedRangeSum(b, tcpOff, at, at + 2),
+          );
           this.count(svcIdx, C.mss_clamped);
         }
       }
