@@ -118,33 +118,28 @@ test('the checks catch what they guard against: a forged TOA the RS would read',
   assert.match(f.feed(notConcluding) ?? '', /RS would read a TOA for 000106060606/);
 });
 
-// Known engine bug (KNOWN_BUGS['mss-clamp-odd-offset'] in test/support/fuzz.ts): the MSS clamp in
-// an RS SYN+ACK updates the TCP checksum as if the MSS value were 16-bit aligned. A SYN+ACK with
-// NOP, MSS leaves with a wrong checksum. Until the engine is fixed, the fuzzer counts these instead
-// of failing; this test shows the bug and passes once it is fixed (then drop the tolerance).
-test(
-  'an RS SYN+ACK with its MSS at an odd offset (NOP, MSS) keeps a valid TCP checksum when clamped',
-  { todo: 'engine bug: MSS clamp at an odd option offset breaks the TCP checksum' },
-  () => {
-    for (const policy of FUZZ_POLICIES) {
-      const c = corpus(policy);
-      const f = new Fuzzer(policy, 1, c, true);
-      const [syn, synAck] = [c.sessions[0]!.steps[0]![0]!, c.sessions[0]!.steps[1]![0]!];
-      ok(f, f.feed(syn), 'syn');
-      const odd = buildSegment({
-        src: RIP,
-        dst: get32(synAck, 16),
-        sport: 80,
-        dport: get16(synAck, 22),
-        seq: 9000,
-        ack: get32(synAck, 28),
-        flags: TCP_SYN | TCP_ACK,
-        options: [opt.nop(), opt.mss(1460), opt.nop(), opt.nop(), opt.nop()],
-      });
-      ok(f, f.feed(odd), 'SYN+ACK with NOP, MSS');
-    }
-  },
-);
+// Found by the fuzzer: the clamp used to update the checksum as if the MSS value were 16-bit
+// aligned, so a SYN+ACK with NOP, MSS left with a wrong TCP checksum.
+test('an RS SYN+ACK with its MSS at an odd offset (NOP, MSS) keeps a valid TCP checksum when clamped', () => {
+  for (const policy of FUZZ_POLICIES) {
+    const c = corpus(policy);
+    const f = new Fuzzer(policy, 1, c);
+    const [syn, synAck] = [c.sessions[0]!.steps[0]![0]!, c.sessions[0]!.steps[1]![0]!];
+    ok(f, f.feed(syn), 'syn');
+    const odd = buildSegment({
+      src: RIP,
+      dst: get32(synAck, 16),
+      sport: 80,
+      dport: get16(synAck, 22),
+      seq: 9000,
+      ack: get32(synAck, 28),
+      flags: TCP_SYN | TCP_ACK,
+      options: [opt.nop(), opt.mss(1460), opt.nop(), opt.nop(), opt.nop()],
+    });
+    ok(f, f.feed(odd), 'SYN+ACK with NOP, MSS');
+    assert.equal(f.engine.counters[C.mss_clamped], 1);
+  }
+});
 
 type Mutation =
   | { kind: 'flip'; at: number; bit: number }

@@ -44,7 +44,7 @@ import {
   TcpView,
   writeTcpHeader,
 } from '../../src/wire/tcp.js';
-import { TCPOPT_MSS, TcpOptionCursor, opt, type TcpOption } from '../../src/wire/tcp-options.js';
+import { opt, type TcpOption } from '../../src/wire/tcp-options.js';
 import { ToaResult, findToa, toaV4Option, toaV6Option } from '../../src/wire/toa.js';
 import { buildSegment, pattern } from './packets.js';
 
@@ -732,22 +732,7 @@ export interface FuzzSummary {
   /** Packet buffers the engine's pool holds (it grows only when it runs dry). */
   poolBuffers: number;
   connections: number;
-  /** Outputs that failed a check only through a known engine bug (see KNOWN_BUGS), by bug. */
-  knownBugs: Partial<Record<KnownBug, number>>;
 }
-
-/**
- * Engine bugs the fuzzer found and that are not fixed yet. Unless the
- * fuzzer is strict, an output that fails a check only through one of these
- * is counted under its name instead of failing the run, so the run goes on
- * looking for anything else.
- */
-export const KNOWN_BUGS = {
-  'mss-clamp-odd-offset':
-    'an MSS option at an odd offset in the TCP header (e.g. NOP, MSS) is clamped with a ' +
-    'word-aligned incremental checksum update, so the SYN(+ACK) leaves with a wrong TCP checksum',
-} as const;
-export type KnownBug = keyof typeof KNOWN_BUGS;
 
 /**
  * One engine fed a deterministic stream of hostile packets. `step()` makes
@@ -778,10 +763,6 @@ export class Fuzzer {
   private inSrc = -1;
   private inSport = -1;
 
-  /** Outputs excused by a known bug (always 0 when strict). */
-  mssClampOddOffset = 0;
-  private readonly cursor = new TcpOptionCursor();
-  private clamped = false;
   // Scripted connections: the step each is at, the LIP port and ISN the engine gave it.
   private readonly sessions: SessionScript[];
   private readonly slotStep: Int32Array;
@@ -790,13 +771,7 @@ export class Fuzzer {
   /** The scripted connection the current input belongs to, or -1. */
   private slot = -1;
 
-  /** `strict`: a known engine bug (KNOWN_BUGS) is a violation like any other. */
-  constructor(
-    policy: FuzzPolicy,
-    seed: number,
-    corpus: FuzzCorpus = buildCorpus(policy),
-    readonly strict = false,
-  ) {
+  constructor(policy: FuzzPolicy, seed: number, corpus: FuzzCorpus = buildCorpus(policy)) {
     this.policy = policy;
     this.seed = seed >>> 0;
     this.x = this.seed || 1;
@@ -883,8 +858,6 @@ export class Fuzzer {
       maxOutputs: this.maxOutputs,
       poolBuffers: this.engine.pool.created,
       connections: this.engine.table.count,
-      knownBugs:
-        this.mssClampOddOffset > 0 ? { 'mss-clamp-odd-offset': this.mssClampOddOffset } : {},
     };
   }
 
@@ -902,7 +875,6 @@ export class Fuzzer {
     const rx0 = c[C.rx_packets]!;
     const acc0 = this.accounted();
     const toa0 = c[C.toa_inserted]! + c[C.toa_inserted_syn]!;
-    const clamped0 = c[C.mss_clamped]!;
     const p = e.pool.take();
     if (!p.load(this.input.subarray(0, this.inputLength))) {
       e.pool.give(p);
@@ -918,7 +890,6 @@ export class Fuzzer {
     const acc = this.accounted() - acc0;
     if (acc !== 1) return `counted ${acc} times as forwarded or dropped (must be exactly once)`;
     const inserted = c[C.toa_inserted]! + c[C.toa_inserted_syn]! > toa0;
-    this.clamped = c[C.mss_clamped]! > clamped0;
     for (let i = 0; i < e.outCount; i++) {
       const v = this.checkOutput(e.out[i]!, false, inserted);
       if (v !== null) return `output ${i + 1} of ${e.outCount}: ${v}`;
@@ -996,12 +967,7 @@ export class Fuzzer {
       foldSum(sumWords(b, t, n - ihl, pseudoSumV4(b, o, IPPROTO_TCP, n - ihl))) === 0xffff;
     if (fromTimer) return valid ? null : 'TCP checksum wrong';
     const dst = get32(b, o + 16);
-    if (this.inValid && !valid) {
-      if (this.strict || !this.clamped || !this.inputMssAtOddOffset()) {
-        return 'TCP checksum wrong (the input was valid)';
-      }
-      this.mssClampOddOffset++; // KNOWN_BUGS['mss-clamp-odd-offset']
-    }
+    if (this.inValid && !valid) return 'TCP checksum wrong (the input was valid)';
     if (!this.inValid && valid && dst !== this.inSrc && !this.isProxyHeader(b, t + doff, o + n)) {
       return 'a corrupt input went out with a valid TCP checksum (laundered)';
     }
@@ -1022,16 +988,6 @@ export class Fuzzer {
       }
     }
     return null;
-  }
-
-  /** True when the MSS option the engine clamps (the last well-formed one) sits at an odd offset. */
-  private inputMssAtOddOffset(): boolean {
-    const b = this.input;
-    const ihl = (b[0]! & 0x0f) * 4;
-    const cur = this.cursor.reset(b, ihl + 20, ihl + (b[ihl + 12]! >>> 4) * 4);
-    let at = -1;
-    while (cur.next()) if (cur.kind === TCPOPT_MSS && cur.size === 4) at = cur.at;
-    return at >= 0 && ((at - ihl) & 1) === 1;
   }
 
   private isProxyHeader(b: Uint8Array, from: number, to: number): boolean {
