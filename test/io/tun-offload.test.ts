@@ -106,7 +106,7 @@ function tsharkRows(file: string, fields: string[]): string[][] {
 }
 
 /** A 4000-byte TCP super-packet carrying a TOA, to be cut into segments of `gsoSize`. */
-function superPacket(src: string, dst: string, ttl = 64): Uint8Array {
+function superPacket(src: string, dst: string, ttl = 64, payload = 4000): Uint8Array {
   const b = buildSegment({
     src: parseIpv4(src),
     dst: parseIpv4(dst),
@@ -122,7 +122,7 @@ function superPacket(src: string, dst: string, ttl = 64): Uint8Array {
       opt.nop(),
       opt.nop(),
     ],
-    payload: pattern(4000),
+    payload: pattern(payload),
   });
   b[8] = ttl;
   new Ipv4View().wrap(b, 0).updateChecksum();
@@ -228,39 +228,45 @@ else
       },
     );
 
-    test(
-      'a super-packet the kernel routes into the device is read whole, with its gso_size and a complete checksum',
-      { timeout: 30_000 },
-      async () => {
-        const d = dev!;
-        // From a non-local source to an address behind fno0: the kernel forwards it back out of fno0.
-        const sent = superPacket('10.98.0.3', '10.98.0.2');
-        write(d, sent, 1000);
-        const bufs = Array.from({ length: 8 }, () => new Uint8Array(BUF));
-        const lens = new Int32Array(8);
-        const gso = new Int32Array(16);
-        let got: { pkt: Uint8Array; gsoSize: number; gsoType: number } | undefined;
-        const end = Date.now() + 5000;
-        while (!got && Date.now() < end) {
-          const n = d.readBatch(bufs, HEADROOM, lens, gso);
-          for (let i = 0; i < n; i++) {
-            const p = bufs[i]!.subarray(HEADROOM, HEADROOM + lens[i]!);
-            if (p[9] === 6 && p[12] === 10 && p[15] === 3)
-              got = { pkt: p.slice(), gsoType: gso[2 * i]!, gsoSize: gso[2 * i + 1]! };
+    // Odd and unaligned lengths too: the checksum completion sums in 32-byte strides.
+    for (const size of [4000, 4001, 3037, 60_000])
+      test(
+        `a ${size}-byte super-packet the kernel routes into the device is read whole, with its gso_size and a complete checksum`,
+        { timeout: 30_000 },
+        async () => {
+          const d = dev!;
+          // From a non-local source to an address behind fno0: the kernel forwards it back out of fno0.
+          const sent = superPacket('10.98.0.3', '10.98.0.2', 64, size);
+          write(d, sent, 1000);
+          const bufs = Array.from({ length: 8 }, () => new Uint8Array(BUF));
+          const lens = new Int32Array(8);
+          const gso = new Int32Array(16);
+          let got: { pkt: Uint8Array; gsoSize: number; gsoType: number } | undefined;
+          const end = Date.now() + 5000;
+          while (!got && Date.now() < end) {
+            const n = d.readBatch(bufs, HEADROOM, lens, gso);
+            for (let i = 0; i < n; i++) {
+              const p = bufs[i]!.subarray(HEADROOM, HEADROOM + lens[i]!);
+              if (p[9] === 6 && p[12] === 10 && p[15] === 3)
+                got = { pkt: p.slice(), gsoType: gso[2 * i]!, gsoSize: gso[2 * i + 1]! };
+            }
+            if (!got) await sleep(10);
           }
-          if (!got) await sleep(10);
-        }
-        assert.ok(got, 'the forwarded super-packet came back to the device');
-        assert.equal(got.pkt.length, sent.length, 'one read, the whole super-packet');
-        assert.equal(got.gsoSize, 1000);
-        assert.equal(got.gsoType & 0x7f, GSO_TCPV4);
-        assert.equal(got.pkt[8], 63, 'TTL decremented by the forward');
-        const file = join(tmp, 'readback.pcap');
-        writeFileSync(file, new PcapWriter(LINKTYPE_RAW, 262144).add(0, got.pkt).toBytes());
-        const rows = tsharkRows(file, ['tcp.checksum.status', 'ip.checksum.status', 'tcp.len']);
-        assert.deepEqual(rows, [['1', '1', '4000']], 'tshark: both checksums good, 4000 bytes');
-        assert.deepEqual(got.pkt.subarray(40 + 12), sent.subarray(40 + 12), 'payload unchanged');
-        assert.ok(readFileSync(file).length > 4000);
-      },
-    );
+          assert.ok(got, 'the forwarded super-packet came back to the device');
+          assert.equal(got.pkt.length, sent.length, 'one read, the whole super-packet');
+          assert.equal(got.gsoSize, 1000);
+          assert.equal(got.gsoType & 0x7f, GSO_TCPV4);
+          assert.equal(got.pkt[8], 63, 'TTL decremented by the forward');
+          const file = join(tmp, 'readback.pcap');
+          writeFileSync(file, new PcapWriter(LINKTYPE_RAW, 262144).add(0, got.pkt).toBytes());
+          const rows = tsharkRows(file, ['tcp.checksum.status', 'ip.checksum.status', 'tcp.len']);
+          assert.deepEqual(
+            rows,
+            [['1', '1', String(size)]],
+            `tshark: both checksums good, ${size} bytes`,
+          );
+          assert.deepEqual(got.pkt.subarray(40 + 12), sent.subarray(40 + 12), 'payload unchanged');
+          assert.ok(readFileSync(file).length > size);
+        },
+      );
   });
