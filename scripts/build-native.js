@@ -144,7 +144,8 @@ for (const t of TARGETS) {
   const out = join(root, `build/Release/${t.name}.node`);
   const r = gyp(['build', t.name]);
   if (r.status === 0 && existsSync(out)) built.push(t);
-  else failed.push({ t, reason: firstError(r.out, t.source) ?? `node-gyp exited with ${r.status}` });
+  else
+    failed.push({ t, reason: firstError(r.out, t.source) ?? `node-gyp exited with ${r.status}` });
 }
 saveLog();
 for (const { t, reason } of failed) warnOne(t, `${reason}; full log: build/native-build.log`);

@@ -13,11 +13,7 @@ import {
   encodeProxyV2,
   proxyV1Length,
 } from '../wire/proxy-protocol.js';
-import {
-  ChecksumDelta,
-  alignedRangeSum,
-  checksumAdjust,
-} from '../wire/checksum.js';
+import { ChecksumDelta, alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
 import { Ipv4Error, Ipv4View, IPPROTO_TCP } from '../wire/ipv4.js';
 import {
   TCP_ACK,
