@@ -1,5 +1,5 @@
 import type { PacketDevice } from './loop.js';
-import { addRoute, delRoute, openTun, setUp, sysctl } from './tun.js';
+import { addRoute, delRoute, openTun, setNoQueue, setUp, sysctl } from './tun.js';
 
 /** What the LB needs from the host: a packet device, routes and sysctls (faked in tests). */
 export interface HostNetwork {
@@ -16,6 +16,7 @@ export const linuxHost: HostNetwork = {
   openDevice(name, mtu, offload) {
     const dev = openTun(name, { offload });
     setUp(dev.name, mtu);
+    setNoQueue(dev.name);
     return dev;
   },
   addRoute: (prefix, dev) => addRoute(prefix, dev),

@@ -305,6 +305,25 @@ export function setUp(name: string, mtu: number, options: IpOptions = {}): void 
   ip(['link', 'set', 'dev', name, 'mtu', String(mtu), 'up'], options);
 }
 
+/**
+ * `tc qdisc replace dev NAME root noqueue`: packets routed into the TUN go
+ * straight to its ring. A queueing discipline in front of it only adds a
+ * lock and a copy of the queue: the TUN driver drops when its ring is full
+ * whatever sits in front.
+ */
+export function setNoQueue(name: string, options: IpOptions = {}): void {
+  const argv = ['qdisc', 'replace', 'dev', name, 'root', 'noqueue'];
+  const args = options.netns === undefined ? argv : ['-n', options.netns, ...argv];
+  try {
+    execFileSync('tc', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string };
+    const detail =
+      e.code === 'ENOENT' ? 'iproute2 (tc) is not installed' : e.stderr?.trim() || e.message;
+    throw new Error(`tc ${args.join(' ')}: ${detail}`, { cause: err });
+  }
+}
+
 /** `ip addr replace CIDR dev NAME` (idempotent). */
 export function addAddress(name: string, cidr: string, options: IpOptions = {}): void {
   ip(['addr', 'replace', cidr, 'dev', name], options);
