@@ -21,6 +21,7 @@ import { IPPROTO_ICMP, Ipv4View, writeIpv4Header } from '../../src/wire/ipv4.js'
 import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
 import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
 import { buildSegment, pattern } from '../support/packets.js';
+import { tsharkFields } from '../support/tshark.js';
 
 const CIP = parseIpv4('203.0.113.7');
 const VIP = parseIpv4('192.0.2.100');
@@ -352,38 +353,9 @@ describe('unknown services: tshark reads the ICMP as intended', () => {
           'tcp.dstport',
           'tcp.seq',
         ];
-        const r = spawnSync(
-          'tshark',
-          [
-            '-n',
-            '-r',
-            file,
-            '-o',
-            'ip.check_checksum:TRUE',
-            '-o',
-            'tcp.relative_sequence_numbers:FALSE',
-            '-T',
-            'fields',
-            '-E',
-            'separator=|',
-            '-E',
-            'occurrence=a',
-            '-E',
-            'aggregator=,',
-            ...fields.flatMap((f) => ['-e', f]),
-          ],
-          {
-            encoding: 'utf8',
-            timeout: 20_000,
-            // A private HOME keeps the user's Wireshark preferences out of the result.
-            env: { ...process.env, HOME: dir, XDG_CONFIG_HOME: dir },
-          },
+        const rows = tsharkFields(file, fields, { home: dir, timeoutMs: 20_000 }).map((cols) =>
+          Object.fromEntries(cols.map((v, i) => [fields[i]!, v])),
         );
-        assert.equal(r.status, 0, r.stderr);
-        const rows = r.stdout
-          .split('\n')
-          .filter((l) => l.length > 0)
-          .map((l) => Object.fromEntries(l.split('|').map((v, i) => [fields[i]!, v])));
         assert.equal(rows.length, 2);
         sent.forEach(({ orig, code }, i) => {
           const o = new Ipv4View().wrap(orig, 0);

@@ -24,6 +24,7 @@ import { TCP_ACK, TCP_PSH } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
 import { toaV4Option } from '../../src/wire/toa.js';
 import { buildSegment, pattern } from '../support/packets.js';
+import { tsharkFields } from '../support/tshark.js';
 
 const LB = `fullnat-tof-${process.pid}-lb`;
 const RS = `fullnat-tof-${process.pid}-rs`;
@@ -70,40 +71,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'fullnat-tof-'));
 process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
 
 /** tshark fields of every TCP packet in `file`, checksums checked. */
-function tsharkRows(file: string, fields: string[]): string[][] {
-  const out = execFileSync(
-    'tshark',
-    [
-      '-n',
-      '-r',
-      file,
-      '-o',
-      'ip.check_checksum:TRUE',
-      '-o',
-      'tcp.check_checksum:TRUE',
-      '-o',
-      'tcp.relative_sequence_numbers:FALSE',
-      '-o',
-      'tcp.desegment_tcp_streams:FALSE',
-      '-Y',
-      'tcp',
-      '-T',
-      'fields',
-      '-E',
-      'separator=|',
-      '-E',
-      'occurrence=a',
-      '-E',
-      'aggregator=,',
-      ...fields.flatMap((f) => ['-e', f]),
-    ],
-    { encoding: 'utf8', timeout: 30_000, env: { ...process.env, HOME: tmp } },
-  );
-  return out
-    .split('\n')
-    .filter((l) => l.length > 0)
-    .map((l) => l.split('|'));
-}
+const tsharkRows = (file: string, fields: string[]): string[][] =>
+  tsharkFields(file, fields, { home: tmp, filter: 'tcp' });
 
 /** A 4000-byte TCP super-packet carrying a TOA, to be cut into segments of `gsoSize`. */
 function superPacket(src: string, dst: string, ttl = 64, payload = 4000): Uint8Array {
