@@ -1335,7 +1335,7 @@ export class Engine {
     const so = tcp.off + 4;
     const seqHi = get16(b, so);
     const seqLo = get16(b, so + 2);
-    const nSeq = ((seqHi * 65536 + seqLo + t.seqDelta[c]! + shift) % 4294967296) >>> 0;
+    const nSeq = (seqHi * 65536 + seqLo + t.seqDelta[c]! + shift) >>> 0;
     const nHi = nSeq >>> 16;
     const nLo = nSeq & 0xffff;
     d.replaceWord(tcp.srcPort, t.lport[c]!);
@@ -1349,7 +1349,7 @@ export class Engine {
         const ao = tcp.off + 8;
         const aHi = get16(b, ao);
         const aLo = get16(b, ao + 2);
-        const na = ((aHi * 65536 + aLo + t.ackDelta[c]!) % 4294967296) >>> 0;
+        const na = (aHi * 65536 + aLo + t.ackDelta[c]!) >>> 0;
         d.replaceWord(aHi, na >>> 16);
         d.replaceWord(aLo, na & 0xffff);
         set16(b, ao, na >>> 16);
@@ -1394,7 +1394,7 @@ export class Engine {
       const ao = tcp.off + 8;
       const aHi = get16(b, ao);
       const aLo = get16(b, ao + 2);
-      let na = ((aHi * 65536 + aLo - t.seqDelta[c]! + 4294967296) % 4294967296) >>> 0;
+      let na = (aHi * 65536 + aLo - t.seqDelta[c]!) >>> 0;
       // Acks beyond the LB's ISN+1 cover the PROXY header the client never sent.
       const shift = t.shift[c]!;
       if (shift !== 0 && ((aHi * 65536 + aLo - t.lbIsn[c]! - 1) | 0) > 0) na = (na - shift) >>> 0;
@@ -1409,7 +1409,7 @@ export class Engine {
       const so = tcp.off + 4;
       const sHi = get16(b, so);
       const sLo = get16(b, so + 2);
-      const ns = ((sHi * 65536 + sLo - t.ackDelta[c]! + 4294967296) % 4294967296) >>> 0;
+      const ns = (sHi * 65536 + sLo - t.ackDelta[c]!) >>> 0;
       d.replaceWord(sHi, ns >>> 16);
       d.replaceWord(sLo, ns & 0xffff);
       set16(b, so, ns >>> 16);
