@@ -194,6 +194,10 @@ static napi_value Open(napi_env env, napi_callback_info info)
 
 /* ------------------------------------------------------------- checksums */
 
+/* In readBatch's gso[2i]: the super-packet's TCP checksum field holds only
+ * the kernel's pseudo-header sum (virtio NEEDS_CSUM), not a full checksum. */
+#define GSO_CSUM_PARTIAL 0x100
+
 /* One's-complement sum of len bytes, in host byte order: read and written
  * back the same way, the folded result is the right field value whatever
  * the byte order (RFC 1071 section 2(B)). */
@@ -376,12 +380,21 @@ static napi_value ReadBatch(napi_env env, napi_callback_info info)
                 continue;
             }
             r -= (ssize_t)sizeof h;
+            bool super = h.gso_type != VIRTIO_NET_HDR_GSO_NONE;
             gso[2 * n] = h.gso_type;
-            gso[2 * n + 1] = h.gso_type == VIRTIO_NET_HDR_GSO_NONE ? 0 : le16toh(h.gso_size);
-            /* A partial checksum that cannot be completed stays wrong; the
-             * engine treats the packet like any other with a bad checksum. */
-            if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)
-                complete_checksum(data + offset, (size_t)r, &h);
+            gso[2 * n + 1] = super ? le16toh(h.gso_size) : 0;
+            if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+                /* A super-packet goes back out partial (writeBatch puts the
+                 * pseudo-header sum in for the kernel to finish per
+                 * segment), so summing its 64 KiB here would be wasted:
+                 * flag it instead. A packet that goes out whole needs its
+                 * checksum now; one that cannot be completed stays wrong,
+                 * and the engine treats it like any with a bad checksum. */
+                if (super)
+                    gso[2 * n] |= GSO_CSUM_PARTIAL;
+                else
+                    complete_checksum(data + offset, (size_t)r, &h);
+            }
         }
         lengths[n] = (int32_t)r;
     }

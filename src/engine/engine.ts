@@ -1054,6 +1054,7 @@ export class Engine {
     q.length = p.length;
     q.gsoSize = p.gsoSize;
     q.gsoType = p.gsoType;
+    q.csumPartial = p.csumPartial;
     this.pool.give(p);
     return q;
   }

@@ -26,6 +26,13 @@ export class Packet {
   gsoSize = 0;
   /** The device's GSO type bits (virtio_net_hdr gso_type), carried through unchanged. */
   gsoType = 0;
+  /**
+   * The TCP checksum field holds only the pseudo-header sum (a super-packet
+   * the kernel left for the device to finish, and that goes back out the
+   * same way). Incremental updates may leave it anything; whatever needs a
+   * real checksum first computes one (`ToaWriter`).
+   */
+  csumPartial = false;
 
   constructor(size: number) {
     this.buf = new Uint8Array(size);
@@ -39,6 +46,7 @@ export class Packet {
     this.length = src.length;
     this.gsoSize = 0;
     this.gsoType = 0;
+    this.csumPartial = false;
     return true;
   }
 
@@ -86,6 +94,7 @@ export class PacketPool {
     p.length = 0;
     p.gsoSize = 0;
     p.gsoType = 0;
+    p.csumPartial = false;
     return p;
   }
 
@@ -102,6 +111,7 @@ export class PacketPool {
     p.length = 0;
     p.gsoSize = 0;
     p.gsoType = 0;
+    p.csumPartial = false;
     return p;
   }
 

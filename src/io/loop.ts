@@ -35,6 +35,8 @@ export interface LoopStats {
 /** Most batches handled per readiness callback before yielding to timers and the control socket. */
 const MAX_BATCHES_PER_WAKEUP = 32;
 const TIMER_INTERVAL_MS = 100;
+/** Flag in a gso_type read from an offload device: the checksum is the pseudo-header sum only (NativeTun.readBatch). */
+export const GSO_CSUM_PARTIAL = 0x100;
 
 /**
  * Moves packets between a device and the engine: read a batch, set the
@@ -128,7 +130,9 @@ export class RunLoop {
         p.start = DEFAULT_HEADROOM;
         p.length = this.rxLens[i]!;
         if (rxGso !== undefined) {
-          p.gsoType = rxGso[2 * i]!;
+          const type = rxGso[2 * i]!;
+          p.gsoType = type & 0xff;
+          p.csumPartial = (type & GSO_CSUM_PARTIAL) !== 0;
           p.gsoSize = rxGso[2 * i + 1]!;
         }
         e.process(p);

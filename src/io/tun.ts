@@ -58,9 +58,10 @@ export interface NativeTun {
    * packets were read, those are returned and the error is thrown by the
    * next call (it recurs: EBADF, EBADFD…). `lengths.length >= bufs.length`.
    * On an offload descriptor, `gso` (two entries per buffer) receives each
-   * packet's virtio gso_type and gso_size (0 when not a super-packet), and
-   * a checksum the kernel left partial is completed, so every packet read
-   * carries a full checksum.
+   * packet's virtio gso_type and gso_size (0 when not a super-packet). A
+   * checksum the kernel left partial is completed on an ordinary packet;
+   * on a super-packet — which goes back out partial — it is left as the
+   * pseudo-header sum and gso_type carries GSO_CSUM_PARTIAL (0x100).
    */
   readBatch(
     fd: number,

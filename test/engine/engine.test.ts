@@ -48,11 +48,23 @@ function makeEngine(
  * Feeds one packet (a GSO super-packet of `gsoSize`-byte segments if given)
  * and returns the decoded outputs with their gso_size, checking each one's checksums.
  */
-function feed(e: Engine, bytes: Uint8Array, now = 0, gsoSize = 0): (Decoded & { gso: number })[] {
+function feed(
+  e: Engine,
+  bytes: Uint8Array,
+  now = 0,
+  gsoSize = 0,
+  csumPartial = false,
+): (Decoded & { gso: number })[] {
   const p = e.pool.take();
   assert.ok(p.load(bytes));
   p.gsoSize = gsoSize;
   p.gsoType = gsoSize > 0 ? 1 : 0;
+  if (csumPartial) {
+    // As the kernel hands a super-packet over: the field is not a checksum of the segment.
+    p.csumPartial = true;
+    p.buf[p.start + 36] = 0x12;
+    p.buf[p.start + 37] = 0x34;
+  }
   e.tick(now);
   e.process(p);
   const out: (Decoded & { gso: number })[] = [];
@@ -274,23 +286,25 @@ test('GSO super-packet whose segments leave no room for the TOA: fullnat shrinks
   assert.equal(e.counter('toa_gso_resized'), 1);
 });
 
-test('GSO super-packet at the IPv4 length limit: no room to grow, so fullnat splits it in software', () => {
-  const e = makeEngine('fullnat', {}, 1500, new PacketPool(64, GSO_BUFFER_SIZE));
-  const { lbIsn } = handshake(e);
-  const payload = pattern(65535 - 40);
-  const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK, payload), 0, 1452);
-  assert.equal(out.length, Math.ceil(payload.length / 1452));
-  let seq = lbIsn + 1;
-  for (const piece of out) {
-    assert.equal(piece.toa.v4, CIP);
-    assert.equal(piece.gso, 0);
-    assert.ok(piece.bytes.length <= 1500);
-    assert.equal(piece.seq, seq >>> 0);
-    seq += piece.payload.length;
-  }
-  assert.equal(seq - lbIsn - 1, payload.length);
-  assert.equal(e.counter('toa_split'), 1);
-});
+for (const partial of [false, true])
+  test(`GSO super-packet at the IPv4 length limit${partial ? ', checksum left partial by the kernel' : ''}: no room to grow, so fullnat splits it in software`, () => {
+    const e = makeEngine('fullnat', {}, 1500, new PacketPool(64, GSO_BUFFER_SIZE));
+    const { lbIsn } = handshake(e);
+    const payload = pattern(65535 - 40);
+    // feed() checks every piece's checksum: a partial one must have been completed, not trusted or dropped.
+    const out = feed(e, client(CISN + 1, RISN + 1, TCP_ACK, payload), 0, 1452, partial);
+    assert.equal(out.length, Math.ceil(payload.length / 1452));
+    let seq = lbIsn + 1;
+    for (const piece of out) {
+      assert.equal(piece.toa.v4, CIP);
+      assert.equal(piece.gso, 0);
+      assert.ok(piece.bytes.length <= 1500);
+      assert.equal(piece.seq, seq >>> 0);
+      seq += piece.payload.length;
+    }
+    assert.equal(seq - lbIsn - 1, payload.length);
+    assert.equal(e.counter('toa_split'), 1);
+  });
 
 test('a GSO super-packet too big per segment, with no TOA to add, gets ICMP frag-needed for its segment size', () => {
   const e = makeEngine('fullnat', {}, 1400, new PacketPool(16, GSO_BUFFER_SIZE));
