@@ -340,29 +340,33 @@ describe('control socket server', { timeout: 10_000 }, () => {
     );
   });
 
-  it('is root-only: another user cannot connect', { skip: process.geteuid?.() !== 0 }, async () => {
-    // Let "nobody" traverse the directory so the socket's own mode is what stops it.
-    await chmod(dir, 0o711);
-    const socketJs = fileURLToPath(new URL('../../src/control/socket.js', import.meta.url));
-    const code = `import(${JSON.stringify(socketJs)}).then((m) => m.sendControlRequest(${JSON.stringify(path)}, { op: 'snapshot' }, 2000)).then((r) => console.log('ok', JSON.stringify(r)), (e) => console.log(e.message));`;
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, ['-e', code], {
-        uid: 65534,
-        gid: 65534,
-        timeout: 4000,
+  it(
+    'is root-only: another user cannot connect',
+    { skip: process.geteuid?.() !== 0 ? 'needs root to run a client as another user' : false },
+    async () => {
+      // Let "nobody" traverse the directory so the socket's own mode is what stops it.
+      await chmod(dir, 0o711);
+      const socketJs = fileURLToPath(new URL('../../src/control/socket.js', import.meta.url));
+      const code = `import(${JSON.stringify(socketJs)}).then((m) => m.sendControlRequest(${JSON.stringify(path)}, { op: 'snapshot' }, 2000)).then((r) => console.log('ok', JSON.stringify(r)), (e) => console.log(e.message));`;
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn(process.execPath, ['-e', code], {
+          uid: 65534,
+          gid: 65534,
+          timeout: 4000,
+        });
+        let text = '';
+        child.stdout.setEncoding('utf8');
+        child.stdout.on('data', (d: string) => (text += d));
+        child.on('error', reject);
+        child.on('close', () => resolve(text.trim()));
       });
-      let text = '';
-      child.stdout.setEncoding('utf8');
-      child.stdout.on('data', (d: string) => (text += d));
-      child.on('error', reject);
-      child.on('close', () => resolve(text.trim()));
-    });
-    await chmod(dir, 0o700);
-    assert.match(
-      out,
-      /^permission denied: .*fullnat\.sock is root-only \(mode 0600\); run fullnat ctl as root$/,
-    );
-  });
+      await chmod(dir, 0o700);
+      assert.match(
+        out,
+        /^permission denied: .*fullnat\.sock is root-only \(mode 0600\); run fullnat ctl as root$/,
+      );
+    },
+  );
 });
 
 describe('control socket lifecycle', { timeout: 10_000 }, () => {
