@@ -598,6 +598,7 @@ export class Engine {
       const fitsMtu = segment + TOA_V4_LEN <= mtu;
       const hasRoom = hl - TCP_MIN_HEADER + TOA_V4_LEN <= TCP_MAX_OPTIONS;
       let growth = TOA_V4_LEN;
+      let resizedGso = 0;
       if (this.policy === 'lvs') {
         if (!fitsMtu) this.count(svcIdx, C.toa_failed_mtu);
         else if (!hasRoom) this.count(svcIdx, C.toa_failed_no_room);
@@ -616,9 +617,8 @@ export class Engine {
           mode = ToaMode.Split;
           // A super-packet is split by the kernel: smaller segments, each with the TOA.
           if (p.gsoSize > 0 && mtu - ipHl - newHl > 0) {
-            p.gsoSize = mtu - ipHl - newHl;
+            resizedGso = mtu - ipHl - newHl;
             mode = plan === OptionPlan.Keep ? ToaMode.Insert : ToaMode.Rebuild;
-            this.count(svcIdx, C.toa_gso_resized);
           }
         } else this.count(svcIdx, C.toa_failed_mtu);
       }
@@ -629,6 +629,10 @@ export class Engine {
         (p.tailroom < TCP_MAX_OPTIONS || p.length + growth > MAX_IP_PACKET)
       ) {
         mode = this.policy === 'fullnat' ? ToaMode.Split : ToaMode.None;
+        if (mode === ToaMode.None) this.count(svcIdx, C.toa_failed_mtu);
+      } else if (resizedGso > 0) {
+        p.gsoSize = resizedGso;
+        this.count(svcIdx, C.toa_gso_resized);
       }
     }
     if (mode === ToaMode.None && segment > mtu) {
