@@ -372,6 +372,11 @@ export class Engine {
     this.outCount = 0;
   }
 
+  /** SYNPROXY: client packets held (out of the pool, not yet counted) while RS legs open. */
+  get heldPackets(): number {
+    return this.held.total;
+  }
+
   private emit(p: Packet): void {
     this.counters[C.tx_packets]!++;
     this.counters[C.tx_bytes]! += p.length;
