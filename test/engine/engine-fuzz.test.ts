@@ -1,20 +1,22 @@
 /**
  * Hostile input through the whole engine (corpus, mutator and checks in
- * test/support/fuzz.ts): valid packets of live connections, hand-built
+ * test/support/fuzz.ts): valid packets of live connections, SYNPROXY ones
+ * included (cookie handshakes, held packets, RS-leg answers), hand-built
  * hostile ones (lying lengths, bad option lengths, duplicate and conflicting
  * options, client TOAs of every shape, IP options, fragments, IPv6 extension
- * chains, flag soups, zero windows, RSTs with guessed sequence numbers), the
- * same packets mutated, and random bytes. For every packet: the engine does
- * not throw, counts it exactly once (forwarded or one drop counter), emits
- * only valid packets (checksums right, lengths consistent), never launders a
+ * chains, flag soups, zero windows, RSTs with guessed sequence numbers,
+ * wrong cookies), the same packets mutated, and random bytes. For every
+ * packet: the engine does not throw, counts it exactly once (forwarded, one
+ * drop counter, or held by SYNPROXY until replayed or discarded), emits only
+ * valid packets (checksums right, lengths consistent), never launders a
  * corrupt one, never lets the RS read a client-supplied TOA where the policy
- * promises otherwise, and gives every buffer back. `npm run fuzz` runs the
- * same checks for as long as you like.
+ * promises otherwise, and gives every buffer back but the held ones. `npm
+ * run fuzz` runs the same checks for as long as you like.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { C } from '../../src/engine/counters.js';
+import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
 import { get16, get32 } from '../../src/wire/bytes.js';
 import { TCP_ACK, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
@@ -206,6 +208,43 @@ for (const policy of FUZZ_POLICIES) {
   });
 }
 
+test('SYNPROXY: a held packet counts as held until it is replayed, then as forwarded', () => {
+  for (const policy of FUZZ_POLICIES) {
+    const c = corpus(policy);
+    const f = new Fuzzer(policy, 1, c);
+    const e = f.engine;
+    const identity = (): void => {
+      let n = e.counters[C.forwarded_packets]! + e.heldPackets;
+      for (const d of DROP_COUNTERS) n += e.counters[C[d]]!;
+      assert.equal(n, e.counters[C.rx_packets]!, `${policy}: rx == forwarded + drops + held`);
+    };
+    // Four SYNs answered with cookies, four cookie ACKs (with data) held while the RS legs open.
+    for (const pkt of c.synproxy.slice(0, 8)) {
+      ok(f, f.feed(pkt), 'opening');
+      identity();
+    }
+    assert.equal(e.counters[C.synproxy_syn_answered], 4, policy);
+    assert.equal(e.counters[C.synproxy_cookie_valid], 4, policy);
+    assert.equal(e.heldPackets, 4, policy);
+    assert.equal(e.counters[C.forwarded_packets], 0, policy);
+    assert.equal(
+      e.pool.created - e.pool.available,
+      4,
+      `${policy}: held buffers are out of the pool`,
+    );
+    for (const pkt of c.synproxy.slice(8)) {
+      ok(f, f.feed(pkt), 'connections');
+      identity();
+    }
+    assert.equal(e.heldPackets, 0, policy);
+    assert.equal(e.counters[C.synproxy_ack_stored], 8, policy);
+    assert.equal(e.counters[C.synproxy_ack_replayed], 8, policy);
+    assert.equal(e.counters[C.synproxy_rs_synack], 4, policy);
+    assert.ok(e.counters[C.toa_inserted]! >= 4, `${policy}: replayed packets carry the TOA`);
+    ok(f, f.advance(60_000), 'timers');
+  }
+});
+
 test('SYN flood from many clients: the table and the ports stay bounded, refusals are counted', () => {
   const f = new Fuzzer('fullnat', 1, corpus('fullnat'));
   for (let i = 0; i < 500; i++) {
@@ -236,7 +275,7 @@ for (const policy of FUZZ_POLICIES) {
     assert.equal(s.counters.rx_packets, N);
     let dropped = 0;
     for (const n of Object.values(s.drops)) dropped += n;
-    assert.equal(s.forwarded + dropped, N);
+    assert.equal(s.forwarded + dropped + s.held, N);
     assert.ok(s.forwarded > N / 10, 'a good share still forwarded');
     // The stream reaches every way in and out that this configuration has.
     for (const name of [
@@ -251,6 +290,21 @@ for (const policy of FUZZ_POLICIES) {
       'mss_clamped',
       'proxy_headers_sent',
       'conns_expired',
+      // SYNPROXY: every way a connection opens, is held, replayed, refused or cut.
+      'synproxy_syn_answered',
+      'synproxy_cookie_valid',
+      'synproxy_cookie_invalid',
+      'synproxy_ack_stored',
+      'synproxy_ack_overflow',
+      'synproxy_ack_replayed',
+      'synproxy_ack_discarded',
+      'synproxy_rs_syn_retransmitted',
+      'synproxy_rs_synack',
+      'synproxy_rs_refused',
+      'synproxy_rs_timeout',
+      'synproxy_rs_stale_ack',
+      'synproxy_setup_dropped',
+      'synproxy_ack_storm',
     ] as const) {
       assert.ok((s.counters[name] ?? 0) > 0, `${policy}: ${name} never happened`);
     }
@@ -258,6 +312,7 @@ for (const policy of FUZZ_POLICIES) {
       assert.ok((s.counters.toa_inserted_syn ?? 0) > 0);
       assert.ok((s.counters.toa_failed_no_room ?? 0) > 0);
     } else assert.ok((s.counters.toa_pruned ?? 0) > 0);
+    if (policy === 'dpvs') assert.ok((s.counters.synproxy_deferred ?? 0) > 0);
     if (policy === 'fullnat') {
       assert.ok((s.counters.toa_split ?? 0) > 0);
       assert.ok((s.counters.toa_spoof_stripped ?? 0) > 0);

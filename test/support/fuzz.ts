@@ -2,27 +2,38 @@
  * Hostile packets for the whole data path (engine + wire), shared by
  * test/engine/engine-fuzz.test.ts and `npm run fuzz` (scripts/fuzz.js).
  *
- * - A corpus: valid packets of live connections (two services, one with a
- *   PROXY header instead of a TOA), and hand-built hostile ones: truncated
- *   headers, IHL / data offset / total length out of range, TCP option
- *   lengths 0, 1 and overrunning, duplicate and conflicting options, client
- *   TOAs (two, wrong length 254/6 and 254/12, IPv6-sized, hidden after EOL),
- *   IP options, IPv4 fragments, IPv6 with extension-header chains, non-TCP,
- *   SYN+FIN and other flag soups, zero windows, RSTs with guessed sequence
- *   numbers, bad checksums.
+ * - A corpus: valid packets of live connections (three services: one with a
+ *   TOA, one with a PROXY header instead, one behind SYNPROXY), and
+ *   hand-built hostile ones: truncated headers, IHL / data offset / total
+ *   length out of range, TCP option lengths 0, 1 and overrunning, duplicate
+ *   and conflicting options, client TOAs (two, wrong length 254/6 and
+ *   254/12, IPv6-sized, hidden after EOL), IP options, IPv4 fragments, IPv6
+ *   with extension-header chains, non-TCP, SYN+FIN and other flag soups,
+ *   zero windows, RSTs with guessed sequence numbers, bad checksums; for
+ *   SYNPROXY, SYNs with hostile options, cookie ACKs wrong in every way,
+ *   client packets while the RS leg opens, and RS answers to the LB's SYN
+ *   (SYN+ACK, RST, a stale ACK, a wrong ack).
+ * - Scripted connections, played step by step: the fuzzer learns what the
+ *   engine chose (LIP port and ISN of the RS leg, the SYNPROXY cookie of
+ *   the LB's SYN+ACK) and addresses the later steps to it, so valid cookie
+ *   ACKs and RS SYN+ACKs keep coming however far the clock has moved.
  * - A mutator driven by xorshift32, so a seed replays the same stream: it
  *   works in one scratch buffer and allocates nothing per packet but the
  *   view it hands to `Packet.load`.
  * - The per-packet checks (`Fuzzer.feed`): the engine does not throw; the
- *   packet is counted exactly once, as forwarded or under one drop counter;
- *   every packet it emits is a valid IPv4 packet (header checksum, total
- *   length == buffer length, no fragment, TCP header inside the packet, TCP
- *   checksum valid when the input's checksums were, ICMP checksum valid); a
- *   corrupt packet it forwards stays corrupt (never laundered); the TOA the
- *   RS module would read is the client's own under `fullnat` (client TOAs
- *   are stripped) and under every policy on a packet the engine put its TOA
- *   in; no packet buffer stays out of the pool and the table stays within
- *   its limit.
+ *   packet is counted exactly once, as forwarded, under one drop counter, or
+ *   held by SYNPROXY (rx_packets == forwarded + Σ drops + held after every
+ *   packet and every clock tick: a held packet leaves the count of held ones
+ *   when it is replayed and forwarded or dropped, or discarded); every
+ *   packet it emits is a valid IPv4 packet (header checksum, total length ==
+ *   buffer length, no fragment, TCP header inside the packet, TCP checksum
+ *   valid when the input's checksums were, ICMP checksum valid); a corrupt
+ *   packet it forwards stays corrupt (never laundered), a replayed held
+ *   packet keeps the validity it arrived with; the TOA the RS module would
+ *   read is the client's own under `fullnat` (client TOAs are stripped) and
+ *   under every policy on a packet the engine put its TOA in, replayed held
+ *   packets included; no packet buffer stays out of the pool but the held
+ *   ones, and the table stays within its limit.
  */
 import { Engine } from '../../src/engine/engine.js';
 import { C, COUNTER_NAMES, DROP_COUNTERS, type CounterName } from '../../src/engine/counters.js';
@@ -44,14 +55,18 @@ import {
   TcpView,
   writeTcpHeader,
 } from '../../src/wire/tcp.js';
-import { opt, type TcpOption } from '../../src/wire/tcp-options.js';
-import { ToaResult, findToa, toaV4Option, toaV6Option } from '../../src/wire/toa.js';
+import { TCPOPT_TOA, opt, type TcpOption } from '../../src/wire/tcp-options.js';
+import { TOA_V4_LEN, ToaResult, findToa, toaV4Option, toaV6Option } from '../../src/wire/toa.js';
 import { buildSegment, pattern } from './packets.js';
 
 export const VIP = 0xc0000264; // 192.0.2.100
 export const LIP = 0x0a0a0301; // 10.10.3.1
 export const RIP = 0x0a0a0202; // 10.10.2.2, service VIP:80 (TOA), path MTU 1400
 export const RIP2 = 0x0a0a0203; // 10.10.2.3, service VIP:8080 (PROXY protocol v2)
+export const RIP3 = 0x0a0a0204; // 10.10.2.4, service VIP:443 (SYNPROXY), path MTU 1400
+export const SP_VPORT = 443;
+/** Index of the SYNPROXY service in the fuzz engine. */
+export const SP_SERVICE = 2;
 /** The address every client-supplied TOA in the corpus claims. */
 export const FORGED = 0x06060606;
 export const CLIENT_BASE = 0xcb007101; // 203.0.113.1
@@ -59,6 +74,13 @@ export const MAX_CONNECTIONS = 32;
 export const PORT_MIN = 5000;
 export const PORT_MAX = 5015;
 const RS_MTU = 1400;
+/**
+ * SYNPROXY holds at most this many client packets in all (3 a connection):
+ * small, so a full store is reached too, and the pool (256) never runs dry.
+ */
+export const SP_MAX_HELD = 8;
+/** A third identical pure ACK from an RS in a row is cut as an ACK storm. */
+const SP_STORM_THRESHOLD = 2;
 
 export const FUZZ_POLICIES = ['lvs', 'dpvs', 'fullnat'] as const;
 export type FuzzPolicy = (typeof FUZZ_POLICIES)[number];
@@ -74,6 +96,12 @@ export function newFuzzEngine(policy: ToaPolicy): Engine {
     toaPolicy: policy,
     maxConnections: MAX_CONNECTIONS,
     portRange: { min: PORT_MIN, max: PORT_MAX },
+    // Cookie keys from a seed: the same stream makes the same cookies.
+    synproxySecret: 0x5eed,
+    synproxyMaxStoredTotal: SP_MAX_HELD,
+    synproxyAckStormThreshold: SP_STORM_THRESHOLD,
+    // DPVS can defer the RS leg to the first data: fuzzed under that policy, so both ways are.
+    synproxyDefer: policy === 'dpvs',
   });
   e.addService({
     vip: VIP,
@@ -89,6 +117,14 @@ export function newFuzzEngine(policy: ToaPolicy): Engine {
     laddrs: [LIP],
     realServers: [{ addr: RIP2, port: 8080, weight: 1 }],
     proxyProtocol: 2,
+  });
+  e.addService({
+    vip: VIP,
+    vport: SP_VPORT,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP3, port: SP_VPORT, weight: 1, mtu: RS_MTU }],
+    synProxy: true,
   });
   return e;
 }
@@ -108,18 +144,26 @@ export interface FuzzCorpus {
   forgedToa: Uint8Array[];
   /** One script per live client: whole connections the fuzzer plays step by step. */
   sessions: SessionScript[];
+  /**
+   * The SYNPROXY connections' packets, in order (also in `flows`): four SYNs and cookie
+   * ACKs with data, then each connection's held ACK, RS SYN+ACK, data both ways and close.
+   */
+  synproxy: Uint8Array[];
 }
 
 /**
  * A connection from SYN to RST, one step at a time. Each step has
  * alternatives (the first is the plain one); the fuzzer picks one per visit
  * and may mutate it. RS packets are re-addressed to the LIP port and
- * acknowledge the ISN the fuzzer's own engine chose for the connection.
+ * acknowledge the ISN the fuzzer's own engine chose for the connection;
+ * under SYNPROXY, client packets acknowledge the cookie of the LB's SYN+ACK.
  */
 export interface SessionScript {
   steps: Uint8Array[][];
   /** Per step: -1 for a client packet; for an RS packet, its ack minus the LB's ISN. */
   rsAck: number[];
+  /** SYNPROXY, per step: for a client packet, its ack minus the cookie; else -1. */
+  cookieAck?: number[];
 }
 
 const raw = (...bytes: number[]): Uint8Array => {
@@ -690,9 +734,219 @@ export function buildCorpus(policy: ToaPolicy = 'fullnat'): FuzzCorpus {
     rs({ ...l0, lport: 4999 }, 9001, 0, TCP_ACK), // to a LIP port outside the range
   );
 
+  // SYNPROXY (VIP:443). The scratch engine answers each SYN with its cookie SYN+ACK, and the
+  // cookie ACK with its RS-leg SYN (it holds the ACK): the cookies and the LIP ports and ISNs
+  // of these connections are what a fresh engine fed the same packets at clock 0 chooses.
+  interface SpLeg extends Leg {
+    cookie: number;
+  }
+  const firstOutput = (pkt: Uint8Array): { sport: number; seq: number } => {
+    const p = e.pool.take();
+    p.load(pkt);
+    e.process(p);
+    const q = e.out[0]!;
+    ip.wrap(q.buf, q.start);
+    tcp.wrap(q.buf, q.start + ip.headerLength);
+    const r = { sport: tcp.srcPort, seq: tcp.seq };
+    for (let i = 0; i < e.outCount; i++) e.pool.give(e.out[i]!);
+    e.clearOutput();
+    return r;
+  };
+  /** The cookie plus n, the ack of a client that has seen n − 1 bytes of the RS. */
+  const ck = (l: SpLeg, n: number): number => (l.cookie + n) >>> 0;
+  const spFlows: Uint8Array[] = [];
+  const spLegs: SpLeg[] = [];
+  for (let k = 0; k < 4; k++) {
+    const l: SpLeg = {
+      cip: CLIENT_BASE + 16 + k,
+      cport: 40016 + k,
+      vport: SP_VPORT,
+      rip: RIP3,
+      lport: 0,
+      lbIsn: 0,
+      cookie: 0,
+    };
+    const syn = client(l, 1000, 0, TCP_SYN, { options: synOptions });
+    l.cookie = firstOutput(syn).seq;
+    // With the RS leg deferred to the first data, the opening packet carries some.
+    const ack = client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { payload: pattern(300) });
+    const rsSyn = firstOutput(ack);
+    l.lport = rsSyn.sport;
+    l.lbIsn = rsSyn.seq;
+    spFlows.push(syn, ack);
+    spLegs.push(l);
+  }
+  for (const l of spLegs) {
+    spFlows.push(
+      client(l, 1301, ck(l, 1), TCP_ACK), // held too
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK), // the held packets are replayed
+      client(l, 1301, ck(l, 1), TCP_ACK | TCP_PSH, { payload: pattern(100) }),
+      rs(l, 9001, l.lbIsn + 401, TCP_ACK, { payload: pattern(500) }),
+      client(l, 1401, ck(l, 501), TCP_ACK),
+      client(l, 1401, ck(l, 501), TCP_ACK | TCP_FIN),
+      rs(l, 9501, l.lbIsn + 402, TCP_ACK | TCP_FIN),
+      client(l, 1402, ck(l, 502), TCP_RST),
+    );
+  }
+  flows.push(...spFlows);
+
+  for (const l of spLegs.slice(0, 3)) {
+    const concluding = [
+      client(l, 1301, ck(l, 1), TCP_ACK | TCP_PSH, { payload: pattern(100) }),
+      client(l, 1301, ck(l, 1), TCP_ACK),
+      client(l, 1301, ck(l, 1), TCP_ACK | TCP_PSH | TCP_FIN, { payload: pattern(1360) }),
+      ...HOSTILE_OPTIONS.flatMap((o) => [
+        client(l, 1301, ck(l, 1), TCP_ACK | TCP_PSH, { ...o, payload: pattern(100) }),
+        client(l, 1301, ck(l, 1), TCP_ACK | TCP_PSH | TCP_FIN, { ...o, payload: pattern(1360) }),
+        client(l, 1301, ck(l, 1), TCP_ACK, o),
+      ]),
+    ];
+    // The client packet that opens the connection, and those held after it.
+    const opening = [
+      client(l, 1001, ck(l, 1), TCP_ACK),
+      client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { payload: pattern(300) }),
+      client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH | TCP_FIN, { payload: pattern(1360) }),
+      client(l, 1001, ck(l, 1), TCP_ACK | TCP_FIN),
+      client(l, 1001, ck(l, 1), TCP_ACK, { window: 0 }),
+      ...HOSTILE_OPTIONS.map((o) =>
+        client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { ...o, payload: pattern(100) }),
+      ),
+    ];
+    const pending = [
+      client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { payload: pattern(300) }),
+      client(l, 1001, ck(l, 1), TCP_ACK),
+      client(l, 1301, ck(l, 1), TCP_ACK | TCP_PSH | TCP_FIN, { payload: pattern(1360) }),
+      ...HOSTILE_OPTIONS.map((o) =>
+        client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { ...o, payload: pattern(100) }),
+      ),
+      client(l, 1001, ck(l, 1), TCP_RST, { options: [] }),
+      client(l, 1000, 0, TCP_SYN, { options: synOptions }),
+    ];
+    const rsAnswer = [
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK),
+      ...HOSTILE_OPTIONS.map((o) => rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK, o)),
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK, { window: 0 }),
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK, { options: [] }), // no scaling, no SACK
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK, { options: [opt.mss(536), opt.wscale(14)] }),
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK, { options: [opt.nop(), opt.wscale(0)] }),
+      rs(l, 0, l.lbIsn + 1, TCP_RST | TCP_ACK, { options: [] }),
+      rs(l, 0, 0, TCP_RST, { options: [] }),
+    ];
+    sessions.push({
+      steps: [
+        [
+          client(l, 1000, 0, TCP_SYN, { options: synOptions }),
+          ...HOSTILE_OPTIONS.map((o) => client(l, 1000, 0, TCP_SYN, o)),
+          client(l, 1000, 0, TCP_SYN, { window: 0, options: synOptions }),
+          client(l, 1000, 0, TCP_SYN, { options: [] }),
+          client(l, 1000, 0, TCP_SYN, { options: [opt.mss(64), opt.wscale(14)] }),
+          client(l, 1000, 0, TCP_SYN, { options: [opt.mss(9000), opt.sackPermitted()] }),
+        ],
+        opening,
+        pending,
+        rsAnswer,
+        concluding,
+        [
+          rs(l, 9001, l.lbIsn + 401, TCP_ACK, { payload: pattern(500) }),
+          ...HOSTILE_OPTIONS.map((o) =>
+            rs(l, 9001, l.lbIsn + 401, TCP_ACK, { ...o, payload: pattern(700) }),
+          ),
+          rs(l, 9001, l.lbIsn + 401, TCP_ACK, { window: 0 }),
+        ],
+        [
+          client(l, 1401, ck(l, 501), TCP_ACK),
+          client(l, 1401, ck(l, 501), TCP_ACK, {
+            options: [opt.nop(), opt.nop(), opt.sack([[ck(l, 101), ck(l, 201)]])],
+          }),
+          client(l, 1401, ck(l, 501), TCP_ACK | TCP_PSH, { payload: pattern(200) }),
+        ],
+        [client(l, 1401, ck(l, 501), TCP_ACK | TCP_FIN)],
+        [rs(l, 9501, l.lbIsn + 402, TCP_ACK | TCP_FIN)],
+        [client(l, 1402, ck(l, 502), TCP_RST), client(l, 1402, ck(l, 502), TCP_ACK)],
+      ],
+      rsAck: [-1, -1, -1, 1, -1, 401, -1, -1, 402, -1],
+      cookieAck: [-1, 1, 1, -1, 1, -1, 501, 501, -1, 502],
+    });
+  }
+  {
+    // An RS that repeats its pure ACK: the third in a row and those after it are cut.
+    const l = spLegs[3]!;
+    const dupAck = [rs(l, 9001, l.lbIsn + 301, TCP_ACK, { options: [] })];
+    sessions.push({
+      steps: [
+        [client(l, 1000, 0, TCP_SYN, { options: synOptions })],
+        [client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { payload: pattern(300) })],
+        [rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK)],
+        dupAck,
+        dupAck,
+        dupAck,
+        dupAck,
+        [client(l, 1301, ck(l, 1), TCP_RST, { options: [] })],
+      ],
+      rsAck: [-1, -1, 1, 301, 301, 301, 301, -1],
+      cookieAck: [-1, 1, -1, -1, -1, -1, -1, 1],
+    });
+  }
+
+  // SYNPROXY, hostile: SYNs with every option list, cookie ACKs with them (valid cookies while
+  // the clock is in its first two minutes), RS SYN+ACKs with them.
+  const freshSp = (k: number): SpLeg => ({ ...fresh(k), vport: SP_VPORT, rip: RIP3, cookie: 0 });
+  HOSTILE_OPTIONS.forEach((o, i) => {
+    const l = spLegs[i % spLegs.length]!;
+    hostile.push(
+      client(freshSp(600 + i), 1000, 0, TCP_SYN, o),
+      client(l, 1001, ck(l, 1), TCP_ACK | TCP_PSH, { ...o, payload: pattern(100) }),
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK, o),
+    );
+  });
+  const [s0, s1] = spLegs as [SpLeg, SpLeg];
+  // Cookies that are wrong: off by one or two, data bits changed (window scale, an MSS index
+  // beyond the table, the timestamp bit), another client ISN, another client port.
+  for (const ack of [
+    0,
+    1,
+    s0.cookie,
+    ck(s0, 2),
+    (s0.cookie ^ 0x10) + 1,
+    (s0.cookie | 0xf) + 1,
+    (s0.cookie | 0x200) + 1,
+    (s0.cookie ^ 0x80000000) + 1,
+    0xffffffff,
+  ]) {
+    hostile.push(client(s0, 1001, ack >>> 0, TCP_ACK, { options: [] }));
+  }
+  hostile.push(
+    client(s0, 2001, ck(s0, 1), TCP_ACK),
+    client({ ...s0, cport: s0.cport + 1 }, 1001, ck(s0, 1), TCP_ACK),
+    client(s1, 1001, ck(s1, 1), TCP_ACK | TCP_PSH | TCP_FIN, { payload: pattern(1360) }),
+    client(s1, 1001, ck(s1, 1), TCP_ACK | TCP_RST),
+    client(s1, 1001, ck(s1, 1), TCP_SYN | TCP_ACK),
+    client(s1, 1001, 0, TCP_FIN),
+    client(freshSp(700), 1000, 0, TCP_SYN, { options: synOptions, payload: pattern(100) }),
+    client(freshSp(701), 1000, 0, TCP_SYN | TCP_FIN, { options: synOptions }),
+    corrupt(client(s0, 1001, ck(s0, 1), TCP_ACK | TCP_PSH, { payload: pattern(64) })),
+    corrupt(client(s1, 1001, ck(s1, 1), TCP_ACK | TCP_PSH | TCP_FIN, { payload: pattern(1360) })),
+    corrupt(rs(s0, 9000, s0.lbIsn + 1, TCP_SYN | TCP_ACK)),
+    withIpOptions(client(s0, 1001, ck(s0, 1), TCP_ACK | TCP_PSH, { payload: pattern(100) }), nops),
+    withIpOptions(client(freshSp(702), 1000, 0, TCP_SYN, { options: synOptions }), rr),
+  );
+  // The RS during setup: refusals, a stale ACK, a wrong ack, flags no SYN+ACK has.
+  for (const l of spLegs) {
+    hostile.push(
+      rs(l, 0, l.lbIsn + 1, TCP_RST | TCP_ACK, { options: [] }),
+      rs(l, 0, 0, TCP_RST, { options: [] }),
+      rs(l, 0, l.lbIsn + 7, TCP_RST | TCP_ACK, { options: [] }),
+      rs(l, 5555, 777, TCP_ACK, { options: [] }),
+      rs(l, 9000, l.lbIsn + 2, TCP_SYN | TCP_ACK),
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN | TCP_ACK | TCP_FIN),
+      rs(l, 9000, l.lbIsn + 1, TCP_SYN),
+      rs(l, 9001, l.lbIsn + 1, TCP_ACK, { payload: pattern(50) }),
+    );
+  }
+
   const v6 = ipv6Corpus();
   hostile.push(...v6);
-  return { flows, hostile, ipv6: v6, fragments, forgedToa, sessions };
+  return { flows, hostile, ipv6: v6, fragments, forgedToa, sessions, synproxy: spFlows };
 }
 
 // ---- the fuzzer ---------------------------------------------------------------------------
@@ -732,6 +986,8 @@ export interface FuzzSummary {
   /** Packet buffers the engine's pool holds (it grows only when it runs dry). */
   poolBuffers: number;
   connections: number;
+  /** Client packets SYNPROXY holds at the end (rx_packets == forwarded + Σ drops + held). */
+  held: number;
 }
 
 /**
@@ -762,12 +1018,35 @@ export class Fuzzer {
   private inValid = false;
   private inSrc = -1;
   private inSport = -1;
+  /** The input goes to the LIP (an RS packet, or one posing as it). */
+  private fromRs = false;
+  /** For an RS packet: its connection, looked up before the engine sees the packet, or -1. */
+  private rsConn = -1;
+  /**
+   * The client whose TOA the RS may read in what the input makes: its
+   * sender, or for an RS packet the client of its connection (-1: none).
+   */
+  private expCip = -1;
+  private expCport = -1;
+  /** The input is an RS SYN+ACK that replayed the held packets of `rsConn`. */
+  private replay = false;
+  /** The input went out (rewritten): `forwarded_packets` went up. */
+  private forwarded = false;
+  /** Packets to an RS, made from the current input, in which the RS reads `expCip`'s TOA. */
+  private toaSeen = 0;
+  // SYNPROXY: packets held for each connection (by table index), valid and corrupt on arrival.
+  private readonly heldValid: Int32Array;
+  private readonly heldCorrupt: Int32Array;
 
-  // Scripted connections: the step each is at, the LIP port and ISN the engine gave it.
+  // Scripted connections: the step each is at, the LIP port and ISN the engine gave it, and under
+  // SYNPROXY the cookie of the LB's SYN+ACK (-1 while unknown) and the client it answers.
   private readonly sessions: SessionScript[];
   private readonly slotStep: Int32Array;
   private readonly slotLport: Int32Array;
   private readonly slotIsn: Float64Array;
+  private readonly slotCookie: Float64Array;
+  private readonly slotCip: Float64Array;
+  private readonly slotCport: Int32Array;
   /** The scripted connection the current input belongs to, or -1. */
   private slot = -1;
 
@@ -782,6 +1061,11 @@ export class Fuzzer {
     this.slotStep = new Int32Array(this.sessions.length);
     this.slotLport = new Int32Array(this.sessions.length).fill(-1);
     this.slotIsn = new Float64Array(this.sessions.length);
+    this.slotCookie = new Float64Array(this.sessions.length).fill(-1);
+    this.slotCip = Float64Array.from(this.sessions, (s) => get32(s.steps[0]![0]!, 12));
+    this.slotCport = Int32Array.from(this.sessions, (s) => get16(s.steps[0]![0]!, 20));
+    this.heldValid = new Int32Array(this.engine.table.capacity);
+    this.heldCorrupt = new Int32Array(this.engine.table.capacity);
     this.poolBuffers = this.engine.pool.created;
   }
 
@@ -816,6 +1100,8 @@ export class Fuzzer {
   /** Moves the engine clock on and checks what its timers emit (RSTs for expired connections). */
   advance(ms: number): string | null {
     const e = this.engine;
+    const rx0 = e.counters[C.rx_packets]!;
+    const acc0 = this.accounted();
     this.now += ms;
     e.tick(this.now);
     for (let i = 0; i < e.outCount; i++) {
@@ -825,6 +1111,11 @@ export class Fuzzer {
     }
     if (e.outCount > this.maxOutputs) this.maxOutputs = e.outCount;
     e.clearOutput();
+    // Timers may discard held packets: they move from held to a drop counter.
+    const acc = this.accounted() - acc0;
+    if (e.counters[C.rx_packets]! !== rx0 || acc !== 0) {
+      return `a clock tick moved rx_packets by ${e.counters[C.rx_packets]! - rx0} and forwarded + dropped + held by ${acc}`;
+    }
     return this.checkHome();
   }
 
@@ -858,12 +1149,14 @@ export class Fuzzer {
       maxOutputs: this.maxOutputs,
       poolBuffers: this.engine.pool.created,
       connections: this.engine.table.count,
+      held: this.engine.heldPackets,
     };
   }
 
+  /** forwarded + Σ drops + held: rx_packets, when every packet is counted once. */
   private accounted(): number {
     const c = this.engine.counters;
-    let n = c[C.forwarded_packets]!;
+    let n = c[C.forwarded_packets]! + this.engine.heldPackets;
     for (let i = 0; i < DROP_INDEXES.length; i++) n += c[DROP_INDEXES[i]!]!;
     return n;
   }
@@ -875,6 +1168,10 @@ export class Fuzzer {
     const rx0 = c[C.rx_packets]!;
     const acc0 = this.accounted();
     const toa0 = c[C.toa_inserted]! + c[C.toa_inserted_syn]!;
+    const held0 = e.heldPackets;
+    const opened0 = c[C.synproxy_cookie_valid]!;
+    const synAck0 = c[C.synproxy_rs_synack]!;
+    const fwd0 = c[C.forwarded_packets]!;
     const p = e.pool.take();
     if (!p.load(this.input.subarray(0, this.inputLength))) {
       e.pool.give(p);
@@ -888,17 +1185,44 @@ export class Fuzzer {
     }
     if (c[C.rx_packets]! !== rx0 + 1) return `rx_packets went up by ${c[C.rx_packets]! - rx0}`;
     const acc = this.accounted() - acc0;
-    if (acc !== 1) return `counted ${acc} times as forwarded or dropped (must be exactly once)`;
-    const inserted = c[C.toa_inserted]! + c[C.toa_inserted_syn]! > toa0;
+    if (acc !== 1) {
+      return `counted ${acc} times as forwarded, dropped or held (must be exactly once)`;
+    }
+    const toas = c[C.toa_inserted]! + c[C.toa_inserted_syn]! - toa0;
+    this.replay = c[C.synproxy_rs_synack]! > synAck0;
+    this.forwarded = c[C.forwarded_packets]! > fwd0;
+    if (this.replay && this.rsConn < 0) return 'held packets replayed for no connection';
+    this.toaSeen = 0;
     for (let i = 0; i < e.outCount; i++) {
-      const v = this.checkOutput(e.out[i]!, false, inserted);
+      const v = this.checkOutput(e.out[i]!, false, toas > 0);
       if (v !== null) return `output ${i + 1} of ${e.outCount}: ${v}`;
       if (this.slot >= 0) this.learn(e.out[i]!);
       e.pool.give(e.out[i]!);
     }
     if (e.outCount > this.maxOutputs) this.maxOutputs = e.outCount;
     e.clearOutput();
+    if (this.toaSeen < toas) {
+      return `${toas} TOAs inserted, but the RS reads the client's in ${this.toaSeen} packets`;
+    }
+    if (e.heldPackets > held0) {
+      const v = this.noteHeld(c[C.synproxy_cookie_valid]! > opened0);
+      if (v !== null) return v;
+    }
     return this.checkHome();
+  }
+
+  /** Notes the input as held for its connection, a new one (its count restarts) when `opened`. */
+  private noteHeld(opened: boolean): string | null {
+    const b = this.input;
+    const c = this.engine.table.lookupClientAt(b, 0, (b[0]! & 0x0f) * 4, SP_SERVICE);
+    if (c < 0) return 'a packet is held for no connection';
+    if (opened) {
+      this.heldValid[c] = 0;
+      this.heldCorrupt[c] = 0;
+    }
+    if (this.inValid) this.heldValid[c]!++;
+    else this.heldCorrupt[c]!++;
+    return null;
   }
 
   /** Every packet buffer is back in the pool, the pool did not grow, the table is within bounds. */
@@ -907,8 +1231,11 @@ export class Fuzzer {
     if (pool.created !== this.poolBuffers) {
       return `packet pool grew from ${this.poolBuffers} to ${pool.created} buffers`;
     }
-    if (pool.available !== pool.created) {
-      return `${pool.created - pool.available} packet buffers not returned to the pool`;
+    // Held packets are out of the pool until they are replayed or discarded.
+    const held = this.engine.heldPackets;
+    if (held < 0 || held > SP_MAX_HELD) return `${held} packets held, limit ${SP_MAX_HELD}`;
+    if (pool.created - pool.available !== held) {
+      return `${pool.created - pool.available - held} packet buffers not returned to the pool (${held} held)`;
     }
     if (this.engine.table.count > MAX_CONNECTIONS) {
       return `${this.engine.table.count} connections, limit ${MAX_CONNECTIONS}`;
@@ -923,12 +1250,29 @@ export class Fuzzer {
     this.inValid = false;
     this.inSrc = -1;
     this.inSport = -1;
+    this.fromRs = false;
+    this.rsConn = -1;
+    this.expCip = -1;
+    this.expCport = -1;
     if (len < 20 || b[0]! >>> 4 !== 4) return;
     this.inSrc = get32(b, 12);
+    this.fromRs = get32(b, 16) === LIP;
+    if (!this.fromRs) this.expCip = this.inSrc;
     const ihl = (b[0]! & 0x0f) * 4;
     const tl = get16(b, 2);
     if (ihl < 20 || tl < ihl + 20 || tl > len || b[9] !== IPPROTO_TCP) return;
     this.inSport = get16(b, ihl);
+    if (!this.fromRs) {
+      this.expCport = this.inSport;
+    } else {
+      const t = this.engine.table;
+      const c = t.lookupReplyAt(b, 0, ihl);
+      this.rsConn = c;
+      if (c >= 0) {
+        this.expCip = t.cip[c]!;
+        this.expCport = t.cport[c]!;
+      }
+    }
     this.inValid =
       foldSum(sumWords(b, 0, ihl, 0)) === 0xffff &&
       foldSum(sumWords(b, ihl, tl - ihl, pseudoSumV4(b, 0, IPPROTO_TCP, tl - ihl))) === 0xffff;
@@ -936,8 +1280,9 @@ export class Fuzzer {
 
   /**
    * One emitted packet: a valid IPv4 packet; for TCP, valid when the input
-   * was, still corrupt when a corrupt input was forwarded, and carrying no
-   * client TOA the RS module would take for the client.
+   * was, still corrupt when a corrupt input was forwarded (a replayed held
+   * packet: when the packets held were), and carrying no client TOA the RS
+   * module would take for the client.
    */
   private checkOutput(q: Packet, fromTimer: boolean, inserted: boolean): string | null {
     const b = q.buf;
@@ -967,27 +1312,66 @@ export class Fuzzer {
       foldSum(sumWords(b, t, n - ihl, pseudoSumV4(b, o, IPPROTO_TCP, n - ihl))) === 0xffff;
     if (fromTimer) return valid ? null : 'TCP checksum wrong';
     const dst = get32(b, o + 16);
-    if (this.inValid && !valid) return 'TCP checksum wrong (the input was valid)';
-    if (!this.inValid && valid && dst !== this.inSrc && !this.isProxyHeader(b, t + doff, o + n)) {
-      return 'a corrupt input went out with a valid TCP checksum (laundered)';
-    }
-    if ((dst === RIP || dst === RIP2) && (this.policy === 'fullnat' || inserted)) {
-      const found = findToa(b, t + 20, t + doff, this.toa);
-      const ours =
-        found &&
-        this.toa.family === 4 &&
-        this.toa.v4 === this.inSrc &&
-        this.toa.port === this.inSport;
-      if (inserted ? !ours : found && !ours) {
-        const what = !found
-          ? 'no TOA'
-          : this.toa.family === 6
-            ? 'an IPv6 TOA'
-            : `a TOA for ${hex(b.subarray(this.toa.at + 2, this.toa.at + 8))} (port, address)`;
-        return `the RS would read ${what}, not the client's address (policy ${this.policy}${inserted ? ', TOA inserted' : ''})`;
+    if (this.replay) {
+      // The RS SYN+ACK is absorbed; what goes out are the held client packets.
+      if (!valid && this.heldCorrupt[this.rsConn] === 0) {
+        return 'TCP checksum wrong on a replayed packet (the packets held were valid)';
+      }
+      if (valid && this.heldValid[this.rsConn] === 0) {
+        return 'a replayed packet went out with a valid TCP checksum, all those held were corrupt (laundered)';
+      }
+    } else {
+      if (this.inValid && !valid) return 'TCP checksum wrong (the input was valid)';
+      // Packets the LB writes itself are valid: answers to the sender, the PROXY header, and
+      // under SYNPROXY the RS-leg SYN or RST for an input it holds or drops.
+      if (
+        !this.inValid &&
+        valid &&
+        this.forwarded &&
+        dst !== this.inSrc &&
+        !this.isProxyHeader(b, t + doff, o + n)
+      ) {
+        return 'a corrupt input went out with a valid TCP checksum (laundered)';
       }
     }
+    if (dst !== RIP && dst !== RIP2 && dst !== RIP3) return null;
+    const found = findToa(b, t + 20, t + doff, this.toa);
+    const ours =
+      found &&
+      this.toa.family === 4 &&
+      this.toa.v4 === this.expCip &&
+      this.toa.port === this.expCport;
+    if (ours) this.toaSeen++;
+    // From a client packet, each packet to the RS is that packet or made for it: with a TOA
+    // inserted, it is the client's. From an RS packet (SYNPROXY: the replay, or the SYN sent
+    // again) some may have one and some not: the engine's must be the one the RS reads.
+    const wrong = this.fromRs
+      ? found && !ours && (this.policy === 'fullnat' || this.hasClientToa(b, t + 20, t + doff))
+      : (this.policy === 'fullnat' || inserted) && (inserted ? !ours : found && !ours);
+    if (wrong) {
+      const what = !found
+        ? 'no TOA'
+        : this.toa.family === 6
+          ? 'an IPv6 TOA'
+          : `a TOA for ${hex(b.subarray(this.toa.at + 2, this.toa.at + 8))} (port, address)`;
+      return `the RS would read ${what}, not the client's address (policy ${this.policy}${inserted ? ', TOA inserted' : ''})`;
+    }
     return null;
+  }
+
+  /** Whether the option bytes [from, to) hold a TOA of the expected client anywhere. */
+  private hasClientToa(b: Uint8Array, from: number, to: number): boolean {
+    for (let i = from; i + TOA_V4_LEN <= to; i++) {
+      if (
+        b[i] === TCPOPT_TOA &&
+        b[i + 1] === TOA_V4_LEN &&
+        get16(b, i + 2) === this.expCport &&
+        get32(b, i + 4) === this.expCip
+      ) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private isProxyHeader(b: Uint8Array, from: number, to: number): boolean {
@@ -1032,7 +1416,10 @@ export class Fuzzer {
     this.input.set(src);
     this.inputLength = src.length;
     this.slot = s;
-    if (step === 0) this.slotLport[s] = -1;
+    if (step === 0) {
+      this.slotLport[s] = -1;
+      this.slotCookie[s] = -1;
+    }
     const delta = script.rsAck[step]!;
     if (delta >= 0 && this.slotLport[s]! >= 0) {
       const ihl = (this.input[0]! & 0x0f) * 4;
@@ -1040,18 +1427,40 @@ export class Fuzzer {
       set32(this.input, ihl + 8, (this.slotIsn[s]! + delta) >>> 0);
       this.fixTcp();
     }
+    // SYNPROXY: a client packet acks the cookie the engine answered this client's SYN with.
+    const cookieDelta = script.cookieAck !== undefined ? script.cookieAck[step]! : -1;
+    if (cookieDelta >= 0 && this.slotCookie[s]! >= 0) {
+      const ihl = (this.input[0]! & 0x0f) * 4;
+      set32(this.input, ihl + 8, (this.slotCookie[s]! + cookieDelta) >>> 0);
+      this.fixTcp();
+    }
   }
 
-  /** Learns the LIP port and ISN of a scripted connection from the SYN the engine sent the RS. */
+  /**
+   * Learns the LIP port and ISN of a scripted connection from the SYN the
+   * engine sent the RS, and under SYNPROXY the cookie from its SYN+ACK.
+   */
   private learn(q: Packet): void {
     const b = q.buf;
     const o = q.start;
     const t = o + (b[o]! & 0x0f) * 4;
+    if (b[o + 9] !== IPPROTO_TCP) return;
     const dst = get32(b, o + 16);
-    if (b[o + 9] !== IPPROTO_TCP || (dst !== RIP && dst !== RIP2)) return;
-    if ((b[t + 13]! & (TCP_SYN | TCP_ACK)) !== TCP_SYN) return;
-    this.slotLport[this.slot] = get16(b, t);
-    this.slotIsn[this.slot] = get32(b, t + 4);
+    const flags = b[t + 13]! & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN);
+    if (
+      (flags & (TCP_SYN | TCP_ACK)) === TCP_SYN &&
+      (dst === RIP || dst === RIP2 || dst === RIP3)
+    ) {
+      this.slotLport[this.slot] = get16(b, t);
+      this.slotIsn[this.slot] = get32(b, t + 4);
+    } else if (
+      flags === (TCP_SYN | TCP_ACK) &&
+      this.sessions[this.slot]!.cookieAck !== undefined &&
+      dst === this.slotCip[this.slot] &&
+      get16(b, t + 2) === this.slotCport[this.slot]
+    ) {
+      this.slotCookie[this.slot] = get32(b, t + 4);
+    }
   }
 
   /** One mutation (two a quarter of the time); most mutants get their checksums fixed. */
@@ -1080,7 +1489,7 @@ export class Fuzzer {
           b[7] = 0;
           b[9] = IPPROTO_TCP;
           set32(b, 16, VIP);
-          set16(b, 22, (this.next() & 1) === 0 ? 80 : 8080);
+          set16(b, 22, [80, 8080, SP_VPORT][this.next() % 3]!);
         }
         break;
       }
@@ -1193,14 +1602,14 @@ export class Fuzzer {
         if (t + 4 > len) break;
         const r = this.next();
         const src = get32(b, 12);
-        if (src === RIP || src === RIP2) {
+        if (src === RIP || src === RIP2 || src === RIP3) {
           set16(b, t + 2, PORT_MIN + (r % (PORT_MAX - PORT_MIN + 2)));
         } else if ((r & 3) === 0) {
           set32(b, 12, CLIENT_BASE + ((r >>> 2) % 64));
         } else if ((r & 3) === 1) {
           set16(b, t, 40000 + ((r >>> 2) % 64));
         } else if ((r & 3) === 2) {
-          set16(b, t + 2, [80, 8080, 81, 0][(r >>> 2) & 3]!);
+          set16(b, t + 2, [80, 8080, SP_VPORT, 81, 0, 80, 8080, SP_VPORT][(r >>> 2) & 7]!);
         } else {
           set32(b, 16, [VIP, LIP, RIP, r][(r >>> 2) & 3]! >>> 0);
         }
