@@ -110,7 +110,7 @@ for (const policy of policies) {
   console.log(`\n${policy}: seed ${s.seed}`);
   console.log(
     `  packets ${fmt(s.packets)}: forwarded ${fmt(s.forwarded)} + dropped ${fmt(dropped)}` +
-      ` (rx_packets ${fmt(s.counters.rx_packets ?? 0)})`,
+      ` + held ${fmt(s.held)} (rx_packets ${fmt(s.counters.rx_packets ?? 0)})`,
   );
   console.log(
     `  drops: ${Object.entries(s.drops)
@@ -136,6 +136,8 @@ for (const policy of policies) {
     'laddr_ports_exhausted',
   ].filter((k) => s.counters[k]);
   console.log(`  also: ${shown.map((k) => `${k} ${fmt(s.counters[k])}`).join(', ')}`);
+  const synproxy = Object.keys(s.counters).filter((k) => k.startsWith('synproxy_'));
+  console.log(`  synproxy: ${synproxy.map((k) => `${k} ${fmt(s.counters[k])}`).join(', ')}`);
   console.log(
     `  most outputs per input ${s.maxOutputs}, pool ${s.poolBuffers} buffers, ` +
       `${s.connections} connections open`,
