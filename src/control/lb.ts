@@ -330,6 +330,8 @@ export class LoadBalancer implements ControlApi {
       counters.io_rx_batches = this.loop.stats.rxBatches;
       counters.io_tx_packets = this.loop.stats.txPackets;
       counters.io_tx_dropped = this.loop.stats.txDropped;
+      counters.io_rx_super_packets = this.loop.stats.rxSuperPackets;
+      counters.io_tx_super_packets = this.loop.stats.txSuperPackets;
     }
     return {
       services,

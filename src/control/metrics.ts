@@ -11,6 +11,8 @@
  *                                                      the LB-wide total, {service} = that
  *                                                      service's share. Select totals with
  *                                                      {service=""}; do not sum() the family.
+ *   fullnat_io_{rx,tx}_{packets,super_packets}_total, fullnat_io_rx_batches_total,
+ *   fullnat_io_tx_dropped_total               counter  the TUN device as the run loop sees it
  *   fullnat_service_{active,inactive}_connections          gauge    {service}
  *   fullnat_service_{connections,in_packets,out_packets,in_bytes,out_bytes}_total
  *                                                      counter  {service}
@@ -27,6 +29,15 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 import { COUNTER_NAMES } from '../engine/counters.js';
+
+const IO_COUNTERS: readonly (readonly [string, string])[] = [
+  ['io_rx_packets', 'Packets read from the TUN device.'],
+  ['io_rx_batches', 'Read batches (system-call rounds) on the TUN device.'],
+  ['io_rx_super_packets', 'GSO super-packets among the packets read (TUN offloads).'],
+  ['io_tx_packets', 'Packets written to the TUN device.'],
+  ['io_tx_super_packets', 'GSO super-packets among the packets written (TUN offloads).'],
+  ['io_tx_dropped', 'Packets the TUN device would not take (queue full).'],
+];
 import { ipv4ToString } from '../wire/bytes.js';
 import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
 
@@ -115,6 +126,19 @@ export function createMetricsRegistry(
         for (const s of snap.services) {
           this.inc({ service: serviceLabel(s) }, num(s.counters[name] ?? 0));
         }
+      },
+    });
+  }
+
+  // The run loop's device counters (io_* in the snapshot, present once the loop runs).
+  for (const [key, help] of IO_COUNTERS) {
+    new Counter({
+      name: `fullnat_${key}_total`,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(num(current().counters[key] ?? 0));
       },
     });
   }

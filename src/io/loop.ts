@@ -26,7 +26,10 @@ export interface PacketDevice {
 export interface LoopStats {
   rxPackets: number;
   rxBatches: number;
+  /** GSO super-packets among rxPackets / txPackets (offload devices). */
+  rxSuperPackets: number;
   txPackets: number;
+  txSuperPackets: number;
   /** Packets the device would not take (queue full): dropped, as a NIC would. */
   txDropped: number;
   timerRuns: number;
@@ -48,7 +51,9 @@ export class RunLoop {
   readonly stats: LoopStats = {
     rxPackets: 0,
     rxBatches: 0,
+    rxSuperPackets: 0,
     txPackets: 0,
+    txSuperPackets: 0,
     txDropped: 0,
     timerRuns: 0,
   };
@@ -134,6 +139,7 @@ export class RunLoop {
           p.gsoType = type & 0xff;
           p.csumPartial = (type & GSO_CSUM_PARTIAL) !== 0;
           p.gsoSize = rxGso[2 * i + 1]!;
+          if (p.gsoSize > 0) this.stats.rxSuperPackets++;
         }
         e.process(p);
         const fresh = pool.take();
@@ -167,6 +173,7 @@ export class RunLoop {
         if (txGso !== undefined) {
           txGso[2 * k] = q.gsoType;
           txGso[2 * k + 1] = q.gsoSize;
+          if (q.gsoSize > 0) this.stats.txSuperPackets++;
         }
       }
       const written = this.dev.writeBatch(this.txBufs, this.txOffs, this.txLens, count, txGso);

@@ -58,7 +58,14 @@ function fixture(): Snapshot {
         counters: { toa_inserted: 5 },
       },
     ],
-    counters: { rx_packets: 123456789012, toa_inserted: 75, toa_split: 2, malformed_dropped: 4 },
+    counters: {
+      rx_packets: 123456789012,
+      toa_inserted: 75,
+      toa_split: 2,
+      malformed_dropped: 4,
+      io_rx_packets: 900,
+      io_rx_super_packets: 40,
+    },
     connections: 18,
     uptime: 3600.5,
   };
@@ -166,6 +173,14 @@ describe('Prometheus metrics over HTTP', { timeout: 10_000 }, () => {
     assert.equal(x.types.get('fullnat_connections'), 'gauge');
     assert.equal(value(x, 'fullnat_connections'), 18);
     assert.equal(value(x, 'fullnat_uptime_seconds'), 3600.5);
+  });
+
+  it('the TUN device counters of the run loop', async () => {
+    const x = parseExposition((await get(server.port, '/metrics')).body);
+    assert.equal(x.types.get('fullnat_io_rx_packets_total'), 'counter');
+    assert.equal(value(x, 'fullnat_io_rx_packets_total'), 900);
+    assert.equal(value(x, 'fullnat_io_rx_super_packets_total'), 40);
+    assert.equal(value(x, 'fullnat_io_tx_dropped_total'), 0, 'absent from the snapshot: 0');
   });
 
   it('every engine counter: unlabelled total plus one series per service', async () => {

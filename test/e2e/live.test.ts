@@ -359,6 +359,11 @@ test('Prometheus metrics on the configured address count the TOA insertions', { 
   const text = lab.exec('lb', 'curl', ['-s', '-m', '5', 'http://127.0.0.1:9400/metrics']);
   const m = /^fullnat_toa_inserted_total (\d+)/m.exec(text);
   assert.ok(m && Number(m[1]) > 1000, `toa_inserted: ${m?.[1]}`);
+  // The 20 MB transfers crossed the TUN as GSO super-packets (offload is on by default).
+  for (const dir of ['rx', 'tx']) {
+    const g = new RegExp(`^fullnat_io_${dir}_super_packets_total (\\d+)`, 'm').exec(text);
+    assert.ok(g && Number(g[1]) > 10, `io_${dir}_super_packets: ${g?.[1]}`);
+  }
   assert.match(
     text,
     /fullnat_real_server_active_connections\{service="10\.77\.0\.100:80",real_server="10\.77\.2\.11:8080"\}/,
