@@ -15,6 +15,7 @@ import { runScenario } from '../../src/lab/sim/run.js';
 import { LIPS } from '../../src/lab/sim/run.js';
 import { ipv4ToString } from '../../src/wire/bytes.js';
 import { PcapWriter } from '../../src/wire/pcap.js';
+import { tsharkFields } from '../support/tshark.js';
 
 const tshark = spawnSync('tshark', ['--version'], { encoding: 'utf8', timeout: 20_000 });
 const missing = tshark.error ? `tshark not installed: ${tshark.error.message}` : undefined;
@@ -44,47 +45,15 @@ test('tshark validates every packet the engine emitted', { skip: missing }, () =
         if (r.dir === 'fromMiddlebox') w.add(Math.round(r.t * 1000), r.bytes);
       const file = join(dir, `${scenario}.pcap`);
       writeFileSync(file, w.toBytes());
-      const out = spawnSync(
-        'tshark',
-        [
-          '-n',
-          '-r',
-          file,
-          '-o',
-          'ip.check_checksum:TRUE',
-          '-o',
-          'tcp.check_checksum:TRUE',
-          '-o',
-          'tcp.desegment_tcp_streams:FALSE',
-          '-Y',
-          'tcp && !icmp',
-          '-T',
-          'fields',
-          '-E',
-          'separator=|',
-          '-E',
-          'occurrence=a',
-          '-E',
-          'aggregator=,',
-          '-e',
-          'ip.src',
-          '-e',
-          'ip.checksum.status',
-          '-e',
-          'tcp.checksum.status',
-          '-e',
-          'tcp.options',
-          '-e',
-          'tcp.srcport',
-        ],
-        { encoding: 'utf8', timeout: 60_000, env: { ...process.env, HOME: dir } },
+      const lines = tsharkFields(
+        file,
+        ['ip.src', 'ip.checksum.status', 'tcp.checksum.status', 'tcp.options', 'tcp.srcport'],
+        { home: dir, filter: 'tcp && !icmp', timeoutMs: 60_000 },
       );
-      assert.equal(out.status, 0, out.stderr);
-      const lines = out.stdout.trim().split('\n').filter(Boolean);
       assert.ok(lines.length > 0, `${scenario}: tshark decoded nothing`);
       const clients = new Map(run.details.map((d) => [d.clientEndpoint.port, d.client]));
       for (const line of lines) {
-        const [src, ipStatus, tcpStatus, options] = line.split('|');
+        const [src, ipStatus, tcpStatus, options] = line;
         lbPackets++;
         assert.equal(ipStatus, '1', `${scenario}: bad IP checksum: ${line}`);
         assert.equal(tcpStatus, '1', `${scenario}: bad TCP checksum: ${line}`);
