@@ -1,7 +1,7 @@
 /*
  * fullnat_tun: the system calls TypeScript cannot make for a TUN device.
  *
- *   open(name, multiQueue[, offload])               -> { fd, name, offload }
+ *   open(name, multiQueue[, offload[, napi]])       -> { fd, name, offload }
  *   readBatch(fd, bufs, offset, lengths[, gso])     -> packets read
  *   writeBatch(fd, bufs, offsets, lengths, count[, stats[, gso]]) -> packets handled
  *   poll(fd, callback)                              -> handle
@@ -110,11 +110,11 @@ static bool get_array(napi_env env, napi_value v, uint32_t *length)
 
 static napi_value Open(napi_env env, napi_callback_info info)
 {
-    size_t argc = 3;
-    napi_value argv[3];
+    size_t argc = 4;
+    napi_value argv[4];
     CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (argc < 2)
-        THROW_TYPE(env, "open(name, multiQueue[, offload]): expected 2 or 3 arguments");
+        THROW_TYPE(env, "open(name, multiQueue[, offload[, napi]]): expected 2 to 4 arguments");
 
     napi_valuetype t;
     CHECK(env, napi_typeof(env, argv[0], &t));
@@ -141,6 +141,15 @@ static napi_value Open(napi_env env, napi_callback_info info)
             CHECK(env, napi_get_value_bool(env, argv[2], &offload));
         }
     }
+    bool napi = false;
+    if (argc >= 4) {
+        CHECK(env, napi_typeof(env, argv[3], &t));
+        if (t != napi_undefined) {
+            if (t != napi_boolean)
+                THROW_TYPE(env, "open: napi must be a boolean");
+            CHECK(env, napi_get_value_bool(env, argv[3], &napi));
+        }
+    }
 
     int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
@@ -151,7 +160,7 @@ static napi_value Open(napi_env env, napi_callback_info info)
     memset(&ifr, 0, sizeof ifr);
     memcpy(ifr.ifr_name, name, len); /* len < IFNAMSIZ: stays NUL-terminated */
     ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (multi ? IFF_MULTI_QUEUE : 0) |
-                    (offload ? IFF_VNET_HDR : 0);
+                    (offload ? IFF_VNET_HDR : 0) | (napi ? IFF_NAPI : 0);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
         int err = errno;
         close(fd);

@@ -378,6 +378,7 @@ function defaultDefs(): FullnatDefs {
     portRange: { ...e.portRange },
     rsMtu: e.rsMtu,
     offload: true,
+    napiThread: true,
     timeouts: { ...e.timeouts },
   };
 }
@@ -406,6 +407,7 @@ function parseDefs(cur: Cursor, kw: Token, st: State): void {
     local_port_range: (k) => (d.portRange = portRange(cur, k)),
     rs_mtu: (k) => (d.rsMtu = intIn(cur.value(k), k.text, MIN_MTU, 65535)),
     offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
+    napi_thread: (k) => (d.napiThread = onOff(cur.value(k), k.text)),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = intIn(cur.value(k), k.text, 1, MAX_TIMEOUT_S));
@@ -915,6 +917,7 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
   'max_connections',
   'local_port_range',
   'offload',
+  'napi_thread',
 ];
 
 const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
@@ -929,6 +932,7 @@ const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
   portRange: 'local_port_range',
   rsMtu: 'rs_mtu',
   offload: 'offload',
+  napiThread: 'napi_thread',
 };
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -97,7 +97,8 @@ export class LoadBalancer implements ControlApi {
   start(): void {
     const { host, log } = this.deps;
     const dev = this.deviceName;
-    this.device = host.openDevice(dev, this.tunMtu(), this.config.defs.offload);
+    const d = this.config.defs;
+    this.device = host.openDevice(dev, this.tunMtu(), d.offload, d.napiThread);
     host.sysctl('net.ipv4.ip_forward', '1');
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');

@@ -83,6 +83,11 @@ export interface FullnatDefs {
    * device whole instead of one MTU-sized packet per system call. Default on.
    */
   offload: boolean;
+  /**
+   * IFF_NAPI + threaded NAPI on the TUN: the kernel's work on what the LB
+   * writes runs in a kernel thread beside the LB's own. Default on.
+   */
+  napiThread: boolean;
   timeouts: TcpTimeouts;
 }
 

@@ -1,10 +1,14 @@
 import type { PacketDevice } from './loop.js';
-import { addRoute, delRoute, openTun, setNoQueue, setUp, sysctl } from './tun.js';
+import { addRoute, delRoute, openTun, setNoQueue, setThreadedNapi, setUp, sysctl } from './tun.js';
 
 /** What the LB needs from the host: a packet device, routes and sysctls (faked in tests). */
 export interface HostNetwork {
-  /** `offload`: GSO super-packets cross the device (the engine's buffers must hold 64 KiB). */
-  openDevice(name: string, mtu: number, offload: boolean): PacketDevice;
+  /**
+   * `offload`: GSO super-packets cross the device (the engine's buffers must
+   * hold 64 KiB). `napiThread`: the kernel's work on written packets runs in
+   * a NAPI kernel thread, not in the write calls.
+   */
+  openDevice(name: string, mtu: number, offload: boolean, napiThread: boolean): PacketDevice;
   addRoute(prefix: string, dev: string): void;
   delRoute(prefix: string, dev: string): void;
   /** Dotted key; an interface name in it may contain no dot. */
@@ -13,10 +17,16 @@ export interface HostNetwork {
 
 /** The real thing: a TUN device and iproute2 in this process's network namespace. */
 export const linuxHost: HostNetwork = {
-  openDevice(name, mtu, offload) {
-    const dev = openTun(name, { offload });
-    setUp(dev.name, mtu);
-    setNoQueue(dev.name);
+  openDevice(name, mtu, offload, napiThread) {
+    const dev = openTun(name, { offload, napi: napiThread });
+    try {
+      setUp(dev.name, mtu);
+      setNoQueue(dev.name);
+      if (napiThread) setThreadedNapi(dev.name);
+    } catch (err) {
+      dev.close();
+      throw err;
+    }
     return dev;
   },
   addRoute: (prefix, dev) => addRoute(prefix, dev),

@@ -35,6 +35,9 @@ export interface NativeTun {
    * With `offload`: IFF_VNET_HDR and TUNSETOFFLOAD (checksum, TSO4/6, ECN),
    * so whole GSO super-packets (up to 64 KiB) cross the device; every
    * readBatch/writeBatch on this descriptor must then pass a `gso` array.
+   * With `napi`: IFF_NAPI, so what is written enters the kernel through the
+   * queue's NAPI instance (see `setThreadedNapi`) instead of being
+   * processed inside write(2).
    * Throws RangeError if `name` is longer than 15 bytes; "ioctl TUNSETIFF:
    * Invalid argument" (EINVAL) for names the kernel rejects ("a/b", "..");
    * "ioctl TUNSETIFF: Device or resource busy" (EBUSY) when single-queue
@@ -44,6 +47,7 @@ export interface NativeTun {
     name: string,
     multiQueue: boolean,
     offload?: boolean,
+    napi?: boolean,
   ): {
     fd: number;
     name: string;
@@ -274,10 +278,15 @@ class Tun implements TunDevice {
  */
 export function openTun(
   name: string,
-  options: { multiQueue?: boolean; offload?: boolean } = {},
+  options: { multiQueue?: boolean; offload?: boolean; napi?: boolean } = {},
 ): TunDevice {
   const n = nativeTun();
-  const opened = n.open(name, options.multiQueue ?? false, options.offload ?? false);
+  const opened = n.open(
+    name,
+    options.multiQueue ?? false,
+    options.offload ?? false,
+    options.napi ?? false,
+  );
   return new Tun(n, opened.fd, opened.name, opened.offload);
 }
 
@@ -322,6 +331,25 @@ export function setNoQueue(name: string, options: IpOptions = {}): void {
     const detail =
       e.code === 'ENOENT' ? 'iproute2 (tc) is not installed' : e.stderr?.trim() || e.message;
     throw new Error(`tc ${args.join(' ')}: ${detail}`, { cause: err });
+  }
+}
+
+/**
+ * Threaded NAPI for a device opened with `napi` (Linux ≥ 5.12): the
+ * kernel's processing of the packets the LB writes — forwarding, and on the
+ * same host the receiver's TCP — runs in the kernel thread napi/NAME-N,
+ * which the scheduler places on another CPU than the LB's JavaScript
+ * thread, instead of inside the LB's write(2) calls.
+ */
+export function setThreadedNapi(name: string): void {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`bad interface name '${name}'`);
+  try {
+    writeFileSync(`/sys/class/net/${name}/threaded`, '1\n');
+  } catch (err) {
+    throw new Error(
+      `cannot enable threaded NAPI on ${name} (needs Linux 5.12 or later): ${(err as Error).message}; set napi_thread off`,
+      { cause: err },
+    );
   }
 }
 

@@ -41,6 +41,7 @@ const connectionLines = (): string[] =>
 
 const CONFIG = `fullnat_defs {
     interface fnat2
+    napi_thread off              # the write path without NAPI runs here (live.test.ts uses the default)
     control_socket ${sock}
     timeout_fin_wait 2
     timeout_time_wait 2

@@ -175,12 +175,15 @@ if (skip) test('TUN offloads on the real kernel', { skip }, () => {});
 else
   describe(`TUN offloads on the real kernel (namespaces ${LB}, ${RS})`, () => {
     before(() => {
-      dev = openTun(`fno${process.pid}`.slice(0, 15), { offload: true });
+      // As `fullnat run` opens it by default: offloads, and threaded NAPI for what is written.
+      dev = openTun(`fno${process.pid}`.slice(0, 15), { offload: true, napi: true });
       assert.equal(dev.offload, true);
       ip(['link', 'set', 'dev', dev.name, 'netns', LB]);
       ip(['link', 'set', 'dev', dev.name, 'name', 'fno0'], { netns: LB });
       addAddress('fno0', '10.98.0.1/24', { netns: LB });
       setUp('fno0', 1500, { netns: LB });
+      nsExec(LB, 'sh', '-c', 'echo 1 > /sys/class/net/fno0/threaded');
+      assert.equal(nsExec(LB, 'cat', '/sys/class/net/fno0/threaded').trim(), '1');
       ip(['link', 'add', 'veth-l', 'netns', LB, 'type', 'veth', 'peer', 'veth-r', 'netns', RS]);
       addAddress('veth-l', '10.98.1.1/24', { netns: LB });
       addAddress('veth-r', '10.98.1.2/24', { netns: RS });
