@@ -190,6 +190,7 @@ describe('parseConfig: the documented example', () => {
       portRange: { min: 5000, max: 65535 },
       rsMtu: 1500,
       offload: true,
+      napiThread: true,
       timeouts: DEFAULT_TCP_TIMEOUTS,
     });
     assert.equal(cfg.defs.metrics, undefined);
