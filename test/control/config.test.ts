@@ -587,6 +587,22 @@ virtual_server 10.10.1.101 80 {
     );
   });
 
+  it('bad offload / napi_thread values; off parses as off', () => {
+    expectError(
+      `fullnat_defs {\n napi_thread maybe\n}\n${BASE}`,
+      'napi_thread',
+      /bad napi_thread 'maybe' \(expected on or off\)/,
+    );
+    expectError(
+      `fullnat_defs {\n offload 1\n}\n${BASE}`,
+      'offload',
+      /bad offload '1' \(expected on or off\)/,
+    );
+    const cfg = parseConfig(`fullnat_defs {\n offload off\n napi_thread off\n}\n${BASE}`, 'o.conf');
+    assert.equal(cfg.defs.offload, false);
+    assert.equal(cfg.defs.napiThread, false);
+  });
+
   it('metrics address without port', () => {
     expectError(
       `fullnat_defs {\n metrics 127.0.0.1\n}\n${BASE}`,
