@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, netnsAvailable } from '../src/lab/netns.js';
-import { tunAvailable } from '../src/io/tun.js';
+import { napiThreads, tunAvailable } from '../src/io/tun.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from bench/ (ts) or dist/bench/ (js). */
@@ -473,7 +473,8 @@ function foreignCpu(b: Bench): number {
       // namespace gone
     }
   }
-  for (const pid of napiThreads()) ours.add(pid);
+  // fullnat's TUN under threaded NAPI: napi/fnb0-N do what its write(2) calls did before.
+  for (const pid of napiThreads(TUN)) ours.add(pid);
   let sum = 0;
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || ours.has(Number(d))) continue;
@@ -482,28 +483,10 @@ function foreignCpu(b: Bench): number {
   return sum;
 }
 
-/**
- * The kernel threads of fullnat's TUN under threaded NAPI (napi/fnb0-N):
- * they do the work its write(2) calls did before — forwarding, and here the
- * receiver's TCP — so their CPU is the LB's, not "other processes'".
- */
-function napiThreads(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      if (readFileSync(`/proc/${d}/comm`, 'utf8').startsWith(`napi/${TUN}-`)) out.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  return out;
-}
-
 /** The LB's CPU seconds: its process and, for fullnat, its TUN's NAPI threads. */
 function lbCpu(pid: number | undefined): number {
   let sum = processCpu(pid);
-  for (const t of napiThreads()) sum += processCpu(t);
+  for (const t of napiThreads(TUN)) sum += processCpu(t);
   return sum;
 }
 

@@ -1,5 +1,14 @@
 import type { PacketDevice } from './loop.js';
-import { addRoute, delRoute, openTun, setNoQueue, setThreadedNapi, setUp, sysctl } from './tun.js';
+import {
+  addRoute,
+  delRoute,
+  openTun,
+  setNapiRealtime,
+  setNoQueue,
+  setThreadedNapi,
+  setUp,
+  sysctl,
+} from './tun.js';
 
 /** What the LB needs from the host: a packet device, routes and sysctls (faked in tests). */
 export interface HostNetwork {
@@ -15,6 +24,12 @@ export interface HostNetwork {
   sysctl(key: string, value: string): void;
 }
 
+/**
+ * SCHED_FIFO priority of the TUN's NAPI threads: above every ordinary task,
+ * below the kernel's own threaded interrupt handlers (50).
+ */
+export const NAPI_THREAD_PRIORITY = 10;
+
 /** The real thing: a TUN device and iproute2 in this process's network namespace. */
 export const linuxHost: HostNetwork = {
   openDevice(name, mtu, offload, napiThread) {
@@ -22,7 +37,17 @@ export const linuxHost: HostNetwork = {
     try {
       setUp(dev.name, mtu);
       setNoQueue(dev.name);
-      if (napiThread) setThreadedNapi(dev.name);
+      if (napiThread) {
+        setThreadedNapi(dev.name);
+        try {
+          setNapiRealtime(dev.name, NAPI_THREAD_PRIORITY);
+        } catch (err) {
+          // Still correct, only slower in the tail: say so and go on.
+          process.emitWarning(
+            `fullnat: ${(err as Error).message}; NAPI threads keep normal priority`,
+          );
+        }
+      }
     } catch (err) {
       dev.close();
       throw err;

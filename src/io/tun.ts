@@ -15,7 +15,13 @@
  *   out-of-range sizes/offsets throw `RangeError` (code ERR_OUT_OF_RANGE).
  * - EAGAIN is never an error: it ends a batch. EINTR is retried.
  */
-import { accessSync, constants as fsConstants, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants as fsConstants,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
@@ -351,6 +357,46 @@ export function setThreadedNapi(name: string): void {
       { cause: err },
     );
   }
+}
+
+/** Pids of the kernel threads serving `name` under threaded NAPI (napi/NAME-N). */
+export function napiThreads(name: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      if (readFileSync(`/proc/${d}/comm`, 'utf8').startsWith(`napi/${name}-`)) out.push(Number(d));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * SCHED_FIFO at `priority` for the NAPI threads of `name` (`chrt`, from
+ * util-linux): woken by a write, they run at once instead of waiting behind
+ * ordinary tasks on a busy CPU, which is what keeps tail latency down.
+ * Returns the pids set; throws if there are none or chrt fails.
+ */
+export function setNapiRealtime(name: string, priority: number): number[] {
+  const pids = napiThreads(name);
+  if (pids.length === 0) throw new Error(`no NAPI threads for ${name}`);
+  for (const pid of pids) {
+    try {
+      execFileSync('chrt', ['-f', '-p', String(priority), String(pid)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stderr?: Buffer };
+      const detail =
+        e.code === 'ENOENT'
+          ? 'chrt (util-linux) is not installed'
+          : String(e.stderr ?? e.message).trim();
+      throw new Error(`chrt -f -p ${priority} ${pid} (napi/${name}): ${detail}`, { cause: err });
+    }
+  }
+  return pids;
 }
 
 /** `ip addr replace CIDR dev NAME` (idempotent). */

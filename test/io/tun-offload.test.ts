@@ -17,7 +17,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GSO_CSUM_PARTIAL } from '../../src/io/loop.js';
-import { ip, openTun, setUp, addAddress, tunAvailable, type TunDevice } from '../../src/io/tun.js';
+import {
+  addAddress,
+  ip,
+  openTun,
+  setNapiRealtime,
+  setUp,
+  tunAvailable,
+  type TunDevice,
+} from '../../src/io/tun.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
@@ -184,6 +192,14 @@ else
       setUp('fno0', 1500, { netns: LB });
       nsExec(LB, 'sh', '-c', 'echo 1 > /sys/class/net/fno0/threaded');
       assert.equal(nsExec(LB, 'cat', '/sys/class/net/fno0/threaded').trim(), '1');
+      // As linuxHost does: the NAPI thread at SCHED_FIFO 10.
+      const pids = setNapiRealtime('fno0', 10);
+      assert.ok(pids.length >= 1, 'a napi/fno0-N kernel thread');
+      for (const pid of pids) {
+        const policy = execFileSync('chrt', ['-p', String(pid)], { encoding: 'utf8' });
+        assert.match(policy, /SCHED_FIFO/);
+        assert.match(policy, /priority: 10/);
+      }
       ip(['link', 'add', 'veth-l', 'netns', LB, 'type', 'veth', 'peer', 'veth-r', 'netns', RS]);
       addAddress('veth-l', '10.98.1.1/24', { netns: LB });
       addAddress('veth-r', '10.98.1.2/24', { netns: RS });
