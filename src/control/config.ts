@@ -24,6 +24,7 @@ import type {
   FullnatConfig,
   FullnatDefs,
   HealthCheckSpec,
+  NapiThreadSetting,
   RealServerSpec,
   ServiceSpec,
   SourcePos,
@@ -378,7 +379,7 @@ function defaultDefs(): FullnatDefs {
     portRange: { ...e.portRange },
     rsMtu: e.rsMtu,
     offload: true,
-    napiThread: true,
+    napiThread: 'auto',
     timeouts: { ...e.timeouts },
   };
 }
@@ -407,7 +408,7 @@ function parseDefs(cur: Cursor, kw: Token, st: State): void {
     local_port_range: (k) => (d.portRange = portRange(cur, k)),
     rs_mtu: (k) => (d.rsMtu = intIn(cur.value(k), k.text, MIN_MTU, 65535)),
     offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
-    napi_thread: (k) => (d.napiThread = onOff(cur.value(k), k.text)),
+    napi_thread: (k) => (d.napiThread = napiThread(cur.value(k))),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = intIn(cur.value(k), k.text, 1, MAX_TIMEOUT_S));
@@ -435,6 +436,11 @@ function ifName(t: Token): string {
   // Linux interface names: at most 15 bytes, no '/' or whitespace.
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(t.text)) fail(t, `bad interface name '${t.text}'`);
   return t.text;
+}
+
+function napiThread(t: Token): NapiThreadSetting {
+  if (t.text === 'on' || t.text === 'off' || t.text === 'auto') return t.text;
+  return fail(t, `bad napi_thread '${t.text}' (expected on, off or auto)`);
 }
 
 function toaPolicy(t: Token): ToaSetting {

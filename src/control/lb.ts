@@ -19,6 +19,7 @@ import {
 import { TCP_STATE_NAMES } from '../engine/tcp-state.js';
 import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/loop.js';
+import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig } from './config.js';
 import { HealthChecker } from './health.js';
 import type {
@@ -40,6 +41,9 @@ export interface LoadBalancerDeps {
   /** Run the configured health checks (default true). */
   healthChecks?: boolean;
 }
+
+/** Window over which `napi_thread auto` looks at the traffic. */
+const NAPI_WINDOW_MS = 200;
 
 const rsKey = (vip: number, vport: number, addr: number, port: number): string =>
   `${vip}:${vport}/${addr}:${port}`;
@@ -64,6 +68,8 @@ export class LoadBalancer implements ControlApi {
   private readonly weights = new Map<string, { weight: number; healthy: boolean }>();
   private readonly startedAt = Date.now();
   private health: HealthChecker | undefined;
+  private readonly napiMode = new NapiModeController();
+  private napiTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly configPath: string,
@@ -98,13 +104,15 @@ export class LoadBalancer implements ControlApi {
     const { host, log } = this.deps;
     const dev = this.deviceName;
     const d = this.config.defs;
-    this.device = host.openDevice(dev, this.tunMtu(), d.offload, d.napiThread);
+    this.device = host.openDevice(dev, this.tunMtu(), d.offload, d.napiThread !== 'off');
+    if (d.napiThread === 'on') this.setNapiThreaded(true);
     host.sysctl('net.ipv4.ip_forward', '1');
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');
     this.syncRoutes();
     this.loop = new RunLoop(this.engine, this.device);
     this.loop.start();
+    if (d.napiThread === 'auto' && host.setNapiThreaded) this.startNapiAuto();
     if (this.deps.healthChecks !== false) {
       this.health = new HealthChecker(this.config, {
         logger: log,
@@ -118,7 +126,44 @@ export class LoadBalancer implements ControlApi {
     );
   }
 
+  /** `napi_thread auto`: every window, put the NAPI work where the traffic of the last one wants it. */
+  private startNapiAuto(): void {
+    const stats = this.loop!.stats;
+    let packets = stats.rxPackets;
+    let bytes = stats.rxBytes;
+    let at = performance.now();
+    this.napiTimer = setInterval(() => {
+      const now = performance.now();
+      const changed = this.napiMode.update(
+        stats.rxPackets - packets,
+        stats.rxBytes - bytes,
+        now - at,
+      );
+      packets = stats.rxPackets;
+      bytes = stats.rxBytes;
+      at = now;
+      if (changed) this.setNapiThreaded(this.napiMode.threaded);
+    }, NAPI_WINDOW_MS);
+    this.napiTimer.unref();
+  }
+
+  private setNapiThreaded(on: boolean): void {
+    const { host, log } = this.deps;
+    try {
+      const warning = host.setNapiThreaded?.(this.deviceName, on);
+      if (warning) log.warn({ device: this.deviceName }, warning);
+      log.info({ device: this.deviceName, threaded: on }, 'NAPI thread switched');
+    } catch (err) {
+      log.warn(
+        { device: this.deviceName, err: (err as Error).message },
+        'NAPI thread not switched',
+      );
+    }
+  }
+
   stop(): void {
+    if (this.napiTimer) clearInterval(this.napiTimer);
+    this.napiTimer = undefined;
     this.health?.stop();
     this.loop?.stop();
     for (const r of [...this.routes]) this.dropRoute(r);

@@ -63,6 +63,8 @@ export interface ServiceSpec {
   pos: SourcePos;
 }
 
+export type NapiThreadSetting = 'on' | 'off' | 'auto';
+
 export interface FullnatDefs {
   /** TUN device name, default fnat0. */
   interface: string;
@@ -84,10 +86,12 @@ export interface FullnatDefs {
    */
   offload: boolean;
   /**
-   * IFF_NAPI + threaded NAPI on the TUN: the kernel's work on what the LB
-   * writes runs in a kernel thread beside the LB's own. Default on.
+   * IFF_NAPI on the TUN and where its work runs: `on`, a kernel thread beside
+   * the LB's own (threaded NAPI); `off`, no NAPI, inside the LB's write
+   * calls; `auto` (default), the thread while many small packets flow,
+   * inline otherwise.
    */
-  napiThread: boolean;
+  napiThread: NapiThreadSetting;
   timeouts: TcpTimeouts;
 }
 

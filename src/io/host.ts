@@ -14,10 +14,17 @@ import {
 export interface HostNetwork {
   /**
    * `offload`: GSO super-packets cross the device (the engine's buffers must
-   * hold 64 KiB). `napiThread`: the kernel's work on written packets runs in
-   * a NAPI kernel thread, not in the write calls.
+   * hold 64 KiB). `napiThread`: opened with IFF_NAPI, so that
+   * `setNapiThreaded` can move the kernel's work on written packets into a
+   * kernel thread.
    */
   openDevice(name: string, mtu: number, offload: boolean, napiThread: boolean): PacketDevice;
+  /**
+   * For a device opened with `napiThread`: moves the kernel's work on
+   * written packets into its NAPI kernel thread (at a real-time priority)
+   * or back inline, while running. Returns a warning when only part worked.
+   */
+  setNapiThreaded?(name: string, on: boolean): string | undefined;
   addRoute(prefix: string, dev: string): void;
   delRoute(prefix: string, dev: string): void;
   /** Dotted key; an interface name in it may contain no dot. */
@@ -37,22 +44,22 @@ export const linuxHost: HostNetwork = {
     try {
       setUp(dev.name, mtu);
       setNoQueue(dev.name);
-      if (napiThread) {
-        setThreadedNapi(dev.name);
-        try {
-          setNapiRealtime(dev.name, NAPI_THREAD_PRIORITY);
-        } catch (err) {
-          // Still correct, only slower in the tail: say so and go on.
-          process.emitWarning(
-            `fullnat: ${(err as Error).message}; NAPI threads keep normal priority`,
-          );
-        }
-      }
     } catch (err) {
       dev.close();
       throw err;
     }
     return dev;
+  },
+  setNapiThreaded(name, on) {
+    setThreadedNapi(name, on);
+    if (!on) return undefined;
+    try {
+      setNapiRealtime(name, NAPI_THREAD_PRIORITY);
+      return undefined;
+    } catch (err) {
+      // Still correct, only slower in the tail: say so and go on.
+      return `${(err as Error).message}; NAPI threads keep normal priority`;
+    }
   },
   addRoute: (prefix, dev) => addRoute(prefix, dev),
   delRoute: (prefix, dev) => delRoute(prefix, dev),

@@ -26,6 +26,7 @@ export interface PacketDevice {
 export interface LoopStats {
   rxPackets: number;
   rxBatches: number;
+  rxBytes: number;
   /** GSO super-packets among rxPackets / txPackets (offload devices). */
   rxSuperPackets: number;
   txPackets: number;
@@ -51,6 +52,7 @@ export class RunLoop {
   readonly stats: LoopStats = {
     rxPackets: 0,
     rxBatches: 0,
+    rxBytes: 0,
     rxSuperPackets: 0,
     txPackets: 0,
     txSuperPackets: 0,
@@ -134,6 +136,7 @@ export class RunLoop {
         const p = this.rx[i]!;
         p.start = DEFAULT_HEADROOM;
         p.length = this.rxLens[i]!;
+        this.stats.rxBytes += p.length;
         if (rxGso !== undefined) {
           const type = rxGso[2 * i]!;
           p.gsoType = type & 0xff;

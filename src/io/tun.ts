@@ -347,13 +347,13 @@ export function setNoQueue(name: string, options: IpOptions = {}): void {
  * which the scheduler places on another CPU than the LB's JavaScript
  * thread, instead of inside the LB's write(2) calls.
  */
-export function setThreadedNapi(name: string): void {
+export function setThreadedNapi(name: string, on = true): void {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) throw new Error(`bad interface name '${name}'`);
   try {
-    writeFileSync(`/sys/class/net/${name}/threaded`, '1\n');
+    writeFileSync(`/sys/class/net/${name}/threaded`, on ? '1\n' : '0\n');
   } catch (err) {
     throw new Error(
-      `cannot enable threaded NAPI on ${name} (needs Linux 5.12 or later): ${(err as Error).message}; set napi_thread off`,
+      `cannot switch threaded NAPI ${on ? 'on' : 'off'} on ${name} (needs Linux 5.12 or later): ${(err as Error).message}; set napi_thread off`,
       { cause: err },
     );
   }

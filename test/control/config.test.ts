@@ -133,7 +133,7 @@ describe('parseConfig: the documented example', () => {
         portRange: { min: 5000, max: 65535 },
         rsMtu: 1500,
         offload: true,
-        napiThread: true,
+        napiThread: 'auto',
         timeouts: { ...DEFAULT_TCP_TIMEOUTS, ESTABLISHED: 90 },
       },
       laddrGroups: new Map([['lip_g1', lips]]),
@@ -190,7 +190,7 @@ describe('parseConfig: the documented example', () => {
       portRange: { min: 5000, max: 65535 },
       rsMtu: 1500,
       offload: true,
-      napiThread: true,
+      napiThread: 'auto',
       timeouts: DEFAULT_TCP_TIMEOUTS,
     });
     assert.equal(cfg.defs.metrics, undefined);
@@ -591,7 +591,7 @@ virtual_server 10.10.1.101 80 {
     expectError(
       `fullnat_defs {\n napi_thread maybe\n}\n${BASE}`,
       'napi_thread',
-      /bad napi_thread 'maybe' \(expected on or off\)/,
+      /bad napi_thread 'maybe' \(expected on, off or auto\)/,
     );
     expectError(
       `fullnat_defs {\n offload 1\n}\n${BASE}`,
@@ -600,7 +600,7 @@ virtual_server 10.10.1.101 80 {
     );
     const cfg = parseConfig(`fullnat_defs {\n offload off\n napi_thread off\n}\n${BASE}`, 'o.conf');
     assert.equal(cfg.defs.offload, false);
-    assert.equal(cfg.defs.napiThread, false);
+    assert.equal(cfg.defs.napiThread, 'off');
   });
 
   it('metrics address without port', () => {
