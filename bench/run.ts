@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- [engine] [memory] [net] [--json] [--connections N]`
+ * `npm run bench -- [engine] [memory] [net] [--json] [--connections N]` (no suite: all three;
+ * net skips with its reason when not root)
  * engine: packets per second through the engine alone (one core).
  * memory: connection-table bytes per connection with 1 M and 10 M entries.
  * net: fullnat live over its TUN next to the kernel's NAT and HAProxy, in
@@ -25,7 +26,7 @@ interface Opts {
 }
 
 const program = new Command('bench')
-  .argument('[suites...]', `which benchmarks to run (${SUITES.join(', ')})`, ['engine'])
+  .argument('[suites...]', `which benchmarks to run (${SUITES.join(', ')}; default all)`, SUITES)
   .option('--json', 'print one JSON document')
   .option('--connections <n>', 'connections in the engine workload', '100000')
   .option('--rounds <n>', 'timed rounds (best is reported)', '5')
