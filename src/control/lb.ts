@@ -154,9 +154,12 @@ export class LoadBalancer implements ControlApi {
       if (warning) log.warn({ device: this.deviceName }, warning);
       log.info({ device: this.deviceName, threaded: on }, 'NAPI thread switched');
     } catch (err) {
+      // It will not work later either (an old kernel, no sysfs): stop trying rather than log every window.
+      if (this.napiTimer) clearInterval(this.napiTimer);
+      this.napiTimer = undefined;
       log.warn(
         { device: this.deviceName, err: (err as Error).message },
-        'NAPI thread not switched',
+        'NAPI thread not switched; the kernel work on written packets stays inline',
       );
     }
   }

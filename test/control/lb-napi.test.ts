@@ -1,0 +1,132 @@
+/**
+ * `napi_thread auto` in the LoadBalancer: the controller sees the run loop's
+ * traffic and asks the host to move the TUN's NAPI work into its kernel
+ * thread under a stream of small packets, and back when it stops; a host
+ * that cannot switch is asked once, not every window. A fake host with an
+ * in-memory device stands in for the TUN.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { LoadBalancer } from '../../src/control/lb.js';
+import { createLogger } from '../../src/control/log.js';
+import type { HostNetwork } from '../../src/io/host.js';
+import { MemoryDevice } from '../../src/io/memory-device.js';
+import { parseIpv4 } from '../../src/wire/bytes.js';
+import { TCP_SYN } from '../../src/wire/tcp.js';
+import { buildSegment } from '../support/packets.js';
+
+const CONFIG = `fullnat_defs {
+    offload off
+    napi_thread auto
+}
+local_address_group g1 {
+    10.10.3.1
+}
+virtual_server 10.10.1.100 80 {
+    laddr_group_name g1
+    real_server 10.10.2.2 80 {
+        weight 1
+    }
+}
+`;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A SYN to a port with no service: the cheapest packet for the engine (dropped, counted). */
+const probe = buildSegment({
+  src: parseIpv4('203.0.113.9'),
+  dst: parseIpv4('10.10.1.100'),
+  sport: 40000,
+  dport: 81,
+  seq: 1,
+  flags: TCP_SYN,
+});
+
+function fakeHost(onSwitch: (on: boolean) => string | undefined): {
+  host: HostNetwork;
+  dev: MemoryDevice;
+} {
+  const dev = new MemoryDevice();
+  const host: HostNetwork = {
+    openDevice: (_name, _mtu, _offload, napi) => {
+      assert.equal(napi, true, 'auto opens the device with IFF_NAPI');
+      return dev;
+    },
+    setNapiThreaded: (_name, on) => onSwitch(on),
+    addRoute: () => {},
+    delRoute: () => {},
+    sysctl: () => {},
+  };
+  return { host, dev };
+}
+
+/** Feeds `perTick` packets every 50 ms for `ms` milliseconds. */
+async function stream(dev: MemoryDevice, perTick: number, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    for (let i = 0; i < perTick; i++) dev.inbox.push(probe);
+    dev.inject();
+    await sleep(50);
+  }
+}
+
+describe('LoadBalancer: napi_thread auto', () => {
+  let dir: string;
+  let file: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fullnat-napi-'));
+    file = join(dir, 'lb.conf');
+    writeFileSync(file, CONFIG);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('switches the thread on under many small packets and off when they stop', async () => {
+    const calls: boolean[] = [];
+    const { host, dev } = fakeHost((on) => {
+      calls.push(on);
+      return undefined;
+    });
+    const lb = new LoadBalancer(file, {
+      host,
+      log: createLogger({ level: 'silent' }),
+      healthChecks: false,
+    });
+    lb.start();
+    try {
+      // 5,000 packets every 50 ms = 100 kpps of 40-byte packets, for 1.2 s.
+      await stream(dev, 5000, 1200);
+      assert.deepEqual(calls, [true], 'switched on once');
+      await sleep(1200);
+      assert.deepEqual(calls, [true, false], 'and off once the stream stopped');
+    } finally {
+      lb.stop();
+    }
+  });
+
+  it('a host that cannot switch is asked once, then left alone', async () => {
+    let asked = 0;
+    const { host, dev } = fakeHost(() => {
+      asked++;
+      throw new Error('no threaded NAPI here');
+    });
+    const lb = new LoadBalancer(file, {
+      host,
+      log: createLogger({ level: 'silent' }),
+      healthChecks: false,
+    });
+    lb.start();
+    try {
+      await stream(dev, 5000, 1200);
+      await sleep(200);
+      await stream(dev, 0, 600);
+      await stream(dev, 5000, 1200);
+      assert.equal(asked, 1);
+    } finally {
+      lb.stop();
+    }
+  });
+});
