@@ -25,7 +25,6 @@
 #include <node_api.h>
 #include <uv.h>
 
-
 static napi_value PeerCredentials(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;

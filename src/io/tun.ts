@@ -177,7 +177,6 @@ export interface TunDevice extends PacketDevice {
   readonly txErrors: number;
   /** errno name of the last such rejection ("EINVAL", "EIO"…), if any. */
   readonly lastTxError: string | undefined;
-  readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array, gso?: Int32Array): number;
   /** See `NativeTun.writeBatch`; rejected packets count as handled and add to `txErrors`. */
   writeBatch(
     bufs: Uint8Array[],

@@ -12,8 +12,12 @@ const VIP = 0xc0000264;
 const LIP = 0x0a0a0301;
 const RIP = 0x0a0a0202;
 
-function setup(): { e: Engine; dev: MemoryDevice; loop: RunLoop } {
-  const e = new Engine({ maxConnections: 4096 });
+/** An engine with one service and a loop over an in-memory device (an offload one: 64 KiB buffers). */
+function setup(offload = false): { e: Engine; dev: MemoryDevice; loop: RunLoop } {
+  const e = new Engine(
+    { maxConnections: 4096 },
+    offload ? new PacketPool(32, GSO_BUFFER_SIZE) : undefined,
+  );
   e.addService({
     vip: VIP,
     vport: 80,
@@ -21,7 +25,7 @@ function setup(): { e: Engine; dev: MemoryDevice; loop: RunLoop } {
     laddrs: [LIP],
     realServers: [{ addr: RIP, port: 80, weight: 1 }],
   });
-  const dev = new MemoryDevice();
+  const dev = new MemoryDevice(offload);
   const loop = new RunLoop(e, dev, 16);
   return { e, dev, loop };
 }
@@ -61,16 +65,7 @@ test('packets the device will not take are counted as dropped and their buffers 
 });
 
 test('with an offload device, gso_size and the partial-checksum flag ride through and super-packets are counted', () => {
-  const e = new Engine({ maxConnections: 64 }, new PacketPool(32, GSO_BUFFER_SIZE));
-  e.addService({
-    vip: VIP,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP, port: 80, weight: 1 }],
-  });
-  const dev = new MemoryDevice(true);
-  const loop = new RunLoop(e, dev, 16);
+  const { dev, loop } = setup(true);
   // A SYN flagged as a partial-checksum super-packet (odd for a SYN, but the loop must not care).
   dev.inbox.push(syn(1), syn(2));
   dev.inboxGso.push({ type: 1 | GSO_CSUM_PARTIAL, size: 1000 }, { type: 0, size: 0 });

@@ -25,6 +25,7 @@ import {
 } from '../../src/wire/tcp-options.js';
 import { toaV4Option, toaV6Option } from '../../src/wire/toa.js';
 import { UdpView, writeUdpHeader } from '../../src/wire/udp.js';
+import { tsharkFields } from '../support/tshark.js';
 
 const TSHARK_TIMEOUT_MS = 20_000;
 
@@ -340,43 +341,14 @@ type Field = (typeof FIELDS)[number];
 const STATUS = { bad: '0', good: '1', none: '' } as const;
 
 function runTshark(file: string, home: string): Array<Record<Field, string>> {
-  const args = [
-    '-n',
-    '-r',
-    file,
-    '-o',
-    'ip.check_checksum:TRUE',
-    '-o',
-    'tcp.check_checksum:TRUE',
-    '-o',
-    'udp.check_checksum:TRUE',
-    '-o',
-    'tcp.desegment_tcp_streams:FALSE',
-    '-T',
-    'fields',
-    '-E',
-    'separator=|',
-    '-E',
-    'occurrence=a',
-    '-E',
-    'aggregator=,',
-    ...FIELDS.flatMap((f) => ['-e', f]),
-  ];
-  const out = execFileSync('tshark', args, {
-    encoding: 'utf8',
-    timeout: TSHARK_TIMEOUT_MS,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // A private HOME keeps the user's Wireshark preferences out of the result.
-    env: { ...process.env, HOME: home, XDG_CONFIG_HOME: home },
+  return tsharkFields(file, FIELDS, { home, timeoutMs: TSHARK_TIMEOUT_MS }).map((cols) => {
+    assert.equal(
+      cols.length,
+      FIELDS.length,
+      `tshark line has ${cols.length} columns: ${cols.join('|')}`,
+    );
+    return Object.fromEntries(FIELDS.map((f, i) => [f, cols[i]!])) as Record<Field, string>;
   });
-  return out
-    .split('\n')
-    .filter((line) => line.length > 0)
-    .map((line) => {
-      const cols = line.split('|');
-      assert.equal(cols.length, FIELDS.length, `tshark line has ${cols.length} columns: ${line}`);
-      return Object.fromEntries(FIELDS.map((f, i) => [f, cols[i]!])) as Record<Field, string>;
-    });
 }
 
 function epochText(tsUs: number): string {
