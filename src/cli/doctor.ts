@@ -2,12 +2,12 @@
  * `fullnat doctor FILE.pcap[ng] [--json] [--html OUT.html]`: for people
  * running LVS FULLNAT or DPVS who see LB addresses in their RS logs. Reads a
  * capture taken at the RS and says which handshakes lost the client address
- * and why (see lab/doctor/analyze.ts).
+ * and why (see doctor/analyze.ts).
  */
 import { readFile, writeFile } from 'node:fs/promises';
-import { analyzeCapture, type Analysis } from '../lab/doctor/analyze.js';
-import { renderHtml } from '../lab/doctor/html.js';
-import { DEFAULT_LIMIT, formatText, toJson } from '../lab/doctor/report.js';
+import { analyzeCapture, type Analysis } from '../doctor/analyze.js';
+import { renderHtml } from '../doctor/html.js';
+import { DEFAULT_LIMIT, formatText, toJson } from '../doctor/report.js';
 
 export interface DoctorOptions {
   file: string;

@@ -25,7 +25,7 @@ import { labAvailable, linuxCanPlay, runLabScenarios } from '../../src/lab/live/
 import { getScenario, SCENARIO_NAMES } from '../../src/lab/sim/scenarios.js';
 import type { ToaPolicy } from '../../src/engine/config.js';
 import type { ScenarioName } from '../../src/lab/sim/scenarios.js';
-import { analyzeCapture } from '../../src/lab/doctor/analyze.js';
+import { analyzeCapture } from '../../src/doctor/analyze.js';
 
 const avail = labAvailable();
 const skip = avail.ok ? undefined : avail.reason;

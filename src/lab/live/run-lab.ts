@@ -25,7 +25,7 @@ import { spawnSync } from 'node:child_process';
 import type { ToaPolicy } from '../../engine/config.js';
 import { tunAvailable } from '../../io/tun.js';
 import { parseIpv4 } from '../../wire/bytes.js';
-import { analyzeCapture, type ConnectionReport } from '../doctor/analyze.js';
+import { analyzeCapture, type ConnectionReport } from '../../doctor/analyze.js';
 import { netnsAvailable } from '../netns.js';
 import type { ClientBehaviour } from '../sim/client.js';
 import { getScenario, type Scenario, type ScenarioName } from '../sim/scenarios.js';

@@ -18,9 +18,9 @@ import {
   type Analysis,
   type ConnectionReport,
   type MissCause,
-} from '../../src/lab/doctor/analyze.js';
-import { renderHtml } from '../../src/lab/doctor/html.js';
-import { formatText, toJson } from '../../src/lab/doctor/report.js';
+} from '../../src/doctor/analyze.js';
+import { renderHtml } from '../../src/doctor/html.js';
+import { formatText, toJson } from '../../src/doctor/report.js';
 import { runScenario, type ScenarioRun } from '../../src/lab/sim/run.js';
 import { SCENARIO_NAMES, getScenario, type ScenarioName } from '../../src/lab/sim/scenarios.js';
 import { flagString } from '../../src/lab/sim/segment.js';

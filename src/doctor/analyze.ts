@@ -43,10 +43,10 @@
  *   from an address that sent TOAs (a LIP) are judged; the RS's own outgoing
  *   connections, say, are listed and left out. Without any TOA, all are judged.
  */
-import { ipv4ToString, ipv6ToString } from '../../wire/bytes.js';
-import { readCapture, type CaptureRecord } from '../../wire/capture.js';
-import { IPPROTO_TCP, Ipv4View } from '../../wire/ipv4.js';
-import { Ipv6Error, Ipv6View, IPV6_HEADER } from '../../wire/ipv6.js';
+import { ipv4ToString, ipv6ToString } from '../wire/bytes.js';
+import { readCapture, type CaptureRecord } from '../wire/capture.js';
+import { IPPROTO_TCP, Ipv4View } from '../wire/ipv4.js';
+import { Ipv6Error, Ipv6View, IPV6_HEADER } from '../wire/ipv6.js';
 import {
   TCP_ACK,
   TCP_FIN,
@@ -57,10 +57,10 @@ import {
   TcpView,
   seqAfter,
   seqBefore,
-} from '../../wire/tcp.js';
-import { TcpOptionSummary } from '../../wire/tcp-options.js';
-import { findToa, ToaResult, TOA_V4_LEN, TOA_V6_LEN } from '../../wire/toa.js';
-import { flagString } from '../sim/segment.js';
+} from '../wire/tcp.js';
+import { TcpOptionSummary } from '../wire/tcp-options.js';
+import { findToa, ToaResult, TOA_V4_LEN, TOA_V6_LEN } from '../wire/toa.js';
+import { flagString } from '../lab/sim/segment.js';
 
 export const MISS_CAUSES = [
   'no-toa-at-all',
