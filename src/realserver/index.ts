@@ -5,5 +5,9 @@ export {
   proxyProtocolInfo,
   trustList,
   wrapProxyProtocolServer,
-} from './proxy-protocol.js';
-export type { ProxiedSocket, ProxyProtocolInfo, ProxyProtocolLogger } from './proxy-protocol.js';
+} from './proxy-protocol-server.js';
+export type {
+  ProxiedSocket,
+  ProxyProtocolInfo,
+  ProxyProtocolLogger,
+} from './proxy-protocol-server.js';

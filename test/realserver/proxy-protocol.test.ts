@@ -23,7 +23,7 @@ import {
   type ProxiedSocket,
   type ProxyProtocolInfo,
   type ProxyProtocolOptions,
-} from '../../src/realserver/proxy-protocol.js';
+} from '../../src/realserver/proxy-protocol-server.js';
 import { parseIpv4, parseIpv6 } from '../../src/wire/bytes.js';
 import {
   encodeProxyV1,
