@@ -1,4 +1,4 @@
-import type { PacketDevice } from './loop.js';
+import type { PacketDevice } from './run-loop.js';
 import {
   addRoute,
   delRoute,

@@ -1,4 +1,4 @@
-import type { PacketDevice } from './loop.js';
+import type { PacketDevice } from './run-loop.js';
 
 /**
  * An in-memory packet device: tests inject packets and collect what the

@@ -25,7 +25,7 @@ import {
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import type { PacketDevice } from './loop.js';
+import type { PacketDevice } from './run-loop.js';
 
 declare const pollHandleBrand: unique symbol;
 /** Opaque handle returned by `NativeTun.poll` (an N-API external). */

@@ -16,7 +16,7 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GSO_CSUM_PARTIAL } from '../../src/io/loop.js';
+import { GSO_CSUM_PARTIAL } from '../../src/io/run-loop.js';
 import {
   addAddress,
   ip,

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../../src/engine/packet.js';
-import { GSO_CSUM_PARTIAL, RunLoop } from '../../src/io/loop.js';
+import { GSO_CSUM_PARTIAL, RunLoop } from '../../src/io/run-loop.js';
 import { MemoryDevice } from '../../src/io/memory-device.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_SYN } from '../../src/wire/tcp.js';
