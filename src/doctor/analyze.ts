@@ -2,8 +2,8 @@
  * `fullnat doctor`: reads a capture taken at a real server (or on the LB's
  * RS-facing interface) and finds, per TCP connection, the one segment the RS
  * toa module reads — the segment that concluded the passive handshake under
- * Linux 6.x `tcp_check_req` rules (CONTEXT.md §3) — then says whether it
- * carried a TOA and, when it did not, why (CONTEXT.md §4).
+ * Linux 6.x `tcp_check_req` rules — then says whether it carried a TOA and,
+ * when it did not, why. docs/SCENARIOS.md has the rules and the causes.
  *
  * Rules chosen where the capture alone cannot be certain:
  *
@@ -19,7 +19,7 @@
  *   here is not "not inserting"; then `fin-data`, `options-full`, `over-mss`,
  *   `full-segment`, `reordered`, `unknown`, in that order.
  * - `over-mss`: payload above the smaller of the MSS the client announced in
- *   its SYN (the seed article's terminals announced 1444 and sent 1460) and
+ *   its SYN (terminals seen in the field announced 1444 and sent 1460) and
  *   the MSS the server announced in its SYN+ACK.
  * - `reordered`: the handshake's own bare ACK (seq client ISN+1, ack server
  *   ISN+1) arrived after the data segment that concluded; a later duplicate

@@ -1,7 +1,7 @@
 /**
  * The doctor's findings for people (a one-screen text summary, then the
- * misses) and for programs (one JSON document). The fixes are the seed
- * article's, plus what DPVS and fullnat do today (CONTEXT.md §4).
+ * misses) and for programs (one JSON document). The fixes are the published
+ * ones for LVS FULLNAT, plus what DPVS and fullnat do today (docs/SCENARIOS.md).
  */
 import {
   MISS_CAUSES,

@@ -129,7 +129,7 @@ describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
       assert.equal(x.realIp, x.connections, `${s}: ${JSON.stringify(x)}`);
       assert.ok(x.source === 'rs-app' || x.source === 'rs-capture');
     }
-    // JSON: the DESIGN.md contract plus `source`.
+    // JSON: the docs/CLI.md contract plus `source`.
     const doc = JSON.parse(JSON.stringify(r)) as LabReport;
     assert.deepEqual(Object.keys(doc.results[0]!).sort(), [
       'connections',

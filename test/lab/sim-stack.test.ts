@@ -29,7 +29,7 @@ const run = (s: ScenarioName): ScenarioRun => {
   return r;
 };
 
-test('SCENARIO_NAMES follow DESIGN.md', () => {
+test('SCENARIO_NAMES follow docs/SCENARIOS.md', () => {
   assert.deepEqual(
     [...SCENARIO_NAMES],
     [

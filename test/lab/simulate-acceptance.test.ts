@@ -52,7 +52,7 @@ test('policy fullnat: the real client IP on every connection of every scenario',
   }
 });
 
-test('policy lvs loses the real IP in fin-data, over-mss and options-full (the seed article)', () => {
+test('policy lvs loses the real IP in fin-data, over-mss and options-full (docs/SCENARIOS.md)', () => {
   for (const s of ['fin-data', 'over-mss', 'options-full']) {
     const r = row(s, 'lvs');
     assert.ok(r.wrongIp > 0, `${s}: lvs should lose real IPs, got ${JSON.stringify(r)}`);

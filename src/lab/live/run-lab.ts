@@ -1,7 +1,7 @@
 /**
  * The real-kernel lab: the simulator's scenarios (sim/scenarios.ts) through
  * `fullnat run` in network namespaces, with Linux real servers, judged by
- * the DESIGN.md contract (realIp / wrongIp / failed per connection).
+ * the verdicts of docs/CLI.md (realIp / wrongIp / failed per connection).
  *
  * Clients: scenarios whose clients are well behaved (a bare ACK, then the
  * request) use Linux's own TCP in the client namespace (rs-app.ts `client`;
@@ -73,7 +73,7 @@ export interface LabOptions {
   timestampRemove?: boolean;
 }
 
-/** The DESIGN.md JSON row, plus where the verdict came from. */
+/** The `--json` row of docs/CLI.md, plus where the verdict came from. */
 export interface LabRow {
   scenario: ScenarioName;
   policy: ToaPolicy;

@@ -3,7 +3,7 @@
  * loaded, running an unmodified request/response application.
  *
  * The part that decides the project's outcome is `checkRequest`, a
- * transcription of the rules of `tcp_check_req` (CONTEXT.md §3): whichever
+ * transcription of the rules of `tcp_check_req` (docs/SCENARIOS.md): whichever
  * segment passes them creates the child socket, and the toa module reads the
  * client address from that one segment only — never from the SYN, never from
  * later segments.

@@ -1,6 +1,6 @@
 /**
  * Runs one scenario end to end: N clients → middlebox → 2 Linux RSs, and
- * judges every connection by the DESIGN.md contract:
+ * judges every connection as docs/CLI.md defines the verdicts:
  *
  *   failed  — not established at an RS, or request/response not intact;
  *   realIp  — otherwise, when the RS's getpeername() was the client's true ip:port;
@@ -302,7 +302,7 @@ export function connectionTrace(run: ScenarioRun, index: number): string {
   return `${head}\n${formatTrace(connectionRecords(run, index))}`;
 }
 
-/** The DESIGN.md JSON row (without `policy`, which the caller knows). */
+/** The `--json` row of docs/CLI.md (without `policy`, which the caller knows). */
 export function summaryRow(run: ScenarioRun): {
   scenario: ScenarioName;
   connections: number;

@@ -1,7 +1,7 @@
 /**
- * The twelve client/path behaviours of DESIGN.md ("Scenario names"), each
- * the way CONTEXT.md §3–4 says real traffic produces it: a topology (RS link
- * MTU, TCP_DEFER_ACCEPT) plus, per connection index, a client behaviour.
+ * The twelve client/path behaviours of docs/SCENARIOS.md, each the way real
+ * traffic produces it: a topology (RS link MTU, TCP_DEFER_ACCEPT) plus, per
+ * connection index, a client behaviour.
  */
 import { opt, type TcpOption } from '../../wire/tcp-options.js';
 import type { ClientBehaviour } from './client.js';
@@ -42,7 +42,7 @@ export interface Scenario {
   client(index: number): ClientBehaviour;
 }
 
-/** Announced by mobile clients in the seed article, plus 536 and 1440. */
+/** Announced by mobile clients seen in the field, plus the common 536 and 1440 (docs/SCENARIOS.md). */
 export const MSS_MIX = [1460, 1452, 1412, 1400, 1394, 1260, 1120, 536, 1440] as const;
 export const FORGED_TOA: Endpoint = { addr: 0x06060606, port: 6666 };
 /** An option kind no stack knows: must be carried, not understood. */
