@@ -2,8 +2,8 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
-import { DEFAULT_CONTROL_SOCKET } from '../control/socket.js';
-import { runCtl } from '../control/ctl.js';
+import { DEFAULT_CONTROL_SOCKET } from '../control/socket/server.js';
+import { runCtl } from '../control/ctl/argv.js';
 import { runRs } from '../realserver/cli.js';
 import { runDoctor } from './doctor.js';
 import {

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../control/config.js';
+import { ConfigError, loadConfig } from '../control/config/parse.js';
 import { LoadBalancer } from '../control/lb.js';
 import { createLogger } from '../control/log.js';
 import {
@@ -6,7 +6,7 @@ import {
   startMetricsServer,
   type MetricsServer,
 } from '../control/metrics.js';
-import { startControlServer, type ControlServer } from '../control/socket.js';
+import { startControlServer, type ControlServer } from '../control/socket/server.js';
 import { linuxHost } from '../io/host.js';
 import { tunAvailable } from '../io/tun.js';
 

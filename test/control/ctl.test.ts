@@ -18,7 +18,7 @@ import {
   TITLE_RATE,
   TITLE_STATS,
   type CtlCommand,
-} from '../../src/control/ctl.js';
+} from '../../src/control/ctl/argv.js';
 import { createLogger } from '../../src/control/log.js';
 import type {
   ConnectionStatus,
@@ -33,7 +33,7 @@ import {
   startControlServer,
   validateControlRequest,
   type ControlServer,
-} from '../../src/control/socket.js';
+} from '../../src/control/socket/server.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 
 const ip = (s: string): number => {

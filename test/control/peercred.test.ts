@@ -12,7 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { nativePeerCred, socketFd, type PeerCredentials } from '../../src/control/peercred.js';
+import {
+  nativePeerCred,
+  socketFd,
+  type PeerCredentials,
+} from '../../src/control/socket/peercred.js';
 
 const source = nativePeerCred();
 const skip = source.ok ? false : `peer-credential addon unavailable: ${source.reason}`;

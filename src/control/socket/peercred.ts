@@ -27,8 +27,8 @@ export interface NativePeerCred {
 export type PeerCredSource =
   { ok: true; read: (fd: number) => PeerCredentials } | { ok: false; reason: string };
 
-/** dist/src/control/peercred.js → the repository root is three levels up. */
-const ADDON_PATH = '../../../build/Release/fullnat_peercred.node';
+/** dist/src/control/socket/peercred.js → the repository root is four levels up. */
+const ADDON_PATH = '../../../../build/Release/fullnat_peercred.node';
 
 let loaded: PeerCredSource | undefined;
 

@@ -16,10 +16,10 @@ import {
   UNKNOWN_SERVICE_ACTIONS,
   type ToaSetting,
   type UnknownServiceAction,
-} from '../engine/config.js';
-import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
-import type { TcpTimeouts } from '../engine/tcp-state.js';
-import { ipv4ToString, parseIpv4, parseIpv6 } from '../wire/bytes.js';
+} from '../../engine/config.js';
+import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
+import type { TcpTimeouts } from '../../engine/tcp-state.js';
+import { ipv4ToString, parseIpv4, parseIpv6 } from '../../wire/bytes.js';
 import type {
   FullnatConfig,
   FullnatDefs,
@@ -28,7 +28,7 @@ import type {
   RealServerSpec,
   ServiceSpec,
   SourcePos,
-} from './model.js';
+} from '../model.js';
 
 export class ConfigError extends Error {
   readonly file: string;

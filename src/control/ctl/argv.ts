@@ -18,8 +18,8 @@ import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
-import { ipv4ToString, parseIpv4 } from '../wire/bytes.js';
+import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
+import { ipv4ToString, parseIpv4 } from '../../wire/bytes.js';
 import type {
   ConnectionStatus,
   ControlRequest,
@@ -28,8 +28,8 @@ import type {
   ServiceStatus,
   Snapshot,
   TrafficStats,
-} from './model.js';
-import { MAX_WEIGHT, sendControlRequest } from './socket.js';
+} from '../model.js';
+import { MAX_WEIGHT, sendControlRequest } from '../socket/server.js';
 
 // ---------------------------------------------------------------------------
 // Parsing
@@ -771,7 +771,7 @@ let cachedVersion: string | undefined;
 export function packageVersion(): string {
   if (cachedVersion !== undefined) return cachedVersion;
   cachedVersion = 'unknown';
-  for (const rel of ['../../package.json', '../../../package.json']) {
+  for (const rel of ['../../../package.json', '../../../../package.json']) {
     try {
       const pkg: unknown = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8'));
       if (

@@ -30,7 +30,7 @@ import net from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 
-import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
+import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
 import { nativePeerCred, socketFd, type PeerCredSource, type PeerCredentials } from './peercred.js';
 import type {
   ControlApi,
@@ -38,7 +38,7 @@ import type {
   ControlResponse,
   RealServerKey,
   ServiceKey,
-} from './model.js';
+} from '../model.js';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/fullnat.sock';
 /** Longest request line accepted (bytes, without the newline). */
