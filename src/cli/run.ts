@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../control/config/parse.js';
+import { ConfigError, loadConfig } from '../control/config/index.js';
 import { LoadBalancer } from '../control/lb.js';
 import { createLogger } from '../control/log.js';
 import {

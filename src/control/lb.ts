@@ -20,7 +20,7 @@ import { TCP_STATE_NAMES } from '../engine/tcp-state.js';
 import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
-import { loadConfig, diffConfig } from './config/parse.js';
+import { loadConfig, diffConfig } from './config/index.js';
 import { HealthChecker } from './health.js';
 import type {
   ConnectionStatus,

@@ -10,7 +10,7 @@ import {
   loadConfig,
   parseConfig,
   type ReadInclude,
-} from '../../src/control/config/parse.js';
+} from '../../src/control/config/index.js';
 import type { FullnatConfig, ServiceSpec } from '../../src/control/model.js';
 import { DEFAULT_TCP_TIMEOUTS } from '../../src/engine/tcp-state.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';

@@ -1,0 +1,36 @@
+import { DEFAULT_ENGINE_OPTIONS } from '../../engine/config.js';
+import type { SchedulerName } from '../../engine/sched/scheduler.js';
+import type { FullnatDefs } from '../model.js';
+
+/** keepalived's defaults where keepalived has one; see the brief for `retry`. */
+export const CONFIG_DEFAULTS = {
+  delayLoop: 6,
+  retry: 3,
+  delayBeforeRetry: 1,
+  connectTimeout: 5,
+  statusCode: 200,
+  weight: 1,
+  /** keepalived and ipvsadm default to wlc when no scheduler is given. */
+  scheduler: 'wlc' as SchedulerName,
+  interface: 'fnat0',
+  controlSocket: '/run/fullnat.sock',
+};
+
+/** `fullnat_defs` when the file has none: the engine's own defaults. */
+export function defaultDefs(): FullnatDefs {
+  const e = DEFAULT_ENGINE_OPTIONS;
+  return {
+    interface: CONFIG_DEFAULTS.interface,
+    toaPolicy: e.toaPolicy,
+    mssAdjust: e.mssAdjust,
+    timestampRemove: e.timestampRemove,
+    unknownServiceAction: e.unknownServiceAction,
+    controlSocket: CONFIG_DEFAULTS.controlSocket,
+    maxConnections: e.maxConnections,
+    portRange: { ...e.portRange },
+    rsMtu: e.rsMtu,
+    offload: true,
+    napiThread: 'auto',
+    timeouts: { ...e.timeouts },
+  };
+}

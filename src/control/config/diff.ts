@@ -1,0 +1,134 @@
+/** What changes between two parsed configurations: the plan a reload acts on. */
+import type { SchedulerName } from '../../engine/sched/scheduler.js';
+import type { FullnatConfig, FullnatDefs, RealServerSpec, ServiceSpec } from '../model.js';
+import { DEF_KEYWORDS, timeoutKeyword, type TimeoutState } from './keywords.js';
+
+export type RealServerField =
+  'weight' | 'mtu' | 'check' | 'delayLoop' | 'retry' | 'delayBeforeRetry';
+
+export interface RealServerChange {
+  before: RealServerSpec;
+  after: RealServerSpec;
+  fields: RealServerField[];
+}
+
+export interface ServiceChange {
+  before: ServiceSpec;
+  after: ServiceSpec;
+  addedReals: RealServerSpec[];
+  removedReals: RealServerSpec[];
+  changedReals: RealServerChange[];
+  scheduler?: { from: SchedulerName; to: SchedulerName };
+  laddrGroup?: { from: string; to: string };
+  addedLaddrs: number[];
+  removedLaddrs: number[];
+  synProxy?: { from: boolean; to: boolean };
+  proxyProtocol?: { from: 0 | 1 | 2; to: 0 | 1 | 2 };
+}
+
+export interface ConfigDiff {
+  addedServices: ServiceSpec[];
+  removedServices: ServiceSpec[];
+  /** Only services with at least one change. */
+  changedServices: ServiceChange[];
+  /** Changed `fullnat_defs` keywords, e.g. `interface`, `timeout_established`. */
+  changedDefs: string[];
+  /** The subset of changedDefs a reload cannot apply: they are bound or sized at start. */
+  restartRequired: string[];
+}
+
+/** Defs bound at start: the TUN device, sockets, and tables sized once. */
+export const RESTART_REQUIRED_DEFS: readonly string[] = [
+  'interface',
+  'control_socket',
+  'metrics',
+  'max_connections',
+  'local_port_range',
+  'offload',
+  'napi_thread',
+];
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+function diffDefs(a: FullnatDefs, b: FullnatDefs): string[] {
+  const out: string[] = [];
+  for (const [field, kw] of Object.entries(DEF_KEYWORDS)) {
+    const f = field as keyof typeof DEF_KEYWORDS;
+    if (!same(a[f], b[f])) out.push(kw);
+  }
+  for (const s of Object.keys(a.timeouts) as TimeoutState[]) {
+    if (a.timeouts[s] !== b.timeouts[s]) out.push(timeoutKeyword(s));
+  }
+  return out;
+}
+
+const svcKey = (s: ServiceSpec): string => `${s.vip}:${s.vport}`;
+const rsKey = (r: RealServerSpec): string => `${r.addr}:${r.port}`;
+
+function diffReal(a: RealServerSpec, b: RealServerSpec): RealServerField[] {
+  const fields: RealServerField[] = [
+    'weight',
+    'mtu',
+    'check',
+    'delayLoop',
+    'retry',
+    'delayBeforeRetry',
+  ];
+  return fields.filter((f) => !same(a[f], b[f]));
+}
+
+function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined {
+  const before = new Map(a.realServers.map((r) => [rsKey(r), r]));
+  const after = new Map(b.realServers.map((r) => [rsKey(r), r]));
+  const c: ServiceChange = {
+    before: a,
+    after: b,
+    addedReals: b.realServers.filter((r) => !before.has(rsKey(r))),
+    removedReals: a.realServers.filter((r) => !after.has(rsKey(r))),
+    changedReals: [],
+    addedLaddrs: b.laddrs.filter((l) => !a.laddrs.includes(l)),
+    removedLaddrs: a.laddrs.filter((l) => !b.laddrs.includes(l)),
+  };
+  for (const r of b.realServers) {
+    const old = before.get(rsKey(r));
+    const fields = old ? diffReal(old, r) : [];
+    if (old && fields.length > 0) c.changedReals.push({ before: old, after: r, fields });
+  }
+  if (a.scheduler !== b.scheduler) c.scheduler = { from: a.scheduler, to: b.scheduler };
+  if (a.laddrGroup !== b.laddrGroup) c.laddrGroup = { from: a.laddrGroup, to: b.laddrGroup };
+  if (a.synProxy !== b.synProxy) c.synProxy = { from: a.synProxy, to: b.synProxy };
+  if (a.proxyProtocol !== b.proxyProtocol)
+    c.proxyProtocol = { from: a.proxyProtocol, to: b.proxyProtocol };
+  const changed =
+    c.addedReals.length +
+      c.removedReals.length +
+      c.changedReals.length +
+      c.addedLaddrs.length +
+      c.removedLaddrs.length >
+      0 ||
+    c.scheduler !== undefined ||
+    c.laddrGroup !== undefined ||
+    c.synProxy !== undefined ||
+    c.proxyProtocol !== undefined;
+  return changed ? c : undefined;
+}
+
+/** What a reload from `old` to `next` has to do; positions are ignored. */
+export function diffConfig(old: FullnatConfig, next: FullnatConfig): ConfigDiff {
+  const before = new Map(old.services.map((s) => [svcKey(s), s]));
+  const after = new Map(next.services.map((s) => [svcKey(s), s]));
+  const changedServices: ServiceChange[] = [];
+  for (const s of next.services) {
+    const prev = before.get(svcKey(s));
+    const c = prev ? diffService(prev, s) : undefined;
+    if (c) changedServices.push(c);
+  }
+  const changedDefs = diffDefs(old.defs, next.defs);
+  return {
+    addedServices: next.services.filter((s) => !before.has(svcKey(s))),
+    removedServices: old.services.filter((s) => !after.has(svcKey(s))),
+    changedServices,
+    changedDefs,
+    restartRequired: changedDefs.filter((k) => RESTART_REQUIRED_DEFS.includes(k)),
+  };
+}

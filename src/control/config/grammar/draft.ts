@@ -1,0 +1,53 @@
+/**
+ * What the grammar collects before the whole file is known: the cross-checks
+ * need every block, and the build resolves defaults and group references.
+ */
+import type { SchedulerName } from '../../../engine/sched/scheduler.js';
+import { ipv4ToString } from '../../../wire/bytes.js';
+import type { FullnatDefs, HealthCheckSpec } from '../../model.js';
+import type { Token } from '../lexer.js';
+
+/** delay_loop / retry / delay_before_retry, as given at one level. */
+export interface Timing {
+  delayLoop?: number;
+  retry?: number;
+  delayBeforeRetry?: number;
+}
+
+export interface RsDraft {
+  tok: Token;
+  addr: number;
+  port: number;
+  weight: number;
+  mtu?: number;
+  check?: HealthCheckSpec;
+  timing: Timing;
+  checkTiming: Timing;
+}
+
+export interface VsDraft {
+  tok: Token;
+  vip: number;
+  vport: number;
+  scheduler: SchedulerName;
+  laddrGroup?: Token;
+  synProxy: boolean;
+  proxyProtocol: 0 | 1 | 2;
+  timing: Timing;
+  reals: RsDraft[];
+}
+
+export interface GroupDraft {
+  tok: Token;
+  entries: { addr: number; tok: Token }[];
+}
+
+export interface State {
+  defs: FullnatDefs;
+  defsTok?: Token;
+  groups: Map<string, GroupDraft>;
+  services: VsDraft[];
+}
+
+export const svcName = (s: { vip: number; vport: number }): string =>
+  `${ipv4ToString(s.vip)}:${s.vport}`;

@@ -1,0 +1,108 @@
+/** The `fullnat_defs { … }` block: process-wide settings, at most once per file. */
+import {
+  TOA_SETTINGS,
+  UNKNOWN_SERVICE_ACTIONS,
+  type ToaSetting,
+  type UnknownServiceAction,
+} from '../../../engine/config.js';
+import { parseIpv4, parseIpv6 } from '../../../wire/bytes.js';
+import type { NapiThreadSetting } from '../../model.js';
+import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
+import { at, fail } from '../error.js';
+import { timeoutKeyword, type TimeoutState } from '../keywords.js';
+import type { Token } from '../lexer.js';
+import { intIn, MIN_MTU, onOff } from '../values.js';
+import type { State } from './draft.js';
+
+/** Timeouts become milliseconds in a Uint32Array (engine/tcp-state.ts). */
+const MAX_TIMEOUT_S = Math.floor(0xffffffff / 1000);
+
+export function parseDefs(cur: Cursor, kw: Token, st: State): void {
+  if (st.defsTok) fail(kw, `'fullnat_defs' given twice (first at ${at(st.defsTok)})`);
+  st.defsTok = kw;
+  cur.header(kw, 0, 0, 'fullnat_defs {');
+  const d = st.defs;
+  const seen = new Map<string, Token>();
+  const h: Record<string, Handler> = {
+    interface: (k) => (d.interface = ifName(cur.value(k))),
+    toa_policy: (k) => (d.toaPolicy = toaPolicy(cur.value(k))),
+    mss_adjust: (k) => (d.mssAdjust = onOff(cur.value(k), k.text)),
+    timestamp_remove: (k) => (d.timestampRemove = onOff(cur.value(k), k.text)),
+    unknown_service_action: (k) => (d.unknownServiceAction = unknownServiceAction(cur.value(k))),
+    metrics: (k) => (d.metrics = metrics(cur.value(k))),
+    control_socket: (k) => (d.controlSocket = cur.value(k).text),
+    max_connections: (k) => (d.maxConnections = intIn(cur.value(k), k.text, 1, 0x7fffffff)),
+    local_port_range: (k) => (d.portRange = portRange(cur, k)),
+    rs_mtu: (k) => (d.rsMtu = intIn(cur.value(k), k.text, MIN_MTU, 65535)),
+    offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
+    napi_thread: (k) => (d.napiThread = napiThread(cur.value(k))),
+  };
+  for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
+    h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = intIn(cur.value(k), k.text, 1, MAX_TIMEOUT_S));
+  }
+  walkBlock(cur, kw, 'fullnat_defs', withOnce(h, seen));
+}
+
+function ifName(t: Token): string {
+  // Linux interface names: at most 15 bytes, no '/' or whitespace.
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(t.text)) fail(t, `bad interface name '${t.text}'`);
+  return t.text;
+}
+
+function napiThread(t: Token): NapiThreadSetting {
+  if (t.text === 'on' || t.text === 'off' || t.text === 'auto') return t.text;
+  return fail(t, `bad napi_thread '${t.text}' (expected on, off or auto)`);
+}
+
+function toaPolicy(t: Token): ToaSetting {
+  const p = TOA_SETTINGS.find((x) => x === t.text);
+  if (!p) fail(t, `unknown toa_policy '${t.text}' (valid: ${TOA_SETTINGS.join(', ')})`);
+  return p;
+}
+
+function unknownServiceAction(t: Token): UnknownServiceAction {
+  const a = UNKNOWN_SERVICE_ACTIONS.find((x) => x === t.text);
+  if (!a) {
+    fail(
+      t,
+      `bad unknown_service_action '${t.text}' (expected ${UNKNOWN_SERVICE_ACTIONS.join(' or ')})`,
+    );
+  }
+  return a;
+}
+
+function metrics(t: Token): { host: string; port: number } | undefined {
+  if (t.text === 'off') return undefined;
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(.*)$/.exec(t.text);
+  if (!m) fail(t, `metrics needs HOST:PORT, e.g. 127.0.0.1:9400 (got '${t.text}')`);
+  const host = m[1] ?? m[2]!;
+  const ok = m[1] !== undefined ? parseIpv6(host) !== null : validHost(host);
+  if (!ok) fail(t, `bad metrics host '${host}'`);
+  return { host, port: intIn(t, 'metrics port', 1, 65535, m[3]) };
+}
+
+function validHost(h: string): boolean {
+  if (/^[\d.]+$/.test(h)) return parseIpv4(h) >= 0;
+  return /^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(
+    h,
+  );
+}
+
+/** `local_port_range MIN MAX`, or `MIN-MAX` in one word. */
+function portRange(cur: Cursor, kw: Token): { min: number; max: number } {
+  const args = cur.lineArgs(kw, 2);
+  let lo: number;
+  let hi: number;
+  if (args.length === 1 && args[0]!.text.includes('-')) {
+    const [a, b] = args[0]!.text.split('-');
+    lo = intIn(args[0]!, 'local_port_range start', 1, 65535, a);
+    hi = intIn(args[0]!, 'local_port_range end', 1, 65535, b);
+  } else if (args.length === 2) {
+    lo = intIn(args[0]!, 'local_port_range start', 1, 65535);
+    hi = intIn(args[1]!, 'local_port_range end', 1, 65535);
+  } else {
+    return fail(kw, "'local_port_range' needs MIN MAX, e.g. 'local_port_range 5000 65535'");
+  }
+  if (lo > hi) fail(kw, `bad local_port_range ${lo}-${hi} (the start is above the end)`);
+  return { min: lo, max: hi };
+}

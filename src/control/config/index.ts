@@ -1,0 +1,14 @@
+/** The configuration file's public API: parse, load, diff, and the error they throw. */
+export { CONFIG_DEFAULTS } from './defaults.js';
+export {
+  diffConfig,
+  RESTART_REQUIRED_DEFS,
+  type ConfigDiff,
+  type RealServerChange,
+  type RealServerField,
+  type ServiceChange,
+} from './diff.js';
+export { ConfigError } from './error.js';
+export type { ReadInclude } from './lexer.js';
+export { loadConfig, parseConfig } from './parse.js';
+export { MIN_MTU } from './values.js';

@@ -1,0 +1,22 @@
+/** The `fullnat_defs` keyword behind each FullnatDefs field: the grammar reads them, the diff names them. */
+import type { TcpTimeouts } from '../../engine/tcp-state.js';
+import type { FullnatDefs } from '../model.js';
+
+export type TimeoutState = keyof TcpTimeouts;
+
+export const timeoutKeyword = (s: TimeoutState): string => `timeout_${s.toLowerCase()}`;
+
+export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
+  interface: 'interface',
+  toaPolicy: 'toa_policy',
+  mssAdjust: 'mss_adjust',
+  timestampRemove: 'timestamp_remove',
+  unknownServiceAction: 'unknown_service_action',
+  metrics: 'metrics',
+  controlSocket: 'control_socket',
+  maxConnections: 'max_connections',
+  portRange: 'local_port_range',
+  rsMtu: 'rs_mtu',
+  offload: 'offload',
+  napiThread: 'napi_thread',
+};
