@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket/server.js';
-import { runCtl } from '../control/ctl/argv.js';
+import { runCtl } from '../control/ctl/index.js';
 import { runRs } from '../realserver/cli.js';
 import { runDoctor } from './doctor.js';
 import {

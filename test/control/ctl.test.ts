@@ -18,7 +18,7 @@ import {
   TITLE_RATE,
   TITLE_STATS,
   type CtlCommand,
-} from '../../src/control/ctl/argv.js';
+} from '../../src/control/ctl/index.js';
 import { createLogger } from '../../src/control/log.js';
 import type {
   ConnectionStatus,

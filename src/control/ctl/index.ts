@@ -1,0 +1,32 @@
+/** `fullnat ctl`'s public API: the argv parser, ipvsadm's listings, and the runner. */
+export {
+  CtlUsageError,
+  DEFAULT_SCHEDULER,
+  DEFAULT_WEIGHT,
+  parseCtlArgs,
+  type CtlCommand,
+  type ListView,
+} from './argv.js';
+export {
+  formatConnections,
+  formatExpire,
+  formatLaddrs,
+  formatLargeNumber,
+  formatRates,
+  formatServices,
+  formatStats,
+  TITLE_CONNECTIONS,
+  TITLE_LADDRS,
+  TITLE_RATE,
+  TITLE_SERVICES,
+  TITLE_STATS,
+  type FormatOptions,
+} from './ipvsadm-format.js';
+export {
+  computeRates,
+  type RealServerRates,
+  type ServiceRates,
+  type TrafficRates,
+} from './rates.js';
+export { packageVersion, runCtl, type RunCtlOptions } from './run.js';
+export { usage } from './usage.js';

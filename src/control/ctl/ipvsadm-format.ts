@@ -1,0 +1,212 @@
+/**
+ * ipvsadm's output formats, printed from a Snapshot: `-Ln` (formatServices),
+ * `-Ln --stats` (formatStats), `-Ln --rate` (formatRates), `-Lnc`
+ * (formatConnections) and DPVS's `-G` local-address listing (formatLaddrs).
+ *
+ * Listings copy ipvsadm 1.2x's printf layouts column for column (ipvsadm.c
+ * print_title / print_service_entry / print_largenum / list_conn) with two
+ * deliberate changes: the first line names fullnat instead of "IP Virtual
+ * Server version", and trailing blanks that ipvsadm's %-10u leaves on each
+ * line are trimmed. Addresses are always numeric (-n is accepted and implied).
+ */
+import { ipv4ToString } from '../../wire/bytes.js';
+import type { ConnectionStatus, ServiceKey, Snapshot, TrafficStats } from '../model.js';
+import type { ServiceRates } from './rates.js';
+
+export interface FormatOptions {
+  /** fullnat's version for the first line. */
+  version: string;
+  /** Connection table size, when known; shown as ipvsadm shows (size=4096). */
+  maxConnections?: number;
+  /** `-L -t VIP:port`: only this service, and no version line (ipvsadm's list_service). */
+  service?: ServiceKey;
+  /** --exact: full numbers instead of K/M/G/T. */
+  exact?: boolean;
+}
+
+const FORWARD = 'FullNat';
+
+function pad(s: string, w: number): string {
+  return s.padEnd(w);
+}
+
+function lpad(s: string, w: number): string {
+  return s.padStart(w);
+}
+
+function addrPort(addr: number, port: number): string {
+  return `${ipv4ToString(addr)}:${port}`;
+}
+
+/** Non-negative integer for display; JSON may carry fractions or garbage from a confused server. */
+function whole(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : 0;
+}
+
+/** ipvsadm's print_largenum: 9 columns, K/M/G/T past 10^8, or exact with --exact. */
+export function formatLargeNumber(n: number, exact = false): string {
+  const i = whole(n);
+  if (exact) {
+    const s = String(i);
+    return lpad(s, s.length <= 8 ? 9 : s.length + 1);
+  }
+  if (i < 1e8) return lpad(String(i), 9);
+  if (i < 1e9) return `${lpad(String(Math.floor(i / 1e3)), 8)}K`;
+  if (i < 1e11) return `${lpad(String(Math.floor(i / 1e6)), 8)}M`;
+  if (i < 1e14) return `${lpad(String(Math.floor(i / 1e9)), 8)}G`;
+  return `${lpad(String(Math.floor(i / 1e12)), 8)}T`;
+}
+
+/** "TCP  10.10.1.100:80", cut at 33 columns like ipvsadm's svc_name[33]. */
+function serviceName(s: { protocol: string; vip: number; vport: number }): string {
+  return `${s.protocol}  ${addrPort(s.vip, s.vport)}`.slice(0, 33);
+}
+
+function realName(r: { addr: number; port: number }): string {
+  return addrPort(r.addr, r.port).slice(0, 28);
+}
+
+function byAddrPort<T>(key: (t: T) => [number, number]): (a: T, b: T) => number {
+  return (a, b) => {
+    const [a1, a2] = key(a);
+    const [b1, b2] = key(b);
+    return a1 - b1 || a2 - b2;
+  };
+}
+
+const serviceOrder = byAddrPort<{ vip: number; vport: number }>((s) => [s.vip, s.vport]);
+const realOrder = byAddrPort<{ addr: number; port: number }>((r) => [r.addr, r.port]);
+
+function selectServices<T extends { vip: number; vport: number }>(
+  list: readonly T[],
+  only?: ServiceKey,
+): T[] {
+  const picked = only
+    ? list.filter((s) => s.vip === only.vip && s.vport === only.vport)
+    : [...list];
+  return picked.sort(serviceOrder);
+}
+
+function versionLine(snap: Snapshot, opts: FormatOptions): string[] {
+  if (opts.service) return [];
+  const maxConns = opts.maxConnections ?? snap.maxConnections;
+  const max = maxConns === undefined ? '' : `, max=${maxConns}`;
+  return [`fullnat ${opts.version} (connections=${whole(snap.connections)}${max})`];
+}
+
+function trimLines(lines: string[]): string[] {
+  return lines.map((l) => l.trimEnd());
+}
+
+export const TITLE_SERVICES = [
+  'Prot LocalAddress:Port Scheduler Flags',
+  '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+];
+
+function numbersTitle(cols: readonly string[]): string[] {
+  return [
+    `${pad('Prot LocalAddress:Port', 33)}${cols.map((c) => ` ${lpad(c, 8)}`).join('')}`,
+    '  -> RemoteAddress:Port',
+  ];
+}
+
+export const TITLE_STATS = numbersTitle(['Conns', 'InPkts', 'OutPkts', 'InBytes', 'OutBytes']);
+export const TITLE_RATE = numbersTitle(['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutBPS']);
+
+/** `ipvsadm -Ln`. The weight shown is the one in force: 0 while a health check holds the RS out. */
+export function formatServices(snap: Snapshot, opts: FormatOptions): string[] {
+  const lines = [...versionLine(snap, opts), ...TITLE_SERVICES];
+  for (const s of selectServices(snap.services, opts.service)) {
+    lines.push(`${serviceName(s)} ${s.scheduler}`);
+    for (const r of [...s.realServers].sort(realOrder)) {
+      lines.push(
+        `  -> ${pad(realName(r), 28)} ${pad(FORWARD, 7)} ${pad(String(whole(r.effectiveWeight)), 6)} ${pad(String(whole(r.activeConns)), 10)} ${pad(String(whole(r.inactiveConns)), 10)}`,
+      );
+    }
+  }
+  return trimLines(lines);
+}
+
+function statsColumns(t: TrafficStats, exact: boolean): string {
+  return [t.conns, t.inPackets, t.outPackets, t.inBytes, t.outBytes]
+    .map((n) => formatLargeNumber(n, exact))
+    .join('');
+}
+
+/** `ipvsadm -Ln --stats`: cumulative counters since start or the last -Z. */
+export function formatStats(snap: Snapshot, opts: FormatOptions): string[] {
+  const exact = opts.exact === true;
+  const lines = [...versionLine(snap, opts), ...TITLE_STATS];
+  for (const s of selectServices(snap.services, opts.service)) {
+    lines.push(`${pad(serviceName(s), 33)}${statsColumns(s.stats, exact)}`);
+    for (const r of [...s.realServers].sort(realOrder)) {
+      lines.push(`  -> ${pad(realName(r), 28)}${statsColumns(r.stats, exact)}`);
+    }
+  }
+  return trimLines(lines);
+}
+/** `ipvsadm -Ln --rate`. `snap` is the later snapshot (for the first line). */
+export function formatRates(
+  snap: Snapshot,
+  rates: readonly ServiceRates[],
+  opts: FormatOptions,
+): string[] {
+  const exact = opts.exact === true;
+  const lines = [...versionLine(snap, opts), ...TITLE_RATE];
+  for (const s of selectServices(rates, opts.service)) {
+    const t = s.rates;
+    lines.push(
+      `${pad(serviceName(s), 33)}${[t.cps, t.inPps, t.outPps, t.inBps, t.outBps].map((n) => formatLargeNumber(n, exact)).join('')}`,
+    );
+    for (const r of [...s.realServers].sort(realOrder)) {
+      const q = r.rates;
+      // ipvsadm prints the RS's CPS/PPS with a plain %8u and only humanises the byte rates.
+      lines.push(
+        `  -> ${pad(realName(r), 28)} ${lpad(String(whole(q.cps)), 8)} ${lpad(String(whole(q.inPps)), 8)} ${lpad(String(whole(q.outPps)), 8)}${formatLargeNumber(q.inBps, exact)}${formatLargeNumber(q.outBps, exact)}`,
+      );
+    }
+  }
+  return trimLines(lines);
+}
+
+export const TITLE_CONNECTIONS = [
+  'IPVS connection entries',
+  `pro expire ${pad('state', 11)} ${pad('source', 18)} ${pad('virtual', 18)} ${pad('local', 18)} destination`,
+];
+
+/** "mm:ss", as ipvsadm prints /proc/net/ip_vs_conn's expiry (minutes are not capped). */
+export function formatExpire(seconds: number): string {
+  const s = whole(seconds);
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
+}
+
+/**
+ * `ipvsadm -Lnc`, with the local (LIP:lport) column DPVS adds for FULLNAT,
+ * between virtual and destination where DPVS puts it.
+ */
+export function formatConnections(conns: readonly ConnectionStatus[]): string[] {
+  const lines = [...TITLE_CONNECTIONS];
+  for (const c of conns) {
+    lines.push(
+      `${pad(c.protocol, 3)} ${pad(formatExpire(c.expiresIn), 6)} ${pad(c.state, 11)} ${pad(addrPort(c.client.addr, c.client.port), 18)} ${pad(addrPort(c.virtual.addr, c.virtual.port), 18)} ${pad(addrPort(c.local.addr, c.local.port), 18)} ${addrPort(c.real.addr, c.real.port)}`,
+    );
+  }
+  return trimLines(lines);
+}
+
+export const TITLE_LADDRS = `${pad('VIP:VPORT', 20)} ${pad('TOTAL', 8)} SNAT_IP`;
+
+/**
+ * DPVS's `ipvsadm -G` (get-laddr) layout, without its CONFLICTS and CONNS
+ * columns: the snapshot carries no per-LIP counters.
+ */
+export function formatLaddrs(snap: Snapshot, service?: ServiceKey): string[] {
+  const lines = [TITLE_LADDRS];
+  for (const s of selectServices(snap.services, service)) {
+    lines.push(`${pad(addrPort(s.vip, s.vport), 20)} ${s.laddrs.length}`);
+    for (const l of [...s.laddrs].sort((a, b) => a - b)) {
+      lines.push(`${pad('', 20)} ${pad('', 8)} ${ipv4ToString(l)}`);
+    }
+  }
+  return trimLines(lines);
+}
