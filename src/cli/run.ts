@@ -6,7 +6,7 @@ import {
   startMetricsServer,
   type MetricsServer,
 } from '../control/metrics.js';
-import { startControlServer, type ControlServer } from '../control/socket/server.js';
+import { startControlServer, type ControlServer } from '../control/socket/index.js';
 import { linuxHost } from '../io/host.js';
 import { tunAvailable } from '../io/tun.js';
 

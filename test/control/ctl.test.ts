@@ -33,7 +33,7 @@ import {
   startControlServer,
   validateControlRequest,
   type ControlServer,
-} from '../../src/control/socket/server.js';
+} from '../../src/control/socket/index.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 
 const ip = (s: string): number => {

@@ -23,7 +23,7 @@ import {
   startControlServer,
   validateControlRequest,
   type ControlServer,
-} from '../../src/control/socket/server.js';
+} from '../../src/control/socket/index.js';
 
 const log = createLogger({ level: 'silent' });
 
@@ -346,9 +346,7 @@ describe('control socket server', { timeout: 10_000 }, () => {
     async () => {
       // Let "nobody" traverse the directory so the socket's own mode is what stops it.
       await chmod(dir, 0o711);
-      const socketJs = fileURLToPath(
-        new URL('../../src/control/socket/server.js', import.meta.url),
-      );
+      const socketJs = fileURLToPath(new URL('../../src/control/socket/index.js', import.meta.url));
       const code = `import(${JSON.stringify(socketJs)}).then((m) => m.sendControlRequest(${JSON.stringify(path)}, { op: 'snapshot' }, 2000)).then((r) => console.log('ok', JSON.stringify(r)), (e) => console.log(e.message));`;
       const out = await new Promise<string>((resolve, reject) => {
         const child = spawn(process.execPath, ['-e', code], {
@@ -498,7 +496,7 @@ describe('control socket peer credentials', { timeout: 15_000 }, () => {
 
   /** Runs sendControlRequest in a child process as `uid`; resolves its pid and what it printed. */
   function requestAs(uid: number, path: string): Promise<{ pid: number; out: string }> {
-    const socketJs = fileURLToPath(new URL('../../src/control/socket/server.js', import.meta.url));
+    const socketJs = fileURLToPath(new URL('../../src/control/socket/index.js', import.meta.url));
     const code = `import(${JSON.stringify(socketJs)}).then((m) => m.sendControlRequest(${JSON.stringify(path)}, { op: 'snapshot' }, 2000)).then((r) => console.log('ok', JSON.stringify(r)), (e) => console.log(e.message));`;
     return new Promise((resolve, reject) => {
       const child = spawn(process.execPath, ['-e', code], { uid, gid: uid, timeout: 4000 });

@@ -11,7 +11,7 @@
 import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
 import { parseIpv4 } from '../../wire/bytes.js';
 import type { ControlRequest, ServiceKey } from '../model.js';
-import { MAX_WEIGHT } from '../socket/server.js';
+import { MAX_WEIGHT } from '../socket/validate.js';
 import {
   COMMAND_OPTIONS,
   FLAGS,

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { ControlRequest, ControlResponse, ServiceKey, Snapshot } from '../model.js';
-import { sendControlRequest } from '../socket/server.js';
+import { sendControlRequest } from '../socket/client.js';
 import { CtlUsageError, parseCtlArgs, type CtlCommand } from './argv.js';
 import {
   formatConnections,
