@@ -1,6 +1,6 @@
 import { DEFAULT_ENGINE_OPTIONS } from '../../engine/config.js';
-import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import type { FullnatDefs } from '../model.js';
+import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT } from '../rules.js';
 
 /** keepalived's defaults where keepalived has one; see the brief for `retry`. */
 export const CONFIG_DEFAULTS = {
@@ -9,9 +9,8 @@ export const CONFIG_DEFAULTS = {
   delayBeforeRetry: 1,
   connectTimeout: 5,
   statusCode: 200,
-  weight: 1,
-  /** keepalived and ipvsadm default to wlc when no scheduler is given. */
-  scheduler: 'wlc' as SchedulerName,
+  weight: DEFAULT_WEIGHT,
+  scheduler: DEFAULT_SCHEDULER,
   interface: 'fnat0',
   controlSocket: '/run/fullnat.sock',
 };

@@ -11,4 +11,4 @@ export {
 export { ConfigError } from './error.js';
 export type { ReadInclude } from './lexer.js';
 export { loadConfig, parseConfig } from './parse.js';
-export { MIN_MTU } from './values.js';
+export { MIN_MTU } from '../rules.js';

@@ -2,20 +2,26 @@
  * One token to one value: integers, seconds, on/off, ports, addresses,
  * ranges, schedulers. Each failure names the value and what was expected.
  */
-import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
-import { parseIpv4 } from '../../wire/bytes.js';
+import type { SchedulerName } from '../../engine/sched/scheduler.js';
+import { integerIn, parseAddress, parsePort, parseScheduler, RuleError } from '../rules.js';
 import { fail } from './error.js';
 import type { Token } from './lexer.js';
 
-export const MIN_MTU = 576;
 /** setTimeout's ceiling is 2^31-1 ms; a day is far beyond any sane check interval. */
 const MAX_INTERVAL_S = 86400;
 
+/** Applies a domain rule (rules.ts) to a token; its refusal becomes `FILE:LINE: reason`. */
+export function ruled<T>(t: Token, rule: () => T): T {
+  try {
+    return rule();
+  } catch (e) {
+    if (e instanceof RuleError) fail(t, e.reason);
+    throw e;
+  }
+}
+
 export function intIn(t: Token, what: string, min: number, max: number, text = t.text): number {
-  const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!(n >= min && n <= max))
-    fail(t, `bad ${what} '${text}' (expected an integer ${min}..${max})`);
-  return n;
+  return ruled(t, () => integerIn(text, what, min, max));
 }
 
 /** Seconds, fractions allowed (tests run checks every 0.2 s). */
@@ -35,20 +41,12 @@ export function onOff(t: Token, what: string): boolean {
   return fail(t, `bad ${what} '${t.text}' (expected on or off)`);
 }
 
-export const port = (t: Token, what = 'port'): number => intIn(t, what, 1, 65535);
+export const port = (t: Token, what = 'port', text = t.text): number =>
+  ruled(t, () => parsePort(text, what));
 
-/**
- * A unicast address that can be routed through the TUN device: the kernel
- * drops loopback, multicast and broadcast destinations arriving on it.
- */
-export function unicast(t: Token, text = t.text, what = 'IPv4 address'): number {
-  const a = parseIpv4(text);
-  if (a < 0) fail(t, `bad ${what} '${text}'`);
-  const first = a >>> 24;
-  if (first === 0 || first === 127 || first >= 224) {
-    fail(t, `${what} ${text} is out of range (not a routable unicast address)`);
-  }
-  return a;
+/** A VIP, RS or LIP: a routable unicast address (rules.ts says which). */
+export function unicast(t: Token, text = t.text): number {
+  return ruled(t, () => parseAddress(text));
 }
 
 /** `IP PORT` (keepalived) or `IP:PORT`. */
@@ -59,7 +57,7 @@ export function addrPort(kw: Token, args: Token[], what: string): { addr: number
   const colon = a.text.lastIndexOf(':');
   if (colon < 0) fail(kw, `${what} ${a.text} has no port (write '${what} IP PORT')`);
   const addr = unicast(a, a.text.slice(0, colon));
-  return { addr, port: intIn(a, 'port', 1, 65535, a.text.slice(colon + 1)) };
+  return { addr, port: port(a, 'port', a.text.slice(colon + 1)) };
 }
 
 export function parseRange(t: Token): number[] {
@@ -80,7 +78,5 @@ export function parseRange(t: Token): number[] {
 }
 
 export function scheduler(t: Token): SchedulerName {
-  const s = SCHEDULER_NAMES.find((x) => x === t.text);
-  if (!s) fail(t, `unknown scheduler '${t.text}' (valid: ${SCHEDULER_NAMES.join(', ')})`);
-  return s;
+  return ruled(t, () => parseScheduler(t.text));
 }

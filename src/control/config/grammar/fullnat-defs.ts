@@ -11,11 +11,9 @@ import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { at, fail } from '../error.js';
 import { timeoutKeyword, type TimeoutState } from '../keywords.js';
 import type { Token } from '../lexer.js';
-import { intIn, MIN_MTU, onOff } from '../values.js';
+import { parseConnectionTableSize, parseMtu, parseTimeout } from '../../rules.js';
+import { onOff, port, ruled } from '../values.js';
 import type { State } from './draft.js';
-
-/** Timeouts become milliseconds in a Uint32Array (engine/tcp-state.ts). */
-const MAX_TIMEOUT_S = Math.floor(0xffffffff / 1000);
 
 export function parseDefs(cur: Cursor, kw: Token, st: State): void {
   if (st.defsTok) fail(kw, `'fullnat_defs' given twice (first at ${at(st.defsTok)})`);
@@ -31,17 +29,22 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     unknown_service_action: (k) => (d.unknownServiceAction = unknownServiceAction(cur.value(k))),
     metrics: (k) => (d.metrics = metrics(cur.value(k))),
     control_socket: (k) => (d.controlSocket = cur.value(k).text),
-    max_connections: (k) => (d.maxConnections = intIn(cur.value(k), k.text, 1, 0x7fffffff)),
+    max_connections: (k) => (d.maxConnections = tableSize(cur.value(k), k.text)),
     local_port_range: (k) => (d.portRange = portRange(cur, k)),
-    rs_mtu: (k) => (d.rsMtu = intIn(cur.value(k), k.text, MIN_MTU, 65535)),
+    rs_mtu: (k) => (d.rsMtu = mtu(cur.value(k), k.text)),
     offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
     napi_thread: (k) => (d.napiThread = napiThread(cur.value(k))),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
-    h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = intIn(cur.value(k), k.text, 1, MAX_TIMEOUT_S));
+    h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = timeout(cur.value(k), k.text));
   }
   walkBlock(cur, kw, 'fullnat_defs', withOnce(h, seen));
 }
+
+const tableSize = (t: Token, what: string): number =>
+  ruled(t, () => parseConnectionTableSize(t.text, what));
+const mtu = (t: Token, what: string): number => ruled(t, () => parseMtu(t.text, what));
+const timeout = (t: Token, what: string): number => ruled(t, () => parseTimeout(t.text, what));
 
 function ifName(t: Token): string {
   // Linux interface names: at most 15 bytes, no '/' or whitespace.
@@ -78,7 +81,7 @@ function metrics(t: Token): { host: string; port: number } | undefined {
   const host = m[1] ?? m[2]!;
   const ok = m[1] !== undefined ? parseIpv6(host) !== null : validHost(host);
   if (!ok) fail(t, `bad metrics host '${host}'`);
-  return { host, port: intIn(t, 'metrics port', 1, 65535, m[3]) };
+  return { host, port: port(t, 'metrics port', m[3]) };
 }
 
 function validHost(h: string): boolean {
@@ -95,11 +98,11 @@ function portRange(cur: Cursor, kw: Token): { min: number; max: number } {
   let hi: number;
   if (args.length === 1 && args[0]!.text.includes('-')) {
     const [a, b] = args[0]!.text.split('-');
-    lo = intIn(args[0]!, 'local_port_range start', 1, 65535, a);
-    hi = intIn(args[0]!, 'local_port_range end', 1, 65535, b);
+    lo = port(args[0]!, 'local_port_range start', a);
+    hi = port(args[0]!, 'local_port_range end', b);
   } else if (args.length === 2) {
-    lo = intIn(args[0]!, 'local_port_range start', 1, 65535);
-    hi = intIn(args[1]!, 'local_port_range end', 1, 65535);
+    lo = port(args[0]!, 'local_port_range start');
+    hi = port(args[1]!, 'local_port_range end');
   } else {
     return fail(kw, "'local_port_range' needs MIN MAX, e.g. 'local_port_range 5000 65535'");
   }

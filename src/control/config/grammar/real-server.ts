@@ -4,7 +4,8 @@ import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { CONFIG_DEFAULTS } from '../defaults.js';
 import { at, fail } from '../error.js';
 import type { Token } from '../lexer.js';
-import { addrPort, intIn, MIN_MTU, port, seconds } from '../values.js';
+import { parseMtu, parseWeight } from '../../rules.js';
+import { addrPort, intIn, port, ruled, seconds } from '../values.js';
 import { svcName, type RsDraft, type VsDraft } from './draft.js';
 import { retries, timingHandlers } from './timing.js';
 
@@ -29,8 +30,8 @@ export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
     ...timingHandlers(cur, rs.timing),
-    weight: (k) => (rs.weight = intIn(cur.value(k), k.text, 0, 65535)),
-    mtu: (k) => (rs.mtu = intIn(cur.value(k), k.text, MIN_MTU, 65535)),
+    weight: (k) => (rs.weight = weight(cur.value(k))),
+    mtu: (k) => (rs.mtu = mtu(cur.value(k), k.text)),
     // Health-check failures already leave the RS in place at weight 0 (established connections keep flowing).
     inhibit_on_failure: (k) => void cur.args(k, 0),
     TCP_CHECK: (k) => parseCheck(cur, k, rs),
@@ -39,6 +40,9 @@ export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
   walkBlock(cur, kw, 'real_server', withOnce(h, seen, { HTTP_GET: 'check', TCP_CHECK: 'check' }));
   vs.reals.push(rs);
 }
+
+const weight = (t: Token): number => ruled(t, () => parseWeight(t.text));
+const mtu = (t: Token, what: string): number => ruled(t, () => parseMtu(t.text, what));
 
 function parseCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
   cur.header(kw, 0, 0, `${kw.text} {`);
