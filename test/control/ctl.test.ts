@@ -380,46 +380,49 @@ describe('parseCtlArgs', () => {
     ],
     [
       ['-A', '-t', 'www.example.com:80'],
-      /^illegal virtual service address:port 'www\.example\.com:80': not an IPv4 address/,
+      /^illegal virtual service address:port 'www\.example\.com:80': bad IPv4 address 'www\.example\.com'$/,
     ],
-    [['-A', '-t', '10.10.1.256:80'], /not an IPv4 address/],
+    [['-A', '-t', '10.10.1.256:80'], /: bad IPv4 address '10\.10\.1\.256'$/],
     [
       ['-A', '-t', '10.10.1.100:0'],
-      /^illegal virtual service address:port '10\.10\.1\.100:0': port must be 1-65535$/,
+      /^illegal virtual service address:port '10\.10\.1\.100:0': bad port '0' \(expected an integer 1\.\.65535\)$/,
     ],
-    [['-A', '-t', '10.10.1.100:65536'], /port must be 1-65535$/],
-    [['-A', '-t', '10.10.1.100:http'], /port must be 1-65535$/],
+    [['-A', '-t', '10.10.1.100:65536'], /: bad port '65536' \(expected an integer 1\.\.65535\)$/],
+    [['-A', '-t', '10.10.1.100:http'], /: bad port 'http' \(expected an integer 1\.\.65535\)$/],
     [
       ['-A', '-t', '10.10.1.100:80:1'],
       /^illegal virtual service address:port '10\.10\.1\.100:80:1'/,
     ],
-    [['-A', '-t', '0.0.0.0:80'], /0\.0\.0\.0 is not usable$/],
+    [
+      ['-A', '-t', '0.0.0.0:80'],
+      /: IPv4 address 0\.0\.0\.0 is out of range \(not a routable unicast address\)$/,
+    ],
     [
       ['-A', '-t', '10.10.1.100:80', '-s', 'fifo'],
-      /^unknown scheduler 'fifo' \(one of rr, wrr, lc, wlc, sh, mh\)$/,
+      /^unknown scheduler 'fifo' \(valid: rr, wrr, lc, wlc, sh, mh\)$/,
     ],
     [
       ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2:99999'],
-      /^illegal real server address\[:port\] '10\.10\.2\.2:99999': port must be 1-65535$/,
+      /^illegal real server address\[:port\] '10\.10\.2\.2:99999': bad port '99999' \(expected an integer 1\.\.65535\)$/,
     ],
     [
       ['-a', '-t', '10.10.1.100:80', '-r', 'rs1'],
-      /^illegal real server address\[:port\] 'rs1': not an IPv4 address/,
+      /^illegal real server address\[:port\] 'rs1': bad IPv4 address 'rs1'$/,
     ],
     [
       ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', '-1'],
-      /^illegal weight '-1' \(an integer 0-65535\)$/,
+      /^bad weight '-1' \(expected an integer 0\.\.65535\)$/,
     ],
-    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', '65536'], /^illegal weight '65536'/],
-    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', '1.5'], /^illegal weight '1\.5'/],
-    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', ''], /^illegal weight ''/],
+    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', '65536'], /^bad weight '65536'/],
+    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', '1.5'], /^bad weight '1\.5'/],
+    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', ''], /^bad weight ''/],
     [
       ['-P', '-z', '10.10.3', '-t', '10.10.1.100:80'],
-      /^illegal local address '10\.10\.3' \(an IPv4 address/,
+      /^illegal local address '10\.10\.3': bad IPv4 address '10\.10\.3'$/,
     ],
     [
       ['-P', '-z', '0.0.0.0', '-t', '10.10.1.100:80'],
-      /^illegal local address '0\.0\.0\.0': 0\.0\.0\.0 is not usable$/,
+      /^illegal local address '0\.0\.0\.0': IPv4 address 0\.0\.0\.0 is out of range \(not a routable unicast address\)$/,
     ],
   ];
   for (const [argv, re] of bad) {

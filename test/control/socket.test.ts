@@ -174,7 +174,10 @@ describe('control socket server', { timeout: 10_000 }, () => {
   it('passes the API refusal and a thrown error back as {ok:false}', async () => {
     assert.equal(
       errorOf(
-        await sendControlRequest(path, { op: 'delete-service', service: { vip: 1, vport: 1 } }),
+        await sendControlRequest(path, {
+          op: 'delete-service',
+          service: { vip: 0x0a000001, vport: 1 },
+        }),
       ),
       'no such service',
     );
@@ -211,39 +214,51 @@ describe('control socket server', { timeout: 10_000 }, () => {
       [{ op: 'snapshot', extra: 1 }, /unexpected field "extra" in op "snapshot"/],
       [{ op: 'connections', limit: 0 }, /limit must be an integer 1-/],
       [{ op: 'connections', limit: 1.5 }, /limit must be an integer/],
-      [{ op: 'add-service', service: svc }, /scheduler must be one of rr, wrr, lc, wlc, sh, mh/],
-      [{ op: 'add-service', service: svc, scheduler: 'fifo' }, /scheduler must be one of/],
+      [{ op: 'add-service', service: svc }, /^scheduler must be a string, got undefined$/],
+      [
+        { op: 'add-service', service: svc, scheduler: 'fifo' },
+        /^scheduler: unknown scheduler 'fifo' \(valid: rr, wrr, lc, wlc, sh, mh\)$/,
+      ],
       [
         { op: 'add-service', service: { vip: '10.0.0.1', vport: 80 }, scheduler: 'rr' },
-        /service.vip must be a non-zero IPv4/,
+        /^service\.vip must be an IPv4 address as an unsigned 32-bit integer, got "10\.0\.0\.1"$/,
       ],
       [
         { op: 'add-service', service: { vip: 0, vport: 80 }, scheduler: 'rr' },
-        /service.vip must be a non-zero IPv4/,
+        /^service\.vip: IPv4 address 0\.0\.0\.0 is out of range \(not a routable unicast address\)$/,
       ],
       [{ op: 'add-service', service: { vip: 2 ** 32, vport: 80 }, scheduler: 'rr' }, /service.vip/],
       [
         { op: 'add-service', service: { ...svc, vport: 0 }, scheduler: 'rr' },
-        /service.vport must be an integer 1-65535, got 0/,
+        /^service\.vport: bad port '0' \(expected an integer 1\.\.65535\)$/,
       ],
       [
         { op: 'add-service', service: { ...svc, vport: 65536 }, scheduler: 'rr' },
-        /service.vport must be an integer 1-65535/,
+        /^service\.vport: bad port '65536' \(expected an integer 1\.\.65535\)$/,
       ],
       [
         { op: 'add-service', service: { ...svc, proto: 'tcp' }, scheduler: 'rr' },
         /unexpected field "proto" in service/,
       ],
       [{ op: 'delete-service', service: null }, /service must be an object/],
-      [{ op: 'add-real', real, weight: -1 }, /weight must be an integer 0-65535, got -1/],
-      [{ op: 'add-real', real, weight: 65536 }, /weight must be an integer 0-65535/],
-      [{ op: 'add-real', real, weight: '3' }, /weight must be an integer 0-65535, got "3"/],
+      [
+        { op: 'add-real', real, weight: -1 },
+        /^weight: bad weight '-1' \(expected an integer 0\.\.65535\)$/,
+      ],
+      [
+        { op: 'add-real', real, weight: 65536 },
+        /^weight: bad weight '65536' \(expected an integer 0\.\.65535\)$/,
+      ],
+      [{ op: 'add-real', real, weight: '3' }, /^weight must be a number, got "3"$/],
       [
         { op: 'edit-real', real: { ...real, port: 70000 }, weight: 1 },
-        /real.port must be an integer 1-65535/,
+        /^real\.port: bad port '70000' \(expected an integer 1\.\.65535\)$/,
       ],
-      [{ op: 'delete-real', real: svc }, /real.addr must be a non-zero IPv4/],
-      [{ op: 'add-laddr', service: svc, laddr: -5 }, /laddr must be a non-zero IPv4/],
+      [
+        { op: 'delete-real', real: svc },
+        /^real\.addr must be an IPv4 address as an unsigned 32-bit integer, got undefined$/,
+      ],
+      [{ op: 'add-laddr', service: svc, laddr: -5 }, /^laddr: bad IPv4 address '-5'$/],
       [{ op: 'reload', force: true }, /unexpected field "force"/],
     ];
     const payload = cases.map(([v]) => JSON.stringify(v)).join('\n') + '\n';
@@ -652,8 +667,9 @@ describe('control socket peer credentials', { timeout: 15_000 }, () => {
 
 describe('validateControlRequest', () => {
   it('returns only the known fields for every op', () => {
-    const svc = { vip: 1, vport: 2 };
-    const real = { vip: 1, vport: 2, addr: 3, port: 4 };
+    // The lowest and highest addresses the rules accept as a VIP, RS or LIP (1.0.0.0, 223.255.255.255).
+    const svc = { vip: 0x01000000, vport: 2 };
+    const real = { vip: 0x01000000, vport: 2, addr: 0x01000003, port: 4 };
     const good: ControlRequest[] = [
       { op: 'snapshot' },
       { op: 'connections' },
@@ -664,7 +680,7 @@ describe('validateControlRequest', () => {
       { op: 'add-real', real, weight: 0 },
       { op: 'edit-real', real, weight: 65535 },
       { op: 'delete-real', real },
-      { op: 'add-laddr', service: svc, laddr: 0xffffffff },
+      { op: 'add-laddr', service: svc, laddr: 0xdfffffff },
       { op: 'reload' },
       { op: 'zero' },
     ];

@@ -8,10 +8,16 @@
  * values (`-w3`, `-t10.0.0.1:80`), and checks a command × option legality
  * table (flags.ts) — none of which commander models.
  */
-import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
-import { parseIpv4 } from '../../wire/bytes.js';
 import type { ControlRequest, ServiceKey } from '../model.js';
-import { MAX_WEIGHT } from '../socket/validate.js';
+import {
+  DEFAULT_SCHEDULER,
+  DEFAULT_WEIGHT,
+  parseAddress,
+  parsePort,
+  parseScheduler,
+  parseWeight,
+  RuleError,
+} from '../rules.js';
 import {
   COMMAND_OPTIONS,
   FLAGS,
@@ -40,10 +46,6 @@ export class CtlUsageError extends Error {
     this.name = 'CtlUsageError';
   }
 }
-
-/** ipvsadm's default scheduler (DEF_SCHED) and real-server weight. */
-export const DEFAULT_SCHEDULER: SchedulerName = 'wlc';
-export const DEFAULT_WEIGHT = 1;
 
 interface Occurrence {
   def: FlagDef;
@@ -109,6 +111,20 @@ function tokenize(argv: readonly string[]): Occurrence[] {
   return out;
 }
 
+/**
+ * Applies a domain rule (rules.ts) to an option's value. Its refusal is a
+ * usage error with the same reason the config file gives, after `prefix`
+ * (which names the option for values that are more than the rule's own).
+ */
+function ruled<T>(rule: () => T, prefix = ''): T {
+  try {
+    return rule();
+  } catch (e) {
+    if (e instanceof RuleError) throw new CtlUsageError(`${prefix}${e.reason}`);
+    throw e;
+  }
+}
+
 function parseAddrPort(
   text: string,
   what: string,
@@ -117,41 +133,19 @@ function parseAddrPort(
   const m = /^([^:]+)(?::([^:]*))?$/.exec(text);
   const example = portRequired ? 'e.g. 10.10.1.100:80' : 'e.g. 10.10.2.2:80 or 10.10.2.2';
   if (!m) throw new CtlUsageError(`illegal ${what} '${text}' (${example})`);
-  const addr = parseIpv4(m[1]!);
-  if (addr < 0)
-    throw new CtlUsageError(`illegal ${what} '${text}': not an IPv4 address (${example})`);
-  if (addr === 0) throw new CtlUsageError(`illegal ${what} '${text}': 0.0.0.0 is not usable`);
+  const prefix = `illegal ${what} '${text}': `;
+  const addr = ruled(() => parseAddress(m[1]!), prefix);
   if (m[2] === undefined) {
     if (portRequired)
       throw new CtlUsageError(`illegal ${what} '${text}': missing port (${example})`);
     return { addr };
   }
-  if (!/^\d{1,5}$/.test(m[2]) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
-    throw new CtlUsageError(`illegal ${what} '${text}': port must be 1-65535`);
-  }
-  return { addr, port: Number(m[2]) };
-}
-
-function parseWeight(text: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > MAX_WEIGHT) {
-    throw new CtlUsageError(`illegal weight '${text}' (an integer 0-${MAX_WEIGHT})`);
-  }
-  return Number(text);
-}
-
-function parseScheduler(text: string): SchedulerName {
-  if (!(SCHEDULER_NAMES as readonly string[]).includes(text)) {
-    throw new CtlUsageError(`unknown scheduler '${text}' (one of ${SCHEDULER_NAMES.join(', ')})`);
-  }
-  return text as SchedulerName;
+  const portText = m[2];
+  return { addr, port: ruled(() => parsePort(portText), prefix) };
 }
 
 function parseLaddr(text: string): number {
-  const a = parseIpv4(text);
-  if (a < 0)
-    throw new CtlUsageError(`illegal local address '${text}' (an IPv4 address, e.g. 10.10.3.1)`);
-  if (a === 0) throw new CtlUsageError(`illegal local address '${text}': 0.0.0.0 is not usable`);
-  return a;
+  return ruled(() => parseAddress(text), `illegal local address '${text}': `);
 }
 
 /** Parses `fullnat ctl` arguments (argv after "ctl"); throws CtlUsageError with one line. */
@@ -227,7 +221,7 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
     case 'add-service':
     case 'edit-service': {
       const s = val('scheduler');
-      const scheduler = s === undefined ? DEFAULT_SCHEDULER : parseScheduler(s);
+      const scheduler = s === undefined ? DEFAULT_SCHEDULER : ruled(() => parseScheduler(s));
       return { kind: 'request', request: { op: cmdKey, service: service!, scheduler } };
     }
     case 'delete-service':
@@ -241,7 +235,7 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
       if (cmdKey === 'delete-server')
         return { kind: 'request', request: { op: 'delete-real', real } };
       const w = val('weight');
-      const weight = w === undefined ? DEFAULT_WEIGHT : parseWeight(w);
+      const weight = w === undefined ? DEFAULT_WEIGHT : ruled(() => parseWeight(w));
       const op = cmdKey === 'add-server' ? 'add-real' : 'edit-real';
       return { kind: 'request', request: { op, real, weight } };
     }

@@ -1,12 +1,5 @@
 /** `fullnat ctl`'s public API: the argv parser, ipvsadm's listings, and the runner. */
-export {
-  CtlUsageError,
-  DEFAULT_SCHEDULER,
-  DEFAULT_WEIGHT,
-  parseCtlArgs,
-  type CtlCommand,
-  type ListView,
-} from './argv.js';
+export { CtlUsageError, parseCtlArgs, type CtlCommand, type ListView } from './argv.js';
 export {
   formatConnections,
   formatExpire,
@@ -30,3 +23,5 @@ export {
 } from './rates.js';
 export { packageVersion, runCtl, type RunCtlOptions } from './run.js';
 export { usage } from './usage.js';
+/** ipvsadm's default scheduler (DEF_SCHED) and real-server weight: the config's too (rules.ts). */
+export { DEFAULT_SCHEDULER, DEFAULT_WEIGHT } from '../rules.js';

@@ -1,6 +1,5 @@
 import { SCHEDULER_NAMES } from '../../engine/sched/scheduler.js';
-import { MAX_WEIGHT } from '../socket/validate.js';
-import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT } from './argv.js';
+import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT, MAX_WEIGHT } from '../rules.js';
 
 /** `fullnat ctl -h`: ipvsadm's help, reduced to what fullnat supports. */
 export function usage(): string[] {

@@ -10,7 +10,8 @@ export {
 } from './server.js';
 export {
   MAX_CONNECTIONS_LIMIT,
-  MAX_WEIGHT,
   validateControlRequest,
   type ValidationResult,
 } from './validate.js';
+/** ipvsadm's weight range, as the config and ctl have it (rules.ts). */
+export { MAX_WEIGHT } from '../rules.js';

@@ -1,9 +1,13 @@
 /**
  * Everything a client sends is untrusted text: each request is checked
  * field by field against ControlRequest before the ControlApi sees it.
+ * A field of the wrong JSON type is refused here; a value of the right type
+ * goes through the same domain rule the config file applies (rules.ts), and
+ * its refusal reads `FIELD: reason`, the reason worded as the config's.
  */
-import { SCHEDULER_NAMES, type SchedulerName } from '../../engine/sched/scheduler.js';
+import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import type { ControlRequest, RealServerKey, ServiceKey } from '../model.js';
+import { checkAddress, parsePort, parseScheduler, parseWeight, RuleError } from '../rules.js';
 
 export type ValidationResult = { ok: true; request: ControlRequest } | { ok: false; error: string };
 
@@ -29,8 +33,6 @@ const OP_FIELDS: Record<Op, readonly string[]> = {
 
 const OPS = Object.keys(OP_FIELDS) as Op[];
 
-/** ipvsadm's weight range. */
-export const MAX_WEIGHT = 65535;
 /** Upper bound on `connections.limit`; keeps one response line bounded. */
 export const MAX_CONNECTIONS_LIMIT = 10_000_000;
 
@@ -61,18 +63,37 @@ function intIn(v: unknown, min: number, max: number, name: string): number {
   return v;
 }
 
-/** Host-order IPv4 as a number; 0.0.0.0 is never a usable VIP, RS or LIP. */
-function ipv4(v: unknown, name: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffffffff) {
-    throw new InvalidRequest(
-      `${name} must be a non-zero IPv4 address as an unsigned 32-bit integer, got ${describe(v)}`,
-    );
+/** A domain rule (rules.ts) applied to field `name`; its refusal reads `name: reason`. */
+function ruled<T>(name: string, rule: () => T): T {
+  try {
+    return rule();
+  } catch (e) {
+    if (e instanceof RuleError) throw new InvalidRequest(`${name}: ${e.reason}`);
+    throw e;
   }
+}
+
+function number(v: unknown, name: string, shape = 'a number'): number {
+  if (typeof v !== 'number')
+    throw new InvalidRequest(`${name} must be ${shape}, got ${describe(v)}`);
   return v;
 }
 
+/** A VIP, RS or LIP: a host-order IPv4 number the config would accept as an address. */
+function ipv4(v: unknown, name: string): number {
+  const n = number(v, name, 'an IPv4 address as an unsigned 32-bit integer');
+  return ruled(name, () => checkAddress(n));
+}
+
+/** Numbers go through the rules as text, so `1.5` or `-1` is refused as the config refuses it. */
 function port(v: unknown, name: string): number {
-  return intIn(v, 1, 65535, name);
+  const n = number(v, name);
+  return ruled(name, () => parsePort(String(n)));
+}
+
+function weight(v: unknown): number {
+  const n = number(v, 'weight');
+  return ruled('weight', () => parseWeight(String(n)));
 }
 
 function serviceKey(v: unknown, name: string): ServiceKey {
@@ -93,12 +114,9 @@ function realKey(v: unknown, name: string): RealServerKey {
 }
 
 function scheduler(v: unknown): SchedulerName {
-  if (typeof v !== 'string' || !(SCHEDULER_NAMES as readonly string[]).includes(v)) {
-    throw new InvalidRequest(
-      `scheduler must be one of ${SCHEDULER_NAMES.join(', ')}, got ${describe(v)}`,
-    );
-  }
-  return v as SchedulerName;
+  if (typeof v !== 'string')
+    throw new InvalidRequest(`scheduler must be a string, got ${describe(v)}`);
+  return ruled('scheduler', () => parseScheduler(v));
 }
 
 /**
@@ -144,7 +162,7 @@ export function validateControlRequest(v: unknown): ValidationResult {
         request = {
           op: o,
           real: realKey(v.real, 'real'),
-          weight: intIn(v.weight, 0, MAX_WEIGHT, 'weight'),
+          weight: weight(v.weight),
         };
         break;
       case 'delete-real':

@@ -1,0 +1,264 @@
+/**
+ * One rule, one answer: the same bad value given to each front end — the
+ * configuration file, `ctl`'s argv and a control-socket request — is refused
+ * by all three, with the same reason text (src/control/rules.ts). Each front
+ * end only adds where the value came from: `FILE:LINE: ` (the ConfigError's
+ * reason is without it), `illegal … '…': ` for ctl's address options, and
+ * `FIELD: ` on the socket.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { ConfigError, parseConfig } from '../../src/control/config/index.js';
+import { CtlUsageError, parseCtlArgs } from '../../src/control/ctl/index.js';
+import { validateControlRequest } from '../../src/control/socket/index.js';
+import { parseIpv4 } from '../../src/wire/bytes.js';
+
+const ip = (s: string): number => parseIpv4(s);
+
+/** The values of one service, as text; each case spoils one of them. */
+interface Values {
+  vip: string;
+  vport: string;
+  rs: string;
+  rport: string;
+  weight: string;
+  scheduler: string;
+  lip: string;
+}
+
+const GOOD: Values = {
+  vip: '10.10.1.100',
+  vport: '80',
+  rs: '10.10.2.2',
+  rport: '8080',
+  weight: '3',
+  scheduler: 'wrr',
+  lip: '10.10.3.1',
+};
+
+function configText(v: Values): string {
+  return `local_address_group g1 {
+    ${v.lip}
+}
+virtual_server ${v.vip} ${v.vport} {
+    lb_algo ${v.scheduler}
+    laddr_group_name g1
+    real_server ${v.rs} ${v.rport} {
+        weight ${v.weight}
+    }
+}
+`;
+}
+
+/** The ctl command that carries the spoilt value. */
+type Command = 'add-service' | 'add-server' | 'add-laddr';
+
+function ctlArgv(cmd: Command, v: Values): string[] {
+  const svc = ['-t', `${v.vip}:${v.vport}`];
+  switch (cmd) {
+    case 'add-service':
+      return ['-A', ...svc, '-s', v.scheduler];
+    case 'add-server':
+      return ['-a', ...svc, '-r', `${v.rs}:${v.rport}`, '-w', v.weight];
+    case 'add-laddr':
+      return ['-P', ...svc, '-z', v.lip];
+  }
+}
+
+/** The same command as a control request, with numbers where the socket carries numbers. */
+function socketRequest(cmd: Command, v: Values, raw: Partial<Record<keyof Values, unknown>>) {
+  const num = (k: 'vip' | 'rs' | 'lip'): unknown => (k in raw ? raw[k] : ip(v[k]));
+  const int = (k: 'vport' | 'rport' | 'weight'): unknown => (k in raw ? raw[k] : Number(v[k]));
+  const service = { vip: num('vip'), vport: int('vport') };
+  switch (cmd) {
+    case 'add-service':
+      return { op: 'add-service', service, scheduler: v.scheduler };
+    case 'add-server':
+      return {
+        op: 'add-real',
+        real: { ...service, addr: num('rs'), port: int('rport') },
+        weight: int('weight'),
+      };
+    case 'add-laddr':
+      return { op: 'add-laddr', service, laddr: num('lip') };
+  }
+}
+
+interface Case {
+  name: string;
+  /** The spoilt value, as the operator writes it in the file and on the command line. */
+  bad: Partial<Values>;
+  cmd: Command;
+  /** The socket's field path for the value. */
+  field: string;
+  reason: string;
+  /** Where the socket's JSON number cannot spell the text: its own value and reason. */
+  socket?: { raw: Partial<Record<keyof Values, unknown>>; reason: string };
+}
+
+const OUT_OF_RANGE = (a: string): string =>
+  `IPv4 address ${a} is out of range (not a routable unicast address)`;
+
+const CASES: Case[] = [
+  {
+    name: 'loopback VIP',
+    bad: { vip: '127.0.0.1' },
+    cmd: 'add-service',
+    field: 'service.vip',
+    reason: OUT_OF_RANGE('127.0.0.1'),
+  },
+  {
+    name: '0.0.0.0 as VIP',
+    bad: { vip: '0.0.0.0' },
+    cmd: 'add-service',
+    field: 'service.vip',
+    reason: OUT_OF_RANGE('0.0.0.0'),
+  },
+  {
+    name: 'multicast RS',
+    bad: { rs: '224.0.0.1' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason: OUT_OF_RANGE('224.0.0.1'),
+  },
+  {
+    name: '"this network" (0/8) RS',
+    bad: { rs: '0.1.2.3' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason: OUT_OF_RANGE('0.1.2.3'),
+  },
+  {
+    name: 'broadcast LIP',
+    bad: { lip: '255.255.255.255' },
+    cmd: 'add-laddr',
+    field: 'laddr',
+    reason: OUT_OF_RANGE('255.255.255.255'),
+  },
+  {
+    name: 'loopback LIP',
+    bad: { lip: '127.0.0.2' },
+    cmd: 'add-laddr',
+    field: 'laddr',
+    reason: OUT_OF_RANGE('127.0.0.2'),
+  },
+  {
+    name: 'service port 0',
+    bad: { vport: '0' },
+    cmd: 'add-service',
+    field: 'service.vport',
+    reason: "bad port '0' (expected an integer 1..65535)",
+  },
+  {
+    name: 'service port 65536',
+    bad: { vport: '65536' },
+    cmd: 'add-service',
+    field: 'service.vport',
+    reason: "bad port '65536' (expected an integer 1..65535)",
+  },
+  {
+    name: 'real server port 65536',
+    bad: { rport: '65536' },
+    cmd: 'add-server',
+    field: 'real.port',
+    reason: "bad port '65536' (expected an integer 1..65535)",
+  },
+  {
+    name: 'weight above the limit',
+    bad: { weight: '65536' },
+    cmd: 'add-server',
+    field: 'weight',
+    reason: "bad weight '65536' (expected an integer 0..65535)",
+  },
+  {
+    name: 'negative weight',
+    bad: { weight: '-1' },
+    cmd: 'add-server',
+    field: 'weight',
+    reason: "bad weight '-1' (expected an integer 0..65535)",
+  },
+  {
+    name: 'fractional weight',
+    bad: { weight: '1.5' },
+    cmd: 'add-server',
+    field: 'weight',
+    reason: "bad weight '1.5' (expected an integer 0..65535)",
+  },
+  {
+    name: 'unknown scheduler',
+    bad: { scheduler: 'fifo' },
+    cmd: 'add-service',
+    field: 'scheduler',
+    reason: "unknown scheduler 'fifo' (valid: rr, wrr, lc, wlc, sh, mh)",
+  },
+  {
+    name: 'malformed VIP',
+    bad: { vip: '10.10.1.256' },
+    cmd: 'add-service',
+    field: 'service.vip',
+    reason: "bad IPv4 address '10.10.1.256'",
+    // The socket carries addresses as numbers: its malformed address is one past 32 bits.
+    socket: { raw: { vip: 2 ** 32 }, reason: "bad IPv4 address '4294967296'" },
+  },
+  {
+    name: 'malformed RS',
+    bad: { rs: '10.10.2' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason: "bad IPv4 address '10.10.2'",
+    socket: { raw: { rs: -1 }, reason: "bad IPv4 address '-1'" },
+  },
+];
+
+function configReason(v: Values): string {
+  try {
+    parseConfig(configText(v), 'parity.conf', () => '');
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.reason;
+  }
+  return assert.fail('the config accepted it');
+}
+
+function ctlMessage(argv: string[]): string {
+  try {
+    parseCtlArgs(argv);
+  } catch (e) {
+    assert.ok(e instanceof CtlUsageError, String(e));
+    return e.message;
+  }
+  return assert.fail(`ctl accepted ${argv.join(' ')}`);
+}
+
+function socketError(req: unknown): string {
+  const r = validateControlRequest(req);
+  assert.ok(!r.ok, `the socket accepted ${JSON.stringify(req)}`);
+  return r.error;
+}
+
+describe('domain rules: config, ctl and the control socket agree', () => {
+  it('all three accept the good values every case starts from', () => {
+    assert.doesNotThrow(() => parseConfig(configText(GOOD), 'parity.conf', () => ''));
+    for (const cmd of ['add-service', 'add-server', 'add-laddr'] as const) {
+      assert.equal(parseCtlArgs(ctlArgv(cmd, GOOD)).kind, 'request');
+      const r = validateControlRequest(socketRequest(cmd, GOOD, {}));
+      assert.ok(r.ok, JSON.stringify(r));
+    }
+  });
+
+  for (const c of CASES) {
+    it(`${c.name}: the same reason from each front end`, () => {
+      const v: Values = { ...GOOD, ...c.bad };
+
+      assert.equal(configReason(v), c.reason, 'config');
+
+      const msg = ctlMessage(ctlArgv(c.cmd, v));
+      const ok = msg === c.reason || (msg.startsWith('illegal ') && msg.endsWith(`': ${c.reason}`));
+      assert.ok(ok, `ctl said: ${msg}`);
+
+      const sock = c.socket ?? { raw: {}, reason: c.reason };
+      assert.equal(socketError(socketRequest(c.cmd, v, sock.raw)), `${c.field}: ${sock.reason}`);
+    });
+  }
+});
