@@ -5,11 +5,13 @@
  * the configuration file (config/), `ctl`'s argv (ctl/argv.ts) and the
  * control socket's requests (socket/validate.ts) — so the same bad value is
  * refused everywhere with the same reason, and each front end only adds
- * where the value came from (`FILE:LINE: `, `illegal -t '…': `, `service.vip: `).
+ * where the value came from (`FILE:LINE: `, `illegal <option> '<text>': `,
+ * `service.vip: `).
  *
  * A rule takes the value as text, the way the operator wrote it (the socket
- * renders its JSON numbers as text first), and returns the parsed value or
- * throws a RuleError carrying the reason.
+ * renders its JSON numbers as text first; its addresses, already numbers, go
+ * through checkAddress), and returns the parsed value or throws a RuleError
+ * carrying the reason.
  */
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
 import { ipv4ToString, parseIpv4 } from '../wire/bytes.js';
@@ -102,7 +104,7 @@ export function parseConnectionTableSize(text: string, what = 'max_connections')
   return integerIn(text, what, 1, MAX_CONNECTION_TABLE);
 }
 
-/** IPv4's minimum datagram every host must accept (RFC 791); smaller paths are not worth a TOA. */
+/** 576: the datagram size every IPv4 host must accept (RFC 791). */
 export const MIN_MTU = 576;
 export const MAX_MTU = 65535;
 

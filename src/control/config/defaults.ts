@@ -2,7 +2,7 @@ import { DEFAULT_ENGINE_OPTIONS } from '../../engine/config.js';
 import type { FullnatDefs } from '../model.js';
 import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT } from '../rules.js';
 
-/** keepalived's defaults where keepalived has one; see the brief for `retry`. */
+/** keepalived's defaults where keepalived has one; `retry` 3 is fullnat's own choice. */
 export const CONFIG_DEFAULTS = {
   delayLoop: 6,
   retry: 3,
