@@ -6,7 +6,7 @@
  * getsockopt(SO_PEERCRED) on a connected AF_UNIX socket: the credentials the
  * peer had when it called connect(2) (or socketpair(2)), as the kernel
  * recorded them — the peer cannot choose them. The only caller is
- * src/control/peercred.ts, which the control socket uses to refuse anyone
+ * src/control/socket/peercred.ts, which the control socket uses to refuse anyone
  * who is neither root nor the LB's own user.
  *
  * System-call failures throw an Error shaped like Node's own system errors
