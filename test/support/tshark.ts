@@ -1,4 +1,8 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
 
 /**
  * tshark as an independent decoder: the listed fields of every frame in
@@ -50,4 +54,35 @@ export function tsharkFields(
     .split('\n')
     .filter((l) => l.length > 0)
     .map((l) => l.split('|'));
+}
+
+/** Whether tshark runs here; the reason doubles as a test's skip message. */
+export function probeTshark(): { ok: true } | { ok: false; reason: string } {
+  const r = spawnSync('tshark', ['--version'], { encoding: 'utf8', timeout: 20_000 });
+  if (r.error) return { ok: false, reason: `tshark not available: ${r.error.message}` };
+  if (r.status !== 0) return { ok: false, reason: `tshark --version exited ${r.status}` };
+  return { ok: true };
+}
+
+/**
+ * Raw IP packets through tshark: writes them to a pcap in a private
+ * directory and returns one record per frame, field name → value (several
+ * occurrences joined with ',').
+ */
+export function tsharkDecode(
+  packets: readonly Uint8Array[],
+  fields: readonly string[],
+): Record<string, string>[] {
+  const pcap = new PcapWriter(LINKTYPE_RAW);
+  packets.forEach((b, i) => pcap.add(1_700_000_000_000_000 + i, b));
+  const dir = mkdtempSync(join(tmpdir(), 'fullnat-tshark-'));
+  try {
+    const file = join(dir, 'packets.pcap');
+    writeFileSync(file, pcap.toBytes());
+    return tsharkFields(file, fields, { home: dir, timeoutMs: 20_000 }).map((cols) =>
+      Object.fromEntries(fields.map((f, i) => [f, cols[i] ?? ''])),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

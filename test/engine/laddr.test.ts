@@ -1,0 +1,153 @@
+/**
+ * LocalAddressPool on its own: ports per (LIP, RS) pair within the range,
+ * never handed out twice while held, released and reused, exhaustion, and
+ * the per-pair random start drawn from the seed.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+
+import { DEFAULT_PORT_RANGE, LocalAddressPool } from '../../src/engine/laddr.js';
+
+const LIP = 0x0a0a0301;
+const LIP2 = 0x0a0a0302;
+const SMALL = { min: 5000, max: 5015 };
+
+function drain(pool: LocalAddressPool, lip: number, rs: number): number[] {
+  const ports: number[] = [];
+  for (;;) {
+    const p = pool.allocate(lip, rs);
+    if (p < 0) return ports;
+    ports.push(p);
+  }
+}
+
+describe('LocalAddressPool', () => {
+  it('hands out every port of the range once per (LIP, RS), then -1', () => {
+    const pool = new LocalAddressPool(2, 4, SMALL, 42);
+    const l = pool.add(LIP);
+    const ports = drain(pool, l, 0);
+    assert.equal(ports.length, 16);
+    assert.deepEqual(
+      [...ports].sort((a, b) => a - b),
+      Array.from({ length: 16 }, (_, k) => 5000 + k),
+    );
+    assert.equal(pool.portsInUse(l, 0), 16);
+    assert.equal(pool.allocate(l, 0), -1);
+    assert.equal(pool.portsInUse(l, 0), 16);
+  });
+
+  it('walks up from a starting point and wraps from max to min', () => {
+    const pool = new LocalAddressPool(1, 1, SMALL, 7);
+    const ports = drain(pool, pool.add(LIP), 0);
+    for (let k = 1; k < ports.length; k++) {
+      assert.equal(ports[k], ports[k - 1] === 5015 ? 5000 : ports[k - 1]! + 1, `port ${k}`);
+    }
+  });
+
+  it('a released port is free again; releasing a free port changes nothing', () => {
+    const pool = new LocalAddressPool(1, 1, SMALL, 3);
+    const l = pool.add(LIP);
+    const ports = drain(pool, l, 0);
+    const victim = ports[5]!;
+    pool.release(l, 0, victim);
+    assert.equal(pool.portsInUse(l, 0), 15);
+    pool.release(l, 0, victim);
+    assert.equal(pool.portsInUse(l, 0), 15, 'a second release is a no-op');
+    assert.equal(pool.allocate(l, 0), victim, 'the only free port');
+    assert.equal(pool.allocate(l, 0), -1);
+    // Releasing toward a pair never used is harmless too.
+    pool.release(l, 0, 4999);
+    assert.equal(pool.portsInUse(l, 0), 16);
+  });
+
+  it('never hands out a held port under any mix of allocations and releases', () => {
+    fc.assert(
+      fc.property(
+        fc.integer(),
+        fc.array(fc.tuple(fc.boolean(), fc.nat(), fc.integer({ min: 0, max: 2 })), {
+          maxLength: 300,
+        }),
+        (seed, ops) => {
+          const pool = new LocalAddressPool(1, 3, SMALL, seed);
+          const l = pool.add(LIP);
+          const held = [new Set<number>(), new Set<number>(), new Set<number>()];
+          for (const [take, pick, rs] of ops) {
+            const h = held[rs]!;
+            if (take) {
+              const p = pool.allocate(l, rs);
+              if (h.size === 16) {
+                assert.equal(p, -1);
+                continue;
+              }
+              assert.ok(p >= SMALL.min && p <= SMALL.max, `port ${p} in range`);
+              assert.ok(!h.has(p), `port ${p} handed out twice toward RS ${rs}`);
+              h.add(p);
+            } else if (h.size > 0) {
+              const p = [...h][pick % h.size]!;
+              pool.release(l, rs, p);
+              h.delete(p);
+            }
+            assert.equal(pool.portsInUse(l, rs), h.size);
+          }
+        },
+      ),
+    );
+  });
+
+  it('pairs are independent: an exhausted (LIP, RS) leaves other RSs and LIPs untouched', () => {
+    const pool = new LocalAddressPool(2, 2, SMALL, 1);
+    const a = pool.add(LIP);
+    const b = pool.add(LIP2);
+    assert.equal(drain(pool, a, 0).length, 16);
+    assert.equal(pool.allocate(a, 0), -1);
+    // The same port numbers again toward another RS and from another LIP: the reply tuples differ.
+    assert.equal(drain(pool, a, 1).length, 16);
+    assert.equal(drain(pool, b, 0).length, 16);
+    assert.equal(pool.portsInUse(b, 1), 0);
+  });
+
+  it('the starting point is per pair, differs with the seed and repeats with it', () => {
+    const first = (seed: number): number[] => {
+      const pool = new LocalAddressPool(4, 16, DEFAULT_PORT_RANGE, seed);
+      for (const lip of [LIP, LIP2, LIP + 2, LIP + 3]) pool.add(lip);
+      const out: number[] = [];
+      for (let l = 0; l < 4; l++) for (let r = 0; r < 16; r++) out.push(pool.allocate(l, r));
+      return out;
+    };
+    const s1 = first(0x1234);
+    const s2 = first(0x5678);
+    assert.deepEqual(first(0x1234), s1, 'same seed, same starts');
+    assert.ok(s1.every((p) => p >= DEFAULT_PORT_RANGE.min && p <= DEFAULT_PORT_RANGE.max));
+    // 64 pairs over 60536 ports: a handful of equal starts at most, by chance.
+    assert.ok(new Set(s1).size >= 60, `starts per pair are spread: ${new Set(s1).size} distinct`);
+    const same = s1.filter((p, k) => p === s2[k]).length;
+    assert.ok(same <= 2, `${same} pairs start at the same port under two seeds`);
+    assert.ok(!s1.every((p) => p === DEFAULT_PORT_RANGE.min), 'not from the bottom');
+  });
+
+  it('works at the top of the port space (65535 inclusive)', () => {
+    const pool = new LocalAddressPool(1, 1, { min: 65530, max: 65535 }, 9);
+    const ports = drain(pool, pool.add(LIP), 0);
+    assert.deepEqual(
+      [...ports].sort((a, b) => a - b),
+      [65530, 65531, 65532, 65533, 65534, 65535],
+    );
+    assert.equal(pool.portsPerPair, 6);
+  });
+
+  it('registers LIPs idempotently, up to its maximum; refuses bad ranges', () => {
+    const pool = new LocalAddressPool(2, 1, SMALL);
+    assert.equal(pool.add(LIP), 0);
+    assert.equal(pool.add(LIP2), 1);
+    assert.equal(pool.add(LIP), 0);
+    assert.deepEqual([...pool.addrs], [LIP, LIP2]);
+    assert.equal(pool.indexOf(LIP2), 1);
+    assert.equal(pool.indexOf(LIP + 9), -1);
+    assert.ok(pool.has(LIP) && !pool.has(LIP + 9));
+    assert.throws(() => pool.add(LIP + 9), /more than 2 local addresses/);
+    assert.throws(() => new LocalAddressPool(1, 1, { min: 0, max: 10 }), RangeError);
+    assert.throws(() => new LocalAddressPool(1, 1, { min: 10, max: 65536 }), RangeError);
+    assert.throws(() => new LocalAddressPool(1, 1, { min: 11, max: 10 }), RangeError);
+  });
+});
