@@ -19,7 +19,7 @@ import {
 import { PacketPool } from '../../src/engine/packet.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
 import { checksumReport } from '../support/checksum.js';
-import { buildSegment, pattern } from '../support/packets.js';
+import { buildSegment, pattern, withIpOptions } from '../support/packets.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 
 const CIP = 0xcb007107; // 203.0.113.7
@@ -38,21 +38,6 @@ function made(fill: (p: ReturnType<PacketPool['take']>) => void): Uint8Array {
   p.buf.fill(0xa5);
   fill(p);
   return p.view().slice();
-}
-
-/** The original segment with 4 bytes of IP options (IHL 6), both checksums right. */
-function withIpOptions(seg: Uint8Array): Uint8Array {
-  const b = new Uint8Array(seg.length + 4);
-  b.set(seg.subarray(0, 20), 0);
-  b.set([1, 1, 1, 0], 20);
-  b.set(seg.subarray(20), 24);
-  b[0] = 0x46;
-  b[2] = b.length >> 8;
-  b[3] = b.length & 0xff;
-  const r = checksumReport(b);
-  b[10] = r.ip[1] >> 8;
-  b[11] = r.ip[1] & 0xff;
-  return b;
 }
 
 function assertIpv4Header(

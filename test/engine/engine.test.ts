@@ -14,16 +14,23 @@ import {
   type TcpOption,
 } from '../../src/wire/tcp-options.js';
 import { toaV4Option } from '../../src/wire/toa.js';
-import { buildSegment, checksumsValid, pattern } from '../support/packets.js';
+import { buildSegment, pattern } from '../support/packets.js';
 import { decodeSegment, type Decoded } from '../support/decode.js';
-
-const CIP = parseIpv4('203.0.113.7');
-const VIP = parseIpv4('192.0.2.100');
-const LIP = parseIpv4('10.10.3.1');
-const RIP = parseIpv4('10.10.2.2');
-const CPORT = 40000;
-const CISN = 1000000;
-const RISN = 7000000;
+import {
+  CIP,
+  CISN,
+  CPORT,
+  LINUX_SYN_OPTS,
+  LIP,
+  RIP,
+  RISN,
+  VIP,
+  clientSegment,
+  decodeChecked,
+  feedRaw,
+  newTestEngine,
+  rsSegment,
+} from '../support/engine-fixture.js';
 
 const decode = decodeSegment;
 
@@ -33,15 +40,7 @@ function makeEngine(
   rsMtu = 1500,
   pool?: PacketPool,
 ): Engine {
-  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra }, pool);
-  e.addService({
-    vip: VIP,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP, port: 8080, weight: 1, mtu: rsMtu }],
-  });
-  return e;
+  return newTestEngine({ toaPolicy: policy, maxConnections: 64, ...extra }, { rsMtu }, pool);
 }
 
 /**
@@ -55,37 +54,17 @@ function feed(
   gsoSize = 0,
   csumPartial = false,
 ): (Decoded & { gso: number })[] {
-  const p = e.pool.take();
-  assert.ok(p.load(bytes));
-  p.gsoSize = gsoSize;
-  p.gsoType = gsoSize > 0 ? 1 : 0;
-  if (csumPartial) {
-    // As the kernel hands a super-packet over: the field is not a checksum of the segment.
-    p.csumPartial = true;
-    p.buf[p.start + 36] = 0x12;
-    p.buf[p.start + 37] = 0x34;
-  }
-  e.tick(now);
-  e.process(p);
-  const out: (Decoded & { gso: number })[] = [];
-  for (let i = 0; i < e.outCount; i++) {
-    const q = e.out[i]!;
-    const v = q.view().slice();
-    assert.ok(checksumsValid(v), 'engine output must have valid checksums');
-    out.push({ ...decode(v), gso: q.gsoSize });
-    e.pool.give(q);
-  }
-  e.clearOutput();
-  return out;
+  return feedRaw(e, bytes, now, (p) => {
+    p.gsoSize = gsoSize;
+    p.gsoType = gsoSize > 0 ? 1 : 0;
+    if (csumPartial) {
+      // As the kernel hands a super-packet over: the field is not a checksum of the segment.
+      p.csumPartial = true;
+      p.buf[p.start + 36] = 0x12;
+      p.buf[p.start + 37] = 0x34;
+    }
+  }).map((o) => ({ ...decodeChecked(o), gso: o.gso }));
 }
-
-const LINUX_SYN_OPTS = [
-  opt.mss(1460),
-  opt.sackPermitted(),
-  opt.timestamp(12345, 0),
-  opt.nop(),
-  opt.wscale(7),
-];
 
 function client(
   seq: number,
@@ -94,28 +73,15 @@ function client(
   payload?: Uint8Array,
   options?: TcpOption[],
 ): Uint8Array {
-  return buildSegment({
-    src: CIP,
-    dst: VIP,
-    sport: CPORT,
-    dport: 80,
-    seq,
-    ack,
-    flags,
-    payload,
-    options,
-  });
+  return clientSegment({ seq, ack, flags, payload, options });
 }
 
 /** SYN → RS, SYN+ACK ← RS; returns the LB→RS ISN and the LIP port. */
 function handshake(e: Engine, rsMss = 1460): { lbIsn: number; lport: number; synAck: Decoded } {
   const [syn] = feed(e, client(CISN, 0, TCP_SYN, undefined, LINUX_SYN_OPTS));
   assert.ok(syn);
-  const synAckIn = buildSegment({
-    src: RIP,
-    dst: LIP,
-    sport: 8080,
-    dport: syn.sport,
+  const synAckIn = rsSegment({
+    lport: syn.sport,
     seq: RISN,
     ack: syn.seq + 1,
     flags: TCP_SYN | TCP_ACK,
@@ -186,11 +152,8 @@ test('bare ACK and data carry the client address in a TOA until the RS sends dat
   // The RS answers with data; the client's ack moves past fdata_seq: no more TOA.
   feed(
     e,
-    buildSegment({
-      src: RIP,
-      dst: LIP,
-      sport: 8080,
-      dport: ackOut!.sport,
+    rsSegment({
+      lport: ackOut!.sport,
       seq: RISN + 1,
       ack: lbIsn + 301,
       flags: TCP_ACK,
@@ -312,11 +275,8 @@ test('a GSO super-packet too big per segment, with no TOA to add, gets ICMP frag
   // Past the handshake: the RS acked data, so no TOA is wanted.
   feed(
     e,
-    buildSegment({
-      src: RIP,
-      dst: LIP,
-      sport: 8080,
-      dport: lport,
+    rsSegment({
+      lport,
       seq: RISN + 1,
       ack: lbIsn + 1,
       flags: TCP_ACK,
@@ -410,11 +370,8 @@ test('RS SACK blocks are mapped back into the client sequence space', () => {
   const { lbIsn, lport } = handshake(e);
   const [out] = feed(
     e,
-    buildSegment({
-      src: RIP,
-      dst: LIP,
-      sport: 8080,
-      dport: lport,
+    rsSegment({
+      lport,
       seq: RISN + 1,
       ack: lbIsn + 1,
       flags: TCP_ACK,
@@ -575,11 +532,8 @@ test('PROXY protocol v2: header segment first, client bytes shifted by its lengt
   // The RS acks header + request: the client sees its 300 bytes acked.
   const [ack] = feed(
     e,
-    buildSegment({
-      src: RIP,
-      dst: LIP,
-      sport: 8080,
-      dport: lport,
+    rsSegment({
+      lport,
       seq: RISN + 1,
       ack: lbIsn + 1 + 28 + 300,
       flags: TCP_ACK,
@@ -589,11 +543,8 @@ test('PROXY protocol v2: header segment first, client bytes shifted by its lengt
   // An ack of the SYN only stays an ack of the SYN.
   const [synAck] = feed(
     e,
-    buildSegment({
-      src: RIP,
-      dst: LIP,
-      sport: 8080,
-      dport: lport,
+    rsSegment({
+      lport,
       seq: RISN,
       ack: lbIsn + 1,
       flags: TCP_SYN | TCP_ACK,
@@ -616,11 +567,8 @@ test('a state change to a shorter timeout is honoured, not left in the longer sl
   feed(e, client(CISN + 1, RISN + 1, TCP_ACK | TCP_FIN), 1_000);
   feed(
     e,
-    buildSegment({
-      src: RIP,
-      dst: LIP,
-      sport: 8080,
-      dport: lport,
+    rsSegment({
+      lport,
       seq: RISN + 1,
       ack: 0,
       flags: TCP_ACK | TCP_FIN,

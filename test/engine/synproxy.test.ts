@@ -33,18 +33,24 @@ import {
   type TcpOption,
 } from '../../src/wire/tcp-options.js';
 import { toaV4Option } from '../../src/wire/toa.js';
-import { buildSegment, checksumsValid, pattern } from '../support/packets.js';
-import { decodeSegment, type Decoded } from '../support/decode.js';
-
-const CIP = parseIpv4('203.0.113.7');
-const VIP = parseIpv4('192.0.2.100');
-const LIP = parseIpv4('10.10.3.1');
-const RIP = parseIpv4('10.10.2.2');
-const CPORT = 40000;
-const CISN = 1000000;
-const RISN = 7000000;
-
-const decode = decodeSegment;
+import { pattern } from '../support/packets.js';
+import type { Decoded } from '../support/decode.js';
+import {
+  CIP,
+  CISN,
+  CPORT,
+  LINUX_SYN_OPTS,
+  LIP,
+  RIP,
+  RISN,
+  VIP,
+  clientSegment,
+  drainOutput,
+  feed,
+  newTestEngine,
+  rsSegment,
+  tickDrain as tick,
+} from '../support/engine-fixture.js';
 
 function optValue(d: Decoded, kind: number): Uint8Array | undefined {
   return d.options.find((o) => o.kind === kind)?.data;
@@ -61,52 +67,12 @@ function makeEngine(
   rsMtu = 1500,
   pool?: PacketPool,
 ): Engine {
-  const e = new Engine({ toaPolicy: policy, maxConnections: 64, ...extra }, pool);
-  e.addService({
-    vip: VIP,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP, port: 8080, weight: 1, mtu: rsMtu }],
-    synProxy: true,
-  });
-  return e;
+  return newTestEngine(
+    { toaPolicy: policy, maxConnections: 64, ...extra },
+    { rsMtu, synProxy: true },
+    pool,
+  );
 }
-
-/** Feeds one packet at `now` and returns the decoded outputs, checking each one's checksums. */
-function feed(e: Engine, bytes: Uint8Array, now?: number): Decoded[] {
-  const p = e.pool.take();
-  assert.ok(p.load(bytes));
-  if (now !== undefined) e.tick(now);
-  e.process(p);
-  return drain(e);
-}
-
-function drain(e: Engine): Decoded[] {
-  const out: Decoded[] = [];
-  for (let i = 0; i < e.outCount; i++) {
-    const q = e.out[i]!;
-    const v = q.view().slice();
-    assert.ok(checksumsValid(v), 'engine output must have valid checksums');
-    out.push(decode(v));
-    e.pool.give(q);
-  }
-  e.clearOutput();
-  return out;
-}
-
-function tick(e: Engine, now: number): Decoded[] {
-  e.tick(now);
-  return drain(e);
-}
-
-const LINUX_SYN_OPTS = [
-  opt.mss(1460),
-  opt.sackPermitted(),
-  opt.timestamp(12345, 0),
-  opt.nop(),
-  opt.wscale(7),
-];
 
 function client(
   seq: number,
@@ -117,18 +83,7 @@ function client(
   window = 502,
   sport = CPORT,
 ): Uint8Array {
-  return buildSegment({
-    src: CIP,
-    dst: VIP,
-    sport,
-    dport: 80,
-    seq: seq >>> 0,
-    ack: ack >>> 0,
-    flags,
-    payload,
-    options,
-    window,
-  });
+  return clientSegment({ seq, ack, flags, payload, options, window, sport });
 }
 
 function rs(
@@ -140,18 +95,7 @@ function rs(
   options?: TcpOption[],
   window = 509,
 ): Uint8Array {
-  return buildSegment({
-    src: RIP,
-    dst: LIP,
-    sport: 8080,
-    dport: lport,
-    seq: seq >>> 0,
-    ack: ack >>> 0,
-    flags,
-    payload,
-    options,
-    window,
-  });
+  return rsSegment({ lport, seq, ack, flags, payload, options, window });
 }
 
 /** Client SYN → the LB's SYN+ACK; returns it and the cookie. */
@@ -871,26 +815,16 @@ test('random packet sequences on a SYNPROXY service: no throw, valid checksums, 
                 sport,
               );
           }
-          const p = e.pool.take();
-          assert.ok(p.load(pkt));
-          e.tick(now);
-          e.process(p);
-          for (let i = 0; i < e.outCount; i++) {
-            const v = e.out[i]!.view().slice();
-            assert.ok(checksumsValid(v));
-            const d = decode(v);
+          for (const d of feed(e, pkt, now)) {
             if (d.flags === (TCP_SYN | TCP_ACK) && d.dst === CIP) cookies.set(d.dport, d.seq);
             if (d.flags === TCP_SYN && d.dst === RIP)
               lports.set(sport, { lport: d.sport, lbIsn: d.seq });
-            e.pool.give(e.out[i]!);
           }
-          e.clearOutput();
         }
         // Let every opening resolve, then every packet received is forwarded or counted dropped.
         for (let t = now + 1000; t <= now + 600_000; t += 1000) {
           e.tick(t);
-          for (let i = 0; i < e.outCount; i++) e.pool.give(e.out[i]!);
-          e.clearOutput();
+          drainOutput(e);
         }
         let dropped = 0;
         for (const name of DROP_COUNTERS) dropped += e.counters[C[name]]!;

@@ -5,7 +5,6 @@
  * an independent decoder, reads as intended.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,44 +19,23 @@ import { ipv4ToString, parseIpv4 } from '../../src/wire/bytes.js';
 import { IPPROTO_ICMP, Ipv4View, writeIpv4Header } from '../../src/wire/ipv4.js';
 import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
 import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
-import { buildSegment, pattern } from '../support/packets.js';
-import { tsharkFields } from '../support/tshark.js';
+import { buildSegment, pattern, withIpOptions } from '../support/packets.js';
+import { probeTshark, tsharkFields } from '../support/tshark.js';
+import { CIP, LIP, RIP, VIP, feedRaw, newTestEngine } from '../support/engine-fixture.js';
 
-const CIP = parseIpv4('203.0.113.7');
-const VIP = parseIpv4('192.0.2.100');
 const OTHER = parseIpv4('192.0.2.200');
-const LIP = parseIpv4('10.10.3.1');
-const RIP = parseIpv4('10.10.2.2');
 
 function makeEngine(action?: UnknownServiceAction, extra: Partial<EngineOptions> = {}): Engine {
-  const e = new Engine({
+  return newTestEngine({
     maxConnections: 64,
     ...(action ? { unknownServiceAction: action } : {}),
     ...extra,
   });
-  e.addService({
-    vip: VIP,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP, port: 8080, weight: 1 }],
-  });
-  return e;
 }
 
 /** Feeds one packet at `now` and returns copies of what the engine emitted. */
 function feed(e: Engine, bytes: Uint8Array, now = 0): Uint8Array[] {
-  const p = e.pool.take();
-  assert.ok(p.load(bytes));
-  e.tick(now);
-  e.process(p);
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < e.outCount; i++) {
-    out.push(e.out[i]!.view().slice());
-    e.pool.give(e.out[i]!);
-  }
-  e.clearOutput();
-  return out;
+  return feedRaw(e, bytes, now).map((o) => o.bytes);
 }
 
 function segment(
@@ -102,20 +80,6 @@ function assertUnreachable(icmp: Uint8Array, orig: Uint8Array, code: number): vo
   assert.deepEqual([...icmp.subarray(24, 28)], [0, 0, 0, 0], 'unused word');
   assert.equal(finishChecksum(sumWords(icmp, 20, 8 + quote, 0)), 0, 'ICMP checksum');
   assert.deepEqual(icmp.subarray(28), orig.subarray(0, quote), 'IP header + 8 bytes quoted');
-}
-
-/** `seg` with 4 bytes of IP options (NOPs) after the fixed header: IHL 6. */
-function withIpOptions(seg: Uint8Array): Uint8Array {
-  const b = new Uint8Array(seg.length + 4);
-  b.set(seg.subarray(0, 20), 0);
-  b.set([1, 1, 1, 1], 20);
-  b.set(seg.subarray(20), 24);
-  const ip = new Ipv4View().wrap(b, 0);
-  b[0] = 0x46;
-  ip.totalLength = b.length;
-  ip.checksum = 0;
-  ip.checksum = ip.computeChecksum();
-  return b;
 }
 
 describe('unknown services: default drop', () => {
@@ -309,14 +273,6 @@ describe('unknown services: icmp', () => {
     assert.throws(() => new TokenBucket(Number.NaN, 1), RangeError);
   });
 });
-
-/** tshark's version line, or why it cannot run. */
-function probeTshark(): { ok: true } | { ok: false; reason: string } {
-  const r = spawnSync('tshark', ['--version'], { encoding: 'utf8', timeout: 20_000 });
-  if (r.error) return { ok: false, reason: `tshark not available: ${r.error.message}` };
-  if (r.status !== 0) return { ok: false, reason: `tshark --version exited ${r.status}` };
-  return { ok: true };
-}
 
 const tshark = probeTshark();
 

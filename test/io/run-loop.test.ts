@@ -7,24 +7,15 @@ import { MemoryDevice } from '../../src/io/memory-device.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_SYN } from '../../src/wire/tcp.js';
 import { buildSegment } from '../support/packets.js';
-
-const VIP = 0xc0000264;
-const LIP = 0x0a0a0301;
-const RIP = 0x0a0a0202;
+import { RIP, VIP, newTestEngine } from '../support/engine-fixture.js';
 
 /** An engine with one service and a loop over an in-memory device (an offload one: 64 KiB buffers). */
 function setup(offload = false): { e: Engine; dev: MemoryDevice; loop: RunLoop } {
-  const e = new Engine(
+  const e = newTestEngine(
     { maxConnections: 4096 },
+    { rport: 80 },
     offload ? new PacketPool(32, GSO_BUFFER_SIZE) : undefined,
   );
-  e.addService({
-    vip: VIP,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP, port: 80, weight: 1 }],
-  });
   const dev = new MemoryDevice(offload);
   const loop = new RunLoop(e, dev, 16);
   return { e, dev, loop };

@@ -57,11 +57,11 @@ import {
 } from '../../src/wire/tcp.js';
 import { TCPOPT_TOA, opt, type TcpOption } from '../../src/wire/tcp-options.js';
 import { TOA_V4_LEN, ToaResult, findToa, toaV4Option, toaV6Option } from '../../src/wire/toa.js';
+import { LIP, RIP, VIP, addTestService, feedRaw } from './engine-fixture.js';
 import { buildSegment, pattern } from './packets.js';
 
-export const VIP = 0xc0000264; // 192.0.2.100
-export const LIP = 0x0a0a0301; // 10.10.3.1
-export const RIP = 0x0a0a0202; // 10.10.2.2, service VIP:80 (TOA), path MTU 1400
+// VIP 192.0.2.100, LIP 10.10.3.1 and RIP 10.10.2.2 (service VIP:80, TOA, path MTU 1400) are the fixture's.
+export { LIP, RIP, VIP };
 export const RIP2 = 0x0a0a0203; // 10.10.2.3, service VIP:8080 (PROXY protocol v2)
 export const RIP3 = 0x0a0a0204; // 10.10.2.4, service VIP:443 (SYNPROXY), path MTU 1400
 export const SP_VPORT = 443;
@@ -103,29 +103,9 @@ export function newFuzzEngine(policy: ToaPolicy): Engine {
     // DPVS can defer the RS leg to the first data: fuzzed under that policy, so both ways are.
     synproxyDefer: policy === 'dpvs',
   });
-  e.addService({
-    vip: VIP,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP, port: 80, weight: 1, mtu: RS_MTU }],
-  });
-  e.addService({
-    vip: VIP,
-    vport: 8080,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP2, port: 8080, weight: 1 }],
-    proxyProtocol: 2,
-  });
-  e.addService({
-    vip: VIP,
-    vport: SP_VPORT,
-    scheduler: 'rr',
-    laddrs: [LIP],
-    realServers: [{ addr: RIP3, port: SP_VPORT, weight: 1, mtu: RS_MTU }],
-    synProxy: true,
-  });
+  addTestService(e, { vport: 80, rport: 80, rsMtu: RS_MTU });
+  addTestService(e, { vport: 8080, rip: RIP2, rport: 8080, proxyProtocol: 2 });
+  addTestService(e, { vport: SP_VPORT, rip: RIP3, rport: SP_VPORT, rsMtu: RS_MTU, synProxy: true });
   return e;
 }
 
@@ -407,13 +387,10 @@ export function buildCorpus(policy: ToaPolicy = 'fullnat'): FuzzCorpus {
       options: synOptions,
     });
     flows.push(syn);
-    const p = e.pool.take();
-    p.load(syn);
-    e.process(p);
-    const q = e.out[0]!;
-    ip.wrap(q.buf, q.start);
-    tcp.wrap(q.buf, q.start + ip.headerLength);
-    const leg = {
+    const q = feedRaw(e, syn)[0]!.bytes;
+    ip.wrap(q, 0);
+    tcp.wrap(q, ip.headerLength);
+    return {
       cip,
       cport,
       vport,
@@ -421,9 +398,6 @@ export function buildCorpus(policy: ToaPolicy = 'fullnat'): FuzzCorpus {
       lport: tcp.srcPort,
       lbIsn: tcp.seq,
     };
-    for (let i = 0; i < e.outCount; i++) e.pool.give(e.out[i]!);
-    e.clearOutput();
-    return leg;
   };
   type Extra = {
     payload?: Uint8Array;
@@ -741,16 +715,10 @@ export function buildCorpus(policy: ToaPolicy = 'fullnat'): FuzzCorpus {
     cookie: number;
   }
   const firstOutput = (pkt: Uint8Array): { sport: number; seq: number } => {
-    const p = e.pool.take();
-    p.load(pkt);
-    e.process(p);
-    const q = e.out[0]!;
-    ip.wrap(q.buf, q.start);
-    tcp.wrap(q.buf, q.start + ip.headerLength);
-    const r = { sport: tcp.srcPort, seq: tcp.seq };
-    for (let i = 0; i < e.outCount; i++) e.pool.give(e.out[i]!);
-    e.clearOutput();
-    return r;
+    const q = feedRaw(e, pkt)[0]!.bytes;
+    ip.wrap(q, 0);
+    tcp.wrap(q, ip.headerLength);
+    return { sport: tcp.srcPort, seq: tcp.seq };
   };
   /** The cookie plus n, the ack of a client that has seen n − 1 bytes of the RS. */
   const ck = (l: SpLeg, n: number): number => (l.cookie + n) >>> 0;

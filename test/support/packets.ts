@@ -65,3 +65,17 @@ export function pattern(n: number, seed = 7): Uint8Array {
   }
   return out;
 }
+
+/** `seg` with 4 bytes of IP options (NOPs) after the fixed header: IHL 6. */
+export function withIpOptions(seg: Uint8Array): Uint8Array {
+  const b = new Uint8Array(seg.length + 4);
+  b.set(seg.subarray(0, 20), 0);
+  b.set([1, 1, 1, 1], 20);
+  b.set(seg.subarray(20), 24);
+  const ip = new Ipv4View().wrap(b, 0);
+  b[0] = 0x46;
+  ip.totalLength = b.length;
+  ip.checksum = 0;
+  ip.checksum = ip.computeChecksum();
+  return b;
+}
