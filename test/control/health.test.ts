@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { HealthChecker, type HealthChange, type HealthLogger } from '../../src/control/health.js';
 import type { HealthCheckSpec, RealServerSpec, ServiceSpec } from '../../src/control/model.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { sleep } from '../support/time.js';
 
 const LOCAL = parseIpv4('127.0.0.1');
 const T = { timeout: 5000 };
@@ -119,8 +120,6 @@ async function waitFor(what: string, pred: () => boolean, ms = 3000): Promise<vo
     await sleep(10);
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const states = (changes: HealthChange[]): boolean[] => changes.map((c) => c.healthy);
 

@@ -18,6 +18,7 @@ import { MemoryDevice } from '../../src/io/memory-device.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { TCP_SYN } from '../../src/wire/tcp.js';
 import { buildSegment } from '../support/packets.js';
+import { sleep } from '../support/time.js';
 
 const CONFIG = `fullnat_defs {
     offload off
@@ -33,8 +34,6 @@ virtual_server 10.10.1.100 80 {
     }
 }
 `;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** A SYN to a port with no service: the cheapest packet for the engine (dropped, counted). */
 const probe = buildSegment({

@@ -29,6 +29,7 @@ import {
   runCtl,
   until as untilOr,
 } from './support/harness.js';
+import { sleep } from '../support/time.js';
 
 const VIP = '10.80.0.100';
 const CLIENT = '10.80.1.2';
@@ -96,8 +97,6 @@ virtual_server ${VIP} 81 {
     real_server 10.80.2.11 8080 { weight 1 }
 }
 `;
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void> =>
   untilOr(what, fn, timeoutMs, () => lbLog.slice(-2000));

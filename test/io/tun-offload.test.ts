@@ -34,6 +34,7 @@ import { opt } from '../../src/wire/tcp-options.js';
 import { toaV4Option } from '../../src/wire/toa.js';
 import { buildSegment, pattern } from '../support/packets.js';
 import { tsharkFields } from '../support/tshark.js';
+import { sleep } from '../support/time.js';
 
 const LB = `fullnat-tof-${process.pid}-lb`;
 const RS = `fullnat-tof-${process.pid}-rs`;
@@ -72,7 +73,6 @@ function skipReason(): string | false {
   return false;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const nsExec = (ns: string, ...argv: string[]): string =>
   execFileSync('ip', ['netns', 'exec', ns, ...argv], { encoding: 'utf8', stdio: 'pipe' });
 

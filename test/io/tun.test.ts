@@ -23,6 +23,7 @@ import {
   type TunDevice,
 } from '../../src/io/tun.js';
 import { finishChecksum, pseudoSumV4, sumWords } from '../../src/wire/checksum.js';
+import { sleep } from '../support/time.js';
 
 const NS = `fullnat-tun-${process.pid}`;
 const TUN_IP = '10.99.0.1';
@@ -53,8 +54,6 @@ function skipReason(): string | false {
   }
   return false;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms;

@@ -13,6 +13,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from '../support/time.js';
 import { formatLabTable, labOptionsFromFlags, runLab, type LabReport } from '../../src/cli/lab.js';
 import {
   hasTcpdump,
@@ -193,12 +194,12 @@ describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
     const stale = `${LAB_PREFIX}-stale`;
     execFileSync('ip', ['netns', 'add', stale]);
     const sleeper = spawn('ip', ['netns', 'exec', stale, 'sleep', '60'], { stdio: 'ignore' });
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     try {
       const second = await lab(['dpvs'], ['baseline'], 4);
       assert.equal(row(second, 'baseline', 'dpvs').realIp, 4);
       assert.deepEqual(labNamespaces(), []);
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
       assert.ok(sleeper.exitCode !== null || sleeper.signalCode !== null, 'stale process killed');
     } finally {
       sleeper.kill('SIGKILL');

@@ -141,8 +141,6 @@ process.on('exit', () => {
   }
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 // ------------------------------------------------------------- processes
 
 interface Proc {
@@ -271,6 +269,7 @@ while True:
     print(json.dumps({'server': port, 'accept': list(addr), 'peer': list(c.getpeername())}), flush=True)
     c.close()
 `;
+import { sleep } from '../support/time.js';
 
 // ----------------------------------------------------------------- packets
 

@@ -5,6 +5,7 @@ import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetnsLab } from '../../../src/lab/netns.js';
+import { sleep } from '../../support/time.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const repo = join(here, '..', '..', '..', '..');
@@ -44,7 +45,7 @@ export async function until(
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (fn()) return;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   assert.fail(`${what}: not within ${timeoutMs} ms\n${context()}`);
 }
