@@ -12,7 +12,7 @@ import vm from 'node:vm';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/engine.js';
 import type { Packet } from '../src/engine/packet.js';
-import type { EngineOptions } from '../src/engine/config.js';
+import type { EngineOptions } from '../src/engine/options.js';
 import { Ipv4View } from '../src/wire/ipv4.js';
 import { TcpView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/wire/tcp.js';
 import { opt } from '../src/wire/tcp-options.js';

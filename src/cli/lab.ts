@@ -4,7 +4,7 @@
  * `fullnat simulate` with `"mode": "lab"` and, per row, where the verdict
  * came from (`"source": "rs-app" | "rs-capture"`). See src/lab/live/.
  */
-import type { ToaPolicy } from '../engine/config.js';
+import type { ToaPolicy } from '../engine/options.js';
 import {
   DEFAULT_DEADLINE_MS,
   DEFAULT_LAB_CONNECTIONS,

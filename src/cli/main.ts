@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
+import { TOA_POLICIES, type ToaPolicy } from '../engine/options.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket/index.js';
 import { runCtl } from '../control/ctl/index.js';
 import { runRs } from '../realserver/cli.js';

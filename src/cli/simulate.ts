@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TOA_POLICIES, type ToaPolicy } from '../engine/config.js';
+import { TOA_POLICIES, type ToaPolicy } from '../engine/options.js';
 import { engineMiddlebox } from '../lab/engine-middlebox.js';
 import {
   connectionRecords,

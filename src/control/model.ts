@@ -3,7 +3,7 @@
  * running load balancer reports about itself, and the operations `ctl` can ask
  * for. Addresses are host-order IPv4 numbers; text forms are for display.
  */
-import type { ToaSetting, UnknownServiceAction } from '../engine/config.js';
+import type { ToaSetting, UnknownServiceAction } from '../engine/options.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 

@@ -32,7 +32,7 @@ import {
   type EngineOptions,
   type ServiceConfig,
   type ToaSetting,
-} from './config.js';
+} from './options.js';
 import { AddrPortIndex } from './addr-index.js';
 import {
   CF_FDATA_KNOWN,

@@ -1,4 +1,4 @@
-import type { EngineOptions } from '../engine/config.js';
+import type { EngineOptions } from '../engine/options.js';
 import { Engine } from '../engine/engine.js';
 import type { Middlebox, MiddleboxFactory, Topology } from './sim/net.js';
 

@@ -10,7 +10,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runDoctor, type DoctorOutput } from '../../src/cli/doctor.js';
-import { TOA_POLICIES, type ToaPolicy } from '../../src/engine/config.js';
+import { TOA_POLICIES, type ToaPolicy } from '../../src/engine/options.js';
 import { engineMiddlebox } from '../../src/lab/engine-middlebox.js';
 import {
   analyzeCapture,

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 
 import { CF_IN_USE, ConnTable } from '../../src/engine/conn-table.js';
-import { DEFAULT_ENGINE_OPTIONS } from '../../src/engine/config.js';
+import { DEFAULT_ENGINE_OPTIONS } from '../../src/engine/options.js';
 import { TCP_STATE_NAMES } from '../../src/engine/tcp-state.js';
 
 const CIP = 0xcb007107; // 203.0.113.7

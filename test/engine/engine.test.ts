@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../../src/engine/packet.js';
-import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
+import type { EngineOptions, ToaPolicy } from '../../src/engine/options.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Engine } from '../../src/engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../../src/engine/packet.js';
-import type { EngineOptions, ToaPolicy } from '../../src/engine/config.js';
+import type { EngineOptions, ToaPolicy } from '../../src/engine/options.js';
 import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
 import {
   COOKIE_DATA_MASK,

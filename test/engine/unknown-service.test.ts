@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 
-import type { EngineOptions, UnknownServiceAction } from '../../src/engine/config.js';
+import type { EngineOptions, UnknownServiceAction } from '../../src/engine/options.js';
 import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
 import { Engine } from '../../src/engine/engine.js';
 import { TokenBucket } from '../../src/engine/token-bucket.js';

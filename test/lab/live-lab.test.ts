@@ -24,7 +24,7 @@ import {
 } from '../../src/lab/live/topology.js';
 import { labAvailable, linuxCanPlay, runLabScenarios } from '../../src/lab/live/run-lab.js';
 import { getScenario, SCENARIO_NAMES } from '../../src/lab/sim/scenarios.js';
-import type { ToaPolicy } from '../../src/engine/config.js';
+import type { ToaPolicy } from '../../src/engine/options.js';
 import type { ScenarioName } from '../../src/lab/sim/scenarios.js';
 import { analyzeCapture } from '../../src/doctor/analyze.js';
 

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { TOA_POLICIES } from '../../src/engine/config.js';
+import { TOA_POLICIES } from '../../src/engine/options.js';
 import { simulate, type ResultRow } from '../../src/cli/simulate.js';
 import { SCENARIO_NAMES } from '../../src/lab/sim/scenarios.js';
 

@@ -4,7 +4,7 @@
  * what comes out copied and handed back to the pool.
  */
 import assert from 'node:assert/strict';
-import type { EngineOptions, ServiceConfig } from '../../src/engine/config.js';
+import type { EngineOptions, ServiceConfig } from '../../src/engine/options.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Packet, PacketPool } from '../../src/engine/packet.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';

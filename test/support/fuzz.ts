@@ -37,7 +37,7 @@
  */
 import { Engine } from '../../src/engine/engine.js';
 import { C, COUNTER_NAMES, DROP_COUNTERS, type CounterName } from '../../src/engine/counters.js';
-import type { ToaPolicy } from '../../src/engine/config.js';
+import type { ToaPolicy } from '../../src/engine/options.js';
 import type { Packet } from '../../src/engine/packet.js';
 import { get16, get32, set16, set32 } from '../../src/wire/bytes.js';
 import { foldSum, pseudoSumV4, sumWords } from '../../src/wire/checksum.js';

@@ -2,7 +2,7 @@
  * Cross-checks that need the whole file, run after the grammar: group
  * references and overlaps, distinct address roles, engine capacities.
  */
-import { DEFAULT_ENGINE_OPTIONS } from '../../engine/config.js';
+import { DEFAULT_ENGINE_OPTIONS } from '../../engine/options.js';
 import { ipv4ToString } from '../../wire/bytes.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';

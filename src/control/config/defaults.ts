@@ -1,4 +1,4 @@
-import { DEFAULT_ENGINE_OPTIONS } from '../../engine/config.js';
+import { DEFAULT_ENGINE_OPTIONS } from '../../engine/options.js';
 import type { FullnatDefs } from '../model.js';
 import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT } from '../rules.js';
 

@@ -22,7 +22,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import type { ToaPolicy } from '../../engine/config.js';
+import type { ToaPolicy } from '../../engine/options.js';
 import { tunAvailable } from '../../io/tun.js';
 import { parseIpv4 } from '../../wire/bytes.js';
 import { analyzeCapture, type ConnectionReport } from '../../doctor/analyze.js';

@@ -46,7 +46,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openTun, type TunDevice } from '../../io/tun.js';
-import type { ToaPolicy } from '../../engine/config.js';
+import type { ToaPolicy } from '../../engine/options.js';
 import { NetnsLab } from '../netns.js';
 import { MSS_MIX } from '../sim/scenarios.js';
 

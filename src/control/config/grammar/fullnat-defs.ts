@@ -4,7 +4,7 @@ import {
   UNKNOWN_SERVICE_ACTIONS,
   type ToaSetting,
   type UnknownServiceAction,
-} from '../../../engine/config.js';
+} from '../../../engine/options.js';
 import { parseIpv4, parseIpv6 } from '../../../wire/bytes.js';
 import type { NapiThreadSetting } from '../../model.js';
 import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
