@@ -83,7 +83,7 @@ import {
   reflectCookieSynAck,
   reflectReset,
   writeRsSyn,
-} from './synproxy.js';
+} from './synproxy/cookies.js';
 import { TcpState, nextStateInbound, nextStateOutbound, timeoutTable } from './tcp-state.js';
 import { TokenBucket } from './token-bucket.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';

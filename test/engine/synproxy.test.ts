@@ -19,7 +19,7 @@ import {
   cookieSack,
   cookieWscale,
   mssIndex,
-} from '../../src/engine/synproxy.js';
+} from '../../src/engine/synproxy/cookies.js';
 import { TCP_STATE_NAMES } from '../../src/engine/tcp-state.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';

@@ -58,20 +58,20 @@
  * arrays or are read from and written to packet bytes directly.
  */
 import { webcrypto } from 'node:crypto';
-import { set16, storeU32From } from '../wire/bytes.js';
-import { finishChecksum, sumWords } from '../wire/checksum.js';
-import { IPPROTO_TCP } from '../wire/ipv4.js';
-import { TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../wire/tcp.js';
+import { set16, storeU32From } from '../../wire/bytes.js';
+import { finishChecksum, sumWords } from '../../wire/checksum.js';
+import { IPPROTO_TCP } from '../../wire/ipv4.js';
+import { TCP_ACK, TCP_RST, TCP_SYN, TcpView } from '../../wire/tcp.js';
 import {
   TCPOPT_MSS,
   TCPOPT_NOP,
   TCPOPT_SACK_PERM,
   TCPOPT_TOA,
   TCPOPT_WINDOW,
-} from '../wire/tcp-options.js';
-import { TOA_V4_LEN } from '../wire/toa.js';
-import type { ConnTable } from './conn-table.js';
-import type { Packet } from './packet.js';
+} from '../../wire/tcp-options.js';
+import { TOA_V4_LEN } from '../../wire/toa.js';
+import type { ConnTable } from '../conn-table.js';
+import type { Packet } from '../packet.js';
 
 /** MSS values a cookie can carry (Alibaba's and DPVS's table). */
 export const SYNPROXY_MSS_TABLE: readonly number[] = [
