@@ -2,6 +2,20 @@ import { get16, get32, set16, set32 } from './bytes.js';
 import { checksumExcludingField, finishChecksum, sumWords } from './checksum.js';
 
 export const IPV4_MIN_HEADER = 20;
+
+/** Field offsets from the start of an IPv4 header (RFC 791). */
+export const IPV4_TOS_OFFSET = 1;
+export const IPV4_TOTAL_LENGTH_OFFSET = 2;
+export const IPV4_ID_OFFSET = 4;
+/** Flags (DF 0x40, MF 0x20 of the first byte) and the fragment offset. */
+export const IPV4_FLAGS_OFFSET = 6;
+export const IPV4_TTL_OFFSET = 8;
+export const IPV4_PROTOCOL_OFFSET = 9;
+export const IPV4_CHECKSUM_OFFSET = 10;
+export const IPV4_SRC_OFFSET = 12;
+export const IPV4_DST_OFFSET = 16;
+/** Don't Fragment, in the 16-bit flags/fragment-offset word. */
+export const IPV4_DF = 0x4000;
 export const IPPROTO_ICMP = 1;
 export const IPPROTO_TCP = 6;
 export const IPPROTO_UDP = 17;
@@ -55,60 +69,60 @@ export class Ipv4View {
     this.buf[this.off] = 0x40 | (bytes >>> 2);
   }
   get tos(): number {
-    return this.buf[this.off + 1]!;
+    return this.buf[this.off + IPV4_TOS_OFFSET]!;
   }
   get totalLength(): number {
-    return get16(this.buf, this.off + 2);
+    return get16(this.buf, this.off + IPV4_TOTAL_LENGTH_OFFSET);
   }
   set totalLength(v: number) {
-    set16(this.buf, this.off + 2, v);
+    set16(this.buf, this.off + IPV4_TOTAL_LENGTH_OFFSET, v);
   }
   get id(): number {
-    return get16(this.buf, this.off + 4);
+    return get16(this.buf, this.off + IPV4_ID_OFFSET);
   }
   set id(v: number) {
-    set16(this.buf, this.off + 4, v);
+    set16(this.buf, this.off + IPV4_ID_OFFSET, v);
   }
   get dontFragment(): boolean {
-    return (this.buf[this.off + 6]! & 0x40) !== 0;
+    return (this.buf[this.off + IPV4_FLAGS_OFFSET]! & 0x40) !== 0;
   }
   get moreFragments(): boolean {
-    return (this.buf[this.off + 6]! & 0x20) !== 0;
+    return (this.buf[this.off + IPV4_FLAGS_OFFSET]! & 0x20) !== 0;
   }
   /** Fragment offset in bytes. */
   get fragmentOffset(): number {
-    return (get16(this.buf, this.off + 6) & 0x1fff) * 8;
+    return (get16(this.buf, this.off + IPV4_FLAGS_OFFSET) & 0x1fff) * 8;
   }
   /** True for any piece of a fragmented datagram (first, middle or last). */
   get isFragment(): boolean {
     return this.moreFragments || this.fragmentOffset !== 0;
   }
   get ttl(): number {
-    return this.buf[this.off + 8]!;
+    return this.buf[this.off + IPV4_TTL_OFFSET]!;
   }
   set ttl(v: number) {
-    this.buf[this.off + 8] = v;
+    this.buf[this.off + IPV4_TTL_OFFSET] = v;
   }
   get protocol(): number {
-    return this.buf[this.off + 9]!;
+    return this.buf[this.off + IPV4_PROTOCOL_OFFSET]!;
   }
   get checksum(): number {
-    return get16(this.buf, this.off + 10);
+    return get16(this.buf, this.off + IPV4_CHECKSUM_OFFSET);
   }
   set checksum(v: number) {
-    set16(this.buf, this.off + 10, v);
+    set16(this.buf, this.off + IPV4_CHECKSUM_OFFSET, v);
   }
   get src(): number {
-    return get32(this.buf, this.off + 12);
+    return get32(this.buf, this.off + IPV4_SRC_OFFSET);
   }
   set src(v: number) {
-    set32(this.buf, this.off + 12, v);
+    set32(this.buf, this.off + IPV4_SRC_OFFSET, v);
   }
   get dst(): number {
-    return get32(this.buf, this.off + 16);
+    return get32(this.buf, this.off + IPV4_DST_OFFSET);
   }
   set dst(v: number) {
-    set32(this.buf, this.off + 16, v);
+    set32(this.buf, this.off + IPV4_DST_OFFSET, v);
   }
   get payloadOffset(): number {
     return this.off + this.headerLength;
@@ -118,7 +132,7 @@ export class Ipv4View {
   }
 
   computeChecksum(): number {
-    return checksumExcludingField(this.buf, this.off, this.headerLength, this.off + 10, 0);
+    return checksumExcludingField(this.buf, this.off, this.headerLength, this.off + IPV4_CHECKSUM_OFFSET, 0);
   }
 
   updateChecksum(): void {
@@ -140,16 +154,44 @@ export interface Ipv4HeaderFields {
 
 /** Writes a 20-byte IPv4 header with a valid checksum; returns its length. */
 export function writeIpv4Header(b: Uint8Array, o: number, f: Ipv4HeaderFields): number {
-  b[o] = 0x45;
-  b[o + 1] = f.tos ?? 0;
-  set16(b, o + 2, IPV4_MIN_HEADER + f.payloadLength);
-  set16(b, o + 4, f.id ?? 0);
-  set16(b, o + 6, f.dontFragment === false ? 0 : 0x4000);
-  b[o + 8] = f.ttl ?? 64;
-  b[o + 9] = f.protocol;
-  set16(b, o + 10, 0);
-  set32(b, o + 12, f.src);
-  set32(b, o + 16, f.dst);
-  set16(b, o + 10, finishChecksum(sumWords(b, o, IPV4_MIN_HEADER, 0)));
+  set32(b, o + IPV4_SRC_OFFSET, f.src);
+  set32(b, o + IPV4_DST_OFFSET, f.dst);
+  finishIpv4Header(
+    b,
+    o,
+    IPV4_MIN_HEADER + f.payloadLength,
+    f.protocol,
+    f.ttl ?? 64,
+    f.tos ?? 0,
+    f.id ?? 0,
+    f.dontFragment !== false,
+  );
   return IPV4_MIN_HEADER;
+}
+
+/**
+ * The one IPv4 header builder: writes every field of a 20-byte header but the
+ * addresses (already at o+12..o+19, or written after by the caller, which then
+ * owes the checksum) and its checksum. Takes numbers only, so the data path
+ * can build headers without an object per packet.
+ */
+export function finishIpv4Header(
+  b: Uint8Array,
+  o: number,
+  totalLength: number,
+  protocol: number,
+  ttl: number,
+  tos = 0,
+  id = 0,
+  dontFragment = true,
+): void {
+  b[o] = 0x45;
+  b[o + IPV4_TOS_OFFSET] = tos;
+  set16(b, o + IPV4_TOTAL_LENGTH_OFFSET, totalLength);
+  set16(b, o + IPV4_ID_OFFSET, id);
+  set16(b, o + IPV4_FLAGS_OFFSET, dontFragment ? IPV4_DF : 0);
+  b[o + IPV4_TTL_OFFSET] = ttl;
+  b[o + IPV4_PROTOCOL_OFFSET] = protocol;
+  set16(b, o + IPV4_CHECKSUM_OFFSET, 0);
+  set16(b, o + IPV4_CHECKSUM_OFFSET, finishChecksum(sumWords(b, o, IPV4_MIN_HEADER, 0)));
 }

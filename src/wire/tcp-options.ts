@@ -163,6 +163,40 @@ export class TcpOptionSummary {
   }
 }
 
+/**
+ * Writes the options of a SYN the LB sends itself: MSS, then [NOP NOP
+ * SACK-permitted] when `sack`, then [NOP window scale] when `wscale` >= 0.
+ * Returns their length (a multiple of 4).
+ */
+export function writeSynOptions(
+  b: Uint8Array,
+  o: number,
+  mss: number,
+  wscale: number,
+  sack: boolean,
+): number {
+  let p = o;
+  b[p] = TCPOPT_MSS;
+  b[p + 1] = TCPOLEN_MSS;
+  set16(b, p + 2, mss);
+  p += 4;
+  if (sack) {
+    b[p] = TCPOPT_NOP;
+    b[p + 1] = TCPOPT_NOP;
+    b[p + 2] = TCPOPT_SACK_PERM;
+    b[p + 3] = TCPOLEN_SACK_PERM;
+    p += 4;
+  }
+  if (wscale >= 0) {
+    b[p] = TCPOPT_NOP;
+    b[p + 1] = TCPOPT_WINDOW;
+    b[p + 2] = TCPOLEN_WINDOW;
+    b[p + 3] = wscale;
+    p += 4;
+  }
+  return p - o;
+}
+
 /** One option as a value, for tools and tests (not the data path). */
 export interface TcpOption {
   kind: number;

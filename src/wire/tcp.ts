@@ -6,6 +6,18 @@ export const TCP_MIN_HEADER = 20;
 export const TCP_MAX_HEADER = 60;
 export const TCP_MAX_OPTIONS = 40;
 
+/** Field offsets from the start of a TCP header (RFC 793). */
+export const TCP_SRC_PORT_OFFSET = 0;
+export const TCP_DST_PORT_OFFSET = 2;
+export const TCP_SEQ_OFFSET = 4;
+export const TCP_ACK_OFFSET = 8;
+/** The data offset field: header length in 32-bit words, in the high nibble. */
+export const TCP_HEADER_LENGTH_OFFSET = 12;
+export const TCP_FLAGS_OFFSET = 13;
+export const TCP_WINDOW_OFFSET = 14;
+export const TCP_CHECKSUM_OFFSET = 16;
+export const TCP_URGENT_OFFSET = 18;
+
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
@@ -51,61 +63,61 @@ export class TcpView {
     set16(this.buf, this.off, v);
   }
   get dstPort(): number {
-    return get16(this.buf, this.off + 2);
+    return get16(this.buf, this.off + TCP_DST_PORT_OFFSET);
   }
   set dstPort(v: number) {
-    set16(this.buf, this.off + 2, v);
+    set16(this.buf, this.off + TCP_DST_PORT_OFFSET, v);
   }
   get seq(): number {
-    return get32(this.buf, this.off + 4);
+    return get32(this.buf, this.off + TCP_SEQ_OFFSET);
   }
   set seq(v: number) {
-    set32(this.buf, this.off + 4, v);
+    set32(this.buf, this.off + TCP_SEQ_OFFSET, v);
   }
   get ack(): number {
-    return get32(this.buf, this.off + 8);
+    return get32(this.buf, this.off + TCP_ACK_OFFSET);
   }
   set ack(v: number) {
-    set32(this.buf, this.off + 8, v);
+    set32(this.buf, this.off + TCP_ACK_OFFSET, v);
   }
   get headerLength(): number {
-    return (this.buf[this.off + 12]! >>> 4) * 4;
+    return (this.buf[this.off + TCP_HEADER_LENGTH_OFFSET]! >>> 4) * 4;
   }
   set headerLength(bytes: number) {
-    this.buf[this.off + 12] = ((bytes >>> 2) << 4) | (this.buf[this.off + 12]! & 0x0f);
+    this.buf[this.off + TCP_HEADER_LENGTH_OFFSET] = ((bytes >>> 2) << 4) | (this.buf[this.off + TCP_HEADER_LENGTH_OFFSET]! & 0x0f);
   }
   get flags(): number {
-    return this.buf[this.off + 13]!;
+    return this.buf[this.off + TCP_FLAGS_OFFSET]!;
   }
   set flags(v: number) {
-    this.buf[this.off + 13] = v;
+    this.buf[this.off + TCP_FLAGS_OFFSET] = v;
   }
   get syn(): boolean {
-    return (this.buf[this.off + 13]! & TCP_SYN) !== 0;
+    return (this.buf[this.off + TCP_FLAGS_OFFSET]! & TCP_SYN) !== 0;
   }
   get ackFlag(): boolean {
-    return (this.buf[this.off + 13]! & TCP_ACK) !== 0;
+    return (this.buf[this.off + TCP_FLAGS_OFFSET]! & TCP_ACK) !== 0;
   }
   get fin(): boolean {
-    return (this.buf[this.off + 13]! & TCP_FIN) !== 0;
+    return (this.buf[this.off + TCP_FLAGS_OFFSET]! & TCP_FIN) !== 0;
   }
   get rst(): boolean {
-    return (this.buf[this.off + 13]! & TCP_RST) !== 0;
+    return (this.buf[this.off + TCP_FLAGS_OFFSET]! & TCP_RST) !== 0;
   }
   get window(): number {
-    return get16(this.buf, this.off + 14);
+    return get16(this.buf, this.off + TCP_WINDOW_OFFSET);
   }
   set window(v: number) {
-    set16(this.buf, this.off + 14, v);
+    set16(this.buf, this.off + TCP_WINDOW_OFFSET, v);
   }
   get checksum(): number {
-    return get16(this.buf, this.off + 16);
+    return get16(this.buf, this.off + TCP_CHECKSUM_OFFSET);
   }
   set checksum(v: number) {
-    set16(this.buf, this.off + 16, v);
+    set16(this.buf, this.off + TCP_CHECKSUM_OFFSET, v);
   }
   get urgent(): number {
-    return get16(this.buf, this.off + 18);
+    return get16(this.buf, this.off + TCP_URGENT_OFFSET);
   }
   get optionsOffset(): number {
     return this.off + TCP_MIN_HEADER;
@@ -121,7 +133,7 @@ export class TcpView {
       b,
       this.off,
       segLen,
-      this.off + 16,
+      this.off + TCP_CHECKSUM_OFFSET,
       pseudoSumV4(b, ipOff, IPPROTO_TCP, segLen),
     );
   }
@@ -132,7 +144,7 @@ export class TcpView {
       b,
       this.off,
       segLen,
-      this.off + 16,
+      this.off + TCP_CHECKSUM_OFFSET,
       pseudoSumV6(b, ipOff, IPPROTO_TCP, segLen),
     );
   }
@@ -157,14 +169,14 @@ export function writeTcpHeader(b: Uint8Array, o: number, f: TcpHeaderFields): nu
   }
   const hl = TCP_MIN_HEADER + optLen;
   set16(b, o, f.srcPort);
-  set16(b, o + 2, f.dstPort);
-  set32(b, o + 4, f.seq >>> 0);
-  set32(b, o + 8, f.ack >>> 0);
-  b[o + 12] = (hl >>> 2) << 4;
-  b[o + 13] = f.flags;
-  set16(b, o + 14, f.window);
-  set16(b, o + 16, 0);
-  set16(b, o + 18, 0);
+  set16(b, o + TCP_DST_PORT_OFFSET, f.dstPort);
+  set32(b, o + TCP_SEQ_OFFSET, f.seq >>> 0);
+  set32(b, o + TCP_ACK_OFFSET, f.ack >>> 0);
+  b[o + TCP_HEADER_LENGTH_OFFSET] = (hl >>> 2) << 4;
+  b[o + TCP_FLAGS_OFFSET] = f.flags;
+  set16(b, o + TCP_WINDOW_OFFSET, f.window);
+  set16(b, o + TCP_CHECKSUM_OFFSET, 0);
+  set16(b, o + TCP_URGENT_OFFSET, 0);
   if (f.options) b.set(f.options, o + TCP_MIN_HEADER);
   return hl;
 }

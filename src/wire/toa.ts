@@ -1,4 +1,4 @@
-import { get16, get32, set16, set32 } from './bytes.js';
+import { get16, get32, set16 } from './bytes.js';
 import { TCPOPT_TOA, TCPOPT_TOA_ALI_V6, TcpOptionCursor, type TcpOption } from './tcp-options.js';
 
 export const TOA_V4_LEN = 8;
@@ -6,10 +6,26 @@ export const TOA_V6_LEN = 20;
 
 /** Writes an IPv4 TOA (kind 254, len 8: port, address) at o. */
 export function writeToaV4(b: Uint8Array, o: number, port: number, addr: number): void {
+  writeToaV4Words(b, o, port, addr >>> 16, addr & 0xffff);
+}
+
+/**
+ * The IPv4 TOA encoder, taking the address as two 16-bit halves: the data
+ * path passes only small integers (a 32-bit address through a call that is
+ * not inlined would be boxed, once per packet).
+ */
+export function writeToaV4Words(
+  b: Uint8Array,
+  o: number,
+  port: number,
+  addrHi: number,
+  addrLo: number,
+): void {
   b[o] = TCPOPT_TOA;
   b[o + 1] = TOA_V4_LEN;
   set16(b, o + 2, port);
-  set32(b, o + 4, addr);
+  set16(b, o + 4, addrHi);
+  set16(b, o + 6, addrLo);
 }
 
 /** Writes an IPv6 TOA (len 20: port, 16-byte address); kind 254 (DPVS) or 253 (Alibaba). */
