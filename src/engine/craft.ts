@@ -1,10 +1,38 @@
-import { set16 } from '../wire/bytes.js';
+import { set16, set32 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, writeIpv4Header } from '../wire/ipv4.js';
-import { TcpView, writeTcpHeader, TCP_ACK, TCP_RST } from '../wire/tcp.js';
+import {
+  IPPROTO_ICMP,
+  IPPROTO_TCP,
+  IPV4_DST_OFFSET,
+  IPV4_MIN_HEADER,
+  IPV4_SRC_OFFSET,
+  finishIpv4Header,
+} from '../wire/ipv4.js';
+import {
+  TcpView,
+  TCP_ACK,
+  TCP_HEADER_LENGTH_OFFSET,
+  TCP_MIN_HEADER,
+  TCP_RST,
+  TCP_URGENT_OFFSET,
+} from '../wire/tcp.js';
 import type { Packet } from './packet.js';
 
 const tcp = new TcpView();
+
+/** Writes the IPv4 header of a packet the engine makes itself: DF, TTL 64, no options. */
+function writeHeader(
+  b: Uint8Array,
+  o: number,
+  src: number,
+  dst: number,
+  protocol: number,
+  payloadLength: number,
+): void {
+  set32(b, o + IPV4_SRC_OFFSET, src);
+  set32(b, o + IPV4_DST_OFFSET, dst);
+  finishIpv4Header(b, o, IPV4_MIN_HEADER + payloadLength, protocol, 64);
+}
 
 /** Writes an IPv4 RST(+ACK) into p. */
 export function craftRst(
@@ -19,19 +47,19 @@ export function craftRst(
 ): void {
   const b = p.buf;
   const ip = p.start;
-  writeIpv4Header(b, ip, { src, dst, protocol: IPPROTO_TCP, payloadLength: 20, ttl: 64 });
-  const t = ip + 20;
-  writeTcpHeader(b, t, {
-    srcPort: sport,
-    dstPort: dport,
-    seq,
-    ack: withAck ? ack : 0,
-    flags: withAck ? TCP_RST | TCP_ACK : TCP_RST,
-    window: 0,
-  });
-  tcp.wrap(b, t);
-  tcp.checksum = tcp.computeChecksumV4(ip, 20);
-  p.length = 40;
+  writeHeader(b, ip, src, dst, IPPROTO_TCP, TCP_MIN_HEADER);
+  const t = tcp.wrap(b, ip + IPV4_MIN_HEADER);
+  t.srcPort = sport;
+  t.dstPort = dport;
+  t.seq = seq >>> 0;
+  t.ack = withAck ? ack >>> 0 : 0;
+  b[t.off + TCP_HEADER_LENGTH_OFFSET] = (TCP_MIN_HEADER >>> 2) << 4;
+  t.flags = withAck ? TCP_RST | TCP_ACK : TCP_RST;
+  t.window = 0;
+  t.checksum = 0;
+  set16(b, t.off + TCP_URGENT_OFFSET, 0);
+  t.checksum = t.computeChecksumV4(ip, TCP_MIN_HEADER);
+  p.length = IPV4_MIN_HEADER + TCP_MIN_HEADER;
 }
 
 /** ICMP destination unreachable codes (RFC 792) the engine sends. */
@@ -59,8 +87,8 @@ export function craftDestUnreachable(
   const ip = p.start;
   const quote = origHeaderLen + 8;
   const icmpLen = 8 + quote;
-  writeIpv4Header(b, ip, { src, dst, protocol: IPPROTO_ICMP, payloadLength: icmpLen, ttl: 64 });
-  const o = ip + 20;
+  writeHeader(b, ip, src, dst, IPPROTO_ICMP, icmpLen);
+  const o = ip + IPV4_MIN_HEADER;
   b[o] = 3;
   b[o + 1] = code;
   set16(b, o + 2, 0);
@@ -68,7 +96,7 @@ export function craftDestUnreachable(
   set16(b, o + 6, mtu);
   b.set(orig.subarray(origOff, origOff + quote), o + 8);
   set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, 0)));
-  p.length = 20 + icmpLen;
+  p.length = IPV4_MIN_HEADER + icmpLen;
 }
 
 /** ICMP destination unreachable / fragmentation needed (RFC 1191). */

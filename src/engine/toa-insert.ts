@@ -1,16 +1,23 @@
 import { get16, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust, checksumReplace16, sumWords } from '../wire/checksum.js';
-import { Ipv4View } from '../wire/ipv4.js';
-import { TCP_FIN, TCP_MIN_HEADER, TCP_PSH, TcpView } from '../wire/tcp.js';
+import { IPV4_SRC_OFFSET, Ipv4View } from '../wire/ipv4.js';
+import {
+  TCP_CHECKSUM_OFFSET,
+  TCP_FIN,
+  TCP_HEADER_LENGTH_OFFSET,
+  TCP_MAX_OPTIONS,
+  TCP_MIN_HEADER,
+  TCP_PSH,
+  TcpView,
+} from '../wire/tcp.js';
 import {
   TCPOPT_EOL,
   TCPOPT_NOP,
   TCPOPT_TIMESTAMP,
-  TCPOPT_TOA,
   TcpOptionCursor,
   isToaOption,
 } from '../wire/tcp-options.js';
-import { TOA_V4_LEN } from '../wire/toa.js';
+import { TOA_V4_LEN, writeToaV4Words } from '../wire/toa.js';
 import type { Packet, PacketPool } from './packet.js';
 
 /**
@@ -26,8 +33,6 @@ export const enum OptionPlan {
   TimestampOnly = 2,
 }
 
-const MAX_OPTIONS = 40;
-
 function pad4(n: number): number {
   return (n + 3) & ~3;
 }
@@ -40,14 +45,8 @@ function writeToaFromSource(
   ipOff: number,
   tcpOff: number,
 ): void {
-  d[o] = TCPOPT_TOA;
-  d[o + 1] = TOA_V4_LEN;
-  d[o + 2] = b[tcpOff]!;
-  d[o + 3] = b[tcpOff + 1]!;
-  d[o + 4] = b[ipOff + 12]!;
-  d[o + 5] = b[ipOff + 13]!;
-  d[o + 6] = b[ipOff + 14]!;
-  d[o + 7] = b[ipOff + 15]!;
+  const src = ipOff + IPV4_SRC_OFFSET;
+  writeToaV4Words(d, o, get16(b, tcpOff), get16(b, src), get16(b, src + 2));
 }
 
 /** Overwrites `len` bytes at `at` with NOPs and patches the TCP checksum of `tcp`. */
@@ -67,7 +66,7 @@ export function nopOut(tcp: TcpView, at: number, len: number): void {
  */
 export class ToaWriter {
   private readonly cursor = new TcpOptionCursor();
-  private readonly scratch = new Uint8Array(MAX_OPTIONS);
+  private readonly scratch = new Uint8Array(TCP_MAX_OPTIONS);
   private readonly ip = new Ipv4View();
   private readonly tcp = new TcpView();
   private readonly qip = new Ipv4View();
@@ -106,16 +105,16 @@ export class ToaWriter {
 
   /** The least destructive plan that leaves room for a TOA of `toaLen` bytes. */
   plan(b: Uint8Array, optStart: number, optEnd: number, syn: boolean, toaLen: number): OptionPlan {
-    if (optEnd - optStart + toaLen <= MAX_OPTIONS) return OptionPlan.Keep;
+    if (optEnd - optStart + toaLen <= TCP_MAX_OPTIONS) return OptionPlan.Keep;
     if (
-      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.DropPadding) + toaLen) <= MAX_OPTIONS
+      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.DropPadding) + toaLen) <= TCP_MAX_OPTIONS
     ) {
       return OptionPlan.DropPadding;
     }
     // A SYN's options (MSS, window scale, SACK-permitted) define the connection: never drop them.
     if (syn) return OptionPlan.Impossible;
     if (
-      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.TimestampOnly) + toaLen) <= MAX_OPTIONS
+      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.TimestampOnly) + toaLen) <= TCP_MAX_OPTIONS
     ) {
       return OptionPlan.TimestampOnly;
     }
@@ -187,9 +186,9 @@ export class ToaWriter {
     const tcpOff = p.start + ipHl;
     const tcp = this.tcp.wrap(b, tcpOff);
     writeToaFromSource(b, optStart, b, p.start, tcpOff);
-    const oldWord = get16(b, tcpOff + 12);
+    const oldWord = get16(b, tcpOff + TCP_HEADER_LENGTH_OFFSET);
     tcp.headerLength = tcp.headerLength + TOA_V4_LEN;
-    const newWord = get16(b, tcpOff + 12);
+    const newWord = get16(b, tcpOff + TCP_HEADER_LENGTH_OFFSET);
     // Everything after the TOA moved by an even number of bytes, so its word sum is unchanged;
     // the segment gains the TOA's words and the pseudo-header's length grows by 8.
     let check = checksumReplace16(tcp.checksum, oldWord, newWord);
@@ -291,7 +290,7 @@ export class ToaWriter {
       this.pieces[k] = q;
     }
     this.piecesCount = n;
-    set16(b, tcpOff + 16, tcp.checksum);
+    set16(b, tcpOff + TCP_CHECKSUM_OFFSET, tcp.checksum);
     return n;
   }
 }
