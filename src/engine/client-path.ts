@@ -1,0 +1,344 @@
+import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
+import {
+  TCP_ACK,
+  TCP_ACK_OFFSET,
+  TCP_FIN,
+  TCP_MIN_HEADER,
+  TCP_RST,
+  TCP_SEQ_OFFSET,
+  TCP_SYN,
+} from '../wire/tcp.js';
+import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
+import { TOA_V4_LEN } from '../wire/toa.js';
+import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import type { Connections } from './connections.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { craftFragNeeded } from './craft.js';
+import type { Nat } from './nat.js';
+import type { Packet } from './packet.js';
+import type { ProxyHeaderWriter } from './proxy-header.js';
+import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
+import type { SynProxy, SynProxyReplay } from './synproxy/synproxy.js';
+import { TcpState, nextStateInbound } from './tcp-state.js';
+import {
+  TOA_FAILED_MTU,
+  TOA_FAILED_NO_ROOM,
+  TOA_GSO_RESIZED,
+  ToaMode,
+  decideToa,
+  resizedGsoSize,
+  toaModeOf,
+  wantsToa,
+} from './toa-decision.js';
+import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
+
+/**
+ * Client → RS (DPVS's tcp_fnat_in_handler): find or open the connection,
+ * clean the client's options, decide the TOA, step the state, translate,
+ * send. `ctx.ip`/`ctx.tcp` are wrapped around the packet throughout.
+ */
+export class ClientPath implements SynProxyReplay {
+  private readonly toa: ToaWriter;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly conns: Connections,
+    private readonly nat: Nat,
+    private readonly synproxy: SynProxy,
+    private readonly proxyHeader: ProxyHeaderWriter,
+  ) {
+    this.toa = new ToaWriter(ctx.pool);
+  }
+
+  /** A packet to service svc's VIP:vport. */
+  fromClient(p: Packet, svc: number, ipHl: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const tcpOff = p.start + ipHl;
+    let c = t.lookupClientAt(p.buf, p.start, tcpOff, svc);
+    if (c >= 0 && (t.flags[c]! & CF_SP_PENDING) !== 0) {
+      this.synproxy.onPendingClient(p, c, ipHl);
+      return;
+    }
+    if (ctx.reg.svcSynProxy[svc] !== 0) {
+      c = this.synproxy.onClientPacket(p, svc, ipHl, c);
+      if (c < 0) return;
+    } else {
+      c = this.findOrOpen(p, svc, tcpOff, c);
+      if (c < 0) return;
+    }
+    this.toRealServer(p, svc, ipHl, c);
+  }
+
+  /**
+   * The connection of p: c, or a new one for a SYN (also when c is closing:
+   * a new connection reusing its tuple starts afresh); -1 when p was consumed.
+   */
+  private findOrOpen(p: Packet, svc: number, tcpOff: number, c: number): number {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const flags = ctx.tcp.flags;
+    const syn = (flags & TCP_SYN) !== 0;
+    if (
+      c >= 0 &&
+      syn &&
+      (flags & TCP_ACK) === 0 &&
+      (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)
+    ) {
+      this.conns.release(c);
+      c = -1;
+    }
+    if (c >= 0) return c;
+    if (!syn || (flags & (TCP_ACK | TCP_RST | TCP_FIN)) !== 0) {
+      ctx.drop(p, C.no_conn_dropped);
+      return -1;
+    }
+    return this.conns.newConnection(p, svc, tcpOff, 0, ctx.timeoutsMs[TcpState.SynRecv]!);
+  }
+
+  /**
+   * The client packet p of connection c toward the RS: options, TOA, state,
+   * translation. Also where SYNPROXY replays the packets it held.
+   */
+  toRealServer(p: Packet, svc: number, ipHl: number, c: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const tcp = ctx.tcp;
+    const t = ctx.table;
+    const tcpOff = p.start + ipHl;
+    const flags = tcp.flags;
+    const syn = (flags & TCP_SYN) !== 0;
+    const ackFlag = (flags & TCP_ACK) !== 0;
+    const fin = (flags & TCP_FIN) !== 0;
+    const rst = (flags & TCP_RST) !== 0;
+    const sp = (t.flags[c]! & CF_SYNPROXY) !== 0;
+    const hl = tcp.headerLength;
+    const optStart = tcpOff + TCP_MIN_HEADER;
+    const optEnd = tcpOff + hl;
+
+    this.cleanOptions(svc, c, optStart, optEnd, syn, ackFlag, sp);
+
+    const payloadLen = p.length - ipHl - hl;
+    const mtu = ctx.reg.realServers[t.rs[c]!]!.mtu;
+    // The first packet acking the RS's SYN+ACK, compared in the RS's space.
+    const concluding =
+      (t.flags[c]! & CF_FDATA_KNOWN) !== 0 &&
+      ackFlag &&
+      !syn &&
+      !rst &&
+      (sp
+        ? this.synproxy.acksFirstRsByte(b, tcpOff, c)
+        : equalsU32At(b, tcpOff + TCP_ACK_OFFSET, t.fdataSeq, c));
+    const shift = t.shift[c]!;
+
+    // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
+    let mode = ToaMode.None;
+    let plan = OptionPlan.Keep;
+    // What must fit the RS path is one segment: a GSO super-packet is cut after us.
+    const segment = p.gsoSize > 0 ? Math.min(p.length, ipHl + hl + p.gsoSize) : p.length;
+    // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
+    if (shift === 0 && wantsToa(ctx.policy, syn, ackFlag, fin, concluding)) {
+      if (ctx.policy !== 'lvs') plan = this.toa.plan(b, optStart, optEnd, syn, TOA_V4_LEN);
+      const newHl =
+        plan === OptionPlan.Impossible
+          ? 0
+          : TCP_MIN_HEADER + this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V4_LEN);
+      const decision = decideToa(
+        ctx.policy,
+        mtu,
+        segment,
+        hl,
+        plan,
+        newHl,
+        ipHl,
+        p.gsoSize,
+        p.tailroom,
+        p.length,
+      );
+      mode = toaModeOf(decision);
+      if ((decision & TOA_FAILED_MTU) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);
+      if ((decision & TOA_FAILED_NO_ROOM) !== 0) ctx.countSvc(svc, C.toa_failed_no_room);
+      if ((decision & TOA_GSO_RESIZED) !== 0) {
+        p.gsoSize = resizedGsoSize(mtu, ipHl, newHl);
+        ctx.countSvc(svc, C.toa_gso_resized);
+      }
+    }
+    if (mode === ToaMode.None && segment > mtu) {
+      this.tooBig(p, mtu, ipHl);
+      return;
+    }
+
+    this.conns.advance(c, nextStateInbound(t.state[c]! as TcpState, syn, ackFlag, fin, rst));
+    loadU32Plus(
+      t.clientNxt,
+      c,
+      b,
+      tcpOff + TCP_SEQ_OFFSET,
+      payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
+    );
+    this.account(svc, c, p.length);
+    this.send(p, svc, ipHl, c, mode, plan, mtu, payloadLen, syn);
+  }
+
+  /**
+   * The client's options as the RS may see them: no TOA of its own, no
+   * timestamp on a SYN if so configured, SACK edges in the RS's space.
+   * Leaves them parsed in `ctx.opt`.
+   */
+  private cleanOptions(
+    svc: number,
+    c: number,
+    optStart: number,
+    optEnd: number,
+    syn: boolean,
+    ackFlag: boolean,
+    sp: boolean,
+  ): void {
+    const ctx = this.ctx;
+    const tcp = ctx.tcp;
+    const o = ctx.opt;
+    o.parse(tcp.buf, optStart, optEnd);
+    // Client-supplied TOAs would be read by the RS module as the client address.
+    if (ctx.policy === 'fullnat' && o.toaCount > 0) {
+      this.toa.stripToa(tcp, optStart, optEnd);
+      ctx.countSvc(svc, C.toa_spoof_stripped);
+    }
+    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
+      nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
+      ctx.countSvc(svc, C.timestamp_removed);
+    }
+    if (sp && ackFlag && o.sackBlocks > 0)
+      this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
+  }
+
+  /** Traffic stats of the service and the RS for a client packet of `bytes`. */
+  private account(svc: number, c: number, bytes: number): void {
+    const reg = this.ctx.reg;
+    const s = reg.services[svc]!;
+    s.counters[C.inbound_packets]!++;
+    s.stats[STAT_IN_PACKETS]!++;
+    s.stats[STAT_IN_BYTES]! += bytes;
+    const rsStats = reg.realServers[this.ctx.table.rs[c]!]!.stats;
+    rsStats[STAT_IN_PACKETS]!++;
+    rsStats[STAT_IN_BYTES]! += bytes;
+  }
+
+  /**
+   * Translates and emits p as `mode` says. The TOA goes in while the packet
+   * still carries the client's address and port, which it copies.
+   */
+  private send(
+    p: Packet,
+    svc: number,
+    ipHl: number,
+    c: number,
+    mode: ToaMode,
+    plan: OptionPlan,
+    mtu: number,
+    payloadLen: number,
+    syn: boolean,
+  ): void {
+    const ctx = this.ctx;
+    const inserted = syn ? C.toa_inserted_syn : C.toa_inserted;
+    switch (mode) {
+      case ToaMode.None:
+        this.sendPlain(p, ipHl, c, payloadLen);
+        return;
+      case ToaMode.Insert:
+        this.toa.insertV4(p, ipHl);
+        ctx.countSvc(svc, inserted);
+        this.sendRewrapped(p, ipHl, c);
+        return;
+      case ToaMode.Rebuild:
+        if (!this.toa.rebuildV4(p, ipHl, plan)) {
+          ctx.drop(p, C.bad_checksum_dropped);
+          return;
+        }
+        ctx.countSvc(svc, C.toa_pruned);
+        ctx.countSvc(svc, inserted);
+        this.sendRewrapped(p, ipHl, c);
+        return;
+      case ToaMode.Split:
+        this.sendSplit(p, svc, ipHl, c, plan, mtu);
+        return;
+    }
+  }
+
+  /** No TOA: translated as it is; behind a PROXY header when it starts the client's stream. */
+  private sendPlain(p: Packet, ipHl: number, c: number, payloadLen: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const shift = t.shift[c]!;
+    const flags = ctx.tcp.flags;
+    if (shift !== 0 && (flags & TCP_SYN) === 0) {
+      // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
+      const first =
+        (flags & TCP_RST) === 0 &&
+        (payloadLen > 0 || (flags & TCP_FIN) !== 0) &&
+        equalsU32AtPlus(p.buf, p.start + ipHl + TCP_SEQ_OFFSET, t.seqDelta, c, t.lbIsn, c, 1);
+      this.nat.toRealServer(c, shift);
+      if (first) this.proxyHeader.emit(p, ipHl, c);
+    } else {
+      this.nat.toRealServer(c, 0);
+    }
+    ctx.forward(p);
+  }
+
+  /** After the TOA went in: the headers may have moved into the headroom. */
+  private sendRewrapped(p: Packet, ipHl: number, c: number): void {
+    const ctx = this.ctx;
+    ctx.ip.wrap(p.buf, p.start);
+    ctx.tcp.wrap(p.buf, p.start + ipHl);
+    this.nat.toRealServer(c, 0);
+    ctx.forward(p);
+  }
+
+  /** Too large for the RS path with a TOA: pieces that each carry one. */
+  private sendSplit(
+    p: Packet,
+    svc: number,
+    ipHl: number,
+    c: number,
+    plan: OptionPlan,
+    mtu: number,
+  ): void {
+    const ctx = this.ctx;
+    const n = this.toa.splitV4(p, ipHl, plan, mtu);
+    if (n <= 0) {
+      // n == 0: the RS path MTU cannot even hold the headers; a configuration error, counted.
+      ctx.drop(p, n < 0 ? C.bad_checksum_dropped : C.too_big_dropped);
+      return;
+    }
+    if (plan !== OptionPlan.Keep) ctx.countSvc(svc, C.toa_pruned);
+    ctx.countSvc(svc, C.toa_inserted);
+    if (n > 1) {
+      ctx.countSvc(svc, C.toa_split);
+      ctx.add(C.toa_split_segments, n);
+    }
+    for (let k = 0; k < n; k++) {
+      const q = this.toa.pieces[k]!;
+      ctx.ip.wrap(q.buf, q.start);
+      ctx.tcp.wrap(q.buf, q.start + ipHl);
+      this.nat.toRealServer(c, 0);
+      ctx.emit(q);
+    }
+    ctx.count(C.forwarded_packets);
+    ctx.pool.give(p);
+  }
+
+  /** Too big for the RS path and no TOA to blame: ICMP fragmentation needed (DF), or a drop. */
+  private tooBig(p: Packet, mtu: number, ipHl: number): void {
+    const ctx = this.ctx;
+    if (!ctx.ip.dontFragment) {
+      // IPv4 fragmentation on the way to the RS is not supported: TCP clients set DF.
+      ctx.drop(p, C.too_big_dropped);
+      return;
+    }
+    const r = ctx.pool.take();
+    craftFragNeeded(r, ctx.ip.dst, ctx.ip.src, mtu, p.buf, p.start, ipHl);
+    ctx.count(C.icmp_frag_needed_sent);
+    ctx.drop(p, C.too_big_dropped);
+    ctx.emit(r);
+  }
+}

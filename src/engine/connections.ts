@@ -1,0 +1,193 @@
+import { PROXY_V2_IPV4_LENGTH, proxyV1Length } from '../wire/proxy-protocol.js';
+import { IPV4_SRC_OFFSET } from '../wire/ipv4.js';
+import { TCP_SEQ_OFFSET } from '../wire/tcp.js';
+import { CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { craftRst } from './craft.js';
+import { IsnGenerator, hashAddrAt } from './isn.js';
+import type { Packet } from './packet.js';
+import { STAT_CONNS } from './services.js';
+import type { SynProxy, SynProxyConnections } from './synproxy/synproxy.js';
+import { TcpState } from './tcp-state.js';
+
+/**
+ * The life of a connection in the table: created for a client's SYN (or
+ * SYNPROXY's cookie ACK) with a scheduled RS and a LIP:port, moved from state
+ * to state by packets of both directions, released, or expired by the timer
+ * wheel (an ESTABLISHED one with a RST to each side).
+ */
+export class Connections implements SynProxyConnections {
+  private readonly isn: IsnGenerator;
+  /** The timer wheel's callback, made once. */
+  readonly onExpire = (c: number): void => this.expire(c);
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly synproxy: SynProxy,
+  ) {
+    this.isn = new IsnGenerator(ctx.opts.isnSecret);
+  }
+
+  /**
+   * Schedules an RS and a LIP:port for the client packet p and enters the
+   * connection. `isnAdjust`: the client ISN is p's seq plus this (-1 for the
+   * ACK that opens a SYNPROXY connection). `timeoutMs`: the first deadline.
+   * Returns -1 when refused (p answered with a RST and consumed).
+   */
+  newConnection(
+    p: Packet,
+    svcIdx: number,
+    tcpOff: number,
+    isnAdjust: number,
+    timeoutMs: number,
+  ): number {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const svc = ctx.reg.services[svcIdx]!;
+    if (t.full) {
+      this.rejectSyn(p, svcIdx, C.table_full);
+      return -1;
+    }
+    const b = p.buf;
+    const s = p.start;
+    const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, s + IPV4_SRC_OFFSET));
+    if (pick < 0) {
+      this.rejectSyn(p, svcIdx, C.no_real_server);
+      return -1;
+    }
+    const rs = svc.targets[pick]!;
+    let lipSlot = -1;
+    let lport = -1;
+    for (let tries = 0; tries < svc.lipIndexes.length; tries++) {
+      lipSlot = svc.lipIndexes[svc.nextLip()]!;
+      lport = ctx.laddrs.allocate(lipSlot, rs.index);
+      if (lport >= 0) break;
+    }
+    if (lport < 0) {
+      this.rejectSyn(p, svcIdx, C.laddr_ports_exhausted);
+      return -1;
+    }
+    const c = t.insertAt(b, s, tcpOff, svcIdx);
+    t.expires[c] = ctx.now + timeoutMs;
+    t.armTimer(c);
+    t.lip[c] = ctx.laddrs.addrs[lipSlot]!;
+    t.lport[c] = lport;
+    t.rip[c] = ctx.reg.rsAddrs[rs.index]!;
+    t.rport[c] = rs.port;
+    t.linkReply(c);
+    t.rs[c] = rs.index;
+    t.lipIndex[c] = lipSlot;
+    this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TCP_SEQ_OFFSET, isnAdjust);
+    if (svc.proxyProtocol !== 0) {
+      t.shift[c] =
+        svc.proxyProtocol === 2
+          ? PROXY_V2_IPV4_LENGTH
+          : proxyV1Length(t.cip[c]!, t.cport[c]!, svc.vip, svc.vport);
+    }
+    rs.inactiveConns++;
+    rs.stats[STAT_CONNS]!++;
+    svc.stats[STAT_CONNS]!++;
+    ctx.countSvc(svcIdx, C.conns_created);
+    return c;
+  }
+
+  /**
+   * Answers a SYN (or a SYNPROXY cookie ACK) that cannot become a connection
+   * with a RST, counting why. `ctx.ip`/`ctx.tcp` are wrapped around p.
+   */
+  private rejectSyn(p: Packet, svcIdx: number, reason: number): void {
+    const ctx = this.ctx;
+    ctx.countSvc(svcIdx, reason);
+    const ip = ctx.ip;
+    const tcp = ctx.tcp;
+    const r = ctx.pool.take();
+    if (tcp.ackFlag) craftRst(r, ip.dst, tcp.dstPort, ip.src, tcp.srcPort, tcp.ack, 0, false);
+    else craftRst(r, ip.dst, tcp.dstPort, ip.src, tcp.srcPort, 0, (tcp.seq + 1) >>> 0, true);
+    ctx.drop(p, C.syn_rejected);
+    ctx.count(C.rst_sent);
+    ctx.emit(r);
+  }
+
+  /**
+   * The state step of a packet of either direction: c moves to `next`, its
+   * deadline to now + that state's timeout.
+   */
+  advance(c: number, next: TcpState): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const timeouts = ctx.timeoutsMs;
+    const prev = t.state[c]! as TcpState;
+    t.expires[c] = ctx.now + timeouts[next]!;
+    if (next !== prev) {
+      this.setState(c, prev, next);
+      // Only a shorter timeout can leave the entry in a slot later than its new deadline.
+      if (timeouts[next]! < timeouts[prev]!) t.armTimer(c);
+    }
+  }
+
+  /** Sets c's state, keeping its RS's active/inactive connection counts. */
+  setState(c: number, prev: TcpState, next: TcpState): void {
+    const t = this.ctx.table;
+    const rs = this.ctx.reg.realServers[t.rs[c]!]!;
+    if (prev === TcpState.Established) {
+      rs.activeConns--;
+      rs.inactiveConns++;
+    }
+    if (next === TcpState.Established) {
+      rs.inactiveConns--;
+      rs.activeConns++;
+    }
+    t.state[c] = next;
+  }
+
+  /** Frees c: its RS's count, its LIP:port, its table entry (and what SYNPROXY held for it). */
+  release(c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    if ((t.flags[c]! & CF_SP_PENDING) !== 0) this.synproxy.onRelease(c);
+    const rs = ctx.reg.realServers[t.rs[c]!]!;
+    if (t.state[c] === TcpState.Established) rs.activeConns--;
+    else rs.inactiveConns--;
+    ctx.laddrs.release(t.lipIndex[c]!, rs.index, t.lport[c]!);
+    t.remove(c);
+  }
+
+  /** c's deadline passed (the timer wheel calls this from `Engine.tick`). */
+  private expire(c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    if ((t.flags[c]! & CF_SP_PENDING) !== 0 && this.synproxy.onTimer(c)) return;
+    if (t.state[c] === TcpState.Established) {
+      const svc = ctx.reg.services[t.svc[c]!]!;
+      const toClient = ctx.pool.take();
+      craftRst(
+        toClient,
+        svc.vip,
+        svc.vport,
+        t.cip[c]!,
+        t.cport[c]!,
+        (t.flags[c]! & CF_SYNPROXY) !== 0 ? this.synproxy.rsNxtForClient(c) : t.rsNxt[c]!,
+        t.clientNxt[c]!,
+        true,
+      );
+      ctx.emit(toClient);
+      const toRs = ctx.pool.take();
+      craftRst(
+        toRs,
+        t.lip[c]!,
+        t.lport[c]!,
+        t.rip[c]!,
+        t.rport[c]!,
+        (t.clientNxt[c]! + t.seqDelta[c]! + t.shift[c]!) >>> 0,
+        t.rsNxt[c]!,
+        true,
+      );
+      ctx.emit(toRs);
+      ctx.add(C.rst_sent, 2);
+      ctx.count(C.conns_expired_established_rst);
+    }
+    ctx.count(C.conns_expired);
+    this.release(c);
+  }
+}

@@ -1,0 +1,55 @@
+import { loadU32Plus, storeU32From } from '../wire/bytes.js';
+import { Ipv4View } from '../wire/ipv4.js';
+import { encodeProxyV1, encodeProxyV2 } from '../wire/proxy-protocol.js';
+import { TCP_ACK, TCP_MIN_HEADER, TCP_SEQ_OFFSET, TcpView } from '../wire/tcp.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import type { Packet } from './packet.js';
+
+/**
+ * The PROXY protocol header (v1 text or v2 binary) that a PROXY-protocol
+ * service sends the RS instead of a TOA: its own segment at the LB's ISN+1,
+ * ahead of the client's first bytes, which move up by its length (the
+ * connection's `shift`).
+ */
+export class ProxyHeaderWriter {
+  /** Views for the packet built here, so `ctx.ip`/`ctx.tcp` stay on the packet being processed. */
+  private readonly ip = new Ipv4View();
+  private readonly tcp = new TcpView();
+  private readonly seq = new Uint32Array(1);
+
+  constructor(private readonly ctx: EngineContext) {}
+
+  /**
+   * Sends the PROXY header of connection c, its IP and TCP headers copied from
+   * p (already translated), which starts the client's stream right after it.
+   */
+  emit(p: Packet, ipHl: number, c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const svc = ctx.reg.services[t.svc[c]!]!;
+    const q = ctx.pool.take();
+    const b = q.buf;
+    const s = q.start;
+    b.set(p.buf.subarray(p.start, p.start + ipHl + TCP_MIN_HEADER), s);
+    const tcpOff = s + ipHl;
+    const payloadOff = tcpOff + TCP_MIN_HEADER;
+    const len =
+      svc.proxyProtocol === 2
+        ? encodeProxyV2(b, payloadOff, t.cip[c]!, t.cport[c]!, svc.vip, svc.vport)
+        : encodeProxyV1(b, payloadOff, t.cip[c]!, t.cport[c]!, svc.vip, svc.vport);
+    q.length = ipHl + TCP_MIN_HEADER + len;
+    const ip = this.ip.wrap(b, s);
+    ip.totalLength = q.length;
+    ip.updateChecksum();
+    const tcp = this.tcp.wrap(b, tcpOff);
+    tcp.headerLength = TCP_MIN_HEADER;
+    tcp.flags = TCP_ACK;
+    storeU32From(b, tcpOff + TCP_SEQ_OFFSET, t.lbIsn, c);
+    loadU32Plus(this.seq, 0, b, tcpOff + TCP_SEQ_OFFSET, 1);
+    storeU32From(b, tcpOff + TCP_SEQ_OFFSET, this.seq, 0);
+    tcp.checksum = tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
+    ctx.countSvc(svc.index, C.proxy_headers_sent);
+    ctx.emit(q);
+  }
+}

@@ -1,0 +1,124 @@
+import { loadU32Plus, set16 } from '../wire/bytes.js';
+import { alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
+import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SEQ_OFFSET, TCP_SYN } from '../wire/tcp.js';
+import { TOA_V4_LEN } from '../wire/toa.js';
+import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import type { Connections } from './connections.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { shiftSackEdges, type Nat } from './nat.js';
+import type { Packet } from './packet.js';
+import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
+import type { SynProxy } from './synproxy/synproxy.js';
+import { TcpState, nextStateOutbound } from './tcp-state.js';
+
+/**
+ * RS → client (DPVS's tcp_fnat_out_handler): find the connection by the
+ * reply tuple, adjust the RS's options (MSS clamp, SACK edges), step the
+ * state, translate, send. `ctx.ip`/`ctx.tcp` are wrapped around the packet.
+ */
+export class RsPath {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly conns: Connections,
+    private readonly nat: Nat,
+    private readonly synproxy: SynProxy,
+  ) {}
+
+  /** A packet to a LIP. */
+  fromRealServer(p: Packet, ipHl: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const tcp = ctx.tcp;
+    const t = ctx.table;
+    const tcpOff = p.start + ipHl;
+    const c = t.lookupReplyAt(b, p.start, tcpOff);
+    if (c < 0) {
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    if ((t.flags[c]! & CF_SP_PENDING) !== 0) {
+      this.synproxy.onRsPacketDuringSetup(p, c, ipHl);
+      return;
+    }
+    const svc = t.svc[c]!;
+    const flags = tcp.flags;
+    const syn = (flags & TCP_SYN) !== 0;
+    const ackFlag = (flags & TCP_ACK) !== 0;
+    const fin = (flags & TCP_FIN) !== 0;
+    const rst = (flags & TCP_RST) !== 0;
+    const hl = tcp.headerLength;
+    const payloadLen = p.length - ipHl - hl;
+
+    if (syn && ackFlag) {
+      // The RS's ISN: the client's first ack of RS+1 concludes the handshake.
+      loadU32Plus(t.fdataSeq, c, b, tcpOff + TCP_SEQ_OFFSET, 1);
+      t.flags[c] = t.flags[c]! | CF_FDATA_KNOWN;
+    }
+    const sackBlocks = hl > TCP_MIN_HEADER ? this.adjustOptions(svc, c, hl, syn, ackFlag) : 0;
+    if (
+      (t.flags[c]! & CF_SYNPROXY) !== 0 &&
+      this.synproxy.isAckStorm(b, tcpOff, c, flags, payloadLen, sackBlocks)
+    ) {
+      ctx.dropSvc(p, svc, C.synproxy_ack_storm);
+      return;
+    }
+
+    this.conns.advance(c, nextStateOutbound(t.state[c]! as TcpState, syn, fin, rst));
+    loadU32Plus(
+      t.rsNxt,
+      c,
+      b,
+      tcpOff + TCP_SEQ_OFFSET,
+      payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
+    );
+    this.nat.toClient(c, ackFlag);
+    this.account(svc, c, p.length);
+    ctx.forward(p);
+  }
+
+  /**
+   * The RS's options: its SYN+ACK's MSS lowered to leave room for the TOA
+   * (and, under fullnat, to what the RS path carries); SACK edges moved back
+   * into the client's space. Returns the number of SACK blocks.
+   */
+  private adjustOptions(svc: number, c: number, hl: number, syn: boolean, ackFlag: boolean): number {
+    const ctx = this.ctx;
+    const tcp = ctx.tcp;
+    const t = ctx.table;
+    const b = tcp.buf;
+    const tcpOff = tcp.off;
+    const o = ctx.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + hl);
+    if (syn && ctx.opts.mssAdjust && o.mss > 0) {
+      const rs = ctx.reg.realServers[t.rs[c]!]!;
+      let mss = o.mss - TOA_V4_LEN;
+      if (ctx.policy === 'fullnat') {
+        const pathMss = rs.mtu - 40 - TOA_V4_LEN;
+        if (pathMss < mss) mss = pathMss;
+      }
+      if (mss < o.mss && mss > 0) {
+        // The option may sit at an odd offset, straddling two checksum words.
+        const at = o.mssAt + 2;
+        const before = alignedRangeSum(b, tcpOff, at, at + 2);
+        set16(b, at, mss);
+        tcp.checksum = checksumAdjust(tcp.checksum, before, alignedRangeSum(b, tcpOff, at, at + 2));
+        ctx.countSvc(svc, C.mss_clamped);
+      }
+    }
+    if (o.sackBlocks > 0 && ackFlag)
+      shiftSackEdges(tcp, o.sackAt, o.sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
+    return o.sackBlocks;
+  }
+
+  /** Traffic stats of the service and the RS for an RS packet of `bytes`. */
+  private account(svc: number, c: number, bytes: number): void {
+    const reg = this.ctx.reg;
+    const s = reg.services[svc]!;
+    s.counters[C.outbound_packets]!++;
+    s.stats[STAT_OUT_PACKETS]!++;
+    s.stats[STAT_OUT_BYTES]! += bytes;
+    const rsStats = reg.realServers[this.ctx.table.rs[c]!]!.stats;
+    rsStats[STAT_OUT_PACKETS]!++;
+    rsStats[STAT_OUT_BYTES]! += bytes;
+  }
+}

@@ -1,0 +1,155 @@
+import { get16, set16, storeU32From } from '../../wire/bytes.js';
+import {
+  IPPROTO_TCP,
+  IPV4_DST_OFFSET,
+  IPV4_MIN_HEADER,
+  IPV4_SRC_OFFSET,
+  finishIpv4Header,
+} from '../../wire/ipv4.js';
+import {
+  TCP_ACK,
+  TCP_ACK_OFFSET,
+  TCP_CHECKSUM_OFFSET,
+  TCP_DST_PORT_OFFSET,
+  TCP_FLAGS_OFFSET,
+  TCP_HEADER_LENGTH_OFFSET,
+  TCP_MIN_HEADER,
+  TCP_RST,
+  TCP_SEQ_OFFSET,
+  TCP_SYN,
+  TCP_URGENT_OFFSET,
+  TCP_WINDOW_OFFSET,
+  TcpView,
+} from '../../wire/tcp.js';
+import { writeSynOptions } from '../../wire/tcp-options.js';
+import { TOA_V4_LEN, writeToaV4Words } from '../../wire/toa.js';
+import type { ConnTable } from '../conn-table.js';
+import type { Packet } from '../packet.js';
+
+// The packets SYNPROXY writes itself: the cookie SYN+ACK and the RST for a bad
+// cookie (both the client's packet turned around in place), and the LB→RS SYN.
+
+const tcpView = new TcpView();
+
+/** Writes the rest of a TCP header at t (ports, seq, ack written) and both checksums; p is ip+tcp only. */
+function finishSegment(
+  p: Packet,
+  t: number,
+  hl: number,
+  flags: number,
+  window: number,
+  ttl: number,
+): void {
+  const b = p.buf;
+  const ip = p.start;
+  b[t + TCP_HEADER_LENGTH_OFFSET] = (hl >>> 2) << 4;
+  b[t + TCP_FLAGS_OFFSET] = flags;
+  set16(b, t + TCP_WINDOW_OFFSET, window);
+  set16(b, t + TCP_CHECKSUM_OFFSET, 0);
+  set16(b, t + TCP_URGENT_OFFSET, 0);
+  finishIpv4Header(b, ip, IPV4_MIN_HEADER + hl, IPPROTO_TCP, ttl);
+  p.length = IPV4_MIN_HEADER + hl;
+  const tcp = tcpView.wrap(b, t);
+  tcp.checksum = tcp.computeChecksumV4(ip, hl);
+}
+
+/**
+ * Turns a received packet around in place for an answer: swaps the IPv4
+ * addresses and the TCP ports, and drops IP options by starting the TCP
+ * header at ip+20. Returns that offset; the rest of the TCP header is the caller's.
+ */
+function reverseEndpoints(b: Uint8Array, ip: number, ipHl: number): number {
+  const src = ip + IPV4_SRC_OFFSET;
+  const dst = ip + IPV4_DST_OFFSET;
+  const s0 = b[src]!;
+  const s1 = b[src + 1]!;
+  const s2 = b[src + 2]!;
+  const s3 = b[src + 3]!;
+  const oldTcp = ip + ipHl;
+  const sport = get16(b, oldTcp);
+  const dport = get16(b, oldTcp + TCP_DST_PORT_OFFSET);
+  // Destination becomes source, then the sender's address becomes the destination.
+  b.copyWithin(src, dst, dst + 4);
+  b[dst] = s0;
+  b[dst + 1] = s1;
+  b[dst + 2] = s2;
+  b[dst + 3] = s3;
+  const t = ip + IPV4_MIN_HEADER;
+  set16(b, t, dport);
+  set16(b, t + TCP_DST_PORT_OFFSET, sport);
+  return t;
+}
+
+/**
+ * Turns the client SYN in p into the LB's cookie SYN+ACK, in place: VIP:vport →
+ * CIP:cport, seq = vals[0] (the cookie), ack = vals[1] (client ISN + 1),
+ * options MSS, SACK-permitted (if `sack`), window scale (if `wscale` ≥ 0),
+ * no timestamps. IP options and any SYN payload are dropped.
+ */
+export function reflectCookieSynAck(
+  p: Packet,
+  ipHl: number,
+  vals: Uint32Array,
+  mss: number,
+  wscale: number,
+  sack: boolean,
+  window: number,
+  ttl: number,
+): void {
+  const b = p.buf;
+  const t = reverseEndpoints(b, p.start, ipHl);
+  storeU32From(b, t + TCP_SEQ_OFFSET, vals, 0);
+  storeU32From(b, t + TCP_ACK_OFFSET, vals, 1);
+  const hl = TCP_MIN_HEADER + writeSynOptions(b, t + TCP_MIN_HEADER, mss, wscale, sack);
+  finishSegment(p, t, hl, TCP_SYN | TCP_ACK, window, ttl);
+}
+
+/**
+ * Turns the client ACK in p into the RST that refuses it, in place (RFC 793:
+ * an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>).
+ */
+export function reflectReset(p: Packet, ipHl: number): void {
+  const b = p.buf;
+  const ack = p.start + ipHl + TCP_ACK_OFFSET;
+  const ackHi = get16(b, ack);
+  const ackLo = get16(b, ack + 2);
+  const t = reverseEndpoints(b, p.start, ipHl);
+  set16(b, t + TCP_SEQ_OFFSET, ackHi);
+  set16(b, t + TCP_SEQ_OFFSET + 2, ackLo);
+  b.fill(0, t + TCP_ACK_OFFSET, t + TCP_MIN_HEADER);
+  finishSegment(p, t, TCP_MIN_HEADER, TCP_RST, 0, 64);
+}
+
+/**
+ * Writes the LB→RS SYN of connection c into q: LIP:lport → RIP:rport,
+ * seq = the connection's LB ISN, options [TOA of the client] MSS
+ * [SACK-permitted] [window scale], no timestamps.
+ */
+export function writeRsSyn(
+  q: Packet,
+  t: ConnTable,
+  c: number,
+  mss: number,
+  wscale: number,
+  sack: boolean,
+  window: number,
+  toa: boolean,
+): void {
+  const b = q.buf;
+  const ip = q.start;
+  storeU32From(b, ip + IPV4_SRC_OFFSET, t.lip, c);
+  storeU32From(b, ip + IPV4_DST_OFFSET, t.rip, c);
+  const tp = ip + IPV4_MIN_HEADER;
+  set16(b, tp, t.lport[c]!);
+  set16(b, tp + TCP_DST_PORT_OFFSET, t.rport[c]!);
+  storeU32From(b, tp + TCP_SEQ_OFFSET, t.lbIsn, c);
+  b.fill(0, tp + TCP_ACK_OFFSET, tp + TCP_ACK_OFFSET + 4);
+  let o = tp + TCP_MIN_HEADER;
+  if (toa) {
+    const cip = t.cip[c]!;
+    writeToaV4Words(b, o, t.cport[c]!, cip >>> 16, cip & 0xffff);
+    o += TOA_V4_LEN;
+  }
+  o += writeSynOptions(b, o, mss, wscale, sack);
+  finishSegment(q, tp, o - tp, TCP_SYN, window, 64);
+}
