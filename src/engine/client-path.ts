@@ -1,13 +1,5 @@
 import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
-import {
-  TCP_ACK,
-  TCP_ACK_OFFSET,
-  TCP_FIN,
-  TCP_MIN_HEADER,
-  TCP_RST,
-  TCP_SEQ_OFFSET,
-  TCP_SYN,
-} from '../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
@@ -22,9 +14,7 @@ import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
 import type { SynProxy, SynProxyReplay } from './synproxy/synproxy.js';
 import { TcpState, nextStateInbound } from './tcp-state.js';
 import {
-  TOA_FAILED_MTU,
-  TOA_FAILED_NO_ROOM,
-  TOA_GSO_RESIZED,
+  ToaDecision,
   ToaMode,
   decideToa,
   resizedGsoSize,
@@ -129,7 +119,7 @@ export class ClientPath implements SynProxyReplay {
       !rst &&
       (sp
         ? this.synproxy.acksFirstRsByte(b, tcpOff, c)
-        : equalsU32At(b, tcpOff + TCP_ACK_OFFSET, t.fdataSeq, c));
+        : equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c));
     const shift = t.shift[c]!;
 
     // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
@@ -157,9 +147,9 @@ export class ClientPath implements SynProxyReplay {
         p.length,
       );
       mode = toaModeOf(decision);
-      if ((decision & TOA_FAILED_MTU) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);
-      if ((decision & TOA_FAILED_NO_ROOM) !== 0) ctx.countSvc(svc, C.toa_failed_no_room);
-      if ((decision & TOA_GSO_RESIZED) !== 0) {
+      if ((decision & ToaDecision.FailedMtu) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);
+      if ((decision & ToaDecision.FailedNoRoom) !== 0) ctx.countSvc(svc, C.toa_failed_no_room);
+      if ((decision & ToaDecision.GsoResized) !== 0) {
         p.gsoSize = resizedGsoSize(mtu, ipHl, newHl);
         ctx.countSvc(svc, C.toa_gso_resized);
       }
@@ -174,7 +164,7 @@ export class ClientPath implements SynProxyReplay {
       t.clientNxt,
       c,
       b,
-      tcpOff + TCP_SEQ_OFFSET,
+      tcpOff + TcpField.Seq,
       payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
     );
     this.account(svc, c, p.length);
@@ -276,7 +266,7 @@ export class ClientPath implements SynProxyReplay {
       const first =
         (flags & TCP_RST) === 0 &&
         (payloadLen > 0 || (flags & TCP_FIN) !== 0) &&
-        equalsU32AtPlus(p.buf, p.start + ipHl + TCP_SEQ_OFFSET, t.seqDelta, c, t.lbIsn, c, 1);
+        equalsU32AtPlus(p.buf, p.start + ipHl + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
       this.nat.toRealServer(c, shift);
       if (first) this.proxyHeader.emit(p, ipHl, c);
     } else {

@@ -1,6 +1,6 @@
 import { PROXY_V2_IPV4_LENGTH, proxyV1Length } from '../wire/proxy-protocol.js';
-import { IPV4_SRC_OFFSET } from '../wire/ipv4.js';
-import { TCP_SEQ_OFFSET } from '../wire/tcp.js';
+import { Ipv4Field } from '../wire/ipv4.js';
+import { TcpField } from '../wire/tcp.js';
 import { CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -51,7 +51,7 @@ export class Connections implements SynProxyConnections {
     }
     const b = p.buf;
     const s = p.start;
-    const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, s + IPV4_SRC_OFFSET));
+    const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, s + Ipv4Field.Src));
     if (pick < 0) {
       this.rejectSyn(p, svcIdx, C.no_real_server);
       return -1;
@@ -78,7 +78,7 @@ export class Connections implements SynProxyConnections {
     t.linkReply(c);
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
-    this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TCP_SEQ_OFFSET, isnAdjust);
+    this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, isnAdjust);
     if (svc.proxyProtocol !== 0) {
       t.shift[c] =
         svc.proxyProtocol === 2

@@ -3,19 +3,11 @@ import { finishChecksum, sumWords } from '../wire/checksum.js';
 import {
   IPPROTO_ICMP,
   IPPROTO_TCP,
-  IPV4_DST_OFFSET,
   IPV4_MIN_HEADER,
-  IPV4_SRC_OFFSET,
   finishIpv4Header,
+  Ipv4Field,
 } from '../wire/ipv4.js';
-import {
-  TcpView,
-  TCP_ACK,
-  TCP_HEADER_LENGTH_OFFSET,
-  TCP_MIN_HEADER,
-  TCP_RST,
-  TCP_URGENT_OFFSET,
-} from '../wire/tcp.js';
+import { TcpView, TCP_ACK, TCP_MIN_HEADER, TCP_RST, TcpField } from '../wire/tcp.js';
 import type { Packet } from './packet.js';
 
 const tcp = new TcpView();
@@ -29,8 +21,8 @@ function writeHeader(
   protocol: number,
   payloadLength: number,
 ): void {
-  set32(b, o + IPV4_SRC_OFFSET, src);
-  set32(b, o + IPV4_DST_OFFSET, dst);
+  set32(b, o + Ipv4Field.Src, src);
+  set32(b, o + Ipv4Field.Dst, dst);
   finishIpv4Header(b, o, IPV4_MIN_HEADER + payloadLength, protocol, 64);
 }
 
@@ -53,11 +45,11 @@ export function craftRst(
   t.dstPort = dport;
   t.seq = seq >>> 0;
   t.ack = withAck ? ack >>> 0 : 0;
-  b[t.off + TCP_HEADER_LENGTH_OFFSET] = (TCP_MIN_HEADER >>> 2) << 4;
+  b[t.off + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
   t.flags = withAck ? TCP_RST | TCP_ACK : TCP_RST;
   t.window = 0;
   t.checksum = 0;
-  set16(b, t.off + TCP_URGENT_OFFSET, 0);
+  set16(b, t.off + TcpField.Urgent, 0);
   t.checksum = t.computeChecksumV4(ip, TCP_MIN_HEADER);
   p.length = IPV4_MIN_HEADER + TCP_MIN_HEADER;
 }

@@ -1,5 +1,5 @@
-import { IPV4_DST_OFFSET, Ipv4Error, IPPROTO_TCP } from '../wire/ipv4.js';
-import { TCP_DST_PORT_OFFSET } from '../wire/tcp.js';
+import { Ipv4Error, IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
+import { TcpField } from '../wire/tcp.js';
 import { ClientPath } from './client-path.js';
 import { CF_IN_USE, type ConnTable } from './conn-table.js';
 import { Connections } from './connections.js';
@@ -252,8 +252,8 @@ export class Engine {
       ctx.drop(p, C.malformed_dropped);
       return;
     }
-    const dst = p.start + IPV4_DST_OFFSET;
-    const svc = this.reg.serviceByKey.getAt(b, dst, tcpOff + TCP_DST_PORT_OFFSET);
+    const dst = p.start + Ipv4Field.Dst;
+    const svc = this.reg.serviceByKey.getAt(b, dst, tcpOff + TcpField.DstPort);
     if (svc >= 0) {
       ctx.count(C.inbound_packets);
       this.client.fromClient(p, svc, ipHl);

@@ -1,7 +1,7 @@
 import { get16, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
 import { ChecksumDelta, alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
-import { IPV4_DST_OFFSET, IPV4_SRC_OFFSET } from '../wire/ipv4.js';
-import { TCP_ACK_OFFSET, TCP_SEQ_OFFSET, type TcpView } from '../wire/tcp.js';
+import { Ipv4Field } from '../wire/ipv4.js';
+import { type TcpView, TcpField } from '../wire/tcp.js';
 import { CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import type { SynProxy } from './synproxy/synproxy.js';
@@ -86,12 +86,12 @@ export class Nat {
     const t = this.ctx.table;
     const b = ip.buf;
     const d = this.delta.reset();
-    rewriteAddress(b, ip.off + IPV4_SRC_OFFSET, t.lip, c, d);
-    rewriteAddress(b, ip.off + IPV4_DST_OFFSET, t.rip, c, d);
+    rewriteAddress(b, ip.off + Ipv4Field.Src, t.lip, c, d);
+    rewriteAddress(b, ip.off + Ipv4Field.Dst, t.rip, c, d);
     ip.checksum = d.apply(ip.checksum);
     d.replaceWord(tcp.srcPort, t.lport[c]!);
     d.replaceWord(tcp.dstPort, t.rport[c]!);
-    rewriteSeqField(b, tcp.off + TCP_SEQ_OFFSET, t.seqDelta[c]! + shift, d);
+    rewriteSeqField(b, tcp.off + TcpField.Seq, t.seqDelta[c]! + shift, d);
     if ((t.flags[c]! & CF_SYNPROXY) !== 0) this.synproxy.translateToRealServer(b, tcp.off, c, d);
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = t.lport[c]!;
@@ -107,13 +107,13 @@ export class Nat {
     const b = ip.buf;
     const svc = t.svc[c]!;
     const d = this.delta.reset();
-    rewriteAddress(b, ip.off + IPV4_SRC_OFFSET, reg.svcVips, svc, d);
-    rewriteAddress(b, ip.off + IPV4_DST_OFFSET, t.cip, c, d);
+    rewriteAddress(b, ip.off + Ipv4Field.Src, reg.svcVips, svc, d);
+    rewriteAddress(b, ip.off + Ipv4Field.Dst, t.cip, c, d);
     ip.checksum = d.apply(ip.checksum);
     d.replaceWord(tcp.srcPort, reg.svcPorts[svc]!);
     d.replaceWord(tcp.dstPort, t.cport[c]!);
     if (ackFlag) {
-      const at = tcp.off + TCP_ACK_OFFSET;
+      const at = tcp.off + TcpField.Ack;
       let add = -t.seqDelta[c]!;
       // Acks beyond the LB's ISN+1 cover the PROXY header the client never sent.
       const shift = t.shift[c]!;

@@ -1,7 +1,7 @@
 import { loadU32Plus, storeU32From } from '../wire/bytes.js';
 import { Ipv4View } from '../wire/ipv4.js';
 import { encodeProxyV1, encodeProxyV2 } from '../wire/proxy-protocol.js';
-import { TCP_ACK, TCP_MIN_HEADER, TCP_SEQ_OFFSET, TcpView } from '../wire/tcp.js';
+import { TCP_ACK, TCP_MIN_HEADER, TcpView, TcpField } from '../wire/tcp.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import type { Packet } from './packet.js';
@@ -45,9 +45,9 @@ export class ProxyHeaderWriter {
     const tcp = this.tcp.wrap(b, tcpOff);
     tcp.headerLength = TCP_MIN_HEADER;
     tcp.flags = TCP_ACK;
-    storeU32From(b, tcpOff + TCP_SEQ_OFFSET, t.lbIsn, c);
-    loadU32Plus(this.seq, 0, b, tcpOff + TCP_SEQ_OFFSET, 1);
-    storeU32From(b, tcpOff + TCP_SEQ_OFFSET, this.seq, 0);
+    storeU32From(b, tcpOff + TcpField.Seq, t.lbIsn, c);
+    loadU32Plus(this.seq, 0, b, tcpOff + TcpField.Seq, 1);
+    storeU32From(b, tcpOff + TcpField.Seq, this.seq, 0);
     tcp.checksum = tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
     ctx.countSvc(svc.index, C.proxy_headers_sent);
     ctx.emit(q);

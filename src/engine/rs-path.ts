@@ -1,6 +1,6 @@
 import { loadU32Plus, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
-import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SEQ_OFFSET, TCP_SYN } from '../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { Connections } from './connections.js';
@@ -52,7 +52,7 @@ export class RsPath {
 
     if (syn && ackFlag) {
       // The RS's ISN: the client's first ack of RS+1 concludes the handshake.
-      loadU32Plus(t.fdataSeq, c, b, tcpOff + TCP_SEQ_OFFSET, 1);
+      loadU32Plus(t.fdataSeq, c, b, tcpOff + TcpField.Seq, 1);
       t.flags[c] = t.flags[c]! | CF_FDATA_KNOWN;
     }
     const sackBlocks = hl > TCP_MIN_HEADER ? this.adjustOptions(svc, c, hl, syn, ackFlag) : 0;
@@ -65,13 +65,7 @@ export class RsPath {
     }
 
     this.conns.advance(c, nextStateOutbound(t.state[c]! as TcpState, syn, fin, rst));
-    loadU32Plus(
-      t.rsNxt,
-      c,
-      b,
-      tcpOff + TCP_SEQ_OFFSET,
-      payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
-    );
+    loadU32Plus(t.rsNxt, c, b, tcpOff + TcpField.Seq, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
     this.nat.toClient(c, ackFlag);
     this.account(svc, c, p.length);
     ctx.forward(p);
@@ -82,7 +76,13 @@ export class RsPath {
    * (and, under fullnat, to what the RS path carries); SACK edges moved back
    * into the client's space. Returns the number of SACK blocks.
    */
-  private adjustOptions(svc: number, c: number, hl: number, syn: boolean, ackFlag: boolean): number {
+  private adjustOptions(
+    svc: number,
+    c: number,
+    hl: number,
+    syn: boolean,
+    ackFlag: boolean,
+  ): number {
     const ctx = this.ctx;
     const tcp = ctx.tcp;
     const t = ctx.table;

@@ -24,16 +24,18 @@ export const enum ToaMode {
 }
 
 /** The bits of a decision: the mode, then what to count. */
-export const TOA_MODE_MASK = 3;
-/** Count toa_failed_mtu: the packet with a TOA would not fit the RS path. */
-export const TOA_FAILED_MTU = 4;
-/** Count toa_failed_no_room: no room for a TOA in the TCP header. */
-export const TOA_FAILED_NO_ROOM = 8;
-/** A GSO super-packet keeps its TOA by smaller segments: gsoSize becomes `resizedGsoSize`; count toa_gso_resized. */
-export const TOA_GSO_RESIZED = 16;
+export const enum ToaDecision {
+  ModeMask = 3,
+  /** Count toa_failed_mtu: the packet with a TOA would not fit the RS path. */
+  FailedMtu = 4,
+  /** Count toa_failed_no_room: no room for a TOA in the TCP header. */
+  FailedNoRoom = 8,
+  /** A GSO super-packet keeps its TOA by smaller segments: gsoSize becomes `resizedGsoSize`; count toa_gso_resized. */
+  GsoResized = 16,
+}
 
 export function toaModeOf(decision: number): ToaMode {
-  return (decision & TOA_MODE_MASK) as ToaMode;
+  return (decision & ToaDecision.ModeMask) as ToaMode;
 }
 
 /**
@@ -85,12 +87,12 @@ export function decideToa(
   let gsoResized = false;
   if (policy === 'lvs') {
     // LVS neither prunes nor splits: the TOA goes in as the options stand, or not at all.
-    if (segment + TOA_V4_LEN > mtu) return ToaMode.None | TOA_FAILED_MTU;
+    if (segment + TOA_V4_LEN > mtu) return ToaMode.None | ToaDecision.FailedMtu;
     if (hl - TCP_MIN_HEADER + TOA_V4_LEN > TCP_MAX_OPTIONS)
-      return ToaMode.None | TOA_FAILED_NO_ROOM;
+      return ToaMode.None | ToaDecision.FailedNoRoom;
     mode = ToaMode.Insert;
   } else {
-    if (plan === OptionPlan.Impossible) return ToaMode.None | TOA_FAILED_NO_ROOM;
+    if (plan === OptionPlan.Impossible) return ToaMode.None | ToaDecision.FailedNoRoom;
     growth = newHl - hl;
     const inPlace = plan === OptionPlan.Keep ? ToaMode.Insert : ToaMode.Rebuild;
     if (segment + growth <= mtu) mode = inPlace;
@@ -101,16 +103,16 @@ export function decideToa(
         gsoResized = true;
         mode = inPlace;
       }
-    } else return ToaMode.None | TOA_FAILED_MTU;
+    } else return ToaMode.None | ToaDecision.FailedMtu;
   }
   // In-place growth needs tailroom and must stay a valid IPv4 length; a fresh buffer from the split path has both.
   if (mode !== ToaMode.Split && (tailroom < TCP_MAX_OPTIONS || length + growth > MAX_IP_PACKET)) {
-    return policy === 'fullnat' ? ToaMode.Split : ToaMode.None | TOA_FAILED_MTU;
+    return policy === 'fullnat' ? ToaMode.Split : ToaMode.None | ToaDecision.FailedMtu;
   }
-  return gsoResized ? mode | TOA_GSO_RESIZED : mode;
+  return gsoResized ? mode | ToaDecision.GsoResized : mode;
 }
 
-/** The GSO segment size that leaves room for the TOA on the RS path (with TOA_GSO_RESIZED). */
+/** The GSO segment size that leaves room for the TOA on the RS path (with ToaDecision.GsoResized). */
 export function resizedGsoSize(mtu: number, ipHl: number, newHl: number): number {
   return mtu - ipHl - newHl;
 }

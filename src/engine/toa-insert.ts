@@ -1,14 +1,13 @@
 import { get16, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust, checksumReplace16, sumWords } from '../wire/checksum.js';
-import { IPV4_SRC_OFFSET, Ipv4View } from '../wire/ipv4.js';
+import { Ipv4View, Ipv4Field } from '../wire/ipv4.js';
 import {
-  TCP_CHECKSUM_OFFSET,
   TCP_FIN,
-  TCP_HEADER_LENGTH_OFFSET,
   TCP_MAX_OPTIONS,
   TCP_MIN_HEADER,
   TCP_PSH,
   TcpView,
+  TcpField,
 } from '../wire/tcp.js';
 import {
   TCPOPT_EOL,
@@ -45,7 +44,7 @@ function writeToaFromSource(
   ipOff: number,
   tcpOff: number,
 ): void {
-  const src = ipOff + IPV4_SRC_OFFSET;
+  const src = ipOff + Ipv4Field.Src;
   writeToaV4Words(d, o, get16(b, tcpOff), get16(b, src), get16(b, src + 2));
 }
 
@@ -114,7 +113,8 @@ export class ToaWriter {
     // A SYN's options (MSS, window scale, SACK-permitted) define the connection: never drop them.
     if (syn) return OptionPlan.Impossible;
     if (
-      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.TimestampOnly) + toaLen) <= TCP_MAX_OPTIONS
+      pad4(this.keptLength(b, optStart, optEnd, OptionPlan.TimestampOnly) + toaLen) <=
+      TCP_MAX_OPTIONS
     ) {
       return OptionPlan.TimestampOnly;
     }
@@ -186,9 +186,9 @@ export class ToaWriter {
     const tcpOff = p.start + ipHl;
     const tcp = this.tcp.wrap(b, tcpOff);
     writeToaFromSource(b, optStart, b, p.start, tcpOff);
-    const oldWord = get16(b, tcpOff + TCP_HEADER_LENGTH_OFFSET);
+    const oldWord = get16(b, tcpOff + TcpField.DataOffset);
     tcp.headerLength = tcp.headerLength + TOA_V4_LEN;
-    const newWord = get16(b, tcpOff + TCP_HEADER_LENGTH_OFFSET);
+    const newWord = get16(b, tcpOff + TcpField.DataOffset);
     // Everything after the TOA moved by an even number of bytes, so its word sum is unchanged;
     // the segment gains the TOA's words and the pseudo-header's length grows by 8.
     let check = checksumReplace16(tcp.checksum, oldWord, newWord);
@@ -290,7 +290,7 @@ export class ToaWriter {
       this.pieces[k] = q;
     }
     this.piecesCount = n;
-    set16(b, tcpOff + TCP_CHECKSUM_OFFSET, tcp.checksum);
+    set16(b, tcpOff + TcpField.Checksum, tcp.checksum);
     return n;
   }
 }

@@ -3,17 +3,23 @@ import { checksumExcludingField, finishChecksum, sumWords } from './checksum.js'
 
 export const IPV4_MIN_HEADER = 20;
 
-/** Field offsets from the start of an IPv4 header (RFC 791). */
-export const IPV4_TOS_OFFSET = 1;
-export const IPV4_TOTAL_LENGTH_OFFSET = 2;
-export const IPV4_ID_OFFSET = 4;
-/** Flags (DF 0x40, MF 0x20 of the first byte) and the fragment offset. */
-export const IPV4_FLAGS_OFFSET = 6;
-export const IPV4_TTL_OFFSET = 8;
-export const IPV4_PROTOCOL_OFFSET = 9;
-export const IPV4_CHECKSUM_OFFSET = 10;
-export const IPV4_SRC_OFFSET = 12;
-export const IPV4_DST_OFFSET = 16;
+/**
+ * Field offsets from the start of an IPv4 header (RFC 791). A const enum, so
+ * the compiled code reads plain numbers: a module constant would cost a
+ * lookup (and a TDZ check) on every access in the data path.
+ */
+export const enum Ipv4Field {
+  Tos = 1,
+  TotalLength = 2,
+  Id = 4,
+  /** Flags (DF 0x40, MF 0x20 of this byte) and the fragment offset. */
+  Flags = 6,
+  Ttl = 8,
+  Protocol = 9,
+  Checksum = 10,
+  Src = 12,
+  Dst = 16,
+}
 /** Don't Fragment, in the 16-bit flags/fragment-offset word. */
 export const IPV4_DF = 0x4000;
 export const IPPROTO_ICMP = 1;
@@ -69,60 +75,60 @@ export class Ipv4View {
     this.buf[this.off] = 0x40 | (bytes >>> 2);
   }
   get tos(): number {
-    return this.buf[this.off + IPV4_TOS_OFFSET]!;
+    return this.buf[this.off + Ipv4Field.Tos]!;
   }
   get totalLength(): number {
-    return get16(this.buf, this.off + IPV4_TOTAL_LENGTH_OFFSET);
+    return get16(this.buf, this.off + Ipv4Field.TotalLength);
   }
   set totalLength(v: number) {
-    set16(this.buf, this.off + IPV4_TOTAL_LENGTH_OFFSET, v);
+    set16(this.buf, this.off + Ipv4Field.TotalLength, v);
   }
   get id(): number {
-    return get16(this.buf, this.off + IPV4_ID_OFFSET);
+    return get16(this.buf, this.off + Ipv4Field.Id);
   }
   set id(v: number) {
-    set16(this.buf, this.off + IPV4_ID_OFFSET, v);
+    set16(this.buf, this.off + Ipv4Field.Id, v);
   }
   get dontFragment(): boolean {
-    return (this.buf[this.off + IPV4_FLAGS_OFFSET]! & 0x40) !== 0;
+    return (this.buf[this.off + Ipv4Field.Flags]! & 0x40) !== 0;
   }
   get moreFragments(): boolean {
-    return (this.buf[this.off + IPV4_FLAGS_OFFSET]! & 0x20) !== 0;
+    return (this.buf[this.off + Ipv4Field.Flags]! & 0x20) !== 0;
   }
   /** Fragment offset in bytes. */
   get fragmentOffset(): number {
-    return (get16(this.buf, this.off + IPV4_FLAGS_OFFSET) & 0x1fff) * 8;
+    return (get16(this.buf, this.off + Ipv4Field.Flags) & 0x1fff) * 8;
   }
   /** True for any piece of a fragmented datagram (first, middle or last). */
   get isFragment(): boolean {
     return this.moreFragments || this.fragmentOffset !== 0;
   }
   get ttl(): number {
-    return this.buf[this.off + IPV4_TTL_OFFSET]!;
+    return this.buf[this.off + Ipv4Field.Ttl]!;
   }
   set ttl(v: number) {
-    this.buf[this.off + IPV4_TTL_OFFSET] = v;
+    this.buf[this.off + Ipv4Field.Ttl] = v;
   }
   get protocol(): number {
-    return this.buf[this.off + IPV4_PROTOCOL_OFFSET]!;
+    return this.buf[this.off + Ipv4Field.Protocol]!;
   }
   get checksum(): number {
-    return get16(this.buf, this.off + IPV4_CHECKSUM_OFFSET);
+    return get16(this.buf, this.off + Ipv4Field.Checksum);
   }
   set checksum(v: number) {
-    set16(this.buf, this.off + IPV4_CHECKSUM_OFFSET, v);
+    set16(this.buf, this.off + Ipv4Field.Checksum, v);
   }
   get src(): number {
-    return get32(this.buf, this.off + IPV4_SRC_OFFSET);
+    return get32(this.buf, this.off + Ipv4Field.Src);
   }
   set src(v: number) {
-    set32(this.buf, this.off + IPV4_SRC_OFFSET, v);
+    set32(this.buf, this.off + Ipv4Field.Src, v);
   }
   get dst(): number {
-    return get32(this.buf, this.off + IPV4_DST_OFFSET);
+    return get32(this.buf, this.off + Ipv4Field.Dst);
   }
   set dst(v: number) {
-    set32(this.buf, this.off + IPV4_DST_OFFSET, v);
+    set32(this.buf, this.off + Ipv4Field.Dst, v);
   }
   get payloadOffset(): number {
     return this.off + this.headerLength;
@@ -132,7 +138,13 @@ export class Ipv4View {
   }
 
   computeChecksum(): number {
-    return checksumExcludingField(this.buf, this.off, this.headerLength, this.off + IPV4_CHECKSUM_OFFSET, 0);
+    return checksumExcludingField(
+      this.buf,
+      this.off,
+      this.headerLength,
+      this.off + Ipv4Field.Checksum,
+      0,
+    );
   }
 
   updateChecksum(): void {
@@ -154,8 +166,8 @@ export interface Ipv4HeaderFields {
 
 /** Writes a 20-byte IPv4 header with a valid checksum; returns its length. */
 export function writeIpv4Header(b: Uint8Array, o: number, f: Ipv4HeaderFields): number {
-  set32(b, o + IPV4_SRC_OFFSET, f.src);
-  set32(b, o + IPV4_DST_OFFSET, f.dst);
+  set32(b, o + Ipv4Field.Src, f.src);
+  set32(b, o + Ipv4Field.Dst, f.dst);
   finishIpv4Header(
     b,
     o,
@@ -186,12 +198,12 @@ export function finishIpv4Header(
   dontFragment = true,
 ): void {
   b[o] = 0x45;
-  b[o + IPV4_TOS_OFFSET] = tos;
-  set16(b, o + IPV4_TOTAL_LENGTH_OFFSET, totalLength);
-  set16(b, o + IPV4_ID_OFFSET, id);
-  set16(b, o + IPV4_FLAGS_OFFSET, dontFragment ? IPV4_DF : 0);
-  b[o + IPV4_TTL_OFFSET] = ttl;
-  b[o + IPV4_PROTOCOL_OFFSET] = protocol;
-  set16(b, o + IPV4_CHECKSUM_OFFSET, 0);
-  set16(b, o + IPV4_CHECKSUM_OFFSET, finishChecksum(sumWords(b, o, IPV4_MIN_HEADER, 0)));
+  b[o + Ipv4Field.Tos] = tos;
+  set16(b, o + Ipv4Field.TotalLength, totalLength);
+  set16(b, o + Ipv4Field.Id, id);
+  set16(b, o + Ipv4Field.Flags, dontFragment ? IPV4_DF : 0);
+  b[o + Ipv4Field.Ttl] = ttl;
+  b[o + Ipv4Field.Protocol] = protocol;
+  set16(b, o + Ipv4Field.Checksum, 0);
+  set16(b, o + Ipv4Field.Checksum, finishChecksum(sumWords(b, o, IPV4_MIN_HEADER, 0)));
 }

@@ -25,8 +25,8 @@
  * functions below name every field of both.
  */
 import { webcrypto } from 'node:crypto';
-import { IPV4_SRC_OFFSET } from '../../wire/ipv4.js';
-import { TCP_ACK_OFFSET, TCP_SEQ_OFFSET } from '../../wire/tcp.js';
+import { Ipv4Field } from '../../wire/ipv4.js';
+import { TcpField } from '../../wire/tcp.js';
 
 /** MSS values a cookie can carry (Alibaba's and DPVS's table). */
 export const SYNPROXY_MSS_TABLE: readonly number[] = [
@@ -159,11 +159,11 @@ export class SynCookies {
   ): number {
     const m = this.msg;
     // Words read straight from the packet: a 32-bit value returned by a helper could be boxed.
-    const a = ipOff + IPV4_SRC_OFFSET;
+    const a = ipOff + Ipv4Field.Src;
     m[0] = (b[a]! << 24) | (b[a + 1]! << 16) | (b[a + 2]! << 8) | b[a + 3]!;
     m[1] = (b[a + 4]! << 24) | (b[a + 5]! << 16) | (b[a + 6]! << 8) | b[a + 7]!;
     m[2] = (b[tcpOff]! << 24) | (b[tcpOff + 1]! << 16) | (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
-    const s = tcpOff + TCP_SEQ_OFFSET;
+    const s = tcpOff + TcpField.Seq;
     m[3] = (((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) + isnAdjust) | 0;
     m[4] = minute;
     m[5] = data;
@@ -217,7 +217,7 @@ export class SynCookies {
    * bits, or -1.
    */
   check(b: Uint8Array, ipOff: number, tcpOff: number): number {
-    const k = tcpOff + TCP_ACK_OFFSET;
+    const k = tcpOff + TcpField.Ack;
     const cookie = (((b[k]! << 24) | (b[k + 1]! << 16) | (b[k + 2]! << 8) | b[k + 3]!) - 1) | 0;
     const data = cookie & COOKIE_DATA_MASK;
     if (!cookieDataValid(data)) return -1;

@@ -1,16 +1,6 @@
 import { equalsU32At, equalsU32AtPlus, get16, loadU32Plus, set16 } from '../../wire/bytes.js';
 import type { ChecksumDelta } from '../../wire/checksum.js';
-import {
-  TCP_ACK,
-  TCP_ACK_OFFSET,
-  TCP_FIN,
-  TCP_FLAGS_OFFSET,
-  TCP_MIN_HEADER,
-  TCP_RST,
-  TCP_SEQ_OFFSET,
-  TCP_SYN,
-  TCP_WINDOW_OFFSET,
-} from '../../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../../wire/tcp.js';
 import { TOA_V4_LEN } from '../../wire/toa.js';
 import {
   CF_FDATA_KNOWN,
@@ -47,7 +37,13 @@ export interface SynProxyConnections {
    * connection (client ISN = p's seq + isnAdjust, first deadline timeoutMs
    * away); -1 when refused (p answered and consumed).
    */
-  newConnection(p: Packet, svc: number, tcpOff: number, isnAdjust: number, timeoutMs: number): number;
+  newConnection(
+    p: Packet,
+    svc: number,
+    tcpOff: number,
+    isnAdjust: number,
+    timeoutMs: number,
+  ): number;
   setState(c: number, prev: TcpState, next: TcpState): void;
   release(c: number): void;
 }
@@ -224,7 +220,7 @@ export class SynProxy {
     }
     ctx.countSvc(svc, C.synproxy_ack_stored);
     const len = p.length - ipHl - tcp.headerLength + ((flags & TCP_FIN) !== 0 ? 1 : 0);
-    loadU32Plus(t.clientNxt, c, p.buf, tcp.off + TCP_SEQ_OFFSET, len);
+    loadU32Plus(t.clientNxt, c, p.buf, tcp.off + TcpField.Seq, len);
   }
 
   /** Under SYNPROXY the client SACKs RS data in the cookie's sequence space: move its edges to the RS's. */
@@ -235,7 +231,7 @@ export class SynProxy {
   /** True when the client's ack (cookie space) is the RS's first data byte (fdataSeq, RS space). */
   acksFirstRsByte(b: Uint8Array, tcpOff: number, c: number): boolean {
     const t = this.ctx.table;
-    return equalsU32AtPlus(b, tcpOff + TCP_ACK_OFFSET, t.ackDelta, c, t.fdataSeq, c, 0);
+    return equalsU32AtPlus(b, tcpOff + TcpField.Ack, t.ackDelta, c, t.fdataSeq, c, 0);
   }
 
   /**
@@ -245,10 +241,10 @@ export class SynProxy {
    */
   translateToRealServer(b: Uint8Array, tcpOff: number, c: number, d: ChecksumDelta): void {
     const t = this.ctx.table;
-    if ((b[tcpOff + TCP_FLAGS_OFFSET]! & TCP_ACK) !== 0)
-      rewriteSeqField(b, tcpOff + TCP_ACK_OFFSET, t.ackDelta[c]!, d);
+    if ((b[tcpOff + TcpField.Flags]! & TCP_ACK) !== 0)
+      rewriteSeqField(b, tcpOff + TcpField.Ack, t.ackDelta[c]!, d);
     if ((t.flags[c]! & CF_SP_WIN_IN) !== 0) {
-      const wo = tcpOff + TCP_WINDOW_OFFSET;
+      const wo = tcpOff + TcpField.Window;
       const w = get16(b, wo);
       let nw = w * (1 << cookieWscaleField(t.spData[c]!));
       if (nw > 0xffff) nw = 0xffff;
@@ -268,7 +264,7 @@ export class SynProxy {
     const flags = ctx.tcp.flags;
     const ackOk =
       (flags & TCP_ACK) !== 0 &&
-      equalsU32AtPlus(b, tcpOff + TCP_ACK_OFFSET, this.zero, 0, t.lbIsn, c, 1);
+      equalsU32AtPlus(b, tcpOff + TcpField.Ack, this.zero, 0, t.lbIsn, c, 1);
     if ((flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === (TCP_SYN | TCP_ACK) && ackOk) {
       this.establish(p, c, ipHl);
       return;
@@ -322,19 +318,19 @@ export class SynProxy {
       t.stormCount[c] = 0;
       return false;
     }
-    const win = get16(b, tcpOff + TCP_WINDOW_OFFSET);
+    const win = get16(b, tcpOff + TcpField.Window);
     if (
       t.stormCount[c] !== 0 &&
       t.rsWin[c] === win &&
-      equalsU32At(b, tcpOff + TCP_SEQ_OFFSET, t.rsNxt, c) &&
-      equalsU32At(b, tcpOff + TCP_ACK_OFFSET, t.rsAck, c)
+      equalsU32At(b, tcpOff + TcpField.Seq, t.rsNxt, c) &&
+      equalsU32At(b, tcpOff + TcpField.Ack, t.rsAck, c)
     ) {
       if (t.stormCount[c]! < 255) t.stormCount[c]!++;
       return t.stormCount[c]! > this.ctx.opts.synproxyAckStormThreshold;
     }
     t.stormCount[c] = 1;
     t.rsWin[c] = win;
-    loadU32Plus(t.rsAck, c, b, tcpOff + TCP_ACK_OFFSET, 0);
+    loadU32Plus(t.rsAck, c, b, tcpOff + TcpField.Ack, 0);
     return false;
   }
 
@@ -345,9 +341,9 @@ export class SynProxy {
    */
   translateToClient(b: Uint8Array, tcpOff: number, c: number, d: ChecksumDelta): void {
     const t = this.ctx.table;
-    rewriteSeqField(b, tcpOff + TCP_SEQ_OFFSET, -t.ackDelta[c]!, d);
+    rewriteSeqField(b, tcpOff + TcpField.Seq, -t.ackDelta[c]!, d);
     if ((t.flags[c]! & CF_SP_WIN_OUT) !== 0) {
-      const wo = tcpOff + TCP_WINDOW_OFFSET;
+      const wo = tcpOff + TcpField.Window;
       const w = get16(b, wo);
       let nw = Math.floor(
         (w * (1 << connRsWscale(t.spData[c]!))) / (1 << this.ctx.opts.synproxyWscale),
@@ -416,7 +412,7 @@ export class SynProxy {
     let mss = clientMss < opts.synproxyMss ? clientMss : opts.synproxyMss;
     const data = cookieData(mssIndex(mss), o.wscale, o.sackPermitted, false);
     this.cookies.make(b, p.start, tcpOff, data, this.u32, 0);
-    loadU32Plus(this.u32, 1, b, tcpOff + TCP_SEQ_OFFSET, 1);
+    loadU32Plus(this.u32, 1, b, tcpOff + TcpField.Seq, 1);
     if (ctx.policy === 'fullnat') {
       // What the narrowest RS path leaves once the TOA is in (the RS is not chosen yet).
       const targets = ctx.reg.services[svc]!.targets;
@@ -457,7 +453,7 @@ export class SynProxy {
     if (c < 0) return;
     ctx.countSvc(svc, C.synproxy_cookie_valid);
     t.flags[c] = t.flags[c]! | CF_SYNPROXY | CF_SP_PENDING;
-    loadU32Plus(t.ackDelta, c, b, tcpOff + TCP_ACK_OFFSET, -1);
+    loadU32Plus(t.ackDelta, c, b, tcpOff + TcpField.Ack, -1);
     t.spData[c] = data;
     const slot = this.held.alloc();
     t.spSlot[c] = slot;
@@ -503,7 +499,7 @@ export class SynProxy {
     const b = p.buf;
     const tcpOff = p.start + ipHl;
     const svc = t.svc[c]!;
-    const seqAt = tcpOff + TCP_SEQ_OFFSET;
+    const seqAt = tcpOff + TcpField.Seq;
     loadU32Plus(t.fdataSeq, c, b, seqAt, 1);
     loadU32Plus(t.rsNxt, c, b, seqAt, 1);
     // ackDelta held the cookie ISN: it becomes RS ISN − cookie ISN.
@@ -562,4 +558,3 @@ export class SynProxy {
     ctx.emit(r);
   }
 }
-

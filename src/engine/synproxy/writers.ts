@@ -1,26 +1,6 @@
 import { get16, set16, storeU32From } from '../../wire/bytes.js';
-import {
-  IPPROTO_TCP,
-  IPV4_DST_OFFSET,
-  IPV4_MIN_HEADER,
-  IPV4_SRC_OFFSET,
-  finishIpv4Header,
-} from '../../wire/ipv4.js';
-import {
-  TCP_ACK,
-  TCP_ACK_OFFSET,
-  TCP_CHECKSUM_OFFSET,
-  TCP_DST_PORT_OFFSET,
-  TCP_FLAGS_OFFSET,
-  TCP_HEADER_LENGTH_OFFSET,
-  TCP_MIN_HEADER,
-  TCP_RST,
-  TCP_SEQ_OFFSET,
-  TCP_SYN,
-  TCP_URGENT_OFFSET,
-  TCP_WINDOW_OFFSET,
-  TcpView,
-} from '../../wire/tcp.js';
+import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../../wire/ipv4.js';
+import { TCP_ACK, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpView, TcpField } from '../../wire/tcp.js';
 import { writeSynOptions } from '../../wire/tcp-options.js';
 import { TOA_V4_LEN, writeToaV4Words } from '../../wire/toa.js';
 import type { ConnTable } from '../conn-table.js';
@@ -42,11 +22,11 @@ function finishSegment(
 ): void {
   const b = p.buf;
   const ip = p.start;
-  b[t + TCP_HEADER_LENGTH_OFFSET] = (hl >>> 2) << 4;
-  b[t + TCP_FLAGS_OFFSET] = flags;
-  set16(b, t + TCP_WINDOW_OFFSET, window);
-  set16(b, t + TCP_CHECKSUM_OFFSET, 0);
-  set16(b, t + TCP_URGENT_OFFSET, 0);
+  b[t + TcpField.DataOffset] = (hl >>> 2) << 4;
+  b[t + TcpField.Flags] = flags;
+  set16(b, t + TcpField.Window, window);
+  set16(b, t + TcpField.Checksum, 0);
+  set16(b, t + TcpField.Urgent, 0);
   finishIpv4Header(b, ip, IPV4_MIN_HEADER + hl, IPPROTO_TCP, ttl);
   p.length = IPV4_MIN_HEADER + hl;
   const tcp = tcpView.wrap(b, t);
@@ -59,15 +39,15 @@ function finishSegment(
  * header at ip+20. Returns that offset; the rest of the TCP header is the caller's.
  */
 function reverseEndpoints(b: Uint8Array, ip: number, ipHl: number): number {
-  const src = ip + IPV4_SRC_OFFSET;
-  const dst = ip + IPV4_DST_OFFSET;
+  const src = ip + Ipv4Field.Src;
+  const dst = ip + Ipv4Field.Dst;
   const s0 = b[src]!;
   const s1 = b[src + 1]!;
   const s2 = b[src + 2]!;
   const s3 = b[src + 3]!;
   const oldTcp = ip + ipHl;
   const sport = get16(b, oldTcp);
-  const dport = get16(b, oldTcp + TCP_DST_PORT_OFFSET);
+  const dport = get16(b, oldTcp + TcpField.DstPort);
   // Destination becomes source, then the sender's address becomes the destination.
   b.copyWithin(src, dst, dst + 4);
   b[dst] = s0;
@@ -76,7 +56,7 @@ function reverseEndpoints(b: Uint8Array, ip: number, ipHl: number): number {
   b[dst + 3] = s3;
   const t = ip + IPV4_MIN_HEADER;
   set16(b, t, dport);
-  set16(b, t + TCP_DST_PORT_OFFSET, sport);
+  set16(b, t + TcpField.DstPort, sport);
   return t;
 }
 
@@ -98,8 +78,8 @@ export function reflectCookieSynAck(
 ): void {
   const b = p.buf;
   const t = reverseEndpoints(b, p.start, ipHl);
-  storeU32From(b, t + TCP_SEQ_OFFSET, vals, 0);
-  storeU32From(b, t + TCP_ACK_OFFSET, vals, 1);
+  storeU32From(b, t + TcpField.Seq, vals, 0);
+  storeU32From(b, t + TcpField.Ack, vals, 1);
   const hl = TCP_MIN_HEADER + writeSynOptions(b, t + TCP_MIN_HEADER, mss, wscale, sack);
   finishSegment(p, t, hl, TCP_SYN | TCP_ACK, window, ttl);
 }
@@ -110,13 +90,13 @@ export function reflectCookieSynAck(
  */
 export function reflectReset(p: Packet, ipHl: number): void {
   const b = p.buf;
-  const ack = p.start + ipHl + TCP_ACK_OFFSET;
+  const ack = p.start + ipHl + TcpField.Ack;
   const ackHi = get16(b, ack);
   const ackLo = get16(b, ack + 2);
   const t = reverseEndpoints(b, p.start, ipHl);
-  set16(b, t + TCP_SEQ_OFFSET, ackHi);
-  set16(b, t + TCP_SEQ_OFFSET + 2, ackLo);
-  b.fill(0, t + TCP_ACK_OFFSET, t + TCP_MIN_HEADER);
+  set16(b, t + TcpField.Seq, ackHi);
+  set16(b, t + TcpField.Seq + 2, ackLo);
+  b.fill(0, t + TcpField.Ack, t + TCP_MIN_HEADER);
   finishSegment(p, t, TCP_MIN_HEADER, TCP_RST, 0, 64);
 }
 
@@ -137,13 +117,13 @@ export function writeRsSyn(
 ): void {
   const b = q.buf;
   const ip = q.start;
-  storeU32From(b, ip + IPV4_SRC_OFFSET, t.lip, c);
-  storeU32From(b, ip + IPV4_DST_OFFSET, t.rip, c);
+  storeU32From(b, ip + Ipv4Field.Src, t.lip, c);
+  storeU32From(b, ip + Ipv4Field.Dst, t.rip, c);
   const tp = ip + IPV4_MIN_HEADER;
   set16(b, tp, t.lport[c]!);
-  set16(b, tp + TCP_DST_PORT_OFFSET, t.rport[c]!);
-  storeU32From(b, tp + TCP_SEQ_OFFSET, t.lbIsn, c);
-  b.fill(0, tp + TCP_ACK_OFFSET, tp + TCP_ACK_OFFSET + 4);
+  set16(b, tp + TcpField.DstPort, t.rport[c]!);
+  storeU32From(b, tp + TcpField.Seq, t.lbIsn, c);
+  b.fill(0, tp + TcpField.Ack, tp + TcpField.Ack + 4);
   let o = tp + TCP_MIN_HEADER;
   if (toa) {
     const cip = t.cip[c]!;
