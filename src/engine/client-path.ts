@@ -107,7 +107,20 @@ export class ClientPath implements SynProxyReplay {
     const optStart = tcpOff + TCP_MIN_HEADER;
     const optEnd = tcpOff + hl;
 
-    this.cleanOptions(svc, c, optStart, optEnd, syn, ackFlag, sp);
+    // The client's options as the RS may see them: no TOA of its own, no
+    // timestamp on a SYN if so configured, SACK edges in the RS's space.
+    const o = ctx.opt.parse(b, optStart, optEnd);
+    // Client-supplied TOAs would be read by the RS module as the client address.
+    if (ctx.policy === 'fullnat' && o.toaCount > 0) {
+      this.toa.stripToa(tcp, optStart, optEnd);
+      ctx.countSvc(svc, C.toa_spoof_stripped);
+    }
+    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
+      nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
+      ctx.countSvc(svc, C.timestamp_removed);
+    }
+    if (sp && ackFlag && o.sackBlocks > 0)
+      this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
 
     const payloadLen = p.length - ipHl - hl;
     const mtu = ctx.reg.realServers[t.rs[c]!]!.mtu;
@@ -168,38 +181,22 @@ export class ClientPath implements SynProxyReplay {
       payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
     );
     this.account(svc, c, p.length);
-    this.send(p, svc, ipHl, c, mode, plan, mtu, payloadLen, syn);
-  }
-
-  /**
-   * The client's options as the RS may see them: no TOA of its own, no
-   * timestamp on a SYN if so configured, SACK edges in the RS's space.
-   * Leaves them parsed in `ctx.opt`.
-   */
-  private cleanOptions(
-    svc: number,
-    c: number,
-    optStart: number,
-    optEnd: number,
-    syn: boolean,
-    ackFlag: boolean,
-    sp: boolean,
-  ): void {
-    const ctx = this.ctx;
-    const tcp = ctx.tcp;
-    const o = ctx.opt;
-    o.parse(tcp.buf, optStart, optEnd);
-    // Client-supplied TOAs would be read by the RS module as the client address.
-    if (ctx.policy === 'fullnat' && o.toaCount > 0) {
-      this.toa.stripToa(tcp, optStart, optEnd);
-      ctx.countSvc(svc, C.toa_spoof_stripped);
+    if (mode !== ToaMode.None) {
+      this.sendWithToa(p, svc, ipHl, c, mode, plan, mtu, syn);
+      return;
     }
-    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
-      nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
-      ctx.countSvc(svc, C.timestamp_removed);
+    if (shift !== 0 && !syn) {
+      // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
+      const first =
+        !rst &&
+        (payloadLen > 0 || fin) &&
+        equalsU32AtPlus(b, tcpOff + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
+      this.nat.toRealServer(c, shift);
+      if (first) this.proxyHeader.emit(p, ipHl, c);
+    } else {
+      this.nat.toRealServer(c, 0);
     }
-    if (sp && ackFlag && o.sackBlocks > 0)
-      this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
+    ctx.forward(p);
   }
 
   /** Traffic stats of the service and the RS for a client packet of `bytes`. */
@@ -215,10 +212,10 @@ export class ClientPath implements SynProxyReplay {
   }
 
   /**
-   * Translates and emits p as `mode` says. The TOA goes in while the packet
-   * still carries the client's address and port, which it copies.
+   * Translates and emits p with the TOA as `mode` says. The TOA goes in while
+   * the packet still carries the client's address and port, which it copies.
    */
-  private send(
+  private sendWithToa(
     p: Packet,
     svc: number,
     ipHl: number,
@@ -226,15 +223,11 @@ export class ClientPath implements SynProxyReplay {
     mode: ToaMode,
     plan: OptionPlan,
     mtu: number,
-    payloadLen: number,
     syn: boolean,
   ): void {
     const ctx = this.ctx;
     const inserted = syn ? C.toa_inserted_syn : C.toa_inserted;
     switch (mode) {
-      case ToaMode.None:
-        this.sendPlain(p, ipHl, c, payloadLen);
-        return;
       case ToaMode.Insert:
         this.toa.insertV4(p, ipHl);
         ctx.countSvc(svc, inserted);
@@ -253,26 +246,6 @@ export class ClientPath implements SynProxyReplay {
         this.sendSplit(p, svc, ipHl, c, plan, mtu);
         return;
     }
-  }
-
-  /** No TOA: translated as it is; behind a PROXY header when it starts the client's stream. */
-  private sendPlain(p: Packet, ipHl: number, c: number, payloadLen: number): void {
-    const ctx = this.ctx;
-    const t = ctx.table;
-    const shift = t.shift[c]!;
-    const flags = ctx.tcp.flags;
-    if (shift !== 0 && (flags & TCP_SYN) === 0) {
-      // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
-      const first =
-        (flags & TCP_RST) === 0 &&
-        (payloadLen > 0 || (flags & TCP_FIN) !== 0) &&
-        equalsU32AtPlus(p.buf, p.start + ipHl + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
-      this.nat.toRealServer(c, shift);
-      if (first) this.proxyHeader.emit(p, ipHl, c);
-    } else {
-      this.nat.toRealServer(c, 0);
-    }
-    ctx.forward(p);
   }
 
   /** After the TOA went in: the headers may have moved into the headroom. */

@@ -1,4 +1,4 @@
-import { get16, loadU32Plus, set16, storeU32From } from '../wire/bytes.js';
+import { get16, loadU32Plus, storeU32From } from '../wire/bytes.js';
 import { ChecksumDelta, alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
 import { Ipv4Field } from '../wire/ipv4.js';
 import { type TcpView, TcpField } from '../wire/tcp.js';
@@ -9,35 +9,22 @@ import type { SynProxy } from './synproxy/synproxy.js';
 // Checksums are patched incrementally (RFC 1624) over 16-bit halves: a 32-bit
 // value passed to a call V8 does not inline would be boxed, once per packet.
 
-/** Replaces the IPv4 address at b[at] by arr[idx], noting the change in d. */
-function rewriteAddress(
-  b: Uint8Array,
-  at: number,
-  arr: Uint32Array,
-  idx: number,
-  d: ChecksumDelta,
-): void {
-  const v = arr[idx]!;
-  d.replaceWord(get16(b, at), v >>> 16);
-  d.replaceWord(get16(b, at + 2), v & 0xffff);
-  storeU32From(b, at, arr, idx);
-}
-
 /**
  * Adds `add` (mod 2^32) to the sequence or acknowledgment number at b[at],
  * noting the change in d: the one seq/ack rewrite of both directions and of
  * SYNPROXY's translation.
  */
 export function rewriteSeqField(b: Uint8Array, at: number, add: number, d: ChecksumDelta): void {
-  const hi = get16(b, at);
-  const lo = get16(b, at + 2);
+  // Byte reads and writes spelled out: this is inlined into every translation.
+  const hi = (b[at]! << 8) | b[at + 1]!;
+  const lo = (b[at + 2]! << 8) | b[at + 3]!;
   const n = (hi * 65536 + lo + add) >>> 0;
-  const nHi = n >>> 16;
-  const nLo = n & 0xffff;
-  d.replaceWord(hi, nHi);
-  d.replaceWord(lo, nLo);
-  set16(b, at, nHi);
-  set16(b, at + 2, nLo);
+  d.replaceWord(hi, n >>> 16);
+  d.replaceWord(lo, n & 0xffff);
+  b[at] = n >>> 24;
+  b[at + 1] = (n >>> 16) & 0xff;
+  b[at + 2] = (n >>> 8) & 0xff;
+  b[at + 3] = n & 0xff;
 }
 
 const edge = new Uint32Array(1);
@@ -85,10 +72,16 @@ export class Nat {
     const tcp = this.ctx.tcp;
     const t = this.ctx.table;
     const b = ip.buf;
+    const src = ip.off + Ipv4Field.Src;
+    const dst = ip.off + Ipv4Field.Dst;
     const d = this.delta.reset();
-    rewriteAddress(b, ip.off + Ipv4Field.Src, t.lip, c, d);
-    rewriteAddress(b, ip.off + Ipv4Field.Dst, t.rip, c, d);
+    d.replaceWord(get16(b, src), t.lip[c]! >>> 16);
+    d.replaceWord(get16(b, src + 2), t.lip[c]! & 0xffff);
+    d.replaceWord(get16(b, dst), t.rip[c]! >>> 16);
+    d.replaceWord(get16(b, dst + 2), t.rip[c]! & 0xffff);
     ip.checksum = d.apply(ip.checksum);
+    storeU32From(b, src, t.lip, c);
+    storeU32From(b, dst, t.rip, c);
     d.replaceWord(tcp.srcPort, t.lport[c]!);
     d.replaceWord(tcp.dstPort, t.rport[c]!);
     rewriteSeqField(b, tcp.off + TcpField.Seq, t.seqDelta[c]! + shift, d);
@@ -106,10 +99,16 @@ export class Nat {
     const reg = this.ctx.reg;
     const b = ip.buf;
     const svc = t.svc[c]!;
+    const src = ip.off + Ipv4Field.Src;
+    const dst = ip.off + Ipv4Field.Dst;
     const d = this.delta.reset();
-    rewriteAddress(b, ip.off + Ipv4Field.Src, reg.svcVips, svc, d);
-    rewriteAddress(b, ip.off + Ipv4Field.Dst, t.cip, c, d);
+    d.replaceWord(get16(b, src), reg.svcVips[svc]! >>> 16);
+    d.replaceWord(get16(b, src + 2), reg.svcVips[svc]! & 0xffff);
+    d.replaceWord(get16(b, dst), t.cip[c]! >>> 16);
+    d.replaceWord(get16(b, dst + 2), t.cip[c]! & 0xffff);
     ip.checksum = d.apply(ip.checksum);
+    storeU32From(b, src, reg.svcVips, svc);
+    storeU32From(b, dst, t.cip, c);
     d.replaceWord(tcp.srcPort, reg.svcPorts[svc]!);
     d.replaceWord(tcp.dstPort, t.cport[c]!);
     if (ackFlag) {

@@ -55,7 +55,16 @@ export class RsPath {
       loadU32Plus(t.fdataSeq, c, b, tcpOff + TcpField.Seq, 1);
       t.flags[c] = t.flags[c]! | CF_FDATA_KNOWN;
     }
-    const sackBlocks = hl > TCP_MIN_HEADER ? this.adjustOptions(svc, c, hl, syn, ackFlag) : 0;
+    let sackBlocks = 0;
+    if (hl > TCP_MIN_HEADER) {
+      // The RS's options: its SYN+ACK's MSS lowered to leave room for the TOA (and,
+      // under fullnat, to what the RS path carries); SACK edges moved back into the client's space.
+      const o = ctx.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + hl);
+      if (syn && ctx.opts.mssAdjust && o.mss > 0) this.clampMss(svc, c);
+      sackBlocks = o.sackBlocks;
+      if (sackBlocks > 0 && ackFlag)
+        shiftSackEdges(tcp, o.sackAt, sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
+    }
     if (
       (t.flags[c]! & CF_SYNPROXY) !== 0 &&
       this.synproxy.isAckStorm(b, tcpOff, c, flags, payloadLen, sackBlocks)
@@ -71,43 +80,26 @@ export class RsPath {
     ctx.forward(p);
   }
 
-  /**
-   * The RS's options: its SYN+ACK's MSS lowered to leave room for the TOA
-   * (and, under fullnat, to what the RS path carries); SACK edges moved back
-   * into the client's space. Returns the number of SACK blocks.
-   */
-  private adjustOptions(
-    svc: number,
-    c: number,
-    hl: number,
-    syn: boolean,
-    ackFlag: boolean,
-  ): number {
+  /** Lowers the MSS of the RS's SYN+ACK (parsed in `ctx.opt`) to leave room for the TOA. */
+  private clampMss(svc: number, c: number): void {
     const ctx = this.ctx;
     const tcp = ctx.tcp;
-    const t = ctx.table;
+    const o = ctx.opt;
     const b = tcp.buf;
-    const tcpOff = tcp.off;
-    const o = ctx.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + hl);
-    if (syn && ctx.opts.mssAdjust && o.mss > 0) {
-      const rs = ctx.reg.realServers[t.rs[c]!]!;
-      let mss = o.mss - TOA_V4_LEN;
-      if (ctx.policy === 'fullnat') {
-        const pathMss = rs.mtu - 40 - TOA_V4_LEN;
-        if (pathMss < mss) mss = pathMss;
-      }
-      if (mss < o.mss && mss > 0) {
-        // The option may sit at an odd offset, straddling two checksum words.
-        const at = o.mssAt + 2;
-        const before = alignedRangeSum(b, tcpOff, at, at + 2);
-        set16(b, at, mss);
-        tcp.checksum = checksumAdjust(tcp.checksum, before, alignedRangeSum(b, tcpOff, at, at + 2));
-        ctx.countSvc(svc, C.mss_clamped);
-      }
+    const rs = ctx.reg.realServers[ctx.table.rs[c]!]!;
+    let mss = o.mss - TOA_V4_LEN;
+    if (ctx.policy === 'fullnat') {
+      const pathMss = rs.mtu - 40 - TOA_V4_LEN;
+      if (pathMss < mss) mss = pathMss;
     }
-    if (o.sackBlocks > 0 && ackFlag)
-      shiftSackEdges(tcp, o.sackAt, o.sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
-    return o.sackBlocks;
+    if (mss < o.mss && mss > 0) {
+      // The option may sit at an odd offset, straddling two checksum words.
+      const at = o.mssAt + 2;
+      const before = alignedRangeSum(b, tcp.off, at, at + 2);
+      set16(b, at, mss);
+      tcp.checksum = checksumAdjust(tcp.checksum, before, alignedRangeSum(b, tcp.off, at, at + 2));
+      ctx.countSvc(svc, C.mss_clamped);
+    }
   }
 
   /** Traffic stats of the service and the RS for an RS packet of `bytes`. */
