@@ -39,7 +39,7 @@ export class Service {
   live = true;
   /** 0: TOA; 1 or 2: PROXY protocol header of that version instead. */
   proxyProtocol: 0 | 1 | 2 = 0;
-  /** SYNPROXY for new connections (see synproxy.ts). */
+  /** SYNPROXY for new connections (see synproxy/README.md). */
   synProxy = false;
   private lipCursor = 0;
   constructor(
