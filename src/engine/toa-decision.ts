@@ -82,7 +82,7 @@ export function decideToa(
   length: number,
 ): number {
   if (policy === 'off') return ToaMode.None;
-  let mode = ToaMode.None;
+  let mode: ToaMode;
   let growth = TOA_V4_LEN;
   let gsoResized = false;
   if (policy === 'lvs') {

@@ -60,43 +60,8 @@ export interface SynProxyReplay {
  * `translate*` steps; it calls back through `SynProxyConnections`,
  * `SynProxyReplay` and the shared context (emit, drop, count).
  *
- * Life of a SYNPROXY connection (flags in the table):
- *
- *   client SYN       → the LB's SYN+ACK, ISN = cookie; no table entry
- *                      (stateless, even on a closing tuple).
- *   client ACK/data  → cookie checked (ack − 1 for client ISN seq − 1, this or
- *                      the previous minute): bad → RST; good → entry
- *                      (CF_SYNPROXY | CF_SP_PENDING, SYN_SENT), LB→RS SYN, the
- *                      packet held. With `synproxyDefer` a bare ACK is dropped
- *                      and the first data (or FIN) does this.
- *   while pending    → further client packets held (up to
- *                      `synproxyMaxStoredAcks`); the RS SYN is retransmitted
- *                      from the expiry wheel.
- *   RS SYN+ACK       → absorbed; ackDelta = RS ISN − cookie ISN; held packets
- *                      replayed through the ordinary client→RS path (TOA
- *                      policy and all).
- *   afterwards       → client acks and SACK edges + ackDelta, RS seqs − the
- *                      same; windows rescaled where needed.
- *   RS RST / silence → RST to the client (after `synproxySynRetries` SYN
- *                      retransmissions, backing off from `synproxySynRtoMs`).
- *   RS old ACK       → the RS still has the LIP:lport tuple in TIME_WAIT: the LB
- *                      answers as a client stack in SYN_SENT would, RST with
- *                      seq = that ack (ends the TIME_WAIT), and resends its SYN.
- *
- * Window scaling. The LB's SYN+ACK offers the client `synproxyWscale`
- * (default 7, what Linux RSs use with default buffers) when the client
- * offered scaling, and the LB→RS SYN passes the client's own shift on, so
- * client windows need no translation. When the RS answers with another
- * shift, RS windows are rescaled for the client (w << rs >> ours, clamped to
- * 16 bits); when the RS refuses scaling, client windows are unscaled for it
- * (w << client, clamped) and RS windows (raw bytes) are shifted down.
- *
- * Held packets. Each opening connection gets a slot of
- * `synproxyMaxStoredAcks` packet references (the pool packets themselves, no
- * copy); `synproxyMaxStoredTotal` bounds all slots together, so buffer
- * memory is at most that many pool packets. The SYN+ACK window invites no
- * more than a slot holds. Beyond either bound packets are dropped (counted
- * `synproxy_ack_overflow`); TCP retransmits them.
+ * The life cycle, window scaling and the bounds on held packets are
+ * described once, in README.md beside this file.
  *
  * Nothing here allocates per packet: 32-bit values travel through typed
  * arrays or are read from and written to packet bytes directly.
