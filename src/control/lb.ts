@@ -395,7 +395,7 @@ export class LoadBalancer implements ControlApi {
     return this.engine.listConnections(limit).map((c) => ({
       protocol: 'TCP',
       expiresIn: c.expiresInMs / 1000,
-      state: TCP_STATE_NAMES[c.state]!,
+      state: TCP_STATE_NAMES[c.state],
       client: { addr: c.cip, port: c.cport },
       virtual: { addr: c.vip, port: c.vport },
       local: { addr: c.lip, port: c.lport },

@@ -283,7 +283,7 @@ export class ConnTable {
       this.rsWin[i] = 0;
       this.stormCount[i] = 0;
     }
-    const cb = this.clientBucket(this.cip[i]!, this.cport[i]!, svc);
+    const cb = this.clientBucket(this.cip[i], this.cport[i], svc);
     this.nextByClient[i] = this.clientBuckets[cb]!;
     this.clientBuckets[cb] = i;
     this.nextByReply[i] = -1;

@@ -48,7 +48,7 @@ export class MemoryDevice implements PacketDevice {
   ): number {
     const n = Math.min(count, this.writeLimit);
     for (let i = 0; i < n; i++) {
-      this.written.push(bufs[i]!.slice(offsets[i]!, offsets[i]! + lengths[i]!));
+      this.written.push(bufs[i]!.slice(offsets[i], offsets[i]! + lengths[i]!));
       if (gso) this.writtenGso.push({ type: gso[2 * i]!, size: gso[2 * i + 1]! });
     }
     return n;

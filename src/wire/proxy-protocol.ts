@@ -130,7 +130,7 @@ function writeIpv4Text(
 }
 
 function writeV1Head(b: Uint8Array, o: number, family: 0x34 | 0x36): number {
-  for (let i = 0; i < 5; i++) b[o + i] = PROXY_ASCII[i];
+  for (let i = 0; i < 5; i++) b[o + i] = PROXY_ASCII[i]!;
   b[o + 5] = SP;
   b[o + 6] = 0x54; // T
   b[o + 7] = 0x43; // C

@@ -109,8 +109,8 @@ describe('all schedulers', () => {
         (name, spec, hashes) => {
           const ts = targets(spec.map(([w]) => w));
           spec.forEach(([, l], i) => {
-            ts[i].activeConns = l.a;
-            ts[i].inactiveConns = l.i;
+            ts[i]!.activeConns = l.a;
+            ts[i]!.inactiveConns = l.i;
           });
           const s = make(name);
           s.rebuild(ts);
@@ -118,7 +118,7 @@ describe('all schedulers', () => {
           for (const h of hashes) {
             const p = s.pick(ts, h);
             if (!anyLive) assert.equal(p, -1);
-            else assert.ok(p >= 0 && p < ts.length && ts[p].weight > 0, `${name} picked ${p}`);
+            else assert.ok(p >= 0 && p < ts.length && ts[p]!.weight > 0, `${name} picked ${p}`);
           }
         },
       ),
@@ -146,7 +146,7 @@ describe('all schedulers', () => {
           for (const h of hashes) {
             const p = s.pick(ts, h);
             if (!anyLive) assert.equal(p, -1);
-            else assert.ok(p >= 0 && ts[p].weight > 0, `${name} picked ${p}`);
+            else assert.ok(p >= 0 && ts[p]!.weight > 0, `${name} picked ${p}`);
           }
         },
       ),
@@ -170,7 +170,7 @@ describe('rr', () => {
     s.rebuild(ts);
     const seq = Array.from({ length: 6 }, () => s.pick(ts, 0));
     assert.deepEqual(seq, [0, 2, 3, 0, 2, 3]);
-    ts[2].weight = 0;
+    ts[2]!.weight = 0;
     assert.deepEqual([s.pick(ts, 0), s.pick(ts, 0), s.pick(ts, 0)], [0, 3, 0]);
   });
 });
@@ -205,7 +205,7 @@ describe('wrr', () => {
           s.rebuild(ts);
           for (let c = 0; c < cycles; c++) {
             const counts = new Array<number>(ts.length).fill(0);
-            for (let k = 0; k < cycle; k++) counts[s.pick(ts, 0)]++;
+            for (let k = 0; k < cycle; k++) counts[s.pick(ts, 0)]!++;
             assert.deepEqual(
               counts,
               weights.map((w) => w / g),
@@ -221,7 +221,7 @@ describe('wrr', () => {
     const s = createScheduler('wrr');
     s.rebuild(ts);
     s.pick(ts, 0);
-    ts[0].weight = 0;
+    ts[0]!.weight = 0;
     const seq = Array.from({ length: 4 }, () => s.pick(ts, 0));
     assert.deepEqual(seq, [1, 2, 1, 2]);
   });
@@ -230,10 +230,10 @@ describe('wrr', () => {
     const ts = targets([1, 1]);
     const s = createScheduler('wrr');
     s.rebuild(ts);
-    ts[0].weight = 3;
+    ts[0]!.weight = 3;
     s.rebuild(ts);
     const counts = [0, 0];
-    for (let k = 0; k < 40; k++) counts[s.pick(ts, 0)]++;
+    for (let k = 0; k < 40; k++) counts[s.pick(ts, 0)]!++;
     assert.deepEqual(counts, [30, 10]);
   });
 });
@@ -251,8 +251,8 @@ describe('lc / wlc', () => {
   function load(spec: readonly { w: number; a: number; i: number }[]): SchedTarget[] {
     const ts = targets(spec.map((x) => x.w));
     spec.forEach((x, k) => {
-      ts[k].activeConns = x.a;
-      ts[k].inactiveConns = x.i;
+      ts[k]!.activeConns = x.a;
+      ts[k]!.inactiveConns = x.i;
     });
     return ts;
   }
@@ -264,10 +264,10 @@ describe('lc / wlc', () => {
         const p = createScheduler('lc').pick(ts, 0);
         const live = ts.flatMap((t, k) => (t.weight > 0 ? [k] : []));
         if (live.length === 0) return assert.equal(p, -1);
-        const min = Math.min(...live.map((k) => overhead(ts[k])));
+        const min = Math.min(...live.map((k) => overhead(ts[k]!)));
         assert.equal(
           p,
-          live.find((k) => overhead(ts[k]) === min),
+          live.find((k) => overhead(ts[k]!) === min),
         );
       }),
     );
@@ -281,10 +281,10 @@ describe('lc / wlc', () => {
         const live = ts.flatMap((t, k) => (t.weight > 0 ? [k] : []));
         if (live.length === 0) return assert.equal(p, -1);
         // Exact rational comparison as the reference, independent of the implementation.
-        const ratio = (k: number) => ({ n: BigInt(overhead(ts[k])), d: BigInt(ts[k].weight) });
+        const ratio = (k: number) => ({ n: BigInt(overhead(ts[k]!)), d: BigInt(ts[k]!.weight) });
         const less = (x: { n: bigint; d: bigint }, y: { n: bigint; d: bigint }) =>
           x.n * y.d < y.n * x.d;
-        let best = live[0];
+        let best = live[0]!;
         for (const k of live) if (less(ratio(k), ratio(best))) best = k;
         assert.equal(p, best);
       }),
@@ -293,12 +293,12 @@ describe('lc / wlc', () => {
 
   it('lc weighs active connections 256x inactive ones', () => {
     const ts = targets([1, 1]);
-    ts[0].activeConns = 1;
-    ts[1].inactiveConns = 255;
+    ts[0]!.activeConns = 1;
+    ts[1]!.inactiveConns = 255;
     assert.equal(createScheduler('lc').pick(ts, 0), 1);
-    ts[1].inactiveConns = 256;
+    ts[1]!.inactiveConns = 256;
     assert.equal(createScheduler('lc').pick(ts, 0), 0); // tie goes to the first
-    ts[1].inactiveConns = 257;
+    ts[1]!.inactiveConns = 257;
     assert.equal(createScheduler('lc').pick(ts, 0), 0);
   });
 
@@ -310,14 +310,14 @@ describe('lc / wlc', () => {
       const ts = targets(weights);
       const s = createScheduler(name);
       s.rebuild(ts);
-      for (let k = 0; k < 120; k++) ts[s.pick(ts, 0)].activeConns++;
+      for (let k = 0; k < 120; k++) ts[s.pick(ts, 0)]!.activeConns++;
       assert.deepEqual(
         ts.map((t) => t.activeConns),
         expect,
         name,
       );
       // Finishing connections on one target makes it the least loaded.
-      ts[2].activeConns = 0;
+      ts[2]!.activeConns = 0;
       assert.equal(s.pick(ts, 0), 2, name);
     }
   });
@@ -333,11 +333,11 @@ describe('sh', () => {
     for (const h of hs) {
       const p = s.pick(ts, h);
       assert.equal(s.pick(ts, h), p);
-      counts[p]++;
+      counts[p]!++;
     }
     const total = 8;
     counts.forEach((c, k) => {
-      const want = (hs.length * ts[k].weight) / total;
+      const want = (hs.length * ts[k]!.weight) / total;
       assert.ok(Math.abs(c - want) < want * 0.05, `target ${k}: ${c} vs ${want}`);
     });
   });
@@ -357,7 +357,7 @@ describe('sh', () => {
     s.rebuild(ts);
     const hs = clientHashes(20_000, 7);
     const before = Array.from(hs, (h) => s.pick(ts, h));
-    ts[1].weight = 0;
+    ts[1]!.weight = 0;
     hs.forEach((h, k) => {
       const p = s.pick(ts, h);
       assert.notEqual(p, 1);
@@ -377,7 +377,7 @@ describe('sh', () => {
 
 describe('mh', () => {
   function keysOf(ts: readonly SchedTarget[], s: MaglevScheduler, hs: Uint32Array): string[] {
-    return Array.from(hs, (h) => ts[s.pick(ts, h)].key);
+    return Array.from(hs, (h) => ts[s.pick(ts, h)]!.key);
   }
 
   it('is stable per client and splits by weight (M = 65537)', () => {
@@ -389,10 +389,10 @@ describe('mh', () => {
     for (const h of hs) {
       const p = s.pick(ts, h);
       assert.equal(s.pick(ts, h), p);
-      counts[p]++;
+      counts[p]!++;
     }
     counts.forEach((c, k) => {
-      const want = (hs.length * ts[k].weight) / 10;
+      const want = (hs.length * ts[k]!.weight) / 10;
       assert.ok(Math.abs(c - want) < want * 0.05, `target ${k}: ${c} vs ${want}`);
     });
   });
@@ -419,7 +419,7 @@ describe('mh', () => {
     s.rebuild(ts);
     const hs = clientHashes(100_000, 5);
     const before = keysOf(ts, s, hs);
-    const removed = ts[3].key;
+    const removed = ts[3]!.key;
     const after = ts.filter((t) => t.key !== removed);
     s.rebuild(after);
     const now = keysOf(after, s, hs);
@@ -468,7 +468,7 @@ describe('mh', () => {
     const s = new MaglevScheduler(SMALL_PRIME);
     s.rebuild(ts);
     const counts = [0, 0];
-    for (const h of clientHashes(20_000, 9)) counts[s.pick(ts, h)]++;
-    assert.ok(Math.abs(counts[0] - counts[1]) < 2_000, `${counts}`);
+    for (const h of clientHashes(20_000, 9)) counts[s.pick(ts, h)]!++;
+    assert.ok(Math.abs(counts[0]! - counts[1]!) < 2_000, `${counts}`);
   });
 });

@@ -174,7 +174,7 @@ function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}): Proc {
   );
   const p: Proc = { child, lines: [], stderr: '', waiters: [] };
   let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
     buf += d;
     let nl;
     while ((nl = buf.indexOf('\n')) >= 0) {
@@ -189,7 +189,7 @@ function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}): Proc {
       for (const w of p.waiters.splice(0)) w();
     }
   });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (p.stderr += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (p.stderr += d));
   child.on('exit', () => {
     for (const w of p.waiters.splice(0)) w();
   });
@@ -1076,7 +1076,7 @@ describe('rs helpers', () => {
         ],
       },
     ];
-    const a = parseStatsDump(btf as never);
+    const a = parseStatsDump(btf);
     assert.equal(a.withToa, 7);
     assert.equal(a.malformed, 1);
     assert.equal(parseStatsDump(raw as never).withoutToa, 260);

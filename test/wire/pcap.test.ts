@@ -433,7 +433,7 @@ test('corrupt headers give clear errors', () => {
     /pcapng: block 1 \(Section Header Block\) at byte 0: bad byte-order magic/,
   );
   const badTrailer = ng.slice();
-  badTrailer[ng.length - 4] ^= 4;
+  badTrailer[ng.length - 4]! ^= 4;
   assert.throws(() => readCapture(badTrailer), /trailing block length does not match/);
   const badLen = ng.slice();
   new DataView(badLen.buffer).setUint32(4, 13, true);

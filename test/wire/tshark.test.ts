@@ -298,11 +298,11 @@ function buildPackets(): Built[] {
   // Negative controls, so a tshark that stopped checking would fail this test.
   const badTcp = structuredClone(packets[2]!);
   badTcp.name = 'negative control: TCP checksum byte flipped';
-  badTcp.ip[20 + 17] ^= 0x01;
+  badTcp.ip[20 + 17]! ^= 0x01;
   badTcp.expectL4Checksum = 'bad';
   const badIp = structuredClone(packets[1]!);
   badIp.name = 'negative control: IPv4 header checksum byte flipped';
-  badIp.ip[11] ^= 0x80;
+  badIp.ip[11]! ^= 0x80;
   badIp.expectIpChecksum = 'bad';
   packets.push(badTcp, badIp);
   return packets;

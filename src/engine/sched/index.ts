@@ -36,7 +36,7 @@ export function createScheduler(name: SchedulerName, opts: SchedulerOptions = {}
       return new MaglevScheduler(opts.mhTableSize);
     default:
       throw new Error(
-        `unknown scheduler ${JSON.stringify(name as unknown)}; valid names: ${SCHEDULER_NAMES.join(', ')}`,
+        `unknown scheduler ${JSON.stringify(name)}; valid names: ${SCHEDULER_NAMES.join(', ')}`,
       );
   }
 }

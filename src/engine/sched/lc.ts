@@ -21,7 +21,7 @@ export class LeastConnectionsScheduler implements Scheduler {
     let best = -1;
     let bestOh = 0;
     for (let i = 0; i < targets.length; i++) {
-      const t = targets[i];
+      const t = targets[i]!;
       if (!(t.weight > 0)) continue;
       const oh = overhead(t);
       if (best < 0 || oh < bestOh) {

@@ -60,7 +60,7 @@ export class MaglevScheduler implements Scheduler {
     let g = 0;
     let maxW = 0;
     for (let i = 0; i < targets.length; i++) {
-      const tw = targets[i].weight;
+      const tw = targets[i]!.weight;
       if (!(tw > 0)) continue;
       const w = Math.max(1, Math.floor(tw));
       idx.push(i);
@@ -76,7 +76,7 @@ export class MaglevScheduler implements Scheduler {
     const turns = new Int32Array(n);
     const scale = maxW / g > MAX_TURNS ? MAX_TURNS / maxW : 0;
     for (let k = 0; k < n; k++) {
-      const t = targets[idx[k]];
+      const t = targets[idx[k]!]!;
       pos[k] = murmur3String(t.key, OFFSET_SEED) % m;
       skip[k] = m === 2 ? 1 : (murmur3String(t.key, SKIP_SEED) % (m - 1)) + 1;
       const w = Math.max(1, Math.floor(t.weight));
@@ -88,14 +88,14 @@ export class MaglevScheduler implements Scheduler {
     let filled = 0;
     for (;;) {
       for (let k = 0; k < n; k++) {
-        for (let r = turns[k]; r > 0; r--) {
-          let c = pos[k];
-          while (table[c] >= 0) {
-            c += skip[k];
+        for (let r = turns[k]!; r > 0; r--) {
+          let c = pos[k]!;
+          while (table[c]! >= 0) {
+            c += skip[k]!;
             if (c >= m) c -= m;
           }
-          table[c] = idx[k];
-          c += skip[k];
+          table[c] = idx[k]!;
+          c += skip[k]!;
           pos[k] = c >= m ? c - m : c;
           if (++filled === m) return;
         }
@@ -109,15 +109,15 @@ export class MaglevScheduler implements Scheduler {
     if (this.live > 0) {
       const m = this.m;
       let s = h % m;
-      const t = this.table[s];
-      if (t >= 0 && t < n && targets[t].weight > 0) return t;
+      const t = this.table[s]!;
+      if (t >= 0 && t < n && targets[t]!.weight > 0) return t;
       // The owner was quiesced after the rebuild. Neighbouring slots belong to
       // pseudo-random targets in proportion to their shares, so probing on
       // spreads its clients fairly and stays stable per client.
       for (let k = 0; k < FALLBACK_PROBES; k++) {
         s = s + 1 === m ? 0 : s + 1;
-        const u = this.table[s];
-        if (u >= 0 && u < n && targets[u].weight > 0) return u;
+        const u = this.table[s]!;
+        if (u >= 0 && u < n && targets[u]!.weight > 0) return u;
       }
     }
     // Most targets are quiesced (or the table is stale): any live target will
@@ -126,7 +126,7 @@ export class MaglevScheduler implements Scheduler {
     const start = h % n;
     for (let k = 0; k < n; k++) {
       const i = start + k < n ? start + k : start + k - n;
-      if (targets[i].weight > 0) return i;
+      if (targets[i]!.weight > 0) return i;
     }
     return -1;
   }

@@ -20,7 +20,7 @@ export class RoundRobinScheduler implements Scheduler {
     let i = this.last < n ? this.last : -1;
     for (let k = 0; k < n; k++) {
       i = i + 1 === n ? 0 : i + 1;
-      if (targets[i].weight > 0) {
+      if (targets[i]!.weight > 0) {
         this.last = i;
         return i;
       }

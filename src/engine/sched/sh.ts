@@ -38,7 +38,7 @@ export class SourceHashScheduler implements Scheduler {
     const idx: number[] = [];
     let total = 0;
     for (let i = 0; i < targets.length; i++) {
-      const w = targets[i].weight;
+      const w = targets[i]!.weight;
       if (w > 0) {
         idx.push(i);
         total += w;
@@ -49,7 +49,7 @@ export class SourceHashScheduler implements Scheduler {
     if (idx.length === 0) return;
 
     const counts = apportion(
-      idx.map((i) => targets[i].weight),
+      idx.map((i) => targets[i]!.weight),
       total,
       b,
     );
@@ -61,11 +61,11 @@ export class SourceHashScheduler implements Scheduler {
       let best = -1;
       for (let k = 0; k < idx.length; k++) {
         if (counts[k] === 0) continue;
-        cur[k] += counts[k];
-        if (best < 0 || cur[k] > cur[best]) best = k;
+        cur[k]! += counts[k]!;
+        if (best < 0 || cur[k]! > cur[best]!) best = k;
       }
-      cur[best] -= b;
-      this.table[s] = idx[best];
+      cur[best]! -= b;
+      this.table[s] = idx[best]!;
     }
   }
 
@@ -77,13 +77,13 @@ export class SourceHashScheduler implements Scheduler {
       // Probing forward keeps a client's fallback stable while its own target
       // is quiesced, and leaves clients of other buckets where they are.
       for (let k = 0; k <= mask; k++) {
-        const t = this.table[(h + k) & mask];
-        if (t >= 0 && t < n && targets[t].weight > 0) return t;
+        const t = this.table[(h + k) & mask]!;
+        if (t >= 0 && t < n && targets[t]!.weight > 0) return t;
       }
     }
     // Table is stale (weights raised or list changed without a rebuild).
     for (let i = 0; i < n; i++) {
-      if (targets[i].weight > 0) return i;
+      if (targets[i]!.weight > 0) return i;
     }
     return -1;
   }
@@ -100,21 +100,21 @@ function apportion(weights: readonly number[], total: number, slots: number): nu
   const rem = new Array<number>(n);
   let given = 0;
   for (let k = 0; k < n; k++) {
-    const q = (weights[k] * slots) / total;
+    const q = (weights[k]! * slots) / total;
     counts[k] = Math.floor(q);
-    rem[k] = q - counts[k];
-    given += counts[k];
+    rem[k] = q - counts[k]!;
+    given += counts[k]!;
   }
-  const order = Array.from({ length: n }, (_, k) => k).sort((a, c) => rem[c] - rem[a] || a - c);
-  for (let r = 0; given < slots; r++, given++) counts[order[r % n]]++;
+  const order = Array.from({ length: n }, (_, k) => k).sort((a, c) => rem[c]! - rem[a]! || a - c);
+  for (let r = 0; given < slots; r++, given++) counts[order[r % n]!]!++;
 
   if (n <= slots) {
     for (let k = 0; k < n; k++) {
-      if (counts[k] > 0) continue;
+      if (counts[k]! > 0) continue;
       let donor = 0;
-      for (let j = 1; j < n; j++) if (counts[j] > counts[donor]) donor = j;
-      counts[donor]--;
-      counts[k]++;
+      for (let j = 1; j < n; j++) if (counts[j]! > counts[donor]!) donor = j;
+      counts[donor]!--;
+      counts[k]!++;
     }
   }
   return counts;

@@ -18,7 +18,7 @@ export class WeightedLeastConnectionsScheduler implements Scheduler {
     let bestOh = 0;
     let bestW = 0;
     for (let i = 0; i < targets.length; i++) {
-      const t = targets[i];
+      const t = targets[i]!;
       const w = t.weight;
       if (!(w > 0)) continue;
       const oh = overhead(t);

@@ -44,7 +44,7 @@ export class WeightedRoundRobinScheduler implements Scheduler {
     let g = 0;
     let mw = 0;
     for (let j = 0; j < n; j++) {
-      const tw = targets[j].weight;
+      const tw = targets[j]!.weight;
       // Fractional positive weights still count as schedulable.
       const w = tw > 0 ? Math.max(1, Math.floor(tw)) : 0;
       this.w[j] = w;
@@ -79,11 +79,11 @@ export class WeightedRoundRobinScheduler implements Scheduler {
           this.cw = cw;
         }
         this.i = i;
-        if (w[i] >= this.cw && targets[i].weight > 0) return i;
+        if (w[i]! >= this.cw && targets[i]!.weight > 0) return i;
       }
       let cap = 0;
       for (let j = 0; j < n; j++) {
-        if (targets[j].weight > 0 && w[j] > cap) cap = w[j];
+        if (targets[j]!.weight > 0 && w[j]! > cap) cap = w[j]!;
       }
       if (cap === 0) return -1;
       this.cap = cap;
