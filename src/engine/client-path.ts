@@ -172,7 +172,7 @@ export class ClientPath implements SynProxyReplay {
       return;
     }
 
-    this.conns.advance(c, nextStateInbound(t.state[c]! as TcpState, syn, ackFlag, fin, rst));
+    this.conns.advance(c, nextStateInbound(t.state[c]!, syn, ackFlag, fin, rst));
     loadU32Plus(
       t.clientNxt,
       c,

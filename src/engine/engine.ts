@@ -179,7 +179,7 @@ export class Engine {
       if ((t.flags[i]! & CF_IN_USE) === 0) continue;
       const svc = this.services[t.svc[i]!]!;
       out.push({
-        state: t.state[i]! as TcpState,
+        state: t.state[i]!,
         expiresInMs: Math.max(0, t.expires[i]! - this.ctx.now),
         cip: t.cip[i]!,
         cport: t.cport[i]!,

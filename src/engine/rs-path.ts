@@ -10,7 +10,7 @@ import { shiftSackEdges, type Nat } from './nat.js';
 import type { Packet } from './packet.js';
 import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
 import type { SynProxy } from './synproxy/synproxy.js';
-import { TcpState, nextStateOutbound } from './tcp-state.js';
+import { nextStateOutbound } from './tcp-state.js';
 
 /**
  * RS → client (DPVS's tcp_fnat_out_handler): find the connection by the
@@ -73,7 +73,7 @@ export class RsPath {
       return;
     }
 
-    this.conns.advance(c, nextStateOutbound(t.state[c]! as TcpState, syn, fin, rst));
+    this.conns.advance(c, nextStateOutbound(t.state[c]!, syn, fin, rst));
     loadU32Plus(t.rsNxt, c, b, tcpOff + TcpField.Seq, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
     this.nat.toClient(c, ackFlag);
     this.account(svc, c, p.length);

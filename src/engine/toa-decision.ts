@@ -35,7 +35,7 @@ export const enum ToaDecision {
 }
 
 export function toaModeOf(decision: number): ToaMode {
-  return (decision & ToaDecision.ModeMask) as ToaMode;
+  return decision & ToaDecision.ModeMask;
 }
 
 /**
