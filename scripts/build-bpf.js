@@ -3,10 +3,11 @@
 // build/bpf/toa.bpf.o) with `clang -O2 -g -target bpf -c`. Nothing is
 // downloaded: if clang or the headers are missing, or the compile fails, this
 // prints one warning line and exits 0 — only `fullnat rs attach|exec` needs
-// the object; everything else works without it.
+// the object; everything else works without it. Under FULLNAT_REQUIRE_ALL=1
+// (set by .ci/run) it is an error and the exit status is 1.
 //
 //   node scripts/build-bpf.js          (run by `npm install`)
-//   FULLNAT_SKIP_BPF=1 npm install     skip the build
+//   FULLNAT_SKIP_BPF=1 npm install     skip the build (refused under FULLNAT_REQUIRE_ALL)
 //   CLANG=/usr/bin/clang-16 …          use another clang
 //
 // Needs (Debian): clang, libbpf-dev (<bpf/bpf_helpers.h>), linux-libc-dev
@@ -22,14 +23,17 @@ const outDir = join(root, 'build/bpf');
 const object = join(outDir, 'toa.bpf.o');
 const logFile = join(outDir, 'bpf-build.log');
 
+const required = process.env.FULLNAT_REQUIRE_ALL === '1';
+
 function warn(reason) {
   console.error(
-    `fullnat: warning: eBPF TOA receiver not built (${reason}); \`fullnat rs attach|exec\` unavailable, everything else unaffected`,
+    `fullnat: ${required ? 'error' : 'warning'}: eBPF TOA receiver not built (${reason}); \`fullnat rs attach|exec\` unavailable, everything else unaffected`,
   );
-  process.exit(0);
+  process.exit(required ? 1 : 0);
 }
 
 if (process.env.FULLNAT_SKIP_BPF) {
+  if (required) warn('FULLNAT_SKIP_BPF set, but FULLNAT_REQUIRE_ALL=1 needs the object');
   console.error('fullnat: FULLNAT_SKIP_BPF set, eBPF TOA receiver not built');
   process.exit(0);
 }

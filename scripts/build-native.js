@@ -9,9 +9,12 @@
 // and exits 0 — the simulator and the lab on the in-memory links work
 // without them; `fullnat run` needs the TUN addon, and without the
 // peer-credential addon the control socket is guarded by its file mode only.
+// Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) an addon not built is an
+// error and the exit status is 1: CI must not pass by skipping the tests
+// that need it.
 //
 //   node scripts/build-native.js          (run by `npm install`)
-//   FULLNAT_SKIP_NATIVE=1 npm install     skip the build
+//   FULLNAT_SKIP_NATIVE=1 npm install     skip the build (refused under FULLNAT_REQUIRE_ALL)
 import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -37,16 +40,20 @@ const TARGETS = [
   },
 ];
 
+const required = process.env.FULLNAT_REQUIRE_ALL === '1';
+
 function warnOne(t, reason) {
-  console.error(`fullnat: warning: ${t.what} not built (${reason}); ${t.consequence}`);
+  const level = required ? 'error' : 'warning';
+  console.error(`fullnat: ${level}: ${t.what} not built (${reason}); ${t.consequence}`);
 }
 
 function warnAll(reason) {
   for (const t of TARGETS) warnOne(t, reason);
-  process.exit(0);
+  process.exit(required ? 1 : 0);
 }
 
 if (process.env.FULLNAT_SKIP_NATIVE) {
+  if (required) warnAll('FULLNAT_SKIP_NATIVE set, but FULLNAT_REQUIRE_ALL=1 needs every addon');
   console.error('fullnat: FULLNAT_SKIP_NATIVE set, native addons not built');
   process.exit(0);
 }
@@ -150,3 +157,4 @@ for (const t of TARGETS) {
 saveLog();
 for (const { t, reason } of failed) warnOne(t, `${reason}; full log: build/native-build.log`);
 for (const t of built) console.error(`fullnat: built ${t.what} build/Release/${t.name}.node`);
+if (required && failed.length > 0) process.exit(1);

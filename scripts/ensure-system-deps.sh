@@ -9,7 +9,11 @@
 #   nginx      an unmodified real server in the end-to-end tests
 #   chromium   headless screenshot of doctor's HTML report
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
+# Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
+# error (exit 1): the tests that need it would skip, and CI must not pass by skipping.
 set -u
+required=0
+[ "${FULLNAT_REQUIRE_ALL:-}" = 1 ] && required=1
 declare -A need=(
   [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
   [tcpdump]="tcpdump: packet captures in the lab"
@@ -38,23 +42,35 @@ missing=()
 for cmd in "${!need[@]}"; do
   have "$cmd" || missing+=("$cmd")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+status=0
+pkgs=()
+for m in "${missing[@]}"; do pkgs+=("${pkg[$m]}"); done
+if [ ${#missing[@]} -eq 0 ]; then
+  :
+elif [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "fullnat: missing system tools (tests that need them will be skipped):" >&2
   for m in "${missing[@]}"; do echo "  - ${need[$m]}" >&2; done
-  echo "  install with: apt-get install ${missing[*]/#/}" >&2
-  exit 0
+  echo "  install with: apt-get install ${pkgs[*]}" >&2
+  status=$required
+else
+  echo "fullnat: installing Debian packages the tests and lab need:" >&2
+  for m in "${missing[@]}"; do echo "  - ${need[$m]}" >&2; done
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2 || echo "fullnat: apt-get update failed; trying the install anyway" >&2
+  if ! apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2; then
+    echo "fullnat: apt-get install failed; tests that need ${pkgs[*]} will be skipped" >&2
+    status=$required
+  fi
+  still=()
+  for m in "${missing[@]}"; do have "$m" || still+=("${pkg[$m]}"); done
+  if [ ${#still[@]} -gt 0 ]; then
+    echo "fullnat: still missing after the install: ${still[*]}" >&2
+    status=$required
+  fi
 fi
-pkgs=()
-echo "fullnat: installing Debian packages the tests and lab need:" >&2
-for m in "${missing[@]}"; do
-  echo "  - ${need[$m]}" >&2
-  pkgs+=("${pkg[$m]}")
-done
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >&2 || echo "fullnat: apt-get update failed; trying the install anyway" >&2
-apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >&2 \
-  || echo "fullnat: apt-get install failed; tests that need ${pkgs[*]} will be skipped" >&2
 # The eBPF object is built at npm install; build it now if its compiler only just arrived.
-if [ ! -f build/bpf/toa.bpf.o ] && [ -f scripts/build-bpf.js ]; then node scripts/build-bpf.js >&2; fi
-exit 0
+if [ ! -f build/bpf/toa.bpf.o ] && [ -f scripts/build-bpf.js ]; then
+  node scripts/build-bpf.js >&2 || status=1
+fi
+[ "$status" = 1 ] && echo "fullnat: FULLNAT_REQUIRE_ALL=1 and the above is missing: failing" >&2
+exit "$status"
