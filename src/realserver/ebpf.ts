@@ -16,6 +16,10 @@
  *
  * Attachments are found again from the kernel (`bpftool cgroup tree`), so
  * there is no state file: the pins say what is loaded, the cgroups say where.
+ *
+ * The pin directory is taken as the kernel sees it (absolute, `..` and
+ * symlinks resolved), must lie below a bpf filesystem mount (statfs magic,
+ * not a path prefix), and only the names above are ever removed from it.
  */
 import { execFileSync } from 'node:child_process';
 import {
@@ -24,14 +28,16 @@ import {
   existsSync,
   mkdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
   rmdirSync,
   statSync,
+  statfsSync,
   writeFileSync,
 } from 'node:fs';
 import { endianness, release } from 'node:os';
-import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** A failure the user can act on; the message names what is missing. */
@@ -58,6 +64,12 @@ export const PROGRAMS: readonly { name: string; attach: AttachKind }[] = [
   { name: 'toa_peername4', attach: 'getpeername4' },
   { name: 'toa_peername6', attach: 'getpeername6' },
 ];
+
+/** The maps bpftool pins under <pin>/maps, by their names in toa.bpf.c. */
+export const MAP_PINS: readonly string[] = ['toa_sk', 'toa_stats'];
+
+/** statfs(2) f_type of a bpf filesystem (BPF_FS_MAGIC, linux/magic.h). */
+const BPF_FS_MAGIC = 0xcafe4a11;
 
 /** Counter names, in the order of the TOA_STAT_* indexes in toa.bpf.c. */
 export const STAT_NAMES = [
@@ -97,8 +109,70 @@ interface Resolved {
   bpftool: string | undefined;
 }
 
+/**
+ * `dir` as the kernel will see it: absolute, with `..` and symlinks resolved
+ * as far as it exists (`/sys/fs/bpf/../../etc` is `/etc`).
+ */
+export function canonicalPinDir(dir: string): string {
+  const missing: string[] = [];
+  let head = resolve(dir);
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...missing);
+    } catch {
+      const parent = dirname(head);
+      if (parent === head) return resolve(dir);
+      missing.unshift(basename(head));
+      head = parent;
+    }
+  }
+}
+
+/** The deepest existing ancestor of `path` (or path itself) is on a bpf filesystem. */
+function onBpffs(path: string): boolean {
+  for (let p = path; ; p = dirname(p)) {
+    try {
+      return statfsSync(p).type === BPF_FS_MAGIC;
+    } catch {
+      if (dirname(p) === p) return false;
+    }
+  }
+}
+
+/**
+ * Refuses a pin directory that is not strictly inside a bpf filesystem: its
+ * parent must be on one too, so it is never a mount point (whose other pins
+ * are not ours) nor anywhere on an ordinary filesystem.
+ */
+function checkPinDir(pinDir: string): void {
+  if (!onBpffs(pinDir) || !onBpffs(dirname(pinDir)) || dirname(pinDir) === pinDir)
+    throw new RealServerError(
+      `pin directory ${pinDir} is not inside a bpf filesystem (mount -t bpf bpf ${BPFFS}; pins go in a directory below it)`,
+    );
+}
+
+/**
+ * Removes the pins this tool creates in `dir` (programs, maps) and then the
+ * directories if they are empty. Anything else found there is left alone;
+ * returns false if `dir` still exists afterwards.
+ */
+function removePins(dir: string): boolean {
+  if (!existsSync(dir)) return true;
+  checkPinDir(dir);
+  for (const p of PROGRAMS) rmSync(join(dir, p.name), { force: true });
+  for (const m of MAP_PINS) rmSync(join(dir, 'maps', m), { force: true });
+  for (const d of [join(dir, 'maps'), dir]) {
+    try {
+      rmdirSync(d);
+    } catch {
+      // absent, or holds files that are not ours
+    }
+  }
+  return !existsSync(dir);
+}
+
 function resolveOptions(o: EbpfOptions = {}): Resolved {
-  const pinDir = o.pinDir ?? process.env.FULLNAT_TOA_PIN_DIR ?? DEFAULT_PIN_DIR;
+  const pinDir = canonicalPinDir(o.pinDir ?? process.env.FULLNAT_TOA_PIN_DIR ?? DEFAULT_PIN_DIR);
   return {
     pinDir,
     mapDir: join(pinDir, 'maps'),
@@ -269,17 +343,13 @@ function bpffsMounted(): boolean {
   return readMounts().some((m) => m.type === 'bpf' && m.target === BPFFS);
 }
 
-/** Mounts bpffs at /sys/fs/bpf if it is not mounted. */
+/** Mounts bpffs at /sys/fs/bpf if the pins go below it and it is not mounted; then checks the pin directory. */
 function ensureBpffs(pinDir: string): void {
-  if (!pinDir.startsWith(`${BPFFS}/`)) {
-    // A custom location: it must itself be on a bpffs.
-    const onBpffs = readMounts().some(
-      (m) => m.type === 'bpf' && (pinDir === m.target || pinDir.startsWith(`${m.target}/`)),
-    );
-    if (!onBpffs) throw new RealServerError(`pin directory ${pinDir} is not on a bpf filesystem`);
-    return;
-  }
-  if (bpffsMounted()) return;
+  if (pinDir.startsWith(`${BPFFS}/`) && !bpffsMounted()) mountBpffs();
+  checkPinDir(pinDir);
+}
+
+function mountBpffs(): void {
   try {
     execFileSync('mount', ['-t', 'bpf', 'bpf', BPFFS], { stdio: ['ignore', 'ignore', 'pipe'] });
   } catch (err) {
@@ -434,15 +504,18 @@ function loadPinned(r: Resolved): { ids: Map<string, number>; loaded: boolean } 
     throw new RealServerError(
       `incomplete pins in ${r.pinDir} (only ${[...ids.keys()].join(', ')}): run \`fullnat rs detach\` first`,
     );
-  // Nothing usable there (an empty or foreign leftover): replace it.
-  rmSync(r.pinDir, { recursive: true, force: true });
+  // Nothing usable there (an empty or stale leftover of ours): replace it.
+  if (!removePins(r.pinDir))
+    throw new RealServerError(
+      `${r.pinDir} holds files fullnat did not pin there: remove them or choose another --pin-dir`,
+    );
   const tmp = `${r.pinDir}-loading-${process.pid}`; // bpffs refuses names with a dot
-  rmSync(tmp, { recursive: true, force: true });
+  removePins(tmp);
   try {
     bpftool(r, ['prog', 'loadall', r.object, tmp, 'pinmaps', join(tmp, 'maps')]);
     renameSync(tmp, r.pinDir);
   } catch (err) {
-    rmSync(tmp, { recursive: true, force: true });
+    removePins(tmp);
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOTEMPTY' || code === 'EEXIST') {
       // A concurrent `rs attach` won the race; its pins are as good as ours.
@@ -481,6 +554,7 @@ export interface AttachResult {
  */
 export function attach(cgroupArg?: string, o: EbpfOptions = {}): AttachResult {
   const r = require_(o, true);
+  ensureBpffs(r.pinDir);
   const cgroup = resolveCgroup(cgroupArg);
   let createdCgroup = false;
   if (!existsSync(cgroup)) {
@@ -492,7 +566,6 @@ export function attach(cgroupArg?: string, o: EbpfOptions = {}): AttachResult {
   }
   if (!existsSync(join(cgroup, 'cgroup.procs')))
     throw new RealServerError(`${cgroup} is not a cgroup directory (no cgroup.procs)`);
-  ensureBpffs(r.pinDir);
   mkdirSync(dirname(r.pinDir), { recursive: true });
   const { ids, loaded } = loadPinned(r);
 
@@ -550,7 +623,7 @@ export function detach(cgroupArg?: string, o: EbpfOptions = {}): DetachResult {
   }
   let unloaded = false;
   if (findAttachments(r, ids).length === 0 && existsSync(r.pinDir)) {
-    rmSync(r.pinDir, { recursive: true, force: true });
+    removePins(r.pinDir);
     unloaded = true;
   }
   // The default cgroup is ours: remove it once nothing uses it (rmdir fails if a process or child cgroup remains).
