@@ -27,6 +27,10 @@ import { getScenario, SCENARIO_NAMES } from '../../src/lab/sim/scenarios.js';
 import type { ToaPolicy } from '../../src/engine/options.js';
 import type { ScenarioName } from '../../src/lab/sim/scenarios.js';
 import { analyzeCapture } from '../../src/doctor/analyze.js';
+import { expectedCell } from '../support/toa-table.js';
+
+/** Connections per cell of the whole-table test (36 cells; about 20 s on two CPUs). */
+const TABLE_CONNECTIONS = 20;
 
 const avail = labAvailable();
 const skip = avail.ok ? undefined : avail.reason;
@@ -112,23 +116,22 @@ describe('lab helpers', () => {
 });
 
 describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
-  test('fullnat delivers the real client address in the hard scenarios', async () => {
-    const hard: ScenarioName[] = [
-      'fin-data',
-      'over-mss',
-      'options-full',
-      'small-rs-mtu',
-      'defer-accept',
-      'spoof-toa',
-    ];
-    const r = await lab(['fullnat'], hard, 8);
+  test('the whole table on real kernels: every scenario × policy, exact outcomes', async () => {
+    const policies = ['lvs', 'dpvs', 'fullnat'] as const;
+    const r = await lab([...policies], [...SCENARIO_NAMES], TABLE_CONNECTIONS);
     assert.equal(r.mode, 'lab');
-    assert.equal(r.results.length, hard.length);
-    for (const s of hard) {
-      const x = row(r, s, 'fullnat');
-      assert.equal(x.connections, 8);
-      assert.equal(x.realIp, x.connections, `${s}: ${JSON.stringify(x)}`);
-      assert.ok(x.source === 'rs-app' || x.source === 'rs-capture');
+    assert.equal(r.results.length, SCENARIO_NAMES.length * policies.length);
+    for (const p of policies) {
+      for (const s of SCENARIO_NAMES) {
+        const x = row(r, s, p);
+        assert.equal(x.connections, TABLE_CONNECTIONS, `${s}/${p}`);
+        assert.deepEqual(
+          { realIp: x.realIp, wrongIp: x.wrongIp, failed: x.failed },
+          expectedCell(s, p, TABLE_CONNECTIONS),
+          `${s}/${p}: ${JSON.stringify(x)}`,
+        );
+        assert.ok(x.source === 'rs-app' || x.source === 'rs-capture');
+      }
     }
     // JSON: the docs/CLI.md contract plus `source`.
     const doc = JSON.parse(JSON.stringify(r)) as LabReport;
@@ -142,15 +145,6 @@ describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
       'wrongIp',
     ]);
     assert.match(formatLabTable(r), /mode: lab \(real kernels\); verdict source: rs-/);
-  });
-
-  test('lvs loses the address on FIN+data and over-MSS segments, as real kernels show', async () => {
-    const r = await lab(['lvs'], ['fin-data', 'over-mss'], 6);
-    for (const s of ['fin-data', 'over-mss']) {
-      const x = row(r, s, 'lvs');
-      assert.ok(x.wrongIp > 0, `${s}: ${JSON.stringify(x)}`);
-      assert.equal(x.failed, 0, `${s}: ${JSON.stringify(x)}`);
-    }
   });
 
   test(
