@@ -24,16 +24,22 @@
  *                  AF_INET6 socket becomes ::ffff:a.b.c.d; an IPv6 TOA on an
  *                  AF_INET socket cannot be expressed and is left alone.
  *
+ * Trusted load balancers: a TOA is believed only when the segment came from
+ * an address in toa_trust4 / toa_trust6 (LPM tries of the LBs' local
+ * addresses, the LIPs, filled by `fullnat rs attach --trust PREFIXES`). The
+ * address checked is the connection's real peer, the one the SYN came from
+ * (an IPv4 peer of a dual-stack socket, ::ffff:a.b.c.d, is looked up as
+ * IPv4). A TOA from any other peer is ignored — the application sees the
+ * true peer — and counted as untrusted. Without --trust the tries hold
+ * 0.0.0.0/0 and ::/0: every peer is trusted, as the toa kernel module does,
+ * and any host that can reach the real server can claim any address.
+ *
  * Counters (per-CPU array toa_stats, summed by `fullnat rs status`) mirror
  * the toa module's /proc/net/toa_stats; see the TOA_STAT_* indexes.
  *
  * Only programs attached to the cgroup of the *listening* socket run (the
  * accepted socket inherits it), so the server must create its listener after
  * it has been moved into the cgroup (`fullnat rs exec -- CMD`).
- *
- * Like the toa kernel module, this trusts any TOA: a client that can reach
- * the real server directly can claim any address. Keep real servers
- * reachable only through the load balancer (which strips client TOAs).
  *
  * Note: Linux >= 6.7 built with TCP-MD5/TCP-AO drops a segment whose options
  * are malformed while >= 18 (MD5 only) or >= 5 (AO) option bytes remain
@@ -58,12 +64,13 @@
 
 /* Indexes into toa_stats. Keep in sync with STAT_NAMES in src/realserver/ebpf.ts. */
 enum {
-	TOA_STAT_WITH_TOA = 0,  /* handshake concluded by a segment carrying a TOA */
+	TOA_STAT_WITH_TOA = 0,  /* handshake concluded by a segment carrying a TOA from a trusted peer */
 	TOA_STAT_WITHOUT_TOA,   /* options parsed cleanly, no TOA among them */
 	TOA_STAT_MALFORMED,     /* option parsing stopped (size < 2 / past the header) before any TOA */
 	TOA_STAT_ERRORS,        /* no concluding segment visible, or socket storage unavailable */
 	TOA_STAT_PEER_REWRITES, /* getpeername()/accept() answers rewritten to the TOA address */
 	TOA_STAT_V6_ON_V4_SOCK, /* IPv6 TOA asked for through an AF_INET socket (left unchanged) */
+	TOA_STAT_UNTRUSTED,     /* handshake with a TOA from a peer outside toa_trust4/6 (TOA ignored) */
 	TOA_STAT_MAX,
 };
 
@@ -89,6 +96,35 @@ struct {
 	__type(value, __u64);
 } toa_stats SEC(".maps");
 
+/* LPM trie keys: prefix length in bits, then the address in network byte order. */
+struct trust4_key {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct trust6_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#define TRUST_MAX 1024 /* per family; keep in sync with TRUST_MAX in src/realserver/ebpf.ts */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TRUST_MAX);
+	__type(key, struct trust4_key);
+	__type(value, __u32);
+} toa_trust4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, TRUST_MAX);
+	__type(key, struct trust6_key);
+	__type(value, __u32);
+} toa_trust6 SEC(".maps");
+
 static __always_inline void count(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&toa_stats, &idx);
@@ -98,6 +134,38 @@ static __always_inline void count(__u32 idx)
 }
 
 enum { PARSE_NONE = 0, PARSE_FOUND = 1, PARSE_MALFORMED = 2 };
+
+static __always_inline int trusted4(__u32 addr)
+{
+	struct trust4_key k = { .prefixlen = 32 };
+
+	__builtin_memcpy(k.addr, &addr, 4);
+	return bpf_map_lookup_elem(&toa_trust4, &k) != 0;
+}
+
+/*
+ * Whether the connection's real peer (the address the handshake came from:
+ * the LB's LIP) may speak for its clients. ::ffff:a.b.c.d, an IPv4 peer of an
+ * AF_INET6 socket, is an IPv4 peer.
+ */
+static __always_inline int peer_trusted(struct bpf_sock_ops *skops)
+{
+	struct trust6_key k = { .prefixlen = 128 };
+	__u32 w[4];
+
+	if (skops->family == AF_INET)
+		return trusted4(skops->remote_ip4);
+	if (skops->family != AF_INET6)
+		return 0;
+	w[0] = skops->remote_ip6[0];
+	w[1] = skops->remote_ip6[1];
+	w[2] = skops->remote_ip6[2];
+	w[3] = skops->remote_ip6[3];
+	if (w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff))
+		return trusted4(w[3]);
+	__builtin_memcpy(k.addr, w, 16);
+	return bpf_map_lookup_elem(&toa_trust6, &k) != 0;
+}
 
 SEC("sockops")
 int toa_sockops(struct bpf_sock_ops *skops)
@@ -181,6 +249,10 @@ int toa_sockops(struct bpf_sock_ops *skops)
 	}
 	if (result == PARSE_MALFORMED) {
 		count(TOA_STAT_MALFORMED);
+		return 1;
+	}
+	if (!peer_trusted(skops)) {
+		count(TOA_STAT_UNTRUSTED);
 		return 1;
 	}
 

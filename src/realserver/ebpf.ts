@@ -13,6 +13,12 @@
  *
  *   <pin>/toa_sockops  <pin>/toa_peername4  <pin>/toa_peername6   programs
  *   <pin>/maps/toa_sk  <pin>/maps/toa_stats                          maps
+ *   <pin>/maps/toa_trust4  <pin>/maps/toa_trust6                     trusted LBs
+ *
+ * The trusted-LB list (`--trust`, LPM tries of LIP prefixes) belongs to the
+ * pins, so every cgroup attached from one pin directory shares it. A fresh
+ * load without a list trusts any peer (0.0.0.0/0 and ::/0); a later attach
+ * with a list replaces it, one without leaves the list in force alone.
  *
  * Attachments are found again from the kernel (`bpftool cgroup tree`), so
  * there is no state file: the pins say what is loaded, the cgroups say where.
@@ -36,9 +42,11 @@ import {
   statfsSync,
   writeFileSync,
 } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { endianness, release } from 'node:os';
 import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ipv6ToString, parseIpv4, parseIpv6 } from '../wire/bytes.js';
 
 /** A failure the user can act on; the message names what is missing. */
 export class RealServerError extends Error {
@@ -65,8 +73,14 @@ export const PROGRAMS: readonly { name: string; attach: AttachKind }[] = [
   { name: 'toa_peername6', attach: 'getpeername6' },
 ];
 
+/** The trusted-LB tries (LPM, key = prefix length + address), IPv4 and IPv6. */
+export const TRUST_MAPS = { 4: 'toa_trust4', 6: 'toa_trust6' } as const;
+
+/** Entries per trie (TRUST_MAX in toa.bpf.c). */
+export const TRUST_MAX = 1024;
+
 /** The maps bpftool pins under <pin>/maps, by their names in toa.bpf.c. */
-export const MAP_PINS: readonly string[] = ['toa_sk', 'toa_stats'];
+export const MAP_PINS: readonly string[] = ['toa_sk', 'toa_stats', TRUST_MAPS[4], TRUST_MAPS[6]];
 
 /** statfs(2) f_type of a bpf filesystem (BPF_FS_MAGIC, linux/magic.h). */
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -79,6 +93,7 @@ export const STAT_NAMES = [
   'errors',
   'peerRewrites',
   'v6OnV4Socket',
+  'untrusted',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 export type Counters = Record<StatName, number>;
@@ -401,15 +416,138 @@ function require_(o: EbpfOptions, needObject: boolean): Resolved {
   return resolveOptions(o);
 }
 
+// ----------------------------------------------------------- trusted LBs
+
+/**
+ * One trusted prefix: the first `bits` bits of `addr` (4 or 16 bytes in
+ * network order, the bits after the prefix cleared).
+ */
+export interface TrustPrefix {
+  family: 4 | 6;
+  addr: readonly number[];
+  bits: number;
+}
+
+/** What the receiver trusts: `anyPeer` when 0.0.0.0/0 and ::/0 are both in the list. */
+export interface TrustState {
+  anyPeer: boolean;
+  /** The list in force, IPv4 first, as ADDRESS/LEN. */
+  prefixes: string[];
+}
+
+/** 0.0.0.0/0 and ::/0: every peer, what a load without --trust puts in the tries. */
+export const TRUST_ANY: readonly TrustPrefix[] = [
+  { family: 4, addr: [0, 0, 0, 0], bits: 0 },
+  { family: 6, addr: new Array<number>(16).fill(0), bits: 0 },
+];
+
+function maskBits(addr: readonly number[], bits: number): number[] {
+  return addr.map((b, i) => {
+    const keep = Math.max(0, Math.min(8, bits - 8 * i));
+    return b & (0xff00 >> keep) & 0xff;
+  });
+}
+
+/**
+ * Parses one --trust item, ADDRESS or ADDRESS/LEN (IPv4 or IPv6; a bare
+ * address is /32 or /128). Bits after the prefix are cleared (10.0.3.7/24 is
+ * 10.0.3.0/24), and ::ffff:a.b.c.d/LEN with LEN >= 96 is the IPv4 prefix
+ * a.b.c.d/(LEN-96), since an IPv4 peer of a dual-stack socket is checked as
+ * IPv4. Throws a RealServerError naming the item.
+ */
+export function parseTrustPrefix(item: string): TrustPrefix {
+  const text = item.trim();
+  if (text === '')
+    throw new RealServerError('--trust: empty prefix (expected ADDRESS[/LEN], comma-separated)');
+  const bad = (why: string): RealServerError =>
+    new RealServerError(`--trust: "${text}" ${why} (expected ADDRESS[/LEN], comma-separated)`);
+  const slash = text.indexOf('/');
+  const addrText = slash < 0 ? text : text.slice(0, slash);
+  let family: 4 | 6;
+  let addr: number[];
+  const v6 = addrText.includes('%') ? null : parseIpv6(addrText);
+  if (isIPv4(addrText)) {
+    const n = parseIpv4(addrText);
+    family = 4;
+    addr = [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+  } else if (v6 !== null) {
+    family = 6;
+    addr = Array.from(v6);
+  } else throw bad('is not an IPv4 or IPv6 address');
+  const max = family === 4 ? 32 : 128;
+  let bits = max;
+  if (slash >= 0) {
+    const lenText = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max)
+      throw bad(`has a bad prefix length "/${lenText}" (IPv${family}: /0 to /${max})`);
+    bits = Number(lenText);
+  }
+  const mapped = family === 6 && addr.slice(0, 10).every((b) => b === 0) && addr[10] === 0xff;
+  if (mapped && addr[11] === 0xff) {
+    if (bits < 96)
+      throw bad('is an IPv4-mapped prefix shorter than /96; write the IPv4 prefix instead');
+    family = 4;
+    addr = addr.slice(12);
+    bits -= 96;
+  }
+  return { family, addr: maskBits(addr, bits), bits };
+}
+
+/** ADDRESS/LEN text of a prefix. */
+export function formatTrustPrefix(p: TrustPrefix): string {
+  const a = p.family === 4 ? p.addr.join('.') : ipv6ToString(Uint8Array.from(p.addr));
+  return `${a}/${p.bits}`;
+}
+
+const sortPrefixes = (list: readonly TrustPrefix[]): TrustPrefix[] =>
+  [...list].sort(
+    (a, b) =>
+      a.family - b.family || a.addr.reduce((d, x, i) => d || x - b.addr[i]!, 0) || a.bits - b.bits,
+  );
+
+/**
+ * Parses --trust values: comma-separated prefixes (see parseTrustPrefix),
+ * from one string or several (repeated --trust); duplicates are merged.
+ */
+export function parseTrustList(values: string | readonly string[]): TrustPrefix[] {
+  const seen = new Map<string, TrustPrefix>();
+  for (const value of typeof values === 'string' ? [values] : values) {
+    const items = value.split(',');
+    items.forEach((item, i) => {
+      if (item.trim() === '')
+        throw new RealServerError(
+          value.trim() === ''
+            ? '--trust: empty list (expected ADDRESS[/LEN], comma-separated)'
+            : `--trust "${value}": item ${i + 1} of ${items.length} is empty (expected ADDRESS[/LEN], comma-separated)`,
+        );
+      const p = parseTrustPrefix(item);
+      seen.set(formatTrustPrefix(p), p);
+    });
+  }
+  if (seen.size === 0) throw new RealServerError('--trust: empty list');
+  const list = sortPrefixes([...seen.values()]);
+  for (const family of [4, 6] as const)
+    if (list.filter((p) => p.family === family).length > TRUST_MAX)
+      throw new RealServerError(`--trust: more than ${TRUST_MAX} IPv${family} prefixes`);
+  return list;
+}
+
+/** The state a list amounts to. */
+export function trustState(list: readonly TrustPrefix[]): TrustState {
+  const prefixes = sortPrefixes(list).map(formatTrustPrefix);
+  return { anyPeer: prefixes.includes('0.0.0.0/0') && prefixes.includes('::/0'), prefixes };
+}
+
 // ---------------------------------------------------------------- bpftool
 
-function bpftool(r: Resolved, args: string[]): string {
+function bpftool(r: Resolved, args: string[], input?: string): string {
   if (!r.bpftool) throw new RealServerError('bpftool not found (Debian package: bpftool)');
   try {
     return execFileSync(r.bpftool, args, {
       encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       maxBuffer: 64 * 1024 * 1024,
+      ...(input === undefined ? {} : { input }),
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
@@ -428,6 +566,17 @@ function bpftool(r: Resolved, args: string[]): string {
 function bpftoolJson<T>(r: Resolved, args: string[]): T {
   const out = bpftool(r, ['-j', ...args]).trim();
   return (out === '' ? null : JSON.parse(out)) as T;
+}
+
+/** Runs bpftool commands, one process for all of them (`batch file -`) unless an argument cannot be quoted there. */
+function bpftoolAll(r: Resolved, commands: string[][]): void {
+  if (commands.length === 0) return;
+  if (commands.some((c) => c.some((a) => /["\\\n]/.test(a)))) {
+    for (const c of commands) bpftool(r, c);
+    return;
+  }
+  const script = commands.map((c) => c.map((a) => `"${a}"`).join(' ')).join('\n');
+  bpftool(r, ['batch', 'file', '-'], `${script}\n`);
 }
 
 interface BpftoolProg {
@@ -490,14 +639,96 @@ function findAttachments(r: Resolved, ids: Map<string, number>): Attachment[] {
   return out;
 }
 
+// ------------------------------------------------------ trusted-LB maps
+
+const hexBytes = (bytes: readonly number[]): string[] =>
+  bytes.map((b) => b.toString(16).padStart(2, '0'));
+
+/** An LPM trie key: the prefix length (u32, host byte order), then the address. */
+function trustKey(p: TrustPrefix): number[] {
+  const len = [p.bits & 0xff, (p.bits >>> 8) & 0xff, 0, 0];
+  return [...(endianness() === 'LE' ? len : len.reverse()), ...p.addr];
+}
+
+/** The trusted prefixes in the tries under `mapDir`; undefined when the tries are not pinned there. */
+function readTrust(r: Resolved, mapDir: string): TrustPrefix[] | undefined {
+  const out: TrustPrefix[] = [];
+  for (const family of [4, 6] as const) {
+    const path = join(mapDir, TRUST_MAPS[family]);
+    if (!existsSync(path)) return undefined;
+    const entries =
+      bpftoolJson<{ key: (string | number)[] }[] | null>(r, ['map', 'dump', 'pinned', path]) ?? [];
+    for (const e of entries) {
+      const key = e.key.map(Number);
+      out.push({ family, addr: key.slice(4), bits: bytesToNumber(key.slice(0, 4)) });
+    }
+  }
+  return sortPrefixes(out);
+}
+
+/**
+ * Makes `want` the trusted list under `mapDir`: adds the new prefixes first,
+ * then removes the others, so a prefix in both the old and the new list is
+ * trusted throughout. Reads the tries back to check.
+ */
+function writeTrust(r: Resolved, mapDir: string, want: readonly TrustPrefix[]): TrustPrefix[] {
+  const have = readTrust(r, mapDir);
+  if (have === undefined)
+    throw new RealServerError(
+      `the programs pinned at ${dirname(mapDir)} have no trusted-LB maps (loaded by an older fullnat): run \`fullnat rs detach\` and attach again`,
+    );
+  const path = (p: TrustPrefix): string => join(mapDir, TRUST_MAPS[p.family]);
+  const id = (p: TrustPrefix): string => `${p.family} ${hexBytes(trustKey(p)).join('')}`;
+  const wanted = new Set(want.map(id));
+  bpftoolAll(
+    r,
+    want.map((p) => [
+      'map',
+      'update',
+      'pinned',
+      path(p),
+      'key',
+      'hex',
+      ...hexBytes(trustKey(p)),
+      'value',
+      'hex',
+      '01',
+      '00',
+      '00',
+      '00',
+    ]),
+  );
+  try {
+    bpftoolAll(
+      r,
+      have
+        .filter((p) => !wanted.has(id(p)))
+        .map((p) => ['map', 'delete', 'pinned', path(p), 'key', 'hex', ...hexBytes(trustKey(p))]),
+    );
+  } catch {
+    // Gone already (a concurrent attach): the read-back below decides.
+  }
+  const now = readTrust(r, mapDir) ?? [];
+  const got = new Set(now.map(id));
+  if (got.size !== wanted.size || [...wanted].some((k) => !got.has(k)))
+    throw new RealServerError(
+      `the trusted-LB list in ${mapDir} reads back as ${trustState(now).prefixes.join(',') || 'empty'}, not ${trustState(want).prefixes.join(',')} (a concurrent attach?)`,
+    );
+  return now;
+}
+
 // ------------------------------------------------------------------ load
 
 /**
  * Loads the object once and pins it. bpftool loads into a private directory
- * which is then renamed into place, so the pins appear complete or not at
- * all, and of two concurrent loads one wins and the other reuses its pins.
+ * which is then renamed into place, so the pins appear complete (the
+ * trusted-LB list `trust` filled in) or not at all, and of two concurrent
+ * loads one wins and the other reuses its pins.
  */
-function loadPinned(r: Resolved): { ids: Map<string, number>; loaded: boolean } {
+function loadPinned(
+  r: Resolved,
+  trust: readonly TrustPrefix[],
+): { ids: Map<string, number>; loaded: boolean } {
   let ids = pinnedPrograms(r);
   if (ids.size === PROGRAMS.length) return { ids, loaded: false };
   if (ids.size > 0)
@@ -513,6 +744,7 @@ function loadPinned(r: Resolved): { ids: Map<string, number>; loaded: boolean } 
   removePins(tmp);
   try {
     bpftool(r, ['prog', 'loadall', r.object, tmp, 'pinmaps', join(tmp, 'maps')]);
+    writeTrust(r, join(tmp, 'maps'), trust);
     renameSync(tmp, r.pinDir);
   } catch (err) {
     removePins(tmp);
@@ -544,15 +776,33 @@ export interface AttachResult {
   inherited: AttachKind[];
   /** The cgroup directory was created now. */
   createdCgroup: boolean;
+  /** The trusted-LB list in force afterwards (shared by every cgroup attached from pinDir). */
+  trust: TrustState;
+  /** The list was set now (from `trust`, or the any-peer default of a fresh load). */
+  trustSet: boolean;
+}
+
+export interface AttachOptions {
+  /**
+   * The LBs (their LIP prefixes) whose TOAs are believed; replaces the list
+   * in force. Without it a fresh load trusts any peer and an existing list
+   * is kept. See parseTrustList.
+   */
+  trust?: readonly TrustPrefix[];
 }
 
 /**
  * Loads the programs (once; later calls reuse the pins) and attaches them to
  * `cgroup` (default <cgroup2>/fullnat-toa, created if missing). Idempotent:
  * programs already attached there, or in force through an ancestor cgroup,
- * are not attached again (they would run twice and count twice).
+ * are not attached again (they would run twice and count twice). The
+ * trusted-LB list is in place before any program is attached.
  */
-export function attach(cgroupArg?: string, o: EbpfOptions = {}): AttachResult {
+export function attach(
+  cgroupArg?: string,
+  o: EbpfOptions = {},
+  a: AttachOptions = {},
+): AttachResult {
   const r = require_(o, true);
   ensureBpffs(r.pinDir);
   const cgroup = resolveCgroup(cgroupArg);
@@ -567,7 +817,13 @@ export function attach(cgroupArg?: string, o: EbpfOptions = {}): AttachResult {
   if (!existsSync(join(cgroup, 'cgroup.procs')))
     throw new RealServerError(`${cgroup} is not a cgroup directory (no cgroup.procs)`);
   mkdirSync(dirname(r.pinDir), { recursive: true });
-  const { ids, loaded } = loadPinned(r);
+  const { ids, loaded } = loadPinned(r, a.trust ?? TRUST_ANY);
+  const trustSet = loaded || a.trust !== undefined;
+  const trust = trustState(
+    !loaded && a.trust !== undefined
+      ? writeTrust(r, r.mapDir, a.trust)
+      : (readTrust(r, r.mapDir) ?? TRUST_ANY),
+  );
 
   // Effective first: a concurrent attach landing in between then shows up as attached here.
   const effective = new Set(cgroupPrograms(r, cgroup, true).map((p) => p.id));
@@ -589,7 +845,7 @@ export function attach(cgroupArg?: string, o: EbpfOptions = {}): AttachResult {
       if (!cgroupPrograms(r, cgroup).some((q) => q.id === id)) throw err;
     }
   }
-  return { cgroup, pinDir: r.pinDir, loaded, attached, inherited, createdCgroup };
+  return { cgroup, pinDir: r.pinDir, loaded, attached, inherited, createdCgroup, trust, trustSet };
 }
 
 export interface DetachResult {
@@ -660,6 +916,8 @@ export interface Status {
   attachments: Attachment[];
   /** Summed over CPUs; zeros when not loaded. */
   counters: Counters;
+  /** Whose TOAs are believed; null when not loaded. */
+  trust: TrustState | null;
   /** Why it could not be loaded here, if it could not ("" when fine). */
   problem: string;
 }
@@ -717,6 +975,7 @@ export function status(o: EbpfOptions = {}): Status {
     programs: [],
     attachments: [],
     counters: parseStatsDump([]),
+    trust: null,
     problem: pre.reason,
   };
   // Without bpftool or privileges nothing can be read; report what is missing.
@@ -735,6 +994,7 @@ export function status(o: EbpfOptions = {}): Status {
     })),
     attachments,
     counters: ids.size > 0 ? readCounters(o) : base.counters,
+    trust: ids.size > 0 ? trustState(readTrust(r, r.mapDir) ?? TRUST_ANY) : null,
   };
 }
 
