@@ -23,10 +23,13 @@ import {
   detach,
   enterCgroup,
   ownCgroup,
+  parseTrustList,
   RealServerError,
   status,
   type EbpfOptions,
   type Status,
+  type TrustPrefix,
+  type TrustState,
 } from './ebpf.js';
 
 export const RS_USAGE = `Usage: fullnat rs <command> [options]
@@ -36,17 +39,29 @@ server started inside the cgroup sees the client's address (from the load
 balancer's TOA option) in accept() and getpeername().
 
 Commands:
-  attach [--cgroup PATH]            load the programs (once) and attach them to the cgroup
+  attach [--cgroup PATH] [--trust PREFIXES]
+                                    load the programs (once) and attach them to the cgroup
                                     (default <cgroup2 mount>/fullnat-toa, created if missing)
   detach [--cgroup PATH]            detach from PATH, or from every cgroup; unload when none is left
-  status [--json]                   loaded? attached where? counters: handshakes with TOA /
-                                    without / malformed, errors, getpeername rewrites
-  exec [--cgroup PATH] -- CMD ARGS  attach if needed, move into the cgroup, run CMD there
+  status [--json]                   loaded? attached where? trusted LBs? counters: handshakes
+                                    with TOA / without / malformed / from untrusted peers,
+                                    errors, getpeername rewrites
+  exec [--cgroup PATH] [--trust PREFIXES] -- CMD ARGS
+                                    attach if needed, move into the cgroup, run CMD there
                                     (stdio inherited, signals forwarded, exits with CMD's code)
 
 Options:
   --cgroup PATH    a cgroup v2 directory (absolute, or relative to the cgroup2 mount);
                    "self" = the cgroup this process is in (exec then does not move)
+  --trust PREFIXES the load balancers whose TOAs are believed: their local addresses (LIPs)
+                   as comma-separated IPv4/IPv6 prefixes, e.g. 10.0.3.0/24,10.0.4.7,fd00:3::/64
+                   (a bare address is one host; an IPv4 peer of a dual-stack socket is matched
+                   as IPv4). A TOA on a connection from any other peer is ignored: the server
+                   sees that peer, and \`status\` counts it as untrusted. The list belongs to
+                   the pins (every cgroup attached from one --pin-dir shares it) and each
+                   --trust REPLACES it; without --trust a first load trusts any peer (and
+                   warns: any host that reaches the server can forge its client address), a
+                   later attach keeps the list in force. --trust 0.0.0.0/0,::/0 trusts anyone.
   --pin-dir DIR    bpffs directory for the pins (default $FULLNAT_TOA_PIN_DIR or /sys/fs/bpf/fullnat-toa)
   --object FILE    compiled programs (default build/bpf/toa.bpf.o)
   --json           one JSON document on stdout
@@ -71,6 +86,9 @@ const defaultIo: RsIo = {
 interface Parsed {
   command: string;
   cgroup?: string;
+  /** The --trust values as given (repeatable), checked by parse. */
+  trustArgs: string[];
+  trust?: TrustPrefix[];
   json: boolean;
   ebpf: EbpfOptions;
   rest: string[];
@@ -83,9 +101,9 @@ const COMMANDS = new Set(['attach', 'detach', 'status', 'exec', 'help']);
 function parse(args: string[]): Parsed {
   const [command = 'help', ...tail] = args;
   if (command === '-h' || command === '--help')
-    return { command: 'help', json: false, ebpf: {}, rest: [] };
+    return { command: 'help', trustArgs: [], json: false, ebpf: {}, rest: [] };
   if (!COMMANDS.has(command)) throw new UsageError(`unknown command "${command}"`);
-  const p: Parsed = { command, json: false, ebpf: {}, rest: [] };
+  const p: Parsed = { command, trustArgs: [], json: false, ebpf: {}, rest: [] };
   for (let i = 0; i < tail.length; i++) {
     const a = tail[i]!;
     const value = (): string => {
@@ -100,9 +118,11 @@ function parse(args: string[]): Parsed {
     else if (name === '--pin-dir') p.ebpf.pinDir = value();
     else if (name === '--object' && (command === 'attach' || command === 'exec'))
       p.ebpf.object = value();
+    else if (name === '--trust' && (command === 'attach' || command === 'exec'))
+      p.trustArgs.push(value());
     else if (name === '--json' && command !== 'exec') p.json = true;
     else if (a === '-h' || a === '--help')
-      return { command: 'help', json: false, ebpf: {}, rest: [] };
+      return { command: 'help', trustArgs: [], json: false, ebpf: {}, rest: [] };
     else if (command === 'exec' && a === '--') {
       p.rest = tail.slice(i + 1);
       break;
@@ -114,8 +134,35 @@ function parse(args: string[]): Parsed {
   }
   if (command === 'exec' && p.rest.length === 0)
     throw new UsageError('rs exec needs a command: rs exec [--cgroup PATH] -- CMD ARGS…');
+  if (p.trustArgs.length > 0) {
+    try {
+      p.trust = parseTrustList(p.trustArgs);
+    } catch (err) {
+      if (err instanceof RealServerError) throw new UsageError(err.message);
+      throw err;
+    }
+  }
   return p;
 }
+
+/** The warning for a list that lets anyone forge, or undefined when it does not. */
+export function trustWarning(t: TrustState): string | undefined {
+  const v4 = t.prefixes.includes('0.0.0.0/0');
+  const v6 = t.prefixes.includes('::/0');
+  if (!v4 && !v6) return undefined;
+  const who = v4 && v6 ? '' : v4 ? 'IPv4 ' : 'IPv6 ';
+  return (
+    `fullnat rs: warning: TOAs are trusted from any ${who}peer: any ${who}host that can reach this server can forge its client address; ` +
+    "restrict it with --trust LIP-PREFIXES (the load balancers' local addresses, e.g. --trust 10.0.3.0/24)"
+  );
+}
+
+const trustText = (t: TrustState): string =>
+  t.anyPeer
+    ? 'any peer'
+    : t.prefixes.length === 0
+      ? 'none (every TOA is ignored)'
+      : t.prefixes.join(', ');
 
 /** The human-readable `rs status`. */
 export function formatStatus(s: Status): string[] {
@@ -133,6 +180,10 @@ export function formatStatus(s: Status): string[] {
   if (s.attachments.length === 0) lines.push('  attached: nowhere (run: fullnat rs attach)');
   for (const a of s.attachments)
     lines.push(`  attached: ${a.cgroup} (${a.programs.map((p) => p.attach).join(', ')})`);
+  if (s.trust)
+    lines.push(
+      `  trusted LBs: ${trustText(s.trust)}${s.trust.anyPeer ? ' (restrict: fullnat rs attach --trust LIP-PREFIXES)' : ''}`,
+    );
   const c = s.counters;
   const rows: [string, number][] = [
     ['handshakes with TOA', c.withToa],
@@ -141,6 +192,7 @@ export function formatStatus(s: Status): string[] {
     ['errors (no segment / no storage)', c.errors],
     ['getpeername/accept rewrites', c.peerRewrites],
     ['IPv6 TOA on an IPv4 socket', c.v6OnV4Socket],
+    ['TOAs ignored (peer not trusted)', c.untrusted],
   ];
   const w = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) lines.push(`  ${k.padEnd(w)}  ${v}`);
@@ -248,7 +300,9 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
         io.out(RS_USAGE.trimEnd());
         return 0;
       case 'attach': {
-        const r = attach(p.cgroup, p.ebpf);
+        const r = attach(p.cgroup, p.ebpf, p.trust ? { trust: p.trust } : {});
+        const warning = trustWarning(r.trust);
+        if (warning) io.err(warning);
         if (p.json) io.out(JSON.stringify(r));
         else {
           const what = r.attached.length
@@ -259,6 +313,10 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
           io.out(
             `fullnat rs: TOA receiver ${what}${r.loaded ? `; programs loaded and pinned at ${r.pinDir}` : ''}`,
           );
+          if (!r.trust.anyPeer)
+            io.out(
+              `fullnat rs: TOAs believed only from ${trustText(r.trust)}${r.trustSet ? '' : ' (the list in force; --trust replaces it)'}`,
+            );
           io.out(
             `fullnat rs: servers must create their listening socket inside it: fullnat rs exec${p.cgroup === undefined ? '' : ` --cgroup ${r.cgroup}`} -- CMD`,
           );
@@ -285,9 +343,11 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
       }
       case 'exec': {
         const self = p.cgroup === 'self';
-        const r = attach(p.cgroup, p.ebpf);
+        const r = attach(p.cgroup, p.ebpf, p.trust ? { trust: p.trust } : {});
         if (r.attached.length || r.loaded)
           io.err(`fullnat rs: TOA receiver attached to ${r.cgroup}`);
+        const warning = trustWarning(r.trust);
+        if (warning) io.err(warning);
         if (!self && ownCgroup() !== r.cgroup) enterCgroup(r.cgroup);
         return await runForwarding(p.rest, io);
       }
