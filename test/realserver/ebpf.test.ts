@@ -34,10 +34,15 @@ import {
   checkPrerequisites,
   detach,
   findCgroup2Mount,
+  formatTrustPrefix,
   kernelVersion,
   parseStatsDump,
+  parseTrustList,
+  parseTrustPrefix,
   readMounts,
   STAT_NAMES,
+  TRUST_ANY,
+  trustState,
   type Counters,
   type Status,
 } from '../../src/realserver/ebpf.js';
@@ -482,7 +487,7 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
   let py: Proc | undefined;
   let pyDefer: Proc | undefined;
   /** What the counters must read at the end. */
-  const expected = { withToa: 0, withoutToa: 0, malformed: 0 };
+  const expected = { withToa: 0, withoutToa: 0, malformed: 0, untrusted: 0 };
   /** getpeername()/accept() calls that must have been rewritten (at least). */
   let rewritesMin = 0;
   /** Connections whose IPv6 TOA reached an AF_INET socket. */
@@ -964,6 +969,254 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     },
   );
 
+  /** `rs status --json`. */
+  async function statusJson(): Promise<Status> {
+    const { code, out, err } = await runCli(['status', '--json', '--pin-dir', PIN_DIR]);
+    assert.equal(code, 0, `rs status exit code (stderr: ${err})`);
+    return JSON.parse(out) as Status;
+  }
+
+  /** `rs attach --trust LIST` on the test cgroup: must succeed; returns its output. */
+  async function attachTrust(list: string | undefined): Promise<{ out: string; err: string }> {
+    const args = ['attach', '--cgroup', cgroup, '--pin-dir', PIN_DIR];
+    const r = await runCli(list === undefined ? args : [...args, '--trust', list]);
+    assert.equal(r.code, 0, `rs attach --trust ${list}: ${r.err}`);
+    return r;
+  }
+
+  /** Counter increments over `body`, for the counters trust can move. */
+  async function countersDuring(body: () => Promise<void>): Promise<Record<string, number>> {
+    const before = (await statusJson()).counters;
+    await body();
+    const after = (await statusJson()).counters;
+    return {
+      withToa: after.withToa - before.withToa,
+      withoutToa: after.withoutToa - before.withoutToa,
+      untrusted: after.untrusted - before.untrusted,
+    };
+  }
+
+  test(
+    'without --trust: any peer is trusted, and the first attach warned about it',
+    { timeout: 20_000 },
+    async () => {
+      assert.match(
+        node.stderr,
+        /warning: TOAs are trusted from any peer: any host that can reach this server can forge its client address; restrict it with --trust/,
+      );
+      assert.deepEqual((await statusJson()).trust, {
+        anyPeer: true,
+        prefixes: ['0.0.0.0/0', '::/0'],
+      });
+      const text = await runCli(['status', '--pin-dir', PIN_DIR]);
+      assert.match(text.out, /\n {2}trusted LBs: any peer /);
+    },
+  );
+
+  test(
+    '--trust covering the sender: its TOA is used (AF_INET, ::ffff: peer of a dual-stack socket, IPv6)',
+    { timeout: 20_000 },
+    async () => {
+      const a = await attachTrust('10.201.1.0/24,fd00:201:1::/64');
+      assert.doesNotMatch(a.err, /warning/);
+      assert.match(a.out, /TOAs believed only from 10\.201\.1\.0\/24, fd00:201:1::\/64\n/);
+      assert.deepEqual((await statusJson()).trust, {
+        anyPeer: false,
+        prefixes: ['10.201.1.0/24', 'fd00:201:1::/64'],
+      });
+      let n = 0;
+      const delta = await countersDuring(async () => {
+        const a4 = await nodeSees(V4_PORT, [
+          { flags: ACK, options: [toa4('198.51.100.21', 2101)] },
+        ]);
+        assert.deepEqual([a4.remote, a4.rport], ['198.51.100.21', 2101], 'AF_INET socket');
+        n++;
+        const m = await nodeSees(DUAL_PORT, [
+          { flags: DATA, options: [toa4('198.51.100.22', 2102)], payload: REQUEST },
+        ]);
+        assert.deepEqual([m.remote, m.rport], ['::ffff:198.51.100.22', 2102], '::ffff: peer');
+        n++;
+        if (ipv6) {
+          const b6 = await nodeSees(
+            DUAL_PORT,
+            [{ flags: ACK, options: [toa6('2001:db8:21::1', 2103)] }],
+            true,
+          );
+          assert.deepEqual([b6.remote, b6.rport], ['2001:db8:21::1', 2103], 'IPv6 peer');
+          n++;
+        }
+      });
+      expected.withToa += n;
+      rewritesMin += n;
+      assert.deepEqual(delta, { withToa: n, withoutToa: 0, untrusted: 0 });
+    },
+  );
+
+  test(
+    '--trust not covering the sender: the TOA is ignored, the server sees the real peer, counted untrusted',
+    { timeout: 20_000 },
+    async () => {
+      // Near misses only: the neighbours of 10.201.1.2 and fd00:201:1::2. This list replaces the last one.
+      await attachTrust('10.201.1.3,10.201.1.0/31,10.201.9.0/24,fd00:201:1::3,fd00:201:9::/64');
+      assert.deepEqual((await statusJson()).trust?.prefixes, [
+        '10.201.1.0/31',
+        '10.201.1.3/32',
+        '10.201.9.0/24',
+        'fd00:201:1::3/128',
+        'fd00:201:9::/64',
+      ]);
+      let n = 0;
+      const delta = await countersDuring(async () => {
+        const a4 = await nodeSees(V4_PORT, [
+          { flags: ACK, options: [toa4('198.51.100.31', 3101)] },
+        ]);
+        assert.deepEqual([a4.remote, a4.rport], [CLIENT4, a4.sport], 'AF_INET socket');
+        n++;
+        const m = await nodeSees(DUAL_PORT, [
+          { flags: DATA, options: [toa4('198.51.100.32', 3102)], payload: REQUEST },
+        ]);
+        assert.deepEqual([m.remote, m.rport], [`::ffff:${CLIENT4}`, m.sport], '::ffff: peer');
+        n++;
+        if (ipv6) {
+          const b6 = await nodeSees(
+            DUAL_PORT,
+            [{ flags: ACK, options: [toa6('2001:db8:31::1', 3103, 253)] }],
+            true,
+          );
+          assert.deepEqual([b6.remote, b6.rport], [CLIENT6, b6.sport], 'IPv6 peer');
+          n++;
+        }
+        // No TOA at all: "without", not "untrusted".
+        const plain = await nodeSees(V4_PORT, [{ flags: ACK }]);
+        assert.deepEqual([plain.remote, plain.rport], [CLIENT4, plain.sport]);
+      });
+      expected.untrusted += n;
+      expected.withoutToa++;
+      assert.deepEqual(delta, { withToa: 0, withoutToa: 1, untrusted: n });
+    },
+  );
+
+  test(
+    'the IPv4 and IPv6 lists are separate; ::ffff:a.b.c.d is an IPv4 address; host entries match exactly',
+    { timeout: 20_000 },
+    async (t) => {
+      if (!ipv6) {
+        t.skip('IPv6 could not be configured in the namespaces');
+        return;
+      }
+      await attachTrust(`::ffff:${CLIENT4}`);
+      assert.deepEqual((await statusJson()).trust?.prefixes, [`${CLIENT4}/32`]);
+      const v4only = await countersDuring(async () => {
+        const m = await nodeSees(DUAL_PORT, [
+          { flags: ACK, options: [toa4('198.51.100.41', 4101)] },
+        ]);
+        assert.deepEqual([m.remote, m.rport], ['::ffff:198.51.100.41', 4101]);
+        const b6 = await nodeSees(
+          DUAL_PORT,
+          [{ flags: ACK, options: [toa6('2001:db8:41::1', 4102)] }],
+          true,
+        );
+        assert.deepEqual([b6.remote, b6.rport], [CLIENT6, b6.sport], 'no IPv6 LB is trusted');
+      });
+      assert.deepEqual(v4only, { withToa: 1, withoutToa: 0, untrusted: 1 });
+      await attachTrust(CLIENT6);
+      assert.deepEqual((await statusJson()).trust?.prefixes, [`${CLIENT6}/128`]);
+      const v6only = await countersDuring(async () => {
+        const m = await nodeSees(DUAL_PORT, [
+          { flags: ACK, options: [toa4('198.51.100.42', 4201)] },
+        ]);
+        assert.deepEqual(
+          [m.remote, m.rport],
+          [`::ffff:${CLIENT4}`, m.sport],
+          'no IPv4 LB is trusted',
+        );
+        const b6 = await nodeSees(
+          DUAL_PORT,
+          [{ flags: ACK, options: [toa6('2001:db8:42::1', 4202)] }],
+          true,
+        );
+        assert.deepEqual([b6.remote, b6.rport], ['2001:db8:42::1', 4202]);
+      });
+      assert.deepEqual(v6only, { withToa: 1, withoutToa: 0, untrusted: 1 });
+      expected.withToa += 2;
+      expected.untrusted += 2;
+      rewritesMin += 2;
+    },
+  );
+
+  test(
+    'attach without --trust keeps the list in force; a malformed --trust changes nothing; 0.0.0.0/0,::/0 trusts anyone again (with the warning)',
+    { timeout: 20_000 },
+    async () => {
+      const list = `${CLIENT4}/32`;
+      await attachTrust(CLIENT4);
+      const keep = await attachTrust(undefined);
+      assert.doesNotMatch(keep.err, /warning/);
+      const kept = await nodeSees(V4_PORT, [
+        { flags: ACK, options: [toa4('198.51.100.50', 5001)] },
+      ]);
+      assert.deepEqual([kept.remote, kept.rport], ['198.51.100.50', 5001], 'still trusted');
+      expected.withToa++;
+      rewritesMin++;
+      assert.match(
+        keep.out,
+        /TOAs believed only from 10\.201\.1\.2\/32 \(the list in force; --trust replaces it\)/,
+      );
+      assert.deepEqual((await statusJson()).trust?.prefixes, [list]);
+
+      const bad = await runCli([
+        'attach',
+        '--cgroup',
+        cgroup,
+        '--pin-dir',
+        PIN_DIR,
+        '--trust',
+        '0.0.0.0/0,10.201.1.0/33',
+      ]);
+      assert.equal(bad.code, 2, bad.err);
+      assert.match(bad.err, /"10\.201\.1\.0\/33" has a bad prefix length/);
+      assert.deepEqual((await statusJson()).trust?.prefixes, [list], 'list unchanged');
+
+      const any = await attachTrust('0.0.0.0/0,::/0');
+      assert.match(any.err, /warning: TOAs are trusted from any peer: any host that can reach/);
+      assert.deepEqual((await statusJson()).trust, {
+        anyPeer: true,
+        prefixes: ['0.0.0.0/0', '::/0'],
+      });
+      const r = await nodeSees(V4_PORT, [{ flags: ACK, options: [toa4('198.51.100.51', 5101)] }]);
+      assert.deepEqual([r.remote, r.rport], ['198.51.100.51', 5101]);
+      expected.withToa++;
+      rewritesMin++;
+    },
+  );
+
+  test(
+    'a malformed --trust attaches nothing: no pins, no cgroup',
+    { timeout: 20_000 },
+    async () => {
+      const pins = `/sys/fs/bpf/fullnat-toa-never-${PID}`;
+      const cg = join(findCgroup2Mount()!, `fullnat-toa-never-${PID}`);
+      for (const trust of ['10.0.0.0/33', 'fd00::/129', '', '10.0.0.1,,10.0.0.2', '10.0.0.256/8']) {
+        const r = await runCli(['attach', '--cgroup', cg, '--pin-dir', pins, '--trust', trust]);
+        assert.equal(r.code, 2, `--trust "${trust}": ${r.err}`);
+        const e = await runCli([
+          'exec',
+          '--cgroup',
+          cg,
+          '--pin-dir',
+          pins,
+          '--trust',
+          trust,
+          '--',
+          'true',
+        ]);
+        assert.equal(e.code, 2, `exec --trust "${trust}": ${e.err}`);
+        assert.equal(existsSync(pins), false, 'no pins');
+        assert.equal(existsSync(cg), false, 'no cgroup');
+      }
+    },
+  );
+
   test('rs status --json reports the counters', { timeout: 20_000 }, async (t) => {
     const { code, out, err } = await runCli(['status', '--json', '--pin-dir', PIN_DIR]);
     assert.equal(code, 0, `rs status exit code (stderr: ${err})`);
@@ -977,7 +1230,13 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     const c: Counters = s.counters;
     t.diagnostic(`counters: ${JSON.stringify(c)}`);
     assert.deepEqual(
-      { withToa: c.withToa, withoutToa: c.withoutToa, malformed: c.malformed, errors: c.errors },
+      {
+        withToa: c.withToa,
+        withoutToa: c.withoutToa,
+        malformed: c.malformed,
+        untrusted: c.untrusted,
+        errors: c.errors,
+      },
       { ...expected, errors: 0 },
     );
     assert.ok(c.v6OnV4Socket >= v6OnV4, 'the IPv6 TOA on an AF_INET socket was counted');
@@ -985,6 +1244,10 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     const text = await runCli(['status', '--pin-dir', PIN_DIR]);
     assert.equal(text.code, 0);
     assert.match(text.out, new RegExp(`handshakes with TOA\\s+${expected.withToa}\\n`));
+    assert.match(
+      text.out,
+      new RegExp(`TOAs ignored \\(peer not trusted\\)\\s+${expected.untrusted}(\\n|$)`),
+    );
   });
 
   test(
@@ -1094,6 +1357,66 @@ describe('rs helpers', () => {
     assert.equal(await runRs(['exec'], io), 2);
     assert.equal(await runRs(['attach', '--cgroup'], io), 2);
     assert.match(err.join('\n'), /unknown command "frobnicate"/);
+  });
+
+  test('--trust prefixes: parsed, host bits cleared, ::ffff: as IPv4, merged and sorted', () => {
+    const list = parseTrustList([
+      'fd00:3::1/64, 10.0.4.7',
+      '10.0.3.9/24,::ffff:192.0.2.0/120,10.0.3.0/24',
+      '::/0,0.0.0.0/0',
+    ]);
+    assert.deepEqual(list.map(formatTrustPrefix), [
+      '0.0.0.0/0',
+      '10.0.3.0/24',
+      '10.0.4.7/32',
+      '192.0.2.0/24',
+      '::/0',
+      'fd00:3::/64',
+    ]);
+    assert.deepEqual(parseTrustPrefix('10.0.3.255/23'), {
+      family: 4,
+      addr: [10, 0, 2, 0],
+      bits: 23,
+    });
+    assert.deepEqual(parseTrustPrefix('::ffff:10.1.2.3'), {
+      family: 4,
+      addr: [10, 1, 2, 3],
+      bits: 32,
+    });
+    assert.equal(formatTrustPrefix(parseTrustPrefix('2001:db8::ff/121')), '2001:db8::80/121');
+    assert.deepEqual(trustState(TRUST_ANY), { anyPeer: true, prefixes: ['0.0.0.0/0', '::/0'] });
+    assert.equal(trustState(parseTrustList('0.0.0.0/0,fd00::/8')).anyPeer, false);
+  });
+
+  test('--trust validation: a usage error (exit 2) naming the bad item', async () => {
+    const cases: [string, RegExp][] = [
+      ['10.0.3.0/33', /"10\.0\.3\.0\/33" has a bad prefix length "\/33" \(IPv4: \/0 to \/32\)/],
+      ['fd00:3::/129', /"fd00:3::\/129" has a bad prefix length "\/129" \(IPv6: \/0 to \/128\)/],
+      ['10.0.3.0/', /"10\.0\.3\.0\/" has a bad prefix length/],
+      ['10.0.3.0/-1', /"10\.0\.3\.0\/-1" has a bad prefix length/],
+      ['10.0.3.0/24/8', /"10\.0\.3\.0\/24\/8" has a bad prefix length/],
+      ['10.0.3.256', /"10\.0\.3\.256" is not an IPv4 or IPv6 address/],
+      ['010.0.3.1', /"010\.0\.3\.1" is not an IPv4 or IPv6 address/],
+      ['lb1.example', /"lb1\.example" is not an IPv4 or IPv6 address/],
+      ['fe80::1%eth0', /"fe80::1%eth0" is not an IPv4 or IPv6 address/],
+      ['fd00:3:::1', /"fd00:3:::1" is not an IPv4 or IPv6 address/],
+      ['::ffff:10.0.3.0/64', /"::ffff:10\.0\.3\.0\/64" is an IPv4-mapped prefix shorter than \/96/],
+      ['', /--trust: empty list/],
+      ['10.0.3.0/24,,10.0.4.7', /--trust "10\.0\.3\.0\/24,,10\.0\.4\.7": item 2 of 3 is empty/],
+      ['10.0.3.0/24,', /item 2 of 2 is empty/],
+    ];
+    for (const [value, want] of cases)
+      for (const command of ['attach', 'exec']) {
+        const err: string[] = [];
+        const io = { out: () => {}, err: (l: string) => err.push(l) };
+        const args = [command, '--pin-dir', '/nonexistent/fullnat', '--trust', value];
+        const code = await runRs(command === 'exec' ? [...args, '--', 'true'] : args, io);
+        assert.equal(code, 2, `${command} --trust "${value}"`);
+        assert.match(err.join('\n'), want, `${command} --trust "${value}"`);
+      }
+    const io = { out: () => {}, err: () => {} };
+    assert.equal(await runRs(['status', '--trust', '10.0.3.0/24'], io), 2, 'status has no --trust');
+    assert.equal(await runRs(['detach', '--trust', '10.0.3.0/24'], io), 2, 'detach neither');
   });
 
   test('exec forwards signals and passes the exit code through', { timeout: 20_000 }, async () => {
