@@ -135,10 +135,17 @@ static __always_inline void count(__u32 idx)
 
 enum { PARSE_NONE = 0, PARSE_FOUND = 1, PARSE_MALFORMED = 2 };
 
+/*
+ * The keys are written field by field, every byte of them, never from an
+ * initializer: a compiler may keep a constant aggregate in .rodata, which
+ * would become one more pinned map (toa_rodata) that `rs detach` does not
+ * know and so never removes.
+ */
 static __always_inline int trusted4(__u32 addr)
 {
-	struct trust4_key k = { .prefixlen = 32 };
+	struct trust4_key k;
 
+	k.prefixlen = 32;
 	__builtin_memcpy(k.addr, &addr, 4);
 	return bpf_map_lookup_elem(&toa_trust4, &k) != 0;
 }
@@ -150,7 +157,7 @@ static __always_inline int trusted4(__u32 addr)
  */
 static __always_inline int peer_trusted(struct bpf_sock_ops *skops)
 {
-	struct trust6_key k = { .prefixlen = 128 };
+	struct trust6_key k;
 	__u32 w[4];
 
 	if (skops->family == AF_INET)
@@ -163,6 +170,7 @@ static __always_inline int peer_trusted(struct bpf_sock_ops *skops)
 	w[3] = skops->remote_ip6[3];
 	if (w[0] == 0 && w[1] == 0 && w[2] == bpf_htonl(0x0000ffff))
 		return trusted4(w[3]);
+	k.prefixlen = 128;
 	__builtin_memcpy(k.addr, w, 16);
 	return bpf_map_lookup_elem(&toa_trust6, &k) != 0;
 }
