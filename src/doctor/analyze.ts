@@ -60,7 +60,7 @@ import {
 } from '../wire/tcp.js';
 import { TcpOptionSummary } from '../wire/tcp-options.js';
 import { findToa, ToaResult, TOA_V4_LEN, TOA_V6_LEN } from '../wire/toa.js';
-import { flagString } from '../lab/sim/segment.js';
+import { flagString } from '../wire/tcp.js';
 
 export const MISS_CAUSES = [
   'no-toa-at-all',

@@ -43,6 +43,20 @@ export function seqAdd(a: number, n: number): number {
   return (a + n) >>> 0;
 }
 
+/** tcpdump-style flag letters: F S R P U E W then '.' for ACK. */
+export function flagString(flags: number): string {
+  let s = '';
+  if (flags & TCP_FIN) s += 'F';
+  if (flags & TCP_SYN) s += 'S';
+  if (flags & TCP_RST) s += 'R';
+  if (flags & TCP_PSH) s += 'P';
+  if (flags & TCP_URG) s += 'U';
+  if (flags & TCP_ECE) s += 'E';
+  if (flags & TCP_CWR) s += 'W';
+  if (flags & TCP_ACK) s += '.';
+  return s === '' ? 'none' : s;
+}
+
 /** A view over a TCP header in place; `wrap` re-points it without allocating. */
 export class TcpView {
   buf: Uint8Array = new Uint8Array(0);

@@ -23,7 +23,7 @@ import { renderHtml } from '../../src/doctor/html.js';
 import { formatText, toJson } from '../../src/doctor/report.js';
 import { runScenario, type ScenarioRun } from '../../src/lab/sim/run.js';
 import { SCENARIO_NAMES, getScenario, type ScenarioName } from '../../src/lab/sim/scenarios.js';
-import { flagString } from '../../src/lab/sim/segment.js';
+import { flagString } from '../../src/wire/tcp.js';
 import { parseIpv4, parseIpv6 } from '../../src/wire/bytes.js';
 import { readCapture } from '../../src/wire/capture.js';
 import { IPPROTO_TCP, IPPROTO_UDP, writeIpv4Header } from '../../src/wire/ipv4.js';

@@ -23,7 +23,8 @@ import {
 } from './net.js';
 import { mix32, Rng } from './rng.js';
 import { getScenario, type Scenario, type ScenarioName } from './scenarios.js';
-import { epString, flagString, type Endpoint } from './segment.js';
+import { flagString } from '../../wire/tcp.js';
+import { epString, type Endpoint } from './segment.js';
 import { formatTrace, packetBetween } from './trace.js';
 
 export const VIP: Endpoint = { addr: parseIpv4('192.0.2.100'), port: 80 };

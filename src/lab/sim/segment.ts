@@ -14,18 +14,7 @@ import {
   writeIpv4Header,
 } from '../../wire/ipv4.js';
 import { encodeOptions, opt, TcpOptionSummary, type TcpOption } from '../../wire/tcp-options.js';
-import {
-  TCP_ACK,
-  TCP_CWR,
-  TCP_ECE,
-  TCP_FIN,
-  TCP_PSH,
-  TCP_RST,
-  TCP_SYN,
-  TCP_URG,
-  TcpView,
-  writeTcpHeader,
-} from '../../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, writeTcpHeader } from '../../wire/tcp.js';
 
 export interface Endpoint {
   addr: number;
@@ -235,20 +224,6 @@ export function linuxSynAckOptions(
   }
   if (wscale !== null) out.push(opt.nop(), opt.wscale(wscale));
   return out;
-}
-
-/** tcpdump-style flag letters: F S R P U E W then '.' for ACK. */
-export function flagString(flags: number): string {
-  let s = '';
-  if (flags & TCP_FIN) s += 'F';
-  if (flags & TCP_SYN) s += 'S';
-  if (flags & TCP_RST) s += 'R';
-  if (flags & TCP_PSH) s += 'P';
-  if (flags & TCP_URG) s += 'U';
-  if (flags & TCP_ECE) s += 'E';
-  if (flags & TCP_CWR) s += 'W';
-  if (flags & TCP_ACK) s += '.';
-  return s === '' ? 'none' : s;
 }
 
 /** Sequence space a segment occupies (SYN and FIN count one each). */

@@ -17,7 +17,8 @@ import {
 } from '../../wire/tcp-options.js';
 import { TcpView } from '../../wire/tcp.js';
 import type { CaptureRecord } from './net.js';
-import { flagString, type Endpoint } from './segment.js';
+import { flagString } from '../../wire/tcp.js';
+import type { Endpoint } from './segment.js';
 
 const ip = new Ipv4View();
 const tcp = new TcpView();
