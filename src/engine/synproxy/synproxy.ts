@@ -12,7 +12,7 @@ import {
 import type { EngineContext } from '../context.js';
 import { C } from '../counters.js';
 import { craftRst } from '../craft.js';
-import { rewriteSeqField, shiftSackEdges } from '../nat.js';
+import { rewriteSeqField, shiftSackEdges } from '../seq-rewrite.js';
 import type { Packet } from '../packet.js';
 import { TcpState } from '../tcp-state.js';
 import {
