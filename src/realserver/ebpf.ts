@@ -29,33 +29,46 @@
  */
 import { execFileSync } from 'node:child_process';
 import {
-  accessSync,
-  constants as fsConstants,
   existsSync,
   mkdirSync,
-  readFileSync,
   realpathSync,
   renameSync,
   rmSync,
   rmdirSync,
-  statSync,
   statfsSync,
   writeFileSync,
 } from 'node:fs';
-import { isIPv4 } from 'node:net';
 import { endianness, release } from 'node:os';
-import { basename, dirname, isAbsolute, join, normalize, resolve } from 'node:path';
+import { basename, dirname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ipv6ToString, parseIpv4, parseIpv6 } from '../wire/bytes.js';
+import { RealServerError } from './errors.js';
+import {
+  TRUST_ANY,
+  sortPrefixes,
+  trustState,
+  type TrustPrefix,
+  type TrustState,
+} from './trust-prefix.js';
 
-/** A failure the user can act on; the message names what is missing. */
-export class RealServerError extends Error {
-  override readonly name = 'RealServerError';
-}
+import {
+  MIN_KERNEL,
+  NO_CGROUP2,
+  defaultCgroup,
+  findBpftool,
+  findCgroup2Mount,
+  findCgroup2Mounts,
+  hasBpfPrivilege,
+  kernelOk,
+  readMounts,
+  resolveCgroup,
+} from './host-env.js';
 
-export const MIN_KERNEL: readonly [number, number] = [5, 10];
+// The receiver's API in one module, as before the split.
+export { RealServerError } from './errors.js';
+export * from './trust-prefix.js';
+export * from './host-env.js';
+
 export const DEFAULT_PIN_DIR = '/sys/fs/bpf/fullnat-toa';
-export const DEFAULT_CGROUP_NAME = 'fullnat-toa';
 export const BPFFS = '/sys/fs/bpf';
 
 /** build/bpf/toa.bpf.o at the package root (this file is dist/src/realserver/ebpf.js). */
@@ -75,9 +88,6 @@ export const PROGRAMS: readonly { name: string; attach: AttachKind }[] = [
 
 /** The trusted-LB tries (LPM, key = prefix length + address), IPv4 and IPv6. */
 export const TRUST_MAPS = { 4: 'toa_trust4', 6: 'toa_trust6' } as const;
-
-/** Entries per trie (TRUST_MAX in toa.bpf.c). */
-export const TRUST_MAX = 1024;
 
 /** The maps bpftool pins under <pin>/maps, by their names in toa.bpf.c. */
 export const MAP_PINS: readonly string[] = ['toa_sk', 'toa_stats', TRUST_MAPS[4], TRUST_MAPS[6]];
@@ -196,164 +206,6 @@ function resolveOptions(o: EbpfOptions = {}): Resolved {
   };
 }
 
-// ------------------------------------------------------------ environment
-
-/** bpftool lives in /usr/sbin on Debian, which a non-login root shell may not have on PATH. */
-export function findBpftool(): string | undefined {
-  const env = process.env.BPFTOOL;
-  if (env) {
-    try {
-      accessSync(env, fsConstants.X_OK);
-      return env;
-    } catch {
-      return undefined;
-    }
-  }
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin'];
-  for (const d of dirs) {
-    const p = join(d, 'bpftool');
-    try {
-      accessSync(p, fsConstants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-interface Mount {
-  source: string;
-  target: string;
-  type: string;
-}
-
-/** /proc/mounts, with the octal escapes (\040 for a space) decoded. */
-export function readMounts(text?: string): Mount[] {
-  let t = text;
-  if (t === undefined) {
-    try {
-      t = readFileSync('/proc/mounts', 'utf8');
-    } catch {
-      return [];
-    }
-  }
-  const unescape = (s: string): string =>
-    s.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-  return t
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => {
-      const [source = '', target = '', type = ''] = line.split(' ');
-      return { source: unescape(source), target: unescape(target), type };
-    });
-}
-
-const NO_CGROUP2 =
-  'no cgroup v2 mount found in /proc/mounts (mount one: mount -t cgroup2 none /sys/fs/cgroup/unified; ' +
-  'note that `ip netns exec` remounts /sys and hides it: run `fullnat rs exec -- ip netns exec NS CMD` instead)';
-
-/** The first cgroup2 mount point (e.g. /sys/fs/cgroup, or /sys/fs/cgroup/unified on hybrid systems). */
-export function findCgroup2Mount(mountsText?: string): string | undefined {
-  return readMounts(mountsText).find((m) => m.type === 'cgroup2')?.target;
-}
-
-const stripSlash = (p: string): string => (p.length > 1 ? p.replace(/\/+$/, '') : p);
-
-/** The cgroup v2 directory this process is in ("0::/path" in /proc/self/cgroup). */
-export function ownCgroup(procSelfCgroup?: string): string {
-  const mount = requireCgroup2();
-  const text = procSelfCgroup ?? readFileSync('/proc/self/cgroup', 'utf8');
-  const line = text.split('\n').find((l) => l.startsWith('0::'));
-  if (line === undefined)
-    throw new RealServerError(
-      'this process has no cgroup v2 membership (no "0::" line in /proc/self/cgroup)',
-    );
-  return stripSlash(join(mount, line.slice(3)));
-}
-
-function requireCgroup2(): string {
-  const m = findCgroup2Mount();
-  if (!m) throw new RealServerError(NO_CGROUP2);
-  return m;
-}
-
-/** Every cgroup2 mount point. */
-export function findCgroup2Mounts(mountsText?: string): string[] {
-  return [
-    ...new Set(
-      readMounts(mountsText)
-        .filter((m) => m.type === 'cgroup2')
-        .map((m) => m.target),
-    ),
-  ];
-}
-
-/** The default cgroup: <cgroup2 mount>/fullnat-toa. */
-export function defaultCgroup(): string {
-  return join(requireCgroup2(), DEFAULT_CGROUP_NAME);
-}
-
-/**
- * Resolves a --cgroup argument: "self" (this process's cgroup), an absolute
- * path inside a cgroup2 mount, or a path relative to the cgroup2 mount.
- */
-export function resolveCgroup(arg: string | undefined): string {
-  if (arg === undefined || arg === '') return defaultCgroup();
-  if (arg === 'self') {
-    const own = ownCgroup();
-    if (findCgroup2Mounts().includes(own))
-      throw new RealServerError(
-        `--cgroup self is the root cgroup (${own}) here: that would cover every socket on the host. ` +
-          `Pass --cgroup ${own} if that is what you want, or use a cgroup of its own (the default).`,
-      );
-    return own;
-  }
-  const mount = requireCgroup2();
-  const p = stripSlash(normalize(isAbsolute(arg) ? arg : join(mount, arg)));
-  const inside = readMounts()
-    .filter((m) => m.type === 'cgroup2')
-    .some(
-      (m) => p === m.target || p.startsWith(m.target.endsWith('/') ? m.target : `${m.target}/`),
-    );
-  if (!inside)
-    throw new RealServerError(
-      `${p} is not inside a cgroup v2 mount (cgroup2 is mounted at ${mount}; cgroup v1 hierarchies cannot carry BPF programs)`,
-    );
-  return p;
-}
-
-/** [major, minor] of the running kernel. */
-export function kernelVersion(rel = release()): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(rel);
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-
-function kernelOk(rel = release()): boolean {
-  const [a, b] = kernelVersion(rel);
-  return a > MIN_KERNEL[0] || (a === MIN_KERNEL[0] && b >= MIN_KERNEL[1]);
-}
-
-/** Effective capability bits of this process. */
-function effectiveCaps(): bigint {
-  try {
-    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
-    return m ? BigInt(`0x${m[1]}`) : 0n;
-  } catch {
-    return 0n;
-  }
-}
-const CAP_NET_ADMIN = 12n;
-const CAP_SYS_ADMIN = 21n;
-const CAP_BPF = 39n;
-
-function hasBpfPrivilege(): boolean {
-  if (process.getuid?.() === 0) return true;
-  const caps = effectiveCaps();
-  const has = (c: bigint): boolean => ((caps >> c) & 1n) === 1n;
-  return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_NET_ADMIN));
-}
-
 function bpffsMounted(): boolean {
   return readMounts().some((m) => m.type === 'bpf' && m.target === BPFFS);
 }
@@ -414,128 +266,6 @@ function require_(o: EbpfOptions, needObject: boolean): Resolved {
   const p = checkPrerequisites(o, needObject);
   if (!p.ok) throw new RealServerError(p.reason);
   return resolveOptions(o);
-}
-
-// ----------------------------------------------------------- trusted LBs
-
-/**
- * One trusted prefix: the first `bits` bits of `addr` (4 or 16 bytes in
- * network order, the bits after the prefix cleared).
- */
-export interface TrustPrefix {
-  family: 4 | 6;
-  addr: readonly number[];
-  bits: number;
-}
-
-/** What the receiver trusts: `anyPeer` when 0.0.0.0/0 and ::/0 are both in the list. */
-export interface TrustState {
-  anyPeer: boolean;
-  /** The list in force, IPv4 first, as ADDRESS/LEN. */
-  prefixes: string[];
-}
-
-/** 0.0.0.0/0 and ::/0: every peer, what a load without --trust puts in the tries. */
-export const TRUST_ANY: readonly TrustPrefix[] = [
-  { family: 4, addr: [0, 0, 0, 0], bits: 0 },
-  { family: 6, addr: new Array<number>(16).fill(0), bits: 0 },
-];
-
-function maskBits(addr: readonly number[], bits: number): number[] {
-  return addr.map((b, i) => {
-    const keep = Math.max(0, Math.min(8, bits - 8 * i));
-    return b & (0xff00 >> keep) & 0xff;
-  });
-}
-
-/**
- * Parses one --trust item, ADDRESS or ADDRESS/LEN (IPv4 or IPv6; a bare
- * address is /32 or /128). Bits after the prefix are cleared (10.0.3.7/24 is
- * 10.0.3.0/24), and ::ffff:a.b.c.d/LEN with LEN >= 96 is the IPv4 prefix
- * a.b.c.d/(LEN-96), since an IPv4 peer of a dual-stack socket is checked as
- * IPv4. Throws a RealServerError naming the item.
- */
-export function parseTrustPrefix(item: string): TrustPrefix {
-  const text = item.trim();
-  if (text === '')
-    throw new RealServerError('--trust: empty prefix (expected ADDRESS[/LEN], comma-separated)');
-  const bad = (why: string): RealServerError =>
-    new RealServerError(`--trust: "${text}" ${why} (expected ADDRESS[/LEN], comma-separated)`);
-  const slash = text.indexOf('/');
-  const addrText = slash < 0 ? text : text.slice(0, slash);
-  let family: 4 | 6;
-  let addr: number[];
-  const v6 = addrText.includes('%') ? null : parseIpv6(addrText);
-  if (isIPv4(addrText)) {
-    const n = parseIpv4(addrText);
-    family = 4;
-    addr = [n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-  } else if (v6 !== null) {
-    family = 6;
-    addr = Array.from(v6);
-  } else throw bad('is not an IPv4 or IPv6 address');
-  const max = family === 4 ? 32 : 128;
-  let bits = max;
-  if (slash >= 0) {
-    const lenText = text.slice(slash + 1);
-    if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max)
-      throw bad(`has a bad prefix length "/${lenText}" (IPv${family}: /0 to /${max})`);
-    bits = Number(lenText);
-  }
-  const mapped = family === 6 && addr.slice(0, 10).every((b) => b === 0) && addr[10] === 0xff;
-  if (mapped && addr[11] === 0xff) {
-    if (bits < 96)
-      throw bad('is an IPv4-mapped prefix shorter than /96; write the IPv4 prefix instead');
-    family = 4;
-    addr = addr.slice(12);
-    bits -= 96;
-  }
-  return { family, addr: maskBits(addr, bits), bits };
-}
-
-/** ADDRESS/LEN text of a prefix. */
-export function formatTrustPrefix(p: TrustPrefix): string {
-  const a = p.family === 4 ? p.addr.join('.') : ipv6ToString(Uint8Array.from(p.addr));
-  return `${a}/${p.bits}`;
-}
-
-const sortPrefixes = (list: readonly TrustPrefix[]): TrustPrefix[] =>
-  [...list].sort(
-    (a, b) =>
-      a.family - b.family || a.addr.reduce((d, x, i) => d || x - b.addr[i]!, 0) || a.bits - b.bits,
-  );
-
-/**
- * Parses --trust values: comma-separated prefixes (see parseTrustPrefix),
- * from one string or several (repeated --trust); duplicates are merged.
- */
-export function parseTrustList(values: string | readonly string[]): TrustPrefix[] {
-  const seen = new Map<string, TrustPrefix>();
-  for (const value of typeof values === 'string' ? [values] : values) {
-    const items = value.split(',');
-    items.forEach((item, i) => {
-      if (item.trim() === '')
-        throw new RealServerError(
-          value.trim() === ''
-            ? '--trust: empty list (expected ADDRESS[/LEN], comma-separated)'
-            : `--trust "${value}": item ${i + 1} of ${items.length} is empty (expected ADDRESS[/LEN], comma-separated)`,
-        );
-      const p = parseTrustPrefix(item);
-      seen.set(formatTrustPrefix(p), p);
-    });
-  }
-  if (seen.size === 0) throw new RealServerError('--trust: empty list');
-  const list = sortPrefixes([...seen.values()]);
-  for (const family of [4, 6] as const)
-    if (list.filter((p) => p.family === family).length > TRUST_MAX)
-      throw new RealServerError(`--trust: more than ${TRUST_MAX} IPv${family} prefixes`);
-  return list;
-}
-
-/** The state a list amounts to. */
-export function trustState(list: readonly TrustPrefix[]): TrustState {
-  const prefixes = sortPrefixes(list).map(formatTrustPrefix);
-  return { anyPeer: prefixes.includes('0.0.0.0/0') && prefixes.includes('::/0'), prefixes };
 }
 
 // ---------------------------------------------------------------- bpftool
