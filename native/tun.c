@@ -6,6 +6,8 @@
  *   writeBatch(fd, bufs, offsets, lengths, count[, stats[, gso]]) -> packets handled
  *   poll(fd, callback)                              -> handle
  *   stopPoll(handle)
+ *   setPersist(fd, on)                              (TUNSETPERSIST)
+ *   setQueue(fd, attach)                            (TUNSETQUEUE attach/detach)
  *   close(fd)
  *
  * The full contract is documented in src/io/tun.ts (the only caller). In
@@ -311,6 +313,61 @@ static napi_value Close(napi_env env, napi_callback_info info)
     /* Linux always releases the descriptor, even on EINTR: never retry. */
     if (close(fd) < 0 && errno != EINTR) {
         throw_errno(env, "close", errno);
+        return NULL;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------- persistence and queues */
+
+static bool get_bool(napi_env env, napi_value v, bool *out)
+{
+    napi_valuetype t;
+    if (napi_typeof(env, v, &t) != napi_ok || t != napi_boolean)
+        return false;
+    return napi_get_value_bool(env, v, out) == napi_ok;
+}
+
+/* A persistent device outlives its last descriptor: its addresses and the
+ * routes into it stay, and the next open of the same name attaches to it. */
+static napi_value SetPersist(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2];
+    int fd;
+    bool on;
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 2 || !get_fd(env, argv[0], &fd))
+        THROW_TYPE(env, "setPersist(fd, on): fd must be a non-negative integer");
+    if (!get_bool(env, argv[1], &on))
+        THROW_TYPE(env, "setPersist: on must be a boolean");
+    if (ioctl(fd, TUNSETPERSIST, on ? 1UL : 0UL) < 0) {
+        throw_errno(env, "ioctl TUNSETPERSIST", errno);
+        return NULL;
+    }
+    return NULL;
+}
+
+/* Detaching a queue of a multi-queue device makes the kernel steer every
+ * flow to the queues still attached; the detached descriptor stays open
+ * (and keeps the device) but receives nothing, and the kernel purges what
+ * was waiting in it. Attaching puts it back in the steering. */
+static napi_value SetQueue(napi_env env, napi_callback_info info)
+{
+    size_t argc = 2;
+    napi_value argv[2];
+    int fd;
+    bool attach;
+    CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (argc < 2 || !get_fd(env, argv[0], &fd))
+        THROW_TYPE(env, "setQueue(fd, attach): fd must be a non-negative integer");
+    if (!get_bool(env, argv[1], &attach))
+        THROW_TYPE(env, "setQueue: attach must be a boolean");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+    if (ioctl(fd, TUNSETQUEUE, &ifr) < 0) {
+        throw_errno(env, "ioctl TUNSETQUEUE", errno);
         return NULL;
     }
     return NULL;
@@ -720,6 +777,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */)
         {"writeBatch", NULL, WriteBatch, NULL, NULL, NULL, napi_enumerable, NULL},
         {"poll", NULL, Poll, NULL, NULL, NULL, napi_enumerable, NULL},
         {"stopPoll", NULL, StopPoll, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"setPersist", NULL, SetPersist, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"setQueue", NULL, SetQueue, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     if (napi_define_properties(env, exports, sizeof props / sizeof props[0], props) != napi_ok)
         return NULL;

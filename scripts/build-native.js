@@ -4,6 +4,7 @@
 // other down:
 //   fullnat_tun       build/Release/fullnat_tun.node       the TUN device (fullnat run)
 //   fullnat_peercred  build/Release/fullnat_peercred.node  SO_PEERCRED for the control socket
+//   fullnat_notify    build/Release/fullnat_notify.node    systemd readiness (sd_notify)
 // Nothing is downloaded: if no headers are installed, or a build fails (no
 // compiler, no python), this prints one warning line per addon not built
 // and exits 0 — the simulator and the lab on the in-memory links work
@@ -37,6 +38,12 @@ const TARGETS = [
     what: 'native peer-credential addon',
     consequence:
       'the control socket is guarded by its file mode (0600) only, peer uids are not checked',
+  },
+  {
+    name: 'fullnat_notify',
+    source: 'native/sd-notify.c',
+    what: 'native sd_notify addon',
+    consequence: 'fullnat run cannot tell systemd it is ready (use Type=simple, not Type=notify)',
   },
 ];
 

@@ -119,6 +119,20 @@ export interface NativeTun {
   poll(fd: number, callback: (err?: Error) => void): PollHandle;
   /** Stops watching; the callback is never called again, even if stopped from inside it. Idempotent. */
   stopPoll(handle: PollHandle): void;
+  /**
+   * TUNSETPERSIST: a persistent device outlives its last descriptor (its
+   * addresses and the routes into it stay); turning it off on an open
+   * descriptor lets the device go with the last one closed. EPERM without
+   * CAP_NET_ADMIN.
+   */
+  setPersist(fd: number, on: boolean): void;
+  /**
+   * TUNSETQUEUE on a multi-queue device: `false` detaches this queue (the
+   * kernel steers every flow to the queues still attached and purges the
+   * packets waiting in this one; the descriptor stays open), `true` attaches
+   * it again. EINVAL on a single-queue device or a queue already in that state.
+   */
+  setQueue(fd: number, attach: boolean): void;
   /** close(2). Stop any poll on `fd` first. */
   close(fd: number): void;
 }
@@ -193,7 +207,22 @@ export interface TunDevice extends PacketDevice {
   onReadable(cb: () => void, onError?: (err: Error) => void): void;
   /** Stops calling the readable callback (until onReadable again). */
   stopReadable(): void;
-  /** Stops polling and closes the descriptor; the interface goes away with its last queue. Idempotent. */
+  /** Opened with IFF_MULTI_QUEUE: queues can be attached and detached. */
+  readonly multiQueue: boolean;
+  /**
+   * Makes the interface outlive (`true`) or not (`false`) its last open
+   * queue: see `NativeTun.setPersist`.
+   */
+  setPersist(on: boolean): void;
+  /**
+   * Takes this queue out of the kernel's steering (multi-queue only): what
+   * was waiting in it is purged, so read it empty first. The descriptor
+   * stays open and still holds the interface.
+   */
+  detachQueue(): void;
+  /** Puts a detached queue back in the kernel's steering. */
+  attachQueue(): void;
+  /** Stops polling and closes the descriptor; the interface goes away with its last queue unless persistent. Idempotent. */
   close(): void;
 }
 
@@ -215,7 +244,23 @@ class Tun implements TunDevice {
     readonly fd: number,
     readonly name: string,
     readonly offload: boolean,
+    readonly multiQueue: boolean,
   ) {}
+
+  setPersist(on: boolean): void {
+    this.check();
+    this.n.setPersist(this.fd, on);
+  }
+
+  detachQueue(): void {
+    this.check();
+    this.n.setQueue(this.fd, false);
+  }
+
+  attachQueue(): void {
+    this.check();
+    this.n.setQueue(this.fd, true);
+  }
 
   readBatch(bufs: Uint8Array[], offset: number, lengths: Int32Array, gso?: Int32Array): number {
     this.check();
@@ -292,8 +337,32 @@ export function openTun(
     options.offload ?? false,
     options.napi ?? false,
   );
-  return new Tun(n, opened.fd, opened.name, opened.offload);
+  return new Tun(n, opened.fd, opened.name, opened.offload, options.multiQueue ?? false);
 }
+
+/**
+ * What the kernel says about an existing TUN interface `name` in this
+ * network namespace, from sysfs: undefined if there is none (or it is not
+ * a TUN); otherwise whether it is multi-queue and persistent (it outlives
+ * its descriptors).
+ */
+export function existingTun(
+  name: string,
+): { multiQueue: boolean; persistent: boolean } | undefined {
+  if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) return undefined;
+  let flags: number;
+  try {
+    flags = Number.parseInt(readFileSync(`/sys/class/net/${name}/tun_flags`, 'utf8').trim(), 16);
+  } catch {
+    return undefined;
+  }
+  if (!Number.isFinite(flags)) return undefined;
+  return { multiQueue: (flags & IFF_MULTI_QUEUE) !== 0, persistent: (flags & IFF_PERSIST) !== 0 };
+}
+
+/** <linux/if_tun.h> flag bits as /sys/class/net/DEV/tun_flags shows them. */
+const IFF_MULTI_QUEUE = 0x0100;
+const IFF_PERSIST = 0x0800;
 
 // ---------------------------------------------------------------- iproute2
 
