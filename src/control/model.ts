@@ -92,6 +92,19 @@ export interface FullnatDefs {
    * inline otherwise.
    */
   napiThread: NapiThreadSetting;
+  /**
+   * Where the ISN secret and the connection table handed to a successor
+   * live (default /run/fullnat: a tmpfs, cleared at boot with the device).
+   */
+  stateDir: string;
+  /**
+   * `handover on`: the TUN device is persistent, SIGTERM hands the table
+   * and the device on (state file, routes kept) instead of removing them,
+   * and checkpoints are written. Default off: SIGTERM is a real stop.
+   */
+  handover: boolean;
+  /** Seconds between checkpoints of the table while `handover` is on; 0 = none. */
+  checkpointInterval: number;
   timeouts: TcpTimeouts;
 }
 

@@ -134,6 +134,9 @@ describe('parseConfig: the documented example', () => {
         rsMtu: 1500,
         offload: true,
         napiThread: 'auto',
+        stateDir: '/run/fullnat',
+        handover: false,
+        checkpointInterval: 1,
         timeouts: { ...DEFAULT_TCP_TIMEOUTS, ESTABLISHED: 90 },
       },
       laddrGroups: new Map([['lip_g1', lips]]),
@@ -191,6 +194,9 @@ describe('parseConfig: the documented example', () => {
       rsMtu: 1500,
       offload: true,
       napiThread: 'auto',
+      stateDir: '/run/fullnat',
+      handover: false,
+      checkpointInterval: 1,
       timeouts: DEFAULT_TCP_TIMEOUTS,
     });
     assert.equal(cfg.defs.metrics, undefined);
@@ -603,6 +609,35 @@ virtual_server 10.10.1.101 80 {
     assert.equal(cfg.defs.napiThread, 'off');
   });
 
+  it('state_dir, handover and checkpoint_interval: bad values are refused with FILE:LINE', () => {
+    expectError(
+      `fullnat_defs {\n state_dir var/lib/fullnat\n}\n${BASE}`,
+      'state_dir',
+      /bad state_dir 'var\/lib\/fullnat' \(expected an absolute path without '\.\.'\)/,
+    );
+    expectError(`fullnat_defs {\n state_dir /run/../etc\n}\n${BASE}`, 'state_dir', /bad state_dir/);
+    expectError(
+      `fullnat_defs {\n handover yes\n}\n${BASE}`,
+      'handover',
+      /bad handover 'yes' \(expected on or off\)/,
+    );
+    for (const bad of ['-1', '0.05', '3601', 'often', '1s'])
+      expectError(
+        `fullnat_defs {\n checkpoint_interval ${bad}\n}\n${BASE}`,
+        'checkpoint_interval',
+        /bad checkpoint_interval .* \(expected seconds: 0 for none, or 0\.1 to 3600\)/,
+      );
+    const cfg = parseConfig(
+      `fullnat_defs {\n state_dir /var/lib/fullnat\n handover on\n checkpoint_interval 0.5\n}\n${BASE}`,
+      'c.conf',
+    );
+    assert.equal(cfg.defs.stateDir, '/var/lib/fullnat');
+    assert.equal(cfg.defs.handover, true);
+    assert.equal(cfg.defs.checkpointInterval, 0.5);
+    const none = parseConfig(`fullnat_defs {\n checkpoint_interval 0\n}\n${BASE}`, 'c.conf');
+    assert.equal(none.defs.checkpointInterval, 0);
+  });
+
   it('metrics address without port', () => {
     expectError(
       `fullnat_defs {\n metrics 127.0.0.1\n}\n${BASE}`,
@@ -856,6 +891,15 @@ describe('unknown_service_action', () => {
       3,
       /'unknown_service_action' given twice in this block \(first at test\.conf:2\)/,
     );
+  });
+
+  it('state_dir and handover need a restart; checkpoint_interval reloads', () => {
+    const d = diffConfig(
+      parse(BASE),
+      parse(`fullnat_defs {\n state_dir /tmp/x\n handover on\n checkpoint_interval 5\n}\n${BASE}`),
+    );
+    assert.deepEqual(d.changedDefs, ['state_dir', 'handover', 'checkpoint_interval']);
+    assert.deepEqual(d.restartRequired, ['state_dir', 'handover']);
   });
 
   it('changes on reload: in the diff, not among the restart-only keys', () => {

@@ -13,6 +13,8 @@ export const CONFIG_DEFAULTS = {
   scheduler: DEFAULT_SCHEDULER,
   interface: 'fnat0',
   controlSocket: '/run/fullnat.sock',
+  stateDir: '/run/fullnat',
+  checkpointInterval: 1,
 };
 
 /** `fullnat_defs` when the file has none: the engine's own defaults. */
@@ -30,6 +32,9 @@ export function defaultDefs(): FullnatDefs {
     rsMtu: e.rsMtu,
     offload: true,
     napiThread: 'auto',
+    stateDir: CONFIG_DEFAULTS.stateDir,
+    handover: false,
+    checkpointInterval: CONFIG_DEFAULTS.checkpointInterval,
     timeouts: { ...e.timeouts },
   };
 }

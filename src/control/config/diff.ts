@@ -46,6 +46,8 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
   'local_port_range',
   'offload',
   'napi_thread',
+  'state_dir',
+  'handover',
 ];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

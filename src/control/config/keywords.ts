@@ -19,4 +19,7 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   rsMtu: 'rs_mtu',
   offload: 'offload',
   napiThread: 'napi_thread',
+  stateDir: 'state_dir',
+  handover: 'handover',
+  checkpointInterval: 'checkpoint_interval',
 };

@@ -34,6 +34,9 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     rs_mtu: (k) => (d.rsMtu = mtu(cur.value(k), k.text)),
     offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
     napi_thread: (k) => (d.napiThread = napiThread(cur.value(k))),
+    state_dir: (k) => (d.stateDir = stateDir(cur.value(k))),
+    handover: (k) => (d.handover = onOff(cur.value(k), k.text)),
+    checkpoint_interval: (k) => (d.checkpointInterval = checkpointInterval(cur.value(k))),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = timeout(cur.value(k), k.text));
@@ -50,6 +53,21 @@ function ifName(t: Token): string {
   // Linux interface names: at most 15 bytes, no '/' or whitespace.
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(t.text)) fail(t, `bad interface name '${t.text}'`);
   return t.text;
+}
+
+/** An absolute directory path; it is created (0700) at start if missing. */
+function stateDir(t: Token): string {
+  if (!t.text.startsWith('/') || t.text.split('/').includes('..'))
+    fail(t, `bad state_dir '${t.text}' (expected an absolute path without '..')`);
+  return t.text;
+}
+
+/** Seconds, fractions allowed, 0 = no checkpoints; at most an hour. */
+function checkpointInterval(t: Token): number {
+  const n = /^\d+(\.\d+)?$/.test(t.text) ? Number(t.text) : NaN;
+  if (!(n >= 0 && n <= 3600) || (n > 0 && n < 0.1))
+    fail(t, `bad checkpoint_interval '${t.text}' (expected seconds: 0 for none, or 0.1 to 3600)`);
+  return n;
 }
 
 function napiThread(t: Token): NapiThreadSetting {
