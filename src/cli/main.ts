@@ -174,8 +174,15 @@ export async function main(argv: string[]): Promise<number> {
     )
     .requiredOption('-f, --file <file>', 'keepalived-style configuration file')
     .option('--no-health-checks', 'ignore TCP_CHECK/HTTP_GET blocks (every RS stays in)')
-    .action(async (flags: { file: string; healthChecks: boolean }) => {
-      code = await runLoadBalancer(flags.file, { healthChecks: flags.healthChecks });
+    .option(
+      '--takeover',
+      'replace the fullnat running on the control socket: it hands over its device and connections',
+    )
+    .action(async (flags: { file: string; healthChecks: boolean; takeover?: boolean }) => {
+      code = await runLoadBalancer(flags.file, {
+        healthChecks: flags.healthChecks,
+        takeover: flags.takeover === true,
+      });
     });
 
   program

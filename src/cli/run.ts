@@ -1,23 +1,44 @@
 import { ConfigError, loadConfig } from '../control/config/index.js';
 import { LoadBalancer } from '../control/lb.js';
-import { createLogger } from '../control/log.js';
+import { createLogger, type Logger } from '../control/log.js';
 import {
   createMetricsRegistry,
   startMetricsServer,
   type MetricsServer,
 } from '../control/metrics.js';
-import { startControlServer, type ControlServer } from '../control/socket/index.js';
+import type { ControlApi, ControlRequest, ControlResponse, FullnatDefs } from '../control/model.js';
+import { Checkpointer } from '../control/restart/checkpoint.js';
+import { handOver, resume } from '../control/restart/handover.js';
+import { loadIsnSecret } from '../control/restart/isn-secret.js';
+import { removeStateFile, stateFilePath } from '../control/restart/state-file.js';
+import {
+  probeSocket,
+  sendControlRequest,
+  startControlServer,
+  type ControlServer,
+} from '../control/socket/index.js';
 import { linuxHost } from '../io/host.js';
-import { tunAvailable } from '../io/tun.js';
+import { sdNotify } from '../io/sd-notify.js';
+import { existingTun, tunAvailable } from '../io/tun.js';
+
+export interface RunOptions {
+  healthChecks?: boolean;
+  /** Take the device and the connections over from the fullnat running on the control socket. */
+  takeover?: boolean;
+}
+
+/** How long a predecessor may take to hand over (drain, export, write). */
+const HANDOVER_TIMEOUT_MS = 30_000;
+/** How long the predecessor's control socket and metrics listener may take to go after it answered. */
+const PREDECESSOR_EXIT_MS = 5_000;
 
 /**
- * `fullnat run -f FILE`: runs until SIGINT/SIGTERM; SIGHUP (or `ctl --reload`)
- * re-reads the file. Resolves with the exit code once shut down.
+ * `fullnat run -f FILE [--takeover]`: runs until SIGINT/SIGTERM, `ctl
+ * --shutdown` or a handover; SIGHUP (or `ctl --reload`) re-reads the file.
+ * Resolves with the exit code once shut down. docs/ARCHITECTURE.md,
+ * "Restarts and upgrades", has the handover.
  */
-export async function runLoadBalancer(
-  file: string,
-  opts: { healthChecks?: boolean } = {},
-): Promise<number> {
+export async function runLoadBalancer(file: string, opts: RunOptions = {}): Promise<number> {
   const log = createLogger();
   let config;
   try {
@@ -39,46 +60,231 @@ export async function runLoadBalancer(
     console.error(`fullnat run: ${tun.reason}`);
     return 1;
   }
+  const defs = config.defs;
+  const sock = defs.controlSocket;
+  const predecessor = (await probeSocket(sock, 1000)) === 'listening';
+  if (predecessor && !opts.takeover) {
+    console.error(
+      `fullnat run: another fullnat is running on ${sock}; --takeover replaces it without losing its connections`,
+    );
+    return 1;
+  }
+  if (!predecessor && opts.takeover)
+    log.warn({ socket: sock }, 'takeover: no fullnat running there; starting on its own');
+  const existing = existingTun(defs.interface);
+  if (existing && !existing.persistent && !predecessor) {
+    console.error(
+      `fullnat run: interface ${defs.interface} exists and is held by another process (not a device a fullnat left persistent)`,
+    );
+    return 1;
+  }
+
+  const statePath = stateFilePath(defs.stateDir, defs.interface);
+  const isnSecret = secretFor(defs, log);
   const lb = new LoadBalancer(
     file,
-    { host: linuxHost, log, healthChecks: opts.healthChecks },
+    { host: linuxHost, log, healthChecks: opts.healthChecks, isnSecret },
     config,
   );
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
   try {
-    lb.start();
-    control = await startControlServer(config.defs.controlSocket, lb, log);
-    if (config.defs.metrics) {
-      metrics = await startMetricsServer(
-        config.defs.metrics,
-        createMetricsRegistry(() => lb.snapshot()),
-        log,
-      );
+    // Attached, not read: what the kernel steers here waits until the table is in.
+    lb.openDevice();
+  } catch (e) {
+    log.error({ err: (e as Error).message }, 'start failed: cannot open the device');
+    return 1;
+  }
+  if (predecessor) {
+    const t0 = performance.now();
+    let res: ControlResponse;
+    try {
+      res = await sendControlRequest(sock, { op: 'handover' }, HANDOVER_TIMEOUT_MS);
+    } catch (e) {
+      res = { ok: false, error: (e as Error).message };
+    }
+    if (!res.ok) {
+      // The predecessor goes on forwarding (it resumes when its save fails): leave its device and routes alone.
+      log.error({ err: res.error }, 'takeover failed: the running fullnat keeps the service');
+      lb.release();
+      return 1;
+    }
+    log.info(
+      { ...res.handover, ms: Math.round(performance.now() - t0) },
+      'takeover: predecessor handed over',
+    );
+  }
+
+  const checkpoints = new Checkpointer(
+    () => lb.saveTable(),
+    () => lb.engine.table.count,
+    statePath,
+    log,
+  );
+  try {
+    if (predecessor || defs.handover) resume(lb, statePath, log);
+    else lb.startForwarding();
+    if (predecessor) await predecessorGone(sock);
+    control = await startControlServer(sock, processApi(), log);
+    if (defs.metrics) {
+      metrics = await startMetricsWithRetry(defs.metrics, lb, log);
       log.info({ listen: `${metrics.host}:${metrics.port}` }, 'metrics on /metrics');
     }
   } catch (e) {
     log.error({ err: (e as Error).message }, 'start failed');
     await control?.close();
-    lb.stop();
+    if (predecessor || defs.handover) {
+      // The connections came with us: leave them, device and routes to the next start.
+      try {
+        handOver(lb, statePath, log);
+      } catch {
+        lb.stop();
+      }
+    } else lb.stop();
     return 1;
   }
-  return new Promise<number>((resolve) => {
-    const shutdown = (signal: string): void => {
-      process.off('SIGHUP', onHup);
-      log.info({ signal }, 'shutting down');
+  if (defs.handover) checkpoints.setInterval(defs.checkpointInterval);
+  lb.ready = true;
+  const notified = sdNotify('READY=1');
+  if (!notified.sent && !notified.expected)
+    log.warn({ reason: notified.reason }, 'could not tell systemd we are ready');
+  log.info({ device: defs.interface, connections: lb.engine.table.count }, 'ready');
+
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((r) => (finish = r));
+  let exiting = false;
+
+  /** A real stop: routes, device (its persistence cleared) and the saved table go. */
+  const shutdown = (why: string): void => {
+    if (exiting) return;
+    exiting = true;
+    detachSignals();
+    log.info({ why }, 'shutting down');
+    sdNotify('STOPPING=1');
+    checkpoints.stop();
+    void (async () => {
+      await metrics?.close();
+      await control?.close();
+      lb.stop();
+      try {
+        removeStateFile(statePath);
+      } catch (e) {
+        log.warn({ err: (e as Error).message, file: statePath }, 'could not remove the state file');
+      }
+      finish(0);
+    })();
+  };
+
+  /** The old side of a handover: table saved, device and routes left; then exit. */
+  const handOverAndExit = async (why: string): Promise<ControlResponse> => {
+    if (exiting) return { ok: false, error: 'already exiting' };
+    exiting = true;
+    log.info({ why }, 'handing over');
+    sdNotify('STOPPING=1');
+    checkpoints.stop();
+    // The successor binds the metrics port next: free it before answering.
+    await metrics?.close();
+    metrics = undefined;
+    let report;
+    try {
+      report = handOver(lb, statePath, log);
+    } catch (e) {
+      exiting = false;
+      if (defs.handover) checkpoints.setInterval(defs.checkpointInterval);
+      if (defs.metrics)
+        metrics = await startMetricsWithRetry(defs.metrics, lb, log).catch(() => undefined);
+      log.error({ err: (e as Error).message }, 'handover failed: still running');
+      return { ok: false, error: (e as Error).message };
+    }
+    detachSignals();
+    // Answer first (the control connection gets its reply), then go.
+    setImmediate(() => {
       void (async () => {
-        await metrics?.close();
-        await control?.close();
-        lb.stop();
-        resolve(0);
+        await control?.closeGracefully(1000);
+        finish(0);
       })();
+    });
+    return { ok: true, handover: report };
+  };
+
+  function processApi(): ControlApi {
+    return {
+      handle: async (req: ControlRequest): Promise<ControlResponse> => {
+        if (req.op === 'handover') return handOverAndExit('ctl --handover');
+        if (req.op === 'shutdown') {
+          setImmediate(() => shutdown('ctl --shutdown'));
+          return { ok: true };
+        }
+        const res = await lb.handle(req);
+        if (req.op === 'reload' && res.ok && lb.config.defs.handover)
+          checkpoints.setInterval(lb.config.defs.checkpointInterval);
+        return res;
+      },
     };
-    const onHup = (): void => {
-      lb.reload();
-    };
-    process.on('SIGHUP', onHup);
-    process.once('SIGINT', () => shutdown('SIGINT'));
-    process.once('SIGTERM', () => shutdown('SIGTERM'));
-  });
+  }
+
+  const onHup = (): void => {
+    const r = lb.reload();
+    if (r.ok && lb.config.defs.handover) checkpoints.setInterval(lb.config.defs.checkpointInterval);
+  };
+  const onTerm = (): void => {
+    if (defs.handover) void handOverAndExit('SIGTERM');
+    else shutdown('SIGTERM');
+  };
+  const onInt = (): void => shutdown('SIGINT');
+  const onUsr2 = (): void => void handOverAndExit('SIGUSR2');
+  function detachSignals(): void {
+    process.off('SIGHUP', onHup);
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
+    process.off('SIGUSR2', onUsr2);
+  }
+  process.on('SIGHUP', onHup);
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGUSR2', onUsr2);
+  return done;
+}
+
+/** The persisted ISN secret, or a fresh one (said so) when the state directory is unusable. */
+function secretFor(defs: FullnatDefs, log: Logger): number | undefined {
+  try {
+    const s = loadIsnSecret(defs.stateDir);
+    if (s.how !== 'loaded') log.info({ file: s.path, how: s.how }, 'ISN secret');
+    return s.secret;
+  } catch (e) {
+    log.warn(
+      { dir: defs.stateDir, err: (e as Error).message },
+      'ISN secret not kept: state_dir unusable; a restart may pick ISNs below the previous run',
+    );
+    return undefined;
+  }
+}
+
+/** Waits (bounded) until the predecessor's control socket is gone, so ours can take the path. */
+async function predecessorGone(sock: string): Promise<void> {
+  const end = Date.now() + PREDECESSOR_EXIT_MS;
+  while (Date.now() < end && (await probeSocket(sock, 200)) === 'listening')
+    await new Promise((r) => setTimeout(r, 10));
+}
+
+/** The predecessor closed its metrics listener before answering; a port in TIME_WAIT-free reuse may still lag. */
+async function startMetricsWithRetry(
+  listen: { host: string; port: number },
+  lb: LoadBalancer,
+  log: Logger,
+): Promise<MetricsServer> {
+  const end = Date.now() + PREDECESSOR_EXIT_MS;
+  for (;;) {
+    try {
+      return await startMetricsServer(
+        listen,
+        createMetricsRegistry(() => lb.snapshot()),
+        log,
+      );
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
 }

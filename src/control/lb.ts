@@ -5,7 +5,7 @@
  */
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { ipv4ToString } from '../wire/bytes.js';
-import { Engine } from '../engine/engine.js';
+import { Engine, type ImportResult } from '../engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../engine/packet.js';
 import { COUNTER_NAMES } from '../engine/counters.js';
 import {
@@ -34,12 +34,15 @@ import type {
   TrafficStats,
 } from './model.js';
 import type { Logger } from './log.js';
+import type { SavedTable } from './restart/state-file.js';
 
 export interface LoadBalancerDeps {
   host: HostNetwork;
   log: Logger;
   /** Run the configured health checks (default true). */
   healthChecks?: boolean;
+  /** LB→RS ISN secret, kept across restarts by the caller (restart/isn-secret.ts); default random. */
+  isnSecret?: number;
 }
 
 /** Window over which `napi_thread auto` looks at the traffic. */
@@ -70,6 +73,8 @@ export class LoadBalancer implements ControlApi {
   private health: HealthChecker | undefined;
   private readonly napiMode = new NapiModeController();
   private napiTimer: NodeJS.Timeout | undefined;
+  /** Forwarding with the table loaded; set by the process once everything is up (Snapshot.ready). */
+  ready = false;
 
   constructor(
     readonly configPath: string,
@@ -88,7 +93,7 @@ export class LoadBalancer implements ControlApi {
         portRange: d.portRange,
         rsMtu: d.rsMtu,
         timeouts: d.timeouts,
-        isnSecret: (Math.random() * 0x100000000) >>> 0,
+        isnSecret: deps.isnSecret ?? (Math.random() * 0x100000000) >>> 0,
         // The engine clock starts at 0 when the run loop starts; the ISN clock needs wall time.
         isnClockOriginMs: Date.now(),
         portSeed: (Math.random() * 0x100000000) >>> 0,
@@ -104,18 +109,81 @@ export class LoadBalancer implements ControlApi {
 
   /** Opens the device, sets sysctls and routes, starts the loop and health checks. */
   start(): void {
+    this.openDevice();
+    this.startForwarding();
+  }
+
+  /**
+   * Opens this process's queue on the device (joining the interface if a
+   * predecessor left it or still holds it), persistent when `handover` is
+   * on. Nothing is read until `startForwarding`: what the kernel steers to
+   * the queue meanwhile waits in it.
+   */
+  openDevice(): void {
+    const d = this.config.defs;
+    this.device = this.deps.host.openDevice(
+      this.deviceName,
+      this.tunMtu(),
+      d.offload,
+      d.napiThread !== 'off',
+      d.handover,
+    );
+  }
+
+  /**
+   * Sysctls, routes (replaced, so a predecessor's are taken over as they
+   * are), then the saved table if there is one, then the loop and the
+   * health checks. A snapshot the engine refuses (ConnRecordError: a newer
+   * record format, a malformed one) enters nothing: that is logged and the
+   * table starts empty.
+   */
+  startForwarding(saved?: SavedTable): ImportResult | undefined {
     const { host, log } = this.deps;
     const dev = this.deviceName;
     const d = this.config.defs;
-    this.device = host.openDevice(dev, this.tunMtu(), d.offload, d.napiThread !== 'off');
+    if (!this.device) throw new Error('startForwarding before openDevice');
     if (d.napiThread === 'on') this.setNapiThreaded(true);
     host.sysctl('net.ipv4.ip_forward', '1');
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');
     this.syncRoutes();
     this.loop = new RunLoop(this.engine, this.device);
+    let imported: ImportResult | undefined;
+    if (saved) {
+      // Entries are dated on the engine clock, which the loop's creation started.
+      this.engine.tick(this.loop.now());
+      try {
+        imported = this.engine.importConnections(
+          saved.snapshot,
+          Math.max(0, Date.now() - saved.writtenAt),
+        );
+      } catch (e) {
+        log.warn(
+          { err: (e as Error).message },
+          'saved connection table refused: starting with an empty table',
+        );
+      }
+    }
     this.loop.start();
-    if (d.napiThread === 'auto' && host.setNapiThreaded) this.startNapiAuto();
+    this.startTimers();
+    log.info(
+      { device: dev, services: this.config.services.length, toaPolicy: this.config.defs.toaPolicy },
+      'fullnat running',
+    );
+    return imported;
+  }
+
+  /** Calls `cb` once, with the Unix ms of the first packet this process forwards. */
+  onFirstForward(cb: (at: number) => void): void {
+    const loop = this.loop;
+    if (!loop) throw new Error('onFirstForward before startForwarding');
+    if (loop.stats.firstTxAt !== 0) cb(loop.stats.firstTxAt);
+    else loop.onFirstTx = () => cb(loop.stats.firstTxAt);
+  }
+
+  private startTimers(): void {
+    const { host, log } = this.deps;
+    if (this.config.defs.napiThread === 'auto' && host.setNapiThreaded) this.startNapiAuto();
     if (this.deps.healthChecks !== false) {
       this.health = new HealthChecker(this.config, {
         logger: log,
@@ -123,10 +191,62 @@ export class LoadBalancer implements ControlApi {
       });
       this.health.start();
     }
-    log.info(
-      { device: dev, services: this.config.services.length, toaPolicy: this.config.defs.toaPolicy },
-      'fullnat running',
-    );
+  }
+
+  private stopTimers(): void {
+    if (this.napiTimer) clearInterval(this.napiTimer);
+    this.napiTimer = undefined;
+    this.health?.stop();
+    this.health = undefined;
+  }
+
+  /** The table as it is now, for a checkpoint; forwarding goes on. */
+  saveTable(): SavedTable {
+    return {
+      snapshot: this.engine.exportConnections(),
+      writtenAt: Date.now(),
+      lastForwardedAt: this.loop?.stats.lastTxAt ?? 0,
+    };
+  }
+
+  /**
+   * The old side of a handover: reads the queue empty through the engine,
+   * detaches it (the kernel steers everything to a successor's queue, or
+   * drops while there is none), makes the device persistent and exports the
+   * table. Routes stay. Forwarding has stopped; `resume` undoes it if the
+   * table cannot be saved, `release` closes the descriptor once it is.
+   */
+  handOver(): SavedTable {
+    const loop = this.loop;
+    const dev = this.device;
+    if (!loop || !dev) throw new Error('not forwarding: nothing to hand over');
+    this.ready = false;
+    this.stopTimers();
+    loop.drain();
+    loop.stop();
+    dev.detachQueue?.();
+    dev.setPersist?.(true);
+    return this.saveTable();
+  }
+
+  /** After a handover that could not complete: the queue rejoins and forwarding goes on. */
+  resume(): void {
+    const dev = this.device;
+    if (!dev || !this.loop) throw new Error('not started');
+    dev.attachQueue?.();
+    dev.setPersist?.(this.config.defs.handover);
+    this.loop.start();
+    this.startTimers();
+    this.ready = true;
+    this.deps.log.warn({ device: this.deviceName }, 'handover abandoned: forwarding again');
+  }
+
+  /** After a handover: closes this process's queue; device and routes stay for the successor. */
+  release(): void {
+    this.device?.close();
+    this.device = undefined;
+    this.routes.clear();
+    this.deps.log.info({ device: this.deviceName }, 'device and routes left to the successor');
   }
 
   /** `napi_thread auto`: every window, put the NAPI work where the traffic of the last one wants it. */
@@ -167,12 +287,17 @@ export class LoadBalancer implements ControlApi {
     }
   }
 
+  /** A real stop: routes removed, persistence cleared, so the device goes with the process. */
   stop(): void {
-    if (this.napiTimer) clearInterval(this.napiTimer);
-    this.napiTimer = undefined;
-    this.health?.stop();
+    this.ready = false;
+    this.stopTimers();
     this.loop?.stop();
     for (const r of [...this.routes]) this.dropRoute(r);
+    try {
+      this.device?.setPersist?.(false);
+    } catch (e) {
+      this.deps.log.warn({ err: (e as Error).message }, 'could not clear the device persistence');
+    }
     this.device?.close();
     this.device = undefined;
     this.deps.log.info({ device: this.deviceName }, 'fullnat stopped');
@@ -391,6 +516,7 @@ export class LoadBalancer implements ControlApi {
       connections: e.table.count,
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
+      ready: this.ready,
     };
   }
 
@@ -477,6 +603,10 @@ export class LoadBalancer implements ControlApi {
       case 'zero':
         e.zeroCounters();
         return { ok: true };
+      case 'handover':
+      case 'shutdown':
+        // Exits are the process's (src/cli/run.ts), which answers these before they get here.
+        return { ok: false, error: `${req.op} is not available without fullnat run` };
     }
   }
 }

@@ -169,6 +169,12 @@ export interface Snapshot {
   maxConnections?: number;
   /** Seconds since the LB started (for rates). */
   uptime: number;
+  /**
+   * The process forwards with its table loaded (an imported one, after a
+   * restart or a takeover) and its control socket up; false while starting
+   * or handing over.
+   */
+  ready?: boolean;
 }
 
 export type ServiceKey = { vip: number; vport: number };
@@ -186,10 +192,24 @@ export type ControlRequest =
   | { op: 'delete-real'; real: RealServerKey }
   | { op: 'add-laddr'; service: ServiceKey; laddr: number }
   | { op: 'reload' }
-  | { op: 'zero' };
+  | { op: 'zero' }
+  /** Save the table, detach from the device and exit, leaving device and routes to a successor. */
+  | { op: 'handover' }
+  /** Stop for good: routes, device and the saved table go. */
+  | { op: 'shutdown' };
+
+/** What the process that handed over says to its successor. */
+export interface HandoverReport {
+  /** The state file the table is in. */
+  file: string;
+  connections: number;
+  bytes: number;
+  /** Unix ms of the handing-over process's last forwarded packet (0: none). */
+  lastForwardedAt: number;
+}
 
 export type ControlResponse =
-  | { ok: true; snapshot?: Snapshot; connections?: ConnectionStatus[] }
+  | { ok: true; snapshot?: Snapshot; connections?: ConnectionStatus[]; handover?: HandoverReport }
   | { ok: false; error: string };
 
 /** Implemented by the running LB; the control socket server calls it. */

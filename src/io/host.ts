@@ -16,9 +16,18 @@ export interface HostNetwork {
    * `offload`: GSO super-packets cross the device (the engine's buffers must
    * hold 64 KiB). `napiThread`: opened with IFF_NAPI, so that
    * `setNapiThreaded` can move the kernel's work on written packets into a
-   * kernel thread.
+   * kernel thread. The device is multi-queue, so that a successor can
+   * attach a queue of its own beside this one (an existing interface of the
+   * name is joined); `persist` makes it outlive the process, and `false`
+   * clears a persistence an earlier run left.
    */
-  openDevice(name: string, mtu: number, offload: boolean, napiThread: boolean): PacketDevice;
+  openDevice(
+    name: string,
+    mtu: number,
+    offload: boolean,
+    napiThread: boolean,
+    persist?: boolean,
+  ): PacketDevice;
   /**
    * For a device opened with `napiThread`: moves the kernel's work on
    * written packets into its NAPI kernel thread (at a real-time priority)
@@ -39,9 +48,10 @@ export const NAPI_THREAD_PRIORITY = 10;
 
 /** The real thing: a TUN device and iproute2 in this process's network namespace. */
 export const linuxHost: HostNetwork = {
-  openDevice(name, mtu, offload, napiThread) {
-    const dev = openTun(name, { offload, napi: napiThread });
+  openDevice(name, mtu, offload, napiThread, persist = false) {
+    const dev = openTun(name, { offload, napi: napiThread, multiQueue: true });
     try {
+      dev.setPersist(persist);
       setUp(dev.name, mtu);
       setNoQueue(dev.name);
     } catch (err) {

@@ -54,8 +54,31 @@ export class MemoryDevice implements PacketDevice {
     return n;
   }
 
+  /** What a TUN would be told: persistent, and whether this queue is attached. */
+  persistent = false;
+  attached = true;
+
   onReadable(cb: () => void): void {
     this.readable = cb;
+  }
+
+  stopReadable(): void {
+    this.readable = undefined;
+  }
+
+  setPersist(on: boolean): void {
+    this.persistent = on;
+  }
+
+  /** As the kernel does: what waited in the queue is purged. */
+  detachQueue(): void {
+    this.attached = false;
+    this.inbox.length = 0;
+    this.inboxGso.length = 0;
+  }
+
+  attachQueue(): void {
+    this.attached = true;
   }
 
   close(): void {

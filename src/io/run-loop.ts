@@ -20,6 +20,13 @@ export interface PacketDevice {
   ): number;
   /** Calls `cb` whenever packets may be waiting. */
   onReadable(cb: () => void): void;
+  /** Stops calling the readable callback. */
+  stopReadable?(): void;
+  /** A multi-queue TUN: outlive the last descriptor (`NativeTun.setPersist`). */
+  setPersist?(on: boolean): void;
+  /** A multi-queue TUN: leave (purging what waits) or rejoin the kernel's steering. */
+  detachQueue?(): void;
+  attachQueue?(): void;
   close(): void;
 }
 
@@ -34,6 +41,9 @@ export interface LoopStats {
   /** Packets the device would not take (queue full): dropped, as a NIC would. */
   txDropped: number;
   timerRuns: number;
+  /** Unix ms of the first and the latest write that sent a packet (0: none yet): a handover's gap. */
+  firstTxAt: number;
+  lastTxAt: number;
 }
 
 /** Most batches handled per readiness callback before yielding to timers and the control socket. */
@@ -58,7 +68,11 @@ export class RunLoop {
     txSuperPackets: 0,
     txDropped: 0,
     timerRuns: 0,
+    firstTxAt: 0,
+    lastTxAt: 0,
   };
+  /** Called once, after the first write that sent a packet. */
+  onFirstTx: (() => void) | undefined;
   private readonly rx: Packet[] = [];
   private readonly rxBufs: Uint8Array[] = [];
   private readonly rxLens: Int32Array;
@@ -115,6 +129,19 @@ export class RunLoop {
     this.timer = undefined;
   }
 
+  /**
+   * Reads the device empty through the engine now, in this turn (before a
+   * handover detaches the queue, which would purge what waits in it).
+   * Bounded: at most `maxBatches` reads. Returns the packets read.
+   */
+  drain(maxBatches = 4096): number {
+    const before = this.stats.rxPackets;
+    for (let i = 0; i < maxBatches; i++) if (this.readBatches(1) === 0) break;
+    this.engine.tick(this.now());
+    this.flush();
+    return this.stats.rxPackets - before;
+  }
+
   private readonly onTimer = (): void => {
     this.stats.timerRuns++;
     this.engine.tick(this.now());
@@ -123,12 +150,19 @@ export class RunLoop {
 
   private readonly onReadable = (): void => {
     if (!this.running) return;
+    // Still more queued: continue after timers and the control socket had a turn.
+    if (this.readBatches(MAX_BATCHES_PER_WAKEUP) === MAX_BATCHES_PER_WAKEUP)
+      setImmediate(this.onReadable);
+  };
+
+  /** Reads and processes up to `rounds` batches; returns how many were not empty. */
+  private readBatches(rounds: number): number {
     const e = this.engine;
     const pool = e.pool;
-    for (let round = 0; round < MAX_BATCHES_PER_WAKEUP; round++) {
+    for (let round = 0; round < rounds; round++) {
       const rxGso = this.rxGso;
       const n = this.dev.readBatch(this.rxBufs, DEFAULT_HEADROOM, this.rxLens, rxGso);
-      if (n === 0) return;
+      if (n === 0) return round;
       this.stats.rxBatches++;
       this.stats.rxPackets += n;
       e.tick(this.now());
@@ -156,9 +190,17 @@ export class RunLoop {
       // arrived while this one was processed and written, and one more read
       // (EAGAIN when none did) is cheaper than a return trip through epoll.
     }
-    // Still more queued: continue after timers and the control socket had a turn.
-    setImmediate(this.onReadable);
-  };
+    return rounds;
+  }
+
+  /** One clock read per write call, not per packet. */
+  private noteTx(): void {
+    const now = Date.now();
+    this.stats.lastTxAt = now;
+    if (this.stats.firstTxAt !== 0) return;
+    this.stats.firstTxAt = now;
+    this.onFirstTx?.();
+  }
 
   /** Writes the engine's outputs and returns their buffers to the pool. */
   private flush(): void {
@@ -180,6 +222,7 @@ export class RunLoop {
         }
       }
       const written = this.dev.writeBatch(this.txBufs, this.txOffs, this.txLens, count, txGso);
+      if (written > 0) this.noteTx();
       this.stats.txPackets += written;
       this.stats.txDropped += count - written;
       for (let k = 0; k < count; k++) e.pool.give(e.out[i + k]!);

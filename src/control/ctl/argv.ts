@@ -199,6 +199,10 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
       return { kind: 'version' };
     case 'reload':
       return { kind: 'request', request: { op: 'reload' } };
+    case 'handover':
+      return { kind: 'request', request: { op: 'handover' } };
+    case 'shutdown':
+      return { kind: 'request', request: { op: 'shutdown' } };
     case 'zero':
       return { kind: 'request', request: { op: 'zero' } };
     case 'list': {

@@ -16,6 +16,8 @@ export type CommandKey =
   | 'add-laddr'
   | 'get-laddr'
   | 'reload'
+  | 'handover'
+  | 'shutdown'
   | 'help'
   | 'version';
 
@@ -53,6 +55,8 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'add-laddr', command: true, short: ['P'], long: ['add-laddr'], arg: false },
   { key: 'get-laddr', command: true, short: ['G'], long: ['get-laddr'], arg: false },
   { key: 'reload', command: true, short: [], long: ['reload'], arg: false },
+  { key: 'handover', command: true, short: [], long: ['handover'], arg: false },
+  { key: 'shutdown', command: true, short: [], long: ['shutdown'], arg: false },
   { key: 'help', command: true, short: ['h'], long: ['help'], arg: false },
   { key: 'version', command: true, short: ['v'], long: ['version'], arg: false },
   { key: 'service', command: false, short: ['t'], long: ['tcp-service'], arg: true },
@@ -140,6 +144,8 @@ export const NAMES: Record<CommandKey | OptionKey, string> = {
   'add-laddr': 'add-laddr',
   'get-laddr': 'get-laddr',
   reload: 'reload',
+  handover: 'handover',
+  shutdown: 'shutdown',
   help: 'help',
   version: 'version',
   service: 'service-address',
@@ -179,6 +185,8 @@ export const COMMAND_OPTIONS: Record<CommandKey, { required: OptionKey[]; option
     'add-laddr': { required: ['service', 'laddr'], optional: [] },
     'get-laddr': { required: [], optional: ['service', 'numeric'] },
     reload: { required: [], optional: [] },
+    handover: { required: [], optional: [] },
+    shutdown: { required: [], optional: [] },
     help: { required: [], optional: [] },
     version: { required: [], optional: [] },
   };

@@ -8,6 +8,7 @@ export {
   type ControlServer,
   type ControlServerOptions,
 } from './server.js';
+export { probeSocket, type ProbeResult } from './socket-file.js';
 export {
   MAX_CONNECTIONS_LIMIT,
   validateControlRequest,

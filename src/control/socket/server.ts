@@ -49,6 +49,11 @@ export interface ControlServer {
   readonly path: string;
   /** Stops accepting, closes open control connections, removes the socket file. */
   close(): Promise<void>;
+  /**
+   * As close, but open connections first get up to `graceMs` to finish
+   * (a handover's own request is answered before the process exits).
+   */
+  closeGracefully(graceMs: number): Promise<void>;
 }
 
 export async function startControlServer(
@@ -106,24 +111,32 @@ export async function startControlServer(
   }
 
   let closed: Promise<void> | undefined;
+  const shut = (graceMs: number): Promise<void> => {
+    closed ??= (async () => {
+      const stopped = new Promise<void>((r) => server.close(() => r()));
+      if (graceMs > 0 && sockets.size > 0) {
+        const deadline = Date.now() + graceMs;
+        for (const s of sockets) s.end();
+        while (sockets.size > 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 5));
+      }
+      for (const s of sockets) s.destroy();
+      await stopped;
+      // Only remove the file we created: a successor may already own the path.
+      try {
+        const st = await lstat(path);
+        if (st.ino === ino) await unlink(path);
+      } catch (e) {
+        if (errnoCode(e) !== 'ENOENT')
+          log.warn({ err: e, path }, 'could not remove control socket');
+      }
+      log.info({ path }, 'control socket closed');
+    })();
+    return closed;
+  };
   return {
     path,
-    close(): Promise<void> {
-      closed ??= (async () => {
-        const stopped = new Promise<void>((r) => server.close(() => r()));
-        for (const s of sockets) s.destroy();
-        await stopped;
-        // Only remove the file we created: a successor may already own the path.
-        try {
-          const st = await lstat(path);
-          if (st.ino === ino) await unlink(path);
-        } catch (e) {
-          if (errnoCode(e) !== 'ENOENT')
-            log.warn({ err: e, path }, 'could not remove control socket');
-        }
-        log.info({ path }, 'control socket closed');
-      })();
-      return closed;
-    },
+    close: () => shut(0),
+    closeGracefully: (graceMs) => shut(graceMs),
   };
 }

@@ -12,10 +12,11 @@ import type { Logger } from 'pino';
 
 import { errMessage, errnoCode } from './errors.js';
 
-type ProbeResult = 'listening' | 'stale' | 'gone' | 'denied';
+export type ProbeResult = 'listening' | 'stale' | 'gone' | 'denied';
 
 /** Is something accepting connections on this socket path? */
-function probeSocket(path: string, timeoutMs: number): Promise<ProbeResult> {
+/** What is at a socket path: a live listener, a stale file, nothing, or a file we may not probe. */
+export function probeSocket(path: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve) => {
     const s = net.createConnection({ path });
     const done = (r: ProbeResult): void => {

@@ -29,6 +29,8 @@ const OP_FIELDS: Record<Op, readonly string[]> = {
   'add-laddr': ['service', 'laddr'],
   reload: [],
   zero: [],
+  handover: [],
+  shutdown: [],
 };
 
 const OPS = Object.keys(OP_FIELDS) as Op[];
@@ -138,6 +140,8 @@ export function validateControlRequest(v: unknown): ValidationResult {
       case 'snapshot':
       case 'reload':
       case 'zero':
+      case 'handover':
+      case 'shutdown':
         request = { op: o };
         break;
       case 'connections':
