@@ -271,9 +271,9 @@ test(
       Math.min(...summary.downloadMs) > replacementsMs,
       `downloads of ${Math.min(...summary.downloadMs)} ms did not span the ${replacementsMs} ms of replacements`,
     );
-    assert.ok(gaps.handover! < LIVE_GAP_BOUND_MS, `handover gap ${gaps.handover} ms`);
-    assert.ok(gaps.upgrade! < LIVE_GAP_BOUND_MS, `upgrade gap ${gaps.upgrade} ms`);
-    assert.ok(gaps.sigtermRestart! < RESTART_GAP_BOUND_MS, `restart gap ${gaps.sigtermRestart} ms`);
+    assert.ok(gaps.handover < LIVE_GAP_BOUND_MS, `handover gap ${gaps.handover} ms`);
+    assert.ok(gaps.upgrade < LIVE_GAP_BOUND_MS, `upgrade gap ${gaps.upgrade} ms`);
+    assert.ok(gaps.sigtermRestart < RESTART_GAP_BOUND_MS, `restart gap ${gaps.sigtermRestart} ms`);
   },
 );
 
