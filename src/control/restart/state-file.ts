@@ -19,9 +19,9 @@
  * and the connections do not survive a reboot either).
  */
 import { crc32 } from 'node:zlib';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 
 export const STATE_FILE_MAGIC = 'FNATCONN';
 export const STATE_FILE_VERSION = 1;
@@ -92,10 +92,14 @@ export function decodeStateFile(b: Uint8Array): SavedTable {
 
 const tempOf = (path: string): string => `${path}.tmp.${process.pid}`;
 
-/** Writes the file atomically (temporary file, rename), mode 0600. Returns the bytes written. */
+/**
+ * Writes the file atomically (temporary file, rename), mode 0600, creating
+ * its directory (0700) if missing. Returns the bytes written.
+ */
 export function writeStateFile(path: string, t: SavedTable): number {
   const bytes = encodeStateFile(t);
   const tmp = tempOf(path);
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   try {
     writeFileSync(tmp, bytes, { mode: 0o600 });
     renameSync(tmp, path);
@@ -110,6 +114,7 @@ export function writeStateFile(path: string, t: SavedTable): number {
 export async function writeStateFileAsync(path: string, t: SavedTable): Promise<number> {
   const bytes = encodeStateFile(t);
   const tmp = tempOf(path);
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   try {
     await writeFile(tmp, bytes, { mode: 0o600 });
     await rename(tmp, path);
