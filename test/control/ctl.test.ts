@@ -297,6 +297,8 @@ describe('parseCtlArgs', () => {
     ['-Z', ['-Z'], { kind: 'request', request: { op: 'zero' } }],
     ['--zero', ['--zero'], { kind: 'request', request: { op: 'zero' } }],
     ['--reload', ['--reload'], { kind: 'request', request: { op: 'reload' } }],
+    ['--handover', ['--handover'], { kind: 'request', request: { op: 'handover' } }],
+    ['--shutdown', ['--shutdown'], { kind: 'request', request: { op: 'shutdown' } }],
     ['-h', ['-h'], { kind: 'help' }],
     ['--help', ['--help'], { kind: 'help' }],
     ['-h wins over anything', ['-A', '-h'], { kind: 'help' }],
@@ -351,6 +353,7 @@ describe('parseCtlArgs', () => {
     [['-L', '-s', 'rr'], /^-s \(scheduler\) is not allowed with -L \(list\)$/],
     [['-Z', '-t', '10.10.1.100:80'], /^-t \(service-address\) is not allowed with -Z \(zero\)$/],
     [['--reload', '-n'], /^-n \(numeric\) is not allowed with --reload \(reload\)$/],
+    [['--handover', '-t', '10.10.1.100:80'], /is not allowed with --handover \(handover\)$/],
     [
       ['-A', '-t', '10.10.1.100:80', '-t', '10.10.1.101:80'],
       /^multiple -t \(service-address\) options specified$/,

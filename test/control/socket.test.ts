@@ -683,6 +683,8 @@ describe('validateControlRequest', () => {
       { op: 'add-laddr', service: svc, laddr: 0xdfffffff },
       { op: 'reload' },
       { op: 'zero' },
+      { op: 'handover' },
+      { op: 'shutdown' },
     ];
     for (const req of good)
       assert.deepEqual(validateControlRequest(req), { ok: true, request: req });
