@@ -73,6 +73,8 @@ export class LoadBalancer implements ControlApi {
   private health: HealthChecker | undefined;
   private readonly napiMode = new NapiModeController();
   private napiTimer: NodeJS.Timeout | undefined;
+  /** Engine time 0, as performance.now(): the moment the ISN clock's wall-clock origin was read. */
+  private readonly engineEpoch: number;
   /** Forwarding with the table loaded; set by the process once everything is up (Snapshot.ready). */
   ready = false;
 
@@ -83,6 +85,7 @@ export class LoadBalancer implements ControlApi {
   ) {
     this.config = config ?? loadConfig(configPath);
     const d = this.config.defs;
+    this.engineEpoch = performance.now();
     this.engine = new Engine(
       {
         toaPolicy: d.toaPolicy,
@@ -94,7 +97,7 @@ export class LoadBalancer implements ControlApi {
         rsMtu: d.rsMtu,
         timeouts: d.timeouts,
         isnSecret: deps.isnSecret ?? (Math.random() * 0x100000000) >>> 0,
-        // The engine clock starts at 0 when the run loop starts; the ISN clock needs wall time.
+        // Engine time 0 is engineEpoch (the run loop counts from it); the ISN clock needs wall time.
         isnClockOriginMs: Date.now(),
         portSeed: (Math.random() * 0x100000000) >>> 0,
       },
@@ -147,10 +150,10 @@ export class LoadBalancer implements ControlApi {
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');
     this.syncRoutes();
-    this.loop = new RunLoop(this.engine, this.device);
+    this.loop = new RunLoop(this.engine, this.device, 64, this.engineEpoch);
     let imported: ImportResult | undefined;
     if (saved) {
-      // Entries are dated on the engine clock, which the loop's creation started.
+      // Entries are dated on the engine clock: bring it to now first.
       this.engine.tick(this.loop.now());
       try {
         imported = this.engine.importConnections(

@@ -83,13 +83,18 @@ export class RunLoop {
   private readonly rxGso: Int32Array | undefined;
   private readonly txGso: Int32Array | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly started = performance.now();
   private running = false;
 
+  /**
+   * `started`: the performance.now() that is engine time 0 (default: now).
+   * The LB passes the moment it took the ISN clock's wall-clock origin, so
+   * the two agree however long the device took to come up.
+   */
   constructor(
     private readonly engine: Engine,
     private readonly dev: PacketDevice,
     private readonly batch = 64,
+    private readonly started = performance.now(),
   ) {
     this.rxLens = new Int32Array(batch);
     this.txOffs = new Int32Array(batch);
