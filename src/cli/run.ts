@@ -164,7 +164,8 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     checkpoints.stop();
     void (async () => {
       await metrics?.close();
-      await control?.close();
+      // A `ctl --shutdown` gets its answer before the socket goes.
+      await control?.closeGracefully(500);
       lb.stop();
       try {
         removeStateFile(statePath);

@@ -186,6 +186,26 @@ after(async () => {
 });
 
 test(
+  'a second fullnat run without --takeover is refused and leaves the first alone',
+  { skip },
+  () => {
+    let code = 0;
+    let out = '';
+    try {
+      lab.exec('lb', process.execPath, [cli, 'run', '-f', confPath], 15_000);
+    } catch (e) {
+      const err = e as { status?: number; stderr?: string };
+      code = err.status ?? -1;
+      out = err.stderr ?? '';
+    }
+    assert.equal(code, 1);
+    assert.match(out, /another fullnat is running on .*--takeover replaces it/);
+    assert.equal(ctl(['-Ln']).code, 0, 'the first still answers');
+    assert.equal(current!.proc.exitCode, null);
+  },
+);
+
+test(
   'handover, SIGTERM + start and an upgrade under load: no request fails, no download breaks',
   { skip, timeout: 180_000 },
   async () => {
