@@ -79,6 +79,17 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     return 1;
   }
 
+  // The device's flags are the last opener's for every queue: a successor with other offload or
+  // NAPI settings would change what the predecessor reads while both are attached.
+  const napi = defs.napiThread !== 'off';
+  if (predecessor && existing && (existing.offload !== defs.offload || existing.napi !== napi)) {
+    console.error(
+      `fullnat run: --takeover needs the running fullnat's offload and napi_thread (on/auto or off) settings; ` +
+        `${defs.interface} has offload ${existing.offload ? 'on' : 'off'}, NAPI ${existing.napi ? 'on' : 'off'}: stop it and start instead`,
+    );
+    return 1;
+  }
+
   const statePath = stateFilePath(defs.stateDir, defs.interface);
   const isnSecret = secretFor(defs, log);
   const lb = new LoadBalancer(

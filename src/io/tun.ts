@@ -343,12 +343,12 @@ export function openTun(
 /**
  * What the kernel says about an existing TUN interface `name` in this
  * network namespace, from sysfs: undefined if there is none (or it is not
- * a TUN); otherwise whether it is multi-queue and persistent (it outlives
- * its descriptors).
+ * a TUN); otherwise whether it is multi-queue, persistent (it outlives its
+ * descriptors), and opened with offloads (IFF_VNET_HDR) and IFF_NAPI.
  */
 export function existingTun(
   name: string,
-): { multiQueue: boolean; persistent: boolean } | undefined {
+): { multiQueue: boolean; persistent: boolean; offload: boolean; napi: boolean } | undefined {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(name)) return undefined;
   let flags: number;
   try {
@@ -357,12 +357,19 @@ export function existingTun(
     return undefined;
   }
   if (!Number.isFinite(flags)) return undefined;
-  return { multiQueue: (flags & IFF_MULTI_QUEUE) !== 0, persistent: (flags & IFF_PERSIST) !== 0 };
+  return {
+    multiQueue: (flags & IFF_MULTI_QUEUE) !== 0,
+    persistent: (flags & IFF_PERSIST) !== 0,
+    offload: (flags & IFF_VNET_HDR) !== 0,
+    napi: (flags & IFF_NAPI) !== 0,
+  };
 }
 
 /** <linux/if_tun.h> flag bits as /sys/class/net/DEV/tun_flags shows them. */
+const IFF_NAPI = 0x0010;
 const IFF_MULTI_QUEUE = 0x0100;
 const IFF_PERSIST = 0x0800;
+const IFF_VNET_HDR = 0x4000;
 
 // ---------------------------------------------------------------- iproute2
 

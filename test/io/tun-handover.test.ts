@@ -44,7 +44,12 @@ test('persist, attach and detach on a multi-queue TUN', { skip }, () => {
   });
   const r = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
   const N = 200;
-  assert.deepEqual(r.existing, { multiQueue: true, persistent: true });
+  assert.deepEqual(r.existing, {
+    multiQueue: true,
+    persistent: true,
+    offload: false,
+    napi: false,
+  });
   const both = r.bothAttached as Counts;
   assert.equal(both.q1 + both.q2, N, 'two queues attached: every datagram reaches one of them');
   assert.deepEqual(r.q1Detached, { q1: 0, q2: N }, 'q1 detached: the kernel steers all to q2');
@@ -55,7 +60,7 @@ test('persist, attach and detach on a multi-queue TUN', { skip }, () => {
     'what waited in a queue when it was detached is purged, not moved',
   );
   assert.deepEqual(r.afterClose, {
-    existing: { multiQueue: true, persistent: true },
+    existing: { multiQueue: true, persistent: true, offload: false, napi: false },
     address: true,
     route: true,
   });
