@@ -1,8 +1,8 @@
 /**
  * Restarts and upgrades under load on real kernels: `fullnat run` replaced
  * by a live handover (--takeover), by SIGTERM and a new start (what
- * `systemctl restart` does), and by a second build of fullnat (a copy of
- * dist/ and bin/ elsewhere) taking over — while 200 keep-alive clients and
+ * `systemctl restart` does), by `ctl --handover` and a start by hand, and
+ * by a second build of fullnat (a copy of dist/ and bin/ elsewhere) taking over — while 200 keep-alive clients and
  * 20 slow downloads run: no request fails, no download breaks, and the
  * forwarding gap of each is measured. Then kill -9 and a start: every
  * established connection continues (it was in the last checkpoint) or is
@@ -213,7 +213,7 @@ test(
     const CLIENTS = 200;
     const DOWNLOADS = 20;
     const BYTES = 4 * 1024 * 1024;
-    // ~160 KB/s each: a 4 MB download lasts about 26 s, through all three replacements
+    // ~160 KB/s each: a 4 MB download lasts about 26 s, through all four replacements
     // (asserted below: each took longer than the replacements).
     const load = startLoad([
       'steady',
@@ -251,11 +251,20 @@ test(
     gaps.sigtermRestart = await gapOf(current);
     await sleep(2_000);
 
-    // 3. An upgrade: another build takes over live.
+    // 3. An operator's `ctl --handover`, then a start by hand.
     const old3 = current;
+    assert.equal(ctl(['--handover']).code, 0);
+    assert.equal(await old3.exited, 0);
+    current = startLb();
+    await until('started after ctl --handover', () => isReady(current!), 20_000);
+    gaps.ctlHandover = await gapOf(current);
+    await sleep(2_000);
+
+    // 4. An upgrade: another build takes over live.
+    const old4 = current;
     current = startLb(upgrade, ['--takeover']);
     await until('upgraded', () => isReady(current!), 20_000);
-    assert.equal(await Promise.race([old3.exited, sleep(5_000).then(() => 'still running')]), 0);
+    assert.equal(await Promise.race([old4.exited, sleep(5_000).then(() => 'still running')]), 0);
     gaps.upgrade = await gapOf(current);
     const replacementsMs = Date.now() - loadStart;
     await sleep(2_000);
@@ -281,7 +290,7 @@ test(
         `${summary.downloadsIntact}/${summary.downloads} downloads intact ` +
         `(${Math.min(...summary.downloadMs)}-${Math.max(...summary.downloadMs)} ms); ` +
         `forwarding gaps: handover ${gaps.handover} ms, SIGTERM + start ${gaps.sigtermRestart} ms, ` +
-        `upgrade ${gaps.upgrade} ms`,
+        `ctl --handover + start ${gaps.ctlHandover} ms, upgrade ${gaps.upgrade} ms`,
     );
     assert.equal(summary.failed, 0, `failed requests: ${summary.errors.join('; ')}`);
     assert.equal(summary.newConnections, CLIENTS, 'every client kept its one connection');
@@ -294,6 +303,7 @@ test(
     assert.ok(gaps.handover < LIVE_GAP_BOUND_MS, `handover gap ${gaps.handover} ms`);
     assert.ok(gaps.upgrade < LIVE_GAP_BOUND_MS, `upgrade gap ${gaps.upgrade} ms`);
     assert.ok(gaps.sigtermRestart < RESTART_GAP_BOUND_MS, `restart gap ${gaps.sigtermRestart} ms`);
+    assert.ok(gaps.ctlHandover < RESTART_GAP_BOUND_MS, `ctl --handover gap ${gaps.ctlHandover} ms`);
   },
 );
 
