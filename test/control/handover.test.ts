@@ -282,3 +282,34 @@ describe('checkpoint cost', () => {
     assert.ok(cost.bytes > N * 60, `${cost.bytes} bytes`);
   });
 });
+
+describe('checkpoints', () => {
+  it('write on their interval, stop at 0, and log a failure once per streak', async () => {
+    const l = logger();
+    let fail = false;
+    const cp = new Checkpointer(
+      () => {
+        if (fail) throw new Error('export failed');
+        return { snapshot: new Uint8Array(8), writtenAt: Date.now(), lastForwardedAt: 0 };
+      },
+      () => 0,
+      join(dir, 'cp', 'fnat9.conns'),
+      l.log,
+    );
+    cp.setInterval(0.1);
+    await new Promise((r) => setTimeout(r, 350));
+    assert.ok(cp.last && cp.last.bytes === 48, 'written on the interval (40-byte header + 8)');
+    cp.setInterval(0);
+    const before = cp.last;
+    await new Promise((r) => setTimeout(r, 250));
+    assert.equal(cp.last, before, 'interval 0: no more checkpoints');
+    fail = true;
+    assert.equal(await cp.once(), undefined);
+    assert.equal(await cp.once(), undefined);
+    const errors = l.lines().filter((x) => String(x.msg).startsWith('checkpoint not written'));
+    assert.equal(errors.length, 1, 'one line for the streak');
+    fail = false;
+    assert.ok(await cp.once());
+    assert.ok(l.lines().some((x) => x.msg === 'checkpoints written again'));
+  });
+});
