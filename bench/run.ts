@@ -10,6 +10,7 @@ import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runEngineBench } from './engine.js';
+import { runMixedEngineBench } from './engine-mixed.js';
 import { runMemoryBench } from './memory.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 
@@ -66,6 +67,26 @@ const program = new Command('bench')
           );
           console.log(
             `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
+          );
+        }
+        const m = runMixedEngineBench(Number(o.connections), Number(o.rounds));
+        results.engineMixed = m;
+        if (!o.json) {
+          const kinds = Object.entries(m.kinds)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ');
+          console.log(
+            `engine, mixed: ${m.packets} packets of ${m.connections} connections (${kinds}) interleaved, up to ${m.peakConnections} open at once, packet pool ${m.poolPackets}`,
+          );
+          console.log(
+            `  ${m.medianNsPerPacket.toFixed(0)} ns/packet median of ${m.rounds} rounds (min ${m.minNsPerPacket.toFixed(0)}, max ${m.maxNsPerPacket.toFixed(0)}): Engine.process and its timers alone`,
+          );
+          console.log(
+            `  allocated ${m.allocatedBytesPerPacket.toFixed(2)} bytes/packet over all rounds; ${Object.entries(
+              m.counters,
+            )
+              .map(([k, n]) => `${k} ${n}`)
+              .join(', ')}`,
           );
         }
       } else if (s === 'memory') {
