@@ -22,6 +22,7 @@ import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig } from './config/index.js';
 import { HealthChecker } from './health.js';
+import { addressRoleConflict, type AddressRole, type AddressRoles } from './rules.js';
 import type {
   ConnectionStatus,
   ControlApi,
@@ -403,6 +404,27 @@ export class LoadBalancer implements ControlApi {
     }));
   }
 
+  /** The addresses the running services use, by part: what ctl's additions are checked against. */
+  private addressRoles(): AddressRoles {
+    const e = this.engine;
+    const vips = new Set<number>();
+    const rips = new Set<number>();
+    const lips = new Set<number>();
+    for (const s of e.services) {
+      if (!s.live) continue;
+      vips.add(s.vip);
+      for (const r of s.targets) rips.add(r.addr);
+      for (const li of s.lipIndexes) lips.add(e.laddrs.lips[li]!);
+    }
+    return { vips, rips, lips };
+  }
+
+  /** Refuses, as the config file would, an address that already plays another part. */
+  private refuseRoleConflict(addr: number, role: AddressRole): void {
+    const conflict = addressRoleConflict(addr, role, this.addressRoles());
+    if (conflict) throw new Error(conflict);
+  }
+
   async handle(req: ControlRequest): Promise<ControlResponse> {
     try {
       return this.apply(req);
@@ -425,6 +447,7 @@ export class LoadBalancer implements ControlApi {
         return { ok: true, connections: this.connections(req.limit) };
       case 'add-service': {
         const { vip, vport } = req.service;
+        this.refuseRoleConflict(vip, 'virtual_server');
         e.addService({ vip, vport, scheduler: req.scheduler, laddrs: [], realServers: [] });
         this.syncRoutes();
         this.deps.log.info({ service: `${ipv4ToString(vip)}:${vport}` }, 'service added (ctl)');
@@ -439,6 +462,7 @@ export class LoadBalancer implements ControlApi {
         return { ok: true };
       case 'add-real': {
         const r = req.real;
+        this.refuseRoleConflict(r.addr, 'real server');
         this.addReal(svcOf(r.vip, r.vport), r.vip, r.vport, r.addr, r.port, req.weight);
         return { ok: true };
       }
@@ -464,6 +488,7 @@ export class LoadBalancer implements ControlApi {
         return { ok: true };
       }
       case 'add-laddr':
+        this.refuseRoleConflict(req.laddr, 'local');
         e.addLocalAddress(svcOf(req.service.vip, req.service.vport), req.laddr);
         this.syncRoutes();
         return { ok: true };

@@ -65,6 +65,46 @@ export function checkAddress(n: number): number {
   return routable(n, ipv4ToString(n));
 }
 
+/** The parts an address can play; each address plays at most one. */
+export type AddressRole = 'virtual_server' | 'real server' | 'local';
+
+/** The addresses that already play each part. */
+export interface AddressRoles {
+  vips: ReadonlySet<number>;
+  rips: ReadonlySet<number>;
+  lips: ReadonlySet<number>;
+}
+
+const ROLE_TEXT: Record<AddressRole, string> = {
+  virtual_server: 'virtual_server address',
+  'real server': 'real server address',
+  local: 'local address',
+};
+
+/**
+ * Why `addr` cannot play `role` beside `roles` (null when it can): VIPs, RS
+ * and LIPs must differ, since a shared address would loop through the TUN
+ * device. The config file adds where the other use is; ctl and the socket
+ * ask the running LB.
+ */
+export function addressRoleConflict(
+  addr: number,
+  role: AddressRole,
+  roles: AddressRoles,
+): string | null {
+  const others: [AddressRole, ReadonlySet<number>][] = [
+    ['virtual_server', roles.vips],
+    ['real server', roles.rips],
+    ['local', roles.lips],
+  ];
+  for (const [other, set] of others) {
+    if (other !== role && set.has(addr)) {
+      return `${ROLE_TEXT[role]} ${ipv4ToString(addr)} is also a ${ROLE_TEXT[other]}`;
+    }
+  }
+  return null;
+}
+
 // ---------------------------------------------------------------- ports, weights, schedulers
 
 export const MIN_PORT = 1;
