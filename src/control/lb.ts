@@ -33,6 +33,7 @@ import type {
   ServiceSpec,
   Snapshot,
   TrafficStats,
+  TunKernelStatus,
 } from './model.js';
 import type { Logger } from './log.js';
 
@@ -71,6 +72,8 @@ export class LoadBalancer implements ControlApi {
   private health: HealthChecker | undefined;
   private readonly napiMode = new NapiModeController();
   private napiTimer: NodeJS.Timeout | undefined;
+  /** The device's kernel counters could not be read once: said once, not at every scrape. */
+  private tunStatsWarned = false;
 
   constructor(
     readonly configPath: string,
@@ -106,6 +109,7 @@ export class LoadBalancer implements ControlApi {
     const dev = this.deviceName;
     const d = this.config.defs;
     this.device = host.openDevice(dev, this.tunMtu(), d.offload, d.napiThread !== 'off');
+    host.setTxQueueLen?.(dev, d.tunTxQueueLen);
     if (d.napiThread === 'on') this.setNapiThreaded(true);
     host.sysctl('net.ipv4.ip_forward', '1');
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
@@ -383,13 +387,32 @@ export class LoadBalancer implements ControlApi {
       counters.io_rx_super_packets = this.loop.stats.rxSuperPackets;
       counters.io_tx_super_packets = this.loop.stats.txSuperPackets;
     }
+    const tunKernel = this.tunKernelStatus();
     return {
       services,
       counters,
+      ...(tunKernel ? { tunKernel } : {}),
       connections: e.table.count,
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
     };
+  }
+
+  /** The TUN's own kernel counters, read now (a few small sysfs files); undefined without a device. */
+  private tunKernelStatus(): TunKernelStatus | undefined {
+    const read = this.deps.host.deviceStatistics;
+    if (!this.device || !read) return undefined;
+    try {
+      return { device: this.deviceName, stats: read.call(this.deps.host, this.deviceName) };
+    } catch (err) {
+      if (!this.tunStatsWarned)
+        this.deps.log.warn(
+          { device: this.deviceName, err: (err as Error).message },
+          'TUN kernel counters unreadable; left out of metrics and ctl',
+        );
+      this.tunStatsWarned = true;
+      return undefined;
+    }
   }
 
   connections(limit?: number): ConnectionStatus[] {

@@ -6,6 +6,7 @@
 import type { ToaSetting, UnknownServiceAction } from '../engine/options.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
+import type { DeviceStatistics } from '../io/device-stats.js';
 
 /** Where a value came from, for "file:line: message" errors. */
 export interface SourcePos {
@@ -92,12 +93,20 @@ export interface FullnatDefs {
    * inline otherwise.
    */
   napiThread: NapiThreadSetting;
+  /**
+   * The TUN's transmit queue length (`ip link set DEV txqueuelen N` at
+   * start): how many packets the kernel holds for the LB to read before it
+   * drops (counted in the device's tx_dropped). Default 1000.
+   */
+  tunTxQueueLen: number;
   timeouts: TcpTimeouts;
 }
 
 export interface FullnatConfig {
   file: string;
   defs: FullnatDefs;
+  /** The file has a `fullnat_defs` block (without one, `defs` are all defaults). */
+  hasDefsBlock: boolean;
   laddrGroups: Map<string, number[]>;
   services: ServiceSpec[];
 }
@@ -148,9 +157,21 @@ export interface ConnectionStatus {
   real: { addr: number; port: number };
 }
 
+/**
+ * The TUN device's own kernel counters (/sys/class/net/DEV/statistics),
+ * named from the device's side: `tx_*` is what the kernel queued for the
+ * LB to read (`tx_dropped`: its queue was full), `rx_*` what the LB wrote.
+ */
+export interface TunKernelStatus {
+  device: string;
+  stats: DeviceStatistics;
+}
+
 export interface Snapshot {
   services: ServiceStatus[];
   counters: Record<string, number>;
+  /** Absent before the device is open, or when the kernel's counters cannot be read. */
+  tunKernel?: TunKernelStatus;
   connections: number;
   /** Size of the connection table (fullnat_defs max_connections). */
   maxConnections?: number;
@@ -172,7 +193,8 @@ export type ControlRequest =
   | { op: 'edit-real'; real: RealServerKey; weight: number }
   | { op: 'delete-real'; real: RealServerKey }
   | { op: 'add-laddr'; service: ServiceKey; laddr: number }
-  | { op: 'reload' }
+  /** `force`: apply even a file that would remove every service (`ctl --reload --force`). */
+  | { op: 'reload'; force?: boolean }
   | { op: 'zero' };
 
 export type ControlResponse =

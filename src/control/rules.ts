@@ -153,6 +153,19 @@ export function parseMtu(text: string, what = 'mtu'): number {
   return integerIn(text, what, MIN_MTU, MAX_MTU);
 }
 
+/**
+ * The TUN's queue (`tun_txqueuelen`): the ring of packets the kernel has
+ * routed into the device and the LB has not read yet. The kernel sizes the
+ * ring from it; the ceiling bounds what a stalled reader can hold (each
+ * entry may be a 64 KiB super-packet).
+ */
+export const MIN_TUN_TXQUEUELEN = 1;
+export const MAX_TUN_TXQUEUELEN = 65536;
+
+export function parseTunTxQueueLen(text: string, what = 'tun_txqueuelen'): number {
+  return integerIn(text, what, MIN_TUN_TXQUEUELEN, MAX_TUN_TXQUEUELEN);
+}
+
 /** TCP state timeouts become milliseconds in a Uint32Array (engine/tcp-state.ts). */
 export const MAX_TIMEOUT_S = Math.floor(0xffffffff / 1000);
 

@@ -134,8 +134,10 @@ describe('parseConfig: the documented example', () => {
         rsMtu: 1500,
         offload: true,
         napiThread: 'auto',
+        tunTxQueueLen: 1000,
         timeouts: { ...DEFAULT_TCP_TIMEOUTS, ESTABLISHED: 90 },
       },
+      hasDefsBlock: true,
       laddrGroups: new Map([['lip_g1', lips]]),
       services: [
         {
@@ -191,9 +193,11 @@ describe('parseConfig: the documented example', () => {
       rsMtu: 1500,
       offload: true,
       napiThread: 'auto',
+      tunTxQueueLen: 1000,
       timeouts: DEFAULT_TCP_TIMEOUTS,
     });
     assert.equal(cfg.defs.metrics, undefined);
+    assert.equal(cfg.hasDefsBlock, false);
     const svc = cfg.services[0]!;
     assert.equal(svc.scheduler, 'wlc');
     assert.equal(svc.synProxy, false);
@@ -601,6 +605,20 @@ virtual_server 10.10.1.101 80 {
     const cfg = parseConfig(`fullnat_defs {\n offload off\n napi_thread off\n}\n${BASE}`, 'o.conf');
     assert.equal(cfg.defs.offload, false);
     assert.equal(cfg.defs.napiThread, 'off');
+  });
+
+  it('tun_txqueuelen: 1..65536, restart-only', () => {
+    const cfg = parseConfig(`fullnat_defs {\n tun_txqueuelen 4096\n}\n${BASE}`, 'q.conf');
+    assert.equal(cfg.defs.tunTxQueueLen, 4096);
+    for (const bad of ['0', '65537', '-1', '1k'])
+      expectError(
+        `fullnat_defs {\n tun_txqueuelen ${bad}\n}\n${BASE}`,
+        'tun_txqueuelen',
+        new RegExp(`^bad tun_txqueuelen '${bad}' \\(expected an integer 1\\.\\.65536\\)$`),
+      );
+    const d = diffConfig(parseConfig(BASE, 'a.conf'), cfg);
+    assert.deepEqual(d.changedDefs, ['tun_txqueuelen']);
+    assert.deepEqual(d.restartRequired, ['tun_txqueuelen']);
   });
 
   it('metrics address without port', () => {

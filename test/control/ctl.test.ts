@@ -482,6 +482,41 @@ describe('formatters', () => {
     ]);
   });
 
+  it("--stats: the TUN's kernel counters below the whole table, each way named from fullnat's side", () => {
+    const snap = {
+      ...fixture(),
+      tunKernel: {
+        device: 'fnat0',
+        stats: {
+          tx_packets: 123456789,
+          tx_bytes: 9000,
+          tx_dropped: 42,
+          tx_errors: 0,
+          rx_packets: 77,
+          rx_bytes: 8000,
+          rx_dropped: 0,
+        },
+      },
+    };
+    const lines = formatStats(snap, opts);
+    assert.deepEqual(lines.slice(8), [
+      '',
+      'TUN fnat0 (kernel)                    Pkts    Bytes  Dropped   Errors',
+      '  -> read by fullnat (tx)          123456K     9000       42        0',
+      '  -> written by fullnat (rx)            77     8000        0        -',
+    ]);
+    assert.equal(
+      formatStats(snap, { ...opts, exact: true })[10],
+      '  -> read by fullnat (tx)         123456789     9000       42        0',
+    );
+    const withService = formatStats(snap, {
+      ...opts,
+      service: { vip: ip('10.10.1.101'), vport: 443 },
+    });
+    assert.ok(!withService.some((l) => l.startsWith('TUN')), 'not with -t, like the version line');
+    assert.deepEqual(formatStats(fixture(), opts).length, 8, 'nothing without the counters');
+  });
+
   it('--stats --exact widens instead of abbreviating', () => {
     const lines = formatStats(fixture(), { ...opts, exact: true });
     assert.equal(

@@ -46,6 +46,7 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
   'local_port_range',
   'offload',
   'napi_thread',
+  'tun_txqueuelen',
 ];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

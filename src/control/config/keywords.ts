@@ -19,4 +19,5 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   rsMtu: 'rs_mtu',
   offload: 'offload',
   napiThread: 'napi_thread',
+  tunTxQueueLen: 'tun_txqueuelen',
 };

@@ -10,7 +10,13 @@
  * line are trimmed. Addresses are always numeric (-n is accepted and implied).
  */
 import { ipv4ToString } from '../../wire/bytes.js';
-import type { ConnectionStatus, ServiceKey, Snapshot, TrafficStats } from '../model.js';
+import type {
+  ConnectionStatus,
+  ServiceKey,
+  Snapshot,
+  TrafficStats,
+  TunKernelStatus,
+} from '../model.js';
 import type { ServiceRates } from './rates.js';
 
 export interface FormatOptions {
@@ -143,7 +149,33 @@ export function formatStats(snap: Snapshot, opts: FormatOptions): string[] {
       lines.push(`  -> ${pad(realName(r), 28)}${statsColumns(r.stats, exact)}`);
     }
   }
+  if (!opts.service && snap.tunKernel) lines.push('', ...formatTunKernel(snap.tunKernel, exact));
   return trimLines(lines);
+}
+
+/**
+ * fullnat's own addition below the whole-table `--stats` listing (not with
+ * `-t`, like the version line): the TUN's kernel counters, since the kernel
+ * started counting (`-Z` does not zero them). The kernel's tx is what
+ * fullnat reads, its rx what fullnat writes; the rows say it that way.
+ */
+export function formatTunKernel(tun: TunKernelStatus, exact = false): string[] {
+  const cell = (n: number | undefined): string =>
+    n === undefined ? lpad('-', 9) : formatLargeNumber(n, exact);
+  const row = (label: string, dir: 'tx' | 'rx'): string =>
+    `  -> ${pad(label, 28)}${[
+      tun.stats[`${dir}_packets`],
+      tun.stats[`${dir}_bytes`],
+      tun.stats[`${dir}_dropped`],
+      tun.stats[`${dir}_errors`],
+    ]
+      .map(cell)
+      .join('')}`;
+  return [
+    `${pad(`TUN ${tun.device} (kernel)`, 33)}${['Pkts', 'Bytes', 'Dropped', 'Errors'].map((c) => ` ${lpad(c, 8)}`).join('')}`,
+    row('read by fullnat (tx)', 'tx'),
+    row('written by fullnat (rx)', 'rx'),
+  ];
 }
 /** `ipvsadm -Ln --rate`. `snap` is the later snapshot (for the first line). */
 export function formatRates(

@@ -11,7 +11,12 @@ import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { at, fail } from '../error.js';
 import { timeoutKeyword, type TimeoutState } from '../keywords.js';
 import type { Token } from '../lexer.js';
-import { parseConnectionTableSize, parseMtu, parseTimeout } from '../../rules.js';
+import {
+  parseConnectionTableSize,
+  parseMtu,
+  parseTimeout,
+  parseTunTxQueueLen,
+} from '../../rules.js';
 import { onOff, port, ruled } from '../values.js';
 import type { State } from './draft.js';
 
@@ -34,6 +39,7 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     rs_mtu: (k) => (d.rsMtu = mtu(cur.value(k), k.text)),
     offload: (k) => (d.offload = onOff(cur.value(k), k.text)),
     napi_thread: (k) => (d.napiThread = napiThread(cur.value(k))),
+    tun_txqueuelen: (k) => (d.tunTxQueueLen = txQueueLen(cur.value(k), k.text)),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = timeout(cur.value(k), k.text));
@@ -44,6 +50,8 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
 const tableSize = (t: Token, what: string): number =>
   ruled(t, () => parseConnectionTableSize(t.text, what));
 const mtu = (t: Token, what: string): number => ruled(t, () => parseMtu(t.text, what));
+const txQueueLen = (t: Token, what: string): number =>
+  ruled(t, () => parseTunTxQueueLen(t.text, what));
 const timeout = (t: Token, what: string): number => ruled(t, () => parseTimeout(t.text, what));
 
 function ifName(t: Token): string {
