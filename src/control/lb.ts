@@ -20,7 +20,7 @@ import { TCP_STATE_NAMES } from '../engine/tcp-state.js';
 import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
-import { loadConfig, diffConfig } from './config/index.js';
+import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
 import { HealthChecker } from './health.js';
 import { addressRoleConflict, type AddressRole, type AddressRoles } from './rules.js';
 import type {
@@ -272,9 +272,13 @@ export class LoadBalancer implements ControlApi {
 
   /**
    * Re-reads the file and applies the difference. A file with an error, or a
-   * change that needs a restart, is refused and the running state stays as it is.
+   * change that needs a restart, is refused and the running state stays as it is;
+   * so is one that would remove every service or lose the fullnat_defs block,
+   * unless `force` (config/reload-guard.ts).
    */
-  reload(): { ok: true; summary: string } | { ok: false; error: string } {
+  reload(
+    opts: { force?: boolean } = {},
+  ): { ok: true; summary: string } | { ok: false; error: string } {
     let next: FullnatConfig;
     try {
       next = loadConfig(this.configPath);
@@ -284,11 +288,19 @@ export class LoadBalancer implements ControlApi {
       return { ok: false, error };
     }
     const diff = diffConfig(this.config, next);
+    // First: a damaged file explains a restart-only change (a lost block) better than the key does.
+    const unsafe = reloadNeedsForce(this.config, next, diff);
+    if (unsafe.length > 0 && opts.force !== true) {
+      const error = `reload refused: ${unsafe.join('; ')}; fix the file, or apply it as it is with 'fullnat ctl --reload --force'`;
+      this.deps.log.error({ reasons: unsafe }, error);
+      return { ok: false, error };
+    }
     if (diff.restartRequired.length > 0) {
       const error = `reload refused: ${diff.restartRequired.join(', ')} can only change with a restart`;
       this.deps.log.error({ keys: diff.restartRequired }, error);
       return { ok: false, error };
     }
+    if (unsafe.length > 0) this.deps.log.warn({ reasons: unsafe }, 'reload forced');
     const e = this.engine;
     const d = next.defs;
     e.reconfigure({
@@ -516,7 +528,7 @@ export class LoadBalancer implements ControlApi {
         this.syncRoutes();
         return { ok: true };
       case 'reload': {
-        const r = this.reload();
+        const r = this.reload({ force: req.force === true });
         return r.ok ? { ok: true } : { ok: false, error: r.error };
       }
       case 'zero':

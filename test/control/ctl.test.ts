@@ -297,6 +297,16 @@ describe('parseCtlArgs', () => {
     ['-Z', ['-Z'], { kind: 'request', request: { op: 'zero' } }],
     ['--zero', ['--zero'], { kind: 'request', request: { op: 'zero' } }],
     ['--reload', ['--reload'], { kind: 'request', request: { op: 'reload' } }],
+    [
+      '--reload --force',
+      ['--reload', '--force'],
+      { kind: 'request', request: { op: 'reload', force: true } },
+    ],
+    [
+      '--force --reload',
+      ['--force', '--reload'],
+      { kind: 'request', request: { op: 'reload', force: true } },
+    ],
     ['-h', ['-h'], { kind: 'help' }],
     ['--help', ['--help'], { kind: 'help' }],
     ['-h wins over anything', ['-A', '-h'], { kind: 'help' }],
@@ -351,6 +361,9 @@ describe('parseCtlArgs', () => {
     [['-L', '-s', 'rr'], /^-s \(scheduler\) is not allowed with -L \(list\)$/],
     [['-Z', '-t', '10.10.1.100:80'], /^-t \(service-address\) is not allowed with -Z \(zero\)$/],
     [['--reload', '-n'], /^-n \(numeric\) is not allowed with --reload \(reload\)$/],
+    [['-Z', '--force'], /^--force \(force\) is not allowed with -Z \(zero\)$/],
+    [['-Ln', '--force'], /^--force \(force\) is not allowed with -L \(list\)$/],
+    [['--reload', '--force=yes'], /^option --force does not take a value$/],
     [
       ['-A', '-t', '10.10.1.100:80', '-t', '10.10.1.101:80'],
       /^multiple -t \(service-address\) options specified$/,
