@@ -35,7 +35,7 @@ describe('readDeviceStatistics', () => {
     assert.deepEqual(Object.keys(s).sort(), [...DEVICE_STAT_FILES].sort(), 'only the ones asked');
     assert.equal(s.rx_packets, 1000);
     assert.equal(s.tx_errors, 1000 + DEVICE_STAT_FILES.indexOf('tx_errors'));
-    assert.equal(s.tx_dropped, 18446744073709551615, 'a u64 beyond 2^53 is kept, approximately');
+    assert.equal(s.tx_dropped, 2 ** 64, 'a u64 beyond 2^53 is kept, approximately');
   });
 
   it('leaves out a counter that is missing or not a number', () => {
