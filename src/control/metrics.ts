@@ -13,7 +13,7 @@
  *                                                      {service=""}; do not sum() the family.
  *   fullnat_io_{rx,tx}_{packets,super_packets}_total, fullnat_io_rx_batches_total,
  *   fullnat_io_tx_dropped_total               counter  the TUN device as the run loop sees it
- *   fullnat_tun_kernel_{rx,tx}_{packets,bytes,dropped,errors}_total
+ *   fullnat_tun_kernel_{rx,tx}_{packets,bytes,dropped}_total, fullnat_tun_kernel_rx_frame_errors_total
  *                                             counter  {device} the TUN's own kernel counters
  *                                                      (/sys/class/net/DEV/statistics), read at
  *                                                      scrape time; the kernel's tx is what the
@@ -52,13 +52,13 @@ const TUN_KERNEL_HELP: Record<DeviceStatName, string> = {
   rx_packets: 'Packets the kernel received on the TUN device, i.e. written by fullnat.',
   rx_bytes: 'Bytes the kernel received on the TUN device, i.e. written by fullnat.',
   rx_dropped: 'Packets fullnat wrote to the TUN device that the kernel dropped.',
-  rx_errors: 'Packets fullnat wrote to the TUN device that the kernel counted as errors.',
+  rx_frame_errors:
+    'Packets fullnat wrote to the TUN device that the kernel refused as malformed (e.g. a bad offload header).',
   tx_packets:
     'Packets the kernel transmitted on the TUN device, i.e. handed to fullnat when it read.',
   tx_bytes: 'Bytes the kernel transmitted on the TUN device, i.e. handed to fullnat when it read.',
   tx_dropped:
     "Packets the kernel dropped on the TUN device's transmit side: its queue (txqueuelen, fullnat_defs tun_txqueuelen) was full before fullnat read them.",
-  tx_errors: 'Packets the kernel failed to transmit on the TUN device (towards fullnat).',
 };
 
 export interface MetricsOptions {

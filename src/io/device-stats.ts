@@ -12,16 +12,20 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** The counters read, by the kernel's file name. */
+/**
+ * The counters read, by the kernel's file name: the ones the TUN driver
+ * keeps (tun_net_get_stats64). Its rx_errors, tx_errors and fifo errors
+ * exist in sysfs but stay 0; a malformed packet written to it counts in
+ * rx_frame_errors.
+ */
 export const DEVICE_STAT_FILES = [
   'rx_packets',
   'rx_bytes',
   'rx_dropped',
-  'rx_errors',
+  'rx_frame_errors',
   'tx_packets',
   'tx_bytes',
   'tx_dropped',
-  'tx_errors',
 ] as const;
 
 export type DeviceStatName = (typeof DEVICE_STAT_FILES)[number];

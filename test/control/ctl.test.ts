@@ -504,10 +504,10 @@ describe('formatters', () => {
           tx_packets: 123456789,
           tx_bytes: 9000,
           tx_dropped: 42,
-          tx_errors: 0,
           rx_packets: 77,
           rx_bytes: 8000,
           rx_dropped: 0,
+          rx_frame_errors: 3,
         },
       },
     };
@@ -515,12 +515,12 @@ describe('formatters', () => {
     assert.deepEqual(lines.slice(8), [
       '',
       'TUN fnat0 (kernel)                    Pkts    Bytes  Dropped   Errors',
-      '  -> read by fullnat (tx)          123456K     9000       42        0',
-      '  -> written by fullnat (rx)            77     8000        0        -',
+      '  -> read by fullnat (tx)          123456K     9000       42        -',
+      '  -> written by fullnat (rx)            77     8000        0        3',
     ]);
     assert.equal(
       formatStats(snap, { ...opts, exact: true })[10],
-      '  -> read by fullnat (tx)         123456789     9000       42        0',
+      '  -> read by fullnat (tx)         123456789     9000       42        -',
     );
     const withService = formatStats(snap, {
       ...opts,

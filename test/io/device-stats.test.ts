@@ -29,12 +29,12 @@ describe('readDeviceStatistics', () => {
     const files: Record<string, string> = {};
     DEVICE_STAT_FILES.forEach((f, i) => (files[f] = `${1000 + i}\n`));
     files.tx_dropped = '18446744073709551615\n';
-    files.rx_crc_errors = '9\n';
+    files.rx_errors = '9\n';
     fakeDevice('fnat9', files);
     const s = readDeviceStatistics('fnat9', root);
     assert.deepEqual(Object.keys(s).sort(), [...DEVICE_STAT_FILES].sort(), 'only the ones asked');
     assert.equal(s.rx_packets, 1000);
-    assert.equal(s.tx_errors, 1000 + DEVICE_STAT_FILES.indexOf('tx_errors'));
+    assert.equal(s.rx_frame_errors, 1000 + DEVICE_STAT_FILES.indexOf('rx_frame_errors'));
     assert.equal(s.tx_dropped, 2 ** 64, 'a u64 beyond 2^53 is kept, approximately');
   });
 

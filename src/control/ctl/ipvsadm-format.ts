@@ -158,23 +158,19 @@ export function formatStats(snap: Snapshot, opts: FormatOptions): string[] {
  * `-t`, like the version line): the TUN's kernel counters, since the kernel
  * started counting (`-Z` does not zero them). The kernel's tx is what
  * fullnat reads, its rx what fullnat writes; the rows say it that way.
+ * Errors: packets written that the kernel refused as malformed
+ * (rx_frame_errors); the read side has no such counter ('-').
  */
 export function formatTunKernel(tun: TunKernelStatus, exact = false): string[] {
+  const s = tun.stats;
   const cell = (n: number | undefined): string =>
     n === undefined ? lpad('-', 9) : formatLargeNumber(n, exact);
-  const row = (label: string, dir: 'tx' | 'rx'): string =>
-    `  -> ${pad(label, 28)}${[
-      tun.stats[`${dir}_packets`],
-      tun.stats[`${dir}_bytes`],
-      tun.stats[`${dir}_dropped`],
-      tun.stats[`${dir}_errors`],
-    ]
-      .map(cell)
-      .join('')}`;
+  const row = (label: string, values: (number | undefined)[]): string =>
+    `  -> ${pad(label, 28)}${values.map(cell).join('')}`;
   return [
     `${pad(`TUN ${tun.device} (kernel)`, 33)}${['Pkts', 'Bytes', 'Dropped', 'Errors'].map((c) => ` ${lpad(c, 8)}`).join('')}`,
-    row('read by fullnat (tx)', 'tx'),
-    row('written by fullnat (rx)', 'rx'),
+    row('read by fullnat (tx)', [s.tx_packets, s.tx_bytes, s.tx_dropped, undefined]),
+    row('written by fullnat (rx)', [s.rx_packets, s.rx_bytes, s.rx_dropped, s.rx_frame_errors]),
   ];
 }
 /** `ipvsadm -Ln --rate`. `snap` is the later snapshot (for the first line). */
