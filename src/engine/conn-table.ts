@@ -10,6 +10,8 @@ export const CF_SP_PENDING = 4;
 export const CF_SP_WIN_OUT = 8;
 /** SYNPROXY: client windows are unscaled for an RS that refused window scaling. */
 export const CF_SP_WIN_IN = 0x10;
+/** SYNPROXY: a client SYN came on this reusable entry (closing, or its RS out): a cookie ACK may replace it. */
+export const CF_SP_REUSE_SYN = 0x20;
 /** Set while the entry holds a connection (free entries have it clear). */
 export const CF_IN_USE = 0x80;
 

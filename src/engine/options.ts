@@ -70,6 +70,17 @@ export interface EngineOptions {
   icmpRateLimit: number;
   /** ... and in one burst (the bucket's size, as the kernel's icmp_msgs_burst). */
   icmpRateBurst: number;
+  /**
+   * A segment (not a RST) of a flow the LB has no entry for — to a VIP:vport
+   * and not opening a connection, or to a LIP — is answered with the RST its
+   * destination's host would send (RFC 793), so the peer fails fast instead
+   * of retransmitting into silence (after a restart, an expiry, a removed RS).
+   */
+  unknownFlowReset: boolean;
+  /** Those RSTs per second on average (one token bucket for VIP and LIP answers)… */
+  unknownFlowResetRate: number;
+  /** … and in one burst. */
+  unknownFlowResetBurst: number;
   /** Key for LB→RS ISNs; random in production, fixed in tests for determinism. */
   isnSecret: number;
   timeouts: TcpTimeouts;
@@ -114,6 +125,13 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   unknownServiceAction: 'drop',
   icmpRateLimit: 1000,
   icmpRateBurst: 50,
+  unknownFlowReset: true,
+  // A RST is never larger than the segment it answers, so the LB amplifies nothing; the bucket
+  // bounds what a flood of stray segments costs. 1000/s answers a restarted LB's clients within
+  // seconds (those held back retransmit and are answered then); 100 at once covers a burst of
+  // segments of one busy moment without letting a flood through.
+  unknownFlowResetRate: 1000,
+  unknownFlowResetBurst: 100,
   isnSecret: 0x5eed,
   timeouts: DEFAULT_TCP_TIMEOUTS,
   maxRealServers: 1024,

@@ -141,7 +141,7 @@ export class Registry {
     return rs.index;
   }
 
-  /** Takes an RS out of its service: no new connections; existing ones run to their end. */
+  /** Takes an RS out of its service: no new connections; the client paths end its existing ones. */
   removeRealServer(rsIndex: number): void {
     const rs = this.realServers[rsIndex];
     if (!rs || !rs.member) throw new RangeError(`no real server #${rsIndex}`);
