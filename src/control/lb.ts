@@ -8,6 +8,7 @@ import { ipv4ToString } from '../wire/bytes.js';
 import { Engine } from '../engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../engine/packet.js';
 import { COUNTER_NAMES } from '../engine/counters.js';
+import { unknownFlowResetBurst } from '../engine/options.js';
 import {
   STAT_CONNS,
   STAT_IN_BYTES,
@@ -88,6 +89,9 @@ export class LoadBalancer implements ControlApi {
         mssAdjust: d.mssAdjust,
         timestampRemove: d.timestampRemove,
         unknownServiceAction: d.unknownServiceAction,
+        unknownFlowReset: d.unknownFlowReset,
+        unknownFlowResetRate: d.unknownFlowResetRate,
+        unknownFlowResetBurst: unknownFlowResetBurst(d.unknownFlowResetRate),
         maxConnections: d.maxConnections,
         portRange: d.portRange,
         rsMtu: d.rsMtu,
@@ -308,6 +312,9 @@ export class LoadBalancer implements ControlApi {
       mssAdjust: d.mssAdjust,
       timestampRemove: d.timestampRemove,
       unknownServiceAction: d.unknownServiceAction,
+      unknownFlowReset: d.unknownFlowReset,
+      unknownFlowResetRate: d.unknownFlowResetRate,
+      unknownFlowResetBurst: unknownFlowResetBurst(d.unknownFlowResetRate),
       timeouts: d.timeouts,
       rsMtu: d.rsMtu,
     });

@@ -74,6 +74,10 @@ export interface FullnatDefs {
   timestampRemove: boolean;
   /** TCP packets for no service: `drop`, or drop and answer ICMP destination unreachable (rate-limited). */
   unknownServiceAction: UnknownServiceAction;
+  /** Segments of flows the LB has no entry for answered with an RFC 793 RST (default on). */
+  unknownFlowReset: boolean;
+  /** Those RSTs per second (bursts of a tenth of it); default 1000. */
+  unknownFlowResetRate: number;
   /** Prometheus listener, e.g. { host: '127.0.0.1', port: 9400 }; absent = off. */
   metrics?: { host: string; port: number };
   /** Control socket path, default /run/fullnat.sock. */

@@ -93,13 +93,7 @@ export class ClientPath implements SynProxyReplay {
       this.unknownFlow.answer(p, ipHl);
       return -1;
     }
-    return this.conns.newConnection(
-      p,
-      svc,
-      p.start + ipHl,
-      0,
-      ctx.timeoutsMs[TcpState.SynRecv]!,
-    );
+    return this.conns.newConnection(p, svc, p.start + ipHl, 0, ctx.timeoutsMs[TcpState.SynRecv]!);
   }
 
   /**

@@ -30,6 +30,14 @@ export function checkUnknownServiceAction(v: string): UnknownServiceAction {
   return a;
 }
 
+/** Upper bound of `unknownFlowResetRate` (RSTs a second): far beyond any sane setting, below overflow. */
+export const MAX_UNKNOWN_FLOW_RESET_RATE = 1_000_000;
+
+/** The burst that goes with an unknown-flow RST rate: a tenth of a second's worth, at least 1. */
+export function unknownFlowResetBurst(rate: number): number {
+  return Math.max(1, Math.ceil(rate / 10));
+}
+
 export interface RealServerConfig {
   addr: number;
   port: number;

@@ -76,8 +76,7 @@ export class RsPath {
     }
 
     // In LAST_ACK (the RS closed first, then the client) the RS's ack of the client's FIN ends it.
-    const finAcked =
-      t.state[c] === TcpState.LastAck && ackFlag && this.acksClientFin(b, tcpOff, c);
+    const finAcked = t.state[c] === TcpState.LastAck && ackFlag && this.acksClientFin(b, tcpOff, c);
     this.conns.advance(c, nextStateFromRs(t.state[c]!, tcpEvent(flags, finAcked)));
     loadU32Plus(t.rsNxt, c, b, tcpOff + TcpField.Seq, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
     this.nat.toClient(c, ackFlag);

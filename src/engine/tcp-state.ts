@@ -163,15 +163,19 @@ export function stateTransitions(): [
   TcpStateName,
   TcpStateName,
 ][] {
-  const out: ['client' | 'rs', (typeof TCP_EVENT_NAMES)[number], TcpStateName, TcpStateName][] =
-    [];
+  const out: ['client' | 'rs', (typeof TCP_EVENT_NAMES)[number], TcpStateName, TcpStateName][] = [];
   for (const [dir, t] of [
     ['client', CLIENT_TABLE],
     ['rs', RS_TABLE],
   ] as const) {
     for (let e = 0; e < EVENT_COUNT; e++) {
       for (let s = 0; s < STATE_COUNT; s++) {
-        out.push([dir, TCP_EVENT_NAMES[e]!, TCP_STATE_NAMES[s]!, TCP_STATE_NAMES[t[e * STATE_COUNT + s]!]!]);
+        out.push([
+          dir,
+          TCP_EVENT_NAMES[e]!,
+          TCP_STATE_NAMES[s]!,
+          TCP_STATE_NAMES[t[e * STATE_COUNT + s]!]!,
+        ]);
       }
     }
   }

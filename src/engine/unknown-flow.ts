@@ -24,7 +24,10 @@ export class UnknownFlowReplies {
   /** The rate changed (reload). */
   optionsChanged(): void {
     const o = this.ctx.opts;
-    if (o.unknownFlowResetRate !== this.bucket.rate || o.unknownFlowResetBurst !== this.bucket.burst)
+    if (
+      o.unknownFlowResetRate !== this.bucket.rate ||
+      o.unknownFlowResetBurst !== this.bucket.burst
+    )
       this.bucket = new TokenBucket(o.unknownFlowResetRate, o.unknownFlowResetBurst);
   }
 
@@ -35,13 +38,7 @@ export class UnknownFlowReplies {
   answer(p: Packet, ipHl: number): void {
     const ctx = this.ctx;
     const s8 = ctx.ip.src >>> 24;
-    if (
-      !ctx.opts.unknownFlowReset ||
-      ctx.tcp.rst ||
-      s8 === 0 ||
-      s8 === 127 ||
-      s8 >= 224
-    ) {
+    if (!ctx.opts.unknownFlowReset || ctx.tcp.rst || s8 === 0 || s8 === 127 || s8 >= 224) {
       ctx.drop(p, C.no_conn_dropped);
       return;
     }

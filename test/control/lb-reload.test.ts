@@ -341,3 +341,41 @@ describe('fullnat ctl --reload [--force] against the LoadBalancer', { timeout: 1
     }
   });
 });
+
+describe('LoadBalancer reload: unknown_flow_reset', () => {
+  let dir: string;
+  let file: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb-'));
+    file = join(dir, 'lb.conf');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const write = (...lines: string[]): void =>
+    writeFileSync(
+      file,
+      `${lines.length === 0 ? '' : `fullnat_defs {\n${lines.map((l) => `    ${l}\n`).join('')}}\n`}${SERVICE}`,
+    );
+
+  it('reaches the engine at start and on reload, the burst a tenth of the rate', () => {
+    write();
+    const log = createLogger({ level: 'silent' });
+    const lb = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    assert.equal(lb.engine.opts.unknownFlowReset, true);
+    assert.equal(lb.engine.opts.unknownFlowResetRate, 1000);
+    assert.equal(lb.engine.opts.unknownFlowResetBurst, 100);
+
+    write('unknown_flow_reset off', 'unknown_flow_reset_rate 20');
+    assert.deepEqual(lb.reload(), {
+      ok: true,
+      summary: '+0 -0 ~0 services; defs: unknown_flow_reset, unknown_flow_reset_rate',
+    });
+    assert.equal(lb.engine.opts.unknownFlowReset, false);
+    assert.equal(lb.engine.opts.unknownFlowResetRate, 20);
+    assert.equal(lb.engine.opts.unknownFlowResetBurst, 2);
+
+    write('unknown_flow_reset maybe');
+    assert.equal(lb.reload().ok, false);
+    assert.equal(lb.engine.opts.unknownFlowReset, false, 'the running value stays');
+  });
+});

@@ -31,6 +31,8 @@ export function defaultDefs(): FullnatDefs {
     mssAdjust: e.mssAdjust,
     timestampRemove: e.timestampRemove,
     unknownServiceAction: e.unknownServiceAction,
+    unknownFlowReset: e.unknownFlowReset,
+    unknownFlowResetRate: e.unknownFlowResetRate,
     controlSocket: CONFIG_DEFAULTS.controlSocket,
     maxConnections: e.maxConnections,
     portRange: { ...e.portRange },

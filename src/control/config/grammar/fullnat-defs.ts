@@ -1,5 +1,6 @@
 /** The `fullnat_defs { … }` block: process-wide settings, at most once per file. */
 import {
+  MAX_UNKNOWN_FLOW_RESET_RATE,
   TOA_SETTINGS,
   UNKNOWN_SERVICE_ACTIONS,
   type ToaSetting,
@@ -17,7 +18,7 @@ import {
   parseTimeout,
   parseTunTxQueueLen,
 } from '../../rules.js';
-import { onOff, port, ruled } from '../values.js';
+import { intIn, onOff, port, ruled } from '../values.js';
 import type { State } from './draft.js';
 
 export function parseDefs(cur: Cursor, kw: Token, st: State): void {
@@ -32,6 +33,9 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     mss_adjust: (k) => (d.mssAdjust = onOff(cur.value(k), k.text)),
     timestamp_remove: (k) => (d.timestampRemove = onOff(cur.value(k), k.text)),
     unknown_service_action: (k) => (d.unknownServiceAction = unknownServiceAction(cur.value(k))),
+    unknown_flow_reset: (k) => (d.unknownFlowReset = onOff(cur.value(k), k.text)),
+    unknown_flow_reset_rate: (k) =>
+      (d.unknownFlowResetRate = intIn(cur.value(k), k.text, 1, MAX_UNKNOWN_FLOW_RESET_RATE)),
     metrics: (k) => (d.metrics = metrics(cur.value(k))),
     control_socket: (k) => (d.controlSocket = cur.value(k).text),
     max_connections: (k) => (d.maxConnections = tableSize(cur.value(k), k.text)),
