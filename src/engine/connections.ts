@@ -150,7 +150,7 @@ export class Connections implements SynProxyConnections {
    */
   reuseReason(c: number): number {
     const t = this.ctx.table;
-    if (isClosing(t.state[c]! as TcpState)) return C.conns_reused_closing;
+    if (isClosing(t.state[c]!)) return C.conns_reused_closing;
     const rs = this.ctx.reg.realServers[t.rs[c]!]!;
     if (!rs.member || rs.weight <= 0) return C.conns_rescheduled;
     return -1;

@@ -146,12 +146,12 @@ export function tcpEvent(flags: number, finAcked: boolean): TcpEvent {
 
 /** Next state for a segment from the client (toward the RS). */
 export function nextStateFromClient(s: TcpState, e: TcpEvent): TcpState {
-  return CLIENT_TABLE[e * STATE_COUNT + s]! as TcpState;
+  return CLIENT_TABLE[e * STATE_COUNT + s]!;
 }
 
 /** Next state for a segment from the RS (toward the client). */
 export function nextStateFromRs(s: TcpState, e: TcpEvent): TcpState {
-  return RS_TABLE[e * STATE_COUNT + s]! as TcpState;
+  return RS_TABLE[e * STATE_COUNT + s]!;
 }
 
 export const TCP_EVENT_NAMES = ['syn', 'fin', 'ack', 'rst', 'ack of FIN', 'none'] as const;
