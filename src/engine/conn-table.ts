@@ -338,8 +338,11 @@ export class ConnTable {
     // Deadlines beyond one wheel turn wait in the last reachable slot and are re-filed when it fires.
     const tick = Math.floor(this.expires[i]! / this.wheelTickMs);
     const maxTick = this.wheelCursorTick + this.wheelMask;
-    // The cursor's own slot is being (or has been) swept, so the earliest a new entry can wait in is the next.
-    const minTick = this.wheelCursorTick + 1;
+    // A deadline at or before the cursor waits in the cursor's own slot: `advance` sweeps that slot
+    // again on its next call (it starts there), so the entry goes as soon as the clock passes its
+    // deadline, never a wheel tick late. An entry put back while that slot is swept is not met
+    // again in the same sweep: the sweep walks the list it took off the slot.
+    const minTick = this.wheelCursorTick;
     return (tick > maxTick ? maxTick : tick < minTick ? minTick : tick) & this.wheelMask;
   }
 
