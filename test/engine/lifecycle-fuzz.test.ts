@@ -183,6 +183,8 @@ function run(seed: number, synProxy: boolean, steps: number): void {
     const before = new Set(entries().map((en) => `${en.i}:${en.cip}:${en.cport}:${en.lport}`));
     const eligible = e.realServers.map((rs) => rs.member && rs.weight > 0);
     let what: string;
+    /** SYNs the LB sent toward an RS in this step, by RS address. */
+    let rsSyns: number[] = [];
     const flagsOf = (): number => {
       const y = r();
       return y < 0.45
@@ -197,10 +199,14 @@ function run(seed: number, synProxy: boolean, steps: number): void {
       what = 'client SYN';
       tu.cIsn = (r() * 0x100000000) >>> 0;
       tu.cNext = (tu.cIsn + 1) >>> 0;
-      feedOne(seg(tu.cip, VIP, tu.cport, 80, tu.cIsn, 0, TCP_SYN, 0));
+      rsSyns = synsToRs(feedOne(seg(tu.cip, VIP, tu.cport, 80, tu.cIsn, 0, TCP_SYN, 0)));
     } else if (x < 0.24 && synProxy) {
       what = 'client cookie ACK';
-      feedOne(seg(tu.cip, VIP, tu.cport, 80, tu.cNext, tu.cookie + 1, TCP_ACK, r() < 0.5 ? 0 : 40));
+      rsSyns = synsToRs(
+        feedOne(
+          seg(tu.cip, VIP, tu.cport, 80, tu.cNext, tu.cookie + 1, TCP_ACK, r() < 0.5 ? 0 : 40),
+        ),
+      );
     } else if (x < 0.5) {
       const flags = flagsOf();
       what = `client ${flags}`;
@@ -284,6 +290,12 @@ function run(seed: number, synProxy: boolean, steps: number): void {
     let accounted = e.counters[C.forwarded_packets]! + e.heldPackets;
     for (const d of DROP_COUNTERS) accounted += e.counters[C[d]]!;
     assert.equal(accounted, e.counters[C.rx_packets], `${w}: every packet counted once`);
+    // A client's SYN (or SYNPROXY's cookie ACK) never reaches a quiesced or removed RS, be it
+    // a new entry or an old one the SYN would otherwise have ridden.
+    for (const rip of rsSyns) {
+      const rs = e.realServers.find((x) => x.addr === rip)!;
+      assert.ok(eligible[rs.index], `${w}: a SYN sent to quiesced or removed RS ${rs.index}`);
+    }
     for (const en of es) {
       if (before.has(`${en.i}:${en.cip}:${en.cport}:${en.lport}`)) continue;
       assert.ok(eligible[en.rs], `${w}: a new connection on quiesced or removed RS ${en.rs}`);
@@ -296,6 +308,11 @@ function run(seed: number, synProxy: boolean, steps: number): void {
   assert.ok(c('conns_expired_nodest') > 0, `seed ${seed}: no removed-RS expiry`);
   assert.ok(c('conns_expired') > 0, `seed ${seed}: nothing expired`);
   assert.ok(c('unknown_flow_rst_sent') > 0, `seed ${seed}: no unknown-flow RST`);
+}
+
+/** The RS addresses of the SYNs among what the LB sent. */
+function synsToRs(out: Decoded[]): number[] {
+  return out.filter((o) => o.flags === TCP_SYN && o.src === LIP).map((o) => o.dst);
 }
 
 /** What the timers sent, checked and given back. */
