@@ -276,7 +276,7 @@ test(
     const reusing = run(
       'c',
       process.execPath,
-      [peer, 'count', VIP, '80', '4000', '10', '35000', '3'],
+      [peer, 'count', VIP, '80', '4000', '10', '35000', '100'],
       60_000,
     );
     await sleep(3000);
