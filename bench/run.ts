@@ -19,7 +19,7 @@ const SUITES = ['engine', 'memory', 'net'];
 interface Opts {
   json?: boolean;
   connections: string;
-  rounds: string;
+  rounds?: string;
   seconds: string;
   variants: string;
   tableSizes: string;
@@ -30,8 +30,11 @@ const program = new Command('bench')
   .argument('[suites...]', `which benchmarks to run (${SUITES.join(', ')}; default all)`, SUITES)
   .option('--json', 'print one JSON document')
   .option('--connections <n>', 'connections in the engine workload', '100000')
-  .option('--rounds <n>', 'timed rounds (best is reported)', '5')
-  .option('--seconds <n>', 'net: seconds per iperf3/wrk run', '5')
+  .option(
+    '--rounds <n>',
+    'engine: timed rounds (default 5); net: interleaved rounds over all variants, median and range reported (default 3)',
+  )
+  .option('--seconds <n>', 'net: seconds per iperf3/wrk run (and for the mixed phase)', '5')
   .option('--table-sizes <list>', 'memory: comma-separated entry counts', '1000000,10000000')
   .option(
     '--variants <list>',
@@ -50,14 +53,15 @@ const program = new Command('bench')
     }
     for (const s of suites) {
       if (s === 'engine') {
-        const r = runEngineBench(Number(o.connections), Number(o.rounds));
+        const rounds = Number(o.rounds ?? 5);
+        const r = runEngineBench(Number(o.connections), rounds);
         results.engine = r;
         if (!o.json) {
           console.log(
             `engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`,
           );
           console.log(
-            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet: Engine.process alone (best of ${o.rounds})`,
+            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet: Engine.process alone (best of ${rounds})`,
           );
           console.log(
             `  ${(r.packetsPerSecondWithCopy / 1e6).toFixed(2)} Mpps, ${r.nsPerPacketWithCopy.toFixed(0)} ns/packet with a JavaScript copy of each packet into its buffer in the timed loop`,
@@ -69,7 +73,7 @@ const program = new Command('bench')
             `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
           );
         }
-        const m = runMixedEngineBench(Number(o.connections), Number(o.rounds));
+        const m = runMixedEngineBench(Number(o.connections), rounds);
         results.engineMixed = m;
         if (!o.json) {
           const kinds = Object.entries(m.kinds)
@@ -115,6 +119,7 @@ const program = new Command('bench')
         if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
         const r = await runNetBench({
           seconds: Number(o.seconds),
+          rounds: Number(o.rounds ?? 3),
           variants: variants as Variant[],
           cpuProfDir,
           // Progress goes to stderr so that --json keeps stdout to one document.
