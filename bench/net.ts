@@ -71,6 +71,8 @@ export interface NetOptions {
   variants: Variant[];
   /** Write a V8 CPU profile of the fullnat LB here and summarise it. */
   cpuProfDir?: string;
+  /** fullnat's `napi_thread` when not its default (auto): to compare the modes on one machine. */
+  napiThread?: 'auto' | 'on' | 'off';
   log: (line: string) => void;
 }
 
@@ -133,6 +135,11 @@ export interface VariantResult {
   sources: string[];
   /** Sockets the RS still held in TIME_WAIT toward those addresses before the round began: 0 when no tuple can be reused. */
   rsTimeWaitBefore: number | null;
+  /**
+   * The same, toward this variant's addresses of the round before (null in
+   * the first round): what a round reusing its LIPs would have run into.
+   */
+  rsTimeWaitPreviousRound: number | null;
   /** client → RS (upload; iperf3 default direction). */
   throughput: Throughput | null;
   /** RS → client (download; iperf3 -R). */
@@ -669,7 +676,13 @@ async function startVariant(b: Bench, v: Variant, round: number): Promise<Lb> {
       const last = lips[lips.length - 1]!.split('.')[3];
       writeFileSync(
         conf,
-        template('fullnat.conf', { VIP, RS, DIR: dir, LIP_RANGE: `${first}-${last}` }),
+        template('fullnat.conf', {
+          VIP,
+          RS,
+          DIR: dir,
+          LIP_RANGE: `${first}-${last}`,
+          EXTRA_DEFS: b.o.napiThread ? `napi_thread ${b.o.napiThread}` : '',
+        }),
       );
       // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
       const prof = b.o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${b.o.cpuProfDir}`] : [];
@@ -737,6 +750,8 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
     round,
     sources,
     rsTimeWaitBefore: b.rsTimeWait(sources),
+    rsTimeWaitPreviousRound:
+      round > 0 && v !== 'direct' ? b.rsTimeWait(sourcesFor(v, round - 1)) : null,
     throughput: null,
     download: null,
     smallPackets: null,
@@ -1170,7 +1185,9 @@ export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     cpus: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()),
     offloads,
-    setup: SETUP,
+    setup: o.napiThread
+      ? [...SETUP, `fullnat: napi_thread ${o.napiThread} (--napi-thread), not the default auto`]
+      : SETUP,
     variants,
     ratios,
     targets,
@@ -1292,8 +1309,9 @@ export function formatNetTable(r: NetBenchResult): string {
       .join(', ')}`,
   );
   const tw = r.runs.filter((v) => v.variant !== 'direct');
+  const previous = tw.filter((v) => v.rsTimeWaitPreviousRound != null);
   lines.push(
-    `- RS TIME_WAIT sockets toward a round's own LIPs when it began: ${tw.every((v) => v.rsTimeWaitBefore === 0) ? 'none in any round' : tw.map((v) => `${v.variant}#${v.round + 1} ${v.rsTimeWaitBefore ?? '?'}`).join(', ')}`,
+    `- RS TIME_WAIT sockets toward a round's own LIPs when it began: ${tw.every((v) => v.rsTimeWaitBefore === 0) ? 'none in any round' : tw.map((v) => `${v.variant}#${v.round + 1} ${v.rsTimeWaitBefore ?? '?'}`).join(', ')}${previous.length > 0 ? `; toward the same variant's LIPs of the round before (what reusing them would meet): ${previous.map((v) => `${v.variant}#${v.round + 1} ${v.rsTimeWaitPreviousRound}`).join(', ')}` : ''}`,
   );
   if (Object.keys(r.targets).length > 0) {
     lines.push('', '| target (fullnat, medians) | value | met |', '|---|---|---|');

@@ -24,6 +24,7 @@ interface Opts {
   variants: string;
   tableSizes: string;
   cpuProf?: string;
+  napiThread?: string;
 }
 
 const program = new Command('bench')
@@ -44,6 +45,10 @@ const program = new Command('bench')
   .option(
     '--cpu-prof <dir>',
     'net: write a V8 CPU profile of the fullnat LB to DIR and summarise it',
+  )
+  .option(
+    '--napi-thread <mode>',
+    "net: fullnat's napi_thread (auto, on, off) instead of its default (auto), to compare the modes",
   )
   .action(async (suites: string[], o: Opts) => {
     const results: Record<string, unknown> = {};
@@ -115,6 +120,9 @@ const program = new Command('bench')
             throw new Error(`unknown variant "${v}"; available: ${VARIANTS.join(', ')}`);
           }
         }
+        if (o.napiThread && !['auto', 'on', 'off'].includes(o.napiThread)) {
+          throw new Error(`--napi-thread: "${o.napiThread}"; expected auto, on or off`);
+        }
         const cpuProfDir = o.cpuProf ? resolve(o.cpuProf) : undefined;
         if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
         const r = await runNetBench({
@@ -122,6 +130,7 @@ const program = new Command('bench')
           rounds: Number(o.rounds ?? 3),
           variants: variants as Variant[],
           cpuProfDir,
+          napiThread: o.napiThread as 'auto' | 'on' | 'off' | undefined,
           // Progress goes to stderr so that --json keeps stdout to one document.
           log: (line) => console.error(line),
         });

@@ -129,6 +129,7 @@ function run(variant: VariantResult['variant'], round: number, gbps: number): Va
     round,
     sources: [],
     rsTimeWaitBefore: 0,
+    rsTimeWaitPreviousRound: null,
     throughput: { bitsPerSecond: gbps * 1e9, retransmits: 0 },
     download: null,
     smallPackets: null,
