@@ -149,3 +149,22 @@ export function lipsFor(variant: 'kernel' | 'haproxy' | 'fullnat', round: number
   const net = variant === 'kernel' ? '10.88.3' : '10.88.4';
   return [1, 2, 3, 4].map((i) => `${net}.${4 * round + i}`);
 }
+
+/**
+ * CPU seconds used between two samples of per-process CPU totals (by pid).
+ * A process in both counts its growth; one that started in between counts
+ * all it used; one that ended in between is lost (its last part unknown)
+ * rather than subtracted whole, which made a busy machine's background load
+ * come out negative. A pid whose total went down was reused: counted as new.
+ */
+export function cpuGrowth(
+  before: ReadonlyMap<number, number>,
+  after: ReadonlyMap<number, number>,
+): number {
+  let sum = 0;
+  for (const [pid, now] of after) {
+    const then = before.get(pid) ?? 0;
+    sum += now >= then ? now - then : now;
+  }
+  return sum;
+}

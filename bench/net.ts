@@ -28,6 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { NetnsLab, netnsAvailable } from '../src/lab/netns.js';
 import { napiThreads, tunAvailable } from '../src/io/tun.js';
 import {
+  cpuGrowth,
   formatSpread,
   lipsFor,
   MAX_ROUNDS,
@@ -181,6 +182,8 @@ export interface NetBenchResult {
   offloads: string;
   /** What differs from each product's defaults, in words (printed with the table). */
   setup: string[];
+  /** fullnat's napi_thread in this run (auto unless --napi-thread said otherwise). */
+  napiThread: 'auto' | 'on' | 'off';
   /** Medians and ranges per variant. */
   variants: VariantSummary[];
   /** Median ÷ kernel's median, per figure. */
@@ -391,9 +394,14 @@ class Bench {
   /** Sockets the RS holds in TIME_WAIT toward any of `peers`. */
   rsTimeWait(peers: string[]): number | null {
     try {
-      // Filtered by ss itself: after a short-connection run the full list runs to megabytes.
+      // Filtered by ss itself: after a short-connection run the full list runs to many megabytes.
       const filter = peers.map((p) => `dst ${p}`).join(' or ');
-      const text = this.lab.exec('rs', 'ss', ['-Htan', 'state', 'time-wait', `( ${filter} )`]);
+      // Tens of thousands of lines toward last round's LIPs: more than exec's 1 MiB default.
+      const text = execFileSync(
+        'ip',
+        ['netns', 'exec', this.lab.ns('rs'), 'ss', '-Htan', 'state', 'time-wait', `( ${filter} )`],
+        { encoding: 'utf8', timeout: 30_000, maxBuffer: 256 * 1024 * 1024 },
+      );
       return timeWaitToward(text, peers);
     } catch {
       return null;
@@ -565,10 +573,11 @@ function procStat(): CpuSample {
   return { busy: (user + nice + system + irq + softirq) / CLK_TCK, softirq: softirq / CLK_TCK };
 }
 /**
- * CPU seconds used so far by every process outside the bench's namespaces
- * (other work on a shared machine), so that noisy runs can be told apart.
+ * CPU seconds used so far by each process outside the bench's namespaces
+ * (other work on a shared machine), by pid, so that noisy runs can be told
+ * apart; `cpuGrowth` turns two samples into the CPU used between them.
  */
-function foreignCpu(b: Bench): number {
+function foreignCpu(b: Bench): Map<number, number> {
   const ours = new Set<number>([process.pid]);
   for (const h of ['c', 'lb', 'rs']) {
     try {
@@ -583,12 +592,12 @@ function foreignCpu(b: Bench): number {
   }
   // fullnat's TUN under threaded NAPI: napi/fnb0-N do what its write(2) calls did before.
   for (const pid of napiThreads(TUN)) ours.add(pid);
-  let sum = 0;
+  const out = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || ours.has(Number(d))) continue;
-    sum += processCpu(Number(d));
+    out.set(Number(d), processCpu(Number(d)));
   }
-  return sum;
+  return out;
 }
 
 /** The LB's CPU seconds: its process and, for fullnat, its TUN's NAPI threads. */
@@ -813,7 +822,7 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
         return { bitsPerSecond: t.bps, retransmits: t.retransmits };
       }),
     );
-    r.backgroundCpus.throughput = (foreignCpu(b) - f0) / ((Date.now() - w0) / 1000);
+    r.backgroundCpus.throughput = cpuGrowth(f0, foreignCpu(b)) / ((Date.now() - w0) / 1000);
     b.o.log(`  ${v} throughput: ${fmtGbps(r.throughput?.bitsPerSecond)}`);
     if (b.closed) return r;
 
@@ -873,7 +882,7 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
     );
     const cpu1 = procStat();
     const p1 = lbCpu(lb.pid);
-    const foreignHttp = foreignCpu(b) - f1;
+    const foreignHttp = cpuGrowth(f1, foreignCpu(b));
     r.backgroundCpus.http = foreignHttp / ((Date.now() - w1) / 1000);
     if (r.http && r.http.connections > 0) {
       const n = r.http.connections;
@@ -904,7 +913,7 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
     const f2 = foreignCpu(b);
     const w2 = Date.now();
     r.mixed = await timed('mixed', () => mixedPhase(b, lb, r.smallPackets, attempt));
-    r.backgroundCpus.mixed = (foreignCpu(b) - f2) / ((Date.now() - w2) / 1000);
+    r.backgroundCpus.mixed = cpuGrowth(f2, foreignCpu(b)) / ((Date.now() - w2) / 1000);
     b.o.log(
       `  ${v} mixed: bulk ${fmtGbps(r.mixed.bulk?.bitsPerSecond)}, small ${fmtKpps(r.mixed.small?.segmentsPerSecond ?? undefined)} (${((r.mixed.small?.bitsPerSecond ?? NaN) / 1e6).toFixed(1)} Mbit/s), ${r.mixed.http?.connectionsPerSecond.toFixed(0) ?? '-'} conn/s, p99 ${r.mixed.http?.p99Ms ?? '-'} ms`,
     );
@@ -1188,6 +1197,7 @@ export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
     setup: o.napiThread
       ? [...SETUP, `fullnat: napi_thread ${o.napiThread} (--napi-thread), not the default auto`]
       : SETUP,
+    napiThread: o.napiThread ?? 'auto',
     variants,
     ratios,
     targets,
@@ -1251,7 +1261,7 @@ export function formatNetTable(r: NetBenchResult): string {
   if (napi?.napi) {
     lines.push(
       '',
-      "fullnat's NAPI thread (`napi_thread auto`) per phase — rounds in which it was on at some point, and the share of the phase it was on:",
+      `fullnat's NAPI thread (\`napi_thread ${r.napiThread}\`) per phase — rounds in which it was on at some point, and the share of the phase it was on:`,
       '',
       '| phase | rounds on | share of the phase on |',
       '|---|---|---|',

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  cpuGrowth,
   formatSpread,
   lipsFor,
   MAX_ROUNDS,
@@ -123,6 +124,23 @@ test('lipsFor: every (variant, round) its own addresses, none shared', () => {
   assert.throws(() => lipsFor('kernel', -1), /outside/);
 });
 
+test('cpuGrowth: growth of processes alive in both samples, new ones whole, ended ones not subtracted', () => {
+  const before = new Map([
+    [1, 10],
+    [2, 5],
+    [3, 100], // ends before the second sample
+    [4, 50], // pid reused by a process that has used 0.5 s so far
+  ]);
+  const after = new Map([
+    [1, 10.5],
+    [2, 5],
+    [4, 0.5],
+    [9, 2], // started in between
+  ]);
+  assert.equal(cpuGrowth(before, after), 0.5 + 0 + 0.5 + 2);
+  assert.equal(cpuGrowth(new Map(), new Map()), 0);
+});
+
 function run(variant: VariantResult['variant'], round: number, gbps: number): VariantResult {
   return {
     variant,
@@ -174,6 +192,7 @@ test('summarise and formatNetTable: medians with ranges, ratios to kernel, NAPI 
     cpus: 2,
     offloads: '',
     setup: ['setup line'],
+    napiThread: 'auto',
     variants: [kernel, fullnat],
     ratios: { kernel: { throughputGbps: 1 }, fullnat: { throughputGbps: 8 / 11 } },
     targets: { throughput: { value: 8 / 11, target: '≥ 0.8× kernel', met: false } },
@@ -183,6 +202,7 @@ test('summarise and formatNetTable: medians with ranges, ratios to kernel, NAPI 
   assert.match(table, /\| kernel \| 11\.00 \(10\.00–12\.00\) 1\.00× \|/);
   assert.match(table, /\| fullnat \| 8\.00 \(6\.00–9\.00\) 0\.73× \|/);
   assert.match(table, /\| small \| 1\/3 \| 0 \(0–80\) % \|/);
+  assert.match(table, /NAPI thread \(`napi_thread auto`\)/);
   assert.match(table, /\| throughput ≥ 0\.8× kernel \| 0\.73× \| no \|/);
   assert.match(table, /- setup line/);
 });
