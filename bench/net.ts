@@ -152,7 +152,7 @@ export interface VariantResult {
   cpu: CpuPerConnection | null;
   /** CPUs' worth of other processes (outside the bench) busy during the throughput and HTTP runs. */
   backgroundCpus: { throughput: number | null; http: number | null; mixed: number | null };
-  /** fullnat: where its NAPI work ran during each phase (napi_thread auto). */
+  /** fullnat: where its NAPI work ran during each phase (its log and sysfs; whatever napi_thread the run used). */
   napi?: Partial<Record<Phase, NapiPhase>>;
   /** fullnat: health-check failures and DOWN transitions its log recorded; whether /metrics answered. */
   health?: { failures: number; down: number };
