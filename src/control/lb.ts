@@ -97,6 +97,9 @@ export class LoadBalancer implements ControlApi {
         rsMtu: d.rsMtu,
         timeouts: d.timeouts,
         isnSecret: (Math.random() * 0x100000000) >>> 0,
+        // The engine clock starts at 0 when the run loop starts; the ISN clock needs wall time.
+        isnClockOriginMs: Date.now(),
+        portSeed: (Math.random() * 0x100000000) >>> 0,
       },
       d.offload ? new PacketPool(256, GSO_BUFFER_SIZE) : undefined,
     );

@@ -26,7 +26,7 @@ export class Connections implements SynProxyConnections {
     private readonly ctx: EngineContext,
     private readonly synproxy: SynProxy,
   ) {
-    this.isn = new IsnGenerator(ctx.opts.isnSecret);
+    this.isn = new IsnGenerator(ctx.opts.isnSecret, ctx.opts.isnClockOriginMs);
   }
 
   /**

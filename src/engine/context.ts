@@ -49,7 +49,7 @@ export class EngineContext {
       opts.maxLocalAddresses,
       opts.maxRealServers,
       opts.portRange,
-      opts.isnSecret,
+      opts.portSeed,
     );
     this.reg = new Registry(opts, this.table, this.laddrs);
   }

@@ -20,6 +20,7 @@ import { RsPath } from './rs-path.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import { RealServer, Service } from './services.js';
 import { SynProxy } from './synproxy/synproxy.js';
+import { TableTransfer, type ImportResult } from './table-transfer.js';
 import type { TcpState } from './tcp-state.js';
 import { UnknownFlowReplies } from './unknown-flow.js';
 import { UnknownServiceReplies } from './unknown-service.js';
@@ -38,6 +39,7 @@ export interface ConnectionEntry {
 }
 
 export { RealServer, Service };
+export type { ImportResult };
 
 /**
  * The FULLNAT data plane: one IPv4 packet in, zero or more packets out,
@@ -66,6 +68,7 @@ export class Engine {
   private readonly rs: RsPath;
   private readonly unknown: UnknownServiceReplies;
   private readonly unknownFlow: UnknownFlowReplies;
+  private readonly transfer: TableTransfer;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -95,6 +98,7 @@ export class Engine {
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow);
     this.synproxy.bind(this.conns, this.client, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);
+    this.transfer = new TableTransfer(ctx);
   }
 
   /** Packets in `out` waiting to be sent. */
@@ -212,6 +216,29 @@ export class Engine {
       });
     }
     return out;
+  }
+
+  /**
+   * Every connection in the table as a snapshot (conn-record.ts): a header
+   * (format version, record size, count, the engine clock, the ISN secret
+   * and clock origin), then one fixed-size record per connection. SYNPROXY
+   * connections whose RS leg is still opening are left out and counted in
+   * the header.
+   */
+  exportConnections(): Uint8Array {
+    return this.transfer.exportTable();
+  }
+
+  /**
+   * Enters a snapshot's connections into this engine, whose services, real
+   * servers and LIPs are configured (maybe differently from the exporter's):
+   * each with its remaining timeout less `elapsedMs`, its LIP:lport claimed,
+   * its RS's connection counts kept. Records this configuration cannot hold
+   * are skipped and counted by reason. A malformed snapshot throws
+   * ConnRecordError and enters nothing.
+   */
+  importConnections(snapshot: Uint8Array, elapsedMs: number): ImportResult {
+    return this.transfer.importTable(snapshot, elapsedMs);
   }
 
   /** Zeroes traffic stats and counters (ipvsadm -Z). */

@@ -6,15 +6,25 @@ import { fmix32 as mix32 } from './sched/hash.js';
  * plus a 4 µs clock, in the spirit of RFC 6528 / the kernel's
  * secure_tcp_sequence_number. A fresh ISN per leg keeps a quickly reused
  * LIP:lport from landing inside the RS's TIME_WAIT sequence space.
+ *
+ * The clock is wall-clock time: `originMs` (Unix ms at engine time 0) plus
+ * the engine clock. With the same secret, a restarted LB's ISNs for a tuple
+ * carry on above its previous run's instead of starting again from the
+ * hash alone, where half of them would land below what the RS still holds.
  */
 
 export class IsnGenerator {
   private readonly k0: number;
   private readonly k1: number;
+  /** The clock origin in a typed-array cell: a double field read on every SYN could be boxed. */
+  private readonly origin = new Float64Array(1);
 
-  constructor(secret: number) {
+  constructor(secret: number, originMs = 0) {
+    if (!(originMs >= 0 && originMs <= Number.MAX_SAFE_INTEGER / 1000))
+      throw new RangeError(`ISN clock origin ${originMs} ms out of range`);
     this.k0 = mix32(secret ^ 0x9e3779b9);
     this.k1 = mix32(secret + 0x7f4a7c15);
+    this.origin[0] = originMs;
   }
 
   /**
@@ -43,7 +53,8 @@ export class IsnGenerator {
       else if (round === 1) h ^= (t.lport[c]! << 16) | t.rport[c]!;
     }
     // The clock arrives as a typed-array cell: a fractional ms value passed as an argument would be boxed.
-    const ticks = Math.floor(clock[0]! * 250);
+    // ticks stays an exact integer (below 2^53); the u32 stores below take it mod 2^32.
+    const ticks = Math.floor((clock[0]! + this.origin[0]!) * 250);
     const clientIsn =
       ((b[seqOff]! << 24) | (b[seqOff + 1]! << 16) | (b[seqOff + 2]! << 8) | b[seqOff + 3]!) +
       isnAdjust;
@@ -57,7 +68,7 @@ export class IsnGenerator {
     h = mix32(h ^ saddr);
     h = mix32(h ^ daddr ^ this.k1);
     h = mix32(h ^ ((sport << 16) | dport));
-    const clock = Math.floor(nowMs * 250) >>> 0;
+    const clock = Math.floor((nowMs + this.origin[0]!) * 250) >>> 0;
     return (h + clock) >>> 0;
   }
 }

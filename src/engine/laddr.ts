@@ -30,7 +30,9 @@ export class LocalAddressPool {
    * `seed` picks where each (LIP, RS) pair starts handing out ports. A
    * restarted LB that began at the bottom of the range again would reuse the
    * tuples its previous run left in TIME_WAIT on the RS, with unrelated ISNs,
-   * and those SYNs stall for a second; a per-run random start avoids most of it.
+   * and those SYNs stall for a second; a per-run random start avoids most of
+   * it (RFC 6056). The seed must differ per run: it is not the ISN secret,
+   * which a restart keeps.
    */
   constructor(
     maxLips: number,
@@ -77,18 +79,32 @@ export class LocalAddressPool {
     return this.inUse[lipIdx * this.maxRs + rsIdx]!;
   }
 
+  /** The bitmap of pair's used ports, made (and the pair's start drawn) on first use. */
+  private bitsOf(pair: number): Uint32Array {
+    let bits = this.used[pair];
+    if (bits === undefined) {
+      bits = new Uint32Array(2048);
+      this.used[pair] = bits;
+      this.cursor[pair] = this.startOf(pair);
+    }
+    return bits;
+  }
+
+  /** Where a (LIP, RS) pair starts handing out ports: a hash of the seed and the pair (RFC 6056's random start). */
+  startingPort(lipIdx: number, rsIdx: number): number {
+    return this.startOf(lipIdx * this.maxRs + rsIdx);
+  }
+
+  private startOf(pair: number): number {
+    return this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % this.portsPerPair);
+  }
+
   /** Takes a free port toward one RS on one LIP; -1 when all are taken. */
   allocate(lipIdx: number, rsIdx: number): number {
     const pair = lipIdx * this.maxRs + rsIdx;
     const span = this.portsPerPair;
     if (this.inUse[pair]! >= span) return -1;
-    let bits = this.used[pair];
-    if (bits === undefined) {
-      bits = new Uint32Array(2048);
-      this.used[pair] = bits;
-      this.cursor[pair] =
-        this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % span);
-    }
+    const bits = this.bitsOf(pair);
     let port = this.cursor[pair]!;
     if (port < this.range.min || port > this.range.max) port = this.range.min;
     for (let n = 0; n < span; n++) {
@@ -103,6 +119,24 @@ export class LocalAddressPool {
       port = port === this.range.max ? this.range.min : port + 1;
     }
     return -1;
+  }
+
+  /**
+   * Takes one given port toward one RS on one LIP (a connection entering
+   * from a snapshot); false when it is outside the range or already taken.
+   * The pair's cursor stays where it is: allocation walks past taken ports.
+   */
+  claim(lipIdx: number, rsIdx: number, port: number): boolean {
+    if (lipIdx < 0 || lipIdx >= this.maxLips || rsIdx < 0 || rsIdx >= this.maxRs) return false;
+    if (!Number.isInteger(port) || port < this.range.min || port > this.range.max) return false;
+    const pair = lipIdx * this.maxRs + rsIdx;
+    const bits = this.bitsOf(pair);
+    const w = port >>> 5;
+    const m = 1 << (port & 31);
+    if ((bits[w]! & m) !== 0) return false;
+    bits[w] = bits[w]! | m;
+    this.inUse[pair]!++;
+    return true;
   }
 
   release(lipIdx: number, rsIdx: number, port: number): void {

@@ -89,8 +89,24 @@ export interface EngineOptions {
   unknownFlowResetRate: number;
   /** … and in one burst. */
   unknownFlowResetBurst: number;
-  /** Key for LB→RS ISNs; random in production, fixed in tests for determinism. */
+  /**
+   * Key for LB→RS ISNs; random in production, fixed in tests for
+   * determinism. A restart that should keep ISNs monotonic per tuple keeps it
+   * (the snapshot header carries it too).
+   */
   isnSecret: number;
+  /**
+   * Unix time in ms at engine time 0: the ISN clock runs on wall-clock time,
+   * so a restarted LB (same secret) picks ISNs above those of its previous
+   * run for the same tuple (RFC 6528). 0 (tests): the engine clock alone.
+   */
+  isnClockOriginMs: number;
+  /**
+   * Seed of each (LIP, RS) pair's first local port (RFC 6056). Random per run
+   * in production, so a restart does not walk the previous run's ports (still
+   * in TIME_WAIT on the RS) again; fixed in tests.
+   */
+  portSeed: number;
   timeouts: TcpTimeouts;
   maxRealServers: number;
   maxLocalAddresses: number;
@@ -141,6 +157,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   unknownFlowResetRate: 1000,
   unknownFlowResetBurst: 100,
   isnSecret: 0x5eed,
+  isnClockOriginMs: 0,
+  portSeed: 0x5eed,
   timeouts: DEFAULT_TCP_TIMEOUTS,
   maxRealServers: 1024,
   maxLocalAddresses: 64,

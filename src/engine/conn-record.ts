@@ -1,0 +1,426 @@
+import { ipv4ToString } from '../wire/bytes.js';
+import { PROXY_V1_MAX_LENGTH } from '../wire/proxy-protocol.js';
+import { CF_FDATA_KNOWN, CF_SP_WIN_IN, CF_SP_WIN_OUT, CF_SYNPROXY } from './conn-table.js';
+import { TCP_STATE_NAMES, type TcpState, type TcpStateName } from './tcp-state.js';
+
+/**
+ * The connection record: one connection as a fixed-size, versioned,
+ * big-endian byte string, and the snapshot of a whole table (a header, then
+ * records). Written for the restart handover and meant for every other place
+ * a connection leaves the process (fleet sync, IPv6 records of their own
+ * size). Nothing in it is an index of this process (services, real servers
+ * and LIPs are named by address and port), so a record means the same in a
+ * process configured in another order. docs/ARCHITECTURE.md has the layout
+ * byte by byte; the offsets here are the single source of it.
+ */
+
+/** Thrown for a snapshot or record that cannot be read; the message says what is wrong and where. */
+export class ConnRecordError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConnRecordError';
+  }
+}
+
+/** "FNCT": fullnat connection table. */
+export const SNAPSHOT_MAGIC = 0x464e4354;
+export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_HEADER_SIZE = 40;
+/** Bytes per IPv4 TCP connection in format version 1. */
+export const RECORD_V1_SIZE = 60;
+
+/** Address family byte of a record: IPv4 in version 1; 6 is kept for IPv6 records. */
+export const FAMILY_IPV4 = 4;
+export const FAMILY_IPV6 = 6;
+/** IP protocol numbers, as the record's protocol byte carries them. */
+export const PROTO_TCP = 6;
+export const PROTO_UDP = 17;
+
+/** Byte offsets of the snapshot header. */
+export const enum HeaderField {
+  Magic = 0, // u32
+  Version = 4, // u16
+  HeaderSize = 6, // u16
+  RecordSize = 8, // u16
+  Reserved = 10, // u16, zero
+  Count = 12, // u32
+  EngineClockMs = 16, // f64
+  IsnClockOriginMs = 24, // f64
+  IsnSecret = 32, // u32
+  PendingSkipped = 36, // u32
+}
+
+/** Byte offsets of a version-1 record (IPv4). */
+export const enum RecordField {
+  Family = 0, // u8
+  Protocol = 1, // u8
+  State = 2, // u8, STATE_CODES
+  Flags = 3, // u8, RF_*
+  Cip = 4, // u32
+  Cport = 8, // u16
+  Vport = 10, // u16
+  Vip = 12, // u32
+  Lip = 16, // u32
+  Lport = 20, // u16
+  Rport = 22, // u16
+  Rip = 24, // u32
+  SeqDelta = 28, // u32
+  LbIsn = 32, // u32
+  FdataSeq = 36, // u32
+  ClientNxt = 40, // u32
+  RsNxt = 44, // u32
+  AckDelta = 48, // u32
+  SpData = 52, // u16
+  Shift = 54, // u8
+  Reserved = 55, // u8, zero
+  RemainingMs = 56, // u32
+}
+
+// Record flag bits: the format's own, so renumbering CF_* never changes a record.
+export const RF_FDATA_KNOWN = 1;
+export const RF_SYNPROXY = 2;
+export const RF_SP_WIN_OUT = 4;
+export const RF_SP_WIN_IN = 8;
+const RF_ALL = RF_FDATA_KNOWN | RF_SYNPROXY | RF_SP_WIN_OUT | RF_SP_WIN_IN;
+
+/**
+ * State codes in a record: IPVS's numbering (ip_vs_proto_tcp.c), kept apart
+ * from TcpState's so the engine may renumber or add states without changing
+ * the format. A state the engine gains needs a code here (a test checks).
+ */
+export const STATE_CODES: Readonly<Record<Exclude<TcpStateName, 'NONE'>, number>> = {
+  ESTABLISHED: 1,
+  SYN_SENT: 2,
+  SYN_RECV: 3,
+  FIN_WAIT: 4,
+  TIME_WAIT: 5,
+  CLOSE: 6,
+  CLOSE_WAIT: 7,
+  LAST_ACK: 8,
+};
+
+/** spData uses 14 bits (cookie data bits 0-9, RS wscale bits 10-13). */
+const SP_DATA_LIMIT = 1 << 14;
+/** Longest deadline a record may carry: the engine clock and deadlines are u32 ms. */
+export const MAX_REMAINING_MS = 0x7fffffff;
+
+const stateToCode = new Uint8Array(TCP_STATE_NAMES.length);
+const codeToState = new Int16Array(256).fill(-1);
+TCP_STATE_NAMES.forEach((name, state) => {
+  if (name === 'NONE') return;
+  const code = (STATE_CODES as Record<string, number | undefined>)[name];
+  if (code === undefined) return;
+  stateToCode[state] = code;
+  codeToState[code] = state;
+});
+
+/** The record's state code of an engine state; 0 when the format has none for it. */
+export function stateCode(s: TcpState): number {
+  return stateToCode[s] ?? 0;
+}
+
+/** The engine state of a record's state code; -1 when unknown. */
+export function stateOfCode(code: number): number {
+  return codeToState[code] ?? -1;
+}
+
+/** CF_* bits of a table entry → the record's RF_* bits (in-use and pending bits left out). */
+export function recordFlags(cf: number): number {
+  return (
+    ((cf & CF_FDATA_KNOWN) !== 0 ? RF_FDATA_KNOWN : 0) |
+    ((cf & CF_SYNPROXY) !== 0 ? RF_SYNPROXY : 0) |
+    ((cf & CF_SP_WIN_OUT) !== 0 ? RF_SP_WIN_OUT : 0) |
+    ((cf & CF_SP_WIN_IN) !== 0 ? RF_SP_WIN_IN : 0)
+  );
+}
+
+/** RF_* bits → CF_* bits (without CF_IN_USE, which the table sets). */
+export function tableFlags(rf: number): number {
+  return (
+    ((rf & RF_FDATA_KNOWN) !== 0 ? CF_FDATA_KNOWN : 0) |
+    ((rf & RF_SYNPROXY) !== 0 ? CF_SYNPROXY : 0) |
+    ((rf & RF_SP_WIN_OUT) !== 0 ? CF_SP_WIN_OUT : 0) |
+    ((rf & RF_SP_WIN_IN) !== 0 ? CF_SP_WIN_IN : 0)
+  );
+}
+
+/** A snapshot's header, decoded. */
+export interface SnapshotHeader {
+  version: number;
+  recordSize: number;
+  count: number;
+  /** The exporting engine's clock at export, ms. */
+  engineClockMs: number;
+  /** Unix ms at the exporting engine's time 0: origin + clock is the wall time of the export. */
+  isnClockOriginMs: number;
+  /** The key the records' LB→RS ISNs were made with. */
+  isnSecret: number;
+  /** SYNPROXY connections still opening at export, left out (see docs/ARCHITECTURE.md). */
+  pendingSkipped: number;
+}
+
+/** One connection as a record holds it; `state` is a TcpState. */
+export interface ConnRecord {
+  family: number;
+  protocol: number;
+  state: number;
+  /** RF_* bits. */
+  flags: number;
+  cip: number;
+  cport: number;
+  vip: number;
+  vport: number;
+  lip: number;
+  lport: number;
+  rip: number;
+  rport: number;
+  seqDelta: number;
+  lbIsn: number;
+  fdataSeq: number;
+  clientNxt: number;
+  rsNxt: number;
+  ackDelta: number;
+  spData: number;
+  shift: number;
+  remainingMs: number;
+}
+
+export function emptyRecord(): ConnRecord {
+  return {
+    family: FAMILY_IPV4,
+    protocol: PROTO_TCP,
+    state: 0,
+    flags: 0,
+    cip: 0,
+    cport: 0,
+    vip: 0,
+    vport: 0,
+    lip: 0,
+    lport: 0,
+    rip: 0,
+    rport: 0,
+    seqDelta: 0,
+    lbIsn: 0,
+    fdataSeq: 0,
+    clientNxt: 0,
+    rsNxt: 0,
+    ackDelta: 0,
+    spData: 0,
+    shift: 0,
+    remainingMs: 0,
+  };
+}
+
+export function writeHeader(dv: DataView, h: SnapshotHeader): void {
+  dv.setUint32(HeaderField.Magic, SNAPSHOT_MAGIC);
+  dv.setUint16(HeaderField.Version, h.version);
+  dv.setUint16(HeaderField.HeaderSize, SNAPSHOT_HEADER_SIZE);
+  dv.setUint16(HeaderField.RecordSize, h.recordSize);
+  dv.setUint16(HeaderField.Reserved, 0);
+  dv.setUint32(HeaderField.Count, h.count);
+  dv.setFloat64(HeaderField.EngineClockMs, h.engineClockMs);
+  dv.setFloat64(HeaderField.IsnClockOriginMs, h.isnClockOriginMs);
+  dv.setUint32(HeaderField.IsnSecret, h.isnSecret >>> 0);
+  dv.setUint32(HeaderField.PendingSkipped, h.pendingSkipped);
+}
+
+function viewOf(snapshot: Uint8Array): DataView {
+  return new DataView(snapshot.buffer, snapshot.byteOffset, snapshot.byteLength);
+}
+
+/**
+ * Reads and checks a snapshot's header, and that its length is exactly
+ * header + count records; throws ConnRecordError otherwise.
+ */
+export function readSnapshotHeader(snapshot: Uint8Array): SnapshotHeader {
+  if (!(snapshot instanceof Uint8Array)) throw new ConnRecordError('snapshot is not a byte array');
+  const len = snapshot.byteLength;
+  if (len < SNAPSHOT_HEADER_SIZE) {
+    throw new ConnRecordError(
+      `snapshot truncated: ${len} bytes, the header alone is ${SNAPSHOT_HEADER_SIZE}`,
+    );
+  }
+  const dv = viewOf(snapshot);
+  const magic = dv.getUint32(HeaderField.Magic);
+  if (magic !== SNAPSHOT_MAGIC) {
+    throw new ConnRecordError(
+      `not a connection snapshot: magic 0x${magic.toString(16).padStart(8, '0')}, expected 0x${SNAPSHOT_MAGIC.toString(16)} ("FNCT")`,
+    );
+  }
+  const version = dv.getUint16(HeaderField.Version);
+  if (version !== SNAPSHOT_VERSION) {
+    throw new ConnRecordError(
+      `unknown snapshot format version ${version} (this build reads version ${SNAPSHOT_VERSION})`,
+    );
+  }
+  const headerSize = dv.getUint16(HeaderField.HeaderSize);
+  if (headerSize !== SNAPSHOT_HEADER_SIZE) {
+    throw new ConnRecordError(
+      `header size ${headerSize}, version ${SNAPSHOT_VERSION} headers are ${SNAPSHOT_HEADER_SIZE} bytes`,
+    );
+  }
+  const recordSize = dv.getUint16(HeaderField.RecordSize);
+  if (recordSize !== RECORD_V1_SIZE) {
+    throw new ConnRecordError(
+      `record size ${recordSize}, version ${SNAPSHOT_VERSION} records are ${RECORD_V1_SIZE} bytes`,
+    );
+  }
+  if (dv.getUint16(HeaderField.Reserved) !== 0)
+    throw new ConnRecordError('header reserved field (byte 10) is not zero');
+  const count = dv.getUint32(HeaderField.Count);
+  const need = SNAPSHOT_HEADER_SIZE + count * recordSize;
+  if (need > len) {
+    throw new ConnRecordError(
+      `snapshot truncated: ${count} records need ${need} bytes, it has ${len}`,
+    );
+  }
+  if (need < len) {
+    throw new ConnRecordError(
+      `snapshot has ${len - need} bytes after its ${count} records (${need} bytes expected)`,
+    );
+  }
+  const engineClockMs = dv.getFloat64(HeaderField.EngineClockMs);
+  if (!(engineClockMs >= 0 && engineClockMs < 2 ** 32)) {
+    throw new ConnRecordError(`engine clock ${engineClockMs} ms out of range [0, 2^32)`);
+  }
+  const isnClockOriginMs = dv.getFloat64(HeaderField.IsnClockOriginMs);
+  if (!(isnClockOriginMs >= 0 && isnClockOriginMs <= Number.MAX_SAFE_INTEGER / 1000)) {
+    throw new ConnRecordError(`ISN clock origin ${isnClockOriginMs} ms out of range`);
+  }
+  return {
+    version,
+    recordSize,
+    count,
+    engineClockMs,
+    isnClockOriginMs,
+    isnSecret: dv.getUint32(HeaderField.IsnSecret),
+    pendingSkipped: dv.getUint32(HeaderField.PendingSkipped),
+  };
+}
+
+/** Byte offset of record k in a snapshot. */
+export function recordOffset(k: number): number {
+  return SNAPSHOT_HEADER_SIZE + k * RECORD_V1_SIZE;
+}
+
+/** Writes r as the record at byte `off`. */
+export function writeRecord(dv: DataView, off: number, r: ConnRecord): void {
+  dv.setUint8(off + RecordField.Family, r.family);
+  dv.setUint8(off + RecordField.Protocol, r.protocol);
+  dv.setUint8(off + RecordField.State, stateCode(r.state as TcpState));
+  dv.setUint8(off + RecordField.Flags, r.flags);
+  dv.setUint32(off + RecordField.Cip, r.cip >>> 0);
+  dv.setUint16(off + RecordField.Cport, r.cport);
+  dv.setUint16(off + RecordField.Vport, r.vport);
+  dv.setUint32(off + RecordField.Vip, r.vip >>> 0);
+  dv.setUint32(off + RecordField.Lip, r.lip >>> 0);
+  dv.setUint16(off + RecordField.Lport, r.lport);
+  dv.setUint16(off + RecordField.Rport, r.rport);
+  dv.setUint32(off + RecordField.Rip, r.rip >>> 0);
+  dv.setUint32(off + RecordField.SeqDelta, r.seqDelta >>> 0);
+  dv.setUint32(off + RecordField.LbIsn, r.lbIsn >>> 0);
+  dv.setUint32(off + RecordField.FdataSeq, r.fdataSeq >>> 0);
+  dv.setUint32(off + RecordField.ClientNxt, r.clientNxt >>> 0);
+  dv.setUint32(off + RecordField.RsNxt, r.rsNxt >>> 0);
+  dv.setUint32(off + RecordField.AckDelta, r.ackDelta >>> 0);
+  dv.setUint16(off + RecordField.SpData, r.spData);
+  dv.setUint8(off + RecordField.Shift, r.shift);
+  dv.setUint8(off + RecordField.Reserved, 0);
+  dv.setUint32(off + RecordField.RemainingMs, r.remainingMs);
+}
+
+/**
+ * Reads the record at byte `off` into `into`, checking every field; throws
+ * ConnRecordError naming record k and the field. Nothing is half-read: on a
+ * throw `into` may hold some fields, but the caller enters nothing.
+ */
+export function readRecord(dv: DataView, off: number, k: number, into: ConnRecord): ConnRecord {
+  const bad = (what: string): never => {
+    throw new ConnRecordError(`record ${k} (byte ${off}): ${what}`);
+  };
+  const family = dv.getUint8(off + RecordField.Family);
+  if (family !== FAMILY_IPV4) bad(`address family ${family}, version 1 records are IPv4 (4)`);
+  const protocol = dv.getUint8(off + RecordField.Protocol);
+  if (protocol !== PROTO_TCP) bad(`protocol ${protocol}, version 1 records are TCP (6)`);
+  const code = dv.getUint8(off + RecordField.State);
+  const state = stateOfCode(code);
+  if (state < 0) bad(`state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
+  const flags = dv.getUint8(off + RecordField.Flags);
+  if ((flags & ~RF_ALL) !== 0) bad(`flags 0x${flags.toString(16)} has unknown bits`);
+  const synproxy = (flags & RF_SYNPROXY) !== 0;
+  if (!synproxy && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
+    bad('SYNPROXY window flags without the SYNPROXY flag');
+  const cip = dv.getUint32(off + RecordField.Cip);
+  const vip = dv.getUint32(off + RecordField.Vip);
+  const lip = dv.getUint32(off + RecordField.Lip);
+  const rip = dv.getUint32(off + RecordField.Rip);
+  if (vip === 0 || lip === 0 || rip === 0) bad('an address (VIP, LIP or RIP) is 0.0.0.0');
+  const vport = dv.getUint16(off + RecordField.Vport);
+  const lport = dv.getUint16(off + RecordField.Lport);
+  const rport = dv.getUint16(off + RecordField.Rport);
+  if (vport === 0 || lport === 0 || rport === 0) bad('a port (vport, lport or rport) is 0');
+  const ackDelta = dv.getUint32(off + RecordField.AckDelta);
+  const spData = dv.getUint16(off + RecordField.SpData);
+  if (spData >= SP_DATA_LIMIT) bad(`SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
+  if (!synproxy && (ackDelta !== 0 || spData !== 0))
+    bad('SYNPROXY ackDelta/spData set without the SYNPROXY flag');
+  const shift = dv.getUint8(off + RecordField.Shift);
+  if (shift > PROXY_V1_MAX_LENGTH)
+    bad(`PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`);
+  if (dv.getUint8(off + RecordField.Reserved) !== 0) bad('reserved byte 55 is not zero');
+  const remainingMs = dv.getUint32(off + RecordField.RemainingMs);
+  if (remainingMs > MAX_REMAINING_MS)
+    bad(`remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+  into.family = family;
+  into.protocol = protocol;
+  into.state = state;
+  into.flags = flags;
+  into.cip = cip;
+  into.cport = dv.getUint16(off + RecordField.Cport);
+  into.vip = vip;
+  into.vport = vport;
+  into.lip = lip;
+  into.lport = lport;
+  into.rip = rip;
+  into.rport = rport;
+  into.seqDelta = dv.getUint32(off + RecordField.SeqDelta);
+  into.lbIsn = dv.getUint32(off + RecordField.LbIsn);
+  into.fdataSeq = dv.getUint32(off + RecordField.FdataSeq);
+  into.clientNxt = dv.getUint32(off + RecordField.ClientNxt);
+  into.rsNxt = dv.getUint32(off + RecordField.RsNxt);
+  into.ackDelta = ackDelta;
+  into.spData = spData;
+  into.shift = shift;
+  into.remainingMs = remainingMs;
+  return into;
+}
+
+/** A whole snapshot decoded (tests, tools, fleet sync): header and every record, all checked. */
+export function decodeSnapshot(snapshot: Uint8Array): {
+  header: SnapshotHeader;
+  records: ConnRecord[];
+} {
+  const header = readSnapshotHeader(snapshot);
+  const dv = viewOf(snapshot);
+  const records: ConnRecord[] = [];
+  for (let k = 0; k < header.count; k++)
+    records.push(readRecord(dv, recordOffset(k), k, emptyRecord()));
+  return { header, records };
+}
+
+/** Checks every record of a snapshot whose header is read; throws on the first bad one. */
+export function checkRecords(snapshot: Uint8Array, count: number): void {
+  const dv = viewOf(snapshot);
+  const scratch = emptyRecord();
+  for (let k = 0; k < count; k++) readRecord(dv, recordOffset(k), k, scratch);
+}
+
+/** A DataView over the whole of `snapshot`. */
+export function snapshotView(snapshot: Uint8Array): DataView {
+  return viewOf(snapshot);
+}
+
+/** "CIP:cport → VIP:vport" of a record, for messages. */
+export function describeRecord(r: ConnRecord): string {
+  return `${ipv4ToString(r.cip)}:${r.cport} → ${ipv4ToString(r.vip)}:${r.vport}`;
+}
