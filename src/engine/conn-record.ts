@@ -307,7 +307,7 @@ export function recordOffset(k: number): number {
 export function writeRecord(dv: DataView, off: number, r: ConnRecord): void {
   dv.setUint8(off + RecordField.Family, r.family);
   dv.setUint8(off + RecordField.Protocol, r.protocol);
-  dv.setUint8(off + RecordField.State, stateCode(r.state as TcpState));
+  dv.setUint8(off + RecordField.State, stateCode(r.state));
   dv.setUint8(off + RecordField.Flags, r.flags);
   dv.setUint32(off + RecordField.Cip, r.cip >>> 0);
   dv.setUint16(off + RecordField.Cport, r.cport);

@@ -96,7 +96,9 @@ export class LocalAddressPool {
   }
 
   private startOf(pair: number): number {
-    return this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % this.portsPerPair);
+    return (
+      this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % this.portsPerPair)
+    );
   }
 
   /** Takes a free port toward one RS on one LIP; -1 when all are taken. */

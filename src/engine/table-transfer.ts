@@ -86,7 +86,7 @@ export class TableTransfer {
       const f = t.flags[i]!;
       if ((f & CF_IN_USE) === 0 || (f & CF_SP_PENDING) !== 0) continue;
       const state = t.state[i]!;
-      if (stateCode(state as TcpState) === 0) {
+      if (stateCode(state) === 0) {
         throw new Error(
           `connection ${i} in state ${TCP_STATE_NAMES[state] ?? state}, which the record format has no code for`,
         );
