@@ -126,6 +126,76 @@ describe('LocalAddressPool', () => {
     assert.ok(!s1.every((p) => p === DEFAULT_PORT_RANGE.min), 'not from the bottom');
   });
 
+  it('claim takes a given port once: allocation walks past it, a second claim or one out of range fails', () => {
+    const pool = new LocalAddressPool(2, 2, SMALL, 11);
+    const l = pool.add(LIP);
+    const start = pool.startingPort(l, 1);
+    assert.equal(pool.claim(l, 1, start), true);
+    assert.equal(pool.claim(l, 1, start), false, 'already taken');
+    assert.equal(pool.portsInUse(l, 1), 1);
+    assert.equal(pool.claim(l, 1, SMALL.min - 1), false, 'below the range');
+    assert.equal(pool.claim(l, 1, SMALL.max + 1), false, 'above the range');
+    assert.equal(pool.claim(l, 1, 5000.5), false, 'not a port');
+    assert.equal(pool.claim(l, 2, 5001), false, 'no such RS slot');
+    assert.equal(pool.claim(5, 1, 5001), false, 'no such LIP slot');
+    assert.equal(pool.claim(l, 0, start), true, 'the same port toward another RS');
+    const rest = drain(pool, l, 1);
+    assert.equal(rest.length, 15);
+    assert.ok(!rest.includes(start), 'never handed out while claimed');
+    assert.equal(
+      rest[0],
+      start === SMALL.max ? SMALL.min : start + 1,
+      'the walk starts where it would have',
+    );
+    pool.release(l, 1, start);
+    assert.equal(pool.allocate(l, 1), start, 'free again once released');
+  });
+
+  it('claims and allocations mixed never give a port twice, and the counts follow', () => {
+    fc.assert(
+      fc.property(
+        fc.integer(),
+        fc.array(fc.tuple(fc.nat(2), fc.integer({ min: 4998, max: 5017 })), { maxLength: 200 }),
+        (seed, ops) => {
+          const pool = new LocalAddressPool(1, 1, SMALL, seed);
+          const l = pool.add(LIP);
+          const held = new Set<number>();
+          for (const [op, port] of ops) {
+            if (op === 0) {
+              const ok = pool.claim(l, 0, port);
+              assert.equal(ok, port >= SMALL.min && port <= SMALL.max && !held.has(port));
+              if (ok) held.add(port);
+            } else if (op === 1) {
+              const p = pool.allocate(l, 0);
+              if (held.size === 16) assert.equal(p, -1);
+              else {
+                assert.ok(!held.has(p));
+                held.add(p);
+              }
+            } else if (held.has(port)) {
+              pool.release(l, 0, port);
+              held.delete(port);
+            }
+            assert.equal(pool.portsInUse(l, 0), held.size);
+          }
+        },
+      ),
+    );
+  });
+
+  it('startingPort is the first port a pair hands out: per pair, per seed', () => {
+    for (const seed of [1, 2, 0xdeadbeef]) {
+      const pool = new LocalAddressPool(2, 3, DEFAULT_PORT_RANGE, seed);
+      pool.add(LIP);
+      pool.add(LIP2);
+      for (let l = 0; l < 2; l++)
+        for (let r = 0; r < 3; r++) assert.equal(pool.allocate(l, r), pool.startingPort(l, r));
+    }
+    const one = new LocalAddressPool(1, 1, DEFAULT_PORT_RANGE, 1).startingPort(0, 0);
+    const two = new LocalAddressPool(1, 1, DEFAULT_PORT_RANGE, 2).startingPort(0, 0);
+    assert.notEqual(one, two, 'two seeds, two starts');
+  });
+
   it('works at the top of the port space (65535 inclusive)', () => {
     const pool = new LocalAddressPool(1, 1, { min: 65530, max: 65535 }, 9);
     const ports = drain(pool, pool.add(LIP), 0);
