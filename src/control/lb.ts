@@ -70,6 +70,9 @@ export class LoadBalancer implements ControlApi {
   /** Configured weight and health per RS, keyed by rsKey; effective weight = healthy ? weight : 0. */
   private readonly weights = new Map<string, { weight: number; healthy: boolean }>();
   private readonly startedAt = Date.now();
+  /** Engine time 0: performance.now() and Unix ms of one moment. */
+  private readonly epoch = performance.now();
+  private readonly epochUnixMs = Date.now();
   private health: HealthChecker | undefined;
   private readonly napiMode = new NapiModeController();
   private napiTimer: NodeJS.Timeout | undefined;
@@ -97,8 +100,8 @@ export class LoadBalancer implements ControlApi {
         rsMtu: d.rsMtu,
         timeouts: d.timeouts,
         isnSecret: (Math.random() * 0x100000000) >>> 0,
-        // The engine clock starts at 0 when the run loop starts; the ISN clock needs wall time.
-        isnClockOriginMs: Date.now(),
+        // Engine time 0 is this moment on both clocks: the run loop counts from `epoch`, the ISN clock from here in Unix time.
+        isnClockOriginMs: this.epochUnixMs,
         portSeed: (Math.random() * 0x100000000) >>> 0,
       },
       d.offload ? new PacketPool(256, GSO_BUFFER_SIZE) : undefined,
@@ -122,7 +125,7 @@ export class LoadBalancer implements ControlApi {
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');
     this.syncRoutes();
-    this.loop = new RunLoop(this.engine, this.device);
+    this.loop = new RunLoop(this.engine, this.device, undefined, this.epoch);
     this.loop.start();
     if (d.napiThread === 'auto' && host.setNapiThreaded) this.startNapiAuto();
     if (this.deps.healthChecks !== false) {

@@ -69,13 +69,18 @@ export class RunLoop {
   private readonly rxGso: Int32Array | undefined;
   private readonly txGso: Int32Array | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly started = performance.now();
   private running = false;
 
+  /**
+   * `started`: the performance.now() of engine time 0 — by default now; the
+   * caller passes its own when it stated the engine's wall-clock origin
+   * (isnClockOriginMs) earlier, so the two stay one moment.
+   */
   constructor(
     private readonly engine: Engine,
     private readonly dev: PacketDevice,
     private readonly batch = 64,
+    private readonly started = performance.now(),
   ) {
     this.rxLens = new Int32Array(batch);
     this.txOffs = new Int32Array(batch);
@@ -96,7 +101,7 @@ export class RunLoop {
     }
   }
 
-  /** Engine time: ms since the loop was created. */
+  /** Engine time: ms since `started` (by default the loop's creation). */
   now(): number {
     return performance.now() - this.started;
   }
