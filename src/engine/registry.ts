@@ -133,6 +133,9 @@ export class Registry {
         r.weight,
         r.mtu ?? this.opts.rsMtu,
       );
+      // The same address:port behind another service: one destination, so one set of LIP ports.
+      const twin = this.realServers.find((t) => t.addr === r.addr && t.port === r.port);
+      if (twin) this.laddrs.sharePorts(rs.index, twin.index);
       this.realServers.push(rs);
     }
     s.targets.push(rs);

@@ -50,8 +50,6 @@ export interface ImportResult {
 export class TableTransfer {
   /** A client tuple as packet bytes, for the table's lookups by packet (IPv4 src at 12, TCP at 20). */
   private readonly tuple = new Uint8Array(24);
-  /** A reply tuple the same way (IPv4 src, dst at 12, 16; TCP ports at 20). */
-  private readonly reply = new Uint8Array(24);
   private readonly record = emptyRecord();
 
   constructor(private readonly ctx: EngineContext) {}
@@ -165,7 +163,7 @@ export class TableTransfer {
     this.writeTuple(r);
     if (t.lookupClientAt(b, 0, 20, svcIdx) >= 0) return 'exists';
     if (t.full) return 'table_full';
-    if (this.replyTaken(r)) return 'port_conflict';
+    // The allocator is the one authority on reply tuples: a LIP:lport toward an RS address:port is claimed once.
     if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
     if ((r.flags & RF_SYNPROXY) !== 0) t.enableSynproxy();
     const c = t.insertAt(b, 0, 20, svcIdx);
@@ -217,23 +215,5 @@ export class TableTransfer {
     b[15] = r.cip & 0xff;
     b[20 + TcpField.SrcPort] = r.cport >>> 8;
     b[21 + TcpField.SrcPort] = r.cport & 0xff;
-  }
-
-  /** True when the reply tuple RIP:rport ← LIP:lport is some entry's already. */
-  private replyTaken(r: ConnRecord): boolean {
-    const q = this.reply;
-    q[12] = r.rip >>> 24;
-    q[13] = (r.rip >>> 16) & 0xff;
-    q[14] = (r.rip >>> 8) & 0xff;
-    q[15] = r.rip & 0xff;
-    q[16] = r.lip >>> 24;
-    q[17] = (r.lip >>> 16) & 0xff;
-    q[18] = (r.lip >>> 8) & 0xff;
-    q[19] = r.lip & 0xff;
-    q[20] = r.rport >>> 8;
-    q[21] = r.rport & 0xff;
-    q[22] = r.lport >>> 8;
-    q[23] = r.lport & 0xff;
-    return this.ctx.table.lookupReplyAt(q, 0, 20) >= 0;
   }
 }

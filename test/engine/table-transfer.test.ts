@@ -422,6 +422,27 @@ describe('import: what the configuration cannot hold is skipped, by reason', () 
     consistent(b, 'after the conflict');
   });
 
+  it('one RS address:port in two services: the same LIP:lport toward it is one reply tuple, so a conflict', () => {
+    const e = new Engine({ maxConnections: 16 });
+    for (const vport of [80, 81]) {
+      e.addService({
+        vip: PLAIN.vip,
+        vport,
+        scheduler: 'rr',
+        laddrs: [PLAIN.lips[0]!],
+        realServers: [{ addr: PLAIN.rip, port: PLAIN.rport, weight: 1 }],
+      });
+    }
+    // Two RS entries (one per service), so two (LIP, RS) pairs: the port claim alone allows both.
+    assert.equal(e.realServers.length, 2);
+    const r = e.importConnections(
+      snapshotOfRecords([rec({ cport: 1, vport: 80 }), rec({ cport: 2, vport: 81 })]),
+      0,
+    );
+    assert.deepEqual(r, { imported: 1, skipped: 1, reasons: { port_conflict: 1 } });
+    consistent(e, 'shared RS');
+  });
+
   it('new connections after an import never take an imported port, even where the allocator would start', () => {
     const probe = importingEngine();
     const svc = probe.findService(PLAIN.vip, PLAIN.vport);

@@ -2,7 +2,8 @@
  * The connection table checked against everything that counts it: every
  * entry findable by both of its tuples, its LIP and RS where its indexes
  * say, each real server's active/inactive counts and each (LIP, RS) pair's
- * ports in use equal to what the table holds, and (after a tick) no entry
+ * ports in use (per RS address:port) equal to what the table holds, each
+ * reply tuple held by one entry only, and (after a tick) no entry
  * past its deadline.
  */
 import type { Engine } from '../../src/engine/engine.js';
@@ -31,7 +32,8 @@ export function tableInconsistency(e: Engine, now?: number): string | null {
     if (t.state[i] === TcpState.None) return `entry ${i}: in use with state NONE`;
     const m = t.state[i] === TcpState.Established ? active : inactive;
     m.set(rsIdx, (m.get(rsIdx) ?? 0) + 1);
-    const pair = t.lipIndex[i]! * e.laddrs.maxRs + rsIdx;
+    // RS entries of one address:port (in several services) share their ports.
+    const pair = t.lipIndex[i]! * e.laddrs.maxRs + e.laddrs.portGroup(rsIdx);
     ports.set(pair, (ports.get(pair) ?? 0) + 1);
     dv.setUint32(12, t.cip[i]!);
     dv.setUint16(20, t.cport[i]!);
@@ -54,7 +56,7 @@ export function tableInconsistency(e: Engine, now?: number): string | null {
   }
   for (let l = 0; l < e.laddrs.lips.length; l++) {
     for (const rs of e.realServers) {
-      const want = ports.get(l * e.laddrs.maxRs + rs.index) ?? 0;
+      const want = ports.get(l * e.laddrs.maxRs + e.laddrs.portGroup(rs.index)) ?? 0;
       const got = e.laddrs.portsInUse(l, rs.index);
       if (got !== want) return `LIP #${l} → RS #${rs.index}: ${got} ports in use, ${want} entries`;
     }
