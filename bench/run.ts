@@ -1,8 +1,9 @@
 /**
- * `npm run bench -- [engine] [memory] [net] [--json] [--connections N]` (no suite: all three;
+ * `npm run bench -- [engine] [memory] [handover] [net] [--json] [--connections N]` (no suite: all;
  * net skips with its reason when not root)
  * engine: packets per second through the engine alone (one core).
  * memory: connection-table bytes per connection with 1 M and 10 M entries.
+ * handover: the connection table exported and imported (restart handover), 1 M connections.
  * net: fullnat live over its TUN next to the kernel's NAT and HAProxy, in
  * network namespaces (root; skipped with the reason otherwise).
  */
@@ -11,10 +12,11 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runEngineBench } from './engine.js';
 import { runMixedEngineBench } from './engine-mixed.js';
+import { runHandoverBench } from './handover.js';
 import { runMemoryBench } from './memory.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 
-const SUITES = ['engine', 'memory', 'net'];
+const SUITES = ['engine', 'memory', 'handover', 'net'];
 
 interface Opts {
   json?: boolean;
@@ -23,6 +25,7 @@ interface Opts {
   seconds: string;
   variants: string;
   tableSizes: string;
+  handoverConnections: string;
   cpuProf?: string;
   napiThread?: string;
 }
@@ -37,6 +40,7 @@ const program = new Command('bench')
   )
   .option('--seconds <n>', 'net: seconds per iperf3/wrk run (and for the mixed phase)', '5')
   .option('--table-sizes <list>', 'memory: comma-separated entry counts', '1000000,10000000')
+  .option('--handover-connections <n>', 'handover: connections in the table', '1000000')
   .option(
     '--variants <list>',
     'net: comma-separated subset of direct,kernel,haproxy,fullnat',
@@ -106,6 +110,14 @@ const program = new Command('bench')
             console.log(
               `memory: ${r.connections} connections: table ${r.tableBytesPerConnection.toFixed(1)} B/conn, process ${r.processBytesPerConnection.toFixed(1)} B/conn (typed arrays + heap), RSS ${r.rssBytesPerConnection.toFixed(1)} B/conn; filled in ${r.fillSeconds.toFixed(1)} s`,
             );
+        }
+      } else if (s === 'handover') {
+        const r = runHandoverBench(Number(o.handoverConnections));
+        results.handover = r;
+        if (!o.json) {
+          console.log(
+            `handover: ${r.connections} connections: export ${r.exportMs.toFixed(0)} ms, import ${r.importMs.toFixed(0)} ms (${r.imported} entered); snapshot ${(r.snapshotBytes / 1e6).toFixed(1)} MB, ${r.bytesPerConnection} B/connection`,
+          );
         }
       } else if (s === 'net') {
         const why = netBenchUnavailable();
