@@ -517,6 +517,39 @@ describe('import: deadlines', () => {
   });
 });
 
+describe('import: SYNPROXY connections into a service without it', () => {
+  it('keep their second sequence space: the importer’s table takes the SYNPROXY fields on', () => {
+    const SP = TRANSFER_SERVICES[3]!;
+    const a = exportingEngine();
+    a.tick(100);
+    const f = new Flow(SP, 0xcb0071ee, 54000, 9000, 0x7ffffff0);
+    drive(a, f, 'data', 0);
+    drainAll(a);
+    const b = new Engine({ maxConnections: 64 });
+    b.addService({
+      vip: SP.vip,
+      vport: SP.vport,
+      scheduler: 'rr',
+      laddrs: SP.lips,
+      realServers: [{ addr: SP.rip, port: SP.rport, weight: 1 }],
+    });
+    assert.equal(b.table.synproxyEnabled, false, 'no SYNPROXY service, no SYNPROXY arrays yet');
+    assert.equal(b.importConnections(a.exportConnections(), 0).imported, 1);
+    assert.equal(b.table.synproxyEnabled, true);
+    for (const make of continuation(f, 'data', 0)) {
+      const bytes = make();
+      const outA = feedRaw(a, bytes);
+      const outB = feedRaw(b, bytes);
+      assert.deepEqual(
+        outB.map((o) => Buffer.from(o.bytes).toString('hex')),
+        outA.map((o) => Buffer.from(o.bytes).toString('hex')),
+      );
+      f.observe(decoded(outA));
+    }
+    consistent(b, 'SYNPROXY entry in a plain service');
+  });
+});
+
 describe('SYNPROXY connections still opening', () => {
   const SP = TRANSFER_SERVICES[3]!;
 
