@@ -298,6 +298,18 @@ export function readSnapshotHeader(snapshot: Uint8Array): SnapshotHeader {
   };
 }
 
+/**
+ * How long ago a snapshot was taken, by the wall clock: `nowUnixMs` minus
+ * the exporter's origin + clock. What `importConnections` wants as
+ * `elapsedMs` for a checkpoint read back after a crash. 0 when the clock
+ * went backwards; undefined when the exporter had no wall-clock origin.
+ */
+export function snapshotAgeMs(h: SnapshotHeader, nowUnixMs: number): number | undefined {
+  if (h.isnClockOriginMs === 0) return undefined;
+  const age = nowUnixMs - (h.isnClockOriginMs + h.engineClockMs);
+  return age > 0 ? age : 0;
+}
+
 /** Byte offset of record k in a snapshot. */
 export function recordOffset(k: number): number {
   return SNAPSHOT_HEADER_SIZE + k * RECORD_V1_SIZE;

@@ -31,6 +31,7 @@ import {
   emptyRecord,
   readSnapshotHeader,
   recordOffset,
+  snapshotAgeMs,
   stateCode,
   stateOfCode,
   writeHeader,
@@ -187,6 +188,16 @@ describe('snapshot format', () => {
       pendingSkipped: 0,
     });
     assert.deepEqual([...snap.subarray(32, 36)], [1, 2, 3, 4], 'ISN secret at byte 32, big-endian');
+  });
+
+  it('says how old a snapshot is by the wall clock (a checkpoint read after a crash)', () => {
+    const e = exportingEngine({ isnClockOriginMs: 1_765_000_000_000 });
+    e.tick(30_000);
+    const h = readSnapshotHeader(e.exportConnections());
+    assert.equal(snapshotAgeMs(h, 1_765_000_000_000 + 30_000 + 1234), 1234);
+    assert.equal(snapshotAgeMs(h, 1_765_000_000_000), 0, 'a clock that went back');
+    const noOrigin = readSnapshotHeader(exportingEngine().exportConnections());
+    assert.equal(snapshotAgeMs(noOrigin, Date.now()), undefined);
   });
 
   it('has a record state code for every engine state but NONE, each code distinct and IPVS-numbered', () => {
