@@ -40,6 +40,12 @@ export interface ConnectionEntry {
 
 export { RealServer, Service };
 export type { ImportResult };
+export {
+  ConnRecordError,
+  readSnapshotHeader,
+  snapshotAgeMs,
+  type SnapshotHeader,
+} from './conn-record.js';
 
 /**
  * The FULLNAT data plane: one IPv4 packet in, zero or more packets out,
