@@ -40,6 +40,7 @@ import {
 } from '../../src/engine/conn-record.js';
 import { TCP_STATE_NAMES } from '../../src/engine/tcp-state.js';
 import type { Engine } from '../../src/engine/engine.js';
+import { PacketPool } from '../../src/engine/packet.js';
 import { PROXY_V1_MAX_LENGTH } from '../../src/wire/proxy-protocol.js';
 import { tableInconsistency } from '../support/table-consistency.js';
 import { TRANSFER_SERVICES, exportingEngine, importingEngine } from '../support/transfer-config.js';
@@ -478,6 +479,7 @@ describe('decoder fuzz: seeded mutations of a valid snapshot', () => {
     };
     let errors = 0;
     let imports = 0;
+    const pool = new PacketPool(64);
     for (let round = 0; round < 3000; round++) {
       let m = valid.slice();
       const kind = rnd(6);
@@ -495,7 +497,11 @@ describe('decoder fuzz: seeded mutations of a valid snapshot', () => {
           m[at] = kind === 3 ? m[at]! ^ (1 << rnd(8)) : rnd(256);
         }
       }
-      const e = importingEngine();
+      // A small table and one pool for all mutants: building 3000 full-size engines is most of the time.
+      const e = importingEngine(
+        { maxConnections: 64, maxRealServers: 16, maxLocalAddresses: 8 },
+        pool,
+      );
       e.tick(1000);
       try {
         const r = e.importConnections(m, rnd(3) * 500);

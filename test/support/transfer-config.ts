@@ -6,6 +6,7 @@
  */
 import { Engine } from '../../src/engine/engine.js';
 import type { EngineOptions } from '../../src/engine/options.js';
+import type { PacketPool } from '../../src/engine/packet.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 
 export const T_VIP = parseIpv4('192.0.2.100');
@@ -101,8 +102,8 @@ export function exportingEngine(opts: Partial<EngineOptions> = {}): Engine {
  * order, an extra RS ahead of each one's own, LIPs reversed: no service, RS
  * or LIP index is the exporter's.
  */
-export function importingEngine(opts: Partial<EngineOptions> = {}): Engine {
-  const e = new Engine({ ...TRANSFER_OPTS, ...opts });
+export function importingEngine(opts: Partial<EngineOptions> = {}, pool?: PacketPool): Engine {
+  const e = new Engine({ ...TRANSFER_OPTS, ...opts }, pool);
   e.addService({
     vip: T_VIP2,
     vport: 9,
