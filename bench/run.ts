@@ -12,8 +12,8 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runEngineBench } from './engine.js';
 import { runMixedEngineBench } from './engine-mixed.js';
-import { runHandoverBench } from './handover.js';
 import { runMemoryBench } from './memory.js';
+import { runHandoverBench } from './handover.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 
 const SUITES = ['engine', 'memory', 'handover', 'net'];
