@@ -15,7 +15,9 @@ export const COUNTER_NAMES = [
   'conns_created',
   'conns_expired',
   'conns_expired_established_rst',
-  /** Every connection that left the table, whatever the reason: conns_created − conns_released is the table's count. */
+  /** Connections entered from a snapshot (a restart's handover or checkpoint), not created here. */
+  'conns_imported',
+  /** Every connection that left the table, whatever the reason: conns_created + conns_imported − conns_released is the table's count. */
   'conns_released',
   /** A client SYN on a closing entry (FIN_WAIT … CLOSE) ended it and opened a new connection (IPVS's conn_reuse_mode). */
   'conns_reused_closing',

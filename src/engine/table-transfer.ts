@@ -20,6 +20,7 @@ import {
   type ConnRecord,
 } from './conn-record.js';
 import { CF_IN_USE, CF_SP_PENDING } from './conn-table.js';
+import { C } from './counters.js';
 import type { EngineContext } from './context.js';
 import { TCP_STATE_NAMES, TcpState } from './tcp-state.js';
 
@@ -191,6 +192,7 @@ export class TableTransfer {
     const rs = reg.realServers[rsIdx]!;
     if (r.state === TcpState.Established) rs.activeConns++;
     else rs.inactiveConns++;
+    ctx.countSvc(svcIdx, C.conns_imported);
     return undefined;
   }
 

@@ -478,6 +478,13 @@ describe('import: what the configuration cannot hold is skipped, by reason', () 
       assert.ok(!taken.has(`${f.lip}:${f.lport}`), `new connection ${k} took imported ${f.lport}`);
     }
     assert.equal(toPlain, 30);
+    // Imported entries are counted apart from those made here; together they make up the table.
+    assert.equal(b.counter('conns_imported'), 40);
+    assert.equal(b.counter('conns_created'), 60);
+    assert.equal(
+      b.counter('conns_created') + b.counter('conns_imported') - b.counter('conns_released'),
+      b.table.count,
+    );
     consistent(b, 'imported and new');
   });
 });
@@ -589,10 +596,14 @@ describe('SYNPROXY connections still opening', () => {
     assert.equal(out[0]!.flags & TCP_RST, TCP_RST);
     assert.equal(out[0]!.dst, f.cip);
     assert.equal(b.counter('synproxy_cookie_invalid'), 1);
-    // The RS's late SYN+ACK to the old LIP:port finds nothing.
+    // The RS's late SYN+ACK to the old LIP:port finds no connection: the LIP answers it with a
+    // RST (unknown_flow_reset), so the RS drops its half-open connection at once.
     f.lport = lport;
     const late = step(b, f, f.rs(TCP_SYN | TCP_ACK, undefined, RS_SYNACK_OPTS[0]));
-    assert.equal(late.length, 0);
+    assert.equal(late.length, 1);
+    assert.equal(late[0]!.flags & TCP_RST, TCP_RST);
+    assert.equal(late[0]!.dst, f.s.rip);
+    assert.equal(b.counter('unknown_flow_rst_sent'), 1);
     assert.equal(b.table.count, 0);
   });
 
