@@ -8,7 +8,6 @@
  * same secret and clock, so the timed loop runs the engine alone.
  */
 import v8 from 'node:v8';
-import vm from 'node:vm';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/engine.js';
 import type { Packet } from '../src/engine/packet.js';
@@ -17,6 +16,7 @@ import { Ipv4View } from '../src/wire/ipv4.js';
 import { TcpView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/wire/tcp.js';
 import { opt } from '../src/wire/tcp-options.js';
 import { buildSegment } from '../test/support/packets.js';
+import { collectGarbage } from './gc.js';
 
 const VIP = 0xc0000264; // 192.0.2.100
 const LIPS = [0x0a0a0301, 0x0a0a0302];
@@ -197,13 +197,6 @@ export function replayProcessOnly(w: Workload, e: Engine, chunk = 256): number {
     spent += performance.now() - t0;
   }
   return spent / 1000;
-}
-
-/** A full GC before each timed round, so garbage made earlier is not charged to the engine. */
-function collectGarbage(): void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = vm.runInNewContext('gc') as () => void;
-  gc();
 }
 
 export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {

@@ -2,18 +2,23 @@
  * Network benchmark on real kernels: fullnat next to the kernel and HAProxy.
  *
  *   client 10.88.1.2 ── eth0 10.88.1.1 [LB] eth1 10.88.2.1 ── RS 10.88.2.2
- *   VIP 10.88.0.100 (:5201 iperf3, :80 HTTP); LIPs 10.88.3.1-4 (kernel),
- *   10.88.5.1 (haproxy), 10.88.4.1-4 (fullnat)
+ *   VIP 10.88.0.100 (:5201 and :5202 iperf3, :80 HTTP); LIPs per variant and
+ *   round (net-stats.ts lipsFor): 10.88.3.x kernel, 10.88.5.x haproxy,
+ *   10.88.4.x fullnat
  *
- * One topology, four variants in turn in the LB namespace:
+ * One topology, four variants in the LB namespace, measured in interleaved
+ * rounds (direct kernel haproxy fullnat, direct kernel haproxy fullnat, …),
+ * each in a fresh LB namespace:
  *   direct   client → RS address, routed by the LB (no NAT): the topology's own limit
  *   kernel   nftables DNAT + SNAT to the LIPs (full NAT by the kernel, no TOA)
  *   haproxy  HAProxy TCP mode (send-proxy-v2 to nginx for HTTP; none for iperf3)
- *   fullnat  `fullnat run` over its TUN device, toa_policy fullnat
- * and four measurements each (throughput, small-packet rate, new connections
- * per second with short HTTP requests, latency at moderate load), plus CPU
- * per connection. Everything stays inside the namespaces, which are deleted at
- * the end, on failure and on Ctrl-C.
+ *   fullnat  `fullnat run` at its defaults (health checks, metrics), toa_policy fullnat
+ * and five measurements each (throughput both ways, small-packet rate counted
+ * at the RS, new connections per second with short HTTP requests, latency at
+ * moderate load, and a mixed phase with all three kinds of traffic at once),
+ * plus CPU per connection. Each figure is reported as the median of the
+ * rounds with its range. Everything stays inside the namespaces, which are
+ * deleted at the end, on failure and on Ctrl-C.
  */
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +27,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NetnsLab, netnsAvailable } from '../src/lab/netns.js';
 import { napiThreads, tunAvailable } from '../src/io/tun.js';
+import {
+  cpuGrowth,
+  formatSpread,
+  lipsFor,
+  MAX_ROUNDS,
+  napiDuring,
+  parseNapiSwitches,
+  ratioOf,
+  spread,
+  timeWaitToward,
+  type NapiPhase,
+  type Spread,
+} from './net-stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** The repository root, from bench/ (ts) or dist/bench/ (js). */
@@ -33,29 +51,29 @@ const cli = join(repo, 'bin', 'fullnat.js');
 
 const VIP = '10.88.0.100';
 const RS = '10.88.2.2';
-/**
- * LIPs per variant, in separate subnets: the RS keeps (LIP:port, RS:port) in
- * TIME_WAIT for 60 s after each short connection, and a later variant reusing
- * those tuples with unrelated sequence numbers would have its SYNs answered
- * with the old connection's ACK (RFC 793 TIME_WAIT) instead of a SYN+ACK.
- */
-const LIPS = {
-  kernel: ['10.88.3.1', '10.88.3.2', '10.88.3.3', '10.88.3.4'],
-  haproxy: ['10.88.5.1'],
-  fullnat: ['10.88.4.1', '10.88.4.2', '10.88.4.3', '10.88.4.4'],
-};
+const CLIENT = '10.88.1.2';
+/** iperf3 servers on the RS: one for the single-flow runs, one for the small-packet flow (the mixed phase runs both at once). */
+const BULK_PORT = 5201;
+const SMALL_PORT = 5202;
+/** fullnat's Prometheus endpoint, inside the LB namespace. */
+const METRICS_URL = 'http://127.0.0.1:9400/metrics';
 const TUN = 'fnb0';
 const PREFIX = 'fnbench';
 
 export const VARIANTS = ['direct', 'kernel', 'haproxy', 'fullnat'] as const;
 export type Variant = (typeof VARIANTS)[number];
+export { MAX_ROUNDS };
 
 export interface NetOptions {
-  /** Seconds per throughput / small-packet / wrk run. */
+  /** Seconds per throughput / small-packet / wrk / mixed run. */
   seconds: number;
+  /** Interleaved rounds over all variants. */
+  rounds: number;
   variants: Variant[];
   /** Write a V8 CPU profile of the fullnat LB here and summarise it. */
   cpuProfDir?: string;
+  /** fullnat's `napi_thread` when not its default (auto): to compare the modes on one machine. */
+  napiThread?: 'auto' | 'on' | 'off';
   log: (line: string) => void;
 }
 
@@ -64,11 +82,14 @@ export interface Throughput {
   retransmits: number;
 }
 export interface SmallPackets {
-  /** Packets/s the LB received from the client (its client-side NIC), during the run. */
+  /** Packets/s the RS received (its NIC, /proc/net/dev in its namespace) during the run: what was delivered. */
   packetsPerSecond: number;
-  /** iperf3 goodput over the LB's received packets: payload per segment. */
+  /** Packets/s the LB received from the client (its client-side NIC) during the run. */
+  lbIngressPacketsPerSecond: number;
+  /** iperf3 goodput over the RS's received packets: payload per delivered packet. */
   payloadBytesPerPacket: number;
-  /** Estimate from bytes/s ÷ segment payload (88-byte MSS less options). */
+  /** iperf3 goodput over the LB's received packets: payload per segment the client sent. */
+  payloadBytesPerSegment: number;
   bitsPerSecond: number;
   /** For fullnat: packets the process read from / wrote to its TUN per second. */
   tunRxPerSecond?: number;
@@ -81,6 +102,18 @@ export interface HttpRun {
   p99Ms: number;
   errors: number;
 }
+export interface MixedRun {
+  /** The bulk flow (iperf3 -R, RS → client, one flow, GSO as the RS's NIC comes). */
+  bulk: Throughput | null;
+  /** The small-segment flow (iperf3 -M 88, client → RS, the client's TSO/GSO off). */
+  small: {
+    bitsPerSecond: number;
+    /** Goodput ÷ the payload per segment this variant's small-packet run measured: segments delivered per second. */
+    segmentsPerSecond: number | null;
+  } | null;
+  /** New connections meanwhile (wrk -t1 -c16, Connection: close). */
+  http: HttpRun | null;
+}
 export interface CpuPerConnection {
   /** utime+stime of the LB process (haproxy, fullnat), µs per connection; 0 for direct/kernel. */
   processUs: number;
@@ -91,8 +124,23 @@ export interface CpuPerConnection {
   /** Busy CPU time on the machine (user+system+irq+softirq) less other processes' utime+stime, per connection, µs: client, RS and LB together. */
   machineUs: number;
 }
+export const PHASES = ['upload', 'download', 'small', 'http', 'moderate', 'mixed'] as const;
+export type Phase = (typeof PHASES)[number];
+
+/** One variant in one round. */
 export interface VariantResult {
   variant: Variant;
+  /** 0-based. */
+  round: number;
+  /** The LB's source addresses toward the RS in this round (the client's for direct). */
+  sources: string[];
+  /** Sockets the RS still held in TIME_WAIT toward those addresses before the round began: 0 when no tuple can be reused. */
+  rsTimeWaitBefore: number | null;
+  /**
+   * The same, toward this variant's addresses of the round before (null in
+   * the first round): what a round reusing its LIPs would have run into.
+   */
+  rsTimeWaitPreviousRound: number | null;
   /** client → RS (upload; iperf3 default direction). */
   throughput: Throughput | null;
   /** RS → client (download; iperf3 -R). */
@@ -100,9 +148,17 @@ export interface VariantResult {
   smallPackets: SmallPackets | null;
   http: HttpRun | null;
   moderate: HttpRun | null;
+  mixed: MixedRun | null;
   cpu: CpuPerConnection | null;
   /** CPUs' worth of other processes (outside the bench) busy during the throughput and HTTP runs. */
-  backgroundCpus: { throughput: number | null; http: number | null };
+  backgroundCpus: { throughput: number | null; http: number | null; mixed: number | null };
+  /** fullnat: where its NAPI work ran during each phase (its log and sysfs; whatever napi_thread the run used). */
+  napi?: Partial<Record<Phase, NapiPhase>>;
+  /** fullnat: health-check failures and DOWN transitions its log recorded; whether /metrics answered. */
+  health?: { failures: number; down: number };
+  metricsAnswered?: boolean;
+  /** haproxy: threads the process ran (nbthread left to its default). */
+  haproxyThreads?: number;
   notes: string[];
 }
 export interface ProfileEntry {
@@ -111,18 +167,41 @@ export interface ProfileEntry {
   function: string;
   location: string;
 }
+/** A variant's figures over the rounds. */
+export interface VariantSummary {
+  variant: Variant;
+  figures: Record<MetricKey, Spread | null>;
+  /** fullnat: per phase, in how many rounds the NAPI thread was on at some point, and the median share of the phase it was on. */
+  napi?: Partial<Record<Phase, { roundsOn: number; rounds: number; onShare: Spread | null }>>;
+}
 export interface NetBenchResult {
   seconds: number;
+  rounds: number;
   kernel: string;
   cpus: number;
   offloads: string;
-  variants: VariantResult[];
+  /** What differs from each product's defaults, in words (printed with the table). */
+  setup: string[];
+  /** fullnat's napi_thread in this run (auto unless --napi-thread said otherwise). */
+  napiThread: 'auto' | 'on' | 'off';
+  /** Medians and ranges per variant. */
+  variants: VariantSummary[];
+  /** Median ÷ kernel's median, per figure. */
   ratios: Record<string, Record<string, number | null>>;
   targets: Record<string, { value: number | null; target: string; met: boolean | null }>;
+  /** Every variant in every round, in the order run. */
+  runs: VariantResult[];
   profile?: { file: string; samples: number; top: ProfileEntry[]; byFile: ProfileEntry[] };
   runSeconds: number;
 }
 
+/** The bench's setup as printed with its results: what each LB runs with. */
+export const SETUP = [
+  'fullnat: `fullnat run` at its defaults (timeouts, max_connections, port range, offloads, napi_thread auto), health checks on (TCP_CHECK every 6 s on each RS), metrics on (127.0.0.1:9400 in the LB namespace); nothing turned off',
+  'haproxy: 2.6, TCP mode, threads left to the default (one per CPU), option splice-auto, maxconn 5000',
+  'kernel: nftables DNAT + SNAT; direct: routed, no NAT',
+  'small-packet run: TSO/GSO/GRO off on every veth and GRO off on fullnat’s TUN; mixed phase: only the client’s TSO/GSO off (its 88-byte segments leave it as such), everything else as it comes',
+];
 // ------------------------------------------------------------------ availability
 
 /** Why the suite cannot run here, or '' when it can. */
@@ -295,6 +374,40 @@ class Bench {
     }
   }
 
+  /**
+   * The client's TSO/GSO off (off=true) or back as they came: in the mixed
+   * phase its 88-byte segments must leave it as such, while the RS still
+   * sends the bulk flow as GSO super-packets.
+   */
+  setClientSegmentation(off: boolean): void {
+    const saved = this.offloadState.get('c/eth0')!;
+    const args = off
+      ? ['tso', 'off', 'gso', 'off']
+      : saved.filter((_, i, a) => ['tso', 'gso'].includes(a[i - (i % 2)]!));
+    try {
+      this.lab.exec('c', 'ethtool', ['-K', 'eth0', ...args]);
+    } catch {
+      // a feature the driver fixes; the others are set
+    }
+  }
+
+  /** Sockets the RS holds in TIME_WAIT toward any of `peers`. */
+  rsTimeWait(peers: string[]): number | null {
+    try {
+      // Filtered by ss itself: after a short-connection run the full list runs to many megabytes.
+      const filter = peers.map((p) => `dst ${p}`).join(' or ');
+      // Tens of thousands of lines toward last round's LIPs: more than exec's 1 MiB default.
+      const text = execFileSync(
+        'ip',
+        ['netns', 'exec', this.lab.ns('rs'), 'ss', '-Htan', 'state', 'time-wait', `( ${filter} )`],
+        { encoding: 'utf8', timeout: 30_000, maxBuffer: 256 * 1024 * 1024 },
+      );
+      return timeWaitToward(text, peers);
+    } catch {
+      return null;
+    }
+  }
+
   offloadSummary(): string {
     return [...this.offloadState.entries()]
       .map(([k, v]) => `${k}: ${v.join(' ')}`)
@@ -322,10 +435,12 @@ class Bench {
       '-e',
       join(this.dir, 'nginx-error.log'),
     ]);
-    this.lab.spawn('rs', 'iperf3', ['-s', '-p', '5201']);
+    for (const port of [BULK_PORT, SMALL_PORT])
+      this.lab.spawn('rs', 'iperf3', ['-s', '-p', String(port)]);
     await this.waitListening('rs', 80, 'nginx');
     await this.waitListening('rs', 8081, 'nginx (proxy_protocol)');
-    await this.waitListening('rs', 5201, 'iperf3 -s');
+    await this.waitListening('rs', BULK_PORT, 'iperf3 -s');
+    await this.waitListening('rs', SMALL_PORT, 'iperf3 -s (small-packet flow)');
   }
 
   devCounters(
@@ -348,6 +463,7 @@ class Bench {
   async iperf(
     target: string,
     extra: string[],
+    port = BULK_PORT,
   ): Promise<{ bps: number; retransmits: number; bytes: number; seconds: number }> {
     const text = await this.run(
       'c',
@@ -356,7 +472,7 @@ class Bench {
         '-c',
         target,
         '-p',
-        '5201',
+        String(port),
         '-t',
         String(this.o.seconds),
         '-J',
@@ -457,10 +573,11 @@ function procStat(): CpuSample {
   return { busy: (user + nice + system + irq + softirq) / CLK_TCK, softirq: softirq / CLK_TCK };
 }
 /**
- * CPU seconds used so far by every process outside the bench's namespaces
- * (other work on a shared machine), so that noisy runs can be told apart.
+ * CPU seconds used so far by each process outside the bench's namespaces
+ * (other work on a shared machine), by pid, so that noisy runs can be told
+ * apart; `cpuGrowth` turns two samples into the CPU used between them.
  */
-function foreignCpu(b: Bench): number {
+function foreignCpu(b: Bench): Map<number, number> {
   const ours = new Set<number>([process.pid]);
   for (const h of ['c', 'lb', 'rs']) {
     try {
@@ -475,12 +592,12 @@ function foreignCpu(b: Bench): number {
   }
   // fullnat's TUN under threaded NAPI: napi/fnb0-N do what its write(2) calls did before.
   for (const pid of napiThreads(TUN)) ours.add(pid);
-  let sum = 0;
+  const out = new Map<number, number>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d) || ours.has(Number(d))) continue;
-    sum += processCpu(Number(d));
+    out.set(Number(d), processCpu(Number(d)));
   }
-  return sum;
+  return out;
 }
 
 /** The LB's CPU seconds: its process and, for fullnat, its TUN's NAPI threads. */
@@ -508,11 +625,20 @@ interface Lb {
   target: string;
   httpUrl: string;
   pid?: number;
+  /** fullnat: its log so far (pino JSON lines) and whether its NAPI thread was on at start. */
+  log?: () => string;
+  napiAtStart?: boolean;
   stop: () => Promise<void>;
 }
 
-async function startVariant(b: Bench, v: Variant): Promise<Lb> {
+/** The addresses the RS sees connections from, for a variant in a round. */
+function sourcesFor(v: Variant, round: number): string[] {
+  return v === 'direct' ? [CLIENT] : lipsFor(v, round);
+}
+
+async function startVariant(b: Bench, v: Variant, round: number): Promise<Lb> {
   const { lab, dir } = b;
+  const lips = sourcesFor(v, round);
   switch (v) {
     case 'direct':
       return { target: RS, httpUrl: `http://${RS}:80/`, stop: async () => {} };
@@ -520,7 +646,7 @@ async function startVariant(b: Bench, v: Variant): Promise<Lb> {
       const conf = join(dir, 'nft.conf');
       writeFileSync(
         conf,
-        template('nft.conf', { VIP, RS, LIP_FIRST: LIPS.kernel[0]!, LIP_LAST: LIPS.kernel[3]! }),
+        template('nft.conf', { VIP, RS, LIP_FIRST: lips[0]!, LIP_LAST: lips[lips.length - 1]! }),
       );
       lab.exec('lb', 'nft', ['-f', conf]);
       return {
@@ -533,14 +659,15 @@ async function startVariant(b: Bench, v: Variant): Promise<Lb> {
     }
     case 'haproxy': {
       lab.ip('lb', 'addr', 'add', `${VIP}/32`, 'dev', 'lo');
-      lab.ip('lb', 'addr', 'add', `${LIPS.haproxy[0]}/32`, 'dev', 'lo');
+      lab.ip('lb', 'addr', 'add', `${lips[0]}/32`, 'dev', 'lo');
       const conf = join(dir, 'haproxy.cfg');
-      writeFileSync(conf, template('haproxy.cfg', { VIP, RS, LIP: LIPS.haproxy[0]! }));
+      writeFileSync(conf, template('haproxy.cfg', { VIP, RS, LIP: lips[0]! }));
       const child = lab.spawn('lb', 'haproxy', ['-db', '-f', conf]);
       let log = '';
       child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
       await b.waitListening('lb', 80, () => `haproxy (${log.slice(-500)})`);
-      await b.waitListening('lb', 5201, 'haproxy');
+      await b.waitListening('lb', BULK_PORT, 'haproxy');
+      await b.waitListening('lb', SMALL_PORT, 'haproxy');
       return {
         target: VIP,
         httpUrl: `http://${VIP}:80/`,
@@ -548,27 +675,27 @@ async function startVariant(b: Bench, v: Variant): Promise<Lb> {
         stop: async () => {
           await stopChild(child);
           lab.ip('lb', 'addr', 'del', `${VIP}/32`, 'dev', 'lo');
-          lab.ip('lb', 'addr', 'del', `${LIPS.haproxy[0]}/32`, 'dev', 'lo');
+          lab.ip('lb', 'addr', 'del', `${lips[0]}/32`, 'dev', 'lo');
         },
       };
     }
     case 'fullnat': {
       const conf = join(dir, 'fullnat.conf');
-      const last = LIPS.fullnat[3]!.split('.')[3];
+      const first = lips[0]!;
+      const last = lips[lips.length - 1]!.split('.')[3];
       writeFileSync(
         conf,
-        template('fullnat.conf', { VIP, RS, DIR: dir, LIP_RANGE: `${LIPS.fullnat[0]}-${last}` }),
+        template('fullnat.conf', {
+          VIP,
+          RS,
+          DIR: dir,
+          LIP_RANGE: `${first}-${last}`,
+          EXTRA_DEFS: b.o.napiThread ? `napi_thread ${b.o.napiThread}` : '',
+        }),
       );
       // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.
       const prof = b.o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${b.o.cpuProfDir}`] : [];
-      const child = lab.spawn('lb', process.execPath, [
-        ...prof,
-        cli,
-        'run',
-        '-f',
-        conf,
-        '--no-health-checks',
-      ]);
+      const child = lab.spawn('lb', process.execPath, [...prof, cli, 'run', '-f', conf]);
       let log = '';
       child.stdout!.on('data', (c: Buffer) => (log += c.toString()));
       child.stderr!.on('data', (c: Buffer) => (log += c.toString()));
@@ -579,10 +706,18 @@ async function startVariant(b: Bench, v: Variant): Promise<Lb> {
         if (i > 150) throw new Error(`fullnat run did not come up in 15 s: ${log.slice(-1000)}`);
         await sleep(100);
       }
+      let napiAtStart = false;
+      try {
+        napiAtStart = lab.exec('lb', 'cat', [`/sys/class/net/${TUN}/threaded`]).trim() !== '0';
+      } catch {
+        // no threaded NAPI on this kernel: the thread is never on
+      }
       return {
         target: VIP,
         httpUrl: `http://${VIP}:80/`,
         pid: child.pid,
+        log: () => log,
+        napiAtStart,
         stop: async () => {
           await stopChild(child);
         },
@@ -606,21 +741,44 @@ function stopChild(c: ChildProcess): Promise<void> {
   });
 }
 
-async function measure(b: Bench, v: Variant): Promise<VariantResult> {
+/** Threads of a process (/proc/PID/status), or null. */
+function threadsOf(pid: number | undefined): number | null {
+  if (!pid) return null;
+  try {
+    const m = /^Threads:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function measure(b: Bench, v: Variant, round: number): Promise<VariantResult> {
+  const sources = sourcesFor(v, round);
   const r: VariantResult = {
     variant: v,
+    round,
+    sources,
+    rsTimeWaitBefore: b.rsTimeWait(sources),
+    rsTimeWaitPreviousRound:
+      round > 0 && v !== 'direct' ? b.rsTimeWait(sourcesFor(v, round - 1)) : null,
     throughput: null,
     download: null,
     smallPackets: null,
     http: null,
     moderate: null,
+    mixed: null,
     cpu: null,
-    backgroundCpus: { throughput: null, http: null },
+    backgroundCpus: { throughput: null, http: null, mixed: null },
     notes: [],
   };
+  if (r.rsTimeWaitBefore && v !== 'direct') {
+    r.notes.push(
+      `the RS held ${r.rsTimeWaitBefore} TIME_WAIT sockets toward this round's LIPs before it began`,
+    );
+  }
   let lb: Lb;
   try {
-    lb = await startVariant(b, v);
+    lb = await startVariant(b, v, round);
   } catch (e) {
     r.notes.push(`could not start: ${(e as Error).message.split('\n')[0]}`);
     b.o.log(`  ${v} could not start: ${(e as Error).message}`);
@@ -635,7 +793,21 @@ async function measure(b: Bench, v: Variant): Promise<VariantResult> {
       return null;
     }
   };
+  /** Wall-clock span of each phase, for the NAPI state in fullnat's log. */
+  const spans: Partial<Record<Phase, [number, number]>> = {};
+  const timed = async <T>(phase: Phase, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      spans[phase] = [t0, Date.now()];
+    }
+  };
   try {
+    if (v === 'haproxy') {
+      const t = threadsOf(lb.pid);
+      if (t != null) r.haproxyThreads = t;
+    }
     // Warm-up: a connection through the LB path (ARP, routes, first-packet work).
     await attempt('warm-up', () =>
       b.run('c', 'curl', ['-s', '-m', '3', '-o', '/dev/null', lb.httpUrl], 5000),
@@ -644,52 +816,60 @@ async function measure(b: Bench, v: Variant): Promise<VariantResult> {
 
     const f0 = foreignCpu(b);
     const w0 = Date.now();
-    r.throughput = await attempt('throughput', async () => {
-      const t = await b.iperf(lb.target, []);
-      return { bitsPerSecond: t.bps, retransmits: t.retransmits };
-    });
-    r.backgroundCpus.throughput = (foreignCpu(b) - f0) / ((Date.now() - w0) / 1000);
+    r.throughput = await timed('upload', () =>
+      attempt('throughput', async () => {
+        const t = await b.iperf(lb.target, []);
+        return { bitsPerSecond: t.bps, retransmits: t.retransmits };
+      }),
+    );
+    r.backgroundCpus.throughput = cpuGrowth(f0, foreignCpu(b)) / ((Date.now() - w0) / 1000);
     b.o.log(`  ${v} throughput: ${fmtGbps(r.throughput?.bitsPerSecond)}`);
     if (b.closed) return r;
 
-    r.download = await attempt('download', async () => {
-      const t = await b.iperf(lb.target, ['-R']);
-      return { bitsPerSecond: t.bps, retransmits: t.retransmits };
-    });
+    r.download = await timed('download', () =>
+      attempt('download', async () => {
+        const t = await b.iperf(lb.target, ['-R']);
+        return { bitsPerSecond: t.bps, retransmits: t.retransmits };
+      }),
+    );
     b.o.log(`  ${v} download (-R): ${fmtGbps(r.download?.bitsPerSecond)}`);
     if (b.closed) return r;
 
     b.setOffloads(true);
     try {
-      r.smallPackets = await attempt('small packets', async () => {
-        const before = b.devCounters('lb');
-        const t0 = Date.now();
-        const t = await b.iperf(lb.target, ['-M', '88']);
-        const secs = (Date.now() - t0) / 1000;
-        const after = b.devCounters('lb');
-        const rx = after.get('eth0')!.rxPackets - before.get('eth0')!.rxPackets;
-        // iperf3's own interval excludes connection setup; the counters span the whole call.
-        const pps = rx / Math.max(secs, t.seconds);
-        const payload = t.bytes / rx;
-        const out: SmallPackets = {
-          packetsPerSecond: pps,
-          payloadBytesPerPacket: payload,
-          bitsPerSecond: t.bps,
-        };
-        const tb = before.get(TUN);
-        const ta = after.get(TUN);
-        if (tb && ta) {
-          // The TUN as the kernel sees it: tx = packets handed to fullnat, rx = packets it wrote back.
-          out.tunRxPerSecond = (ta.txPackets - tb.txPackets) / secs;
-          out.tunTxPerSecond = (ta.rxPackets - tb.rxPackets) / secs;
-        }
-        return out;
-      });
+      r.smallPackets = await timed('small', () =>
+        attempt('small packets', async () => {
+          const before = { lb: b.devCounters('lb'), rs: b.devCounters('rs') };
+          const t0 = Date.now();
+          const t = await b.iperf(lb.target, ['-M', '88'], SMALL_PORT);
+          const secs = (Date.now() - t0) / 1000;
+          const after = { lb: b.devCounters('lb'), rs: b.devCounters('rs') };
+          const delivered = after.rs.get('eth0')!.rxPackets - before.rs.get('eth0')!.rxPackets;
+          const ingress = after.lb.get('eth0')!.rxPackets - before.lb.get('eth0')!.rxPackets;
+          // iperf3's own interval excludes connection setup; the counters span the whole call.
+          const span = Math.max(secs, t.seconds);
+          const out: SmallPackets = {
+            packetsPerSecond: delivered / span,
+            lbIngressPacketsPerSecond: ingress / span,
+            payloadBytesPerPacket: t.bytes / delivered,
+            payloadBytesPerSegment: t.bytes / ingress,
+            bitsPerSecond: t.bps,
+          };
+          const tb = before.lb.get(TUN);
+          const ta = after.lb.get(TUN);
+          if (tb && ta) {
+            // The TUN as the kernel sees it: tx = packets handed to fullnat, rx = packets it wrote back.
+            out.tunRxPerSecond = (ta.txPackets - tb.txPackets) / secs;
+            out.tunTxPerSecond = (ta.rxPackets - tb.rxPackets) / secs;
+          }
+          return out;
+        }),
+      );
     } finally {
       b.setOffloads(false);
     }
     b.o.log(
-      `  ${v} small packets: ${fmtKpps(r.smallPackets?.packetsPerSecond)} (${r.smallPackets?.payloadBytesPerPacket.toFixed(0) ?? '?'} B payload)`,
+      `  ${v} small packets: ${fmtKpps(r.smallPackets?.packetsPerSecond)} at the RS, ${fmtKpps(r.smallPackets?.lbIngressPacketsPerSecond)} into the LB (${r.smallPackets?.payloadBytesPerPacket.toFixed(0) ?? '?'} B payload per delivered packet)`,
     );
     if (b.closed) return r;
 
@@ -697,10 +877,12 @@ async function measure(b: Bench, v: Variant): Promise<VariantResult> {
     const w1 = Date.now();
     const cpu0 = procStat();
     const p0 = lbCpu(lb.pid);
-    r.http = await attempt('http', () => b.wrk(lb.httpUrl, 2, 32, b.o.seconds));
+    r.http = await timed('http', () =>
+      attempt('http', () => b.wrk(lb.httpUrl, 2, 32, b.o.seconds)),
+    );
     const cpu1 = procStat();
     const p1 = lbCpu(lb.pid);
-    const foreignHttp = foreignCpu(b) - f1;
+    const foreignHttp = cpuGrowth(f1, foreignCpu(b));
     r.backgroundCpus.http = foreignHttp / ((Date.now() - w1) / 1000);
     if (r.http && r.http.connections > 0) {
       const n = r.http.connections;
@@ -720,16 +902,89 @@ async function measure(b: Bench, v: Variant): Promise<VariantResult> {
     if (b.closed) return r;
 
     // Moderate load: 4 connections in flight, one at a time each (wrk -t1 -c4).
-    r.moderate = await attempt('http (moderate)', () =>
-      b.wrk(lb.httpUrl, 1, 4, Math.min(3, b.o.seconds)),
+    r.moderate = await timed('moderate', () =>
+      attempt('http (moderate)', () => b.wrk(lb.httpUrl, 1, 4, Math.min(3, b.o.seconds))),
     );
     b.o.log(
       `  ${v} http moderate: ${r.moderate?.connectionsPerSecond.toFixed(0) ?? '-'} conn/s, p50 ${r.moderate?.p50Ms ?? '-'} ms, p99 ${r.moderate?.p99Ms ?? '-'} ms`,
     );
+    if (b.closed) return r;
+
+    const f2 = foreignCpu(b);
+    const w2 = Date.now();
+    r.mixed = await timed('mixed', () => mixedPhase(b, lb, r.smallPackets, attempt));
+    r.backgroundCpus.mixed = cpuGrowth(f2, foreignCpu(b)) / ((Date.now() - w2) / 1000);
+    b.o.log(
+      `  ${v} mixed: bulk ${fmtGbps(r.mixed.bulk?.bitsPerSecond)}, small ${fmtKpps(r.mixed.small?.segmentsPerSecond ?? undefined)} (${((r.mixed.small?.bitsPerSecond ?? NaN) / 1e6).toFixed(1)} Mbit/s), ${r.mixed.http?.connectionsPerSecond.toFixed(0) ?? '-'} conn/s, p99 ${r.mixed.http?.p99Ms ?? '-'} ms`,
+    );
+
+    if (v === 'fullnat') {
+      r.metricsAnswered = await b
+        .run('lb', 'curl', ['-s', '-m', '2', METRICS_URL], 4000)
+        .then((text) => text.includes('fullnat_'))
+        .catch(() => false);
+      if (!r.metricsAnswered) r.notes.push(`${METRICS_URL} did not answer with fullnat_ metrics`);
+    }
   } finally {
     await lb.stop();
+    if (lb.log) {
+      const text = lb.log();
+      const switches = parseNapiSwitches(text);
+      r.napi = {};
+      for (const [phase, span] of Object.entries(spans) as [Phase, [number, number]][]) {
+        r.napi[phase] = napiDuring(switches, lb.napiAtStart ?? false, span[0], span[1]);
+      }
+      r.health = {
+        failures: text.split('\n').filter((l) => l.includes('health check failed')).length,
+        down: text.split('\n').filter((l) => l.includes('real server DOWN')).length,
+      };
+      if (r.health.down > 0) {
+        r.notes.push(`health checks took an RS down ${r.health.down} times during the round`);
+      }
+    }
   }
   return r;
+}
+
+/**
+ * All three kinds of traffic at once for `seconds`: one bulk download flow
+ * (RS → client, GSO from the RS as its NIC comes), one flow of 88-byte
+ * segments upward (the client's TSO/GSO off, so they leave it as such) and
+ * new connections (wrk -t1 -c16, Connection: close). The small flow is
+ * counted as goodput ÷ the payload per segment of this variant's small-packet
+ * run: the RS's packet counter would count a GRO-merged train as one.
+ */
+async function mixedPhase(
+  b: Bench,
+  lb: Lb,
+  small: SmallPackets | null,
+  attempt: <T>(what: string, fn: () => Promise<T>) => Promise<T | null>,
+): Promise<MixedRun> {
+  b.setClientSegmentation(true);
+  try {
+    const [bulk, smallRun, http] = await Promise.all([
+      attempt('mixed bulk', async () => {
+        const t = await b.iperf(lb.target, ['-R']);
+        return { bitsPerSecond: t.bps, retransmits: t.retransmits };
+      }),
+      attempt('mixed small packets', () => b.iperf(lb.target, ['-M', '88'], SMALL_PORT)),
+      attempt('mixed http', () => b.wrk(lb.httpUrl, 1, 16, b.o.seconds)),
+    ]);
+    const perSegment = small?.payloadBytesPerSegment;
+    return {
+      bulk,
+      small: smallRun
+        ? {
+            bitsPerSecond: smallRun.bps,
+            segmentsPerSecond:
+              perSegment && Number.isFinite(perSegment) ? smallRun.bps / 8 / perSegment : null,
+          }
+        : null,
+      http,
+    };
+  } finally {
+    b.setClientSegmentation(false);
+  }
 }
 
 // ------------------------------------------------------------------ profile summary
@@ -784,14 +1039,33 @@ export function summariseProfile(file: string, top = 15): NonNullable<NetBenchRe
 
 // ------------------------------------------------------------------ the suite
 
-const ratio = (a: number | null | undefined, k: number | null | undefined): number | null =>
-  a == null || k == null || !Number.isFinite(a) || !Number.isFinite(k) || k === 0 ? null : a / k;
+/** Every figure the table reports, per variant and round. */
+export const METRIC_KEYS = [
+  'throughputGbps',
+  'downloadGbps',
+  'smallKpps',
+  'smallKppsLbIngress',
+  'connsPerSecond',
+  'p50Ms',
+  'p99Ms',
+  'moderateP50Ms',
+  'moderateP99Ms',
+  'lbCpuUsPerConn',
+  'machineCpuUsPerConn',
+  'mixedBulkGbps',
+  'mixedSmallKpps',
+  'mixedSmallMbps',
+  'mixedConnsPerSecond',
+  'mixedP99Ms',
+] as const;
+export type MetricKey = (typeof METRIC_KEYS)[number];
 
-function metrics(v: VariantResult): Record<string, number | null> {
+export function metrics(v: VariantResult): Record<MetricKey, number | null> {
   return {
     throughputGbps: v.throughput ? v.throughput.bitsPerSecond / 1e9 : null,
     downloadGbps: v.download ? v.download.bitsPerSecond / 1e9 : null,
     smallKpps: v.smallPackets ? v.smallPackets.packetsPerSecond / 1e3 : null,
+    smallKppsLbIngress: v.smallPackets ? v.smallPackets.lbIngressPacketsPerSecond / 1e3 : null,
     connsPerSecond: v.http?.connectionsPerSecond ?? null,
     p50Ms: v.http?.p50Ms ?? null,
     p99Ms: v.http?.p99Ms ?? null,
@@ -799,10 +1073,42 @@ function metrics(v: VariantResult): Record<string, number | null> {
     moderateP99Ms: v.moderate?.p99Ms ?? null,
     lbCpuUsPerConn: v.cpu?.lbUs ?? null,
     machineCpuUsPerConn: v.cpu?.machineUs ?? null,
+    mixedBulkGbps: v.mixed?.bulk ? v.mixed.bulk.bitsPerSecond / 1e9 : null,
+    mixedSmallKpps:
+      v.mixed?.small?.segmentsPerSecond != null ? v.mixed.small.segmentsPerSecond / 1e3 : null,
+    mixedSmallMbps: v.mixed?.small ? v.mixed.small.bitsPerSecond / 1e6 : null,
+    mixedConnsPerSecond: v.mixed?.http?.connectionsPerSecond ?? null,
+    mixedP99Ms: v.mixed?.http?.p99Ms ?? null,
   };
 }
 
+/** Medians and ranges of a variant's rounds, and for fullnat where its NAPI work ran per phase. */
+export function summarise(variant: Variant, runs: VariantResult[]): VariantSummary {
+  const per = runs.map(metrics);
+  const figures = Object.fromEntries(
+    METRIC_KEYS.map((k) => [k, spread(per.map((m) => m[k]))]),
+  ) as Record<MetricKey, Spread | null>;
+  const out: VariantSummary = { variant, figures };
+  if (runs.some((r) => r.napi)) {
+    out.napi = {};
+    for (const phase of PHASES) {
+      const seen = runs.map((r) => r.napi?.[phase]).filter((p): p is NapiPhase => p != null);
+      if (seen.length === 0) continue;
+      out.napi[phase] = {
+        roundsOn: seen.filter((p) => p.onShare > 0).length,
+        rounds: seen.length,
+        onShare: spread(seen.map((p) => p.onShare)),
+      };
+    }
+  }
+  return out;
+}
+
 export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
+  if (!Number.isInteger(o.rounds) || o.rounds < 1 || o.rounds > MAX_ROUNDS) {
+    throw new Error(`--rounds must be 1..${MAX_ROUNDS} (each round uses LIPs of its own)`);
+  }
+  if (!(o.seconds > 0 && o.seconds <= 600)) throw new Error('--seconds must be in (0, 600]');
   const started = Date.now();
   const b = new Bench(o);
   let interrupted = false;
@@ -813,17 +1119,20 @@ export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
-  const results: VariantResult[] = [];
+  const runs: VariantResult[] = [];
   let offloads: string;
   try {
     b.build();
     offloads = b.offloadSummary();
     await b.startServers();
-    for (const [i, v] of o.variants.entries()) {
-      if (b.closed) break;
-      if (i > 0) b.buildLb();
-      o.log(`net: ${v}`);
-      results.push(await measure(b, v));
+    // Interleaved: every variant once per round, in the same order, each in a fresh LB namespace.
+    for (let round = 0; round < o.rounds && !b.closed; round++) {
+      for (const v of o.variants) {
+        if (b.closed) break;
+        if (runs.length > 0) b.buildLb();
+        o.log(`net: round ${round + 1}/${o.rounds}: ${v}`);
+        runs.push(await measure(b, v, round));
+      }
     }
   } finally {
     await b.destroy();
@@ -832,32 +1141,39 @@ export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
   }
   // Interrupted: the signal handler exits once the teardown is done; print nothing partial.
   if (interrupted) await new Promise<never>(() => {});
-  const kernel = results.find((r) => r.variant === 'kernel');
-  const km = kernel ? metrics(kernel) : {};
+  const variants = o.variants
+    .filter((v, i, a) => a.indexOf(v) === i)
+    .map((v) =>
+      summarise(
+        v,
+        runs.filter((r) => r.variant === v),
+      ),
+    );
+  const med = (v: Variant, k: MetricKey): number | null =>
+    variants.find((s) => s.variant === v)?.figures[k]?.median ?? null;
   const ratios: NetBenchResult['ratios'] = {};
-  for (const r of results) {
-    const m = metrics(r);
-    ratios[r.variant] = Object.fromEntries(Object.entries(m).map(([k, x]) => [k, ratio(x, km[k])]));
+  for (const s of variants) {
+    ratios[s.variant] = Object.fromEntries(
+      METRIC_KEYS.map((k) => [k, ratioOf(s.figures[k]?.median, med('kernel', k))]),
+    );
   }
-  const f = results.find((r) => r.variant === 'fullnat');
-  const h = results.find((r) => r.variant === 'haproxy');
-  const fr = ratios.fullnat ?? {};
   const targets: NetBenchResult['targets'] = {};
-  if (f) {
+  if (variants.some((s) => s.variant === 'fullnat')) {
+    const fr = ratios.fullnat ?? {};
     const t = (
       value: number | null,
       target: string,
       ok: (x: number) => boolean,
-    ): {
-      value: number | null;
-      target: string;
-      met: boolean | null;
-    } => ({ value, target, met: value == null ? null : ok(value) });
+    ): { value: number | null; target: string; met: boolean | null } => ({
+      value,
+      target,
+      met: value == null ? null : ok(value),
+    });
     targets.throughput = t(fr.throughputGbps ?? null, '≥ 0.8× kernel', (x) => x >= 0.8);
-    targets.smallPackets = t(fr.smallKpps ?? null, '≥ 0.5× kernel', (x) => x >= 0.5);
+    targets.smallPackets = t(fr.smallKpps ?? null, '≥ 0.5× kernel (at the RS)', (x) => x >= 0.5);
     targets.connsVsKernel = t(fr.connsPerSecond ?? null, '≥ 0.5× kernel', (x) => x >= 0.5);
     targets.connsVsHaproxy = t(
-      ratio(f.http?.connectionsPerSecond, h?.http?.connectionsPerSecond),
+      ratioOf(med('fullnat', 'connsPerSecond'), med('haproxy', 'connsPerSecond')),
       '≥ 1× haproxy',
       (x) => x >= 1,
     );
@@ -874,12 +1190,18 @@ export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
   }
   return {
     seconds: o.seconds,
+    rounds: o.rounds,
     kernel: readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
     cpus: Number(execFileSync('nproc', { encoding: 'utf8' }).trim()),
     offloads,
-    variants: results,
+    setup: o.napiThread
+      ? [...SETUP, `fullnat: napi_thread ${o.napiThread} (--napi-thread), not the default auto`]
+      : SETUP,
+    napiThread: o.napiThread ?? 'auto',
+    variants,
     ratios,
     targets,
+    runs,
     ...(profile ? { profile } : {}),
     runSeconds: (Date.now() - started) / 1000,
   };
@@ -895,55 +1217,114 @@ function fmtKpps(pps: number | undefined): string {
 }
 const num = (x: number | null | undefined, digits: number): string =>
   x == null || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits);
-const withRatio = (
-  x: number | null | undefined,
-  r: number | null | undefined,
-  digits: number,
-): string => (x == null || !Number.isFinite(x) ? 'n/a' : `${x.toFixed(digits)} (${num(r, 2)}×)`);
 
-/** Markdown: one row per variant, every figure with its ratio to `kernel`. */
+/**
+ * Markdown: per variant, each figure as `median (min–max) ratio-to-kernel×`
+ * over the rounds; the mixed phase in a table of its own; where fullnat's
+ * NAPI work ran in each phase; the targets on the medians.
+ */
 export function formatNetTable(r: NetBenchResult): string {
+  const n = r.rounds;
   const lines = [
-    '| variant | upload Gbit/s | download Gbit/s (-R) | small-pkt kpps (MSS 88) | new conn/s (wrk -c32) | p50 / p99 ms (-c32) | p50 / p99 ms (-c4, moderate) | LB CPU µs/conn | machine CPU µs/conn |',
-    '|---|---|---|---|---|---|---|---|---|',
+    `${n} interleaved round${n === 1 ? '' : 's'} (${r.variants.map((v) => v.variant).join(' ')}, …), each variant in a fresh LB namespace; every cell: median (min–max) over the rounds, then its ratio to kernel's median.`,
+    '',
+    ...r.setup.map((s) => `- ${s}`),
+    '',
+    '| variant | upload Gbit/s | download Gbit/s (-R) | small-pkt kpps at the RS (MSS 88) | small-pkt kpps into the LB | new conn/s (wrk -c32) | p99 ms (-c32) | p99 ms (-c4, moderate) | LB CPU µs/conn | machine CPU µs/conn |',
+    '|---|---|---|---|---|---|---|---|---|---|',
   ];
-  for (const v of r.variants) {
-    const m = metrics(v);
-    const q = r.ratios[v.variant] ?? {};
-    lines.push(
-      `| ${v.variant} | ${withRatio(m.throughputGbps, q.throughputGbps, 2)} | ${withRatio(m.downloadGbps, q.downloadGbps, 2)} | ${withRatio(m.smallKpps, q.smallKpps, 0)} | ${withRatio(m.connsPerSecond, q.connsPerSecond, 0)} | ${num(m.p50Ms, 2)} / ${withRatio(m.p99Ms, q.p99Ms, 2)} | ${num(m.moderateP50Ms, 2)} / ${withRatio(m.moderateP99Ms, q.moderateP99Ms, 2)} | ${withRatio(m.lbCpuUsPerConn, q.lbCpuUsPerConn, 1)} | ${withRatio(m.machineCpuUsPerConn, q.machineCpuUsPerConn, 1)} |`,
+  const cell = (s: VariantSummary, k: MetricKey, digits: number, withRatio = true): string =>
+    formatSpread(
+      s.figures[k],
+      digits,
+      n,
+      withRatio ? (r.ratios[s.variant]?.[k] ?? null) : undefined,
     );
-  }
-  lines.push('', '(ratio to `kernel` in parentheses)');
-  const errs = r.variants.filter((v) => (v.http?.errors ?? 0) + (v.moderate?.errors ?? 0) > 0);
-  for (const v of errs) {
+  for (const s of r.variants) {
     lines.push(
-      `- ${v.variant}: wrk errors ${v.http?.errors ?? 0} (-c32), ${v.moderate?.errors ?? 0} (-c4)`,
+      `| ${s.variant} | ${cell(s, 'throughputGbps', 2)} | ${cell(s, 'downloadGbps', 2)} | ${cell(s, 'smallKpps', 0)} | ${cell(s, 'smallKppsLbIngress', 0)} | ${cell(s, 'connsPerSecond', 0)} | ${cell(s, 'p99Ms', 2)} | ${cell(s, 'moderateP99Ms', 2)} | ${cell(s, 'lbCpuUsPerConn', 1)} | ${cell(s, 'machineCpuUsPerConn', 1)} |`,
     );
   }
   lines.push(
-    `- background load (other processes on the machine, in CPUs) during throughput / HTTP: ${r.variants
-      .map(
-        (v) =>
-          `${v.variant} ${num(v.backgroundCpus.throughput, 2)} / ${num(v.backgroundCpus.http, 2)}`,
-      )
-      .join(', ')}`,
+    '',
+    `Mixed phase: one bulk download flow, one flow of 88-byte segments up and new connections (wrk -t1 -c16, Connection: close), all at once for ${r.seconds} s:`,
+    '',
+    '| variant | bulk Gbit/s (-R) | small kseg/s delivered | small Mbit/s | new conn/s | p99 ms |',
+    '|---|---|---|---|---|---|',
   );
-  for (const v of r.variants) {
-    if (v.throughput?.retransmits || v.download?.retransmits) {
+  for (const s of r.variants) {
+    lines.push(
+      `| ${s.variant} | ${cell(s, 'mixedBulkGbps', 2)} | ${cell(s, 'mixedSmallKpps', 0)} | ${cell(s, 'mixedSmallMbps', 1)} | ${cell(s, 'mixedConnsPerSecond', 0)} | ${cell(s, 'mixedP99Ms', 2)} |`,
+    );
+  }
+  const napi = r.variants.find((s) => s.napi);
+  if (napi?.napi) {
+    lines.push(
+      '',
+      `fullnat's NAPI thread (\`napi_thread ${r.napiThread}\`) per phase — rounds in which it was on at some point, and the share of the phase it was on:`,
+      '',
+      '| phase | rounds on | share of the phase on |',
+      '|---|---|---|',
+    );
+    for (const phase of PHASES) {
+      const p = napi.napi[phase];
+      if (!p) continue;
       lines.push(
-        `- ${v.variant}: iperf3 retransmits ${v.throughput?.retransmits ?? '-'} (upload), ${v.download?.retransmits ?? '-'} (download)`,
-      );
-    }
-    for (const n of v.notes) lines.push(`- ${v.variant}: ${n}`);
-    if (v.smallPackets?.tunRxPerSecond !== undefined) {
-      lines.push(
-        `- ${v.variant}: TUN during the small-packet run: ${num(v.smallPackets.tunRxPerSecond / 1e3, 0)} kpps read by the LB, ${num((v.smallPackets.tunTxPerSecond ?? 0) / 1e3, 0)} kpps written back; ${num(v.smallPackets.payloadBytesPerPacket, 0)} B payload/segment`,
+        `| ${phase} | ${p.roundsOn}/${p.rounds} | ${formatSpread(
+          p.onShare && {
+            ...p.onShare,
+            median: p.onShare.median * 100,
+            min: p.onShare.min * 100,
+            max: p.onShare.max * 100,
+          },
+          0,
+          p.rounds,
+        )} % |`,
       );
     }
   }
+  lines.push('');
+  for (const v of r.runs) {
+    const tag = `${v.variant} round ${v.round + 1}`;
+    const errs = (v.http?.errors ?? 0) + (v.moderate?.errors ?? 0) + (v.mixed?.http?.errors ?? 0);
+    if (errs > 0) {
+      lines.push(
+        `- ${tag}: wrk errors ${v.http?.errors ?? 0} (-c32), ${v.moderate?.errors ?? 0} (-c4), ${v.mixed?.http?.errors ?? 0} (mixed)`,
+      );
+    }
+    if (v.throughput?.retransmits || v.download?.retransmits) {
+      lines.push(
+        `- ${tag}: iperf3 retransmits ${v.throughput?.retransmits ?? '-'} (upload), ${v.download?.retransmits ?? '-'} (download)`,
+      );
+    }
+    for (const note of v.notes) lines.push(`- ${tag}: ${note}`);
+    if (v.smallPackets?.tunRxPerSecond !== undefined) {
+      lines.push(
+        `- ${tag}: TUN during the small-packet run: ${num(v.smallPackets.tunRxPerSecond / 1e3, 0)} kpps read by the LB, ${num((v.smallPackets.tunTxPerSecond ?? 0) / 1e3, 0)} kpps written back; ${num(v.smallPackets.payloadBytesPerPacket, 0)} B payload per packet at the RS`,
+      );
+    }
+    if (v.health) {
+      lines.push(
+        `- ${tag}: health checks: ${v.health.failures} failed probes, ${v.health.down} RS down; /metrics ${v.metricsAnswered ? 'answered' : 'did not answer'}`,
+      );
+    }
+    if (v.haproxyThreads != null) lines.push(`- ${tag}: haproxy ran ${v.haproxyThreads} threads`);
+  }
+  lines.push(
+    `- background load (other processes, in CPUs) during throughput / HTTP / mixed: ${r.runs
+      .map(
+        (v) =>
+          `${v.variant}#${v.round + 1} ${num(v.backgroundCpus.throughput, 2)}/${num(v.backgroundCpus.http, 2)}/${num(v.backgroundCpus.mixed, 2)}`,
+      )
+      .join(', ')}`,
+  );
+  const tw = r.runs.filter((v) => v.variant !== 'direct');
+  const previous = tw.filter((v) => v.rsTimeWaitPreviousRound != null);
+  lines.push(
+    `- RS TIME_WAIT sockets toward a round's own LIPs when it began: ${tw.every((v) => v.rsTimeWaitBefore === 0) ? 'none in any round' : tw.map((v) => `${v.variant}#${v.round + 1} ${v.rsTimeWaitBefore ?? '?'}`).join(', ')}${previous.length > 0 ? `; toward the same variant's LIPs of the round before (what reusing them would meet): ${previous.map((v) => `${v.variant}#${v.round + 1} ${v.rsTimeWaitPreviousRound}`).join(', ')}` : ''}`,
+  );
   if (Object.keys(r.targets).length > 0) {
-    lines.push('', '| target (fullnat) | value | met |', '|---|---|---|');
+    lines.push('', '| target (fullnat, medians) | value | met |', '|---|---|---|');
     for (const [k, t] of Object.entries(r.targets)) {
       lines.push(
         `| ${k} ${t.target} | ${num(t.value, 2)}× | ${t.met == null ? 'n/a' : t.met ? 'yes' : 'no'} |`,

@@ -1,8 +1,9 @@
 /**
- * `npm run bench -- [engine] [memory] [net] [--json] [--connections N]` (no suite: all three;
+ * `npm run bench -- [engine] [memory] [handover] [net] [--json] [--connections N]` (no suite: all;
  * net skips with its reason when not root)
  * engine: packets per second through the engine alone (one core).
  * memory: connection-table bytes per connection with 1 M and 10 M entries.
+ * handover: the connection table exported and imported (restart handover), 1 M connections.
  * net: fullnat live over its TUN next to the kernel's NAT and HAProxy, in
  * network namespaces (root; skipped with the reason otherwise).
  */
@@ -10,28 +11,36 @@ import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { runEngineBench } from './engine.js';
+import { runMixedEngineBench } from './engine-mixed.js';
 import { runMemoryBench } from './memory.js';
+import { runHandoverBench } from './handover.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 
-const SUITES = ['engine', 'memory', 'net'];
+const SUITES = ['engine', 'memory', 'handover', 'net'];
 
 interface Opts {
   json?: boolean;
   connections: string;
-  rounds: string;
+  rounds?: string;
   seconds: string;
   variants: string;
   tableSizes: string;
+  handoverConnections: string;
   cpuProf?: string;
+  napiThread?: string;
 }
 
 const program = new Command('bench')
   .argument('[suites...]', `which benchmarks to run (${SUITES.join(', ')}; default all)`, SUITES)
   .option('--json', 'print one JSON document')
   .option('--connections <n>', 'connections in the engine workload', '100000')
-  .option('--rounds <n>', 'timed rounds (best is reported)', '5')
-  .option('--seconds <n>', 'net: seconds per iperf3/wrk run', '5')
+  .option(
+    '--rounds <n>',
+    'engine: timed rounds (default 5); net: interleaved rounds over all variants, median and range reported (default 3)',
+  )
+  .option('--seconds <n>', 'net: seconds per iperf3/wrk run (and for the mixed phase)', '5')
   .option('--table-sizes <list>', 'memory: comma-separated entry counts', '1000000,10000000')
+  .option('--handover-connections <n>', 'handover: connections in the table', '1000000')
   .option(
     '--variants <list>',
     'net: comma-separated subset of direct,kernel,haproxy,fullnat',
@@ -41,6 +50,10 @@ const program = new Command('bench')
     '--cpu-prof <dir>',
     'net: write a V8 CPU profile of the fullnat LB to DIR and summarise it',
   )
+  .option(
+    '--napi-thread <mode>',
+    "net: fullnat's napi_thread (auto, on, off) instead of its default (auto), to compare the modes",
+  )
   .action(async (suites: string[], o: Opts) => {
     const results: Record<string, unknown> = {};
     for (const s of suites) {
@@ -49,14 +62,15 @@ const program = new Command('bench')
     }
     for (const s of suites) {
       if (s === 'engine') {
-        const r = runEngineBench(Number(o.connections), Number(o.rounds));
+        const rounds = Number(o.rounds ?? 5);
+        const r = runEngineBench(Number(o.connections), rounds);
         results.engine = r;
         if (!o.json) {
           console.log(
             `engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`,
           );
           console.log(
-            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet: Engine.process alone (best of ${o.rounds})`,
+            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet: Engine.process alone (best of ${rounds})`,
           );
           console.log(
             `  ${(r.packetsPerSecondWithCopy / 1e6).toFixed(2)} Mpps, ${r.nsPerPacketWithCopy.toFixed(0)} ns/packet with a JavaScript copy of each packet into its buffer in the timed loop`,
@@ -68,6 +82,26 @@ const program = new Command('bench')
             `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
           );
         }
+        const m = runMixedEngineBench(Number(o.connections), rounds);
+        results.engineMixed = m;
+        if (!o.json) {
+          const kinds = Object.entries(m.kinds)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ');
+          console.log(
+            `engine, mixed: ${m.packets} packets of ${m.connections} connections (${kinds}) interleaved, up to ${m.peakConnections} open at once, packet pool ${m.poolPackets}`,
+          );
+          console.log(
+            `  ${m.medianNsPerPacket.toFixed(0)} ns/packet median of ${m.rounds} rounds (min ${m.minNsPerPacket.toFixed(0)}, max ${m.maxNsPerPacket.toFixed(0)}): Engine.process and its timers alone`,
+          );
+          console.log(
+            `  allocated ${m.allocatedBytesPerPacket.toFixed(2)} bytes/packet over all rounds; ${Object.entries(
+              m.counters,
+            )
+              .map(([k, n]) => `${k} ${n}`)
+              .join(', ')}`,
+          );
+        }
       } else if (s === 'memory') {
         const rows = o.tableSizes.split(',').map((n) => runMemoryBench(Number(n)));
         results.memory = rows;
@@ -76,6 +110,14 @@ const program = new Command('bench')
             console.log(
               `memory: ${r.connections} connections: table ${r.tableBytesPerConnection.toFixed(1)} B/conn, process ${r.processBytesPerConnection.toFixed(1)} B/conn (typed arrays + heap), RSS ${r.rssBytesPerConnection.toFixed(1)} B/conn; filled in ${r.fillSeconds.toFixed(1)} s`,
             );
+        }
+      } else if (s === 'handover') {
+        const r = runHandoverBench(Number(o.handoverConnections));
+        results.handover = r;
+        if (!o.json) {
+          console.log(
+            `handover: ${r.connections} connections: export ${r.exportMs.toFixed(0)} ms, import ${r.importMs.toFixed(0)} ms (${r.imported} entered); snapshot ${(r.snapshotBytes / 1e6).toFixed(1)} MB, ${r.bytesPerConnection} B/connection`,
+          );
         }
       } else if (s === 'net') {
         const why = netBenchUnavailable();
@@ -90,12 +132,17 @@ const program = new Command('bench')
             throw new Error(`unknown variant "${v}"; available: ${VARIANTS.join(', ')}`);
           }
         }
+        if (o.napiThread && !['auto', 'on', 'off'].includes(o.napiThread)) {
+          throw new Error(`--napi-thread: "${o.napiThread}"; expected auto, on or off`);
+        }
         const cpuProfDir = o.cpuProf ? resolve(o.cpuProf) : undefined;
         if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
         const r = await runNetBench({
           seconds: Number(o.seconds),
+          rounds: Number(o.rounds ?? 3),
           variants: variants as Variant[],
           cpuProfDir,
+          napiThread: o.napiThread as 'auto' | 'on' | 'off' | undefined,
           // Progress goes to stderr so that --json keeps stdout to one document.
           log: (line) => console.error(line),
         });

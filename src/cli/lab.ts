@@ -77,6 +77,13 @@ export async function runLab(opts: LabCliOptions, log: (line: string) => void): 
     log(
       `lab: the receiver and the RS captures disagree on ${disagree} connections (see lines above)`,
     );
+  const lost = r.runs.reduce((n, x) => n + x.captureLoss, 0);
+  const dropped = r.runs.reduce((n, x) => n + (x.captureDropped ?? 0), 0);
+  if (dropped > 0)
+    log(
+      `lab: tcpdump dropped ${dropped} packets at the RS captures; ${lost} connections missing from them are capture loss, not TOA failures` +
+        (r.source === 'rs-capture' ? ' (counted as failed: no verdict)' : ''),
+    );
   return { mode: 'lab', results: r.rows };
 }
 

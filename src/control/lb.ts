@@ -8,6 +8,7 @@ import { ipv4ToString } from '../wire/bytes.js';
 import { Engine, type ImportResult } from '../engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../engine/packet.js';
 import { COUNTER_NAMES } from '../engine/counters.js';
+import { unknownFlowResetBurst } from '../engine/options.js';
 import {
   STAT_CONNS,
   STAT_IN_BYTES,
@@ -20,8 +21,9 @@ import { TCP_STATE_NAMES } from '../engine/tcp-state.js';
 import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
-import { loadConfig, diffConfig } from './config/index.js';
+import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
 import { HealthChecker } from './health.js';
+import { addressRoleConflict, type AddressRole, type AddressRoles } from './rules.js';
 import type {
   ConnectionStatus,
   ControlApi,
@@ -32,6 +34,7 @@ import type {
   ServiceSpec,
   Snapshot,
   TrafficStats,
+  TunKernelStatus,
 } from './model.js';
 import type { Logger } from './log.js';
 import type { SavedTable } from './restart/state-file.js';
@@ -70,13 +73,16 @@ export class LoadBalancer implements ControlApi {
   /** Configured weight and health per RS, keyed by rsKey; effective weight = healthy ? weight : 0. */
   private readonly weights = new Map<string, { weight: number; healthy: boolean }>();
   private readonly startedAt = Date.now();
+  /** Engine time 0: performance.now() and Unix ms of one moment. */
+  private readonly epoch = performance.now();
+  private readonly epochUnixMs = Date.now();
   private health: HealthChecker | undefined;
   private readonly napiMode = new NapiModeController();
   private napiTimer: NodeJS.Timeout | undefined;
-  /** Engine time 0, as performance.now(): the moment the ISN clock's wall-clock origin was read. */
-  private readonly engineEpoch: number;
   /** Forwarding with the table loaded; set by the process once everything is up (Snapshot.ready). */
   ready = false;
+  /** The device's kernel counters could not be read once: said once, not at every scrape. */
+  private tunStatsWarned = false;
 
   constructor(
     readonly configPath: string,
@@ -85,20 +91,22 @@ export class LoadBalancer implements ControlApi {
   ) {
     this.config = config ?? loadConfig(configPath);
     const d = this.config.defs;
-    this.engineEpoch = performance.now();
     this.engine = new Engine(
       {
         toaPolicy: d.toaPolicy,
         mssAdjust: d.mssAdjust,
         timestampRemove: d.timestampRemove,
         unknownServiceAction: d.unknownServiceAction,
+        unknownFlowReset: d.unknownFlowReset,
+        unknownFlowResetRate: d.unknownFlowResetRate,
+        unknownFlowResetBurst: unknownFlowResetBurst(d.unknownFlowResetRate),
         maxConnections: d.maxConnections,
         portRange: d.portRange,
         rsMtu: d.rsMtu,
         timeouts: d.timeouts,
         isnSecret: deps.isnSecret ?? (Math.random() * 0x100000000) >>> 0,
-        // Engine time 0 is engineEpoch (the run loop counts from it); the ISN clock needs wall time.
-        isnClockOriginMs: Date.now(),
+        // Engine time 0 is this moment on both clocks: the run loop counts from `epoch`, the ISN clock from here in Unix time.
+        isnClockOriginMs: this.epochUnixMs,
         portSeed: (Math.random() * 0x100000000) >>> 0,
       },
       d.offload ? new PacketPool(256, GSO_BUFFER_SIZE) : undefined,
@@ -131,6 +139,7 @@ export class LoadBalancer implements ControlApi {
       d.napiThread !== 'off',
       d.handover,
     );
+    this.deps.host.setTxQueueLen?.(this.deviceName, d.tunTxQueueLen);
   }
 
   /**
@@ -150,7 +159,7 @@ export class LoadBalancer implements ControlApi {
     // Replies from the RS enter on the NIC but the LIPs route into the TUN; strict reverse-path filtering would drop them.
     host.sysctl(`net.ipv4.conf.${dev}.rp_filter`, '0');
     this.syncRoutes();
-    this.loop = new RunLoop(this.engine, this.device, 64, this.engineEpoch);
+    this.loop = new RunLoop(this.engine, this.device, undefined, this.epoch);
     let imported: ImportResult | undefined;
     if (saved) {
       // Entries are dated on the engine clock: bring it to now first.
@@ -398,9 +407,13 @@ export class LoadBalancer implements ControlApi {
 
   /**
    * Re-reads the file and applies the difference. A file with an error, or a
-   * change that needs a restart, is refused and the running state stays as it is.
+   * change that needs a restart, is refused and the running state stays as it is;
+   * so is one that would remove every service or lose the fullnat_defs block,
+   * unless `force` (config/reload-guard.ts).
    */
-  reload(): { ok: true; summary: string } | { ok: false; error: string } {
+  reload(
+    opts: { force?: boolean } = {},
+  ): { ok: true; summary: string } | { ok: false; error: string } {
     let next: FullnatConfig;
     try {
       next = loadConfig(this.configPath);
@@ -410,11 +423,19 @@ export class LoadBalancer implements ControlApi {
       return { ok: false, error };
     }
     const diff = diffConfig(this.config, next);
+    // First: a damaged file explains a restart-only change (a lost block) better than the key does.
+    const unsafe = reloadNeedsForce(this.config, next, diff);
+    if (unsafe.length > 0 && opts.force !== true) {
+      const error = `reload refused: ${unsafe.join('; ')}; fix the file, or apply it as it is with 'fullnat ctl --reload --force'`;
+      this.deps.log.error({ reasons: unsafe }, error);
+      return { ok: false, error };
+    }
     if (diff.restartRequired.length > 0) {
       const error = `reload refused: ${diff.restartRequired.join(', ')} can only change with a restart`;
       this.deps.log.error({ keys: diff.restartRequired }, error);
       return { ok: false, error };
     }
+    if (unsafe.length > 0) this.deps.log.warn({ reasons: unsafe }, 'reload forced');
     const e = this.engine;
     const d = next.defs;
     e.reconfigure({
@@ -422,6 +443,9 @@ export class LoadBalancer implements ControlApi {
       mssAdjust: d.mssAdjust,
       timestampRemove: d.timestampRemove,
       unknownServiceAction: d.unknownServiceAction,
+      unknownFlowReset: d.unknownFlowReset,
+      unknownFlowResetRate: d.unknownFlowResetRate,
+      unknownFlowResetBurst: unknownFlowResetBurst(d.unknownFlowResetRate),
       timeouts: d.timeouts,
       rsMtu: d.rsMtu,
     });
@@ -513,14 +537,33 @@ export class LoadBalancer implements ControlApi {
       counters.io_rx_super_packets = this.loop.stats.rxSuperPackets;
       counters.io_tx_super_packets = this.loop.stats.txSuperPackets;
     }
+    const tunKernel = this.tunKernelStatus();
     return {
       services,
       counters,
+      ...(tunKernel ? { tunKernel } : {}),
       connections: e.table.count,
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
       ready: this.ready,
     };
+  }
+
+  /** The TUN's own kernel counters, read now (a few small sysfs files); undefined without a device. */
+  private tunKernelStatus(): TunKernelStatus | undefined {
+    const read = this.deps.host.deviceStatistics;
+    if (!this.device || !read) return undefined;
+    try {
+      return { device: this.deviceName, stats: read.call(this.deps.host, this.deviceName) };
+    } catch (err) {
+      if (!this.tunStatsWarned)
+        this.deps.log.warn(
+          { device: this.deviceName, err: (err as Error).message },
+          'TUN kernel counters unreadable; left out of metrics and ctl',
+        );
+      this.tunStatsWarned = true;
+      return undefined;
+    }
   }
 
   connections(limit?: number): ConnectionStatus[] {
@@ -533,6 +576,27 @@ export class LoadBalancer implements ControlApi {
       local: { addr: c.lip, port: c.lport },
       real: { addr: c.rip, port: c.rport },
     }));
+  }
+
+  /** The addresses the running services use, by part: what ctl's additions are checked against. */
+  private addressRoles(): AddressRoles {
+    const e = this.engine;
+    const vips = new Set<number>();
+    const rips = new Set<number>();
+    const lips = new Set<number>();
+    for (const s of e.services) {
+      if (!s.live) continue;
+      vips.add(s.vip);
+      for (const r of s.targets) rips.add(r.addr);
+      for (const li of s.lipIndexes) lips.add(e.laddrs.lips[li]!);
+    }
+    return { vips, rips, lips };
+  }
+
+  /** Refuses, as the config file would, an address that already plays another part. */
+  private refuseRoleConflict(addr: number, role: AddressRole): void {
+    const conflict = addressRoleConflict(addr, role, this.addressRoles());
+    if (conflict) throw new Error(conflict);
   }
 
   async handle(req: ControlRequest): Promise<ControlResponse> {
@@ -557,6 +621,7 @@ export class LoadBalancer implements ControlApi {
         return { ok: true, connections: this.connections(req.limit) };
       case 'add-service': {
         const { vip, vport } = req.service;
+        this.refuseRoleConflict(vip, 'virtual_server');
         e.addService({ vip, vport, scheduler: req.scheduler, laddrs: [], realServers: [] });
         this.syncRoutes();
         this.deps.log.info({ service: `${ipv4ToString(vip)}:${vport}` }, 'service added (ctl)');
@@ -571,6 +636,7 @@ export class LoadBalancer implements ControlApi {
         return { ok: true };
       case 'add-real': {
         const r = req.real;
+        this.refuseRoleConflict(r.addr, 'real server');
         this.addReal(svcOf(r.vip, r.vport), r.vip, r.vport, r.addr, r.port, req.weight);
         return { ok: true };
       }
@@ -596,11 +662,12 @@ export class LoadBalancer implements ControlApi {
         return { ok: true };
       }
       case 'add-laddr':
+        this.refuseRoleConflict(req.laddr, 'local');
         e.addLocalAddress(svcOf(req.service.vip, req.service.vport), req.laddr);
         this.syncRoutes();
         return { ok: true };
       case 'reload': {
-        const r = this.reload();
+        const r = this.reload({ force: req.force === true });
         return r.ok ? { ok: true } : { ok: false, error: r.error };
       }
       case 'zero':

@@ -13,6 +13,11 @@
  *                                                      {service=""}; do not sum() the family.
  *   fullnat_io_{rx,tx}_{packets,super_packets}_total, fullnat_io_rx_batches_total,
  *   fullnat_io_tx_dropped_total               counter  the TUN device as the run loop sees it
+ *   fullnat_tun_kernel_{rx,tx}_{packets,bytes,dropped}_total, fullnat_tun_kernel_rx_frame_errors_total
+ *                                             counter  {device} the TUN's own kernel counters
+ *                                                      (/sys/class/net/DEV/statistics), read at
+ *                                                      scrape time; the kernel's tx is what the
+ *                                                      LB reads, its rx what the LB writes
  *   fullnat_service_{active,inactive}_connections          gauge    {service}
  *   fullnat_service_{connections,in_packets,out_packets,in_bytes,out_bytes}_total
  *                                                      counter  {service}
@@ -29,6 +34,9 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 import { COUNTER_NAMES } from '../engine/counters.js';
+import { DEVICE_STAT_FILES, type DeviceStatName } from '../io/device-stats.js';
+import { ipv4ToString } from '../wire/bytes.js';
+import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
 
 const IO_COUNTERS: readonly (readonly [string, string])[] = [
   ['io_rx_packets', 'Packets read from the TUN device.'],
@@ -38,8 +46,20 @@ const IO_COUNTERS: readonly (readonly [string, string])[] = [
   ['io_tx_super_packets', 'GSO super-packets among the packets written (TUN offloads).'],
   ['io_tx_dropped', 'Packets the TUN device would not take (queue full).'],
 ];
-import { ipv4ToString } from '../wire/bytes.js';
-import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
+
+/** The TUN's kernel counters; the kernel names directions from the device's side, the reverse of the LB's. */
+const TUN_KERNEL_HELP: Record<DeviceStatName, string> = {
+  rx_packets: 'Packets the kernel received on the TUN device, i.e. written by fullnat.',
+  rx_bytes: 'Bytes the kernel received on the TUN device, i.e. written by fullnat.',
+  rx_dropped: 'Packets fullnat wrote to the TUN device that the kernel dropped.',
+  rx_frame_errors:
+    'Packets fullnat wrote to the TUN device that the kernel refused as malformed (e.g. a bad offload header).',
+  tx_packets:
+    'Packets the kernel transmitted on the TUN device, i.e. handed to fullnat when it read.',
+  tx_bytes: 'Bytes the kernel transmitted on the TUN device, i.e. handed to fullnat when it read.',
+  tx_dropped:
+    "Packets the kernel dropped on the TUN device's transmit side: its queue (txqueuelen, fullnat_defs tun_txqueuelen) was full before fullnat read them.",
+};
 
 export interface MetricsOptions {
   /** prom-client's process/Node.js metrics on the same registry; default true. */
@@ -139,6 +159,22 @@ export function createMetricsRegistry(
       collect() {
         this.reset();
         this.inc(num(current().counters[key] ?? 0));
+      },
+    });
+  }
+
+  // The TUN's own kernel counters (tunKernel in the snapshot, present while the device is open).
+  for (const key of DEVICE_STAT_FILES) {
+    new Counter<'device'>({
+      name: `fullnat_tun_kernel_${key}_total`,
+      help: `${TUN_KERNEL_HELP[key]} From /sys/class/net/DEV/statistics/${key}.`,
+      labelNames: ['device'],
+      registers,
+      collect() {
+        this.reset();
+        const tun = current().tunKernel;
+        const v = tun?.stats[key];
+        if (tun && v !== undefined) this.inc({ device: tun.device }, num(v));
       },
     });
   }

@@ -6,6 +6,7 @@
 import type { ToaSetting, UnknownServiceAction } from '../engine/options.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
+import type { DeviceStatistics } from '../io/device-stats.js';
 
 /** Where a value came from, for "file:line: message" errors. */
 export interface SourcePos {
@@ -73,6 +74,10 @@ export interface FullnatDefs {
   timestampRemove: boolean;
   /** TCP packets for no service: `drop`, or drop and answer ICMP destination unreachable (rate-limited). */
   unknownServiceAction: UnknownServiceAction;
+  /** Segments of flows the LB has no entry for answered with an RFC 793 RST (default on). */
+  unknownFlowReset: boolean;
+  /** Those RSTs per second (bursts of a tenth of it); default 1000. */
+  unknownFlowResetRate: number;
   /** Prometheus listener, e.g. { host: '127.0.0.1', port: 9400 }; absent = off. */
   metrics?: { host: string; port: number };
   /** Control socket path, default /run/fullnat.sock. */
@@ -105,12 +110,20 @@ export interface FullnatDefs {
   handover: boolean;
   /** Seconds between checkpoints of the table while `handover` is on; 0 = none. */
   checkpointInterval: number;
+  /**
+   * The TUN's transmit queue length (`ip link set DEV txqueuelen N` at
+   * start): how many packets the kernel holds for the LB to read before it
+   * drops (counted in the device's tx_dropped). Default 1000.
+   */
+  tunTxQueueLen: number;
   timeouts: TcpTimeouts;
 }
 
 export interface FullnatConfig {
   file: string;
   defs: FullnatDefs;
+  /** The file has a `fullnat_defs` block (without one, `defs` are all defaults). */
+  hasDefsBlock: boolean;
   laddrGroups: Map<string, number[]>;
   services: ServiceSpec[];
 }
@@ -161,9 +174,21 @@ export interface ConnectionStatus {
   real: { addr: number; port: number };
 }
 
+/**
+ * The TUN device's own kernel counters (/sys/class/net/DEV/statistics),
+ * named from the device's side: `tx_*` is what the kernel queued for the
+ * LB to read (`tx_dropped`: its queue was full), `rx_*` what the LB wrote.
+ */
+export interface TunKernelStatus {
+  device: string;
+  stats: DeviceStatistics;
+}
+
 export interface Snapshot {
   services: ServiceStatus[];
   counters: Record<string, number>;
+  /** Absent before the device is open, or when the kernel's counters cannot be read. */
+  tunKernel?: TunKernelStatus;
   connections: number;
   /** Size of the connection table (fullnat_defs max_connections). */
   maxConnections?: number;
@@ -191,7 +216,8 @@ export type ControlRequest =
   | { op: 'edit-real'; real: RealServerKey; weight: number }
   | { op: 'delete-real'; real: RealServerKey }
   | { op: 'add-laddr'; service: ServiceKey; laddr: number }
-  | { op: 'reload' }
+  /** `force`: apply even a file that would remove every service (`ctl --reload --force`). */
+  | { op: 'reload'; force?: boolean }
   | { op: 'zero' }
   /** Save the table, detach from the device and exit, leaving device and routes to a successor. */
   | { op: 'handover' }

@@ -65,6 +65,46 @@ export function checkAddress(n: number): number {
   return routable(n, ipv4ToString(n));
 }
 
+/** The parts an address can play; each address plays at most one. */
+export type AddressRole = 'virtual_server' | 'real server' | 'local';
+
+/** The addresses that already play each part. */
+export interface AddressRoles {
+  vips: ReadonlySet<number>;
+  rips: ReadonlySet<number>;
+  lips: ReadonlySet<number>;
+}
+
+const ROLE_TEXT: Record<AddressRole, string> = {
+  virtual_server: 'virtual_server address',
+  'real server': 'real server address',
+  local: 'local address',
+};
+
+/**
+ * Why `addr` cannot play `role` beside `roles` (null when it can): VIPs, RS
+ * and LIPs must differ, since a shared address would loop through the TUN
+ * device. The config file adds where the other use is; ctl and the socket
+ * ask the running LB.
+ */
+export function addressRoleConflict(
+  addr: number,
+  role: AddressRole,
+  roles: AddressRoles,
+): string | null {
+  const others: [AddressRole, ReadonlySet<number>][] = [
+    ['virtual_server', roles.vips],
+    ['real server', roles.rips],
+    ['local', roles.lips],
+  ];
+  for (const [other, set] of others) {
+    if (other !== role && set.has(addr)) {
+      return `${ROLE_TEXT[role]} ${ipv4ToString(addr)} is also a ${ROLE_TEXT[other]}`;
+    }
+  }
+  return null;
+}
+
 // ---------------------------------------------------------------- ports, weights, schedulers
 
 export const MIN_PORT = 1;
@@ -111,6 +151,19 @@ export const MAX_MTU = 65535;
 /** An LB->RS path MTU (`rs_mtu`, a real server's `mtu`). */
 export function parseMtu(text: string, what = 'mtu'): number {
   return integerIn(text, what, MIN_MTU, MAX_MTU);
+}
+
+/**
+ * The TUN's queue (`tun_txqueuelen`): the ring of packets the kernel has
+ * routed into the device and the LB has not read yet. The kernel sizes the
+ * ring from it; the ceiling bounds what a stalled reader can hold (each
+ * entry may be a 64 KiB super-packet).
+ */
+export const MIN_TUN_TXQUEUELEN = 1;
+export const MAX_TUN_TXQUEUELEN = 65536;
+
+export function parseTunTxQueueLen(text: string, what = 'tun_txqueuelen'): number {
+  return integerIn(text, what, MIN_TUN_TXQUEUELEN, MAX_TUN_TXQUEUELEN);
 }
 
 /** TCP state timeouts become milliseconds in a Uint32Array (engine/tcp-state.ts). */

@@ -12,7 +12,7 @@ import type { Packet } from './packet.js';
 import type { ProxyHeaderWriter } from './proxy-header.js';
 import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
 import type { SynProxy, SynProxyReplay } from './synproxy/synproxy.js';
-import { TcpState, nextStateInbound } from './tcp-state.js';
+import { TcpState, nextStateFromClient, tcpEvent } from './tcp-state.js';
 import {
   ToaDecision,
   ToaMode,
@@ -22,6 +22,7 @@ import {
   wantsToa,
 } from './toa-decision.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
+import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
  * Client → RS (DPVS's tcp_fnat_in_handler): find or open the connection,
@@ -37,6 +38,7 @@ export class ClientPath implements SynProxyReplay {
     private readonly nat: Nat,
     private readonly synproxy: SynProxy,
     private readonly proxyHeader: ProxyHeaderWriter,
+    private readonly unknownFlow: UnknownFlowReplies,
   ) {
     this.toa = new ToaWriter(ctx.pool);
   }
@@ -47,6 +49,14 @@ export class ClientPath implements SynProxyReplay {
     const t = ctx.table;
     const tcpOff = p.start + ipHl;
     let c = t.lookupClientAt(p.buf, p.start, tcpOff, svc);
+    if (c >= 0 && this.conns.rsRemoved(c)) {
+      // IPVS's expire_nodest_conn: the entry ends; a SYN is scheduled afresh, anything else is
+      // answered as a packet of no connection (a RST, so the client does not wait for a dead RS).
+      const newSyn = (ctx.tcp.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN;
+      ctx.countSvc(svc, newSyn ? C.conns_rescheduled : C.conns_expired_nodest);
+      this.conns.release(c);
+      c = -1;
+    }
     if (c >= 0 && (t.flags[c]! & CF_SP_PENDING) !== 0) {
       this.synproxy.onPendingClient(p, c, ipHl);
       return;
@@ -55,36 +65,35 @@ export class ClientPath implements SynProxyReplay {
       c = this.synproxy.onClientPacket(p, svc, ipHl, c);
       if (c < 0) return;
     } else {
-      c = this.findOrOpen(p, svc, tcpOff, c);
+      c = this.findOrOpen(p, svc, ipHl, c);
       if (c < 0) return;
     }
     this.toRealServer(p, svc, ipHl, c);
   }
 
   /**
-   * The connection of p: c, or a new one for a SYN (also when c is closing:
-   * a new connection reusing its tuple starts afresh); -1 when p was consumed.
+   * The connection of p: c, or a new one for a SYN (also in place of c when
+   * c is closing or its RS takes no new connections, as IPVS's
+   * conn_reuse_mode does); -1 when p was consumed (a new connection refused,
+   * or a segment of no connection answered by `UnknownFlowReplies`).
    */
-  private findOrOpen(p: Packet, svc: number, tcpOff: number, c: number): number {
+  private findOrOpen(p: Packet, svc: number, ipHl: number, c: number): number {
     const ctx = this.ctx;
-    const t = ctx.table;
-    const flags = ctx.tcp.flags;
-    const syn = (flags & TCP_SYN) !== 0;
-    if (
-      c >= 0 &&
-      syn &&
-      (flags & TCP_ACK) === 0 &&
-      (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close)
-    ) {
-      this.conns.release(c);
-      c = -1;
+    const newSyn = (ctx.tcp.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN;
+    if (c >= 0 && newSyn) {
+      const why = this.conns.reuseReason(c);
+      if (why >= 0) {
+        ctx.countSvc(svc, why);
+        this.conns.release(c);
+        c = -1;
+      }
     }
     if (c >= 0) return c;
-    if (!syn || (flags & (TCP_ACK | TCP_RST | TCP_FIN)) !== 0) {
-      ctx.drop(p, C.no_conn_dropped);
+    if (!newSyn) {
+      this.unknownFlow.answer(p, ipHl);
       return -1;
     }
-    return this.conns.newConnection(p, svc, tcpOff, 0, ctx.timeoutsMs[TcpState.SynRecv]!);
+    return this.conns.newConnection(p, svc, p.start + ipHl, 0, ctx.timeoutsMs[TcpState.SynRecv]!);
   }
 
   /**
@@ -172,7 +181,7 @@ export class ClientPath implements SynProxyReplay {
       return;
     }
 
-    this.conns.advance(c, nextStateInbound(t.state[c]!, syn, ackFlag, fin, rst));
+    this.conns.advance(c, nextStateFromClient(t.state[c]!, tcpEvent(flags, false)));
     loadU32Plus(
       t.clientNxt,
       c,

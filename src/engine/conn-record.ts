@@ -298,6 +298,18 @@ export function readSnapshotHeader(snapshot: Uint8Array): SnapshotHeader {
   };
 }
 
+/**
+ * How long ago a snapshot was taken, by the wall clock: `nowUnixMs` minus
+ * the exporter's origin + clock. What `importConnections` wants as
+ * `elapsedMs` for a checkpoint read back after a crash. 0 when the clock
+ * went backwards; undefined when the exporter had no wall-clock origin.
+ */
+export function snapshotAgeMs(h: SnapshotHeader, nowUnixMs: number): number | undefined {
+  if (h.isnClockOriginMs === 0) return undefined;
+  const age = nowUnixMs - (h.isnClockOriginMs + h.engineClockMs);
+  return age > 0 ? age : 0;
+}
+
 /** Byte offset of record k in a snapshot. */
 export function recordOffset(k: number): number {
   return SNAPSHOT_HEADER_SIZE + k * RECORD_V1_SIZE;
@@ -307,7 +319,7 @@ export function recordOffset(k: number): number {
 export function writeRecord(dv: DataView, off: number, r: ConnRecord): void {
   dv.setUint8(off + RecordField.Family, r.family);
   dv.setUint8(off + RecordField.Protocol, r.protocol);
-  dv.setUint8(off + RecordField.State, stateCode(r.state as TcpState));
+  dv.setUint8(off + RecordField.State, stateCode(r.state));
   dv.setUint8(off + RecordField.Flags, r.flags);
   dv.setUint32(off + RecordField.Cip, r.cip >>> 0);
   dv.setUint16(off + RecordField.Cport, r.cport);
@@ -335,42 +347,50 @@ export function writeRecord(dv: DataView, off: number, r: ConnRecord): void {
  * throw `into` may hold some fields, but the caller enters nothing.
  */
 export function readRecord(dv: DataView, off: number, k: number, into: ConnRecord): ConnRecord {
-  const bad = (what: string): never => {
-    throw new ConnRecordError(`record ${k} (byte ${off}): ${what}`);
-  };
   const family = dv.getUint8(off + RecordField.Family);
-  if (family !== FAMILY_IPV4) bad(`address family ${family}, version 1 records are IPv4 (4)`);
+  if (family !== FAMILY_IPV4)
+    badRecord(k, off, `address family ${family}, version 1 records are IPv4 (4)`);
   const protocol = dv.getUint8(off + RecordField.Protocol);
-  if (protocol !== PROTO_TCP) bad(`protocol ${protocol}, version 1 records are TCP (6)`);
+  if (protocol !== PROTO_TCP)
+    badRecord(k, off, `protocol ${protocol}, version 1 records are TCP (6)`);
   const code = dv.getUint8(off + RecordField.State);
   const state = stateOfCode(code);
-  if (state < 0) bad(`state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
+  if (state < 0)
+    badRecord(k, off, `state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
   const flags = dv.getUint8(off + RecordField.Flags);
-  if ((flags & ~RF_ALL) !== 0) bad(`flags 0x${flags.toString(16)} has unknown bits`);
+  if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
   const synproxy = (flags & RF_SYNPROXY) !== 0;
   if (!synproxy && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
-    bad('SYNPROXY window flags without the SYNPROXY flag');
+    badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
   const cip = dv.getUint32(off + RecordField.Cip);
   const vip = dv.getUint32(off + RecordField.Vip);
   const lip = dv.getUint32(off + RecordField.Lip);
   const rip = dv.getUint32(off + RecordField.Rip);
-  if (vip === 0 || lip === 0 || rip === 0) bad('an address (VIP, LIP or RIP) is 0.0.0.0');
+  if (vip === 0 || lip === 0 || rip === 0)
+    badRecord(k, off, 'an address (VIP, LIP or RIP) is 0.0.0.0');
   const vport = dv.getUint16(off + RecordField.Vport);
   const lport = dv.getUint16(off + RecordField.Lport);
   const rport = dv.getUint16(off + RecordField.Rport);
-  if (vport === 0 || lport === 0 || rport === 0) bad('a port (vport, lport or rport) is 0');
+  if (vport === 0 || lport === 0 || rport === 0)
+    badRecord(k, off, 'a port (vport, lport or rport) is 0');
   const ackDelta = dv.getUint32(off + RecordField.AckDelta);
   const spData = dv.getUint16(off + RecordField.SpData);
-  if (spData >= SP_DATA_LIMIT) bad(`SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
+  if (spData >= SP_DATA_LIMIT)
+    badRecord(k, off, `SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
   if (!synproxy && (ackDelta !== 0 || spData !== 0))
-    bad('SYNPROXY ackDelta/spData set without the SYNPROXY flag');
+    badRecord(k, off, 'SYNPROXY ackDelta/spData set without the SYNPROXY flag');
   const shift = dv.getUint8(off + RecordField.Shift);
   if (shift > PROXY_V1_MAX_LENGTH)
-    bad(`PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`);
-  if (dv.getUint8(off + RecordField.Reserved) !== 0) bad('reserved byte 55 is not zero');
+    badRecord(
+      k,
+      off,
+      `PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`,
+    );
+  if (dv.getUint8(off + RecordField.Reserved) !== 0)
+    badRecord(k, off, 'reserved byte 55 is not zero');
   const remainingMs = dv.getUint32(off + RecordField.RemainingMs);
   if (remainingMs > MAX_REMAINING_MS)
-    bad(`remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+    badRecord(k, off, `remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
   into.family = family;
   into.protocol = protocol;
   into.state = state;
@@ -393,6 +413,10 @@ export function readRecord(dv: DataView, off: number, k: number, into: ConnRecor
   into.shift = shift;
   into.remainingMs = remainingMs;
   return into;
+}
+
+function badRecord(k: number, off: number, what: string): never {
+  throw new ConnRecordError(`record ${k} (byte ${off}): ${what}`);
 }
 
 /** A whole snapshot decoded (tests, tools, fleet sync): header and every record, all checked. */

@@ -10,6 +10,8 @@ export const CF_SP_PENDING = 4;
 export const CF_SP_WIN_OUT = 8;
 /** SYNPROXY: client windows are unscaled for an RS that refused window scaling. */
 export const CF_SP_WIN_IN = 0x10;
+/** SYNPROXY: a client SYN came on this reusable entry (closing, or its RS out): a cookie ACK may replace it. */
+export const CF_SP_REUSE_SYN = 0x20;
 /** Set while the entry holds a connection (free entries have it clear). */
 export const CF_IN_USE = 0x80;
 
@@ -336,8 +338,11 @@ export class ConnTable {
     // Deadlines beyond one wheel turn wait in the last reachable slot and are re-filed when it fires.
     const tick = Math.floor(this.expires[i]! / this.wheelTickMs);
     const maxTick = this.wheelCursorTick + this.wheelMask;
-    // The cursor's own slot is being (or has been) swept, so the earliest a new entry can wait in is the next.
-    const minTick = this.wheelCursorTick + 1;
+    // A deadline at or before the cursor waits in the cursor's own slot: `advance` sweeps that slot
+    // again on its next call (it starts there), so the entry goes as soon as the clock passes its
+    // deadline, never a wheel tick late. An entry put back while that slot is swept is not met
+    // again in the same sweep: the sweep walks the list it took off the slot.
+    const minTick = this.wheelCursorTick;
     return (tick > maxTick ? maxTick : tick < minTick ? minTick : tick) & this.wheelMask;
   }
 

@@ -9,7 +9,7 @@ import { IsnGenerator, hashAddrAt } from './isn.js';
 import type { Packet } from './packet.js';
 import { STAT_CONNS } from './services.js';
 import type { SynProxy, SynProxyConnections } from './synproxy/synproxy.js';
-import { TcpState } from './tcp-state.js';
+import { TcpState, isClosing } from './tcp-state.js';
 
 /**
  * The life of a connection in the table: created for a client's SYN (or
@@ -141,10 +141,31 @@ export class Connections implements SynProxyConnections {
     t.state[c] = next;
   }
 
+  /**
+   * Why a client SYN (without ACK) on c must end c and open a new connection
+   * instead of riding it: `C.conns_reused_closing` when c is closing (IPVS's
+   * conn_reuse_mode), `C.conns_rescheduled` when c's RS takes no new
+   * connections (quiesced, weight 0, or removed); -1 when c stays (a
+   * retransmitted SYN of a live connection).
+   */
+  reuseReason(c: number): number {
+    const t = this.ctx.table;
+    if (isClosing(t.state[c]!)) return C.conns_reused_closing;
+    const rs = this.ctx.reg.realServers[t.rs[c]!]!;
+    if (!rs.member || rs.weight <= 0) return C.conns_rescheduled;
+    return -1;
+  }
+
+  /** True when c's RS was removed from its service. */
+  rsRemoved(c: number): boolean {
+    return !this.ctx.reg.realServers[this.ctx.table.rs[c]!]!.member;
+  }
+
   /** Frees c: its RS's count, its LIP:port, its table entry (and what SYNPROXY held for it). */
   release(c: number): void {
     const ctx = this.ctx;
     const t = ctx.table;
+    ctx.count(C.conns_released);
     if ((t.flags[c]! & CF_SP_PENDING) !== 0) this.synproxy.onRelease(c);
     const rs = ctx.reg.realServers[t.rs[c]!]!;
     if (t.state[c] === TcpState.Established) rs.activeConns--;

@@ -15,6 +15,16 @@ export const COUNTER_NAMES = [
   'conns_created',
   'conns_expired',
   'conns_expired_established_rst',
+  /** Connections entered from a snapshot (a restart's handover or checkpoint), not created here. */
+  'conns_imported',
+  /** Every connection that left the table, whatever the reason: conns_created + conns_imported − conns_released is the table's count. */
+  'conns_released',
+  /** A client SYN on a closing entry (FIN_WAIT … CLOSE) ended it and opened a new connection (IPVS's conn_reuse_mode). */
+  'conns_reused_closing',
+  /** A client SYN on an entry whose RS is quiesced (weight 0) or removed ended it and was scheduled afresh. */
+  'conns_rescheduled',
+  /** A client packet of a connection whose RS was removed: the entry ends (IPVS's expire_nodest_conn). */
+  'conns_expired_nodest',
   'malformed_dropped',
   'bad_checksum_dropped',
   'fragment_dropped',
@@ -29,6 +39,9 @@ export const COUNTER_NAMES = [
   /** `unknown_service_action icmp`: destination unreachables sent, and those the rate limit held back. */
   'icmp_unreachable_sent',
   'icmp_unreachable_ratelimited',
+  /** `unknown_flow_reset`: RSTs sent for segments of flows the LB has no entry for, and those the rate limit held back. */
+  'unknown_flow_rst_sent',
+  'unknown_flow_rst_limited',
   'too_big_dropped',
   'toa_inserted',
   'toa_inserted_syn',

@@ -1,4 +1,4 @@
-import { set16, set32 } from '../wire/bytes.js';
+import { get16, set16, set32 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
 import {
   IPPROTO_ICMP,
@@ -7,7 +7,15 @@ import {
   finishIpv4Header,
   Ipv4Field,
 } from '../wire/ipv4.js';
-import { TcpView, TCP_ACK, TCP_MIN_HEADER, TCP_RST, TcpField } from '../wire/tcp.js';
+import {
+  TcpView,
+  TCP_ACK,
+  TCP_FIN,
+  TCP_MIN_HEADER,
+  TCP_RST,
+  TCP_SYN,
+  TcpField,
+} from '../wire/tcp.js';
 import type { Packet } from './packet.js';
 
 const tcp = new TcpView();
@@ -52,6 +60,65 @@ export function craftRst(
   set16(b, t.off + TcpField.Urgent, 0);
   t.checksum = t.computeChecksumV4(ip, TCP_MIN_HEADER);
   p.length = IPV4_MIN_HEADER + TCP_MIN_HEADER;
+}
+
+/**
+ * Turns the TCP segment in p around, in place, into the reset its
+ * destination's host would send for it (RFC 793, "Reset Generation"): with
+ * an ACK, RST with seq = its ack; without, RST+ACK with seq 0 and ack = its
+ * seq + payload length (+1 for a SYN, +1 for a FIN). Addresses and ports
+ * swapped, IP options and payload dropped, TTL 64, DF, window 0. The segment
+ * must have been checked (`TcpView.fits`); 32-bit fields move byte by byte.
+ */
+export function reflectRst(p: Packet, ipHl: number): void {
+  const b = p.buf;
+  const ip = p.start;
+  const old = ip + ipHl;
+  const flags = b[old + TcpField.Flags]!;
+  const hl = (b[old + TcpField.DataOffset]! >>> 4) << 2;
+  const payload = get16(b, ip + Ipv4Field.TotalLength) - ipHl - hl;
+  const sport = get16(b, old);
+  const dport = get16(b, old + TcpField.DstPort);
+  const so = old + TcpField.Seq;
+  const ao = old + TcpField.Ack;
+  const seq = (b[so]! << 24) | (b[so + 1]! << 16) | (b[so + 2]! << 8) | b[so + 3]!;
+  const ack = (b[ao]! << 24) | (b[ao + 1]! << 16) | (b[ao + 2]! << 8) | b[ao + 3]!;
+  const withAck = (flags & TCP_ACK) === 0;
+  const rseq = withAck ? 0 : ack;
+  const rack = withAck
+    ? (seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)) | 0
+    : 0;
+  // Source and destination addresses swap, byte by byte.
+  const src = ip + Ipv4Field.Src;
+  const dst = ip + Ipv4Field.Dst;
+  for (let k = 0; k < 4; k++) {
+    const x = b[src + k]!;
+    b[src + k] = b[dst + k]!;
+    b[dst + k] = x;
+  }
+  finishIpv4Header(b, ip, IPV4_MIN_HEADER + TCP_MIN_HEADER, IPPROTO_TCP, 64);
+  const t = ip + IPV4_MIN_HEADER;
+  set16(b, t, dport);
+  set16(b, t + TcpField.DstPort, sport);
+  b[t + TcpField.Seq] = rseq >>> 24;
+  b[t + TcpField.Seq + 1] = (rseq >>> 16) & 0xff;
+  b[t + TcpField.Seq + 2] = (rseq >>> 8) & 0xff;
+  b[t + TcpField.Seq + 3] = rseq & 0xff;
+  b[t + TcpField.Ack] = rack >>> 24;
+  b[t + TcpField.Ack + 1] = (rack >>> 16) & 0xff;
+  b[t + TcpField.Ack + 2] = (rack >>> 8) & 0xff;
+  b[t + TcpField.Ack + 3] = rack & 0xff;
+  b[t + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
+  b[t + TcpField.Flags] = withAck ? TCP_RST | TCP_ACK : TCP_RST;
+  set16(b, t + TcpField.Window, 0);
+  set16(b, t + TcpField.Checksum, 0);
+  set16(b, t + TcpField.Urgent, 0);
+  p.length = IPV4_MIN_HEADER + TCP_MIN_HEADER;
+  p.gsoSize = 0;
+  p.gsoType = 0;
+  p.csumPartial = false;
+  const v = tcp.wrap(b, t);
+  v.checksum = v.computeChecksumV4(ip, TCP_MIN_HEADER);
 }
 
 /** ICMP destination unreachable codes (RFC 792) the engine sends. */

@@ -22,6 +22,7 @@ import { RealServer, Service } from './services.js';
 import { SynProxy } from './synproxy/synproxy.js';
 import { TableTransfer, type ImportResult } from './table-transfer.js';
 import type { TcpState } from './tcp-state.js';
+import { UnknownFlowReplies } from './unknown-flow.js';
 import { UnknownServiceReplies } from './unknown-service.js';
 
 export interface ConnectionEntry {
@@ -39,6 +40,12 @@ export interface ConnectionEntry {
 
 export { RealServer, Service };
 export type { ImportResult };
+export {
+  ConnRecordError,
+  readSnapshotHeader,
+  snapshotAgeMs,
+  type SnapshotHeader,
+} from './conn-record.js';
 
 /**
  * The FULLNAT data plane: one IPv4 packet in, zero or more packets out,
@@ -66,6 +73,7 @@ export class Engine {
   private readonly client: ClientPath;
   private readonly rs: RsPath;
   private readonly unknown: UnknownServiceReplies;
+  private readonly unknownFlow: UnknownFlowReplies;
   private readonly transfer: TableTransfer;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
@@ -84,9 +92,17 @@ export class Engine {
     this.synproxy = new SynProxy(ctx);
     const nat = new Nat(ctx, this.synproxy);
     this.conns = new Connections(ctx, this.synproxy);
-    this.client = new ClientPath(ctx, this.conns, nat, this.synproxy, new ProxyHeaderWriter(ctx));
-    this.rs = new RsPath(ctx, this.conns, nat, this.synproxy);
-    this.synproxy.bind(this.conns, this.client);
+    this.unknownFlow = new UnknownFlowReplies(ctx);
+    this.client = new ClientPath(
+      ctx,
+      this.conns,
+      nat,
+      this.synproxy,
+      new ProxyHeaderWriter(ctx),
+      this.unknownFlow,
+    );
+    this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow);
+    this.synproxy.bind(this.conns, this.client, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);
     this.transfer = new TableTransfer(ctx);
   }
@@ -102,7 +118,8 @@ export class Engine {
 
   /**
    * Applies option changes that need no restart (reload): TOA policy, MSS and
-   * timestamp switches, timeouts (for new state changes), default RS MTU.
+   * timestamp switches, timeouts (for new state changes), default RS MTU,
+   * the answers to unknown services and unknown flows.
    */
   reconfigure(
     o: Partial<
@@ -114,12 +131,16 @@ export class Engine {
         | 'timeouts'
         | 'rsMtu'
         | 'unknownServiceAction'
+        | 'unknownFlowReset'
+        | 'unknownFlowResetRate'
+        | 'unknownFlowResetBurst'
       >
     >,
   ): void {
     if (o.unknownServiceAction !== undefined) checkUnknownServiceAction(o.unknownServiceAction);
     Object.assign(this.opts, o);
     this.ctx.optionsChanged();
+    this.unknownFlow.optionsChanged();
   }
 
   /** Index of the live service VIP:vport, or -1. */
@@ -166,7 +187,12 @@ export class Engine {
     return this.reg.addRealServer(svc, r);
   }
 
-  /** Takes an RS out of its service: no new connections; existing ones run to their end. */
+  /**
+   * Takes an RS out of its service: no new connections; a client packet of one
+   * of its connections ends that connection (IPVS's expire_nodest_conn): a SYN
+   * is scheduled afresh, anything else answered with a RST. Its replies still
+   * translate while the entry lives.
+   */
   removeRealServer(rsIndex: number): void {
     this.reg.removeRealServer(rsIndex);
   }

@@ -4,6 +4,9 @@ import { fmix32 } from './sched/hash.js';
  * Local addresses (LIPs) and their ports. Ports are handed out per
  * (LIP, real server) pair, as in LVS FULLNAT: the same lport may be in use
  * toward two different RS at once, since the reply tuple includes the RIP.
+ * One RS address:port in several services is several RS entries but one
+ * destination, so they share one set of ports (`sharePorts`): otherwise two
+ * connections could get the same reply tuple.
  */
 
 export interface PortRange {
@@ -22,6 +25,8 @@ export class LocalAddressPool {
   private readonly used: (Uint32Array | undefined)[] = [];
   private readonly cursor: Uint16Array;
   private readonly inUse: Uint32Array;
+  /** Per RS index, the RS index whose ports it uses (itself unless it shares an address:port). */
+  private readonly portOwner: Uint16Array;
   readonly range: PortRange;
   readonly maxRs: number;
   readonly maxLips: number;
@@ -48,6 +53,8 @@ export class LocalAddressPool {
     this.maxLips = maxLips;
     this.cursor = new Uint16Array(maxLips * maxRs);
     this.inUse = new Uint32Array(maxLips * maxRs);
+    this.portOwner = new Uint16Array(maxRs);
+    for (let i = 0; i < maxRs; i++) this.portOwner[i] = i;
   }
 
   /** Registers a LIP (idempotent); returns its index. */
@@ -75,8 +82,25 @@ export class LocalAddressPool {
     return this.range.max - this.range.min + 1;
   }
 
+  /**
+   * RS `rsIdx` has the address:port of RS `sameAs` (in another service):
+   * from now on it takes and frees ports from the same set. Call before it
+   * has connections.
+   */
+  sharePorts(rsIdx: number, sameAs: number): void {
+    if (rsIdx < 0 || rsIdx >= this.maxRs || sameAs < 0 || sameAs >= this.maxRs)
+      throw new RangeError(`no real server slot ${rsIdx} or ${sameAs}`);
+    this.portOwner[rsIdx] = this.portOwner[sameAs]!;
+  }
+
+  /** The RS index whose port set RS `rsIdx` uses. */
+  portGroup(rsIdx: number): number {
+    return this.portOwner[rsIdx]!;
+  }
+
+  /** Ports in use toward RS rsIdx's address:port from one LIP (shared with any RS of the same address:port). */
   portsInUse(lipIdx: number, rsIdx: number): number {
-    return this.inUse[lipIdx * this.maxRs + rsIdx]!;
+    return this.inUse[lipIdx * this.maxRs + this.portOwner[rsIdx]!]!;
   }
 
   /** The bitmap of pair's used ports, made (and the pair's start drawn) on first use. */
@@ -92,16 +116,18 @@ export class LocalAddressPool {
 
   /** Where a (LIP, RS) pair starts handing out ports: a hash of the seed and the pair (RFC 6056's random start). */
   startingPort(lipIdx: number, rsIdx: number): number {
-    return this.startOf(lipIdx * this.maxRs + rsIdx);
+    return this.startOf(lipIdx * this.maxRs + this.portOwner[rsIdx]!);
   }
 
   private startOf(pair: number): number {
-    return this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % this.portsPerPair);
+    return (
+      this.range.min + (fmix32(this.seed ^ Math.imul(pair + 1, 0x9e3779b1)) % this.portsPerPair)
+    );
   }
 
   /** Takes a free port toward one RS on one LIP; -1 when all are taken. */
   allocate(lipIdx: number, rsIdx: number): number {
-    const pair = lipIdx * this.maxRs + rsIdx;
+    const pair = lipIdx * this.maxRs + this.portOwner[rsIdx]!;
     const span = this.portsPerPair;
     if (this.inUse[pair]! >= span) return -1;
     const bits = this.bitsOf(pair);
@@ -129,7 +155,7 @@ export class LocalAddressPool {
   claim(lipIdx: number, rsIdx: number, port: number): boolean {
     if (lipIdx < 0 || lipIdx >= this.maxLips || rsIdx < 0 || rsIdx >= this.maxRs) return false;
     if (!Number.isInteger(port) || port < this.range.min || port > this.range.max) return false;
-    const pair = lipIdx * this.maxRs + rsIdx;
+    const pair = lipIdx * this.maxRs + this.portOwner[rsIdx]!;
     const bits = this.bitsOf(pair);
     const w = port >>> 5;
     const m = 1 << (port & 31);
@@ -140,7 +166,7 @@ export class LocalAddressPool {
   }
 
   release(lipIdx: number, rsIdx: number, port: number): void {
-    const pair = lipIdx * this.maxRs + rsIdx;
+    const pair = lipIdx * this.maxRs + this.portOwner[rsIdx]!;
     const bits = this.used[pair];
     if (bits === undefined) return;
     const w = port >>> 5;

@@ -30,6 +30,14 @@ export function checkUnknownServiceAction(v: string): UnknownServiceAction {
   return a;
 }
 
+/** Upper bound of `unknownFlowResetRate` (RSTs a second): far beyond any sane setting, below overflow. */
+export const MAX_UNKNOWN_FLOW_RESET_RATE = 1_000_000;
+
+/** The burst that goes with an unknown-flow RST rate: a tenth of a second's worth, at least 1. */
+export function unknownFlowResetBurst(rate: number): number {
+  return Math.max(1, Math.ceil(rate / 10));
+}
+
 export interface RealServerConfig {
   addr: number;
   port: number;
@@ -70,6 +78,17 @@ export interface EngineOptions {
   icmpRateLimit: number;
   /** ... and in one burst (the bucket's size, as the kernel's icmp_msgs_burst). */
   icmpRateBurst: number;
+  /**
+   * A segment (not a RST) of a flow the LB has no entry for — to a VIP:vport
+   * and not opening a connection, or to a LIP — is answered with the RST its
+   * destination's host would send (RFC 793), so the peer fails fast instead
+   * of retransmitting into silence (after a restart, an expiry, a removed RS).
+   */
+  unknownFlowReset: boolean;
+  /** Those RSTs per second on average (one token bucket for VIP and LIP answers)… */
+  unknownFlowResetRate: number;
+  /** … and in one burst. */
+  unknownFlowResetBurst: number;
   /**
    * Key for LB→RS ISNs; random in production, fixed in tests for
    * determinism. A restart that should keep ISNs monotonic per tuple keeps it
@@ -130,6 +149,13 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   unknownServiceAction: 'drop',
   icmpRateLimit: 1000,
   icmpRateBurst: 50,
+  unknownFlowReset: true,
+  // A RST is never larger than the segment it answers, so the LB amplifies nothing; the bucket
+  // bounds what a flood of stray segments costs. 1000/s answers a restarted LB's clients within
+  // seconds (those held back retransmit and are answered then); 100 at once covers a burst of
+  // segments of one busy moment without letting a flood through.
+  unknownFlowResetRate: 1000,
+  unknownFlowResetBurst: 100,
   isnSecret: 0x5eed,
   isnClockOriginMs: 0,
   portSeed: 0x5eed,

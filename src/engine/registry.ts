@@ -133,6 +133,9 @@ export class Registry {
         r.weight,
         r.mtu ?? this.opts.rsMtu,
       );
+      // The same address:port behind another service: one destination, so one set of LIP ports.
+      const twin = this.realServers.find((t) => t.addr === r.addr && t.port === r.port);
+      if (twin) this.laddrs.sharePorts(rs.index, twin.index);
       this.realServers.push(rs);
     }
     s.targets.push(rs);
@@ -141,7 +144,7 @@ export class Registry {
     return rs.index;
   }
 
-  /** Takes an RS out of its service: no new connections; existing ones run to their end. */
+  /** Takes an RS out of its service: no new connections; the client paths end its existing ones. */
   removeRealServer(rsIndex: number): void {
     const rs = this.realServers[rsIndex];
     if (!rs || !rs.member) throw new RangeError(`no real server #${rsIndex}`);

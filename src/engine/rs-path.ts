@@ -1,6 +1,6 @@
 import { loadU32Plus, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
-import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
+import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { Connections } from './connections.js';
@@ -11,7 +11,8 @@ import { shiftSackEdges } from './seq-rewrite.js';
 import type { Packet } from './packet.js';
 import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
 import type { SynProxy } from './synproxy/synproxy.js';
-import { nextStateOutbound } from './tcp-state.js';
+import { TcpState, nextStateFromRs, tcpEvent } from './tcp-state.js';
+import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
  * RS → client (DPVS's tcp_fnat_out_handler): find the connection by the
@@ -24,6 +25,7 @@ export class RsPath {
     private readonly conns: Connections,
     private readonly nat: Nat,
     private readonly synproxy: SynProxy,
+    private readonly unknownFlow: UnknownFlowReplies,
   ) {}
 
   /** A packet to a LIP. */
@@ -35,7 +37,7 @@ export class RsPath {
     const tcpOff = p.start + ipHl;
     const c = t.lookupReplyAt(b, p.start, tcpOff);
     if (c < 0) {
-      ctx.drop(p, C.no_conn_dropped);
+      this.unknownFlow.answer(p, ipHl);
       return;
     }
     if ((t.flags[c]! & CF_SP_PENDING) !== 0) {
@@ -47,7 +49,6 @@ export class RsPath {
     const syn = (flags & TCP_SYN) !== 0;
     const ackFlag = (flags & TCP_ACK) !== 0;
     const fin = (flags & TCP_FIN) !== 0;
-    const rst = (flags & TCP_RST) !== 0;
     const hl = tcp.headerLength;
     const payloadLen = p.length - ipHl - hl;
 
@@ -74,7 +75,9 @@ export class RsPath {
       return;
     }
 
-    this.conns.advance(c, nextStateOutbound(t.state[c]!, syn, fin, rst));
+    // In LAST_ACK (the RS closed first, then the client) the RS's ack of the client's FIN ends it.
+    const finAcked = t.state[c] === TcpState.LastAck && ackFlag && this.acksClientFin(b, tcpOff, c);
+    this.conns.advance(c, nextStateFromRs(t.state[c]!, tcpEvent(flags, finAcked)));
     loadU32Plus(t.rsNxt, c, b, tcpOff + TcpField.Seq, payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0));
     this.nat.toClient(c, ackFlag);
     // Traffic stats of the service and the RS, written out here rather than in a method: a call
@@ -90,6 +93,14 @@ export class RsPath {
     rsStats[STAT_OUT_PACKETS]!++;
     rsStats[STAT_OUT_BYTES]! += bytes;
     ctx.forward(p);
+  }
+
+  /** True when the RS's ack covers the client's last byte (its FIN), in the LB→RS sequence space. */
+  private acksClientFin(b: Uint8Array, tcpOff: number, c: number): boolean {
+    const t = this.ctx.table;
+    const o = tcpOff + TcpField.Ack;
+    const ack = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+    return ((ack - t.clientNxt[c]! - t.seqDelta[c]! - t.shift[c]!) | 0) === 0;
   }
 
   /** Lowers the MSS of the RS's SYN+ACK (parsed in `ctx.opt`) to leave room for the TOA. */

@@ -20,6 +20,7 @@ import {
   type ConnRecord,
 } from './conn-record.js';
 import { CF_IN_USE, CF_SP_PENDING } from './conn-table.js';
+import { C } from './counters.js';
 import type { EngineContext } from './context.js';
 import { TCP_STATE_NAMES, TcpState } from './tcp-state.js';
 
@@ -50,8 +51,6 @@ export interface ImportResult {
 export class TableTransfer {
   /** A client tuple as packet bytes, for the table's lookups by packet (IPv4 src at 12, TCP at 20). */
   private readonly tuple = new Uint8Array(24);
-  /** A reply tuple the same way (IPv4 src, dst at 12, 16; TCP ports at 20). */
-  private readonly reply = new Uint8Array(24);
   private readonly record = emptyRecord();
 
   constructor(private readonly ctx: EngineContext) {}
@@ -86,7 +85,7 @@ export class TableTransfer {
       const f = t.flags[i]!;
       if ((f & CF_IN_USE) === 0 || (f & CF_SP_PENDING) !== 0) continue;
       const state = t.state[i]!;
-      if (stateCode(state as TcpState) === 0) {
+      if (stateCode(state) === 0) {
         throw new Error(
           `connection ${i} in state ${TCP_STATE_NAMES[state] ?? state}, which the record format has no code for`,
         );
@@ -165,7 +164,7 @@ export class TableTransfer {
     this.writeTuple(r);
     if (t.lookupClientAt(b, 0, 20, svcIdx) >= 0) return 'exists';
     if (t.full) return 'table_full';
-    if (this.replyTaken(r)) return 'port_conflict';
+    // The allocator is the one authority on reply tuples: a LIP:lport toward an RS address:port is claimed once.
     if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
     if ((r.flags & RF_SYNPROXY) !== 0) t.enableSynproxy();
     const c = t.insertAt(b, 0, 20, svcIdx);
@@ -193,6 +192,7 @@ export class TableTransfer {
     const rs = reg.realServers[rsIdx]!;
     if (r.state === TcpState.Established) rs.activeConns++;
     else rs.inactiveConns++;
+    ctx.countSvc(svcIdx, C.conns_imported);
     return undefined;
   }
 
@@ -217,23 +217,5 @@ export class TableTransfer {
     b[15] = r.cip & 0xff;
     b[20 + TcpField.SrcPort] = r.cport >>> 8;
     b[21 + TcpField.SrcPort] = r.cport & 0xff;
-  }
-
-  /** True when the reply tuple RIP:rport ← LIP:lport is some entry's already. */
-  private replyTaken(r: ConnRecord): boolean {
-    const q = this.reply;
-    q[12] = r.rip >>> 24;
-    q[13] = (r.rip >>> 16) & 0xff;
-    q[14] = (r.rip >>> 8) & 0xff;
-    q[15] = r.rip & 0xff;
-    q[16] = r.lip >>> 24;
-    q[17] = (r.lip >>> 16) & 0xff;
-    q[18] = (r.lip >>> 8) & 0xff;
-    q[19] = r.lip & 0xff;
-    q[20] = r.rport >>> 8;
-    q[21] = r.rport & 0xff;
-    q[22] = r.lport >>> 8;
-    q[23] = r.lport & 0xff;
-    return this.ctx.table.lookupReplyAt(q, 0, 20) >= 0;
   }
 }

@@ -1,4 +1,4 @@
-import { get16, set16 } from '../wire/bytes.js';
+import { copyBytes, get16, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust, checksumReplace16, sumWords } from '../wire/checksum.js';
 import { Ipv4View, Ipv4Field } from '../wire/ipv4.js';
 import {
@@ -148,14 +148,14 @@ export class ToaWriter {
     writeToaFromSource(s, 0, b, ipOff, tcpOff);
     let p = TOA_V4_LEN;
     if (plan === OptionPlan.Keep) {
-      s.set(b.subarray(optStart, optEnd), p);
+      copyBytes(s, p, b, optStart, optEnd - optStart);
       p += optEnd - optStart;
     } else {
       const c = this.cursor.reset(b, optStart, optEnd);
       while (c.next()) {
         if (c.kind === TCPOPT_NOP || isToaOption(c.kind, c.size)) continue;
         if (plan === OptionPlan.TimestampOnly && c.kind !== TCPOPT_TIMESTAMP) continue;
-        s.set(b.subarray(c.at, c.at + c.size), p);
+        copyBytes(s, p, b, c.at, c.size);
         p += c.size;
       }
     }
@@ -229,7 +229,7 @@ export class ToaWriter {
     const newHl = TCP_MIN_HEADER + optLen;
     const payloadLen = p.length - ipHl - oldHl;
     b.copyWithin(tcpOff + newHl, tcpOff + oldHl, tcpOff + oldHl + payloadLen);
-    b.set(this.scratch.subarray(0, optLen), optStart);
+    copyBytes(b, optStart, this.scratch, 0, optLen);
     tcp.headerLength = newHl;
     p.length = ipHl + newHl + payloadLen;
     ip.totalLength = p.length;
@@ -272,10 +272,11 @@ export class ToaWriter {
       const q = this.pool.take();
       const qb = q.buf;
       const qs = q.start;
-      qb.set(b.subarray(p.start, p.start + ipHl), qs);
+      copyBytes(qb, qs, b, p.start, ipHl);
       const qt = qs + ipHl;
-      qb.set(b.subarray(tcpOff, tcpOff + TCP_MIN_HEADER), qt);
-      qb.set(this.scratch.subarray(0, optLen), qt + TCP_MIN_HEADER);
+      copyBytes(qb, qt, b, tcpOff, TCP_MIN_HEADER);
+      copyBytes(qb, qt + TCP_MIN_HEADER, this.scratch, 0, optLen);
+      // The payload is up to a segment: a native copy is worth its one view object.
       qb.set(b.subarray(payloadStart + from, payloadStart + from + len), qt + newHl);
       q.length = ipHl + newHl + len;
       qip.wrap(qb, qs);

@@ -1,3 +1,4 @@
+import { readDeviceStatistics, type DeviceStatistics } from './device-stats.js';
 import type { PacketDevice } from './run-loop.js';
 import {
   addRoute,
@@ -6,11 +7,12 @@ import {
   setNapiRealtime,
   setNoQueue,
   setThreadedNapi,
+  setTxQueueLen,
   setUp,
   sysctl,
 } from './tun.js';
 
-/** What the LB needs from the host: a packet device, routes and sysctls (faked in tests). */
+/** What the LB needs from the host: a packet device, its counters, routes and sysctls (faked in tests). */
 export interface HostNetwork {
   /**
    * `offload`: GSO super-packets cross the device (the engine's buffers must
@@ -34,6 +36,13 @@ export interface HostNetwork {
    * or back inline, while running. Returns a warning when only part worked.
    */
   setNapiThreaded?(name: string, on: boolean): string | undefined;
+  /** The device's queue of packets waiting to be read (`tun_txqueuelen`). */
+  setTxQueueLen?(name: string, len: number): void;
+  /**
+   * The device's kernel counters (/sys/class/net/NAME/statistics), read on
+   * demand for metrics and `ctl`; throws when they cannot be read.
+   */
+  deviceStatistics?(name: string): DeviceStatistics;
   addRoute(prefix: string, dev: string): void;
   delRoute(prefix: string, dev: string): void;
   /** Dotted key; an interface name in it may contain no dot. */
@@ -71,6 +80,8 @@ export const linuxHost: HostNetwork = {
       return `${(err as Error).message}; NAPI threads keep normal priority`;
     }
   },
+  setTxQueueLen: (name, len) => setTxQueueLen(name, len),
+  deviceStatistics: (name) => readDeviceStatistics(name),
   addRoute: (prefix, dev) => addRoute(prefix, dev),
   delRoute: (prefix, dev) => delRoute(prefix, dev),
   sysctl: (key, value) => {

@@ -86,9 +86,9 @@ export class RunLoop {
   private running = false;
 
   /**
-   * `started`: the performance.now() that is engine time 0 (default: now).
-   * The LB passes the moment it took the ISN clock's wall-clock origin, so
-   * the two agree however long the device took to come up.
+   * `started`: the performance.now() of engine time 0 — by default now; the
+   * caller passes its own when it stated the engine's wall-clock origin
+   * (isnClockOriginMs) earlier, so the two stay one moment.
    */
   constructor(
     private readonly engine: Engine,
@@ -115,7 +115,7 @@ export class RunLoop {
     }
   }
 
-  /** Engine time: ms since the loop was created. */
+  /** Engine time: ms since `started` (by default the loop's creation). */
   now(): number {
     return performance.now() - this.started;
   }

@@ -397,6 +397,15 @@ export function setUp(name: string, mtu: number, options: IpOptions = {}): void 
 }
 
 /**
+ * `ip link set dev NAME txqueuelen LEN`: for a TUN, the size of the ring the
+ * kernel queues packets in until they are read (the driver resizes it
+ * while open); when it is full the kernel drops and counts tx_dropped.
+ */
+export function setTxQueueLen(name: string, len: number, options: IpOptions = {}): void {
+  ip(['link', 'set', 'dev', name, 'txqueuelen', String(len)], options);
+}
+
+/**
  * `tc qdisc replace dev NAME root noqueue`: packets routed into the TUN go
  * straight to its ring. A queueing discipline in front of it only adds a
  * lock and a copy of the queue: the TUN driver drops when its ring is full

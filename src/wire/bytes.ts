@@ -21,6 +21,21 @@ export function set32(b: Uint8Array, o: number, v: number): void {
 }
 
 /** Dotted-quad text of a host-order IPv4 address held as an unsigned 32-bit number. */
+/**
+ * Copies `len` bytes from src[from] to dst[to] without making a view: for the
+ * few bytes of a header or an option list, a loop costs less than the
+ * `subarray` object that `set` needs (garbage on the data path).
+ */
+export function copyBytes(
+  dst: Uint8Array,
+  to: number,
+  src: Uint8Array,
+  from: number,
+  len: number,
+): void {
+  for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
+}
+
 export function ipv4ToString(a: number): string {
   return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
 }

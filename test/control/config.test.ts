@@ -127,6 +127,8 @@ describe('parseConfig: the documented example', () => {
         mssAdjust: true,
         timestampRemove: true,
         unknownServiceAction: 'drop',
+        unknownFlowReset: true,
+        unknownFlowResetRate: 1000,
         metrics: { host: '127.0.0.1', port: 9400 },
         controlSocket: '/run/fullnat.sock',
         maxConnections: 1048576,
@@ -137,8 +139,10 @@ describe('parseConfig: the documented example', () => {
         stateDir: '/run/fullnat',
         handover: false,
         checkpointInterval: 1,
+        tunTxQueueLen: 1000,
         timeouts: { ...DEFAULT_TCP_TIMEOUTS, ESTABLISHED: 90 },
       },
+      hasDefsBlock: true,
       laddrGroups: new Map([['lip_g1', lips]]),
       services: [
         {
@@ -188,6 +192,8 @@ describe('parseConfig: the documented example', () => {
       mssAdjust: true,
       timestampRemove: true,
       unknownServiceAction: 'drop',
+      unknownFlowReset: true,
+      unknownFlowResetRate: 1000,
       controlSocket: '/run/fullnat.sock',
       maxConnections: 1 << 20,
       portRange: { min: 5000, max: 65535 },
@@ -197,9 +203,11 @@ describe('parseConfig: the documented example', () => {
       stateDir: '/run/fullnat',
       handover: false,
       checkpointInterval: 1,
+      tunTxQueueLen: 1000,
       timeouts: DEFAULT_TCP_TIMEOUTS,
     });
     assert.equal(cfg.defs.metrics, undefined);
+    assert.equal(cfg.hasDefsBlock, false);
     const svc = cfg.services[0]!;
     assert.equal(svc.scheduler, 'wlc');
     assert.equal(svc.synProxy, false);
@@ -638,6 +646,20 @@ virtual_server 10.10.1.101 80 {
     assert.equal(none.defs.checkpointInterval, 0);
   });
 
+  it('tun_txqueuelen: 1..65536, restart-only', () => {
+    const cfg = parseConfig(`fullnat_defs {\n tun_txqueuelen 4096\n}\n${BASE}`, 'q.conf');
+    assert.equal(cfg.defs.tunTxQueueLen, 4096);
+    for (const bad of ['0', '65537', '-1', '1k'])
+      expectError(
+        `fullnat_defs {\n tun_txqueuelen ${bad}\n}\n${BASE}`,
+        'tun_txqueuelen',
+        new RegExp(`^bad tun_txqueuelen '${bad}' \\(expected an integer 1\\.\\.65536\\)$`),
+      );
+    const d = diffConfig(parseConfig(BASE, 'a.conf'), cfg);
+    assert.deepEqual(d.changedDefs, ['tun_txqueuelen']);
+    assert.deepEqual(d.restartRequired, ['tun_txqueuelen']);
+  });
+
   it('metrics address without port', () => {
     expectError(
       `fullnat_defs {\n metrics 127.0.0.1\n}\n${BASE}`,
@@ -905,6 +927,57 @@ describe('unknown_service_action', () => {
   it('changes on reload: in the diff, not among the restart-only keys', () => {
     const d = diffConfig(parse(BASE), parse(defs('unknown_service_action icmp')));
     assert.deepEqual(d.changedDefs, ['unknown_service_action']);
+    assert.deepEqual(d.restartRequired, []);
+  });
+});
+
+describe('unknown_flow_reset', () => {
+  const parse = (t: string): FullnatConfig => parseConfig(t, 'test.conf');
+  const defs = (...lines: string[]): string =>
+    `fullnat_defs {\n${lines.map((l) => `  ${l}\n`).join('')}}\n${BASE}`;
+
+  it('is on at 1000/s by default and takes on|off and a rate', () => {
+    assert.equal(parse(BASE).defs.unknownFlowReset, true);
+    assert.equal(parse(BASE).defs.unknownFlowResetRate, 1000);
+    assert.equal(parse(defs('unknown_flow_reset off')).defs.unknownFlowReset, false);
+    assert.equal(parse(defs('unknown_flow_reset on')).defs.unknownFlowReset, true);
+    const c = parse(defs('unknown_flow_reset on', 'unknown_flow_reset_rate 50'));
+    assert.equal(c.defs.unknownFlowResetRate, 50);
+    assert.equal(parse(defs('unknown_flow_reset_rate 1000000')).defs.unknownFlowResetRate, 1e6);
+  });
+
+  it('rejects a bad switch, a bad rate, a missing value and a repeat with file:line', () => {
+    const e = expectError(
+      defs('unknown_flow_reset yes'),
+      'unknown_flow_reset yes',
+      /^bad unknown_flow_reset 'yes' \(expected on or off\)$/,
+    );
+    assert.equal(e.message, `test.conf:2: ${e.reason}`);
+    for (const bad of ['0', '-5', '1.5', 'fast', '1000001']) {
+      expectError(
+        defs(`unknown_flow_reset_rate ${bad}`),
+        `unknown_flow_reset_rate ${bad}`,
+        /unknown_flow_reset_rate/,
+      );
+    }
+    expectError(
+      defs('unknown_flow_reset'),
+      'unknown_flow_reset',
+      /'unknown_flow_reset' needs a value/,
+    );
+    expectError(
+      defs('unknown_flow_reset on', 'unknown_flow_reset off'),
+      3,
+      /'unknown_flow_reset' given twice in this block \(first at test\.conf:2\)/,
+    );
+  });
+
+  it('changes on reload: in the diff, not among the restart-only keys', () => {
+    const d = diffConfig(
+      parse(BASE),
+      parse(defs('unknown_flow_reset off', 'unknown_flow_reset_rate 10')),
+    );
+    assert.deepEqual(d.changedDefs, ['unknown_flow_reset', 'unknown_flow_reset_rate']);
     assert.deepEqual(d.restartRequired, []);
   });
 });

@@ -17,12 +17,16 @@ const T = { timeout: 5000 };
 interface Running {
   server: Server;
   port: number;
+  /** Connections accepted so far: the probes that reached it. */
+  accepted(): number;
   close(): Promise<void>;
 }
 
 async function listen(server: Server, port = 0): Promise<Running> {
   const sockets = new Set<Socket>();
+  let accepted = 0;
   server.on('connection', (s: Socket) => {
+    accepted++;
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
@@ -35,6 +39,7 @@ async function listen(server: Server, port = 0): Promise<Running> {
   return {
     server,
     port: addr.port,
+    accepted: () => accepted,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
@@ -135,7 +140,8 @@ describe('HealthChecker', () => {
       const key = { vip: parseIpv4('10.10.1.100'), vport: 80, addr: LOCAL, port };
       checker.start();
       try {
-        await sleep(300);
+        // More passing probes than `retry`: a DOWN would have been called by now.
+        await waitFor('4 probes', () => srv.accepted() >= 4);
         assert.equal(changes.length, 0, 'a passing RS stays UP without callbacks');
         assert.equal(checker.isHealthy(key), true);
 
@@ -177,7 +183,8 @@ describe('HealthChecker', () => {
     const { checker, changes, logs } = harness([service([real(closed.port, check, 1)])]);
     checker.start();
     try {
-      await sleep(300);
+      // retry 1: one probe at the closed RS port would already be DOWN.
+      await waitFor('2 probes at connect_port', () => srv.accepted() >= 2);
       assert.equal(changes.length, 0);
       assert.equal(logs.length, 0);
     } finally {
@@ -208,7 +215,7 @@ describe('HealthChecker', () => {
         assert.equal(req.url, '/health?x=1');
         assert.equal(req.httpVersion, '1.0');
         assert.equal(req.headers.host, `127.0.0.1:${srv.port}`);
-        await sleep(200);
+        await waitFor('3 passing requests', () => seen.length >= 3);
         assert.equal(changes.length, 0);
 
         status = 503;
@@ -242,7 +249,9 @@ describe('HealthChecker', () => {
     checker.start();
     try {
       await waitFor('DOWN', () => changes.length === 1);
-      await sleep(200);
+      // Both services probe the same server: more requests again than both need to decide.
+      const atDown = srv.accepted();
+      await waitFor('4 more probes', () => srv.accepted() >= atDown + 4);
       assert.equal(changes.length, 1);
       assert.equal(changes[0]!.service.vport, 80, 'only the service expecting 200 goes DOWN');
     } finally {
@@ -353,9 +362,13 @@ describe('HealthChecker', () => {
     const before = countHandles();
     checker.start();
     try {
-      await sleep(150); // the HTTP probe is connected and waiting; the TCP loop has re-armed
+      // The HTTP probe is connected and waiting, and the TCP loop has probed and re-armed.
+      await waitFor('both probes connected, one more after', () => srv.accepted() >= 3);
       checker.stop();
-      await sleep(50); // lets the server see the hang-ups
+      // The server's ends of the probes close once it sees the hang-ups; a leaked probe or loop
+      // would hold its handles far longer (3 s probe, 0.1 s re-arm).
+      const same = (): boolean => JSON.stringify(countHandles()) === JSON.stringify(before);
+      await waitFor('the hang-ups seen', same, 1000).catch(() => undefined);
       assert.deepEqual(countHandles(), before, 'no timer or socket left behind');
       assert.equal(changes.length, 0);
     } finally {
@@ -364,7 +377,7 @@ describe('HealthChecker', () => {
     }
   });
 
-  it('after stop() the process exits promptly', T, async () => {
+  it('after stop() the process exits promptly', { timeout: 25_000 }, async () => {
     const healthJs = fileURLToPath(new URL('../../src/control/health.js', import.meta.url));
     // Long intervals and timeouts: a leaked timer or socket would keep the child alive for 30 s.
     const script = `
@@ -385,21 +398,28 @@ describe('HealthChecker', () => {
         setTimeout(() => {
           hc.stop();
           srv.close();
+          process.stdout.write('stopped\\n');
         }, 200);
       });`;
-    const t0 = Date.now();
+    // Timed from stop(), not from spawn: how long Node takes to start is this machine's business.
+    let stoppedAt = 0;
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      stdio: 'inherit',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    child.stdout.on('data', (d: Buffer) => {
+      if (stoppedAt === 0 && d.toString().includes('stopped')) stoppedAt = Date.now();
     });
     const code = await new Promise<number | null>((resolve) => {
-      const kill = setTimeout(() => child.kill('SIGKILL'), 4000);
-      child.on('exit', (c) => {
+      const kill = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      // 'close': after its stdout, so "stopped" has been seen.
+      child.on('close', (c) => {
         clearTimeout(kill);
         resolve(c);
       });
     });
     assert.equal(code, 0, 'the child exited by itself');
-    assert.ok(Date.now() - t0 < 3000, `exited after ${Date.now() - t0} ms`);
+    assert.ok(stoppedAt > 0, 'the child reached stop()');
+    assert.ok(Date.now() - stoppedAt < 3000, `exited ${Date.now() - stoppedAt} ms after stop()`);
   });
 });
 

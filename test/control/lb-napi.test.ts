@@ -63,13 +63,34 @@ function fakeHost(onSwitch: (on: boolean) => string | undefined): {
   return { host, dev };
 }
 
-/** Feeds `perTick` packets every 50 ms for `ms` milliseconds. */
-async function stream(dev: MemoryDevice, perTick: number, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    for (let i = 0; i < perTick; i++) dev.inbox.push(probe);
+/**
+ * Feeds `pps` packets a second for `ms` milliseconds, or until `until()`: every
+ * ~50 ms as many as the time since the last feed asks for, so a timer that
+ * fires late (a slow or busy machine) does not lower the rate the LB sees.
+ */
+async function stream(
+  dev: MemoryDevice,
+  pps: number,
+  ms: number,
+  until: () => boolean = () => false,
+): Promise<void> {
+  const start = performance.now();
+  let fed = 0;
+  while (performance.now() - start < ms && !until()) {
+    const due = Math.floor(((performance.now() - start) * pps) / 1000) - fed;
+    for (let i = 0; i < due; i++) dev.inbox.push(probe);
+    fed += due;
     dev.inject();
     await sleep(50);
+  }
+}
+
+/** Resolves when `cond()` holds; fails after `ms`. */
+async function waitFor(what: string, cond: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(20);
   }
 }
 
@@ -96,10 +117,12 @@ describe('LoadBalancer: napi_thread auto', () => {
     });
     lb.start();
     try {
-      // 5,000 packets every 50 ms = 100 kpps of 40-byte packets, for 1.2 s.
-      await stream(dev, 5000, 1200);
+      // 100 kpps of 40-byte packets: on after three 200 ms windows; then 0.6 s more of it.
+      await stream(dev, 100_000, 5000, () => calls.length > 0);
+      assert.deepEqual(calls, [true], 'switched on');
+      await stream(dev, 100_000, 600);
       assert.deepEqual(calls, [true], 'switched on once');
-      await sleep(1200);
+      await waitFor('the switch back', () => calls.length > 1, 5000);
       assert.deepEqual(calls, [true, false], 'and off once the stream stopped');
     } finally {
       lb.stop();
@@ -119,10 +142,10 @@ describe('LoadBalancer: napi_thread auto', () => {
     });
     lb.start();
     try {
-      await stream(dev, 5000, 1200);
-      await sleep(200);
-      await stream(dev, 0, 600);
-      await stream(dev, 5000, 1200);
+      await stream(dev, 100_000, 5000, () => asked > 0);
+      assert.equal(asked, 1);
+      await stream(dev, 0, 800);
+      await stream(dev, 100_000, 1200);
       assert.equal(asked, 1);
     } finally {
       lb.stop();

@@ -66,6 +66,18 @@ function fixture(): Snapshot {
       io_rx_packets: 900,
       io_rx_super_packets: 40,
     },
+    tunKernel: {
+      device: 'fnat7',
+      // tx_bytes left out: a counter the kernel does not expose has no sample, not a 0.
+      stats: {
+        rx_packets: 5000,
+        rx_bytes: 700000,
+        rx_dropped: 1,
+        rx_frame_errors: 0,
+        tx_packets: 6000,
+        tx_dropped: 5,
+      },
+    },
     connections: 18,
     uptime: 3600.5,
   };
@@ -181,6 +193,40 @@ describe('Prometheus metrics over HTTP', { timeout: 10_000 }, () => {
     assert.equal(value(x, 'fullnat_io_rx_packets_total'), 900);
     assert.equal(value(x, 'fullnat_io_rx_super_packets_total'), 40);
     assert.equal(value(x, 'fullnat_io_tx_dropped_total'), 0, 'absent from the snapshot: 0');
+  });
+
+  it("the TUN's kernel counters, labelled with the device, help saying which way is which", async () => {
+    const r = await get(server.port, '/metrics');
+    const x = parseExposition(r.body);
+    const dev = { device: 'fnat7' };
+    assert.equal(x.types.get('fullnat_tun_kernel_tx_dropped_total'), 'counter');
+    assert.equal(value(x, 'fullnat_tun_kernel_tx_dropped_total', dev), 5);
+    assert.equal(value(x, 'fullnat_tun_kernel_tx_packets_total', dev), 6000);
+    assert.equal(value(x, 'fullnat_tun_kernel_rx_packets_total', dev), 5000);
+    assert.equal(value(x, 'fullnat_tun_kernel_rx_bytes_total', dev), 700000);
+    assert.equal(value(x, 'fullnat_tun_kernel_rx_dropped_total', dev), 1);
+    assert.equal(value(x, 'fullnat_tun_kernel_rx_frame_errors_total', dev), 0);
+    assert.equal(x.types.get('fullnat_tun_kernel_tx_bytes_total'), 'counter');
+    assert.ok(
+      !x.samples.some((s) => s.name === 'fullnat_tun_kernel_tx_bytes_total'),
+      'a counter the snapshot lacks has no sample',
+    );
+    assert.match(
+      r.body,
+      /# HELP fullnat_tun_kernel_tx_dropped_total .*queue \(txqueuelen.*\) was full before fullnat read them/,
+    );
+    assert.match(r.body, /# HELP fullnat_tun_kernel_rx_packets_total .*written by fullnat/);
+  });
+
+  it('no TUN kernel samples while the snapshot has none (device not open)', async () => {
+    const saved = snap;
+    snap = { ...fixture(), tunKernel: undefined };
+    try {
+      const x = parseExposition((await get(server.port, '/metrics')).body);
+      assert.ok(!x.samples.some((s) => s.name.startsWith('fullnat_tun_kernel_')));
+    } finally {
+      snap = saved;
+    }
   });
 
   it('every engine counter: unlabelled total plus one series per service', async () => {

@@ -259,7 +259,9 @@ describe('control socket server', { timeout: 10_000 }, () => {
         /^real\.addr must be an IPv4 address as an unsigned 32-bit integer, got undefined$/,
       ],
       [{ op: 'add-laddr', service: svc, laddr: -5 }, /^laddr: bad IPv4 address '-5'$/],
-      [{ op: 'reload', force: true }, /unexpected field "force"/],
+      [{ op: 'reload', forced: true }, /unexpected field "forced" in op "reload"/],
+      [{ op: 'reload', force: 'yes' }, /^force must be true or false, got "yes"$/],
+      [{ op: 'reload', force: 1 }, /^force must be true or false, got 1$/],
     ];
     const payload = cases.map(([v]) => JSON.stringify(v)).join('\n') + '\n';
     const x = await exchange(path, payload, cases.length);
@@ -682,12 +684,17 @@ describe('validateControlRequest', () => {
       { op: 'delete-real', real },
       { op: 'add-laddr', service: svc, laddr: 0xdfffffff },
       { op: 'reload' },
+      { op: 'reload', force: true },
       { op: 'zero' },
       { op: 'handover' },
       { op: 'shutdown' },
     ];
     for (const req of good)
       assert.deepEqual(validateControlRequest(req), { ok: true, request: req });
+    assert.deepEqual(validateControlRequest({ op: 'reload', force: false }), {
+      ok: true,
+      request: { op: 'reload' },
+    });
   });
 });
 

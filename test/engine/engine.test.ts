@@ -464,7 +464,7 @@ test('malformed packets are counted and dropped, never thrown', () => {
   assert.equal(e.counter('malformed_dropped') + e.counter('bad_checksum_dropped'), cases.length);
 });
 
-test('configuration changes: RS removed keeps its connections, new ones go elsewhere; stats and listing', () => {
+test('configuration changes: RS removed, new connections go elsewhere, its own end on their next client packet; stats and listing', () => {
   const RIP2 = parseIpv4('10.10.2.3');
   const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 64 });
   e.addService({
@@ -481,13 +481,16 @@ test('configuration changes: RS removed keeps its connections, new ones go elsew
   e.removeRealServer(e.findRealServer(0, RIP, 8080));
   assert.equal(feed(e, syn(2))[0]!.dst, RIP2);
   assert.equal(feed(e, syn(3))[0]!.dst, RIP2);
-  // The first connection's retransmitted SYN still goes to the removed RS.
-  assert.equal(feed(e, syn(1))[0]!.dst, RIP);
+  // The first connection's SYN again (IPVS's expire_nodest_conn): its entry on the removed RS
+  // ends, and the SYN is scheduled afresh, to the RS still in the service.
+  assert.equal(feed(e, syn(1))[0]!.dst, RIP2);
+  assert.equal(e.counter('conns_rescheduled'), 1);
   const conns = e.listConnections();
   assert.equal(conns.length, 3);
-  assert.deepEqual(conns.map((c) => c.rip).sort(), [RIP, RIP2, RIP2].sort());
-  assert.equal(e.realServers[added]!.stats[0], 2);
-  assert.equal(e.services[0]!.stats[0], 3);
+  assert.deepEqual(conns.map((c) => c.rip).sort(), [RIP2, RIP2, RIP2].sort());
+  assert.equal(e.realServers[added]!.stats[0], 3);
+  assert.equal(e.services[0]!.stats[0], 4);
+  assert.equal(e.counter('conns_created') - e.counter('conns_released'), e.table.count);
   e.deleteService(0);
   assert.equal(feed(e, syn(9)).length, 0);
   assert.equal(e.counter('no_service_dropped'), 1);

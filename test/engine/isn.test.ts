@@ -119,6 +119,42 @@ describe('IsnGenerator.storeSeqDelta', () => {
   });
 });
 
+describe('IsnGenerator with a wall-clock origin', () => {
+  it('runs the clock term from origin + engine clock, in isn() and storeSeqDelta alike', () => {
+    const t = new ConnTable(2);
+    const h = new Uint8Array(24);
+    h[23] = 80;
+    const c = t.insertAt(h, 0, 20, 0);
+    t.lip[c] = LIP;
+    t.rip[c] = RIP;
+    t.lport[c] = 6000;
+    t.rport[c] = 8080;
+    fc.assert(
+      fc.property(
+        fc.integer(),
+        fc.integer({ min: 0, max: 4_000_000_000_000 }),
+        fc.integer({ min: 0, max: 0xffffffff }),
+        (secret, origin, now) => {
+          const g = new IsnGenerator(secret, origin);
+          const plain = new IsnGenerator(secret);
+          // The same hash; the clock term is (origin + now) · 250 mod 2^32.
+          const expected =
+            (plain.isn(LIP, RIP, 6000, 8080, 0) + (((origin + now) * 250) % 2 ** 32)) >>> 0;
+          assert.equal(g.isn(LIP, RIP, 6000, 8080, now), expected);
+          g.storeSeqDelta(t, c, Float64Array.of(now), new Uint8Array(4), 0);
+          assert.equal(t.lbIsn[c], expected);
+          assert.equal(t.seqDelta[c], expected, 'client ISN 0');
+        },
+      ),
+    );
+  });
+
+  it('refuses an origin that is not a time', () => {
+    for (const bad of [-1, NaN, Infinity, 2 ** 53])
+      assert.throws(() => new IsnGenerator(1, bad), RangeError);
+  });
+});
+
 describe('hashAddrAt', () => {
   it('is the 30-bit avalanche of the address at the offset', () => {
     fc.assert(

@@ -1,13 +1,20 @@
 /**
  * LocalAddressPool on its own: ports per (LIP, RS) pair within the range,
- * never handed out twice while held, released and reused, exhaustion, and
- * the per-pair random start drawn from the seed.
+ * never handed out twice while held, released and reused, exhaustion, the
+ * per-pair random start drawn from the seed, claims of given ports, and one
+ * set of ports for an RS address:port that serves two services.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 
+import { Engine } from '../../src/engine/engine.js';
 import { DEFAULT_PORT_RANGE, LocalAddressPool } from '../../src/engine/laddr.js';
+import { TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
+import { decodeSegment } from '../support/decode.js';
+import { feedRaw } from '../support/engine-fixture.js';
+import { buildSegment } from '../support/packets.js';
+import { tableInconsistency } from '../support/table-consistency.js';
 
 const LIP = 0x0a0a0301;
 const LIP2 = 0x0a0a0302;
@@ -126,6 +133,76 @@ describe('LocalAddressPool', () => {
     assert.ok(!s1.every((p) => p === DEFAULT_PORT_RANGE.min), 'not from the bottom');
   });
 
+  it('claim takes a given port once: allocation walks past it, a second claim or one out of range fails', () => {
+    const pool = new LocalAddressPool(2, 2, SMALL, 11);
+    const l = pool.add(LIP);
+    const start = pool.startingPort(l, 1);
+    assert.equal(pool.claim(l, 1, start), true);
+    assert.equal(pool.claim(l, 1, start), false, 'already taken');
+    assert.equal(pool.portsInUse(l, 1), 1);
+    assert.equal(pool.claim(l, 1, SMALL.min - 1), false, 'below the range');
+    assert.equal(pool.claim(l, 1, SMALL.max + 1), false, 'above the range');
+    assert.equal(pool.claim(l, 1, 5000.5), false, 'not a port');
+    assert.equal(pool.claim(l, 2, 5001), false, 'no such RS slot');
+    assert.equal(pool.claim(5, 1, 5001), false, 'no such LIP slot');
+    assert.equal(pool.claim(l, 0, start), true, 'the same port toward another RS');
+    const rest = drain(pool, l, 1);
+    assert.equal(rest.length, 15);
+    assert.ok(!rest.includes(start), 'never handed out while claimed');
+    assert.equal(
+      rest[0],
+      start === SMALL.max ? SMALL.min : start + 1,
+      'the walk starts where it would have',
+    );
+    pool.release(l, 1, start);
+    assert.equal(pool.allocate(l, 1), start, 'free again once released');
+  });
+
+  it('claims and allocations mixed never give a port twice, and the counts follow', () => {
+    fc.assert(
+      fc.property(
+        fc.integer(),
+        fc.array(fc.tuple(fc.nat(2), fc.integer({ min: 4998, max: 5017 })), { maxLength: 200 }),
+        (seed, ops) => {
+          const pool = new LocalAddressPool(1, 1, SMALL, seed);
+          const l = pool.add(LIP);
+          const held = new Set<number>();
+          for (const [op, port] of ops) {
+            if (op === 0) {
+              const ok = pool.claim(l, 0, port);
+              assert.equal(ok, port >= SMALL.min && port <= SMALL.max && !held.has(port));
+              if (ok) held.add(port);
+            } else if (op === 1) {
+              const p = pool.allocate(l, 0);
+              if (held.size === 16) assert.equal(p, -1);
+              else {
+                assert.ok(!held.has(p));
+                held.add(p);
+              }
+            } else if (held.has(port)) {
+              pool.release(l, 0, port);
+              held.delete(port);
+            }
+            assert.equal(pool.portsInUse(l, 0), held.size);
+          }
+        },
+      ),
+    );
+  });
+
+  it('startingPort is the first port a pair hands out: per pair, per seed', () => {
+    for (const seed of [1, 2, 0xdeadbeef]) {
+      const pool = new LocalAddressPool(2, 3, DEFAULT_PORT_RANGE, seed);
+      pool.add(LIP);
+      pool.add(LIP2);
+      for (let l = 0; l < 2; l++)
+        for (let r = 0; r < 3; r++) assert.equal(pool.allocate(l, r), pool.startingPort(l, r));
+    }
+    const one = new LocalAddressPool(1, 1, DEFAULT_PORT_RANGE, 1).startingPort(0, 0);
+    const two = new LocalAddressPool(1, 1, DEFAULT_PORT_RANGE, 2).startingPort(0, 0);
+    assert.notEqual(one, two, 'two seeds, two starts');
+  });
+
   it('works at the top of the port space (65535 inclusive)', () => {
     const pool = new LocalAddressPool(1, 1, { min: 65530, max: 65535 }, 9);
     const ports = drain(pool, pool.add(LIP), 0);
@@ -149,5 +226,71 @@ describe('LocalAddressPool', () => {
     assert.throws(() => new LocalAddressPool(1, 1, { min: 0, max: 10 }), RangeError);
     assert.throws(() => new LocalAddressPool(1, 1, { min: 10, max: 65536 }), RangeError);
     assert.throws(() => new LocalAddressPool(1, 1, { min: 11, max: 10 }), RangeError);
+  });
+});
+
+describe('one RS address:port in two services', () => {
+  it('sharePorts: two RS slots take and free ports from one set', () => {
+    const pool = new LocalAddressPool(1, 3, SMALL, 5);
+    const l = pool.add(LIP);
+    pool.sharePorts(2, 0);
+    assert.equal(pool.portGroup(2), 0);
+    assert.equal(pool.portGroup(1), 1);
+    assert.equal(pool.startingPort(l, 2), pool.startingPort(l, 0));
+    const ports = new Set<number>();
+    for (let k = 0; k < 16; k++) {
+      const p = pool.allocate(l, k % 2 === 0 ? 0 : 2);
+      assert.ok(p > 0 && !ports.has(p), `port ${p} handed out twice`);
+      ports.add(p);
+    }
+    assert.equal(pool.allocate(l, 0), -1);
+    assert.equal(pool.allocate(l, 2), -1);
+    assert.equal(pool.portsInUse(l, 2), 16);
+    assert.equal(pool.claim(l, 2, [...ports][0]!), false);
+    pool.release(l, 2, [...ports][0]!);
+    assert.equal(pool.portsInUse(l, 0), 15);
+    assert.equal(drain(pool, l, 1).length, 16, 'the third RS has its own set');
+    assert.throws(() => pool.sharePorts(3, 0), RangeError);
+  });
+
+  it('the engine gives connections of the two services distinct reply tuples', () => {
+    const e = new Engine({ maxConnections: 4096, portRange: { min: 5000, max: 5999 } });
+    const VIP = 0xc0000264;
+    const RIP = 0x0a0a0202;
+    for (const vport of [80, 81]) {
+      e.addService({
+        vip: VIP,
+        vport,
+        scheduler: 'rr',
+        laddrs: [LIP],
+        realServers: [{ addr: RIP, port: 8080, weight: 1 }],
+      });
+    }
+    const seen = new Set<number>();
+    for (let i = 0; i < 1000; i++) {
+      const out = feedRaw(
+        e,
+        buildSegment({
+          src: 0x64400000 + i,
+          dst: VIP,
+          sport: 30000,
+          dport: 80 + (i & 1),
+          seq: 1,
+          flags: TCP_SYN,
+        }),
+      );
+      assert.equal(out.length, 1);
+      const d = decodeSegment(out[0]!.bytes);
+      assert.equal(d.dst, RIP, `connection ${i} scheduled (not refused)`);
+      assert.ok(!seen.has(d.sport), `LIP:${d.sport} → RS given twice`);
+      seen.add(d.sport);
+    }
+    // 1000 ports in the range: all taken now, by both services together.
+    const refused = feedRaw(
+      e,
+      buildSegment({ src: 0x64500000, dst: VIP, sport: 30000, dport: 81, seq: 1, flags: TCP_SYN }),
+    );
+    assert.equal(decodeSegment(refused[0]!.bytes).flags & TCP_RST, TCP_RST);
+    assert.equal(tableInconsistency(e), null);
   });
 });

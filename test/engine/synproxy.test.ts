@@ -239,10 +239,17 @@ test('an ACK without a valid cookie gets a RST and opens nothing', () => {
   assert.equal(e.counter('synproxy_cookie_invalid'), 4);
   assert.equal(e.counter('rst_sent'), 4);
   assert.equal(e.table.count, 0);
-  // Without ACK flag, or a RST: silently dropped.
-  assert.equal(feed(e, client(CISN + 1, 0, TCP_PSH, pattern(10))).length, 0);
+  // Without ACK flag: no cookie to check, a segment of no connection (RFC 793: RST+ACK, seq 0,
+  // ack = its seq + its length), answered once, not by SYNPROXY too. A RST: silently dropped.
+  const noAck = feed(e, client(CISN + 1, 0, TCP_PSH, pattern(10)));
+  assert.equal(noAck.length, 1);
+  assert.equal(noAck[0]!.flags, TCP_RST | TCP_ACK);
+  assert.equal(noAck[0]!.seq, 0);
+  assert.equal(noAck[0]!.ack, CISN + 1 + 10);
   assert.equal(feed(e, client(CISN + 1, cookie + 1, TCP_RST | TCP_ACK)).length, 0);
   assert.equal(e.counter('no_conn_dropped'), 2);
+  assert.equal(e.counter('unknown_flow_rst_sent'), 1);
+  assert.equal(e.counter('synproxy_cookie_invalid'), 4);
 });
 
 test('a valid cookie ACK opens the RS leg: SYN with the decoded MSS, SACK and window scale', () => {

@@ -174,19 +174,22 @@ describe('unknown services: icmp', () => {
     }
     assert.equal(e.counter('fragment_dropped'), 2);
 
-    // A reply toward a LIP with no connection is a LIP's business, not an unknown service.
-    assert.deepEqual(
-      feed(
-        e,
-        buildSegment({ src: RIP, dst: LIP, sport: 8080, dport: 5000, seq: 1, flags: TCP_ACK }),
-      ),
-      [],
+    // A reply toward a LIP with no connection is a LIP's business, not an unknown service:
+    // no ICMP; the unknown-flow answer (a TCP RST from the LIP, unknown-flow.test.ts) instead.
+    const [lipAnswer, ...more] = feed(
+      e,
+      buildSegment({ src: RIP, dst: LIP, sport: 8080, dport: 5000, seq: 1, flags: TCP_ACK }),
     );
+    assert.deepEqual(more, []);
+    const answer = new Ipv4View().wrap(lipAnswer!, 0);
+    assert.equal(answer.protocol, 6, 'a TCP RST, not an ICMP error');
+    assert.equal(answer.src, LIP);
     assert.equal(e.counter('no_conn_dropped'), 1);
+    assert.equal(e.counter('unknown_flow_rst_sent'), 1);
 
     assert.equal(e.counter('icmp_unreachable_sent'), 0);
     assert.equal(e.counter('icmp_unreachable_ratelimited'), 0);
-    assert.equal(e.counter('tx_packets'), 0);
+    assert.equal(e.counter('tx_packets'), 1);
     assertAccounted(e);
   });
 

@@ -75,3 +75,13 @@ test('an offload device needs 64 KiB buffers: a loop over a small-buffer pool is
   const e = new Engine({ maxConnections: 64 });
   assert.throws(() => new RunLoop(e, new MemoryDevice(true), 16), /needs packet buffers of/);
 });
+
+test('engine time counts from the epoch the caller gives (the moment its ISN clock origin names)', () => {
+  const e = newTestEngine({});
+  const fresh = new RunLoop(e, new MemoryDevice(false), 4);
+  assert.ok(fresh.now() >= 0 && fresh.now() < 1000, 'by default from the loop’s creation');
+  const epoch = performance.now() - 5000;
+  const given = new RunLoop(e, new MemoryDevice(false), 4, epoch);
+  const now = given.now();
+  assert.ok(now >= 5000 && now < 6000, `5 s since the given epoch, got ${now}`);
+});

@@ -25,7 +25,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -1423,10 +1424,21 @@ describe('rs helpers', () => {
     const io = { out: () => {}, err: () => {} };
     assert.equal(await runForwarding(['sh', '-c', 'exit 7'], io), 7);
     assert.equal(await runForwarding(['fullnat-no-such-command'], io), 127);
-    // The child exits 42 on SIGUSR2; we send it to ourselves, runForwarding passes it on.
-    const p = runForwarding(['sh', '-c', 'trap "exit 42" USR2; while :; do sleep 0.05; done'], io);
-    await sleep(300);
-    process.kill(process.pid, 'SIGUSR2');
-    assert.equal(await p, 42);
+    // The child exits 42 on SIGUSR2; we send it to ourselves, runForwarding passes it on. Sent
+    // only once the child says its trap is set (a file it creates), or the signal would kill it.
+    const dir = mkdtempSync(join(tmpdir(), 'fullnat-fwd-'));
+    const ready = join(dir, 'trap-set');
+    try {
+      const p = runForwarding(
+        ['sh', '-c', 'trap "exit 42" USR2; : > "$0"; while :; do sleep 0.05; done', ready],
+        io,
+      );
+      for (let i = 0; i < 500 && !existsSync(ready); i++) await sleep(20);
+      assert.ok(existsSync(ready), 'the child set its trap within 10 s');
+      process.kill(process.pid, 'SIGUSR2');
+      assert.equal(await p, 42);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

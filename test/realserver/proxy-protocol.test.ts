@@ -450,8 +450,19 @@ describe('required: false', () => {
     const h = await harness({ required: false, timeoutMs: 100 }, true);
     const c = await dial(h.port, STRANGER);
     let greeting = '';
-    c.on('data', (d: Buffer) => (greeting += d));
-    await sleep(250);
+    const sent = Date.now();
+    // The greeting comes once the 100 ms wait for a header is over: waited for, not slept for.
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no greeting within 5 s: '${greeting}'`)), 5000);
+      c.on('data', (d: Buffer) => {
+        greeting += d;
+        if (greeting.includes('\r\n')) {
+          clearTimeout(t);
+          resolve();
+        }
+      });
+    });
+    assert.ok(Date.now() - sent >= 90, 'not before the header timeout');
     assert.equal(greeting, '220 hello\r\n');
     c.end('QUIT\r\n');
     const s = await h.seen.next();

@@ -45,5 +45,5 @@ export function build(file: string, st: State): FullnatConfig {
     proxyProtocol: vs.proxyProtocol,
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));
-  return { file, defs: st.defs, laddrGroups, services };
+  return { file, defs: st.defs, hasDefsBlock: st.defsTok !== undefined, laddrGroups, services };
 }

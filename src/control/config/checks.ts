@@ -4,6 +4,7 @@
  */
 import { DEFAULT_ENGINE_OPTIONS } from '../../engine/options.js';
 import { ipv4ToString } from '../../wire/bytes.js';
+import { addressRoleConflict } from '../rules.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';
 import { svcName, type State } from './grammar/draft.js';
@@ -53,13 +54,14 @@ export function checkAddressRoles(st: State): void {
     if (!vips.has(vs.vip)) vips.set(vs.vip, vs.tok);
     for (const r of vs.reals) if (!rips.has(r.addr)) rips.set(r.addr, r.tok);
   }
+  const vipSet = new Set(vips.keys());
   for (const [addr, tok] of rips) {
-    const v = vips.get(addr);
-    if (v)
-      fail(
-        tok,
-        `real server address ${ipv4ToString(addr)} is also a virtual_server address (${at(v)})`,
-      );
+    const conflict = addressRoleConflict(addr, 'real server', {
+      vips: vipSet,
+      rips: new Set(),
+      lips: new Set(),
+    });
+    if (conflict) fail(tok, `${conflict} (${at(vips.get(addr)!)})`);
   }
   for (const [name, g] of st.groups) {
     for (const e of g.entries) {

@@ -48,6 +48,7 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
   'napi_thread',
   'state_dir',
   'handover',
+  'tun_txqueuelen',
 ];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);

@@ -9,6 +9,7 @@ export {
   type ServiceChange,
 } from './diff.js';
 export { ConfigError } from './error.js';
+export { reloadNeedsForce } from './reload-guard.js';
 export type { ReadInclude } from './lexer.js';
 export { loadConfig, parseConfig } from './parse.js';
 export { MIN_MTU } from '../rules.js';

@@ -12,6 +12,8 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   mssAdjust: 'mss_adjust',
   timestampRemove: 'timestamp_remove',
   unknownServiceAction: 'unknown_service_action',
+  unknownFlowReset: 'unknown_flow_reset',
+  unknownFlowResetRate: 'unknown_flow_reset_rate',
   metrics: 'metrics',
   controlSocket: 'control_socket',
   maxConnections: 'max_connections',
@@ -22,4 +24,5 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   stateDir: 'state_dir',
   handover: 'handover',
   checkpointInterval: 'checkpoint_interval',
+  tunTxQueueLen: 'tun_txqueuelen',
 };

@@ -198,7 +198,10 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
     case 'version':
       return { kind: 'version' };
     case 'reload':
-      return { kind: 'request', request: { op: 'reload' } };
+      return {
+        kind: 'request',
+        request: opts.has('force') ? { op: 'reload', force: true } : { op: 'reload' },
+      };
     case 'handover':
       return { kind: 'request', request: { op: 'handover' } };
     case 'shutdown':

@@ -32,7 +32,8 @@ export type OptionKey =
   | 'connection'
   | 'stats'
   | 'rate'
-  | 'exact';
+  | 'exact'
+  | 'force';
 
 export interface FlagDef {
   key: CommandKey | OptionKey;
@@ -70,6 +71,7 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'stats', command: false, short: [], long: ['stats'], arg: false },
   { key: 'rate', command: false, short: [], long: ['rate'], arg: false },
   { key: 'exact', command: false, short: ['X'], long: ['exact'], arg: false },
+  { key: 'force', command: false, short: [], long: ['force'], arg: false },
 ];
 
 const ONLY_FULLNAT = 'only FULLNAT (-b) is supported';
@@ -159,6 +161,7 @@ export const NAMES: Record<CommandKey | OptionKey, string> = {
   stats: 'stats',
   rate: 'rate',
   exact: 'exact',
+  force: 'force',
 };
 
 /** How a required option is asked for in messages. */
@@ -184,7 +187,7 @@ export const COMMAND_OPTIONS: Record<CommandKey, { required: OptionKey[]; option
     zero: { required: [], optional: [] },
     'add-laddr': { required: ['service', 'laddr'], optional: [] },
     'get-laddr': { required: [], optional: ['service', 'numeric'] },
-    reload: { required: [], optional: [] },
+    reload: { required: [], optional: ['force'] },
     handover: { required: [], optional: [] },
     shutdown: { required: [], optional: [] },
     help: { required: [], optional: [] },

@@ -10,7 +10,13 @@
  * line are trimmed. Addresses are always numeric (-n is accepted and implied).
  */
 import { ipv4ToString } from '../../wire/bytes.js';
-import type { ConnectionStatus, ServiceKey, Snapshot, TrafficStats } from '../model.js';
+import type {
+  ConnectionStatus,
+  ServiceKey,
+  Snapshot,
+  TrafficStats,
+  TunKernelStatus,
+} from '../model.js';
 import type { ServiceRates } from './rates.js';
 
 export interface FormatOptions {
@@ -143,7 +149,29 @@ export function formatStats(snap: Snapshot, opts: FormatOptions): string[] {
       lines.push(`  -> ${pad(realName(r), 28)}${statsColumns(r.stats, exact)}`);
     }
   }
+  if (!opts.service && snap.tunKernel) lines.push('', ...formatTunKernel(snap.tunKernel, exact));
   return trimLines(lines);
+}
+
+/**
+ * fullnat's own addition below the whole-table `--stats` listing (not with
+ * `-t`, like the version line): the TUN's kernel counters, since the kernel
+ * started counting (`-Z` does not zero them). The kernel's tx is what
+ * fullnat reads, its rx what fullnat writes; the rows say it that way.
+ * Errors: packets written that the kernel refused as malformed
+ * (rx_frame_errors); the read side has no such counter ('-').
+ */
+export function formatTunKernel(tun: TunKernelStatus, exact = false): string[] {
+  const s = tun.stats;
+  const cell = (n: number | undefined): string =>
+    n === undefined ? lpad('-', 9) : formatLargeNumber(n, exact);
+  const row = (label: string, values: (number | undefined)[]): string =>
+    `  -> ${pad(label, 28)}${values.map(cell).join('')}`;
+  return [
+    `${pad(`TUN ${tun.device} (kernel)`, 33)}${['Pkts', 'Bytes', 'Dropped', 'Errors'].map((c) => ` ${lpad(c, 8)}`).join('')}`,
+    row('read by fullnat (tx)', [s.tx_packets, s.tx_bytes, s.tx_dropped, undefined]),
+    row('written by fullnat (rx)', [s.rx_packets, s.rx_bytes, s.rx_dropped, s.rx_frame_errors]),
+  ];
 }
 /** `ipvsadm -Ln --rate`. `snap` is the later snapshot (for the first line). */
 export function formatRates(

@@ -13,7 +13,7 @@ export function usage(): string[] {
     '  fullnat ctl -G|--get-laddr [-t service-address]',
     '  fullnat ctl -L|l [-n] [-c] [--stats|--rate] [--exact] [-t service-address]',
     '  fullnat ctl -Z',
-    '  fullnat ctl --reload',
+    '  fullnat ctl --reload [--force]',
     '  fullnat ctl --handover|--shutdown',
     '  fullnat ctl -h',
     '',
@@ -48,5 +48,7 @@ export function usage(): string[] {
     '  --rate                              output of rate information (sampled over 1 s)',
     '  --exact                             expand numbers (display exact values)',
     '  --numeric      -n                   numeric output (always on)',
+    '  --force                             --reload: apply a file that removes every service',
+    '                                      or has lost its fullnat_defs block',
   ];
 }

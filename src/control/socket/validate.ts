@@ -27,7 +27,7 @@ const OP_FIELDS: Record<Op, readonly string[]> = {
   'edit-real': ['real', 'weight'],
   'delete-real': ['real'],
   'add-laddr': ['service', 'laddr'],
-  reload: [],
+  reload: ['force'],
   zero: [],
   handover: [],
   shutdown: [],
@@ -138,11 +138,15 @@ export function validateControlRequest(v: unknown): ValidationResult {
     let request: ControlRequest;
     switch (o) {
       case 'snapshot':
-      case 'reload':
       case 'zero':
       case 'handover':
       case 'shutdown':
         request = { op: o };
+        break;
+      case 'reload':
+        if (v.force !== undefined && typeof v.force !== 'boolean')
+          throw new InvalidRequest(`force must be true or false, got ${describe(v.force)}`);
+        request = v.force === true ? { op: o, force: true } : { op: o };
         break;
       case 'connections':
         request =

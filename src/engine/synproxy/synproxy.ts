@@ -5,6 +5,7 @@ import { TOA_V4_LEN } from '../../wire/toa.js';
 import {
   CF_FDATA_KNOWN,
   CF_SP_PENDING,
+  CF_SP_REUSE_SYN,
   CF_SP_WIN_IN,
   CF_SP_WIN_OUT,
   CF_SYNPROXY,
@@ -27,6 +28,7 @@ import {
   cookieWscaleField,
   mssIndex,
 } from './cookies.js';
+import type { UnknownFlowReplies } from '../unknown-flow.js';
 import { HeldPackets, compactForHold } from './held-packets.js';
 import { reflectCookieSynAck, reflectReset, writeRsSyn } from './writers.js';
 
@@ -46,6 +48,8 @@ export interface SynProxyConnections {
   ): number;
   setState(c: number, prev: TcpState, next: TcpState): void;
   release(c: number): void;
+  /** The counter naming why a client SYN on c ends it and opens a new connection; -1 when c stays. */
+  reuseReason(c: number): number;
 }
 
 /** The ordinary client→RS path, where held packets are replayed. */
@@ -74,6 +78,7 @@ export class SynProxy {
   private readonly zero = new Uint32Array(1);
   private conns!: SynProxyConnections;
   private replay!: SynProxyReplay;
+  private unknownFlow!: UnknownFlowReplies;
 
   constructor(private readonly ctx: EngineContext) {
     const o = ctx.opts;
@@ -82,9 +87,10 @@ export class SynProxy {
   }
 
   /** Connects the engine's side (built after this object). */
-  bind(conns: SynProxyConnections, replay: SynProxyReplay): void {
+  bind(conns: SynProxyConnections, replay: SynProxyReplay, unknownFlow: UnknownFlowReplies): void {
     this.conns = conns;
     this.replay = replay;
+    this.unknownFlow = unknownFlow;
   }
 
   /** Client packets held (out of the pool, not yet counted) while RS legs open. */
@@ -108,27 +114,31 @@ export class SynProxy {
     const ctx = this.ctx;
     const t = ctx.table;
     const flags = ctx.tcp.flags;
-    const closing = c >= 0 && (t.state[c] === TcpState.TimeWait || t.state[c] === TcpState.Close);
-    if (c >= 0 && !closing) return c;
+    // A tuple a new connection may take over: its entry is closing, or its RS takes no new ones.
+    const reuse = c >= 0 ? this.conns.reuseReason(c) : -1;
+    if (c >= 0 && reuse < 0) return c;
     if ((flags & TCP_SYN) !== 0) {
       if ((flags & (TCP_ACK | TCP_RST | TCP_FIN)) === 0) {
-        // Stateless even on a closing tuple: only a valid cookie may replace its entry.
+        // Stateless even on a reusable tuple: only a valid cookie may replace its entry.
+        if (c >= 0) t.flags[c] = t.flags[c]! | CF_SP_REUSE_SYN;
         this.answerSyn(p, svc, ipHl);
         return -1;
       }
-      if (closing) return c;
-      ctx.drop(p, C.no_conn_dropped);
+      if (c >= 0) return c;
+      this.unknownFlow.answer(p, ipHl);
       return -1;
     }
     if ((flags & TCP_ACK) === 0 || (flags & TCP_RST) !== 0) {
-      if (closing) return c;
-      ctx.drop(p, C.no_conn_dropped);
+      if (c >= 0) return c;
+      this.unknownFlow.answer(p, ipHl);
       return -1;
     }
+    // Until a SYN came on it, an ACK on a reusable tuple is the old connection's: no cookie to check.
+    if (c >= 0 && (t.flags[c]! & CF_SP_REUSE_SYN) === 0) return c;
     const data = this.cookies.check(p.buf, p.start, p.start + ipHl);
     if (data < 0) {
-      // On a closing tuple an ordinary ACK belongs to the old connection.
-      if (closing) return c;
+      // On a reusable tuple an ordinary ACK belongs to the old connection.
+      if (c >= 0) return c;
       reflectReset(p, ipHl);
       ctx.countSvc(svc, C.synproxy_cookie_invalid);
       ctx.count(C.rst_sent);
@@ -143,7 +153,10 @@ export class SynProxy {
       ctx.dropSvc(p, svc, C.synproxy_deferred);
       return -1;
     }
-    if (closing) this.conns.release(c);
+    if (c >= 0) {
+      ctx.countSvc(svc, reuse);
+      this.conns.release(c);
+    }
     this.open(p, svc, ipHl, data);
     return -1;
   }

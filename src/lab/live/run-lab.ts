@@ -25,7 +25,7 @@ import { spawnSync } from 'node:child_process';
 import type { ToaPolicy } from '../../engine/options.js';
 import { tunAvailable } from '../../io/tun.js';
 import { parseIpv4 } from '../../wire/bytes.js';
-import { analyzeCapture, type ConnectionReport } from '../../doctor/analyze.js';
+import { analyzeCapture } from '../../doctor/analyze.js';
 import { netnsAvailable } from '../netns.js';
 import type { ClientBehaviour } from '../sim/client.js';
 import { getScenario, type Scenario, type ScenarioName } from '../sim/scenarios.js';
@@ -37,7 +37,6 @@ import {
   hasTcpdump,
   kernelClientAddr,
   LabTopology,
-  LIPS,
   REAL_SERVERS,
   RECEIVER_PIN_DIR,
   receiverCgroup,
@@ -47,13 +46,22 @@ import {
   TUN_BASE,
   VIP,
   type Capture,
+  type StoppedCapture,
   type Log,
   type RsRecordLine,
 } from './topology.js';
 import { endpointString, runTunClients, TunHostIo, type TunClientSpec } from './tun-client.js';
+import {
+  captureView,
+  judge,
+  type CaptureView,
+  type ClientOutcome,
+  type LabConnection,
+  type LabSource,
+  type Outcome,
+} from './verdict.js';
 
-export type LabSource = 'rs-app' | 'rs-capture';
-export type Outcome = 'realIp' | 'wrongIp' | 'failed';
+export type { LabConnection, LabSource, Outcome } from './verdict.js';
 
 export interface LabOptions {
   policies: ToaPolicy[];
@@ -84,25 +92,15 @@ export interface LabRow {
   source: LabSource;
 }
 
-export interface LabConnection {
-  /** The client's true ip:port. */
-  client: string;
-  outcome: Outcome;
-  reason: string | null;
-  rs: string | null;
-  /** What the RS application saw as its peer. */
-  appPeer: string | null;
-  /** The TOA the concluding segment carried at the RS (capture), '' when none, null when unknown. */
-  captureToa: string | null;
-  /** Flags and payload length of the concluding segment at the RS (capture), e.g. "FP. 300". */
-  concluding: string | null;
-}
-
 export interface LabScenarioRun {
   row: LabRow;
   connections: LabConnection[];
-  /** Connections where the receiver (rs-app) and the capture disagreed. */
+  /** Connections where the receiver (rs-app) and the capture disagreed, capture loss aside. */
   disagreements: number;
+  /** Connections the RS captures lost (verdict.ts): not disagreements, not TOA failures. */
+  captureLoss: number;
+  /** Packets tcpdump reported dropped by the kernel over the run's captures; null when unknown or no capture. */
+  captureDropped: number | null;
   clientKind: 'linux' | 'tun';
   elapsedMs: number;
 }
@@ -120,7 +118,6 @@ export const DEFAULT_LAB_CONNECTIONS = 200;
 export const DEFAULT_DEADLINE_MS = 6000;
 const CLIENT_GAP_MS = 2;
 const TUN_PORT_BASE = 20000;
-const LIP_SET = new Set<string>(LIPS);
 
 /** Whether this machine can run the lab; `reason` says why not. */
 export function labAvailable(): { ok: boolean; reason: string } {
@@ -152,13 +149,6 @@ function serviceFor(s: Scenario): { vport: number; rport: number } {
   if (s.deferAccept) return SERVICES.defer;
   if (s.rsLinkMtu < 1500) return SERVICES.smallMtu;
   return SERVICES.plain;
-}
-
-interface ClientOutcome {
-  key: string;
-  established: boolean;
-  responseIntact: boolean;
-  failure: string | null;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -315,96 +305,6 @@ async function runScriptedClients(
   }));
 }
 
-interface CaptureView {
-  /** "LIP:lport>RIP:rport" → the doctor's report of that connection. */
-  byTuple: Map<string, ConnectionReport>;
-  /** Client endpoints named by the TOA of some concluding segment. */
-  toaClaims: Map<string, ConnectionReport>;
-}
-
-function captureView(analyses: ConnectionReport[][]): CaptureView {
-  const byTuple = new Map<string, ConnectionReport>();
-  const toaClaims = new Map<string, ConnectionReport>();
-  for (const conns of analyses) {
-    for (const c of conns) {
-      // The last handshake of a tuple wins (tuples are not reused within one run).
-      byTuple.set(`${c.client}>${c.server}`, c);
-      const toa = c.concluding?.toa;
-      if (toa) toaClaims.set(toa.endpoint, c);
-    }
-  }
-  return { byTuple, toaClaims };
-}
-
-function concludingText(c: ConnectionReport | undefined): string | null {
-  const k = c?.concluding;
-  return k ? `${k.flags} ${k.payload}` : null;
-}
-
-function judge(
-  clients: ClientOutcome[],
-  records: RsRecordLine[],
-  cap: CaptureView | null,
-  source: LabSource,
-): { connections: LabConnection[]; disagreements: number } {
-  const byKey = new Map<string, RsRecordLine[]>();
-  for (const r of records) {
-    if (!r.key) continue;
-    const l = byKey.get(r.key);
-    if (l) l.push(r);
-    else byKey.set(r.key, [r]);
-  }
-  let disagreements = 0;
-  const connections = clients.map((c): LabConnection => {
-    const cands = byKey.get(c.key) ?? [];
-    const rec = cands.find((r) => r.intact) ?? cands[0] ?? null;
-    const rsAddr = rec ? REAL_SERVERS.find((s) => s.host === rec.rs)?.addr : undefined;
-    // The capture's view of this connection: by LIP:lport when the app saw one, else by the TOA claim.
-    let capConn: ConnectionReport | undefined;
-    let captureToa: string | null = null;
-    if (cap && rec) {
-      if (LIP_SET.has(rec.peer.split(':')[0]!)) {
-        capConn = cap.byTuple.get(`${rec.peer}>${rsAddr}:${rec.port}`);
-        captureToa = capConn ? (capConn.concluding?.toa?.endpoint ?? '') : null;
-      } else {
-        // The receiver rewrote the peer: the capture must hold a concluding TOA naming the client.
-        capConn = cap.toaClaims.get(c.key);
-        captureToa = capConn?.concluding?.toa?.endpoint ?? '';
-      }
-    }
-    const base = {
-      client: c.key,
-      rs: rec ? `${rsAddr}:${rec.port}` : null,
-      appPeer: rec?.peer ?? null,
-      captureToa,
-      concluding: concludingText(capConn),
-    };
-    let reason: string | null = null;
-    if (!c.established) reason = c.failure ?? 'not established';
-    else if (!rec) reason = `no connection with its request at an RS (${c.failure ?? 'client ok'})`;
-    else if (!rec.intact) reason = `request not intact at the RS (${rec.bytes} bytes)`;
-    else if (!c.responseIntact) reason = c.failure ?? 'response not intact';
-    if (reason !== null || !rec) return { ...base, outcome: 'failed', reason };
-
-    const appSaysReal = rec.peer === c.key;
-    const captureSaysReal = captureToa === null ? null : captureToa === c.key;
-    if (source === 'rs-app' && captureSaysReal !== null && captureSaysReal !== appSaysReal)
-      disagreements++;
-    const real = source === 'rs-app' ? appSaysReal : captureSaysReal === true;
-    if (real) return { ...base, outcome: 'realIp', reason: null };
-    const why =
-      source === 'rs-app'
-        ? `the RS application saw ${rec.peer}`
-        : captureToa === null
-          ? 'handshake not found in the capture'
-          : captureToa === ''
-            ? `no TOA on the concluding segment (${base.concluding ?? '?'})`
-            : `the concluding segment's TOA names ${captureToa}`;
-    return { ...base, outcome: 'wrongIp', reason: why };
-  });
-  return { connections, disagreements };
-}
-
 /** Waits until every established client's request has been reported by an RS (bounded). */
 async function awaitRsRecords(
   topo: LabTopology,
@@ -454,15 +354,21 @@ async function runOne(
     : [];
   let clients: ClientOutcome[];
   const records: RsRecordLine[] = [];
-  let pcaps: Uint8Array[];
+  let stopped: StoppedCapture[];
   try {
     clients = linux
       ? await runLinuxClients(topo, scenario, n, svc.vport, o.deadlineMs)
       : await runScriptedClients(ctx.io, scenario, n, svc.vport, runIndex, o.seed, o.deadlineMs);
     await awaitRsRecords(topo, clients, records, 1500);
   } finally {
-    pcaps = await Promise.all(captures.map((c) => c.stop()));
+    stopped = await Promise.all(captures.map((c) => c.stop()));
   }
+  const pcaps = stopped.map((s) => s.pcap);
+  // Unknown when any capture's counters are: a drop there could hide anywhere.
+  const captureDropped =
+    stopped.length && stopped.every((s) => s.stats)
+      ? stopped.reduce((n, s) => n + s.stats!.droppedByKernel, 0)
+      : null;
   if (o.pcapDir) {
     mkdirSync(o.pcapDir, { recursive: true });
     pcaps.forEach((b, i) =>
@@ -476,12 +382,13 @@ async function runOne(
         pcaps.map((b) =>
           b.length ? analyzeCapture(b, { deferAccept: scenario.deferAccept }).connections : [],
         ),
+        captureDropped,
       );
     } catch (e) {
       ctx.log(`lab: ${name}/${policy}: capture unreadable: ${(e as Error).message}`);
     }
   }
-  const { connections, disagreements } = judge(clients, records, cap, ctx.source);
+  const { connections, disagreements, captureLoss } = judge(clients, records, cap, ctx.source);
   const count = (x: Outcome): number => connections.filter((c) => c.outcome === x).length;
   const row: LabRow = {
     scenario: name,
@@ -500,9 +407,19 @@ async function runOne(
       (row.failed ? `, failed ${row.failed}` : '') +
       ` (${linux ? 'linux' : 'tun'} clients, ${(elapsedMs / 1000).toFixed(1)} s)` +
       (miss ? ` — e.g. ${miss.client}: ${miss.reason}` : '') +
-      (disagreements ? ` [receiver and capture disagree on ${disagreements}]` : ''),
+      (disagreements ? ` [receiver and capture disagree on ${disagreements}]` : '') +
+      (captureDropped ? ` [tcpdump dropped ${captureDropped} packets` : '') +
+      (captureDropped ? `; ${captureLoss} connections missing from the capture]` : ''),
   );
-  return { row, connections, disagreements, clientKind: linux ? 'linux' : 'tun', elapsedMs };
+  return {
+    row,
+    connections,
+    disagreements,
+    captureLoss,
+    captureDropped,
+    clientKind: linux ? 'linux' : 'tun',
+    elapsedMs,
+  };
 }
 
 /**

@@ -44,10 +44,12 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleepMs } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { openTun, type TunDevice } from '../../io/tun.js';
 import type { ToaPolicy } from '../../engine/options.js';
 import { NetnsLab } from '../netns.js';
+import { parseTcpdumpStats, type CaptureStats } from './capture-stats.js';
 import { MSS_MIX } from '../sim/scenarios.js';
 
 export const LAB_PREFIX = 'fnlab';
@@ -285,8 +287,14 @@ export async function cleanupLeftovers(log: Log = () => {}): Promise<string[]> {
 
 // ------------------------------------------------------------------ topology
 
+export interface StoppedCapture {
+  pcap: Uint8Array;
+  /** tcpdump's closing counters (packets dropped by the kernel…); null when it printed none. */
+  stats: CaptureStats | null;
+}
+
 export interface Capture {
-  stop(): Promise<Uint8Array>;
+  stop(): Promise<StoppedCapture>;
 }
 
 interface RsApp {
@@ -627,7 +635,10 @@ ${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
 
   // ---------------------------------------------------------------- capture
 
-  /** tcpdump on an RS's eth0 (TCP only, immediate mode); `stop()` returns the pcap bytes. */
+  /**
+   * tcpdump on an RS's eth0 (TCP only, immediate mode); `stop()` returns the
+   * pcap bytes and tcpdump's own counters of what it captured and dropped.
+   */
   async startCapture(host: string, file: string): Promise<Capture> {
     rmSync(file, { force: true });
     const child = this.lab.spawn(host, 'tcpdump', [
@@ -651,10 +662,14 @@ ${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
       },
     );
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    // 'close' comes after the last of stderr, where tcpdump prints its counters as it exits.
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
     return {
       stop: async () => {
         await stopChild(child, 'SIGINT', 3000);
-        return existsSync(file) ? new Uint8Array(readFileSync(file)) : new Uint8Array(0);
+        await Promise.race([closed, sleepMs(1000, undefined, { ref: false })]);
+        const pcap = existsSync(file) ? new Uint8Array(readFileSync(file)) : new Uint8Array(0);
+        return { pcap, stats: parseTcpdumpStats(err) };
       },
     };
   }

@@ -1,5 +1,6 @@
 /** The `fullnat_defs { … }` block: process-wide settings, at most once per file. */
 import {
+  MAX_UNKNOWN_FLOW_RESET_RATE,
   TOA_SETTINGS,
   UNKNOWN_SERVICE_ACTIONS,
   type ToaSetting,
@@ -11,8 +12,13 @@ import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { at, fail } from '../error.js';
 import { timeoutKeyword, type TimeoutState } from '../keywords.js';
 import type { Token } from '../lexer.js';
-import { parseConnectionTableSize, parseMtu, parseTimeout } from '../../rules.js';
-import { onOff, port, ruled } from '../values.js';
+import {
+  parseConnectionTableSize,
+  parseMtu,
+  parseTimeout,
+  parseTunTxQueueLen,
+} from '../../rules.js';
+import { intIn, onOff, port, ruled } from '../values.js';
 import type { State } from './draft.js';
 
 export function parseDefs(cur: Cursor, kw: Token, st: State): void {
@@ -27,6 +33,9 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     mss_adjust: (k) => (d.mssAdjust = onOff(cur.value(k), k.text)),
     timestamp_remove: (k) => (d.timestampRemove = onOff(cur.value(k), k.text)),
     unknown_service_action: (k) => (d.unknownServiceAction = unknownServiceAction(cur.value(k))),
+    unknown_flow_reset: (k) => (d.unknownFlowReset = onOff(cur.value(k), k.text)),
+    unknown_flow_reset_rate: (k) =>
+      (d.unknownFlowResetRate = intIn(cur.value(k), k.text, 1, MAX_UNKNOWN_FLOW_RESET_RATE)),
     metrics: (k) => (d.metrics = metrics(cur.value(k))),
     control_socket: (k) => (d.controlSocket = cur.value(k).text),
     max_connections: (k) => (d.maxConnections = tableSize(cur.value(k), k.text)),
@@ -37,6 +46,7 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     state_dir: (k) => (d.stateDir = stateDir(cur.value(k))),
     handover: (k) => (d.handover = onOff(cur.value(k), k.text)),
     checkpoint_interval: (k) => (d.checkpointInterval = checkpointInterval(cur.value(k))),
+    tun_txqueuelen: (k) => (d.tunTxQueueLen = txQueueLen(cur.value(k), k.text)),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = timeout(cur.value(k), k.text));
@@ -47,6 +57,8 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
 const tableSize = (t: Token, what: string): number =>
   ruled(t, () => parseConnectionTableSize(t.text, what));
 const mtu = (t: Token, what: string): number => ruled(t, () => parseMtu(t.text, what));
+const txQueueLen = (t: Token, what: string): number =>
+  ruled(t, () => parseTunTxQueueLen(t.text, what));
 const timeout = (t: Token, what: string): number => ruled(t, () => parseTimeout(t.text, what));
 
 function ifName(t: Token): string {

@@ -1,0 +1,56 @@
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { reflectRst } from './craft.js';
+import type { Packet } from './packet.js';
+import { TokenBucket } from './token-bucket.js';
+
+/**
+ * `unknown_flow_reset`: a segment of a flow the LB has no entry for — to a
+ * VIP:vport without opening a connection, or to a LIP (an RS still talking
+ * on a connection the LB forgot) — is answered with the RST its destination's
+ * host would send (RFC 793), the segment itself turned around. Then the
+ * client, or the RS, drops its side at once instead of retransmitting for
+ * minutes. Never for a RST, nor to a multicast, broadcast, loopback or "this
+ * network" source (RFC 1122 3.2.2). At most `unknownFlowResetRate` a second,
+ * `unknownFlowResetBurst` at once; counted `no_conn_dropped` either way.
+ */
+export class UnknownFlowReplies {
+  private bucket: TokenBucket;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.bucket = new TokenBucket(ctx.opts.unknownFlowResetRate, ctx.opts.unknownFlowResetBurst);
+  }
+
+  /** The rate changed (reload). */
+  optionsChanged(): void {
+    const o = this.ctx.opts;
+    if (
+      o.unknownFlowResetRate !== this.bucket.rate ||
+      o.unknownFlowResetBurst !== this.bucket.burst
+    )
+      this.bucket = new TokenBucket(o.unknownFlowResetRate, o.unknownFlowResetBurst);
+  }
+
+  /**
+   * p (`ctx.ip`/`ctx.tcp` wrapped around it) belongs to no connection: it
+   * becomes the RST and is sent, or it is dropped. Consumes p.
+   */
+  answer(p: Packet, ipHl: number): void {
+    const ctx = this.ctx;
+    const s8 = ctx.ip.src >>> 24;
+    if (!ctx.opts.unknownFlowReset || ctx.tcp.rst || s8 === 0 || s8 === 127 || s8 >= 224) {
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.count(C.unknown_flow_rst_limited);
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    reflectRst(p, ipHl);
+    ctx.count(C.no_conn_dropped);
+    ctx.count(C.unknown_flow_rst_sent);
+    ctx.count(C.rst_sent);
+    ctx.emit(p);
+  }
+}
