@@ -65,6 +65,8 @@ test('persist, attach and detach on a multi-queue TUN', { skip }, () => {
     route: true,
   });
   assert.equal(r.sentWhileNoQueue, 0, 'with no queue attached the kernel drops, it does not hold');
+  console.log(`interface up again ${String(r.carrierMs)} ms after a queue attached`);
+  assert.ok((r.carrierMs as number) < 3000, `up again after ${String(r.carrierMs)} ms`);
   assert.equal(r.reopened, N, 'a queue opened on the persistent interface receives everything');
   assert.equal(r.singleDetach, 'EINVAL');
   assert.equal(r.afterUnpersist, null, 'persistence off: the interface goes with its last queue');
