@@ -25,6 +25,7 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, TcpView } from '../src/wire/tcp.js'
 import { opt, type TcpOption } from '../src/wire/tcp-options.js';
 import { buildSegment } from '../test/support/packets.js';
 import { collectGarbage } from './gc.js';
+import { spread } from './stats.js';
 
 const VIP = 0xc0000264; // 192.0.2.100
 const LIPS = [0x0a0a0301, 0x0a0a0302, 0x0a0a0303, 0x0a0a0304];
@@ -488,18 +489,15 @@ export function runMixedEngineBench(conns = 100_000, rounds = 5): MixedBenchResu
     ns.push((seconds * 1e9) / w.packets.length);
     counters = Object.fromEntries(SHOWN.map((name) => [name, e.counter(name)]));
   }
-  const sorted = [...ns].sort((a, b) => a - b);
+  const figures = spread(ns)!;
   return {
     connections: conns,
     packets: w.packets.length,
     rounds,
     nsPerPacket: ns,
-    medianNsPerPacket:
-      sorted.length % 2 === 1
-        ? sorted[(sorted.length - 1) / 2]!
-        : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2,
-    minNsPerPacket: sorted[0]!,
-    maxNsPerPacket: sorted[sorted.length - 1]!,
+    medianNsPerPacket: figures.median,
+    minNsPerPacket: figures.min,
+    maxNsPerPacket: figures.max,
     peakConnections: peak.n,
     poolPackets: poolSize,
     allocatedBytesPerPacket: allocated / (w.packets.length * rounds),

@@ -17,6 +17,7 @@ import { TcpView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/wire/tcp.js'
 import { opt } from '../src/wire/tcp-options.js';
 import { buildSegment } from '../test/support/packets.js';
 import { collectGarbage } from './gc.js';
+import { median, spread, type Spread } from './stats.js';
 
 const VIP = 0xc0000264; // 192.0.2.100
 const LIPS = [0x0a0a0301, 0x0a0a0302];
@@ -25,13 +26,18 @@ const RIPS = [0x0a0a0202, 0x0a0a0203, 0x0a0a0204, 0x0a0a0205];
 export interface EngineBenchResult {
   connections: number;
   packets: number;
+  rounds: number;
+  /** Median seconds of a round with the copy. */
   seconds: number;
-  /** Engine.process alone (packets already in pool buffers, as a TUN read leaves them). */
+  /** Engine.process alone (packets already in pool buffers, as a TUN read leaves them): median of the rounds. */
   packetsPerSecond: number;
   nsPerPacket: number;
-  /** Including a JavaScript copy of each packet into its pool buffer inside the timed loop. */
+  nsPerPacketSpread: Spread;
+  /** Including a JavaScript copy of each packet into its pool buffer inside the timed loop: median of the rounds. */
   packetsPerSecondWithCopy: number;
   nsPerPacketWithCopy: number;
+  nsPerPacketWithCopySpread: Spread;
+  /** Over every timed round together. */
   allocatedBytesPerPacket: number;
   toaInserted: number;
   tableBytesPerConnection: number;
@@ -203,8 +209,8 @@ export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {
   const w = record(conns);
   // Warm up the JIT on a separate engine.
   replay(w, newEngine(conns));
-  let best = Infinity;
-  let bestAlone = Infinity;
+  const withCopy: number[] = [];
+  const alone: number[] = [];
   let allocated = 0;
   let toa = 0;
   let tableBytes = 0;
@@ -227,9 +233,8 @@ export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {
     for (const s of gc.statistics) {
       collected += s.beforeGC.heapStatistics.usedHeapSize - s.afterGC.heapStatistics.usedHeapSize;
     }
-    const seconds = (t1 - t0) / 1000;
-    if (seconds < best) best = seconds;
-    allocated = Math.max(0, after - before + collected);
+    withCopy.push((t1 - t0) / 1000);
+    allocated += Math.max(0, after - before + collected);
     toa = e.counter('toa_inserted');
     tableBytes = e.table.memoryBytes / e.table.capacity;
   }
@@ -240,19 +245,24 @@ export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {
     for (let i = 0; i < 512; i++) staged.push(e.pool.take());
     for (const p of staged) e.pool.give(p);
     collectGarbage();
-    const alone = replayProcessOnly(w, e);
-    if (alone < bestAlone) bestAlone = alone;
+    alone.push(replayProcessOnly(w, e));
   }
   const packets = w.packets.length;
+  const ns = (seconds: number): number => (seconds * 1e9) / packets;
+  const aloneNs = spread(alone.map(ns))!;
+  const copyNs = spread(withCopy.map(ns))!;
   return {
     connections: conns,
     packets,
-    seconds: best,
-    packetsPerSecond: packets / bestAlone,
-    nsPerPacket: (bestAlone * 1e9) / packets,
-    packetsPerSecondWithCopy: packets / best,
-    nsPerPacketWithCopy: (best * 1e9) / packets,
-    allocatedBytesPerPacket: allocated / packets,
+    rounds,
+    seconds: median(withCopy),
+    packetsPerSecond: 1e9 / aloneNs.median,
+    nsPerPacket: aloneNs.median,
+    nsPerPacketSpread: aloneNs,
+    packetsPerSecondWithCopy: 1e9 / copyNs.median,
+    nsPerPacketWithCopy: copyNs.median,
+    nsPerPacketWithCopySpread: copyNs,
+    allocatedBytesPerPacket: allocated / (packets * rounds),
     toaInserted: toa,
     tableBytesPerConnection: tableBytes,
   };

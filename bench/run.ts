@@ -70,13 +70,13 @@ const program = new Command('bench')
             `engine: ${r.packets} packets (${r.connections} connections, 10 packets each, 2 TOA insertions each)`,
           );
           console.log(
-            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet: Engine.process alone (best of ${rounds})`,
+            `  ${(r.packetsPerSecond / 1e6).toFixed(2)} Mpps on one core, ${r.nsPerPacket.toFixed(0)} ns/packet median of ${r.rounds} rounds (min ${r.nsPerPacketSpread.min.toFixed(0)}, max ${r.nsPerPacketSpread.max.toFixed(0)}): Engine.process alone`,
           );
           console.log(
-            `  ${(r.packetsPerSecondWithCopy / 1e6).toFixed(2)} Mpps, ${r.nsPerPacketWithCopy.toFixed(0)} ns/packet with a JavaScript copy of each packet into its buffer in the timed loop`,
+            `  ${(r.packetsPerSecondWithCopy / 1e6).toFixed(2)} Mpps, ${r.nsPerPacketWithCopy.toFixed(0)} ns/packet (min ${r.nsPerPacketWithCopySpread.min.toFixed(0)}, max ${r.nsPerPacketWithCopySpread.max.toFixed(0)}) with a JavaScript copy of each packet into its buffer in the timed loop`,
           );
           console.log(
-            `  allocated ${r.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${r.toaInserted}`,
+            `  allocated ${r.allocatedBytesPerPacket.toFixed(2)} bytes/packet over all rounds; TOA inserted ${r.toaInserted}`,
           );
           console.log(
             `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
