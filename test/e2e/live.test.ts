@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
 import { cli, fixtures, runClient, runCtl, until as untilOr } from './support/harness.js';
-import { sleep } from '../support/time.js';
+import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
 
 const VIP = '10.77.0.100';
 const URL = `http://${VIP}`;
@@ -161,9 +161,9 @@ test(
       'port',
       '8080',
     ]);
-    await sleep(1000);
+    await untilListening(dump);
     const r = client(['many', URL, '40']);
-    await sleep(500);
+    await untilCaptureQuiet(pcap);
     dump.kill('SIGINT');
     await new Promise((r) => dump.once('exit', r));
     const ports = new Set((r.ports as number[]).map(String));

@@ -34,6 +34,7 @@ import { opt } from '../../src/wire/tcp-options.js';
 import { toaV4Option } from '../../src/wire/toa.js';
 import { buildSegment, pattern } from '../support/packets.js';
 import { tsharkFields } from '../support/tshark.js';
+import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
 import { sleep } from '../support/time.js';
 
 const LB = `fullnat-tof-${process.pid}-lb`;
@@ -142,14 +143,10 @@ async function startCapture(
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
-  let err = '';
-  dump.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  const end = Date.now() + 10_000;
-  while (!err.includes('listening on') && Date.now() < end) await sleep(20);
-  assert.ok(err.includes('listening on'), `tcpdump did not start: ${err}`);
+  await untilListening(dump);
   return {
     rows: async (fields) => {
-      await sleep(1500);
+      await untilCaptureQuiet(pcap);
       dump.kill('SIGINT');
       await new Promise((r) => dump.once('exit', r));
       return tsharkRows(pcap, fields);
