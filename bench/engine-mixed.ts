@@ -26,6 +26,7 @@ import { opt, type TcpOption } from '../src/wire/tcp-options.js';
 import { buildSegment } from '../test/support/packets.js';
 import { collectGarbage } from './gc.js';
 import { spread } from './stats.js';
+import { rng } from '../test/support/rng.js';
 
 const VIP = 0xc0000264; // 192.0.2.100
 const LIPS = [0x0a0a0301, 0x0a0a0302, 0x0a0a0303, 0x0a0a0304];
@@ -98,18 +99,6 @@ export function newMixedEngine(conns: number): Engine {
     synProxy: true,
   });
   return e;
-}
-
-/** mulberry32: the same workload on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Flow {

@@ -15,7 +15,7 @@ import { runCtl } from '../../src/control/ctl/index.js';
 import { LoadBalancer } from '../../src/control/lb.js';
 import { createLogger, type Logger } from '../../src/control/log.js';
 import { startControlServer } from '../../src/control/socket/index.js';
-import type { HostNetwork } from '../../src/io/host.js';
+import { noHost } from '../support/no-host.js';
 
 const SERVICE = `local_address_group g1 {
     10.10.3.1
@@ -27,22 +27,6 @@ virtual_server 10.10.1.100 80 {
     }
 }
 `;
-
-/** The LB is never started here: any use of the host is a bug in the test. */
-const noHost: HostNetwork = {
-  openDevice: () => {
-    throw new Error('no device in this test');
-  },
-  addRoute: () => {
-    throw new Error('no routes in this test');
-  },
-  delRoute: () => {
-    throw new Error('no routes in this test');
-  },
-  sysctl: () => {
-    throw new Error('no sysctls in this test');
-  },
-};
 
 describe('LoadBalancer reload: unknown_service_action', () => {
   let dir: string;

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { LoadBalancer } from '../../src/control/lb.js';
 import { createLogger } from '../../src/control/log.js';
-import type { HostNetwork } from '../../src/io/host.js';
+import { noHost } from '../support/no-host.js';
 
 const CONFIG = `local_address_group g1 {
     10.10.3.1
@@ -23,21 +23,6 @@ virtual_server 10.10.1.100 80 {
     }
 }
 `;
-
-const noHost: HostNetwork = {
-  openDevice: () => {
-    throw new Error('no device in this test');
-  },
-  addRoute: () => {
-    throw new Error('no routes in this test');
-  },
-  delRoute: () => {
-    throw new Error('no routes in this test');
-  },
-  sysctl: () => {
-    throw new Error('no sysctls in this test');
-  },
-};
 
 describe('LoadBalancer: seeds and clocks for a restart', () => {
   let dir: string;

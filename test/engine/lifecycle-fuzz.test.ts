@@ -21,6 +21,7 @@ import { opt } from '../../src/wire/tcp-options.js';
 import { decodeChecked, feedRaw } from '../support/engine-fixture.js';
 import { buildSegment, pattern } from '../support/packets.js';
 import type { Decoded } from '../support/decode.js';
+import { rng } from '../support/rng.js';
 
 const VIP = parseIpv4('192.0.2.100');
 const LIP = parseIpv4('10.10.3.1');
@@ -28,18 +29,6 @@ const RIPS = [parseIpv4('10.10.2.2'), parseIpv4('10.10.2.3'), parseIpv4('10.10.2
 const CIPS = [parseIpv4('203.0.113.7'), parseIpv4('198.51.100.9')];
 const CPORTS = [40000, 40001, 40002];
 const RPORT = 8080;
-
-/** mulberry32: a small seeded generator, so a failure names its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What each end of a client tuple knows: its own next seq, the peer's as it saw it. */
 interface Tuple {

@@ -29,6 +29,7 @@ import { encodeOptions, opt, type TcpOption } from '../../src/wire/tcp-options.j
 import { ToaResult, findToa } from '../../src/wire/toa.js';
 import { CIP, LIP, RIP, RPORT, VIP, VPORT, addTestService } from '../support/engine-fixture.js';
 import { buildSegment } from '../support/packets.js';
+import { rng } from '../support/rng.js';
 
 const POLICIES: readonly ToaPolicy[] = ['lvs', 'dpvs', 'fullnat'];
 const MTUS = [576, 1280, 1400, 1450, 1500, 9000] as const;
@@ -36,18 +37,6 @@ const MTUS = [576, 1280, 1400, 1450, 1500, 9000] as const;
 const CONNECTIONS = 120;
 const GSO_TCPV4 = 1;
 const IP_MAX = 65535;
-
-/** mulberry32: a seeded stream, so a failure names the seed that replays it. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function bytesOf(n: number, r: () => number): Uint8Array {
   const b = new Uint8Array(n);
