@@ -13,7 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
-import { cli, fixtures, runClient, runCtl, until as untilOr } from './support/harness.js';
+import {
+  cli,
+  fixtures,
+  runClient,
+  runCtl,
+  until as untilOr,
+  buildTopology,
+} from './support/harness.js';
 
 const VIP = '10.82.0.100';
 const URL = `http://${VIP}`;
@@ -87,17 +94,7 @@ function startLb(): void {
 
 before(async () => {
   if (skip) return;
-  for (const h of ['c', 'lb', 'r1', 'r2']) lab.addHost(h);
-  lab.link('c', 'eth0', '10.82.1.2/24', 'lb', 'eth0', '10.82.1.1/24');
-  lab.ip('c', 'route', 'add', 'default', 'via', '10.82.1.1');
-  lab.ip('lb', 'link', 'add', 'br0', 'type', 'bridge');
-  lab.ip('lb', 'addr', 'add', '10.82.2.1/24', 'dev', 'br0');
-  lab.ip('lb', 'link', 'set', 'br0', 'up');
-  ['r1', 'r2'].forEach((h, i) => {
-    lab.link(h, 'eth0', `10.82.2.1${i + 1}/24`, 'lb', `rs${i + 1}`, null);
-    lab.ip('lb', 'link', 'set', `rs${i + 1}`, 'master', 'br0');
-    lab.ip(h, 'route', 'add', 'default', 'via', '10.82.2.1');
-  });
+  buildTopology(lab, '10.82', ['r1', 'r2']);
   await Promise.all([startServer('r1'), startServer('r2')]);
   writeFileSync(confPath, CONFIG);
   startLb();

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
 import { sleep } from '../support/time.js';
-import { cli, fixtures, runCtl, until as untilOr } from './support/harness.js';
+import { cli, fixtures, runCtl, until as untilOr, buildTopology } from './support/harness.js';
 
 const VIP = '10.85.0.100';
 const LIP = '10.85.3.1';
@@ -126,17 +126,7 @@ const entriesOf = (rip: string): string[] =>
 
 before(async () => {
   if (skip) return;
-  for (const h of ['c', 'lb', 'r1', 'r2']) lab.addHost(h);
-  lab.link('c', 'eth0', '10.85.1.2/24', 'lb', 'eth0', '10.85.1.1/24');
-  lab.ip('c', 'route', 'add', 'default', 'via', '10.85.1.1');
-  lab.ip('lb', 'link', 'add', 'br0', 'type', 'bridge');
-  lab.ip('lb', 'addr', 'add', '10.85.2.1/24', 'dev', 'br0');
-  lab.ip('lb', 'link', 'set', 'br0', 'up');
-  (['r1', 'r2'] as const).forEach((h, i) => {
-    lab.link(h, 'eth0', `${RS[h]}/24`, 'lb', `rs${i + 1}`, null);
-    lab.ip('lb', 'link', 'set', `rs${i + 1}`, 'master', 'br0');
-    lab.ip(h, 'route', 'add', 'default', 'via', '10.85.2.1');
-  });
+  buildTopology(lab, '10.85', ['r1', 'r2']);
   await Promise.all([startServer('r1'), startServer('r2')]);
   writeFileSync(confPath, CONFIG);
   const lb = lab.spawn('lb', process.execPath, [cli, 'run', '-f', confPath]);

@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
 import { sleep } from '../support/time.js';
-import { cli, fixtures, repo, runCtl, until as untilOr } from './support/harness.js';
+import { cli, fixtures, repo, runCtl, until as untilOr, buildTopology } from './support/harness.js';
 
 const VIP = '10.86.0.100';
 const URL = `http://${VIP}/`;
@@ -154,17 +154,7 @@ function secondBuild(): string {
 
 before(async () => {
   if (skip) return;
-  for (const h of ['c', 'lb', 'r1', 'r2']) lab.addHost(h);
-  lab.link('c', 'eth0', '10.86.1.2/24', 'lb', 'eth0', '10.86.1.1/24');
-  lab.ip('c', 'route', 'add', 'default', 'via', '10.86.1.1');
-  lab.ip('lb', 'link', 'add', 'br0', 'type', 'bridge');
-  lab.ip('lb', 'addr', 'add', '10.86.2.1/24', 'dev', 'br0');
-  lab.ip('lb', 'link', 'set', 'br0', 'up');
-  ['r1', 'r2'].forEach((h, i) => {
-    lab.link(h, 'eth0', `10.86.2.1${i + 1}/24`, 'lb', `rs${i + 1}`, null);
-    lab.ip('lb', 'link', 'set', `rs${i + 1}`, 'master', 'br0');
-    lab.ip(h, 'route', 'add', 'default', 'via', '10.86.2.1');
-  });
+  buildTopology(lab, '10.86', ['r1', 'r2']);
   // Small socket buffers, so a slow download keeps data crossing the LB to its end instead of
   // sitting in the kernels' buffers after the first second.
   lab.sysctl('c', 'net.ipv4.tcp_rmem', '4096 65536 131072');

@@ -63,3 +63,23 @@ export function detachReceiver(rsFlags: string[], cgroup: string): void {
     // removed by detach, or still busy for a moment
   }
 }
+
+/**
+ * The end-to-end topology: client `c` ── `lb` ── bridge br0 ── real servers
+ * `r1`…`rN`, with NET.1.0/24 on the client side (c .2, lb .1) and NET.2.0/24
+ * on the RS side (lb .1, rK .1K). Every host routes through the LB: the
+ * client to reach the VIP, the real servers to reach the LIPs.
+ */
+export function buildTopology(lab: NetnsLab, net: string, realServers: readonly string[]): void {
+  for (const h of ['c', 'lb', ...realServers]) lab.addHost(h);
+  lab.link('c', 'eth0', `${net}.1.2/24`, 'lb', 'eth0', `${net}.1.1/24`);
+  lab.ip('c', 'route', 'add', 'default', 'via', `${net}.1.1`);
+  lab.ip('lb', 'link', 'add', 'br0', 'type', 'bridge');
+  lab.ip('lb', 'addr', 'add', `${net}.2.1/24`, 'dev', 'br0');
+  lab.ip('lb', 'link', 'set', 'br0', 'up');
+  realServers.forEach((h, i) => {
+    lab.link(h, 'eth0', `${net}.2.1${i + 1}/24`, 'lb', `rs${i + 1}`, null);
+    lab.ip('lb', 'link', 'set', `rs${i + 1}`, 'master', 'br0');
+    lab.ip(h, 'route', 'add', 'default', 'via', `${net}.2.1`);
+  });
+}
