@@ -7,11 +7,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/engine.js';
+import { fillWithSyns } from './fill.js';
 import type { ServiceConfig } from '../src/engine/options.js';
-import { Ipv4View } from '../src/wire/ipv4.js';
-import { TCP_SYN } from '../src/wire/tcp.js';
-import { opt } from '../src/wire/tcp-options.js';
-import { buildSegment } from '../test/support/packets.js';
 
 export interface HandoverBenchResult {
   connections: number;
@@ -41,34 +38,7 @@ export function runHandoverBench(connections: number): HandoverBenchResult {
     realServers: RIPS.map((addr) => ({ addr, port: 80, weight: 1 })),
   };
   const from = engineFor(connections, service);
-  const syn = buildSegment({
-    src: 0,
-    dst: VIP,
-    sport: 0,
-    dport: 80,
-    seq: 1,
-    flags: TCP_SYN,
-    options: [opt.mss(1460), opt.sackPermitted(), opt.nop(), opt.wscale(7)],
-  });
-  const ip = new Ipv4View();
-  for (let i = 0; i < connections; i++) {
-    const p = from.pool.take();
-    p.load(syn);
-    const b = p.buf;
-    const s = p.start;
-    const cip = (0x64400000 + (i >>> 4)) >>> 0;
-    b[s + 12] = cip >>> 24;
-    b[s + 13] = (cip >>> 16) & 0xff;
-    b[s + 14] = (cip >>> 8) & 0xff;
-    b[s + 15] = cip & 0xff;
-    const cport = 20000 + (i & 15);
-    b[s + 20] = cport >>> 8;
-    b[s + 21] = cport & 0xff;
-    ip.wrap(b, s).updateChecksum();
-    from.process(p);
-    for (let k = 0; k < from.outCount; k++) from.pool.give(from.out[k]!);
-    from.clearOutput();
-  }
+  fillWithSyns(from, VIP, connections);
   if (from.table.count !== connections)
     throw new Error(`handover bench: ${from.table.count} of ${connections} connections entered`);
   // The importer lists its LIPs and real servers the other way round: every index differs.

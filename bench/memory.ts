@@ -5,14 +5,10 @@
  * and what the process as a whole grew by (typed arrays outside the table,
  * such as the per-(LIP, RS) port bitmaps, and the JavaScript heap).
  */
-import v8 from 'node:v8';
-import vm from 'node:vm';
 import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/engine.js';
-import { Ipv4View } from '../src/wire/ipv4.js';
-import { TCP_SYN } from '../src/wire/tcp.js';
-import { opt } from '../src/wire/tcp-options.js';
-import { buildSegment } from '../test/support/packets.js';
+import { fillWithSyns } from './fill.js';
+import { collectGarbage } from './gc.js';
 
 export interface MemoryBenchResult {
   connections: number;
@@ -29,11 +25,6 @@ const VIP = 0xc0000264;
 const RIPS = [0x0a0a0202, 0x0a0a0203, 0x0a0a0204, 0x0a0a0205];
 /** 4 RS × 48 LIPs × 60,536 ports per pair: room for 11.6 M connections. */
 const LIPS = Array.from({ length: 48 }, (_, i) => (0x0a0a0301 + i) >>> 0);
-
-function collectGarbage(): void {
-  v8.setFlagsFromString('--expose-gc');
-  (vm.runInNewContext('gc') as () => void)();
-}
 
 function footprint(): { buffers: number; heap: number; rss: number } {
   const m = process.memoryUsage();
@@ -58,36 +49,8 @@ export function runMemoryBench(connections: number): MemoryBenchResult {
     laddrs: LIPS,
     realServers: RIPS.map((addr) => ({ addr, port: 80, weight: 1 })),
   });
-  const syn = buildSegment({
-    src: 0,
-    dst: VIP,
-    sport: 0,
-    dport: 80,
-    seq: 1,
-    flags: TCP_SYN,
-    options: [opt.mss(1460), opt.sackPermitted(), opt.nop(), opt.wscale(7)],
-  });
-  const ip = new Ipv4View();
   const t0 = performance.now();
-  for (let i = 0; i < connections; i++) {
-    const p = e.pool.take();
-    p.load(syn);
-    const b = p.buf;
-    const s = p.start;
-    // A distinct client per connection: 100.64.0.0/10 addresses, 16 ports each.
-    const cip = (0x64400000 + (i >>> 4)) >>> 0;
-    b[s + 12] = cip >>> 24;
-    b[s + 13] = (cip >>> 16) & 0xff;
-    b[s + 14] = (cip >>> 8) & 0xff;
-    b[s + 15] = cip & 0xff;
-    const cport = 20000 + (i & 15);
-    b[s + 20] = cport >>> 8;
-    b[s + 21] = cport & 0xff;
-    ip.wrap(b, s).updateChecksum();
-    e.process(p);
-    for (let k = 0; k < e.outCount; k++) e.pool.give(e.out[k]!);
-    e.clearOutput();
-  }
+  fillWithSyns(e, VIP, connections);
   const fillSeconds = (performance.now() - t0) / 1000;
   if (e.table.count !== connections)
     throw new Error(
