@@ -20,6 +20,7 @@ import {
   runCtl,
   until as untilOr,
   buildTopology,
+  untilServing,
 } from './support/harness.js';
 
 const VIP = '10.82.0.100';
@@ -76,15 +77,7 @@ virtual_server ${VIP} 80 {
 function startServer(host: string): Promise<void> {
   const child = lab.spawn(host, process.execPath, [join(fixtures, 'rs-server.js'), host, '8080']);
   servers.set(host, child);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${host} did not start`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      if (c.toString().includes('"listening"')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+  return untilServing(child, host);
 }
 
 function startLb(): void {

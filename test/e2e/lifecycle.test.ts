@@ -20,7 +20,14 @@ import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
 import { sleep } from '../support/time.js';
-import { cli, fixtures, runCtl, until as untilOr, buildTopology } from './support/harness.js';
+import {
+  cli,
+  fixtures,
+  runCtl,
+  until as untilOr,
+  buildTopology,
+  untilServing,
+} from './support/harness.js';
 
 const VIP = '10.85.0.100';
 const LIP = '10.85.3.1';
@@ -76,15 +83,7 @@ virtual_server ${VIP} 80 {
 function startServer(host: 'r1' | 'r2'): Promise<void> {
   const child = lab.spawn(host, process.execPath, [peer, 'server', host, '8080']);
   servers.set(host, child);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${host} did not start`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      if (c.toString().includes('"listening"')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+  return untilServing(child, host);
 }
 
 /** Runs a command in host `name` without blocking the event loop; its stdout, or a failure with stderr. */

@@ -20,6 +20,7 @@ import {
   runCtl,
   until as untilOr,
   buildTopology,
+  untilServing,
 } from './support/harness.js';
 import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
 
@@ -82,15 +83,7 @@ const TWO_RS = [
 function startServer(host: string, name: string): Promise<void> {
   const child = lab.spawn(host, process.execPath, [join(fixtures, 'rs-server.js'), name, '8080']);
   servers.set(name, child);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${name} did not start`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      if (c.toString().includes('"listening"')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+  return untilServing(child, name);
 }
 
 const client = (args: string[], timeoutMs?: number): Record<string, unknown> =>

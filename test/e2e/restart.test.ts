@@ -19,7 +19,15 @@ import { join } from 'node:path';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
 import { tunAvailable } from '../../src/io/tun.js';
 import { sleep } from '../support/time.js';
-import { cli, fixtures, repo, runCtl, until as untilOr, buildTopology } from './support/harness.js';
+import {
+  cli,
+  fixtures,
+  repo,
+  runCtl,
+  until as untilOr,
+  buildTopology,
+  untilServing,
+} from './support/harness.js';
 
 const VIP = '10.86.0.100';
 const URL = `http://${VIP}/`;
@@ -112,15 +120,7 @@ function startServer(host: string): Promise<void> {
     '8080',
     '120',
   ]);
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${host} did not start`)), 10_000);
-    child.stdout!.on('data', (c: Buffer) => {
-      if (c.toString().includes('"listening"')) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
-  });
+  return untilServing(child, host);
 }
 
 /** A load fixture in the client namespace; `lines` collects its stdout lines. */

@@ -1,6 +1,6 @@
 /** What the end-to-end tests share: running the client fixture, `fullnat ctl`, and waiting. */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -81,5 +81,18 @@ export function buildTopology(lab: NetnsLab, net: string, realServers: readonly 
     lab.link(h, 'eth0', `${net}.2.1${i + 1}/24`, 'lb', `rs${i + 1}`, null);
     lab.ip('lb', 'link', 'set', `rs${i + 1}`, 'master', 'br0');
     lab.ip(h, 'route', 'add', 'default', 'via', `${net}.2.1`);
+  });
+}
+
+/** Resolves once a server fixture prints its `"listening"` line; rejects after 10 s naming `what`. */
+export function untilServing(child: ChildProcess, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} did not start`)), 10_000);
+    child.stdout!.on('data', (c: Buffer) => {
+      if (c.toString().includes('"listening"')) {
+        clearTimeout(t);
+        resolve();
+      }
+    });
   });
 }
