@@ -1,3 +1,4 @@
+import type { IpAddress } from '../wire/address.js';
 import { Ipv4Error, IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
 import { ClientPath } from './client-path.js';
@@ -11,6 +12,7 @@ import {
   DEFAULT_ENGINE_OPTIONS,
   checkUnknownServiceAction,
   type EngineOptions,
+  type RealServerConfig,
   type ServiceConfig,
 } from './options.js';
 import { PacketPool, type Packet } from './packet.js';
@@ -144,12 +146,12 @@ export class Engine {
   }
 
   /** Index of the live service VIP:vport, or -1. */
-  findService(vip: number, vport: number): number {
+  findService(vip: IpAddress, vport: number): number {
     return this.reg.findService(vip, vport);
   }
 
   /** Index (into realServers) of RS addr:port in service svc, or -1. */
-  findRealServer(svc: number, addr: number, port: number): number {
+  findRealServer(svc: number, addr: IpAddress, port: number): number {
     return this.reg.findRealServer(svc, addr, port);
   }
 
@@ -175,15 +177,12 @@ export class Engine {
     this.reg.setScheduler(svc, name);
   }
 
-  addLocalAddress(svc: number, lip: number): void {
+  addLocalAddress(svc: number, lip: IpAddress): void {
     this.reg.addLocalAddress(svc, lip);
   }
 
   /** Adds (or re-adds) a real server to a service; returns its index. */
-  addRealServer(
-    svc: number,
-    r: { addr: number; port: number; weight: number; mtu?: number },
-  ): number {
+  addRealServer(svc: number, r: RealServerConfig): number {
     return this.reg.addRealServer(svc, r);
   }
 

@@ -1,3 +1,4 @@
+import type { IpAddress } from '../wire/address.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import type { PortRange } from './laddr.js';
 import { DEFAULT_PORT_RANGE } from './laddr.js';
@@ -39,7 +40,7 @@ export function unknownFlowResetBurst(rate: number): number {
 }
 
 export interface RealServerConfig {
-  addr: number;
+  addr: IpAddress;
   port: number;
   weight: number;
   /** MTU of the LB→RS path; defaults to the engine's `rsMtu`. */
@@ -47,11 +48,11 @@ export interface RealServerConfig {
 }
 
 export interface ServiceConfig {
-  vip: number;
+  vip: IpAddress;
   vport: number;
   scheduler: SchedulerName;
   /** The local addresses (LIPs) this service uses toward its real servers. */
-  laddrs: number[];
+  laddrs: IpAddress[];
   realServers: RealServerConfig[];
   /** Send a PROXY protocol header (v1 or v2) ahead of the client's data instead of a TOA. */
   proxyProtocol?: 0 | 1 | 2;

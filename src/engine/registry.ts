@@ -1,8 +1,9 @@
+import type { IpAddress } from '../wire/address.js';
 import { ipv4ToString } from '../wire/bytes.js';
 import { AddrPortIndex } from './addr-index.js';
 import type { ConnTable } from './conn-table.js';
 import type { LocalAddressPool } from './laddr.js';
-import type { EngineOptions, ServiceConfig } from './options.js';
+import type { EngineOptions, RealServerConfig, ServiceConfig } from './options.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import { RealServer, Service } from './services.js';
@@ -33,31 +34,32 @@ export class Registry {
   ) {}
 
   addService(cfg: ServiceConfig): Service {
-    if (this.findService(cfg.vip, cfg.vport) >= 0) {
-      throw new Error(`service ${ipv4ToString(cfg.vip)}:${cfg.vport} already exists`);
+    const vip = ipv4Only(cfg.vip);
+    if (this.findService(vip, cfg.vport) >= 0) {
+      throw new Error(`service ${ipv4ToString(vip)}:${cfg.vport} already exists`);
     }
     // A service may start without LIPs (ipvsadm -A, then --add-laddr); until then its SYNs are refused.
     const idx = this.services.length;
     if (idx >= 0xffff) throw new Error('too many services');
-    const svc = new Service(idx, cfg.vip, cfg.vport, createScheduler(cfg.scheduler), []);
+    const svc = new Service(idx, vip, cfg.vport, createScheduler(cfg.scheduler), []);
     svc.proxyProtocol = cfg.proxyProtocol ?? 0;
     svc.synProxy = cfg.synProxy ?? false;
     if (svc.synProxy) this.table.enableSynproxy();
     this.services.push(svc);
     for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
     for (const r of cfg.realServers) this.addRealServer(idx, r);
-    this.serviceByKey.set(cfg.vip, cfg.vport, idx);
+    this.serviceByKey.set(vip, cfg.vport, idx);
     this.syncArrays();
     return svc;
   }
 
   /** Index of the live service VIP:vport, or -1. */
-  findService(vip: number, vport: number): number {
-    return this.serviceByKey.get(vip, vport);
+  findService(vip: IpAddress, vport: number): number {
+    return typeof vip === 'number' ? this.serviceByKey.get(vip, vport) : -1;
   }
 
   /** Index (into realServers) of RS addr:port in service svc, or -1. */
-  findRealServer(svc: number, addr: number, port: number): number {
+  findRealServer(svc: number, addr: IpAddress, port: number): number {
     const s = this.services[svc];
     if (!s) return -1;
     const rs = s.targets.find((r) => r.addr === addr && r.port === port);
@@ -98,7 +100,8 @@ export class Registry {
     s.scheduler.rebuild(s.targets);
   }
 
-  addLocalAddress(svc: number, lip: number): void {
+  addLocalAddress(svc: number, address: IpAddress): void {
+    const lip = ipv4Only(address);
     const s = this.liveService(svc);
     const li = this.laddrs.add(lip);
     if (!s.lipIndexes.includes(li)) s.lipIndexes.push(li);
@@ -106,10 +109,8 @@ export class Registry {
   }
 
   /** Adds (or re-adds) a real server to a service; returns its index. */
-  addRealServer(
-    svc: number,
-    r: { addr: number; port: number; weight: number; mtu?: number },
-  ): number {
+  addRealServer(svc: number, cfg: RealServerConfig): number {
+    const r = { ...cfg, addr: ipv4Only(cfg.addr) };
     const s = this.liveService(svc);
     if (s.targets.some((t) => t.addr === r.addr && t.port === r.port)) {
       throw new Error(`real server ${ipv4ToString(r.addr)}:${r.port} already in the service`);
@@ -182,4 +183,10 @@ export class Registry {
     this.svcSynProxy = Uint8Array.from(this.services, (s) => (s.synProxy ? 1 : 0));
     this.rsAddrs = Uint32Array.from(this.realServers, (r) => r.addr);
   }
+}
+
+/** The engine's tables hold IPv4 addresses; an IPv6 one is refused at the door, never half-added. */
+function ipv4Only(a: IpAddress): number {
+  if (typeof a !== 'number') throw new Error(`${a.text}: IPv6 addresses are not supported yet`);
+  return a;
 }
