@@ -73,6 +73,8 @@ export interface EngineOptions {
   portRange: PortRange;
   /** Default MTU of the LB→RS path. */
   rsMtu: number;
+  /** TCP option kind of the 20-byte TOA for IPv6 clients: 254 (DPVS's toa.ko, default) or 253 (Alibaba LVS). */
+  toaV6Kind: 253 | 254;
   /** Packets for no service: `drop`, or drop and answer ICMP destination unreachable. */
   unknownServiceAction: UnknownServiceAction;
   /** ICMP unreachables sent for unknown services, per second on average (a token bucket, as the kernel's icmp_msgs_per_sec). */
@@ -147,6 +149,7 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   maxConnections: 1 << 20,
   portRange: DEFAULT_PORT_RANGE,
   rsMtu: 1500,
+  toaV6Kind: 254,
   unknownServiceAction: 'drop',
   icmpRateLimit: 1000,
   icmpRateBurst: 50,
