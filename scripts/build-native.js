@@ -5,6 +5,7 @@
 //   fullnat_tun       build/Release/fullnat_tun.node       the TUN device (fullnat run)
 //   fullnat_peercred  build/Release/fullnat_peercred.node  SO_PEERCRED for the control socket
 //   fullnat_notify    build/Release/fullnat_notify.node    systemd readiness (sd_notify)
+//   fullnat_toa       build/Release/fullnat_toa.node       the eBPF receiver's TOA of a socket (toaPeer)
 // Nothing is downloaded: if no headers are installed, or a build fails (no
 // compiler, no python), this prints one warning line per addon not built
 // and exits 0 — the simulator and the lab on the in-memory links work
@@ -44,6 +45,13 @@ const TARGETS = [
     source: 'native/sd-notify.c',
     what: 'native sd_notify addon',
     consequence: 'fullnat run cannot tell systemd it is ready (use Type=simple, not Type=notify)',
+  },
+  {
+    name: 'fullnat_toa',
+    source: 'native/toa-peer.c',
+    what: 'native TOA lookup addon',
+    consequence:
+      'toaPeer() (fullnat/realserver) unavailable: an IPv4-only socket cannot learn an IPv6 client from the eBPF receiver',
   },
 ];
 
