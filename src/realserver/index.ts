@@ -11,3 +11,5 @@ export type {
   ProxyProtocolInfo,
   ProxyProtocolLogger,
 } from './proxy-protocol-server.js';
+export { toaPeer } from './toa-peer.js';
+export type { ToaPeer, ToaPeerOptions } from './toa-peer.js';
