@@ -2,8 +2,8 @@
 // src/realserver/ebpf.ts, driven through `fullnat rs …` = runRs()).
 //
 // Runs only as root with bpftool, build/bpf/toa.bpf.o, cgroup v2, network
-// namespaces and the native TUN addon; otherwise the suite is skipped with
-// the reason shown.
+// namespaces and the native TUN and TOA lookup addons; otherwise the suite is
+// skipped with the reason shown.
 //
 // Topology (all names carry this process's pid; everything is removed after):
 //
@@ -15,8 +15,11 @@
 // The servers run under `fullnat rs exec --cgroup <test cgroup> -- ip netns
 // exec <rs> …` (rs exec first: `ip netns exec` remounts /sys and hides the
 // cgroup2 and bpf mounts). Node servers report socket.remoteAddress (libuv
-// getpeername); a Python server reports what accept() returned as well as
-// getpeername(), and a second one uses TCP_DEFER_ACCEPT. We complete each
+// getpeername); Python servers report what accept() returned as well as
+// getpeername() (one uses TCP_DEFER_ACCEPT, one is dual-stack); nginx on
+// [::] ipv6only=off logs $remote_addr. A Node server that asks toaPeer()
+// (the receiver's socket storage) runs under `nsenter --net` instead, which
+// keeps the bpf mount where the pins are. We complete each
 // handshake by hand: SYN out, SYN+ACK read back from the TUN, then the
 // concluding segment with or without a TOA. A seeded random walk over option
 // blocks checks the in-kernel parser against src/wire's TcpOptionCursor
@@ -25,7 +28,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createRequire } from 'node:module';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
@@ -48,6 +62,7 @@ import {
   type Status,
 } from '../../src/realserver/ebpf.js';
 import { runForwarding, runRs } from '../../src/realserver/cli.js';
+import { toaPeer } from '../../src/realserver/index.js';
 import { parseIpv4, parseIpv6 } from '../../src/wire/bytes.js';
 import { IPPROTO_TCP, writeIpv4Header } from '../../src/wire/ipv4.js';
 import { writeIpv6Header } from '../../src/wire/ipv6.js';
@@ -76,16 +91,28 @@ const DUAL_PORT = 8080; // Node, '::' (AF_INET6 socket, dual stack)
 const V4_PORT = 8081; // Node, '0.0.0.0' (AF_INET socket)
 const PY_PORT = 8082; // Python accept(), AF_INET
 const PY_DEFER_PORT = 8083; // Python accept(), AF_INET, TCP_DEFER_ACCEPT
+const NGINX_PORT = 8084; // nginx, listen [::]:8084 ipv6only=off
+const PY_DUAL_PORT = 8085; // Python accept(), AF_INET6 with IPV6_V6ONLY off
+const TOA_V4_PORT = 8086; // Node, '0.0.0.0', asks toaPeer()
+const TOA_DUAL_PORT = 8087; // Node, '::', asks toaPeer()
 const STEP_MS = 4000;
 
 const CLI_URL = pathToFileURL(
   fileURLToPath(new URL('../../src/realserver/cli.js', import.meta.url)),
 ).href;
 const LAUNCHER = `import { runRs } from ${JSON.stringify(CLI_URL)}; process.exitCode = await runRs(process.argv.slice(1));`;
+const REALSERVER_URL = pathToFileURL(
+  fileURLToPath(new URL('../../src/realserver/index.js', import.meta.url)),
+).href;
+/** The toaPeer addon, called directly for the errors toaPeer() cannot provoke. */
+const TOA_ADDON = fileURLToPath(
+  new URL('../../../build/Release/fullnat_toa.node', import.meta.url),
+);
 
 let cgroup = '';
 let nsCreated = false;
 let python: string | undefined;
+let nginx: string | undefined;
 let ipv6 = false;
 
 function skipReason(): string | false {
@@ -94,6 +121,8 @@ function skipReason(): string | false {
   if (!pre.ok) return pre.reason;
   const tun = tunAvailable();
   if (!tun.ok) return tun.reason;
+  if (!existsSync(TOA_ADDON))
+    return 'native TOA lookup addon not built (node scripts/build-native.js; needs a C compiler and Node headers)';
   try {
     ip(['netns', 'add', NS_CL]);
     nsCreated = true;
@@ -103,6 +132,7 @@ function skipReason(): string | false {
   }
   cgroup = join(findCgroup2Mount()!, `fullnat-toa-test-${PID}`);
   python = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : undefined;
+  nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => existsSync(p));
   return false;
 }
 
@@ -157,7 +187,11 @@ interface Proc {
 }
 const procs: Proc[] = [];
 
-function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}): Proc {
+/** How a server enters the RS namespace: `ip netns exec` (its own /sys), or `nsenter --net` (the host's mounts, bpffs included). */
+const IN_RS = (): string[] => ['ip', 'netns', 'exec', NS_RS];
+const IN_RS_KEEP_MOUNTS = (): string[] => ['nsenter', `--net=/run/netns/${NS_RS}`, '--'];
+
+function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}, enter = IN_RS()): Proc {
   const child = spawn(
     process.execPath,
     [
@@ -170,10 +204,7 @@ function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}): Proc {
       '--pin-dir',
       PIN_DIR,
       '--',
-      'ip',
-      'netns',
-      'exec',
-      NS_RS,
+      ...enter,
       ...cmd,
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
@@ -231,6 +262,22 @@ async function takeLine(
   }
 }
 
+/** Waits until something listens on TCP `port` in the RS namespace (for servers that print nothing when ready). */
+async function untilListening(port: number, p: Proc, what: string, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!new RegExp(`:${port}\\b`).test(ip(['netns', 'exec', NS_RS, 'ss', '-Hltn']))) {
+    if (p.child.exitCode !== null || p.child.signalCode !== null)
+      throw new Error(
+        `${what} exited (${p.child.exitCode ?? p.child.signalCode}): ${p.stderr.trim()}`,
+      );
+    if (Date.now() > end)
+      throw new Error(
+        `${what} not listening on :${port} after ${ms} ms; stderr: ${p.stderr.trim()}`,
+      );
+    await sleep(50);
+  }
+}
+
 async function runCli(
   args: string[],
 ): Promise<{ code: number; signal: string | null; out: string; err: string }> {
@@ -260,21 +307,67 @@ for (const [port, host] of [[${DUAL_PORT}, '::'], [${V4_PORT}, '0.0.0.0']]) {
 }
 `;
 
+// argv: port, defer (1/0), dual (1: AF_INET6 with IPV6_V6ONLY off, 0: AF_INET). Addresses as (host, port).
 const PY_SERVER = `
 import json, socket, sys
-port, defer = int(sys.argv[1]), sys.argv[2] == '1'
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+port, defer, dual = int(sys.argv[1]), sys.argv[2] == '1', sys.argv[3:] == ['1']
+s = socket.socket(socket.AF_INET6 if dual else socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+if dual:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 if defer:
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
-s.bind(('0.0.0.0', port))
+s.bind(('::' if dual else '0.0.0.0', port))
 s.listen(16)
 print(json.dumps({'listening': port}), flush=True)
 while True:
     c, addr = s.accept()
-    print(json.dumps({'server': port, 'accept': list(addr), 'peer': list(c.getpeername())}), flush=True)
+    print(json.dumps({'server': port, 'accept': list(addr)[:2], 'peer': list(c.getpeername())[:2]}), flush=True)
     c.close()
 `;
+
+// argv: the pin directory. Reports getpeername (remoteAddress) and toaPeer() side by side.
+const TOA_PEER_SERVER = `
+import net from 'node:net';
+import { toaPeer } from ${JSON.stringify(REALSERVER_URL)};
+const pinDir = process.argv[1];
+for (const [port, host] of [[${TOA_V4_PORT}, '0.0.0.0'], [${TOA_DUAL_PORT}, '::']]) {
+  net.createServer((c) => {
+    c.on('error', () => {});
+    let toa;
+    try {
+      toa = toaPeer(c, { pinDir });
+    } catch (err) {
+      toa = { error: err.name + ': ' + err.message };
+    }
+    console.log(JSON.stringify({ server: port, remote: c.remoteAddress, rport: c.remotePort, toa }));
+    c.destroy();
+  }).listen(port, host, () => console.log(JSON.stringify({ listening: port })));
+}
+`;
+
+/** nginx in the foreground, one process (it opens the listener inside the cgroup), one JSON line per request on stdout. */
+function nginxConfig(dir: string): string {
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
+    .map((k) => `    ${k}_temp_path ${dir}/${k};`)
+    .join('\n');
+  return `user root;
+daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log stderr;
+events { worker_connections 64; }
+http {
+    log_format toa escape=json '{"server":$server_port,"remote":"$remote_addr","rport":$remote_port}';
+${temp}
+    server {
+        listen [::]:${NGINX_PORT} ipv6only=off;
+        access_log /dev/stdout toa;
+        location / { return 200 "ok\\n"; }
+    }
+}
+`;
+}
 import { sleep } from '../support/time.js';
 
 // ----------------------------------------------------------------- packets
@@ -487,6 +580,10 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
   let node: Proc;
   let py: Proc | undefined;
   let pyDefer: Proc | undefined;
+  let pyDual: Proc | undefined;
+  let nginxProc: Proc | undefined;
+  let toaServer: Proc;
+  let nginxDir = '';
   /** What the counters must read at the end. */
   const expected = { withToa: 0, withoutToa: 0, malformed: 0, untrusted: 0 };
   /** getpeername()/accept() calls that must have been rewritten (at least). */
@@ -536,9 +633,22 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
       node = startUnderRs([process.execPath, '-e', NODE_SERVER]);
       await takeLine(node, (l) => l.listening === DUAL_PORT, 'the Node server on :8080', 10_000);
       await takeLine(node, (l) => l.listening === V4_PORT, 'the Node server on :8081', 10_000);
+      toaServer = startUnderRs(
+        [process.execPath, '--input-type=module', '-e', TOA_PEER_SERVER, PIN_DIR],
+        {},
+        IN_RS_KEEP_MOUNTS(),
+      );
+      for (const port of [TOA_V4_PORT, TOA_DUAL_PORT])
+        await takeLine(
+          toaServer,
+          (l) => l.listening === port,
+          `the toaPeer server on :${port}`,
+          10_000,
+        );
       if (python) {
         py = startUnderRs([python, '-c', PY_SERVER, String(PY_PORT), '0']);
         pyDefer = startUnderRs([python, '-c', PY_SERVER, String(PY_DEFER_PORT), '1']);
+        pyDual = startUnderRs([python, '-c', PY_SERVER, String(PY_DUAL_PORT), '0', '1']);
         await takeLine(py, (l) => l.listening === PY_PORT, 'the Python server', 10_000);
         await takeLine(
           pyDefer,
@@ -546,6 +656,25 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
           'the Python defer server',
           10_000,
         );
+        await takeLine(
+          pyDual,
+          (l) => l.listening === PY_DUAL_PORT,
+          'the Python dual-stack server',
+          10_000,
+        );
+      }
+      if (nginx) {
+        nginxDir = mkdtempSync(join(tmpdir(), 'fullnat-toa-nginx-'));
+        writeFileSync(join(nginxDir, 'nginx.conf'), nginxConfig(nginxDir));
+        // Through a pipe: our end of its stdout is a socket, which /dev/stdout cannot open (ENXIO).
+        nginxProc = startUnderRs([
+          'sh',
+          '-c',
+          '"$0" -e stderr -c "$1" | cat',
+          nginx,
+          join(nginxDir, 'nginx.conf'),
+        ]);
+        await untilListening(NGINX_PORT, nginxProc, 'nginx');
       }
     },
     { timeout: 20_000 },
@@ -578,6 +707,7 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
       dev?.close();
       deleteNamespaces();
       for (const p of procs) p.child.kill('SIGKILL');
+      if (nginxDir) rmSync(nginxDir, { recursive: true, force: true });
     },
     { timeout: 20_000 },
   );
@@ -859,6 +989,202 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     },
   );
 
+  /** One connection to the line-printing server `p` on `port`: returns its line and our source port. */
+  async function serverSees(
+    p: Proc,
+    port: number,
+    concluding: Conclude[],
+    v6 = false,
+  ): Promise<{ line: Record<string, unknown>; sport: number }> {
+    const conn = await open(port, v6);
+    for (const c of concluding) conn.send(c);
+    const line = await takeLine(p, (l) => l.server === port, `the server on :${port} to answer`);
+    conn.reset();
+    return { line, sport: conn.sport };
+  }
+
+  test(
+    'dual-stack listener (AF_INET6, IPV6_V6ONLY off), IPv4 connection with an IPv6 TOA (FNAT64): accept() and getpeername() give the IPv6 client',
+    { timeout: 20_000 },
+    async (t) => {
+      if (!pyDual) {
+        t.skip('/usr/bin/python3 not installed');
+        return;
+      }
+      for (const [kind, addr, port] of [
+        [254, '2001:db8:64::1', 6401],
+        [253, '2001:db8:64::2', 6402],
+      ] as const) {
+        const { line } = await serverSees(pyDual, PY_DUAL_PORT, [
+          { flags: DATA, options: [toa6(addr, port, kind)], payload: REQUEST },
+        ]);
+        expected.withToa++;
+        rewritesMin += 2;
+        assert.deepEqual(line.accept, [addr, port], `accept(), TOA ${kind}/20`);
+        assert.deepEqual(line.peer, [addr, port], `getpeername(), TOA ${kind}/20`);
+      }
+      const plain = await serverSees(pyDual, PY_DUAL_PORT, [{ flags: ACK }]);
+      expected.withoutToa++;
+      assert.deepEqual(plain.line.accept, [`::ffff:${CLIENT4}`, plain.sport], 'no TOA: the LB');
+    },
+  );
+
+  test(
+    'nginx `listen [::]:8084 ipv6only=off` under rs exec logs the IPv6 client of an IPv4 connection with TOA 254/20 or 253/20 (FNAT64)',
+    { timeout: 20_000 },
+    async (t) => {
+      if (!nginxProc) {
+        t.skip('nginx is not installed (scripts/ensure-system-deps.sh installs nginx-light)');
+        return;
+      }
+      // The TOA on the bare ACK and the request after it, or on the data segment that concludes the handshake.
+      const onAck = (kind: number, addr: string, port: number): Conclude[] => [
+        { flags: ACK, options: [toa6(addr, port, kind)] },
+        { flags: DATA, payload: REQUEST },
+      ];
+      const onData = (kind: number, addr: string, port: number): Conclude[] => [
+        { flags: DATA, options: [toa6(addr, port, kind)], payload: REQUEST },
+      ];
+      for (const [kind, addr, port, concluding] of [
+        [254, '2001:db8:84::1', 8401, onAck],
+        [254, '2001:db8:84::2', 8402, onData],
+        [253, '2001:db8:84::3', 8403, onData],
+      ] as const) {
+        const { line } = await serverSees(nginxProc, NGINX_PORT, concluding(kind, addr, port));
+        expected.withToa++;
+        rewritesMin++;
+        assert.deepEqual(
+          [line.remote, line.rport],
+          [addr, port],
+          `nginx $remote_addr:$remote_port, TOA ${kind}/20 on the ${concluding === onAck ? 'ACK' : 'data'}`,
+        );
+      }
+      const v4 = await serverSees(nginxProc, NGINX_PORT, [
+        { flags: DATA, options: [toa4('203.0.113.84', 8404)], payload: REQUEST },
+      ]);
+      expected.withToa++;
+      rewritesMin++;
+      assert.deepEqual([v4.line.remote, v4.line.rport], ['::ffff:203.0.113.84', 8404], 'TOA 254/8');
+      const plain = await serverSees(nginxProc, NGINX_PORT, [{ flags: DATA, payload: REQUEST }]);
+      expected.withoutToa++;
+      assert.deepEqual([plain.line.remote, plain.line.rport], [`::ffff:${CLIENT4}`, plain.sport]);
+    },
+  );
+
+  test(
+    'toaPeer() on an AF_INET socket: the IPv6 client getpeername cannot give (TOA 254/20, 253/20); the IPv4 client (254/8); null without a TOA',
+    { timeout: 20_000 },
+    async () => {
+      for (const [kind, addr, port] of [
+        [254, '2001:db8:86::1', 8601],
+        [253, '2001:db8:86::2', 8602],
+      ] as const) {
+        const { line, sport } = await serverSees(toaServer, TOA_V4_PORT, [
+          { flags: ACK, options: [toa6(addr, port, kind)] },
+        ]);
+        expected.withToa++;
+        v6OnV4++;
+        assert.deepEqual([line.remote, line.rport], [CLIENT4, sport], 'getpeername: unchanged');
+        assert.deepEqual(line.toa, { address: addr, port, family: 6 }, `toaPeer, TOA ${kind}/20`);
+      }
+      const v4 = await serverSees(toaServer, TOA_V4_PORT, [
+        { flags: DATA, options: [toa4('203.0.113.86', 8603)], payload: REQUEST },
+      ]);
+      expected.withToa++;
+      rewritesMin++;
+      assert.deepEqual([v4.line.remote, v4.line.rport], ['203.0.113.86', 8603]);
+      assert.deepEqual(v4.line.toa, { address: '203.0.113.86', port: 8603, family: 4 }, '254/8');
+      const plain = await serverSees(toaServer, TOA_V4_PORT, [{ flags: ACK }]);
+      expected.withoutToa++;
+      assert.deepEqual([plain.line.remote, plain.line.toa], [CLIENT4, null], 'no TOA: null');
+    },
+  );
+
+  test(
+    'toaPeer() on a dual-stack socket: the TOA as sent (IPv4 as IPv4, not ::ffff:), over IPv4 and IPv6',
+    { timeout: 20_000 },
+    async () => {
+      const a = await serverSees(toaServer, TOA_DUAL_PORT, [
+        { flags: ACK, options: [toa4('198.51.100.87', 8701)] },
+      ]);
+      expected.withToa++;
+      rewritesMin++;
+      assert.equal(a.line.remote, '::ffff:198.51.100.87');
+      assert.deepEqual(a.line.toa, { address: '198.51.100.87', port: 8701, family: 4 });
+      const b = await serverSees(toaServer, TOA_DUAL_PORT, [
+        { flags: DATA, options: [toa6('2001:db8:87::1', 8702)], payload: REQUEST },
+      ]);
+      expected.withToa++;
+      rewritesMin++;
+      assert.equal(b.line.remote, '2001:db8:87::1');
+      assert.deepEqual(b.line.toa, { address: '2001:db8:87::1', port: 8702, family: 6 });
+      if (!ipv6) return;
+      const c = await serverSees(
+        toaServer,
+        TOA_DUAL_PORT,
+        [{ flags: ACK, options: [toa6('2001:db8:87::2', 8703, 253)] }],
+        true,
+      );
+      expected.withToa++;
+      rewritesMin++;
+      assert.deepEqual(c.line.toa, { address: '2001:db8:87::2', port: 8703, family: 6 });
+      const d = await serverSees(toaServer, TOA_DUAL_PORT, [{ flags: ACK }], true);
+      expected.withoutToa++;
+      assert.deepEqual([d.line.remote, d.line.toa], [CLIENT6, null]);
+    },
+  );
+
+  test(
+    'toaPeer() errors: a socket without storage is null; closed socket, receiver not loaded, wrong map, no socket throw',
+    { timeout: 20_000 },
+    async () => {
+      // In this process (not in the cgroup): the map is there, the socket never got a TOA.
+      const server = createServer();
+      const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+      client.on('error', () => {});
+      const c = await accepted;
+      try {
+        assert.equal(toaPeer(c, { pinDir: PIN_DIR }), null);
+        assert.throws(() => toaPeer(c, { pinDir: `/sys/fs/bpf/fullnat-toa-absent-${PID}` }), {
+          name: 'RealServerError',
+          message:
+            /the TOA receiver is not loaded: nothing is pinned at \/sys\/fs\/bpf\/fullnat-toa-absent-\d+\/maps\/toa_sk/,
+        });
+        const native = createRequire(import.meta.url)(TOA_ADDON) as {
+          toaLookup: (path: string, fd: number) => unknown;
+        };
+        const fd = (c as unknown as { _handle: { fd: number } })._handle.fd;
+        assert.throws(() => native.toaLookup(join(PIN_DIR, 'maps', 'toa_stats'), fd), {
+          code: 'EINVAL',
+          message: /toa_stats is not the TOA receiver's socket storage \(map type 6,/,
+        });
+        const sk = join(PIN_DIR, 'maps', 'toa_sk');
+        const file = openSync(fileURLToPath(import.meta.url), 'r');
+        try {
+          assert.throws(() => native.toaLookup(sk, file), { code: 'ENOTSOCK' });
+        } finally {
+          closeSync(file);
+        }
+        // The closed number may be reused at once by another thread; the largest fd never is.
+        assert.throws(() => native.toaLookup(sk, 0x7fffffff), { code: 'EBADF' });
+        assert.throws(() => native.toaLookup(sk, -1), TypeError);
+        assert.throws(() => native.toaLookup(sk, 1.5), TypeError);
+        assert.throws(() => (native.toaLookup as (...a: unknown[]) => unknown)(7, fd), TypeError);
+        assert.throws(() => toaPeer({} as Socket), TypeError);
+      } finally {
+        c.destroy();
+        client.destroy();
+        server.close();
+      }
+      assert.throws(() => toaPeer(c, { pinDir: PIN_DIR }), {
+        name: 'RealServerError',
+        message: /no file descriptor/,
+      });
+    },
+  );
+
   test(
     'random option blocks: the kernel-side parser agrees with src/wire (tcp_parse_options rules)',
     { timeout: 20_000 },
@@ -1087,6 +1413,15 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
           assert.deepEqual([b6.remote, b6.rport], [CLIENT6, b6.sport], 'IPv6 peer');
           n++;
         }
+        const fnat64 = await serverSees(toaServer, TOA_V4_PORT, [
+          { flags: ACK, options: [toa6('2001:db8:31::2', 3104)] },
+        ]);
+        assert.deepEqual(
+          [fnat64.line.remote, fnat64.line.toa],
+          [CLIENT4, null],
+          'toaPeer: an untrusted TOA is not stored',
+        );
+        n++;
         // No TOA at all: "without", not "untrusted".
         const plain = await nodeSees(V4_PORT, [{ flags: ACK }]);
         assert.deepEqual([plain.remote, plain.rport], [CLIENT4, plain.sport]);
