@@ -22,7 +22,12 @@
  *                  through the same inet_getname() path — report it instead
  *                  of the load balancer's local address. An IPv4 TOA on an
  *                  AF_INET6 socket becomes ::ffff:a.b.c.d; an IPv6 TOA on an
- *                  AF_INET socket cannot be expressed and is left alone.
+ *                  AF_INET socket cannot be expressed and is left alone (a
+ *                  dual-stack listener, [::] with IPV6_V6ONLY off, accepts
+ *                  IPv4 connections as AF_INET6 sockets and reports it).
+ *
+ * Userspace reads toa_sk too, by a socket's fd (native/toa-peer.c, toaPeer()
+ * in fullnat/realserver): the way to an IPv6 client on an AF_INET socket.
  *
  * Trusted load balancers: a TOA is believed only when the segment came from
  * an address in toa_trust4 / toa_trust6 (LPM tries of the LBs' local
@@ -74,6 +79,7 @@ enum {
 	TOA_STAT_MAX,
 };
 
+/* Read from userspace by native/toa-peer.c, which checks value_size: keep the two in step. */
 struct toa_addr {
 	__u16 family; /* AF_INET or AF_INET6 */
 	__u16 port;   /* network byte order, as on the wire */

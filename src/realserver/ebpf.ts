@@ -5,7 +5,8 @@
  *
  * Once attached, every TCP socket created by a process inside that cgroup (or
  * a descendant) reports the TOA client address from getpeername() and
- * accept(); see the C file for how. No kernel module and no C loader: all
+ * accept(); see the C file for how. An IPv6 client on an AF_INET socket is
+ * read from the socket storage instead (toa-peer.ts). No kernel module and no C loader: all
  * BPF system calls are made by bpftool.
  *
  * Layout in bpffs (default pin directory /sys/fs/bpf/fullnat-toa, or
