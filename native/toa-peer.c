@@ -52,23 +52,6 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
     return syscall(__NR_bpf, cmd, attr, sizeof *attr);
 }
 
-static int get_fd_arg(napi_env env, napi_value v, int *fd)
-{
-    napi_valuetype t = napi_undefined;
-    double d = -1;
-    if (napi_typeof(env, v, &t) != napi_ok)
-        return -1;
-    if (t == napi_number && napi_get_value_double(env, v, &d) != napi_ok)
-        return -1;
-    if (t != napi_number || d != d || d < 0 || d > 0x7fffffff || d != (double)(int)d) {
-        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
-                              "toaLookup(mapPath, fd): fd must be a non-negative integer");
-        return -1;
-    }
-    *fd = (int)d;
-    return 0;
-}
-
 static napi_value ToaLookup(napi_env env, napi_callback_info info)
 {
     size_t argc = 2;
@@ -90,9 +73,17 @@ static napi_value ToaLookup(napi_env env, napi_callback_info info)
                                "toaLookup: mapPath is empty, too long or holds a NUL");
         return NULL;
     }
-    int sock = -1;
-    if (get_fd_arg(env, argv[1], &sock) < 0)
+    napi_valuetype t1 = napi_undefined;
+    double d = -1;
+    CHECK(env, napi_typeof(env, argv[1], &t1));
+    if (t1 == napi_number)
+        CHECK(env, napi_get_value_double(env, argv[1], &d));
+    if (t1 != napi_number || d != d || d < 0 || d > 0x7fffffff || d != (double)(int)d) {
+        napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE",
+                              "toaLookup(mapPath, fd): fd must be a non-negative integer");
         return NULL;
+    }
+    int sock = (int)d;
 
     union bpf_attr attr;
     memset(&attr, 0, sizeof attr);

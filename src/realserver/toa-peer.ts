@@ -1,6 +1,6 @@
 /**
  * toaPeer(socket): the client address the eBPF TOA receiver stored for one
- * connection, read by the socket itself.
+ * connection, looked up by its socket.
  *
  * getpeername() already reports the TOA on every socket that can hold it. An
  * AF_INET socket cannot hold an IPv6 address, so behind FNAT64 (an IPv6
@@ -12,8 +12,8 @@
  * AF_INET6 sockets. The other way to the IPv6 client on an IPv4-only socket
  * is PROXY protocol v2 (proxy-protocol-server.ts).
  *
- * Reading the map needs what loading it needed (root, or CAP_BPF with read
- * access to the pin).
+ * Reading the map needs root (or CAP_BPF and read access to the pin) and the
+ * bpf mount in this process's mount namespace (`ip netns exec` hides it).
  */
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
