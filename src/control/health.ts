@@ -6,9 +6,9 @@
  *
  * An RS starts UP (as in keepalived) and one without a check is always UP.
  */
-import { connect, type Socket } from 'node:net';
+import { connect, isIPv6, type Socket } from 'node:net';
 
-import { ipv4ToString } from '../wire/bytes.js';
+import { addressKey, addressToString, endpointToString, type IpAddress } from '../wire/address.js';
 import type {
   FullnatConfig,
   HealthCheckSpec,
@@ -65,7 +65,8 @@ function probeSocket(
   done: (r: ProbeResult) => void,
 ): Probe {
   let finished = false;
-  const sock = connect({ host, port });
+  // An address literal, never a name: the family is explicit so nothing is looked up.
+  const sock = connect({ host, port, family: isIPv6(host) ? 6 : 4 });
   const timer = setTimeout(
     () => finish({ ok: false, reason: `timeout after ${timeoutS}s` }),
     timeoutS * 1000,
@@ -98,7 +99,9 @@ function probeSocket(
  * node:http can only speak HTTP/1.1, hence the raw socket.
  */
 function httpRequest(host: string, port: number, path: string): string {
-  const hostHeader = port === 80 ? host : `${host}:${port}`;
+  // RFC 7230 section 5.4: an IPv6 literal goes in brackets in Host.
+  const name = isIPv6(host) ? `[${host}]` : host;
+  const hostHeader = port === 80 ? name : `${name}:${port}`;
   return `GET ${path} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: ${hostHeader}\r\n\r\n`;
 }
 
@@ -149,8 +152,8 @@ interface Entry {
   probe?: Probe;
 }
 
-const entryKey = (vip: number, vport: number, addr: number, port: number): string =>
-  `${vip}:${vport}/${addr}:${port}`;
+const entryKey = (vip: IpAddress, vport: number, addr: IpAddress, port: number): string =>
+  `${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
 
 export class HealthChecker {
   private readonly entries = new Map<string, Entry>();
@@ -245,7 +248,7 @@ export class HealthChecker {
   private attempt(e: Entry): void {
     const check = e.real.check;
     if (!check || !this.isCurrent(e)) return;
-    const host = ipv4ToString(e.real.addr);
+    const host = addressToString(e.real.addr);
     const port = check.connectPort ?? e.real.port;
     e.probe = runProbe(host, port, check, (r) => {
       e.probe = undefined;
@@ -301,8 +304,8 @@ export class HealthChecker {
   private logFields(e: Entry, reason: string): Record<string, unknown> {
     const { service, real } = e;
     return {
-      service: `${ipv4ToString(service.vip)}:${service.vport}`,
-      real: `${ipv4ToString(real.addr)}:${real.port}`,
+      service: endpointToString(service.vip, service.vport),
+      real: endpointToString(real.addr, real.port),
       check: real.check?.kind ?? 'none',
       reason,
       failures: e.failures,

@@ -3,9 +3,15 @@
  * a keepalived-style file, steered through the control socket, watched by
  * health checks and exported as Prometheus metrics.
  */
-import { TOA_V4_LEN } from '../wire/toa.js';
-import { ipv4ToString } from '../wire/bytes.js';
-import { Engine, type ImportResult } from '../engine/engine.js';
+import { TOA_V4_LEN, TOA_V6_LEN } from '../wire/toa.js';
+import {
+  addressFamily,
+  addressKey,
+  addressToString,
+  endpointToString,
+  type IpAddress,
+} from '../wire/address.js';
+import { Engine, type ConnectionEntry, type ImportResult } from '../engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../engine/packet.js';
 import { COUNTER_NAMES } from '../engine/counters.js';
 import { unknownFlowResetBurst } from '../engine/options.js';
@@ -23,7 +29,12 @@ import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
 import { HealthChecker } from './health.js';
-import { addressRoleConflict, type AddressRole, type AddressRoles } from './rules.js';
+import {
+  addressRoleConflict,
+  realServerFamilyConflict,
+  type AddressRole,
+  type AddressRoles,
+} from './rules.js';
 import type {
   ConnectionStatus,
   ControlApi,
@@ -51,8 +62,21 @@ export interface LoadBalancerDeps {
 /** Window over which `napi_thread auto` looks at the traffic. */
 const NAPI_WINDOW_MS = 200;
 
-const rsKey = (vip: number, vport: number, addr: number, port: number): string =>
-  `${vip}:${vport}/${addr}:${port}`;
+const rsKey = (vip: IpAddress, vport: number, addr: IpAddress, port: number): string =>
+  `${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
+
+// The addresses the engine holds, read as IpAddress: the one place that knows
+// how the engine's tables store them.
+const vipOf = (s: Service): IpAddress => s.vip;
+const rsAddrOf = (r: Service['targets'][number]): IpAddress => r.addr;
+const lipOf = (e: Engine, li: number): IpAddress => e.laddrs.lips[li]!;
+const connAddrs = (
+  c: ConnectionEntry,
+): { cip: IpAddress; vip: IpAddress; lip: IpAddress; rip: IpAddress } => c;
+
+/** `ip route` prefix of one address: /32 or /128. */
+const hostRoute = (a: IpAddress): string =>
+  `${addressToString(a)}/${addressFamily(a) === 4 ? 32 : 128}`;
 
 function statsOf(a: Float64Array): TrafficStats {
   return {
@@ -83,6 +107,8 @@ export class LoadBalancer implements ControlApi {
   ready = false;
   /** The device's kernel counters could not be read once: said once, not at every scrape. */
   private tunStatsWarned = false;
+  /** net.ipv6.conf.all.forwarding set (the first IPv6 VIP or LIP routed into the device). */
+  private ipv6Forwarding = false;
 
   constructor(
     readonly configPath: string,
@@ -94,6 +120,7 @@ export class LoadBalancer implements ControlApi {
     this.engine = new Engine(
       {
         toaPolicy: d.toaPolicy,
+        toaV6Kind: d.toaV6Kind,
         mssAdjust: d.mssAdjust,
         timestampRemove: d.timestampRemove,
         unknownServiceAction: d.unknownServiceAction,
@@ -315,12 +342,18 @@ export class LoadBalancer implements ControlApi {
     this.deps.log.info({ device: this.deviceName }, 'fullnat stopped');
   }
 
-  /** The TUN carries the largest packet any RS path allows, TOA included. */
+  /**
+   * The TUN carries the largest packet any RS path allows, TOA included:
+   * the 20-byte one when an IPv6 service may carry an IPv6 client's.
+   */
   private tunMtu(): number {
     let mtu = this.config.defs.rsMtu;
-    for (const s of this.config.services)
+    let toa = TOA_V4_LEN;
+    for (const s of this.config.services) {
+      if (addressFamily(s.vip) === 6) toa = TOA_V6_LEN;
       for (const r of s.realServers) mtu = Math.max(mtu, r.mtu ?? 0);
-    return mtu + TOA_V4_LEN;
+    }
+    return mtu + toa;
   }
 
   private addService(s: ServiceSpec): void {
@@ -339,9 +372,9 @@ export class LoadBalancer implements ControlApi {
 
   private addReal(
     svc: number,
-    vip: number,
+    vip: IpAddress,
     vport: number,
-    addr: number,
+    addr: IpAddress,
     port: number,
     weight: number,
     mtu?: number,
@@ -362,8 +395,8 @@ export class LoadBalancer implements ControlApi {
     if (ri >= 0) this.engine.setWeight(ri, healthy ? w.weight : 0);
     this.deps.log.warn(
       {
-        service: `${ipv4ToString(svc.vip)}:${svc.vport}`,
-        real: `${ipv4ToString(real.addr)}:${real.port}`,
+        service: endpointToString(svc.vip, svc.vport),
+        real: endpointToString(real.addr, real.port),
         healthy,
         weight: healthy ? w.weight : 0,
       },
@@ -377,8 +410,8 @@ export class LoadBalancer implements ControlApi {
     const want = new Set<string>();
     for (const s of this.engine.services) {
       if (!s.live) continue;
-      want.add(`${ipv4ToString(s.vip)}/32`);
-      for (const li of s.lipIndexes) want.add(`${ipv4ToString(this.engine.laddrs.lips[li]!)}/32`);
+      want.add(hostRoute(vipOf(s)));
+      for (const li of s.lipIndexes) want.add(hostRoute(lipOf(this.engine, li)));
     }
     return want;
   }
@@ -386,6 +419,11 @@ export class LoadBalancer implements ControlApi {
   private syncRoutes(): void {
     if (!this.device) return;
     const want = this.wantedRoutes();
+    if (!this.ipv6Forwarding && [...want].some((r) => r.includes(':'))) {
+      // Only once an IPv6 address is routed here: forwarding on makes the host ignore router advertisements.
+      this.deps.host.sysctl('net.ipv6.conf.all.forwarding', '1');
+      this.ipv6Forwarding = true;
+    }
     for (const r of want) {
       if (this.routes.has(r)) continue;
       this.deps.host.addRoute(r, this.deviceName);
@@ -481,8 +519,8 @@ export class LoadBalancer implements ControlApi {
       if (c.removedLaddrs.length > 0) {
         this.deps.log.warn(
           {
-            service: `${ipv4ToString(s.vip)}:${s.vport}`,
-            laddrs: c.removedLaddrs.map(ipv4ToString),
+            service: endpointToString(s.vip, s.vport),
+            laddrs: c.removedLaddrs.map(addressToString),
           },
           'local addresses stay in use until restart (connections may hold their ports)',
         );
@@ -505,15 +543,15 @@ export class LoadBalancer implements ControlApi {
     const services = e.services
       .filter((s) => s.live)
       .map((s: Service) => ({
-        vip: s.vip,
+        vip: vipOf(s),
         vport: s.vport,
         protocol: 'TCP' as const,
         scheduler: s.scheduler.name,
-        laddrs: s.lipIndexes.map((li) => e.laddrs.lips[li]!),
+        laddrs: s.lipIndexes.map((li) => lipOf(e, li)),
         realServers: s.targets.map((r) => {
-          const w = this.weights.get(rsKey(s.vip, s.vport, r.addr, r.port));
+          const w = this.weights.get(rsKey(vipOf(s), s.vport, rsAddrOf(r), r.port));
           return {
-            addr: r.addr,
+            addr: rsAddrOf(r),
             port: r.port,
             weight: w?.weight ?? r.weight,
             effectiveWeight: r.weight,
@@ -567,34 +605,37 @@ export class LoadBalancer implements ControlApi {
   }
 
   connections(limit?: number): ConnectionStatus[] {
-    return this.engine.listConnections(limit).map((c) => ({
-      protocol: 'TCP',
-      expiresIn: c.expiresInMs / 1000,
-      state: TCP_STATE_NAMES[c.state],
-      client: { addr: c.cip, port: c.cport },
-      virtual: { addr: c.vip, port: c.vport },
-      local: { addr: c.lip, port: c.lport },
-      real: { addr: c.rip, port: c.rport },
-    }));
+    return this.engine.listConnections(limit).map((c) => {
+      const a = connAddrs(c);
+      return {
+        protocol: 'TCP',
+        expiresIn: c.expiresInMs / 1000,
+        state: TCP_STATE_NAMES[c.state],
+        client: { addr: a.cip, port: c.cport },
+        virtual: { addr: a.vip, port: c.vport },
+        local: { addr: a.lip, port: c.lport },
+        real: { addr: a.rip, port: c.rport },
+      };
+    });
   }
 
   /** The addresses the running services use, by part: what ctl's additions are checked against. */
   private addressRoles(): AddressRoles {
     const e = this.engine;
-    const vips = new Set<number>();
-    const rips = new Set<number>();
-    const lips = new Set<number>();
+    const vips = new Set<string>();
+    const rips = new Set<string>();
+    const lips = new Set<string>();
     for (const s of e.services) {
       if (!s.live) continue;
-      vips.add(s.vip);
-      for (const r of s.targets) rips.add(r.addr);
-      for (const li of s.lipIndexes) lips.add(e.laddrs.lips[li]!);
+      vips.add(addressKey(vipOf(s)));
+      for (const r of s.targets) rips.add(addressKey(rsAddrOf(r)));
+      for (const li of s.lipIndexes) lips.add(addressKey(lipOf(e, li)));
     }
     return { vips, rips, lips };
   }
 
   /** Refuses, as the config file would, an address that already plays another part. */
-  private refuseRoleConflict(addr: number, role: AddressRole): void {
+  private refuseRoleConflict(addr: IpAddress, role: AddressRole): void {
     const conflict = addressRoleConflict(addr, role, this.addressRoles());
     if (conflict) throw new Error(conflict);
   }
@@ -609,9 +650,9 @@ export class LoadBalancer implements ControlApi {
 
   private apply(req: ControlRequest): ControlResponse {
     const e = this.engine;
-    const svcOf = (vip: number, vport: number): number => {
+    const svcOf = (vip: IpAddress, vport: number): number => {
       const i = e.findService(vip, vport);
-      if (i < 0) throw new Error(`no service ${ipv4ToString(vip)}:${vport}`);
+      if (i < 0) throw new Error(`no service ${endpointToString(vip, vport)}`);
       return i;
     };
     switch (req.op) {
@@ -624,7 +665,7 @@ export class LoadBalancer implements ControlApi {
         this.refuseRoleConflict(vip, 'virtual_server');
         e.addService({ vip, vport, scheduler: req.scheduler, laddrs: [], realServers: [] });
         this.syncRoutes();
-        this.deps.log.info({ service: `${ipv4ToString(vip)}:${vport}` }, 'service added (ctl)');
+        this.deps.log.info({ service: endpointToString(vip, vport) }, 'service added (ctl)');
         return { ok: true };
       }
       case 'edit-service':
@@ -636,6 +677,8 @@ export class LoadBalancer implements ControlApi {
         return { ok: true };
       case 'add-real': {
         const r = req.real;
+        const family = realServerFamilyConflict(r.vip, r.addr);
+        if (family) throw new Error(family);
         this.refuseRoleConflict(r.addr, 'real server');
         this.addReal(svcOf(r.vip, r.vport), r.vip, r.vport, r.addr, r.port, req.weight);
         return { ok: true };
@@ -645,7 +688,7 @@ export class LoadBalancer implements ControlApi {
         const si = svcOf(r.vip, r.vport);
         const ri = e.findRealServer(si, r.addr, r.port);
         if (ri < 0)
-          throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
+          throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
         const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port));
         if (w) w.weight = req.weight;
         e.setWeight(ri, w && !w.healthy ? 0 : req.weight);
@@ -656,7 +699,7 @@ export class LoadBalancer implements ControlApi {
         const si = svcOf(r.vip, r.vport);
         const ri = e.findRealServer(si, r.addr, r.port);
         if (ri < 0)
-          throw new Error(`no real server ${ipv4ToString(r.addr)}:${r.port} in that service`);
+          throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
         e.removeRealServer(ri);
         this.weights.delete(rsKey(r.vip, r.vport, r.addr, r.port));
         return { ok: true };

@@ -26,7 +26,8 @@
  *                                             plus _weight, _effective_weight, _up
  *   fullnat_process_* / fullnat_nodejs_*      prom-client's default process metrics
  *
- * Labels: service="VIP:port", real_server="RS:port".
+ * Labels: service="VIP:port", real_server="RS:port", as ctl prints them:
+ * an IPv6 address in brackets (service="[2001:db8::100]:80").
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -35,7 +36,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 import { COUNTER_NAMES } from '../engine/counters.js';
 import { DEVICE_STAT_FILES, type DeviceStatName } from '../io/device-stats.js';
-import { ipv4ToString } from '../wire/bytes.js';
+import { endpointToString } from '../wire/address.js';
 import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
 
 const IO_COUNTERS: readonly (readonly [string, string])[] = [
@@ -78,11 +79,11 @@ function num(n: number): number {
 }
 
 function serviceLabel(s: ServiceStatus): string {
-  return `${ipv4ToString(s.vip)}:${s.vport}`;
+  return endpointToString(s.vip, s.vport);
 }
 
 function realLabel(r: RealServerStatus): string {
-  return `${ipv4ToString(r.addr)}:${r.port}`;
+  return endpointToString(r.addr, r.port);
 }
 
 const TRAFFIC: readonly { key: keyof TrafficStats; name: string; help: string }[] = [

@@ -1,8 +1,10 @@
 /**
  * The shapes the control plane works with: the parsed configuration, what the
  * running load balancer reports about itself, and the operations `ctl` can ask
- * for. Addresses are host-order IPv4 numbers; text forms are for display.
+ * for. Addresses are `IpAddress`es: a host-order IPv4 number or an
+ * Ipv6Address; text forms are for display.
  */
+import type { IpAddress } from '../wire/address.js';
 import type { ToaSetting, UnknownServiceAction } from '../engine/options.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
@@ -34,7 +36,7 @@ export interface HttpGetSpec {
 export type HealthCheckSpec = TcpCheckSpec | HttpGetSpec;
 
 export interface RealServerSpec {
-  addr: number;
+  addr: IpAddress;
   port: number;
   weight: number;
   /** MTU of the path from the LB to this RS; default: the defs' rs_mtu. */
@@ -50,12 +52,12 @@ export interface RealServerSpec {
 }
 
 export interface ServiceSpec {
-  vip: number;
+  vip: IpAddress;
   vport: number;
   protocol: 'TCP';
   scheduler: SchedulerName;
   laddrGroup: string;
-  laddrs: number[];
+  laddrs: IpAddress[];
   realServers: RealServerSpec[];
   /** SYNPROXY (`syn_proxy`): the LB answers SYNs with syncookies and opens the RS leg on a valid ACK. */
   synProxy: boolean;
@@ -70,6 +72,8 @@ export interface FullnatDefs {
   /** TUN device name, default fnat0. */
   interface: string;
   toaPolicy: ToaSetting;
+  /** TCP option kind of the 20-byte TOA that carries an IPv6 client: 254 (DPVS's toa.ko) or 253 (Alibaba). */
+  toaV6Kind: 253 | 254;
   mssAdjust: boolean;
   timestampRemove: boolean;
   /** TCP packets for no service: `drop`, or drop and answer ICMP destination unreachable (rate-limited). */
@@ -124,13 +128,13 @@ export interface FullnatConfig {
   defs: FullnatDefs;
   /** The file has a `fullnat_defs` block (without one, `defs` are all defaults). */
   hasDefsBlock: boolean;
-  laddrGroups: Map<string, number[]>;
+  laddrGroups: Map<string, IpAddress[]>;
   services: ServiceSpec[];
 }
 
 /** One real server as the running LB sees it. */
 export interface RealServerStatus {
-  addr: number;
+  addr: IpAddress;
   port: number;
   /** Configured weight. */
   weight: number;
@@ -143,11 +147,11 @@ export interface RealServerStatus {
 }
 
 export interface ServiceStatus {
-  vip: number;
+  vip: IpAddress;
   vport: number;
   protocol: 'TCP';
   scheduler: SchedulerName;
-  laddrs: number[];
+  laddrs: IpAddress[];
   realServers: RealServerStatus[];
   stats: TrafficStats;
   /** Engine counters for this service (toa_inserted, …). */
@@ -168,10 +172,10 @@ export interface ConnectionStatus {
   /** Seconds until expiry. */
   expiresIn: number;
   state: string;
-  client: { addr: number; port: number };
-  virtual: { addr: number; port: number };
-  local: { addr: number; port: number };
-  real: { addr: number; port: number };
+  client: { addr: IpAddress; port: number };
+  virtual: { addr: IpAddress; port: number };
+  local: { addr: IpAddress; port: number };
+  real: { addr: IpAddress; port: number };
 }
 
 /**
@@ -202,8 +206,8 @@ export interface Snapshot {
   ready?: boolean;
 }
 
-export type ServiceKey = { vip: number; vport: number };
-export type RealServerKey = ServiceKey & { addr: number; port: number };
+export type ServiceKey = { vip: IpAddress; vport: number };
+export type RealServerKey = ServiceKey & { addr: IpAddress; port: number };
 
 /** What `fullnat ctl` can ask of the running LB (ipvsadm's verbs). */
 export type ControlRequest =
@@ -215,7 +219,7 @@ export type ControlRequest =
   | { op: 'add-real'; real: RealServerKey; weight: number }
   | { op: 'edit-real'; real: RealServerKey; weight: number }
   | { op: 'delete-real'; real: RealServerKey }
-  | { op: 'add-laddr'; service: ServiceKey; laddr: number }
+  | { op: 'add-laddr'; service: ServiceKey; laddr: IpAddress }
   /** `force`: apply even a file that would remove every service (`ctl --reload --force`). */
   | { op: 'reload'; force?: boolean }
   | { op: 'zero' }

@@ -9,11 +9,18 @@
  * `service.vip: `).
  *
  * A rule takes the value as text, the way the operator wrote it (the socket
- * renders its JSON numbers as text first; its addresses, already numbers, go
+ * renders its JSON numbers as text first; its addresses, parsed already, go
  * through checkAddress), and returns the parsed value or throws a RuleError
  * carrying the reason.
  */
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
+import {
+  addressFamily,
+  addressKey,
+  addressToString,
+  Ipv6Address,
+  type IpAddress,
+} from '../wire/address.js';
 import { ipv4ToString, parseIpv4 } from '../wire/bytes.js';
 
 /** A value a rule refuses; `reason` is the one-line text every front end shows. */
@@ -50,29 +57,84 @@ function routable(a: number, text: string): number {
   return a;
 }
 
-/** A dotted-quad VIP, RS or LIP. */
-export function parseAddress(text: string): number {
-  const a = parseIpv4(text);
-  if (a < 0) throw new RuleError(`bad IPv4 address '${text}'`);
-  return routable(a, text);
+/**
+ * The IPv6 classes no role can take, each for its own reason: the
+ * unspecified address and loopback (::1) never cross a device; multicast
+ * (ff00::/8) is not unicast; a link-local address (fe80::/10) means nothing
+ * without the zone of one link, and the LB's addresses live on routes into
+ * the TUN, not on a link; an IPv4-mapped address (::ffff:0:0/96) is how a
+ * dual-stack socket shows an IPv4 peer, never an address on the wire: an
+ * IPv4 real server or LIP is written as IPv4.
+ */
+function ipv6Class(a: Ipv6Address): string | null {
+  const b = a.bytes;
+  if (b[0] === 0xff) return 'multicast';
+  if (b[0] === 0xfe && (b[1]! & 0xc0) === 0x80) return 'link-local';
+  if (a.mappedIpv4() >= 0) return 'IPv4-mapped; write the IPv4 address';
+  let zeroPrefix = true;
+  for (let i = 0; i < 15; i++) if (b[i] !== 0) zeroPrefix = false;
+  if (zeroPrefix && b[15] === 0) return 'unspecified';
+  if (zeroPrefix && b[15] === 1) return 'loopback';
+  return null;
 }
 
-/** A VIP, RS or LIP given as a host-order number (the control socket's form). */
-export function checkAddress(n: number): number {
-  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
-    throw new RuleError(`bad IPv4 address '${n}'`);
+function routable6(a: Ipv6Address): Ipv6Address {
+  const why = ipv6Class(a);
+  if (why !== null) {
+    throw new RuleError(
+      `IPv6 address ${a.text} is out of range (not a routable unicast address: ${why})`,
+    );
   }
-  return routable(n, ipv4ToString(n));
+  return a;
+}
+
+/** A VIP, RS or LIP: a dotted quad or IPv6 text (RFC 4291, no brackets, no zone). */
+export function parseAddress(text: string): IpAddress {
+  if (!text.includes(':')) {
+    const a = parseIpv4(text);
+    if (a < 0) throw new RuleError(`bad IPv4 address '${text}'`);
+    return routable(a, text);
+  }
+  const a = Ipv6Address.parse(text);
+  if (a === null) throw new RuleError(`bad IPv6 address '${text}'`);
+  return routable6(a);
+}
+
+/** A VIP, RS or LIP already parsed: a host-order IPv4 number or an Ipv6Address (the control socket's form). */
+export function checkAddress(a: IpAddress): IpAddress {
+  if (typeof a !== 'number') return routable6(a);
+  if (!Number.isInteger(a) || a < 0 || a > 0xffffffff) {
+    throw new RuleError(`bad IPv4 address '${a}'`);
+  }
+  return routable(a, ipv4ToString(a));
+}
+
+/** "IPv4" or "IPv6", for messages. */
+export function familyName(a: IpAddress): string {
+  return `IPv${addressFamily(a)}`;
+}
+
+/**
+ * Why a real server at `rs` cannot serve the VIP `vip` (null when it can):
+ * an IPv6 VIP takes IPv6 real servers and IPv4 ones (FNAT64), an IPv4 VIP
+ * only IPv4 ones — FNAT46 would need an IPv6 TOA for an IPv4 client, which
+ * no real-server module reads.
+ */
+export function realServerFamilyConflict(vip: IpAddress, rs: IpAddress): string | null {
+  if (addressFamily(vip) === 4 && addressFamily(rs) === 6) {
+    return `real server ${addressToString(rs)} is IPv6 but the virtual_server ${addressToString(vip)} is IPv4 (FNAT46, IPv4 clients to IPv6 real servers, is not supported)`;
+  }
+  return null;
 }
 
 /** The parts an address can play; each address plays at most one. */
 export type AddressRole = 'virtual_server' | 'real server' | 'local';
 
-/** The addresses that already play each part. */
+/** The addresses that already play each part, as `addressKey`s (one key per address, either family). */
 export interface AddressRoles {
-  vips: ReadonlySet<number>;
-  rips: ReadonlySet<number>;
-  lips: ReadonlySet<number>;
+  vips: ReadonlySet<string>;
+  rips: ReadonlySet<string>;
+  lips: ReadonlySet<string>;
 }
 
 const ROLE_TEXT: Record<AddressRole, string> = {
@@ -88,18 +150,19 @@ const ROLE_TEXT: Record<AddressRole, string> = {
  * ask the running LB.
  */
 export function addressRoleConflict(
-  addr: number,
+  addr: IpAddress,
   role: AddressRole,
   roles: AddressRoles,
 ): string | null {
-  const others: [AddressRole, ReadonlySet<number>][] = [
+  const others: [AddressRole, ReadonlySet<string>][] = [
     ['virtual_server', roles.vips],
     ['real server', roles.rips],
     ['local', roles.lips],
   ];
+  const key = addressKey(addr);
   for (const [other, set] of others) {
-    if (other !== role && set.has(addr)) {
-      return `${ROLE_TEXT[role]} ${ipv4ToString(addr)} is also a ${ROLE_TEXT[other]}`;
+    if (other !== role && set.has(key)) {
+      return `${ROLE_TEXT[role]} ${addressToString(addr)} is also a ${ROLE_TEXT[other]}`;
     }
   }
   return null;

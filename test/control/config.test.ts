@@ -124,6 +124,7 @@ describe('parseConfig: the documented example', () => {
       defs: {
         interface: 'fnat0',
         toaPolicy: 'fullnat',
+        toaV6Kind: 254,
         mssAdjust: true,
         timestampRemove: true,
         unknownServiceAction: 'drop',
@@ -189,6 +190,7 @@ describe('parseConfig: the documented example', () => {
     assert.deepEqual(cfg.defs, {
       interface: 'fnat0',
       toaPolicy: 'fullnat',
+      toaV6Kind: 254,
       mssAdjust: true,
       timestampRemove: true,
       unknownServiceAction: 'drop',

@@ -221,7 +221,7 @@ describe('control socket server', { timeout: 10_000 }, () => {
       ],
       [
         { op: 'add-service', service: { vip: '10.0.0.1', vport: 80 }, scheduler: 'rr' },
-        /^service\.vip must be an IPv4 address as an unsigned 32-bit integer, got "10\.0\.0\.1"$/,
+        /^service\.vip must be an IPv4 address as an unsigned 32-bit integer or an IPv6 address as text, got "10\.0\.0\.1"$/,
       ],
       [
         { op: 'add-service', service: { vip: 0, vport: 80 }, scheduler: 'rr' },
@@ -256,7 +256,7 @@ describe('control socket server', { timeout: 10_000 }, () => {
       ],
       [
         { op: 'delete-real', real: svc },
-        /^real\.addr must be an IPv4 address as an unsigned 32-bit integer, got undefined$/,
+        /^real\.addr must be an IPv4 address as an unsigned 32-bit integer or an IPv6 address as text, got undefined$/,
       ],
       [{ op: 'add-laddr', service: svc, laddr: -5 }, /^laddr: bad IPv4 address '-5'$/],
       [{ op: 'reload', forced: true }, /unexpected field "forced" in op "reload"/],

@@ -1,4 +1,5 @@
 /** Drafts to the FullnatConfig the rest of the program uses: defaults and inheritance resolved. */
+import type { IpAddress } from '../../wire/address.js';
 import type { FullnatConfig, HealthCheckSpec, RealServerSpec, ServiceSpec } from '../model.js';
 import { CONFIG_DEFAULTS } from './defaults.js';
 import type { RsDraft, State, Timing, VsDraft } from './grammar/draft.js';
@@ -27,7 +28,7 @@ function stripUndefined(c: HealthCheckSpec): HealthCheckSpec {
 }
 
 export function build(file: string, st: State): FullnatConfig {
-  const laddrGroups = new Map<string, number[]>();
+  const laddrGroups = new Map<string, IpAddress[]>();
   for (const [name, g] of st.groups)
     laddrGroups.set(
       name,

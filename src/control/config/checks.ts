@@ -1,9 +1,16 @@
 /**
  * Cross-checks that need the whole file, run after the grammar: group
- * references and overlaps, distinct address roles, engine capacities.
+ * references and overlaps, distinct address roles, LIP families,
+ * engine capacities.
  */
 import { DEFAULT_ENGINE_OPTIONS } from '../../engine/options.js';
-import { ipv4ToString } from '../../wire/bytes.js';
+import {
+  addressFamily,
+  addressKey,
+  addressToString,
+  type AddressFamily,
+  type IpAddress,
+} from '../../wire/address.js';
 import { addressRoleConflict } from '../rules.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';
@@ -11,7 +18,7 @@ import { svcName, type State } from './grammar/draft.js';
 
 /** The group each used LIP came from, to reject overlaps between groups in use. */
 export function checkGroups(st: State): void {
-  const owner = new Map<number, { group: string; tok: Token }>();
+  const owner = new Map<string, { group: string; tok: Token }>();
   const used = new Set<string>();
   for (const vs of st.services) {
     const ref = vs.laddrGroup;
@@ -28,14 +35,14 @@ export function checkGroups(st: State): void {
     if (used.has(ref.text)) continue;
     used.add(ref.text);
     for (const e of g.entries) {
-      const o = owner.get(e.addr);
+      const o = owner.get(addressKey(e.addr));
       if (o) {
         fail(
           e.tok,
-          `local address ${ipv4ToString(e.addr)} is also in local_address_group '${o.group}' (${at(o.tok)}); groups used by different services must not overlap`,
+          `local address ${addressToString(e.addr)} is also in local_address_group '${o.group}' (${at(o.tok)}); groups used by different services must not overlap`,
         );
       }
-      owner.set(e.addr, { group: ref.text, tok: e.tok });
+      owner.set(addressKey(e.addr), { group: ref.text, tok: e.tok });
     }
   }
   const max = DEFAULT_ENGINE_OPTIONS.maxLocalAddresses;
@@ -48,34 +55,35 @@ export function checkGroups(st: State): void {
 
 /** LIPs, VIPs and RIPs must differ: a shared address would loop through the TUN device. */
 export function checkAddressRoles(st: State): void {
-  const vips = new Map<number, Token>();
-  const rips = new Map<number, Token>();
+  const vips = new Map<string, Token>();
+  const rips = new Map<string, { addr: IpAddress; tok: Token }>();
   for (const vs of st.services) {
-    if (!vips.has(vs.vip)) vips.set(vs.vip, vs.tok);
-    for (const r of vs.reals) if (!rips.has(r.addr)) rips.set(r.addr, r.tok);
+    if (!vips.has(addressKey(vs.vip))) vips.set(addressKey(vs.vip), vs.tok);
+    for (const r of vs.reals)
+      if (!rips.has(addressKey(r.addr))) rips.set(addressKey(r.addr), { addr: r.addr, tok: r.tok });
   }
   const vipSet = new Set(vips.keys());
-  for (const [addr, tok] of rips) {
+  for (const [key, { addr, tok }] of rips) {
     const conflict = addressRoleConflict(addr, 'real server', {
       vips: vipSet,
       rips: new Set(),
       lips: new Set(),
     });
-    if (conflict) fail(tok, `${conflict} (${at(vips.get(addr)!)})`);
+    if (conflict) fail(tok, `${conflict} (${at(vips.get(key)!)})`);
   }
   for (const [name, g] of st.groups) {
     for (const e of g.entries) {
-      const v = vips.get(e.addr);
+      const v = vips.get(addressKey(e.addr));
       if (v)
         fail(
           e.tok,
-          `local address ${ipv4ToString(e.addr)} in '${name}' is also a virtual_server address (${at(v)})`,
+          `local address ${addressToString(e.addr)} in '${name}' is also a virtual_server address (${at(v)})`,
         );
-      const r = rips.get(e.addr);
+      const r = rips.get(addressKey(e.addr));
       if (r)
         fail(
           e.tok,
-          `local address ${ipv4ToString(e.addr)} in '${name}' is also a real server address (${at(r)})`,
+          `local address ${addressToString(e.addr)} in '${name}' is also a real server address (${at(r.tok)})`,
         );
     }
   }
@@ -83,4 +91,28 @@ export function checkAddressRoles(st: State): void {
   const max = DEFAULT_ENGINE_OPTIONS.maxRealServers;
   if (total > max)
     fail(st.services[0]!.tok, `${total} real servers configured; the engine holds at most ${max}`);
+}
+
+/**
+ * FULLNAT opens the RS leg from a LIP of the real server's family: an IPv6
+ * service with IPv4 real servers (FNAT64) needs IPv4 LIPs, one with IPv6
+ * real servers IPv6 LIPs. A group that has none for a family its service
+ * uses would leave those real servers unreachable, so the file is refused
+ * at the first such real server. (ctl may still build a service step by
+ * step: RS first, LIPs later, as ipvsadm allows.)
+ */
+export function checkLocalFamilies(st: State): void {
+  for (const vs of st.services) {
+    const g = st.groups.get(vs.laddrGroup!.text)!;
+    const have = new Set<AddressFamily>(g.entries.map((e) => addressFamily(e.addr)));
+    for (const r of vs.reals) {
+      const f = addressFamily(r.addr);
+      if (have.has(f)) continue;
+      const why = f === 4 && addressFamily(vs.vip) === 6 ? ' (FNAT64)' : '';
+      fail(
+        r.tok,
+        `real server ${addressToString(r.addr)} is IPv${f} but local_address_group '${vs.laddrGroup!.text}' (${at(g.tok)}) of virtual_server ${svcName(vs)} has no IPv${f} address: the LB reaches an IPv${f} real server from an IPv${f} local address${why}`,
+      );
+    }
+  }
 }

@@ -30,6 +30,7 @@ export function defaultDefs(): FullnatDefs {
   return {
     interface: CONFIG_DEFAULTS.interface,
     toaPolicy: e.toaPolicy,
+    toaV6Kind: e.toaV6Kind,
     mssAdjust: e.mssAdjust,
     timestampRemove: e.timestampRemove,
     unknownServiceAction: e.unknownServiceAction,

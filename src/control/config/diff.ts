@@ -1,5 +1,6 @@
 /** What changes between two parsed configurations: the plan a reload acts on. */
 import type { SchedulerName } from '../../engine/sched/scheduler.js';
+import { addressEquals, addressKey, type IpAddress } from '../../wire/address.js';
 import type { FullnatConfig, FullnatDefs, RealServerSpec, ServiceSpec } from '../model.js';
 import { DEF_KEYWORDS, timeoutKeyword, type TimeoutState } from './keywords.js';
 
@@ -20,8 +21,8 @@ export interface ServiceChange {
   changedReals: RealServerChange[];
   scheduler?: { from: SchedulerName; to: SchedulerName };
   laddrGroup?: { from: string; to: string };
-  addedLaddrs: number[];
-  removedLaddrs: number[];
+  addedLaddrs: IpAddress[];
+  removedLaddrs: IpAddress[];
   synProxy?: { from: boolean; to: boolean };
   proxyProtocol?: { from: 0 | 1 | 2; to: 0 | 1 | 2 };
 }
@@ -49,6 +50,8 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
   'state_dir',
   'handover',
   'tun_txqueuelen',
+  // The engine takes the IPv6 TOA kind at start only (Engine.reconfigure does not change it).
+  'toa_v6_kind',
 ];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
@@ -65,8 +68,10 @@ function diffDefs(a: FullnatDefs, b: FullnatDefs): string[] {
   return out;
 }
 
-const svcKey = (s: ServiceSpec): string => `${s.vip}:${s.vport}`;
-const rsKey = (r: RealServerSpec): string => `${r.addr}:${r.port}`;
+const svcKey = (s: ServiceSpec): string => `${addressKey(s.vip)}:${s.vport}`;
+const rsKey = (r: RealServerSpec): string => `${addressKey(r.addr)}:${r.port}`;
+const holds = (list: readonly IpAddress[], a: IpAddress): boolean =>
+  list.some((x) => addressEquals(x, a));
 
 function diffReal(a: RealServerSpec, b: RealServerSpec): RealServerField[] {
   const fields: RealServerField[] = [
@@ -89,8 +94,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     addedReals: b.realServers.filter((r) => !before.has(rsKey(r))),
     removedReals: a.realServers.filter((r) => !after.has(rsKey(r))),
     changedReals: [],
-    addedLaddrs: b.laddrs.filter((l) => !a.laddrs.includes(l)),
-    removedLaddrs: a.laddrs.filter((l) => !b.laddrs.includes(l)),
+    addedLaddrs: b.laddrs.filter((l) => !holds(a.laddrs, l)),
+    removedLaddrs: a.laddrs.filter((l) => !holds(b.laddrs, l)),
   };
   for (const r of b.realServers) {
     const old = before.get(rsKey(r));

@@ -9,6 +9,7 @@ export const timeoutKeyword = (s: TimeoutState): string => `timeout_${s.toLowerC
 export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string> = {
   interface: 'interface',
   toaPolicy: 'toa_policy',
+  toaV6Kind: 'toa_v6_kind',
   mssAdjust: 'mss_adjust',
   timestampRemove: 'timestamp_remove',
   unknownServiceAction: 'unknown_service_action',

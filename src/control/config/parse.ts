@@ -12,7 +12,7 @@ import { normalize } from 'node:path';
 
 import type { FullnatConfig } from '../model.js';
 import { build } from './build.js';
-import { checkAddressRoles, checkGroups } from './checks.js';
+import { checkAddressRoles, checkGroups, checkLocalFamilies } from './checks.js';
 import { Cursor } from './cursor.js';
 import { defaultDefs } from './defaults.js';
 import { ConfigError, errText } from './error.js';
@@ -36,6 +36,7 @@ export function parseConfig(
   parseTop(new Cursor(toks), st);
   checkGroups(st);
   checkAddressRoles(st);
+  checkLocalFamilies(st);
   return build(file, st);
 }
 

@@ -8,6 +8,7 @@
  * values (`-w3`, `-t10.0.0.1:80`), and checks a command × option legality
  * table (flags.ts) — none of which commander models.
  */
+import type { IpAddress } from '../../wire/address.js';
 import type { ControlRequest, ServiceKey } from '../model.js';
 import {
   DEFAULT_SCHEDULER,
@@ -16,6 +17,7 @@ import {
   parsePort,
   parseScheduler,
   parseWeight,
+  realServerFamilyConflict,
   RuleError,
 } from '../rules.js';
 import {
@@ -125,27 +127,48 @@ function ruled<T>(rule: () => T, prefix = ''): T {
   }
 }
 
+/**
+ * ipvsadm's `ADDR[:PORT]`: `10.0.0.1:80`, `[2001:db8::1]:80`; an IPv6
+ * address with no port may go without brackets (`-r 2001:db8::1`), since
+ * its colons leave no room for a port.
+ */
+function splitAddrPort(text: string): { addr: string; port?: string } | null {
+  const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
+  if (bracketed)
+    return { addr: bracketed[1]!, ...(bracketed[2] === undefined ? {} : { port: bracketed[2] }) };
+  if (text.includes('[') || text.includes(']')) return null;
+  const colon = text.indexOf(':');
+  if (colon < 0) return { addr: text };
+  if (text.indexOf(':', colon + 1) >= 0) return { addr: text };
+  return { addr: text.slice(0, colon), port: text.slice(colon + 1) };
+}
+
 function parseAddrPort(
   text: string,
   what: string,
   portRequired: boolean,
-): { addr: number; port?: number } {
-  const m = /^([^:]+)(?::([^:]*))?$/.exec(text);
-  const example = portRequired ? 'e.g. 10.10.1.100:80' : 'e.g. 10.10.2.2:80 or 10.10.2.2';
-  if (!m) throw new CtlUsageError(`illegal ${what} '${text}' (${example})`);
+): { addr: IpAddress; port?: number } {
+  const m = splitAddrPort(text);
+  const v6 = text.includes('[') || text.indexOf(':') !== text.lastIndexOf(':');
+  const example = portRequired
+    ? `e.g. ${v6 ? '[2001:db8::100]:80' : '10.10.1.100:80'}`
+    : `e.g. ${v6 ? '[2001:db8::2]:80 or 2001:db8::2' : '10.10.2.2:80 or 10.10.2.2'}`;
+  if (!m || m.addr === '') throw new CtlUsageError(`illegal ${what} '${text}' (${example})`);
   const prefix = `illegal ${what} '${text}': `;
-  const addr = ruled(() => parseAddress(m[1]!), prefix);
-  if (m[2] === undefined) {
+  const addr = ruled(() => parseAddress(m.addr), prefix);
+  if (m.port === undefined) {
     if (portRequired)
       throw new CtlUsageError(`illegal ${what} '${text}': missing port (${example})`);
     return { addr };
   }
-  const portText = m[2];
+  const portText = m.port;
   return { addr, port: ruled(() => parsePort(portText), prefix) };
 }
 
-function parseLaddr(text: string): number {
-  return ruled(() => parseAddress(text), `illegal local address '${text}': `);
+/** `-z LIP`: an address, IPv6 with or without brackets. */
+function parseLaddr(text: string): IpAddress {
+  const inner = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
+  return ruled(() => parseAddress(inner), `illegal local address '${text}': `);
 }
 
 /** Parses `fullnat ctl` arguments (argv after "ctl"); throws CtlUsageError with one line. */
@@ -236,9 +259,13 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
     case 'add-server':
     case 'edit-server':
     case 'delete-server': {
-      const r = parseAddrPort(val('real-server')!, 'real server address[:port]', false);
+      const rsText = val('real-server')!;
+      const r = parseAddrPort(rsText, 'real server address[:port]', false);
       // ipvsadm copies the virtual port when -r has none.
       const real = { ...service!, addr: r.addr, port: r.port ?? service!.vport };
+      const family = realServerFamilyConflict(real.vip, real.addr);
+      if (family)
+        throw new CtlUsageError(`illegal real server address[:port] '${rsText}': ${family}`);
       if (cmdKey === 'delete-server')
         return { kind: 'request', request: { op: 'delete-real', real } };
       const w = val('weight');

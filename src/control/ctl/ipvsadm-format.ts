@@ -9,7 +9,12 @@
  * Server version", and trailing blanks that ipvsadm's %-10u leaves on each
  * line are trimmed. Addresses are always numeric (-n is accepted and implied).
  */
-import { ipv4ToString } from '../../wire/bytes.js';
+import {
+  addressEquals,
+  addressToString,
+  endpointToString,
+  type IpAddress,
+} from '../../wire/address.js';
 import type {
   ConnectionStatus,
   ServiceKey,
@@ -40,8 +45,20 @@ function lpad(s: string, w: number): string {
   return s.padStart(w);
 }
 
-function addrPort(addr: number, port: number): string {
-  return `${ipv4ToString(addr)}:${port}`;
+/** `10.0.0.1:80`, `[2001:db8::1]:80`: ipvsadm's addrport_to_anyname with -n. */
+function addrPort(addr: IpAddress, port: number): string {
+  return endpointToString(addr, port);
+}
+
+/** IPv4 before IPv6 (as ipvsadm lists them: by family, then address), each in address order. */
+export function compareAddresses(a: IpAddress, b: IpAddress): number {
+  if (typeof a === 'number') return typeof b === 'number' ? a - b : -1;
+  if (typeof b === 'number') return 1;
+  for (let i = 0; i < 16; i++) {
+    const d = a.bytes[i]! - b.bytes[i]!;
+    if (d !== 0) return d;
+  }
+  return 0;
 }
 
 /** Non-negative integer for display; JSON may carry fractions or garbage from a confused server. */
@@ -63,32 +80,38 @@ export function formatLargeNumber(n: number, exact = false): string {
   return `${lpad(String(Math.floor(i / 1e12)), 8)}T`;
 }
 
-/** "TCP  10.10.1.100:80", cut at 33 columns like ipvsadm's svc_name[33]. */
-function serviceName(s: { protocol: string; vip: number; vport: number }): string {
-  return `${s.protocol}  ${addrPort(s.vip, s.vport)}`.slice(0, 33);
+/**
+ * "TCP  10.10.1.100:80", "TCP  [2001:db8::100]:80": ipvsadm's svc_name
+ * (64 bytes since its IPv6 support; the longest IPv6 name fits) and its
+ * `%-33s` column, which a longer name overflows.
+ */
+function serviceName(s: { protocol: string; vip: IpAddress; vport: number }): string {
+  return `${s.protocol}  ${addrPort(s.vip, s.vport)}`.slice(0, 63);
 }
 
-function realName(r: { addr: number; port: number }): string {
-  return addrPort(r.addr, r.port).slice(0, 28);
+/** ipvsadm prints the whole name in its `%-28s` column, overflowing it for long IPv6 ones. */
+function realName(r: { addr: IpAddress; port: number }): string {
+  return addrPort(r.addr, r.port);
 }
 
-function byAddrPort<T>(key: (t: T) => [number, number]): (a: T, b: T) => number {
+function byAddrPort<T>(key: (t: T) => [IpAddress, number]): (a: T, b: T) => number {
   return (a, b) => {
     const [a1, a2] = key(a);
     const [b1, b2] = key(b);
-    return a1 - b1 || a2 - b2;
+    return compareAddresses(a1, b1) || a2 - b2;
   };
 }
 
-const serviceOrder = byAddrPort<{ vip: number; vport: number }>((s) => [s.vip, s.vport]);
-const realOrder = byAddrPort<{ addr: number; port: number }>((r) => [r.addr, r.port]);
+const serviceOrder = byAddrPort<{ vip: IpAddress; vport: number }>((s) => [s.vip, s.vport]);
+const realOrder = byAddrPort<{ addr: IpAddress; port: number }>((r) => [r.addr, r.port]);
 
-function selectServices<T extends { vip: number; vport: number }>(
+/** The services to list, in order; `only` (from `-t`) picks one. */
+export function selectServices<T extends { vip: IpAddress; vport: number }>(
   list: readonly T[],
   only?: ServiceKey,
 ): T[] {
   const picked = only
-    ? list.filter((s) => s.vip === only.vip && s.vport === only.vport)
+    ? list.filter((s) => addressEquals(s.vip, only.vip) && s.vport === only.vport)
     : [...list];
   return picked.sort(serviceOrder);
 }
@@ -232,8 +255,8 @@ export function formatLaddrs(snap: Snapshot, service?: ServiceKey): string[] {
   const lines = [TITLE_LADDRS];
   for (const s of selectServices(snap.services, service)) {
     lines.push(`${pad(addrPort(s.vip, s.vport), 20)} ${s.laddrs.length}`);
-    for (const l of [...s.laddrs].sort((a, b) => a - b)) {
-      lines.push(`${pad('', 20)} ${pad('', 8)} ${ipv4ToString(l)}`);
+    for (const l of [...s.laddrs].sort(compareAddresses)) {
+      lines.push(`${pad('', 20)} ${pad('', 8)} ${addressToString(l)}`);
     }
   }
   return trimLines(lines);

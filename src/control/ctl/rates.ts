@@ -1,4 +1,5 @@
 /** Per-second rates for `ctl -Ln --rate`, from two snapshots (see computeRates). */
+import { endpointToString, type IpAddress } from '../../wire/address.js';
 import type { ServiceStatus, Snapshot, TrafficStats } from '../model.js';
 
 /** Per-second rates, as the kernel's estimator reports them to `ipvsadm --rate`. */
@@ -11,13 +12,13 @@ export interface TrafficRates {
 }
 
 export interface RealServerRates {
-  addr: number;
+  addr: IpAddress;
   port: number;
   rates: TrafficRates;
 }
 
 export interface ServiceRates {
-  vip: number;
+  vip: IpAddress;
   vport: number;
   protocol: ServiceStatus['protocol'];
   rates: TrafficRates;
@@ -46,7 +47,7 @@ function ratesBetween(a: TrafficStats | undefined, b: TrafficStats, seconds: num
  * `ctl -Ln --rate` samples twice, about a second apart, and divides.
  */
 export function computeRates(before: Snapshot, after: Snapshot, seconds: number): ServiceRates[] {
-  const key = (vip: number, port: number): string => `${vip}:${port}`;
+  const key = (addr: IpAddress, port: number): string => endpointToString(addr, port);
   const prev = new Map(before.services.map((s) => [key(s.vip, s.vport), s]));
   return after.services.map((s) => {
     const p = prev.get(key(s.vip, s.vport));

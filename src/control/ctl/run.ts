@@ -15,6 +15,7 @@ import {
   formatRates,
   formatServices,
   formatStats,
+  selectServices,
   type FormatOptions,
 } from './ipvsadm-format.js';
 import { computeRates } from './rates.js';
@@ -79,7 +80,7 @@ async function snapshot(path: string, timeoutMs: number): Promise<Snapshot> {
 }
 
 function hasService(snap: Snapshot, k: ServiceKey): boolean {
-  return snap.services.some((s) => s.vip === k.vip && s.vport === k.vport);
+  return selectServices(snap.services, k).length > 0;
 }
 
 /**

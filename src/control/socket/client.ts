@@ -5,6 +5,7 @@ import type { ControlRequest, ControlResponse } from '../model.js';
 import { errMessage, errnoCode } from './errors.js';
 import { MAX_RESPONSE_LINE } from './protocol.js';
 import { isRecord } from './validate.js';
+import { fromWireJson, toWireJson } from './wire-json.js';
 
 export class ControlClientError extends Error {
   constructor(
@@ -82,7 +83,7 @@ export function sendControlRequest(
     let connected = false;
     socket.once('connect', () => {
       connected = true;
-      socket.write(`${JSON.stringify(req)}\n`);
+      socket.write(`${toWireJson(req)}\n`);
     });
     socket.on('data', (chunk: Buffer) => {
       const nl = chunk.indexOf(0x0a);
@@ -96,7 +97,7 @@ export function sendControlRequest(
       if (nl < 0) return;
       let parsed: unknown;
       try {
-        parsed = JSON.parse(Buffer.concat(chunks, len).toString('utf8'));
+        parsed = fromWireJson(Buffer.concat(chunks, len).toString('utf8'));
       } catch (e) {
         finish(new ControlClientError(`fullnat sent malformed JSON: ${errMessage(e)}`, 'EPROTO'));
         return;

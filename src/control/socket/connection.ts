@@ -10,6 +10,7 @@ import type { ControlApi, ControlResponse } from '../model.js';
 import { errMessage } from './errors.js';
 import { MAX_REQUEST_LINE } from './protocol.js';
 import { validateControlRequest } from './validate.js';
+import { toWireJson } from './wire-json.js';
 
 /** An idle control connection is closed after this long. */
 export const CONTROL_IDLE_TIMEOUT_MS = 30_000;
@@ -37,7 +38,7 @@ export function serveConnection(socket: net.Socket, api: ControlApi, log: Logger
     if (dead || socket.destroyed) return;
     let line: string;
     try {
-      line = JSON.stringify(r);
+      line = toWireJson(r);
     } catch (e) {
       line = JSON.stringify({ ok: false, error: `internal error: ${errMessage(e)}` });
     }

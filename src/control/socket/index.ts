@@ -9,6 +9,7 @@ export {
   type ControlServerOptions,
 } from './server.js';
 export { probeSocket, type ProbeResult } from './socket-file.js';
+export { fromWireJson, toWireJson } from './wire-json.js';
 export {
   MAX_CONNECTIONS_LIMIT,
   validateControlRequest,

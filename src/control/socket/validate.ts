@@ -7,7 +7,16 @@
  */
 import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import type { ControlRequest, RealServerKey, ServiceKey } from '../model.js';
-import { checkAddress, parsePort, parseScheduler, parseWeight, RuleError } from '../rules.js';
+import type { IpAddress } from '../../wire/address.js';
+import {
+  checkAddress,
+  parseAddress,
+  parsePort,
+  parseScheduler,
+  parseWeight,
+  realServerFamilyConflict,
+  RuleError,
+} from '../rules.js';
 
 export type ValidationResult = { ok: true; request: ControlRequest } | { ok: false; error: string };
 
@@ -81,9 +90,17 @@ function number(v: unknown, name: string, shape = 'a number'): number {
   return v;
 }
 
-/** A VIP, RS or LIP: a host-order IPv4 number the config would accept as an address. */
-function ipv4(v: unknown, name: string): number {
-  const n = number(v, name, 'an IPv4 address as an unsigned 32-bit integer');
+/**
+ * A VIP, RS or LIP the config would accept as an address: IPv4 as a
+ * host-order number, IPv6 as its text (wire-json.ts).
+ */
+function address(v: unknown, name: string): IpAddress {
+  if (typeof v === 'string' && v.includes(':')) return ruled(name, () => parseAddress(v));
+  const n = number(
+    v,
+    name,
+    'an IPv4 address as an unsigned 32-bit integer or an IPv6 address as text',
+  );
   return ruled(name, () => checkAddress(n));
 }
 
@@ -101,18 +118,21 @@ function weight(v: unknown): number {
 function serviceKey(v: unknown, name: string): ServiceKey {
   if (!isRecord(v)) throw new InvalidRequest(`${name} must be an object {vip, vport}`);
   onlyKeys(v, ['vip', 'vport'], name);
-  return { vip: ipv4(v.vip, `${name}.vip`), vport: port(v.vport, `${name}.vport`) };
+  return { vip: address(v.vip, `${name}.vip`), vport: port(v.vport, `${name}.vport`) };
 }
 
 function realKey(v: unknown, name: string): RealServerKey {
   if (!isRecord(v)) throw new InvalidRequest(`${name} must be an object {vip, vport, addr, port}`);
   onlyKeys(v, ['vip', 'vport', 'addr', 'port'], name);
-  return {
-    vip: ipv4(v.vip, `${name}.vip`),
+  const key = {
+    vip: address(v.vip, `${name}.vip`),
     vport: port(v.vport, `${name}.vport`),
-    addr: ipv4(v.addr, `${name}.addr`),
+    addr: address(v.addr, `${name}.addr`),
     port: port(v.port, `${name}.port`),
   };
+  const family = realServerFamilyConflict(key.vip, key.addr);
+  if (family) throw new InvalidRequest(`${name}.addr: ${family}`);
+  return key;
 }
 
 function scheduler(v: unknown): SchedulerName {
@@ -180,7 +200,7 @@ export function validateControlRequest(v: unknown): ValidationResult {
         request = {
           op: o,
           service: serviceKey(v.service, 'service'),
-          laddr: ipv4(v.laddr, 'laddr'),
+          laddr: address(v.laddr, 'laddr'),
         };
         break;
     }

@@ -3,7 +3,7 @@
  * need every block, and the build resolves defaults and group references.
  */
 import type { SchedulerName } from '../../../engine/sched/scheduler.js';
-import { ipv4ToString } from '../../../wire/bytes.js';
+import { endpointToString, type IpAddress } from '../../../wire/address.js';
 import type { FullnatDefs, HealthCheckSpec } from '../../model.js';
 import type { Token } from '../lexer.js';
 
@@ -16,7 +16,7 @@ export interface Timing {
 
 export interface RsDraft {
   tok: Token;
-  addr: number;
+  addr: IpAddress;
   port: number;
   weight: number;
   mtu?: number;
@@ -27,7 +27,7 @@ export interface RsDraft {
 
 export interface VsDraft {
   tok: Token;
-  vip: number;
+  vip: IpAddress;
   vport: number;
   scheduler: SchedulerName;
   laddrGroup?: Token;
@@ -39,7 +39,7 @@ export interface VsDraft {
 
 export interface GroupDraft {
   tok: Token;
-  entries: { addr: number; tok: Token }[];
+  entries: { addr: IpAddress; tok: Token }[];
 }
 
 export interface State {
@@ -49,5 +49,5 @@ export interface State {
   services: VsDraft[];
 }
 
-export const svcName = (s: { vip: number; vport: number }): string =>
-  `${ipv4ToString(s.vip)}:${s.vport}`;
+export const svcName = (s: { vip: IpAddress; vport: number }): string =>
+  endpointToString(s.vip, s.vport);

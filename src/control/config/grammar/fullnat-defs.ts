@@ -30,6 +30,7 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
   const h: Record<string, Handler> = {
     interface: (k) => (d.interface = ifName(cur.value(k))),
     toa_policy: (k) => (d.toaPolicy = toaPolicy(cur.value(k))),
+    toa_v6_kind: (k) => (d.toaV6Kind = toaV6Kind(cur.value(k))),
     mss_adjust: (k) => (d.mssAdjust = onOff(cur.value(k), k.text)),
     timestamp_remove: (k) => (d.timestampRemove = onOff(cur.value(k), k.text)),
     unknown_service_action: (k) => (d.unknownServiceAction = unknownServiceAction(cur.value(k))),
@@ -91,6 +92,13 @@ function toaPolicy(t: Token): ToaSetting {
   const p = TOA_SETTINGS.find((x) => x === t.text);
   if (!p) fail(t, `unknown toa_policy '${t.text}' (valid: ${TOA_SETTINGS.join(', ')})`);
   return p;
+}
+
+/** 254 (DPVS's toa.ko, the default) or 253 (Alibaba's LVS); the real servers' module decides. */
+function toaV6Kind(t: Token): 253 | 254 {
+  if (t.text === '254') return 254;
+  if (t.text === '253') return 253;
+  return fail(t, `bad toa_v6_kind '${t.text}' (expected 254 or 253)`);
 }
 
 function unknownServiceAction(t: Token): UnknownServiceAction {

@@ -1,5 +1,5 @@
 /** `local_address_group NAME { … }`: the LIPs FULLNAT sends LB->RS traffic from. */
-import { ipv4ToString } from '../../../wire/bytes.js';
+import { addressKey, addressToString } from '../../../wire/address.js';
 import type { Cursor } from '../cursor.js';
 import { at, fail } from '../error.js';
 import { isBrace, isClose, isOpen, sameLine, type Token } from '../lexer.js';
@@ -12,7 +12,7 @@ export function parseGroup(cur: Cursor, kw: Token, st: State): void {
   const prior = st.groups.get(name);
   if (prior) fail(kw, `duplicate local_address_group '${name}' (first at ${at(prior.tok)})`);
   const g: GroupDraft = { tok: kw, entries: [] };
-  const where = new Map<number, Token>();
+  const where = new Map<string, Token>();
   for (;;) {
     const t = cur.next();
     if (!t) fail(kw, `'local_address_group ${name}' block is never closed (missing '}')`);
@@ -20,13 +20,13 @@ export function parseGroup(cur: Cursor, kw: Token, st: State): void {
     if (isOpen(t)) fail(t, `unexpected '{' in local_address_group`);
     if (isDeviceName(t, cur.previous())) continue;
     for (const addr of parseRange(t)) {
-      const dup = where.get(addr);
+      const dup = where.get(addressKey(addr));
       if (dup)
         fail(
           t,
-          `duplicate local address ${ipv4ToString(addr)} in group '${name}' (also at ${at(dup)})`,
+          `duplicate local address ${addressToString(addr)} in group '${name}' (also at ${at(dup)})`,
         );
-      where.set(addr, t);
+      where.set(addressKey(addr), t);
       g.entries.push({ addr, tok: t });
     }
   }

@@ -1,10 +1,10 @@
 /** `real_server IP PORT { … }` inside a virtual_server, with its TCP_CHECK or HTTP_GET block. */
-import { ipv4ToString } from '../../../wire/bytes.js';
+import { addressEquals, endpointToString } from '../../../wire/address.js';
 import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { CONFIG_DEFAULTS } from '../defaults.js';
 import { at, fail } from '../error.js';
 import type { Token } from '../lexer.js';
-import { parseMtu, parseWeight } from '../../rules.js';
+import { parseMtu, parseWeight, realServerFamilyConflict } from '../../rules.js';
 import { addrPort, intIn, port, ruled, seconds } from '../values.js';
 import { svcName, type RsDraft, type VsDraft } from './draft.js';
 import { retries, timingHandlers } from './timing.js';
@@ -12,11 +12,13 @@ import { retries, timingHandlers } from './timing.js';
 export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
   const args = cur.header(kw, 1, 2, 'real_server IP PORT {');
   const { addr, port: rport } = addrPort(kw, args, 'real_server');
-  const dup = vs.reals.find((r) => r.addr === addr && r.port === rport);
+  const family = realServerFamilyConflict(vs.vip, addr);
+  if (family) fail(kw, family);
+  const dup = vs.reals.find((r) => addressEquals(r.addr, addr) && r.port === rport);
   if (dup) {
     fail(
       kw,
-      `duplicate real_server ${ipv4ToString(addr)}:${rport} in virtual_server ${svcName(vs)} (first at ${at(dup.tok)})`,
+      `duplicate real_server ${endpointToString(addr, rport)} in virtual_server ${svcName(vs)} (first at ${at(dup.tok)})`,
     );
   }
   const rs: RsDraft = {

@@ -1,4 +1,5 @@
 /** `virtual_server VIP PORT { … }`: one FULLNAT service and its real servers. */
+import { addressEquals } from '../../../wire/address.js';
 import type { Cursor, Handler } from '../cursor.js';
 import { walkBlock, withOnce } from '../cursor.js';
 import { CONFIG_DEFAULTS } from '../defaults.js';
@@ -28,7 +29,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     timing: {},
     reals: [],
   };
-  const dup = st.services.find((s) => s.vip === vs.vip && s.vport === vs.vport);
+  const dup = st.services.find((s) => addressEquals(s.vip, vs.vip) && s.vport === vs.vport);
   if (dup) fail(kw, `duplicate virtual_server ${svcName(vs)} (first at ${at(dup.tok)})`);
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
