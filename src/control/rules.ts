@@ -78,11 +78,11 @@ function ipv6Class(a: Ipv6Address): string | null {
   return null;
 }
 
-function routable6(a: Ipv6Address): Ipv6Address {
+function routable6(a: Ipv6Address, text: string): Ipv6Address {
   const why = ipv6Class(a);
   if (why !== null) {
     throw new RuleError(
-      `IPv6 address ${a.text} is out of range (not a routable unicast address: ${why})`,
+      `IPv6 address ${text} is out of range (not a routable unicast address: ${why})`,
     );
   }
   return a;
@@ -97,12 +97,12 @@ export function parseAddress(text: string): IpAddress {
   }
   const a = Ipv6Address.parse(text);
   if (a === null) throw new RuleError(`bad IPv6 address '${text}'`);
-  return routable6(a);
+  return routable6(a, text);
 }
 
 /** A VIP, RS or LIP already parsed: a host-order IPv4 number or an Ipv6Address (the control socket's form). */
 export function checkAddress(a: IpAddress): IpAddress {
-  if (typeof a !== 'number') return routable6(a);
+  if (typeof a !== 'number') return routable6(a, a.text);
   if (!Number.isInteger(a) || a < 0 || a > 0xffffffff) {
     throw new RuleError(`bad IPv4 address '${a}'`);
   }

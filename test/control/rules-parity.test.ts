@@ -37,6 +37,18 @@ const GOOD: Values = {
   lip: '10.10.3.1',
 };
 
+/** An IPv6 service: the base of the IPv6 cases. */
+const GOOD6: Values = {
+  ...GOOD,
+  vip: '2001:db8:1::100',
+  rs: '2001:db8:2::2',
+  lip: '2001:db8:3::1',
+};
+
+const isV6 = (a: string): boolean => a.includes(':');
+/** ipvsadm's ADDR:PORT: IPv6 in brackets. */
+const endpoint = (a: string, p: string): string => (isV6(a) ? `[${a}]:${p}` : `${a}:${p}`);
+
 function configText(v: Values): string {
   return `local_address_group g1 {
     ${v.lip}
@@ -55,20 +67,21 @@ virtual_server ${v.vip} ${v.vport} {
 type Command = 'add-service' | 'add-server' | 'add-laddr';
 
 function ctlArgv(cmd: Command, v: Values): string[] {
-  const svc = ['-t', `${v.vip}:${v.vport}`];
+  const svc = ['-t', endpoint(v.vip, v.vport)];
   switch (cmd) {
     case 'add-service':
       return ['-A', ...svc, '-s', v.scheduler];
     case 'add-server':
-      return ['-a', ...svc, '-r', `${v.rs}:${v.rport}`, '-w', v.weight];
+      return ['-a', ...svc, '-r', endpoint(v.rs, v.rport), '-w', v.weight];
     case 'add-laddr':
       return ['-P', ...svc, '-z', v.lip];
   }
 }
 
-/** The same command as a control request, with numbers where the socket carries numbers. */
+/** The same command as a control request, with numbers where the socket carries numbers (and IPv6 text). */
 function socketRequest(cmd: Command, v: Values, raw: Partial<Record<keyof Values, unknown>>) {
-  const num = (k: 'vip' | 'rs' | 'lip'): unknown => (k in raw ? raw[k] : ip(v[k]));
+  const num = (k: 'vip' | 'rs' | 'lip'): unknown =>
+    k in raw ? raw[k] : isV6(v[k]) ? v[k] : ip(v[k]);
   const int = (k: 'vport' | 'rport' | 'weight'): unknown => (k in raw ? raw[k] : Number(v[k]));
   const service = { vip: num('vip'), vport: int('vport') };
   switch (cmd) {
@@ -87,6 +100,8 @@ function socketRequest(cmd: Command, v: Values, raw: Partial<Record<keyof Values
 
 interface Case {
   name: string;
+  /** The good values the case spoils; default GOOD (IPv4). */
+  base?: Values;
   /** The spoilt value, as the operator writes it in the file and on the command line. */
   bad: Partial<Values>;
   cmd: Command;
@@ -99,6 +114,9 @@ interface Case {
 
 const OUT_OF_RANGE = (a: string): string =>
   `IPv4 address ${a} is out of range (not a routable unicast address)`;
+
+const OUT_OF_RANGE6 = (a: string, why: string): string =>
+  `IPv6 address ${a} is out of range (not a routable unicast address: ${why})`;
 
 const CASES: Case[] = [
   {
@@ -209,6 +227,78 @@ const CASES: Case[] = [
     reason: "bad IPv4 address '10.10.2'",
     socket: { raw: { rs: -1 }, reason: "bad IPv4 address '-1'" },
   },
+  {
+    name: 'IPv6 loopback VIP',
+    base: GOOD6,
+    bad: { vip: '::1' },
+    cmd: 'add-service',
+    field: 'service.vip',
+    reason: OUT_OF_RANGE6('::1', 'loopback'),
+  },
+  {
+    name: 'IPv6 unspecified VIP',
+    base: GOOD6,
+    bad: { vip: '::' },
+    cmd: 'add-service',
+    field: 'service.vip',
+    reason: OUT_OF_RANGE6('::', 'unspecified'),
+  },
+  {
+    name: 'IPv4-mapped VIP',
+    base: GOOD6,
+    bad: { vip: '::ffff:10.10.1.100' },
+    cmd: 'add-service',
+    field: 'service.vip',
+    reason: OUT_OF_RANGE6('::ffff:10.10.1.100', 'IPv4-mapped; write the IPv4 address'),
+  },
+  {
+    name: 'IPv6 multicast RS',
+    base: GOOD6,
+    bad: { rs: 'ff02::1' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason: OUT_OF_RANGE6('ff02::1', 'multicast'),
+  },
+  {
+    name: 'IPv6 link-local RS',
+    base: GOOD6,
+    bad: { rs: 'fe80::2' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason: OUT_OF_RANGE6('fe80::2', 'link-local'),
+  },
+  {
+    name: 'IPv6 link-local LIP',
+    base: GOOD6,
+    bad: { lip: 'fe80::1' },
+    cmd: 'add-laddr',
+    field: 'laddr',
+    reason: OUT_OF_RANGE6('fe80::1', 'link-local'),
+  },
+  {
+    name: 'IPv4-mapped LIP',
+    base: GOOD6,
+    bad: { lip: '::ffff:10.10.3.1' },
+    cmd: 'add-laddr',
+    field: 'laddr',
+    reason: OUT_OF_RANGE6('::ffff:10.10.3.1', 'IPv4-mapped; write the IPv4 address'),
+  },
+  {
+    name: 'malformed IPv6 RS',
+    base: GOOD6,
+    bad: { rs: '2001:db8::zz' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason: "bad IPv6 address '2001:db8::zz'",
+  },
+  {
+    name: 'IPv6 RS under an IPv4 VIP (FNAT46)',
+    bad: { rs: '2001:db8:2::2' },
+    cmd: 'add-server',
+    field: 'real.addr',
+    reason:
+      'real server 2001:db8:2::2 is IPv6 but the virtual_server 10.10.1.100 is IPv4 (FNAT46, IPv4 clients to IPv6 real servers, is not supported)',
+  },
 ];
 
 function configReason(v: Values): string {
@@ -238,18 +328,21 @@ function socketError(req: unknown): string {
 }
 
 describe('domain rules: config, ctl and the control socket agree', () => {
-  it('all three accept the good values every case starts from', () => {
-    assert.doesNotThrow(() => parseConfig(configText(GOOD), 'parity.conf', () => ''));
-    for (const cmd of ['add-service', 'add-server', 'add-laddr'] as const) {
-      assert.equal(parseCtlArgs(ctlArgv(cmd, GOOD)).kind, 'request');
-      const r = validateControlRequest(socketRequest(cmd, GOOD, {}));
-      assert.ok(r.ok, JSON.stringify(r));
+  it('all three accept the good values every case starts from, IPv4, IPv6 and FNAT64', () => {
+    const fnat64: Values = { ...GOOD6, rs: '10.10.2.2', lip: '10.10.3.1' };
+    for (const good of [GOOD, GOOD6, fnat64]) {
+      assert.doesNotThrow(() => parseConfig(configText(good), 'parity.conf', () => ''));
+      for (const cmd of ['add-service', 'add-server', 'add-laddr'] as const) {
+        assert.equal(parseCtlArgs(ctlArgv(cmd, good)).kind, 'request');
+        const r = validateControlRequest(socketRequest(cmd, good, {}));
+        assert.ok(r.ok, JSON.stringify(r));
+      }
     }
   });
 
   for (const c of CASES) {
     it(`${c.name}: the same reason from each front end`, () => {
-      const v: Values = { ...GOOD, ...c.bad };
+      const v: Values = { ...(c.base ?? GOOD), ...c.bad };
 
       assert.equal(configReason(v), c.reason, 'config');
 
