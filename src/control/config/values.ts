@@ -104,6 +104,9 @@ export function parseRange(t: Token): IpAddress[] {
 }
 
 function ipv6Range(t: Token, first: Ipv6Address, tail: string): IpAddress[] {
+  if (tail.includes('.')) {
+    fail(t, `bad address range '${t.text}' (both ends must be IPv4 or both IPv6)`);
+  }
   if (!tail.includes(':')) {
     fail(
       t,
