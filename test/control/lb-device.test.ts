@@ -137,4 +137,34 @@ describe('LoadBalancer: the TUN device beyond packets', () => {
     const warnings = lines.filter((l) => l.msg.startsWith('TUN kernel counters unreadable'));
     assert.equal(warnings.length, 1);
   });
+
+  it('an IPv4-only configuration: /32 routes, IPv4 sysctls only, a TUN MTU with room for the 8-byte TOA', () => {
+    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${SERVICE}`);
+    const routes: string[] = [];
+    const sysctls: string[] = [];
+    const mtus: number[] = [];
+    const host: HostNetwork = {
+      openDevice: (_name, mtu) => {
+        mtus.push(mtu);
+        return new MemoryDevice();
+      },
+      addRoute: (r) => void routes.push(r),
+      delRoute: () => {},
+      sysctl: (k) => void sysctls.push(k),
+    };
+    const lb = new LoadBalancer(file, {
+      host,
+      log: createLogger({ level: 'silent' }),
+      healthChecks: false,
+    });
+    lb.start();
+    lb.stop();
+    assert.deepEqual(routes.sort(), ['10.10.1.100/32', '10.10.3.1/32']);
+    assert.deepEqual(mtus, [1508]);
+    // IPv6 forwarding would make the host ignore router advertisements: only once an IPv6 address is routed.
+    assert.deepEqual(
+      sysctls.filter((k) => k.startsWith('net.ipv6.')),
+      [],
+    );
+  });
 });

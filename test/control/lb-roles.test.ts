@@ -14,6 +14,7 @@ import { LoadBalancer } from '../../src/control/lb.js';
 import { createLogger } from '../../src/control/log.js';
 import type { ControlRequest } from '../../src/control/model.js';
 import type { HostNetwork } from '../../src/io/host.js';
+import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 
 const CONFIG = `local_address_group g1 {
@@ -85,6 +86,15 @@ describe('LoadBalancer: address roles at run time', () => {
       'a LIP on a real server',
       { op: 'add-laddr', service, laddr: a('10.10.2.2') },
       /^local address 10\.10\.2\.2 is also a real server address$/,
+    ],
+    [
+      'an IPv6 real server under an IPv4 VIP (FNAT46)',
+      {
+        op: 'add-real',
+        real: { ...service, addr: Ipv6Address.parse('2001:db8:2::10')!, port: 80 },
+        weight: 1,
+      },
+      /^real server 2001:db8:2::10 is IPv6 but the virtual_server 10\.10\.1\.100 is IPv4 \(FNAT46, IPv4 clients to IPv6 real servers, is not supported\)$/,
     ],
   ];
   for (const [what, req, reason] of cases) {

@@ -1,0 +1,250 @@
+/**
+ * The running LoadBalancer with IPv6 and FNAT64 services: configured from
+ * the file, steered through ControlApi and `ctl` over a real control
+ * socket, reloaded. These need the engine's tables to hold IPv6 (until
+ * they do, the engine refuses IPv6 at the door and every test here fails
+ * at its first service). A fake host with an in-memory device stands in
+ * for the TUN.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { runCtl } from '../../src/control/ctl/index.js';
+import { LoadBalancer } from '../../src/control/lb.js';
+import { createLogger } from '../../src/control/log.js';
+import type { ControlRequest, Snapshot } from '../../src/control/model.js';
+import { startControlServer } from '../../src/control/socket/index.js';
+import type { HostNetwork } from '../../src/io/host.js';
+import { MemoryDevice } from '../../src/io/memory-device.js';
+import { addressToString, Ipv6Address, type IpAddress } from '../../src/wire/address.js';
+import { parseIpv4 } from '../../src/wire/bytes.js';
+
+const v6 = (s: string): Ipv6Address => {
+  const a = Ipv6Address.parse(s);
+  assert.ok(a, s);
+  return a;
+};
+const ip = (s: string): number => parseIpv4(s);
+const texts = (l: readonly IpAddress[]): string[] => l.map(addressToString);
+
+const CONFIG = `fullnat_defs {
+    interface fnat66
+    toa_v6_kind 253
+    rs_mtu 1500
+}
+local_address_group g6 {
+    2001:db8:3::1
+    10.66.3.1
+}
+virtual_server 2001:db8:1::100 80 {
+    lb_algo rr
+    laddr_group_name g6
+    real_server 2001:db8:2::10 8080 {
+        weight 2
+    }
+    real_server 10.66.2.5 8080 {
+        weight 1
+    }
+}
+`;
+
+interface FakeHost extends HostNetwork {
+  routes: Set<string>;
+  sysctls: [string, string][];
+  mtus: number[];
+}
+
+function fakeHost(): FakeHost {
+  const host: FakeHost = {
+    routes: new Set(),
+    sysctls: [],
+    mtus: [],
+    openDevice: (_name, mtu) => {
+      host.mtus.push(mtu);
+      return new MemoryDevice();
+    },
+    addRoute: (r) => void host.routes.add(r),
+    delRoute: (r) => void host.routes.delete(r),
+    sysctl: (k, v) => void host.sysctls.push([k, v]),
+  };
+  return host;
+}
+
+const log = createLogger({ level: 'silent' });
+
+function service(snap: Snapshot, vip: string, vport: number) {
+  const s = snap.services.find((x) => addressToString(x.vip) === vip && x.vport === vport);
+  assert.ok(s, `no service ${vip}:${vport} in the snapshot`);
+  return s;
+}
+
+describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', () => {
+  let dir: string;
+  let file: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb6-'));
+    file = join(dir, 'lb.conf');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('starts: /128 and /32 routes, IPv6 forwarding, a TUN MTU with room for the 20-byte TOA, toa_v6_kind to the engine', () => {
+    writeFileSync(file, CONFIG);
+    const host = fakeHost();
+    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    assert.equal(lb.engine.opts.toaV6Kind, 253);
+    lb.start();
+    try {
+      assert.deepEqual([...host.routes].sort(), [
+        '10.66.3.1/32',
+        '2001:db8:1::100/128',
+        '2001:db8:3::1/128',
+      ]);
+      assert.ok(
+        host.sysctls.some(([k, v]) => k === 'net.ipv6.conf.all.forwarding' && v === '1'),
+        JSON.stringify(host.sysctls),
+      );
+      assert.deepEqual(host.mtus, [1520]);
+      const s = service(lb.snapshot(), '2001:db8:1::100', 80);
+      assert.ok(s.vip instanceof Ipv6Address);
+      assert.deepEqual(texts(s.laddrs).sort(), ['10.66.3.1', '2001:db8:3::1']);
+      assert.deepEqual(
+        s.realServers.map((r) => [addressToString(r.addr), r.port, r.weight]),
+        [
+          ['2001:db8:2::10', 8080, 2],
+          ['10.66.2.5', 8080, 1],
+        ],
+      );
+    } finally {
+      lb.stop();
+    }
+  });
+
+  it('ctl requests build, edit and remove an IPv6 service; roles are checked by address', async () => {
+    writeFileSync(file, CONFIG);
+    const host = fakeHost();
+    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    lb.start();
+    try {
+      const svc = { vip: v6('2001:db8:1::200'), vport: 443 };
+      const steps: ControlRequest[] = [
+        { op: 'add-service', service: svc, scheduler: 'wrr' },
+        { op: 'add-laddr', service: svc, laddr: v6('2001:db8:3::2') },
+        { op: 'add-laddr', service: svc, laddr: ip('10.66.3.2') },
+        { op: 'add-real', real: { ...svc, addr: v6('2001:db8:2::20'), port: 443 }, weight: 3 },
+        { op: 'add-real', real: { ...svc, addr: ip('10.66.2.6'), port: 443 }, weight: 1 },
+        { op: 'edit-real', real: { ...svc, addr: v6('2001:db8:2:0::20'), port: 443 }, weight: 7 },
+      ];
+      for (const req of steps) assert.deepEqual(await lb.handle(req), { ok: true }, req.op);
+      const s = service(lb.snapshot(), '2001:db8:1::200', 443);
+      assert.equal(s.scheduler, 'wrr');
+      assert.deepEqual(texts(s.laddrs).sort(), ['10.66.3.2', '2001:db8:3::2']);
+      assert.deepEqual(
+        s.realServers.map((r) => [addressToString(r.addr), r.weight]),
+        [
+          ['2001:db8:2::20', 7],
+          ['10.66.2.6', 1],
+        ],
+      );
+      assert.ok(host.routes.has('2001:db8:1::200/128') && host.routes.has('2001:db8:3::2/128'));
+
+      const conflict = await lb.handle({
+        op: 'add-real',
+        real: { ...svc, addr: v6('2001:db8:1:0::100'), port: 80 },
+        weight: 1,
+      });
+      assert.deepEqual(conflict, {
+        ok: false,
+        error: 'real server address 2001:db8:1::100 is also a virtual_server address',
+      });
+
+      const del = await lb.handle({
+        op: 'delete-real',
+        real: { ...svc, addr: v6('2001:db8:2::20'), port: 443 },
+      });
+      assert.deepEqual(del, { ok: true });
+      assert.deepEqual(await lb.handle({ op: 'delete-service', service: svc }), { ok: true });
+      assert.ok(!host.routes.has('2001:db8:1::200/128'));
+      const missing = await lb.handle({ op: 'delete-service', service: svc });
+      assert.deepEqual(missing, { ok: false, error: 'no service [2001:db8:1::200]:443' });
+    } finally {
+      lb.stop();
+    }
+  });
+
+  it('reload adds, re-weights and removes IPv6 real servers and LIPs', () => {
+    writeFileSync(file, CONFIG);
+    const host = fakeHost();
+    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    lb.start();
+    try {
+      writeFileSync(
+        file,
+        CONFIG.replace('weight 2', 'weight 9')
+          .replace('    2001:db8:3::1\n', '    2001:db8:3::1\n    2001:db8:3::5\n')
+          .replace(
+            '    real_server 10.66.2.5 8080 {',
+            '    real_server [2001:db8:2::11]:8080 {\n    }\n    real_server 10.66.2.5 8080 {',
+          ),
+      );
+      const r = lb.reload();
+      assert.deepEqual(r, { ok: true, summary: '+0 -0 ~1 services' });
+      const s = service(lb.snapshot(), '2001:db8:1::100', 80);
+      assert.deepEqual(
+        s.realServers.map((x) => [addressToString(x.addr), x.weight]),
+        [
+          ['2001:db8:2::10', 9],
+          ['10.66.2.5', 1],
+          ['2001:db8:2::11', 1],
+        ],
+      );
+      assert.ok(host.routes.has('2001:db8:3::5/128'));
+      writeFileSync(file, CONFIG.replace('toa_v6_kind 253', 'toa_v6_kind 254'));
+      assert.deepEqual(lb.reload(), {
+        ok: false,
+        error: 'reload refused: toa_v6_kind can only change with a restart',
+      });
+    } finally {
+      lb.stop();
+    }
+  });
+
+  it('ctl -Ln and -G over the control socket print the IPv6 service as ipvsadm does', async () => {
+    writeFileSync(file, CONFIG);
+    const lb = new LoadBalancer(file, { host: fakeHost(), log, healthChecks: false });
+    const path = join(dir, 'fullnat.sock');
+    const server = await startControlServer(path, lb, log);
+    try {
+      const out: string[] = [];
+      const code = await runCtl(['-Ln', '-t', '[2001:db8:1::100]:80'], path, (l) => out.push(l), {
+        version: 't',
+      });
+      assert.equal(code, 0);
+      assert.deepEqual(out, [
+        'Prot LocalAddress:Port Scheduler Flags',
+        '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
+        'TCP  [2001:db8:1::100]:80 rr',
+        '  -> 10.66.2.5:8080               FullNat 1      0          0',
+        '  -> [2001:db8:2::10]:8080        FullNat 2      0          0',
+      ]);
+      const add = await runCtl(
+        ['-a', '-t', '[2001:db8:1::100]:80', '-r', '[2001:db8:2::12]:8080', '-w', '4'],
+        path,
+        () => {},
+      );
+      assert.equal(add, 0);
+      const g: string[] = [];
+      assert.equal(await runCtl(['-G'], path, (l) => g.push(l)), 0);
+      assert.deepEqual(g, [
+        'VIP:VPORT            TOTAL    SNAT_IP',
+        '[2001:db8:1::100]:80 2',
+        '                              10.66.3.1',
+        '                              2001:db8:3::1',
+      ]);
+    } finally {
+      await server.close();
+    }
+  });
+});
