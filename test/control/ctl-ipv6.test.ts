@@ -154,7 +154,7 @@ describe('ctl argv: IPv6', () => {
     });
   });
 
-  it('-a with an IPv6 RS in brackets, bare, or an IPv4 RS (FNAT64); the port defaults to the service', () => {
+  it('-a with an IPv6 RS in brackets or an IPv4 RS (FNAT64); the port defaults to the service', () => {
     const svc = { vip: v6('2001:db8:1::100'), vport: 80 };
     const add = (r: string): unknown => parseCtlArgs(['-a', '-t', '[2001:db8:1::100]:80', '-r', r]);
     assert.deepEqual(add('[2001:db8:2::10]:8080'), {
@@ -166,14 +166,6 @@ describe('ctl argv: IPv6', () => {
       },
     });
     assert.deepEqual(add('[2001:db8:2::10]'), {
-      kind: 'request',
-      request: {
-        op: 'add-real',
-        real: { ...svc, addr: v6('2001:db8:2::10'), port: 80 },
-        weight: 1,
-      },
-    });
-    assert.deepEqual(add('2001:db8:2::10'), {
       kind: 'request',
       request: {
         op: 'add-real',
@@ -212,7 +204,7 @@ describe('ctl argv: IPv6', () => {
   it('refuses a service without brackets or port, malformed brackets, and FNAT46', () => {
     assert.equal(
       usageError(['-A', '-t', '2001:db8:1::100']),
-      "illegal virtual service address:port '2001:db8:1::100': missing port (e.g. [2001:db8::100]:80)",
+      "illegal virtual service address:port '2001:db8:1::100': an IPv6 address goes in brackets (e.g. [2001:db8::100]:80)",
     );
     assert.equal(
       usageError(['-A', '-t', '[2001:db8:1::100]']),
@@ -221,6 +213,11 @@ describe('ctl argv: IPv6', () => {
     assert.equal(
       usageError(['-A', '-t', '[2001:db8:1::100:80']),
       "illegal virtual service address:port '[2001:db8:1::100:80' (e.g. [2001:db8::100]:80)",
+    );
+    // Bare, 2001:db8:2::10:8080 reads as an address with a port or as an address alone: refused, not guessed.
+    assert.equal(
+      usageError(['-a', '-t', '[2001:db8:1::100]:80', '-r', '2001:db8:2::10:8080']),
+      "illegal real server address[:port] '2001:db8:2::10:8080': an IPv6 address goes in brackets (e.g. [2001:db8::2]:80 or [2001:db8::2])",
     );
     assert.equal(
       usageError(['-A', '-t', '[2001:db8::zz]:80']),

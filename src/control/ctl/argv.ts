@@ -128,9 +128,10 @@ function ruled<T>(rule: () => T, prefix = ''): T {
 }
 
 /**
- * ipvsadm's `ADDR[:PORT]`: `10.0.0.1:80`, `[2001:db8::1]:80`; an IPv6
- * address with no port may go without brackets (`-r 2001:db8::1`), since
- * its colons leave no room for a port.
+ * ipvsadm's `ADDR[:PORT]`: `10.0.0.1:80`, `[2001:db8::1]:80`, `[2001:db8::1]`.
+ * An IPv6 address goes in brackets: bare, `2001:db8::1:80` could be an
+ * address with a port or an address alone, and either reading would be a
+ * guess. Null when the text is neither form.
  */
 function splitAddrPort(text: string): { addr: string; port?: string } | null {
   const bracketed = /^\[([^\]]*)\](?::(.*))?$/.exec(text);
@@ -139,7 +140,7 @@ function splitAddrPort(text: string): { addr: string; port?: string } | null {
   if (text.includes('[') || text.includes(']')) return null;
   const colon = text.indexOf(':');
   if (colon < 0) return { addr: text };
-  if (text.indexOf(':', colon + 1) >= 0) return { addr: text };
+  if (text.indexOf(':', colon + 1) >= 0) return null;
   return { addr: text.slice(0, colon), port: text.slice(colon + 1) };
 }
 
@@ -152,8 +153,11 @@ function parseAddrPort(
   const v6 = text.includes('[') || text.indexOf(':') !== text.lastIndexOf(':');
   const example = portRequired
     ? `e.g. ${v6 ? '[2001:db8::100]:80' : '10.10.1.100:80'}`
-    : `e.g. ${v6 ? '[2001:db8::2]:80 or 2001:db8::2' : '10.10.2.2:80 or 10.10.2.2'}`;
-  if (!m || m.addr === '') throw new CtlUsageError(`illegal ${what} '${text}' (${example})`);
+    : `e.g. ${v6 ? '[2001:db8::2]:80 or [2001:db8::2]' : '10.10.2.2:80 or 10.10.2.2'}`;
+  if (!m || m.addr === '') {
+    const hint = v6 && !text.includes('[') ? ': an IPv6 address goes in brackets' : '';
+    throw new CtlUsageError(`illegal ${what} '${text}'${hint} (${example})`);
+  }
   const prefix = `illegal ${what} '${text}': `;
   const addr = ruled(() => parseAddress(m.addr), prefix);
   if (m.port === undefined) {
