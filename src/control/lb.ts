@@ -31,6 +31,7 @@ import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
 import { HealthChecker } from './health.js';
 import {
   addressRoleConflict,
+  MIN_MTU_V6,
   realServerFamilyConflict,
   type AddressRole,
   type AddressRoles,
@@ -344,16 +345,21 @@ export class LoadBalancer implements ControlApi {
 
   /**
    * The TUN carries the largest packet any RS path allows, TOA included:
-   * the 20-byte one when an IPv6 service may carry an IPv6 client's.
+   * the 20-byte one when an IPv6 service may carry an IPv6 client's. With
+   * IPv6 it is never below 1280, or the kernel turns IPv6 off on it.
    */
   private tunMtu(): number {
     let mtu = this.config.defs.rsMtu;
     let toa = TOA_V4_LEN;
+    let floor = 0;
     for (const s of this.config.services) {
-      if (addressFamily(s.vip) === 6) toa = TOA_V6_LEN;
+      if (addressFamily(s.vip) === 6) {
+        toa = TOA_V6_LEN;
+        floor = MIN_MTU_V6;
+      }
       for (const r of s.realServers) mtu = Math.max(mtu, r.mtu ?? 0);
     }
-    return mtu + toa;
+    return Math.max(mtu + toa, floor);
   }
 
   private addService(s: ServiceSpec): void {

@@ -211,6 +211,9 @@ export function parseConnectionTableSize(text: string, what = 'max_connections')
 export const MIN_MTU = 576;
 export const MAX_MTU = 65535;
 
+/** 1280: the link MTU every IPv6 path must carry (RFC 8200); an IPv6 real server's path is never below it. */
+export const MIN_MTU_V6 = 1280;
+
 /** An LB->RS path MTU (`rs_mtu`, a real server's `mtu`). */
 export function parseMtu(text: string, what = 'mtu'): number {
   return integerIn(text, what, MIN_MTU, MAX_MTU);

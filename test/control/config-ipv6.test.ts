@@ -279,3 +279,28 @@ describe('config: IPv6 services and FNAT64', () => {
     assert.deepEqual(d.restartRequired, ['toa_v6_kind']);
   });
 });
+
+describe('config: IPv6 path MTUs', () => {
+  const svc = (defs: string, rsBody: string): string =>
+    `fullnat_defs {\n${defs}}\n${GROUP6}virtual_server 2001:db8:1::100 80 {\n    laddr_group_name g6\n    real_server 2001:db8:2::10 80 {\n${rsBody}    }\n}\n`;
+
+  it("an IPv6 real server's mtu, or the rs_mtu it inherits, is at least 1280", () => {
+    expectError(
+      svc('', '        mtu 1200\n'),
+      'mtu 1200',
+      /^real server 2001:db8:2::10 is IPv6: its path MTU 1200 \(mtu\) is below IPv6's minimum 1280$/,
+    );
+    expectError(
+      svc('    rs_mtu 1000\n', ''),
+      'real_server',
+      /^real server 2001:db8:2::10 is IPv6: its path MTU 1000 \(rs_mtu \(fullnat_defs\)\) is below IPv6's minimum 1280$/,
+    );
+    // Its own mtu wins over a low rs_mtu; an IPv4 real server keeps IPv4's minimum.
+    assert.equal(
+      parse(svc('    rs_mtu 1000\n', '        mtu 1280\n')).services[0]!.realServers[0]!.mtu,
+      1280,
+    );
+    const fnat64 = `fullnat_defs {\n    rs_mtu 600\n}\nlocal_address_group g4 {\n    10.20.3.1\n}\nvirtual_server 2001:db8:1::100 80 {\n    laddr_group_name g4\n    real_server 10.20.2.5 80 {\n    }\n}\n`;
+    assert.equal(parse(fnat64).defs.rsMtu, 600);
+  });
+});

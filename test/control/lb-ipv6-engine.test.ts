@@ -122,6 +122,18 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
     }
   });
 
+  it('an FNAT64-only configuration with a small rs_mtu still gives the TUN the 1280 IPv6 needs', () => {
+    writeFileSync(
+      file,
+      `fullnat_defs {\n    interface fnat66\n    rs_mtu 1200\n}\nlocal_address_group g4 {\n    10.66.3.1\n}\nvirtual_server 2001:db8:1::100 80 {\n    laddr_group_name g4\n    real_server 10.66.2.5 8080 {\n    }\n}\n`,
+    );
+    const host = fakeHost();
+    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    lb.start();
+    lb.stop();
+    assert.deepEqual(host.mtus, [1280]);
+  });
+
   it('ctl requests build, edit and remove an IPv6 service; roles are checked by address', async () => {
     writeFileSync(file, CONFIG);
     const host = fakeHost();

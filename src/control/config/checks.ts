@@ -11,7 +11,7 @@ import {
   type AddressFamily,
   type IpAddress,
 } from '../../wire/address.js';
-import { addressRoleConflict } from '../rules.js';
+import { addressRoleConflict, MIN_MTU_V6 } from '../rules.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';
 import { svcName, type State } from './grammar/draft.js';
@@ -112,6 +112,27 @@ export function checkLocalFamilies(st: State): void {
       fail(
         r.tok,
         `real server ${addressToString(r.addr)} is IPv${f} but local_address_group '${vs.laddrGroup!.text}' (${at(g.tok)}) of virtual_server ${svcName(vs)} has no IPv${f} address: the LB reaches an IPv${f} real server from an IPv${f} local address${why}`,
+      );
+    }
+  }
+}
+
+/**
+ * An IPv6 path carries at least 1280 bytes (RFC 8200), and the kernel turns
+ * IPv6 off on a device below it: an IPv6 real server's path MTU, its own
+ * `mtu` or the `rs_mtu` it inherits, is refused below that.
+ */
+export function checkIpv6Mtus(st: State): void {
+  for (const vs of st.services) {
+    for (const r of vs.reals) {
+      if (addressFamily(r.addr) !== 6) continue;
+      const own = r.mtu !== undefined;
+      const mtu = r.mtu ?? st.defs.rsMtu;
+      if (mtu >= MIN_MTU_V6) continue;
+      const source = own ? 'mtu' : 'rs_mtu (fullnat_defs)';
+      fail(
+        r.mtuTok ?? r.tok,
+        `real server ${addressToString(r.addr)} is IPv6: its path MTU ${mtu} (${source}) is below IPv6's minimum ${MIN_MTU_V6}`,
       );
     }
   }

@@ -12,7 +12,7 @@ import { normalize } from 'node:path';
 
 import type { FullnatConfig } from '../model.js';
 import { build } from './build.js';
-import { checkAddressRoles, checkGroups, checkLocalFamilies } from './checks.js';
+import { checkAddressRoles, checkGroups, checkIpv6Mtus, checkLocalFamilies } from './checks.js';
 import { Cursor } from './cursor.js';
 import { defaultDefs } from './defaults.js';
 import { ConfigError, errText } from './error.js';
@@ -37,6 +37,7 @@ export function parseConfig(
   checkGroups(st);
   checkAddressRoles(st);
   checkLocalFamilies(st);
+  checkIpv6Mtus(st);
   return build(file, st);
 }
 

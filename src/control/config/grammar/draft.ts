@@ -20,6 +20,8 @@ export interface RsDraft {
   port: number;
   weight: number;
   mtu?: number;
+  /** Where `mtu` was given, for the IPv6 minimum check. */
+  mtuTok?: Token;
   check?: HealthCheckSpec;
   timing: Timing;
   checkTiming: Timing;

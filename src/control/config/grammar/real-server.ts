@@ -33,7 +33,10 @@ export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
   const h: Record<string, Handler> = {
     ...timingHandlers(cur, rs.timing),
     weight: (k) => (rs.weight = weight(cur.value(k))),
-    mtu: (k) => (rs.mtu = mtu(cur.value(k), k.text)),
+    mtu: (k) => {
+      rs.mtu = mtu(cur.value(k), k.text);
+      rs.mtuTok = k;
+    },
     // Health-check failures already leave the RS in place at weight 0 (established connections keep flowing).
     inhibit_on_failure: (k) => void cur.args(k, 0),
     TCP_CHECK: (k) => parseCheck(cur, k, rs),
