@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { runCtl } from '../../src/control/ctl/index.js';
+import { formatConnections, runCtl } from '../../src/control/ctl/index.js';
 import { LoadBalancer } from '../../src/control/lb.js';
 import { createLogger } from '../../src/control/log.js';
 import type { ControlRequest, Snapshot } from '../../src/control/model.js';
@@ -21,6 +21,9 @@ import type { HostNetwork } from '../../src/io/host.js';
 import { MemoryDevice } from '../../src/io/memory-device.js';
 import { addressToString, Ipv6Address, type IpAddress } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { IPPROTO_TCP } from '../../src/wire/ipv4.js';
+import { writeIpv6Header } from '../../src/wire/ipv6.js';
+import { TCP_SYN, TcpView, writeTcpHeader } from '../../src/wire/tcp.js';
 
 const v6 = (s: string): Ipv6Address => {
   const a = Ipv6Address.parse(s);
@@ -57,14 +60,14 @@ interface FakeHost extends HostNetwork {
   mtus: number[];
 }
 
-function fakeHost(): FakeHost {
+function fakeHost(device = new MemoryDevice()): FakeHost {
   const host: FakeHost = {
     routes: new Set(),
     sysctls: [],
     mtus: [],
     openDevice: (_name, mtu) => {
       host.mtus.push(mtu);
-      return new MemoryDevice();
+      return device;
     },
     addRoute: (r) => void host.routes.add(r),
     delRoute: (r) => void host.routes.delete(r),
@@ -74,6 +77,29 @@ function fakeHost(): FakeHost {
 }
 
 const log = createLogger({ level: 'silent' });
+
+/** A client's IPv6 SYN to VIP:vport, checksums right. */
+function syn6(src: string, sport: number, dst: string, dport: number): Uint8Array {
+  const b = new Uint8Array(40 + 20);
+  writeIpv6Header(b, 0, {
+    src: v6(src).bytes,
+    dst: v6(dst).bytes,
+    nextHeader: IPPROTO_TCP,
+    payloadLength: 20,
+  });
+  writeTcpHeader(b, 40, {
+    srcPort: sport,
+    dstPort: dport,
+    seq: 1000,
+    ack: 0,
+    flags: TCP_SYN,
+    window: 64240,
+    options: new Uint8Array(0),
+  });
+  const t = new TcpView().wrap(b, 40);
+  t.checksum = t.computeChecksumV6(0, 20);
+  return b;
+}
 
 function service(snap: Snapshot, vip: string, vport: number) {
   const s = snap.services.find((x) => addressToString(x.vip) === vip && x.vport === vport);
@@ -132,6 +158,49 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
     lb.start();
     lb.stop();
     assert.deepEqual(host.mtus, [1280]);
+  });
+
+  it('IPv6 clients: one connection to the IPv6 RS, one to the IPv4 RS (FNAT64), listed as ctl -Lnc prints them', () => {
+    writeFileSync(file, CONFIG);
+    const dev = new MemoryDevice();
+    const lb = new LoadBalancer(file, { host: fakeHost(dev), log, healthChecks: false });
+    lb.start();
+    try {
+      dev.inject(syn6('2001:db8:99::7', 40000, '2001:db8:1::100', 80));
+      dev.inject(syn6('2001:db8:99::8', 40001, '2001:db8:1::100', 80));
+      // rr over one IPv6 and one IPv4 RS: one SYN leaves as an IPv6 packet, one as IPv4.
+      assert.deepEqual(dev.written.map((p) => p[0]! >> 4).sort(), [4, 6]);
+      const conns = lb.connections();
+      assert.equal(conns.length, 2);
+      const byReal = new Map(conns.map((c) => [addressToString(c.real.addr), c]));
+      const a = byReal.get('2001:db8:2::10')!;
+      const b = byReal.get('10.66.2.5')!;
+      assert.ok(a && b, JSON.stringify(conns));
+      assert.deepEqual([a.client, b.client].map((e) => addressToString(e.addr)).sort(), [
+        '2001:db8:99::7',
+        '2001:db8:99::8',
+      ]);
+      assert.deepEqual(
+        [a.virtual, a.local, a.real].map((e) => addressToString(e.addr)),
+        ['2001:db8:1::100', '2001:db8:3::1', '2001:db8:2::10'],
+      );
+      assert.deepEqual(
+        [b.virtual, b.local, b.real].map((e) => addressToString(e.addr)),
+        ['2001:db8:1::100', '10.66.3.1', '10.66.2.5'],
+      );
+      const lines = formatConnections(conns).slice(2);
+      const line = (real: string): string => lines.find((l) => l.endsWith(real)) ?? '';
+      assert.match(
+        line('[2001:db8:2::10]:8080'),
+        /^TCP \d\d:\d\d {2}SYN_RECV +\[2001:db8:99::[78]\]:4000[01] \[2001:db8:1::100\]:80 \[2001:db8:3::1\]:\d+ \[2001:db8:2::10\]:8080$/,
+      );
+      assert.match(
+        line('10.66.2.5:8080'),
+        /^TCP \d\d:\d\d {2}SYN_RECV +\[2001:db8:99::[78]\]:4000[01] \[2001:db8:1::100\]:80 10\.66\.3\.1:\d+ +10\.66\.2\.5:8080$/,
+      );
+    } finally {
+      lb.stop();
+    }
   });
 
   it('ctl requests build, edit and remove an IPv6 service; roles are checked by address', async () => {
