@@ -49,6 +49,11 @@ export class Ipv6Address {
   toString(): string {
     return this.text;
   }
+
+  /** JSON carries an IPv6 address as its text (the control socket's wire form). */
+  toJSON(): string {
+    return this.text;
+  }
 }
 
 export function addressFamily(a: IpAddress): AddressFamily {

@@ -6,9 +6,13 @@
  */
 import { Ipv6Address } from '../../wire/address.js';
 
-/** One JSON line's text, an Ipv6Address anywhere in `v` written as its text. */
+/**
+ * One JSON line's text, an Ipv6Address anywhere in `v` written as its text
+ * (its toJSON). No replacer: a listing of a million IPv4 connections costs
+ * what plain JSON.stringify costs, on the thread that forwards packets.
+ */
 export function toWireJson(v: unknown): string {
-  return JSON.stringify(v, (_key, x: unknown) => (x instanceof Ipv6Address ? x.text : x));
+  return JSON.stringify(v);
 }
 
 const ADDRESS_FIELDS = new Set(['vip', 'addr', 'laddr']);
