@@ -1,3 +1,5 @@
+import { equal16, fold16 } from './addr6.js';
+
 /**
  * Small open-addressing indexes keyed by an IPv4 address (and a port). A Map
  * keyed by `addr * 65536 + port` boxes a heap number on every lookup once the
@@ -86,6 +88,74 @@ export class AddrPortIndex {
     this.size = 0;
     for (let i = 0; i < ports.length; i++) {
       if (ports[i]! !== -1) this.set(addrs[i]!, ports[i]! - 1, values[i]!);
+    }
+  }
+}
+
+/**
+ * The IPv6 counterpart: keyed by 16 address bytes (and a port), probed with
+ * fold16 of the address and confirmed on all 16 bytes. Used for IPv6
+ * services (VIP:vport) and the IPv6 LIP set.
+ */
+export class Addr6PortIndex {
+  private addrs: Uint8Array;
+  private ports: Int32Array;
+  private values: Int32Array;
+  private mask: number;
+  size = 0;
+
+  constructor(expected = 16) {
+    let cap = 16;
+    while (cap < expected * 2) cap *= 2;
+    this.addrs = new Uint8Array(cap * 16);
+    this.ports = new Int32Array(cap).fill(-1);
+    this.values = new Int32Array(cap);
+    this.mask = cap - 1;
+  }
+
+  /** The value of the address at b[addrOff..+16) and the port at b[portOff] (address-only when portOff < 0), or -1. */
+  getAt(b: Uint8Array, addrOff: number, portOff: number): number {
+    const port = portOff < 0 ? -1 : (b[portOff]! << 8) | b[portOff + 1]!;
+    let i = slotHash(fold16(b, addrOff), port) & this.mask;
+    for (;;) {
+      const p = this.ports[i]!;
+      if (p === -1) return -1;
+      if (p === port + 1 && equal16(this.addrs, i * 16, b, addrOff)) return this.values[i]!;
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  set(addr: Uint8Array, port: number, value: number): void {
+    if ((this.size + 1) * 2 > this.mask + 1) this.grow();
+    let i = slotHash(fold16(addr, 0), port) & this.mask;
+    for (;;) {
+      const p = this.ports[i]!;
+      if (p === -1) {
+        this.addrs.set(addr.subarray(0, 16), i * 16);
+        this.ports[i] = port + 1;
+        this.values[i] = value;
+        this.size++;
+        return;
+      }
+      if (p === port + 1 && equal16(this.addrs, i * 16, addr, 0)) {
+        this.values[i] = value;
+        return;
+      }
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  private grow(): void {
+    const { addrs, ports, values } = this;
+    const cap = (this.mask + 1) * 2;
+    this.addrs = new Uint8Array(cap * 16);
+    this.ports = new Int32Array(cap).fill(-1);
+    this.values = new Int32Array(cap);
+    this.mask = cap - 1;
+    this.size = 0;
+    for (let i = 0; i < ports.length; i++) {
+      if (ports[i]! !== -1)
+        this.set(addrs.subarray(i * 16, i * 16 + 16), ports[i]! - 1, values[i]!);
     }
   }
 }

@@ -167,6 +167,7 @@ export class ClientPath implements SynProxyReplay {
         p.gsoSize,
         p.tailroom,
         p.length,
+        TOA_V4_LEN,
       );
       mode = toaModeOf(decision);
       if ((decision & ToaDecision.FailedMtu) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);

@@ -1,3 +1,4 @@
+import { equal16, fold16 } from './addr6.js';
 import { TcpState } from './tcp-state.js';
 
 /** Connection flag bits. */
@@ -12,8 +13,14 @@ export const CF_SP_WIN_OUT = 8;
 export const CF_SP_WIN_IN = 0x10;
 /** SYNPROXY: a client SYN came on this reusable entry (closing, or its RS out): a cookie ACK may replace it. */
 export const CF_SP_REUSE_SYN = 0x20;
+/** The entry has an IPv6 side (its client, and maybe its reply tuple): `fam6` says which. */
+export const CF_IPV6 = 0x40;
 /** Set while the entry holds a connection (free entries have it clear). */
 export const CF_IN_USE = 0x80;
+
+/** `fam6` bits of a CF_IPV6 entry: the client tuple is IPv6 (`cip6`), the reply tuple is IPv6 (`lip6`, `rip6`). */
+export const FAM_CLIENT_V6 = 1;
+export const FAM_REPLY_V6 = 2;
 
 /** Bucket of a 3-word key; masked inside so the result is always a small integer. */
 function mix(a: number, b: number, c: number, mask: number): number {
@@ -89,6 +96,17 @@ export class ConnTable {
   rsWin = new Uint16Array(0);
   stormCount = new Uint8Array(0);
 
+  // IPv6 side table, allocated by `enableIpv6` (empty until an IPv6 service exists). An IPv6
+  // entry keeps fold16 of each IPv6 address in the u32 column (cip, lip, rip) and the 16 bytes
+  // here, at 16 * index; it is linked in the IPv6 indexes, so IPv4 lookups never meet it.
+  /** FAM_* bits of a CF_IPV6 entry. */
+  fam6 = new Uint8Array(0);
+  cip6 = new Uint8Array(0);
+  lip6 = new Uint8Array(0);
+  rip6 = new Uint8Array(0);
+  private clientBuckets6 = new Int32Array(0);
+  private replyBuckets6 = new Int32Array(0);
+
   private readonly nextByClient: Int32Array;
   private readonly nextByReply: Int32Array;
   private readonly clientBuckets: Int32Array;
@@ -159,6 +177,22 @@ export class ConnTable {
     this.stormCount = new Uint8Array(n);
   }
 
+  /** Allocates the IPv6 side table (49 bytes per connection, plus two bucket arrays); idempotent. */
+  enableIpv6(): void {
+    if (this.fam6.length === this.capacity) return;
+    const n = this.capacity;
+    this.fam6 = new Uint8Array(n);
+    this.cip6 = new Uint8Array(n * 16);
+    this.lip6 = new Uint8Array(n * 16);
+    this.rip6 = new Uint8Array(n * 16);
+    this.clientBuckets6 = new Int32Array(this.clientBuckets.length).fill(-1);
+    this.replyBuckets6 = new Int32Array(this.replyBuckets.length).fill(-1);
+  }
+
+  get ipv6Enabled(): boolean {
+    return this.fam6.length === this.capacity;
+  }
+
   get synproxyEnabled(): boolean {
     return this.ackDelta.length === this.capacity;
   }
@@ -200,6 +234,12 @@ export class ConnTable {
       this.rsAck,
       this.rsWin,
       this.stormCount,
+      this.fam6,
+      this.cip6,
+      this.lip6,
+      this.rip6,
+      this.clientBuckets6,
+      this.replyBuckets6,
     ]) {
       total += a.byteLength;
     }
@@ -256,6 +296,94 @@ export class ConnTable {
     return -1;
   }
 
+  /** Finds the connection of an IPv6 client→VIP packet: source address at srcOff, TCP header at tcpOff. */
+  lookupClient6At(b: Uint8Array, srcOff: number, tcpOff: number, svc: number): number {
+    const h = fold16(b, srcOff);
+    const cport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    let i = this.clientBuckets6[mix(h, cport, svc, this.bucketMask)]!;
+    while (i >= 0) {
+      if (
+        this.cip[i] === h &&
+        this.cport[i] === cport &&
+        this.svc[i] === svc &&
+        equal16(this.cip6, i * 16, b, srcOff)
+      )
+        return i;
+      i = this.nextByClient[i]!;
+    }
+    return -1;
+  }
+
+  /** Finds the connection of an IPv6 RS→LIP packet: source (RIP) at srcOff, destination (LIP) at srcOff + 16. */
+  lookupReply6At(b: Uint8Array, srcOff: number, tcpOff: number): number {
+    const rip = fold16(b, srcOff);
+    const lip = fold16(b, srcOff + 16);
+    const rport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    const lport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
+    let i = this.replyBuckets6[this.replyBucket(rip, rport, lip, lport)]!;
+    while (i >= 0) {
+      if (
+        this.lport[i] === lport &&
+        this.lip[i] === lip &&
+        this.rip[i] === rip &&
+        this.rport[i] === rport &&
+        equal16(this.rip6, i * 16, b, srcOff) &&
+        equal16(this.lip6, i * 16, b, srcOff + 16)
+      )
+        return i;
+      i = this.nextByReply[i]!;
+    }
+    return -1;
+  }
+
+  /**
+   * `insertAt` for an IPv6 client (source address at srcOff, TCP header at
+   * tcpOff); the entry is CF_IPV6 with FAM_CLIENT_V6, and `replyV6` adds
+   * FAM_REPLY_V6 (the caller then fills lip6/rip6 before `linkReply`).
+   * Needs `enableIpv6`. Returns -1 when the table is full.
+   */
+  insert6At(b: Uint8Array, srcOff: number, tcpOff: number, svc: number, replyV6: boolean): number {
+    if (this.freeTop === 0) return -1;
+    const i = this.freeList[--this.freeTop]!;
+    const h = fold16(b, srcOff);
+    this.cip[i] = h;
+    this.cip6.set(b.subarray(srcOff, srcOff + 16), i * 16);
+    this.cport[i] = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    this.resetEntry(i, svc, CF_IN_USE | CF_IPV6);
+    this.fam6[i] = replyV6 ? FAM_CLIENT_V6 | FAM_REPLY_V6 : FAM_CLIENT_V6;
+    const cb = mix(h, this.cport[i], svc, this.bucketMask);
+    this.nextByClient[i] = this.clientBuckets6[cb]!;
+    this.clientBuckets6[cb] = i;
+    this.nextByReply[i] = -1;
+    this.count++;
+    return i;
+  }
+
+  private resetEntry(i: number, svc: number, flags: number): void {
+    this.svc[i] = svc;
+    this.state[i] = TcpState.None;
+    this.flags[i] = flags;
+    this.seqDelta[i] = 0;
+    this.lbIsn[i] = 0;
+    this.shift[i] = 0;
+    this.fdataSeq[i] = 0;
+    this.clientNxt[i] = 0;
+    this.rsNxt[i] = 0;
+    if (this.ackDelta.length !== 0) {
+      this.ackDelta[i] = 0;
+      this.spData[i] = 0;
+      this.spSlot[i] = -1;
+      this.rsAck[i] = 0;
+      this.rsWin[i] = 0;
+      this.stormCount[i] = 0;
+    }
+  }
+
+  /** True when entry i's reply tuple (LIP, RIP) is IPv6. */
+  replyIsV6(i: number): boolean {
+    return (this.flags[i]! & CF_IPV6) !== 0 && (this.fam6[i]! & FAM_REPLY_V6) !== 0;
+  }
+
   /**
    * Allocates an entry for the client of the packet at ipOff/tcpOff and links
    * it by client tuple; the caller fills lip/lport/rip/rport and calls
@@ -307,22 +435,26 @@ export class ConnTable {
   /** Links entry i by its reply tuple once lip/lport/rip/rport are set. */
   linkReply(i: number): void {
     const rb = this.replyBucket(this.rip[i]!, this.rport[i]!, this.lip[i]!, this.lport[i]!);
-    this.nextByReply[i] = this.replyBuckets[rb]!;
-    this.replyBuckets[rb] = i;
+    const buckets = this.replyIsV6(i) ? this.replyBuckets6 : this.replyBuckets;
+    this.nextByReply[i] = buckets[rb]!;
+    buckets[rb] = i;
   }
 
   /** Unlinks an entry from both indexes and the wheel and frees it. */
   remove(i: number): void {
+    const v6 = (this.flags[i]! & CF_IPV6) !== 0;
+    const clientBuckets = v6 ? this.clientBuckets6 : this.clientBuckets;
+    const replyBuckets = this.replyIsV6(i) ? this.replyBuckets6 : this.replyBuckets;
     const cb = this.clientBucket(this.cip[i]!, this.cport[i]!, this.svc[i]!);
-    let p = this.clientBuckets[cb]!;
-    if (p === i) this.clientBuckets[cb] = this.nextByClient[i]!;
+    let p = clientBuckets[cb]!;
+    if (p === i) clientBuckets[cb] = this.nextByClient[i]!;
     else {
       while (p >= 0 && this.nextByClient[p] !== i) p = this.nextByClient[p]!;
       if (p >= 0) this.nextByClient[p] = this.nextByClient[i]!;
     }
     const rb = this.replyBucket(this.rip[i]!, this.rport[i]!, this.lip[i]!, this.lport[i]!);
-    p = this.replyBuckets[rb]!;
-    if (p === i) this.replyBuckets[rb] = this.nextByReply[i]!;
+    p = replyBuckets[rb]!;
+    if (p === i) replyBuckets[rb] = this.nextByReply[i]!;
     else {
       while (p >= 0 && this.nextByReply[p] !== i) p = this.nextByReply[p]!;
       if (p >= 0) this.nextByReply[p] = this.nextByReply[i]!;
@@ -330,6 +462,7 @@ export class ConnTable {
     this.unlinkTimer(i);
     this.state[i] = TcpState.None;
     this.flags[i] = 0;
+    if (v6) this.fam6[i] = 0;
     this.freeList[this.freeTop++] = i;
     this.count--;
   }

@@ -1,10 +1,11 @@
 import { PROXY_V2_IPV4_LENGTH, proxyV1Length } from '../wire/proxy-protocol.js';
 import { Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
-import { CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { fold16 } from './addr6.js';
+import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
-import { craftRst } from './craft.js';
+import { craftRst, craftRst6 } from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
 import type { Packet } from './packet.js';
 import { STAT_CONNS } from './services.js';
@@ -83,13 +84,87 @@ export class Connections implements SynProxyConnections {
       t.shift[c] =
         svc.proxyProtocol === 2
           ? PROXY_V2_IPV4_LENGTH
-          : proxyV1Length(t.cip[c]!, t.cport[c]!, svc.vip, svc.vport);
+          : proxyV1Length(t.cip[c]!, t.cport[c]!, ctx.reg.svcVips[svcIdx]!, svc.vport);
     }
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;
     ctx.countSvc(svcIdx, C.conns_created);
     return c;
+  }
+
+  /**
+   * `newConnection` for an IPv6 client: the packet's IPv6 header at p.start
+   * (40 bytes, extension headers already taken out), its TCP header at
+   * tcpOff. The RS may be IPv6 (an IPv6 LIP toward it) or IPv4 (FNAT64, an
+   * IPv4 LIP); only LIPs of the RS's family are tried.
+   */
+  newConnection6(p: Packet, svcIdx: number, tcpOff: number, timeoutMs: number): number {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const reg = ctx.reg;
+    const svc = reg.services[svcIdx]!;
+    if (t.full) {
+      this.rejectSyn6(p, svcIdx, C.table_full);
+      return -1;
+    }
+    const b = p.buf;
+    const s = p.start;
+    const pick = svc.scheduler.pick(svc.targets, fold16(b, s + 8));
+    if (pick < 0) {
+      this.rejectSyn6(p, svcIdx, C.no_real_server);
+      return -1;
+    }
+    const rs = svc.targets[pick]!;
+    const rsV6 = reg.rsV6[rs.index]!;
+    const laddrs = ctx.laddrs;
+    let lipSlot = -1;
+    let lport = -1;
+    for (let tries = 0; tries < svc.lipIndexes.length; tries++) {
+      lipSlot = svc.lipIndexes[svc.nextLip()]!;
+      if (laddrs.isV6[lipSlot] !== rsV6) continue;
+      lport = laddrs.allocate(lipSlot, rs.index);
+      if (lport >= 0) break;
+    }
+    if (lport < 0) {
+      this.rejectSyn6(p, svcIdx, C.laddr_ports_exhausted);
+      return -1;
+    }
+    const c = t.insert6At(b, s + 8, tcpOff, svcIdx, rsV6 === 1);
+    t.expires[c] = ctx.now + timeoutMs;
+    t.armTimer(c);
+    t.lip[c] = laddrs.addrs[lipSlot]!;
+    t.lport[c] = lport;
+    t.rip[c] = reg.rsAddrs[rs.index]!;
+    t.rport[c] = rs.port;
+    if (rsV6 === 1) {
+      t.lip6.set(laddrs.addrs6.subarray(lipSlot * 16, lipSlot * 16 + 16), c * 16);
+      t.rip6.set(reg.rsAddrs6.subarray(rs.index * 16, rs.index * 16 + 16), c * 16);
+    }
+    t.linkReply(c);
+    t.rs[c] = rs.index;
+    t.lipIndex[c] = lipSlot;
+    this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, 0);
+    rs.inactiveConns++;
+    rs.stats[STAT_CONNS]!++;
+    svc.stats[STAT_CONNS]!++;
+    ctx.countSvc(svcIdx, C.conns_created);
+    return c;
+  }
+
+  /** `rejectSyn` for an IPv6 client packet (its IPv6 header at p.start, `ctx.tcp` wrapped). */
+  private rejectSyn6(p: Packet, svcIdx: number, reason: number): void {
+    const ctx = this.ctx;
+    ctx.countSvc(svcIdx, reason);
+    const tcp = ctx.tcp;
+    const r = ctx.pool.take();
+    const b = p.buf;
+    const s = p.start;
+    if (tcp.ackFlag) craftRst6(r, b, s + 24, tcp.dstPort, b, s + 8, tcp.srcPort, tcp.ack, 0, false);
+    else craftRst6(r, b, s + 24, tcp.dstPort, b, s + 8, tcp.srcPort, 0, (tcp.seq + 1) >>> 0, true);
+    ctx.drop(p, C.syn_rejected);
+    ctx.count(C.rst_sent);
+    ctx.emit(r);
   }
 
   /**
@@ -179,12 +254,13 @@ export class Connections implements SynProxyConnections {
     const ctx = this.ctx;
     const t = ctx.table;
     if ((t.flags[c]! & CF_SP_PENDING) !== 0 && this.synproxy.onTimer(c)) return;
-    if (t.state[c] === TcpState.Established) {
+    if (t.state[c] === TcpState.Established && (t.flags[c]! & CF_IPV6) !== 0) this.resetBoth6(c);
+    else if (t.state[c] === TcpState.Established) {
       const svc = ctx.reg.services[t.svc[c]!]!;
       const toClient = ctx.pool.take();
       craftRst(
         toClient,
-        svc.vip,
+        ctx.reg.svcVips[t.svc[c]!]!,
         svc.vport,
         t.cip[c]!,
         t.cport[c]!,
@@ -210,5 +286,46 @@ export class Connections implements SynProxyConnections {
     }
     ctx.count(C.conns_expired);
     this.release(c);
+  }
+
+  /** The RSTs of an expiring ESTABLISHED connection with an IPv6 client: to the client, and to the RS in its family. */
+  private resetBoth6(c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const reg = ctx.reg;
+    const svc = t.svc[c]!;
+    const toClient = ctx.pool.take();
+    craftRst6(
+      toClient,
+      reg.svcVips6,
+      svc * 16,
+      reg.svcPorts[svc]!,
+      t.cip6,
+      c * 16,
+      t.cport[c]!,
+      t.rsNxt[c]!,
+      t.clientNxt[c]!,
+      true,
+    );
+    ctx.emit(toClient);
+    const toRs = ctx.pool.take();
+    const seq = (t.clientNxt[c]! + t.seqDelta[c]! + t.shift[c]!) >>> 0;
+    if (t.replyIsV6(c))
+      craftRst6(
+        toRs,
+        t.lip6,
+        c * 16,
+        t.lport[c]!,
+        t.rip6,
+        c * 16,
+        t.rport[c]!,
+        seq,
+        t.rsNxt[c]!,
+        true,
+      );
+    else craftRst(toRs, t.lip[c]!, t.lport[c]!, t.rip[c]!, t.rport[c]!, seq, t.rsNxt[c]!, true);
+    ctx.emit(toRs);
+    ctx.add(C.rst_sent, 2);
+    ctx.count(C.conns_expired_established_rst);
   }
 }

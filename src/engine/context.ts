@@ -1,4 +1,5 @@
 import { Ipv4View } from '../wire/ipv4.js';
+import { Ipv6View } from '../wire/ipv6.js';
 import { TcpView } from '../wire/tcp.js';
 import { TcpOptionSummary } from '../wire/tcp-options.js';
 import { ConnTable } from './conn-table.js';
@@ -35,6 +36,8 @@ export class EngineContext {
   policy: ToaSetting;
   /** Wrapped around the packet being processed (header views, parsed options). */
   readonly ip = new Ipv4View();
+  /** The IPv6 packet's header (the IPv6 path's; `ip` stays the IPv4 path's, so each stays monomorphic). */
+  readonly ip6 = new Ipv6View();
   readonly tcp = new TcpView();
   readonly opt = new TcpOptionSummary();
 

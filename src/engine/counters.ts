@@ -28,6 +28,10 @@ export const COUNTER_NAMES = [
   'malformed_dropped',
   'bad_checksum_dropped',
   'fragment_dropped',
+  /** IPv6 packets with a Fragment header (the LB does not reassemble). */
+  'ipv6_fragment_dropped',
+  /** IPv6 packets with a Routing header whose segments left is not 0 (the LB is not their final destination). */
+  'ipv6_routing_dropped',
   'not_tcp_dropped',
   'no_service_dropped',
   'no_conn_dropped',
@@ -36,6 +40,9 @@ export const COUNTER_NAMES = [
   'laddr_ports_exhausted',
   'rst_sent',
   'icmp_frag_needed_sent',
+  /** ICMPv6 Packet Too Big sent to IPv6 clients whose packet would not fit the RS path, and those the rate limit held back. */
+  'icmp6_too_big_sent',
+  'icmp6_too_big_limited',
   /** `unknown_service_action icmp`: destination unreachables sent, and those the rate limit held back. */
   'icmp_unreachable_sent',
   'icmp_unreachable_ratelimited',
@@ -101,6 +108,8 @@ export const DROP_COUNTERS: readonly CounterName[] = [
   'malformed_dropped',
   'bad_checksum_dropped',
   'fragment_dropped',
+  'ipv6_fragment_dropped',
+  'ipv6_routing_dropped',
   'not_tcp_dropped',
   'no_service_dropped',
   'no_conn_dropped',

@@ -1,12 +1,14 @@
-import { get16, set16, set32 } from '../wire/bytes.js';
+import { copyBytes, get16, set16, set32 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
 import {
   IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
   IPPROTO_TCP,
   IPV4_MIN_HEADER,
   finishIpv4Header,
   Ipv4Field,
 } from '../wire/ipv4.js';
+import { IPV6_HEADER } from '../wire/ipv6.js';
 import {
   TcpView,
   TCP_ACK,
@@ -169,4 +171,97 @@ export function craftFragNeeded(
   origHeaderLen: number,
 ): void {
   craftDestUnreachable(p, src, dst, ICMP_FRAG_NEEDED, mtu, orig, origOff, origHeaderLen);
+}
+
+/**
+ * Writes the fixed IPv6 header of a packet the engine makes itself: traffic
+ * class and flow label 0, hop limit 64; addresses copied from src[srcOff]
+ * and dst[dstOff] (16 bytes each).
+ */
+function writeHeader6(
+  b: Uint8Array,
+  o: number,
+  src: Uint8Array,
+  srcOff: number,
+  dst: Uint8Array,
+  dstOff: number,
+  nextHeader: number,
+  payloadLength: number,
+): void {
+  b[o] = 0x60;
+  b[o + 1] = 0;
+  b[o + 2] = 0;
+  b[o + 3] = 0;
+  set16(b, o + 4, payloadLength);
+  b[o + 6] = nextHeader;
+  b[o + 7] = 64;
+  copyBytes(b, o + 8, src, srcOff, 16);
+  copyBytes(b, o + 24, dst, dstOff, 16);
+}
+
+/** Writes an IPv6 RST(+ACK) into p; the addresses are 16 bytes at src[srcOff] and dst[dstOff]. */
+export function craftRst6(
+  p: Packet,
+  src: Uint8Array,
+  srcOff: number,
+  sport: number,
+  dst: Uint8Array,
+  dstOff: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  withAck: boolean,
+): void {
+  const b = p.buf;
+  const ip = p.start;
+  writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_TCP, TCP_MIN_HEADER);
+  const t = tcp.wrap(b, ip + IPV6_HEADER);
+  t.srcPort = sport;
+  t.dstPort = dport;
+  t.seq = seq >>> 0;
+  t.ack = withAck ? ack >>> 0 : 0;
+  b[t.off + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
+  t.flags = withAck ? TCP_RST | TCP_ACK : TCP_RST;
+  t.window = 0;
+  t.checksum = 0;
+  set16(b, t.off + TcpField.Urgent, 0);
+  t.checksum = t.computeChecksumV6(ip, TCP_MIN_HEADER);
+  p.length = IPV6_HEADER + TCP_MIN_HEADER;
+}
+
+/** ICMPv6 Packet Too Big (RFC 4443 §3.2). */
+export const ICMPV6_PACKET_TOO_BIG = 2;
+/** The IPv6 minimum MTU: an ICMPv6 error never exceeds it (RFC 4443 §2.4 (c)). */
+export const IPV6_MIN_MTU = 1280;
+
+/**
+ * ICMPv6 Packet Too Big from src to dst (16 bytes each at their offsets),
+ * telling `mtu` and quoting as much of the offending packet
+ * orig[origOff, origOff + origLen) as fits in the minimum MTU.
+ */
+export function craftPacketTooBig6(
+  p: Packet,
+  src: Uint8Array,
+  srcOff: number,
+  dst: Uint8Array,
+  dstOff: number,
+  mtu: number,
+  orig: Uint8Array,
+  origOff: number,
+  origLen: number,
+): void {
+  const b = p.buf;
+  const ip = p.start;
+  const quote = Math.min(origLen, IPV6_MIN_MTU - IPV6_HEADER - 8);
+  const icmpLen = 8 + quote;
+  writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_ICMPV6, icmpLen);
+  const o = ip + IPV6_HEADER;
+  b[o] = ICMPV6_PACKET_TOO_BIG;
+  b[o + 1] = 0;
+  set16(b, o + 2, 0);
+  set32(b, o + 4, mtu);
+  copyBytes(b, o + 8, orig, origOff, quote);
+  const pseudo = sumWords(b, ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmpLen;
+  set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, pseudo)));
+  p.length = IPV6_HEADER + icmpLen;
 }

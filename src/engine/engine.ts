@@ -1,13 +1,16 @@
-import type { IpAddress } from '../wire/address.js';
+import { Ipv6Address, type IpAddress } from '../wire/address.js';
 import { Ipv4Error, IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
 import { ClientPath } from './client-path.js';
-import { CF_IN_USE, type ConnTable } from './conn-table.js';
+import { CF_IN_USE, CF_IPV6, type ConnTable } from './conn-table.js';
 import { Connections } from './connections.js';
 import { EngineContext } from './context.js';
 import { C } from './counters.js';
 import type { LocalAddressPool } from './laddr.js';
+import { Ipv6Path } from './ipv6-path.js';
+import { Ipv6RsPath } from './ipv6-rs-path.js';
 import { Nat } from './nat.js';
+import { Nat6 } from './nat6.js';
 import {
   DEFAULT_ENGINE_OPTIONS,
   checkUnknownServiceAction,
@@ -30,13 +33,13 @@ import { UnknownServiceReplies } from './unknown-service.js';
 export interface ConnectionEntry {
   state: TcpState;
   expiresInMs: number;
-  cip: number;
+  cip: IpAddress;
   cport: number;
-  vip: number;
+  vip: IpAddress;
   vport: number;
-  lip: number;
+  lip: IpAddress;
   lport: number;
-  rip: number;
+  rip: IpAddress;
   rport: number;
 }
 
@@ -74,6 +77,7 @@ export class Engine {
   private readonly synproxy: SynProxy;
   private readonly client: ClientPath;
   private readonly rs: RsPath;
+  private readonly v6: Ipv6Path;
   private readonly unknown: UnknownServiceReplies;
   private readonly unknownFlow: UnknownFlowReplies;
   private readonly transfer: TableTransfer;
@@ -103,7 +107,10 @@ export class Engine {
       new ProxyHeaderWriter(ctx),
       this.unknownFlow,
     );
-    this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow);
+    const nat6 = new Nat6(ctx);
+    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6);
+    this.v6 = new Ipv6Path(ctx, this.conns, nat6, rs6);
+    this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
     this.synproxy.bind(this.conns, this.client, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);
     this.transfer = new TableTransfer(ctx);
@@ -207,16 +214,18 @@ export class Engine {
     for (let i = 0; i < t.capacity && out.length < limit; i++) {
       if ((t.flags[i]! & CF_IN_USE) === 0) continue;
       const svc = this.services[t.svc[i]!]!;
+      const v6 = (t.flags[i]! & CF_IPV6) !== 0;
+      const replyV6 = t.replyIsV6(i);
       out.push({
         state: t.state[i]!,
         expiresInMs: Math.max(0, t.expires[i]! - this.ctx.now),
-        cip: t.cip[i]!,
+        cip: v6 ? Ipv6Address.fromBytes(t.cip6, i * 16) : t.cip[i]!,
         cport: t.cport[i]!,
         vip: svc.vip,
         vport: svc.vport,
-        lip: t.lip[i]!,
+        lip: replyV6 ? Ipv6Address.fromBytes(t.lip6, i * 16) : t.lip[i]!,
         lport: t.lport[i]!,
-        rip: t.rip[i]!,
+        rip: replyV6 ? Ipv6Address.fromBytes(t.rip6, i * 16) : t.rip[i]!,
         rport: t.rport[i]!,
       });
     }
@@ -285,6 +294,11 @@ export class Engine {
     const ip = ctx.ip.wrap(b, p.start);
     const err = ip.validate(p.length);
     if (err !== Ipv4Error.None) {
+      // IPv6 leaves the IPv4 path here, on its error branch, so IPv4 packets pay nothing for it.
+      if (err === Ipv4Error.BadVersion && b[p.start]! >>> 4 === 6) {
+        this.v6.process(p);
+        return;
+      }
       ctx.drop(p, err === Ipv4Error.BadChecksum ? C.bad_checksum_dropped : C.malformed_dropped);
       return;
     }

@@ -1,3 +1,5 @@
+import { addressKey, type IpAddress } from '../wire/address.js';
+import { fold16 } from './addr6.js';
 import { fmix32 } from './sched/hash.js';
 
 /**
@@ -17,10 +19,16 @@ export interface PortRange {
 export const DEFAULT_PORT_RANGE: PortRange = { min: 5000, max: 65535 };
 
 export class LocalAddressPool {
-  readonly lips: number[] = [];
-  /** The same addresses as a typed array, for the data path. */
+  readonly lips: IpAddress[] = [];
+  /**
+   * The same addresses as typed arrays, for the data path: an IPv4 LIP's
+   * address, or an IPv6 LIP's fold16 (as the connection table keeps it) with
+   * its 16 bytes in `addrs6` at 16 * index and `isV6` set.
+   */
   addrs = new Uint32Array(0);
-  private readonly lipIndex = new Map<number, number>();
+  addrs6 = new Uint8Array(0);
+  isV6 = new Uint8Array(0);
+  private readonly lipIndex = new Map<string, number>();
   /** Bitmap of used ports per (lipIndex * maxRs + rsIndex); created on first use. */
   private readonly used: (Uint32Array | undefined)[] = [];
   private readonly cursor: Uint16Array;
@@ -57,25 +65,38 @@ export class LocalAddressPool {
     for (let i = 0; i < maxRs; i++) this.portOwner[i] = i;
   }
 
-  /** Registers a LIP (idempotent); returns its index. */
-  add(lip: number): number {
-    const known = this.lipIndex.get(lip);
+  /** Registers a LIP of either family (idempotent); returns its index. */
+  add(lip: IpAddress): number {
+    const key = addressKey(lip);
+    const known = this.lipIndex.get(key);
     if (known !== undefined) return known;
     if (this.lips.length >= this.maxLips)
       throw new RangeError(`more than ${this.maxLips} local addresses`);
     const i = this.lips.length;
     this.lips.push(lip);
-    this.lipIndex.set(lip, i);
-    this.addrs = Uint32Array.from(this.lips);
+    this.lipIndex.set(key, i);
+    const n = this.lips.length;
+    this.addrs = new Uint32Array(n);
+    this.addrs6 = new Uint8Array(n * 16);
+    this.isV6 = new Uint8Array(n);
+    for (let k = 0; k < n; k++) {
+      const a = this.lips[k]!;
+      if (typeof a === 'number') this.addrs[k] = a;
+      else {
+        this.addrs6.set(a.bytes, k * 16);
+        this.addrs[k] = fold16(a.bytes, 0);
+        this.isV6[k] = 1;
+      }
+    }
     return i;
   }
 
-  indexOf(lip: number): number {
-    return this.lipIndex.get(lip) ?? -1;
+  indexOf(lip: IpAddress): number {
+    return this.lipIndex.get(addressKey(lip)) ?? -1;
   }
 
-  has(lip: number): boolean {
-    return this.lipIndex.has(lip);
+  has(lip: IpAddress): boolean {
+    return this.lipIndex.has(addressKey(lip));
   }
 
   get portsPerPair(): number {

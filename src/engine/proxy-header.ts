@@ -34,10 +34,12 @@ export class ProxyHeaderWriter {
     b.set(p.buf.subarray(p.start, p.start + ipHl + TCP_MIN_HEADER), s);
     const tcpOff = s + ipHl;
     const payloadOff = tcpOff + TCP_MIN_HEADER;
+    // IPv4 only: an IPv6 service refuses PROXY protocol (registry.ts).
+    const vip = ctx.reg.svcVips[svc.index]!;
     const len =
       svc.proxyProtocol === 2
-        ? encodeProxyV2(b, payloadOff, t.cip[c]!, t.cport[c]!, svc.vip, svc.vport)
-        : encodeProxyV1(b, payloadOff, t.cip[c]!, t.cport[c]!, svc.vip, svc.vport);
+        ? encodeProxyV2(b, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport)
+        : encodeProxyV1(b, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport);
     q.length = ipHl + TCP_MIN_HEADER + len;
     const ip = this.ip.wrap(b, s);
     ip.totalLength = q.length;

@@ -1,6 +1,6 @@
-import type { IpAddress } from '../wire/address.js';
-import { ipv4ToString } from '../wire/bytes.js';
-import { AddrPortIndex } from './addr-index.js';
+import { addressEquals, endpointToString, type IpAddress } from '../wire/address.js';
+import { Addr6PortIndex, AddrPortIndex } from './addr-index.js';
+import { fold16 } from './addr6.js';
 import type { ConnTable } from './conn-table.js';
 import type { LocalAddressPool } from './laddr.js';
 import type { EngineOptions, RealServerConfig, ServiceConfig } from './options.js';
@@ -19,13 +19,23 @@ export class Registry {
   readonly realServers: RealServer[] = [];
   /** Live services by VIP:vport. Rebuilt (not edited) when a service goes. */
   serviceByKey = new AddrPortIndex();
+  /** Live IPv6 services by VIP:vport. */
+  serviceByKey6 = new Addr6PortIndex();
   /** The LIPs, keyed with port -1: a packet to one is an RS reply. */
   readonly lipSet = new AddrPortIndex();
-  /** Per-service VIP/vport and SYNPROXY switch, per-RS address: typed arrays for the data path. */
+  readonly lipSet6 = new Addr6PortIndex();
+  /**
+   * Per-service VIP/vport and SYNPROXY switch, per-RS address: typed arrays for
+   * the data path. An IPv6 VIP or RS address is fold16 in the u32 array and
+   * its 16 bytes at 16 * index in the `6` array; `rsV6` marks IPv6 real servers.
+   */
   svcVips = new Uint32Array(0);
+  svcVips6 = new Uint8Array(0);
   svcPorts = new Uint16Array(0);
   svcSynProxy = new Uint8Array(0);
   rsAddrs = new Uint32Array(0);
+  rsAddrs6 = new Uint8Array(0);
+  rsV6 = new Uint8Array(0);
 
   constructor(
     private readonly opts: EngineOptions,
@@ -34,9 +44,23 @@ export class Registry {
   ) {}
 
   addService(cfg: ServiceConfig): Service {
-    const vip = ipv4Only(cfg.vip);
+    const vip = cfg.vip;
     if (this.findService(vip, cfg.vport) >= 0) {
-      throw new Error(`service ${ipv4ToString(vip)}:${cfg.vport} already exists`);
+      throw new Error(`service ${endpointToString(vip, cfg.vport)} already exists`);
+    }
+    if (typeof vip !== 'number') {
+      // Refused before anything is added, so a bad service leaves no trace.
+      if (cfg.synProxy)
+        throw new Error(
+          `${endpointToString(vip, cfg.vport)}: SYNPROXY is not supported on IPv6 services yet`,
+        );
+      if (cfg.proxyProtocol)
+        throw new Error(
+          `${endpointToString(vip, cfg.vport)}: PROXY protocol is not supported on IPv6 services yet`,
+        );
+    } else {
+      for (const l of cfg.laddrs) checkLipFamily(vip, cfg.vport, l);
+      for (const r of cfg.realServers) checkRsFamily(vip, cfg.vport, r.addr);
     }
     // A service may start without LIPs (ipvsadm -A, then --add-laddr); until then its SYNs are refused.
     const idx = this.services.length;
@@ -45,24 +69,41 @@ export class Registry {
     svc.proxyProtocol = cfg.proxyProtocol ?? 0;
     svc.synProxy = cfg.synProxy ?? false;
     if (svc.synProxy) this.table.enableSynproxy();
+    if (typeof vip !== 'number') this.table.enableIpv6();
     this.services.push(svc);
     for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
     for (const r of cfg.realServers) this.addRealServer(idx, r);
-    this.serviceByKey.set(vip, cfg.vport, idx);
+    this.indexService(svc);
     this.syncArrays();
     return svc;
   }
 
   /** Index of the live service VIP:vport, or -1. */
   findService(vip: IpAddress, vport: number): number {
-    return typeof vip === 'number' ? this.serviceByKey.get(vip, vport) : -1;
+    if (typeof vip === 'number') return this.serviceByKey.get(vip, vport);
+    return this.serviceByKey6Get(vip.bytes, vport);
+  }
+
+  private readonly portScratch = new Uint8Array(18);
+
+  private serviceByKey6Get(addr: Uint8Array, vport: number): number {
+    const k = this.portScratch;
+    k.set(addr, 0);
+    k[16] = vport >>> 8;
+    k[17] = vport & 0xff;
+    return this.serviceByKey6.getAt(k, 0, 16);
+  }
+
+  private indexService(s: Service): void {
+    if (typeof s.vip === 'number') this.serviceByKey.set(s.vip, s.vport, s.index);
+    else this.serviceByKey6.set(s.vip.bytes, s.vport, s.index);
   }
 
   /** Index (into realServers) of RS addr:port in service svc, or -1. */
   findRealServer(svc: number, addr: IpAddress, port: number): number {
     const s = this.services[svc];
     if (!s) return -1;
-    const rs = s.targets.find((r) => r.addr === addr && r.port === port);
+    const rs = s.targets.find((r) => addressEquals(r.addr, addr) && r.port === port);
     return rs ? rs.index : -1;
   }
 
@@ -76,19 +117,28 @@ export class Registry {
     for (const r of s.targets) r.member = false;
     s.targets.length = 0;
     s.scheduler.rebuild(s.targets);
-    const idx = new AddrPortIndex();
-    for (const o of this.services) if (o.live) idx.set(o.vip, o.vport, o.index);
-    this.serviceByKey = idx;
+    this.serviceByKey = new AddrPortIndex();
+    this.serviceByKey6 = new Addr6PortIndex();
+    for (const o of this.services) if (o.live) this.indexService(o);
   }
 
   /** Switches a service between TOA (0) and PROXY protocol v1/v2 for new connections. */
   setProxyProtocol(svc: number, version: 0 | 1 | 2): void {
-    this.liveService(svc).proxyProtocol = version;
+    const s = this.liveService(svc);
+    if (version !== 0 && s.v6)
+      throw new Error(
+        `${endpointToString(s.vip, s.vport)}: PROXY protocol is not supported on IPv6 services yet`,
+      );
+    s.proxyProtocol = version;
   }
 
   /** Switches SYNPROXY on or off for a service's new connections. */
   setSynProxy(svc: number, on: boolean): void {
     const s = this.liveService(svc);
+    if (on && s.v6)
+      throw new Error(
+        `${endpointToString(s.vip, s.vport)}: SYNPROXY is not supported on IPv6 services yet`,
+      );
     s.synProxy = on;
     if (on) this.table.enableSynproxy();
     this.syncArrays();
@@ -100,24 +150,37 @@ export class Registry {
     s.scheduler.rebuild(s.targets);
   }
 
-  addLocalAddress(svc: number, address: IpAddress): void {
-    const lip = ipv4Only(address);
+  /**
+   * Adds a LIP to a service. An IPv4 service takes IPv4 LIPs; an IPv6
+   * service takes both families (IPv6 LIPs toward IPv6 real servers, IPv4
+   * LIPs toward IPv4 ones: FNAT64).
+   */
+  addLocalAddress(svc: number, lip: IpAddress): void {
     const s = this.liveService(svc);
+    checkLipFamily(s.vip, s.vport, lip);
+    if (typeof lip !== 'number') this.table.enableIpv6();
     const li = this.laddrs.add(lip);
     if (!s.lipIndexes.includes(li)) s.lipIndexes.push(li);
-    this.lipSet.set(lip, -1, 1);
+    if (typeof lip === 'number') this.lipSet.set(lip, -1, 1);
+    else this.lipSet6.set(lip.bytes, -1, 1);
   }
 
   /** Adds (or re-adds) a real server to a service; returns its index. */
   addRealServer(svc: number, cfg: RealServerConfig): number {
-    const r = { ...cfg, addr: ipv4Only(cfg.addr) };
+    const r = cfg;
     const s = this.liveService(svc);
-    if (s.targets.some((t) => t.addr === r.addr && t.port === r.port)) {
-      throw new Error(`real server ${ipv4ToString(r.addr)}:${r.port} already in the service`);
+    checkRsFamily(s.vip, s.vport, r.addr);
+    if (s.v6 && s.lipIndexes.length > 0 && !this.hasLipOfFamily(s, typeof r.addr !== 'number')) {
+      throw new Error(
+        `real server ${endpointToString(r.addr, r.port)}: service ${endpointToString(s.vip, s.vport)} has no ${typeof r.addr === 'number' ? 'IPv4' : 'IPv6'} local address to reach it from`,
+      );
+    }
+    if (s.targets.some((t) => addressEquals(t.addr, r.addr) && t.port === r.port)) {
+      throw new Error(`real server ${endpointToString(r.addr, r.port)} already in the service`);
     }
     // A removed RS with live connections keeps its index, so re-adding it resumes its counters.
     let rs = this.realServers.find(
-      (t) => t.service === svc && !t.member && t.addr === r.addr && t.port === r.port,
+      (t) => t.service === svc && !t.member && addressEquals(t.addr, r.addr) && t.port === r.port,
     );
     if (rs) {
       rs.member = true;
@@ -135,7 +198,7 @@ export class Registry {
         r.mtu ?? this.opts.rsMtu,
       );
       // The same address:port behind another service: one destination, so one set of LIP ports.
-      const twin = this.realServers.find((t) => t.addr === r.addr && t.port === r.port);
+      const twin = this.realServers.find((t) => addressEquals(t.addr, r.addr) && t.port === r.port);
       if (twin) this.laddrs.sharePorts(rs.index, twin.index);
       this.realServers.push(rs);
     }
@@ -171,6 +234,11 @@ export class Registry {
     return false;
   }
 
+  /** True when service s has a LIP of the given family. */
+  hasLipOfFamily(s: Service, v6: boolean): boolean {
+    return s.lipIndexes.some((li) => (this.laddrs.isV6[li] === 1) === v6);
+  }
+
   private liveService(svc: number): Service {
     const s = this.services[svc];
     if (!s || !s.live) throw new RangeError(`no service #${svc}`);
@@ -178,15 +246,47 @@ export class Registry {
   }
 
   private syncArrays(): void {
-    this.svcVips = Uint32Array.from(this.services, (s) => s.vip);
-    this.svcPorts = Uint16Array.from(this.services, (s) => s.vport);
-    this.svcSynProxy = Uint8Array.from(this.services, (s) => (s.synProxy ? 1 : 0));
-    this.rsAddrs = Uint32Array.from(this.realServers, (r) => r.addr);
+    const svcs = this.services;
+    this.svcVips = new Uint32Array(svcs.length);
+    this.svcVips6 = new Uint8Array(svcs.length * 16);
+    for (let i = 0; i < svcs.length; i++) {
+      const v = svcs[i]!.vip;
+      if (typeof v === 'number') this.svcVips[i] = v;
+      else {
+        this.svcVips[i] = fold16(v.bytes, 0);
+        this.svcVips6.set(v.bytes, i * 16);
+      }
+    }
+    this.svcPorts = Uint16Array.from(svcs, (s) => s.vport);
+    this.svcSynProxy = Uint8Array.from(svcs, (s) => (s.synProxy ? 1 : 0));
+    const rss = this.realServers;
+    this.rsAddrs = new Uint32Array(rss.length);
+    this.rsAddrs6 = new Uint8Array(rss.length * 16);
+    this.rsV6 = new Uint8Array(rss.length);
+    for (let i = 0; i < rss.length; i++) {
+      const a = rss[i]!.addr;
+      if (typeof a === 'number') this.rsAddrs[i] = a;
+      else {
+        this.rsAddrs[i] = fold16(a.bytes, 0);
+        this.rsAddrs6.set(a.bytes, i * 16);
+        this.rsV6[i] = 1;
+      }
+    }
   }
 }
 
-/** The engine's tables hold IPv4 addresses; an IPv6 one is refused at the door, never half-added. */
-function ipv4Only(a: IpAddress): number {
-  if (typeof a !== 'number') throw new Error(`${a.text}: IPv6 addresses are not supported yet`);
-  return a;
+/** An IPv4 service takes IPv4 LIPs only: nothing would use an IPv6 one (FNAT46 is not supported). */
+function checkLipFamily(vip: IpAddress, vport: number, lip: IpAddress): void {
+  if (typeof vip === 'number' && typeof lip !== 'number')
+    throw new Error(
+      `local address ${lip.text}: an IPv4 service (${endpointToString(vip, vport)}) takes IPv4 local addresses only`,
+    );
+}
+
+/** An IPv4 service takes IPv4 real servers only (IPv4 client to IPv6 RS, FNAT46, is not supported). */
+function checkRsFamily(vip: IpAddress, vport: number, rs: IpAddress): void {
+  if (typeof vip === 'number' && typeof rs !== 'number')
+    throw new Error(
+      `real server ${rs.text}: an IPv4 service (${endpointToString(vip, vport)}) cannot have an IPv6 real server (FNAT46 is not supported)`,
+    );
 }

@@ -2,10 +2,11 @@ import { loadU32Plus, set16 } from '../wire/bytes.js';
 import { alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
-import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { CF_FDATA_KNOWN, CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { Connections } from './connections.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
+import type { Ipv6RsPath } from './ipv6-rs-path.js';
 import type { Nat } from './nat.js';
 import { shiftSackEdges } from './seq-rewrite.js';
 import type { Packet } from './packet.js';
@@ -26,6 +27,7 @@ export class RsPath {
     private readonly nat: Nat,
     private readonly synproxy: SynProxy,
     private readonly unknownFlow: UnknownFlowReplies,
+    private readonly v64: Ipv6RsPath,
   ) {}
 
   /** A packet to a LIP. */
@@ -40,8 +42,10 @@ export class RsPath {
       this.unknownFlow.answer(p, ipHl);
       return;
     }
-    if ((t.flags[c]! & CF_SP_PENDING) !== 0) {
-      this.synproxy.onRsPacketDuringSetup(p, c, ipHl);
+    if ((t.flags[c]! & (CF_SP_PENDING | CF_IPV6)) !== 0) {
+      // FNAT64 (an IPv6 client behind this IPv4 reply tuple), or SYNPROXY's RS leg opening.
+      if ((t.flags[c]! & CF_IPV6) !== 0) this.v64.fromRealServer64(p, ipHl, c);
+      else this.synproxy.onRsPacketDuringSetup(p, c, ipHl);
       return;
     }
     const svc = t.svc[c]!;

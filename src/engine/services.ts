@@ -1,3 +1,4 @@
+import { addressKey, type IpAddress } from '../wire/address.js';
 import { newCounterArray } from './counters.js';
 import type { Scheduler, SchedTarget } from './sched/scheduler.js';
 
@@ -18,15 +19,20 @@ export class RealServer implements SchedTarget {
   /** False once removed from its service; kept so existing connections still resolve. */
   member = true;
   readonly stats = new Float64Array(STAT_STRIDE);
+  /** True for an IPv6 real server. */
+  get v6(): boolean {
+    return typeof this.addr !== 'number';
+  }
   constructor(
     readonly index: number,
     readonly service: number,
-    readonly addr: number,
+    readonly addr: IpAddress,
     readonly port: number,
     weight: number,
     public mtu: number,
   ) {
-    this.key = `${addr}:${port}`;
+    // IPv4 keeps its historical key (Maglev's placement hashes it); IPv6 uses its bracketed text.
+    this.key = typeof addr === 'number' ? `${addr}:${port}` : `${addressKey(addr)}:${port}`;
     this.weight = weight;
   }
 }
@@ -42,9 +48,13 @@ export class Service {
   /** SYNPROXY for new connections (see synproxy/README.md). */
   synProxy = false;
   private lipCursor = 0;
+  /** True for an IPv6 VIP (its RS may be IPv6, or IPv4: FNAT64). */
+  get v6(): boolean {
+    return typeof this.vip !== 'number';
+  }
   constructor(
     readonly index: number,
-    readonly vip: number,
+    readonly vip: IpAddress,
     readonly vport: number,
     public scheduler: Scheduler,
     /** Indexes into the engine's LIP pool. */

@@ -68,6 +68,7 @@ export function wantsToa(
  * @param gsoSize  GSO segment size, 0 for an ordinary packet
  * @param tailroom bytes free after the packet in its buffer
  * @param length   the packet's length (all segments)
+ * @param toaLen   the TOA's length: 8 (IPv4 client) or 20 (IPv6 client)
  */
 export function decideToa(
   policy: ToaSetting,
@@ -80,15 +81,16 @@ export function decideToa(
   gsoSize: number,
   tailroom: number,
   length: number,
+  toaLen: number = TOA_V4_LEN,
 ): number {
   if (policy === 'off') return ToaMode.None;
   let mode: ToaMode;
-  let growth = TOA_V4_LEN;
+  let growth = toaLen;
   let gsoResized = false;
   if (policy === 'lvs') {
     // LVS neither prunes nor splits: the TOA goes in as the options stand, or not at all.
-    if (segment + TOA_V4_LEN > mtu) return ToaMode.None | ToaDecision.FailedMtu;
-    if (hl - TCP_MIN_HEADER + TOA_V4_LEN > TCP_MAX_OPTIONS)
+    if (segment + toaLen > mtu) return ToaMode.None | ToaDecision.FailedMtu;
+    if (hl - TCP_MIN_HEADER + toaLen > TCP_MAX_OPTIONS)
       return ToaMode.None | ToaDecision.FailedNoRoom;
     mode = ToaMode.Insert;
   } else {

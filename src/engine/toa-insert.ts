@@ -16,7 +16,8 @@ import {
   TcpOptionCursor,
   isToaOption,
 } from '../wire/tcp-options.js';
-import { TOA_V4_LEN, writeToaV4Words } from '../wire/toa.js';
+import { IPV6_HEADER as IPV6_HEADER_LEN, Ipv6View } from '../wire/ipv6.js';
+import { TOA_V4_LEN, TOA_V6_LEN, writeToaV4Words } from '../wire/toa.js';
 import type { Packet, PacketPool } from './packet.js';
 
 /**
@@ -70,6 +71,14 @@ export class ToaWriter {
   private readonly tcp = new TcpView();
   private readonly qip = new Ipv4View();
   private readonly qtcp = new TcpView();
+  private readonly ip6 = new Ipv6View();
+  private readonly qip6 = new Ipv6View();
+  /**
+   * The TOA the `*Toa` methods place (an IPv6 client's 20-byte option, on an
+   * IPv6 packet or, FNAT64, on the translated IPv4 one): set by `setToaV6`
+   * from the connection, since the packet may no longer carry the client.
+   */
+  private readonly toaBytes = new Uint8Array(TOA_V6_LEN);
   /** Segments produced by the last `split`; valid until the next call. */
   readonly pieces: Packet[] = [];
   piecesCount = 0;
@@ -288,6 +297,173 @@ export class ToaWriter {
       qtcp.seq = (seq + from) >>> 0;
       qtcp.flags = k === n - 1 ? flags : flags & ~(TCP_FIN | TCP_PSH);
       qtcp.checksum = qtcp.computeChecksumV4(qs, newHl + len);
+      this.pieces[k] = q;
+    }
+    this.piecesCount = n;
+    set16(b, tcpOff + TcpField.Checksum, tcp.checksum);
+    return n;
+  }
+
+  // ---- the 20-byte TOA of an IPv6 client, on an IPv6 packet (v6) or an IPv4 one (FNAT64) ----
+
+  /** Sets the TOA the `*Toa` methods place: kind, the client's port and its 16 bytes at addr[addrOff]. */
+  setToaV6(kind: number, port: number, addr: Uint8Array, addrOff: number): void {
+    const d = this.toaBytes;
+    d[0] = kind;
+    d[1] = TOA_V6_LEN;
+    set16(d, 2, port);
+    copyBytes(d, 4, addr, addrOff, 16);
+  }
+
+  /** `composeV4` with the TOA from `toaBytes`. */
+  private composeToa(b: Uint8Array, tcpOff: number, optEnd: number, plan: OptionPlan): number {
+    const s = this.scratch;
+    const optStart = tcpOff + TCP_MIN_HEADER;
+    copyBytes(s, 0, this.toaBytes, 0, TOA_V6_LEN);
+    let p = TOA_V6_LEN;
+    if (plan === OptionPlan.Keep) {
+      copyBytes(s, p, b, optStart, optEnd - optStart);
+      p += optEnd - optStart;
+    } else {
+      const c = this.cursor.reset(b, optStart, optEnd);
+      while (c.next()) {
+        if (c.kind === TCPOPT_NOP || isToaOption(c.kind, c.size)) continue;
+        if (plan === OptionPlan.TimestampOnly && c.kind !== TCPOPT_TIMESTAMP) continue;
+        copyBytes(s, p, b, c.at, c.size);
+        p += c.size;
+      }
+    }
+    const padded = pad4(p);
+    s.fill(TCPOPT_EOL, p, padded);
+    return padded;
+  }
+
+  /** Sets the IP length fields of the packet at b[ipOff] to `length` bytes in all (the IPv4 checksum too). */
+  private setIpLength(b: Uint8Array, ipOff: number, length: number, v6: boolean): void {
+    if (v6) {
+      this.ip6.wrap(b, ipOff).payloadLength = length - IPV6_HEADER_LEN;
+      return;
+    }
+    const ip = this.ip.wrap(b, ipOff);
+    ip.totalLength = length;
+    ip.updateChecksum();
+  }
+
+  private segmentChecksum(tcp: TcpView, ipOff: number, segLen: number, v6: boolean): number {
+    return v6 ? tcp.computeChecksumV6(ipOff, segLen) : tcp.computeChecksumV4(ipOff, segLen);
+  }
+
+  private checksumValidToa(p: Packet, ipHl: number, v6: boolean): boolean {
+    const tcp = this.tcp.wrap(p.buf, p.start + ipHl);
+    const sum = this.segmentChecksum(tcp, p.start, p.length - ipHl, v6);
+    if (p.csumPartial) {
+      tcp.checksum = sum;
+      p.csumPartial = false;
+      return true;
+    }
+    return sum === tcp.checksum;
+  }
+
+  /**
+   * `insertV4` for the 20-byte TOA in `toaBytes`: 20 bytes opened in front of
+   * the options (headers moved into the headroom, or options and payload up
+   * into the tailroom), both checksums updated incrementally. `v6`: the
+   * packet's IP header is IPv6 (fixed, 40 bytes).
+   */
+  insertToa(p: Packet, ipHl: number, v6: boolean): void {
+    const b = p.buf;
+    const len = TOA_V6_LEN;
+    let optStart: number;
+    if (p.start >= len) {
+      optStart = p.start + ipHl + TCP_MIN_HEADER - len;
+      b.copyWithin(p.start - len, p.start, optStart + len);
+      p.start -= len;
+    } else {
+      optStart = p.start + ipHl + TCP_MIN_HEADER;
+      b.copyWithin(optStart + len, optStart, p.start + p.length);
+    }
+    const tcpOff = p.start + ipHl;
+    const tcp = this.tcp.wrap(b, tcpOff);
+    copyBytes(b, optStart, this.toaBytes, 0, len);
+    const oldWord = get16(b, tcpOff + TcpField.DataOffset);
+    tcp.headerLength = tcp.headerLength + len;
+    const newWord = get16(b, tcpOff + TcpField.DataOffset);
+    let check = checksumReplace16(tcp.checksum, oldWord, newWord);
+    check = checksumAdjust(check, 0, sumWords(b, optStart, len, 0) + len);
+    tcp.checksum = check;
+    p.length += len;
+    if (v6) this.ip6.wrap(b, p.start).payloadLength = p.length - IPV6_HEADER_LEN;
+    else {
+      const ip = this.ip.wrap(b, p.start);
+      const oldLen = ip.totalLength;
+      ip.totalLength = oldLen + len;
+      ip.checksum = checksumReplace16(ip.checksum, oldLen, oldLen + len);
+    }
+  }
+
+  /** `rebuildV4` for the 20-byte TOA in `toaBytes`, either IP family. */
+  rebuildToa(p: Packet, ipHl: number, plan: OptionPlan, v6: boolean): boolean {
+    if (!this.checksumValidToa(p, ipHl, v6)) return false;
+    const b = p.buf;
+    const tcpOff = p.start + ipHl;
+    const tcp = this.tcp.wrap(b, tcpOff);
+    const oldHl = tcp.headerLength;
+    const optStart = tcpOff + TCP_MIN_HEADER;
+    const optLen = this.composeToa(b, tcpOff, tcpOff + oldHl, plan);
+    const newHl = TCP_MIN_HEADER + optLen;
+    const payloadLen = p.length - ipHl - oldHl;
+    b.copyWithin(tcpOff + newHl, tcpOff + oldHl, tcpOff + oldHl + payloadLen);
+    copyBytes(b, optStart, this.scratch, 0, optLen);
+    tcp.headerLength = newHl;
+    p.length = ipHl + newHl + payloadLen;
+    this.setIpLength(b, p.start, p.length, v6);
+    tcp.checksum = this.segmentChecksum(tcp, p.start, newHl + payloadLen, v6);
+    return true;
+  }
+
+  /** `splitV4` for the 20-byte TOA in `toaBytes`, either IP family. */
+  splitToa(p: Packet, ipHl: number, plan: OptionPlan, mtu: number, v6: boolean): number {
+    this.piecesCount = 0;
+    if (!this.checksumValidToa(p, ipHl, v6)) return -1;
+    const b = p.buf;
+    const tcpOff = p.start + ipHl;
+    const tcp = this.tcp.wrap(b, tcpOff);
+    const oldHl = tcp.headerLength;
+    const optLen = this.composeToa(b, tcpOff, tcpOff + oldHl, plan);
+    const newHl = TCP_MIN_HEADER + optLen;
+    const payloadStart = tcpOff + oldHl;
+    const payloadLen = p.length - ipHl - oldHl;
+    const room = mtu - ipHl - newHl;
+    if (room < 1) return 0;
+    const n = payloadLen === 0 ? 1 : Math.ceil(payloadLen / room);
+    const flags = tcp.flags;
+    const seq = tcp.seq;
+    const id = v6 ? 0 : this.ip.wrap(b, p.start).id;
+    const qtcp = this.qtcp;
+    for (let k = 0; k < n; k++) {
+      const from = k * room;
+      const len = k === n - 1 ? payloadLen - from : room;
+      const q = this.pool.take();
+      const qb = q.buf;
+      const qs = q.start;
+      copyBytes(qb, qs, b, p.start, ipHl);
+      const qt = qs + ipHl;
+      copyBytes(qb, qt, b, tcpOff, TCP_MIN_HEADER);
+      copyBytes(qb, qt + TCP_MIN_HEADER, this.scratch, 0, optLen);
+      qb.set(b.subarray(payloadStart + from, payloadStart + from + len), qt + newHl);
+      q.length = ipHl + newHl + len;
+      if (v6) this.qip6.wrap(qb, qs).payloadLength = q.length - IPV6_HEADER_LEN;
+      else {
+        const qip = this.qip.wrap(qb, qs);
+        qip.totalLength = q.length;
+        qip.id = (id + k) & 0xffff;
+        qip.updateChecksum();
+      }
+      qtcp.wrap(qb, qt);
+      qtcp.headerLength = newHl;
+      qtcp.seq = (seq + from) >>> 0;
+      qtcp.flags = k === n - 1 ? flags : flags & ~(TCP_FIN | TCP_PSH);
+      qtcp.checksum = this.segmentChecksum(qtcp, qs, newHl + len, v6);
       this.pieces[k] = q;
     }
     this.piecesCount = n;

@@ -40,6 +40,11 @@ export class Ipv6View {
   fragmented = false;
   fragmentOffset = 0;
   moreFragments = false;
+  /**
+   * Set by `walk`: the Segments Left of the last Routing header seen (0 when
+   * none). Above 0 the destination address is not the packet's final one.
+   */
+  routingSegmentsLeft = 0;
 
   wrap(buf: Uint8Array, off: number): this {
     this.buf = buf;
@@ -88,6 +93,7 @@ export class Ipv6View {
     this.fragmented = false;
     this.fragmentOffset = 0;
     this.moreFragments = false;
+    this.routingSegmentsLeft = 0;
     if (avail < IPV6_HEADER) return Ipv6Error.Truncated;
     if (this.version !== 6) return Ipv6Error.BadVersion;
     const end = this.off + IPV6_HEADER + this.payloadLength;
@@ -104,6 +110,7 @@ export class Ipv6View {
           if (p + 8 > end) return Ipv6Error.ExtTruncated;
           const len = (b[p + 1]! + 1) * 8;
           if (p + len > end) return Ipv6Error.ExtTruncated;
+          if (next === IPV6_NEXT_ROUTING) this.routingSegmentsLeft = b[p + 3]!;
           next = b[p]!;
           p += len;
           break;

@@ -213,7 +213,7 @@ class Flow {
       state: TCP_STATE_NAMES[c.state],
       timeout: c.expiresInMs / 1000,
       lport: c.lport,
-      rip: c.rip,
+      rip: c.rip as number,
     };
   }
 

@@ -117,7 +117,8 @@ export interface FuzzCorpus {
   /** Everything hostile, including the lists below. */
   hostile: Uint8Array[];
   /** IPv6 packets, many with extension-header chains (the engine is IPv4-only). */
-  ipv6: Uint8Array[];
+  /** Hand-built IPv6 and the drop counter each earns from an engine without IPv6 services. */
+  ipv6: { bytes: Uint8Array; counter: CounterName }[];
   /** IPv4 fragments (MF set or a non-zero offset), all with valid checksums. */
   fragments: Uint8Array[];
   /** Concluding client segments (they get the LB's TOA) carrying client TOAs of every shape. */
@@ -279,7 +280,7 @@ function tcpBytes(flags: number, payload = 0): Uint8Array {
   return b;
 }
 
-function ipv6Corpus(): Uint8Array[] {
+function ipv6Corpus(): { bytes: Uint8Array; counter: CounterName }[] {
   const syn = tcpBytes(TCP_SYN);
   const data = tcpBytes(TCP_ACK | TCP_PSH, 100);
   const HBH = 0;
@@ -289,31 +290,39 @@ function ipv6Corpus(): Uint8Array[] {
   overrun.body[1] = 30;
   const jumbo = optsHeader(HBH);
   jumbo.body.set([0xc2, 4, 0, 1, 0, 0], 2);
-  return [
-    ipv6([], IPPROTO_TCP, syn),
-    ipv6([optsHeader(HBH)], IPPROTO_TCP, syn),
-    ipv6([optsHeader(HBH), routingHeader(2, 1), optsHeader(DST, 1)], IPPROTO_TCP, data),
-    ipv6(
-      [optsHeader(HBH), routingHeader(1, 0), fragmentHeader(0, true), optsHeader(DST)],
-      IPPROTO_TCP,
-      data,
-    ),
-    ipv6([fragmentHeader(185, false)], IPPROTO_TCP, pattern(64)),
-    ipv6([fragmentHeader(0, false)], IPPROTO_TCP, syn),
-    ipv6([optsHeader(DST)], 50, pattern(48)), // ESP
-    ipv6([optsHeader(HBH)], 59, new Uint8Array(0)), // no next header
-    ipv6(many, IPPROTO_TCP, syn),
-    ipv6([overrun], IPPROTO_TCP, syn),
-    ipv6([routingHeader(1, 1), optsHeader(HBH)], IPPROTO_TCP, syn), // hop-by-hop not first
-    ipv6([jumbo], IPPROTO_TCP, syn, -100),
-    ipv6([], 58, Uint8Array.of(128, 0, 0, 0, 0, 1, 0, 1)), // ICMPv6 echo
-    ipv6([], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 8, 0, 0)), // UDP
-    ipv6([optsHeader(HBH)], 4, new Uint8Array(20)), // IPv4 in IPv6
-    ipv6([], IPPROTO_TCP, syn, 200), // payload length beyond the packet
-    ipv6([], IPPROTO_TCP, syn, -20),
-    ipv6([], IPPROTO_TCP, syn).subarray(0, 39),
-    ipv6([], IPPROTO_TCP, new Uint8Array(0)),
+  // Each packet with the counter it must end in, to an engine with no IPv6 service.
+  const cases: [Uint8Array, CounterName][] = [
+    [ipv6([], IPPROTO_TCP, syn), 'no_service_dropped'],
+    [ipv6([optsHeader(HBH)], IPPROTO_TCP, syn), 'no_service_dropped'],
+    [
+      ipv6([optsHeader(HBH), routingHeader(2, 1), optsHeader(DST, 1)], IPPROTO_TCP, data),
+      'ipv6_routing_dropped',
+    ],
+    [
+      ipv6(
+        [optsHeader(HBH), routingHeader(1, 0), fragmentHeader(0, true), optsHeader(DST)],
+        IPPROTO_TCP,
+        data,
+      ),
+      'ipv6_fragment_dropped',
+    ],
+    [ipv6([fragmentHeader(185, false)], IPPROTO_TCP, pattern(64)), 'ipv6_fragment_dropped'],
+    [ipv6([fragmentHeader(0, false)], IPPROTO_TCP, syn), 'ipv6_fragment_dropped'],
+    [ipv6([optsHeader(DST)], 50, pattern(48)), 'not_tcp_dropped'], // ESP
+    [ipv6([optsHeader(HBH)], 59, new Uint8Array(0)), 'not_tcp_dropped'], // no next header
+    [ipv6(many, IPPROTO_TCP, syn), 'malformed_dropped'],
+    [ipv6([overrun], IPPROTO_TCP, syn), 'malformed_dropped'],
+    [ipv6([routingHeader(1, 1), optsHeader(HBH)], IPPROTO_TCP, syn), 'ipv6_routing_dropped'],
+    [ipv6([jumbo], IPPROTO_TCP, syn, -100), 'malformed_dropped'],
+    [ipv6([], 58, Uint8Array.of(128, 0, 0, 0, 0, 1, 0, 1)), 'not_tcp_dropped'], // ICMPv6 echo
+    [ipv6([], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 8, 0, 0)), 'not_tcp_dropped'], // UDP
+    [ipv6([optsHeader(HBH)], 4, new Uint8Array(20)), 'not_tcp_dropped'], // IPv4 in IPv6
+    [ipv6([], IPPROTO_TCP, syn, 200), 'malformed_dropped'], // payload length beyond the packet
+    [ipv6([], IPPROTO_TCP, syn, -20), 'malformed_dropped'],
+    [ipv6([], IPPROTO_TCP, syn).subarray(0, 39), 'malformed_dropped'],
+    [ipv6([], IPPROTO_TCP, new Uint8Array(0)), 'malformed_dropped'],
   ];
+  return cases.map(([bytes, counter]) => ({ bytes, counter }));
 }
 
 function fixIpChecksum(b: Uint8Array): Uint8Array {
@@ -913,7 +922,7 @@ export function buildCorpus(policy: ToaPolicy = 'fullnat'): FuzzCorpus {
   }
 
   const v6 = ipv6Corpus();
-  hostile.push(...v6);
+  hostile.push(...v6.map((x) => x.bytes));
   return { flows, hostile, ipv6: v6, fragments, forgedToa, sessions, synproxy: spFlows };
 }
 

@@ -1,0 +1,333 @@
+import { equalsU32At, loadU32Plus } from '../wire/bytes.js';
+import { IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
+import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
+import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
+import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
+import { TOA_V6_LEN } from '../wire/toa.js';
+import { CF_FDATA_KNOWN } from './conn-table.js';
+import type { Connections } from './connections.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { IPV6_MIN_MTU, craftPacketTooBig6 } from './craft.js';
+import type { Ipv6RsPath } from './ipv6-rs-path.js';
+import type { Nat6 } from './nat6.js';
+import type { Packet } from './packet.js';
+import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
+import { TcpState, nextStateFromClient, tcpEvent } from './tcp-state.js';
+import {
+  ToaDecision,
+  ToaMode,
+  decideToa,
+  resizedGsoSize,
+  toaModeOf,
+  wantsToa,
+} from './toa-decision.js';
+import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
+import { TokenBucket } from './token-bucket.js';
+
+/**
+ * IPv6 packets (DPVS's IPv6 and NAT64 handlers): the header checked and its
+ * extension headers walked, then client → RS for a packet to an IPv6
+ * VIP:vport (toward an IPv6 RS, or an IPv4 one: FNAT64) or RS → client for
+ * one to an IPv6 LIP (ipv6-rs-path.ts). The IPv4 data path never comes here:
+ * `Engine.process` hands over only packets whose version nibble is 6.
+ *
+ * Extension headers: a Fragment header (any fragment, even an atomic one)
+ * and a Routing header with segments left are dropped and counted
+ * (`ipv6_fragment_dropped`, `ipv6_routing_dropped`): the LB would have to
+ * reassemble, or is not the final destination. Every other one (hop-by-hop,
+ * destination options, a spent routing header, AH) is walked and left out
+ * of the forwarded packet, which carries the fixed header and TCP only: none
+ * of them means anything to the other leg, whose addresses are the LB's.
+ *
+ * The TOA of an IPv6 client is 20 bytes (kind `toaV6Kind`: port, then the
+ * 16-byte address), on IPv6 and on FNAT64's IPv4 leg alike; the policies
+ * place it as they place the IPv4 one (toa-decision.ts), with 20 for 8.
+ */
+export class Ipv6Path {
+  private readonly toa: ToaWriter;
+  private readonly tooBigBucket: TokenBucket;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly conns: Connections,
+    private readonly nat: Nat6,
+    private readonly rs: Ipv6RsPath,
+  ) {
+    this.toa = new ToaWriter(ctx.pool);
+    this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
+  }
+
+  /** An IPv6 packet (version nibble 6 at p.start), counted in rx already. */
+  process(p: Packet): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const ip6 = ctx.ip6.wrap(b, p.start);
+    const err = ip6.walk(p.length);
+    if (err !== Ipv6Error.None) {
+      // ESP or No Next Header is well-formed, just not TCP we could reach.
+      ctx.drop(p, err === Ipv6Error.NoTransport ? C.not_tcp_dropped : C.malformed_dropped);
+      return;
+    }
+    // Link-layer padding may follow the datagram.
+    p.length = ip6.totalLength;
+    if (ip6.fragmented) {
+      ctx.drop(p, C.ipv6_fragment_dropped);
+      return;
+    }
+    if (ip6.routingSegmentsLeft !== 0) {
+      ctx.drop(p, C.ipv6_routing_dropped);
+      return;
+    }
+    if (ip6.upperProtocol !== IPPROTO_TCP) {
+      ctx.drop(p, C.not_tcp_dropped);
+      return;
+    }
+    const l4 = ip6.upperOffset;
+    if (!ctx.tcp.wrap(b, l4).fits(p.start + p.length - l4)) {
+      ctx.drop(p, C.malformed_dropped);
+      return;
+    }
+    if (l4 !== p.start + IPV6_HEADER) this.dropExtensionHeaders(p, l4);
+    const dst = p.start + 24;
+    const svc = ctx.reg.serviceByKey6.getAt(b, dst, l4 + TcpField.DstPort);
+    if (svc >= 0) {
+      ctx.count(C.inbound_packets);
+      this.fromClient(p, svc);
+      return;
+    }
+    if (ctx.reg.lipSet6.getAt(b, dst, -1) >= 0) {
+      ctx.count(C.outbound_packets);
+      this.rs.fromRealServer(p);
+      return;
+    }
+    ctx.drop(p, C.no_service_dropped);
+  }
+
+  /** Moves the fixed header up against the TCP header at l4: the packet is IPv6 + TCP from then on. */
+  private dropExtensionHeaders(p: Packet, l4: number): void {
+    const b = p.buf;
+    const s = l4 - IPV6_HEADER;
+    b.copyWithin(s, p.start, p.start + IPV6_HEADER);
+    p.length -= s - p.start;
+    p.start = s;
+    b[s + 6] = IPPROTO_TCP;
+    const payload = p.length - IPV6_HEADER;
+    b[s + 4] = payload >>> 8;
+    b[s + 5] = payload & 0xff;
+  }
+
+  /** A packet to IPv6 service svc's VIP:vport; header at p.start (40 bytes), TCP after it. */
+  private fromClient(p: Packet, svc: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const tcpOff = p.start + IPV6_HEADER;
+    let c = t.lookupClient6At(p.buf, p.start + 8, tcpOff, svc);
+    const newSyn = (ctx.tcp.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN)) === TCP_SYN;
+    if (c >= 0 && this.conns.rsRemoved(c)) {
+      ctx.countSvc(svc, newSyn ? C.conns_rescheduled : C.conns_expired_nodest);
+      this.conns.release(c);
+      c = -1;
+    }
+    if (c >= 0 && newSyn) {
+      const why = this.conns.reuseReason(c);
+      if (why >= 0) {
+        ctx.countSvc(svc, why);
+        this.conns.release(c);
+        c = -1;
+      }
+    }
+    if (c < 0) {
+      if (!newSyn) {
+        // No RST for IPv6 flows of no connection yet (unknown_flow_reset is IPv4's).
+        ctx.drop(p, C.no_conn_dropped);
+        return;
+      }
+      c = this.conns.newConnection6(p, svc, tcpOff, ctx.timeoutsMs[TcpState.SynRecv]!);
+      if (c < 0) return;
+    }
+    this.toRealServer(p, svc, c);
+  }
+
+  /** The client packet p of connection c toward its RS (IPv6, or IPv4: FNAT64). */
+  private toRealServer(p: Packet, svc: number, c: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const tcp = ctx.tcp;
+    const t = ctx.table;
+    const tcpOff = p.start + IPV6_HEADER;
+    const flags = tcp.flags;
+    const syn = (flags & TCP_SYN) !== 0;
+    const ackFlag = (flags & TCP_ACK) !== 0;
+    const fin = (flags & TCP_FIN) !== 0;
+    const rst = (flags & TCP_RST) !== 0;
+    const hl = tcp.headerLength;
+    const optStart = tcpOff + TCP_MIN_HEADER;
+    const optEnd = tcpOff + hl;
+    const rsV6 = t.replyIsV6(c);
+    // The IP header the packet leaves with: IPv6 toward an IPv6 RS, IPv4 (20 bytes) under FNAT64.
+    const outIpHl = rsV6 ? IPV6_HEADER : IPV4_MIN_HEADER;
+
+    const o = ctx.opt.parse(b, optStart, optEnd);
+    if (ctx.policy === 'fullnat' && o.toaCount > 0) {
+      this.toa.stripToa(tcp, optStart, optEnd);
+      ctx.countSvc(svc, C.toa_spoof_stripped);
+    }
+    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
+      nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
+      ctx.countSvc(svc, C.timestamp_removed);
+    }
+
+    const payloadLen = p.length - IPV6_HEADER - hl;
+    const mtu = ctx.reg.realServers[t.rs[c]!]!.mtu;
+    const concluding =
+      (t.flags[c]! & CF_FDATA_KNOWN) !== 0 &&
+      ackFlag &&
+      !syn &&
+      !rst &&
+      equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c);
+
+    let mode = ToaMode.None;
+    let plan = OptionPlan.Keep;
+    const outLength = outIpHl + hl + payloadLen;
+    const segment = p.gsoSize > 0 ? Math.min(outLength, outIpHl + hl + p.gsoSize) : outLength;
+    if (wantsToa(ctx.policy, syn, ackFlag, fin, concluding)) {
+      if (ctx.policy !== 'lvs') plan = this.toa.plan(b, optStart, optEnd, syn, TOA_V6_LEN);
+      const newHl =
+        plan === OptionPlan.Impossible
+          ? 0
+          : TCP_MIN_HEADER + this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V6_LEN);
+      const decision = decideToa(
+        ctx.policy,
+        mtu,
+        segment,
+        hl,
+        plan,
+        newHl,
+        outIpHl,
+        p.gsoSize,
+        p.tailroom,
+        outLength,
+        TOA_V6_LEN,
+      );
+      mode = toaModeOf(decision);
+      if ((decision & ToaDecision.FailedMtu) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);
+      if ((decision & ToaDecision.FailedNoRoom) !== 0) ctx.countSvc(svc, C.toa_failed_no_room);
+      if ((decision & ToaDecision.GsoResized) !== 0) {
+        p.gsoSize = resizedGsoSize(mtu, outIpHl, newHl);
+        ctx.countSvc(svc, C.toa_gso_resized);
+      }
+    }
+    if (mode === ToaMode.None && segment > mtu) {
+      this.tooBig(p, mtu, outIpHl);
+      return;
+    }
+
+    this.conns.advance(c, nextStateFromClient(t.state[c]!, tcpEvent(flags, false)));
+    loadU32Plus(
+      t.clientNxt,
+      c,
+      b,
+      tcpOff + TcpField.Seq,
+      payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
+    );
+    this.account(svc, c, p.length);
+    if (!rsV6) this.nat.headerTo4(p, c);
+    if (mode === ToaMode.None) {
+      this.nat.toRealServer(p, c, rsV6);
+      ctx.forward(p);
+      return;
+    }
+    this.toa.setToaV6(ctx.opts.toaV6Kind, t.cport[c]!, t.cip6, c * 16);
+    const inserted = syn ? C.toa_inserted_syn : C.toa_inserted;
+    switch (mode) {
+      case ToaMode.Insert:
+        this.toa.insertToa(p, outIpHl, rsV6);
+        ctx.countSvc(svc, inserted);
+        break;
+      case ToaMode.Rebuild:
+        if (!this.toa.rebuildToa(p, outIpHl, plan, rsV6)) {
+          ctx.drop(p, C.bad_checksum_dropped);
+          return;
+        }
+        ctx.countSvc(svc, C.toa_pruned);
+        ctx.countSvc(svc, inserted);
+        break;
+      case ToaMode.Split:
+        this.sendSplit(p, svc, c, plan, mtu, outIpHl, rsV6);
+        return;
+    }
+    ctx.tcp.wrap(p.buf, p.start + outIpHl);
+    this.nat.toRealServer(p, c, rsV6);
+    ctx.forward(p);
+  }
+
+  /** Traffic stats of the service and the RS for a client packet of `bytes`. */
+  private account(svc: number, c: number, bytes: number): void {
+    const reg = this.ctx.reg;
+    const s = reg.services[svc]!;
+    s.counters[C.inbound_packets]!++;
+    s.stats[STAT_IN_PACKETS]!++;
+    s.stats[STAT_IN_BYTES]! += bytes;
+    const rsStats = reg.realServers[this.ctx.table.rs[c]!]!.stats;
+    rsStats[STAT_IN_PACKETS]!++;
+    rsStats[STAT_IN_BYTES]! += bytes;
+  }
+
+  /** Too large for the RS path with a TOA: pieces that each carry one. */
+  private sendSplit(
+    p: Packet,
+    svc: number,
+    c: number,
+    plan: OptionPlan,
+    mtu: number,
+    ipHl: number,
+    v6: boolean,
+  ): void {
+    const ctx = this.ctx;
+    const n = this.toa.splitToa(p, ipHl, plan, mtu, v6);
+    if (n <= 0) {
+      ctx.drop(p, n < 0 ? C.bad_checksum_dropped : C.too_big_dropped);
+      return;
+    }
+    if (plan !== OptionPlan.Keep) ctx.countSvc(svc, C.toa_pruned);
+    ctx.countSvc(svc, C.toa_inserted);
+    if (n > 1) {
+      ctx.countSvc(svc, C.toa_split);
+      ctx.add(C.toa_split_segments, n);
+    }
+    for (let k = 0; k < n; k++) {
+      const q = this.toa.pieces[k]!;
+      ctx.tcp.wrap(q.buf, q.start + ipHl);
+      this.nat.toRealServer(q, c, v6);
+      ctx.emit(q);
+    }
+    ctx.count(C.forwarded_packets);
+    ctx.pool.give(p);
+  }
+
+  /**
+   * Too big for the RS path and no TOA to blame: ICMPv6 Packet Too Big to
+   * the client (IPv6 has no DF: every sender does path MTU discovery), with
+   * the client-side MTU that maps onto the RS path's: the header grows or
+   * shrinks on the way (`outIpHl` vs 40) and leaves room for the 20-byte
+   * TOA; never below the IPv6 minimum of 1280. Rate-limited; the packet is
+   * dropped either way.
+   */
+  private tooBig(p: Packet, mtu: number, outIpHl: number): void {
+    const ctx = this.ctx;
+    if (!this.tooBigBucket.take(ctx.now)) {
+      ctx.count(C.icmp6_too_big_limited);
+      ctx.drop(p, C.too_big_dropped);
+      return;
+    }
+    let clientMtu = mtu - outIpHl + IPV6_HEADER - TOA_V6_LEN;
+    if (clientMtu < IPV6_MIN_MTU) clientMtu = IPV6_MIN_MTU;
+    const r = ctx.pool.take();
+    const b = p.buf;
+    craftPacketTooBig6(r, b, p.start + 24, b, p.start + 8, clientMtu, b, p.start, p.length);
+    ctx.count(C.icmp6_too_big_sent);
+    ctx.drop(p, C.too_big_dropped);
+    ctx.emit(r);
+  }
+}

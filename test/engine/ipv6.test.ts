@@ -1,0 +1,629 @@
+/**
+ * IPv6 services through the engine: IPv6 → IPv6 and FNAT64 (IPv6 client,
+ * IPv4 RS), the 20-byte TOA under each policy, MSS clamp, split, ICMPv6
+ * Packet Too Big, extension headers, expiry, and the registry's refusals.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Engine } from '../../src/engine/engine.js';
+import { DROP_COUNTERS } from '../../src/engine/counters.js';
+import type { EngineOptions, ToaSetting } from '../../src/engine/options.js';
+import { Ipv6Address } from '../../src/wire/address.js';
+import { get16, get32, parseIpv4 } from '../../src/wire/bytes.js';
+import { checksumExcludingField, sumWords } from '../../src/wire/checksum.js';
+import { Ipv4View } from '../../src/wire/ipv4.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
+import { TcpOptionSummary, opt, type TcpOption } from '../../src/wire/tcp-options.js';
+import { ToaResult, findToa } from '../../src/wire/toa.js';
+import { feedRaw } from '../support/engine-fixture.js';
+import {
+  buildSegment,
+  buildSegment6,
+  checksumsValid,
+  checksumsValid6,
+  pattern,
+  v6,
+} from '../support/packets.js';
+
+const VIP = v6('2001:db8::100');
+const CIP = v6('2001:db8:c::1');
+const LIP6 = v6('2001:db8:1::1');
+const RIP6 = v6('2001:db8:2::10');
+const LIP4 = parseIpv4('10.60.3.1');
+const RIP4 = parseIpv4('10.60.2.10');
+const CPORT = 40000;
+const CISN = 1000;
+const RISN = 50000;
+
+const addr = (b: Uint8Array): Ipv6Address => Ipv6Address.fromBytes(b);
+
+/** Service on port 80 with an IPv6 RS, on port 81 with an IPv4 RS (FNAT64). */
+function makeEngine(policy: ToaSetting, extra: Partial<EngineOptions> = {}, rsMtu = 1500): Engine {
+  const e = new Engine({ toaPolicy: policy, maxConnections: 64, isnSecret: 7, ...extra });
+  e.addService({
+    vip: addr(VIP),
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [addr(LIP6)],
+    realServers: [{ addr: addr(RIP6), port: 8080, weight: 1, mtu: rsMtu }],
+  });
+  e.addService({
+    vip: addr(VIP),
+    vport: 81,
+    scheduler: 'rr',
+    laddrs: [LIP4],
+    realServers: [{ addr: RIP4, port: 8080, weight: 1, mtu: rsMtu }],
+  });
+  return e;
+}
+
+function feed(e: Engine, bytes: Uint8Array, now?: number): Uint8Array[] {
+  return feedRaw(e, bytes, now).map((o) => o.bytes);
+}
+
+function client(
+  vport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  payload?: Uint8Array,
+  options?: TcpOption[],
+  src = CIP,
+): Uint8Array {
+  return buildSegment6({
+    src,
+    dst: VIP,
+    sport: CPORT,
+    dport: vport,
+    seq,
+    ack,
+    flags,
+    payload,
+    options,
+  });
+}
+
+/** What the tests read of an output: family, addresses, ports, seq/ack, options, TOA. */
+interface Out {
+  family: 4 | 6;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  seq: number;
+  ack: number;
+  flags: number;
+  payload: number;
+  mss: number;
+  toa: ToaResult | null;
+  ttl: number;
+  bytes: Uint8Array;
+}
+
+function decode(b: Uint8Array): Out {
+  const family = b[0]! >>> 4 === 6 ? 6 : 4;
+  let ipHl = 40;
+  let src: string;
+  let dst: string;
+  let ttl: number;
+  if (family === 6) {
+    assert.ok(checksumsValid6(b), 'IPv6 output: length and TCP checksum right');
+    src = addr(b.subarray(8, 24)).text;
+    dst = addr(b.subarray(24, 40)).text;
+    ttl = b[7]!;
+  } else {
+    assert.ok(checksumsValid(b), 'IPv4 output: both checksums right');
+    const ip = new Ipv4View().wrap(b, 0);
+    ipHl = ip.headerLength;
+    src = `${ip.src >>> 24}.${(ip.src >>> 16) & 255}.${(ip.src >>> 8) & 255}.${ip.src & 255}`;
+    dst = `${ip.dst >>> 24}.${(ip.dst >>> 16) & 255}.${(ip.dst >>> 8) & 255}.${ip.dst & 255}`;
+    ttl = ip.ttl;
+  }
+  const t = new TcpView().wrap(b, ipHl);
+  const hl = t.headerLength;
+  const o = new TcpOptionSummary().parse(b, ipHl + 20, ipHl + hl);
+  const toa = new ToaResult();
+  return {
+    family,
+    src,
+    dst,
+    sport: t.srcPort,
+    dport: t.dstPort,
+    seq: t.seq,
+    ack: t.ack,
+    flags: t.flags,
+    payload: b.length - ipHl - hl,
+    mss: o.mss,
+    toa: findToa(b, ipHl + 20, ipHl + hl, toa) ? toa : null,
+    ttl,
+    bytes: b,
+  };
+}
+
+function rs6(
+  lport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  options?: TcpOption[],
+  payload?: Uint8Array,
+): Uint8Array {
+  return buildSegment6({
+    src: RIP6,
+    dst: LIP6,
+    sport: 8080,
+    dport: lport,
+    seq,
+    ack,
+    flags,
+    options,
+    payload,
+  });
+}
+
+function rs4(
+  lport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  options?: TcpOption[],
+  payload?: Uint8Array,
+): Uint8Array {
+  return buildSegment({
+    src: RIP4,
+    dst: LIP4,
+    sport: 8080,
+    dport: lport,
+    seq,
+    ack,
+    flags,
+    options,
+    payload,
+  });
+}
+
+/** Every packet in is forwarded or counted by exactly one drop counter. */
+function assertCounted(e: Engine): void {
+  let drops = 0;
+  for (const n of DROP_COUNTERS) drops += e.counter(n);
+  assert.equal(e.counter('rx_packets'), e.counter('forwarded_packets') + drops);
+}
+
+/** SYN, RS SYN+ACK (answered with `rsMss`), concluding ACK; returns the three outputs. */
+function handshake(
+  e: Engine,
+  vport: number,
+  rsMss = 1460,
+  src = CIP,
+): { syn: Out; synAck: Out; ack: Out } {
+  const syns = feed(
+    e,
+    client(
+      vport,
+      CISN,
+      0,
+      TCP_SYN,
+      undefined,
+      [opt.mss(1440), opt.sackPermitted(), opt.timestamp(5, 0), opt.nop(), opt.wscale(7)],
+      src,
+    ),
+  );
+  assert.equal(syns.length, 1);
+  const syn = decode(syns[0]!);
+  const rsOpts = [
+    opt.mss(rsMss),
+    opt.nop(),
+    opt.nop(),
+    opt.sackPermitted(),
+    opt.nop(),
+    opt.wscale(7),
+  ];
+  const synAckIn =
+    syn.family === 6
+      ? rs6(syn.sport, RISN, syn.seq + 1, TCP_SYN | TCP_ACK, rsOpts)
+      : rs4(syn.sport, RISN, syn.seq + 1, TCP_SYN | TCP_ACK, rsOpts);
+  const sa = feed(e, synAckIn);
+  assert.equal(sa.length, 1);
+  const synAck = decode(sa[0]!);
+  const acks = feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK, undefined, undefined, src));
+  assert.equal(acks.length, 1);
+  return { syn, synAck, ack: decode(acks[0]!) };
+}
+
+test('IPv6 → IPv6: LIP6 → RIP6 toward the RS, VIP → client back, TOA 254/20 on the concluding ACK, MSS clamped for 20', () => {
+  const e = makeEngine('fullnat');
+  const { syn, synAck, ack } = handshake(e, 80);
+  assert.equal(syn.family, 6);
+  assert.equal(syn.src, '2001:db8:1::1');
+  assert.equal(syn.dst, '2001:db8:2::10');
+  assert.equal(syn.dport, 8080);
+  assert.equal(syn.toa, null, 'no TOA on the SYN under fullnat');
+  assert.equal(e.counter('timestamp_removed'), 1);
+  assert.equal(synAck.family, 6);
+  assert.equal(synAck.src, '2001:db8::100');
+  assert.equal(synAck.dst, '2001:db8:c::1');
+  assert.equal(synAck.sport, 80);
+  assert.equal(synAck.dport, CPORT);
+  assert.equal(synAck.ack, CISN + 1, 'ack moved back into the client space');
+  // min(1460 − 20, 1500 − 40 − 20 − 20)
+  assert.equal(synAck.mss, 1420);
+  assert.ok(ack.toa, 'the concluding ACK carries the TOA');
+  assert.equal(ack.toa.kind, 254);
+  assert.equal(ack.toa.family, 6);
+  assert.equal(ack.toa.port, CPORT);
+  assert.deepEqual([...ack.toa.v6], [...CIP]);
+  assert.equal(ack.seq, syn.seq + 1);
+  assert.equal(ack.toa.at, 40 + 20, 'the TOA goes first');
+  // Until the RS sends its first byte every client packet acks RS ISN + 1 and concludes: TOA again.
+  const d = decode(feed(e, client(80, CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, pattern(300)))[0]!);
+  assert.equal(d.payload, 300);
+  assert.ok(d.toa);
+  const back = decode(
+    feed(
+      e,
+      rs6(syn.sport, RISN + 1, syn.seq + 301, TCP_ACK | TCP_PSH, undefined, pattern(1000)),
+    )[0]!,
+  );
+  assert.equal(back.ack, CISN + 301);
+  assert.equal(back.payload, 1000);
+  const after = decode(feed(e, client(80, CISN + 301, RISN + 1001, TCP_ACK, pattern(5)))[0]!);
+  assert.equal(after.toa, null, 'past the RS first byte: no TOA');
+  assert.equal(after.seq, syn.seq + 301);
+  const conns = e.listConnections();
+  assert.equal(conns.length, 1);
+  assert.equal(String(conns[0]!.cip), '2001:db8:c::1');
+  assert.equal(String(conns[0]!.lip), '2001:db8:1::1');
+  assert.equal(String(conns[0]!.rip), '2001:db8:2::10');
+  assertCounted(e);
+});
+
+test('FNAT64: the IPv6 client reaches an IPv4 RS (DF, ID 0, TTL from hop limit), replies go back as IPv6, TOA 20 in IPv4 TCP', () => {
+  for (const kind of [254, 253] as const) {
+    const e = makeEngine('fullnat', { toaV6Kind: kind });
+    const { syn, synAck, ack } = handshake(e, 81);
+    assert.equal(syn.family, 4);
+    assert.equal(syn.src, '10.60.3.1');
+    assert.equal(syn.dst, '10.60.2.10');
+    const ip = new Ipv4View().wrap(syn.bytes, 0);
+    assert.ok(ip.dontFragment);
+    assert.equal(ip.id, 0);
+    assert.equal(ip.ttl, 64);
+    assert.equal(ip.headerLength, 20);
+    assert.equal(synAck.family, 6);
+    assert.equal(synAck.src, '2001:db8::100');
+    assert.equal(synAck.dst, '2001:db8:c::1');
+    assert.equal(synAck.ttl, 64, 'hop limit from the TTL');
+    assert.equal(synAck.sport, 81);
+    // min(1460 − 20, 1500 − 20 − 20 − 20)
+    assert.equal(synAck.mss, 1440);
+    assert.equal(ack.family, 4);
+    assert.ok(ack.toa);
+    assert.equal(ack.toa.kind, kind);
+    assert.equal(ack.toa.family, 6);
+    assert.equal(ack.toa.port, CPORT);
+    assert.deepEqual([...ack.toa.v6], [...CIP]);
+    // A full-sized client segment: 1440 payload fits the IPv4 leg.
+    const big = decode(feed(e, client(81, CISN + 1, RISN + 1, TCP_ACK, pattern(1440)))[0]!);
+    assert.equal(big.family, 4);
+    assert.equal(big.payload, 1440);
+    assertCounted(e);
+  }
+});
+
+test('the 20-byte TOA: fullnat splits a concluding segment it would not fit, lvs and dpvs give up (toa_failed_mtu)', () => {
+  const ts = [opt.nop(), opt.nop(), opt.timestamp(9, 9)];
+  for (const [vport, hdr] of [
+    [80, 40],
+    [81, 20],
+  ] as const) {
+    for (const policy of ['fullnat', 'dpvs', 'lvs'] as const) {
+      const e = makeEngine(policy);
+      feed(e, client(vport, CISN, 0, TCP_SYN, undefined, [opt.mss(1440)]));
+      const syn = e.listConnections()[0]!;
+      const sa =
+        vport === 80
+          ? rs6(syn.lport, RISN, 0, TCP_SYN | TCP_ACK, [opt.mss(1460)])
+          : rs4(syn.lport, RISN, 0, TCP_SYN | TCP_ACK, [opt.mss(1460)]);
+      // The ack of the SYN+ACK does not matter to the engine beyond its translation.
+      feed(e, sa);
+      // Fits the RS path without a TOA (exactly 1500 out), not with one.
+      const payload = 1500 - hdr - 20 - 12;
+      const outs = feed(
+        e,
+        client(vport, CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, pattern(payload), ts),
+      ).map(decode);
+      if (policy === 'fullnat') {
+        assert.equal(outs.length, 2, `${policy} ${vport}: split in two`);
+        let total = 0;
+        for (const o of outs) {
+          assert.ok(o.toa, 'every piece carries the TOA');
+          assert.ok(o.bytes.length <= 1500);
+          total += o.payload;
+        }
+        assert.equal(total, payload);
+        assert.equal(outs[1]!.seq, outs[0]!.seq + outs[0]!.payload);
+        assert.equal(outs[0]!.flags & TCP_PSH, 0, 'PSH on the last piece only');
+        assert.equal(e.counter('toa_split'), 1);
+      } else {
+        assert.equal(outs.length, 1, `${policy} ${vport}`);
+        assert.equal(outs[0]!.toa, null);
+        assert.equal(outs[0]!.bytes.length, 1500);
+        assert.equal(e.counter('toa_failed_mtu'), 1);
+      }
+      assertCounted(e);
+    }
+  }
+});
+
+test('the 20-byte TOA needs room among the options: dpvs prunes, lvs gives up, fullnat prunes', () => {
+  // 24 bytes of options (SACK with 2 blocks + timestamp) leave 16: too few for 20.
+  const opts = [
+    opt.nop(),
+    opt.nop(),
+    opt.timestamp(9, 9),
+    opt.nop(),
+    opt.nop(),
+    opt.sack([[1, 2]]),
+  ];
+  for (const policy of ['fullnat', 'dpvs', 'lvs'] as const) {
+    const e = makeEngine(policy);
+    feed(e, client(80, CISN, 0, TCP_SYN));
+    const lport = e.listConnections()[0]!.lport;
+    feed(e, rs6(lport, RISN, 0, TCP_SYN | TCP_ACK, [opt.mss(1460)]));
+    const sack: TcpOption[] = [
+      opt.nop(),
+      opt.nop(),
+      opt.timestamp(9, 9),
+      opt.sack([
+        [RISN + 1, RISN + 2],
+        [RISN + 3, RISN + 4],
+      ]),
+    ];
+    void opts;
+    const outs = feed(e, client(80, CISN + 1, RISN + 1, TCP_ACK, undefined, sack)).map(decode);
+    assert.equal(outs.length, 1);
+    if (policy === 'lvs') {
+      assert.equal(outs[0]!.toa, null);
+      assert.equal(e.counter('toa_failed_no_room'), 1);
+    } else {
+      assert.ok(outs[0]!.toa, policy);
+      assert.equal(e.counter('toa_pruned'), 1);
+    }
+    assertCounted(e);
+  }
+});
+
+test('ICMPv6 Packet Too Big when a client packet would not fit the RS path: rate-limited, counted, checksum right', () => {
+  for (const [vport, hdr] of [
+    [80, 40],
+    [81, 20],
+  ] as const) {
+    const e = makeEngine('fullnat', { icmpRateLimit: 1, icmpRateBurst: 2 }, 1400);
+    feed(e, client(vport, CISN, 0, TCP_SYN));
+    const lport = e.listConnections()[0]!.lport;
+    feed(
+      e,
+      vport === 80
+        ? rs6(lport, RISN, 0, TCP_SYN | TCP_ACK)
+        : rs4(lport, RISN, 0, TCP_SYN | TCP_ACK),
+    );
+    feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK));
+    // The RS speaks first: the client's packets no longer conclude (no TOA wanted).
+    feed(
+      e,
+      vport === 80
+        ? rs6(lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1))
+        : rs4(lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)),
+    );
+    // Exactly the RS MTU once translated: forwarded.
+    const fits = 1400 - hdr - 20;
+    assert.equal(feed(e, client(vport, CISN + 1, RISN + 2, TCP_ACK, pattern(fits))).length, 1);
+    const tooBig = client(vport, CISN + 1 + fits, RISN + 2, TCP_ACK, pattern(fits + 1));
+    for (let i = 0; i < 3; i++) {
+      const outs = feed(e, tooBig, 0);
+      if (i === 2) {
+        assert.equal(outs.length, 0, 'the third within the burst is held back');
+        continue;
+      }
+      assert.equal(outs.length, 1);
+      const m = outs[0]!;
+      assert.equal(m[0]! >>> 4, 6);
+      assert.equal(m[6], 58, 'ICMPv6');
+      assert.deepEqual([...m.subarray(8, 24)], [...VIP]);
+      assert.deepEqual([...m.subarray(24, 40)], [...CIP]);
+      assert.equal(m[40], 2, 'Packet Too Big');
+      // The client's MTU leaves room for the 20-byte TOA and the header change.
+      assert.equal(get32(m, 44), 1400 - hdr + 40 - 20);
+      const len = get16(m, 4);
+      assert.equal(len + 40, m.length);
+      assert.ok(m.length <= 1280);
+      const pseudo = sumWords(m, 8, 32, 0) + 58 + len;
+      assert.equal(checksumExcludingField(m, 40, len, 42, pseudo), get16(m, 42));
+      assert.deepEqual([...m.subarray(48, 88)], [...tooBig.subarray(0, 40)], 'quotes the packet');
+    }
+    assert.equal(e.counter('icmp6_too_big_sent'), 2);
+    assert.equal(e.counter('icmp6_too_big_limited'), 1);
+    assert.equal(e.counter('too_big_dropped'), 3);
+    assertCounted(e);
+  }
+});
+
+test('extension headers: walked and left out of the forwarded packet; fragments and routing with segments left dropped and counted', () => {
+  const e = makeEngine('fullnat');
+  const hbh = new Uint8Array(8);
+  hbh[2] = 1;
+  hbh[3] = 4;
+  const dst = new Uint8Array(16);
+  dst[1] = 1;
+  dst[2] = 1;
+  dst[3] = 12;
+  const syn = buildSegment6({
+    src: CIP,
+    dst: VIP,
+    sport: CPORT,
+    dport: 80,
+    seq: CISN,
+    flags: TCP_SYN,
+    ext: [
+      { type: 0, body: hbh },
+      { type: 60, body: dst },
+    ],
+  });
+  const outs = feed(e, syn).map(decode);
+  assert.equal(outs.length, 1);
+  assert.equal(outs[0]!.bytes.length, 60);
+  const frag = new Uint8Array(8);
+  const fragged = buildSegment6({
+    src: CIP,
+    dst: VIP,
+    sport: CPORT,
+    dport: 80,
+    seq: CISN,
+    flags: TCP_SYN,
+    ext: [{ type: 44, body: frag }],
+  });
+  assert.equal(feed(e, fragged).length, 0);
+  assert.equal(e.counter('ipv6_fragment_dropped'), 1);
+  const rt = new Uint8Array(24);
+  rt[1] = 2;
+  rt[2] = 4;
+  rt[3] = 1;
+  const routed = buildSegment6({
+    src: CIP,
+    dst: VIP,
+    sport: CPORT,
+    dport: 80,
+    seq: CISN,
+    flags: TCP_SYN,
+    ext: [{ type: 43, body: rt }],
+  });
+  assert.equal(feed(e, routed).length, 0);
+  assert.equal(e.counter('ipv6_routing_dropped'), 1);
+  // A spent routing header (segments left 0): the destination is final, the packet goes on.
+  rt[3] = 0;
+  const spent = buildSegment6({
+    src: CIP,
+    dst: VIP,
+    sport: CPORT,
+    dport: 80,
+    seq: CISN,
+    flags: TCP_SYN,
+    ext: [{ type: 43, body: rt }],
+  });
+  assert.equal(feed(e, spent).length, 1);
+  assertCounted(e);
+});
+
+test('client tuples differ in any one of the 16 bytes: separate connections, found again, released on expiry with RSTs both ways', () => {
+  const e = makeEngine('fullnat');
+  const clients: Uint8Array[] = [];
+  // Every other client to the FNAT64 service.
+  const k81 = (c: Uint8Array): boolean => (clients.indexOf(c) & 1) === 1;
+  for (let k = 0; k < 16; k++) {
+    const c = CIP.slice();
+    c[k] = c[k]! ^ 0x80;
+    clients.push(c);
+  }
+  for (const c of clients) handshake(e, k81(c) ? 81 : 80, 1460, c);
+  assert.equal(e.table.count, 16);
+  // Every client's data finds its own connection.
+  for (const c of clients) {
+    const o = feed(
+      e,
+      client(k81(c) ? 81 : 80, CISN + 1, RISN + 1, TCP_ACK, pattern(10), undefined, c),
+    ).map(decode);
+    assert.equal(o.length, 1);
+  }
+  assert.equal(e.counter('conns_created'), 16);
+  // ESTABLISHED times out after 90 s: a RST to each side, in each side's family.
+  const sent = feedRaw(e, client(80, 1, 0, TCP_RST), 91_000).map((o) => o.bytes);
+  assert.equal(e.table.count, 0);
+  assert.equal(e.counter('conns_expired_established_rst'), 16);
+  const rsts = sent.map((b) => decode(b));
+  assert.ok(rsts.every((r) => (r.flags & TCP_RST) !== 0));
+  const fnat64 = clients.filter(k81).length;
+  assert.equal(fnat64, 8);
+  assert.equal(
+    rsts.filter((r) => r.family === 6).length,
+    16 + 16 - fnat64,
+    'every client, IPv6 RSs',
+  );
+  assert.equal(rsts.filter((r) => r.family === 4).length, fnat64, 'FNAT64 RSs get IPv4 RSTs');
+});
+
+test('registry: IPv6 services, LIPs and RSs held; what cannot work refused clearly and nothing half-added', () => {
+  const e = new Engine({ maxConnections: 8 });
+  assert.throws(
+    () =>
+      e.addService({
+        vip: LIP4 + 100,
+        vport: 80,
+        scheduler: 'rr',
+        laddrs: [LIP4],
+        realServers: [{ addr: addr(RIP6), port: 80, weight: 1 }],
+      }),
+    /FNAT46 is not supported/,
+  );
+  assert.equal(e.services.length, 0);
+  const s = e.addService({
+    vip: addr(VIP),
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [addr(LIP6)],
+    realServers: [],
+  });
+  assert.throws(
+    () => e.addRealServer(s.index, { addr: RIP4, port: 80, weight: 1 }),
+    /no IPv4 local address/,
+  );
+  e.addLocalAddress(s.index, LIP4);
+  const rs = e.addRealServer(s.index, { addr: RIP4, port: 80, weight: 1 });
+  assert.equal(e.findRealServer(s.index, RIP4, 80), rs);
+  const rs6i = e.addRealServer(s.index, { addr: addr(RIP6), port: 80, weight: 1 });
+  assert.equal(e.findRealServer(s.index, addr(RIP6), 80), rs6i);
+  assert.equal(e.findService(addr(VIP), 80), s.index);
+  assert.equal(e.findService(addr(VIP), 81), -1);
+  assert.throws(
+    () => e.addService({ vip: addr(VIP), vport: 80, scheduler: 'rr', laddrs: [], realServers: [] }),
+    /already exists/,
+  );
+  assert.throws(
+    () =>
+      e.addService({
+        vip: addr(VIP),
+        vport: 82,
+        scheduler: 'rr',
+        laddrs: [],
+        realServers: [],
+        synProxy: true,
+      }),
+    /SYNPROXY is not supported on IPv6/,
+  );
+  assert.throws(() => e.setSynProxy(s.index, true), /SYNPROXY/);
+  assert.throws(() => e.setProxyProtocol(s.index, 2), /PROXY protocol/);
+  const v4 = e.addService({
+    vip: parseIpv4('192.0.2.1'),
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [LIP4],
+    realServers: [],
+  });
+  assert.throws(() => e.addLocalAddress(v4.index, addr(LIP6)), /IPv4 local addresses only/);
+  e.deleteService(s.index);
+  assert.equal(e.findService(addr(VIP), 80), -1);
+  assert.equal(e.findService(parseIpv4('192.0.2.1'), 80), v4.index);
+});
+
+test('IPv6 with no IPv6 service, and a reply of no connection: dropped and counted', () => {
+  const e = new Engine({ maxConnections: 8 });
+  assert.equal(feed(e, client(80, CISN, 0, TCP_SYN)).length, 0);
+  assert.equal(e.counter('no_service_dropped'), 1);
+  assert.equal(e.table.ipv6Enabled, false, 'no IPv6 side table without an IPv6 service');
+  const f = makeEngine('fullnat');
+  assert.equal(feed(f, rs6(5000, 1, 1, TCP_ACK)).length, 0);
+  assert.equal(feed(f, client(80, CISN, 0, TCP_ACK)).length, 0);
+  assert.equal(f.counter('no_conn_dropped'), 2);
+  assert.equal(feed(f, client(80, CISN, 0, TCP_FIN | TCP_ACK)).length, 0);
+  assertCounted(e);
+  assertCounted(f);
+});
