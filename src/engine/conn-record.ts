@@ -1,4 +1,4 @@
-import { ipv4ToString } from '../wire/bytes.js';
+import { endpointToString, Ipv6Address } from '../wire/address.js';
 import { PROXY_V1_MAX_LENGTH } from '../wire/proxy-protocol.js';
 import { CF_FDATA_KNOWN, CF_SP_WIN_IN, CF_SP_WIN_OUT, CF_SYNPROXY } from './conn-table.js';
 import { TCP_STATE_NAMES, type TcpState, type TcpStateName } from './tcp-state.js';
@@ -24,10 +24,15 @@ export class ConnRecordError extends Error {
 
 /** "FNCT": fullnat connection table. */
 export const SNAPSHOT_MAGIC = 0x464e4354;
+/** Version 1: IPv4 records; what a table without IPv6 connections is written as (older builds read it). */
 export const SNAPSHOT_VERSION = 1;
+/** Version 2: records with 16-byte address slots and both families, for a table with IPv6 connections. */
+export const SNAPSHOT_VERSION_V2 = 2;
 export const SNAPSHOT_HEADER_SIZE = 40;
 /** Bytes per IPv4 TCP connection in format version 1. */
 export const RECORD_V1_SIZE = 60;
+/** Bytes per connection (either family) in format version 2. */
+export const RECORD_V2_SIZE = 108;
 
 /** Address family byte of a record: IPv4 in version 1; 6 is kept for IPv6 records. */
 export const FAMILY_IPV4 = 4;
@@ -74,6 +79,37 @@ export const enum RecordField {
   Shift = 54, // u8
   Reserved = 55, // u8, zero
   RemainingMs = 56, // u32
+}
+
+/**
+ * Byte offsets of a version-2 record: any family. Each address has a
+ * 16-byte slot; an IPv4 address takes its last 4 bytes, the 12 before them
+ * zero. The client family covers CIP and VIP, the reply family LIP and RIP:
+ * 6/6 is IPv6, 6/4 is FNAT64, 4/4 IPv4 (4/6 does not exist).
+ */
+export const enum RecordV2Field {
+  Family = 0, // u8, the client tuple's (CIP, VIP)
+  Protocol = 1, // u8
+  State = 2, // u8, STATE_CODES
+  Flags = 3, // u8, RF_*
+  ReplyFamily = 4, // u8, the reply tuple's (LIP, RIP)
+  Shift = 5, // u8
+  SpData = 6, // u16
+  Cip = 8, // 16 bytes
+  Vip = 24, // 16 bytes
+  Lip = 40, // 16 bytes
+  Rip = 56, // 16 bytes
+  Cport = 72, // u16
+  Vport = 74, // u16
+  Lport = 76, // u16
+  Rport = 78, // u16
+  SeqDelta = 80, // u32
+  LbIsn = 84, // u32
+  FdataSeq = 88, // u32
+  ClientNxt = 92, // u32
+  RsNxt = 96, // u32
+  AckDelta = 100, // u32
+  RemainingMs = 104, // u32
 }
 
 // Record flag bits: the format's own, so renumbering CF_* never changes a record.
@@ -159,9 +195,20 @@ export interface SnapshotHeader {
   pendingSkipped: number;
 }
 
-/** One connection as a record holds it; `state` is a TcpState. */
+/**
+ * One connection as a record holds it; `state` is a TcpState. An IPv4
+ * address is the number field (cip, vip, lip, rip); an IPv6 one is in the
+ * matching 16-byte `*6` array, its number field 0.
+ */
 export interface ConnRecord {
+  /** Of the client tuple (CIP, VIP). */
   family: number;
+  /** Of the reply tuple (LIP, RIP): the client's, or 4 under FNAT64. */
+  replyFamily: number;
+  cip6: Uint8Array;
+  vip6: Uint8Array;
+  lip6: Uint8Array;
+  rip6: Uint8Array;
   protocol: number;
   state: number;
   /** RF_* bits. */
@@ -188,6 +235,11 @@ export interface ConnRecord {
 export function emptyRecord(): ConnRecord {
   return {
     family: FAMILY_IPV4,
+    replyFamily: FAMILY_IPV4,
+    cip6: new Uint8Array(16),
+    vip6: new Uint8Array(16),
+    lip6: new Uint8Array(16),
+    rip6: new Uint8Array(16),
     protocol: PROTO_TCP,
     state: 0,
     flags: 0,
@@ -248,21 +300,22 @@ export function readSnapshotHeader(snapshot: Uint8Array): SnapshotHeader {
     );
   }
   const version = dv.getUint16(HeaderField.Version);
-  if (version !== SNAPSHOT_VERSION) {
+  if (version !== SNAPSHOT_VERSION && version !== SNAPSHOT_VERSION_V2) {
     throw new ConnRecordError(
-      `unknown snapshot format version ${version} (this build reads version ${SNAPSHOT_VERSION})`,
+      `unknown snapshot format version ${version} (this build reads versions ${SNAPSHOT_VERSION} and ${SNAPSHOT_VERSION_V2})`,
     );
   }
   const headerSize = dv.getUint16(HeaderField.HeaderSize);
   if (headerSize !== SNAPSHOT_HEADER_SIZE) {
     throw new ConnRecordError(
-      `header size ${headerSize}, version ${SNAPSHOT_VERSION} headers are ${SNAPSHOT_HEADER_SIZE} bytes`,
+      `header size ${headerSize}, version ${version} headers are ${SNAPSHOT_HEADER_SIZE} bytes`,
     );
   }
   const recordSize = dv.getUint16(HeaderField.RecordSize);
-  if (recordSize !== RECORD_V1_SIZE) {
+  const wantSize = recordSizeOf(version);
+  if (recordSize !== wantSize) {
     throw new ConnRecordError(
-      `record size ${recordSize}, version ${SNAPSHOT_VERSION} records are ${RECORD_V1_SIZE} bytes`,
+      `record size ${recordSize}, version ${version} records are ${wantSize} bytes`,
     );
   }
   if (dv.getUint16(HeaderField.Reserved) !== 0)
@@ -310,9 +363,14 @@ export function snapshotAgeMs(h: SnapshotHeader, nowUnixMs: number): number | un
   return age > 0 ? age : 0;
 }
 
-/** Byte offset of record k in a snapshot. */
-export function recordOffset(k: number): number {
-  return SNAPSHOT_HEADER_SIZE + k * RECORD_V1_SIZE;
+/** The record size of a format version (1 or 2). */
+export function recordSizeOf(version: number): number {
+  return version === SNAPSHOT_VERSION_V2 ? RECORD_V2_SIZE : RECORD_V1_SIZE;
+}
+
+/** Byte offset of record k in a snapshot of records of `size` bytes (version 1's by default). */
+export function recordOffset(k: number, size: number = RECORD_V1_SIZE): number {
+  return SNAPSHOT_HEADER_SIZE + k * size;
 }
 
 /** Writes r as the record at byte `off`. */
@@ -415,6 +473,162 @@ export function readRecord(dv: DataView, off: number, k: number, into: ConnRecor
   return into;
 }
 
+/** Writes r as the version-2 record at byte `off`. */
+export function writeRecordV2(dv: DataView, off: number, r: ConnRecord): void {
+  const b = new Uint8Array(dv.buffer, dv.byteOffset + off, RECORD_V2_SIZE);
+  b.fill(0);
+  dv.setUint8(off + RecordV2Field.Family, r.family);
+  dv.setUint8(off + RecordV2Field.Protocol, r.protocol);
+  dv.setUint8(off + RecordV2Field.State, stateCode(r.state));
+  dv.setUint8(off + RecordV2Field.Flags, r.flags);
+  dv.setUint8(off + RecordV2Field.ReplyFamily, r.replyFamily);
+  dv.setUint8(off + RecordV2Field.Shift, r.shift);
+  dv.setUint16(off + RecordV2Field.SpData, r.spData);
+  const v6c = r.family === FAMILY_IPV6;
+  const v6r = r.replyFamily === FAMILY_IPV6;
+  putAddress(dv, b, RecordV2Field.Cip, v6c, r.cip, r.cip6);
+  putAddress(dv, b, RecordV2Field.Vip, v6c, r.vip, r.vip6);
+  putAddress(dv, b, RecordV2Field.Lip, v6r, r.lip, r.lip6);
+  putAddress(dv, b, RecordV2Field.Rip, v6r, r.rip, r.rip6);
+  dv.setUint16(off + RecordV2Field.Cport, r.cport);
+  dv.setUint16(off + RecordV2Field.Vport, r.vport);
+  dv.setUint16(off + RecordV2Field.Lport, r.lport);
+  dv.setUint16(off + RecordV2Field.Rport, r.rport);
+  dv.setUint32(off + RecordV2Field.SeqDelta, r.seqDelta >>> 0);
+  dv.setUint32(off + RecordV2Field.LbIsn, r.lbIsn >>> 0);
+  dv.setUint32(off + RecordV2Field.FdataSeq, r.fdataSeq >>> 0);
+  dv.setUint32(off + RecordV2Field.ClientNxt, r.clientNxt >>> 0);
+  dv.setUint32(off + RecordV2Field.RsNxt, r.rsNxt >>> 0);
+  dv.setUint32(off + RecordV2Field.AckDelta, r.ackDelta >>> 0);
+  dv.setUint32(off + RecordV2Field.RemainingMs, r.remainingMs);
+}
+
+/** An address into its 16-byte slot at rec[at]: IPv6 whole, IPv4 in the last 4 bytes. */
+function putAddress(
+  dv: DataView,
+  rec: Uint8Array,
+  at: number,
+  v6: boolean,
+  v4: number,
+  v6bytes: Uint8Array,
+): void {
+  if (v6) rec.set(v6bytes.subarray(0, 16), at);
+  else dv.setUint32(rec.byteOffset - dv.byteOffset + at + 12, v4 >>> 0);
+}
+
+/**
+ * Reads the version-2 record at byte `off` into `into`, checking every
+ * field as `readRecord` does, plus the families (4/4, 6/6 or 6/4) and the
+ * zero bytes in front of each IPv4 address.
+ */
+export function readRecordV2(dv: DataView, off: number, k: number, into: ConnRecord): ConnRecord {
+  const rec = new Uint8Array(dv.buffer, dv.byteOffset + off, RECORD_V2_SIZE);
+  const family = dv.getUint8(off + RecordV2Field.Family);
+  const replyFamily = dv.getUint8(off + RecordV2Field.ReplyFamily);
+  if (family !== FAMILY_IPV4 && family !== FAMILY_IPV6)
+    badRecord(k, off, `address family ${family}, neither IPv4 (4) nor IPv6 (6)`);
+  if (replyFamily !== FAMILY_IPV4 && replyFamily !== FAMILY_IPV6)
+    badRecord(k, off, `reply address family ${replyFamily}, neither IPv4 (4) nor IPv6 (6)`);
+  if (family === FAMILY_IPV4 && replyFamily === FAMILY_IPV6)
+    badRecord(k, off, 'an IPv4 client with an IPv6 reply tuple (FNAT46 does not exist)');
+  const protocol = dv.getUint8(off + RecordV2Field.Protocol);
+  if (protocol !== PROTO_TCP) badRecord(k, off, `protocol ${protocol}, records are TCP (6)`);
+  const code = dv.getUint8(off + RecordV2Field.State);
+  const state = stateOfCode(code);
+  if (state < 0)
+    badRecord(k, off, `state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
+  const flags = dv.getUint8(off + RecordV2Field.Flags);
+  if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
+  const synproxy = (flags & RF_SYNPROXY) !== 0;
+  if (!synproxy && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
+    badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
+  const v6c = family === FAMILY_IPV6;
+  const v6r = replyFamily === FAMILY_IPV6;
+  const cip = getAddress(dv, rec, off, k, RecordV2Field.Cip, v6c, into.cip6, 'CIP', true);
+  const vip = getAddress(dv, rec, off, k, RecordV2Field.Vip, v6c, into.vip6, 'VIP', false);
+  const lip = getAddress(dv, rec, off, k, RecordV2Field.Lip, v6r, into.lip6, 'LIP', false);
+  const rip = getAddress(dv, rec, off, k, RecordV2Field.Rip, v6r, into.rip6, 'RIP', false);
+  const vport = dv.getUint16(off + RecordV2Field.Vport);
+  const lport = dv.getUint16(off + RecordV2Field.Lport);
+  const rport = dv.getUint16(off + RecordV2Field.Rport);
+  if (vport === 0 || lport === 0 || rport === 0)
+    badRecord(k, off, 'a port (vport, lport or rport) is 0');
+  const ackDelta = dv.getUint32(off + RecordV2Field.AckDelta);
+  const spData = dv.getUint16(off + RecordV2Field.SpData);
+  if (spData >= SP_DATA_LIMIT)
+    badRecord(k, off, `SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
+  if (!synproxy && (ackDelta !== 0 || spData !== 0))
+    badRecord(k, off, 'SYNPROXY ackDelta/spData set without the SYNPROXY flag');
+  const shift = dv.getUint8(off + RecordV2Field.Shift);
+  if (shift > PROXY_V1_MAX_LENGTH)
+    badRecord(
+      k,
+      off,
+      `PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`,
+    );
+  const remainingMs = dv.getUint32(off + RecordV2Field.RemainingMs);
+  if (remainingMs > MAX_REMAINING_MS)
+    badRecord(k, off, `remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+  into.family = family;
+  into.replyFamily = replyFamily;
+  into.protocol = protocol;
+  into.state = state;
+  into.flags = flags;
+  into.cip = cip;
+  into.cport = dv.getUint16(off + RecordV2Field.Cport);
+  into.vip = vip;
+  into.vport = vport;
+  into.lip = lip;
+  into.lport = lport;
+  into.rip = rip;
+  into.rport = rport;
+  into.seqDelta = dv.getUint32(off + RecordV2Field.SeqDelta);
+  into.lbIsn = dv.getUint32(off + RecordV2Field.LbIsn);
+  into.fdataSeq = dv.getUint32(off + RecordV2Field.FdataSeq);
+  into.clientNxt = dv.getUint32(off + RecordV2Field.ClientNxt);
+  into.rsNxt = dv.getUint32(off + RecordV2Field.RsNxt);
+  into.ackDelta = ackDelta;
+  into.spData = spData;
+  into.shift = shift;
+  into.remainingMs = remainingMs;
+  return into;
+}
+
+/**
+ * One address slot of a version-2 record: IPv6 copied into `out` (0
+ * returned), IPv4 returned (its 12 leading bytes must be zero). An address
+ * of all zeros is refused, except a client's (IPv4 records allow 0.0.0.0 as
+ * version 1 does).
+ */
+function getAddress(
+  dv: DataView,
+  rec: Uint8Array,
+  off: number,
+  k: number,
+  at: number,
+  v6: boolean,
+  out: Uint8Array,
+  name: string,
+  zeroOk: boolean,
+): number {
+  if (v6) {
+    let any = 0;
+    for (let i = 0; i < 16; i++) {
+      out[i] = rec[at + i]!;
+      any |= rec[at + i]!;
+    }
+    if (any === 0 && !zeroOk) badRecord(k, off, `${name} is ::`);
+    return 0;
+  }
+  out.fill(0);
+  for (let i = 0; i < 12; i++)
+    if (rec[at + i] !== 0)
+      badRecord(k, off, `${name} is IPv4 but its slot's first 12 bytes are not 0`);
+  const v4 = dv.getUint32(off + at + 12);
+  if (v4 === 0 && !zeroOk) badRecord(k, off, `${name} is 0.0.0.0`);
+  return v4;
+}
+
 function badRecord(k: number, off: number, what: string): never {
   throw new ConnRecordError(`record ${k} (byte ${off}): ${what}`);
 }
@@ -427,16 +641,28 @@ export function decodeSnapshot(snapshot: Uint8Array): {
   const header = readSnapshotHeader(snapshot);
   const dv = viewOf(snapshot);
   const records: ConnRecord[] = [];
-  for (let k = 0; k < header.count; k++)
-    records.push(readRecord(dv, recordOffset(k), k, emptyRecord()));
+  for (let k = 0; k < header.count; k++) records.push(readAnyRecord(dv, header, k, emptyRecord()));
   return { header, records };
 }
 
+/** Record k of a snapshot with header h, read by its version's reader. */
+export function readAnyRecord(
+  dv: DataView,
+  h: SnapshotHeader,
+  k: number,
+  into: ConnRecord,
+): ConnRecord {
+  if (h.version === SNAPSHOT_VERSION_V2)
+    return readRecordV2(dv, recordOffset(k, RECORD_V2_SIZE), k, into);
+  into.replyFamily = FAMILY_IPV4;
+  return readRecord(dv, recordOffset(k), k, into);
+}
+
 /** Checks every record of a snapshot whose header is read; throws on the first bad one. */
-export function checkRecords(snapshot: Uint8Array, count: number): void {
+export function checkRecords(snapshot: Uint8Array, h: SnapshotHeader): void {
   const dv = viewOf(snapshot);
   const scratch = emptyRecord();
-  for (let k = 0; k < count; k++) readRecord(dv, recordOffset(k), k, scratch);
+  for (let k = 0; k < h.count; k++) readAnyRecord(dv, h, k, scratch);
 }
 
 /** A DataView over the whole of `snapshot`. */
@@ -446,5 +672,8 @@ export function snapshotView(snapshot: Uint8Array): DataView {
 
 /** "CIP:cport → VIP:vport" of a record, for messages. */
 export function describeRecord(r: ConnRecord): string {
-  return `${ipv4ToString(r.cip)}:${r.cport} → ${ipv4ToString(r.vip)}:${r.vport}`;
+  const v6 = r.family === FAMILY_IPV6;
+  const cip = v6 ? Ipv6Address.fromBytes(r.cip6) : r.cip;
+  const vip = v6 ? Ipv6Address.fromBytes(r.vip6) : r.vip;
+  return `${endpointToString(cip, r.cport)} → ${endpointToString(vip, r.vport)}`;
 }

@@ -1,14 +1,20 @@
 import { TcpField } from '../wire/tcp.js';
+import { Ipv6Address } from '../wire/address.js';
+import { IPV6_HEADER } from '../wire/ipv6.js';
+import { equal16, fold16 } from './addr6.js';
 import {
   FAMILY_IPV4,
+  FAMILY_IPV6,
   PROTO_TCP,
   RECORD_V1_SIZE,
+  RECORD_V2_SIZE,
   RF_SYNPROXY,
   SNAPSHOT_HEADER_SIZE,
   SNAPSHOT_VERSION,
+  SNAPSHOT_VERSION_V2,
   checkRecords,
   emptyRecord,
-  readRecord,
+  readAnyRecord,
   readSnapshotHeader,
   recordFlags,
   recordOffset,
@@ -17,9 +23,10 @@ import {
   tableFlags,
   writeHeader,
   writeRecord,
+  writeRecordV2,
   type ConnRecord,
 } from './conn-record.js';
-import { CF_IN_USE, CF_SP_PENDING } from './conn-table.js';
+import { CF_IN_USE, CF_IPV6, CF_SP_PENDING } from './conn-table.js';
 import { C } from './counters.js';
 import type { EngineContext } from './context.js';
 import { TCP_STATE_NAMES, TcpState } from './tcp-state.js';
@@ -49,8 +56,11 @@ export interface ImportResult {
  * port, never by the exporter's indexes. Neither runs on the data path.
  */
 export class TableTransfer {
-  /** A client tuple as packet bytes, for the table's lookups by packet (IPv4 src at 12, TCP at 20). */
-  private readonly tuple = new Uint8Array(24);
+  /**
+   * A client tuple as packet bytes, for the table's lookups by packet: IPv4
+   * source at 12, TCP at 20; IPv6 source at 8, TCP at 40.
+   */
+  private readonly tuple = new Uint8Array(44);
   private readonly record = emptyRecord();
 
   constructor(private readonly ctx: EngineContext) {}
@@ -61,17 +71,22 @@ export class TableTransfer {
     const reg = ctx.reg;
     let count = 0;
     let pending = 0;
+    let v6 = false;
     for (let i = 0; i < t.capacity; i++) {
       const f = t.flags[i]!;
       if ((f & CF_IN_USE) === 0) continue;
       if ((f & CF_SP_PENDING) !== 0) pending++;
       else count++;
+      if ((f & CF_IPV6) !== 0) v6 = true;
     }
-    const out = new Uint8Array(SNAPSHOT_HEADER_SIZE + count * RECORD_V1_SIZE);
+    // A table without IPv6 connections is written as version 1, which older builds read.
+    const version = v6 ? SNAPSHOT_VERSION_V2 : SNAPSHOT_VERSION;
+    const size = v6 ? RECORD_V2_SIZE : RECORD_V1_SIZE;
+    const out = new Uint8Array(SNAPSHOT_HEADER_SIZE + count * size);
     const dv = snapshotView(out);
     writeHeader(dv, {
-      version: SNAPSHOT_VERSION,
-      recordSize: RECORD_V1_SIZE,
+      version,
+      recordSize: size,
       count,
       engineClockMs: ctx.now,
       isnClockOriginMs: ctx.opts.isnClockOriginMs,
@@ -91,17 +106,28 @@ export class TableTransfer {
         );
       }
       const svc = t.svc[i]!;
-      r.family = FAMILY_IPV4;
+      const clientV6 = (f & CF_IPV6) !== 0;
+      const replyV6 = t.replyIsV6(i);
+      r.family = clientV6 ? FAMILY_IPV6 : FAMILY_IPV4;
+      r.replyFamily = replyV6 ? FAMILY_IPV6 : FAMILY_IPV4;
+      if (clientV6) {
+        r.cip6.set(t.cip6.subarray(i * 16, i * 16 + 16));
+        r.vip6.set(reg.svcVips6.subarray(svc * 16, svc * 16 + 16));
+      }
+      if (replyV6) {
+        r.lip6.set(t.lip6.subarray(i * 16, i * 16 + 16));
+        r.rip6.set(t.rip6.subarray(i * 16, i * 16 + 16));
+      }
       r.protocol = PROTO_TCP;
       r.state = state;
       r.flags = recordFlags(f);
-      r.cip = t.cip[i]!;
+      r.cip = clientV6 ? 0 : t.cip[i]!;
       r.cport = t.cport[i]!;
-      r.vip = reg.svcVips[svc]!;
+      r.vip = clientV6 ? 0 : reg.svcVips[svc]!;
       r.vport = reg.svcPorts[svc]!;
-      r.lip = t.lip[i]!;
+      r.lip = replyV6 ? 0 : t.lip[i]!;
       r.lport = t.lport[i]!;
-      r.rip = t.rip[i]!;
+      r.rip = replyV6 ? 0 : t.rip[i]!;
       r.rport = t.rport[i]!;
       r.seqDelta = t.seqDelta[i]!;
       r.lbIsn = t.lbIsn[i]!;
@@ -113,7 +139,8 @@ export class TableTransfer {
       r.shift = t.shift[i]!;
       const left = t.expires[i]! - ctx.now;
       r.remainingMs = left > 0 ? Math.ceil(left) : 0;
-      writeRecord(dv, recordOffset(k), r);
+      if (v6) writeRecordV2(dv, recordOffset(k, size), r);
+      else writeRecord(dv, recordOffset(k), r);
       k++;
     }
     return out;
@@ -129,12 +156,12 @@ export class TableTransfer {
     if (!(elapsedMs >= 0 && elapsedMs < 2 ** 32))
       throw new RangeError(`elapsedMs must be a number of ms ≥ 0, got ${elapsedMs}`);
     const header = readSnapshotHeader(snapshot);
-    checkRecords(snapshot, header.count);
+    checkRecords(snapshot, header);
     const dv = snapshotView(snapshot);
     const result: ImportResult = { imported: 0, skipped: 0, reasons: {} };
     const r = this.record;
     for (let k = 0; k < header.count; k++) {
-      readRecord(dv, recordOffset(k), k, r);
+      readAnyRecord(dv, header, k, r);
       const why = this.enter(r, elapsedMs);
       if (why === undefined) result.imported++;
       else {
@@ -153,30 +180,41 @@ export class TableTransfer {
     const laddrs = ctx.laddrs;
     const left = r.remainingMs - elapsedMs;
     if (!(left > 0)) return 'expired';
-    const svcIdx = reg.findService(r.vip, r.vport);
+    const clientV6 = r.family === FAMILY_IPV6;
+    const replyV6 = r.replyFamily === FAMILY_IPV6;
+    const svcIdx = reg.findService(clientV6 ? Ipv6Address.fromBytes(r.vip6) : r.vip, r.vport);
     if (svcIdx < 0) return 'no_service';
-    const rsIdx = this.realServerOf(svcIdx, r.rip, r.rport);
+    const rsIdx = this.realServerOf(svcIdx, r, replyV6);
     if (rsIdx < 0) return 'no_real_server';
-    const lipIdx = laddrs.indexOf(r.lip);
+    const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
     if (lipIdx < 0) return 'no_local_address';
     if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
     const b = this.tuple;
     this.writeTuple(r);
-    if (t.lookupClientAt(b, 0, 20, svcIdx) >= 0) return 'exists';
+    const exists = clientV6
+      ? t.lookupClient6At(b, 8, IPV6_HEADER, svcIdx)
+      : t.lookupClientAt(b, 0, 20, svcIdx);
+    if (exists >= 0) return 'exists';
     if (t.full) return 'table_full';
     // The allocator is the one authority on reply tuples: a LIP:lport toward an RS address:port is claimed once.
     if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
     if ((r.flags & RF_SYNPROXY) !== 0) t.enableSynproxy();
-    const c = t.insertAt(b, 0, 20, svcIdx);
-    t.lip[c] = r.lip;
+    const c = clientV6
+      ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)
+      : t.insertAt(b, 0, 20, svcIdx);
+    if (replyV6) {
+      t.lip6.set(r.lip6, c * 16);
+      t.rip6.set(r.rip6, c * 16);
+    }
+    t.lip[c] = replyV6 ? fold16(r.lip6, 0) : r.lip;
     t.lport[c] = r.lport;
-    t.rip[c] = r.rip;
+    t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
     t.rport[c] = r.rport;
     t.linkReply(c);
     t.rs[c] = rsIdx;
     t.lipIndex[c] = lipIdx;
     t.state[c] = r.state;
-    t.flags[c] = CF_IN_USE | tableFlags(r.flags);
+    t.flags[c] = CF_IN_USE | (clientV6 ? CF_IPV6 : 0) | tableFlags(r.flags);
     t.seqDelta[c] = r.seqDelta;
     t.lbIsn[c] = r.lbIsn;
     t.fdataSeq[c] = r.fdataSeq;
@@ -196,21 +234,32 @@ export class TableTransfer {
     return undefined;
   }
 
-  /** The RS addr:port of service svc: a member, else one removed but still known. */
-  private realServerOf(svc: number, addr: number, port: number): number {
-    const member = this.ctx.reg.findRealServer(svc, addr, port);
-    if (member >= 0) return member;
+  /** The RS RIP:rport of record r in service svc: a member, else one removed but still known. */
+  private realServerOf(svc: number, r: ConnRecord, v6: boolean): number {
     const all = this.ctx.reg.realServers;
+    let removed = -1;
     for (let i = 0; i < all.length; i++) {
       const rs = all[i]!;
-      if (rs.service === svc && rs.addr === addr && rs.port === port) return i;
+      if (rs.service !== svc || rs.port !== r.rport) continue;
+      const a = rs.addr;
+      const same =
+        typeof a === 'number' ? !v6 && a === r.rip : v6 && equal16(a.bytes, 0, r.rip6, 0);
+      if (!same) continue;
+      if (rs.member) return i;
+      if (removed < 0) removed = i;
     }
-    return -1;
+    return removed;
   }
 
   /** The client tuple in `tuple` as the table's insert and lookup read a packet. */
   private writeTuple(r: ConnRecord): void {
     const b = this.tuple;
+    if (r.family === FAMILY_IPV6) {
+      b.set(r.cip6, 8);
+      b[IPV6_HEADER + TcpField.SrcPort] = r.cport >>> 8;
+      b[IPV6_HEADER + TcpField.SrcPort + 1] = r.cport & 0xff;
+      return;
+    }
     b[12] = r.cip >>> 24;
     b[13] = (r.cip >>> 16) & 0xff;
     b[14] = (r.cip >>> 8) & 0xff;
