@@ -291,7 +291,10 @@ describe('connection record version 2', () => {
     const cases: [string, (b: Uint8Array) => void, RegExp][] = [
       [
         'IPv4 client, IPv6 reply',
-        (b) => (b[recordOffset(k4, 108)] = 4) && (b[recordOffset(k4, 108) + 4] = 6),
+        (b) => {
+          b[recordOffset(k4, 108)] = 4;
+          b[recordOffset(k4, 108) + 4] = 6;
+        },
         /IPv4 client with an IPv6 reply/,
       ],
       ['family 5', (b) => (b[recordOffset(k6, 108)] = 5), /address family 5/],
