@@ -16,6 +16,7 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/
 import { TcpOptionSummary, opt, type TcpOption } from '../../src/wire/tcp-options.js';
 import { ToaResult, findToa } from '../../src/wire/toa.js';
 import { feedRaw } from '../support/engine-fixture.js';
+import { probeTshark, tsharkDecode } from '../support/tshark.js';
 import {
   buildSegment,
   buildSegment6,
@@ -626,4 +627,74 @@ test('IPv6 with no IPv6 service, and a reply of no connection: dropped and count
   assert.equal(feed(f, client(80, CISN, 0, TCP_FIN | TCP_ACK)).length, 0);
   assertCounted(e);
   assertCounted(f);
+});
+
+test('tshark decodes every packet the LB sends for IPv6 and FNAT64: good checksums, the TOA bytes as specified', (t) => {
+  const probe = probeTshark();
+  if (!probe.ok) {
+    t.skip(probe.reason);
+    return;
+  }
+  const sent: Uint8Array[] = [];
+  const toaFrames: { at: number; kind: number }[] = [];
+  for (const [vport, kind] of [
+    [80, 254],
+    [81, 253],
+  ] as const) {
+    const e = makeEngine('fullnat', { toaV6Kind: kind }, 1400);
+    const { syn, synAck, ack } = handshake(e, vport);
+    sent.push(syn.bytes, synAck.bytes, ack.bytes);
+    toaFrames.push({ at: sent.length - 1, kind });
+    // A concluding segment too big with the TOA: split, each piece with it.
+    const pieces = feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, pattern(1350)));
+    assert.equal(pieces.length, 2);
+    for (const q of pieces) {
+      sent.push(q);
+      toaFrames.push({ at: sent.length - 1, kind });
+    }
+    const lport = syn.sport;
+    const rsData =
+      vport === 80
+        ? rs6(lport, RISN + 1, syn.seq + 1351, TCP_ACK, undefined, pattern(700))
+        : rs4(lport, RISN + 1, syn.seq + 1351, TCP_ACK, undefined, pattern(700));
+    sent.push(...feed(e, rsData));
+    // Past the RS's first byte: a packet too big for the RS path gets Packet Too Big.
+    const ptb = feed(e, client(vport, CISN + 1351, RISN + 701, TCP_ACK, pattern(1400)));
+    assert.equal(ptb.length, 1);
+    sent.push(...ptb);
+  }
+  const rows = tsharkDecode(sent, [
+    'ip.version',
+    'ip.checksum.status',
+    'tcp.checksum.status',
+    'icmpv6.checksum.status',
+    'icmpv6.type',
+    'tcp.options',
+    'ipv6.src',
+    'ip.src',
+  ]);
+  assert.equal(rows.length, sent.length);
+  rows.forEach((row, i) => {
+    const b = sent[i]!;
+    const v = b[0]! >>> 4;
+    assert.ok(row['ip.version']!.startsWith(String(v)), `frame ${i}: IPv${v}`);
+    if (v === 4) assert.equal(row['ip.checksum.status'], '1', `frame ${i}: IP checksum`);
+    if (v === 6 && b[6] === 58) {
+      assert.equal(row['icmpv6.type'], '2', `frame ${i}: Packet Too Big`);
+      assert.equal(row['icmpv6.checksum.status'], '1', `frame ${i}: ICMPv6 checksum`);
+      return;
+    }
+    // tshark also reads the quoted packet's TCP header in an ICMP error; ours are TCP frames here.
+    assert.equal(row['tcp.checksum.status'], '1', `frame ${i}: TCP checksum`);
+  });
+  for (const { at, kind } of toaFrames) {
+    const want = Buffer.concat([
+      Buffer.from([kind, 20, CPORT >>> 8, CPORT & 0xff]),
+      Buffer.from(CIP),
+    ]);
+    assert.ok(
+      rows[at]!['tcp.options']!.startsWith(want.toString('hex')),
+      `frame ${at}: TOA ${kind}/20 first`,
+    );
+  }
 });
