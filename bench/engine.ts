@@ -12,18 +12,32 @@ import { performance } from 'node:perf_hooks';
 import { Engine } from '../src/engine/engine.js';
 import type { Packet } from '../src/engine/packet.js';
 import type { EngineOptions } from '../src/engine/options.js';
+import { Ipv6Address } from '../src/wire/address.js';
 import { Ipv4View } from '../src/wire/ipv4.js';
 import { TcpView, TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN } from '../src/wire/tcp.js';
 import { opt } from '../src/wire/tcp-options.js';
-import { buildSegment } from '../test/support/packets.js';
+import { buildSegment, buildSegment6 } from '../test/support/packets.js';
 import { collectGarbage } from './gc.js';
 import { median, spread, type Spread } from './stats.js';
 
 const VIP = 0xc0000264; // 192.0.2.100
 const LIPS = [0x0a0a0301, 0x0a0a0302];
 const RIPS = [0x0a0a0202, 0x0a0a0203, 0x0a0a0204, 0x0a0a0205];
+const VIP6 = Ipv6Address.parse('2001:db8::100')!;
+const LIPS6 = ['2001:db8:a::1', '2001:db8:a::2'].map((t) => Ipv6Address.parse(t)!);
+const RIPS6 = ['2001:db8:b::2', '2001:db8:b::3', '2001:db8:b::4', '2001:db8:b::5'].map((t) =>
+  Ipv6Address.parse(t)!,
+);
+
+/**
+ * The workload's address families: 4 (IPv4 clients and RSs), 6 (IPv6 both
+ * legs), 64 (FNAT64: IPv6 clients, IPv4 RSs). The IPv6 ones carry the
+ * 20-byte TOA where IPv4 carries the 8-byte one.
+ */
+export type BenchFamily = 4 | 6 | 64;
 
 export interface EngineBenchResult {
+  family: BenchFamily;
   connections: number;
   packets: number;
   rounds: number;
@@ -47,14 +61,15 @@ function engineOptions(conns: number): Partial<EngineOptions> {
   return { toaPolicy: 'fullnat', maxConnections: conns * 2, isnSecret: 42 };
 }
 
-export function newEngine(conns: number): Engine {
+export function newEngine(conns: number, family: BenchFamily = 4): Engine {
   const e = new Engine(engineOptions(conns));
+  const rsV6 = family === 6;
   e.addService({
-    vip: VIP,
+    vip: family === 4 ? VIP : VIP6,
     vport: 80,
     scheduler: 'wrr',
-    laddrs: LIPS,
-    realServers: RIPS.map((addr, i) => ({ addr, port: 80, weight: 1 + (i % 2) })),
+    laddrs: rsV6 ? LIPS6 : LIPS,
+    realServers: (rsV6 ? RIPS6 : RIPS).map((addr, i) => ({ addr, port: 80, weight: 1 + (i % 2) })),
   });
   return e;
 }
@@ -64,8 +79,11 @@ export interface Workload {
   times: Float64Array;
 }
 
-export function record(conns: number): Workload {
-  const e = newEngine(conns);
+/** The first 16 bytes at o, or the IPv4 address at o as a number. */
+type Addr = number | Uint8Array;
+
+export function record(conns: number, family: BenchFamily = 4): Workload {
+  const e = newEngine(conns, family);
   const packets: Uint8Array[] = [];
   const times: number[] = [];
   const ip = new Ipv4View();
@@ -73,9 +91,7 @@ export function record(conns: number): Workload {
   const request = new Uint8Array(300).fill(0x41);
   const response = new Uint8Array(1400).fill(0x42);
   let now = 0;
-  const send = (
-    b: Uint8Array,
-  ): { src: number; sport: number; dst: number; seq: number; ack: number } => {
+  const send = (b: Uint8Array): { src: Addr; sport: number; dst: Addr; seq: number } => {
     packets.push(b);
     times.push(now);
     const p = e.pool.take();
@@ -83,36 +99,71 @@ export function record(conns: number): Workload {
     e.tick(now);
     e.process(p);
     const q = e.out[0]!;
-    ip.wrap(q.buf, q.start);
-    tcp.wrap(q.buf, q.start + ip.headerLength);
-    const r = { src: ip.src, sport: tcp.srcPort, dst: ip.dst, seq: tcp.seq, ack: tcp.ack };
+    const v6 = q.buf[q.start]! >>> 4 === 6;
+    let src: Addr;
+    let dst: Addr;
+    let hl = 40;
+    if (v6) {
+      src = q.buf.slice(q.start + 8, q.start + 24);
+      dst = q.buf.slice(q.start + 24, q.start + 40);
+    } else {
+      ip.wrap(q.buf, q.start);
+      src = ip.src;
+      dst = ip.dst;
+      hl = ip.headerLength;
+    }
+    tcp.wrap(q.buf, q.start + hl);
+    const r = { src, sport: tcp.srcPort, dst, seq: tcp.seq };
     for (let i = 0; i < e.outCount; i++) e.pool.give(e.out[i]!);
     e.clearOutput();
     return r;
   };
+  const cip6 = VIP6.bytes.slice();
+  cip6[2] = 0x0c;
   for (let i = 0; i < conns; i++) {
     now = i * 0.01;
-    const cip = (0xcb007100 + (i % 250) + 1) >>> 0; // 203.0.113.x
+    const cip = (0xcb007100 + (i % 250) + 1) >>> 0; // 203.0.113.x, or 2001:c::x in IPv6
+    cip6[15] = (i % 250) + 1;
     const cport = 10000 + Math.floor(i / 250);
     const cisn = (i * 2654435761) >>> 0;
-    const c = (seq: number, ack: number, flags: number, payload?: Uint8Array): Uint8Array =>
-      buildSegment({ src: cip, dst: VIP, sport: cport, dport: 80, seq, ack, flags, payload });
+    const c = (
+      seq: number,
+      ack: number,
+      flags: number,
+      payload?: Uint8Array,
+      options?: ReturnType<typeof opt.mss>[],
+    ): Uint8Array =>
+      family === 4
+        ? buildSegment({
+            src: cip,
+            dst: VIP,
+            sport: cport,
+            dport: 80,
+            seq,
+            ack,
+            flags,
+            payload,
+            options,
+          })
+        : buildSegment6({
+            src: cip6,
+            dst: VIP6.bytes,
+            sport: cport,
+            dport: 80,
+            seq,
+            ack,
+            flags,
+            payload,
+            options,
+          });
     const syn = send(
-      buildSegment({
-        src: cip,
-        dst: VIP,
-        sport: cport,
-        dport: 80,
-        seq: cisn,
-        flags: TCP_SYN,
-        options: [
-          opt.mss(1460),
-          opt.sackPermitted(),
-          opt.timestamp(i, 0),
-          opt.nop(),
-          opt.wscale(7),
-        ],
-      }),
+      c(cisn, 0, TCP_SYN, undefined, [
+        opt.mss(1460),
+        opt.sackPermitted(),
+        opt.timestamp(i, 0),
+        opt.nop(),
+        opt.wscale(7),
+      ]),
     );
     const rip = syn.dst;
     const lip = syn.src;
@@ -126,17 +177,29 @@ export function record(conns: number): Workload {
       payload?: Uint8Array,
       options?: ReturnType<typeof opt.mss>[],
     ): Uint8Array =>
-      buildSegment({
-        src: rip,
-        dst: lip,
-        sport: 80,
-        dport: lport,
-        seq,
-        ack,
-        flags,
-        payload,
-        options,
-      });
+      typeof rip === 'number'
+        ? buildSegment({
+            src: rip,
+            dst: lip as number,
+            sport: 80,
+            dport: lport,
+            seq,
+            ack,
+            flags,
+            payload,
+            options,
+          })
+        : buildSegment6({
+            src: rip,
+            dst: lip as Uint8Array,
+            sport: 80,
+            dport: lport,
+            seq,
+            ack,
+            flags,
+            payload,
+            options,
+          });
     send(
       r(risn, lbIsn + 1, TCP_SYN | TCP_ACK, undefined, [
         opt.mss(1460),
@@ -205,17 +268,21 @@ export function replayProcessOnly(w: Workload, e: Engine, chunk = 256): number {
   return spent / 1000;
 }
 
-export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {
-  const w = record(conns);
+export function runEngineBench(
+  conns = 100_000,
+  rounds = 5,
+  family: BenchFamily = 4,
+): EngineBenchResult {
+  const w = record(conns, family);
   // Warm up the JIT on a separate engine.
-  replay(w, newEngine(conns));
+  replay(w, newEngine(conns, family));
   const withCopy: number[] = [];
   const alone: number[] = [];
   let allocated = 0;
   let toa = 0;
   let tableBytes = 0;
   for (let r = 0; r < rounds; r++) {
-    const e = newEngine(conns);
+    const e = newEngine(conns, family);
     // Pre-grow the pool so the timed loop never creates packets.
     const held = [];
     for (let i = 0; i < 64; i++) held.push(e.pool.take());
@@ -240,7 +307,7 @@ export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {
   }
   // The same workload on fresh engines, timing Engine.process alone; pools pre-grown for the staged chunks.
   for (let r = 0; r < rounds; r++) {
-    const e = newEngine(conns);
+    const e = newEngine(conns, family);
     const staged = [];
     for (let i = 0; i < 512; i++) staged.push(e.pool.take());
     for (const p of staged) e.pool.give(p);
@@ -252,6 +319,7 @@ export function runEngineBench(conns = 100_000, rounds = 5): EngineBenchResult {
   const aloneNs = spread(alone.map(ns))!;
   const copyNs = spread(withCopy.map(ns))!;
   return {
+    family,
     connections: conns,
     packets,
     rounds,

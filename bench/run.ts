@@ -82,6 +82,19 @@ const program = new Command('bench')
             `  connection table ${r.tableBytesPerConnection.toFixed(1)} bytes/connection (capacity-based)`,
           );
         }
+        // The same workload with IPv6 clients: toward IPv6 RSs, and toward IPv4 RSs (FNAT64).
+        for (const family of [6, 64] as const) {
+          const f = runEngineBench(Number(o.connections), rounds, family);
+          results[family === 6 ? 'engineIpv6' : 'engineFnat64'] = f;
+          if (!o.json) {
+            console.log(
+              `engine, ${family === 6 ? 'IPv6 → IPv6' : 'FNAT64 (IPv6 → IPv4)'}: ${f.packets} packets, 20-byte TOA`,
+            );
+            console.log(
+              `  ${(f.packetsPerSecond / 1e6).toFixed(2)} Mpps, ${f.nsPerPacket.toFixed(0)} ns/packet median (min ${f.nsPerPacketSpread.min.toFixed(0)}, max ${f.nsPerPacketSpread.max.toFixed(0)}): Engine.process alone, ${(f.packetsPerSecond / r.packetsPerSecond).toFixed(2)}× the IPv4 rate; allocated ${f.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${f.toaInserted}; table ${f.tableBytesPerConnection.toFixed(1)} bytes/connection`,
+            );
+          }
+        }
         const m = runMixedEngineBench(Number(o.connections), rounds);
         results.engineMixed = m;
         if (!o.json) {
