@@ -1,3 +1,4 @@
+import { copyBytes } from '../wire/bytes.js';
 import { equal16, fold16 } from './addr6.js';
 import { TcpState } from './tcp-state.js';
 
@@ -347,7 +348,7 @@ export class ConnTable {
     const i = this.freeList[--this.freeTop]!;
     const h = fold16(b, srcOff);
     this.cip[i] = h;
-    this.cip6.set(b.subarray(srcOff, srcOff + 16), i * 16);
+    copyBytes(this.cip6, i * 16, b, srcOff, 16);
     this.cport[i] = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     this.resetEntry(i, svc, CF_IN_USE | CF_IPV6);
     this.fam6[i] = replyV6 ? FAM_CLIENT_V6 | FAM_REPLY_V6 : FAM_CLIENT_V6;

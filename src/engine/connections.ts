@@ -1,6 +1,7 @@
 import { PROXY_V2_IPV4_LENGTH, proxyV1Length } from '../wire/proxy-protocol.js';
 import { Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
+import { copyBytes } from '../wire/bytes.js';
 import { fold16 } from './addr6.js';
 import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
@@ -138,8 +139,8 @@ export class Connections implements SynProxyConnections {
     t.rip[c] = reg.rsAddrs[rs.index]!;
     t.rport[c] = rs.port;
     if (rsV6 === 1) {
-      t.lip6.set(laddrs.addrs6.subarray(lipSlot * 16, lipSlot * 16 + 16), c * 16);
-      t.rip6.set(reg.rsAddrs6.subarray(rs.index * 16, rs.index * 16 + 16), c * 16);
+      copyBytes(t.lip6, c * 16, laddrs.addrs6, lipSlot * 16, 16);
+      copyBytes(t.rip6, c * 16, reg.rsAddrs6, rs.index * 16, 16);
     }
     t.linkReply(c);
     t.rs[c] = rs.index;
