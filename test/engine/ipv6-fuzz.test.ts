@@ -1,0 +1,292 @@
+/**
+ * Hostile IPv6 through an engine with IPv6 services (IPv6 → IPv6 and
+ * FNAT64), under each policy: valid flows, extension-header chains of every
+ * kind, and the same packets mutated (bits flipped, bytes set, truncated,
+ * extended) or replaced by random bytes. For every packet: no throw, counted
+ * exactly once (forwarded or one drop counter), every output a valid packet
+ * (IPv6: TCP checksum and length; IPv4: both checksums; ICMPv6: its
+ * checksum), every buffer back in the pool.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DROP_COUNTERS } from '../../src/engine/counters.js';
+import { Engine } from '../../src/engine/engine.js';
+import type { ToaPolicy } from '../../src/engine/options.js';
+import { Ipv6Address } from '../../src/wire/address.js';
+import { get16, parseIpv4 } from '../../src/wire/bytes.js';
+import { checksumExcludingField, sumWords } from '../../src/wire/checksum.js';
+import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
+import { Ipv4View } from '../../src/wire/ipv4.js';
+import { Ipv6Error, Ipv6View } from '../../src/wire/ipv6.js';
+import { opt } from '../../src/wire/tcp-options.js';
+import { toaV4Option, toaV6Option } from '../../src/wire/toa.js';
+import {
+  buildSegment,
+  buildSegment6,
+  checksumsValid,
+  checksumsValid6,
+  pattern,
+  v6,
+} from '../support/packets.js';
+import { rng } from '../support/rng.js';
+
+const VIP = v6('2001:db8::100');
+const LIP6 = v6('2001:db8:1::1');
+const RIP6 = v6('2001:db8:2::10');
+const LIP4 = parseIpv4('10.62.3.1');
+const RIP4 = parseIpv4('10.62.2.10');
+const a6 = (b: Uint8Array): Ipv6Address => Ipv6Address.fromBytes(b);
+
+function engine(policy: ToaPolicy): Engine {
+  const e = new Engine({
+    toaPolicy: policy,
+    maxConnections: 256,
+    isnSecret: 3,
+    icmpRateBurst: 1000,
+  });
+  e.addService({
+    vip: a6(VIP),
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [a6(LIP6)],
+    realServers: [{ addr: a6(RIP6), port: 8080, weight: 1, mtu: 1400 }],
+  });
+  e.addService({
+    vip: a6(VIP),
+    vport: 81,
+    scheduler: 'rr',
+    laddrs: [LIP4],
+    realServers: [{ addr: RIP4, port: 8080, weight: 1, mtu: 1400 }],
+  });
+  return e;
+}
+
+function ext(type: number, len8: number, fill = 0): { type: number; body: Uint8Array } {
+  const body = new Uint8Array((len8 + 1) * 8).fill(fill);
+  body[1] = len8;
+  return { type, body };
+}
+
+function routing(left: number): { type: number; body: Uint8Array } {
+  const r = ext(43, 2);
+  r.body[2] = 4;
+  r.body[3] = left;
+  return r;
+}
+
+/** Valid flows of both services: handshakes (the RS answering with guessed LB ports), data, options, closes. */
+function corpus(): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  const chains = [
+    [],
+    [ext(0, 0)],
+    [ext(60, 1)],
+    [ext(0, 0), routing(0), ext(60, 0)],
+    [routing(1)],
+    [ext(44, 0)],
+    [ext(51, 1)],
+  ];
+  for (let k = 0; k < 12; k++) {
+    const cip = v6('2001:db8:c::');
+    cip[15] = k + 1;
+    const vport = 80 + (k % 2);
+    const c = (
+      seq: number,
+      ack: number,
+      flags: number,
+      extra: Partial<Parameters<typeof buildSegment6>[0]> = {},
+    ): Uint8Array =>
+      buildSegment6({
+        src: cip,
+        dst: VIP,
+        sport: 20000 + k,
+        dport: vport,
+        seq,
+        ack,
+        flags,
+        ext: chains[k % chains.length],
+        ...extra,
+      });
+    out.push(
+      c(100, 0, TCP_SYN, {
+        options: [
+          opt.mss(1440),
+          opt.sackPermitted(),
+          opt.timestamp(1, 0),
+          opt.nop(),
+          opt.wscale(7),
+        ],
+      }),
+    );
+    for (let lport = 5000; lport < 5004; lport++) {
+      out.push(
+        vport === 80
+          ? buildSegment6({
+              src: RIP6,
+              dst: LIP6,
+              sport: 8080,
+              dport: lport,
+              seq: 900,
+              ack: 0,
+              flags: TCP_SYN | TCP_ACK,
+              options: [opt.mss(1460)],
+            })
+          : buildSegment({
+              src: RIP4,
+              dst: LIP4,
+              sport: 8080,
+              dport: lport,
+              seq: 900,
+              ack: 0,
+              flags: TCP_SYN | TCP_ACK,
+              options: [opt.mss(1460)],
+            }),
+      );
+    }
+    out.push(c(101, 901, TCP_ACK, { options: [toaV6Option(1, VIP), toaV4Option(2, 3)] }));
+    out.push(
+      c(101, 901, TCP_ACK | TCP_PSH, {
+        payload: pattern(1350),
+        options: [opt.nop(), opt.nop(), opt.timestamp(2, 2)],
+      }),
+    );
+    out.push(c(1451, 901, TCP_ACK, { payload: pattern(1400) }));
+    out.push(c(1451, 901, TCP_ACK | TCP_FIN));
+    out.push(c(1452, 901, TCP_RST));
+  }
+  return out;
+}
+
+function validOutput(b: Uint8Array): string | null {
+  const v = b[0]! >>> 4;
+  if (v === 4) return checksumsValid(b) ? null : 'IPv4 output with a bad checksum';
+  if (v !== 6) return `output of version ${v}`;
+  if (b[6] === 58) {
+    const len = get16(b, 4);
+    if (len + 40 !== b.length || b.length > 1280) return 'ICMPv6 length';
+    const pseudo = sumWords(b, 8, 32, 0) + 58 + len;
+    return checksumExcludingField(b, 40, len, 42, pseudo) === get16(b, 42)
+      ? null
+      : 'ICMPv6 checksum';
+  }
+  return checksumsValid6(b) ? null : 'IPv6 output with a bad TCP checksum or length';
+}
+
+/** Whether the input's TCP checksum (and IPv4 header checksum) is right, extension chain walked; false when unreadable. */
+function inputValid(b: Uint8Array): boolean {
+  if (b.length < 20) return false;
+  if (b[0]! >>> 4 === 4)
+    return b.length >= 40 && checksumsValid(b.slice(0, new Ipv4View().wrap(b, 0).totalLength));
+  const ip = new Ipv6View().wrap(b, 0);
+  if (ip.walk(b.length) !== Ipv6Error.None || ip.upperProtocol !== 6) return false;
+  const len = ip.totalLength - ip.upperOffset;
+  if (len < 20) return false;
+  const t = new TcpView().wrap(b, ip.upperOffset);
+  return t.computeChecksumV6(0, len) === t.checksum;
+}
+
+/**
+ * A packet the engine made itself (an ICMPv6 error, or a RST when it
+ * counted one sent for this input), not a translation of its input.
+ */
+function crafted(b: Uint8Array, rstSent: boolean): boolean {
+  const v6 = b[0]! >>> 4 === 6;
+  if (v6 && b[6] === 58) return true;
+  const hl = v6 ? 40 : (b[0]! & 0x0f) * 4;
+  return rstSent && (b[hl + 13]! & TCP_RST) !== 0;
+}
+
+function mutate(b: Uint8Array, next: () => number): Uint8Array {
+  const r = (n: number): number => Math.floor(next() * n);
+  switch (r(6)) {
+    case 0:
+      return b.slice(0, r(b.length + 1));
+    case 1: {
+      const x = new Uint8Array(b.length + 1 + r(64));
+      x.set(b);
+      for (let i = b.length; i < x.length; i++) x[i] = r(256);
+      return x;
+    }
+    case 2: {
+      const x = new Uint8Array(1 + r(200));
+      for (let i = 0; i < x.length; i++) x[i] = r(256);
+      x[0] = 0x60 | (x[0]! & 0x0f);
+      return x;
+    }
+    default: {
+      const x = b.slice();
+      const n = 1 + r(4);
+      // Mostly the headers: the fixed header, the extension chain and TCP.
+      for (let i = 0; i < n; i++) {
+        const at = r(Math.min(x.length, 120));
+        x[at] = r(2) === 0 ? x[at]! ^ (1 << r(8)) : r(256);
+      }
+      return x;
+    }
+  }
+}
+
+test('IPv6 fuzz: valid flows, extension chains and mutants — no throw, each packet counted once, only valid packets out', () => {
+  for (const policy of ['fullnat', 'dpvs', 'lvs'] as const) {
+    const e = engine(policy);
+    const base = corpus();
+    const next = rng(0x6f0 + policy.length);
+    const inputs: Uint8Array[] = [...base];
+    for (let i = 0; i < 15000; i++)
+      inputs.push(mutate(base[Math.floor(next() * base.length)]!, next));
+    let now = 0;
+    const created0 = e.pool.created;
+    for (let i = 0; i < inputs.length; i++) {
+      const bytes = inputs[i]!;
+      const rx = e.counter('rx_packets');
+      let accounted = e.counter('forwarded_packets');
+      for (const n of DROP_COUNTERS) accounted += e.counter(n);
+      const rst0 = e.counter('rst_sent');
+      const p = e.pool.take();
+      if (!p.load(bytes)) {
+        e.pool.give(p);
+        continue;
+      }
+      now += 7;
+      e.tick(now);
+      e.process(p);
+      let after = e.counter('forwarded_packets');
+      for (const n of DROP_COUNTERS) after += e.counter(n);
+      assert.equal(e.counter('rx_packets'), rx + 1);
+      assert.equal(
+        after,
+        accounted + 1,
+        `${policy}, packet ${i}: counted once (${Buffer.from(bytes).toString('hex')})`,
+      );
+      const good = inputValid(bytes);
+      for (let k = 0; k < e.outCount; k++) {
+        const q = e.out[k]!;
+        const out = q.view();
+        const why = validOutput(out);
+        const at = `${policy}, packet ${i}, output ${k}`;
+        const input = Buffer.from(bytes).toString('hex');
+        if (good || crafted(out, e.counter('rst_sent') > rst0))
+          assert.equal(why, null, `${at}: ${why} (${input})`);
+        // A corrupt input's translation stays corrupt: never laundered.
+        else assert.notEqual(why, null, `${at}: a corrupt input went out valid (${input})`);
+        e.pool.give(q);
+      }
+      e.clearOutput();
+      assert.equal(
+        e.pool.available,
+        e.pool.created - 0,
+        `${policy}, packet ${i}: every buffer back`,
+      );
+    }
+    // Timers: everything expires, RSTs valid, the table empties.
+    e.tick(now + 200_000);
+    for (let k = 0; k < e.outCount; k++) {
+      assert.equal(validOutput(e.out[k]!.view()), null);
+      e.pool.give(e.out[k]!);
+    }
+    e.clearOutput();
+    assert.equal(e.table.count, 0);
+    assert.ok(e.counter('forwarded_packets') > 100, `${policy}: traffic went through`);
+    assert.ok(e.pool.created - created0 < 64, 'the pool did not leak');
+  }
+});
