@@ -14,7 +14,13 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, TcpView } from '../../src/wire/tcp.
 import { encodeOptions, opt, type TcpOption } from '../../src/wire/tcp-options.js';
 import { TOA_V4_LEN, TOA_V6_LEN, toaV4Option, toaV6Option } from '../../src/wire/toa.js';
 import { checksumReport } from '../support/checksum.js';
-import { buildSegment, pattern } from '../support/packets.js';
+import {
+  buildSegment,
+  buildSegment6,
+  checksumsValid,
+  checksumsValid6,
+  pattern,
+} from '../support/packets.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 
 const CIP = 0xcb007107; // 203.0.113.7
@@ -579,4 +585,188 @@ describe('ToaWriter output through tshark', () => {
       });
     },
   );
+});
+
+describe('the 20-byte TOA (IPv6 clients): insertToa, rebuildToa, splitToa on IPv6 and IPv4 packets', () => {
+  const CIP6 = Uint8Array.from({ length: 16 }, (_, i) => 0x20 + i);
+  const SRC6 = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
+  const DST6 = Uint8Array.from({ length: 16 }, (_, i) => 0xb0 + i);
+  const TOA20 = concat(Uint8Array.of(254, 20, CPORT >>> 8, CPORT & 0xff), CIP6);
+  const pool = new PacketPool(64);
+  const writer = (): ToaWriter => {
+    const w = new ToaWriter(pool);
+    w.setToaV6(254, CPORT, CIP6, 0);
+    return w;
+  };
+  const seg6 = (s: Seg = {}): Uint8Array =>
+    buildSegment6({
+      src: SRC6,
+      dst: DST6,
+      sport: CPORT,
+      dport: 80,
+      seq: s.seq ?? SEQ,
+      ack: 1,
+      flags: s.flags ?? TCP_ACK,
+      rawOptions: s.options,
+      payload: s.payload,
+    });
+  /** Options of the packet (IP header of `ipHl`), checked. */
+  const optionsOf = (b: Uint8Array, ipHl: number): Uint8Array => {
+    const t = new TcpView().wrap(b, ipHl);
+    return b.slice(ipHl + 20, ipHl + t.headerLength);
+  };
+  const valid = (b: Uint8Array, v6: boolean): boolean =>
+    v6 ? checksumsValid6(b) : checksumsValid(b);
+
+  for (const v6 of [true, false]) {
+    const ipHl = v6 ? 40 : 20;
+    const make = (s: Seg = {}): Uint8Array => (v6 ? seg6(s) : seg(s));
+    const fam = v6 ? 'IPv6' : 'IPv4';
+
+    it(`${fam}: insert with 20 bytes left for options (20 in use): the TOA first, 40 in all, checksums right`, () => {
+      for (const headroom of [128, 0]) {
+        const opts = raw(
+          opt.nop(),
+          opt.nop(),
+          opt.timestamp(1, 2),
+          opt.nop(),
+          opt.nop(),
+          opt.sackPermitted(),
+        );
+        assert.equal(opts.length, 16);
+        const optsFull = concat(opts, Uint8Array.of(1, 1, 1, 1));
+        const p = pool.take();
+        p.load(make({ options: optsFull, payload: pattern(33) }), headroom);
+        writer().insertToa(p, ipHl, v6);
+        const out = p.view().slice();
+        assert.ok(valid(out, v6), `${fam}, headroom ${headroom}: checksums`);
+        assert.deepEqual([...optionsOf(out, ipHl)], [...TOA20, ...optsFull]);
+        assert.equal(out.length, ipHl + 60 + 33);
+        pool.give(p);
+      }
+    });
+
+    it(`${fam}: rebuild when 21 bytes of options are in use: DropPadding makes room, TimestampOnly when nothing else does`, () => {
+      const w = writer();
+      // 3 NOPs + timestamp (10) + SACK-permitted (2) + window scale (3) + 3 NOPs = 21: no room for 20 as they stand.
+      const opts = raw(
+        opt.nop(),
+        opt.nop(),
+        opt.nop(),
+        opt.timestamp(7, 8),
+        opt.sackPermitted(),
+        opt.wscale(7),
+        opt.nop(),
+        opt.nop(),
+        opt.nop(),
+      );
+      const b = make({ options: opts, payload: pattern(10) });
+      const o = new TcpView().wrap(b, ipHl);
+      assert.equal(
+        w.plan(b, ipHl + 20, ipHl + o.headerLength, false, TOA_V6_LEN),
+        OptionPlan.DropPadding,
+      );
+      const p = pool.take();
+      p.load(b);
+      assert.ok(w.rebuildToa(p, ipHl, OptionPlan.DropPadding, v6));
+      const out = p.view().slice();
+      assert.ok(valid(out, v6));
+      assert.deepEqual(
+        [...optionsOf(out, ipHl)],
+        [...pad(concat(TOA20, raw(opt.timestamp(7, 8), opt.sackPermitted(), opt.wscale(7))))],
+      );
+      pool.give(p);
+      // SACK blocks fill the rest: only the timestamp stays.
+      const sack = raw(
+        opt.nop(),
+        opt.nop(),
+        opt.timestamp(7, 8),
+        opt.sack([
+          [1, 2],
+          [3, 4],
+        ]),
+      );
+      const s = make({ options: sack, payload: pattern(10) });
+      const so = new TcpView().wrap(s, ipHl);
+      assert.equal(
+        w.plan(s, ipHl + 20, ipHl + so.headerLength, false, TOA_V6_LEN),
+        OptionPlan.TimestampOnly,
+      );
+      assert.equal(
+        w.plan(s, ipHl + 20, ipHl + so.headerLength, true, TOA_V6_LEN),
+        OptionPlan.Impossible,
+        'never on a SYN',
+      );
+      const q = pool.take();
+      q.load(s);
+      assert.ok(w.rebuildToa(q, ipHl, OptionPlan.TimestampOnly, v6));
+      const qo = q.view().slice();
+      assert.ok(valid(qo, v6));
+      assert.deepEqual([...optionsOf(qo, ipHl)], [...pad(concat(TOA20, raw(opt.timestamp(7, 8))))]);
+      pool.give(q);
+      // A wrong checksum is refused, the packet untouched.
+      const bad = make({ options: opts, payload: pattern(10) });
+      bad[bad.length - 1] = bad[bad.length - 1]! ^ 1;
+      const r = pool.take();
+      r.load(bad);
+      assert.equal(w.rebuildToa(r, ipHl, OptionPlan.DropPadding, v6), false);
+      assert.deepEqual([...r.view()], [...bad]);
+      pool.give(r);
+    });
+
+    it(`${fam}: split at the edges: exactly the MTU stays one piece, one byte over makes two, each with the TOA`, () => {
+      const w = writer();
+      const mtu = 600;
+      const room = mtu - ipHl - 20 - 20;
+      for (const [payload, pieces] of [
+        [room, 1],
+        [room + 1, 2],
+        [3 * room, 3],
+        [0, 1],
+      ] as const) {
+        const p = pool.take();
+        assert.ok(p.load(make({ payload: pattern(payload), flags: TCP_ACK | TCP_PSH | TCP_FIN })));
+        const n = w.splitToa(p, ipHl, OptionPlan.Keep, mtu, v6);
+        assert.equal(n, pieces, `${fam}, payload ${payload}`);
+        let seq = SEQ;
+        let total = 0;
+        for (let k = 0; k < n; k++) {
+          const q = w.pieces[k]!.view().slice();
+          assert.ok(valid(q, v6), `${fam}, payload ${payload}, piece ${k}`);
+          assert.ok(q.length <= mtu);
+          assert.deepEqual([...optionsOf(q, ipHl)], [...TOA20]);
+          const t = new TcpView().wrap(q, ipHl);
+          assert.equal(t.seq, seq >>> 0);
+          const len = q.length - ipHl - 40;
+          seq += len;
+          total += len;
+          assert.equal(
+            (t.flags & (TCP_FIN | TCP_PSH)) !== 0,
+            k === n - 1,
+            'FIN and PSH on the last piece',
+          );
+          pool.give(w.pieces[k]!);
+        }
+        assert.equal(total, payload);
+        pool.give(p);
+      }
+      // An MTU that cannot hold the headers and one byte: 0 pieces.
+      const p = pool.take();
+      p.load(make({ payload: pattern(10) }));
+      assert.equal(w.splitToa(p, ipHl, OptionPlan.Keep, ipHl + 40, v6), 0);
+      pool.give(p);
+    });
+  }
+
+  it('kind 253 when asked', () => {
+    const w = new ToaWriter(pool);
+    w.setToaV6(253, CPORT, CIP6, 0);
+    const p = pool.take();
+    p.load(seg6({ payload: pattern(5) }));
+    w.insertToa(p, 40, true);
+    const out = p.view().slice();
+    assert.ok(checksumsValid6(out));
+    assert.deepEqual([...optionsOf(out, 40)], [253, 20, ...TOA20.subarray(2)]);
+    pool.give(p);
+  });
 });
