@@ -1,4 +1,9 @@
-import { PROXY_V2_IPV4_LENGTH, proxyV1Length } from '../wire/proxy-protocol.js';
+import {
+  PROXY_V2_IPV4_LENGTH,
+  PROXY_V2_IPV6_LENGTH,
+  proxyV1Length,
+  proxyV1v6Length,
+} from '../wire/proxy-protocol.js';
 import { Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
 import { copyBytes } from '../wire/bytes.js';
@@ -146,6 +151,13 @@ export class Connections implements SynProxyConnections {
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
     this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, 0);
+    if (svc.proxyProtocol !== 0) {
+      // The header names the IPv6 client and VIP, whatever the RS leg's family.
+      t.shift[c] =
+        svc.proxyProtocol === 2
+          ? PROXY_V2_IPV6_LENGTH
+          : proxyV1v6Length(t.cip6, t.cport[c]!, reg.svcVips6, svc.vport, c * 16, svcIdx * 16);
+    }
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;

@@ -99,17 +99,19 @@ export class Engine {
     const nat = new Nat(ctx, this.synproxy);
     this.conns = new Connections(ctx, this.synproxy);
     this.unknownFlow = new UnknownFlowReplies(ctx);
+    // One PROXY header writer for both families' client paths.
+    const proxyHeader = new ProxyHeaderWriter(ctx);
     this.client = new ClientPath(
       ctx,
       this.conns,
       nat,
       this.synproxy,
-      new ProxyHeaderWriter(ctx),
+      proxyHeader,
       this.unknownFlow,
     );
     const nat6 = new Nat6(ctx);
     const rs6 = new Ipv6RsPath(ctx, this.conns, nat6);
-    this.v6 = new Ipv6Path(ctx, this.conns, nat6, rs6);
+    this.v6 = new Ipv6Path(ctx, this.conns, nat6, rs6, proxyHeader);
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
     this.synproxy.bind(this.conns, this.client, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);

@@ -1,4 +1,4 @@
-import { equalsU32At, loadU32Plus } from '../wire/bytes.js';
+import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
@@ -12,6 +12,7 @@ import { IPV6_MIN_MTU, craftPacketTooBig6 } from './craft.js';
 import type { Ipv6RsPath } from './ipv6-rs-path.js';
 import type { Nat6 } from './nat6.js';
 import type { Packet } from './packet.js';
+import type { ProxyHeaderWriter } from './proxy-header.js';
 import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
 import { TcpState, nextStateFromClient, tcpEvent } from './tcp-state.js';
 import {
@@ -53,6 +54,7 @@ export class Ipv6Path {
     private readonly conns: Connections,
     private readonly nat: Nat6,
     private readonly rs: Ipv6RsPath,
+    private readonly proxyHeader: ProxyHeaderWriter,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
@@ -187,11 +189,13 @@ export class Ipv6Path {
       !rst &&
       equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c);
 
+    const shift = t.shift[c]!;
     let mode = ToaMode.None;
     let plan = OptionPlan.Keep;
     const outLength = outIpHl + hl + payloadLen;
     const segment = p.gsoSize > 0 ? Math.min(outLength, outIpHl + hl + p.gsoSize) : outLength;
-    if (wantsToa(ctx.policy, syn, ackFlag, fin, concluding)) {
+    // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
+    if (shift === 0 && wantsToa(ctx.policy, syn, ackFlag, fin, concluding)) {
       if (ctx.policy !== 'lvs') plan = this.toa.plan(b, optStart, optEnd, syn, TOA_V6_LEN);
       const newHl =
         plan === OptionPlan.Impossible
@@ -234,7 +238,15 @@ export class Ipv6Path {
     this.account(svc, c, p.length);
     if (!rsV6) this.nat.headerTo4(p, c);
     if (mode === ToaMode.None) {
-      this.nat.toRealServer(p, c, rsV6);
+      if (shift !== 0 && !syn) {
+        // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
+        const first =
+          !rst &&
+          (payloadLen > 0 || fin) &&
+          equalsU32AtPlus(b, tcpOff + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
+        this.nat.toRealServer(p, c, rsV6, shift);
+        if (first) this.proxyHeader.emit6(p, outIpHl, c, rsV6);
+      } else this.nat.toRealServer(p, c, rsV6, 0);
       ctx.forward(p);
       return;
     }
@@ -258,7 +270,7 @@ export class Ipv6Path {
         return;
     }
     ctx.tcp.wrap(p.buf, p.start + outIpHl);
-    this.nat.toRealServer(p, c, rsV6);
+    this.nat.toRealServer(p, c, rsV6, 0);
     ctx.forward(p);
   }
 
@@ -299,7 +311,7 @@ export class Ipv6Path {
     for (let k = 0; k < n; k++) {
       const q = this.toa.pieces[k]!;
       ctx.tcp.wrap(q.buf, q.start + ipHl);
-      this.nat.toRealServer(q, c, v6);
+      this.nat.toRealServer(q, c, v6, 0);
       ctx.emit(q);
     }
     ctx.count(C.forwarded_packets);

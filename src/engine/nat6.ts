@@ -113,10 +113,11 @@ export class Nat6 {
 
   /**
    * Client → RS, the TCP part (and, IPv6 → IPv6, the addresses): ports
-   * cport → lport and vport → rport, seq into the LB→RS space. `v6`: p is
+   * cport → lport and vport → rport, seq into the LB→RS space (`shift`
+   * further: a PROXY header went first). `v6`: p is
    * still IPv6 (its RS is IPv6), so its addresses become LIP → RIP here.
    */
-  toRealServer(p: Packet, c: number, v6: boolean): void {
+  toRealServer(p: Packet, c: number, v6: boolean, shift: number): void {
     const ctx = this.ctx;
     const t = ctx.table;
     const tcp = ctx.tcp;
@@ -128,7 +129,7 @@ export class Nat6 {
     }
     d.replaceWord(tcp.srcPort, t.lport[c]!);
     d.replaceWord(tcp.dstPort, t.rport[c]!);
-    rewriteSeqField(b, tcp.off + TcpField.Seq, t.seqDelta[c]!, d);
+    rewriteSeqField(b, tcp.off + TcpField.Seq, t.seqDelta[c]! + shift, d);
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = t.lport[c]!;
     tcp.dstPort = t.rport[c]!;
@@ -153,7 +154,15 @@ export class Nat6 {
     }
     d.replaceWord(tcp.srcPort, reg.svcPorts[svc]!);
     d.replaceWord(tcp.dstPort, t.cport[c]!);
-    if (ackFlag) rewriteSeqField(b, tcp.off + TcpField.Ack, -t.seqDelta[c]!, d);
+    if (ackFlag) {
+      const at = tcp.off + TcpField.Ack;
+      let add = -t.seqDelta[c]!;
+      // Acks beyond the LB's ISN+1 cover the PROXY header the client never sent.
+      const shift = t.shift[c]!;
+      if (shift !== 0 && ((get16(b, at) * 65536 + get16(b, at + 2) - t.lbIsn[c]! - 1) | 0) > 0)
+        add -= shift;
+      rewriteSeqField(b, at, add, d);
+    }
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = reg.svcPorts[svc]!;
     tcp.dstPort = t.cport[c]!;

@@ -1,6 +1,12 @@
 import { loadU32Plus, storeU32From } from '../wire/bytes.js';
 import { Ipv4View } from '../wire/ipv4.js';
-import { encodeProxyV1, encodeProxyV2 } from '../wire/proxy-protocol.js';
+import { IPV6_HEADER, Ipv6View } from '../wire/ipv6.js';
+import {
+  encodeProxyV1,
+  encodeProxyV1v6,
+  encodeProxyV2,
+  encodeProxyV2v6,
+} from '../wire/proxy-protocol.js';
 import { TCP_ACK, TCP_MIN_HEADER, TcpView, TcpField } from '../wire/tcp.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -15,6 +21,7 @@ import type { Packet } from './packet.js';
 export class ProxyHeaderWriter {
   /** Views for the packet built here, so `ctx.ip`/`ctx.tcp` stay on the packet being processed. */
   private readonly ip = new Ipv4View();
+  private readonly ip6 = new Ipv6View();
   private readonly tcp = new TcpView();
   private readonly seq = new Uint32Array(1);
 
@@ -52,6 +59,65 @@ export class ProxyHeaderWriter {
     storeU32From(b, tcpOff + TcpField.Seq, this.seq, 0);
     tcp.checksum = tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
     ctx.countSvc(svc.index, C.proxy_headers_sent);
+    ctx.emit(q);
+  }
+
+  /**
+   * `emit` for a connection with an IPv6 client: the header names the IPv6
+   * client and VIP (v1 `TCP6`, v2 AF_INET6); it goes out in p's family
+   * (`rsV6`: IPv6, else IPv4 under FNAT64), p already translated.
+   */
+  emit6(p: Packet, ipHl: number, c: number, rsV6: boolean): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const reg = ctx.reg;
+    const si = t.svc[c]!;
+    const svc = reg.services[si]!;
+    const q = ctx.pool.take();
+    const b = q.buf;
+    const s = q.start;
+    b.set(p.buf.subarray(p.start, p.start + ipHl + TCP_MIN_HEADER), s);
+    const tcpOff = s + ipHl;
+    const payloadOff = tcpOff + TCP_MIN_HEADER;
+    const len =
+      svc.proxyProtocol === 2
+        ? encodeProxyV2v6(
+            b,
+            payloadOff,
+            t.cip6,
+            t.cport[c]!,
+            reg.svcVips6,
+            svc.vport,
+            c * 16,
+            si * 16,
+          )
+        : encodeProxyV1v6(
+            b,
+            payloadOff,
+            t.cip6,
+            t.cport[c]!,
+            reg.svcVips6,
+            svc.vport,
+            c * 16,
+            si * 16,
+          );
+    q.length = ipHl + TCP_MIN_HEADER + len;
+    if (rsV6) this.ip6.wrap(b, s).payloadLength = q.length - IPV6_HEADER;
+    else {
+      const ip = this.ip.wrap(b, s);
+      ip.totalLength = q.length;
+      ip.updateChecksum();
+    }
+    const tcp = this.tcp.wrap(b, tcpOff);
+    tcp.headerLength = TCP_MIN_HEADER;
+    tcp.flags = TCP_ACK;
+    storeU32From(b, tcpOff + TcpField.Seq, t.lbIsn, c);
+    loadU32Plus(this.seq, 0, b, tcpOff + TcpField.Seq, 1);
+    storeU32From(b, tcpOff + TcpField.Seq, this.seq, 0);
+    tcp.checksum = rsV6
+      ? tcp.computeChecksumV6(s, TCP_MIN_HEADER + len)
+      : tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
+    ctx.countSvc(si, C.proxy_headers_sent);
     ctx.emit(q);
   }
 }

@@ -54,10 +54,6 @@ export class Registry {
         throw new Error(
           `${endpointToString(vip, cfg.vport)}: SYNPROXY is not supported on IPv6 services yet`,
         );
-      if (cfg.proxyProtocol)
-        throw new Error(
-          `${endpointToString(vip, cfg.vport)}: PROXY protocol is not supported on IPv6 services yet`,
-        );
     } else {
       for (const l of cfg.laddrs) checkLipFamily(vip, cfg.vport, l);
       for (const r of cfg.realServers) checkRsFamily(vip, cfg.vport, r.addr);
@@ -124,12 +120,7 @@ export class Registry {
 
   /** Switches a service between TOA (0) and PROXY protocol v1/v2 for new connections. */
   setProxyProtocol(svc: number, version: 0 | 1 | 2): void {
-    const s = this.liveService(svc);
-    if (version !== 0 && s.v6)
-      throw new Error(
-        `${endpointToString(s.vip, s.vport)}: PROXY protocol is not supported on IPv6 services yet`,
-      );
-    s.proxyProtocol = version;
+    this.liveService(svc).proxyProtocol = version;
   }
 
   /** Switches SYNPROXY on or off for a service's new connections. */

@@ -14,6 +14,7 @@ import { checksumExcludingField, sumWords } from '../../src/wire/checksum.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
 import { TcpOptionSummary, opt, type TcpOption } from '../../src/wire/tcp-options.js';
+import { decodeProxyHeader } from '../../src/wire/proxy-protocol.js';
 import { ToaResult, findToa } from '../../src/wire/toa.js';
 import { feedRaw } from '../support/engine-fixture.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
@@ -601,7 +602,8 @@ test('registry: IPv6 services, LIPs and RSs held; what cannot work refused clear
     /SYNPROXY is not supported on IPv6/,
   );
   assert.throws(() => e.setSynProxy(s.index, true), /SYNPROXY/);
-  assert.throws(() => e.setProxyProtocol(s.index, 2), /PROXY protocol/);
+  e.setProxyProtocol(s.index, 2);
+  assert.equal(e.services[s.index]!.proxyProtocol, 2, 'PROXY protocol on an IPv6 service');
   const v4 = e.addService({
     vip: parseIpv4('192.0.2.1'),
     vport: 80,
@@ -696,5 +698,43 @@ test('tshark decodes every packet the LB sends for IPv6 and FNAT64: good checksu
       rows[at]!['tcp.options']!.startsWith(want.toString('hex')),
       `frame ${at}: TOA ${kind}/20 first`,
     );
+  }
+});
+
+test('PROXY protocol on IPv6 services: v1 TCP6 and v2 AF_INET6 naming the IPv6 client and VIP, toward IPv6 and IPv4 RSs; the stream shifted both ways', () => {
+  for (const version of [1, 2] as const) {
+    for (const vport of [80, 81]) {
+      const e = makeEngine('fullnat');
+      e.setProxyProtocol(e.findService(addr(VIP), vport), version);
+      const { syn, synAck, ack } = handshake(e, vport);
+      assert.equal(ack.toa, null, 'no TOA: the address travels in the stream');
+      assert.equal(synAck.ack, CISN + 1);
+      const outs = feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK | TCP_PSH, pattern(100))).map(
+        decode,
+      );
+      assert.equal(outs.length, 2, 'the PROXY header, then the data behind it');
+      const [header, data] = outs as [Out, Out];
+      assert.equal(header.family, vport === 80 ? 6 : 4);
+      assert.equal(header.seq, syn.seq + 1, 'the header at the LB ISN + 1');
+      const hl = header.family === 6 ? 40 : 20;
+      const pp = decodeProxyHeader(header.bytes.subarray(hl + 20));
+      assert.equal(pp.kind, 'ok');
+      if (pp.kind !== 'ok') return;
+      assert.equal(pp.family, 'TCP6');
+      assert.deepEqual(pp.src, { address: '2001:db8:c::1', port: CPORT });
+      assert.deepEqual(pp.dst, { address: '2001:db8::100', port: vport });
+      const len = header.payload;
+      assert.equal(len, version === 2 ? 52 : pp.length);
+      assert.equal(data.seq, syn.seq + 1 + len, 'client bytes move up by the header');
+      // The RS acks header and data: the client sees its own 100 bytes acked.
+      const rsAck =
+        vport === 80
+          ? rs6(syn.sport, RISN + 1, syn.seq + 1 + len + 100, TCP_ACK)
+          : rs4(syn.sport, RISN + 1, syn.seq + 1 + len + 100, TCP_ACK);
+      const back = decode(feed(e, rsAck)[0]!);
+      assert.equal(back.ack, CISN + 101);
+      assert.equal(e.counter('proxy_headers_sent'), 1);
+      assertCounted(e);
+    }
   }
 });
