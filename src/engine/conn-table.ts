@@ -102,6 +102,13 @@ export class ConnTable {
   // here, at 16 * index; it is linked in the IPv6 indexes, so IPv4 lookups never meet it.
   /** FAM_* bits of a CF_IPV6 entry. */
   fam6 = new Uint8Array(0);
+  /**
+   * What the addresses add to the TCP checksum client → RS: the one's
+   * complement sum of (LIP, RIP) less that of (CIP, VIP), folded; RS →
+   * client is its complement. Constant per connection, so the IPv6 rewrite
+   * and FNAT64's header swap add one word instead of sixteen.
+   */
+  addrDelta6 = new Uint16Array(0);
   cip6 = new Uint8Array(0);
   lip6 = new Uint8Array(0);
   rip6 = new Uint8Array(0);
@@ -178,11 +185,12 @@ export class ConnTable {
     this.stormCount = new Uint8Array(n);
   }
 
-  /** Allocates the IPv6 side table (49 bytes per connection, plus two bucket arrays); idempotent. */
+  /** Allocates the IPv6 side table (51 bytes per connection, plus two bucket arrays); idempotent. */
   enableIpv6(): void {
     if (this.fam6.length === this.capacity) return;
     const n = this.capacity;
     this.fam6 = new Uint8Array(n);
+    this.addrDelta6 = new Uint16Array(n);
     this.cip6 = new Uint8Array(n * 16);
     this.lip6 = new Uint8Array(n * 16);
     this.rip6 = new Uint8Array(n * 16);
@@ -236,6 +244,7 @@ export class ConnTable {
       this.rsWin,
       this.stormCount,
       this.fam6,
+      this.addrDelta6,
       this.cip6,
       this.lip6,
       this.rip6,

@@ -13,6 +13,7 @@ import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { craftRst, craftRst6 } from './craft.js';
 import { IsnGenerator, hashAddrAt } from './isn.js';
+import { setAddressDelta } from './nat6.js';
 import type { Packet } from './packet.js';
 import { STAT_CONNS } from './services.js';
 import type { SynProxy, SynProxyConnections } from './synproxy/synproxy.js';
@@ -148,6 +149,7 @@ export class Connections implements SynProxyConnections {
       copyBytes(t.rip6, c * 16, reg.rsAddrs6, rs.index * 16, 16);
     }
     t.linkReply(c);
+    setAddressDelta(t, reg, c);
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
     this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, 0);

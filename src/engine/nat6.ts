@@ -1,10 +1,12 @@
-import { get16, set16, storeU32From } from '../wire/bytes.js';
-import { ChecksumDelta } from '../wire/checksum.js';
+import { copyBytes, get16, set16, storeU32From } from '../wire/bytes.js';
+import { ChecksumDelta, foldSum, sumWords } from '../wire/checksum.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../wire/ipv4.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
 import { TcpField } from '../wire/tcp.js';
+import type { ConnTable } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import type { Packet } from './packet.js';
+import type { Registry } from './registry.js';
 import { rewriteSeqField } from './seq-rewrite.js';
 
 /** virtio_net_hdr GSO types: a super-packet that changes family changes type (the ECN bit stays). */
@@ -45,11 +47,7 @@ export class Nat6 {
     const b = p.buf;
     const s = p.start;
     const d = this.delta.reset();
-    for (let o = s + 8; o < s + IPV6_HEADER; o += 2) d.replaceWord(get16(b, o), 0);
-    d.replaceWord(0, t.lip[c]! >>> 16);
-    d.replaceWord(0, t.lip[c]! & 0xffff);
-    d.replaceWord(0, t.rip[c]! >>> 16);
-    d.replaceWord(0, t.rip[c]! & 0xffff);
+    d.replaceWord(0, t.addrDelta6[c]!);
     const tcp = this.ctx.tcp;
     tcp.checksum = d.apply(tcp.checksum);
     const tos = ((b[s]! & 0x0f) << 4) | (b[s + 1]! >>> 4);
@@ -79,16 +77,10 @@ export class Nat6 {
     const b = p.buf;
     const svc = t.svc[c]!;
     const d = this.delta.reset();
-    d.replaceWord(get16(b, s + Ipv4Field.Src), 0);
-    d.replaceWord(get16(b, s + Ipv4Field.Src + 2), 0);
-    d.replaceWord(get16(b, s + Ipv4Field.Dst), 0);
-    d.replaceWord(get16(b, s + Ipv4Field.Dst + 2), 0);
+    // RIP, LIP → VIP, CIP: the connection's delta the other way.
+    d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
     const vips = reg.svcVips6;
     const cips = t.cip6;
-    for (let k = 0; k < 16; k += 2) {
-      d.replaceWord(0, (vips[svc * 16 + k]! << 8) | vips[svc * 16 + k + 1]!);
-      d.replaceWord(0, (cips[c * 16 + k]! << 8) | cips[c * 16 + k + 1]!);
-    }
     const tcp = ctx.tcp;
     tcp.checksum = d.apply(tcp.checksum);
     const tos = b[s + Ipv4Field.Tos]!;
@@ -124,8 +116,9 @@ export class Nat6 {
     const b = p.buf;
     const d = this.delta.reset();
     if (v6) {
-      rewrite16(d, b, p.start + 8, t.lip6, c * 16);
-      rewrite16(d, b, p.start + 24, t.rip6, c * 16);
+      d.replaceWord(0, t.addrDelta6[c]!);
+      copyBytes(b, p.start + 8, t.lip6, c * 16, 16);
+      copyBytes(b, p.start + 24, t.rip6, c * 16, 16);
     }
     d.replaceWord(tcp.srcPort, t.lport[c]!);
     d.replaceWord(tcp.dstPort, t.rport[c]!);
@@ -149,8 +142,9 @@ export class Nat6 {
     const svc = t.svc[c]!;
     const d = this.delta.reset();
     if (v6) {
-      rewrite16(d, b, p.start + 8, reg.svcVips6, svc * 16);
-      rewrite16(d, b, p.start + 24, t.cip6, c * 16);
+      d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
+      copyBytes(b, p.start + 8, reg.svcVips6, svc * 16, 16);
+      copyBytes(b, p.start + 24, t.cip6, c * 16, 16);
     }
     d.replaceWord(tcp.srcPort, reg.svcPorts[svc]!);
     d.replaceWord(tcp.dstPort, t.cport[c]!);
@@ -169,12 +163,20 @@ export class Nat6 {
   }
 }
 
-/** Replaces the 16 bytes at b[o] with src[so..so+16), adding the word changes to d. */
-function rewrite16(d: ChecksumDelta, b: Uint8Array, o: number, src: Uint8Array, so: number): void {
-  for (let k = 0; k < 16; k += 2) {
-    const nw = (src[so + k]! << 8) | src[so + k + 1]!;
-    d.replaceWord(get16(b, o + k), nw);
-    b[o + k] = src[so + k]!;
-    b[o + k + 1] = src[so + k + 1]!;
+/**
+ * Sets connection c's `addrDelta6` from its tuples (CIP and VIP of its
+ * service; LIP and RIP, IPv6 or IPv4): once, when it enters the table.
+ */
+export function setAddressDelta(t: ConnTable, reg: Registry, c: number): void {
+  const svc = t.svc[c]!;
+  const old = sumWords(t.cip6, c * 16, 16, 0) + sumWords(reg.svcVips6, svc * 16, 16, 0);
+  let now: number;
+  if (t.replyIsV6(c)) now = sumWords(t.lip6, c * 16, 16, 0) + sumWords(t.rip6, c * 16, 16, 0);
+  else {
+    const l = t.lip[c]!;
+    const r = t.rip[c]!;
+    now = (l >>> 16) + (l & 0xffff) + (r >>> 16) + (r & 0xffff);
   }
+  // now − old in one's complement: now + ~old.
+  t.addrDelta6[c] = foldSum(foldSum(now) + (~foldSum(old) & 0xffff));
 }

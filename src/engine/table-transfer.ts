@@ -29,6 +29,7 @@ import {
 import { CF_IN_USE, CF_IPV6, CF_SP_PENDING } from './conn-table.js';
 import { C } from './counters.js';
 import type { EngineContext } from './context.js';
+import { setAddressDelta } from './nat6.js';
 import { TCP_STATE_NAMES, TcpState } from './tcp-state.js';
 
 /** Why an imported record was not entered (the keys of `ImportResult.reasons`). */
@@ -211,6 +212,7 @@ export class TableTransfer {
     t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
     t.rport[c] = r.rport;
     t.linkReply(c);
+    if (clientV6) setAddressDelta(t, reg, c);
     t.rs[c] = rsIdx;
     t.lipIndex[c] = lipIdx;
     t.state[c] = r.state;
