@@ -265,3 +265,63 @@ export function craftPacketTooBig6(
   set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, pseudo)));
   p.length = IPV6_HEADER + icmpLen;
 }
+
+/**
+ * `reflectRst` for an IPv6 segment (fixed header, no extension headers,
+ * TCP at 40): the RST its destination's host would send (RFC 793),
+ * addresses swapped, payload dropped, hop limit 64, traffic class and flow
+ * label 0.
+ */
+export function reflectRst6(p: Packet): void {
+  const b = p.buf;
+  const ip = p.start;
+  const old = ip + IPV6_HEADER;
+  const flags = b[old + TcpField.Flags]!;
+  const hl = (b[old + TcpField.DataOffset]! >>> 4) << 2;
+  const payload = get16(b, ip + 4) - hl;
+  const sport = get16(b, old);
+  const dport = get16(b, old + TcpField.DstPort);
+  const so = old + TcpField.Seq;
+  const ao = old + TcpField.Ack;
+  const seq = (b[so]! << 24) | (b[so + 1]! << 16) | (b[so + 2]! << 8) | b[so + 3]!;
+  const ack = (b[ao]! << 24) | (b[ao + 1]! << 16) | (b[ao + 2]! << 8) | b[ao + 3]!;
+  const withAck = (flags & TCP_ACK) === 0;
+  const rseq = withAck ? 0 : ack;
+  const rack = withAck
+    ? (seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)) | 0
+    : 0;
+  for (let k = 0; k < 16; k++) {
+    const x = b[ip + 8 + k]!;
+    b[ip + 8 + k] = b[ip + 24 + k]!;
+    b[ip + 24 + k] = x;
+  }
+  b[ip] = 0x60;
+  b[ip + 1] = 0;
+  b[ip + 2] = 0;
+  b[ip + 3] = 0;
+  set16(b, ip + 4, TCP_MIN_HEADER);
+  b[ip + 6] = IPPROTO_TCP;
+  b[ip + 7] = 64;
+  const t = old;
+  set16(b, t, dport);
+  set16(b, t + TcpField.DstPort, sport);
+  b[t + TcpField.Seq] = rseq >>> 24;
+  b[t + TcpField.Seq + 1] = (rseq >>> 16) & 0xff;
+  b[t + TcpField.Seq + 2] = (rseq >>> 8) & 0xff;
+  b[t + TcpField.Seq + 3] = rseq & 0xff;
+  b[t + TcpField.Ack] = rack >>> 24;
+  b[t + TcpField.Ack + 1] = (rack >>> 16) & 0xff;
+  b[t + TcpField.Ack + 2] = (rack >>> 8) & 0xff;
+  b[t + TcpField.Ack + 3] = rack & 0xff;
+  b[t + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
+  b[t + TcpField.Flags] = withAck ? TCP_RST | TCP_ACK : TCP_RST;
+  set16(b, t + TcpField.Window, 0);
+  set16(b, t + TcpField.Checksum, 0);
+  set16(b, t + TcpField.Urgent, 0);
+  p.length = IPV6_HEADER + TCP_MIN_HEADER;
+  p.gsoSize = 0;
+  p.gsoType = 0;
+  p.csumPartial = false;
+  const v = tcp.wrap(b, t);
+  v.checksum = v.computeChecksumV6(ip, TCP_MIN_HEADER);
+}

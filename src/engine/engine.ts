@@ -110,8 +110,8 @@ export class Engine {
       this.unknownFlow,
     );
     const nat6 = new Nat6(ctx);
-    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6);
-    this.v6 = new Ipv6Path(ctx, this.conns, nat6, rs6, proxyHeader);
+    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.unknownFlow);
+    this.v6 = new Ipv6Path(ctx, this.conns, nat6, rs6, proxyHeader, this.unknownFlow);
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
     this.synproxy.bind(this.conns, this.client, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);

@@ -25,6 +25,7 @@ import {
 } from './toa-decision.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
 import { TokenBucket } from './token-bucket.js';
+import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
  * IPv6 packets (DPVS's IPv6 and NAT64 handlers): the header checked and its
@@ -55,6 +56,7 @@ export class Ipv6Path {
     private readonly nat: Nat6,
     private readonly rs: Ipv6RsPath,
     private readonly proxyHeader: ProxyHeaderWriter,
+    private readonly unknownFlow: UnknownFlowReplies,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
@@ -141,8 +143,7 @@ export class Ipv6Path {
     }
     if (c < 0) {
       if (!newSyn) {
-        // No RST for IPv6 flows of no connection yet (unknown_flow_reset is IPv4's).
-        ctx.drop(p, C.no_conn_dropped);
+        this.unknownFlow.answer6(p);
         return;
       }
       c = this.conns.newConnection6(p, svc, tcpOff, ctx.timeoutsMs[TcpState.SynRecv]!);

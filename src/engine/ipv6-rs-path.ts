@@ -12,6 +12,7 @@ import type { Packet } from './packet.js';
 import { shiftSackEdges } from './seq-rewrite.js';
 import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
 import { TcpState, nextStateFromRs, tcpEvent } from './tcp-state.js';
+import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
  * RS → client for connections with an IPv6 client: from an IPv6 RS to an
@@ -24,6 +25,7 @@ export class Ipv6RsPath {
     private readonly ctx: EngineContext,
     private readonly conns: Connections,
     private readonly nat: Nat6,
+    private readonly unknownFlow: UnknownFlowReplies,
   ) {}
 
   /** An IPv6 packet to an IPv6 LIP: header at p.start (40 bytes), `ctx.tcp` wrapped after it. */
@@ -31,7 +33,7 @@ export class Ipv6RsPath {
     const ctx = this.ctx;
     const c = ctx.table.lookupReply6At(p.buf, p.start + 8, p.start + IPV6_HEADER);
     if (c < 0) {
-      ctx.drop(p, C.no_conn_dropped);
+      this.unknownFlow.answer6(p);
       return;
     }
     this.toClient(p, IPV6_HEADER, c, true);

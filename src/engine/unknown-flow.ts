@@ -1,6 +1,6 @@
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
-import { reflectRst } from './craft.js';
+import { reflectRst, reflectRst6 } from './craft.js';
 import type { Packet } from './packet.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -48,6 +48,33 @@ export class UnknownFlowReplies {
       return;
     }
     reflectRst(p, ipHl);
+    ctx.count(C.no_conn_dropped);
+    ctx.count(C.unknown_flow_rst_sent);
+    ctx.count(C.rst_sent);
+    ctx.emit(p);
+  }
+
+  /**
+   * `answer` for an IPv6 segment (fixed header, TCP at 40, `ctx.tcp` wrapped
+   * around it): never to a multicast (ff00::/8), unspecified or loopback
+   * source. Consumes p.
+   */
+  answer6(p: Packet): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const src = p.start + 8;
+    let high = 0;
+    for (let k = 0; k < 15; k++) high |= b[src + k]!;
+    if (!ctx.opts.unknownFlowReset || ctx.tcp.rst || b[src] === 0xff || high === 0) {
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.count(C.unknown_flow_rst_limited);
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    reflectRst6(p);
     ctx.count(C.no_conn_dropped);
     ctx.count(C.unknown_flow_rst_sent);
     ctx.count(C.rst_sent);

@@ -617,16 +617,34 @@ test('registry: IPv6 services, LIPs and RSs held; what cannot work refused clear
   assert.equal(e.findService(parseIpv4('192.0.2.1'), 80), v4.index);
 });
 
-test('IPv6 with no IPv6 service, and a reply of no connection: dropped and counted', () => {
+test('IPv6 with no IPv6 service: dropped; a segment of no connection: dropped and answered with the RST its host would send', () => {
   const e = new Engine({ maxConnections: 8 });
   assert.equal(feed(e, client(80, CISN, 0, TCP_SYN)).length, 0);
   assert.equal(e.counter('no_service_dropped'), 1);
   assert.equal(e.table.ipv6Enabled, false, 'no IPv6 side table without an IPv6 service');
   const f = makeEngine('fullnat');
-  assert.equal(feed(f, rs6(5000, 1, 1, TCP_ACK)).length, 0);
+  // An RS still talking on a connection the LB forgot: RST from the LIP, seq = its ack.
+  const toRs = feed(f, rs6(5000, 1, 77, TCP_ACK)).map(decode);
+  assert.equal(toRs.length, 1);
+  assert.equal(toRs[0]!.src, '2001:db8:1::1');
+  assert.equal(toRs[0]!.dst, '2001:db8:2::10');
+  assert.equal(toRs[0]!.flags, TCP_RST);
+  assert.equal(toRs[0]!.seq, 77);
+  // A client segment without ACK: RST+ACK from the VIP, ack = its seq + length (+1 for FIN).
+  const toClient = feed(f, client(80, CISN, 0, TCP_FIN, pattern(10))).map(decode);
+  assert.equal(toClient.length, 1);
+  assert.equal(toClient[0]!.src, '2001:db8::100');
+  assert.equal(toClient[0]!.dst, '2001:db8:c::1');
+  assert.equal(toClient[0]!.flags, TCP_RST | TCP_ACK);
+  assert.equal(toClient[0]!.ack, CISN + 11);
+  assert.equal(toClient[0]!.sport, 80);
+  assert.equal(toClient[0]!.dport, CPORT);
+  // Never for a RST, nor when switched off.
+  assert.equal(feed(f, client(80, CISN, 0, TCP_RST)).length, 0);
+  f.reconfigure({ unknownFlowReset: false });
   assert.equal(feed(f, client(80, CISN, 0, TCP_ACK)).length, 0);
-  assert.equal(f.counter('no_conn_dropped'), 2);
-  assert.equal(feed(f, client(80, CISN, 0, TCP_FIN | TCP_ACK)).length, 0);
+  assert.equal(f.counter('no_conn_dropped'), 4);
+  assert.equal(f.counter('unknown_flow_rst_sent'), 2);
   assertCounted(e);
   assertCounted(f);
 });
