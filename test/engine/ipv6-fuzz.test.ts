@@ -19,6 +19,7 @@ import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { Ipv6Error, Ipv6View } from '../../src/wire/ipv6.js';
 import { opt } from '../../src/wire/tcp-options.js';
+import { PROXY_V2_SIGNATURE } from '../../src/wire/proxy-protocol.js';
 import { toaV4Option, toaV6Option } from '../../src/wire/toa.js';
 import {
   buildSegment,
@@ -43,6 +44,8 @@ function engine(policy: ToaPolicy): Engine {
     maxConnections: 256,
     isnSecret: 3,
     icmpRateBurst: 1000,
+    // Four ports per (LIP, RS): the corpus's RS answers guess them all, and mutant SYNs exhaust them.
+    portRange: { min: 5000, max: 5003 },
   });
   e.addService({
     vip: a6(VIP),
@@ -57,6 +60,23 @@ function engine(policy: ToaPolicy): Engine {
     scheduler: 'rr',
     laddrs: [LIP4],
     realServers: [{ addr: RIP4, port: 8080, weight: 1, mtu: 1400 }],
+  });
+  // PROXY protocol, v2 toward the IPv6 RS and v1 toward the IPv4 one.
+  e.addService({
+    vip: a6(VIP),
+    vport: 82,
+    scheduler: 'rr',
+    laddrs: [a6(LIP6)],
+    realServers: [{ addr: a6(RIP6), port: 8082, weight: 1, mtu: 1400 }],
+    proxyProtocol: 2,
+  });
+  e.addService({
+    vip: a6(VIP),
+    vport: 83,
+    scheduler: 'rr',
+    laddrs: [LIP4],
+    realServers: [{ addr: RIP4, port: 8083, weight: 1, mtu: 1400 }],
+    proxyProtocol: 1,
   });
   return e;
 }
@@ -89,7 +109,9 @@ function corpus(): Uint8Array[] {
   for (let k = 0; k < 12; k++) {
     const cip = v6('2001:db8:c::');
     cip[15] = k + 1;
-    const vport = 80 + (k % 2);
+    const vport = 80 + (k % 4);
+    const rport = vport === 80 || vport === 81 ? 8080 : 8000 + vport;
+    const rsV6 = vport % 2 === 0;
     const c = (
       seq: number,
       ack: number,
@@ -120,11 +142,11 @@ function corpus(): Uint8Array[] {
     );
     for (let lport = 5000; lport < 5004; lport++) {
       out.push(
-        vport === 80
+        rsV6
           ? buildSegment6({
               src: RIP6,
               dst: LIP6,
-              sport: 8080,
+              sport: rport,
               dport: lport,
               seq: 900,
               ack: 0,
@@ -134,7 +156,7 @@ function corpus(): Uint8Array[] {
           : buildSegment({
               src: RIP4,
               dst: LIP4,
-              sport: 8080,
+              sport: rport,
               dport: lport,
               seq: 900,
               ack: 0,
@@ -144,6 +166,7 @@ function corpus(): Uint8Array[] {
       );
     }
     out.push(c(101, 901, TCP_ACK, { options: [toaV6Option(1, VIP), toaV4Option(2, 3)] }));
+    out.push(c(101, 901, TCP_ACK | TCP_PSH, { payload: pattern(100) }));
     out.push(
       c(101, 901, TCP_ACK | TCP_PSH, {
         payload: pattern(1350),
@@ -186,14 +209,20 @@ function inputValid(b: Uint8Array): boolean {
 }
 
 /**
- * A packet the engine made itself (an ICMPv6 error, or a RST when it
- * counted one sent for this input), not a translation of its input.
+ * A packet the engine made itself (an ICMPv6 error, a RST when it counted
+ * one sent for this input, a PROXY header), not a translation of its input.
  */
 function crafted(b: Uint8Array, rstSent: boolean): boolean {
   const v6 = b[0]! >>> 4 === 6;
   if (v6 && b[6] === 58) return true;
   const hl = v6 ? 40 : (b[0]! & 0x0f) * 4;
-  return rstSent && (b[hl + 13]! & TCP_RST) !== 0;
+  if (rstSent && (b[hl + 13]! & TCP_RST) !== 0) return true;
+  // The PROXY header the LB writes ahead of a PROXY-protocol connection's first bytes.
+  const payload = b.subarray(hl + ((b[hl + 12]! >>> 4) << 2));
+  const v1 =
+    payload.length >= 6 && Buffer.from(payload.subarray(0, 6)).toString('latin1') === 'PROXY ';
+  const v2 = payload.length >= 12 && PROXY_V2_SIGNATURE.every((x, k) => payload[k] === x);
+  return v1 || v2;
 }
 
 function mutate(b: Uint8Array, next: () => number): Uint8Array {
@@ -287,6 +316,8 @@ test('IPv6 fuzz: valid flows, extension chains and mutants — no throw, each pa
     e.clearOutput();
     assert.equal(e.table.count, 0);
     assert.ok(e.counter('forwarded_packets') > 100, `${policy}: traffic went through`);
+    assert.ok(e.counter('proxy_headers_sent') > 0, `${policy}: PROXY headers sent`);
+    assert.ok(e.counter('toa_inserted') > 0, `${policy}: TOAs inserted`);
     assert.ok(e.pool.created - created0 < 64, 'the pool did not leak');
   }
 });
