@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { engineMiddlebox } from '../../src/lab/engine-middlebox.js';
 import { runScenario } from '../../src/lab/sim/run.js';
 import { LIPS } from '../../src/lab/sim/run.js';
-import { ipv4ToString } from '../../src/wire/bytes.js';
+import { addressToString } from '../../src/wire/address.js';
 import { PcapWriter } from '../../src/wire/pcap.js';
 import { tsharkFields } from '../support/tshark.js';
 
@@ -23,7 +23,7 @@ const missing = tshark.error ? `tshark not installed: ${tshark.error.message}` :
 test('tshark validates every packet the engine emitted', { skip: missing }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'fullnat-sim-'));
   try {
-    const lips = new Set(LIPS.map(ipv4ToString));
+    const lips = new Set(LIPS.map(addressToString));
     let toaPackets = 0;
     let lbPackets = 0;
     for (const scenario of [

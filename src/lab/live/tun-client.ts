@@ -18,7 +18,8 @@
  * milliseconds. Packets read from the device go to the `ClientHost` owning
  * the destination address.
  */
-import { get32, ipv4ToString } from '../../wire/bytes.js';
+import { addressKey, type IpAddress } from '../../wire/address.js';
+import { get32 } from '../../wire/bytes.js';
 import type { TunDevice } from '../../io/tun.js';
 import {
   ClientHost,
@@ -28,14 +29,14 @@ import {
 } from '../sim/client.js';
 import type { HostIo, Timer } from '../sim/net.js';
 import { mix32 } from '../sim/rng.js';
-import type { Endpoint } from '../sim/segment.js';
+import { epString, type Endpoint } from '../sim/segment.js';
 
 const RX_BUFS = 64;
 const RX_BUF_SIZE = 4096;
 
 export class TunHostIo implements HostIo {
   readonly counts: Record<string, number> = {};
-  private readonly hosts = new Map<number, ClientHost>();
+  private readonly hosts = new Map<string, ClientHost>();
   private readonly timers = new Set<ReturnType<typeof setTimeout>>();
   private readonly t0 = performance.now();
   private readonly rx = Array.from({ length: RX_BUFS }, () => new Uint8Array(RX_BUF_SIZE));
@@ -92,11 +93,12 @@ export class TunHostIo implements HostIo {
   }
 
   /** A client address behind the TUN; packets to it are handed to the returned host. */
-  host(addr: number): ClientHost {
-    let h = this.hosts.get(addr);
+  host(addr: IpAddress): ClientHost {
+    const key = addressKey(addr);
+    let h = this.hosts.get(key);
     if (!h) {
       h = new ClientHost(this, addr);
-      this.hosts.set(addr, h);
+      this.hosts.set(key, h);
     }
     return h;
   }
@@ -140,7 +142,7 @@ export class TunHostIo implements HostIo {
           this.count('rxNotIpv4');
           continue;
         }
-        const h = this.hosts.get(get32(b, 16));
+        const h = this.hosts.get(addressKey(get32(b, 16)));
         // The hosts copy what they keep (parsePacket slices), so the buffer can be reused.
         if (h) h.receive(b.subarray(0, len));
         else this.count('rxNoHost');
@@ -200,5 +202,5 @@ export async function runTunClients(
 }
 
 export function endpointString(e: Endpoint): string {
-  return `${ipv4ToString(e.addr)}:${e.port}`;
+  return epString(e);
 }

@@ -6,20 +6,24 @@
  */
 import { type TcpOption } from '../../wire/tcp-options.js';
 import { TCP_ACK, TCP_RST, TCP_SYN } from '../../wire/tcp.js';
-import { toaV4Option } from '../../wire/toa.js';
+import { addressEquals, type IpAddress } from '../../wire/address.js';
+import { toaV4Option, toaV6Option } from '../../wire/toa.js';
 import type { Host, HostIo, Timer } from './net.js';
 import {
   buildRequest,
   MessageReader,
-  PATTERN_KEY_LEN,
-  REQUEST_TAG,
+  patternKeyLength,
+  requestHeaderLength,
   RESPONSE_SALT,
 } from './pattern.js';
 import { mix32, Rng } from './rng.js';
 import {
+  addressSeed,
   buildResetFor,
   buildTcp,
+  ipHeaderLength,
   linuxSynOptions,
+  minPmtu,
   parsePacket,
   type Endpoint,
   type Segment,
@@ -42,7 +46,10 @@ export type FirstFlight =
 export interface ClientBehaviour {
   /** MSS announced in the SYN. */
   advmss: number;
-  /** Interface MTU, the initial PMTU (default advmss + 40, as Linux derives advmss). */
+  /**
+   * Interface MTU, the initial PMTU (default advmss + 40 for IPv4, + 60 for
+   * IPv6, as Linux derives advmss from the MTU).
+   */
   mtu?: number;
   /** Request body bytes (the `REQ n\n` header comes on top). */
   requestSize: number;
@@ -57,7 +64,7 @@ export interface ClientBehaviour {
   finWithData?: boolean;
   /** Offer timestamps in the SYN (default true). */
   timestamps?: boolean;
-  /** Forge a TOA with this address on every segment, SYN included. */
+  /** Forge a TOA with this address on every segment, SYN included (8 bytes for IPv4, 20 for IPv6). */
   spoofToa?: Endpoint;
   /**
    * The complete option list of the first data segment, replacing the usual
@@ -111,11 +118,11 @@ export class TcpClient {
     private readonly b: ClientBehaviour,
     seed: number,
   ) {
-    const rng = new Rng(mix32(seed, local.addr, local.port));
+    const rng = new Rng(mix32(seed, addressSeed(local.addr), local.port));
     this.isn = rng.u32();
     this.tsOffset = rng.u32();
     this.tsOffered = b.timestamps !== false;
-    this.pmtu = b.mtu ?? b.advmss + 40;
+    this.pmtu = b.mtu ?? b.advmss + ipHeaderLength(local.addr) + 20;
     this.reader = new MessageReader('RESP', RESPONSE_SALT, local);
   }
 
@@ -133,7 +140,7 @@ export class TcpClient {
   fragNeeded(mtu: number): void {
     this.fragNeededSeen++;
     if (this.conn) this.conn.fragNeeded(mtu);
-    else this.pmtu = Math.min(this.pmtu, Math.max(552, mtu));
+    else this.pmtu = Math.min(this.pmtu, Math.max(minPmtu(this.local.addr), mtu));
   }
 
   result(): ClientResult {
@@ -178,7 +185,7 @@ export class TcpClient {
       this.tsOffered ? this.tsNow() : null,
       CLIENT_WSCALE,
     );
-    if (this.b.spoofToa) opts.push(toaV4Option(this.b.spoofToa.port, this.b.spoofToa.addr));
+    if (this.b.spoofToa) opts.push(forgedToa(this.b.spoofToa));
     this.io.send(
       buildTcp({
         src: this.local.addr,
@@ -234,9 +241,7 @@ export class TcpClient {
         tsOffset: this.tsOffset,
         rcvWnd: CLIENT_SYN_WINDOW,
         rcvWscale: seg.wscale >= 0 ? CLIENT_WSCALE : -1,
-        alwaysOptions: this.b.spoofToa
-          ? [toaV4Option(this.b.spoofToa.port, this.b.spoofToa.addr)]
-          : undefined,
+        alwaysOptions: this.b.spoofToa ? [forgedToa(this.b.spoofToa)] : undefined,
         forcedPayload: this.b.overMssPayload,
       },
       {
@@ -277,8 +282,8 @@ export class TcpClient {
     const total = k * conn.sendMss();
     let body = total;
     // The header's length depends on the body's digit count: settle it in a few rounds.
-    for (let i = 0; i < 4; i++) body = total - `${REQUEST_TAG} ${body}\n`.length;
-    return Math.max(PATTERN_KEY_LEN, body);
+    for (let i = 0; i < 4; i++) body = total - requestHeaderLength(this.local, body);
+    return Math.max(patternKeyLength(this.local), body);
   }
 
   private firstData(conn: TcpConn): void {
@@ -298,13 +303,20 @@ export class TcpClient {
   }
 }
 
+/** The TOA a client forges: kind 254 of the forged address's family. */
+function forgedToa(e: Endpoint): TcpOption {
+  return typeof e.addr === 'number'
+    ? toaV4Option(e.port, e.addr)
+    : toaV6Option(e.port, e.addr.bytes);
+}
+
 /** One client address; demultiplexes its connections by local port. */
 export class ClientHost implements Host {
   private readonly clients = new Map<number, TcpClient>();
 
   constructor(
     private readonly io: HostIo,
-    readonly addr: number,
+    readonly addr: IpAddress,
   ) {}
 
   connect(port: number, remote: Endpoint, behaviour: ClientBehaviour, seed: number): TcpClient {
@@ -322,10 +334,10 @@ export class ClientHost implements Host {
     }
     if (p.kind === 'fragNeeded') {
       const q = p.icmp.inner;
-      if (q.src === this.addr) this.clients.get(q.sport)?.fragNeeded(p.icmp.mtu);
+      if (addressEquals(q.src, this.addr)) this.clients.get(q.sport)?.fragNeeded(p.icmp.mtu);
       return;
     }
-    if (p.kind !== 'tcp' || p.seg.dst !== this.addr) return;
+    if (p.kind !== 'tcp' || !addressEquals(p.seg.dst, this.addr)) return;
     const c = this.clients.get(p.seg.dport);
     if (c) c.receive(p.seg);
     else this.io.count('clientNoSocket');

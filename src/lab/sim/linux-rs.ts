@@ -7,17 +7,29 @@
  * segment passes them creates the child socket, and the toa module reads the
  * client address from that one segment only — never from the SYN, never from
  * later segments.
+ *
+ * IPv6 as Linux does it: a 40-byte header, MSS = MTU − 60, Packet Too Big
+ * instead of frag-needed. The toa module reads kind 254 length 8 (IPv4)
+ * and kind 254 or 253 length 20 (IPv6 client: DPVS's toa.ko, Alibaba's),
+ * and `getpeername()` reports the IPv6 client of a 20-byte TOA even on an
+ * IPv4 connection (FNAT64), as the eBPF receiver does on a dual-stack
+ * socket (`[::]:80`, `ipv6only=off`).
  */
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, seqAfter, seqBefore } from '../../wire/tcp.js';
+import { addressEquals, Ipv6Address, type IpAddress } from '../../wire/address.js';
 import { ALL_TOA_KINDS, findToa, ToaResult, type ToaKinds } from '../../wire/toa.js';
 import type { Host, HostIo, Timer } from './net.js';
 import { buildResponse, MessageReader, REQUEST_SALT } from './pattern.js';
 import { mix32, Rng } from './rng.js';
 import {
+  addressSeed,
   buildResetFor,
   buildTcp,
+  endpointKey,
+  ipHeaderLength,
   linuxSynAckOptions,
   parsePacket,
+  sameEndpoint,
   segmentLength,
   type Endpoint,
   type Segment,
@@ -32,9 +44,9 @@ export const RS_WSCALE = 7;
 export const TIME_WAIT_MS = 60_000;
 
 export interface RsOptions {
-  addr: number;
+  addr: IpAddress;
   port: number;
-  /** MSS announced in SYN+ACK (Linux: interface MTU − 40). */
+  /** MSS announced in SYN+ACK (Linux: interface MTU − 40, IPv6 − 60). */
   mss?: number;
   /** The RS's own interface MTU: its PMTU until an ICMP lowers it. */
   mtu?: number;
@@ -52,11 +64,11 @@ export interface RsRecord {
   t: number;
   /** Source of the concluding segment's IP header (a LIP:lport behind FULLNAT). */
   ipPeer: Endpoint;
-  /** What getpeername() reports: the TOA address if found, else ipPeer. */
-  seenAddr: number;
+  /** What getpeername() reports: the TOA address if found (IPv4 or IPv6), else ipPeer. */
+  seenAddr: IpAddress;
   seenPort: number;
   toaFound: boolean;
-  /** 4 or 6 when a TOA was found (an IPv6 TOA reports address 0 here). */
+  /** 4 or 6 when a TOA was found: the family of the address it carried. */
   toaFamily: 0 | 4 | 6;
   concludingFlags: number;
   concludingLen: number;
@@ -146,12 +158,12 @@ export class LinuxRs implements Host {
     opts: RsOptions,
   ) {
     this.local = { addr: opts.addr, port: opts.port };
-    this.mss = opts.mss ?? 1460;
     this.mtu = opts.mtu ?? 1500;
+    this.mss = opts.mss ?? this.mtu - ipHeaderLength(opts.addr) - 20;
     this.deferAccept = opts.deferAccept ?? false;
     this.responseSize = opts.responseSize ?? 2000;
     this.toaKinds = opts.toaKinds ?? ALL_TOA_KINDS;
-    this.rng = new Rng(mix32(opts.seed ?? 1, opts.addr, opts.port));
+    this.rng = new Rng(mix32(opts.seed ?? 1, addressSeed(opts.addr), opts.port));
     this.tsOffset = this.rng.u32();
   }
 
@@ -163,19 +175,19 @@ export class LinuxRs implements Host {
     }
     if (p.kind === 'fragNeeded') {
       const q = p.icmp.inner;
-      if (q.src !== this.local.addr || q.sport !== this.local.port) return;
-      const e = this.socks.get(key(q.dst, q.dport));
+      if (!sameEndpoint({ addr: q.src, port: q.sport }, this.local)) return;
+      const e = this.socks.get(endpointKey(q.dst, q.dport));
       if (e?.kind === 'est') e.conn.fragNeeded(p.icmp.mtu);
       return;
     }
     if (p.kind !== 'tcp') return;
     const seg = p.seg;
-    if (seg.dst !== this.local.addr) return;
+    if (!addressEquals(seg.dst, this.local.addr)) return;
     if (seg.dport !== this.local.port) {
       this.reset(seg); // closed port
       return;
     }
-    const k = key(seg.src, seg.sport);
+    const k = endpointKey(seg.src, seg.sport);
     const e = this.socks.get(k);
     if (!e) this.listen(seg);
     else if (e.kind === 'req') this.checkRequest(k, e, seg);
@@ -207,7 +219,7 @@ export class LinuxRs implements Host {
       retries: 0,
       timer: null,
     };
-    const k = key(seg.src, seg.sport);
+    const k = endpointKey(seg.src, seg.sport);
     this.socks.set(k, req);
     this.sendSynAck(req);
     this.armSynAck(k, req);
@@ -260,7 +272,11 @@ export class LinuxRs implements Host {
     const record: RsRecord = {
       t: this.io.now(),
       ipPeer: { ...req.peer },
-      seenAddr: found ? (family === 4 ? this.toa.v4 : 0) : req.peer.addr,
+      seenAddr: found
+        ? family === 4
+          ? this.toa.v4
+          : Ipv6Address.fromBytes(this.toa.v6)
+        : req.peer.addr,
       seenPort: found ? this.toa.port : req.peer.port,
       toaFound: found,
       toaFamily: family,
@@ -428,8 +444,4 @@ export class LinuxRs implements Host {
     this.io.count('rsRstSent');
     this.io.send(buildResetFor(seg));
   }
-}
-
-function key(addr: number, port: number): string {
-  return `${addr >>> 0}:${port}`;
 }

@@ -9,37 +9,42 @@
  * address to the RS or client owning it; anything else is dropped (`noRoute`).
  *
  * Links have a latency and an MTU. A packet larger than the MTU is dropped by
- * the link; when it had DF set, the hop on the link answers the sender with an
- * ICMP frag-needed carrying the link MTU (an overlay hop between LB and RS
- * behaves like this). Fragmentation is not modelled.
+ * the link; when it was IPv4 with DF set, the hop on the link answers the
+ * sender with an ICMP frag-needed carrying the link MTU (an overlay hop
+ * between LB and RS behaves like this); when it was IPv6, which routers
+ * never fragment, with an ICMPv6 Packet Too Big. Fragmentation is not
+ * modelled.
  */
+import { addressKey, Ipv6Address, type IpAddress } from '../../wire/address.js';
 import { IPPROTO_TCP } from '../../wire/ipv4.js';
 import { get32 } from '../../wire/bytes.js';
+import type { LabFamily } from '../family.js';
 import { EventQueue } from './event-queue.js';
-import { buildFragNeeded } from './segment.js';
+import { buildFragNeeded, buildPacketTooBig } from './segment.js';
 
 export interface Middlebox {
-  /** A packet (IPv4) arrives; returns packets to send (copies OK — the sim is not the hot path). */
+  /** A packet (IPv4 or IPv6) arrives; returns packets to send (copies OK — the sim is not the hot path). */
   receive(pkt: Uint8Array, now: number): Uint8Array[];
   /** Timers; returns packets to send. */
   tick(now: number): Uint8Array[];
 }
 
 export interface RsInfo {
-  addr: number;
+  addr: IpAddress;
   port: number;
   /** MTU of the LB→RS link in front of this RS. */
   linkMtu: number;
 }
 
-/** What a middlebox factory is told about the network it sits in (addresses host-order). */
+/** What a middlebox factory is told about the network it sits in (IPv4 addresses host-order). */
 export interface Topology {
-  vip: number;
+  family: LabFamily;
+  vip: IpAddress;
   vport: number;
   rs: RsInfo[];
-  lips: number[];
+  lips: IpAddress[];
   /** Distinct client addresses in use. */
-  clients: number[];
+  clients: IpAddress[];
   clientLinkMtu: number;
 }
 
@@ -61,8 +66,10 @@ export interface CaptureRecord {
 export interface LinkConfig {
   latency: number;
   mtu: number;
-  /** Source address of the ICMP errors the hop on this link sends. */
+  /** Source address of the ICMP errors the hop on this link sends about IPv4 packets. */
   hopAddr: number;
+  /** Source address of its ICMPv6 errors (about IPv6 packets); none: IPv6 packets are dropped silently. */
+  hopAddr6?: Ipv6Address;
 }
 
 export interface NetConfig {
@@ -137,7 +144,7 @@ export class Net {
   dropHook: ((r: CaptureRecord) => boolean) | null = null;
 
   private readonly queue = new EventQueue();
-  private readonly hosts = new Map<number, Attached>();
+  private readonly hosts = new Map<string, Attached>();
   private readonly tickInterval: number;
   private readonly maxEvents: number;
   private readonly maxTime: number;
@@ -161,8 +168,9 @@ export class Net {
   }
 
   /** Attaches a host owning `addr`; the factory receives the host's I/O. */
-  addHost<H extends Host>(link: LinkName, addr: number, make: (io: HostIo) => H): H {
-    if (this.hosts.has(addr)) throw new Error(`address ${addr >>> 0} already attached`);
+  addHost<H extends Host>(link: LinkName, addr: IpAddress, make: (io: HostIo) => H): H {
+    const key = addressKey(addr);
+    if (this.hosts.has(key)) throw new Error(`address ${key} already attached`);
     // Sends from inside the host's constructor are dropped: ICMP answers need the host object.
     let self: H | null = null;
     const io: HostIo = {
@@ -183,7 +191,7 @@ export class Net {
       },
     };
     self = make(io);
-    this.hosts.set(addr >>> 0, { link, host: self });
+    this.hosts.set(key, { link, host: self });
     return self;
   }
 
@@ -248,8 +256,7 @@ export class Net {
     for (const p of out) {
       // The middlebox may hand out views of pooled buffers it reuses later.
       const pkt = p.slice();
-      const dst = pkt.length >= 20 ? get32(pkt, 16) : -1;
-      const to = this.hosts.get(dst);
+      const to = this.route(pkt);
       if (!to) {
         this.stats.noRoute++;
         // Kept in the capture (filed under the client link) so a trace shows the misrouted packet.
@@ -303,12 +310,23 @@ export class Net {
         if (this.mb) this.fromMiddlebox(this.mb.receive(pkt, this.t));
       });
     } else {
-      const to = this.hosts.get(get32(pkt, 16));
+      const to = this.route(pkt);
       if (to) this.deliverLater(lc.latency, () => to.host.receive(pkt));
     }
   }
 
-  /** The hop answers an oversized DF packet with frag-needed, straight back to its sender. */
+  /** The host owning a packet's destination address (IPv4 or IPv6), if any. */
+  private route(pkt: Uint8Array): Attached | undefined {
+    if (pkt.length >= 40 && pkt[0]! >>> 4 === 6)
+      return this.hosts.get(addressKey(Ipv6Address.fromBytes(pkt, 24)));
+    if (pkt.length >= 20) return this.hosts.get(addressKey(get32(pkt, 16)));
+    return undefined;
+  }
+
+  /**
+   * The hop answers an oversized TCP packet straight back to its sender:
+   * IPv4 with DF gets frag-needed, IPv6 gets Packet Too Big.
+   */
   private hopError(
     link: LinkName,
     dir: Direction,
@@ -316,9 +334,15 @@ export class Net {
     lc: LinkConfig,
     sender: Sender,
   ): void {
-    const df = pkt.length >= 20 && (pkt[6]! & 0x40) !== 0;
-    if (!df || pkt[9] !== IPPROTO_TCP) return;
-    const icmp = buildFragNeeded(lc.hopAddr, pkt, lc.mtu);
+    let icmp: Uint8Array;
+    if (pkt[0]! >>> 4 === 6) {
+      if (pkt[6] !== IPPROTO_TCP || !lc.hopAddr6) return;
+      icmp = buildPacketTooBig(lc.hopAddr6, pkt, lc.mtu);
+    } else {
+      const df = pkt.length >= 20 && (pkt[6]! & 0x40) !== 0;
+      if (!df || pkt[9] !== IPPROTO_TCP) return;
+      icmp = buildFragNeeded(lc.hopAddr, pkt, lc.mtu);
+    }
     this.stats.icmpFromHop++;
     const back: Direction = dir === 'toMiddlebox' ? 'fromMiddlebox' : 'toMiddlebox';
     if (this.cfg.capture) this.records.push({ t: this.t, link, dir: back, bytes: icmp.slice() });

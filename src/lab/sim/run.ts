@@ -10,7 +10,9 @@
  * (they embed the true client address, see pattern.ts), never by what the RS
  * believes its peer to be.
  */
-import { parseIpv4 } from '../../wire/bytes.js';
+import { addressEquals, addressKey, type IpAddress } from '../../wire/address.js';
+import { DEFAULT_FAMILY, type LabFamily } from '../family.js';
+import { CLIENT_HOP4, CLIENT_HOP6, RS_HOP4, RS_HOP6, simAddressPlan } from './addresses.js';
 import { ClientHost, type ClientResult, type TcpClient } from './client.js';
 import { LinuxRs, type RsCounters, type RsRecord } from './linux-rs.js';
 import {
@@ -22,21 +24,16 @@ import {
   type Topology,
 } from './net.js';
 import { mix32, Rng } from './rng.js';
-import { getScenario, type Scenario, type ScenarioName } from './scenarios.js';
+import { clientFor, getScenario, rsMssFor, type Scenario, type ScenarioName } from './scenarios.js';
 import { flagString } from '../../wire/tcp.js';
-import { epString, type Endpoint } from './segment.js';
+import { endpointKey, epString, type Endpoint } from './segment.js';
 import { formatTrace, packetBetween } from './trace.js';
 
-export const VIP: Endpoint = { addr: parseIpv4('192.0.2.100'), port: 80 };
-export const RS_ENDPOINTS: readonly Endpoint[] = [
-  { addr: parseIpv4('10.10.2.2'), port: 80 },
-  { addr: parseIpv4('10.10.2.3'), port: 80 },
-];
-export const LIPS: readonly number[] = [parseIpv4('10.10.3.1'), parseIpv4('10.10.3.2')];
-const CLIENT_NETS = [parseIpv4('203.0.113.0'), parseIpv4('198.51.100.0')];
-const HOSTS_PER_NET = 250;
-const CLIENT_HOP = parseIpv4('192.0.2.254');
-const RS_HOP = parseIpv4('10.10.2.254');
+const PLAN4 = simAddressPlan(4);
+/** Family 4's VIP, RSs and LIPs (`simAddressPlan` has every family's). */
+export const VIP: Endpoint = { addr: PLAN4.vip, port: PLAN4.vport };
+export const RS_ENDPOINTS: readonly Endpoint[] = PLAN4.realServers;
+export const LIPS: readonly IpAddress[] = PLAN4.lips;
 const CLIENT_LINK_LATENCY_MS = 1;
 const RS_LINK_LATENCY_MS = 0.1;
 /** Connections start one per 0.5 ms, all within 5 s of virtual time. */
@@ -45,6 +42,8 @@ const START_SPAN_MS = 5000;
 
 export interface RunOptions {
   scenario: ScenarioName;
+  /** Address family (family.ts): 4 (default), 6, or 64 (FNAT64). */
+  family?: LabFamily;
   middleboxFactory: MiddleboxFactory;
   connections?: number;
   seed?: number;
@@ -84,6 +83,7 @@ export interface ConnectionDetail {
 
 export interface ScenarioRun {
   scenario: ScenarioName;
+  family: LabFamily;
   connections: number;
   realIp: number;
   wrongIp: number;
@@ -97,36 +97,53 @@ export interface ScenarioRun {
   records: CaptureRecord[];
 }
 
-export function clientAddress(index: number): number {
-  const slot = index % (CLIENT_NETS.length * HOSTS_PER_NET);
-  return (CLIENT_NETS[Math.floor(slot / HOSTS_PER_NET)]! + (slot % HOSTS_PER_NET) + 1) >>> 0;
+/** The address of client `index` in a family (several connections share one). */
+export function clientAddress(index: number, family: LabFamily = DEFAULT_FAMILY): IpAddress {
+  return simAddressPlan(family).clientAddress(index);
 }
 
-export function buildTopology(scenario: Scenario, connections: number): Topology {
-  const clients = new Set<number>();
-  for (let i = 0; i < connections; i++) clients.add(clientAddress(i));
+export function buildTopology(
+  scenario: Scenario,
+  connections: number,
+  family: LabFamily = DEFAULT_FAMILY,
+): Topology {
+  const plan = simAddressPlan(family);
+  const clients = new Map<string, IpAddress>();
+  for (let i = 0; i < connections; i++) {
+    const a = plan.clientAddress(i);
+    clients.set(addressKey(a), a);
+  }
   return {
-    vip: VIP.addr,
-    vport: VIP.port,
-    rs: RS_ENDPOINTS.map((e) => ({ addr: e.addr, port: e.port, linkMtu: scenario.rsLinkMtu })),
-    lips: [...LIPS],
-    clients: [...clients],
+    family,
+    vip: plan.vip,
+    vport: plan.vport,
+    rs: plan.realServers.map((e) => ({ addr: e.addr, port: e.port, linkMtu: scenario.rsLinkMtu })),
+    lips: [...plan.lips],
+    clients: [...clients.values()],
     clientLinkMtu: scenario.clientLinkMtu,
   };
 }
 
 export function runScenario(opts: RunOptions): ScenarioRun {
   const scenario = getScenario(opts.scenario);
+  const family = opts.family ?? DEFAULT_FAMILY;
+  const plan = simAddressPlan(family);
   const n = opts.connections ?? 100;
   const seed = opts.seed ?? 1;
-  const topo = buildTopology(scenario, n);
+  const topo = buildTopology(scenario, n, family);
   const net = new Net({
     clientLink: {
       latency: CLIENT_LINK_LATENCY_MS,
       mtu: scenario.clientLinkMtu,
-      hopAddr: CLIENT_HOP,
+      hopAddr: CLIENT_HOP4,
+      hopAddr6: CLIENT_HOP6,
     },
-    rsLink: { latency: RS_LINK_LATENCY_MS, mtu: scenario.rsLinkMtu, hopAddr: RS_HOP },
+    rsLink: {
+      latency: RS_LINK_LATENCY_MS,
+      mtu: scenario.rsLinkMtu,
+      hopAddr: RS_HOP4,
+      hopAddr6: RS_HOP6,
+    },
     capture: opts.capture === true,
     maxTime: opts.maxTime ?? 60_000,
     maxEvents: opts.maxEvents ?? 1_000_000 + 1000 * n,
@@ -135,7 +152,7 @@ export function runScenario(opts: RunOptions): ScenarioRun {
   const middlebox = opts.middleboxFactory(topo);
   net.setMiddlebox(middlebox);
 
-  const servers = RS_ENDPOINTS.map((e, i) =>
+  const servers = plan.realServers.map((e, i) =>
     net.addHost(
       'rs',
       e.addr,
@@ -143,7 +160,7 @@ export function runScenario(opts: RunOptions): ScenarioRun {
         new LinuxRs(io, {
           addr: e.addr,
           port: e.port,
-          mss: scenario.rsMss,
+          mss: rsMssFor(scenario, family),
           deferAccept: scenario.deferAccept,
           responseSize: scenario.responseSize,
           seed: mix32(seed, 0x5253, i),
@@ -151,19 +168,21 @@ export function runScenario(opts: RunOptions): ScenarioRun {
     ),
   );
 
-  const hosts = new Map<number, ClientHost>();
+  const hosts = new Map<string, ClientHost>();
   const usedPorts = new Set<string>();
   const clients: TcpClient[] = [];
+  const vip: Endpoint = { addr: plan.vip, port: plan.vport };
   const gap = Math.min(START_GAP_MS, START_SPAN_MS / Math.max(1, n));
   for (let i = 0; i < n; i++) {
-    const addr = clientAddress(i);
-    let host = hosts.get(addr);
+    const addr = plan.clientAddress(i);
+    let host = hosts.get(addressKey(addr));
     if (!host) {
       host = net.addHost('client', addr, (io) => new ClientHost(io, addr));
-      hosts.set(addr, host);
+      hosts.set(addressKey(addr), host);
     }
     const port = pickPort(new Rng(mix32(seed, 0x706f7274, i)), addr, usedPorts);
-    const client = host.connect(port, VIP, scenario.client(i), mix32(seed, 0x636c69, i));
+    const behaviour = clientFor(scenario, i, family);
+    const client = host.connect(port, vip, behaviour, mix32(seed, 0x636c69, i));
     clients.push(client);
     net.at(i * gap, () => client.start());
   }
@@ -172,6 +191,7 @@ export function runScenario(opts: RunOptions): ScenarioRun {
   const details = judge(clients, servers);
   return {
     scenario: scenario.name,
+    family,
     connections: n,
     realIp: details.filter((d) => d.outcome === 'realIp').length,
     wrongIp: details.filter((d) => d.outcome === 'wrongIp').length,
@@ -185,10 +205,10 @@ export function runScenario(opts: RunOptions): ScenarioRun {
   };
 }
 
-function pickPort(rng: Rng, addr: number, used: Set<string>): number {
+function pickPort(rng: Rng, addr: IpAddress, used: Set<string>): number {
   for (let tries = 0; tries < 10_000; tries++) {
     const port = rng.int(32768, 60999);
-    const k = `${addr}:${port}`;
+    const k = endpointKey(addr, port);
     if (!used.has(k)) {
       used.add(k);
       return port;
@@ -234,7 +254,7 @@ function judge(clients: TcpClient[], servers: LinuxRs[]): ConnectionDetail[] {
     else if (!rec) reason = 'no connection accepted at an RS';
     else if (!rec.requestIntact) reason = 'request not intact at the RS';
     else if (!c.responseIntact) reason = c.failure ?? 'response not intact';
-    else if (rec.seenAddr === client.local.addr && rec.seenPort === client.local.port)
+    else if (addressEquals(rec.seenAddr, client.local.addr) && rec.seenPort === client.local.port)
       outcome = 'realIp';
     else {
       outcome = 'wrongIp';
@@ -306,6 +326,7 @@ export function connectionTrace(run: ScenarioRun, index: number): string {
 /** The `--json` row of docs/CLI.md (without `policy`, which the caller knows). */
 export function summaryRow(run: ScenarioRun): {
   scenario: ScenarioName;
+  family: LabFamily;
   connections: number;
   realIp: number;
   wrongIp: number;
@@ -313,6 +334,7 @@ export function summaryRow(run: ScenarioRun): {
 } {
   return {
     scenario: run.scenario,
+    family: run.family,
     connections: run.connections,
     realIp: run.realIp,
     wrongIp: run.wrongIp,

@@ -3,9 +3,11 @@
  * traffic produces it: a topology (RS link MTU, TCP_DEFER_ACCEPT) plus, per
  * connection index, a client behaviour.
  */
+import { Ipv6Address } from '../../wire/address.js';
 import { opt, type TcpOption } from '../../wire/tcp-options.js';
+import { clientIpVersion, serverIpVersion, type LabFamily } from '../family.js';
 import type { ClientBehaviour } from './client.js';
-import type { Endpoint } from './segment.js';
+import { IPV6_MIN_MTU, type Endpoint } from './segment.js';
 
 export const SCENARIO_NAMES = [
   'baseline',
@@ -34,7 +36,7 @@ export interface Scenario {
   /** MTU of the LB→RS link. */
   rsLinkMtu: number;
   clientLinkMtu: number;
-  /** MSS the RS announces (its own interface MTU − 40). */
+  /** MSS an IPv4 RS announces (its own interface MTU − 40; `rsMssFor` gives an IPv6 RS's). */
   rsMss: number;
   deferAccept: boolean;
   /** Response body bytes. */
@@ -45,6 +47,8 @@ export interface Scenario {
 /** Announced by mobile clients seen in the field, plus the common 536 and 1440 (docs/SCENARIOS.md). */
 export const MSS_MIX = [1460, 1452, 1412, 1400, 1394, 1260, 1120, 536, 1440] as const;
 export const FORGED_TOA: Endpoint = { addr: 0x06060606, port: 6666 };
+/** What an IPv6 client forges (a 20-byte TOA, kind 254). */
+export const FORGED_TOA6: Endpoint = { addr: Ipv6Address.parse('2001:db8:666::6')!, port: 6666 };
 /** An option kind no stack knows: must be carried, not understood. */
 export const UNKNOWN_OPTION_KIND = 79;
 
@@ -167,4 +171,28 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
 
 export function getScenario(name: ScenarioName): Scenario {
   return SCENARIOS[name];
+}
+
+/**
+ * Client `index` of a scenario in a family. The scenarios are written for
+ * IPv4 clients; an IPv6 client keeps the same link MTU (raised to 1280, the
+ * IPv6 minimum, for the 536 client of `mss-mix`) and so announces and sends
+ * 20 bytes less per segment, its header being 20 bytes longer: 1460 → 1440,
+ * `over-mss` announces 1424 and sends 1440. It forges an IPv6 TOA
+ * (`FORGED_TOA6`, 20 bytes) in `spoof-toa`. Nothing else changes.
+ */
+export function clientFor(scenario: Scenario, index: number, family: LabFamily): ClientBehaviour {
+  const b = scenario.client(index);
+  if (clientIpVersion(family) === 4) return b;
+  const mtu = b.mtu ?? b.advmss + 40;
+  const mtu6 = Math.max(IPV6_MIN_MTU, mtu);
+  const out: ClientBehaviour = { ...b, mtu: mtu6, advmss: b.advmss - 20 + (mtu6 - mtu) };
+  if (b.overMssPayload !== undefined) out.overMssPayload = b.overMssPayload - 20;
+  if (b.spoofToa) out.spoofToa = FORGED_TOA6;
+  return out;
+}
+
+/** The MSS the scenario's RS announces in a family: an IPv6 RS's header is 20 bytes longer. */
+export function rsMssFor(scenario: Scenario, family: LabFamily): number {
+  return serverIpVersion(family) === 6 ? scenario.rsMss - 20 : scenario.rsMss;
 }

@@ -3,36 +3,76 @@
  * codecs. Hosts work with copied-out `Segment` values: the simulator is not
  * the hot path, and copies keep one host from seeing another's mutations.
  */
-import { get16, get32, ipv4ToString, set16 } from '../../wire/bytes.js';
-import { internetChecksum } from '../../wire/checksum.js';
+import {
+  addressEquals,
+  addressKey,
+  endpointToString,
+  Ipv6Address,
+  type IpAddress,
+} from '../../wire/address.js';
+import { get16, get32, set16, set32 } from '../../wire/bytes.js';
+import { finishChecksum, internetChecksum, pseudoSumV6, sumWords } from '../../wire/checksum.js';
 import {
   IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
   IPPROTO_TCP,
   IPV4_MIN_HEADER,
   Ipv4Error,
   Ipv4View,
   writeIpv4Header,
 } from '../../wire/ipv4.js';
+import { IPV6_HEADER, Ipv6Error, Ipv6View, writeIpv6Header } from '../../wire/ipv6.js';
 import { encodeOptions, opt, TcpOptionSummary, type TcpOption } from '../../wire/tcp-options.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpView, writeTcpHeader } from '../../wire/tcp.js';
+import { mix32 } from './rng.js';
 
+/** An address and port; the address is an IPv4 number or an `Ipv6Address`. */
 export interface Endpoint {
-  addr: number;
+  addr: IpAddress;
   port: number;
 }
 
+/** `10.0.0.1:80`, `[2001:db8::1]:80`. */
 export function epString(e: Endpoint): string {
-  return `${ipv4ToString(e.addr)}:${e.port}`;
+  return endpointToString(e.addr, e.port);
 }
 
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
-  return a.addr === b.addr && a.port === b.port;
+  return a.port === b.port && addressEquals(a.addr, b.addr);
+}
+
+/** A Map/Set key for an endpoint. */
+export function endpointKey(addr: IpAddress, port: number): string {
+  return `${addressKey(addr)}:${port}`;
+}
+
+/** Bytes of IP header a host puts before TCP toward `a`: 20 (IPv4) or 40 (IPv6, no extension headers). */
+export function ipHeaderLength(a: IpAddress): number {
+  return typeof a === 'number' ? IPV4_MIN_HEADER : IPV6_HEADER;
+}
+
+/** Linux's floor for a path MTU learnt from an ICMP: ip_rt_min_pmtu (552) or IPV6_MIN_MTU (1280). */
+export function minPmtu(a: IpAddress): number {
+  return typeof a === 'number' ? 552 : IPV6_MIN_MTU;
+}
+
+export const IPV6_MIN_MTU = 1280;
+
+/**
+ * A 32-bit number standing for an address in seeds: the IPv4 address itself
+ * (so IPv4 runs draw what they always drew), a mix of the four words of an
+ * IPv6 one.
+ */
+export function addressSeed(a: IpAddress): number {
+  if (typeof a === 'number') return a >>> 0;
+  const b = a.bytes;
+  return mix32(get32(b, 0), get32(b, 4), get32(b, 8), get32(b, 12));
 }
 
 /** A received TCP segment, copied out of its packet. */
 export interface Segment {
-  src: number;
-  dst: number;
+  src: IpAddress;
+  dst: IpAddress;
   sport: number;
   dport: number;
   seq: number;
@@ -51,11 +91,14 @@ export interface Segment {
   tsEcr: number;
 }
 
-/** What an ICMP "fragmentation needed" (type 3 code 4) says, with the quoted tuple. */
+/**
+ * What an ICMP "fragmentation needed" (type 3 code 4) or an ICMPv6 Packet
+ * Too Big (type 2) says, with the quoted tuple.
+ */
 export interface FragNeeded {
-  from: number;
+  from: IpAddress;
   mtu: number;
-  inner: { src: number; dst: number; sport: number; dport: number; seq: number };
+  inner: { src: IpAddress; dst: IpAddress; sport: number; dport: number; seq: number };
 }
 
 export type Parsed =
@@ -65,11 +108,16 @@ export type Parsed =
   | { kind: 'bad'; reason: string };
 
 const ipView = new Ipv4View();
+const ip6View = new Ipv6View();
 const tcpView = new TcpView();
 const summary = new TcpOptionSummary();
 
-/** Validates like a receiving Linux host: IPv4 header checksum, TCP checksum, no fragments. */
+/**
+ * Validates like a receiving Linux host: IPv4 header checksum (IPv6 has
+ * none), TCP or ICMP(v6) checksum, no fragments.
+ */
 export function parsePacket(pkt: Uint8Array): Parsed {
+  if (pkt.length > 0 && pkt[0]! >>> 4 === 6) return parsePacket6(pkt);
   const ip = ipView.wrap(pkt, 0);
   if (ip.validate(pkt.length) !== Ipv4Error.None) return { kind: 'bad', reason: 'ipv4' };
   if (ip.isFragment) return { kind: 'bad', reason: 'fragment' };
@@ -81,28 +129,53 @@ export function parsePacket(pkt: Uint8Array): Parsed {
   if (!tcp.fits(l4len)) return { kind: 'bad', reason: 'tcp-header' };
   if (tcp.computeChecksumV4(0, l4len) !== tcp.checksum)
     return { kind: 'bad', reason: 'tcp-checksum' };
+  return { kind: 'tcp', seg: segmentAt(pkt, ip.src, ip.dst, l4, l4len) };
+}
+
+function parsePacket6(pkt: Uint8Array): Parsed {
+  const ip = ip6View.wrap(pkt, 0);
+  if (ip.walk(pkt.length) !== Ipv6Error.None) return { kind: 'bad', reason: 'ipv6' };
+  if (ip.fragmented) return { kind: 'bad', reason: 'fragment' };
+  const l4 = ip.upperOffset;
+  const l4len = ip.totalLength - l4;
+  const src = Ipv6Address.fromBytes(pkt, 8);
+  if (ip.upperProtocol === IPPROTO_ICMPV6) return parseIcmp6(pkt, src, l4, l4len);
+  if (ip.upperProtocol !== IPPROTO_TCP) return { kind: 'other' };
+  const tcp = tcpView.wrap(pkt, l4);
+  if (!tcp.fits(l4len)) return { kind: 'bad', reason: 'tcp-header' };
+  // The pseudo-header takes the upper-layer length, whatever extension headers come before.
+  const sum = sumWords(pkt, l4, l4len, pseudoSumV6(pkt, 0, IPPROTO_TCP, l4len));
+  if (finishChecksum(sum) !== 0) return { kind: 'bad', reason: 'tcp-checksum' };
+  return { kind: 'tcp', seg: segmentAt(pkt, src, Ipv6Address.fromBytes(pkt, 24), l4, l4len) };
+}
+
+function segmentAt(
+  pkt: Uint8Array,
+  src: IpAddress,
+  dst: IpAddress,
+  l4: number,
+  l4len: number,
+): Segment {
+  const tcp = tcpView.wrap(pkt, l4);
   const optStart = tcp.optionsOffset;
   const optEnd = l4 + tcp.headerLength;
   summary.parse(pkt, optStart, optEnd);
   return {
-    kind: 'tcp',
-    seg: {
-      src: ip.src,
-      dst: ip.dst,
-      sport: tcp.srcPort,
-      dport: tcp.dstPort,
-      seq: tcp.seq,
-      ack: tcp.ack,
-      flags: tcp.flags,
-      window: tcp.window,
-      options: pkt.slice(optStart, optEnd),
-      payload: pkt.slice(optEnd, l4 + l4len),
-      mss: summary.mss,
-      wscale: summary.wscale,
-      sackPermitted: summary.sackPermitted,
-      tsVal: summary.hasTimestamp ? get32(pkt, summary.timestampAt + 2) : null,
-      tsEcr: summary.hasTimestamp ? get32(pkt, summary.timestampAt + 6) : 0,
-    },
+    src,
+    dst,
+    sport: tcp.srcPort,
+    dport: tcp.dstPort,
+    seq: tcp.seq,
+    ack: tcp.ack,
+    flags: tcp.flags,
+    window: tcp.window,
+    options: pkt.slice(optStart, optEnd),
+    payload: pkt.slice(optEnd, l4 + l4len),
+    mss: summary.mss,
+    wscale: summary.wscale,
+    sackPermitted: summary.sackPermitted,
+    tsVal: summary.hasTimestamp ? get32(pkt, summary.timestampAt + 2) : null,
+    tsEcr: summary.hasTimestamp ? get32(pkt, summary.timestampAt + 6) : 0,
   };
 }
 
@@ -130,9 +203,35 @@ function parseIcmp(pkt: Uint8Array, from: number, off: number, len: number): Par
   };
 }
 
+/** ICMPv6 Packet Too Big (RFC 4443 3.2): the MTU, then the quoted IPv6 header and TCP ports and seq. */
+function parseIcmp6(pkt: Uint8Array, from: Ipv6Address, off: number, len: number): Parsed {
+  if (len < 8) return { kind: 'bad', reason: 'icmp6' };
+  const sum = sumWords(pkt, off, len, pseudoSumV6(pkt, 0, IPPROTO_ICMPV6, len));
+  if (finishChecksum(sum) !== 0) return { kind: 'bad', reason: 'icmp6' };
+  if (pkt[off] !== 2) return { kind: 'other' };
+  const q = off + 8;
+  if (len < 8 + IPV6_HEADER + 8 || pkt[q + 6] !== IPPROTO_TCP)
+    return { kind: 'bad', reason: 'icmp6-quote' };
+  const t = q + IPV6_HEADER;
+  return {
+    kind: 'fragNeeded',
+    icmp: {
+      from,
+      mtu: get32(pkt, off + 4),
+      inner: {
+        src: Ipv6Address.fromBytes(pkt, q + 8),
+        dst: Ipv6Address.fromBytes(pkt, q + 24),
+        sport: get16(pkt, t),
+        dport: get16(pkt, t + 2),
+        seq: get32(pkt, t + 4),
+      },
+    },
+  };
+}
+
 export interface TcpBuild {
-  src: number;
-  dst: number;
+  src: IpAddress;
+  dst: IpAddress;
   sport: number;
   dport: number;
   seq: number;
@@ -145,16 +244,32 @@ export interface TcpBuild {
   payload?: Uint8Array;
 }
 
-/** A complete IPv4+TCP packet with valid checksums (DF set, as Linux does for TCP). */
+/**
+ * A complete IPv4+TCP packet (DF set, as Linux does for TCP) or IPv6+TCP
+ * packet (40-byte header, no extension headers, hop limit 64), by the
+ * family of the addresses, with valid checksums.
+ */
 export function buildTcp(f: TcpBuild): Uint8Array {
+  const v6 = typeof f.src !== 'number';
+  if (v6 !== (typeof f.dst !== 'number'))
+    throw new Error(`a TCP packet from ${String(f.src)} to ${String(f.dst)} mixes families`);
   const options =
     f.rawOptions ?? (f.options && f.options.length > 0 ? encodeOptions(f.options) : undefined);
   const payload = f.payload ?? new Uint8Array(0);
   const hl = 20 + (options ? options.length : 0);
   const tcpLen = hl + payload.length;
-  const b = new Uint8Array(IPV4_MIN_HEADER + tcpLen);
-  writeIpv4Header(b, 0, { src: f.src, dst: f.dst, protocol: IPPROTO_TCP, payloadLength: tcpLen });
-  writeTcpHeader(b, IPV4_MIN_HEADER, {
+  const ipHl = v6 ? IPV6_HEADER : IPV4_MIN_HEADER;
+  const b = new Uint8Array(ipHl + tcpLen);
+  if (typeof f.src === 'number' && typeof f.dst === 'number')
+    writeIpv4Header(b, 0, { src: f.src, dst: f.dst, protocol: IPPROTO_TCP, payloadLength: tcpLen });
+  else if (typeof f.src !== 'number' && typeof f.dst !== 'number')
+    writeIpv6Header(b, 0, {
+      src: f.src.bytes,
+      dst: f.dst.bytes,
+      nextHeader: IPPROTO_TCP,
+      payloadLength: tcpLen,
+    });
+  writeTcpHeader(b, ipHl, {
     srcPort: f.sport,
     dstPort: f.dport,
     seq: f.seq,
@@ -163,9 +278,9 @@ export function buildTcp(f: TcpBuild): Uint8Array {
     window: f.window,
     options,
   });
-  b.set(payload, IPV4_MIN_HEADER + hl);
-  const tcp = tcpView.wrap(b, IPV4_MIN_HEADER);
-  tcp.checksum = tcp.computeChecksumV4(0, tcpLen);
+  b.set(payload, ipHl + hl);
+  const tcp = tcpView.wrap(b, ipHl);
+  tcp.checksum = v6 ? tcp.computeChecksumV6(0, tcpLen) : tcp.computeChecksumV4(0, tcpLen);
   return b;
 }
 
@@ -191,6 +306,35 @@ export function buildFragNeeded(from: number, orig: Uint8Array, mtu: number): Ui
   set16(b, o + 6, mtu);
   b.set(orig.subarray(0, quoteLen), o + 8);
   set16(b, o + 2, internetChecksum(b, o, icmpLen));
+  return b;
+}
+
+/**
+ * ICMPv6 Packet Too Big (type 2 code 0) from `from` about the IPv6 packet
+ * `orig`, with the MTU of the next link and as much of `orig` as keeps the
+ * error within the IPv6 minimum MTU (RFC 4443 3.2).
+ */
+export function buildPacketTooBig(from: Ipv6Address, orig: Uint8Array, mtu: number): Uint8Array {
+  const quoteLen = Math.min(orig.length, IPV6_MIN_MTU - IPV6_HEADER - 8);
+  const icmpLen = 8 + quoteLen;
+  const b = new Uint8Array(IPV6_HEADER + icmpLen);
+  writeIpv6Header(b, 0, {
+    src: from.bytes,
+    dst: orig.subarray(8, 24),
+    nextHeader: IPPROTO_ICMPV6,
+    payloadLength: icmpLen,
+    hopLimit: 255,
+  });
+  const o = IPV6_HEADER;
+  b[o] = 2;
+  b[o + 1] = 0;
+  set32(b, o + 4, mtu);
+  b.set(orig.subarray(0, quoteLen), o + 8);
+  set16(
+    b,
+    o + 2,
+    finishChecksum(sumWords(b, o, icmpLen, pseudoSumV6(b, 0, IPPROTO_ICMPV6, icmpLen))),
+  );
   return b;
 }
 

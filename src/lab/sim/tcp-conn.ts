@@ -15,12 +15,10 @@
 import { opt, type TcpOption } from '../../wire/tcp-options.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN } from '../../wire/tcp.js';
 import type { HostIo, Timer } from './net.js';
-import { buildTcp, type Endpoint, type Segment } from './segment.js';
+import { buildTcp, ipHeaderLength, minPmtu, type Endpoint, type Segment } from './segment.js';
 
 export const RTO_INITIAL_MS = 200;
 export const RTO_MAX_RETRIES = 6;
-/** Linux's floor for a PMTU learnt from ICMP (ip_rt_min_pmtu). */
-export const MIN_PMTU = 552;
 const MAX_OOO_SEGMENTS = 512;
 
 export type CloseReason = 'normal' | 'reset' | 'timeout';
@@ -117,7 +115,7 @@ export class TcpConn {
 
   /** Payload that fits one segment carrying `optLen` bytes of options (RFC 6691). */
   payloadFor(optLen: number): number {
-    const room = this.pmtu - 40 - optLen;
+    const room = this.pmtu - ipHeaderLength(this.setup.local.addr) - 20 - optLen;
     if (this.setup.forcedPayload !== undefined)
       return Math.max(1, Math.min(this.setup.forcedPayload, room));
     return Math.max(1, Math.min(this.setup.peerMss - optLen, room));
@@ -226,9 +224,9 @@ export class TcpConn {
     this.maybeFinished();
   }
 
-  /** ICMP frag-needed: shrink the MSS and resend every unacked byte now (tcp_simple_retransmit). */
+  /** ICMP frag-needed or ICMPv6 Packet Too Big: shrink the MSS and resend every unacked byte now (tcp_simple_retransmit). */
   fragNeeded(mtu: number): void {
-    const m = Math.max(MIN_PMTU, mtu);
+    const m = Math.max(minPmtu(this.setup.local.addr), mtu);
     if (this.state !== 'open' || m >= this.pmtu) return;
     this.pmtu = m;
     if (this.sndUna >= this.sndMax) return;

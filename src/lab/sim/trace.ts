@@ -2,8 +2,10 @@
  * One line per captured packet, tcpdump-like, with the TOA address spelled
  * out: enough to explain from a run why an RS saw what it saw.
  */
+import { addressEquals, Ipv6Address, type IpAddress } from '../../wire/address.js';
 import { get16, get32, ipv4ToString, ipv6ToString } from '../../wire/bytes.js';
-import { IPPROTO_ICMP, IPPROTO_TCP, Ipv4View } from '../../wire/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, Ipv4View } from '../../wire/ipv4.js';
+import { IPV6_HEADER } from '../../wire/ipv6.js';
 import {
   TCPOPT_MSS,
   TCPOPT_NOP,
@@ -72,6 +74,7 @@ function describeOptions(b: Uint8Array, start: number, end: number): string {
 
 /** One packet, without timing: `a:p > b:p [flags] seq S ack A win W len L <options>`. */
 export function describePacket(b: Uint8Array): string {
+  if (b.length >= 1 && b[0]! >>> 4 === 6) return describePacket6(b);
   if (b.length < 20) return `short packet (${b.length} bytes)`;
   const v = ip.wrap(b, 0);
   const src = ipv4ToString(v.src);
@@ -95,6 +98,36 @@ export function describePacket(b: Uint8Array): string {
     return `${src} > ${dst} ICMP type ${type} code ${code}`;
   }
   return `${src} > ${dst} proto ${v.protocol} (${b.length} B)`;
+}
+
+/** IPv6 as the simulated hosts and the LB send it: the fixed header, then TCP or ICMPv6. */
+function describePacket6(b: Uint8Array): string {
+  if (b.length < IPV6_HEADER) return `short packet (${b.length} bytes)`;
+  const src = ipv6ToString(b, 8);
+  const dst = ipv6ToString(b, 24);
+  const next = b[6]!;
+  const l4 = IPV6_HEADER;
+  if (next === IPPROTO_TCP && b.length >= l4 + 20) {
+    const t = tcp.wrap(b, l4);
+    const hl = t.headerLength;
+    const len = Math.max(0, get16(b, 4) - hl);
+    return (
+      `[${src}]:${t.srcPort} > [${dst}]:${t.dstPort} [${flagString(t.flags)}] seq ${t.seq} ack ${t.ack}` +
+      ` win ${t.window} len ${len}${describeOptions(b, l4 + 20, Math.min(b.length, l4 + hl))} (${b.length} B)`
+    );
+  }
+  if (next === IPPROTO_ICMPV6 && b.length >= l4 + 8) {
+    const type = b[l4]!;
+    if (type === 2 && b.length >= l4 + 8 + IPV6_HEADER + 4) {
+      const q = l4 + 8;
+      return (
+        `${src} > ${dst} ICMPv6 packet-too-big mtu ${get32(b, l4 + 4)} for ` +
+        `[${ipv6ToString(b, q + 8)}]:${get16(b, q + IPV6_HEADER)} > [${ipv6ToString(b, q + 24)}]:${get16(b, q + IPV6_HEADER + 2)} (${IPV6_HEADER + get16(b, q + 4)} B)`
+      );
+    }
+    return `${src} > ${dst} ICMPv6 type ${type} code ${b[l4 + 1]}`;
+  }
+  return `${src} > ${dst} next-header ${next} (${b.length} B)`;
 }
 
 function describeQuoted(b: Uint8Array, q: number): string {
@@ -122,8 +155,9 @@ export function formatTrace(records: readonly CaptureRecord[]): string {
   return records.map(formatRecord).join('\n');
 }
 
-/** True when the packet travels between `a` and `b` (either way), or is an ICMP error quoting such a packet. */
+/** True when the packet travels between `a` and `b` (either way), or is an ICMP(v6) error quoting such a packet. */
 export function packetBetween(bytes: Uint8Array, a: Endpoint, b: Endpoint): boolean {
+  if (bytes.length >= 1 && bytes[0]! >>> 4 === 6) return packetBetween6(bytes, a, b);
   if (bytes.length < 28) return false;
   const v = ip.wrap(bytes, 0);
   let off = 0;
@@ -139,7 +173,25 @@ export function packetBetween(bytes: Uint8Array, a: Endpoint, b: Endpoint): bool
   const d = get32(bytes, off + 16);
   const sp = get16(bytes, off + hl);
   const dp = get16(bytes, off + hl + 2);
-  const is = (x: Endpoint, addr: number, port: number): boolean =>
-    x.addr === addr && x.port === port;
+  return (is(a, s, sp) && is(b, d, dp)) || (is(b, s, sp) && is(a, d, dp));
+}
+
+function is(x: Endpoint, addr: IpAddress, port: number): boolean {
+  return x.port === port && addressEquals(x.addr, addr);
+}
+
+function packetBetween6(bytes: Uint8Array, a: Endpoint, b: Endpoint): boolean {
+  let off = 0;
+  if (bytes.length < IPV6_HEADER + 4) return false;
+  if (bytes[6] === IPPROTO_ICMPV6) {
+    off = IPV6_HEADER + 8;
+    if (bytes.length < off + IPV6_HEADER + 4 || bytes[off + 6] !== IPPROTO_TCP) return false;
+  } else if (bytes[6] !== IPPROTO_TCP) {
+    return false;
+  }
+  const s = Ipv6Address.fromBytes(bytes, off + 8);
+  const d = Ipv6Address.fromBytes(bytes, off + 24);
+  const sp = get16(bytes, off + IPV6_HEADER);
+  const dp = get16(bytes, off + IPV6_HEADER + 2);
   return (is(a, s, sp) && is(b, d, dp)) || (is(b, s, sp) && is(a, d, dp));
 }
