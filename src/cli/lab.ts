@@ -14,6 +14,7 @@ import {
   type LabRow,
   type LabSource,
 } from '../lab/live/run-lab.js';
+import type { LabFamily } from '../lab/family.js';
 import type { ScenarioName } from '../lab/sim/scenarios.js';
 import {
   formatTable,
@@ -41,10 +42,13 @@ export interface LabCliOptions {
   timestampRemove?: boolean;
 }
 
+/** A lab row as reported: the lab runs IPv4 only for now, so its rows say family 4. */
+export type LabReportRow = LabRow & { family: LabFamily };
+
 /** The report: `fullnat simulate`'s shape, rows carrying `source` as well. */
 export interface LabReport extends SimulateReport {
   mode: 'lab';
-  results: LabRow[];
+  results: LabReportRow[];
 }
 
 /**
@@ -84,7 +88,7 @@ export async function runLab(opts: LabCliOptions, log: (line: string) => void): 
       `lab: tcpdump dropped ${dropped} packets at the RS captures; ${lost} connections missing from them are capture loss, not TOA failures` +
         (r.source === 'rs-capture' ? ' (counted as failed: no verdict)' : ''),
     );
-  return { mode: 'lab', results: r.rows };
+  return { mode: 'lab', results: r.rows.map((row) => ({ ...row, family: 4 })) };
 }
 
 /** The table a person reads: the simulator's, then where the verdicts came from. */

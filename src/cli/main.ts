@@ -15,6 +15,7 @@ import {
   runLab,
 } from './lab.js';
 import { runLoadBalancer } from './run.js';
+import { parseFamilies } from '../lab/family.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
 
 /** Installs missing system tools the lab needs (tcpdump, clang/bpftool, …), saying what and why. */
@@ -36,6 +37,7 @@ interface SimulateFlags {
   json?: boolean;
   policy?: string;
   scenario?: string;
+  family?: string;
   connections: number;
   seed: number;
   mssAdjust: boolean;
@@ -48,6 +50,7 @@ interface SimulateFlags {
 function runSimulate(flags: SimulateFlags, banner?: string): number {
   const policies = parseList<ToaPolicy>(flags.policy, TOA_POLICIES, 'policy');
   const scenarios = parseScenarios(flags.scenario);
+  const families = parseFamilies(flags.family);
   const log = (line: string): void => {
     // With --json, stdout carries exactly one JSON document; everything else goes to stderr.
     if (flags.json) console.error(line);
@@ -59,6 +62,7 @@ function runSimulate(flags: SimulateFlags, banner?: string): number {
       json: flags.json === true,
       policies,
       scenarios,
+      families,
       connections: flags.connections,
       seed: flags.seed,
       mssAdjust: flags.mssAdjust,
@@ -79,6 +83,10 @@ function addSimulateOptions(cmd: Command): Command {
     .option('--json', 'print one JSON document (the CLI contract) on stdout')
     .option('--policy <list>', `TOA policies, comma-separated (${TOA_POLICIES.join(', ')})`)
     .option('--scenario <list>', 'scenarios, comma-separated (default: all)')
+    .option(
+      '--family <list>',
+      'address families, comma-separated: 4, 6 (IPv6), 64 (FNAT64) or all (default: 4)',
+    )
     .option('-n, --connections <n>', 'connections per scenario and policy', positiveInt, 200)
     .option('--seed <n>', 'seed for client ports, ISNs and timing', positiveInt, 1)
     .option('--no-mss-adjust', 'do not lower the MSS in the RS SYN+ACK')
@@ -117,6 +125,13 @@ export async function main(argv: string[]): Promise<number> {
       code = runSimulate(
         flags,
         `fullnat: running the in-memory simulator (real-kernel lab unavailable: ${lab.reason})`,
+      );
+      return;
+    }
+    if (parseFamilies(flags.family).some((f) => f !== 4)) {
+      code = runSimulate(
+        flags,
+        'fullnat: running the in-memory simulator (the real-kernel lab runs family 4 only)',
       );
       return;
     }

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/options.js';
 import { engineMiddlebox } from '../lab/engine-middlebox.js';
+import { DEFAULT_FAMILY, describeFamily, type LabFamily } from '../lab/family.js';
 import {
   connectionRecords,
   connectionTrace,
@@ -16,6 +17,8 @@ export interface SimulateOptions {
   json: boolean;
   policies: ToaPolicy[];
   scenarios: ScenarioName[];
+  /** Address families to run (lab/family.ts); default [4]. */
+  families?: LabFamily[];
   connections: number;
   seed: number;
   mssAdjust: boolean;
@@ -31,6 +34,8 @@ export interface SimulateOptions {
 export interface ResultRow {
   scenario: ScenarioName;
   policy: ToaPolicy;
+  /** 4, 6 or 64 (FNAT64): see lab/family.ts. */
+  family: LabFamily;
   connections: number;
   realIp: number;
   wrongIp: number;
@@ -63,54 +68,100 @@ export function parseScenarios(text: string | undefined): ScenarioName[] {
   return list.filter(isScenarioName);
 }
 
+/** `SCENARIO-POLICY.pcap` for family 4 (as before families), `SCENARIO-POLICY-6.pcap`, `…-64.pcap`. */
+export function pcapName(scenario: ScenarioName, policy: ToaPolicy, family: LabFamily): string {
+  return `${scenario}-${policy}${family === 4 ? '' : `-${family}`}.pcap`;
+}
+
 function writePcap(dir: string, run: ScenarioRun, policy: ToaPolicy): string {
   mkdirSync(dir, { recursive: true });
+  // Raw IP: each record is an IPv4 or an IPv6 packet, told apart by its version nibble.
   const w = new PcapWriter(101);
   for (const r of run.records) w.add(Math.round(r.t * 1000), r.bytes);
-  const file = join(dir, `${run.scenario}-${policy}.pcap`);
+  const file = join(dir, pcapName(run.scenario, policy, run.family));
   writeFileSync(file, w.toBytes());
   return file;
 }
 
+/** runScenario, with the family named in what the engine refuses (e.g. SYNPROXY on IPv6 services). */
+function runOrExplain(opts: Parameters<typeof runScenario>[0]): ScenarioRun {
+  try {
+    return runScenario(opts);
+  } catch (e) {
+    throw new Error(`family ${opts.family ?? DEFAULT_FAMILY}: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+}
+
+/** Rows family-major, then scenario, then policy, each in the order given. */
 export function simulate(o: SimulateOptions, log: (line: string) => void): SimulateReport {
   const results: ResultRow[] = [];
-  for (const scenario of o.scenarios) {
-    for (const policy of o.policies) {
-      const run = runScenario({
-        scenario,
-        middleboxFactory: engineMiddlebox({
-          toaPolicy: policy,
-          mssAdjust: o.mssAdjust,
-          timestampRemove: o.timestampRemove,
-          synProxy: o.synProxy === true,
-        }),
-        connections: o.connections,
-        seed: o.seed,
-        capture: o.trace || o.pcapDir !== undefined,
-      });
-      const row = summaryRow(run);
-      results.push({
-        scenario,
-        policy,
-        connections: row.connections,
-        realIp: row.realIp,
-        wrongIp: row.wrongIp,
-        failed: row.failed,
-      });
-      if (o.pcapDir !== undefined) log(`wrote ${writePcap(o.pcapDir, run, policy)}`);
-      if (o.trace) {
-        const miss = run.details.findIndex((d) => d.outcome !== 'realIp');
-        if (miss >= 0 && connectionRecords(run, miss).length > 0) {
-          log(`\n[${policy}] ${connectionTrace(run, miss)}`);
-        }
+  for (const family of o.families ?? [DEFAULT_FAMILY]) {
+    for (const scenario of o.scenarios) {
+      for (const policy of o.policies) {
+        results.push(runOne(o, family, scenario, policy, log));
       }
     }
   }
   return { mode: 'simulate', results };
 }
 
-/** The scenario × policy table a person reads. */
+function runOne(
+  o: SimulateOptions,
+  family: LabFamily,
+  scenario: ScenarioName,
+  policy: ToaPolicy,
+  log: (line: string) => void,
+): ResultRow {
+  const run = runOrExplain({
+    scenario,
+    family,
+    middleboxFactory: engineMiddlebox({
+      toaPolicy: policy,
+      mssAdjust: o.mssAdjust,
+      timestampRemove: o.timestampRemove,
+      synProxy: o.synProxy === true,
+    }),
+    connections: o.connections,
+    seed: o.seed,
+    capture: o.trace || o.pcapDir !== undefined,
+  });
+  const row = summaryRow(run);
+  if (o.pcapDir !== undefined) log(`wrote ${writePcap(o.pcapDir, run, policy)}`);
+  if (o.trace) {
+    const miss = run.details.findIndex((d) => d.outcome !== 'realIp');
+    if (miss >= 0 && connectionRecords(run, miss).length > 0) {
+      log(`\n[${policy}${family === 4 ? '' : `, family ${family}`}] ${connectionTrace(run, miss)}`);
+    }
+  }
+  return {
+    scenario,
+    policy,
+    family,
+    connections: row.connections,
+    realIp: row.realIp,
+    wrongIp: row.wrongIp,
+    failed: row.failed,
+  };
+}
+
+/**
+ * The scenario × policy table a person reads, one per family, each headed
+ * by the family it is about.
+ */
 export function formatTable(report: SimulateReport): string {
+  const families = [...new Set(report.results.map((r) => r.family))];
+  return families
+    .map((f) => {
+      const rows = report.results.filter((r) => r.family === f);
+      return `family ${f}: ${describeFamily(f)}\n${formatFamilyTable(rows)}`;
+    })
+    .join('\n\n');
+}
+
+function formatFamilyTable(results: readonly ResultRow[]): string {
+  const report = { results };
   const policies = [...new Set(report.results.map((r) => r.policy))];
   const scenarios = [...new Set(report.results.map((r) => r.scenario))];
   const cell = (r: ResultRow | undefined): string => {
