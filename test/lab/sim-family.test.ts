@@ -13,6 +13,7 @@ import { IPPROTO_TCP } from '../../src/wire/ipv4.js';
 import { opt, type TcpOption } from '../../src/wire/tcp-options.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
 import { ALL_TOA_KINDS, toaV6Option } from '../../src/wire/toa.js';
+import { formatTable, pcapName, simulate } from '../../src/cli/simulate.js';
 import { engineMiddlebox } from '../../src/lab/engine-middlebox.js';
 import { parseFamilies } from '../../src/lab/family.js';
 import { simAddressPlan } from '../../src/lab/sim/addresses.js';
@@ -373,4 +374,35 @@ test('a FNAT64 trace spells the IPv6 client leg and the 20-byte TOA on the IPv4 
     t,
     /LB→RS 10\.10\.3\.\d:\d+ > 10\.10\.2\.\d:80 \[\.\] .*<toa \[2001:db8:c1::1\]:\d+/,
   );
+});
+
+test('simulate: one table per family, each headed by its family; rows and pcaps named by family', () => {
+  const report = simulate(
+    {
+      json: false,
+      policies: ['fullnat'],
+      scenarios: ['baseline'],
+      families: [64, 4],
+      connections: 3,
+      seed: 1,
+      mssAdjust: true,
+      timestampRemove: true,
+      trace: false,
+    },
+    () => undefined,
+  );
+  assert.deepEqual(
+    report.results.map((r) => [r.family, r.scenario, r.policy, r.realIp]),
+    [
+      [64, 'baseline', 'fullnat', 3],
+      [4, 'baseline', 'fullnat', 3],
+    ],
+  );
+  const text = formatTable(report);
+  const head64 = text.indexOf('family 64: FNAT64 (IPv6 client and VIP');
+  const head4 = text.indexOf('family 4: IPv4');
+  assert.ok(head64 === 0 && head4 > head64, text);
+  assert.equal(text.match(/real client IP on 3\/3 connections/g)?.length, 2);
+  assert.equal(pcapName('baseline', 'lvs', 4), 'baseline-lvs.pcap');
+  assert.equal(pcapName('baseline', 'lvs', 64), 'baseline-lvs-64.pcap');
 });
