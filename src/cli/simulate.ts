@@ -3,14 +3,21 @@ import { join } from 'node:path';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/options.js';
 import { engineMiddlebox } from '../lab/engine-middlebox.js';
 import { DEFAULT_FAMILY, describeFamily, type LabFamily } from '../lab/family.js';
+import type { MiddleboxFactory } from '../lab/sim/net.js';
 import {
+  buildTopology,
   connectionRecords,
   connectionTrace,
   runScenario,
   summaryRow,
   type ScenarioRun,
 } from '../lab/sim/run.js';
-import { SCENARIO_NAMES, isScenarioName, type ScenarioName } from '../lab/sim/scenarios.js';
+import {
+  SCENARIO_NAMES,
+  getScenario,
+  isScenarioName,
+  type ScenarioName,
+} from '../lab/sim/scenarios.js';
 import { PcapWriter } from '../wire/pcap.js';
 
 export interface SimulateOptions {
@@ -42,9 +49,17 @@ export interface ResultRow {
   failed: number;
 }
 
+/** A family that could not run, and why (e.g. SYNPROXY, which IPv6 services lack). */
+export interface SkippedFamily {
+  family: LabFamily;
+  reason: string;
+}
+
 export interface SimulateReport {
   mode: 'simulate' | 'lab';
   results: ResultRow[];
+  /** Present only when a requested family could not run at all. */
+  skipped?: SkippedFamily[];
 }
 
 /** Splits "a,b" lists and checks every item against the allowed names. */
@@ -83,28 +98,60 @@ function writePcap(dir: string, run: ScenarioRun, policy: ToaPolicy): string {
   return file;
 }
 
-/** runScenario, with the family named in what the engine refuses (e.g. SYNPROXY on IPv6 services). */
-function runOrExplain(opts: Parameters<typeof runScenario>[0]): ScenarioRun {
+function middleboxFor(o: SimulateOptions, policy: ToaPolicy): MiddleboxFactory {
+  return engineMiddlebox({
+    toaPolicy: policy,
+    mssAdjust: o.mssAdjust,
+    timestampRemove: o.timestampRemove,
+    synProxy: o.synProxy === true,
+  });
+}
+
+/**
+ * Why the engine cannot be configured for a family with these options
+ * (its own message), or null. Asked once per family, before any run, so
+ * that a failure during a run is never mistaken for it.
+ */
+function refusal(o: SimulateOptions, family: LabFamily): string | null {
+  const scenario = o.scenarios[0];
+  const policy = o.policies[0];
+  if (scenario === undefined || policy === undefined) return null;
   try {
-    return runScenario(opts);
+    middleboxFor(o, policy)(buildTopology(getScenario(scenario), 1, family));
+    return null;
   } catch (e) {
-    throw new Error(`family ${opts.family ?? DEFAULT_FAMILY}: ${(e as Error).message}`, {
-      cause: e,
-    });
+    return (e as Error).message;
   }
 }
 
-/** Rows family-major, then scenario, then policy, each in the order given. */
+/**
+ * Rows family-major, then scenario, then policy, each in the order given.
+ * A family the engine refuses with these options (SYNPROXY on the IPv6
+ * service of families 6 and 64) is left out, said in `skipped` and logged;
+ * when every family is refused, that is an error.
+ */
 export function simulate(o: SimulateOptions, log: (line: string) => void): SimulateReport {
   const results: ResultRow[] = [];
-  for (const family of o.families ?? [DEFAULT_FAMILY]) {
+  const skipped: SkippedFamily[] = [];
+  const families = o.families ?? [DEFAULT_FAMILY];
+  for (const family of families) {
+    const reason = refusal(o, family);
+    if (reason !== null) {
+      skipped.push({ family, reason });
+      log(`family ${family}: not run — ${reason}`);
+      continue;
+    }
     for (const scenario of o.scenarios) {
       for (const policy of o.policies) {
         results.push(runOne(o, family, scenario, policy, log));
       }
     }
   }
-  return { mode: 'simulate', results };
+  if (skipped.length > 0 && skipped.length === families.length)
+    throw new Error(skipped.map((s) => `family ${s.family}: ${s.reason}`).join('; '));
+  return skipped.length > 0
+    ? { mode: 'simulate', results, skipped }
+    : { mode: 'simulate', results };
 }
 
 function runOne(
@@ -114,15 +161,10 @@ function runOne(
   policy: ToaPolicy,
   log: (line: string) => void,
 ): ResultRow {
-  const run = runOrExplain({
+  const run = runScenario({
     scenario,
     family,
-    middleboxFactory: engineMiddlebox({
-      toaPolicy: policy,
-      mssAdjust: o.mssAdjust,
-      timestampRemove: o.timestampRemove,
-      synProxy: o.synProxy === true,
-    }),
+    middleboxFactory: middleboxFor(o, policy),
     connections: o.connections,
     seed: o.seed,
     capture: o.trace || o.pcapDir !== undefined,

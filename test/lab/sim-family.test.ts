@@ -406,3 +406,31 @@ test('simulate: one table per family, each headed by its family; rows and pcaps 
   assert.equal(pcapName('baseline', 'lvs', 4), 'baseline-lvs.pcap');
   assert.equal(pcapName('baseline', 'lvs', 64), 'baseline-lvs-64.pcap');
 });
+
+test('SYNPROXY, which IPv6 services lack: families 6 and 64 are skipped with the engine’s reason, 4 runs', () => {
+  const o = {
+    json: true,
+    policies: ['fullnat' as const],
+    scenarios: ['baseline' as const],
+    connections: 3,
+    seed: 1,
+    mssAdjust: true,
+    timestampRemove: true,
+    trace: false,
+    synProxy: true,
+  };
+  const lines: string[] = [];
+  const report = simulate({ ...o, families: [4, 6, 64] }, (l) => lines.push(l));
+  assert.deepEqual(
+    report.results.map((r) => [r.family, r.realIp]),
+    [[4, 3]],
+  );
+  assert.deepEqual(
+    report.skipped?.map((s) => s.family),
+    [6, 64],
+  );
+  assert.ok(report.skipped?.every((s) => /SYNPROXY is not supported on IPv6/.test(s.reason)));
+  assert.equal(lines.filter((l) => /^family (6|64): not run — /.test(l)).length, 2);
+  assert.throws(() => simulate({ ...o, families: [6] }, () => undefined), /family 6: .*SYNPROXY/);
+  assert.equal(simulate({ ...o, families: [4] }, () => undefined).skipped, undefined);
+});
