@@ -6,6 +6,10 @@
  *   realIp  — otherwise, when the RS's getpeername() was the client's true ip:port;
  *   wrongIp — otherwise (a LIP, or a forged TOA address).
  *
+ * In any address family (family.ts): the addresses come from the family's
+ * plan (addresses.ts), the clients' and the RSs' sizes from `clientFor` and
+ * `rsMssFor` (scenarios.ts).
+ *
  * The RS-side record is tied to its client by the request bytes themselves
  * (they embed the true client address, see pattern.ts), never by what the RS
  * believes its peer to be.

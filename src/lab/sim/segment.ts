@@ -51,12 +51,13 @@ export function ipHeaderLength(a: IpAddress): number {
   return typeof a === 'number' ? IPV4_MIN_HEADER : IPV6_HEADER;
 }
 
+/** The smallest MTU an IPv6 link may have (RFC 8200). */
+export const IPV6_MIN_MTU = 1280;
+
 /** Linux's floor for a path MTU learnt from an ICMP: ip_rt_min_pmtu (552) or IPV6_MIN_MTU (1280). */
 export function minPmtu(a: IpAddress): number {
   return typeof a === 'number' ? 552 : IPV6_MIN_MTU;
 }
-
-export const IPV6_MIN_MTU = 1280;
 
 /**
  * A 32-bit number standing for an address in seeds: the IPv4 address itself
