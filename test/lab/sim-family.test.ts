@@ -434,3 +434,20 @@ test('SYNPROXY, which IPv6 services lack: families 6 and 64 are skipped with the
   assert.throws(() => simulate({ ...o, families: [6] }, () => undefined), /family 6: .*SYNPROXY/);
   assert.equal(simulate({ ...o, families: [4] }, () => undefined).skipped, undefined);
 });
+
+test('toa_v6_kind 253 (the Alibaba format): fullnat still keeps every address in 6 and 64', () => {
+  for (const family of [6, 64] as const) {
+    for (const scenario of SCENARIO_NAMES) {
+      const r = runScenario({
+        scenario,
+        family,
+        middleboxFactory: engineMiddlebox({ toaPolicy: 'fullnat', toaV6Kind: 253 }),
+        connections: 20,
+        capture: scenario === 'baseline',
+      });
+      assert.equal(r.realIp, 20, `family ${family} ${scenario}`);
+      if (scenario === 'baseline')
+        assert.match(connectionTrace(r, 0), /LB→RS .*<toa253 \[2001:db8:c1::1\]:\d+/);
+    }
+  }
+});
