@@ -520,7 +520,7 @@ export class LoadBalancer implements ControlApi {
         if (!w || ri < 0) continue;
         w.weight = ch.after.weight;
         e.setWeight(ri, w.healthy ? w.weight : 0);
-        e.realServers[ri]!.mtu = ch.after.mtu ?? d.rsMtu;
+        e.setRealServerMtu(ri, ch.after.mtu ?? d.rsMtu);
       }
       if (c.removedLaddrs.length > 0) {
         this.deps.log.warn(

@@ -22,6 +22,7 @@ import {
   wantsToa,
 } from './toa-decision.js';
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
+import { TokenBucket } from './token-bucket.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
@@ -31,6 +32,8 @@ import type { UnknownFlowReplies } from './unknown-flow.js';
  */
 export class ClientPath implements SynProxyReplay {
   private readonly toa: ToaWriter;
+  /** The frag-needed this path sends, as the kernel limits its ICMP errors. */
+  private readonly icmpBucket: TokenBucket;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -41,6 +44,7 @@ export class ClientPath implements SynProxyReplay {
     private readonly unknownFlow: UnknownFlowReplies,
   ) {
     this.toa = new ToaWriter(ctx.pool);
+    this.icmpBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
   }
 
   /** A packet to service svc's VIP:vport. */
@@ -132,7 +136,8 @@ export class ClientPath implements SynProxyReplay {
       this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
 
     const payloadLen = p.length - ipHl - hl;
-    const mtu = ctx.reg.realServers[t.rs[c]!]!.mtu;
+    // The path's MTU, lowered by what its routers reported (path-mtu.ts).
+    const mtu = ctx.pmtu.of(t.rs[c]!);
     // The first packet acking the RS's SYN+ACK, compared in the RS's space.
     const concluding =
       (t.flags[c]! & CF_FDATA_KNOWN) !== 0 &&
@@ -178,7 +183,7 @@ export class ClientPath implements SynProxyReplay {
       }
     }
     if (mode === ToaMode.None && segment > mtu) {
-      this.tooBig(p, mtu, ipHl);
+      this.tooBig(p, mtu, ipHl, c);
       return;
     }
 
@@ -300,16 +305,27 @@ export class ClientPath implements SynProxyReplay {
     ctx.pool.give(p);
   }
 
-  /** Too big for the RS path and no TOA to blame: ICMP fragmentation needed (DF), or a drop. */
-  private tooBig(p: Packet, mtu: number, ipHl: number): void {
+  /**
+   * Too big for the RS path and no TOA to blame: ICMP fragmentation needed
+   * (DF, rate-limited), or a drop. The MTU told leaves room for the TOA the
+   * LB adds to the packets that carry one, so the client's next segments
+   * fit with it; a PROXY-protocol connection (shift) carries none.
+   */
+  private tooBig(p: Packet, mtu: number, ipHl: number, c: number): void {
     const ctx = this.ctx;
     if (!ctx.ip.dontFragment) {
       // IPv4 fragmentation on the way to the RS is not supported: TCP clients set DF.
       ctx.drop(p, C.too_big_dropped);
       return;
     }
+    if (!this.icmpBucket.take(ctx.now)) {
+      ctx.count(C.icmp_frag_needed_ratelimited);
+      ctx.drop(p, C.too_big_dropped);
+      return;
+    }
+    const room = ctx.policy !== 'off' && ctx.table.shift[c] === 0 ? TOA_V4_LEN : 0;
     const r = ctx.pool.take();
-    craftFragNeeded(r, ctx.ip.dst, ctx.ip.src, mtu, p.buf, p.start, ipHl);
+    craftFragNeeded(r, ctx.ip.dst, ctx.ip.src, mtu - room, p.buf, p.start, ipHl);
     ctx.count(C.icmp_frag_needed_sent);
     ctx.drop(p, C.too_big_dropped);
     ctx.emit(r);

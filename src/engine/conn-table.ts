@@ -395,6 +395,50 @@ export class ConnTable {
   }
 
   /**
+   * Finds the connection of a quoted VIP→client packet (the header an ICMP
+   * error from the client's side quotes): the client is its destination.
+   */
+  lookupClientQuotedAt(b: Uint8Array, ipOff: number, tcpOff: number, svc: number): number {
+    const cip =
+      ((b[ipOff + 16]! << 24) | (b[ipOff + 17]! << 16) | (b[ipOff + 18]! << 8) | b[ipOff + 19]!) >>>
+      0;
+    const cport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
+    let i = this.clientBuckets[this.clientBucket(cip, cport, svc)]!;
+    while (i >= 0) {
+      if (this.cip[i] === cip && this.cport[i] === cport && this.svc[i] === svc) return i;
+      i = this.nextByClient[i]!;
+    }
+    return -1;
+  }
+
+  /**
+   * Finds the connection of a quoted LIP→RS packet (the header an ICMP error
+   * from the RS's side quotes): the reply tuple read the other way round.
+   */
+  lookupReplyQuotedAt(b: Uint8Array, ipOff: number, tcpOff: number): number {
+    const lip =
+      ((b[ipOff + 12]! << 24) | (b[ipOff + 13]! << 16) | (b[ipOff + 14]! << 8) | b[ipOff + 15]!) >>>
+      0;
+    const rip =
+      ((b[ipOff + 16]! << 24) | (b[ipOff + 17]! << 16) | (b[ipOff + 18]! << 8) | b[ipOff + 19]!) >>>
+      0;
+    const lport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    const rport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
+    let i = this.replyBuckets[this.replyBucket(rip, rport, lip, lport)]!;
+    while (i >= 0) {
+      if (
+        this.lport[i] === lport &&
+        this.lip[i] === lip &&
+        this.rip[i] === rip &&
+        this.rport[i] === rport
+      )
+        return i;
+      i = this.nextByReply[i]!;
+    }
+    return -1;
+  }
+
+  /**
    * Allocates an entry for the client of the packet at ipOff/tcpOff and links
    * it by client tuple; the caller fills lip/lport/rip/rport and calls
    * `linkReply`. Returns -1 when the table is full.

@@ -7,6 +7,7 @@ import { C, newCounterArray } from './counters.js';
 import { LocalAddressPool } from './laddr.js';
 import type { EngineOptions, ToaSetting } from './options.js';
 import type { Packet, PacketPool } from './packet.js';
+import { PathMtu } from './path-mtu.js';
 import { Registry } from './registry.js';
 import { timeoutTable } from './tcp-state.js';
 
@@ -23,6 +24,8 @@ export class EngineContext {
   readonly table: ConnTable;
   readonly laddrs: LocalAddressPool;
   readonly reg: Registry;
+  /** The LB→RS path MTU per real server, configured and learned. */
+  readonly pmtu: PathMtu;
   readonly counters = newCounterArray();
   /** Packets to send, `out[0, outCount)`; the caller sends them and calls `clearOutput()`. */
   readonly out: Packet[] = [];
@@ -54,13 +57,15 @@ export class EngineContext {
       opts.portRange,
       opts.portSeed,
     );
-    this.reg = new Registry(opts, this.table, this.laddrs);
+    this.pmtu = new PathMtu(opts.maxRealServers, this.clock, opts.pmtuExpiresMs);
+    this.reg = new Registry(opts, this.table, this.laddrs, this.pmtu);
   }
 
   /** Re-reads the options that `Engine.reconfigure` may change. */
   optionsChanged(): void {
     this.policy = this.opts.toaPolicy;
     this.timeoutsMs = timeoutTable(this.opts.timeouts);
+    this.pmtu.expiresMs = this.opts.pmtuExpiresMs;
   }
 
   setClock(now: number): void {

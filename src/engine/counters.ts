@@ -46,6 +46,25 @@ export const COUNTER_NAMES = [
   /** `unknown_service_action icmp`: destination unreachables sent, and those the rate limit held back. */
   'icmp_unreachable_sent',
   'icmp_unreachable_ratelimited',
+  /** ICMP errors about a connection translated to its other leg and sent on (also in forwarded_packets). */
+  'icmp_error_forwarded',
+  /** ICMP errors quoting a packet of no connection (or one still opening under SYNPROXY), or a quote whose source is not the address the error came to. */
+  'icmp_error_no_conn_dropped',
+  /** ICMP messages too short, with a bad checksum, or quoting a header that cannot be read. */
+  'icmp_malformed_dropped',
+  /** ICMP the LB has nothing to do with: types other than errors and echo, echo to a LIP, anything to neither a VIP nor a LIP. */
+  'icmp_unhandled_dropped',
+  /** ICMP errors to forward and echo requests to answer beyond the ICMP rate (a flood). */
+  'icmp_rate_limited',
+  /** Echo requests to a VIP answered (`icmp_echo on`). */
+  'icmp_echo_replied',
+  /** Echo requests to a VIP dropped: `icmp_echo off`, or a source no reply may go to. */
+  'icmp_echo_dropped',
+  /** Frag-needed from an RS's path that lowered its path MTU, and those that did not (not lower, or below 552). */
+  'icmp_pmtu_learned',
+  'icmp_pmtu_ignored',
+  /** Frag-needed the LB would have sent a client (a packet too big for the RS path) held back by the rate limit. */
+  'icmp_frag_needed_ratelimited',
   /** `unknown_flow_reset`: RSTs sent for segments of flows the LB has no entry for, and those the rate limit held back. */
   'unknown_flow_rst_sent',
   'unknown_flow_rst_limited',
@@ -114,6 +133,13 @@ export const DROP_COUNTERS: readonly CounterName[] = [
   'no_service_dropped',
   'no_conn_dropped',
   'too_big_dropped',
+  // ICMP: every message ends in forwarded_packets (a translated error) or one of these.
+  'icmp_error_no_conn_dropped',
+  'icmp_malformed_dropped',
+  'icmp_unhandled_dropped',
+  'icmp_rate_limited',
+  'icmp_echo_replied',
+  'icmp_echo_dropped',
   'syn_rejected',
   // SYNPROXY: packets it consumed. Client packets it holds while the RS leg
   // opens count nowhere until replayed (forwarded) or discarded.

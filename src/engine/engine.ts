@@ -1,11 +1,12 @@
 import { Ipv6Address, type IpAddress } from '../wire/address.js';
-import { Ipv4Error, IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
+import { Ipv4Error, IPPROTO_ICMP, IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
 import { ClientPath } from './client-path.js';
 import { CF_IN_USE, CF_IPV6, type ConnTable } from './conn-table.js';
 import { Connections } from './connections.js';
 import { EngineContext } from './context.js';
 import { C } from './counters.js';
+import { IcmpInput } from './icmp-input.js';
 import type { LocalAddressPool } from './laddr.js';
 import { Ipv6Path } from './ipv6-path.js';
 import { Ipv6RsPath } from './ipv6-rs-path.js';
@@ -81,6 +82,7 @@ export class Engine {
   private readonly unknown: UnknownServiceReplies;
   private readonly unknownFlow: UnknownFlowReplies;
   private readonly transfer: TableTransfer;
+  private readonly icmp: IcmpInput;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -116,6 +118,7 @@ export class Engine {
     this.synproxy.bind(this.conns, this.client, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);
     this.transfer = new TableTransfer(ctx);
+    this.icmp = new IcmpInput(ctx);
   }
 
   /** Packets in `out` waiting to be sent. */
@@ -145,6 +148,8 @@ export class Engine {
         | 'unknownFlowReset'
         | 'unknownFlowResetRate'
         | 'unknownFlowResetBurst'
+        | 'icmpEcho'
+        | 'pmtuExpiresMs'
       >
     >,
   ): void {
@@ -207,6 +212,16 @@ export class Engine {
 
   setWeight(rsIndex: number, weight: number): void {
     this.reg.setWeight(rsIndex, weight);
+  }
+
+  /** Sets an RS's configured path MTU; a lower one learned from the path stays until it expires. */
+  setRealServerMtu(rsIndex: number, mtu: number): void {
+    this.reg.setMtu(rsIndex, mtu);
+  }
+
+  /** The MTU the engine uses toward RS `rsIndex` now: the configured one or a lower learned one. */
+  pathMtu(rsIndex: number): number {
+    return this.ctx.pmtu.of(rsIndex);
   }
 
   /** Connections in the table, for `ctl -Lnc`; at most `limit`. */
@@ -311,7 +326,9 @@ export class Engine {
       return;
     }
     if (ip.protocol !== IPPROTO_TCP) {
-      ctx.drop(p, C.not_tcp_dropped);
+      // After the TCP test, so TCP pays nothing for ICMP: errors about connections, echo to VIPs.
+      if (ip.protocol === IPPROTO_ICMP) this.icmp.receive(p, ip.headerLength);
+      else ctx.drop(p, C.not_tcp_dropped);
       return;
     }
     const ipHl = ip.headerLength;

@@ -82,6 +82,17 @@ export interface EngineOptions {
   /** ... and in one burst (the bucket's size, as the kernel's icmp_msgs_burst). */
   icmpRateBurst: number;
   /**
+   * Answer ICMP echo requests to a VIP (`ping VIP`, as monitoring does), at
+   * most `icmpRateLimit` a second. Off: they are dropped and counted.
+   */
+  icmpEcho: boolean;
+  /**
+   * How long a path MTU learned from a frag-needed (a router between the LB
+   * and an RS) stays in force, ms; then the configured MTU is tried again
+   * (Linux's net.ipv4.route.mtu_expires, 600 s).
+   */
+  pmtuExpiresMs: number;
+  /**
    * A segment (not a RST) of a flow the LB has no entry for — to a VIP:vport
    * and not opening a connection, or to a LIP — is answered with the RST its
    * destination's host would send (RFC 793), so the peer fails fast instead
@@ -153,6 +164,8 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   unknownServiceAction: 'drop',
   icmpRateLimit: 1000,
   icmpRateBurst: 50,
+  icmpEcho: true,
+  pmtuExpiresMs: 600_000,
   unknownFlowReset: true,
   // A RST is never larger than the segment it answers, so the LB amplifies nothing; the bucket
   // bounds what a flood of stray segments costs. 1000/s answers a restarted LB's clients within

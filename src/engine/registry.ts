@@ -3,6 +3,7 @@ import { Addr6PortIndex, AddrPortIndex } from './addr-index.js';
 import { fold16 } from './addr6.js';
 import type { ConnTable } from './conn-table.js';
 import type { LocalAddressPool } from './laddr.js';
+import type { PathMtu } from './path-mtu.js';
 import type { EngineOptions, RealServerConfig, ServiceConfig } from './options.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
@@ -24,6 +25,8 @@ export class Registry {
   /** The LIPs, keyed with port -1: a packet to one is an RS reply. */
   readonly lipSet = new AddrPortIndex();
   readonly lipSet6 = new Addr6PortIndex();
+  /** The IPv4 VIPs of live services, keyed with port -1: where ICMP to the LB's services goes. Rebuilt with serviceByKey. */
+  vipSet = new AddrPortIndex();
   /**
    * Per-service VIP/vport and SYNPROXY switch, per-RS address: typed arrays for
    * the data path. An IPv6 VIP or RS address is fold16 in the u32 array and
@@ -41,6 +44,7 @@ export class Registry {
     private readonly opts: EngineOptions,
     private readonly table: ConnTable,
     private readonly laddrs: LocalAddressPool,
+    private readonly pmtu: PathMtu,
   ) {}
 
   addService(cfg: ServiceConfig): Service {
@@ -91,8 +95,12 @@ export class Registry {
   }
 
   private indexService(s: Service): void {
-    if (typeof s.vip === 'number') this.serviceByKey.set(s.vip, s.vport, s.index);
-    else this.serviceByKey6.set(s.vip.bytes, s.vport, s.index);
+    if (typeof s.vip === 'number') {
+      this.serviceByKey.set(s.vip, s.vport, s.index);
+      this.vipSet.set(s.vip, -1, 1);
+    } else {
+      this.serviceByKey6.set(s.vip.bytes, s.vport, s.index);
+    }
   }
 
   /** Index (into realServers) of RS addr:port in service svc, or -1. */
@@ -115,6 +123,7 @@ export class Registry {
     s.scheduler.rebuild(s.targets);
     this.serviceByKey = new AddrPortIndex();
     this.serviceByKey6 = new Addr6PortIndex();
+    this.vipSet = new AddrPortIndex();
     for (const o of this.services) if (o.live) this.indexService(o);
   }
 
@@ -193,6 +202,7 @@ export class Registry {
       if (twin) this.laddrs.sharePorts(rs.index, twin.index);
       this.realServers.push(rs);
     }
+    this.pmtu.configure(rs.index, rs.mtu);
     s.targets.push(rs);
     s.scheduler.rebuild(s.targets);
     this.syncArrays();
@@ -207,6 +217,14 @@ export class Registry {
     rs.member = false;
     s.targets.splice(s.targets.indexOf(rs), 1);
     s.scheduler.rebuild(s.targets);
+  }
+
+  /** Sets an RS's configured path MTU (reload); a lower learned one stays until it expires. */
+  setMtu(rsIndex: number, mtu: number): void {
+    const rs = this.realServers[rsIndex];
+    if (!rs) throw new RangeError(`no real server #${rsIndex}`);
+    rs.mtu = mtu;
+    this.pmtu.configure(rsIndex, mtu);
   }
 
   setWeight(rsIndex: number, weight: number): void {

@@ -113,10 +113,9 @@ export class RsPath {
     const tcp = ctx.tcp;
     const o = ctx.opt;
     const b = tcp.buf;
-    const rs = ctx.reg.realServers[ctx.table.rs[c]!]!;
     let mss = o.mss - TOA_V4_LEN;
     if (ctx.policy === 'fullnat') {
-      const pathMss = rs.mtu - 40 - TOA_V4_LEN;
+      const pathMss = ctx.pmtu.of(ctx.table.rs[c]!) - 40 - TOA_V4_LEN;
       if (pathMss < mss) mss = pathMss;
     }
     if (mss < o.mss && mss > 0) {

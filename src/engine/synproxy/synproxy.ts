@@ -395,7 +395,7 @@ export class SynProxy {
       // What the narrowest RS path leaves once the TOA is in (the RS is not chosen yet).
       const targets = ctx.reg.services[svc]!.targets;
       for (let i = 0; i < targets.length; i++) {
-        const pathMss = targets[i]!.mtu - 40 - TOA_V4_LEN;
+        const pathMss = ctx.pmtu.of(targets[i]!.index) - 40 - TOA_V4_LEN;
         if (pathMss > 0 && pathMss < mss) mss = pathMss;
       }
     }
