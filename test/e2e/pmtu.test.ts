@@ -1,0 +1,304 @@
+/**
+ * ICMP and path MTU through `fullnat run` on real kernels: routers in
+ * namespaces narrow a path the LB's config knows nothing about, or refuse an
+ * RS, and Linux's own PMTU discovery and error handling on the client and
+ * the RS must work through the LB.
+ *
+ *   c1 10.114.1.2 ─────────────────────────── 10.114.1.1 ┐
+ *   c2 10.114.7.2 ═(1400)═ rc 10.114.7.1|6.2 ── 10.114.6.1 ┤ LB fnat14: VIP 10.114.0.100, LIP 10.114.3.1
+ *                                                         └ 10.114.2.1 ── 10.114.2.2 rr ═(1400)═ r1 10.114.4.11
+ *                                                                                       ── r2 10.114.5.12
+ *                                                                      (prohibit) 10.114.5.13
+ *
+ * The routers' interfaces toward c2 and r1 have MTU 1400, as a tunnel's
+ * would; the hosts' own links stay 1500, so they announce MSS 1460 and only
+ * the path knows. VIP:80 → r1 (uploads cross the narrow RS leg), VIP:81 →
+ * r2 (downloads cross the narrow client leg), VIP:82 → 10.114.5.13, to
+ * which rr answers "administratively prohibited".
+ *
+ * FULLNAT_PMTU_CLI=/path/to/bin/fullnat.js runs the LB from another tree
+ * (to show how a build without ICMP handling fares).
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
+import { tunAvailable } from '../../src/io/tun.js';
+import { patternChunk } from './fixtures/pattern.js';
+import {
+  cli as ownCli,
+  detachReceiver,
+  fixtures,
+  repo,
+  runCtl,
+  until as untilOr,
+  untilServing,
+} from './support/harness.js';
+
+const cli = process.env.FULLNAT_PMTU_CLI ?? ownCli;
+const VIP = '10.114.0.100';
+const C1 = '10.114.1.2';
+const R1 = '10.114.4.11';
+const R2 = '10.114.5.12';
+const PROHIBITED = '10.114.5.13';
+const MB = 1024 * 1024;
+const TRANSFERS = 200;
+
+function cgroup2Mount(): string | undefined {
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
+  return mounts.map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+}
+
+function why(): string | undefined {
+  const n = netnsAvailable();
+  if (!n.ok) return n.reason;
+  const t = tunAvailable();
+  if (!t.ok) return t.reason;
+  if (!cgroup2Mount()) return 'no cgroup v2 mount (the RS learns the client through the eBPF receiver)';
+  if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o')))
+    return 'eBPF object not built (node scripts/build-bpf.js)';
+  for (const tool of ['curl', 'bpftool', 'sha256sum']) {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], {
+        stdio: 'ignore',
+      });
+    } catch {
+      return `${tool} is not installed`;
+    }
+  }
+  return undefined;
+}
+
+const skip = why();
+const pid = process.pid % 100000;
+const lab = new NetnsLab(`pm${pid}`);
+const dir = mkdtempSync(join(tmpdir(), 'fullnat-pmtu-'));
+const confPath = join(dir, 'lb.conf');
+const sock = join(dir, 'fullnat.sock');
+const cgroup = join(cgroup2Mount() ?? '/nonexistent', `fullnat-pmtu-${pid}`);
+const pinDir = `/sys/fs/bpf/fnpmtu${pid}`;
+const rsFlags = ['--cgroup', cgroup, '--pin-dir', pinDir];
+let lbLog = '';
+let r1Log = '';
+
+const CONFIG = `fullnat_defs {
+    interface fnat14
+    toa_policy fullnat
+    control_socket ${sock}
+    metrics 127.0.0.1:9414
+}
+local_address_group lips {
+    10.114.3.1
+}
+virtual_server ${VIP} 80 {
+    lb_algo rr
+    laddr_group_name lips
+    real_server ${R1} 8080 { weight 1 }
+}
+virtual_server ${VIP} 81 {
+    lb_algo rr
+    laddr_group_name lips
+    real_server ${R2} 8080 { weight 1 }
+}
+virtual_server ${VIP} 82 {
+    lb_algo rr
+    laddr_group_name lips
+    real_server ${PROHIBITED} 8080 { weight 1 }
+}
+`;
+
+const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock, args);
+const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void> =>
+  untilOr(what, fn, timeoutMs, () => lbLog.slice(-2000));
+
+/** The LB's engine counters, from its Prometheus text (fullnat_NAME_total). */
+function counters(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const text = lab.exec('lb', 'curl', ['-s', '-m', '5', 'http://127.0.0.1:9414/metrics']);
+    for (const m of text.matchAll(/^fullnat_(\w+)_total (\d+)/gm)) out[m[1]!] = Number(m[2]);
+  } catch {
+    // no metrics: the log line shows '?'
+  }
+  return out;
+}
+
+/** Runs a shell script in host `h`, bounded by `timeoutMs`; its stdout, or what it printed before failing. */
+function sh(h: string, script: string, timeoutMs: number): { ok: boolean; out: string; ms: number } {
+  const t0 = Date.now();
+  try {
+    const out = lab.exec(h, 'sh', ['-c', script], timeoutMs);
+    return { ok: true, out, ms: Date.now() - t0 };
+  } catch (e) {
+    const err = e as { stdout?: string; stderr?: string; message: string };
+    return {
+      ok: false,
+      out: `${err.stdout ?? ''}\n${err.stderr ?? ''}\n${err.message.split('\n')[0]}`,
+      ms: Date.now() - t0,
+    };
+  }
+}
+
+before(async () => {
+  if (skip) return;
+  for (const h of ['c1', 'c2', 'rc', 'lb', 'rr', 'r1', 'r2']) lab.addHost(h);
+  lab.link('c1', 'eth0', `${C1}/24`, 'lb', 'eth0', '10.114.1.1/24');
+  lab.link('lb', 'eth1', '10.114.2.1/24', 'rr', 'eth0', '10.114.2.2/24');
+  lab.link('lb', 'eth2', '10.114.6.1/24', 'rc', 'eth0', '10.114.6.2/24');
+  lab.link('rc', 'eth1', '10.114.7.1/24', 'c2', 'eth0', '10.114.7.2/24');
+  lab.link('rr', 'eth1', '10.114.4.1/24', 'r1', 'eth0', `${R1}/24`);
+  lab.link('rr', 'eth2', '10.114.5.1/24', 'r2', 'eth0', `${R2}/24`);
+  // The narrow hops: only the routers' side of these links.
+  lab.ip('rc', 'link', 'set', 'eth1', 'mtu', '1400');
+  lab.ip('rr', 'link', 'set', 'eth1', 'mtu', '1400');
+  for (const h of ['rc', 'rr']) lab.sysctl(h, 'net.ipv4.ip_forward', '1');
+  lab.ip('rr', 'route', 'add', 'prohibit', `${PROHIBITED}/32`);
+  lab.ip('c1', 'route', 'add', 'default', 'via', '10.114.1.1');
+  lab.ip('c2', 'route', 'add', 'default', 'via', '10.114.7.1');
+  lab.ip('rc', 'route', 'add', 'default', 'via', '10.114.6.1');
+  lab.ip('rr', 'route', 'add', 'default', 'via', '10.114.2.1');
+  lab.ip('r1', 'route', 'add', 'default', 'via', '10.114.4.1');
+  lab.ip('r2', 'route', 'add', 'default', 'via', '10.114.5.1');
+  lab.ip('lb', 'route', 'add', '10.114.7.0/24', 'via', '10.114.6.2');
+  for (const net of ['10.114.4.0/24', '10.114.5.0/24'])
+    lab.ip('lb', 'route', 'add', net, 'via', '10.114.2.2');
+
+  // r1 learns the client from the TOA through the eBPF receiver, as an unmodified server would.
+  execFileSync(process.execPath, [ownCli, 'rs', 'attach', ...rsFlags], { stdio: 'pipe' });
+  const r1 = lab.spawnHost(process.execPath, [
+    ownCli,
+    'rs',
+    'exec',
+    ...rsFlags,
+    '--',
+    'ip',
+    'netns',
+    'exec',
+    lab.ns('r1'),
+    process.execPath,
+    join(fixtures, 'rs-server.js'),
+    'r1',
+    '8080',
+  ]);
+  r1.stdout!.on('data', (c: Buffer) => (r1Log += c.toString()));
+  const r2: ChildProcess = lab.spawn('r2', process.execPath, [
+    join(fixtures, 'rs-server.js'),
+    'r2',
+    '8080',
+  ]);
+  await Promise.all([untilServing(r1, 'r1'), untilServing(r2, 'r2')]);
+  writeFileSync(confPath, CONFIG);
+  const lb = lab.spawn('lb', process.execPath, [cli, 'run', '-f', confPath]);
+  lb.stdout!.on('data', (c: Buffer) => (lbLog += c.toString()));
+  lb.stderr!.on('data', (c: Buffer) => (lbLog += c.toString()));
+  await until('LB control socket', () => ctl(['-Ln']).code === 0, 15_000);
+});
+
+after(async () => {
+  await lab.destroy();
+  if (!skip) detachReceiver(rsFlags, cgroup);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test(
+  'RS leg narrowed to 1400 by a router: 200 uploads of 1 MB arrive byte-identical, each with the client in its TOA',
+  { skip },
+  () => {
+    const file = join(dir, 'upload.bin');
+    const body = randomBytes(MB);
+    writeFileSync(file, body);
+    const sha = createHash('sha256').update(body).digest('hex');
+    const connsBefore = (r1Log.match(/"event":"conn"/g) ?? []).length;
+    // curl -T: a PUT of the file; the RS answers the sha256 of what it received. Every
+    // transfer is bounded (-m 30), and so is the whole loop.
+    const r = sh(
+      'c1',
+      `for i in $(seq ${TRANSFERS}); do curl -sS -m 30 -H 'Expect:' -T ${file} ` +
+        `-w ' %{time_total}\\n' http://${VIP}:80/sha256 || echo "failed $?"; done`,
+      TRANSFERS * 35_000,
+    );
+    const lines = r.out.trim().split('\n');
+    const good = lines.filter((l) => l.startsWith(`${sha} `));
+    const times = good.map((l) => Number(l.split(' ')[1]));
+    const slowest = Math.max(0, ...times);
+    const total = times.reduce((a, b) => a + b, 0);
+    const c = counters();
+    console.log(
+      `# RS leg: ${good.length}/${TRANSFERS} uploads byte-identical in ${r.ms} ms ` +
+        `(mean ${((total / Math.max(1, good.length)) * 1000).toFixed(0)} ms, slowest ${(slowest * 1000).toFixed(0)} ms); ` +
+        `pmtu_learned ${c.icmp_pmtu_learned ?? '?'}, icmp_error_forwarded ${c.icmp_error_forwarded ?? '?'}, ` +
+        `toa_split ${c.toa_split ?? '?'}, icmp_frag_needed_sent ${c.icmp_frag_needed_sent ?? '?'}`,
+    );
+    assert.equal(good.length, TRANSFERS, `uploads that completed intact\n${r.out.slice(-1500)}`);
+    // The RS application saw the real client on every connection (the eBPF receiver read the TOA).
+    const conns = r1Log
+      .split('\n')
+      .filter((l) => l.includes('"event":"conn"'))
+      .slice(connsBefore)
+      .map((l) => (JSON.parse(l) as { peer: string }).peer);
+    const fromClient = conns.filter((p) => p.startsWith(`${C1}:`)).length;
+    console.log(`# RS leg: r1 saw ${fromClient}/${conns.length} connections from ${C1}`);
+    assert.equal(conns.length, TRANSFERS, 'one connection per upload');
+    assert.equal(fromClient, TRANSFERS, conns.filter((p) => !p.startsWith(`${C1}:`)).join(' '));
+  },
+);
+
+test(
+  'client leg narrowed to 1400 by a router: 200 downloads of 1 MB arrive byte-identical',
+  { skip },
+  () => {
+    const expected = createHash('sha256').update(patternChunk(0, MB)).digest('hex');
+    const r = sh(
+      'c2',
+      `for i in $(seq ${TRANSFERS}); do curl -sS -m 30 http://${VIP}:81/bytes?n=${MB} | sha256sum; done`,
+      TRANSFERS * 35_000,
+    );
+    const good = r.out.split('\n').filter((l) => l.startsWith(`${expected} `)).length;
+    const c = counters();
+    console.log(
+      `# client leg: ${good}/${TRANSFERS} downloads byte-identical in ${r.ms} ms; ` +
+        `icmp_error_forwarded ${c.icmp_error_forwarded ?? '?'}`,
+    );
+    assert.equal(good, TRANSFERS, r.out.slice(-1500));
+  },
+);
+
+test(
+  'an RS the router refuses: the client connect fails fast with EHOSTUNREACH instead of timing out',
+  { skip },
+  () => {
+    // One attempt a second: the router's own ICMP rate limit (1/s per destination, burst 6).
+    const script = `
+const net = require('node:net');
+let n = 0;
+const out = [];
+function one() {
+  const t0 = process.hrtime.bigint();
+  const s = net.connect({ host: '${VIP}', port: 82 });
+  const done = (code) => {
+    out.push({ code, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
+    s.destroy();
+    if (++n < 5) setTimeout(one, 1000);
+    else console.log(JSON.stringify(out));
+  };
+  s.setTimeout(10000, () => done('timeout'));
+  s.on('connect', () => done('connected'));
+  s.on('error', (e) => done(e.code));
+}
+one();
+`;
+    const text = lab.exec('c1', process.execPath, ['-e', script], 70_000);
+    const results = JSON.parse(text.trim().split('\n').pop()!) as { code: string; ms: number }[];
+    console.log(
+      `# prohibited RS: ${results.map((x) => `${x.code} after ${x.ms.toFixed(1)} ms`).join(', ')}`,
+    );
+    for (const x of results) {
+      assert.equal(x.code, 'EHOSTUNREACH', JSON.stringify(results));
+      assert.ok(x.ms < 1000, `failed within a second: ${JSON.stringify(results)}`);
+    }
+  },
+);
