@@ -207,7 +207,7 @@ after(async () => {
 test(
   'RS leg narrowed to 1400 by a router: 200 uploads of 1 MB arrive byte-identical, each with the client in its TOA',
   { skip },
-  () => {
+  async () => {
     const file = join(dir, 'upload.bin');
     const body = randomBytes(MB);
     writeFileSync(file, body);
@@ -235,6 +235,9 @@ test(
     );
     assert.equal(good.length, TRANSFERS, `uploads that completed intact\n${r.out.slice(-1500)}`);
     // The RS application saw the real client on every connection (the eBPF receiver read the TOA).
+    // Its log lines arrive once this test yields (the client ran synchronously).
+    const logged = (): number => (r1Log.match(/"event":"conn"/g) ?? []).length - connsBefore;
+    await until('r1 logged every connection', () => logged() >= TRANSFERS, 10_000).catch(() => {});
     const conns = r1Log
       .split('\n')
       .filter((l) => l.includes('"event":"conn"'))
@@ -271,7 +274,9 @@ test(
   'an RS the router refuses: the client connect fails fast with EHOSTUNREACH instead of timing out',
   { skip },
   () => {
-    // One attempt a second: the router's own ICMP rate limit (1/s per destination, burst 6).
+    // Attempts 2 s apart: the router answers a prohibited route at most once a second per
+    // source (Linux's ip_error: ip_rt_error_cost), and the client's SYN retries must not be
+    // what brings the error.
     const script = `
 const net = require('node:net');
 let n = 0;
@@ -282,7 +287,7 @@ function one() {
   const done = (code) => {
     out.push({ code, ms: Number(process.hrtime.bigint() - t0) / 1e6 });
     s.destroy();
-    if (++n < 5) setTimeout(one, 1000);
+    if (++n < 5) setTimeout(one, 2000);
     else console.log(JSON.stringify(out));
   };
   s.setTimeout(10000, () => done('timeout'));
@@ -292,9 +297,11 @@ function one() {
 one();
 `;
     const text = lab.exec('c1', process.execPath, ['-e', script], 70_000);
+    const rrStats = lab.exec('rr', 'nstat', ['-az', 'IcmpOutDestUnreachs', 'IcmpOutRateLimitHost']);
     const results = JSON.parse(text.trim().split('\n').pop()!) as { code: string; ms: number }[];
     console.log(
-      `# prohibited RS: ${results.map((x) => `${x.code} after ${x.ms.toFixed(1)} ms`).join(', ')}`,
+      `# prohibited RS: ${results.map((x) => `${x.code} after ${x.ms.toFixed(1)} ms`).join(', ')}; ` +
+        `router: ${rrStats.replace(/\s+/g, ' ').trim()}`,
     );
     for (const x of results) {
       assert.equal(x.code, 'EHOSTUNREACH', JSON.stringify(results));
