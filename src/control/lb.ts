@@ -128,6 +128,8 @@ export class LoadBalancer implements ControlApi {
         unknownFlowReset: d.unknownFlowReset,
         unknownFlowResetRate: d.unknownFlowResetRate,
         unknownFlowResetBurst: unknownFlowResetBurst(d.unknownFlowResetRate),
+        icmpEcho: d.icmpEcho,
+        pmtuExpiresMs: d.pmtuExpires * 1000,
         maxConnections: d.maxConnections,
         portRange: d.portRange,
         rsMtu: d.rsMtu,
@@ -490,6 +492,8 @@ export class LoadBalancer implements ControlApi {
       unknownFlowReset: d.unknownFlowReset,
       unknownFlowResetRate: d.unknownFlowResetRate,
       unknownFlowResetBurst: unknownFlowResetBurst(d.unknownFlowResetRate),
+      icmpEcho: d.icmpEcho,
+      pmtuExpiresMs: d.pmtuExpires * 1000,
       timeouts: d.timeouts,
       rsMtu: d.rsMtu,
     });

@@ -82,6 +82,10 @@ export interface FullnatDefs {
   unknownFlowReset: boolean;
   /** Those RSTs per second (bursts of a tenth of it); default 1000. */
   unknownFlowResetRate: number;
+  /** `icmp_echo on|off`: answer pings to VIPs (rate-limited); default on. */
+  icmpEcho: boolean;
+  /** `pmtu_expires`: seconds a path MTU learned from a router's frag-needed stays in force; default 600. */
+  pmtuExpires: number;
   /** Prometheus listener, e.g. { host: '127.0.0.1', port: 9400 }; absent = off. */
   metrics?: { host: string; port: number };
   /** Control socket path, default /run/fullnat.sock. */

@@ -130,6 +130,8 @@ describe('parseConfig: the documented example', () => {
         unknownServiceAction: 'drop',
         unknownFlowReset: true,
         unknownFlowResetRate: 1000,
+        icmpEcho: true,
+        pmtuExpires: 600,
         metrics: { host: '127.0.0.1', port: 9400 },
         controlSocket: '/run/fullnat.sock',
         maxConnections: 1048576,
@@ -196,6 +198,8 @@ describe('parseConfig: the documented example', () => {
       unknownServiceAction: 'drop',
       unknownFlowReset: true,
       unknownFlowResetRate: 1000,
+      icmpEcho: true,
+      pmtuExpires: 600,
       controlSocket: '/run/fullnat.sock',
       maxConnections: 1 << 20,
       portRange: { min: 5000, max: 65535 },
@@ -929,6 +933,32 @@ describe('unknown_service_action', () => {
   it('changes on reload: in the diff, not among the restart-only keys', () => {
     const d = diffConfig(parse(BASE), parse(defs('unknown_service_action icmp')));
     assert.deepEqual(d.changedDefs, ['unknown_service_action']);
+    assert.deepEqual(d.restartRequired, []);
+  });
+});
+
+describe('icmp_echo and pmtu_expires', () => {
+  const parse = (t: string): FullnatConfig => parseConfig(t, 'test.conf');
+  const defs = (...lines: string[]): string =>
+    `fullnat_defs {\n${lines.map((l) => `  ${l}\n`).join('')}}\n${BASE}`;
+
+  it('answer pings and keep a learned path MTU 600 s by default; take on|off and seconds', () => {
+    assert.equal(parse(BASE).defs.icmpEcho, true);
+    assert.equal(parse(BASE).defs.pmtuExpires, 600);
+    assert.equal(parse(defs('icmp_echo off')).defs.icmpEcho, false);
+    assert.equal(parse(defs('pmtu_expires 60')).defs.pmtuExpires, 60);
+  });
+
+  it('rejects a bad switch and a bad duration with file:line', () => {
+    expectError(defs('icmp_echo yes'), 'icmp_echo yes', /^bad icmp_echo 'yes' \(expected on or off\)$/);
+    for (const bad of ['0', '-5', '1.5', 'long']) {
+      expectError(defs(`pmtu_expires ${bad}`), `pmtu_expires ${bad}`, /pmtu_expires/);
+    }
+  });
+
+  it('change on reload: in the diff, not among the restart-only keys', () => {
+    const d = diffConfig(parse(BASE), parse(defs('icmp_echo off', 'pmtu_expires 30')));
+    assert.deepEqual(d.changedDefs, ['icmp_echo', 'pmtu_expires']);
     assert.deepEqual(d.restartRequired, []);
   });
 });

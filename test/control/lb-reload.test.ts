@@ -113,6 +113,31 @@ function recordingLogger(): { log: Logger; records: { level: number; msg: string
   return { log, records };
 }
 
+describe('LoadBalancer reload: icmp_echo and pmtu_expires', () => {
+  let dir: string;
+  let file: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb-'));
+    file = join(dir, 'lb.conf');
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reach the engine at start and on reload', () => {
+    writeFileSync(file, SERVICE);
+    const log = createLogger({ level: 'silent' });
+    const lb = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    assert.equal(lb.engine.opts.icmpEcho, true);
+    assert.equal(lb.engine.opts.pmtuExpiresMs, 600_000);
+    writeFileSync(file, `fullnat_defs {\n    icmp_echo off\n    pmtu_expires 30\n}\n${SERVICE}`);
+    assert.deepEqual(lb.reload(), {
+      ok: true,
+      summary: '+0 -0 ~0 services; defs: icmp_echo, pmtu_expires',
+    });
+    assert.equal(lb.engine.opts.icmpEcho, false);
+    assert.equal(lb.engine.opts.pmtuExpiresMs, 30_000);
+  });
+});
+
 /** What a reload could change, as the engine and the LB hold it. */
 function runningState(lb: LoadBalancer): string {
   const e = lb.engine;

@@ -36,6 +36,8 @@ export function defaultDefs(): FullnatDefs {
     unknownServiceAction: e.unknownServiceAction,
     unknownFlowReset: e.unknownFlowReset,
     unknownFlowResetRate: e.unknownFlowResetRate,
+    icmpEcho: e.icmpEcho,
+    pmtuExpires: e.pmtuExpiresMs / 1000,
     controlSocket: CONFIG_DEFAULTS.controlSocket,
     maxConnections: e.maxConnections,
     portRange: { ...e.portRange },

@@ -15,6 +15,8 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   unknownServiceAction: 'unknown_service_action',
   unknownFlowReset: 'unknown_flow_reset',
   unknownFlowResetRate: 'unknown_flow_reset_rate',
+  icmpEcho: 'icmp_echo',
+  pmtuExpires: 'pmtu_expires',
   metrics: 'metrics',
   controlSocket: 'control_socket',
   maxConnections: 'max_connections',

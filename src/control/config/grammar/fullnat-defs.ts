@@ -37,6 +37,8 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     unknown_flow_reset: (k) => (d.unknownFlowReset = onOff(cur.value(k), k.text)),
     unknown_flow_reset_rate: (k) =>
       (d.unknownFlowResetRate = intIn(cur.value(k), k.text, 1, MAX_UNKNOWN_FLOW_RESET_RATE)),
+    icmp_echo: (k) => (d.icmpEcho = onOff(cur.value(k), k.text)),
+    pmtu_expires: (k) => (d.pmtuExpires = timeout(cur.value(k), k.text)),
     metrics: (k) => (d.metrics = metrics(cur.value(k))),
     control_socket: (k) => (d.controlSocket = cur.value(k).text),
     max_connections: (k) => (d.maxConnections = tableSize(cur.value(k), k.text)),
