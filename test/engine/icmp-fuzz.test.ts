@@ -1,0 +1,206 @@
+/**
+ * Hostile ICMP through the engine: errors from both sides quoting packets of
+ * live connections (as they left the LB, truncated anywhere, with bytes
+ * flipped — lying quotes), quoting stray tuples, random bytes, echo of every
+ * shape, and floods. For every packet: no throw, counted exactly once
+ * (forwarded or one drop counter), what goes out is a valid IPv4 ICMP packet
+ * (outer IP and ICMP checksums right, and the quoted IP header's when the
+ * input's was), and an error goes out only about a connection the table
+ * holds, to that connection's client or RS.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
+import type { Engine } from '../../src/engine/engine.js';
+import { get16, get32 } from '../../src/wire/bytes.js';
+import { foldSum, sumWords } from '../../src/wire/checksum.js';
+import { IPPROTO_ICMP } from '../../src/wire/ipv4.js';
+import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
+import { opt } from '../../src/wire/tcp-options.js';
+import {
+  CIP,
+  CISN,
+  LINUX_SYN_OPTS,
+  LIP,
+  RIP,
+  RISN,
+  VIP,
+  clientSegment,
+  feedRaw,
+  newTestEngine,
+  rsSegment,
+} from '../support/engine-fixture.js';
+import { icmpPacket } from '../support/icmp.js';
+import { buildSegment, pattern } from '../support/packets.js';
+import { rng } from '../support/rng.js';
+
+const ROUTER = 0xc6336401; // 198.51.100.1
+const CONNS = 12;
+
+/** An engine with CONNS open connections; what the LB sent on each leg, as routers would quote it. */
+function setup(policy: 'lvs' | 'dpvs' | 'fullnat'): {
+  e: Engine;
+  toRs: Uint8Array[];
+  toClient: Uint8Array[];
+} {
+  const e = newTestEngine({ toaPolicy: policy, maxConnections: 64 }, { rsMtu: 1400 });
+  const toRs: Uint8Array[] = [];
+  const toClient: Uint8Array[] = [];
+  for (let k = 0; k < CONNS; k++) {
+    const sport = 30000 + k;
+    const [syn] = feedRaw(
+      e,
+      clientSegment({ seq: CISN, flags: TCP_SYN, options: LINUX_SYN_OPTS, sport }),
+    );
+    assert.ok(syn);
+    toRs.push(syn.bytes);
+    const lport = get16(syn.bytes, 20);
+    const lbIsn = get32(syn.bytes, 24);
+    const [sa] = feedRaw(
+      e,
+      rsSegment({ lport, seq: RISN, ack: lbIsn + 1, flags: TCP_SYN | TCP_ACK, options: [opt.mss(1460)] }),
+    );
+    assert.ok(sa);
+    toClient.push(sa.bytes);
+    for (const o of feedRaw(
+      e,
+      clientSegment({ seq: CISN + 1, ack: RISN + 1, flags: TCP_ACK, payload: pattern(1300), sport }),
+    ))
+      toRs.push(o.bytes);
+    for (const o of feedRaw(
+      e,
+      rsSegment({ lport, seq: RISN + 1, ack: lbIsn + 1301, flags: TCP_ACK | TCP_PSH, payload: pattern(1400) }),
+    ))
+      toClient.push(o.bytes);
+  }
+  return { e, toRs, toClient };
+}
+
+function accounted(e: Engine): number {
+  let n = e.counters[C.forwarded_packets]!;
+  for (const d of DROP_COUNTERS) n += e.counters[C[d]]!;
+  return n + e.heldPackets;
+}
+
+const ok16 = (b: Uint8Array, off: number, len: number): boolean =>
+  foldSum(sumWords(b, off, len, 0)) === 0xffff;
+
+/** Feeds one packet and checks the invariants; returns what went out. */
+function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
+  const rx0 = e.counters[C.rx_packets]!;
+  const acc0 = accounted(e);
+  const quotedIpValid =
+    pkt.length >= 48 && pkt[9] === IPPROTO_ICMP && ok16(pkt, 28, Math.min((pkt[28]! & 15) * 4, pkt.length - 28));
+  let out: Uint8Array[];
+  try {
+    out = feedRaw(e, pkt).map((o) => o.bytes);
+  } catch (err) {
+    assert.fail(`${what}: engine threw ${String(err)}\n${Buffer.from(pkt).toString('hex')}`);
+  }
+  assert.equal(e.counters[C.rx_packets]!, rx0 + 1, what);
+  assert.equal(accounted(e) - acc0, 1, `${what}: counted exactly once`);
+  const t = e.table;
+  for (const b of out) {
+    const hex = Buffer.from(pkt).toString('hex');
+    assert.equal(b[9], IPPROTO_ICMP, `${what}: only ICMP comes out of ICMP\n${hex}`);
+    const ihl = (b[0]! & 15) * 4;
+    assert.ok(ok16(b, 0, ihl), `${what}: outer IP checksum`);
+    assert.ok(ok16(b, ihl, b.length - ihl), `${what}: ICMP checksum`);
+    const type = b[ihl]!;
+    if (type === 0) {
+      assert.equal(pkt[20], 8, `${what}: an echo reply answers an echo request`);
+      assert.equal(get32(b, 12), VIP);
+      continue;
+    }
+    // An error: its quote is a packet of a connection the table holds, sent to that leg's host.
+    const q = ihl + 8;
+    const qhl = (b[q]! & 15) * 4;
+    if (quotedIpValid) assert.ok(ok16(b, q, qhl), `${what}: quoted IP checksum`);
+    const qt = q + qhl;
+    const dst = get32(b, 16);
+    if (dst === RIP) {
+      assert.equal(get32(b, 12), LIP);
+      assert.ok(t.lookupReplyAt(b, q, qt) >= 0, `${what}: error to the RS about no connection\n${hex}`);
+    } else {
+      assert.equal(dst, CIP, `${what}: an error goes to a client or an RS`);
+      assert.equal(get32(b, 12), VIP);
+      assert.ok(t.lookupClientAt(b, q, qt, 0) >= 0, `${what}: error to the client about no connection\n${hex}`);
+    }
+  }
+  return out;
+}
+
+/** A quote of `orig` as hostile routers send it: cut anywhere, some bytes flipped, sometimes random. */
+function hostileQuote(r: () => number, orig: Uint8Array): Uint8Array {
+  const k = r();
+  if (k < 0.1) return Uint8Array.from({ length: Math.floor(r() * 80) }, () => Math.floor(r() * 256));
+  const n = Math.floor(r() * (orig.length + 1));
+  const q = orig.slice(0, k < 0.5 ? Math.max(n, 28) : n);
+  if (k >= 0.35 && q.length > 0) {
+    for (let f = 1 + Math.floor(r() * 3); f > 0; f--) {
+      const at = Math.floor(r() * q.length);
+      q[at] = q[at]! ^ (1 << Math.floor(r() * 8));
+    }
+  }
+  return q;
+}
+
+test('ICMP errors with real, truncated, lying and random quotes, from both sides: no throw, counted once, nothing forwarded about no connection', () => {
+  for (const policy of ['lvs', 'dpvs', 'fullnat'] as const) {
+    const { e, toRs, toClient } = setup(policy);
+    const r = rng(0x1c4e + policy.length);
+    let forwarded = 0;
+    let now = 0;
+    for (let i = 0; i < 6000; i++) {
+      // 1 ms a packet: the forwarding bucket refills, so valid errors do go through.
+      now += 1;
+      e.tick(now);
+      const fromRs = r() < 0.5;
+      const orig = fromRs ? toRs[Math.floor(r() * toRs.length)]! : toClient[Math.floor(r() * toClient.length)]!;
+      const quote = hostileQuote(r, orig);
+      const types = [3, 3, 3, 11, 12, 4, 5, 0, 8, Math.floor(r() * 256)];
+      const type = types[Math.floor(r() * types.length)]!;
+      const code = r() < 0.5 ? 4 : Math.floor(r() * 16);
+      const dst = r() < 0.9 ? (fromRs ? LIP : VIP) : r() < 0.5 ? RIP : ROUTER;
+      const src = r() < 0.9 ? ROUTER : 0;
+      const mtu = r() < 0.7 ? 576 + Math.floor(r() * 1000) : Math.floor(r() * 65536);
+      const pkt = icmpPacket(src, dst, type, code, mtu, quote, r() < 0.05);
+      forwarded += feedChecked(e, pkt, `${policy} #${i}`).length;
+    }
+    const counters = Object.fromEntries(
+      ['icmp_error_forwarded', 'icmp_error_no_conn_dropped', 'icmp_malformed_dropped', 'icmp_unhandled_dropped', 'icmp_pmtu_learned', 'icmp_pmtu_ignored'].map(
+        (n) => [n, e.counter(n as keyof typeof C)],
+      ),
+    );
+    assert.ok(forwarded > 200, `${policy}: errors about live connections go through ${JSON.stringify(counters)}`);
+    for (const [n, v] of Object.entries(counters)) assert.ok(v > 0, `${policy}: ${n} ${JSON.stringify(counters)}`);
+    assert.ok(e.pathMtu(0) >= 552 && e.pathMtu(0) <= 1400, `${policy}: path MTU ${e.pathMtu(0)}`);
+  }
+});
+
+test('random bytes as ICMP, and ICMP with lying IP lengths: no throw, counted once, only echo replies sent', () => {
+  const { e } = setup('fullnat');
+  const r = rng(77);
+  for (let i = 0; i < 3000; i++) {
+    const body = Uint8Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256));
+    const pkt = icmpPacket(ROUTER, r() < 0.5 ? LIP : VIP, Math.floor(r() * 256), Math.floor(r() * 256), 0, body);
+    if (r() < 0.3) pkt[2] = 0; // total length lies: the IP check drops it first
+    if (r() < 0.3) pkt[0] = 0x46; // an IHL that eats the ICMP header
+    feedChecked(e, pkt, `random #${i}`);
+  }
+});
+
+test('an ICMP flood: errors about a live connection and pings to the VIP, at one instant, go out at most a burst', () => {
+  const { e, toRs } = setup('fullnat');
+  e.tick(10);
+  let out = 0;
+  const err = icmpPacket(ROUTER, LIP, 3, 1, 0, toRs[1]!.subarray(0, 48));
+  const ping = icmpPacket(CIP, VIP, 8, 0, 1, pattern(56));
+  for (let i = 0; i < 5000; i++) out += feedChecked(e, i % 2 === 0 ? err : ping, `flood #${i}`).length;
+  // The forwarding bucket and the echo bucket: 50 each at once (icmpRateBurst).
+  assert.equal(out, 100);
+  assert.equal(e.counter('icmp_rate_limited'), 4900);
+  // A stray TCP segment still goes its way meanwhile: the flood costs only its own tokens.
+  const stray = buildSegment({ src: CIP, dst: VIP, sport: 1, dport: 80, seq: 1, flags: TCP_SYN });
+  assert.equal(feedRaw(e, stray).length, 1);
+});
