@@ -32,6 +32,7 @@ import {
 } from '../support/engine-fixture.js';
 import { icmpPacket, quoteOf } from '../support/icmp.js';
 import { buildSegment, pattern } from '../support/packets.js';
+import { probeTshark, tsharkDecode } from '../support/tshark.js';
 
 const ROUTER_RS = parseIpv4('10.10.2.254');
 const ROUTER_CLIENT = parseIpv4('198.51.100.1');
@@ -342,3 +343,70 @@ test('forwarded errors are rate-limited: a flood of valid quotes costs one token
   assert.equal(e.counter('icmp_rate_limited'), 150);
   assertCountedOnce(e);
 });
+
+const tshark = probeTshark();
+
+test(
+  'tshark decodes the translated errors and the echo reply: good ICMP and IP checksums, outer and quoted',
+  { skip: tshark.ok ? undefined : tshark.reason },
+  () => {
+    const e = engine();
+    const { lport, lbIsn } = open(e);
+    const data = clientSegment({ seq: CISN + 1, ack: RISN + 11, flags: TCP_ACK, payload: pattern(1400) });
+    const [toRs] = feedRaw(e, data);
+    const fromRs = rsSegment({ lport, seq: RISN + 11, ack: lbIsn + 1401, flags: TCP_ACK, payload: pattern(1460) });
+    const [toClient] = feedRaw(e, fromRs);
+    assert.ok(toRs && toClient);
+    const packets = [
+      ...feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(toRs.bytes, 68))),
+      ...feedRaw(e, icmpPacket(ROUTER_CLIENT, VIP, 3, 4, 1400, quoteOf(toClient.bytes, 28))),
+      ...feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 13, 0, quoteOf(toRs.bytes, 48))),
+      ...feedRaw(e, icmpPacket(ROUTER_RS, LIP, 11, 0, 0, quoteOf(toRs.bytes, 48))),
+      ...feedRaw(e, icmpPacket(CIP, VIP, 8, 0, 0x00070001, pattern(56))),
+    ].map((o) => o.bytes);
+    assert.equal(packets.length, 5);
+    const rows = tsharkDecode(packets, [
+      'ip.src',
+      'ip.dst',
+      'ip.checksum.status',
+      'icmp.type',
+      'icmp.code',
+      'icmp.checksum.status',
+      'icmp.mtu',
+      'tcp.srcport',
+      'tcp.dstport',
+      'tcp.seq',
+    ]);
+    const ip = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+    const errs = rows.slice(0, 4);
+    for (const r of rows) {
+      assert.equal(r['icmp.checksum.status'], '1', JSON.stringify(r));
+      for (const s of r['ip.checksum.status']!.split(',')) assert.equal(s, '1', JSON.stringify(r));
+    }
+    const toClientLeg = [`${ip(VIP)},${ip(CIP)}`, `${ip(CIP)},${ip(VIP)}`];
+    assert.deepEqual(
+      errs.map((r) => [r['ip.src'], r['ip.dst'], r['icmp.type'], r['icmp.code'], r['icmp.mtu']]),
+      [
+        [...toClientLeg, '3', '4', '1392'],
+        [`${ip(LIP)},${ip(RIP)}`, `${ip(RIP)},${ip(LIP)}`, '3', '4', '1400'],
+        [...toClientLeg, '3', '13', ''],
+        [...toClientLeg, '11', '0', ''],
+      ],
+    );
+    // The quoted segments as the other leg's host sent them: its ports and sequence number.
+    assert.deepEqual(
+      errs.map((r) => [r['tcp.srcport'], r['tcp.dstport'], r['tcp.seq']]),
+      [
+        [String(CPORT), String(VPORT), String(CISN + 1)],
+        [String(RPORT), String(lport), String(RISN + 11)],
+        [String(CPORT), String(VPORT), String(CISN + 1)],
+        [String(CPORT), String(VPORT), String(CISN + 1)],
+      ],
+    );
+    const echo = rows[4]!;
+    assert.deepEqual(
+      [echo['ip.src'], echo['ip.dst'], echo['icmp.type']],
+      [ip(VIP), ip(CIP), '0'],
+    );
+  },
+);
