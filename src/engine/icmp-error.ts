@@ -190,8 +190,7 @@ export class IcmpErrors {
     set16(b, qt, t.rport[c]!);
     set16(b, qt + 2, t.lport[c]!);
     // The RS's own sequence number: SYNPROXY's translation moved it by the cookie's delta.
-    if ((t.flags[c]! & CF_SYNPROXY) !== 0)
-      rewriteSeqField(b, qt + TcpField.Seq, t.ackDelta[c]!, d);
+    if ((t.flags[c]! & CF_SYNPROXY) !== 0) rewriteSeqField(b, qt + TcpField.Seq, t.ackDelta[c]!, d);
     if (avail >= TcpField.Flags + 1 && (b[qt + TcpField.Flags]! & TCP_ACK) !== 0) {
       const ao = qt + TcpField.Ack;
       let add = t.seqDelta[c]!;

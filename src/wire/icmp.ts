@@ -11,20 +11,26 @@ import { IPV4_MIN_HEADER } from './ipv4.js';
 /** Bytes before an error's quote (type, code, checksum, 4 bytes of type-specific data). */
 export const ICMP_HEADER = 8;
 
-/** Field offsets from the start of an ICMP or ICMPv6 message (the same first eight bytes). */
+/** Field offsets from the start of an ICMP or ICMPv6 error (the same first eight bytes). */
 export const enum IcmpField {
   Type = 0,
   Code = 1,
   Checksum = 2,
-  /** Echo: identifier, then sequence number. */
-  Id = 4,
-  Sequence = 6,
   /** Destination unreachable / fragmentation needed: the next-hop MTU (RFC 1191), 16 bits. */
   NextHopMtu = 6,
-  /** ICMPv6 Packet Too Big: the MTU, 32 bits. */
-  Mtu6 = 4,
   /** Errors: the invoking packet, as much as the sender quoted. */
   Quote = 8,
+}
+
+/** Echo request and reply (ICMP and ICMPv6): what follows the checksum. */
+export const enum IcmpEchoField {
+  Id = 4,
+  Sequence = 6,
+}
+
+/** ICMPv6 Packet Too Big: the MTU, 32 bits after the checksum. */
+export const enum Icmpv6Field {
+  Mtu = 4,
 }
 
 // ---- ICMP (IPv4) -----------------------------------------------------------------------------
@@ -170,7 +176,7 @@ export function isIcmpv6Error(type: number): boolean {
 
 /** The 32-bit MTU of a Packet Too Big, read as an unsigned number. */
 export function packetTooBigMtu(b: Uint8Array, icmpOff: number): number {
-  const o = icmpOff + IcmpField.Mtu6;
+  const o = icmpOff + Icmpv6Field.Mtu;
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 

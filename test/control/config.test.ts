@@ -950,7 +950,11 @@ describe('icmp_echo and pmtu_expires', () => {
   });
 
   it('rejects a bad switch and a bad duration with file:line', () => {
-    expectError(defs('icmp_echo yes'), 'icmp_echo yes', /^bad icmp_echo 'yes' \(expected on or off\)$/);
+    expectError(
+      defs('icmp_echo yes'),
+      'icmp_echo yes',
+      /^bad icmp_echo 'yes' \(expected on or off\)$/,
+    );
     for (const bad of ['0', '-5', '1.5', 'long']) {
       expectError(defs(`pmtu_expires ${bad}`), `pmtu_expires ${bad}`, /pmtu_expires/);
     }

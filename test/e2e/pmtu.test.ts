@@ -61,7 +61,8 @@ function why(): string | undefined {
   if (!n.ok) return n.reason;
   const t = tunAvailable();
   if (!t.ok) return t.reason;
-  if (!cgroup2Mount()) return 'no cgroup v2 mount (the RS learns the client through the eBPF receiver)';
+  if (!cgroup2Mount())
+    return 'no cgroup v2 mount (the RS learns the client through the eBPF receiver)';
   if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o')))
     return 'eBPF object not built (node scripts/build-bpf.js)';
   for (const tool of ['curl', 'bpftool', 'sha256sum']) {
@@ -131,7 +132,11 @@ function counters(): Record<string, number> {
 }
 
 /** Runs a bash script in host `h`, bounded by `timeoutMs`; its stdout, or what it printed before failing. */
-function sh(h: string, script: string, timeoutMs: number): { ok: boolean; out: string; ms: number } {
+function sh(
+  h: string,
+  script: string,
+  timeoutMs: number,
+): { ok: boolean; out: string; ms: number } {
   const t0 = Date.now();
   try {
     const out = lab.exec(h, 'bash', ['-c', script], timeoutMs);

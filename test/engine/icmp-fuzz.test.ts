@@ -58,18 +58,36 @@ function setup(policy: 'lvs' | 'dpvs' | 'fullnat'): {
     const lbIsn = get32(syn.bytes, 24);
     const [sa] = feedRaw(
       e,
-      rsSegment({ lport, seq: RISN, ack: lbIsn + 1, flags: TCP_SYN | TCP_ACK, options: [opt.mss(1460)] }),
+      rsSegment({
+        lport,
+        seq: RISN,
+        ack: lbIsn + 1,
+        flags: TCP_SYN | TCP_ACK,
+        options: [opt.mss(1460)],
+      }),
     );
     assert.ok(sa);
     toClient.push(sa.bytes);
     for (const o of feedRaw(
       e,
-      clientSegment({ seq: CISN + 1, ack: RISN + 1, flags: TCP_ACK, payload: pattern(1300), sport }),
+      clientSegment({
+        seq: CISN + 1,
+        ack: RISN + 1,
+        flags: TCP_ACK,
+        payload: pattern(1300),
+        sport,
+      }),
     ))
       toRs.push(o.bytes);
     for (const o of feedRaw(
       e,
-      rsSegment({ lport, seq: RISN + 1, ack: lbIsn + 1301, flags: TCP_ACK | TCP_PSH, payload: pattern(1400) }),
+      rsSegment({
+        lport,
+        seq: RISN + 1,
+        ack: lbIsn + 1301,
+        flags: TCP_ACK | TCP_PSH,
+        payload: pattern(1400),
+      }),
     ))
       toClient.push(o.bytes);
   }
@@ -90,7 +108,9 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
   const rx0 = e.counters[C.rx_packets]!;
   const acc0 = accounted(e);
   const quotedIpValid =
-    pkt.length >= 48 && pkt[9] === IPPROTO_ICMP && ok16(pkt, 28, Math.min((pkt[28]! & 15) * 4, pkt.length - 28));
+    pkt.length >= 48 &&
+    pkt[9] === IPPROTO_ICMP &&
+    ok16(pkt, 28, Math.min((pkt[28]! & 15) * 4, pkt.length - 28));
   let out: Uint8Array[];
   try {
     out = feedRaw(e, pkt).map((o) => o.bytes);
@@ -120,11 +140,17 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
     const dst = get32(b, 16);
     if (dst === RIP) {
       assert.equal(get32(b, 12), LIP);
-      assert.ok(t.lookupReplyAt(b, q, qt) >= 0, `${what}: error to the RS about no connection\n${hex}`);
+      assert.ok(
+        t.lookupReplyAt(b, q, qt) >= 0,
+        `${what}: error to the RS about no connection\n${hex}`,
+      );
     } else {
       assert.equal(dst, CIP, `${what}: an error goes to a client or an RS`);
       assert.equal(get32(b, 12), VIP);
-      assert.ok(t.lookupClientAt(b, q, qt, 0) >= 0, `${what}: error to the client about no connection\n${hex}`);
+      assert.ok(
+        t.lookupClientAt(b, q, qt, 0) >= 0,
+        `${what}: error to the client about no connection\n${hex}`,
+      );
     }
   }
   return out;
@@ -133,7 +159,8 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
 /** A quote of `orig` as hostile routers send it: cut anywhere, some bytes flipped, sometimes random. */
 function hostileQuote(r: () => number, orig: Uint8Array): Uint8Array {
   const k = r();
-  if (k < 0.1) return Uint8Array.from({ length: Math.floor(r() * 80) }, () => Math.floor(r() * 256));
+  if (k < 0.1)
+    return Uint8Array.from({ length: Math.floor(r() * 80) }, () => Math.floor(r() * 256));
   const n = Math.floor(r() * (orig.length + 1));
   const q = orig.slice(0, k < 0.5 ? Math.max(n, 28) : n);
   if (k >= 0.35 && q.length > 0) {
@@ -156,7 +183,9 @@ test('ICMP errors with real, truncated, lying and random quotes, from both sides
       now += 1;
       e.tick(now);
       const fromRs = r() < 0.5;
-      const orig = fromRs ? toRs[Math.floor(r() * toRs.length)]! : toClient[Math.floor(r() * toClient.length)]!;
+      const orig = fromRs
+        ? toRs[Math.floor(r() * toRs.length)]!
+        : toClient[Math.floor(r() * toClient.length)]!;
       const quote = hostileQuote(r, orig);
       const types = [3, 3, 3, 11, 12, 4, 5, 0, 8, Math.floor(r() * 256)];
       const type = types[Math.floor(r() * types.length)]!;
@@ -168,12 +197,21 @@ test('ICMP errors with real, truncated, lying and random quotes, from both sides
       forwarded += feedChecked(e, pkt, `${policy} #${i}`).length;
     }
     const counters = Object.fromEntries(
-      ['icmp_error_forwarded', 'icmp_error_no_conn_dropped', 'icmp_malformed_dropped', 'icmp_unhandled_dropped', 'icmp_pmtu_learned', 'icmp_pmtu_ignored'].map(
-        (n) => [n, e.counter(n as keyof typeof C)],
-      ),
+      [
+        'icmp_error_forwarded',
+        'icmp_error_no_conn_dropped',
+        'icmp_malformed_dropped',
+        'icmp_unhandled_dropped',
+        'icmp_pmtu_learned',
+        'icmp_pmtu_ignored',
+      ].map((n) => [n, e.counter(n as keyof typeof C)]),
     );
-    assert.ok(forwarded > 200, `${policy}: errors about live connections go through ${JSON.stringify(counters)}`);
-    for (const [n, v] of Object.entries(counters)) assert.ok(v > 0, `${policy}: ${n} ${JSON.stringify(counters)}`);
+    assert.ok(
+      forwarded > 200,
+      `${policy}: errors about live connections go through ${JSON.stringify(counters)}`,
+    );
+    for (const [n, v] of Object.entries(counters))
+      assert.ok(v > 0, `${policy}: ${n} ${JSON.stringify(counters)}`);
     assert.ok(e.pathMtu(0) >= 552 && e.pathMtu(0) <= 1400, `${policy}: path MTU ${e.pathMtu(0)}`);
   }
 });
@@ -183,7 +221,14 @@ test('random bytes as ICMP, and ICMP with lying IP lengths: no throw, counted on
   const r = rng(77);
   for (let i = 0; i < 3000; i++) {
     const body = Uint8Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256));
-    const pkt = icmpPacket(ROUTER, r() < 0.5 ? LIP : VIP, Math.floor(r() * 256), Math.floor(r() * 256), 0, body);
+    const pkt = icmpPacket(
+      ROUTER,
+      r() < 0.5 ? LIP : VIP,
+      Math.floor(r() * 256),
+      Math.floor(r() * 256),
+      0,
+      body,
+    );
     if (r() < 0.3) pkt[2] = 0; // total length lies: the IP check drops it first
     if (r() < 0.3) pkt[0] = 0x46; // an IHL that eats the ICMP header
     feedChecked(e, pkt, `random #${i}`);
@@ -196,7 +241,8 @@ test('an ICMP flood: errors about a live connection and pings to the VIP, at one
   let out = 0;
   const err = icmpPacket(ROUTER, LIP, 3, 1, 0, toRs[1]!.subarray(0, 48));
   const ping = icmpPacket(CIP, VIP, 8, 0, 1, pattern(56));
-  for (let i = 0; i < 5000; i++) out += feedChecked(e, i % 2 === 0 ? err : ping, `flood #${i}`).length;
+  for (let i = 0; i < 5000; i++)
+    out += feedChecked(e, i % 2 === 0 ? err : ping, `flood #${i}`).length;
   // The forwarding bucket and the echo bucket: 50 each at once (icmpRateBurst).
   assert.equal(out, 100);
   assert.equal(e.counter('icmp_rate_limited'), 4900);

@@ -192,7 +192,12 @@ test('admin-prohibited for the LB SYN reaches the client quoting its own SYN', (
 test('time exceeded on the RS path, whole segment quoted: the quoted TCP checksum follows the translation', () => {
   const e = engine();
   open(e);
-  const data = clientSegment({ seq: CISN + 1, ack: RISN + 11, flags: TCP_ACK, payload: pattern(100) });
+  const data = clientSegment({
+    seq: CISN + 1,
+    ack: RISN + 11,
+    flags: TCP_ACK,
+    payload: pattern(100),
+  });
   const [toRs] = feedRaw(e, data);
   assert.ok(toRs);
   const err = icmpPacket(ROUTER_RS, LIP, 11, 0, 0, toRs.bytes);
@@ -205,7 +210,12 @@ test('time exceeded on the RS path, whole segment quoted: the quoted TCP checksu
 test('PROXY protocol: the quoted seq of data behind the header moves back by the header too', () => {
   const e = newTestEngine({ toaPolicy: 'fullnat', maxConnections: 64 }, { proxyProtocol: 1 });
   open(e);
-  const data = clientSegment({ seq: CISN + 1, ack: RISN + 1, flags: TCP_ACK, payload: pattern(10) });
+  const data = clientSegment({
+    seq: CISN + 1,
+    ack: RISN + 1,
+    flags: TCP_ACK,
+    payload: pattern(10),
+  });
   const outs = feedRaw(e, data);
   assert.equal(outs.length, 2, 'the PROXY header, then the data behind it');
   for (const [k, o] of outs.entries()) {
@@ -220,9 +230,30 @@ test('PROXY protocol: the quoted seq of data behind the header moves back by the
 test('an error quoting no connection, a lying or truncated quote, a bad checksum: dropped and counted, nothing sent', () => {
   const e = engine();
   const { lport } = open(e);
-  const stray = buildSegment({ src: LIP, dst: RIP, sport: lport + 1, dport: RPORT, seq: 1, flags: TCP_ACK });
-  const known = buildSegment({ src: LIP, dst: RIP, sport: lport, dport: RPORT, seq: 1, flags: TCP_ACK });
-  const lying = buildSegment({ src: VIP, dst: RIP, sport: lport, dport: RPORT, seq: 1, flags: TCP_ACK });
+  const stray = buildSegment({
+    src: LIP,
+    dst: RIP,
+    sport: lport + 1,
+    dport: RPORT,
+    seq: 1,
+    flags: TCP_ACK,
+  });
+  const known = buildSegment({
+    src: LIP,
+    dst: RIP,
+    sport: lport,
+    dport: RPORT,
+    seq: 1,
+    flags: TCP_ACK,
+  });
+  const lying = buildSegment({
+    src: VIP,
+    dst: RIP,
+    sport: lport,
+    dport: RPORT,
+    seq: 1,
+    flags: TCP_ACK,
+  });
   const cases: [Uint8Array, string][] = [
     [icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(stray, 28)), 'icmp_error_no_conn_dropped'],
     [icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(lying, 28)), 'icmp_error_no_conn_dropped'],
@@ -244,7 +275,14 @@ test('an error quoting no connection, a lying or truncated quote, a bad checksum
 test('path MTU: never raised by an ICMP, values below 552 ignored, forgotten after pmtuExpiresMs', () => {
   const e = engine({ pmtuExpiresMs: 60_000 });
   const { lport } = open(e);
-  const known = buildSegment({ src: LIP, dst: RIP, sport: lport, dport: RPORT, seq: 1, flags: TCP_ACK });
+  const known = buildSegment({
+    src: LIP,
+    dst: RIP,
+    sport: lport,
+    dport: RPORT,
+    seq: 1,
+    flags: TCP_ACK,
+  });
   const frag = (mtu: number, now: number): void => {
     feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, mtu, quoteOf(known, 28)), now);
   };
@@ -267,10 +305,22 @@ test('path MTU: never raised by an ICMP, values below 552 ignored, forgotten aft
 test('a learned path MTU clamps the next SYN+ACK MSS and makes the existing connection split its TOA packets', () => {
   const e = engine();
   const { lport } = open(e);
-  const known = buildSegment({ src: LIP, dst: RIP, sport: lport, dport: RPORT, seq: 1, flags: TCP_ACK });
+  const known = buildSegment({
+    src: LIP,
+    dst: RIP,
+    sport: lport,
+    dport: RPORT,
+    seq: 1,
+    flags: TCP_ACK,
+  });
   feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(known, 28)));
   // Existing connection: a full-size client segment no longer fits; the client is told 1392.
-  const big = clientSegment({ seq: CISN + 1, ack: RISN + 11, flags: TCP_ACK, payload: pattern(1460) });
+  const big = clientSegment({
+    seq: CISN + 1,
+    ack: RISN + 11,
+    flags: TCP_ACK,
+    payload: pattern(1460),
+  });
   const [icmp] = feedRaw(e, big);
   assert.ok(icmp);
   assert.equal(icmp.bytes[20], 3);
@@ -335,7 +385,14 @@ test('echo to a VIP: answered in place, rate-limited, off with icmpEcho false', 
 test('forwarded errors are rate-limited: a flood of valid quotes costs one token each', () => {
   const e = engine();
   const { lport } = open(e);
-  const known = buildSegment({ src: LIP, dst: RIP, sport: lport, dport: RPORT, seq: 1, flags: TCP_ACK });
+  const known = buildSegment({
+    src: LIP,
+    dst: RIP,
+    sport: lport,
+    dport: RPORT,
+    seq: 1,
+    flags: TCP_ACK,
+  });
   let out = 0;
   for (let i = 0; i < 200; i++)
     out += feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 1, 0, quoteOf(known, 28))).length;
@@ -352,9 +409,20 @@ test(
   () => {
     const e = engine();
     const { lport, lbIsn } = open(e);
-    const data = clientSegment({ seq: CISN + 1, ack: RISN + 11, flags: TCP_ACK, payload: pattern(1400) });
+    const data = clientSegment({
+      seq: CISN + 1,
+      ack: RISN + 11,
+      flags: TCP_ACK,
+      payload: pattern(1400),
+    });
     const [toRs] = feedRaw(e, data);
-    const fromRs = rsSegment({ lport, seq: RISN + 11, ack: lbIsn + 1401, flags: TCP_ACK, payload: pattern(1460) });
+    const fromRs = rsSegment({
+      lport,
+      seq: RISN + 11,
+      ack: lbIsn + 1401,
+      flags: TCP_ACK,
+      payload: pattern(1460),
+    });
     const [toClient] = feedRaw(e, fromRs);
     assert.ok(toRs && toClient);
     const packets = [
@@ -377,7 +445,8 @@ test(
       'tcp.dstport',
       'tcp.seq',
     ]);
-    const ip = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+    const ip = (n: number): string =>
+      [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
     const errs = rows.slice(0, 4);
     for (const r of rows) {
       assert.equal(r['icmp.checksum.status'], '1', JSON.stringify(r));
@@ -404,9 +473,6 @@ test(
       ],
     );
     const echo = rows[4]!;
-    assert.deepEqual(
-      [echo['ip.src'], echo['ip.dst'], echo['icmp.type']],
-      [ip(VIP), ip(CIP), '0'],
-    );
+    assert.deepEqual([echo['ip.src'], echo['ip.dst'], echo['icmp.type']], [ip(VIP), ip(CIP), '0']);
   },
 );
