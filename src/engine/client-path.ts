@@ -307,9 +307,10 @@ export class ClientPath implements SynProxyReplay {
 
   /**
    * Too big for the RS path and no TOA to blame: ICMP fragmentation needed
-   * (DF, rate-limited), or a drop. The MTU told leaves room for the TOA the
-   * LB adds to the packets that carry one, so the client's next segments
-   * fit with it; a PROXY-protocol connection (shift) carries none.
+   * (DF, rate-limited), or a drop. Under `fullnat` the MTU told leaves room
+   * for the TOA the LB adds to the packets that carry one, so the client's
+   * next segments fit with it (a PROXY-protocol connection, shift, carries
+   * none); `lvs` and `dpvs` tell the path MTU itself, as LVS and DPVS do.
    */
   private tooBig(p: Packet, mtu: number, ipHl: number, c: number): void {
     const ctx = this.ctx;
@@ -323,7 +324,7 @@ export class ClientPath implements SynProxyReplay {
       ctx.drop(p, C.too_big_dropped);
       return;
     }
-    const room = ctx.policy !== 'off' && ctx.table.shift[c] === 0 ? TOA_V4_LEN : 0;
+    const room = ctx.policy === 'fullnat' && ctx.table.shift[c] === 0 ? TOA_V4_LEN : 0;
     const r = ctx.pool.take();
     craftFragNeeded(r, ctx.ip.dst, ctx.ip.src, mtu - room, p.buf, p.start, ipHl);
     ctx.count(C.icmp_frag_needed_sent);

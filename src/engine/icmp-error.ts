@@ -111,12 +111,13 @@ export class IcmpErrors {
       return;
     }
     if (fragNeeded) {
-      // The client's segments grow by the TOA the LB adds on its way to the RS: tell it the
-      // path's MTU less that room, so what it sends next fits with the TOA in (the split
-      // still covers a packet sent before it heard). A value below the minimum is passed on
-      // as it is: the client's stack applies its own floor.
+      // The client's segments grow by the TOA the LB adds on its way to the RS: under
+      // `fullnat`, tell it the path's MTU less that room, so what it sends next fits with the
+      // TOA in (the split still covers a packet sent before it heard); `lvs` and `dpvs` pass
+      // the MTU on as LVS and DPVS do. A value below the minimum is passed on as it is: the
+      // client's stack applies its own floor.
       const told = get16(b, icmp + IcmpField.NextHopMtu);
-      const room = ctx.policy !== 'off' && t.shift[c] === 0 ? TOA_V4_LEN : 0;
+      const room = ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V4_LEN : 0;
       if (told >= IPV4_MIN_PMTU) {
         const mtu = ctx.pmtu.of(t.rs[c]!);
         set16(b, icmp + IcmpField.NextHopMtu, (mtu < told ? mtu : told) - room);
