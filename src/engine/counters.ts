@@ -50,6 +50,8 @@ export const COUNTER_NAMES = [
   'icmp_error_forwarded',
   /** ICMP errors quoting a packet of no connection (or one still opening under SYNPROXY), or a quote whose source is not the address the error came to. */
   'icmp_error_no_conn_dropped',
+  /** ICMP errors from an RS's path about an FNAT64 connection: its client is IPv6, and the ICMPv6 translation is not written yet (the path MTU is still learned). */
+  'icmp_error_family_dropped',
   /** ICMP messages too short, with a bad checksum, or quoting a header that cannot be read. */
   'icmp_malformed_dropped',
   /** ICMP the LB has nothing to do with: types other than errors and echo, echo to a LIP, anything to neither a VIP nor a LIP. */
@@ -135,6 +137,7 @@ export const DROP_COUNTERS: readonly CounterName[] = [
   'too_big_dropped',
   // ICMP: every message ends in forwarded_packets (a translated error) or one of these.
   'icmp_error_no_conn_dropped',
+  'icmp_error_family_dropped',
   'icmp_malformed_dropped',
   'icmp_unhandled_dropped',
   'icmp_rate_limited',

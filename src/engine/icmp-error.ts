@@ -10,7 +10,7 @@ import {
 import { IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
 import { TCP_ACK, TcpField } from '../wire/tcp.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
-import { CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import type { Packet } from './packet.js';
@@ -99,12 +99,19 @@ export class IcmpErrors {
       return;
     }
     const svc = t.svc[c]!;
+    const fnat64 = (t.flags[c]! & CF_IPV6) !== 0;
     const type = b[icmp + IcmpField.Type]!;
     const fragNeeded = type === ICMP_DEST_UNREACH && b[icmp + IcmpField.Code] === ICMP_FRAG_NEEDED;
     if (fragNeeded) {
       const told = get16(b, icmp + IcmpField.NextHopMtu);
       const v = ctx.pmtu.learn(t.rs[c]!, told);
       ctx.count(v === PmtuVerdict.Learned ? C.icmp_pmtu_learned : C.icmp_pmtu_ignored);
+    }
+    // An FNAT64 connection (an IPv6 client behind an IPv4 RS path): the path MTU is learned
+    // above; telling the client needs an ICMPv6 Packet Too Big, which is not written yet.
+    if (fnat64) {
+      ctx.drop(p, C.icmp_error_family_dropped);
+      return;
     }
     if (!this.bucket.take(ctx.now)) {
       ctx.drop(p, C.icmp_rate_limited);

@@ -182,7 +182,8 @@ export class Ipv6Path {
     }
 
     const payloadLen = p.length - IPV6_HEADER - hl;
-    const mtu = ctx.reg.realServers[t.rs[c]!]!.mtu;
+    // The path's MTU, lowered by what its routers reported (path-mtu.ts).
+    const mtu = ctx.pmtu.of(t.rs[c]!);
     const concluding =
       (t.flags[c]! & CF_FDATA_KNOWN) !== 0 &&
       ackFlag &&

@@ -110,10 +110,11 @@ export class Ipv6RsPath {
     const tcp = ctx.tcp;
     const o = ctx.opt;
     const b = tcp.buf;
-    const rs = ctx.reg.realServers[ctx.table.rs[c]!]!;
     let mss = o.mss - TOA_V6_LEN;
     if (ctx.policy === 'fullnat') {
-      const pathMss = rs.mtu - (v6 ? IPV6_HEADER : 20) - TCP_MIN_HEADER - TOA_V6_LEN;
+      // The path's MTU, lowered by what its routers reported (path-mtu.ts).
+      const pathMss =
+        ctx.pmtu.of(ctx.table.rs[c]!) - (v6 ? IPV6_HEADER : 20) - TCP_MIN_HEADER - TOA_V6_LEN;
       if (pathMss < mss) mss = pathMss;
     }
     if (mss < o.mss && mss > 0) {

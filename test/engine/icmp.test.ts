@@ -31,7 +31,8 @@ import {
   rsSegment,
 } from '../support/engine-fixture.js';
 import { icmpPacket, quoteOf } from '../support/icmp.js';
-import { buildSegment, pattern } from '../support/packets.js';
+import { buildSegment, buildSegment6, pattern, v6 } from '../support/packets.js';
+import { Ipv6Address } from '../../src/wire/address.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 
 const ROUTER_RS = parseIpv4('10.10.2.254');
@@ -476,3 +477,33 @@ test(
     assert.deepEqual([echo['ip.src'], echo['ip.dst'], echo['icmp.type']], [ip(VIP), ip(CIP), '0']);
   },
 );
+
+test('FNAT64: a frag-needed from the IPv4 RS path lowers its MTU; the IPv6 client is not sent IPv4 ICMP', () => {
+  const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 64 });
+  const vip6 = Ipv6Address.fromBytes(v6('2001:db8::100'));
+  e.addService({
+    vip: vip6,
+    vport: 81,
+    scheduler: 'rr',
+    laddrs: [LIP],
+    realServers: [{ addr: RIP, port: RPORT, weight: 1 }],
+  });
+  const syn6 = buildSegment6({
+    src: v6('2001:db8:c::1'),
+    dst: vip6.bytes,
+    sport: CPORT,
+    dport: 81,
+    seq: CISN,
+    ack: 0,
+    flags: TCP_SYN,
+    options: LINUX_SYN_OPTS,
+  });
+  const [toRs] = feedRaw(e, syn6);
+  assert.ok(toRs);
+  assert.equal(toRs.bytes[0]! >>> 4, 4, 'the RS leg is IPv4');
+  const out = feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(toRs.bytes, 48)));
+  assert.equal(out.length, 0);
+  assert.equal(e.counter('icmp_error_family_dropped'), 1);
+  assert.equal(e.pathMtu(0), 1400);
+  assertCountedOnce(e);
+});
