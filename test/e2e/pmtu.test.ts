@@ -242,6 +242,8 @@ test(
         `toa_split ${c.toa_split ?? '?'}, icmp_frag_needed_sent ${c.icmp_frag_needed_sent ?? '?'}`,
     );
     assert.equal(good.length, TRANSFERS, `uploads that completed intact\n${r.out.slice(-1500)}`);
+    // The router's frag-needed is what taught the LB: its config says 1500.
+    assert.ok((c.icmp_pmtu_learned ?? 0) >= 1, `icmp_pmtu_learned ${c.icmp_pmtu_learned}`);
     // The RS application saw the real client on every connection (the eBPF receiver read the TOA).
     // Its log lines arrive once this test yields (the client ran synchronously).
     const logged = (): number => (r1Log.match(/"event":"conn"/g) ?? []).length - connsBefore;
@@ -263,6 +265,7 @@ test(
   { skip },
   () => {
     const expected = createHash('sha256').update(patternChunk(0, MB)).digest('hex');
+    const forwardedBefore = counters().icmp_error_forwarded ?? 0;
     const r = sh(
       'c2',
       `for i in $(seq ${TRANSFERS}); do ${deadline} curl -sS -m 30 http://${VIP}:81/bytes?n=${MB} | sha256sum; done`,
@@ -275,6 +278,11 @@ test(
         `icmp_error_forwarded ${c.icmp_error_forwarded ?? '?'}`,
     );
     assert.equal(good, TRANSFERS, r.out.slice(-1500));
+    // The client-side router's frag-needed reached the RS through the LB.
+    assert.ok(
+      (c.icmp_error_forwarded ?? 0) > forwardedBefore,
+      `icmp_error_forwarded ${c.icmp_error_forwarded}`,
+    );
   },
 );
 
