@@ -271,32 +271,68 @@ static bool complete_checksum(uint8_t *pkt, size_t len, const struct virtio_net_
     return true;
 }
 
-/* Header for a packet to write: a TCP/IPv4 super-packet goes out as
+/* Where the TCP header of an IPv6 packet starts: after the fixed header and
+ * any hop-by-hop / destination options headers; 0 if it is not TCP. */
+static size_t ipv6_tcp_offset(const uint8_t *pkt, size_t len)
+{
+    uint8_t next = pkt[6];
+    size_t off = 40;
+    while (next == 0 || next == 60) {
+        if (off + 8 > len)
+            return 0;
+        next = pkt[off];
+        off += ((size_t)pkt[off + 1] + 1) * 8;
+    }
+    return next == 6 ? off : 0;
+}
+
+/* Header for a packet to write: a TCP super-packet (IPv4 or IPv6, whatever
+ * family it arrived in: FNAT64 turns TCPv6 into TCPv4) goes out as
  * CHECKSUM_PARTIAL with the pseudo-header sum in its field (the kernel or
  * the next device finishes each segment); everything else is whole. */
 static void fill_vnet_hdr(struct virtio_net_hdr *h, uint8_t *pkt, size_t len,
                           int32_t gso_type, int32_t gso_size)
 {
     memset(h, 0, sizeof *h);
-    if (gso_size <= 0 || len < 40 || (pkt[0] >> 4) != 4 || pkt[9] != 6)
+    if (gso_size <= 0 || len < 40)
         return;
-    size_t ihl = (size_t)(pkt[0] & 0x0f) * 4;
-    if (ihl < 20 || ihl + 20 > len)
+    size_t l4;
+    uint64_t sum;
+    uint8_t type;
+    if ((pkt[0] >> 4) == 4) {
+        if (pkt[9] != 6)
+            return;
+        l4 = (size_t)(pkt[0] & 0x0f) * 4;
+        if (l4 < 20)
+            return;
+        sum = csum_add_bytes(pkt + 12, 8, 0);
+        type = VIRTIO_NET_HDR_GSO_TCPV4;
+    } else if ((pkt[0] >> 4) == 6) {
+        l4 = ipv6_tcp_offset(pkt, len);
+        if (l4 == 0)
+            return;
+        sum = csum_add_bytes(pkt + 8, 32, 0);
+        type = VIRTIO_NET_HDR_GSO_TCPV6;
+    } else {
         return;
-    size_t doff = (size_t)(pkt[ihl + 12] >> 4) * 4;
-    if (doff < 20 || ihl + doff > len)
+    }
+    if (l4 + 20 > len)
         return;
-    uint16_t tcp_len = htobe16((uint16_t)(len - ihl));
+    size_t doff = (size_t)(pkt[l4 + 12] >> 4) * 4;
+    if (doff < 20 || l4 + doff > len)
+        return;
+    /* The TCP length fits 16 bits in both pseudo-headers' sums (IPv6's is
+     * 32 bits wide, its upper half zero for anything under 64 KiB). */
+    uint16_t tcp_len = htobe16((uint16_t)(len - l4));
     uint16_t proto = htobe16(6);
-    uint64_t sum = csum_add_bytes(pkt + 12, 8, 0) + tcp_len + proto;
-    uint16_t pseudo = csum_fold(sum);
-    memcpy(pkt + ihl + 16, &pseudo, 2);
+    uint16_t pseudo = csum_fold(sum + tcp_len + proto);
+    memcpy(pkt + l4 + 16, &pseudo, 2);
     h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    /* The engine forwards IPv4 only; the ECN bit (CWR on the first segment) carries over. */
-    h->gso_type = (uint8_t)(VIRTIO_NET_HDR_GSO_TCPV4 | (gso_type & VIRTIO_NET_HDR_GSO_ECN));
+    /* The ECN bit (CWR on the first segment) carries over. */
+    h->gso_type = (uint8_t)(type | (gso_type & VIRTIO_NET_HDR_GSO_ECN));
     h->gso_size = htole16((uint16_t)gso_size);
-    h->hdr_len = htole16((uint16_t)(ihl + doff));
-    h->csum_start = htole16((uint16_t)ihl);
+    h->hdr_len = htole16((uint16_t)(l4 + doff));
+    h->csum_start = htole16((uint16_t)l4);
     h->csum_offset = htole16(16);
 }
 

@@ -96,6 +96,9 @@ export interface NativeTun {
    * fills them) says which packets are super-packets: those go out with a
    * partial checksum (their TCP checksum field is overwritten with the
    * pseudo-header sum) for the kernel to segment; the rest go out whole.
+   * The virtio type follows the packet written, not the one read: TCPv4 or
+   * TCPv6 by its IP version (an FNAT64 super-packet changes family), with
+   * the ECN bit of `gso` kept.
    */
   writeBatch(
     fd: number,
