@@ -7,6 +7,7 @@
 //
 // Topology (namespaces of this test only):
 //   [lb] fno0 (TUN, 10.98.0.1/24) + veth-l 10.98.1.1/24 ── veth-r 10.98.1.2/24 [rs]
+//        fno0 fd00:98::1/64       + veth-l fd00:98:1::1/64 ── veth-r fd00:98:1::2/64
 // veth-l has TSO, GSO and checksum offload off, so a super-packet forwarded to
 // rs is segmented, and each segment's checksum finished, in software from the
 // pseudo-header sum we left in its checksum field.
@@ -31,8 +32,9 @@ import { Ipv4View } from '../../src/wire/ipv4.js';
 import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
 import { TCP_ACK, TCP_PSH } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
-import { toaV4Option } from '../../src/wire/toa.js';
-import { buildSegment, pattern } from '../support/packets.js';
+import { Ipv6Address } from '../../src/wire/address.js';
+import { toaV4Option, toaV6Option } from '../../src/wire/toa.js';
+import { buildSegment, buildSegment6, pattern } from '../support/packets.js';
 import { tsharkFields } from '../support/tshark.js';
 import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
 import { sleep } from '../support/time.js';
@@ -40,6 +42,7 @@ import { sleep } from '../support/time.js';
 const LB = `fullnat-tof-${process.pid}-lb`;
 const RS = `fullnat-tof-${process.pid}-rs`;
 const GSO_TCPV4 = 1;
+const GSO_TCPV6 = 4;
 const HEADROOM = 128;
 const BUF = HEADROOM + 65535 + 128;
 
@@ -106,6 +109,24 @@ function superPacket(src: string, dst: string, ttl = 64, payload = 4000): Uint8A
   b[8] = ttl;
   new Ipv4View().wrap(b, 0).updateChecksum();
   return b;
+}
+
+const v6 = (text: string): Uint8Array => Ipv6Address.parse(text)!.bytes;
+
+/** The IPv6 twin of `superPacket`, with the 20-byte TOA of an IPv6 client. */
+function superPacket6(src: string, dst: string, hopLimit = 64, payload = 4000): Uint8Array {
+  return buildSegment6({
+    src: v6(src),
+    dst: v6(dst),
+    sport: 4000,
+    dport: 9,
+    seq: 1000,
+    ack: 1,
+    flags: TCP_ACK | TCP_PSH,
+    hopLimit,
+    options: [toaV6Option(4242, v6('2001:db8::7'))],
+    payload: pattern(payload),
+  });
 }
 
 function write(dev: TunDevice, pkt: Uint8Array, gsoSize: number, gsoType = GSO_TCPV4): void {
@@ -210,6 +231,11 @@ else
       nsExec(LB, 'sysctl', '-qw', 'net.ipv4.conf.all.send_redirects=0');
       nsExec(LB, 'sysctl', '-qw', 'net.ipv4.conf.fno0.send_redirects=0');
       nsExec(RS, 'ip', 'route', 'add', '10.98.0.0/24', 'via', '10.98.1.1');
+      nsExec(LB, 'ip', '-6', 'addr', 'add', 'fd00:98::1/64', 'dev', 'fno0', 'nodad');
+      nsExec(LB, 'ip', '-6', 'addr', 'add', 'fd00:98:1::1/64', 'dev', 'veth-l', 'nodad');
+      nsExec(RS, 'ip', '-6', 'addr', 'add', 'fd00:98:1::2/64', 'dev', 'veth-r', 'nodad');
+      nsExec(LB, 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1');
+      nsExec(RS, 'ip', '-6', 'route', 'add', 'fd00:98::/64', 'via', 'fd00:98:1::1');
     });
 
     after(() => {
@@ -319,6 +345,61 @@ else
         } finally {
           child.kill();
         }
+      },
+    );
+
+    test(
+      'an IPv6 super-packet we write leaves as gso_size segments (TCPv6), each with the 20-byte TOA and a good checksum',
+      { timeout: 30_000 },
+      async () => {
+        const d = dev!;
+        const cap = await startCapture('write6');
+        // A TCPv4 type on an IPv6 packet: the version of the packet written decides the virtio type.
+        write(d, superPacket6('fd00:98::2', 'fd00:98:1::2'), 1000, GSO_TCPV4);
+        const rows = await cap.rows([
+          'tcp.len',
+          'tcp.seq',
+          'tcp.checksum.status',
+          'tcp.option_kind',
+          'ipv6.hlim',
+        ]);
+        assert.equal(rows.length, 4, `segments seen at the RS: ${JSON.stringify(rows)}`);
+        rows.forEach(([len, seq, tcpOk, kinds, hlim], i) => {
+          assert.equal(len, '1000', `segment ${i} payload`);
+          assert.equal(seq, String(1000 + 1000 * i), `segment ${i} seq`);
+          assert.equal(tcpOk, '1', `segment ${i} TCP checksum status (1 = good)`);
+          assert.equal(kinds!.split(',')[0], '254', `segment ${i} starts its options with the TOA`);
+          assert.equal(hlim, '63', 'forwarded once');
+        });
+      },
+    );
+
+    test(
+      'an IPv6 super-packet the kernel routes into the device is read whole as TCPv6, flagged partial, and goes on as good segments',
+      { timeout: 30_000 },
+      async () => {
+        const d = dev!;
+        const sent = superPacket6('fd00:98::3', 'fd00:98::2', 64, 6001);
+        write(d, sent, 1000, GSO_TCPV6);
+        const got = await readOne(d, (p) => p[0]! >> 4 === 6 && p[6] === 6 && p[23] === 3);
+        assert.equal(got.pkt.length, sent.length, 'one read, the whole super-packet');
+        assert.equal(got.gsoSize, 1000);
+        assert.equal(got.gsoType & 0x7f, GSO_TCPV6);
+        assert.ok(got.gsoType & GSO_CSUM_PARTIAL, 'flagged: the checksum is the pseudo-header sum');
+        assert.equal(got.pkt[7], 63, 'hop limit decremented by the forward');
+        const cap = await startCapture('readback6');
+        got.pkt.set(v6('fd00:98:1::2'), 24);
+        write(d, got.pkt, got.gsoSize, got.gsoType & 0xff);
+        const rows = await cap.rows(['tcp.len', 'tcp.checksum.status']);
+        assert.equal(rows.length, 7, JSON.stringify(rows));
+        assert.ok(
+          rows.every(([, tcpOk]) => tcpOk === '1'),
+          JSON.stringify(rows),
+        );
+        assert.equal(
+          rows.reduce((n, [len]) => n + Number(len), 0),
+          6001,
+        );
       },
     );
   });
