@@ -5,7 +5,7 @@
 #   tcpdump    captures in the lab
 #   iproute2   `ip netns`, veth, routes for the lab
 #   clang, libbpf-dev, bpftool   build and load the eBPF TOA receiver for real servers
-#   curl       fetches /metrics in the end-to-end tests
+#   curl       fetches /metrics in the end-to-end tests; the client of the IPv6 one (curl -6)
 #   nginx      an unmodified real server in the end-to-end tests
 #   chromium   headless screenshot of doctor's HTML report
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
@@ -21,7 +21,7 @@ declare -A need=(
   [clang]="clang: compiles the eBPF TOA receiver (real-server side)"
   [bpf_helpers]="libbpf-dev: headers for the eBPF TOA receiver"
   [bpftool]="bpftool: loads and attaches the eBPF TOA receiver"
-  [curl]="curl: scrapes /metrics in the end-to-end tests"
+  [curl]="curl: scrapes /metrics in the end-to-end tests; the IPv6 test's client (curl -6)"
   [nginx]="nginx: an unmodified real server in the end-to-end tests (TOA via eBPF, PROXY protocol)"
   [chromium]="chromium: renders doctor's HTML report in a headless screenshot test"
   [iperf3]="iperf3: throughput in npm run bench -- net"
