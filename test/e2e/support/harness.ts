@@ -1,7 +1,7 @@
 /** What the end-to-end tests share: running the client fixture, `fullnat ctl`, and waiting. */
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { rmdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetnsLab } from '../../../src/lab/netns.js';
@@ -57,10 +57,15 @@ export function detachReceiver(rsFlags: string[], cgroup: string): void {
   } catch {
     // already gone
   }
-  try {
-    rmSync(cgroup, { recursive: false });
-  } catch {
-    // removed by detach, or still busy for a moment
+  // A cgroup goes with rmdir (rm of its files is refused); its killed processes leave it asynchronously.
+  for (let i = 0; i < 40; i++) {
+    try {
+      rmdirSync(cgroup);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
   }
 }
 
