@@ -106,7 +106,13 @@ export class Connections implements SynProxyConnections {
    * tcpOff. The RS may be IPv6 (an IPv6 LIP toward it) or IPv4 (FNAT64, an
    * IPv4 LIP); only LIPs of the RS's family are tried.
    */
-  newConnection6(p: Packet, svcIdx: number, tcpOff: number, timeoutMs: number): number {
+  newConnection6(
+    p: Packet,
+    svcIdx: number,
+    tcpOff: number,
+    isnAdjust: number,
+    timeoutMs: number,
+  ): number {
     const ctx = this.ctx;
     const t = ctx.table;
     const reg = ctx.reg;
@@ -152,7 +158,7 @@ export class Connections implements SynProxyConnections {
     setAddressDelta(t, reg, c);
     t.rs[c] = rs.index;
     t.lipIndex[c] = lipSlot;
-    this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, 0);
+    this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, isnAdjust);
     if (svc.proxyProtocol !== 0) {
       // The header names the IPv6 client and VIP, whatever the RS leg's family.
       t.shift[c] =
@@ -318,7 +324,7 @@ export class Connections implements SynProxyConnections {
       t.cip6,
       c * 16,
       t.cport[c]!,
-      t.rsNxt[c]!,
+      (t.flags[c]! & CF_SYNPROXY) !== 0 ? this.synproxy.rsNxtForClient(c) : t.rsNxt[c]!,
       t.clientNxt[c]!,
       true,
     );

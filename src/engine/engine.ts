@@ -111,11 +111,19 @@ export class Engine {
       proxyHeader,
       this.unknownFlow,
     );
-    const nat6 = new Nat6(ctx);
-    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.unknownFlow);
-    this.v6 = new Ipv6Path(ctx, this.conns, nat6, rs6, proxyHeader, this.unknownFlow);
+    const nat6 = new Nat6(ctx, this.synproxy);
+    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.unknownFlow, this.synproxy);
+    this.v6 = new Ipv6Path(
+      ctx,
+      this.conns,
+      nat6,
+      rs6,
+      proxyHeader,
+      this.unknownFlow,
+      this.synproxy,
+    );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
-    this.synproxy.bind(this.conns, this.client, this.unknownFlow);
+    this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
     this.unknown = new UnknownServiceReplies(ctx);
     this.transfer = new TableTransfer(ctx);
     this.icmp = new IcmpInput(ctx);

@@ -4,7 +4,7 @@ import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
-import { CF_FDATA_KNOWN } from './conn-table.js';
+import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { Connections } from './connections.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -14,6 +14,7 @@ import type { Nat6 } from './nat6.js';
 import type { Packet } from './packet.js';
 import type { ProxyHeaderWriter } from './proxy-header.js';
 import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
+import type { SynProxy, SynProxyReplay6 } from './synproxy/synproxy.js';
 import { TcpState, nextStateFromClient, tcpEvent } from './tcp-state.js';
 import {
   ToaDecision,
@@ -45,8 +46,11 @@ import type { UnknownFlowReplies } from './unknown-flow.js';
  * The TOA of an IPv6 client is 20 bytes (kind `toaV6Kind`: port, then the
  * 16-byte address), on IPv6 and on FNAT64's IPv4 leg alike; the policies
  * place it as they place the IPv4 one (toa-decision.ts), with 20 for 8.
+ *
+ * A SYNPROXY service's packets go through `SynProxy` first, as on the IPv4
+ * path; its held packets come back through `toRealServer6`.
  */
-export class Ipv6Path {
+export class Ipv6Path implements SynProxyReplay6 {
   private readonly toa: ToaWriter;
   private readonly tooBigBucket: TokenBucket;
 
@@ -57,6 +61,7 @@ export class Ipv6Path {
     private readonly rs: Ipv6RsPath,
     private readonly proxyHeader: ProxyHeaderWriter,
     private readonly unknownFlow: UnknownFlowReplies,
+    private readonly synproxy: SynProxy,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
@@ -133,6 +138,15 @@ export class Ipv6Path {
       this.conns.release(c);
       c = -1;
     }
+    if (c >= 0 && (t.flags[c]! & CF_SP_PENDING) !== 0) {
+      this.synproxy.onPendingClient(p, c, IPV6_HEADER);
+      return;
+    }
+    if (ctx.reg.svcSynProxy[svc] !== 0) {
+      c = this.synproxy.onClientPacket(p, svc, IPV6_HEADER, c);
+      if (c >= 0) this.toRealServer6(p, svc, c);
+      return;
+    }
     if (c >= 0 && newSyn) {
       const why = this.conns.reuseReason(c);
       if (why >= 0) {
@@ -146,14 +160,18 @@ export class Ipv6Path {
         this.unknownFlow.answer6(p);
         return;
       }
-      c = this.conns.newConnection6(p, svc, tcpOff, ctx.timeoutsMs[TcpState.SynRecv]!);
+      c = this.conns.newConnection6(p, svc, tcpOff, 0, ctx.timeoutsMs[TcpState.SynRecv]!);
       if (c < 0) return;
     }
-    this.toRealServer(p, svc, c);
+    this.toRealServer6(p, svc, c);
   }
 
-  /** The client packet p of connection c toward its RS (IPv6, or IPv4: FNAT64). */
-  private toRealServer(p: Packet, svc: number, c: number): void {
+  /**
+   * The client packet p of connection c toward its RS (IPv6, or IPv4:
+   * FNAT64); `ctx.tcp` wrapped at p.start + 40. Also where SYNPROXY replays
+   * the packets it held.
+   */
+  toRealServer6(p: Packet, svc: number, c: number): void {
     const ctx = this.ctx;
     const b = p.buf;
     const tcp = ctx.tcp;
@@ -164,6 +182,7 @@ export class Ipv6Path {
     const ackFlag = (flags & TCP_ACK) !== 0;
     const fin = (flags & TCP_FIN) !== 0;
     const rst = (flags & TCP_RST) !== 0;
+    const sp = (t.flags[c]! & CF_SYNPROXY) !== 0;
     const hl = tcp.headerLength;
     const optStart = tcpOff + TCP_MIN_HEADER;
     const optEnd = tcpOff + hl;
@@ -180,6 +199,8 @@ export class Ipv6Path {
       nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
       ctx.countSvc(svc, C.timestamp_removed);
     }
+    if (sp && ackFlag && o.sackBlocks > 0)
+      this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
 
     const payloadLen = p.length - IPV6_HEADER - hl;
     // The path's MTU, lowered by what its routers reported (path-mtu.ts).
@@ -189,7 +210,9 @@ export class Ipv6Path {
       ackFlag &&
       !syn &&
       !rst &&
-      equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c);
+      (sp
+        ? this.synproxy.acksFirstRsByte(b, tcpOff, c)
+        : equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c));
 
     const shift = t.shift[c]!;
     let mode = ToaMode.None;

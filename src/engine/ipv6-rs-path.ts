@@ -3,7 +3,7 @@ import { alignedRangeSum, checksumAdjust } from '../wire/checksum.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
-import { CF_FDATA_KNOWN } from './conn-table.js';
+import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { Connections } from './connections.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -11,6 +11,7 @@ import type { Nat6 } from './nat6.js';
 import type { Packet } from './packet.js';
 import { shiftSackEdges } from './seq-rewrite.js';
 import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
+import type { SynProxy } from './synproxy/synproxy.js';
 import { TcpState, nextStateFromRs, tcpEvent } from './tcp-state.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
 
@@ -26,6 +27,7 @@ export class Ipv6RsPath {
     private readonly conns: Connections,
     private readonly nat: Nat6,
     private readonly unknownFlow: UnknownFlowReplies,
+    private readonly synproxy: SynProxy,
   ) {}
 
   /** An IPv6 packet to an IPv6 LIP: header at p.start (40 bytes), `ctx.tcp` wrapped after it. */
@@ -34,6 +36,10 @@ export class Ipv6RsPath {
     const c = ctx.table.lookupReply6At(p.buf, p.start + 8, p.start + IPV6_HEADER);
     if (c < 0) {
       this.unknownFlow.answer6(p);
+      return;
+    }
+    if ((ctx.table.flags[c]! & CF_SP_PENDING) !== 0) {
+      this.synproxy.onRsPacketDuringSetup(p, c, IPV6_HEADER);
       return;
     }
     this.toClient(p, IPV6_HEADER, c, true);
@@ -65,11 +71,20 @@ export class Ipv6RsPath {
       loadU32Plus(t.fdataSeq, c, b, tcpOff + TcpField.Seq, 1);
       t.flags[c] = t.flags[c]! | CF_FDATA_KNOWN;
     }
+    let sackBlocks = 0;
     if (hl > TCP_MIN_HEADER) {
       const o = ctx.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + hl);
       if (syn && ctx.opts.mssAdjust && o.mss > 0) this.clampMss(svc, c, v6);
-      if (o.sackBlocks > 0 && ackFlag)
-        shiftSackEdges(tcp, o.sackAt, o.sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
+      sackBlocks = o.sackBlocks;
+      if (sackBlocks > 0 && ackFlag)
+        shiftSackEdges(tcp, o.sackAt, sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
+    }
+    if (
+      (t.flags[c]! & CF_SYNPROXY) !== 0 &&
+      this.synproxy.isAckStorm(b, tcpOff, c, flags, payloadLen, sackBlocks)
+    ) {
+      ctx.dropSvc(p, svc, C.synproxy_ack_storm);
+      return;
     }
     if (!v6 && !this.nat.headerTo6(p, ipHl, c)) {
       ctx.dropSvc(p, svc, C.malformed_dropped);

@@ -3,11 +3,12 @@ import { ChecksumDelta, foldSum, sumWords } from '../wire/checksum.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../wire/ipv4.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
 import { TcpField } from '../wire/tcp.js';
-import type { ConnTable } from './conn-table.js';
+import { CF_SYNPROXY, type ConnTable } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import type { Packet } from './packet.js';
 import type { Registry } from './registry.js';
 import { rewriteSeqField } from './seq-rewrite.js';
+import type { SynProxy } from './synproxy/synproxy.js';
 
 /** virtio_net_hdr GSO types: a super-packet that changes family changes type (the ECN bit stays). */
 const GSO_TCPV4 = 1;
@@ -35,7 +36,10 @@ const GSO_ECN = 0x80;
 export class Nat6 {
   private readonly delta = new ChecksumDelta();
 
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly synproxy: SynProxy,
+  ) {}
 
   /**
    * FNAT64, client → RS: p's IPv6 header (40 bytes, at p.start) becomes an
@@ -123,6 +127,8 @@ export class Nat6 {
     d.replaceWord(tcp.srcPort, t.lport[c]!);
     d.replaceWord(tcp.dstPort, t.rport[c]!);
     rewriteSeqField(b, tcp.off + TcpField.Seq, t.seqDelta[c]! + shift, d);
+    // SYNPROXY's second sequence space (acks, windows), as on the IPv4 path.
+    if ((t.flags[c]! & CF_SYNPROXY) !== 0) this.synproxy.translateToRealServer(b, tcp.off, c, d);
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = t.lport[c]!;
     tcp.dstPort = t.rport[c]!;
@@ -157,6 +163,7 @@ export class Nat6 {
         add -= shift;
       rewriteSeqField(b, at, add, d);
     }
+    if ((t.flags[c]! & CF_SYNPROXY) !== 0) this.synproxy.translateToClient(b, tcp.off, c, d);
     tcp.checksum = d.apply(tcp.checksum);
     tcp.srcPort = reg.svcPorts[svc]!;
     tcp.dstPort = t.cport[c]!;

@@ -52,13 +52,8 @@ export class Registry {
     if (this.findService(vip, cfg.vport) >= 0) {
       throw new Error(`service ${endpointToString(vip, cfg.vport)} already exists`);
     }
-    if (typeof vip !== 'number') {
+    if (typeof vip === 'number') {
       // Refused before anything is added, so a bad service leaves no trace.
-      if (cfg.synProxy)
-        throw new Error(
-          `${endpointToString(vip, cfg.vport)}: SYNPROXY is not supported on IPv6 services yet`,
-        );
-    } else {
       for (const l of cfg.laddrs) checkLipFamily(vip, cfg.vport, l);
       for (const r of cfg.realServers) checkRsFamily(vip, cfg.vport, r.addr);
     }
@@ -135,10 +130,6 @@ export class Registry {
   /** Switches SYNPROXY on or off for a service's new connections. */
   setSynProxy(svc: number, on: boolean): void {
     const s = this.liveService(svc);
-    if (on && s.v6)
-      throw new Error(
-        `${endpointToString(s.vip, s.vport)}: SYNPROXY is not supported on IPv6 services yet`,
-      );
     s.synProxy = on;
     if (on) this.table.enableSynproxy();
     this.syncArrays();

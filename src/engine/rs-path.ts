@@ -43,9 +43,9 @@ export class RsPath {
       return;
     }
     if ((t.flags[c]! & (CF_SP_PENDING | CF_IPV6)) !== 0) {
-      // FNAT64 (an IPv6 client behind this IPv4 reply tuple), or SYNPROXY's RS leg opening.
-      if ((t.flags[c]! & CF_IPV6) !== 0) this.v64.fromRealServer64(p, ipHl, c);
-      else this.synproxy.onRsPacketDuringSetup(p, c, ipHl);
+      // SYNPROXY's RS leg opening (IPv4 or FNAT64 client), or FNAT64 (an IPv6 client behind this IPv4 reply tuple).
+      if ((t.flags[c]! & CF_SP_PENDING) !== 0) this.synproxy.onRsPacketDuringSetup(p, c, ipHl);
+      else this.v64.fromRealServer64(p, ipHl, c);
       return;
     }
     const svc = t.svc[c]!;

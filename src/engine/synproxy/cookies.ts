@@ -14,7 +14,10 @@
  *   offers no timestamps, so neither leg uses them);
  * - MAC: keyed hash (HalfSipHash-2-4 construction, 64-bit key) of client
  *   address and port, VIP and port, client ISN, the minute counter and the
- *   10 data bits, so the data bits are authenticated too.
+ *   10 data bits, so the data bits are authenticated too. For an IPv6
+ *   client the addresses are the whole 16 bytes of each (13 words hashed
+ *   instead of 7): a cookie is bound to the full IPv6 tuple, not to a fold
+ *   of it that other clients could share.
  *
  * Keys rotate every minute: the key of the current minute and of the
  * previous one are kept, so a cookie is accepted for 60 to 120 s. Keys come
@@ -99,7 +102,8 @@ export function connRsWscale(spData: number): number {
 export class SynCookies {
   /** k0, k1 of the current minute, then k0, k1 of the previous minute. */
   private readonly keys = new Int32Array(4);
-  private readonly msg = new Int32Array(7);
+  /** The hashed words: the addresses (2 or 8 words), ports, ISN, minute, data, final block. */
+  private readonly msg = new Int32Array(13);
   private readonly rnd = new Int32Array(2);
   /** Deterministic key stream state (only with a seed). */
   private seedState: number;
@@ -144,13 +148,15 @@ export class SynCookies {
   }
 
   /**
-   * 22-bit MAC of the connection whose client packet is at b (IPv4 header at
-   * ipOff, TCP at tcpOff): client address and port, VIP and port, client ISN
-   * (= seq + isnAdjust), minute and data bits, under the key at keyAt.
+   * 22-bit MAC of the connection whose client packet is at b (IP header at
+   * ipOff, TCP at tcpOff; `v6`: an IPv6 fixed header): client address and
+   * port, VIP and port, client ISN (= seq + isnAdjust), minute and data
+   * bits, under the key at keyAt.
    */
   private mac(
     b: Uint8Array,
     ipOff: number,
+    v6: boolean,
     tcpOff: number,
     isnAdjust: number,
     minute: number,
@@ -158,29 +164,35 @@ export class SynCookies {
     keyAt: number,
   ): number {
     const m = this.msg;
+    // Source then destination address, contiguous in both families (IPv4 at 12, IPv6 at 8).
+    const a = ipOff + (v6 ? 8 : Ipv4Field.Src);
+    const addrWords = v6 ? 8 : 2;
     // Words read straight from the packet: a 32-bit value returned by a helper could be boxed.
-    const a = ipOff + Ipv4Field.Src;
-    m[0] = (b[a]! << 24) | (b[a + 1]! << 16) | (b[a + 2]! << 8) | b[a + 3]!;
-    m[1] = (b[a + 4]! << 24) | (b[a + 5]! << 16) | (b[a + 6]! << 8) | b[a + 7]!;
-    m[2] = (b[tcpOff]! << 24) | (b[tcpOff + 1]! << 16) | (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
+    for (let i = 0; i < addrWords; i++) {
+      const o = a + 4 * i;
+      m[i] = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+    }
+    let n = addrWords;
+    m[n++] = (b[tcpOff]! << 24) | (b[tcpOff + 1]! << 16) | (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
     const s = tcpOff + TcpField.Seq;
-    m[3] = (((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) + isnAdjust) | 0;
-    m[4] = minute;
-    m[5] = data;
+    m[n++] = (((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) + isnAdjust) | 0;
+    m[n++] = minute;
+    m[n++] = data;
     // The final block: message length in bytes in the top byte, no tail bytes.
-    m[6] = 24 << 24;
-    // HalfSipHash-2-4 over the 7 words, state in locals (int32 all the way, nothing boxed).
+    m[n] = (n * 4) << 24;
+    // HalfSipHash-2-4 over the n+1 words, state in locals (int32 all the way, nothing boxed).
     const k0 = this.keys[keyAt]!;
     const k1 = this.keys[keyAt + 1]!;
     let v0 = k0;
     let v1 = k1;
     let v2 = 0x6c796765 ^ k0;
     let v3 = 0x74656462 ^ k1;
-    for (let i = 0; i <= 7; i++) {
-      // Words 0..6 with 2 rounds each, then the finalization (v2 ^= 0xff) with 4.
-      const w = i < 7 ? m[i]! : 0;
-      const rounds = i < 7 ? 2 : 4;
-      if (i < 7) v3 ^= w;
+    const words = n + 1;
+    for (let i = 0; i <= words; i++) {
+      // The message words with 2 rounds each, then the finalization (v2 ^= 0xff) with 4.
+      const w = i < words ? m[i]! : 0;
+      const rounds = i < words ? 2 : 4;
+      if (i < words) v3 ^= w;
       else v2 ^= 0xff;
       for (let r = 0; r < rounds; r++) {
         v0 = (v0 + v1) | 0;
@@ -199,7 +211,12 @@ export class SynCookies {
     return (v1 ^ v3) >>> COOKIE_DATA_BITS;
   }
 
-  /** Writes the cookie ISN answering the client SYN at b (its seq is the client ISN) to out[idx]. */
+  /**
+   * Writes the cookie ISN answering the client SYN at b (its seq is the
+   * client ISN) to out[idx]; the IP header at ipOff is IPv4 or IPv6 by its
+   * version nibble (an IPv6 one without extension headers: the IPv6 path
+   * takes them out first).
+   */
   make(
     b: Uint8Array,
     ipOff: number,
@@ -208,7 +225,8 @@ export class SynCookies {
     out: Uint32Array,
     idx: number,
   ): void {
-    out[idx] = (this.mac(b, ipOff, tcpOff, 0, this.minute, data, 0) << COOKIE_DATA_BITS) | data;
+    const v6 = (b[ipOff]! & 0xf0) === 0x60;
+    out[idx] = (this.mac(b, ipOff, v6, tcpOff, 0, this.minute, data, 0) << COOKIE_DATA_BITS) | data;
   }
 
   /**
@@ -222,8 +240,9 @@ export class SynCookies {
     const data = cookie & COOKIE_DATA_MASK;
     if (!cookieDataValid(data)) return -1;
     const mac = cookie >>> COOKIE_DATA_BITS;
-    if (this.mac(b, ipOff, tcpOff, -1, this.minute, data, 0) === mac) return data;
-    if (this.mac(b, ipOff, tcpOff, -1, this.minute - 1, data, 2) === mac) return data;
+    const v6 = (b[ipOff]! & 0xf0) === 0x60;
+    if (this.mac(b, ipOff, v6, tcpOff, -1, this.minute, data, 0) === mac) return data;
+    if (this.mac(b, ipOff, v6, tcpOff, -1, this.minute - 1, data, 2) === mac) return data;
     return -1;
   }
 }

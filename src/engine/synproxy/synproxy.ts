@@ -1,9 +1,12 @@
 import { equalsU32At, equalsU32AtPlus, get16, loadU32Plus, set16 } from '../../wire/bytes.js';
 import type { ChecksumDelta } from '../../wire/checksum.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../../wire/tcp.js';
-import { TOA_V4_LEN } from '../../wire/toa.js';
+import { IPV4_MIN_HEADER } from '../../wire/ipv4.js';
+import { IPV6_HEADER } from '../../wire/ipv6.js';
+import { TOA_V4_LEN, TOA_V6_LEN } from '../../wire/toa.js';
 import {
   CF_FDATA_KNOWN,
+  CF_IPV6,
   CF_SP_PENDING,
   CF_SP_REUSE_SYN,
   CF_SP_WIN_IN,
@@ -12,7 +15,7 @@ import {
 } from '../conn-table.js';
 import type { EngineContext } from '../context.js';
 import { C } from '../counters.js';
-import { craftRst } from '../craft.js';
+import { craftRst, craftRst6, reflectRst6 } from '../craft.js';
 import { rewriteSeqField, shiftSackEdges } from '../seq-rewrite.js';
 import type { Packet } from '../packet.js';
 import { TcpState } from '../tcp-state.js';
@@ -30,7 +33,7 @@ import {
 } from './cookies.js';
 import type { UnknownFlowReplies } from '../unknown-flow.js';
 import { HeldPackets, compactForHold } from './held-packets.js';
-import { reflectCookieSynAck, reflectReset, writeRsSyn } from './writers.js';
+import { reflectCookieSynAck, reflectCookieSynAck6, reflectReset, writeRsSyn } from './writers.js';
 
 /** The connection life cycle as SYNPROXY needs it from the engine. */
 export interface SynProxyConnections {
@@ -46,6 +49,14 @@ export interface SynProxyConnections {
     isnAdjust: number,
     timeoutMs: number,
   ): number;
+  /** `newConnection` for an IPv6 client packet (fixed header at p.start, TCP at tcpOff). */
+  newConnection6(
+    p: Packet,
+    svc: number,
+    tcpOff: number,
+    isnAdjust: number,
+    timeoutMs: number,
+  ): number;
   setState(c: number, prev: TcpState, next: TcpState): void;
   release(c: number): void;
   /** The counter naming why a client SYN on c ends it and opens a new connection; -1 when c stays. */
@@ -55,6 +66,11 @@ export interface SynProxyConnections {
 /** The ordinary client→RS path, where held packets are replayed. */
 export interface SynProxyReplay {
   toRealServer(p: Packet, svc: number, ipHl: number, c: number): void;
+}
+
+/** The IPv6 client→RS path (IPv6 RS or FNAT64), where an IPv6 client's held packets are replayed. */
+export interface SynProxyReplay6 {
+  toRealServer6(p: Packet, svc: number, c: number): void;
 }
 
 /**
@@ -78,6 +94,7 @@ export class SynProxy {
   private readonly zero = new Uint32Array(1);
   private conns!: SynProxyConnections;
   private replay!: SynProxyReplay;
+  private replay6!: SynProxyReplay6;
   private unknownFlow!: UnknownFlowReplies;
 
   constructor(private readonly ctx: EngineContext) {
@@ -87,9 +104,15 @@ export class SynProxy {
   }
 
   /** Connects the engine's side (built after this object). */
-  bind(conns: SynProxyConnections, replay: SynProxyReplay, unknownFlow: UnknownFlowReplies): void {
+  bind(
+    conns: SynProxyConnections,
+    replay: SynProxyReplay,
+    replay6: SynProxyReplay6,
+    unknownFlow: UnknownFlowReplies,
+  ): void {
     this.conns = conns;
     this.replay = replay;
+    this.replay6 = replay6;
     this.unknownFlow = unknownFlow;
   }
 
@@ -108,12 +131,14 @@ export class SynProxy {
   /**
    * A client packet to a SYNPROXY service whose connection (c, or -1) is not
    * opening: answers SYNs, checks cookie ACKs and opens connections. Returns
-   * the connection to carry on with, or -1 when p was consumed.
+   * the connection to carry on with, or -1 when p was consumed. p is IPv4,
+   * or IPv6 (fixed header only, ipHl 40) for an IPv6 service.
    */
   onClientPacket(p: Packet, svc: number, ipHl: number, c: number): number {
     const ctx = this.ctx;
     const t = ctx.table;
     const flags = ctx.tcp.flags;
+    const v6 = (p.buf[p.start]! & 0xf0) === 0x60;
     // A tuple a new connection may take over: its entry is closing, or its RS takes no new ones.
     const reuse = c >= 0 ? this.conns.reuseReason(c) : -1;
     if (c >= 0 && reuse < 0) return c;
@@ -121,16 +146,16 @@ export class SynProxy {
       if ((flags & (TCP_ACK | TCP_RST | TCP_FIN)) === 0) {
         // Stateless even on a reusable tuple: only a valid cookie may replace its entry.
         if (c >= 0) t.flags[c] = t.flags[c]! | CF_SP_REUSE_SYN;
-        this.answerSyn(p, svc, ipHl);
+        this.answerSyn(p, svc, ipHl, v6);
         return -1;
       }
       if (c >= 0) return c;
-      this.unknownFlow.answer(p, ipHl);
+      this.answerUnknown(p, ipHl, v6);
       return -1;
     }
     if ((flags & TCP_ACK) === 0 || (flags & TCP_RST) !== 0) {
       if (c >= 0) return c;
-      this.unknownFlow.answer(p, ipHl);
+      this.answerUnknown(p, ipHl, v6);
       return -1;
     }
     // Until a SYN came on it, an ACK on a reusable tuple is the old connection's: no cookie to check.
@@ -139,7 +164,8 @@ export class SynProxy {
     if (data < 0) {
       // On a reusable tuple an ordinary ACK belongs to the old connection.
       if (c >= 0) return c;
-      reflectReset(p, ipHl);
+      if (v6) reflectRst6(p);
+      else reflectReset(p, ipHl);
       ctx.countSvc(svc, C.synproxy_cookie_invalid);
       ctx.count(C.rst_sent);
       ctx.emit(p);
@@ -157,8 +183,13 @@ export class SynProxy {
       ctx.countSvc(svc, reuse);
       this.conns.release(c);
     }
-    this.open(p, svc, ipHl, data);
+    this.open(p, svc, ipHl, data, v6);
     return -1;
+  }
+
+  private answerUnknown(p: Packet, ipHl: number, v6: boolean): void {
+    if (v6) this.unknownFlow.answer6(p);
+    else this.unknownFlow.answer(p, ipHl);
   }
 
   /** A client packet while c's RS leg opens: held for the replay, within bounds. */
@@ -170,16 +201,10 @@ export class SynProxy {
     if ((flags & TCP_RST) !== 0) {
       // The client gave up: so does the LB, and it tells the RS.
       const r = ctx.pool.take();
-      craftRst(
-        r,
-        t.lip[c]!,
-        t.lport[c]!,
-        t.rip[c]!,
-        t.rport[c]!,
-        (t.lbIsn[c]! + 1) >>> 0,
-        0,
-        false,
-      );
+      const seq = (t.lbIsn[c]! + 1) >>> 0;
+      if (t.replyIsV6(c))
+        craftRst6(r, t.lip6, c * 16, t.lport[c]!, t.rip6, c * 16, t.rport[c]!, seq, 0, false);
+      else craftRst(r, t.lip[c]!, t.lport[c]!, t.rip[c]!, t.rport[c]!, seq, 0, false);
       ctx.count(C.rst_sent);
       ctx.emit(r);
       this.conns.release(c);
@@ -259,7 +284,8 @@ export class SynProxy {
       // TIME_WAIT), then send the SYN again at once; bounded by the SYN retries.
       const slot = t.spSlot[c]!;
       const tries = this.held.retriesOf(slot);
-      reflectReset(p, ipHl);
+      if (t.replyIsV6(c)) reflectRst6(p);
+      else reflectReset(p, ipHl);
       ctx.countSvc(t.svc[c]!, C.synproxy_rs_stale_ack);
       ctx.count(C.rst_sent);
       ctx.emit(p);
@@ -380,7 +406,7 @@ export class SynProxy {
   // ---- the steps ------------------------------------------------------------------------
 
   /** Answers the client SYN p with the LB's cookie SYN+ACK (p itself, rewritten). */
-  private answerSyn(p: Packet, svc: number, ipHl: number): void {
+  private answerSyn(p: Packet, svc: number, ipHl: number, v6: boolean): void {
     const ctx = this.ctx;
     const opts = ctx.opts;
     const b = p.buf;
@@ -388,9 +414,15 @@ export class SynProxy {
     const o = ctx.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + ctx.tcp.headerLength);
     const clientMss = o.mss > 0 ? o.mss : 536;
     let mss = clientMss < opts.synproxyMss ? clientMss : opts.synproxyMss;
+    // The cookie carries what the RS may send the client: the client's own MSS (which already
+    // counts its family's header), capped as for IPv4.
     const data = cookieData(mssIndex(mss), o.wscale, o.sackPermitted, false);
     this.cookies.make(b, p.start, tcpOff, data, this.u32, 0);
     loadU32Plus(this.u32, 1, b, tcpOff + TcpField.Seq, 1);
+    if (v6) {
+      this.answerSyn6(p, svc, o.wscale, o.sackPermitted, clientMss);
+      return;
+    }
     if (ctx.policy === 'fullnat') {
       // What the narrowest RS path leaves once the TOA is in (the RS is not chosen yet).
       const targets = ctx.reg.services[svc]!.targets;
@@ -417,8 +449,64 @@ export class SynProxy {
     ctx.emit(p);
   }
 
+  /**
+   * The cookie SYN+ACK to an IPv6 client (cookie and client ISN + 1 in u32).
+   * The MSS it announces bounds the client's segments, which reach the RS
+   * with the 20-byte TOA: `synproxyMss` is an IPv4 figure with room for the
+   * 8-byte TOA (1452 = 1500 − 20 − 20 − 8), so an IPv6 service takes off what
+   * IPv6 costs more — 12 for the larger TOA, and 20 for the larger IP header
+   * toward an IPv6 RS (1452 → 1420 = 1500 − 40 − 20 − 20); toward an IPv4 RS
+   * (FNAT64) the RS leg's header is IPv4's and 12 is all (1440, which is
+   * also what a 1500-byte IPv6 client leg carries). The narrowest of the
+   * service's RSs counts, its family unknown until one is scheduled; under
+   * fullnat also each RS path (its MTU less its leg's headers and the TOA).
+   */
+  private answerSyn6(
+    p: Packet,
+    svc: number,
+    wscale: number,
+    sack: boolean,
+    clientMss: number,
+  ): void {
+    const ctx = this.ctx;
+    const opts = ctx.opts;
+    const reg = ctx.reg;
+    let mss = clientMss;
+    const fullnat = ctx.policy === 'fullnat';
+    const targets = reg.services[svc]!.targets;
+    const toaGrowth = TOA_V6_LEN - TOA_V4_LEN;
+    for (let i = 0; i < targets.length; i++) {
+      const rsV6 = reg.rsV6[targets[i]!.index] === 1;
+      const cap = opts.synproxyMss - toaGrowth - (rsV6 ? IPV6_HEADER - IPV4_MIN_HEADER : 0);
+      if (cap > 0 && cap < mss) mss = cap;
+      if (fullnat) {
+        const pathMss =
+          targets[i]!.mtu - (rsV6 ? IPV6_HEADER : IPV4_MIN_HEADER) - TCP_MIN_HEADER - TOA_V6_LEN;
+        if (pathMss > 0 && pathMss < mss) mss = pathMss;
+      }
+    }
+    if (targets.length === 0) {
+      const cap = opts.synproxyMss - toaGrowth - (IPV6_HEADER - IPV4_MIN_HEADER);
+      if (cap < mss) mss = cap;
+    }
+    const n = this.held.perConn;
+    let win = (n > 1 ? n - 1 : 1) * mss;
+    if (win > 0xffff) win = 0xffff;
+    reflectCookieSynAck6(
+      p,
+      this.u32,
+      mss,
+      wscale >= 0 ? opts.synproxyWscale : -1,
+      sack,
+      win,
+      opts.synproxySynAckTtl,
+    );
+    ctx.countSvc(svc, C.synproxy_syn_answered);
+    ctx.emit(p);
+  }
+
   /** A valid cookie ACK: opens the connection and its RS leg, and holds p for the replay. */
-  private open(p: Packet, svc: number, ipHl: number, data: number): void {
+  private open(p: Packet, svc: number, ipHl: number, data: number, v6: boolean): void {
     const ctx = this.ctx;
     const t = ctx.table;
     const b = p.buf;
@@ -427,7 +515,9 @@ export class SynProxy {
       ctx.dropSvc(p, svc, C.synproxy_ack_overflow);
       return;
     }
-    const c = this.conns.newConnection(p, svc, tcpOff, -1, ctx.opts.synproxySynRtoMs);
+    const c = v6
+      ? this.conns.newConnection6(p, svc, tcpOff, -1, ctx.opts.synproxySynRtoMs)
+      : this.conns.newConnection(p, svc, tcpOff, -1, ctx.opts.synproxySynRtoMs);
     if (c < 0) return;
     ctx.countSvc(svc, C.synproxy_cookie_valid);
     t.flags[c] = t.flags[c]! | CF_SYNPROXY | CF_SP_PENDING;
@@ -461,6 +551,7 @@ export class SynProxy {
       cookieSack(data),
       this.held.windowOf(t.spSlot[c]!),
       toa,
+      ctx.opts.toaV6Kind,
     );
     if (toa) ctx.countSvc(t.svc[c]!, C.toa_inserted_syn);
     ctx.emit(q);
@@ -506,9 +597,16 @@ export class SynProxy {
     const slot = t.spSlot[c]!;
     t.spSlot[c] = -1;
     const n = this.held.count(slot);
+    const v6 = (f & CF_IPV6) !== 0;
     for (let k = 0; k < n; k++) {
       const q = this.held.at(slot, k);
       ctx.countSvc(svc, C.synproxy_ack_replayed);
+      if (v6) {
+        // Held as the IPv6 path left it: the fixed header, TCP right after.
+        ctx.tcp.wrap(q.buf, q.start + IPV6_HEADER);
+        this.replay6.toRealServer6(q, svc, c);
+        continue;
+      }
       const qHl = ctx.ip.wrap(q.buf, q.start).headerLength;
       ctx.tcp.wrap(q.buf, q.start + qHl);
       this.replay.toRealServer(q, svc, qHl, c);
@@ -522,16 +620,31 @@ export class SynProxy {
     const t = ctx.table;
     const svc = t.svc[c]!;
     const r = ctx.pool.take();
-    craftRst(
-      r,
-      ctx.reg.svcVips[svc]!,
-      ctx.reg.svcPorts[svc]!,
-      t.cip[c]!,
-      t.cport[c]!,
-      (t.ackDelta[c]! + 1) >>> 0,
-      t.clientNxt[c]!,
-      true,
-    );
+    const seq = (t.ackDelta[c]! + 1) >>> 0;
+    if ((t.flags[c]! & CF_IPV6) !== 0)
+      craftRst6(
+        r,
+        ctx.reg.svcVips6,
+        svc * 16,
+        ctx.reg.svcPorts[svc]!,
+        t.cip6,
+        c * 16,
+        t.cport[c]!,
+        seq,
+        t.clientNxt[c]!,
+        true,
+      );
+    else
+      craftRst(
+        r,
+        ctx.reg.svcVips[svc]!,
+        ctx.reg.svcPorts[svc]!,
+        t.cip[c]!,
+        t.cport[c]!,
+        seq,
+        t.clientNxt[c]!,
+        true,
+      );
     ctx.count(C.rst_sent);
     ctx.emit(r);
   }
