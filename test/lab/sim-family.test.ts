@@ -407,7 +407,7 @@ test('simulate: one table per family, each headed by its family; rows and pcaps 
   assert.equal(pcapName('baseline', 'lvs', 64), 'baseline-lvs-64.pcap');
 });
 
-test('SYNPROXY, which IPv6 services lack: families 6 and 64 are skipped with the engine’s reason, 4 runs', () => {
+test('SYNPROXY in every family: 4, 6 and 64 all run (nothing skipped), the real client on every connection', () => {
   const o = {
     json: true,
     policies: ['fullnat' as const],
@@ -423,16 +423,18 @@ test('SYNPROXY, which IPv6 services lack: families 6 and 64 are skipped with the
   const report = simulate({ ...o, families: [4, 6, 64] }, (l) => lines.push(l));
   assert.deepEqual(
     report.results.map((r) => [r.family, r.realIp]),
-    [[4, 3]],
+    [
+      [4, 3],
+      [6, 3],
+      [64, 3],
+    ],
   );
+  assert.equal(report.skipped, undefined);
+  assert.equal(lines.filter((l) => /not run/.test(l)).length, 0);
   assert.deepEqual(
-    report.skipped?.map((s) => s.family),
-    [6, 64],
+    simulate({ ...o, families: [6] }, () => undefined).results.map((r) => [r.family, r.realIp]),
+    [[6, 3]],
   );
-  assert.ok(report.skipped?.every((s) => /SYNPROXY is not supported on IPv6/.test(s.reason)));
-  assert.equal(lines.filter((l) => /^family (6|64): not run — /.test(l)).length, 2);
-  assert.throws(() => simulate({ ...o, families: [6] }, () => undefined), /family 6: .*SYNPROXY/);
-  assert.equal(simulate({ ...o, families: [4] }, () => undefined).skipped, undefined);
 });
 
 test('toa_v6_kind 253 (the Alibaba format): fullnat still keeps every address in 6 and 64', () => {
