@@ -5,7 +5,9 @@
  * extended) or replaced by random bytes. For every packet: no throw, counted
  * exactly once (forwarded or one drop counter), every output a valid packet
  * (IPv6: TCP checksum and length; IPv4: both checksums; ICMPv6: its
- * checksum), every buffer back in the pool.
+ * checksum), every buffer back in the pool. Then SYNPROXY services (IPv6 RS
+ * and FNAT64): live cookie handshakes, held packets, refusals and ack
+ * storms, and mutants of them, held packets counted until replayed.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -318,6 +320,202 @@ test('IPv6 fuzz: valid flows, extension chains and mutants — no throw, each pa
     assert.ok(e.counter('forwarded_packets') > 100, `${policy}: traffic went through`);
     assert.ok(e.counter('proxy_headers_sent') > 0, `${policy}: PROXY headers sent`);
     assert.ok(e.counter('toa_inserted') > 0, `${policy}: TOAs inserted`);
+    assert.ok(e.pool.created - created0 < 64, 'the pool did not leak');
+  }
+});
+
+/** `engine` plus SYNPROXY services: port 84 toward the IPv6 RS, port 85 toward the IPv4 one (FNAT64). */
+function engineWithSynProxy(policy: ToaPolicy): Engine {
+  const e = engine(policy);
+  for (const [vport, rs, lip] of [
+    [84, a6(RIP6), a6(LIP6)],
+    [85, RIP4, LIP4],
+  ] as const) {
+    e.addService({
+      vip: a6(VIP),
+      vport,
+      scheduler: 'rr',
+      laddrs: [lip],
+      realServers: [{ addr: rs, port: 8000 + vport, weight: 1, mtu: 1400 }],
+      synProxy: true,
+    });
+  }
+  return e;
+}
+
+test('IPv6 SYNPROXY fuzz: live cookie handshakes (IPv6 RS and FNAT64), then mutants of them and of the IPv6 corpus — no throw, each packet counted once or held, only valid packets out', () => {
+  for (const policy of ['fullnat', 'dpvs', 'lvs'] as const) {
+    const e = engineWithSynProxy(policy);
+    let now = 0;
+    let heldCorrupt = false;
+    const created0 = e.pool.created;
+    const grab = (): Uint8Array[] => {
+      const out: Uint8Array[] = [];
+      for (let k = 0; k < e.outCount; k++) {
+        out.push(e.out[k]!.view().slice());
+        e.pool.give(e.out[k]!);
+      }
+      e.clearOutput();
+      return out;
+    };
+    const accounted = (): number => {
+      let n = e.counter('forwarded_packets') + e.heldPackets;
+      for (const d of DROP_COUNTERS) n += e.counter(d);
+      return n;
+    };
+    /** Feeds one input with every check; returns what went out. */
+    const feedChecked = (bytes: Uint8Array, at: string): Uint8Array[] => {
+      now += 7;
+      e.tick(now);
+      // Timer outputs (RS SYNs again, RSTs): the LB's own, always valid.
+      for (const q of grab()) assert.equal(validOutput(q), null, `${at}: a timer output`);
+      const p = e.pool.take();
+      if (!p.load(bytes)) {
+        e.pool.give(p);
+        return [];
+      }
+      const rx = e.counter('rx_packets');
+      const before = accounted();
+      const rst0 = e.counter('rst_sent');
+      const crafted0 =
+        e.counter('synproxy_syn_answered') +
+        e.counter('synproxy_cookie_valid') +
+        e.counter('synproxy_rs_syn_retransmitted');
+      const stored0 = e.counter('synproxy_ack_stored');
+      const replayed0 = e.counter('synproxy_ack_replayed');
+      const good = inputValid(bytes);
+      e.process(p);
+      assert.equal(e.counter('rx_packets'), rx + 1);
+      const input = Buffer.from(bytes).toString('hex');
+      assert.equal(accounted(), before + 1, `${at}: counted once or held (${input})`);
+      if (e.counter('synproxy_ack_stored') > stored0 && !good) heldCorrupt = true;
+      const replay = e.counter('synproxy_ack_replayed') > replayed0;
+      const made =
+        e.counter('synproxy_syn_answered') +
+          e.counter('synproxy_cookie_valid') +
+          e.counter('synproxy_rs_syn_retransmitted') >
+        crafted0;
+      const outs = grab();
+      outs.forEach((out, k) => {
+        const why = validOutput(out);
+        const where = `${at}, output ${k}: ${why} (${input})`;
+        // Replayed packets are translations of inputs held earlier, valid iff those were.
+        if (replay) {
+          if (!heldCorrupt) assert.equal(why, null, where);
+        } else if (good || made || crafted(out, e.counter('rst_sent') > rst0))
+          assert.equal(why, null, where);
+        else
+          assert.notEqual(
+            why,
+            null,
+            `${at}, output ${k}: a corrupt input went out valid (${input})`,
+          );
+      });
+      if (e.heldPackets === 0) heldCorrupt = false;
+      assert.equal(
+        e.pool.available + e.heldPackets,
+        e.pool.created,
+        `${at}: every buffer back or held`,
+      );
+      return outs;
+    };
+
+    // Live flows: the cookie and the LB's port and ISN are read from what the LB sends.
+    const flows: Uint8Array[] = [];
+    const rec = (b: Uint8Array, at: string): Uint8Array[] => {
+      flows.push(b);
+      return feedChecked(b, at);
+    };
+    for (let k = 0; k < 8; k++) {
+      const vport = k % 2 === 0 ? 84 : 85;
+      const cip = v6('2001:db8:d::');
+      cip[15] = k + 1;
+      const sport = 30000 + k;
+      const c = (
+        seq: number,
+        ack: number,
+        flags: number,
+        extra: Partial<Parameters<typeof buildSegment6>[0]> = {},
+      ): Uint8Array =>
+        buildSegment6({ src: cip, dst: VIP, sport, dport: vport, seq, ack, flags, ...extra });
+      const at = `${policy}, flow ${k}`;
+      const synOpts = [opt.mss(1440), opt.sackPermitted(), opt.nop(), opt.wscale(7)];
+      const sa = rec(c(100, 0, TCP_SYN, { options: synOpts }), `${at} SYN`);
+      assert.equal(sa.length, 1, `${at}: the cookie SYN+ACK`);
+      const cookie = new TcpView().wrap(sa[0]!, 40).seq;
+      // Held while the RS leg opens: the ACK, and data when k is odd.
+      const rsSynOut = rec(c(101, cookie + 1, TCP_ACK), `${at} ACK`);
+      assert.equal(rsSynOut.length, 1, `${at}: the RS SYN`);
+      if (k % 2 === 1) rec(c(101, cookie + 1, TCP_ACK | TCP_PSH, { payload: pattern(60) }), at);
+      const rsSyn = rsSynOut[0]!;
+      const rsHl = vport === 84 ? 40 : 20;
+      const syn = new TcpView().wrap(rsSyn, rsHl);
+      const lport = syn.srcPort;
+      const lbIsn = syn.seq;
+      const r = (
+        seq: number,
+        ack: number,
+        flags: number,
+        extra: { payload?: Uint8Array; options?: ReturnType<typeof opt.mss>[] } = {},
+      ): Uint8Array =>
+        vport === 84
+          ? buildSegment6({
+              src: RIP6,
+              dst: LIP6,
+              sport: 8084,
+              dport: lport,
+              seq,
+              ack,
+              flags,
+              ...extra,
+            })
+          : buildSegment({
+              src: RIP4,
+              dst: LIP4,
+              sport: 8085,
+              dport: lport,
+              seq,
+              ack,
+              flags,
+              ...extra,
+            });
+      if (k === 6) {
+        // This RS refuses.
+        rec(r(0, lbIsn + 1, TCP_RST | TCP_ACK), `${at} RS RST`);
+        continue;
+      }
+      const replayed = rec(
+        r(900, lbIsn + 1, TCP_SYN | TCP_ACK, {
+          options: [opt.mss(1460), opt.nop(), opt.wscale(3)],
+        }),
+        `${at} RS SYN+ACK`,
+      );
+      assert.ok(replayed.length >= 1, `${at}: held packets replayed`);
+      const sent = k % 2 === 1 ? 60 : 0;
+      rec(r(901, lbIsn + 1 + sent, TCP_ACK | TCP_PSH, { payload: pattern(300) }), `${at} RS data`);
+      rec(c(101 + sent, cookie + 301, TCP_ACK, { payload: pattern(1300) }), `${at} big data`);
+      for (let i = 0; i < 14; i++) rec(r(1201, lbIsn + 1 + sent, TCP_ACK), `${at} RS dup ACK`);
+      rec(c(101 + sent + 1300, cookie + 301, TCP_ACK | TCP_FIN), `${at} FIN`);
+    }
+    assert.ok(e.counter('synproxy_cookie_valid') >= 8, `${policy}: cookies opened connections`);
+    assert.ok(e.counter('synproxy_ack_replayed') >= 7, `${policy}: held packets replayed`);
+    assert.equal(e.counter('synproxy_rs_refused'), 1);
+    assert.ok(e.counter('synproxy_ack_storm') > 0, `${policy}: the ack storm cut`);
+    assert.ok(e.counter('toa_inserted') + e.counter('toa_inserted_syn') > 0, `${policy}: TOAs`);
+
+    // Mutants of the live flows and of the IPv6 corpus, with SYNPROXY services in the engine.
+    const base = [...flows, ...corpus()];
+    const next = rng(0x5f0 + policy.length);
+    for (let i = 0; i < 8000; i++)
+      feedChecked(mutate(base[Math.floor(next() * base.length)]!, next), `${policy}, mutant ${i}`);
+    // Timers: everything expires, held packets freed, the table empties.
+    for (let t = 1; t <= 20; t++) {
+      e.tick(now + t * 20_000);
+      for (const q of grab()) assert.equal(validOutput(q), null, `${policy}: expiry output`);
+    }
+    assert.equal(e.table.count, 0);
+    assert.equal(e.heldPackets, 0);
+    assert.equal(e.counter('rx_packets'), accounted());
     assert.ok(e.pool.created - created0 < 64, 'the pool did not leak');
   }
 });
