@@ -248,7 +248,7 @@ export class Ipv6Path implements SynProxyReplay6 {
       }
     }
     if (mode === ToaMode.None && segment > mtu) {
-      this.tooBig(p, mtu, outIpHl);
+      this.tooBig(p, mtu, outIpHl, c);
       return;
     }
 
@@ -345,20 +345,37 @@ export class Ipv6Path implements SynProxyReplay6 {
 
   /**
    * Too big for the RS path and no TOA to blame: ICMPv6 Packet Too Big to
-   * the client (IPv6 has no DF: every sender does path MTU discovery), with
-   * the client-side MTU that maps onto the RS path's: the header grows or
-   * shrinks on the way (`outIpHl` vs 40) and leaves room for the 20-byte
-   * TOA; never below the IPv6 minimum of 1280. Rate-limited; the packet is
-   * dropped either way.
+   * the client (IPv6 has no DF: every sender does path MTU discovery).
+   * Rate-limited; the packet is dropped either way. The MTU told follows
+   * the policy, as on IPv4 (client-path.ts):
+   *
+   * - `fullnat`: the client-side MTU that maps onto the RS path's — the
+   *   header grows or shrinks on the way (`outIpHl` vs 40) — less room for
+   *   the 20-byte TOA the LB adds (none on a PROXY-protocol connection), so
+   *   the client's next segments fit with it.
+   * - `lvs`, `dpvs`: the RS path MTU itself. DPVS (src/ipvs/ip_vs_xmit.c)
+   *   checks `pkt_len > mtu` against the route MTU in `__dp_vs_xmit_fnat6`
+   *   and sends `icmp6_send(mbuf, ICMP6_PACKET_TOO_BIG, 0, mtu)`; its
+   *   `__dp_vs_xmit_fnat64` compares the packet's length once translated
+   *   (`mbuf_nat6to4_len`) with the IPv4 route's MTU and sends that same
+   *   bare `mtu` — the IPv6→IPv4 header difference enters the comparison,
+   *   not the value told, and no room is left for a TOA. Kernel IPVS
+   *   (`__mtu_check_toobig_v6`) tells the route MTU as well.
+   *
+   * Never below the IPv6 minimum of 1280, which a client would not go under.
    */
-  private tooBig(p: Packet, mtu: number, outIpHl: number): void {
+  private tooBig(p: Packet, mtu: number, outIpHl: number, c: number): void {
     const ctx = this.ctx;
     if (!this.tooBigBucket.take(ctx.now)) {
       ctx.count(C.icmp6_too_big_limited);
       ctx.drop(p, C.too_big_dropped);
       return;
     }
-    let clientMtu = mtu - outIpHl + IPV6_HEADER - TOA_V6_LEN;
+    let clientMtu = mtu;
+    if (ctx.policy === 'fullnat') {
+      const room = ctx.table.shift[c] === 0 ? TOA_V6_LEN : 0;
+      clientMtu = mtu - outIpHl + IPV6_HEADER - room;
+    }
     if (clientMtu < IPV6_MIN_MTU) clientMtu = IPV6_MIN_MTU;
     const r = ctx.pool.take();
     const b = p.buf;

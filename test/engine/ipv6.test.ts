@@ -450,6 +450,49 @@ test('ICMPv6 Packet Too Big when a client packet would not fit the RS path: rate
   }
 });
 
+test('Packet Too Big per policy: fullnat tells the RS path MTU less the header growth and the 20-byte TOA; lvs and dpvs the bare RS path MTU, as DPVS does', () => {
+  for (const policy of ['fullnat', 'lvs', 'dpvs'] as const) {
+    for (const [vport, hdr] of [
+      [80, 40],
+      [81, 20],
+    ] as const) {
+      const e = makeEngine(policy, {}, 1400);
+      feed(e, client(vport, CISN, 0, TCP_SYN));
+      const lport = e.listConnections()[0]!.lport;
+      feed(
+        e,
+        vport === 80
+          ? rs6(lport, RISN, 0, TCP_SYN | TCP_ACK)
+          : rs4(lport, RISN, 0, TCP_SYN | TCP_ACK),
+      );
+      feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK));
+      feed(
+        e,
+        vport === 80
+          ? rs6(lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1))
+          : rs4(lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)),
+      );
+      const fits = 1400 - hdr - 20;
+      const outs = feed(e, client(vport, CISN + 1, RISN + 2, TCP_ACK, pattern(fits + 1)));
+      assert.equal(outs.length, 1, `${policy} ${vport}`);
+      assert.equal(outs[0]![40], 2, 'Packet Too Big');
+      const told = get32(outs[0]!, 44);
+      const want = policy === 'fullnat' ? 1400 - hdr + 40 - 20 : 1400;
+      assert.equal(told, want, `${policy}, RS leg IPv${hdr === 40 ? 6 : 4}`);
+      assertCounted(e);
+    }
+  }
+  // Never below the IPv6 minimum, whatever the policy.
+  const low = makeEngine('lvs', {}, 1200);
+  feed(low, client(80, CISN, 0, TCP_SYN));
+  const lport = low.listConnections()[0]!.lport;
+  feed(low, rs6(lport, RISN, 0, TCP_SYN | TCP_ACK));
+  feed(low, client(80, CISN + 1, RISN + 1, TCP_ACK));
+  feed(low, rs6(lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)));
+  const m = feed(low, client(80, CISN + 1, RISN + 2, TCP_ACK, pattern(1200)));
+  assert.equal(get32(m[0]!, 44), 1280);
+});
+
 test('extension headers: walked and left out of the forwarded packet; fragments and routing with segments left dropped and counted', () => {
   const e = makeEngine('fullnat');
   const hbh = new Uint8Array(8);

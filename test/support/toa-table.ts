@@ -20,16 +20,18 @@ export const LOSSES: Losses = {
 };
 
 /**
- * Every family (docs/SCENARIOS.md, "Address families"). In 6 and 64 the
- * LB's Packet Too Big leaves room for the 20-byte TOA, so `small-rs-mtu`
- * is kept; in 64 the IPv4 leg's header is 20 bytes shorter than the
- * client's, which is room for the TOA in `over-mss`.
+ * Every family (docs/SCENARIOS.md, "Address families"), as the simulator
+ * measures it. lvs and dpvs tell the client the bare RS path MTU in their
+ * Packet Too Big, as LVS and DPVS do, so in 6 `small-rs-mtu` is lost as in
+ * 4; in 64 the IPv4 leg's header is 20 bytes shorter than the client's,
+ * which is room for the 20-byte TOA in `over-mss` and, under that same bare
+ * MTU, in `small-rs-mtu`.
  */
 export const LOSSES_BY_FAMILY: Readonly<Record<LabFamily, Losses>> = {
   4: LOSSES,
   6: {
-    lvs: ['fin-data', 'over-mss', 'options-full'],
-    dpvs: ['over-mss'],
+    lvs: ['fin-data', 'over-mss', 'options-full', 'small-rs-mtu'],
+    dpvs: ['over-mss', 'small-rs-mtu'],
     fullnat: [],
   },
   64: {
