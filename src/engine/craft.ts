@@ -266,6 +266,43 @@ export function craftPacketTooBig6(
   p.length = IPV6_HEADER + icmpLen;
 }
 
+/** ICMPv6 destination unreachable (RFC 4443 §3.1) and the codes the engine sends. */
+export const ICMPV6_DEST_UNREACHABLE = 1;
+export const ICMPV6_ADDRESS_UNREACHABLE = 3;
+export const ICMPV6_PORT_UNREACHABLE = 4;
+
+/**
+ * ICMPv6 destination unreachable with `code` from src to dst (16 bytes each
+ * at their offsets), the unused word 0, quoting as much of the offending
+ * packet orig[origOff, origOff + origLen) as fits in the minimum MTU.
+ */
+export function craftDestUnreachable6(
+  p: Packet,
+  src: Uint8Array,
+  srcOff: number,
+  dst: Uint8Array,
+  dstOff: number,
+  code: number,
+  orig: Uint8Array,
+  origOff: number,
+  origLen: number,
+): void {
+  const b = p.buf;
+  const ip = p.start;
+  const quote = Math.min(origLen, IPV6_MIN_MTU - IPV6_HEADER - 8);
+  const icmpLen = 8 + quote;
+  writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_ICMPV6, icmpLen);
+  const o = ip + IPV6_HEADER;
+  b[o] = ICMPV6_DEST_UNREACHABLE;
+  b[o + 1] = code;
+  set16(b, o + 2, 0);
+  set32(b, o + 4, 0);
+  copyBytes(b, o + 8, orig, origOff, quote);
+  const pseudo = sumWords(b, ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmpLen;
+  set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, pseudo)));
+  p.length = IPV6_HEADER + icmpLen;
+}
+
 /**
  * `reflectRst` for an IPv6 segment (fixed header, no extension headers,
  * TCP at 40): the RST its destination's host would send (RFC 793),

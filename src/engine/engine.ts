@@ -111,6 +111,7 @@ export class Engine {
       proxyHeader,
       this.unknownFlow,
     );
+    this.unknown = new UnknownServiceReplies(ctx);
     const nat6 = new Nat6(ctx, this.synproxy);
     const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.unknownFlow, this.synproxy);
     this.v6 = new Ipv6Path(
@@ -121,10 +122,10 @@ export class Engine {
       proxyHeader,
       this.unknownFlow,
       this.synproxy,
+      this.unknown,
     );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
-    this.unknown = new UnknownServiceReplies(ctx);
     this.transfer = new TableTransfer(ctx);
     this.icmp = new IcmpInput(ctx);
   }

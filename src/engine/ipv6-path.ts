@@ -27,6 +27,7 @@ import {
 import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
 import { TokenBucket } from './token-bucket.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
+import type { UnknownServiceReplies } from './unknown-service.js';
 
 /**
  * IPv6 packets (DPVS's IPv6 and NAT64 handlers): the header checked and its
@@ -62,6 +63,7 @@ export class Ipv6Path implements SynProxyReplay6 {
     private readonly proxyHeader: ProxyHeaderWriter,
     private readonly unknownFlow: UnknownFlowReplies,
     private readonly synproxy: SynProxy,
+    private readonly unknownService: UnknownServiceReplies,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
@@ -110,6 +112,7 @@ export class Ipv6Path implements SynProxyReplay6 {
       this.rs.fromRealServer(p);
       return;
     }
+    if (ctx.opts.unknownServiceAction === 'icmp') this.unknownService.answer6(p);
     ctx.drop(p, C.no_service_dropped);
   }
 

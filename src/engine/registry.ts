@@ -1,6 +1,6 @@
 import { addressEquals, endpointToString, type IpAddress } from '../wire/address.js';
 import { Addr6PortIndex, AddrPortIndex } from './addr-index.js';
-import { fold16 } from './addr6.js';
+import { equal16, fold16 } from './addr6.js';
 import type { ConnTable } from './conn-table.js';
 import type { LocalAddressPool } from './laddr.js';
 import type { PathMtu } from './path-mtu.js';
@@ -230,6 +230,17 @@ export class Registry {
     const svcs = this.services;
     for (let i = 0; i < svcs.length; i++) {
       if (svcs[i]!.live && svcs[i]!.vip === addr) return true;
+    }
+    return false;
+  }
+
+  /** True when some live service has the IPv6 VIP at b[off..off+16) (on any port). */
+  isVip6At(b: Uint8Array, off: number): boolean {
+    const svcs = this.services;
+    for (let i = 0; i < svcs.length; i++) {
+      const s = svcs[i]!;
+      if (s.live && typeof s.vip !== 'number' && equal16(this.svcVips6, i * 16, b, off))
+        return true;
     }
     return false;
   }

@@ -2,7 +2,8 @@
  * Traffic for an address routed to the LB that no service claims
  * (`unknown_service_action`): dropped and counted by default; with `icmp`,
  * answered with a rate-limited ICMP destination unreachable that tshark, as
- * an independent decoder, reads as intended.
+ * an independent decoder, reads as intended; IPv6 packets get the ICMPv6
+ * destination unreachable, from the same bucket.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,12 +16,13 @@ import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
 import { Engine } from '../../src/engine/engine.js';
 import { TokenBucket } from '../../src/engine/token-bucket.js';
 import { finishChecksum, sumWords } from '../../src/wire/checksum.js';
-import { ipv4ToString, parseIpv4 } from '../../src/wire/bytes.js';
+import { get16, ipv4ToString, parseIpv4 } from '../../src/wire/bytes.js';
+import { Ipv6Address } from '../../src/wire/address.js';
 import { IPPROTO_ICMP, Ipv4View, writeIpv4Header } from '../../src/wire/ipv4.js';
 import { LINKTYPE_RAW, PcapWriter } from '../../src/wire/pcap.js';
 import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
-import { buildSegment, pattern, withIpOptions } from '../support/packets.js';
-import { probeTshark, tsharkFields } from '../support/tshark.js';
+import { buildSegment, buildSegment6, pattern, v6, withIpOptions } from '../support/packets.js';
+import { probeTshark, tsharkDecode, tsharkFields } from '../support/tshark.js';
 import { CIP, LIP, RIP, VIP, feedRaw, newTestEngine } from '../support/engine-fixture.js';
 
 const OTHER = parseIpv4('192.0.2.200');
@@ -348,4 +350,148 @@ describe('unknown services: tshark reads the ICMP as intended', () => {
       }
     },
   );
+});
+
+describe('unknown services over IPv6: icmp answers with ICMPv6 destination unreachable', () => {
+  const VIP6 = v6('2001:db8::100');
+  const OTHER6 = v6('2001:db8::200');
+  const CIP6 = v6('2001:db8:c::1');
+
+  function engine6(action?: UnknownServiceAction, extra: Partial<EngineOptions> = {}): Engine {
+    const e = makeEngine(action, extra);
+    e.addService({
+      vip: Ipv6Address.fromBytes(VIP6),
+      vport: 80,
+      scheduler: 'rr',
+      laddrs: [Ipv6Address.fromBytes(v6('2001:db8:1::1'))],
+      realServers: [{ addr: Ipv6Address.fromBytes(v6('2001:db8:2::10')), port: 8080, weight: 1 }],
+    });
+    return e;
+  }
+
+  function seg6(
+    dst: Uint8Array,
+    dport: number,
+    flags = TCP_SYN,
+    src = CIP6,
+    ext?: { type: number; body: Uint8Array }[],
+  ): Uint8Array {
+    return buildSegment6({ src, dst, sport: 40000, dport, seq: 0x11223344, flags, ext });
+  }
+
+  /** Checks an ICMPv6 destination unreachable against the packet it answers (sent without extension headers). */
+  function assertUnreachable6(m: Uint8Array, orig: Uint8Array, code: number): void {
+    assert.equal(m[0]! >>> 4, 6);
+    assert.equal(m[6], 58, 'ICMPv6');
+    assert.deepEqual(
+      [...m.subarray(8, 24)],
+      [...orig.subarray(24, 40)],
+      'from the address it went to',
+    );
+    assert.deepEqual([...m.subarray(24, 40)], [...orig.subarray(8, 24)], 'to its sender');
+    const len = get16(m, 4);
+    assert.equal(len + 40, m.length);
+    assert.equal(m[40], 1, 'type 1 destination unreachable');
+    assert.equal(m[41], code);
+    assert.deepEqual([...m.subarray(44, 48)], [0, 0, 0, 0], 'unused word');
+    const pseudo = sumWords(m, 8, 32, 0) + 58 + len;
+    assert.equal(finishChecksum(sumWords(m, 40, len, pseudo)), 0, 'ICMPv6 checksum');
+    assert.deepEqual([...m.subarray(48)], [...orig], 'quotes the packet');
+  }
+
+  it('port unreachable (1/4) for an IPv6 VIP without that port, address unreachable (1/3) for another IPv6 address; counted as for IPv4', () => {
+    const e = engine6('icmp');
+    const toVip = seg6(VIP6, 81);
+    const a = feed(e, toVip);
+    assert.equal(a.length, 1);
+    assertUnreachable6(a[0]!, toVip, 4);
+    const toOther = seg6(OTHER6, 80, TCP_ACK | TCP_PSH);
+    const b = feed(e, toOther);
+    assert.equal(b.length, 1);
+    assertUnreachable6(b[0]!, toOther, 3);
+    assert.equal(e.counter('icmp_unreachable_sent'), 2);
+    assert.equal(e.counter('no_service_dropped'), 2);
+    assertAccounted(e);
+    // The service itself still works.
+    assert.equal(feed(e, seg6(VIP6, 80)).length, 1);
+    assert.equal(e.counter('icmp_unreachable_sent'), 2);
+    // Default drop: nothing sent, counted the same.
+    const d = engine6();
+    assert.equal(feed(d, seg6(VIP6, 81)).length, 0);
+    assert.equal(d.counter('no_service_dropped'), 1);
+    assert.equal(d.counter('icmp_unreachable_sent'), 0);
+  });
+
+  it('quotes the packet without the extension headers the LB takes out, at most 1280 bytes in all', () => {
+    const e = engine6('icmp');
+    const hbh = new Uint8Array(8);
+    const withExt = seg6(VIP6, 81, TCP_SYN, CIP6, [{ type: 0, body: hbh }]);
+    const out = feed(e, withExt);
+    assert.equal(out.length, 1);
+    assertUnreachable6(out[0]!, seg6(VIP6, 81), 4);
+    const big = buildSegment6({
+      src: CIP6,
+      dst: OTHER6,
+      sport: 40000,
+      dport: 80,
+      seq: 1,
+      flags: TCP_ACK,
+      payload: pattern(1400),
+    });
+    const m = feed(e, big)[0]!;
+    assert.equal(m.length, 1280);
+    assert.deepEqual([...m.subarray(48)], [...big.subarray(0, 1280 - 48)]);
+  });
+
+  it('never for a RST, nor to or from a multicast, unspecified or loopback address', () => {
+    const e = engine6('icmp');
+    const never = [
+      seg6(VIP6, 81, TCP_RST),
+      seg6(v6('ff02::1'), 80),
+      seg6(VIP6, 81, TCP_SYN, v6('ff05::2')),
+      seg6(VIP6, 81, TCP_SYN, v6('::')),
+      seg6(VIP6, 81, TCP_SYN, v6('::1')),
+      seg6(v6('::1'), 80),
+    ];
+    for (const p of never) assert.equal(feed(e, p).length, 0);
+    assert.equal(e.counter('icmp_unreachable_sent'), 0);
+    assert.equal(e.counter('no_service_dropped'), never.length);
+    // ::2 is an ordinary address (not loopback): answered.
+    assert.equal(feed(e, seg6(VIP6, 81, TCP_SYN, v6('::2'))).length, 1);
+    assertAccounted(e);
+  });
+
+  it('shares the IPv4 bucket: a burst, then the rate; held back ones counted icmp_unreachable_ratelimited', () => {
+    const e = engine6('icmp', { icmpRateLimit: 10, icmpRateBurst: 3 });
+    let sent = 0;
+    for (let i = 0; i < 5; i++) sent += feed(e, seg6(OTHER6, 80), 0).length;
+    sent += feed(e, segment(CIP, OTHER, 80), 0).length;
+    assert.equal(sent, 3, 'the burst, IPv4 and IPv6 together');
+    assert.equal(e.counter('icmp_unreachable_ratelimited'), 3);
+    assert.equal(feed(e, seg6(OTHER6, 80), 100).length, 1, 'one more after 100 ms at 10/s');
+    assertAccounted(e);
+  });
+
+  it('tshark reads type 1 codes 4 and 3 with a good checksum', (t) => {
+    if (!tshark.ok) {
+      t.skip(tshark.reason);
+      return;
+    }
+    const e = engine6('icmp');
+    const frames = [...feed(e, seg6(VIP6, 81)), ...feed(e, seg6(OTHER6, 80))];
+    const rows = tsharkDecode(frames, [
+      'icmpv6.type',
+      'icmpv6.code',
+      'icmpv6.checksum.status',
+      'tcp.dstport',
+    ]);
+    assert.deepEqual(
+      rows.map((r) => [r['icmpv6.type'], r['icmpv6.code'], r['icmpv6.checksum.status']]),
+      [
+        ['1', '4', '1'],
+        ['1', '3', '1'],
+      ],
+    );
+    assert.equal(rows[0]!['tcp.dstport'], '81', 'the quoted segment read');
+  });
 });
