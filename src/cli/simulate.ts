@@ -49,7 +49,7 @@ export interface ResultRow {
   failed: number;
 }
 
-/** A family that could not run, and why (e.g. SYNPROXY, which IPv6 services lack). */
+/** A family that could not run, and why (the engine's own message). */
 export interface SkippedFamily {
   family: LabFamily;
   reason: string;
@@ -126,9 +126,9 @@ function refusal(o: SimulateOptions, family: LabFamily): string | null {
 
 /**
  * Rows family-major, then scenario, then policy, each in the order given.
- * A family the engine refuses with these options (SYNPROXY on the IPv6
- * service of families 6 and 64) is left out, said in `skipped` and logged;
- * when every family is refused, that is an error.
+ * A family the engine refuses with these options (none today: SYNPROXY
+ * and PROXY protocol work in every family) is left out, said in `skipped`
+ * and logged; when every family is refused, that is an error.
  */
 export function simulate(o: SimulateOptions, log: (line: string) => void): SimulateReport {
   const results: ResultRow[] = [];
