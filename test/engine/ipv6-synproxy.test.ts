@@ -4,7 +4,7 @@
  * SYN toward an IPv6 RS; FNAT64: an IPv4 SYN, under lvs with the 20-byte
  * TOA of the IPv6 client), the replay of held packets, both sequence
  * spaces and windows afterwards, retransmissions, refusals, the ack storm,
- * expiry; and tshark's reading of every packet the LB sends.
+ * expiry, a handover; and tshark's reading of every packet the LB sends.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -631,4 +631,26 @@ test('tshark decodes every packet the LB sent in these SYNPROXY tests: IPv6 and 
     'FNAT64 SYN under lvs: TOA 254/20 first',
   );
   assert.equal(at(rsSyn64.bytes)['tcp.options.mss_val'], '1440');
+});
+
+test('IPv6 SYNPROXY connections survive a handover: exported and imported, the cookie space and window rescaling go on', () => {
+  for (const vport of [V6_PORT, V64_PORT]) {
+    const e = makeEngine('fullnat');
+    const rsOpts = [opt.mss(1460), opt.nop(), opt.wscale(2)];
+    const { cookie, rsSyn } = establish(e, vport, rsOpts);
+    const f = makeEngine('fullnat');
+    const r = f.importConnections(e.exportConnections(), 0);
+    assert.deepEqual(r, { imported: 1, skipped: 0, reasons: {} }, `family ${vport}`);
+    const data = feed(
+      f,
+      rsIn(vport, rsSyn.sport, RISN + 1, rsSyn.seq + 1, TCP_ACK, undefined, pattern(10), 4096),
+    ).map(decode);
+    assert.equal(data.length, 1);
+    assert.equal(data[0]!.family, 6);
+    assert.equal(data[0]!.seq, cookie + 1, 'RS seqs still moved into the cookie space');
+    assert.equal(data[0]!.window, (4096 << 2) >> 7, 'RS windows still rescaled');
+    const back = feed(f, client(vport, CISN + 1, cookie + 11, TCP_ACK)).map(decode);
+    assert.equal(back.length, 1);
+    assert.equal(back[0]!.ack, RISN + 11, 'client acks still moved into the RS space');
+  }
 });
