@@ -347,6 +347,32 @@ export class ConnTable {
   }
 
   /**
+   * Finds the connection of a quoted IPv6 LIP→RS packet (the header an
+   * ICMPv6 error from the RS's side quotes): source (LIP) at srcOff,
+   * destination (RIP) at srcOff + 16, the reply tuple read the other way round.
+   */
+  lookupReply6QuotedAt(b: Uint8Array, srcOff: number, tcpOff: number): number {
+    const lip = fold16(b, srcOff);
+    const rip = fold16(b, srcOff + 16);
+    const lport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    const rport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
+    let i = this.replyBuckets6[this.replyBucket(rip, rport, lip, lport)]!;
+    while (i >= 0) {
+      if (
+        this.lport[i] === lport &&
+        this.lip[i] === lip &&
+        this.rip[i] === rip &&
+        this.rport[i] === rport &&
+        equal16(this.lip6, i * 16, b, srcOff) &&
+        equal16(this.rip6, i * 16, b, srcOff + 16)
+      )
+        return i;
+      i = this.nextByReply[i]!;
+    }
+    return -1;
+  }
+
+  /**
    * `insertAt` for an IPv6 client (source address at srcOff, TCP header at
    * tcpOff); the entry is CF_IPV6 with FAM_CLIENT_V6, and `replyV6` adds
    * FAM_REPLY_V6 (the caller then fills lip6/rip6 before `linkReply`).

@@ -7,6 +7,8 @@ import { Connections } from './connections.js';
 import { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { IcmpInput } from './icmp-input.js';
+import { Icmp6Errors } from './icmp6-error.js';
+import { Icmp6Input } from './icmp6-input.js';
 import type { LocalAddressPool } from './laddr.js';
 import { Ipv6Path } from './ipv6-path.js';
 import { Ipv6RsPath } from './ipv6-rs-path.js';
@@ -112,6 +114,8 @@ export class Engine {
       this.unknownFlow,
     );
     this.unknown = new UnknownServiceReplies(ctx);
+    // One ICMPv6 error translator for both families' ICMP inputs (FNAT64 errors arrive as ICMPv4).
+    const errors6 = new Icmp6Errors(ctx);
     const nat6 = new Nat6(ctx, this.synproxy);
     const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.unknownFlow, this.synproxy);
     this.v6 = new Ipv6Path(
@@ -123,11 +127,12 @@ export class Engine {
       this.unknownFlow,
       this.synproxy,
       this.unknown,
+      new Icmp6Input(ctx, errors6),
     );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
     this.transfer = new TableTransfer(ctx);
-    this.icmp = new IcmpInput(ctx);
+    this.icmp = new IcmpInput(ctx, errors6);
   }
 
   /** Packets in `out` waiting to be sent. */

@@ -8,14 +8,14 @@ import {
   finishIcmpChecksum,
 } from '../wire/icmp.js';
 import { IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
-import { TCP_ACK, TcpField } from '../wire/tcp.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
-import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { CF_IPV6, CF_SP_PENDING } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
+import type { Icmp6Errors } from './icmp6-error.js';
+import { quotedTcpAsClientSent, quotedTcpAsRsSent } from './icmp-quote-tcp.js';
 import type { Packet } from './packet.js';
 import { PmtuVerdict } from './path-mtu.js';
-import { rewriteSeqField } from './seq-rewrite.js';
 import { TokenBucket } from './token-bucket.js';
 
 /**
@@ -30,7 +30,8 @@ import { TokenBucket } from './token-bucket.js';
  * (path-mtu.ts).
  *
  * Only TCP is quoted today; the quoted protocol picks the lookup and the
- * translation (`quotedTcp*`), where ICMPv6 and other protocols will join.
+ * translation (`quotedTcp*`, the TCP part shared with ICMPv6 in
+ * icmp-quote-tcp.ts). ICMPv6 and FNAT64 are icmp6-error.ts's.
  * Called with the message checked: checksum good, quote readable
  * (icmp-input.ts). Forwarded errors are rate-limited: a flood of valid-looking
  * errors costs one token each and goes no further.
@@ -39,7 +40,11 @@ export class IcmpErrors {
   private readonly delta = new ChecksumDelta();
   private readonly bucket: TokenBucket;
 
-  constructor(private readonly ctx: EngineContext) {
+  constructor(
+    private readonly ctx: EngineContext,
+    /** FNAT64 connections' errors become ICMPv6 to their IPv6 client there. */
+    private readonly errors6: Icmp6Errors,
+  ) {
     this.bucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
   }
 
@@ -108,9 +113,9 @@ export class IcmpErrors {
       ctx.count(v === PmtuVerdict.Learned ? C.icmp_pmtu_learned : C.icmp_pmtu_ignored);
     }
     // An FNAT64 connection (an IPv6 client behind an IPv4 RS path): the path MTU is learned
-    // above; telling the client needs an ICMPv6 Packet Too Big, which is not written yet.
+    // above; the client hears of it in ICMPv6 (RFC 7915 4.2).
     if (fnat64) {
-      ctx.drop(p, C.icmp_error_family_dropped);
+      this.errors6.fromRealServer64(p, icmp, len, q, qt, c);
       return;
     }
     if (!this.bucket.take(ctx.now)) {
@@ -139,27 +144,7 @@ export class IcmpErrors {
     set16(b, q + Ipv4Field.Checksum, d.apply(get16(b, q + Ipv4Field.Checksum)));
     storeU32From(b, q + Ipv4Field.Src, t.cip, c);
     storeU32From(b, q + Ipv4Field.Dst, reg.svcVips, svc);
-    // Quoted TCP: ports, then the sequence number back into the client's space (the client
-    // checks it lies in its unacknowledged window, or ignores the error): less the
-    // connection's delta, and less the PROXY header for bytes behind it.
-    d.replaceWord(get16(b, qt), t.cport[c]!);
-    d.replaceWord(get16(b, qt + 2), reg.svcPorts[svc]!);
-    set16(b, qt, t.cport[c]!);
-    set16(b, qt + 2, reg.svcPorts[svc]!);
-    const so = qt + TcpField.Seq;
-    let add = -t.seqDelta[c]!;
-    const shift = t.shift[c]!;
-    if (shift !== 0 && ((get16(b, so) * 65536 + get16(b, so + 2) - t.lbIsn[c]! - 1) | 0) > 0)
-      add -= shift;
-    rewriteSeqField(b, so, add, d);
-    // The ack, when quoted, as the client sent it: SYNPROXY moved it by the cookie's delta.
-    if (
-      avail >= TcpField.Flags + 1 &&
-      (t.flags[c]! & CF_SYNPROXY) !== 0 &&
-      (b[qt + TcpField.Flags]! & TCP_ACK) !== 0
-    )
-      rewriteSeqField(b, qt + TcpField.Ack, -t.ackDelta[c]!, d);
-    finishQuotedTcpChecksum(d, b, qt, avail);
+    quotedTcpAsClientSent(t, reg, d, b, qt, avail, c);
     // Outer: VIP → CIP, from the address the client sent to.
     storeU32From(b, p.start + Ipv4Field.Src, reg.svcVips, svc);
     storeU32From(b, p.start + Ipv4Field.Dst, t.cip, c);
@@ -193,24 +178,7 @@ export class IcmpErrors {
     set16(b, q + Ipv4Field.Checksum, d.apply(get16(b, q + Ipv4Field.Checksum)));
     storeU32From(b, q + Ipv4Field.Src, t.rip, c);
     storeU32From(b, q + Ipv4Field.Dst, t.lip, c);
-    d.replaceWord(get16(b, qt), t.rport[c]!);
-    d.replaceWord(get16(b, qt + 2), t.lport[c]!);
-    set16(b, qt, t.rport[c]!);
-    set16(b, qt + 2, t.lport[c]!);
-    // The RS's own sequence number: SYNPROXY's translation moved it by the cookie's delta.
-    if ((t.flags[c]! & CF_SYNPROXY) !== 0) rewriteSeqField(b, qt + TcpField.Seq, t.ackDelta[c]!, d);
-    if (avail >= TcpField.Flags + 1 && (b[qt + TcpField.Flags]! & TCP_ACK) !== 0) {
-      const ao = qt + TcpField.Ack;
-      let add = t.seqDelta[c]!;
-      const shift = t.shift[c]!;
-      if (
-        shift !== 0 &&
-        ((get16(b, ao) * 65536 + get16(b, ao + 2) + add - t.lbIsn[c]! - 1) | 0) > 0
-      )
-        add += shift;
-      rewriteSeqField(b, ao, add, d);
-    }
-    finishQuotedTcpChecksum(d, b, qt, avail);
+    quotedTcpAsRsSent(t, d, b, qt, avail, c);
     storeU32From(b, p.start + Ipv4Field.Src, t.lip, c);
     storeU32From(b, p.start + Ipv4Field.Dst, t.rip, c);
     this.send(p, icmp, len);
@@ -224,22 +192,6 @@ export class IcmpErrors {
     ctx.count(C.icmp_error_forwarded);
     ctx.forward(p);
   }
-}
-
-/**
- * The quoted segment's checksum, when the quote reaches it: updated for
- * every word the translation changed, pseudo-header addresses included, as
- * Linux's NAT does for the inner header of an ICMP error (nf_nat's
- * l4proto manip, which skips it when fewer than the header's 20 bytes are
- * quoted). IPVS leaves it alone: the segment is truncated, so no receiver
- * can verify it, and Linux's tcp_v4_err does not read it. The incremental
- * update keeps it what the other leg's original segment carried, so a
- * capture shows no false checksum error there.
- */
-function finishQuotedTcpChecksum(d: ChecksumDelta, b: Uint8Array, qt: number, avail: number): void {
-  if (avail < TcpField.Checksum + 2) return;
-  const at = qt + TcpField.Checksum;
-  set16(b, at, d.apply(get16(b, at)));
 }
 
 /** Notes in d the replacement of the IPv4 address at b[at] by arr[i]. */

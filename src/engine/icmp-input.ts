@@ -12,6 +12,7 @@ import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { IcmpEcho } from './icmp-echo.js';
 import { IcmpErrors } from './icmp-error.js';
+import type { Icmp6Errors } from './icmp6-error.js';
 import type { Packet } from './packet.js';
 
 /**
@@ -27,9 +28,12 @@ export class IcmpInput {
   private readonly echo: IcmpEcho;
   private readonly errors: IcmpErrors;
 
-  constructor(private readonly ctx: EngineContext) {
+  constructor(
+    private readonly ctx: EngineContext,
+    errors6: Icmp6Errors,
+  ) {
     this.echo = new IcmpEcho(ctx);
-    this.errors = new IcmpErrors(ctx);
+    this.errors = new IcmpErrors(ctx, errors6);
   }
 
   /** An ICMP packet whose IPv4 header (`ipHl` bytes) is checked. Takes ownership of p. */

@@ -1,5 +1,5 @@
 import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
-import { IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
+import { IPPROTO_ICMPV6, IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
@@ -9,6 +9,7 @@ import type { Connections } from './connections.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { IPV6_MIN_MTU, craftPacketTooBig6 } from './craft.js';
+import type { Icmp6Input } from './icmp6-input.js';
 import type { Ipv6RsPath } from './ipv6-rs-path.js';
 import type { Nat6 } from './nat6.js';
 import type { Packet } from './packet.js';
@@ -64,6 +65,7 @@ export class Ipv6Path implements SynProxyReplay6 {
     private readonly unknownFlow: UnknownFlowReplies,
     private readonly synproxy: SynProxy,
     private readonly unknownService: UnknownServiceReplies,
+    private readonly icmp6: Icmp6Input,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
@@ -91,7 +93,8 @@ export class Ipv6Path implements SynProxyReplay6 {
       return;
     }
     if (ip6.upperProtocol !== IPPROTO_TCP) {
-      ctx.drop(p, C.not_tcp_dropped);
+      if (ip6.upperProtocol === IPPROTO_ICMPV6) this.icmp6.receive(p, ip6.upperOffset);
+      else ctx.drop(p, C.not_tcp_dropped);
       return;
     }
     const l4 = ip6.upperOffset;

@@ -27,6 +27,8 @@ export class Registry {
   readonly lipSet6 = new Addr6PortIndex();
   /** The IPv4 VIPs of live services, keyed with port -1: where ICMP to the LB's services goes. Rebuilt with serviceByKey. */
   vipSet = new AddrPortIndex();
+  /** The IPv6 VIPs of live services, as vipSet: where ICMPv6 to the LB's services goes. */
+  vipSet6 = new Addr6PortIndex();
   /**
    * Per-service VIP/vport and SYNPROXY switch, per-RS address: typed arrays for
    * the data path. An IPv6 VIP or RS address is fold16 in the u32 array and
@@ -95,6 +97,7 @@ export class Registry {
       this.vipSet.set(s.vip, -1, 1);
     } else {
       this.serviceByKey6.set(s.vip.bytes, s.vport, s.index);
+      this.vipSet6.set(s.vip.bytes, -1, 1);
     }
   }
 
@@ -119,6 +122,7 @@ export class Registry {
     this.serviceByKey = new AddrPortIndex();
     this.serviceByKey6 = new Addr6PortIndex();
     this.vipSet = new AddrPortIndex();
+    this.vipSet6 = new Addr6PortIndex();
     for (const o of this.services) if (o.live) this.indexService(o);
   }
 

@@ -191,3 +191,23 @@ export function quotedIpv6Offset(b: Uint8Array, icmpOff: number, icmpLen: number
   if (b[q]! >>> 4 !== 6) return -1;
   return q;
 }
+
+/** Sum of the ICMPv6 pseudo-header (RFC 4443 2.3, RFC 8200 8.1): the IPv6 addresses at ipOff + 8, length, next header 58. */
+function icmpv6PseudoSum(b: Uint8Array, ipOff: number, len: number): number {
+  return sumWords(b, ipOff + 8, 32, 0) + (len >>> 16) + (len & 0xffff) + 58;
+}
+
+/** Recomputes the checksum of the ICMPv6 message b[off, off+len) under the IPv6 header at ipOff. */
+export function finishIcmpv6Checksum(b: Uint8Array, ipOff: number, off: number, len: number): void {
+  set16(b, off + IcmpField.Checksum, 0);
+  set16(
+    b,
+    off + IcmpField.Checksum,
+    finishChecksum(sumWords(b, off, len, icmpv6PseudoSum(b, ipOff, len))),
+  );
+}
+
+/** True when the ICMPv6 message b[off, off+len) under the IPv6 header at ipOff sums to zero. */
+export function icmpv6ChecksumOk(b: Uint8Array, ipOff: number, off: number, len: number): boolean {
+  return finishChecksum(sumWords(b, off, len, icmpv6PseudoSum(b, ipOff, len))) === 0;
+}

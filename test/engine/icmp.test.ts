@@ -478,7 +478,7 @@ test(
   },
 );
 
-test('FNAT64: a frag-needed from the IPv4 RS path lowers its MTU; the IPv6 client is not sent IPv4 ICMP', () => {
+test('FNAT64: a frag-needed from the IPv4 RS path lowers its MTU and reaches the IPv6 client as ICMPv6 Packet Too Big', () => {
   const e = new Engine({ toaPolicy: 'fullnat', maxConnections: 64 });
   const vip6 = Ipv6Address.fromBytes(v6('2001:db8::100'));
   e.addService({
@@ -502,8 +502,14 @@ test('FNAT64: a frag-needed from the IPv4 RS path lowers its MTU; the IPv6 clien
   assert.ok(toRs);
   assert.equal(toRs.bytes[0]! >>> 4, 4, 'the RS leg is IPv4');
   const out = feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(toRs.bytes, 48)));
-  assert.equal(out.length, 0);
-  assert.equal(e.counter('icmp_error_family_dropped'), 1);
+  assert.equal(out.length, 1);
+  const b = out[0]!.bytes;
+  assert.equal(b[0]! >>> 4, 6, 'the client hears in ICMPv6');
+  assert.deepEqual([b[6], b[40], b[41]], [58, 2, 0], 'Packet Too Big');
+  // 1400 on the IPv4 leg is 1420 on the IPv6 one, less the 20-byte TOA under fullnat.
+  assert.equal(((b[44]! << 24) | (b[45]! << 16) | (b[46]! << 8) | b[47]!) >>> 0, 1400);
+  assert.equal(e.counter('icmp_error_family_dropped'), 0);
+  assert.equal(e.counter('icmp_error_forwarded'), 1);
   assert.equal(e.pathMtu(0), 1400);
   assertCountedOnce(e);
 });

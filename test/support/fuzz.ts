@@ -314,7 +314,16 @@ function ipv6Corpus(): { bytes: Uint8Array; counter: CounterName }[] {
     [ipv6([overrun], IPPROTO_TCP, syn), 'malformed_dropped'],
     [ipv6([routingHeader(1, 1), optsHeader(HBH)], IPPROTO_TCP, syn), 'ipv6_routing_dropped'],
     [ipv6([jumbo], IPPROTO_TCP, syn, -100), 'malformed_dropped'],
-    [ipv6([], 58, Uint8Array.of(128, 0, 0, 0, 0, 1, 0, 1)), 'not_tcp_dropped'], // ICMPv6 echo
+    // ICMPv6 echo with its checksum unset, then right (to no VIP), then a neighbour solicitation.
+    [ipv6([], 58, Uint8Array.of(128, 0, 0, 0, 0, 1, 0, 1)), 'icmp_malformed_dropped'],
+    [
+      fixIcmpv6Checksum(ipv6([], 58, Uint8Array.of(128, 0, 0, 0, 0, 1, 0, 1))),
+      'icmp_unhandled_dropped',
+    ],
+    [
+      fixIcmpv6Checksum(ipv6([optsHeader(HBH)], 58, new Uint8Array(24).fill(135, 0, 1))),
+      'icmp_unhandled_dropped',
+    ],
     [ipv6([], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 8, 0, 0)), 'not_tcp_dropped'], // UDP
     [ipv6([optsHeader(HBH)], 4, new Uint8Array(20)), 'not_tcp_dropped'], // IPv4 in IPv6
     [ipv6([], IPPROTO_TCP, syn, 200), 'malformed_dropped'], // payload length beyond the packet
@@ -323,6 +332,27 @@ function ipv6Corpus(): { bytes: Uint8Array; counter: CounterName }[] {
     [ipv6([], IPPROTO_TCP, new Uint8Array(0)), 'malformed_dropped'],
   ];
   return cases.map(([bytes, counter]) => ({ bytes, counter }));
+}
+
+/** Sets the checksum of the ICMPv6 message that ends the IPv6 packet b (its last header's next is 58). */
+function fixIcmpv6Checksum(b: Uint8Array): Uint8Array {
+  let at = 40;
+  let next = b[6]!;
+  while (next !== 58) {
+    next = b[at]!;
+    at += (b[at + 1]! + 1) * 8;
+  }
+  const len = b.length - at;
+  b[at + 2] = 0;
+  b[at + 3] = 0;
+  let sum = len + 58;
+  for (let i = 8; i < 40; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  for (let i = at; i < b.length; i += 2) sum += (b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  const ck = ~sum & 0xffff;
+  b[at + 2] = ck >>> 8;
+  b[at + 3] = ck & 0xff;
+  return b;
 }
 
 function fixIpChecksum(b: Uint8Array): Uint8Array {

@@ -1,0 +1,452 @@
+import { copyBytes, get16, set16, set32, storeU32From } from '../wire/bytes.js';
+import { ChecksumDelta } from '../wire/checksum.js';
+import {
+  ICMPV6_ADDR_UNREACH,
+  ICMPV6_ADM_PROHIBITED,
+  ICMPV6_DEST_UNREACH,
+  ICMPV6_NOROUTE,
+  ICMPV6_NOT_NEIGHBOUR,
+  ICMPV6_PACKET_TOO_BIG,
+  ICMPV6_PARAMETER_PROBLEM,
+  ICMPV6_PORT_UNREACH,
+  ICMPV6_TIME_EXCEEDED,
+  ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMP_HOST_ANO,
+  ICMP_HOST_UNREACH,
+  ICMP_PORT_UNREACH,
+  ICMP_TIME_EXCEEDED,
+  IPV4_MIN_PMTU,
+  IPV6_MIN_MTU,
+  IcmpField,
+  Icmpv6Field,
+  finishIcmpChecksum,
+  finishIcmpv6Checksum,
+  packetTooBigMtu,
+  quotedIpv6Offset,
+} from '../wire/icmp.js';
+import {
+  IPPROTO_ICMP,
+  IPPROTO_ICMPV6,
+  IPPROTO_TCP,
+  IPV4_MIN_HEADER,
+  Ipv4Field,
+  finishIpv4Header,
+} from '../wire/ipv4.js';
+import { IPV6_HEADER } from '../wire/ipv6.js';
+import { TOA_V6_LEN } from '../wire/toa.js';
+import { CF_SP_PENDING } from './conn-table.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { quotedTcpAsClientSent, quotedTcpAsRsSent } from './icmp-quote-tcp.js';
+import type { Packet } from './packet.js';
+import { PmtuVerdict } from './path-mtu.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** ICMPv6 quotes stop where the error would exceed the IPv6 minimum MTU (RFC 4443 2.4 (c)). */
+const ICMPV6_MAX_QUOTE = IPV6_MIN_MTU - IPV6_HEADER - 8;
+/** ICMP quotes stop where the error would exceed 576 bytes (RFC 1812 4.3.2.3), as Linux's do. */
+const ICMP_MAX_QUOTE = 576 - IPV4_MIN_HEADER - 8;
+
+/**
+ * ICMPv6 errors about the LB's connections with an IPv6 client, the
+ * IPv6 sibling of icmp-error.ts (same structure: the quoted protocol picks
+ * the lookup, the TCP part of the quote is icmp-quote-tcp.ts's):
+ *
+ * - IPv6 RS: a Packet Too Big, destination unreachable or time exceeded to
+ *   an IPv6 LIP (quoting LIP → RIP) goes to the client as VIP → CIP; one to
+ *   the IPv6 VIP (quoting VIP → CIP) goes to the RS as LIP → RIP. A Packet
+ *   Too Big from the RS's path lowers its path MTU (path-mtu.ts, never below
+ *   the IPv6 minimum of 1280) and reaches the client less the 20-byte TOA
+ *   room under `fullnat`, bare under `lvs` and `dpvs`, as IPv4's does.
+ * - FNAT64 (IPv4 RS): an ICMPv4 error to the IPv4 LIP (icmp-error.ts finds
+ *   the connection and hands it here) becomes ICMPv6 to the client, and an
+ *   ICMPv6 error to the VIP becomes ICMPv4 to the RS, translated as RFC 7915
+ *   4.2 and 5.2 say: types and codes mapped, the MTU moved by the 20 bytes
+ *   the header changes by, the quote rewritten as the other leg's host sent
+ *   it. Codes RFC 7915 drops (ICMPv4 host precedence violation and the
+ *   unassigned ones, ICMPv6 destination unreachable codes 5 and up) are
+ *   dropped here too, as `icmp_error_family_dropped`.
+ *
+ * The translated message is written into a fresh pool packet: the headers
+ * change size, and errors are rare. Rate-limited as IPv4's are.
+ */
+export class Icmp6Errors {
+  private readonly delta = new ChecksumDelta();
+  private readonly bucket: TokenBucket;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.bucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
+  }
+
+  /**
+   * An ICMPv6 error to an IPv6 LIP: p is the fixed IPv6 header (at p.start)
+   * and the message at `icmp`, `len` bytes, its checksum checked.
+   */
+  fromRealServerSide(p: Packet, icmp: number, len: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const q = this.quote(p, icmp, len);
+    if (q < 0) return;
+    switch (b[q + 6]) {
+      case IPPROTO_TCP:
+        this.quotedTcpFromRs(p, icmp, len, q, q + IPV6_HEADER);
+        return;
+      default:
+        ctx.drop(p, C.icmp_error_no_conn_dropped);
+    }
+  }
+
+  /** An ICMPv6 error to an IPv6 VIP: from the client's side, about a packet the LB sent the client. */
+  fromClientSide(p: Packet, icmp: number, len: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const q = this.quote(p, icmp, len);
+    if (q < 0) return;
+    switch (b[q + 6]) {
+      case IPPROTO_TCP:
+        this.quotedTcpFromClient(p, icmp, len, q, q + IPV6_HEADER);
+        return;
+      default:
+        ctx.drop(p, C.icmp_error_no_conn_dropped);
+    }
+  }
+
+  /**
+   * The quoted IPv6 header's offset, or -1 with p dropped: it must be
+   * readable (40 bytes and 8 after them) and sent from the address the
+   * error came to; a quote from anywhere else lies.
+   */
+  private quote(p: Packet, icmp: number, len: number): number {
+    const b = p.buf;
+    const q = quotedIpv6Offset(b, icmp, len);
+    if (q < 0) {
+      this.ctx.drop(p, C.icmp_malformed_dropped);
+      return -1;
+    }
+    for (let k = 0; k < 16; k++) {
+      if (b[q + 8 + k] !== b[p.start + 24 + k]) {
+        this.ctx.drop(p, C.icmp_error_no_conn_dropped);
+        return -1;
+      }
+    }
+    return q;
+  }
+
+  /** A quoted LIP6:lport → RIP6:rport segment: to the client as VIP → CIP about CIP:cport → VIP:vport. */
+  private quotedTcpFromRs(p: Packet, icmp: number, len: number, q: number, qt: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const b = p.buf;
+    const c = t.lookupReply6QuotedAt(b, q + 8, qt);
+    if (c < 0 || (t.flags[c]! & CF_SP_PENDING) !== 0) {
+      ctx.drop(p, C.icmp_error_no_conn_dropped);
+      return;
+    }
+    const tooBig = b[icmp + IcmpField.Type] === ICMPV6_PACKET_TOO_BIG;
+    const told = tooBig ? packetTooBigMtu(b, icmp) : 0;
+    if (tooBig) {
+      const v = told < IPV6_MIN_MTU ? PmtuVerdict.BelowMinimum : ctx.pmtu.learn(t.rs[c]!, told);
+      ctx.count(v === PmtuVerdict.Learned ? C.icmp_pmtu_learned : C.icmp_pmtu_ignored);
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.drop(p, C.icmp_rate_limited);
+      return;
+    }
+    // As IPv4's: under `fullnat` the client hears the path's MTU less the TOA's room (the
+    // header is 40 bytes on both legs), never below 1280 (it would not go lower); a value
+    // below the minimum passes as it came.
+    if (tooBig && told >= IPV6_MIN_MTU) {
+      const mtu = ctx.pmtu.of(t.rs[c]!);
+      const room = ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V6_LEN : 0;
+      let m = (mtu < told ? mtu : told) - room;
+      if (m < IPV6_MIN_MTU) m = IPV6_MIN_MTU;
+      set32(b, icmp + Icmpv6Field.Mtu, m);
+    }
+    const reg = ctx.reg;
+    const svc = t.svc[c]!;
+    const d = this.delta.reset();
+    // LIP, RIP → CIP, VIP in the quoted segment's pseudo-header.
+    d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
+    copyBytes(b, q + 8, t.cip6, c * 16, 16);
+    copyBytes(b, q + 24, reg.svcVips6, svc * 16, 16);
+    quotedTcpAsClientSent(t, reg, d, b, qt, len - (qt - icmp), c);
+    copyBytes(b, p.start + 8, reg.svcVips6, svc * 16, 16);
+    copyBytes(b, p.start + 24, t.cip6, c * 16, 16);
+    this.send6(p, icmp, len);
+  }
+
+  /**
+   * A quoted VIP6:vport → CIP6:cport segment: to an IPv6 RS as LIP → RIP
+   * about RIP:rport → LIP:lport (a Packet Too Big keeps its MTU: the RS's
+   * segments reach the client as large as they left), or translated to
+   * ICMPv4 for an FNAT64 connection's IPv4 RS.
+   */
+  private quotedTcpFromClient(p: Packet, icmp: number, len: number, q: number, qt: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const b = p.buf;
+    const svc = ctx.reg.serviceByKey6.getAt(b, q + 8, qt);
+    // lookupClient6At reads the client's port at its tcpOff: the quote's destination port.
+    const c = svc < 0 ? -1 : t.lookupClient6At(b, q + 24, qt + 2, svc);
+    if (c < 0 || (t.flags[c]! & CF_SP_PENDING) !== 0) {
+      ctx.drop(p, C.icmp_error_no_conn_dropped);
+      return;
+    }
+    if (!t.replyIsV6(c)) {
+      this.toRealServer64(p, icmp, len, q, qt, c);
+      return;
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.drop(p, C.icmp_rate_limited);
+      return;
+    }
+    const d = this.delta.reset();
+    d.replaceWord(0, t.addrDelta6[c]!);
+    copyBytes(b, q + 8, t.rip6, c * 16, 16);
+    copyBytes(b, q + 24, t.lip6, c * 16, 16);
+    quotedTcpAsRsSent(t, d, b, qt, len - (qt - icmp), c);
+    copyBytes(b, p.start + 8, t.lip6, c * 16, 16);
+    copyBytes(b, p.start + 24, t.rip6, c * 16, 16);
+    this.send6(p, icmp, len);
+  }
+
+  /** The ICMPv6 checksum over the translated message (pseudo-header included); forwards p. */
+  private send6(p: Packet, icmp: number, len: number): void {
+    const ctx = this.ctx;
+    finishIcmpv6Checksum(p.buf, p.start, icmp, len);
+    ctx.count(C.icmp_error_forwarded);
+    ctx.forward(p);
+  }
+
+  /**
+   * FNAT64, RS leg: the ICMPv4 error p (IPv4 header at p.start, message at
+   * `icmp`, `len` bytes, quoted IPv4 header at q, TCP at qt) about
+   * connection c, found by icmp-error.ts (which learned a frag-needed's
+   * MTU). Sent to the IPv6 client as ICMPv6 VIP → CIP quoting the IPv6
+   * segment the client sent (RFC 7915 4.2).
+   */
+  fromRealServer64(p: Packet, icmp: number, len: number, q: number, qt: number, c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const b = p.buf;
+    const mapped = icmpToIcmpv6(b[icmp + IcmpField.Type]!, b[icmp + IcmpField.Code]!);
+    if (mapped < 0) {
+      ctx.drop(p, C.icmp_error_family_dropped);
+      return;
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.drop(p, C.icmp_rate_limited);
+      return;
+    }
+    const type6 = mapped >>> 8;
+    let rest = 0;
+    if (type6 === ICMPV6_PACKET_TOO_BIG) {
+      // The client's packets shrink by 20 bytes on the way (40-byte IPv6 header for 20), so
+      // the IPv4 path's MTU is 20 more on its side; under `fullnat` less the 20-byte TOA
+      // the LB adds there; never below 1280, the least an IPv6 host accepts.
+      const told = get16(b, icmp + IcmpField.NextHopMtu);
+      const mtu = ctx.pmtu.of(t.rs[c]!);
+      const base = told >= IPV4_MIN_PMTU && mtu < told ? mtu : told;
+      const room = ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V6_LEN : 0;
+      rest = base + IPV6_HEADER - IPV4_MIN_HEADER - room;
+      if (rest < IPV6_MIN_MTU) rest = IPV6_MIN_MTU;
+    } else if (type6 === ICMPV6_PARAMETER_PROBLEM) {
+      // Protocol unreachable: unrecognized next header, pointing at the Next Header field.
+      rest = 6;
+    }
+    const reg = ctx.reg;
+    const svc = t.svc[c]!;
+    const qHl = qt - q;
+    // A quoted length shorter than its own header lies; the quote stays readable regardless.
+    const qPayload = Math.max(0, get16(b, q + Ipv4Field.TotalLength) - qHl);
+    let tcpBytes = len - (qt - icmp);
+    if (tcpBytes > ICMPV6_MAX_QUOTE - IPV6_HEADER) tcpBytes = ICMPV6_MAX_QUOTE - IPV6_HEADER;
+    const len6 = 8 + IPV6_HEADER + tcpBytes;
+    const r = ctx.pool.take();
+    const o = r.buf;
+    const s = r.start;
+    writeIpv6Header(
+      o,
+      s,
+      b[p.start + Ipv4Field.Tos]!,
+      IPPROTO_ICMPV6,
+      b[p.start + Ipv4Field.Ttl]!,
+      len6,
+    );
+    copyBytes(o, s + 8, reg.svcVips6, svc * 16, 16);
+    copyBytes(o, s + 24, t.cip6, c * 16, 16);
+    const m = s + IPV6_HEADER;
+    o[m] = type6;
+    o[m + 1] = mapped & 0xff;
+    set16(o, m + 2, 0);
+    set32(o, m + 4, rest);
+    const q6 = m + 8;
+    writeIpv6Header(o, q6, b[q + Ipv4Field.Tos]!, IPPROTO_TCP, b[q + Ipv4Field.Ttl]!, qPayload);
+    copyBytes(o, q6 + 8, t.cip6, c * 16, 16);
+    copyBytes(o, q6 + 24, reg.svcVips6, svc * 16, 16);
+    const qt6 = q6 + IPV6_HEADER;
+    copyBytes(o, qt6, b, qt, tcpBytes);
+    const d = this.delta.reset();
+    // LIP, RIP (IPv4) → CIP, VIP (IPv6) in the quoted segment's pseudo-header.
+    d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
+    quotedTcpAsClientSent(t, reg, d, o, qt6, tcpBytes, c);
+    finishIcmpv6Checksum(o, s, m, len6);
+    r.length = IPV6_HEADER + len6;
+    this.sendNew(p, r);
+  }
+
+  /**
+   * FNAT64, client leg: an ICMPv6 error to the VIP about connection c (IPv4
+   * RS) becomes ICMPv4 LIP → RIP quoting the IPv4 segment the RS sent
+   * (RFC 7915 5.2).
+   */
+  private toRealServer64(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    qt: number,
+    c: number,
+  ): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const b = p.buf;
+    const mapped = icmpv6ToIcmp(b[icmp + IcmpField.Type]!, b[icmp + IcmpField.Code]!);
+    if (mapped < 0) {
+      ctx.drop(p, C.icmp_error_family_dropped);
+      return;
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.drop(p, C.icmp_rate_limited);
+      return;
+    }
+    const type4 = mapped >>> 8;
+    const code4 = mapped & 0xff;
+    let rest = 0;
+    if (type4 === ICMP_DEST_UNREACH && code4 === ICMP_FRAG_NEEDED) {
+      // The RS's packets grow by 20 bytes on the way to the client: its path is 20 less.
+      const told = packetTooBigMtu(b, icmp);
+      rest = told > 0xffff + 20 ? 0xffff : told < 20 ? 0 : told - 20;
+    }
+    let tcpBytes = len - (qt - icmp);
+    if (tcpBytes > ICMP_MAX_QUOTE - IPV4_MIN_HEADER) tcpBytes = ICMP_MAX_QUOTE - IPV4_MIN_HEADER;
+    const len4 = 8 + IPV4_MIN_HEADER + tcpBytes;
+    const r = ctx.pool.take();
+    const o = r.buf;
+    const s = r.start;
+    storeU32From(o, s + Ipv4Field.Src, t.lip, c);
+    storeU32From(o, s + Ipv4Field.Dst, t.rip, c);
+    const tc = ((b[p.start]! & 0x0f) << 4) | (b[p.start + 1]! >>> 4);
+    finishIpv4Header(o, s, IPV4_MIN_HEADER + len4, IPPROTO_ICMP, b[p.start + 7]!, tc, 0, false);
+    const m = s + IPV4_MIN_HEADER;
+    o[m] = type4;
+    o[m + 1] = code4;
+    set16(o, m + 2, 0);
+    set32(o, m + 4, rest);
+    const q4 = m + 8;
+    storeU32From(o, q4 + Ipv4Field.Src, t.rip, c);
+    storeU32From(o, q4 + Ipv4Field.Dst, t.lip, c);
+    const qtc = ((b[q]! & 0x0f) << 4) | (b[q + 1]! >>> 4);
+    const qPayload = Math.min(get16(b, q + 4), 0xffff - IPV4_MIN_HEADER);
+    finishIpv4Header(o, q4, IPV4_MIN_HEADER + qPayload, IPPROTO_TCP, b[q + 7]!, qtc, 0, true);
+    const qt4 = q4 + IPV4_MIN_HEADER;
+    copyBytes(o, qt4, b, qt, tcpBytes);
+    const d = this.delta.reset();
+    // VIP, CIP (IPv6) → RIP, LIP (IPv4) in the quoted segment's pseudo-header.
+    d.replaceWord(0, t.addrDelta6[c]!);
+    quotedTcpAsRsSent(t, d, o, qt4, tcpBytes, c);
+    finishIcmpChecksum(o, m, len4);
+    r.length = IPV4_MIN_HEADER + len4;
+    this.sendNew(p, r);
+  }
+
+  /** Sends r, the translation of the received p, in p's place: one forwarded packet. */
+  private sendNew(p: Packet, r: Packet): void {
+    const ctx = this.ctx;
+    ctx.pool.give(p);
+    ctx.count(C.icmp_error_forwarded);
+    ctx.forward(r);
+  }
+}
+
+/** Writes a fixed IPv6 header at b[o] (addresses left to the caller): flow label 0. */
+function writeIpv6Header(
+  b: Uint8Array,
+  o: number,
+  trafficClass: number,
+  nextHeader: number,
+  hopLimit: number,
+  payloadLength: number,
+): void {
+  b[o] = 0x60 | (trafficClass >>> 4);
+  b[o + 1] = (trafficClass & 0x0f) << 4;
+  b[o + 2] = 0;
+  b[o + 3] = 0;
+  set16(b, o + 4, payloadLength);
+  b[o + 6] = nextHeader;
+  b[o + 7] = hopLimit;
+}
+
+/**
+ * RFC 7915 4.2: the ICMPv6 type << 8 | code for an ICMPv4 error, or -1 where
+ * the RFC drops it. Only destination unreachable and time exceeded reach here
+ * (icmp-input.ts).
+ */
+export function icmpToIcmpv6(type: number, code: number): number {
+  if (type === ICMP_TIME_EXCEEDED) return (ICMPV6_TIME_EXCEEDED << 8) | code;
+  if (type !== ICMP_DEST_UNREACH) return -1;
+  switch (code) {
+    case 0: // net unreachable
+    case 1: // host unreachable
+    case 5: // source route failed
+    case 6: // net unknown
+    case 7: // host unknown
+    case 8: // source host isolated
+    case 11: // net unreachable for TOS
+    case 12: // host unreachable for TOS
+      return (ICMPV6_DEST_UNREACH << 8) | ICMPV6_NOROUTE;
+    case 2: // protocol unreachable: parameter problem, unrecognized next header
+      return (ICMPV6_PARAMETER_PROBLEM << 8) | 1;
+    case 3:
+      return (ICMPV6_DEST_UNREACH << 8) | ICMPV6_PORT_UNREACH;
+    case 4:
+      return ICMPV6_PACKET_TOO_BIG << 8;
+    case 9: // net administratively prohibited
+    case 10: // host administratively prohibited
+    case 13: // communication administratively prohibited
+    case 15: // precedence cutoff in effect
+      return (ICMPV6_DEST_UNREACH << 8) | ICMPV6_ADM_PROHIBITED;
+    default: // 14 (host precedence violation) and unassigned codes
+      return -1;
+  }
+}
+
+/**
+ * RFC 7915 5.2: the ICMPv4 type << 8 | code for an ICMPv6 error, or -1 where
+ * the RFC drops it. Only destination unreachable, Packet Too Big and time
+ * exceeded reach here (icmp6-input.ts).
+ */
+export function icmpv6ToIcmp(type: number, code: number): number {
+  switch (type) {
+    case ICMPV6_PACKET_TOO_BIG:
+      return (ICMP_DEST_UNREACH << 8) | ICMP_FRAG_NEEDED;
+    case ICMPV6_TIME_EXCEEDED:
+      return (ICMP_TIME_EXCEEDED << 8) | code;
+    case ICMPV6_DEST_UNREACH:
+      switch (code) {
+        case ICMPV6_NOROUTE:
+        case ICMPV6_NOT_NEIGHBOUR:
+        case ICMPV6_ADDR_UNREACH:
+          return (ICMP_DEST_UNREACH << 8) | ICMP_HOST_UNREACH;
+        case ICMPV6_ADM_PROHIBITED:
+          return (ICMP_DEST_UNREACH << 8) | ICMP_HOST_ANO;
+        case ICMPV6_PORT_UNREACH:
+          return (ICMP_DEST_UNREACH << 8) | ICMP_PORT_UNREACH;
+        default:
+          return -1;
+      }
+    default:
+      return -1;
+  }
+}
