@@ -37,3 +37,53 @@ export function icmpPacket(
 export function quoteOf(packet: Uint8Array, n: number): Uint8Array {
   return packet.slice(0, Math.min(n, packet.length));
 }
+
+/**
+ * An ICMPv6 message src → dst (16-byte addresses): `type`, `code`, the 4
+ * bytes after the checksum (`rest`: a Packet Too Big's MTU, an echo's
+ * identifier and sequence number), then `body`; hop limit `hopLimit`,
+ * traffic class and flow label 0; the checksum over the pseudo-header
+ * (RFC 4443 2.3) right unless `badChecksum`. `ext` puts a hop-by-hop
+ * options header (8 bytes of padding) before the message.
+ */
+export function icmp6Packet(
+  src: Uint8Array,
+  dst: Uint8Array,
+  type: number,
+  code: number,
+  rest: number,
+  body: Uint8Array,
+  opts: { badChecksum?: boolean; hopLimit?: number; ext?: boolean } = {},
+): Uint8Array {
+  const len = 8 + body.length;
+  const ext = opts.ext === true ? 8 : 0;
+  const b = new Uint8Array(40 + ext + len);
+  b[0] = 0x60;
+  b[4] = (ext + len) >>> 8;
+  b[5] = (ext + len) & 0xff;
+  b[6] = ext > 0 ? 0 : 58;
+  b[7] = opts.hopLimit ?? 64;
+  b.set(src, 8);
+  b.set(dst, 24);
+  if (ext > 0) {
+    b[40] = 58;
+    b[42] = 1; // PadN over the rest
+    b[43] = 4;
+  }
+  const m = 40 + ext;
+  b[m] = type;
+  b[m + 1] = code;
+  b[m + 4] = (rest >>> 24) & 0xff;
+  b[m + 5] = (rest >>> 16) & 0xff;
+  b[m + 6] = (rest >>> 8) & 0xff;
+  b[m + 7] = rest & 0xff;
+  b.set(body, m + 8);
+  let sum = (len >>> 16) + (len & 0xffff) + 58;
+  for (let i = 8; i < 40; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  for (let i = m; i < b.length; i += 2) sum += (b[i]! << 8) | (i + 1 < b.length ? b[i + 1]! : 0);
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  const ck = (~sum & 0xffff) ^ (opts.badChecksum === true ? 0x5555 : 0);
+  b[m + 2] = ck >>> 8;
+  b[m + 3] = ck & 0xff;
+  return b;
+}
