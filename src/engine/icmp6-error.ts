@@ -211,9 +211,18 @@ export class Icmp6Errors {
     this.send6(p, icmp, len);
   }
 
-  /** The ICMPv6 checksum over the translated message (pseudo-header included); forwards p. */
+  /**
+   * Forwards the translated p: cut to the IPv6 minimum MTU (a router that
+   * quoted more broke RFC 4443 2.4 (c), and the other leg's path may be no
+   * wider), the ICMPv6 checksum over it, pseudo-header included.
+   */
   private send6(p: Packet, icmp: number, len: number): void {
     const ctx = this.ctx;
+    if (len > ICMPV6_MAX_QUOTE + 8) {
+      len = ICMPV6_MAX_QUOTE + 8;
+      p.length = icmp + len - p.start;
+      set16(p.buf, p.start + 4, len);
+    }
     finishIcmpv6Checksum(p.buf, p.start, icmp, len);
     ctx.count(C.icmp_error_forwarded);
     ctx.forward(p);

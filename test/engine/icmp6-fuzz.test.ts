@@ -1,0 +1,295 @@
+/**
+ * Hostile ICMPv6 (and FNAT64's ICMPv4) through the engine: errors from both
+ * sides of IPv6 and FNAT64 connections quoting packets as they left the LB —
+ * truncated anywhere, with bytes flipped (lying quotes), or random — random
+ * messages of every type, and floods. For every packet: no throw, counted
+ * exactly once, what goes out is a valid ICMPv6 or ICMPv4 packet (checksums
+ * right, the ICMPv6 one over its pseudo-header), and an error goes out only
+ * about a connection the table holds, to that connection's client or RS.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
+import { Engine } from '../../src/engine/engine.js';
+import { Ipv6Address } from '../../src/wire/address.js';
+import { get16, get32, parseIpv4 } from '../../src/wire/bytes.js';
+import { foldSum, sumWords } from '../../src/wire/checksum.js';
+import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
+import { opt } from '../../src/wire/tcp-options.js';
+import { feedRaw } from '../support/engine-fixture.js';
+import { icmp6Packet, icmpPacket } from '../support/icmp.js';
+import { buildSegment, buildSegment6, pattern, v6 } from '../support/packets.js';
+import { rng } from '../support/rng.js';
+
+const VIP = v6('2001:db8::100');
+const LIP6 = v6('2001:db8:1::1');
+const RIP6 = v6('2001:db8:2::10');
+const LIP4 = parseIpv4('10.62.3.1');
+const RIP4 = parseIpv4('10.62.2.10');
+const ROUTER6 = v6('2001:db8:ff::1');
+const ROUTER4 = parseIpv4('10.62.2.254');
+const CONNS = 8;
+
+const clientAddr = (k: number): Uint8Array => v6(`2001:db8:c::${k + 1}`);
+
+interface Setup {
+  e: Engine;
+  /** What the LB sent: to IPv6 RSs, to IPv4 RSs (FNAT64), to the clients of each. */
+  toRs6: Uint8Array[];
+  toRs4: Uint8Array[];
+  toClient: Uint8Array[];
+}
+
+function setup(policy: 'lvs' | 'dpvs' | 'fullnat'): Setup {
+  const e = new Engine({ toaPolicy: policy, maxConnections: 64, isnSecret: 3 });
+  const vip = Ipv6Address.fromBytes(VIP);
+  e.addService({
+    vip,
+    vport: 80,
+    scheduler: 'rr',
+    laddrs: [Ipv6Address.fromBytes(LIP6)],
+    realServers: [{ addr: Ipv6Address.fromBytes(RIP6), port: 8080, weight: 1, mtu: 1400 }],
+  });
+  e.addService({
+    vip,
+    vport: 81,
+    scheduler: 'rr',
+    laddrs: [LIP4],
+    realServers: [{ addr: RIP4, port: 8080, weight: 1, mtu: 1400 }],
+  });
+  const s: Setup = { e, toRs6: [], toRs4: [], toClient: [] };
+  for (let k = 0; k < CONNS; k++) {
+    for (const vport of [80, 81]) {
+      const src = clientAddr(k);
+      const c = (seq: number, ack: number, flags: number, payload?: Uint8Array) =>
+        buildSegment6({
+          src,
+          dst: VIP,
+          sport: 30000 + k,
+          dport: vport,
+          seq,
+          ack,
+          flags,
+          payload,
+          options: flags & TCP_SYN ? [opt.mss(1440)] : undefined,
+        });
+      const [syn] = feedRaw(e, c(1000, 0, TCP_SYN));
+      assert.ok(syn);
+      const ipHl = vport === 80 ? 40 : 20;
+      const lport = get16(syn.bytes, ipHl);
+      const lbIsn = get32(syn.bytes, ipHl + 4);
+      const r = (seq: number, flags: number, payload?: Uint8Array) => {
+        const f = { sport: 8080, dport: lport, seq, ack: lbIsn + 1, flags, payload };
+        return vport === 80
+          ? buildSegment6({ src: RIP6, dst: LIP6, ...f })
+          : buildSegment({ src: RIP4, dst: LIP4, ...f });
+      };
+      feedRaw(e, r(5000, TCP_SYN | TCP_ACK));
+      const sent = vport === 80 ? s.toRs6 : s.toRs4;
+      sent.push(syn.bytes);
+      for (const o of feedRaw(e, c(1001, 5001, TCP_ACK | TCP_PSH, pattern(1200))))
+        sent.push(o.bytes);
+      for (const o of feedRaw(e, r(5001, TCP_ACK | TCP_PSH, pattern(1300))))
+        s.toClient.push(o.bytes);
+    }
+  }
+  assert.equal(s.toClient.length, 2 * CONNS);
+  return s;
+}
+
+function accounted(e: Engine): number {
+  let n = e.counters[C.forwarded_packets]!;
+  for (const d of DROP_COUNTERS) n += e.counters[C[d]]!;
+  return n + e.heldPackets;
+}
+
+const ok16 = (b: Uint8Array, off: number, len: number): boolean =>
+  foldSum(sumWords(b, off, len, 0)) === 0xffff;
+
+function icmpv6Ok(b: Uint8Array): boolean {
+  const len = b.length - 40;
+  const pseudo = sumWords(b, 8, 32, 0) + 58 + len;
+  return foldSum(sumWords(b, 40, len, pseudo)) === 0xffff;
+}
+
+const same16 = (a: Uint8Array, ao: number, b: Uint8Array): boolean =>
+  b.every((x, i) => a[ao + i] === x);
+
+/** Feeds one packet and checks the invariants; returns what went out. */
+function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
+  const rx0 = e.counters[C.rx_packets]!;
+  const acc0 = accounted(e);
+  const hex = Buffer.from(pkt).toString('hex');
+  let out: Uint8Array[];
+  try {
+    out = feedRaw(e, pkt).map((o) => o.bytes);
+  } catch (err) {
+    assert.fail(`${what}: engine threw ${String(err)}\n${hex}`);
+  }
+  assert.equal(e.counters[C.rx_packets]!, rx0 + 1, what);
+  assert.equal(accounted(e) - acc0, 1, `${what}: counted exactly once`);
+  const t = e.table;
+  for (const b of out) {
+    if (b[0]! >>> 4 === 6) {
+      assert.equal(b[6], 58, `${what}: only ICMPv6 comes out of ICMP\n${hex}`);
+      assert.equal(get16(b, 4), b.length - 40, `${what}: payload length`);
+      assert.ok(icmpv6Ok(b), `${what}: ICMPv6 checksum\n${hex}`);
+      const type = b[40]!;
+      const q = 48;
+      if (type === 129) {
+        assert.equal(pkt[pkt[6] === 58 ? 40 : 48], 128, `${what}: a reply answers a request`);
+        assert.ok(same16(b, 8, VIP));
+        continue;
+      }
+      assert.ok(type < 128, `${what}: an error`);
+      assert.ok(b.length <= 1280, `${what}: an ICMPv6 error fits the minimum MTU`);
+      if (same16(b, 24, RIP6)) {
+        assert.ok(same16(b, 8, LIP6));
+        assert.ok(
+          t.lookupReply6At(b, q + 8, q + 40) >= 0,
+          `${what}: to the RS about no connection\n${hex}`,
+        );
+      } else {
+        assert.ok(same16(b, 8, VIP), `${what}: an error goes to a client or an RS`);
+        const svc = get16(b, q + 40 + 2) === 80 ? 0 : 1;
+        assert.ok(
+          t.lookupClient6At(b, q + 8, q + 40, svc) >= 0,
+          `${what}: to the client about no connection\n${hex}`,
+        );
+        assert.ok(same16(b, 24, b.subarray(q + 8, q + 24)), `${what}: to the quote's source`);
+      }
+    } else {
+      assert.equal(b[9], 1, `${what}: only ICMP comes out of ICMP\n${hex}`);
+      assert.ok(ok16(b, 0, 20), `${what}: outer IP checksum`);
+      assert.ok(ok16(b, 20, b.length - 20), `${what}: ICMP checksum`);
+      assert.ok(b.length <= 576, `${what}: an ICMP error fits 576 bytes`);
+      assert.equal(get32(b, 12), LIP4);
+      assert.equal(get32(b, 16), RIP4);
+      assert.ok(ok16(b, 28, 20), `${what}: quoted IP checksum`);
+      assert.ok(t.lookupReplyAt(b, 28, 48) >= 0, `${what}: to the RS about no connection\n${hex}`);
+    }
+  }
+  return out;
+}
+
+/** A quote of `orig` as hostile routers send it: cut anywhere, some bytes flipped, sometimes random. */
+function hostileQuote(r: () => number, orig: Uint8Array): Uint8Array {
+  const k = r();
+  if (k < 0.1)
+    return Uint8Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256));
+  const n = Math.floor(r() * (orig.length + 1));
+  const q = orig.slice(0, k < 0.5 ? Math.max(n, 48) : n);
+  if (k >= 0.35 && q.length > 0) {
+    for (let f = 1 + Math.floor(r() * 3); f > 0; f--) {
+      const at = Math.floor(r() * q.length);
+      q[at] = q[at]! ^ (1 << Math.floor(r() * 8));
+    }
+  }
+  return q;
+}
+
+test('ICMPv6 and FNAT64 ICMP errors with real, truncated, lying and random quotes, from both sides: no throw, counted once, nothing forwarded about no connection', () => {
+  for (const policy of ['lvs', 'dpvs', 'fullnat'] as const) {
+    const { e, toRs6, toRs4, toClient } = setup(policy);
+    const r = rng(0x1c6e + policy.length);
+    let forwarded = 0;
+    let now = 0;
+    for (let i = 0; i < 6000; i++) {
+      now += 1;
+      e.tick(now);
+      const side = r();
+      let pkt: Uint8Array;
+      const pick = (a: Uint8Array[]): Uint8Array => a[Math.floor(r() * a.length)]!;
+      if (side < 0.3) {
+        // ICMPv4 from an FNAT64 RS's path.
+        const types = [3, 3, 3, 11, 12, 0, 8, Math.floor(r() * 256)];
+        const type = types[Math.floor(r() * types.length)]!;
+        const code = r() < 0.4 ? 4 : Math.floor(r() * 16);
+        const mtu = r() < 0.7 ? 576 + Math.floor(r() * 1000) : Math.floor(r() * 65536);
+        const dst = r() < 0.9 ? LIP4 : RIP4;
+        pkt = icmpPacket(ROUTER4, dst, type, code, mtu, hostileQuote(r, pick(toRs4)), r() < 0.05);
+      } else {
+        const fromRs = side < 0.6;
+        const types = [1, 1, 1, 2, 2, 3, 4, 128, 129, 135, 136, Math.floor(r() * 256)];
+        const type = types[Math.floor(r() * types.length)]!;
+        const code = Math.floor(r() * 8);
+        const mtu = r() < 0.7 ? 1200 + Math.floor(r() * 400) : Math.floor(r() * 2 ** 32);
+        const dst = r() < 0.9 ? (fromRs ? LIP6 : VIP) : r() < 0.5 ? RIP6 : ROUTER6;
+        const quote = hostileQuote(r, fromRs ? pick(toRs6) : pick(toClient));
+        pkt = icmp6Packet(ROUTER6, dst, type, code, mtu >>> 0, quote, {
+          badChecksum: r() < 0.05,
+          ext: r() < 0.1,
+        });
+      }
+      forwarded += feedChecked(e, pkt, `${policy} #${i}`).length;
+    }
+    const names = [
+      'icmp_error_forwarded',
+      'icmp_error_no_conn_dropped',
+      'icmp_error_family_dropped',
+      'icmp_malformed_dropped',
+      'icmp_unhandled_dropped',
+      'icmp_pmtu_learned',
+      'icmp_pmtu_ignored',
+    ] as const;
+    const counters = Object.fromEntries(names.map((n) => [n, e.counter(n)]));
+    assert.ok(
+      forwarded > 300,
+      `${policy}: errors about live connections go through ${JSON.stringify(counters)}`,
+    );
+    for (const [n, v] of Object.entries(counters))
+      assert.ok(v > 0, `${policy}: ${n} ${JSON.stringify(counters)}`);
+    assert.ok(
+      e.pathMtu(0) >= 1280 && e.pathMtu(0) <= 1400,
+      `${policy}: IPv6 path MTU ${e.pathMtu(0)}`,
+    );
+    assert.ok(
+      e.pathMtu(1) >= 552 && e.pathMtu(1) <= 1400,
+      `${policy}: IPv4 path MTU ${e.pathMtu(1)}`,
+    );
+  }
+});
+
+test('random bytes as ICMPv6, with lying lengths and extension headers: no throw, counted once, only echo replies sent', () => {
+  const { e } = setup('fullnat');
+  const r = rng(0x6e6);
+  for (let i = 0; i < 3000; i++) {
+    const body = Uint8Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256));
+    const pkt = icmp6Packet(
+      ROUTER6,
+      r() < 0.5 ? LIP6 : VIP,
+      Math.floor(r() * 256),
+      Math.floor(r() * 256),
+      Math.floor(r() * 2 ** 32) >>> 0,
+      body,
+      { ext: r() < 0.3 },
+    );
+    if (r() < 0.2) pkt[5] = Math.floor(r() * 256); // payload length lies
+    const out = feedChecked(e, pkt, `random #${i}`);
+    for (const b of out) assert.equal(b[40], 129, `random #${i}: only echo replies`);
+  }
+});
+
+test('an ICMPv6 flood: errors about a live connection and pings to the VIP, at one instant, go out at most a burst', () => {
+  const { e, toRs6, toRs4 } = setup('fullnat');
+  e.tick(10);
+  let out = 0;
+  const err6 = icmp6Packet(ROUTER6, LIP6, 1, 4, 0, toRs6[1]!.subarray(0, 68));
+  const err4 = icmpPacket(ROUTER4, LIP4, 3, 3, 0, toRs4[1]!.subarray(0, 48));
+  const ping = icmp6Packet(clientAddr(0), VIP, 128, 0, 1, pattern(56));
+  for (let i = 0; i < 6000; i++)
+    out += feedChecked(e, i % 3 === 0 ? err6 : i % 3 === 1 ? err4 : ping, `flood #${i}`).length;
+  // The ICMPv6 error bucket (both families' errors about IPv6 clients) and the echo bucket: 50 each.
+  assert.equal(out, 100);
+  assert.equal(e.counter('icmp_rate_limited'), 5900);
+  // A client segment still goes its way meanwhile.
+  const syn = buildSegment6({
+    src: clientAddr(20),
+    dst: VIP,
+    sport: 1,
+    dport: 80,
+    seq: 1,
+    flags: TCP_SYN,
+  });
+  assert.equal(feedRaw(e, syn).length, 1);
+});
