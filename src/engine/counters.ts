@@ -50,7 +50,7 @@ export const COUNTER_NAMES = [
   'icmp_error_forwarded',
   /** ICMP errors quoting a packet of no connection (or one still opening under SYNPROXY), or a quote whose source is not the address the error came to. */
   'icmp_error_no_conn_dropped',
-  /** ICMP errors from an RS's path about an FNAT64 connection: its client is IPv6, and the ICMPv6 translation is not written yet (the path MTU is still learned). */
+  /** FNAT64 errors RFC 7915 does not translate: ICMPv4 host precedence violation and unassigned unreachable codes, ICMPv6 unreachable codes 5 and up. */
   'icmp_error_family_dropped',
   /** ICMP messages too short, with a bad checksum, or quoting a header that cannot be read. */
   'icmp_malformed_dropped',

@@ -34,7 +34,8 @@ import type { UnknownServiceReplies } from './unknown-service.js';
  * IPv6 packets (DPVS's IPv6 and NAT64 handlers): the header checked and its
  * extension headers walked, then client → RS for a packet to an IPv6
  * VIP:vport (toward an IPv6 RS, or an IPv4 one: FNAT64) or RS → client for
- * one to an IPv6 LIP (ipv6-rs-path.ts). The IPv4 data path never comes here:
+ * one to an IPv6 LIP (ipv6-rs-path.ts); ICMPv6 goes to icmp6-input.ts, any
+ * other protocol is dropped. The IPv4 data path never comes here:
  * `Engine.process` hands over only packets whose version nibble is 6.
  *
  * Extension headers: a Fragment header (any fragment, even an atomic one)
