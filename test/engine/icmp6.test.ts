@@ -534,3 +534,49 @@ test(
       assert.equal(rows[k]!['tcp.checksum.status'], '1', JSON.stringify(rows[k]));
   },
 );
+
+test('IPv6 SYNPROXY: an error about a connection whose RS leg is opening is dropped; once open, the quotes go back to each host its own sequence space', () => {
+  for (const vport of [V6, V64]) {
+    const e = makeEngine('lvs');
+    e.setSynProxy(vport === V6 ? 0 : 1, true);
+    const [synAck] = feedRaw(e, client(vport, CISN, 0, TCP_SYN));
+    assert.ok(synAck);
+    const cookie = get32(synAck.bytes, 44);
+    const [rsSyn] = feedRaw(e, client(vport, CISN + 1, cookie + 1, TCP_ACK));
+    assert.ok(rsSyn, 'the LB opens the RS leg');
+    const ipHl = vport === V6 ? 40 : 20;
+    const lport = get16(rsSyn.bytes, ipHl);
+    const lbIsn = get32(rsSyn.bytes, ipHl + 4);
+    const pending =
+      vport === V6
+        ? icmp6Packet(ROUTER6_RS, LIP6, 1, 4, 0, quoteOf(rsSyn.bytes, 68))
+        : icmpPacket(ROUTER4_RS, LIP4, 3, 3, 0, quoteOf(rsSyn.bytes, 48));
+    assert.equal(feedRaw(e, pending).length, 0);
+    assert.equal(e.counter('icmp_error_no_conn_dropped'), 1);
+    feedRaw(e, rs(vport, lport, RISN, lbIsn + 1, TCP_SYN | TCP_ACK));
+    const rsData = rs(vport, lport, RISN + 1, lbIsn + 1, TCP_ACK | TCP_PSH, pattern(10));
+    const [toClient] = feedRaw(e, rsData);
+    assert.ok(toClient);
+    assert.equal(get32(toClient.bytes, 44), cookie + 1, "the client sees the LB's cookie space");
+    const clientData = client(vport, CISN + 1, cookie + 11, TCP_ACK | TCP_PSH, pattern(1000));
+    const [toRs] = feedRaw(e, clientData);
+    assert.ok(toRs);
+    assert.equal(toRs.bytes.length, clientData.length - 40 + ipHl, 'no TOA on the data');
+    const fromRs =
+      vport === V6
+        ? icmp6Packet(ROUTER6_RS, LIP6, 1, 1, 0, quoteOf(toRs.bytes, 68))
+        : icmpPacket(ROUTER4_RS, LIP4, 3, 13, 0, quoteOf(toRs.bytes, 48));
+    assert.deepEqual(
+      only(feedRaw(e, fromRs)),
+      icmp6Packet(VIP, CIP, 1, 1, 0, quoteOf(clientData, 68)),
+      `${vport}: the client's own seq and ack`,
+    );
+    const fromClient = icmp6Packet(ROUTER6_CLIENT, VIP, 1, 4, 0, quoteOf(toClient.bytes, 68));
+    const expected =
+      vport === V6
+        ? icmp6Packet(LIP6, RIP6, 1, 4, 0, quoteOf(rsData, 68))
+        : icmpNoDf(LIP4, RIP4, 3, 3, 0, quoteOf(withIdZero(rsData), 48));
+    assert.deepEqual(only(feedRaw(e, fromClient)), expected, `${vport}: the RS's own seq and ack`);
+    assertCountedOnce(e);
+  }
+});
