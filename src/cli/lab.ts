@@ -14,7 +14,7 @@ import {
   type LabRow,
   type LabSource,
 } from '../lab/live/run-lab.js';
-import type { LabFamily } from '../lab/family.js';
+import { parseFamilies, type LabFamily } from '../lab/family.js';
 import type { ScenarioName } from '../lab/sim/scenarios.js';
 import {
   formatTable,
@@ -30,6 +30,8 @@ export const LAB_SOURCES = ['auto', 'rs-app', 'rs-capture'] as const;
 
 export interface LabCliOptions {
   json: boolean;
+  /** Address families (lab/family.ts); default [4]. */
+  families?: LabFamily[];
   policies: ToaPolicy[];
   scenarios: ScenarioName[];
   connections: number;
@@ -42,8 +44,8 @@ export interface LabCliOptions {
   timestampRemove?: boolean;
 }
 
-/** A lab row as reported: the lab runs IPv4 only for now, so its rows say family 4. */
-export type LabReportRow = LabRow & { family: LabFamily };
+/** A lab row as reported: `family` first, as `fullnat simulate` has it. */
+export type LabReportRow = LabRow;
 
 /** The report: `fullnat simulate`'s shape, rows carrying `source` as well. */
 export interface LabReport extends SimulateReport {
@@ -58,6 +60,7 @@ export interface LabReport extends SimulateReport {
  */
 export async function runLab(opts: LabCliOptions, log: (line: string) => void): Promise<LabReport> {
   const o: LabOptions = {
+    families: opts.families,
     policies: opts.policies,
     scenarios: opts.scenarios,
     connections: opts.connections,
@@ -88,7 +91,7 @@ export async function runLab(opts: LabCliOptions, log: (line: string) => void): 
       `lab: tcpdump dropped ${dropped} packets at the RS captures; ${lost} connections missing from them are capture loss, not TOA failures` +
         (r.source === 'rs-capture' ? ' (counted as failed: no verdict)' : ''),
     );
-  return { mode: 'lab', results: r.rows.map((row) => ({ ...row, family: 4 })) };
+  return { mode: 'lab', results: r.rows };
 }
 
 /** The table a person reads: the simulator's, then where the verdicts came from. */
@@ -102,6 +105,7 @@ export function labOptionsFromFlags(flags: {
   json?: boolean;
   policy?: string;
   scenario?: string;
+  family?: string;
   connections?: number;
   seed?: number;
   source?: string;
@@ -113,6 +117,7 @@ export function labOptionsFromFlags(flags: {
   const [source] = parseList(flags.source ?? 'auto', LAB_SOURCES, 'source');
   return {
     json: flags.json === true,
+    families: parseFamilies(flags.family),
     policies: parseList<ToaPolicy>(flags.policy, TOA_POLICIES, 'policy'),
     scenarios: parseScenarios(flags.scenario),
     connections: flags.connections ?? DEFAULT_LAB_CONNECTIONS,

@@ -128,13 +128,6 @@ export async function main(argv: string[]): Promise<number> {
       );
       return;
     }
-    if (parseFamilies(flags.family).some((f) => f !== 4)) {
-      code = runSimulate(
-        flags,
-        'fullnat: running the in-memory simulator (the real-kernel lab runs family 4 only)',
-      );
-      return;
-    }
     ensureSystemDeps();
     console.error(
       'fullnat: running the real-kernel lab (network namespaces, fullnat run, Linux real servers)',
@@ -151,6 +144,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'print one JSON document (the CLI contract) on stdout')
     .option('--policy <list>', `TOA policies, comma-separated (${TOA_POLICIES.join(', ')})`)
     .option('--scenario <list>', 'scenarios, comma-separated (default: all)')
+    .option(
+      '--family <list>',
+      'address families, comma-separated: 4, 6 (IPv6), 64 (FNAT64) or all (default: 4)',
+    )
     .option(
       '-n, --connections <n>',
       'connections per scenario and policy',

@@ -25,17 +25,24 @@ import { spawnSync } from 'node:child_process';
 import type { ToaPolicy } from '../../engine/options.js';
 import { tunAvailable } from '../../io/tun.js';
 import { parseIpv4 } from '../../wire/bytes.js';
+import { Ipv6Address, parseAddress, type IpAddress } from '../../wire/address.js';
+import { clientIpVersion, DEFAULT_FAMILY, type LabFamily } from '../family.js';
 import { analyzeCapture } from '../../doctor/analyze.js';
 import { netnsAvailable } from '../netns.js';
 import type { ClientBehaviour } from '../sim/client.js';
-import { getScenario, type Scenario, type ScenarioName } from '../sim/scenarios.js';
+import {
+  clientFor,
+  getScenario,
+  type Scenario,
+  type ScenarioName,
+} from '../sim/scenarios.js';
 import {
   acquireLock,
   cleanupLeftovers,
   CLI,
   findPython,
   hasTcpdump,
-  kernelClientAddr,
+  labAddresses,
   LabTopology,
   REAL_SERVERS,
   RECEIVER_PIN_DIR,
@@ -44,7 +51,7 @@ import {
   SERVICES,
   TUN_ADDRS,
   TUN_BASE,
-  VIP,
+  TUN_BASE6,
   type Capture,
   type StoppedCapture,
   type Log,
@@ -64,6 +71,8 @@ import {
 export type { LabConnection, LabSource, Outcome } from './verdict.js';
 
 export interface LabOptions {
+  /** Address families (lab/family.ts), each run whole before the next; default [4]. */
+  families?: LabFamily[];
   policies: ToaPolicy[];
   scenarios: ScenarioName[];
   /** Connections per scenario and policy. */
@@ -83,6 +92,7 @@ export interface LabOptions {
 
 /** The `--json` row of docs/CLI.md, plus where the verdict came from. */
 export interface LabRow {
+  family: LabFamily;
   scenario: ScenarioName;
   policy: ToaPolicy;
   connections: number;
@@ -215,20 +225,22 @@ async function tearDownReceiver(r: Receiver): Promise<void> {
 /** Linux clients in the client namespace (rs-app.ts `client`). */
 async function runLinuxClients(
   topo: LabTopology,
+  family: LabFamily,
   scenario: Scenario,
   n: number,
   vport: number,
   deadlineMs: number,
 ): Promise<ClientOutcome[]> {
+  const addrs = labAddresses(family);
   const specs = Array.from({ length: n }, (_, i) => {
     const b = scenario.client(i);
-    return { local: kernelClientAddr(b.advmss), request: b.requestSize };
+    return { local: addrs.kernelClient(b.advmss), request: b.requestSize };
   });
   const child = topo.lab.spawn('c', process.execPath, [
     RS_APP,
     'client',
     '--vip',
-    VIP,
+    addrs.vip,
     '--port',
     String(vport),
     '--spec',
@@ -277,9 +289,20 @@ async function runLinuxClients(
   return results;
 }
 
+/** The TUN client address of run `runIndex`: 10.78.8.x or fd00:78:8::x. */
+function tunClientAddress(family: LabFamily, runIndex: number): IpAddress {
+  const host = 1 + (runIndex % (TUN_ADDRS - 2));
+  if (clientIpVersion(family) === 4) return (parseIpv4(TUN_BASE) + host) >>> 0;
+  const b = (parseAddress(TUN_BASE6) as Ipv6Address).bytes.slice();
+  b[14] = host >>> 8;
+  b[15] = host & 0xff;
+  return Ipv6Address.fromBytes(b);
+}
+
 /** Scripted clients over the TUN; each run gets its own client address. */
 async function runScriptedClients(
   io: TunHostIo,
+  family: LabFamily,
   scenario: Scenario,
   n: number,
   vport: number,
@@ -287,12 +310,13 @@ async function runScriptedClients(
   seed: number,
   deadlineMs: number,
 ): Promise<ClientOutcome[]> {
-  const addr = (parseIpv4(TUN_BASE) + 1 + (runIndex % (TUN_ADDRS - 2))) >>> 0;
+  const addr = tunClientAddress(family, runIndex);
+  const vip = parseAddress(labAddresses(family).vip)!;
   const specs: TunClientSpec[] = Array.from({ length: n }, (_, i) => ({
     local: { addr, port: TUN_PORT_BASE + i },
-    behaviour: scenario.client(i),
+    behaviour: clientFor(scenario, i, family),
   }));
-  const run = await runTunClients(io, { addr: parseIpv4(VIP), port: vport }, specs, {
+  const run = await runTunClients(io, { addr: vip, port: vport }, specs, {
     seed: (seed + runIndex * 7919) >>> 0,
     gapMs: CLIENT_GAP_MS,
     deadlineMs,
@@ -322,6 +346,16 @@ async function awaitRsRecords(
   }
 }
 
+/** `SCENARIO-POLICY-HOST.pcap` in family 4 (as before families), `SCENARIO-POLICY-6-HOST.pcap`, `…-64-…`. */
+export function pcapFile(
+  scenario: ScenarioName,
+  policy: ToaPolicy,
+  family: LabFamily,
+  host: string,
+): string {
+  return `${scenario}-${policy}${family === 4 ? '' : `-${family}`}-${host}.pcap`;
+}
+
 interface RunContext {
   topo: LabTopology;
   io: TunHostIo;
@@ -333,6 +367,7 @@ interface RunContext {
 
 async function runOne(
   ctx: RunContext,
+  family: LabFamily,
   name: ScenarioName,
   policy: ToaPolicy,
   runIndex: number,
@@ -348,7 +383,7 @@ async function runOne(
   const captures: Capture[] = ctx.capture
     ? await Promise.all(
         REAL_SERVERS.map((r) =>
-          topo.startCapture(r.host, join(topo.workDir, `${name}-${policy}-${r.host}.pcap`)),
+          topo.startCapture(r.host, join(topo.workDir, pcapFile(name, policy, family, r.host))),
         ),
       )
     : [];
@@ -357,8 +392,17 @@ async function runOne(
   let stopped: StoppedCapture[];
   try {
     clients = linux
-      ? await runLinuxClients(topo, scenario, n, svc.vport, o.deadlineMs)
-      : await runScriptedClients(ctx.io, scenario, n, svc.vport, runIndex, o.seed, o.deadlineMs);
+      ? await runLinuxClients(topo, family, scenario, n, svc.vport, o.deadlineMs)
+      : await runScriptedClients(
+          ctx.io,
+          family,
+          scenario,
+          n,
+          svc.vport,
+          runIndex,
+          o.seed,
+          o.deadlineMs,
+        );
     await awaitRsRecords(topo, clients, records, 1500);
   } finally {
     stopped = await Promise.all(captures.map((c) => c.stop()));
@@ -372,7 +416,7 @@ async function runOne(
   if (o.pcapDir) {
     mkdirSync(o.pcapDir, { recursive: true });
     pcaps.forEach((b, i) =>
-      writeFileSync(join(o.pcapDir!, `${name}-${policy}-${REAL_SERVERS[i]!.host}.pcap`), b),
+      writeFileSync(join(o.pcapDir!, pcapFile(name, policy, family, REAL_SERVERS[i]!.host)), b),
     );
   }
   let cap: CaptureView | null = null;
@@ -388,9 +432,16 @@ async function runOne(
       ctx.log(`lab: ${name}/${policy}: capture unreadable: ${(e as Error).message}`);
     }
   }
-  const { connections, disagreements, captureLoss } = judge(clients, records, cap, ctx.source);
+  const { connections, disagreements, captureLoss } = judge(
+    clients,
+    records,
+    cap,
+    ctx.source,
+    family,
+  );
   const count = (x: Outcome): number => connections.filter((c) => c.outcome === x).length;
   const row: LabRow = {
+    family,
     scenario: name,
     policy,
     connections: n,
@@ -402,7 +453,7 @@ async function runOne(
   const elapsedMs = Date.now() - t0;
   const miss = connections.find((c) => c.outcome !== 'realIp');
   ctx.log(
-    `lab: ${policy.padEnd(7)} ${name.padEnd(12)} real ${row.realIp}/${n}` +
+    `lab: ${family === 4 ? '' : `family ${family} `}${policy.padEnd(7)} ${name.padEnd(12)} real ${row.realIp}/${n}` +
       (row.wrongIp ? `, wrong ${row.wrongIp}` : '') +
       (row.failed ? `, failed ${row.failed}` : '') +
       ` (${linux ? 'linux' : 'tun'} clients, ${(elapsedMs / 1000).toFixed(1)} s)` +
@@ -435,6 +486,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     ...opts,
     deadlineMs: opts.deadlineMs ?? DEFAULT_DEADLINE_MS,
   };
+  const families = o.families?.length ? o.families : [DEFAULT_FAMILY];
   const python = findPython()!;
   const tcpdump = hasTcpdump();
   if (o.source === 'rs-capture' && !tcpdump)
@@ -490,26 +542,32 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     const ctx: RunContext = { topo, io, source, capture: tcpdump, o, log };
     const runs: LabScenarioRun[] = [];
     let runIndex = 0;
-    for (const policy of o.policies) {
-      if (interrupted) break;
-      await topo.startLb(policy, { mssAdjust: o.mssAdjust, timestampRemove: o.timestampRemove });
-      for (const name of o.scenarios) {
+    const switches = { mssAdjust: o.mssAdjust, timestampRemove: o.timestampRemove };
+    for (const family of families) {
+      for (const policy of o.policies) {
         if (interrupted) break;
-        runs.push(await runOne(ctx, name, policy, runIndex++));
-        if (!topo.lbAlive() && !interrupted)
-          throw new Error(`fullnat lab: \`fullnat run\` (${policy}) exited during ${name}`);
+        await topo.startLb(policy, switches, family);
+        for (const name of o.scenarios) {
+          if (interrupted) break;
+          runs.push(await runOne(ctx, family, name, policy, runIndex++));
+          if (!topo.lbAlive() && !interrupted)
+            throw new Error(
+              `fullnat lab: \`fullnat run\` (${policy}, family ${family}) exited during ${name}`,
+            );
+        }
       }
     }
     // Interrupted: the signal handler tears down and exits; no partial report.
     if (interrupted) await new Promise(() => {});
     topo.setRsLinkMtu(1500);
-    // Rows in the simulator's order: scenario-major, then policy.
+    // Rows in the simulator's order: family-major, then scenario, then policy.
     const rows: LabRow[] = [];
-    for (const s of o.scenarios)
-      for (const p of o.policies) {
-        const r = runs.find((x) => x.row.scenario === s && x.row.policy === p);
-        if (r) rows.push(r.row);
-      }
+    for (const f of families)
+      for (const s of o.scenarios)
+        for (const p of o.policies) {
+          const r = runs.find((x) => x.row.family === f && x.row.scenario === s && x.row.policy === p);
+          if (r) rows.push(r.row);
+        }
     return { rows, runs, source, receiverNote, elapsedMs: Date.now() - t0 };
   } catch (e) {
     // Torn down under our feet by a signal: the handler exits the process.

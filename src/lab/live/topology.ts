@@ -26,6 +26,14 @@
  *   the doctor). The RSs announce MSS 1460 whatever their link MTU
  *   (`advmss 1460` on their route), like a server behind an overlay hop.
  *
+ * Address families (lab/family.ts): every link is dual-stack, IPv6 beside
+ * IPv4 in fd00:78::/32 laid out alike (VIP fd00:78::100, client link
+ * fd00:78:1::/64, RSs fd00:78:2::11-12, LIPs fd00:78:3::1-2, TUN clients
+ * fd00:78:8::/64, Linux clients fd00:78:9::x); the LB's configuration says
+ * which of them a family uses (`labAddresses`): 6 all IPv6, 64 the IPv6 VIP
+ * with the IPv4 LIPs and RSs. The RS applications listen dual-stack (`::`),
+ * so one socket takes the connections of every family.
+ *
  * One lab at a time: a lock file, and a fixed prefix (`fnlab`) so that the
  * leftovers of a run killed with SIGKILL are found and removed first.
  */
@@ -51,6 +59,7 @@ import type { ToaPolicy } from '../../engine/options.js';
 import { NetnsLab } from '../netns.js';
 import { parseTcpdumpStats, type CaptureStats } from './capture-stats.js';
 import { MSS_MIX } from '../sim/scenarios.js';
+import { clientIpVersion, serverIpVersion, type LabFamily } from '../family.js';
 
 export const LAB_PREFIX = 'fnlab';
 export const VIP = '10.78.0.100';
@@ -73,6 +82,56 @@ export function kernelClientAddr(mss: number): string {
   if (i < 0) throw new Error(`no lab client address announces MSS ${mss}`);
   return `10.78.9.${10 + i}`;
 }
+export const VIP6 = 'fd00:78::100';
+export const LIPS6 = ['fd00:78:3::1', 'fd00:78:3::2'] as const;
+export const CLIENT_LINK6 = { client: 'fd00:78:1::2', lb: 'fd00:78:1::1' } as const;
+export const RS_GATEWAY6 = 'fd00:78:2::1';
+export const REAL_SERVERS6 = [
+  { host: 'r1', addr: 'fd00:78:2::11' },
+  { host: 'r2', addr: 'fd00:78:2::12' },
+] as const;
+/** IPv6 addresses behind the client TUN: fd00:78:8::1 – fd00:78:8::ffff. */
+export const TUN_NET6 = 'fd00:78:8::/64';
+export const TUN_BASE6 = 'fd00:78:8::';
+export const KERNEL_NET6 = 'fd00:78:9::/64';
+/**
+ * The MSS an IPv6 client on the same link MTU announces where an IPv4 one
+ * announces `mss` (sim/scenarios.ts clientFor): 20 less, the MTU raised to
+ * the IPv6 minimum of 1280 first (536 → 1220).
+ */
+export function ipv6Mss(mss: number): number {
+  return Math.max(1280, mss + 40) - 60;
+}
+
+/** The IPv6 Linux client standing for the IPv4 one announcing `mss` (it announces `ipv6Mss(mss)`). */
+export function kernelClientAddr6(mss: number): string {
+  const i = KERNEL_MSS.indexOf(mss as (typeof KERNEL_MSS)[number]);
+  if (i < 0) throw new Error(`no lab client address announces MSS ${mss}`);
+  return `fd00:78:9::${(10 + i).toString(16)}`;
+}
+
+/** The lab's addresses in one family, as text (the LB configuration and the clients use them). */
+export interface LabAddresses {
+  family: LabFamily;
+  vip: string;
+  lips: readonly string[];
+  realServers: readonly { host: string; addr: string }[];
+  /** The Linux client that announces `mss`. */
+  kernelClient(mss: number): string;
+}
+
+export function labAddresses(family: LabFamily): LabAddresses {
+  const client6 = clientIpVersion(family) === 6;
+  const server6 = serverIpVersion(family) === 6;
+  return {
+    family,
+    vip: client6 ? VIP6 : VIP,
+    lips: server6 ? LIPS6 : LIPS,
+    realServers: server6 ? REAL_SERVERS6 : REAL_SERVERS,
+    kernelClient: client6 ? kernelClientAddr6 : kernelClientAddr,
+  };
+}
+
 /** VIP port → RS port; :81 is the TCP_DEFER_ACCEPT listener, :82 has `mtu 1400`. */
 export const SERVICES = {
   plain: { vport: 80, rport: 8080 },
@@ -80,10 +139,14 @@ export const SERVICES = {
   smallMtu: { vport: 82, rport: 8082, mtu: 1400 },
 } as const;
 export const RS_RESPONSE_SIZE = 2000;
-/** Local port ranges per policy, so a restarted LB never reuses a tuple an RS holds in TIME_WAIT. */
-function portRange(policy: ToaPolicy): [number, number] {
-  const i = Math.max(0, ['lvs', 'dpvs', 'fullnat', 'off'].indexOf(policy));
-  return [5000 + i * 15000, 5000 + i * 15000 + 14999];
+/**
+ * Local port ranges per family and policy, so a restarted LB never reuses a
+ * tuple an RS holds in TIME_WAIT (families 4 and 64 share the IPv4 LIPs and RSs).
+ */
+function portRange(policy: ToaPolicy, family: LabFamily): [number, number] {
+  const p = Math.max(0, ['lvs', 'dpvs', 'fullnat', 'off'].indexOf(policy));
+  const i = [4, 6, 64].indexOf(family) * 4 + p;
+  return [5000 + i * 5000, 5000 + i * 5000 + 4999];
 }
 
 const CLIENT_TUN = `${LAB_PREFIX}t0`;
@@ -101,14 +164,16 @@ export const WORK_DIR = join(tmpdir(), `fullnat-${LAB_PREFIX}`);
 
 /**
  * Creates the listening socket with TCP_DEFER_ACCEPT (Node cannot set it),
+ * dual-stack like the other listeners,
  * then becomes the Node server, which adopts it with `--defer-fd`.
  */
 const DEFER_LAUNCHER = `
 import os, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 5)
-s.bind(('0.0.0.0', int(sys.argv[1])))
+s.bind(('::', int(sys.argv[1])))
 s.listen(1024)
 os.set_inheritable(s.fileno(), True)
 args = sys.argv[2:] + ['--defer-fd', str(s.fileno())]
@@ -405,6 +470,10 @@ export class LabTopology {
     L.link('c', 'eth0', `${CLIENT_LINK.client}/24`, 'lb', 'eth0', `${CLIENT_LINK.lb}/24`);
     L.ip('c', 'route', 'add', 'default', 'via', CLIENT_LINK.lb);
     L.sysctl('c', 'net.ipv4.ip_forward', '1');
+    L.sysctl('c', 'net.ipv6.conf.all.forwarding', '1');
+    L.ip('c', '-6', 'addr', 'add', `${CLIENT_LINK6.client}/64`, 'dev', 'eth0', 'nodad');
+    L.ip('lb', '-6', 'addr', 'add', `${CLIENT_LINK6.lb}/64`, 'dev', 'eth0', 'nodad');
+    L.ip('c', '-6', 'route', 'add', 'default', 'via', CLIENT_LINK6.lb);
     // Linux clients: one address per announced MSS.
     KERNEL_MSS.forEach((mss, i) => {
       const addr = kernelClientAddr(mss);
@@ -425,28 +494,53 @@ export class LabTopology {
         'table',
         table,
       );
+      const addr6 = kernelClientAddr6(mss);
+      L.ip('c', '-6', 'addr', 'add', `${addr6}/128`, 'dev', 'eth0', 'nodad');
+      L.ip('c', '-6', 'rule', 'add', 'from', addr6, 'lookup', table, 'priority', String(1000 + i));
+      L.ip(
+        'c',
+        '-6',
+        'route',
+        'add',
+        'default',
+        'via',
+        CLIENT_LINK6.lb,
+        'dev',
+        'eth0',
+        'advmss',
+        String(ipv6Mss(mss)),
+        'table',
+        table,
+      );
     });
 
     L.ip('lb', 'link', 'add', 'br0', 'type', 'bridge');
     L.ip('lb', 'addr', 'add', `${RS_GATEWAY}/24`, 'dev', 'br0');
+    L.ip('lb', '-6', 'addr', 'add', `${RS_GATEWAY6}/64`, 'dev', 'br0', 'nodad');
     L.ip('lb', 'link', 'set', 'br0', 'up');
     L.ip('lb', 'route', 'add', TUN_NET, 'via', CLIENT_LINK.client);
     L.ip('lb', 'route', 'add', KERNEL_NET, 'via', CLIENT_LINK.client);
-    for (const r of REAL_SERVERS) {
+    L.ip('lb', '-6', 'route', 'add', TUN_NET6, 'via', CLIENT_LINK6.client);
+    L.ip('lb', '-6', 'route', 'add', KERNEL_NET6, 'via', CLIENT_LINK6.client);
+    REAL_SERVERS.forEach((r, i) => {
+      const addr6 = REAL_SERVERS6[i]!.addr;
       L.link(r.host, 'eth0', `${r.addr}/24`, 'lb', r.lbPort, null);
+      L.ip(r.host, '-6', 'addr', 'add', `${addr6}/64`, 'dev', 'eth0', 'nodad');
       L.ip('lb', 'link', 'set', r.lbPort, 'master', 'br0');
-      // The RSs reach the LIPs through the LB, and announce MSS 1460 whatever their link MTU.
+      // The RSs reach the LIPs through the LB, and announce MSS 1460 (IPv6: 1440) whatever their link MTU.
       L.ip(r.host, 'route', 'add', 'default', 'via', RS_GATEWAY, 'dev', 'eth0', 'advmss', '1460');
-    }
+      L.ip(r.host, '-6', 'route', 'add', 'default', 'via', RS_GATEWAY6, 'dev', 'eth0', 'advmss', '1440');
+    });
 
     // The client TUN: opened here, moved into the client namespace (the descriptor keeps working).
     const tun = openTun(CLIENT_TUN);
     this.tun = tun;
     execFileSync('ip', ['link', 'set', tun.name, 'netns', L.ns('c')]);
-    L.sysctl('c', `net.ipv6.conf.${tun.name}.disable_ipv6`, '1');
+    L.sysctl('c', `net.ipv6.conf.${tun.name}.accept_dad`, '0');
     L.sysctl('c', `net.ipv4.conf.${tun.name}.rp_filter`, '0');
     L.ip('c', 'link', 'set', tun.name, 'mtu', '1500', 'up');
     L.ip('c', 'route', 'add', TUN_NET, 'dev', tun.name);
+    L.ip('c', '-6', 'route', 'add', TUN_NET6, 'dev', tun.name);
   }
 
   // ---------------------------------------------------------------- RS apps
@@ -524,25 +618,26 @@ export class LabTopology {
 
   // -------------------------------------------------------------------- LB
 
-  config(policy: ToaPolicy, switches: EngineSwitches = {}): string {
-    const [lo, hi] = portRange(policy);
+  config(policy: ToaPolicy, switches: EngineSwitches = {}, family: LabFamily = 4): string {
+    const [lo, hi] = portRange(policy, family);
+    const a = labAddresses(family);
     const vs = (
       vport: number,
       rport: number,
       mtu?: number,
-    ): string => `virtual_server ${VIP} ${vport} {
+    ): string => `virtual_server ${a.vip} ${vport} {
     delay_loop 60
     lb_algo rr
     lb_kind FNAT
     protocol TCP
     laddr_group_name lips
-${REAL_SERVERS.map(
+${a.realServers.map(
   (r) => `    real_server ${r.addr} ${rport} {
         weight 1${mtu ? `\n        mtu ${mtu}` : ''}
     }`,
 ).join('\n')}
 }`;
-    return `# fullnat lab, policy ${policy}
+    return `# fullnat lab, policy ${policy}, family ${family}
 fullnat_defs {
     interface fnat0
     toa_policy ${policy}
@@ -558,7 +653,7 @@ fullnat_defs {
     timeout_last_ack 2
 }
 local_address_group lips {
-${LIPS.map((l) => `    ${l}`).join('\n')}
+${a.lips.map((l) => `    ${l}`).join('\n')}
 }
 ${vs(SERVICES.plain.vport, SERVICES.plain.rport)}
 ${vs(SERVICES.defer.vport, SERVICES.defer.rport)}
@@ -566,11 +661,15 @@ ${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
 `;
   }
 
-  /** (Re)starts `fullnat run` in the LB namespace with `policy`; resolves once it forwards. */
-  async startLb(policy: ToaPolicy, switches: EngineSwitches = {}): Promise<void> {
+  /** (Re)starts `fullnat run` in the LB namespace with `policy` for `family`; resolves once it forwards. */
+  async startLb(
+    policy: ToaPolicy,
+    switches: EngineSwitches = {},
+    family: LabFamily = 4,
+  ): Promise<void> {
     await this.stopLb();
-    const conf = join(this.workDir, `lb-${policy}.conf`);
-    writeFileSync(conf, this.config(policy, switches));
+    const conf = join(this.workDir, `lb-${policy}-${family}.conf`);
+    writeFileSync(conf, this.config(policy, switches, family));
     this.lbLog = '';
     const child = this.lab.spawn('lb', process.execPath, [
       CLI,

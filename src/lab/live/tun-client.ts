@@ -5,7 +5,8 @@
  *
  *   this process ── TUN (in the client namespace) ── kernel forwards ── veth ── LB
  *
- * The client namespace routes the client addresses (10.78.8.0/22) into the
+ * The client namespace routes the client addresses (10.78.8.0/22 and
+ * fd00:78:8::/64, IPv4 or IPv6 packets alike) into the
  * TUN and forwards between it and its veth, so a packet written here with
  * source 10.78.8.x leaves toward the LB like any host's, and the LB's
  * answers come back through the TUN to be read here. Linux's own TCP never
@@ -18,7 +19,7 @@
  * milliseconds. Packets read from the device go to the `ClientHost` owning
  * the destination address.
  */
-import { addressKey, type IpAddress } from '../../wire/address.js';
+import { addressKey, Ipv6Address, type IpAddress } from '../../wire/address.js';
 import { get32 } from '../../wire/bytes.js';
 import type { TunDevice } from '../../io/tun.js';
 import {
@@ -138,11 +139,13 @@ export class TunHostIo implements HostIo {
       for (let i = 0; i < n; i++) {
         const b = this.rx[i]!;
         const len = this.rxLens[i]!;
-        if (len < 20 || b[0]! >> 4 !== 4) {
-          this.count('rxNotIpv4');
+        const version = len >= 20 ? b[0]! >> 4 : 0;
+        if (version !== 4 && (version !== 6 || len < 40)) {
+          this.count('rxNotIp');
           continue;
         }
-        const h = this.hosts.get(addressKey(get32(b, 16)));
+        const dst = version === 4 ? get32(b, 16) : Ipv6Address.fromBytes(b, 24);
+        const h = this.hosts.get(addressKey(dst));
         // The hosts copy what they keep (parsePacket slices), so the buffer can be reused.
         if (h) h.receive(b.subarray(0, len));
         else this.count('rxNoHost');

@@ -12,7 +12,9 @@
  * receiver, and (when the capture is the verdict source) no TOA verdict.
  */
 import type { ConnectionReport } from '../../doctor/analyze.js';
-import { LIPS, REAL_SERVERS, type RsRecordLine } from './topology.js';
+import { endpointToString, parseAddress } from '../../wire/address.js';
+import type { LabFamily } from '../family.js';
+import { labAddresses, LIPS, LIPS6, type RsRecordLine } from './topology.js';
 
 export type LabSource = 'rs-app' | 'rs-capture';
 export type Outcome = 'realIp' | 'wrongIp' | 'failed';
@@ -50,7 +52,12 @@ export interface CaptureView {
   droppedByKernel: number | null;
 }
 
-const LIP_SET = new Set<string>(LIPS);
+const LIP_SET = new Set<string>([...LIPS, ...LIPS6]);
+
+/** The address of an `ip:port` or `[v6]:port` endpoint string. */
+function endpointHost(e: string): string {
+  return e.startsWith('[') ? e.slice(1, e.indexOf(']')) : e.slice(0, e.lastIndexOf(':'));
+}
 
 export function captureView(
   analyses: ConnectionReport[][],
@@ -91,7 +98,14 @@ export function judge(
   records: RsRecordLine[],
   cap: CaptureView | null,
   source: LabSource,
+  family: LabFamily = 4,
 ): Verdicts {
+  const servers = labAddresses(family).realServers;
+  const rsEndpoint = (host: string, port: number): string | undefined => {
+    const text = servers.find((s) => s.host === host)?.addr;
+    const addr = text === undefined ? null : parseAddress(text);
+    return addr === null ? undefined : endpointToString(addr, port);
+  };
   const byKey = new Map<string, RsRecordLine[]>();
   for (const r of records) {
     if (!r.key) continue;
@@ -106,13 +120,13 @@ export function judge(
   const connections = clients.map((c): LabConnection => {
     const cands = byKey.get(c.key) ?? [];
     const rec = cands.find((r) => r.intact) ?? cands[0] ?? null;
-    const rsAddr = rec ? REAL_SERVERS.find((s) => s.host === rec.rs)?.addr : undefined;
+    const rs = rec ? rsEndpoint(rec.rs, rec.port) : undefined;
     // The capture's view of this connection: by LIP:lport when the app saw one, else by the TOA claim.
     let capConn: ConnectionReport | undefined;
     let captureToa: string | null = null;
     if (cap && rec) {
-      if (LIP_SET.has(rec.peer.split(':')[0]!)) {
-        capConn = cap.byTuple.get(`${rec.peer}>${rsAddr}:${rec.port}`);
+      if (LIP_SET.has(endpointHost(rec.peer))) {
+        capConn = cap.byTuple.get(`${rec.peer}>${rs}`);
         captureToa = capConn ? (capConn.concluding?.toa?.endpoint ?? '') : null;
       } else {
         // The receiver rewrote the peer: the capture must hold a concluding TOA naming the client.
@@ -122,7 +136,7 @@ export function judge(
     }
     const base = {
       client: c.key,
-      rs: rec ? `${rsAddr}:${rec.port}` : null,
+      rs: rec ? (rs ?? null) : null,
       appPeer: rec?.peer ?? null,
       captureToa,
       concluding: concludingText(capConn),
