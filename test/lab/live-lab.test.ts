@@ -22,7 +22,12 @@ import {
   LabTopology,
   LAB_PREFIX,
 } from '../../src/lab/live/topology.js';
-import { labAvailable, linuxCanPlay, runLabScenarios } from '../../src/lab/live/run-lab.js';
+import {
+  labAvailable,
+  linuxCanPlay,
+  pcapFile,
+  runLabScenarios,
+} from '../../src/lab/live/run-lab.js';
 import { getScenario, SCENARIO_NAMES } from '../../src/lab/sim/scenarios.js';
 import type { ToaPolicy } from '../../src/engine/options.js';
 import type { ScenarioName } from '../../src/lab/sim/scenarios.js';
@@ -31,6 +36,8 @@ import { expectedCell } from '../support/toa-table.js';
 
 /** Connections per cell of the whole-table test (36 cells; about 20 s on two CPUs). */
 const TABLE_CONNECTIONS = 20;
+/** Connections per cell of the IPv6 and FNAT64 tables (72 cells; about 22 s on two CPUs). */
+const FAMILY_CONNECTIONS = 20;
 
 const avail = labAvailable();
 const skip = avail.ok ? undefined : avail.reason;
@@ -81,6 +88,31 @@ describe('lab helpers', () => {
     assert.match(t.config('fullnat'), /real_server 10\.78\.2\.11 8082 \{\s+weight 1\s+mtu 1400/);
   });
 
+  test('the LB configuration per family: 6 all IPv6, 64 an IPv6 VIP before IPv4 LIPs and RSs', () => {
+    const t = new LabTopology({ receiver: false, log: silent });
+    const c6 = t.config('fullnat', {}, 6);
+    assert.match(c6, /virtual_server fd00:78::100 80 \{/);
+    assert.match(c6, /real_server fd00:78:2::11 8080 \{/);
+    assert.match(c6, /local_address_group lips \{\s+fd00:78:3::1\s+fd00:78:3::2\s+\}/);
+    assert.doesNotMatch(c6, /10\.78\./);
+    const c64 = t.config('fullnat', {}, 64);
+    assert.match(c64, /virtual_server fd00:78::100 82 \{/);
+    assert.match(c64, /real_server 10\.78\.2\.12 8082 \{\s+weight 1\s+mtu 1400/);
+    assert.match(c64, /local_address_group lips \{\s+10\.78\.3\.1\s+10\.78\.3\.2\s+\}/);
+    assert.match(t.config('fullnat'), /virtual_server 10\.78\.0\.100 80 \{/);
+    // Every family × policy its own local ports: 4 and 64 share the LIPs and RSs.
+    const ranges = ([4, 6, 64] as const).flatMap((f) =>
+      (['lvs', 'dpvs', 'fullnat', 'off'] as ToaPolicy[]).map((p) => {
+        const m = /local_port_range (\d+) (\d+)/.exec(t.config(p, {}, f))!;
+        return [Number(m[1]), Number(m[2])] as const;
+      }),
+    );
+    for (let i = 1; i < ranges.length; i++) assert.ok(ranges[i]![0] > ranges[i - 1]![1]);
+    assert.ok(ranges.at(-1)![1] <= 65535);
+    assert.equal(pcapFile('fin-data', 'lvs', 4, 'r1'), 'fin-data-lvs-r1.pcap');
+    assert.equal(pcapFile('fin-data', 'lvs', 64, 'r1'), 'fin-data-lvs-64-r1.pcap');
+  });
+
   test('the lock keeps a second lab out and is taken over from a dead holder', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fnlab-lock-'));
     const path = join(dir, 'lock');
@@ -110,6 +142,10 @@ describe('lab helpers', () => {
     assert.deepEqual(o.policies, ['lvs', 'dpvs', 'fullnat']);
     assert.equal(o.scenarios.length, 12);
     assert.equal(o.source, 'auto');
+    assert.deepEqual(o.families, [4]);
+    assert.deepEqual(labOptionsFromFlags({ family: 'all' }).families, [4, 6, 64]);
+    assert.deepEqual(labOptionsFromFlags({ family: '64,6' }).families, [64, 6]);
+    assert.throws(() => labOptionsFromFlags({ family: '46' }), /unknown family "46"/);
     assert.throws(() => labOptionsFromFlags({ source: 'nope' }), /unknown source/);
     assert.throws(() => labOptionsFromFlags({ scenario: 'nope' }), /unknown scenario/);
   });
@@ -138,13 +174,65 @@ describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
     assert.deepEqual(Object.keys(doc.results[0]!).sort(), [
       'connections',
       'failed',
+      'family',
       'policy',
       'realIp',
       'scenario',
       'source',
       'wrongIp',
     ]);
+    assert.ok(r.results.every((x) => x.family === 4));
     assert.match(formatLabTable(r), /mode: lab \(real kernels\); verdict source: rs-/);
+  });
+
+  test('IPv6 and FNAT64 on real kernels: every scenario × policy, exact outcomes, fullnat 100 %', async () => {
+    const policies = ['lvs', 'dpvs', 'fullnat'] as const;
+    const families = [6, 64] as const;
+    const r = await runLabScenarios(
+      {
+        families: [...families],
+        policies: [...policies],
+        scenarios: [...SCENARIO_NAMES],
+        connections: FAMILY_CONNECTIONS,
+        seed: 11,
+        source: 'auto',
+      },
+      silent,
+    );
+    assert.equal(r.rows.length, families.length * SCENARIO_NAMES.length * policies.length);
+    // Rows family-major, as `fullnat simulate` orders them.
+    assert.deepEqual(
+      [...new Set(r.rows.map((x) => x.family))],
+      [...families],
+      'rows grouped by family',
+    );
+    for (const f of families)
+      for (const p of policies)
+        for (const s of SCENARIO_NAMES) {
+          const x = r.rows.find((y) => y.family === f && y.scenario === s && y.policy === p);
+          assert.ok(x, `no row ${f}/${s}/${p}`);
+          assert.equal(x.connections, FAMILY_CONNECTIONS);
+          assert.deepEqual(
+            { realIp: x.realIp, wrongIp: x.wrongIp, failed: x.failed },
+            expectedCell(s, p, FAMILY_CONNECTIONS, f),
+            `family ${f} ${s}/${p}: ${JSON.stringify(x)}`,
+          );
+        }
+    // The RS application saw the IPv6 client (FNAT64: on an IPv4 connection, through the receiver).
+    if (r.source === 'rs-app') {
+      const seen = r.runs.find(
+        (x) => x.row.family === 64 && x.row.scenario === 'baseline' && x.row.policy === 'fullnat',
+      )!;
+      for (const c of seen.connections) {
+        assert.match(c.client, /^\[fd00:78:9::[0-9a-f]+\]:\d+$/);
+        assert.equal(c.appPeer, c.client);
+        assert.match(c.rs!, /^10\.78\.2\.1[12]:8080$/);
+      }
+    }
+    // Where captures were taken, they agree with the receiver in both families.
+    for (const run of r.runs) assert.equal(run.disagreements, 0, JSON.stringify(run.row));
+    const text = formatLabTable({ mode: 'lab', results: r.rows });
+    assert.ok(text.indexOf('family 6: IPv6') < text.indexOf('family 64: FNAT64'), text);
   });
 
   test(

@@ -30,12 +30,7 @@ import { clientIpVersion, DEFAULT_FAMILY, type LabFamily } from '../family.js';
 import { analyzeCapture } from '../../doctor/analyze.js';
 import { netnsAvailable } from '../netns.js';
 import type { ClientBehaviour } from '../sim/client.js';
-import {
-  clientFor,
-  getScenario,
-  type Scenario,
-  type ScenarioName,
-} from '../sim/scenarios.js';
+import { clientFor, getScenario, type Scenario, type ScenarioName } from '../sim/scenarios.js';
 import {
   acquireLock,
   cleanupLeftovers,
@@ -565,7 +560,9 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     for (const f of families)
       for (const s of o.scenarios)
         for (const p of o.policies) {
-          const r = runs.find((x) => x.row.family === f && x.row.scenario === s && x.row.policy === p);
+          const r = runs.find(
+            (x) => x.row.family === f && x.row.scenario === s && x.row.policy === p,
+          );
           if (r) rows.push(r.row);
         }
     return { rows, runs, source, receiverNote, elapsedMs: Date.now() - t0 };

@@ -529,7 +529,19 @@ export class LabTopology {
       L.ip('lb', 'link', 'set', r.lbPort, 'master', 'br0');
       // The RSs reach the LIPs through the LB, and announce MSS 1460 (IPv6: 1440) whatever their link MTU.
       L.ip(r.host, 'route', 'add', 'default', 'via', RS_GATEWAY, 'dev', 'eth0', 'advmss', '1460');
-      L.ip(r.host, '-6', 'route', 'add', 'default', 'via', RS_GATEWAY6, 'dev', 'eth0', 'advmss', '1440');
+      L.ip(
+        r.host,
+        '-6',
+        'route',
+        'add',
+        'default',
+        'via',
+        RS_GATEWAY6,
+        'dev',
+        'eth0',
+        'advmss',
+        '1440',
+      );
     });
 
     // The client TUN: opened here, moved into the client namespace (the descriptor keeps working).
@@ -631,11 +643,13 @@ export class LabTopology {
     lb_kind FNAT
     protocol TCP
     laddr_group_name lips
-${a.realServers.map(
-  (r) => `    real_server ${r.addr} ${rport} {
+${a.realServers
+  .map(
+    (r) => `    real_server ${r.addr} ${rport} {
         weight 1${mtu ? `\n        mtu ${mtu}` : ''}
     }`,
-).join('\n')}
+  )
+  .join('\n')}
 }`;
     return `# fullnat lab, policy ${policy}, family ${family}
 fullnat_defs {
