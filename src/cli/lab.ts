@@ -2,7 +2,8 @@
  * `fullnat lab`: the TOA-loss scenarios on real Linux kernels (network
  * namespaces, `fullnat run`, Linux real servers), reported like
  * `fullnat simulate` with `"mode": "lab"` and, per row, where the verdict
- * came from (`"source": "rs-app" | "rs-capture"`). See src/lab/live/.
+ * came from (`"source": "rs-app" | "rs-capture"`), in the address families
+ * of `--family` (lab/family.ts). See src/lab/live/.
  */
 import type { ToaPolicy } from '../engine/options.js';
 import {

@@ -469,7 +469,8 @@ async function runOne(
 }
 
 /**
- * Runs every scenario × policy on real kernels. Takes the lab lock, removes
+ * Runs every family × policy × scenario on real kernels (one LB
+ * configuration per family and policy). Takes the lab lock, removes
  * any leftovers of an earlier run, and tears everything down on return, on
  * failure, and on SIGINT/SIGTERM (then exits 130/143).
  */
