@@ -164,3 +164,47 @@ describe('lab verdicts with an incomplete RS capture', () => {
     });
   });
 });
+
+describe('lab verdicts in families 6 and 64', () => {
+  const CLIENT6 = '[fd00:78:8::5]:20000';
+  const client6: ClientOutcome = { ...client, key: CLIENT6 };
+  const rec = (peer: string, rs: string): RsRecordLine => ({ ...record(peer), rs, key: CLIENT6 });
+  /** The doctor's report of an IPv6 LIP's connection at the IPv6 RS r2, without TOA. */
+  const lip6Report: ConnectionReport = {
+    ...report(true, null),
+    family: 6,
+    client: '[fd00:78:3::2]:5000',
+    server: '[fd00:78:2::12]:80',
+  };
+
+  it('family 6: a LIP peer in brackets is found in the capture by its IPv6 tuple', () => {
+    const v = judge(
+      [client6],
+      [rec('[fd00:78:3::2]:5000', 'r2')],
+      captureView([[lip6Report]], 0),
+      'rs-app',
+      6,
+    );
+    const c = v.connections[0]!;
+    assert.equal(c.outcome, 'wrongIp');
+    assert.equal(c.rs, '[fd00:78:2::12]:80');
+    assert.equal(c.captureToa, '', 'the capture shows the concluding segment, without TOA');
+    assert.equal(c.concluding, '. 0');
+    assert.equal(v.disagreements, 0);
+  });
+
+  it('family 64: the IPv6 client on an IPv4 RS, named by the receiver and by the 254/20 TOA', () => {
+    const toa = { ...report(true, null), client: LIP, server: `${RS}:80` };
+    toa.concluding = {
+      ...toa.concluding!,
+      toa: { family: 6, kind: 254, address: 'fd00:78:8::5', port: 20000, endpoint: CLIENT6 },
+      toaCount: 1,
+    };
+    const v = judge([client6], [rec(CLIENT6, 'r1')], captureView([[toa]], 0), 'rs-app', 64);
+    const c = v.connections[0]!;
+    assert.equal(c.outcome, 'realIp');
+    assert.equal(c.rs, '10.78.2.11:80');
+    assert.equal(c.captureToa, CLIENT6);
+    assert.equal(v.disagreements, 0);
+  });
+});
