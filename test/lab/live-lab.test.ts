@@ -243,6 +243,20 @@ describe('fullnat lab on real kernels', { skip, timeout: 300_000 }, () => {
       assert.equal(row(cap, 'fin-data', 'lvs').source, 'rs-capture');
       assert.equal(row(cap, 'fin-data', 'lvs').wrongIp, 6);
       assert.equal(row(cap, 'fin-data', 'fullnat').realIp, 6);
+      // The doctor reads the IPv6 captures (6) and the 254/20 TOA on the IPv4 leg (64) alike.
+      const cap6 = await lab(['lvs', 'fullnat'], ['fin-data'], 6, {
+        source: 'rs-capture',
+        family: '6,64',
+      });
+      for (const f of [6, 64]) {
+        const at = (p: string) =>
+          cap6.results.find((y) => y.family === f && y.scenario === 'fin-data' && y.policy === p)!;
+        assert.deepEqual(
+          [at('lvs').source, at('lvs').wrongIp, at('fullnat').realIp],
+          ['rs-capture', 6, 6],
+          `family ${f}: ${JSON.stringify(cap6.results)}`,
+        );
+      }
 
       const auto = await runLabScenarios(
         {
