@@ -115,8 +115,17 @@ export class Addr6PortIndex {
 
   /** The value of the address at b[addrOff..+16) and the port at b[portOff] (address-only when portOff < 0), or -1. */
   getAt(b: Uint8Array, addrOff: number, portOff: number): number {
+    return this.getHashedAt(b, addrOff, fold16(b, addrOff), portOff);
+  }
+
+  /**
+   * `getAt` with the address's fold16 already taken: the data path folds a
+   * packet's destination once and probes the service index, the reply
+   * table and the LIP set with it.
+   */
+  getHashedAt(b: Uint8Array, addrOff: number, addrHash: number, portOff: number): number {
     const port = portOff < 0 ? -1 : (b[portOff]! << 8) | b[portOff + 1]!;
-    let i = slotHash(fold16(b, addrOff), port) & this.mask;
+    let i = slotHash(addrHash, port) & this.mask;
     for (;;) {
       const p = this.ports[i]!;
       if (p === -1) return -1;

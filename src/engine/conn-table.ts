@@ -1,5 +1,4 @@
-import { copyBytes } from '../wire/bytes.js';
-import { equal16, fold16 } from './addr6.js';
+import { copy16, equal16, fold16 } from './addr6.js';
 import { TcpState } from './tcp-state.js';
 
 /** Connection flag bits. */
@@ -326,8 +325,12 @@ export class ConnTable {
 
   /** Finds the connection of an IPv6 RS→LIP packet: source (RIP) at srcOff, destination (LIP) at srcOff + 16. */
   lookupReply6At(b: Uint8Array, srcOff: number, tcpOff: number): number {
+    return this.lookupReply6HashedAt(b, srcOff, tcpOff, fold16(b, srcOff + 16));
+  }
+
+  /** `lookupReply6At` with the LIP's fold16 already taken (the packet's destination, folded once). */
+  lookupReply6HashedAt(b: Uint8Array, srcOff: number, tcpOff: number, lip: number): number {
     const rip = fold16(b, srcOff);
-    const lip = fold16(b, srcOff + 16);
     const rport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     const lport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
     let i = this.replyBuckets6[this.replyBucket(rip, rport, lip, lport)]!;
@@ -383,7 +386,7 @@ export class ConnTable {
     const i = this.freeList[--this.freeTop]!;
     const h = fold16(b, srcOff);
     this.cip[i] = h;
-    copyBytes(this.cip6, i * 16, b, srcOff, 16);
+    copy16(this.cip6, i * 16, b, srcOff);
     this.cport[i] = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     this.resetEntry(i, svc, CF_IN_USE | CF_IPV6);
     this.fam6[i] = replyV6 ? FAM_CLIENT_V6 | FAM_REPLY_V6 : FAM_CLIENT_V6;

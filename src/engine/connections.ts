@@ -6,8 +6,7 @@ import {
 } from '../wire/proxy-protocol.js';
 import { Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
-import { copyBytes } from '../wire/bytes.js';
-import { fold16 } from './addr6.js';
+import { copy16, fold16 } from './addr6.js';
 import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -151,8 +150,8 @@ export class Connections implements SynProxyConnections {
     t.rip[c] = reg.rsAddrs[rs.index]!;
     t.rport[c] = rs.port;
     if (rsV6 === 1) {
-      copyBytes(t.lip6, c * 16, laddrs.addrs6, lipSlot * 16, 16);
-      copyBytes(t.rip6, c * 16, reg.rsAddrs6, rs.index * 16, 16);
+      copy16(t.lip6, c * 16, laddrs.addrs6, lipSlot * 16);
+      copy16(t.rip6, c * 16, reg.rsAddrs6, rs.index * 16);
     }
     t.linkReply(c);
     setAddressDelta(t, reg, c);

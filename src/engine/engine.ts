@@ -117,7 +117,7 @@ export class Engine {
     // One ICMPv6 error translator for both families' ICMP inputs (FNAT64 errors arrive as ICMPv4).
     const errors6 = new Icmp6Errors(ctx);
     const nat6 = new Nat6(ctx, this.synproxy);
-    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.unknownFlow, this.synproxy);
+    const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.synproxy);
     this.v6 = new Ipv6Path(
       ctx,
       this.conns,

@@ -1,4 +1,5 @@
 import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
+import { fold16 } from './addr6.js';
 import { IPPROTO_ICMPV6, IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
@@ -76,48 +77,79 @@ export class Ipv6Path implements SynProxyReplay6 {
   process(p: Packet): void {
     const ctx = this.ctx;
     const b = p.buf;
-    const ip6 = ctx.ip6.wrap(b, p.start);
-    const err = ip6.walk(p.length);
-    if (err !== Ipv6Error.None) {
-      // ESP or No Next Header is well-formed, just not TCP we could reach.
-      ctx.drop(p, err === Ipv6Error.NoTransport ? C.not_tcp_dropped : C.malformed_dropped);
-      return;
+    const s = p.start;
+    let l4 = s + IPV6_HEADER;
+    if (p.length >= IPV6_HEADER && b[s + 6] === IPPROTO_TCP) {
+      // No extension header (nearly every packet): the walk has nothing to find.
+      const total = IPV6_HEADER + ((b[s + 4]! << 8) | b[s + 5]!);
+      if (total > p.length) {
+        ctx.drop(p, C.malformed_dropped);
+        return;
+      }
+      p.length = total;
+    } else {
+      l4 = this.walkExtensionHeaders(p);
+      if (l4 < 0) return;
     }
-    // Link-layer padding may follow the datagram.
-    p.length = ip6.totalLength;
-    if (ip6.fragmented) {
-      ctx.drop(p, C.ipv6_fragment_dropped);
-      return;
-    }
-    if (ip6.routingSegmentsLeft !== 0) {
-      ctx.drop(p, C.ipv6_routing_dropped);
-      return;
-    }
-    if (ip6.upperProtocol !== IPPROTO_TCP) {
-      if (ip6.upperProtocol === IPPROTO_ICMPV6) this.icmp6.receive(p, ip6.upperOffset);
-      else ctx.drop(p, C.not_tcp_dropped);
-      return;
-    }
-    const l4 = ip6.upperOffset;
     if (!ctx.tcp.wrap(b, l4).fits(p.start + p.length - l4)) {
       ctx.drop(p, C.malformed_dropped);
       return;
     }
     if (l4 !== p.start + IPV6_HEADER) this.dropExtensionHeaders(p, l4);
     const dst = p.start + 24;
-    const svc = ctx.reg.serviceByKey6.getAt(b, dst, l4 + TcpField.DstPort);
+    const reg = ctx.reg;
+    const dstHash = fold16(b, dst);
+    const svc = reg.serviceByKey6.getHashedAt(b, dst, dstHash, l4 + TcpField.DstPort);
     if (svc >= 0) {
       ctx.count(C.inbound_packets);
       this.fromClient(p, svc);
       return;
     }
-    if (ctx.reg.lipSet6.getAt(b, dst, -1) >= 0) {
+    // The reply table first: a hit means the destination is a LIP.
+    const c = ctx.table.lookupReply6HashedAt(b, p.start + 8, p.start + IPV6_HEADER, dstHash);
+    if (c >= 0) {
       ctx.count(C.outbound_packets);
-      this.rs.fromRealServer(p);
+      this.rs.fromRealServer(p, c);
+      return;
+    }
+    if (reg.lipSet6.getHashedAt(b, dst, dstHash, -1) >= 0) {
+      ctx.count(C.outbound_packets);
+      this.unknownFlow.answer6(p);
       return;
     }
     if (ctx.opts.unknownServiceAction === 'icmp') this.unknownService.answer6(p);
     ctx.drop(p, C.no_service_dropped);
+  }
+
+  /**
+   * The header checked and its extension headers walked: the TCP header's
+   * offset, or -1 when p was dropped (counted). ICMPv6 goes to its handler here.
+   */
+  private walkExtensionHeaders(p: Packet): number {
+    const ctx = this.ctx;
+    const ip6 = ctx.ip6.wrap(p.buf, p.start);
+    const err = ip6.walk(p.length);
+    if (err !== Ipv6Error.None) {
+      // ESP or No Next Header is well-formed, just not TCP we could reach.
+      ctx.drop(p, err === Ipv6Error.NoTransport ? C.not_tcp_dropped : C.malformed_dropped);
+      return -1;
+    }
+    // Link-layer padding may follow the datagram.
+    p.length = ip6.totalLength;
+    if (ip6.fragmented) {
+      ctx.drop(p, C.ipv6_fragment_dropped);
+      return -1;
+    }
+    if (ip6.routingSegmentsLeft !== 0) {
+      ctx.drop(p, C.ipv6_routing_dropped);
+      return -1;
+    }
+    if (ip6.upperProtocol !== IPPROTO_TCP) {
+      if (ip6.upperProtocol === IPPROTO_ICMPV6) this.icmp6.receive(p, ip6.upperOffset);
+      else ctx.drop(p, C.not_tcp_dropped);
+      return -1;
+    }
+    return ip6.upperOffset;
   }
 
   /** Moves the fixed header up against the TCP header at l4: the packet is IPv6 + TCP from then on. */

@@ -13,7 +13,6 @@ import { shiftSackEdges } from './seq-rewrite.js';
 import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
 import type { SynProxy } from './synproxy/synproxy.js';
 import { TcpState, nextStateFromRs, tcpEvent } from './tcp-state.js';
-import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
  * RS → client for connections with an IPv6 client: from an IPv6 RS to an
@@ -26,19 +25,12 @@ export class Ipv6RsPath {
     private readonly ctx: EngineContext,
     private readonly conns: Connections,
     private readonly nat: Nat6,
-    private readonly unknownFlow: UnknownFlowReplies,
     private readonly synproxy: SynProxy,
   ) {}
 
-  /** An IPv6 packet to an IPv6 LIP: header at p.start (40 bytes), `ctx.tcp` wrapped after it. */
-  fromRealServer(p: Packet): void {
-    const ctx = this.ctx;
-    const c = ctx.table.lookupReply6At(p.buf, p.start + 8, p.start + IPV6_HEADER);
-    if (c < 0) {
-      this.unknownFlow.answer6(p);
-      return;
-    }
-    if ((ctx.table.flags[c]! & CF_SP_PENDING) !== 0) {
+  /** An IPv6 packet of connection c from its IPv6 RS: header at p.start (40 bytes), `ctx.tcp` wrapped after it. */
+  fromRealServer(p: Packet, c: number): void {
+    if ((this.ctx.table.flags[c]! & CF_SP_PENDING) !== 0) {
       this.synproxy.onRsPacketDuringSetup(p, c, IPV6_HEADER);
       return;
     }

@@ -1,8 +1,9 @@
-import { copyBytes, get16, set16, storeU32From } from '../wire/bytes.js';
+import { get16, set16, storeU32From } from '../wire/bytes.js';
 import { ChecksumDelta, foldSum, sumWords } from '../wire/checksum.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../wire/ipv4.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
 import { TcpField } from '../wire/tcp.js';
+import { copy16 } from './addr6.js';
 import { CF_SYNPROXY, type ConnTable } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import type { Packet } from './packet.js';
@@ -121,8 +122,8 @@ export class Nat6 {
     const d = this.delta.reset();
     if (v6) {
       d.replaceWord(0, t.addrDelta6[c]!);
-      copyBytes(b, p.start + 8, t.lip6, c * 16, 16);
-      copyBytes(b, p.start + 24, t.rip6, c * 16, 16);
+      copy16(b, p.start + 8, t.lip6, c * 16);
+      copy16(b, p.start + 24, t.rip6, c * 16);
     }
     d.replaceWord(tcp.srcPort, t.lport[c]!);
     d.replaceWord(tcp.dstPort, t.rport[c]!);
@@ -149,8 +150,8 @@ export class Nat6 {
     const d = this.delta.reset();
     if (v6) {
       d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
-      copyBytes(b, p.start + 8, reg.svcVips6, svc * 16, 16);
-      copyBytes(b, p.start + 24, t.cip6, c * 16, 16);
+      copy16(b, p.start + 8, reg.svcVips6, svc * 16);
+      copy16(b, p.start + 24, t.cip6, c * 16);
     }
     d.replaceWord(tcp.srcPort, reg.svcPorts[svc]!);
     d.replaceWord(tcp.dstPort, t.cport[c]!);

@@ -18,6 +18,7 @@ import {
 } from '../wire/tcp-options.js';
 import { IPV6_HEADER as IPV6_HEADER_LEN, Ipv6View } from '../wire/ipv6.js';
 import { TOA_V4_LEN, TOA_V6_LEN, writeToaV4Words } from '../wire/toa.js';
+import { copy16 } from './addr6.js';
 import type { Packet, PacketPool } from './packet.js';
 
 /**
@@ -312,7 +313,7 @@ export class ToaWriter {
     d[0] = kind;
     d[1] = TOA_V6_LEN;
     set16(d, 2, port);
-    copyBytes(d, 4, addr, addrOff, 16);
+    copy16(d, 4, addr, addrOff);
   }
 
   /** `composeV4` with the TOA from `toaBytes`. */
