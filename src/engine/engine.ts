@@ -129,7 +129,7 @@ export class Engine {
       this.unknown,
       new Icmp6Input(ctx, errors6),
     );
-    this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, this.unknownFlow, rs6);
+    this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
     this.transfer = new TableTransfer(ctx);
     this.icmp = new IcmpInput(ctx, errors6);
@@ -356,9 +356,16 @@ export class Engine {
       this.client.fromClient(p, svc, ipHl);
       return;
     }
+    // The reply table first: a hit means the destination is a LIP.
+    const c = ctx.table.lookupReplyAt(b, p.start, tcpOff);
+    if (c >= 0) {
+      ctx.count(C.outbound_packets);
+      this.rs.fromRealServer(p, ipHl, c);
+      return;
+    }
     if (this.reg.lipSet.getAt(b, dst, -1) >= 0) {
       ctx.count(C.outbound_packets);
-      this.rs.fromRealServer(p, ipHl);
+      this.unknownFlow.answer(p, ipHl);
       return;
     }
     if (this.opts.unknownServiceAction === 'icmp') this.unknown.answer(p, ipHl);

@@ -13,11 +13,10 @@ import type { Packet } from './packet.js';
 import { STAT_OUT_BYTES, STAT_OUT_PACKETS } from './services.js';
 import type { SynProxy } from './synproxy/synproxy.js';
 import { TcpState, nextStateFromRs, tcpEvent } from './tcp-state.js';
-import type { UnknownFlowReplies } from './unknown-flow.js';
 
 /**
- * RS → client (DPVS's tcp_fnat_out_handler): find the connection by the
- * reply tuple, adjust the RS's options (MSS clamp, SACK edges), step the
+ * RS → client (DPVS's tcp_fnat_out_handler), for a connection found by its
+ * reply tuple: adjust the RS's options (MSS clamp, SACK edges), step the
  * state, translate, send. `ctx.ip`/`ctx.tcp` are wrapped around the packet.
  */
 export class RsPath {
@@ -26,22 +25,16 @@ export class RsPath {
     private readonly conns: Connections,
     private readonly nat: Nat,
     private readonly synproxy: SynProxy,
-    private readonly unknownFlow: UnknownFlowReplies,
     private readonly v64: Ipv6RsPath,
   ) {}
 
-  /** A packet to a LIP. */
-  fromRealServer(p: Packet, ipHl: number): void {
+  /** A packet of connection c (found by its reply tuple: it is to a LIP). */
+  fromRealServer(p: Packet, ipHl: number, c: number): void {
     const ctx = this.ctx;
     const b = p.buf;
     const tcp = ctx.tcp;
     const t = ctx.table;
     const tcpOff = p.start + ipHl;
-    const c = t.lookupReplyAt(b, p.start, tcpOff);
-    if (c < 0) {
-      this.unknownFlow.answer(p, ipHl);
-      return;
-    }
     if ((t.flags[c]! & (CF_SP_PENDING | CF_IPV6)) !== 0) {
       // SYNPROXY's RS leg opening (IPv4 or FNAT64 client), or FNAT64 (an IPv6 client behind this IPv4 reply tuple).
       if ((t.flags[c]! & CF_SP_PENDING) !== 0) this.synproxy.onRsPacketDuringSetup(p, c, ipHl);
