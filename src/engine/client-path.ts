@@ -1,8 +1,7 @@
-import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
-import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
-import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
+import { equalsU32AtPlus } from '../wire/bytes.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
-import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { CF_SP_PENDING } from './conn-table.js';
 import type { Connections } from './connections.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -10,18 +9,12 @@ import { craftFragNeeded } from './craft.js';
 import type { Nat } from './nat.js';
 import type { Packet } from './packet.js';
 import type { ProxyHeaderWriter } from './proxy-header.js';
-import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
+import { countInbound } from './services.js';
+import { ClientOptions, segmentLength } from './client-options.js';
 import type { SynProxy, SynProxyReplay } from './synproxy/synproxy.js';
-import { TcpState, nextStateFromClient, tcpEvent } from './tcp-state.js';
-import {
-  ToaDecision,
-  ToaMode,
-  decideToa,
-  resizedGsoSize,
-  toaModeOf,
-  wantsToa,
-} from './toa-decision.js';
-import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
+import { TcpState } from './tcp-state.js';
+import { ToaMode } from './toa-decision.js';
+import { OptionPlan, ToaWriter } from './toa-insert.js';
 import { TokenBucket } from './token-bucket.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
 
@@ -32,6 +25,7 @@ import type { UnknownFlowReplies } from './unknown-flow.js';
  */
 export class ClientPath implements SynProxyReplay {
   private readonly toa: ToaWriter;
+  private readonly options: ClientOptions;
   /** The frag-needed this path sends, as the kernel limits its ICMP errors. */
   private readonly icmpBucket: TokenBucket;
 
@@ -44,6 +38,7 @@ export class ClientPath implements SynProxyReplay {
     private readonly unknownFlow: UnknownFlowReplies,
   ) {
     this.toa = new ToaWriter(ctx.pool);
+    this.options = new ClientOptions(ctx, this.toa, synproxy);
     this.icmpBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
   }
 
@@ -107,103 +102,36 @@ export class ClientPath implements SynProxyReplay {
   toRealServer(p: Packet, svc: number, ipHl: number, c: number): void {
     const ctx = this.ctx;
     const b = p.buf;
-    const tcp = ctx.tcp;
     const t = ctx.table;
     const tcpOff = p.start + ipHl;
-    const flags = tcp.flags;
+    const flags = ctx.tcp.flags;
     const syn = (flags & TCP_SYN) !== 0;
-    const ackFlag = (flags & TCP_ACK) !== 0;
     const fin = (flags & TCP_FIN) !== 0;
-    const rst = (flags & TCP_RST) !== 0;
-    const sp = (t.flags[c]! & CF_SYNPROXY) !== 0;
-    const hl = tcp.headerLength;
-    const optStart = tcpOff + TCP_MIN_HEADER;
-    const optEnd = tcpOff + hl;
+    const hl = ctx.tcp.headerLength;
+    const options = this.options;
 
-    // The client's options as the RS may see them: no TOA of its own, no
-    // timestamp on a SYN if so configured, SACK edges in the RS's space.
-    const o = ctx.opt.parse(b, optStart, optEnd);
-    // Client-supplied TOAs would be read by the RS module as the client address.
-    if (ctx.policy === 'fullnat' && o.toaCount > 0) {
-      this.toa.stripToa(tcp, optStart, optEnd);
-      ctx.countSvc(svc, C.toa_spoof_stripped);
-    }
-    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
-      nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
-      ctx.countSvc(svc, C.timestamp_removed);
-    }
-    if (sp && ackFlag && o.sackBlocks > 0)
-      this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
-
-    const payloadLen = p.length - ipHl - hl;
+    options.clean(svc, c, syn, (flags & TCP_ACK) !== 0);
     // The path's MTU, lowered by what its routers reported (path-mtu.ts).
     const mtu = ctx.pmtu.of(t.rs[c]!);
-    // The first packet acking the RS's SYN+ACK, compared in the RS's space.
-    const concluding =
-      (t.flags[c]! & CF_FDATA_KNOWN) !== 0 &&
-      ackFlag &&
-      !syn &&
-      !rst &&
-      (sp
-        ? this.synproxy.acksFirstRsByte(b, tcpOff, c)
-        : equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c));
-    const shift = t.shift[c]!;
-
-    // Decide before rewriting, so an ICMP error can still quote the packet as the client sent it.
-    let mode = ToaMode.None;
-    let plan = OptionPlan.Keep;
-    // What must fit the RS path is one segment: a GSO super-packet is cut after us.
-    const segment = p.gsoSize > 0 ? Math.min(p.length, ipHl + hl + p.gsoSize) : p.length;
-    // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
-    if (shift === 0 && wantsToa(ctx.policy, syn, ackFlag, fin, concluding)) {
-      if (ctx.policy !== 'lvs') plan = this.toa.plan(b, optStart, optEnd, syn, TOA_V4_LEN);
-      const newHl =
-        plan === OptionPlan.Impossible
-          ? 0
-          : TCP_MIN_HEADER + this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V4_LEN);
-      const decision = decideToa(
-        ctx.policy,
-        mtu,
-        segment,
-        hl,
-        plan,
-        newHl,
-        ipHl,
-        p.gsoSize,
-        p.tailroom,
-        p.length,
-        TOA_V4_LEN,
-      );
-      mode = toaModeOf(decision);
-      if ((decision & ToaDecision.FailedMtu) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);
-      if ((decision & ToaDecision.FailedNoRoom) !== 0) ctx.countSvc(svc, C.toa_failed_no_room);
-      if ((decision & ToaDecision.GsoResized) !== 0) {
-        p.gsoSize = resizedGsoSize(mtu, ipHl, newHl);
-        ctx.countSvc(svc, C.toa_gso_resized);
-      }
-    }
-    if (mode === ToaMode.None && segment > mtu) {
+    options.choose(p, svc, c, mtu, ipHl, p.length, TOA_V4_LEN);
+    const mode = options.mode;
+    if (mode === ToaMode.None && segmentLength(p, ipHl, hl, p.length) > mtu) {
       this.tooBig(p, mtu, ipHl, c);
       return;
     }
 
-    this.conns.advance(c, nextStateFromClient(t.state[c]!, tcpEvent(flags, false)));
-    loadU32Plus(
-      t.clientNxt,
-      c,
-      b,
-      tcpOff + TcpField.Seq,
-      payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
-    );
-    this.account(svc, c, p.length);
+    const payloadLen = p.length - ipHl - hl;
+    this.conns.stepFromClient(c, flags, b, tcpOff, payloadLen);
+    countInbound(ctx.reg, svc, t.rs[c]!, p.length);
     if (mode !== ToaMode.None) {
-      this.sendWithToa(p, svc, ipHl, c, mode, plan, mtu, syn);
+      this.sendWithToa(p, svc, ipHl, c, mode, options.plan, mtu, syn);
       return;
     }
+    const shift = t.shift[c]!;
     if (shift !== 0 && !syn) {
       // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
       const first =
-        !rst &&
+        (flags & TCP_RST) === 0 &&
         (payloadLen > 0 || fin) &&
         equalsU32AtPlus(b, tcpOff + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
       this.nat.toRealServer(c, shift);
@@ -212,18 +140,6 @@ export class ClientPath implements SynProxyReplay {
       this.nat.toRealServer(c, 0);
     }
     ctx.forward(p);
-  }
-
-  /** Traffic stats of the service and the RS for a client packet of `bytes`. */
-  private account(svc: number, c: number, bytes: number): void {
-    const reg = this.ctx.reg;
-    const s = reg.services[svc]!;
-    s.counters[C.inbound_packets]!++;
-    s.stats[STAT_IN_PACKETS]!++;
-    s.stats[STAT_IN_BYTES]! += bytes;
-    const rsStats = reg.realServers[this.ctx.table.rs[c]!]!.stats;
-    rsStats[STAT_IN_PACKETS]!++;
-    rsStats[STAT_IN_BYTES]! += bytes;
   }
 
   /**

@@ -5,7 +5,8 @@ import {
   proxyV1v6Length,
 } from '../wire/proxy-protocol.js';
 import { Ipv4Field } from '../wire/ipv4.js';
-import { TcpField } from '../wire/tcp.js';
+import { loadU32Plus } from '../wire/bytes.js';
+import { TCP_ACK, TCP_FIN, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { copy16, fold16 } from './addr6.js';
 import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
 import type { EngineContext } from './context.js';
@@ -16,7 +17,13 @@ import { setAddressDelta } from './nat6.js';
 import type { Packet } from './packet.js';
 import { STAT_CONNS } from './services.js';
 import type { SynProxy, SynProxyConnections } from './synproxy/synproxy.js';
-import { TcpState, isClosing } from './tcp-state.js';
+import {
+  TcpState,
+  isClosing,
+  nextStateFromClient,
+  nextStateFromRs,
+  tcpEvent,
+} from './tcp-state.js';
 
 /**
  * The life of a connection in the table: created for a client's SYN (or
@@ -219,6 +226,57 @@ export class Connections implements SynProxyConnections {
       // Only a shorter timeout can leave the entry in a slot later than its new deadline.
       if (timeouts[next]! < timeouts[prev]!) t.armTimer(c);
     }
+  }
+
+  /**
+   * The state step of client packet (TCP header at tcpOff, payloadLen bytes
+   * of data) of connection c, and the client's next sequence number after it.
+   */
+  stepFromClient(
+    c: number,
+    flags: number,
+    b: Uint8Array,
+    tcpOff: number,
+    payloadLen: number,
+  ): void {
+    this.advance(c, nextStateFromClient(this.ctx.table.state[c]!, tcpEvent(flags, false)));
+    loadU32Plus(
+      this.ctx.table.clientNxt,
+      c,
+      b,
+      tcpOff + TcpField.Seq,
+      payloadLen + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0),
+    );
+  }
+
+  /**
+   * The state step of RS packet (TCP header at tcpOff, payloadLen bytes of
+   * data) of connection c, and the RS's next sequence number after it. In
+   * LAST_ACK (the RS closed first, then the client) the RS's ack of the
+   * client's FIN ends the connection.
+   */
+  stepFromRs(c: number, flags: number, b: Uint8Array, tcpOff: number, payloadLen: number): void {
+    const t = this.ctx.table;
+    const finAcked =
+      t.state[c] === TcpState.LastAck &&
+      (flags & TCP_ACK) !== 0 &&
+      this.acksClientFin(b, tcpOff, c);
+    this.advance(c, nextStateFromRs(t.state[c]!, tcpEvent(flags, finAcked)));
+    loadU32Plus(
+      t.rsNxt,
+      c,
+      b,
+      tcpOff + TcpField.Seq,
+      payloadLen + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0),
+    );
+  }
+
+  /** True when the RS's ack covers the client's last byte (its FIN), in the LB→RS sequence space. */
+  private acksClientFin(b: Uint8Array, tcpOff: number, c: number): boolean {
+    const t = this.ctx.table;
+    const o = tcpOff + TcpField.Ack;
+    const ack = (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
+    return ((ack - t.clientNxt[c]! - t.seqDelta[c]! - t.shift[c]!) | 0) === 0;
   }
 
   /** Sets c's state, keeping its RS's active/inactive connection counts. */

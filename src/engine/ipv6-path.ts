@@ -1,11 +1,10 @@
-import { equalsU32At, equalsU32AtPlus, loadU32Plus } from '../wire/bytes.js';
+import { equalsU32AtPlus } from '../wire/bytes.js';
 import { fold16 } from './addr6.js';
 import { IPPROTO_ICMPV6, IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
-import { TCP_ACK, TCP_FIN, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
-import { TCPOLEN_TIMESTAMP } from '../wire/tcp-options.js';
+import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
-import { CF_FDATA_KNOWN, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { CF_SP_PENDING } from './conn-table.js';
 import type { Connections } from './connections.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
@@ -15,18 +14,12 @@ import type { Ipv6RsPath } from './ipv6-rs-path.js';
 import type { Nat6 } from './nat6.js';
 import type { Packet } from './packet.js';
 import type { ProxyHeaderWriter } from './proxy-header.js';
-import { STAT_IN_BYTES, STAT_IN_PACKETS } from './services.js';
+import { countInbound } from './services.js';
+import { ClientOptions, segmentLength } from './client-options.js';
 import type { SynProxy, SynProxyReplay6 } from './synproxy/synproxy.js';
-import { TcpState, nextStateFromClient, tcpEvent } from './tcp-state.js';
-import {
-  ToaDecision,
-  ToaMode,
-  decideToa,
-  resizedGsoSize,
-  toaModeOf,
-  wantsToa,
-} from './toa-decision.js';
-import { OptionPlan, ToaWriter, nopOut } from './toa-insert.js';
+import { TcpState } from './tcp-state.js';
+import { ToaMode } from './toa-decision.js';
+import { OptionPlan, ToaWriter } from './toa-insert.js';
 import { TokenBucket } from './token-bucket.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
 import type { UnknownServiceReplies } from './unknown-service.js';
@@ -56,6 +49,7 @@ import type { UnknownServiceReplies } from './unknown-service.js';
  */
 export class Ipv6Path implements SynProxyReplay6 {
   private readonly toa: ToaWriter;
+  private readonly options: ClientOptions;
   private readonly tooBigBucket: TokenBucket;
 
   constructor(
@@ -70,6 +64,7 @@ export class Ipv6Path implements SynProxyReplay6 {
     private readonly icmp6: Icmp6Input,
   ) {
     this.toa = new ToaWriter(ctx.pool);
+    this.options = new ClientOptions(ctx, this.toa, synproxy);
     this.tooBigBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
   }
 
@@ -213,99 +208,38 @@ export class Ipv6Path implements SynProxyReplay6 {
   toRealServer6(p: Packet, svc: number, c: number): void {
     const ctx = this.ctx;
     const b = p.buf;
-    const tcp = ctx.tcp;
     const t = ctx.table;
     const tcpOff = p.start + IPV6_HEADER;
-    const flags = tcp.flags;
+    const flags = ctx.tcp.flags;
     const syn = (flags & TCP_SYN) !== 0;
-    const ackFlag = (flags & TCP_ACK) !== 0;
     const fin = (flags & TCP_FIN) !== 0;
-    const rst = (flags & TCP_RST) !== 0;
-    const sp = (t.flags[c]! & CF_SYNPROXY) !== 0;
-    const hl = tcp.headerLength;
-    const optStart = tcpOff + TCP_MIN_HEADER;
-    const optEnd = tcpOff + hl;
+    const hl = ctx.tcp.headerLength;
     const rsV6 = t.replyIsV6(c);
     // The IP header the packet leaves with: IPv6 toward an IPv6 RS, IPv4 (20 bytes) under FNAT64.
     const outIpHl = rsV6 ? IPV6_HEADER : IPV4_MIN_HEADER;
-
-    const o = ctx.opt.parse(b, optStart, optEnd);
-    if (ctx.policy === 'fullnat' && o.toaCount > 0) {
-      this.toa.stripToa(tcp, optStart, optEnd);
-      ctx.countSvc(svc, C.toa_spoof_stripped);
-    }
-    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
-      nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
-      ctx.countSvc(svc, C.timestamp_removed);
-    }
-    if (sp && ackFlag && o.sackBlocks > 0)
-      this.synproxy.translateClientSack(c, o.sackAt, o.sackBlocks);
-
     const payloadLen = p.length - IPV6_HEADER - hl;
+    const outLength = outIpHl + hl + payloadLen;
+    const options = this.options;
+
+    options.clean(svc, c, syn, (flags & TCP_ACK) !== 0);
     // The path's MTU, lowered by what its routers reported (path-mtu.ts).
     const mtu = ctx.pmtu.of(t.rs[c]!);
-    const concluding =
-      (t.flags[c]! & CF_FDATA_KNOWN) !== 0 &&
-      ackFlag &&
-      !syn &&
-      !rst &&
-      (sp
-        ? this.synproxy.acksFirstRsByte(b, tcpOff, c)
-        : equalsU32At(b, tcpOff + TcpField.Ack, t.fdataSeq, c));
-
-    const shift = t.shift[c]!;
-    let mode = ToaMode.None;
-    let plan = OptionPlan.Keep;
-    const outLength = outIpHl + hl + payloadLen;
-    const segment = p.gsoSize > 0 ? Math.min(outLength, outIpHl + hl + p.gsoSize) : outLength;
-    // A PROXY-protocol connection carries the client address in its stream, not in a TOA.
-    if (shift === 0 && wantsToa(ctx.policy, syn, ackFlag, fin, concluding)) {
-      if (ctx.policy !== 'lvs') plan = this.toa.plan(b, optStart, optEnd, syn, TOA_V6_LEN);
-      const newHl =
-        plan === OptionPlan.Impossible
-          ? 0
-          : TCP_MIN_HEADER + this.toa.newOptionsLength(b, optStart, optEnd, plan, TOA_V6_LEN);
-      const decision = decideToa(
-        ctx.policy,
-        mtu,
-        segment,
-        hl,
-        plan,
-        newHl,
-        outIpHl,
-        p.gsoSize,
-        p.tailroom,
-        outLength,
-        TOA_V6_LEN,
-      );
-      mode = toaModeOf(decision);
-      if ((decision & ToaDecision.FailedMtu) !== 0) ctx.countSvc(svc, C.toa_failed_mtu);
-      if ((decision & ToaDecision.FailedNoRoom) !== 0) ctx.countSvc(svc, C.toa_failed_no_room);
-      if ((decision & ToaDecision.GsoResized) !== 0) {
-        p.gsoSize = resizedGsoSize(mtu, outIpHl, newHl);
-        ctx.countSvc(svc, C.toa_gso_resized);
-      }
-    }
-    if (mode === ToaMode.None && segment > mtu) {
+    options.choose(p, svc, c, mtu, outIpHl, outLength, TOA_V6_LEN);
+    const mode = options.mode;
+    if (mode === ToaMode.None && segmentLength(p, outIpHl, hl, outLength) > mtu) {
       this.tooBig(p, mtu, outIpHl, c);
       return;
     }
 
-    this.conns.advance(c, nextStateFromClient(t.state[c]!, tcpEvent(flags, false)));
-    loadU32Plus(
-      t.clientNxt,
-      c,
-      b,
-      tcpOff + TcpField.Seq,
-      payloadLen + (syn ? 1 : 0) + (fin ? 1 : 0),
-    );
-    this.account(svc, c, p.length);
+    this.conns.stepFromClient(c, flags, b, tcpOff, payloadLen);
+    countInbound(ctx.reg, svc, t.rs[c]!, p.length);
     if (!rsV6) this.nat.headerTo4(p, c);
     if (mode === ToaMode.None) {
+      const shift = t.shift[c]!;
       if (shift !== 0 && !syn) {
         // The client's first bytes (or its FIN) go out behind the PROXY header, and so do their retransmissions.
         const first =
-          !rst &&
+          (flags & TCP_RST) === 0 &&
           (payloadLen > 0 || fin) &&
           equalsU32AtPlus(b, tcpOff + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
         this.nat.toRealServer(p, c, rsV6, shift);
@@ -314,6 +248,7 @@ export class Ipv6Path implements SynProxyReplay6 {
       ctx.forward(p);
       return;
     }
+    const plan = options.plan;
     this.toa.setToaV6(ctx.opts.toaV6Kind, t.cport[c]!, t.cip6, c * 16);
     const inserted = syn ? C.toa_inserted_syn : C.toa_inserted;
     switch (mode) {
@@ -336,18 +271,6 @@ export class Ipv6Path implements SynProxyReplay6 {
     ctx.tcp.wrap(p.buf, p.start + outIpHl);
     this.nat.toRealServer(p, c, rsV6, 0);
     ctx.forward(p);
-  }
-
-  /** Traffic stats of the service and the RS for a client packet of `bytes`. */
-  private account(svc: number, c: number, bytes: number): void {
-    const reg = this.ctx.reg;
-    const s = reg.services[svc]!;
-    s.counters[C.inbound_packets]!++;
-    s.stats[STAT_IN_PACKETS]!++;
-    s.stats[STAT_IN_BYTES]! += bytes;
-    const rsStats = reg.realServers[this.ctx.table.rs[c]!]!.stats;
-    rsStats[STAT_IN_PACKETS]!++;
-    rsStats[STAT_IN_BYTES]! += bytes;
   }
 
   /** Too large for the RS path with a TOA: pieces that each carry one. */

@@ -1,5 +1,5 @@
 import { addressKey, type IpAddress } from '../wire/address.js';
-import { newCounterArray } from './counters.js';
+import { C, newCounterArray } from './counters.js';
 import type { Scheduler, SchedTarget } from './sched/scheduler.js';
 
 /** Traffic stats per service and per RS, as ipvsadm --stats shows them. */
@@ -66,4 +66,32 @@ export class Service {
     this.lipCursor = i + 1 >= this.lipIndexes.length ? 0 : i + 1;
     return i;
   }
+}
+
+/** Service svc's and real server rs's counts for a client packet of `bytes` (ipvsadm's InPkts, InBytes). */
+export function countInbound(reg: StatsHolder, svc: number, rs: number, bytes: number): void {
+  const s = reg.services[svc]!;
+  s.counters[C.inbound_packets]!++;
+  s.stats[STAT_IN_PACKETS]!++;
+  s.stats[STAT_IN_BYTES]! += bytes;
+  const r = reg.realServers[rs]!.stats;
+  r[STAT_IN_PACKETS]!++;
+  r[STAT_IN_BYTES]! += bytes;
+}
+
+/** The same for a packet of the RS's toward the client (OutPkts, OutBytes). */
+export function countOutbound(reg: StatsHolder, svc: number, rs: number, bytes: number): void {
+  const s = reg.services[svc]!;
+  s.counters[C.outbound_packets]!++;
+  s.stats[STAT_OUT_PACKETS]!++;
+  s.stats[STAT_OUT_BYTES]! += bytes;
+  const r = reg.realServers[rs]!.stats;
+  r[STAT_OUT_PACKETS]!++;
+  r[STAT_OUT_BYTES]! += bytes;
+}
+
+/** Where the counts are kept: the registry's services and real servers by index. */
+export interface StatsHolder {
+  readonly services: readonly Service[];
+  readonly realServers: readonly RealServer[];
 }
