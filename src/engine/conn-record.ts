@@ -56,7 +56,7 @@ export const enum HeaderField {
 }
 
 /** Byte offsets of a version-1 record (IPv4). */
-export const enum RecordField {
+export enum RecordField {
   Family = 0, // u8
   Protocol = 1, // u8
   State = 2, // u8, STATE_CODES
@@ -87,7 +87,7 @@ export const enum RecordField {
  * zero. The client family covers CIP and VIP, the reply family LIP and RIP:
  * 6/6 is IPv6, 6/4 is FNAT64, 4/4 IPv4 (4/6 does not exist).
  */
-export const enum RecordV2Field {
+export enum RecordV2Field {
   Family = 0, // u8, the client tuple's (CIP, VIP)
   Protocol = 1, // u8
   State = 2, // u8, STATE_CODES
@@ -373,30 +373,139 @@ export function recordOffset(k: number, size: number = RECORD_V1_SIZE): number {
   return SNAPSHOT_HEADER_SIZE + k * size;
 }
 
+/**
+ * The offsets of the fields both record versions have (each version's
+ * field enum is one), so one writer and one reader serve both; addresses
+ * and families differ and stay with each version's own functions.
+ */
+interface SharedFields {
+  readonly Family: number;
+  readonly Protocol: number;
+  readonly State: number;
+  readonly Flags: number;
+  readonly Cport: number;
+  readonly Vport: number;
+  readonly Lport: number;
+  readonly Rport: number;
+  readonly SeqDelta: number;
+  readonly LbIsn: number;
+  readonly FdataSeq: number;
+  readonly ClientNxt: number;
+  readonly RsNxt: number;
+  readonly AckDelta: number;
+  readonly SpData: number;
+  readonly Shift: number;
+  /** A zero byte; version 2 has none. */
+  readonly Reserved?: number;
+  readonly RemainingMs: number;
+}
+
+/** Writes the fields every version has, at the offsets F names from `off`. */
+function writeSharedFields(dv: DataView, off: number, r: ConnRecord, F: SharedFields): void {
+  dv.setUint8(off + F.Family, r.family);
+  dv.setUint8(off + F.Protocol, r.protocol);
+  dv.setUint8(off + F.State, stateCode(r.state));
+  dv.setUint8(off + F.Flags, r.flags);
+  dv.setUint16(off + F.Cport, r.cport);
+  dv.setUint16(off + F.Vport, r.vport);
+  dv.setUint16(off + F.Lport, r.lport);
+  dv.setUint16(off + F.Rport, r.rport);
+  dv.setUint32(off + F.SeqDelta, r.seqDelta >>> 0);
+  dv.setUint32(off + F.LbIsn, r.lbIsn >>> 0);
+  dv.setUint32(off + F.FdataSeq, r.fdataSeq >>> 0);
+  dv.setUint32(off + F.ClientNxt, r.clientNxt >>> 0);
+  dv.setUint32(off + F.RsNxt, r.rsNxt >>> 0);
+  dv.setUint32(off + F.AckDelta, r.ackDelta >>> 0);
+  dv.setUint16(off + F.SpData, r.spData);
+  dv.setUint8(off + F.Shift, r.shift);
+  if (F.Reserved !== undefined) dv.setUint8(off + F.Reserved, 0);
+  dv.setUint32(off + F.RemainingMs, r.remainingMs);
+}
+
+/**
+ * Reads and checks protocol, state and flags (what a record says before
+ * its addresses) into `into`.
+ */
+function readHeadFields(
+  dv: DataView,
+  off: number,
+  k: number,
+  F: SharedFields,
+  records: string,
+  into: ConnRecord,
+): void {
+  const protocol = dv.getUint8(off + F.Protocol);
+  if (protocol !== PROTO_TCP) badRecord(k, off, `protocol ${protocol}, ${records} are TCP (6)`);
+  const code = dv.getUint8(off + F.State);
+  const state = stateOfCode(code);
+  if (state < 0)
+    badRecord(k, off, `state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
+  const flags = dv.getUint8(off + F.Flags);
+  if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
+  if ((flags & RF_SYNPROXY) === 0 && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
+    badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
+  into.protocol = protocol;
+  into.state = state;
+  into.flags = flags;
+}
+
+/**
+ * Reads and checks what a record says after its addresses (ports,
+ * sequence state, SYNPROXY data, PROXY shift, deadline) into `into`, whose
+ * flags `readHeadFields` has read.
+ */
+function readTailFields(
+  dv: DataView,
+  off: number,
+  k: number,
+  F: SharedFields,
+  into: ConnRecord,
+): void {
+  const vport = dv.getUint16(off + F.Vport);
+  const lport = dv.getUint16(off + F.Lport);
+  const rport = dv.getUint16(off + F.Rport);
+  if (vport === 0 || lport === 0 || rport === 0)
+    badRecord(k, off, 'a port (vport, lport or rport) is 0');
+  const ackDelta = dv.getUint32(off + F.AckDelta);
+  const spData = dv.getUint16(off + F.SpData);
+  if (spData >= SP_DATA_LIMIT)
+    badRecord(k, off, `SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
+  if ((into.flags & RF_SYNPROXY) === 0 && (ackDelta !== 0 || spData !== 0))
+    badRecord(k, off, 'SYNPROXY ackDelta/spData set without the SYNPROXY flag');
+  const shift = dv.getUint8(off + F.Shift);
+  if (shift > PROXY_V1_MAX_LENGTH)
+    badRecord(
+      k,
+      off,
+      `PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`,
+    );
+  if (F.Reserved !== undefined && dv.getUint8(off + F.Reserved) !== 0)
+    badRecord(k, off, `reserved byte ${F.Reserved} is not zero`);
+  const remainingMs = dv.getUint32(off + F.RemainingMs);
+  if (remainingMs > MAX_REMAINING_MS)
+    badRecord(k, off, `remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+  into.cport = dv.getUint16(off + F.Cport);
+  into.vport = vport;
+  into.lport = lport;
+  into.rport = rport;
+  into.seqDelta = dv.getUint32(off + F.SeqDelta);
+  into.lbIsn = dv.getUint32(off + F.LbIsn);
+  into.fdataSeq = dv.getUint32(off + F.FdataSeq);
+  into.clientNxt = dv.getUint32(off + F.ClientNxt);
+  into.rsNxt = dv.getUint32(off + F.RsNxt);
+  into.ackDelta = ackDelta;
+  into.spData = spData;
+  into.shift = shift;
+  into.remainingMs = remainingMs;
+}
+
 /** Writes r as the record at byte `off`. */
 export function writeRecord(dv: DataView, off: number, r: ConnRecord): void {
-  dv.setUint8(off + RecordField.Family, r.family);
-  dv.setUint8(off + RecordField.Protocol, r.protocol);
-  dv.setUint8(off + RecordField.State, stateCode(r.state));
-  dv.setUint8(off + RecordField.Flags, r.flags);
+  writeSharedFields(dv, off, r, RecordField);
   dv.setUint32(off + RecordField.Cip, r.cip >>> 0);
-  dv.setUint16(off + RecordField.Cport, r.cport);
-  dv.setUint16(off + RecordField.Vport, r.vport);
   dv.setUint32(off + RecordField.Vip, r.vip >>> 0);
   dv.setUint32(off + RecordField.Lip, r.lip >>> 0);
-  dv.setUint16(off + RecordField.Lport, r.lport);
-  dv.setUint16(off + RecordField.Rport, r.rport);
   dv.setUint32(off + RecordField.Rip, r.rip >>> 0);
-  dv.setUint32(off + RecordField.SeqDelta, r.seqDelta >>> 0);
-  dv.setUint32(off + RecordField.LbIsn, r.lbIsn >>> 0);
-  dv.setUint32(off + RecordField.FdataSeq, r.fdataSeq >>> 0);
-  dv.setUint32(off + RecordField.ClientNxt, r.clientNxt >>> 0);
-  dv.setUint32(off + RecordField.RsNxt, r.rsNxt >>> 0);
-  dv.setUint32(off + RecordField.AckDelta, r.ackDelta >>> 0);
-  dv.setUint16(off + RecordField.SpData, r.spData);
-  dv.setUint8(off + RecordField.Shift, r.shift);
-  dv.setUint8(off + RecordField.Reserved, 0);
-  dv.setUint32(off + RecordField.RemainingMs, r.remainingMs);
 }
 
 /**
@@ -408,68 +517,19 @@ export function readRecord(dv: DataView, off: number, k: number, into: ConnRecor
   const family = dv.getUint8(off + RecordField.Family);
   if (family !== FAMILY_IPV4)
     badRecord(k, off, `address family ${family}, version 1 records are IPv4 (4)`);
-  const protocol = dv.getUint8(off + RecordField.Protocol);
-  if (protocol !== PROTO_TCP)
-    badRecord(k, off, `protocol ${protocol}, version 1 records are TCP (6)`);
-  const code = dv.getUint8(off + RecordField.State);
-  const state = stateOfCode(code);
-  if (state < 0)
-    badRecord(k, off, `state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
-  const flags = dv.getUint8(off + RecordField.Flags);
-  if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
-  const synproxy = (flags & RF_SYNPROXY) !== 0;
-  if (!synproxy && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
-    badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
+  readHeadFields(dv, off, k, RecordField, 'version 1 records', into);
   const cip = dv.getUint32(off + RecordField.Cip);
   const vip = dv.getUint32(off + RecordField.Vip);
   const lip = dv.getUint32(off + RecordField.Lip);
   const rip = dv.getUint32(off + RecordField.Rip);
   if (vip === 0 || lip === 0 || rip === 0)
     badRecord(k, off, 'an address (VIP, LIP or RIP) is 0.0.0.0');
-  const vport = dv.getUint16(off + RecordField.Vport);
-  const lport = dv.getUint16(off + RecordField.Lport);
-  const rport = dv.getUint16(off + RecordField.Rport);
-  if (vport === 0 || lport === 0 || rport === 0)
-    badRecord(k, off, 'a port (vport, lport or rport) is 0');
-  const ackDelta = dv.getUint32(off + RecordField.AckDelta);
-  const spData = dv.getUint16(off + RecordField.SpData);
-  if (spData >= SP_DATA_LIMIT)
-    badRecord(k, off, `SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
-  if (!synproxy && (ackDelta !== 0 || spData !== 0))
-    badRecord(k, off, 'SYNPROXY ackDelta/spData set without the SYNPROXY flag');
-  const shift = dv.getUint8(off + RecordField.Shift);
-  if (shift > PROXY_V1_MAX_LENGTH)
-    badRecord(
-      k,
-      off,
-      `PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`,
-    );
-  if (dv.getUint8(off + RecordField.Reserved) !== 0)
-    badRecord(k, off, 'reserved byte 55 is not zero');
-  const remainingMs = dv.getUint32(off + RecordField.RemainingMs);
-  if (remainingMs > MAX_REMAINING_MS)
-    badRecord(k, off, `remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+  readTailFields(dv, off, k, RecordField, into);
   into.family = family;
-  into.protocol = protocol;
-  into.state = state;
-  into.flags = flags;
   into.cip = cip;
-  into.cport = dv.getUint16(off + RecordField.Cport);
   into.vip = vip;
-  into.vport = vport;
   into.lip = lip;
-  into.lport = lport;
   into.rip = rip;
-  into.rport = rport;
-  into.seqDelta = dv.getUint32(off + RecordField.SeqDelta);
-  into.lbIsn = dv.getUint32(off + RecordField.LbIsn);
-  into.fdataSeq = dv.getUint32(off + RecordField.FdataSeq);
-  into.clientNxt = dv.getUint32(off + RecordField.ClientNxt);
-  into.rsNxt = dv.getUint32(off + RecordField.RsNxt);
-  into.ackDelta = ackDelta;
-  into.spData = spData;
-  into.shift = shift;
-  into.remainingMs = remainingMs;
   return into;
 }
 
@@ -477,30 +537,14 @@ export function readRecord(dv: DataView, off: number, k: number, into: ConnRecor
 export function writeRecordV2(dv: DataView, off: number, r: ConnRecord): void {
   const b = new Uint8Array(dv.buffer, dv.byteOffset + off, RECORD_V2_SIZE);
   b.fill(0);
-  dv.setUint8(off + RecordV2Field.Family, r.family);
-  dv.setUint8(off + RecordV2Field.Protocol, r.protocol);
-  dv.setUint8(off + RecordV2Field.State, stateCode(r.state));
-  dv.setUint8(off + RecordV2Field.Flags, r.flags);
+  writeSharedFields(dv, off, r, RecordV2Field);
   dv.setUint8(off + RecordV2Field.ReplyFamily, r.replyFamily);
-  dv.setUint8(off + RecordV2Field.Shift, r.shift);
-  dv.setUint16(off + RecordV2Field.SpData, r.spData);
   const v6c = r.family === FAMILY_IPV6;
   const v6r = r.replyFamily === FAMILY_IPV6;
   putAddress(dv, b, RecordV2Field.Cip, v6c, r.cip, r.cip6);
   putAddress(dv, b, RecordV2Field.Vip, v6c, r.vip, r.vip6);
   putAddress(dv, b, RecordV2Field.Lip, v6r, r.lip, r.lip6);
   putAddress(dv, b, RecordV2Field.Rip, v6r, r.rip, r.rip6);
-  dv.setUint16(off + RecordV2Field.Cport, r.cport);
-  dv.setUint16(off + RecordV2Field.Vport, r.vport);
-  dv.setUint16(off + RecordV2Field.Lport, r.lport);
-  dv.setUint16(off + RecordV2Field.Rport, r.rport);
-  dv.setUint32(off + RecordV2Field.SeqDelta, r.seqDelta >>> 0);
-  dv.setUint32(off + RecordV2Field.LbIsn, r.lbIsn >>> 0);
-  dv.setUint32(off + RecordV2Field.FdataSeq, r.fdataSeq >>> 0);
-  dv.setUint32(off + RecordV2Field.ClientNxt, r.clientNxt >>> 0);
-  dv.setUint32(off + RecordV2Field.RsNxt, r.rsNxt >>> 0);
-  dv.setUint32(off + RecordV2Field.AckDelta, r.ackDelta >>> 0);
-  dv.setUint32(off + RecordV2Field.RemainingMs, r.remainingMs);
 }
 
 /** An address into its 16-byte slot at rec[at]: IPv6 whole, IPv4 in the last 4 bytes. */
@@ -531,66 +575,20 @@ export function readRecordV2(dv: DataView, off: number, k: number, into: ConnRec
     badRecord(k, off, `reply address family ${replyFamily}, neither IPv4 (4) nor IPv6 (6)`);
   if (family === FAMILY_IPV4 && replyFamily === FAMILY_IPV6)
     badRecord(k, off, 'an IPv4 client with an IPv6 reply tuple (FNAT46 does not exist)');
-  const protocol = dv.getUint8(off + RecordV2Field.Protocol);
-  if (protocol !== PROTO_TCP) badRecord(k, off, `protocol ${protocol}, records are TCP (6)`);
-  const code = dv.getUint8(off + RecordV2Field.State);
-  const state = stateOfCode(code);
-  if (state < 0)
-    badRecord(k, off, `state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
-  const flags = dv.getUint8(off + RecordV2Field.Flags);
-  if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
-  const synproxy = (flags & RF_SYNPROXY) !== 0;
-  if (!synproxy && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
-    badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
+  readHeadFields(dv, off, k, RecordV2Field, 'records', into);
   const v6c = family === FAMILY_IPV6;
   const v6r = replyFamily === FAMILY_IPV6;
   const cip = getAddress(dv, rec, off, k, RecordV2Field.Cip, v6c, into.cip6, 'CIP', true);
   const vip = getAddress(dv, rec, off, k, RecordV2Field.Vip, v6c, into.vip6, 'VIP', false);
   const lip = getAddress(dv, rec, off, k, RecordV2Field.Lip, v6r, into.lip6, 'LIP', false);
   const rip = getAddress(dv, rec, off, k, RecordV2Field.Rip, v6r, into.rip6, 'RIP', false);
-  const vport = dv.getUint16(off + RecordV2Field.Vport);
-  const lport = dv.getUint16(off + RecordV2Field.Lport);
-  const rport = dv.getUint16(off + RecordV2Field.Rport);
-  if (vport === 0 || lport === 0 || rport === 0)
-    badRecord(k, off, 'a port (vport, lport or rport) is 0');
-  const ackDelta = dv.getUint32(off + RecordV2Field.AckDelta);
-  const spData = dv.getUint16(off + RecordV2Field.SpData);
-  if (spData >= SP_DATA_LIMIT)
-    badRecord(k, off, `SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
-  if (!synproxy && (ackDelta !== 0 || spData !== 0))
-    badRecord(k, off, 'SYNPROXY ackDelta/spData set without the SYNPROXY flag');
-  const shift = dv.getUint8(off + RecordV2Field.Shift);
-  if (shift > PROXY_V1_MAX_LENGTH)
-    badRecord(
-      k,
-      off,
-      `PROXY header shift ${shift} beyond the longest header (${PROXY_V1_MAX_LENGTH})`,
-    );
-  const remainingMs = dv.getUint32(off + RecordV2Field.RemainingMs);
-  if (remainingMs > MAX_REMAINING_MS)
-    badRecord(k, off, `remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+  readTailFields(dv, off, k, RecordV2Field, into);
   into.family = family;
   into.replyFamily = replyFamily;
-  into.protocol = protocol;
-  into.state = state;
-  into.flags = flags;
   into.cip = cip;
-  into.cport = dv.getUint16(off + RecordV2Field.Cport);
   into.vip = vip;
-  into.vport = vport;
   into.lip = lip;
-  into.lport = lport;
   into.rip = rip;
-  into.rport = rport;
-  into.seqDelta = dv.getUint32(off + RecordV2Field.SeqDelta);
-  into.lbIsn = dv.getUint32(off + RecordV2Field.LbIsn);
-  into.fdataSeq = dv.getUint32(off + RecordV2Field.FdataSeq);
-  into.clientNxt = dv.getUint32(off + RecordV2Field.ClientNxt);
-  into.rsNxt = dv.getUint32(off + RecordV2Field.RsNxt);
-  into.ackDelta = ackDelta;
-  into.spData = spData;
-  into.shift = shift;
-  into.remainingMs = remainingMs;
   return into;
 }
 
