@@ -1,4 +1,4 @@
-import { copyBytes, get16, set16, set32 } from '../wire/bytes.js';
+import { copyBytes, get16, get32, set16, set32 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
 import {
   IPPROTO_ICMP,
@@ -9,6 +9,8 @@ import {
   Ipv4Field,
 } from '../wire/ipv4.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
+import { finishIpv6Header } from '../wire/ipv6-fixed.js';
+import { swapBytes } from '../wire/swap.js';
 import {
   TcpView,
   TCP_ACK,
@@ -36,6 +38,44 @@ function writeHeader(
   finishIpv4Header(b, o, IPV4_MIN_HEADER + payloadLength, protocol, 64);
 }
 
+/**
+ * Writes the rest of a TCP header at b[t], ports, seq and ack written:
+ * data offset for `hl` bytes, flags, window, urgent pointer 0 and the
+ * checksum 0 (the caller sums it under its IP header).
+ */
+export function finishTcpHeader(
+  b: Uint8Array,
+  t: number,
+  hl: number,
+  flags: number,
+  window: number,
+): void {
+  b[t + TcpField.DataOffset] = (hl >>> 2) << 4;
+  b[t + TcpField.Flags] = flags;
+  set16(b, t + TcpField.Window, window);
+  set16(b, t + TcpField.Checksum, 0);
+  set16(b, t + TcpField.Urgent, 0);
+}
+
+/** The RST(+ACK) segment of `craftRst`/`craftRst6` at b[off], checksum left 0; returns the view on it. */
+function writeRst(
+  b: Uint8Array,
+  off: number,
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  withAck: boolean,
+): TcpView {
+  const t = tcp.wrap(b, off);
+  t.srcPort = sport;
+  t.dstPort = dport;
+  t.seq = seq >>> 0;
+  t.ack = withAck ? ack >>> 0 : 0;
+  finishTcpHeader(b, off, TCP_MIN_HEADER, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0);
+  return t;
+}
+
 /** Writes an IPv4 RST(+ACK) into p. */
 export function craftRst(
   p: Packet,
@@ -50,16 +90,7 @@ export function craftRst(
   const b = p.buf;
   const ip = p.start;
   writeHeader(b, ip, src, dst, IPPROTO_TCP, TCP_MIN_HEADER);
-  const t = tcp.wrap(b, ip + IPV4_MIN_HEADER);
-  t.srcPort = sport;
-  t.dstPort = dport;
-  t.seq = seq >>> 0;
-  t.ack = withAck ? ack >>> 0 : 0;
-  b[t.off + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
-  t.flags = withAck ? TCP_RST | TCP_ACK : TCP_RST;
-  t.window = 0;
-  t.checksum = 0;
-  set16(b, t.off + TcpField.Urgent, 0);
+  const t = writeRst(b, ip + IPV4_MIN_HEADER, sport, dport, seq, ack, withAck);
   t.checksum = t.computeChecksumV4(ip, TCP_MIN_HEADER);
   p.length = IPV4_MIN_HEADER + TCP_MIN_HEADER;
 }
@@ -70,57 +101,48 @@ export function craftRst(
  * an ACK, RST with seq = its ack; without, RST+ACK with seq 0 and ack = its
  * seq + payload length (+1 for a SYN, +1 for a FIN). Addresses and ports
  * swapped, IP options and payload dropped, TTL 64, DF, window 0. The segment
- * must have been checked (`TcpView.fits`); 32-bit fields move byte by byte.
+ * must have been checked (`TcpView.fits`).
  */
 export function reflectRst(p: Packet, ipHl: number): void {
   const b = p.buf;
   const ip = p.start;
-  const old = ip + ipHl;
+  const ipPayload = get16(b, ip + Ipv4Field.TotalLength) - ipHl;
+  reflectRstSegment(p, ip + ipHl, ip + IPV4_MIN_HEADER, ipPayload);
+  swapBytes(b, ip + Ipv4Field.Src, ip + Ipv4Field.Dst, 4);
+  finishIpv4Header(b, ip, IPV4_MIN_HEADER + TCP_MIN_HEADER, IPPROTO_TCP, 64);
+  const v = tcp.wrap(b, ip + IPV4_MIN_HEADER);
+  v.checksum = v.computeChecksumV4(ip, TCP_MIN_HEADER);
+}
+
+/**
+ * The TCP part of `reflectRst`/`reflectRst6`: reads the segment at b[old]
+ * (`ipPayload` bytes with its header), writes the reset at b[t] (t ≤ old:
+ * IP options dropped, so every field is read before any is written),
+ * checksum left 0, and sets p's length to end there.
+ */
+function reflectRstSegment(p: Packet, old: number, t: number, ipPayload: number): void {
+  const b = p.buf;
   const flags = b[old + TcpField.Flags]!;
   const hl = (b[old + TcpField.DataOffset]! >>> 4) << 2;
-  const payload = get16(b, ip + Ipv4Field.TotalLength) - ipHl - hl;
+  const payload = ipPayload - hl;
   const sport = get16(b, old);
   const dport = get16(b, old + TcpField.DstPort);
-  const so = old + TcpField.Seq;
-  const ao = old + TcpField.Ack;
-  const seq = (b[so]! << 24) | (b[so + 1]! << 16) | (b[so + 2]! << 8) | b[so + 3]!;
-  const ack = (b[ao]! << 24) | (b[ao + 1]! << 16) | (b[ao + 2]! << 8) | b[ao + 3]!;
+  const seq = get32(b, old + TcpField.Seq);
+  const ack = get32(b, old + TcpField.Ack);
   const withAck = (flags & TCP_ACK) === 0;
   const rseq = withAck ? 0 : ack;
   const rack = withAck
-    ? (seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)) | 0
+    ? seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)
     : 0;
-  // Source and destination addresses swap, byte by byte.
-  const src = ip + Ipv4Field.Src;
-  const dst = ip + Ipv4Field.Dst;
-  for (let k = 0; k < 4; k++) {
-    const x = b[src + k]!;
-    b[src + k] = b[dst + k]!;
-    b[dst + k] = x;
-  }
-  finishIpv4Header(b, ip, IPV4_MIN_HEADER + TCP_MIN_HEADER, IPPROTO_TCP, 64);
-  const t = ip + IPV4_MIN_HEADER;
   set16(b, t, dport);
   set16(b, t + TcpField.DstPort, sport);
-  b[t + TcpField.Seq] = rseq >>> 24;
-  b[t + TcpField.Seq + 1] = (rseq >>> 16) & 0xff;
-  b[t + TcpField.Seq + 2] = (rseq >>> 8) & 0xff;
-  b[t + TcpField.Seq + 3] = rseq & 0xff;
-  b[t + TcpField.Ack] = rack >>> 24;
-  b[t + TcpField.Ack + 1] = (rack >>> 16) & 0xff;
-  b[t + TcpField.Ack + 2] = (rack >>> 8) & 0xff;
-  b[t + TcpField.Ack + 3] = rack & 0xff;
-  b[t + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
-  b[t + TcpField.Flags] = withAck ? TCP_RST | TCP_ACK : TCP_RST;
-  set16(b, t + TcpField.Window, 0);
-  set16(b, t + TcpField.Checksum, 0);
-  set16(b, t + TcpField.Urgent, 0);
-  p.length = IPV4_MIN_HEADER + TCP_MIN_HEADER;
+  set32(b, t + TcpField.Seq, rseq);
+  set32(b, t + TcpField.Ack, rack);
+  finishTcpHeader(b, t, TCP_MIN_HEADER, withAck ? TCP_RST | TCP_ACK : TCP_RST, 0);
+  p.length = t - p.start + TCP_MIN_HEADER;
   p.gsoSize = 0;
   p.gsoType = 0;
   p.csumPartial = false;
-  const v = tcp.wrap(b, t);
-  v.checksum = v.computeChecksumV4(ip, TCP_MIN_HEADER);
 }
 
 /** ICMP destination unreachable codes (RFC 792) the engine sends. */
@@ -150,12 +172,7 @@ export function craftDestUnreachable(
   const icmpLen = 8 + quote;
   writeHeader(b, ip, src, dst, IPPROTO_ICMP, icmpLen);
   const o = ip + IPV4_MIN_HEADER;
-  b[o] = 3;
-  b[o + 1] = code;
-  set16(b, o + 2, 0);
-  set16(b, o + 4, 0);
-  set16(b, o + 6, mtu);
-  b.set(orig.subarray(origOff, origOff + quote), o + 8);
+  writeIcmpError(b, o, 3, code, mtu & 0xffff, orig, origOff, quote);
   set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, 0)));
   p.length = IPV4_MIN_HEADER + icmpLen;
 }
@@ -188,13 +205,7 @@ function writeHeader6(
   nextHeader: number,
   payloadLength: number,
 ): void {
-  b[o] = 0x60;
-  b[o + 1] = 0;
-  b[o + 2] = 0;
-  b[o + 3] = 0;
-  set16(b, o + 4, payloadLength);
-  b[o + 6] = nextHeader;
-  b[o + 7] = 64;
+  finishIpv6Header(b, o, payloadLength, nextHeader, 64);
   copyBytes(b, o + 8, src, srcOff, 16);
   copyBytes(b, o + 24, dst, dstOff, 16);
 }
@@ -215,16 +226,7 @@ export function craftRst6(
   const b = p.buf;
   const ip = p.start;
   writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_TCP, TCP_MIN_HEADER);
-  const t = tcp.wrap(b, ip + IPV6_HEADER);
-  t.srcPort = sport;
-  t.dstPort = dport;
-  t.seq = seq >>> 0;
-  t.ack = withAck ? ack >>> 0 : 0;
-  b[t.off + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
-  t.flags = withAck ? TCP_RST | TCP_ACK : TCP_RST;
-  t.window = 0;
-  t.checksum = 0;
-  set16(b, t.off + TcpField.Urgent, 0);
+  const t = writeRst(b, ip + IPV6_HEADER, sport, dport, seq, ack, withAck);
   t.checksum = t.computeChecksumV6(ip, TCP_MIN_HEADER);
   p.length = IPV6_HEADER + TCP_MIN_HEADER;
 }
@@ -250,20 +252,19 @@ export function craftPacketTooBig6(
   origOff: number,
   origLen: number,
 ): void {
-  const b = p.buf;
-  const ip = p.start;
-  const quote = Math.min(origLen, IPV6_MIN_MTU - IPV6_HEADER - 8);
-  const icmpLen = 8 + quote;
-  writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_ICMPV6, icmpLen);
-  const o = ip + IPV6_HEADER;
-  b[o] = ICMPV6_PACKET_TOO_BIG;
-  b[o + 1] = 0;
-  set16(b, o + 2, 0);
-  set32(b, o + 4, mtu);
-  copyBytes(b, o + 8, orig, origOff, quote);
-  const pseudo = sumWords(b, ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmpLen;
-  set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, pseudo)));
-  p.length = IPV6_HEADER + icmpLen;
+  craftIcmpv6Error(
+    p,
+    src,
+    srcOff,
+    dst,
+    dstOff,
+    ICMPV6_PACKET_TOO_BIG,
+    0,
+    mtu,
+    orig,
+    origOff,
+    origLen,
+  );
 }
 
 /** ICMPv6 destination unreachable (RFC 4443 §3.1) and the codes the engine sends. */
@@ -287,20 +288,71 @@ export function craftDestUnreachable6(
   origOff: number,
   origLen: number,
 ): void {
+  craftIcmpv6Error(
+    p,
+    src,
+    srcOff,
+    dst,
+    dstOff,
+    ICMPV6_DEST_UNREACHABLE,
+    code,
+    0,
+    orig,
+    origOff,
+    origLen,
+  );
+}
+
+/**
+ * An ICMPv6 error message `type`/`code` whose second word is `rest`, from
+ * src to dst, quoting what of orig[origOff, origOff + origLen) fits in the
+ * minimum MTU, checksum over the pseudo-header.
+ */
+function craftIcmpv6Error(
+  p: Packet,
+  src: Uint8Array,
+  srcOff: number,
+  dst: Uint8Array,
+  dstOff: number,
+  type: number,
+  code: number,
+  rest: number,
+  orig: Uint8Array,
+  origOff: number,
+  origLen: number,
+): void {
   const b = p.buf;
   const ip = p.start;
   const quote = Math.min(origLen, IPV6_MIN_MTU - IPV6_HEADER - 8);
   const icmpLen = 8 + quote;
   writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_ICMPV6, icmpLen);
   const o = ip + IPV6_HEADER;
-  b[o] = ICMPV6_DEST_UNREACHABLE;
-  b[o + 1] = code;
-  set16(b, o + 2, 0);
-  set32(b, o + 4, 0);
-  copyBytes(b, o + 8, orig, origOff, quote);
+  writeIcmpError(b, o, type, code, rest, orig, origOff, quote);
   const pseudo = sumWords(b, ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmpLen;
   set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, pseudo)));
   p.length = IPV6_HEADER + icmpLen;
+}
+
+/**
+ * The ICMP or ICMPv6 error message at b[o], checksum left 0: type, code,
+ * the 32-bit word after them (`rest`: MTU or unused), then `quote` bytes
+ * of orig from origOff.
+ */
+function writeIcmpError(
+  b: Uint8Array,
+  o: number,
+  type: number,
+  code: number,
+  rest: number,
+  orig: Uint8Array,
+  origOff: number,
+  quote: number,
+): void {
+  b[o] = type;
+  b[o + 1] = code;
+  set16(b, o + 2, 0);
+  set32(b, o + 4, rest);
+  copyBytes(b, o + 8, orig, origOff, quote);
 }
 
 /**
@@ -312,53 +364,9 @@ export function craftDestUnreachable6(
 export function reflectRst6(p: Packet): void {
   const b = p.buf;
   const ip = p.start;
-  const old = ip + IPV6_HEADER;
-  const flags = b[old + TcpField.Flags]!;
-  const hl = (b[old + TcpField.DataOffset]! >>> 4) << 2;
-  const payload = get16(b, ip + 4) - hl;
-  const sport = get16(b, old);
-  const dport = get16(b, old + TcpField.DstPort);
-  const so = old + TcpField.Seq;
-  const ao = old + TcpField.Ack;
-  const seq = (b[so]! << 24) | (b[so + 1]! << 16) | (b[so + 2]! << 8) | b[so + 3]!;
-  const ack = (b[ao]! << 24) | (b[ao + 1]! << 16) | (b[ao + 2]! << 8) | b[ao + 3]!;
-  const withAck = (flags & TCP_ACK) === 0;
-  const rseq = withAck ? 0 : ack;
-  const rack = withAck
-    ? (seq + payload + ((flags & TCP_SYN) !== 0 ? 1 : 0) + ((flags & TCP_FIN) !== 0 ? 1 : 0)) | 0
-    : 0;
-  for (let k = 0; k < 16; k++) {
-    const x = b[ip + 8 + k]!;
-    b[ip + 8 + k] = b[ip + 24 + k]!;
-    b[ip + 24 + k] = x;
-  }
-  b[ip] = 0x60;
-  b[ip + 1] = 0;
-  b[ip + 2] = 0;
-  b[ip + 3] = 0;
-  set16(b, ip + 4, TCP_MIN_HEADER);
-  b[ip + 6] = IPPROTO_TCP;
-  b[ip + 7] = 64;
-  const t = old;
-  set16(b, t, dport);
-  set16(b, t + TcpField.DstPort, sport);
-  b[t + TcpField.Seq] = rseq >>> 24;
-  b[t + TcpField.Seq + 1] = (rseq >>> 16) & 0xff;
-  b[t + TcpField.Seq + 2] = (rseq >>> 8) & 0xff;
-  b[t + TcpField.Seq + 3] = rseq & 0xff;
-  b[t + TcpField.Ack] = rack >>> 24;
-  b[t + TcpField.Ack + 1] = (rack >>> 16) & 0xff;
-  b[t + TcpField.Ack + 2] = (rack >>> 8) & 0xff;
-  b[t + TcpField.Ack + 3] = rack & 0xff;
-  b[t + TcpField.DataOffset] = (TCP_MIN_HEADER >>> 2) << 4;
-  b[t + TcpField.Flags] = withAck ? TCP_RST | TCP_ACK : TCP_RST;
-  set16(b, t + TcpField.Window, 0);
-  set16(b, t + TcpField.Checksum, 0);
-  set16(b, t + TcpField.Urgent, 0);
-  p.length = IPV6_HEADER + TCP_MIN_HEADER;
-  p.gsoSize = 0;
-  p.gsoType = 0;
-  p.csumPartial = false;
-  const v = tcp.wrap(b, t);
+  reflectRstSegment(p, ip + IPV6_HEADER, ip + IPV6_HEADER, get16(b, ip + 4));
+  swapBytes(b, ip + 8, ip + 24, 16);
+  finishIpv6Header(b, ip, TCP_MIN_HEADER, IPPROTO_TCP, 64);
+  const v = tcp.wrap(b, ip + IPV6_HEADER);
   v.checksum = v.computeChecksumV6(ip, TCP_MIN_HEADER);
 }
