@@ -1,10 +1,13 @@
 import { copyBytes, get16, set16, storeU32From } from '../../wire/bytes.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../../wire/ipv4.js';
 import { IPV6_HEADER } from '../../wire/ipv6.js';
+import { finishIpv6Header } from '../../wire/ipv6-fixed.js';
+import { swapBytes } from '../../wire/swap.js';
 import { TCP_ACK, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpView, TcpField } from '../../wire/tcp.js';
 import { writeSynOptions } from '../../wire/tcp-options.js';
 import { TOA_V4_LEN, TOA_V6_LEN, writeToaV4Words } from '../../wire/toa.js';
 import { CF_IPV6, type ConnTable } from '../conn-table.js';
+import { finishTcpHeader } from '../craft.js';
 import type { Packet } from '../packet.js';
 
 // The packets SYNPROXY writes itself: the cookie SYN+ACK and the RST for a bad
@@ -25,11 +28,7 @@ function finishSegment(
 ): void {
   const b = p.buf;
   const ip = p.start;
-  b[t + TcpField.DataOffset] = (hl >>> 2) << 4;
-  b[t + TcpField.Flags] = flags;
-  set16(b, t + TcpField.Window, window);
-  set16(b, t + TcpField.Checksum, 0);
-  set16(b, t + TcpField.Urgent, 0);
+  finishTcpHeader(b, t, hl, flags, window);
   finishIpv4Header(b, ip, IPV4_MIN_HEADER + hl, IPPROTO_TCP, ttl);
   p.length = IPV4_MIN_HEADER + hl;
   const tcp = tcpView.wrap(b, t);
@@ -47,18 +46,8 @@ function finishSegment6(
 ): void {
   const b = p.buf;
   const ip = p.start;
-  b[t + TcpField.DataOffset] = (hl >>> 2) << 4;
-  b[t + TcpField.Flags] = flags;
-  set16(b, t + TcpField.Window, window);
-  set16(b, t + TcpField.Checksum, 0);
-  set16(b, t + TcpField.Urgent, 0);
-  b[ip] = 0x60;
-  b[ip + 1] = 0;
-  b[ip + 2] = 0;
-  b[ip + 3] = 0;
-  set16(b, ip + 4, hl);
-  b[ip + 6] = IPPROTO_TCP;
-  b[ip + 7] = hopLimit;
+  finishTcpHeader(b, t, hl, flags, window);
+  finishIpv6Header(b, ip, hl, IPPROTO_TCP, hopLimit);
   p.length = IPV6_HEADER + hl;
   const tcp = tcpView.wrap(b, t);
   tcp.checksum = tcp.computeChecksumV6(ip, hl);
@@ -70,37 +59,21 @@ function finishSegment6(
  * header at ip+20. Returns that offset; the rest of the TCP header is the caller's.
  */
 function reverseEndpoints(b: Uint8Array, ip: number, ipHl: number): number {
-  const src = ip + Ipv4Field.Src;
-  const dst = ip + Ipv4Field.Dst;
-  const s0 = b[src]!;
-  const s1 = b[src + 1]!;
-  const s2 = b[src + 2]!;
-  const s3 = b[src + 3]!;
-  const oldTcp = ip + ipHl;
-  const sport = get16(b, oldTcp);
-  const dport = get16(b, oldTcp + TcpField.DstPort);
-  // Destination becomes source, then the sender's address becomes the destination.
-  b.copyWithin(src, dst, dst + 4);
-  b[dst] = s0;
-  b[dst + 1] = s1;
-  b[dst + 2] = s2;
-  b[dst + 3] = s3;
-  const t = ip + IPV4_MIN_HEADER;
-  set16(b, t, dport);
-  set16(b, t + TcpField.DstPort, sport);
-  return t;
+  swapBytes(b, ip + Ipv4Field.Src, ip + Ipv4Field.Dst, 4);
+  return swapPorts(b, ip + ipHl, ip + IPV4_MIN_HEADER);
 }
 
 /** `reverseEndpoints` for an IPv6 packet (fixed header at p.start, TCP right after it). */
 function reverseEndpoints6(b: Uint8Array, ip: number): number {
-  for (let k = 0; k < 16; k++) {
-    const x = b[ip + 8 + k]!;
-    b[ip + 8 + k] = b[ip + 24 + k]!;
-    b[ip + 24 + k] = x;
-  }
-  const t = ip + IPV6_HEADER;
-  const sport = get16(b, t);
-  set16(b, t, get16(b, t + TcpField.DstPort));
+  swapBytes(b, ip + 8, ip + 24, 16);
+  return swapPorts(b, ip + IPV6_HEADER, ip + IPV6_HEADER);
+}
+
+/** The ports of the TCP header at b[old] written swapped at b[t] (t ≤ old); returns t. */
+function swapPorts(b: Uint8Array, old: number, t: number): number {
+  const sport = get16(b, old);
+  const dport = get16(b, old + TcpField.DstPort);
+  set16(b, t, dport);
   set16(b, t + TcpField.DstPort, sport);
   return t;
 }
