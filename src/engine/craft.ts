@@ -1,5 +1,11 @@
 import { copyBytes, get16, get32, set16, set32 } from '../wire/bytes.js';
-import { finishChecksum, sumWords } from '../wire/checksum.js';
+import {
+  ICMP_DEST_UNREACH,
+  IcmpField,
+  finishIcmpChecksum,
+  finishIcmpv6Checksum,
+  writeIcmpErrorHeader,
+} from '../wire/icmp.js';
 import {
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
@@ -172,8 +178,9 @@ export function craftDestUnreachable(
   const icmpLen = 8 + quote;
   writeHeader(b, ip, src, dst, IPPROTO_ICMP, icmpLen);
   const o = ip + IPV4_MIN_HEADER;
-  writeIcmpError(b, o, 3, code, mtu & 0xffff, orig, origOff, quote);
-  set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, 0)));
+  writeIcmpErrorHeader(b, o, ICMP_DEST_UNREACH, code, mtu & 0xffff);
+  copyBytes(b, o + IcmpField.Quote, orig, origOff, quote);
+  finishIcmpChecksum(b, o, icmpLen);
   p.length = IPV4_MIN_HEADER + icmpLen;
 }
 
@@ -327,32 +334,10 @@ function craftIcmpv6Error(
   const icmpLen = 8 + quote;
   writeHeader6(b, ip, src, srcOff, dst, dstOff, IPPROTO_ICMPV6, icmpLen);
   const o = ip + IPV6_HEADER;
-  writeIcmpError(b, o, type, code, rest, orig, origOff, quote);
-  const pseudo = sumWords(b, ip + 8, 32, 0) + IPPROTO_ICMPV6 + icmpLen;
-  set16(b, o + 2, finishChecksum(sumWords(b, o, icmpLen, pseudo)));
+  writeIcmpErrorHeader(b, o, type, code, rest);
+  copyBytes(b, o + IcmpField.Quote, orig, origOff, quote);
+  finishIcmpv6Checksum(b, ip, o, icmpLen);
   p.length = IPV6_HEADER + icmpLen;
-}
-
-/**
- * The ICMP or ICMPv6 error message at b[o], checksum left 0: type, code,
- * the 32-bit word after them (`rest`: MTU or unused), then `quote` bytes
- * of orig from origOff.
- */
-function writeIcmpError(
-  b: Uint8Array,
-  o: number,
-  type: number,
-  code: number,
-  rest: number,
-  orig: Uint8Array,
-  origOff: number,
-  quote: number,
-): void {
-  b[o] = type;
-  b[o + 1] = code;
-  set16(b, o + 2, 0);
-  set32(b, o + 4, rest);
-  copyBytes(b, o + 8, orig, origOff, quote);
 }
 
 /**

@@ -4,7 +4,7 @@
  * reads errors in place: the quoted IP header starts `ICMP_HEADER` bytes
  * into the message, its transport header after that.
  */
-import { get16, set16 } from './bytes.js';
+import { get16, set16, set32 } from './bytes.js';
 import { finishChecksum, sumWords } from './checksum.js';
 import { IPV4_MIN_HEADER } from './ipv4.js';
 
@@ -20,6 +20,24 @@ export const enum IcmpField {
   NextHopMtu = 6,
   /** Errors: the invoking packet, as much as the sender quoted. */
   Quote = 8,
+}
+
+/**
+ * Writes the 8 bytes before an ICMP or ICMPv6 error's quote at b[o]: type,
+ * code, checksum 0 (summed once the message is whole), and `rest`, the
+ * type's 32-bit word (an MTU, a pointer, or unused).
+ */
+export function writeIcmpErrorHeader(
+  b: Uint8Array,
+  o: number,
+  type: number,
+  code: number,
+  rest: number,
+): void {
+  b[o + IcmpField.Type] = type;
+  b[o + IcmpField.Code] = code;
+  set16(b, o + IcmpField.Checksum, 0);
+  set32(b, o + 4, rest);
 }
 
 /** Echo request and reply (ICMP and ICMPv6): what follows the checksum. */

@@ -18,6 +18,7 @@ import {
   quotedIpv4HeaderLength,
   quotedIpv6Offset,
   finishIcmpChecksum,
+  writeIcmpErrorHeader,
 } from '../../src/wire/icmp.js';
 
 test('ICMP names, error types and the minimum MTUs', () => {
@@ -72,4 +73,13 @@ test('ICMPv6 Packet Too Big: its 32-bit MTU and the quoted IPv6 header', () => {
   assert.equal(quotedIpv6Offset(m, 0, m.length - 1), -1);
   m[8] = 0x40;
   assert.equal(quotedIpv6Offset(m, 0, m.length), -1);
+});
+
+test('writeIcmpErrorHeader: type, code, checksum 0, the 32-bit word, nothing after', () => {
+  const b = new Uint8Array(12).fill(0xaa);
+  writeIcmpErrorHeader(b, 1, ICMPV6_PACKET_TOO_BIG, 0, 0x12345678);
+  assert.deepEqual([...b], [0xaa, 2, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0xaa, 0xaa, 0xaa]);
+  writeIcmpErrorHeader(b, 1, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 1400);
+  assert.equal(nextHopMtu(b, 1), 1400);
+  assert.deepEqual([...b.subarray(1, 9)], [3, 4, 0, 0, 0, 0, 0x05, 0x78]);
 });
