@@ -54,37 +54,33 @@ export class IcmpErrors {
    * the quoted IPv4 header's length.
    */
   fromRealServerSide(p: Packet, icmp: number, len: number, qHl: number): void {
-    const b = p.buf;
-    const q = icmp + IcmpField.Quote;
-    // The error is about a packet sent from this LIP; a quote from anywhere else lies.
-    if (!sameAddress(b, q + Ipv4Field.Src, p.start + Ipv4Field.Dst) || !isFirstPiece(b, q)) {
-      this.ctx.drop(p, C.icmp_error_no_conn_dropped);
-      return;
-    }
-    switch (b[q + Ipv4Field.Protocol]) {
-      case IPPROTO_TCP:
-        this.quotedTcpFromRs(p, icmp, len, q, q + qHl);
-        return;
-      default:
-        this.ctx.drop(p, C.icmp_error_no_conn_dropped);
-    }
+    const q = this.quotedTcp(p, icmp);
+    if (q >= 0) this.quotedTcpFromRs(p, icmp, len, q, q + qHl);
   }
 
   /** An error to a VIP: from the client's side, about a packet the LB sent the client. */
   fromClientSide(p: Packet, icmp: number, len: number, qHl: number): void {
+    const q = this.quotedTcp(p, icmp);
+    if (q >= 0) this.quotedTcpFromClient(p, icmp, len, q, q + qHl);
+  }
+
+  /**
+   * The quoted IPv4 header's offset, or -1 with p dropped: the quote must
+   * be of a TCP segment's first piece sent from the address the error came
+   * to (a packet sent from there; a quote from anywhere else lies).
+   */
+  private quotedTcp(p: Packet, icmp: number): number {
     const b = p.buf;
     const q = icmp + IcmpField.Quote;
-    if (!sameAddress(b, q + Ipv4Field.Src, p.start + Ipv4Field.Dst) || !isFirstPiece(b, q)) {
+    if (
+      !sameAddress(b, q + Ipv4Field.Src, p.start + Ipv4Field.Dst) ||
+      !isFirstPiece(b, q) ||
+      b[q + Ipv4Field.Protocol] !== IPPROTO_TCP
+    ) {
       this.ctx.drop(p, C.icmp_error_no_conn_dropped);
-      return;
+      return -1;
     }
-    switch (b[q + Ipv4Field.Protocol]) {
-      case IPPROTO_TCP:
-        this.quotedTcpFromClient(p, icmp, len, q, q + qHl);
-        return;
-      default:
-        this.ctx.drop(p, C.icmp_error_no_conn_dropped);
-    }
+    return q;
   }
 
   /**

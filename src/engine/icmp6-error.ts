@@ -24,6 +24,7 @@ import {
   finishIcmpv6Checksum,
   packetTooBigMtu,
   quotedIpv6Offset,
+  writeIcmpErrorHeader,
 } from '../wire/icmp.js';
 import {
   IPPROTO_ICMP,
@@ -34,6 +35,7 @@ import {
   finishIpv4Header,
 } from '../wire/ipv4.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
+import { finishIpv6Header } from '../wire/ipv6-fixed.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
 import { CF_SP_PENDING } from './conn-table.js';
 import type { EngineContext } from './context.js';
@@ -84,40 +86,22 @@ export class Icmp6Errors {
    * and the message at `icmp`, `len` bytes, its checksum checked.
    */
   fromRealServerSide(p: Packet, icmp: number, len: number): void {
-    const ctx = this.ctx;
-    const b = p.buf;
-    const q = this.quote(p, icmp, len);
-    if (q < 0) return;
-    switch (b[q + 6]) {
-      case IPPROTO_TCP:
-        this.quotedTcpFromRs(p, icmp, len, q, q + IPV6_HEADER);
-        return;
-      default:
-        ctx.drop(p, C.icmp_error_no_conn_dropped);
-    }
+    const q = this.quotedTcp(p, icmp, len);
+    if (q >= 0) this.quotedTcpFromRs(p, icmp, len, q, q + IPV6_HEADER);
   }
 
   /** An ICMPv6 error to an IPv6 VIP: from the client's side, about a packet the LB sent the client. */
   fromClientSide(p: Packet, icmp: number, len: number): void {
-    const ctx = this.ctx;
-    const b = p.buf;
-    const q = this.quote(p, icmp, len);
-    if (q < 0) return;
-    switch (b[q + 6]) {
-      case IPPROTO_TCP:
-        this.quotedTcpFromClient(p, icmp, len, q, q + IPV6_HEADER);
-        return;
-      default:
-        ctx.drop(p, C.icmp_error_no_conn_dropped);
-    }
+    const q = this.quotedTcp(p, icmp, len);
+    if (q >= 0) this.quotedTcpFromClient(p, icmp, len, q, q + IPV6_HEADER);
   }
 
   /**
    * The quoted IPv6 header's offset, or -1 with p dropped: it must be
-   * readable (40 bytes and 8 after them) and sent from the address the
-   * error came to; a quote from anywhere else lies.
+   * readable (40 bytes and 8 after them), sent from the address the error
+   * came to (a quote from anywhere else lies), and quote TCP.
    */
-  private quote(p: Packet, icmp: number, len: number): number {
+  private quotedTcp(p: Packet, icmp: number, len: number): number {
     const b = p.buf;
     const q = quotedIpv6Offset(b, icmp, len);
     if (q < 0) {
@@ -129,6 +113,10 @@ export class Icmp6Errors {
         this.ctx.drop(p, C.icmp_error_no_conn_dropped);
         return -1;
       }
+    }
+    if (b[q + 6] !== IPPROTO_TCP) {
+      this.ctx.drop(p, C.icmp_error_no_conn_dropped);
+      return -1;
     }
     return q;
   }
@@ -240,14 +228,7 @@ export class Icmp6Errors {
     const t = ctx.table;
     const b = p.buf;
     const mapped = icmpToIcmpv6(b[icmp + IcmpField.Type]!, b[icmp + IcmpField.Code]!);
-    if (mapped < 0) {
-      ctx.drop(p, C.icmp_error_family_dropped);
-      return;
-    }
-    if (!this.bucket.take(ctx.now)) {
-      ctx.drop(p, C.icmp_rate_limited);
-      return;
-    }
+    if (!this.mayTranslate(p, mapped)) return;
     const type6 = mapped >>> 8;
     let rest = 0;
     if (type6 === ICMPV6_PACKET_TOO_BIG) {
@@ -275,23 +256,20 @@ export class Icmp6Errors {
     const r = ctx.pool.take();
     const o = r.buf;
     const s = r.start;
-    writeIpv6Header(
+    finishIpv6Header(
       o,
       s,
-      b[p.start + Ipv4Field.Tos]!,
+      len6,
       IPPROTO_ICMPV6,
       b[p.start + Ipv4Field.Ttl]!,
-      len6,
+      b[p.start + Ipv4Field.Tos],
     );
     copyBytes(o, s + 8, reg.svcVips6, svc * 16, 16);
     copyBytes(o, s + 24, t.cip6, c * 16, 16);
     const m = s + IPV6_HEADER;
-    o[m] = type6;
-    o[m + 1] = mapped & 0xff;
-    set16(o, m + 2, 0);
-    set32(o, m + 4, rest);
+    writeIcmpErrorHeader(o, m, type6, mapped & 0xff, rest);
     const q6 = m + 8;
-    writeIpv6Header(o, q6, b[q + Ipv4Field.Tos]!, IPPROTO_TCP, b[q + Ipv4Field.Ttl]!, qPayload);
+    finishIpv6Header(o, q6, qPayload, IPPROTO_TCP, b[q + Ipv4Field.Ttl]!, b[q + Ipv4Field.Tos]);
     copyBytes(o, q6 + 8, t.cip6, c * 16, 16);
     copyBytes(o, q6 + 24, reg.svcVips6, svc * 16, 16);
     const qt6 = q6 + IPV6_HEADER;
@@ -322,14 +300,7 @@ export class Icmp6Errors {
     const t = ctx.table;
     const b = p.buf;
     const mapped = icmpv6ToIcmp(b[icmp + IcmpField.Type]!, b[icmp + IcmpField.Code]!);
-    if (mapped < 0) {
-      ctx.drop(p, C.icmp_error_family_dropped);
-      return;
-    }
-    if (!this.bucket.take(ctx.now)) {
-      ctx.drop(p, C.icmp_rate_limited);
-      return;
-    }
+    if (!this.mayTranslate(p, mapped)) return;
     const type4 = mapped >>> 8;
     const code4 = mapped & 0xff;
     let rest = 0;
@@ -349,10 +320,7 @@ export class Icmp6Errors {
     const tc = ((b[p.start]! & 0x0f) << 4) | (b[p.start + 1]! >>> 4);
     finishIpv4Header(o, s, IPV4_MIN_HEADER + len4, IPPROTO_ICMP, b[p.start + 7]!, tc, 0, false);
     const m = s + IPV4_MIN_HEADER;
-    o[m] = type4;
-    o[m + 1] = code4;
-    set16(o, m + 2, 0);
-    set32(o, m + 4, rest);
+    writeIcmpErrorHeader(o, m, type4, code4, rest);
     const q4 = m + 8;
     storeU32From(o, q4 + Ipv4Field.Src, t.rip, c);
     storeU32From(o, q4 + Ipv4Field.Dst, t.lip, c);
@@ -370,6 +338,23 @@ export class Icmp6Errors {
     this.sendNew(p, r);
   }
 
+  /**
+   * False with p dropped when its type and code (`mapped`, -1 where RFC
+   * 7915 drops them) have no translation, or when the rate is spent.
+   */
+  private mayTranslate(p: Packet, mapped: number): boolean {
+    const ctx = this.ctx;
+    if (mapped < 0) {
+      ctx.drop(p, C.icmp_error_family_dropped);
+      return false;
+    }
+    if (!this.bucket.take(ctx.now)) {
+      ctx.drop(p, C.icmp_rate_limited);
+      return false;
+    }
+    return true;
+  }
+
   /** Sends r, the translation of the received p, in p's place: one forwarded packet. */
   private sendNew(p: Packet, r: Packet): void {
     const ctx = this.ctx;
@@ -377,24 +362,6 @@ export class Icmp6Errors {
     ctx.count(C.icmp_error_forwarded);
     ctx.forward(r);
   }
-}
-
-/** Writes a fixed IPv6 header at b[o] (addresses left to the caller): flow label 0. */
-function writeIpv6Header(
-  b: Uint8Array,
-  o: number,
-  trafficClass: number,
-  nextHeader: number,
-  hopLimit: number,
-  payloadLength: number,
-): void {
-  b[o] = 0x60 | (trafficClass >>> 4);
-  b[o + 1] = (trafficClass & 0x0f) << 4;
-  b[o + 2] = 0;
-  b[o + 3] = 0;
-  set16(b, o + 4, payloadLength);
-  b[o + 6] = nextHeader;
-  b[o + 7] = hopLimit;
 }
 
 /**
