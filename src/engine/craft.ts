@@ -1,6 +1,9 @@
 import { copyBytes, get16, get32, set16, set32 } from '../wire/bytes.js';
 import {
   ICMP_DEST_UNREACH,
+  ICMP_FRAG_NEEDED,
+  ICMPV6_PACKET_TOO_BIG,
+  IPV6_MIN_MTU,
   IcmpField,
   finishIcmpChecksum,
   finishIcmpv6Checksum,
@@ -154,7 +157,7 @@ function reflectRstSegment(p: Packet, old: number, t: number, ipPayload: number)
 /** ICMP destination unreachable codes (RFC 792) the engine sends. */
 export const ICMP_HOST_UNREACHABLE = 1;
 export const ICMP_PORT_UNREACHABLE = 3;
-export const ICMP_FRAG_NEEDED = 4;
+export { ICMP_FRAG_NEEDED };
 
 /**
  * ICMP destination unreachable (type 3) with `code`, quoting the original IP
@@ -238,10 +241,8 @@ export function craftRst6(
   p.length = IPV6_HEADER + TCP_MIN_HEADER;
 }
 
-/** ICMPv6 Packet Too Big (RFC 4443 §3.2). */
-export const ICMPV6_PACKET_TOO_BIG = 2;
-/** The IPv6 minimum MTU: an ICMPv6 error never exceeds it (RFC 4443 §2.4 (c)). */
-export const IPV6_MIN_MTU = 1280;
+// ICMPv6 Packet Too Big (RFC 4443 §3.2), and the minimum MTU no ICMPv6 error exceeds (§2.4 (c)).
+export { ICMPV6_PACKET_TOO_BIG, IPV6_MIN_MTU };
 
 /**
  * ICMPv6 Packet Too Big from src to dst (16 bytes each at their offsets),
