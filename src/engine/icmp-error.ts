@@ -134,12 +134,8 @@ export class IcmpErrors {
     const reg = ctx.reg;
     const avail = len - (qt - icmp);
     const d = this.delta.reset();
-    // Quoted IP: LIP → RIP becomes CIP → VIP; its checksum follows the two addresses.
-    replaceAddress(d, b, q + Ipv4Field.Src, t.cip, c);
-    replaceAddress(d, b, q + Ipv4Field.Dst, reg.svcVips, svc);
-    set16(b, q + Ipv4Field.Checksum, d.apply(get16(b, q + Ipv4Field.Checksum)));
-    storeU32From(b, q + Ipv4Field.Src, t.cip, c);
-    storeU32From(b, q + Ipv4Field.Dst, reg.svcVips, svc);
+    // Quoted IP: LIP → RIP becomes CIP → VIP.
+    rewriteQuotedAddresses(d, b, q, t.cip, c, reg.svcVips, svc);
     quotedTcpAsClientSent(t, reg, d, b, qt, avail, c);
     // Outer: VIP → CIP, from the address the client sent to.
     storeU32From(b, p.start + Ipv4Field.Src, reg.svcVips, svc);
@@ -169,11 +165,7 @@ export class IcmpErrors {
     }
     const avail = len - (qt - icmp);
     const d = this.delta.reset();
-    replaceAddress(d, b, q + Ipv4Field.Src, t.rip, c);
-    replaceAddress(d, b, q + Ipv4Field.Dst, t.lip, c);
-    set16(b, q + Ipv4Field.Checksum, d.apply(get16(b, q + Ipv4Field.Checksum)));
-    storeU32From(b, q + Ipv4Field.Src, t.rip, c);
-    storeU32From(b, q + Ipv4Field.Dst, t.lip, c);
+    rewriteQuotedAddresses(d, b, q, t.rip, c, t.lip, c);
     quotedTcpAsRsSent(t, d, b, qt, avail, c);
     storeU32From(b, p.start + Ipv4Field.Src, t.lip, c);
     storeU32From(b, p.start + Ipv4Field.Dst, t.rip, c);
@@ -188,6 +180,27 @@ export class IcmpErrors {
     ctx.count(C.icmp_error_forwarded);
     ctx.forward(p);
   }
+}
+
+/**
+ * The quoted IPv4 header at b[q] gets source src[si] and destination
+ * dst[di]; its checksum follows the two, and d notes them too (the quoted
+ * segment's pseudo-header holds them).
+ */
+function rewriteQuotedAddresses(
+  d: ChecksumDelta,
+  b: Uint8Array,
+  q: number,
+  src: Uint32Array,
+  si: number,
+  dst: Uint32Array,
+  di: number,
+): void {
+  replaceAddress(d, b, q + Ipv4Field.Src, src, si);
+  replaceAddress(d, b, q + Ipv4Field.Dst, dst, di);
+  set16(b, q + Ipv4Field.Checksum, d.apply(get16(b, q + Ipv4Field.Checksum)));
+  storeU32From(b, q + Ipv4Field.Src, src, si);
+  storeU32From(b, q + Ipv4Field.Dst, dst, di);
 }
 
 /** Notes in d the replacement of the IPv4 address at b[at] by arr[i]. */
