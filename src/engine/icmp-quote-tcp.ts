@@ -30,11 +30,7 @@ export function quotedTcpAsClientSent(
   avail: number,
   c: number,
 ): void {
-  const svc = t.svc[c]!;
-  d.replaceWord(get16(b, qt), t.cport[c]!);
-  d.replaceWord(get16(b, qt + 2), reg.svcPorts[svc]!);
-  set16(b, qt, t.cport[c]!);
-  set16(b, qt + 2, reg.svcPorts[svc]!);
+  rewritePorts(d, b, qt, t.cport[c]!, reg.svcPorts[t.svc[c]!]!);
   const so = qt + TcpField.Seq;
   let add = -t.seqDelta[c]!;
   const shift = t.shift[c]!;
@@ -63,10 +59,7 @@ export function quotedTcpAsRsSent(
   avail: number,
   c: number,
 ): void {
-  d.replaceWord(get16(b, qt), t.rport[c]!);
-  d.replaceWord(get16(b, qt + 2), t.lport[c]!);
-  set16(b, qt, t.rport[c]!);
-  set16(b, qt + 2, t.lport[c]!);
+  rewritePorts(d, b, qt, t.rport[c]!, t.lport[c]!);
   if ((t.flags[c]! & CF_SYNPROXY) !== 0) rewriteSeqField(b, qt + TcpField.Seq, t.ackDelta[c]!, d);
   if (avail >= TcpField.Flags + 1 && (b[qt + TcpField.Flags]! & TCP_ACK) !== 0) {
     const ao = qt + TcpField.Ack;
@@ -77,6 +70,20 @@ export function quotedTcpAsRsSent(
     rewriteSeqField(b, ao, add, d);
   }
   finishQuotedTcpChecksum(d, b, qt, avail);
+}
+
+/** The quoted segment's ports become sport → dport, noted in d. */
+function rewritePorts(
+  d: ChecksumDelta,
+  b: Uint8Array,
+  qt: number,
+  sport: number,
+  dport: number,
+): void {
+  d.replaceWord(get16(b, qt), sport);
+  d.replaceWord(get16(b, qt + TcpField.DstPort), dport);
+  set16(b, qt, sport);
+  set16(b, qt + TcpField.DstPort, dport);
 }
 
 /**
