@@ -36,22 +36,10 @@ export class UnknownFlowReplies {
    * becomes the RST and is sent, or it is dropped. Consumes p.
    */
   answer(p: Packet, ipHl: number): void {
-    const ctx = this.ctx;
-    const s8 = ctx.ip.src >>> 24;
-    if (!ctx.opts.unknownFlowReset || ctx.tcp.rst || s8 === 0 || s8 === 127 || s8 >= 224) {
-      ctx.drop(p, C.no_conn_dropped);
-      return;
-    }
-    if (!this.bucket.take(ctx.now)) {
-      ctx.count(C.unknown_flow_rst_limited);
-      ctx.drop(p, C.no_conn_dropped);
-      return;
-    }
+    const s8 = this.ctx.ip.src >>> 24;
+    if (!this.admit(p, s8 !== 0 && s8 !== 127 && s8 < 224)) return;
     reflectRst(p, ipHl);
-    ctx.count(C.no_conn_dropped);
-    ctx.count(C.unknown_flow_rst_sent);
-    ctx.count(C.rst_sent);
-    ctx.emit(p);
+    this.send(p);
   }
 
   /**
@@ -60,21 +48,37 @@ export class UnknownFlowReplies {
    * source. Consumes p.
    */
   answer6(p: Packet): void {
-    const ctx = this.ctx;
     const b = p.buf;
     const src = p.start + 8;
     let high = 0;
     for (let k = 0; k < 15; k++) high |= b[src + k]!;
-    if (!ctx.opts.unknownFlowReset || ctx.tcp.rst || b[src] === 0xff || high === 0) {
+    if (!this.admit(p, b[src] !== 0xff && high !== 0)) return;
+    reflectRst6(p);
+    this.send(p);
+  }
+
+  /**
+   * False with p dropped when it gets no RST: the switch off, p a RST
+   * itself, `hostSource` false (its source names no single host), or the
+   * rate spent.
+   */
+  private admit(p: Packet, hostSource: boolean): boolean {
+    const ctx = this.ctx;
+    if (!ctx.opts.unknownFlowReset || ctx.tcp.rst || !hostSource) {
       ctx.drop(p, C.no_conn_dropped);
-      return;
+      return false;
     }
     if (!this.bucket.take(ctx.now)) {
       ctx.count(C.unknown_flow_rst_limited);
       ctx.drop(p, C.no_conn_dropped);
-      return;
+      return false;
     }
-    reflectRst6(p);
+    return true;
+  }
+
+  /** Sends p, turned into the RST. */
+  private send(p: Packet): void {
+    const ctx = this.ctx;
     ctx.count(C.no_conn_dropped);
     ctx.count(C.unknown_flow_rst_sent);
     ctx.count(C.rst_sent);
