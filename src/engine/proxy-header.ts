@@ -1,4 +1,4 @@
-import { loadU32Plus, storeU32From } from '../wire/bytes.js';
+import { copyBytes, loadU32Plus, storeU32From } from '../wire/bytes.js';
 import { Ipv4View } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6View } from '../wire/ipv6.js';
 import {
@@ -35,31 +35,15 @@ export class ProxyHeaderWriter {
     const ctx = this.ctx;
     const t = ctx.table;
     const svc = ctx.reg.services[t.svc[c]!]!;
-    const q = ctx.pool.take();
-    const b = q.buf;
-    const s = q.start;
-    b.set(p.buf.subarray(p.start, p.start + ipHl + TCP_MIN_HEADER), s);
-    const tcpOff = s + ipHl;
-    const payloadOff = tcpOff + TCP_MIN_HEADER;
+    const q = this.headersOf(p, ipHl);
+    const payloadOff = q.start + ipHl + TCP_MIN_HEADER;
     // IPv4 only: an IPv6 service refuses PROXY protocol (registry.ts).
     const vip = ctx.reg.svcVips[svc.index]!;
     const len =
       svc.proxyProtocol === 2
-        ? encodeProxyV2(b, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport)
-        : encodeProxyV1(b, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport);
-    q.length = ipHl + TCP_MIN_HEADER + len;
-    const ip = this.ip.wrap(b, s);
-    ip.totalLength = q.length;
-    ip.updateChecksum();
-    const tcp = this.tcp.wrap(b, tcpOff);
-    tcp.headerLength = TCP_MIN_HEADER;
-    tcp.flags = TCP_ACK;
-    storeU32From(b, tcpOff + TcpField.Seq, t.lbIsn, c);
-    loadU32Plus(this.seq, 0, b, tcpOff + TcpField.Seq, 1);
-    storeU32From(b, tcpOff + TcpField.Seq, this.seq, 0);
-    tcp.checksum = tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
-    ctx.countSvc(svc.index, C.proxy_headers_sent);
-    ctx.emit(q);
+        ? encodeProxyV2(q.buf, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport)
+        : encodeProxyV1(q.buf, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport);
+    this.send(q, ipHl, c, svc.index, len, false);
   }
 
   /**
@@ -73,12 +57,9 @@ export class ProxyHeaderWriter {
     const reg = ctx.reg;
     const si = t.svc[c]!;
     const svc = reg.services[si]!;
-    const q = ctx.pool.take();
+    const q = this.headersOf(p, ipHl);
     const b = q.buf;
-    const s = q.start;
-    b.set(p.buf.subarray(p.start, p.start + ipHl + TCP_MIN_HEADER), s);
-    const tcpOff = s + ipHl;
-    const payloadOff = tcpOff + TCP_MIN_HEADER;
+    const payloadOff = q.start + ipHl + TCP_MIN_HEADER;
     const len =
       svc.proxyProtocol === 2
         ? encodeProxyV2v6(
@@ -101,8 +82,29 @@ export class ProxyHeaderWriter {
             c * 16,
             si * 16,
           );
+    this.send(q, ipHl, c, si, len, rsV6);
+  }
+
+  /** A pool packet holding p's IP and TCP headers (ipHl + 20 bytes), for the header's own segment. */
+  private headersOf(p: Packet, ipHl: number): Packet {
+    const q = this.ctx.pool.take();
+    copyBytes(q.buf, q.start, p.buf, p.start, ipHl + TCP_MIN_HEADER);
+    return q;
+  }
+
+  /**
+   * Finishes q, the headers of `headersOf` and `len` bytes of PROXY header
+   * after them, as connection c's segment at the LB's ISN+1 (`v6`: under an
+   * IPv6 header, else IPv4) and sends it, counted for service si.
+   */
+  private send(q: Packet, ipHl: number, c: number, si: number, len: number, v6: boolean): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const b = q.buf;
+    const s = q.start;
+    const tcpOff = s + ipHl;
     q.length = ipHl + TCP_MIN_HEADER + len;
-    if (rsV6) this.ip6.wrap(b, s).payloadLength = q.length - IPV6_HEADER;
+    if (v6) this.ip6.wrap(b, s).payloadLength = q.length - IPV6_HEADER;
     else {
       const ip = this.ip.wrap(b, s);
       ip.totalLength = q.length;
@@ -114,7 +116,7 @@ export class ProxyHeaderWriter {
     storeU32From(b, tcpOff + TcpField.Seq, t.lbIsn, c);
     loadU32Plus(this.seq, 0, b, tcpOff + TcpField.Seq, 1);
     storeU32From(b, tcpOff + TcpField.Seq, this.seq, 0);
-    tcp.checksum = rsV6
+    tcp.checksum = v6
       ? tcp.computeChecksumV6(s, TCP_MIN_HEADER + len)
       : tcp.computeChecksumV4(s, TCP_MIN_HEADER + len);
     ctx.countSvc(si, C.proxy_headers_sent);
