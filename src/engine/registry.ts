@@ -262,32 +262,41 @@ export class Registry {
 
   private syncArrays(): void {
     const svcs = this.services;
-    this.svcVips = new Uint32Array(svcs.length);
-    this.svcVips6 = new Uint8Array(svcs.length * 16);
-    for (let i = 0; i < svcs.length; i++) {
-      const v = svcs[i]!.vip;
-      if (typeof v === 'number') this.svcVips[i] = v;
-      else {
-        this.svcVips[i] = fold16(v.bytes, 0);
-        this.svcVips6.set(v.bytes, i * 16);
-      }
-    }
+    const vips = addressArrays(svcs.map((s) => s.vip));
+    this.svcVips = vips.v4;
+    this.svcVips6 = vips.v6;
     this.svcPorts = Uint16Array.from(svcs, (s) => s.vport);
     this.svcSynProxy = Uint8Array.from(svcs, (s) => (s.synProxy ? 1 : 0));
-    const rss = this.realServers;
-    this.rsAddrs = new Uint32Array(rss.length);
-    this.rsAddrs6 = new Uint8Array(rss.length * 16);
-    this.rsV6 = new Uint8Array(rss.length);
-    for (let i = 0; i < rss.length; i++) {
-      const a = rss[i]!.addr;
-      if (typeof a === 'number') this.rsAddrs[i] = a;
-      else {
-        this.rsAddrs[i] = fold16(a.bytes, 0);
-        this.rsAddrs6.set(a.bytes, i * 16);
-        this.rsV6[i] = 1;
-      }
+    const rsAddrs = addressArrays(this.realServers.map((r) => r.addr));
+    this.rsAddrs = rsAddrs.v4;
+    this.rsAddrs6 = rsAddrs.v6;
+    this.rsV6 = rsAddrs.isV6;
+  }
+}
+
+/**
+ * Addresses as the data path indexes them: `v4` the IPv4 ones (an IPv6
+ * one folded to 32 bits), `v6` 16 bytes for each IPv6 one (zeros for
+ * IPv4), `isV6` 1 where it is IPv6.
+ */
+function addressArrays(addrs: readonly IpAddress[]): {
+  v4: Uint32Array<ArrayBuffer>;
+  v6: Uint8Array<ArrayBuffer>;
+  isV6: Uint8Array<ArrayBuffer>;
+} {
+  const v4 = new Uint32Array(addrs.length);
+  const v6 = new Uint8Array(addrs.length * 16);
+  const isV6 = new Uint8Array(addrs.length);
+  for (let i = 0; i < addrs.length; i++) {
+    const a = addrs[i]!;
+    if (typeof a === 'number') v4[i] = a;
+    else {
+      v4[i] = fold16(a.bytes, 0);
+      v6.set(a.bytes, i * 16);
+      isV6[i] = 1;
     }
   }
+  return { v4, v6, isV6 };
 }
 
 /** An IPv4 service takes IPv4 LIPs only: nothing would use an IPv6 one (FNAT46 is not supported). */
