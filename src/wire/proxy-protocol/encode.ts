@@ -236,6 +236,21 @@ function ipv6Text(b: Uint8Array | null, o: number, a: Uint8Array, ao: number): n
   return p - o;
 }
 
+/** What every IPv6 encoder checks: both ports, and 16 bytes at each address's offset. */
+function checkEndpoints6(
+  src: Uint8Array,
+  srcOff: number,
+  srcPort: number,
+  dst: Uint8Array,
+  dstOff: number,
+  dstPort: number,
+): void {
+  checkPort(srcPort, 'source');
+  checkPort(dstPort, 'destination');
+  checkIpv6(src, srcOff, 'source');
+  checkIpv6(dst, dstOff, 'destination');
+}
+
 function checkIpv6(a: Uint8Array, ao: number, what: string): void {
   if (ao < 0 || ao + 16 > a.length) {
     throw new RangeError(`PROXY header: ${what} IPv6 address needs 16 bytes at offset ${ao}`);
@@ -279,10 +294,7 @@ export function encodeProxyV1v6(
   srcOff = 0,
   dstOff = 0,
 ): number {
-  checkPort(srcPort, 'source');
-  checkPort(dstPort, 'destination');
-  checkIpv6(src, srcOff, 'source');
-  checkIpv6(dst, dstOff, 'destination');
+  checkEndpoints6(src, srcOff, srcPort, dst, dstOff, dstPort);
   checkRoom(b, off, proxyV1v6Length(src, srcPort, dst, dstPort, srcOff, dstOff));
   let o = writeV1Head(b, off, 0x36);
   o += ipv6Text(b, o, src, srcOff);
@@ -338,10 +350,7 @@ export function encodeProxyV2v6(
   srcOff = 0,
   dstOff = 0,
 ): number {
-  checkPort(srcPort, 'source');
-  checkPort(dstPort, 'destination');
-  checkIpv6(src, srcOff, 'source');
-  checkIpv6(dst, dstOff, 'destination');
+  checkEndpoints6(src, srcOff, srcPort, dst, dstOff, dstPort);
   checkRoom(b, off, PROXY_V2_IPV6_LENGTH);
   writeV2Fixed(b, off, PP2_VERSION | PP2_CMD_PROXY, PP2_FAM_TCP6, 36);
   for (let i = 0; i < 16; i++) {
