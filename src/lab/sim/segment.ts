@@ -188,20 +188,14 @@ function parseIcmp(pkt: Uint8Array, from: number, off: number, len: number): Par
   if (len < 8 + IPV4_MIN_HEADER || qhl < IPV4_MIN_HEADER || len < 8 + qhl + 8) {
     return { kind: 'bad', reason: 'icmp-quote' };
   }
-  return {
-    kind: 'fragNeeded',
-    icmp: {
-      from,
-      mtu: get16(pkt, off + 6),
-      inner: {
-        src: get32(pkt, q + 12),
-        dst: get32(pkt, q + 16),
-        sport: get16(pkt, q + qhl),
-        dport: get16(pkt, q + qhl + 2),
-        seq: get32(pkt, q + qhl + 4),
-      },
-    },
-  };
+  return fragNeeded(
+    from,
+    get16(pkt, off + 6),
+    get32(pkt, q + 12),
+    get32(pkt, q + 16),
+    pkt,
+    q + qhl,
+  );
 }
 
 /** ICMPv6 Packet Too Big (RFC 4443 3.2): the MTU, then the quoted IPv6 header and TCP ports and seq. */
@@ -213,19 +207,26 @@ function parseIcmp6(pkt: Uint8Array, from: Ipv6Address, off: number, len: number
   const q = off + 8;
   if (len < 8 + IPV6_HEADER + 8 || pkt[q + 6] !== IPPROTO_TCP)
     return { kind: 'bad', reason: 'icmp6-quote' };
-  const t = q + IPV6_HEADER;
+  const src = Ipv6Address.fromBytes(pkt, q + 8);
+  const dst = Ipv6Address.fromBytes(pkt, q + 24);
+  return fragNeeded(from, get32(pkt, off + 4), src, dst, pkt, q + IPV6_HEADER);
+}
+
+/** A frag-needed or Packet Too Big from `from` telling `mtu`, quoting src → dst with the TCP header at pkt[t]. */
+function fragNeeded(
+  from: IpAddress,
+  mtu: number,
+  src: IpAddress,
+  dst: IpAddress,
+  pkt: Uint8Array,
+  t: number,
+): Parsed {
   return {
     kind: 'fragNeeded',
     icmp: {
       from,
-      mtu: get32(pkt, off + 4),
-      inner: {
-        src: Ipv6Address.fromBytes(pkt, q + 8),
-        dst: Ipv6Address.fromBytes(pkt, q + 24),
-        sport: get16(pkt, t),
-        dport: get16(pkt, t + 2),
-        seq: get32(pkt, t + 4),
-      },
+      mtu,
+      inner: { src, dst, sport: get16(pkt, t), dport: get16(pkt, t + 2), seq: get32(pkt, t + 4) },
     },
   };
 }
