@@ -81,6 +81,25 @@ export interface Workload {
 
 /** The first 16 bytes at o, or the IPv4 address at o as a number. */
 type Addr = number | Uint8Array;
+type TcpOption = ReturnType<typeof opt.mss>;
+
+/** A TCP segment from src to dst, IPv4 or IPv6 as the addresses are. */
+function segment(
+  src: Addr,
+  dst: Addr,
+  sport: number,
+  dport: number,
+  seq: number,
+  ack: number,
+  flags: number,
+  payload?: Uint8Array,
+  options?: TcpOption[],
+): Uint8Array {
+  const tcp = { sport, dport, seq, ack, flags, payload, options };
+  return typeof src === 'number'
+    ? buildSegment({ src, dst: dst as number, ...tcp })
+    : buildSegment6({ src, dst: dst as Uint8Array, ...tcp });
+}
 
 export function record(conns: number, family: BenchFamily = 4): Workload {
   const e = newEngine(conns, family);
@@ -126,36 +145,15 @@ export function record(conns: number, family: BenchFamily = 4): Workload {
     cip6[15] = (i % 250) + 1;
     const cport = 10000 + Math.floor(i / 250);
     const cisn = (i * 2654435761) >>> 0;
+    const csrc: Addr = family === 4 ? cip : cip6;
+    const cdst: Addr = family === 4 ? VIP : VIP6.bytes;
     const c = (
       seq: number,
       ack: number,
       flags: number,
       payload?: Uint8Array,
-      options?: ReturnType<typeof opt.mss>[],
-    ): Uint8Array =>
-      family === 4
-        ? buildSegment({
-            src: cip,
-            dst: VIP,
-            sport: cport,
-            dport: 80,
-            seq,
-            ack,
-            flags,
-            payload,
-            options,
-          })
-        : buildSegment6({
-            src: cip6,
-            dst: VIP6.bytes,
-            sport: cport,
-            dport: 80,
-            seq,
-            ack,
-            flags,
-            payload,
-            options,
-          });
+      options?: TcpOption[],
+    ): Uint8Array => segment(csrc, cdst, cport, 80, seq, ack, flags, payload, options);
     const syn = send(
       c(cisn, 0, TCP_SYN, undefined, [
         opt.mss(1460),
@@ -175,31 +173,8 @@ export function record(conns: number, family: BenchFamily = 4): Workload {
       ack: number,
       flags: number,
       payload?: Uint8Array,
-      options?: ReturnType<typeof opt.mss>[],
-    ): Uint8Array =>
-      typeof rip === 'number'
-        ? buildSegment({
-            src: rip,
-            dst: lip as number,
-            sport: 80,
-            dport: lport,
-            seq,
-            ack,
-            flags,
-            payload,
-            options,
-          })
-        : buildSegment6({
-            src: rip,
-            dst: lip as Uint8Array,
-            sport: 80,
-            dport: lport,
-            seq,
-            ack,
-            flags,
-            payload,
-            options,
-          });
+      options?: TcpOption[],
+    ): Uint8Array => segment(rip, lip, 80, lport, seq, ack, flags, payload, options);
     send(
       r(risn, lbIsn + 1, TCP_SYN | TCP_ACK, undefined, [
         opt.mss(1460),
