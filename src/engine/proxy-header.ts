@@ -39,10 +39,8 @@ export class ProxyHeaderWriter {
     const payloadOff = q.start + ipHl + TCP_MIN_HEADER;
     // IPv4 only: an IPv6 service refuses PROXY protocol (registry.ts).
     const vip = ctx.reg.svcVips[svc.index]!;
-    const len =
-      svc.proxyProtocol === 2
-        ? encodeProxyV2(q.buf, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport)
-        : encodeProxyV1(q.buf, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport);
+    const encode = svc.proxyProtocol === 2 ? encodeProxyV2 : encodeProxyV1;
+    const len = encode(q.buf, payloadOff, t.cip[c]!, t.cport[c]!, vip, svc.vport);
     this.send(q, ipHl, c, svc.index, len, false);
   }
 
@@ -58,30 +56,9 @@ export class ProxyHeaderWriter {
     const si = t.svc[c]!;
     const svc = reg.services[si]!;
     const q = this.headersOf(p, ipHl);
-    const b = q.buf;
-    const payloadOff = q.start + ipHl + TCP_MIN_HEADER;
-    const len =
-      svc.proxyProtocol === 2
-        ? encodeProxyV2v6(
-            b,
-            payloadOff,
-            t.cip6,
-            t.cport[c]!,
-            reg.svcVips6,
-            svc.vport,
-            c * 16,
-            si * 16,
-          )
-        : encodeProxyV1v6(
-            b,
-            payloadOff,
-            t.cip6,
-            t.cport[c]!,
-            reg.svcVips6,
-            svc.vport,
-            c * 16,
-            si * 16,
-          );
+    const at = q.start + ipHl + TCP_MIN_HEADER;
+    const encode = svc.proxyProtocol === 2 ? encodeProxyV2v6 : encodeProxyV1v6;
+    const len = encode(q.buf, at, t.cip6, t.cport[c]!, reg.svcVips6, svc.vport, c * 16, si * 16);
     this.send(q, ipHl, c, si, len, rsV6);
   }
 
