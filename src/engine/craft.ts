@@ -17,8 +17,7 @@ import {
   finishIpv4Header,
   Ipv4Field,
 } from '../wire/ipv4.js';
-import { IPV6_HEADER } from '../wire/ipv6.js';
-import { finishIpv6Header } from '../wire/ipv6-fixed.js';
+import { finishIpv6Header, IPV6_HEADER } from '../wire/ipv6.js';
 import { swapBytes } from '../wire/swap.js';
 import {
   TcpView,

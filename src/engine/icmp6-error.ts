@@ -34,8 +34,7 @@ import {
   Ipv4Field,
   finishIpv4Header,
 } from '../wire/ipv4.js';
-import { IPV6_HEADER } from '../wire/ipv6.js';
-import { finishIpv6Header } from '../wire/ipv6-fixed.js';
+import { finishIpv6Header, IPV6_HEADER } from '../wire/ipv6.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
 import { CF_SP_PENDING } from './conn-table.js';
 import type { EngineContext } from './context.js';

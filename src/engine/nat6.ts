@@ -1,7 +1,7 @@
-import { get16, set16, storeU32From } from '../wire/bytes.js';
+import { get16, storeU32From } from '../wire/bytes.js';
 import { ChecksumDelta, foldSum, sumWords } from '../wire/checksum.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../wire/ipv4.js';
-import { IPV6_HEADER } from '../wire/ipv6.js';
+import { IPV6_HEADER, finishIpv6Header } from '../wire/ipv6.js';
 import { TcpField } from '../wire/tcp.js';
 import { copy16 } from './addr6.js';
 import { CF_SYNPROXY, type ConnTable } from './conn-table.js';
@@ -91,17 +91,9 @@ export class Nat6 {
     const tos = b[s + Ipv4Field.Tos]!;
     const ttl = b[s + Ipv4Field.Ttl]!;
     const payload = p.length - ipHl;
-    b[o] = 0x60 | (tos >>> 4);
-    b[o + 1] = (tos & 0x0f) << 4;
-    b[o + 2] = 0;
-    b[o + 3] = 0;
-    set16(b, o + 4, payload);
-    b[o + 6] = IPPROTO_TCP;
-    b[o + 7] = ttl;
-    for (let k = 0; k < 16; k++) {
-      b[o + 8 + k] = vips[svc * 16 + k]!;
-      b[o + 24 + k] = cips[c * 16 + k]!;
-    }
+    finishIpv6Header(b, o, payload, IPPROTO_TCP, ttl, tos);
+    copy16(b, o + 8, vips, svc * 16);
+    copy16(b, o + 24, cips, c * 16);
     p.start = o;
     p.length = IPV6_HEADER + payload;
     if ((p.gsoType & ~GSO_ECN) === GSO_TCPV4) p.gsoType = GSO_TCPV6 | (p.gsoType & GSO_ECN);

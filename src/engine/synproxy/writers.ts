@@ -1,7 +1,6 @@
 import { copyBytes, get16, set16, storeU32From } from '../../wire/bytes.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../../wire/ipv4.js';
-import { IPV6_HEADER } from '../../wire/ipv6.js';
-import { finishIpv6Header } from '../../wire/ipv6-fixed.js';
+import { finishIpv6Header, IPV6_HEADER } from '../../wire/ipv6.js';
 import { swapBytes } from '../../wire/swap.js';
 import { TCP_ACK, TCP_MIN_HEADER, TCP_RST, TCP_SYN, TcpView, TcpField } from '../../wire/tcp.js';
 import { writeSynOptions } from '../../wire/tcp-options.js';

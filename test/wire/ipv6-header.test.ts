@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finishIpv6Header } from '../../src/wire/ipv6-fixed.js';
-import { Ipv6View } from '../../src/wire/ipv6.js';
+import { finishIpv6Header, Ipv6View } from '../../src/wire/ipv6.js';
 
 test('finishIpv6Header writes version 6, traffic class, flow label 0, length, next header, hop limit', () => {
   const b = new Uint8Array(44).fill(0xaa);
