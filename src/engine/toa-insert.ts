@@ -17,7 +17,7 @@ import {
   isToaOption,
 } from '../wire/tcp-options.js';
 import { IPV6_HEADER as IPV6_HEADER_LEN, Ipv6View } from '../wire/ipv6.js';
-import { TOA_V4_LEN, TOA_V6_LEN, writeToaV4Words } from '../wire/toa.js';
+import { TOA_V6_LEN, writeToaV4Words } from '../wire/toa.js';
 import { copy16 } from './addr6.js';
 import type { Packet, PacketPool } from './packet.js';
 
@@ -75,9 +75,10 @@ export class ToaWriter {
   private readonly ip6 = new Ipv6View();
   private readonly qip6 = new Ipv6View();
   /**
-   * The TOA the `*Toa` methods place (an IPv6 client's 20-byte option, on an
-   * IPv6 packet or, FNAT64, on the translated IPv4 one): set by `setToaV6`
-   * from the connection, since the packet may no longer carry the client.
+   * The TOA the `*Toa` methods place, its length in its second byte: an IPv4
+   * client's 8 bytes, taken from the packet before it is translated
+   * (`setToaFromSource`), or an IPv6 client's 20, set by `setToaV6` from the
+   * connection, since an FNAT64 packet no longer carries the client.
    */
   private readonly toaBytes = new Uint8Array(TOA_V6_LEN);
   /** Segments produced by the last `split`; valid until the next call. */
@@ -143,169 +144,36 @@ export class ToaWriter {
   }
 
   /**
-   * Writes [TOA][kept options][EOL padding] into the scratch buffer; returns
-   * its length. The TOA takes the source of the (not yet translated) packet.
-   */
-  private composeV4(
-    b: Uint8Array,
-    ipOff: number,
-    tcpOff: number,
-    optEnd: number,
-    plan: OptionPlan,
-  ): number {
-    const s = this.scratch;
-    const optStart = tcpOff + TCP_MIN_HEADER;
-    writeToaFromSource(s, 0, b, ipOff, tcpOff);
-    let p = TOA_V4_LEN;
-    if (plan === OptionPlan.Keep) {
-      copyBytes(s, p, b, optStart, optEnd - optStart);
-      p += optEnd - optStart;
-    } else {
-      const c = this.cursor.reset(b, optStart, optEnd);
-      while (c.next()) {
-        if (c.kind === TCPOPT_NOP || isToaOption(c.kind, c.size)) continue;
-        if (plan === OptionPlan.TimestampOnly && c.kind !== TCPOPT_TIMESTAMP) continue;
-        copyBytes(s, p, b, c.at, c.size);
-        p += c.size;
-      }
-    }
-    const padded = pad4(p);
-    s.fill(TCPOPT_EOL, p, padded);
-    return padded;
-  }
-
-  /**
-   * Fast path: room in the header and in the MTU. Opens 8 bytes in front of
-   * the options — by moving the IP and fixed TCP headers down into the
-   * headroom, so a 64 KiB super-packet costs the same as a small one — and
-   * updates both checksums incrementally. Without headroom the options and
-   * payload move up instead (the caller checked tailroom).
+   * Fast path: room in the header and in the MTU. The TOA (8 bytes) takes
+   * the source of the not yet translated IPv4 packet; `insertToa` places it.
    */
   insertV4(p: Packet, ipHl: number): void {
-    const b = p.buf;
-    let optStart: number;
-    if (p.start >= TOA_V4_LEN) {
-      optStart = p.start + ipHl + TCP_MIN_HEADER - TOA_V4_LEN;
-      b.copyWithin(p.start - TOA_V4_LEN, p.start, optStart + TOA_V4_LEN);
-      p.start -= TOA_V4_LEN;
-    } else {
-      optStart = p.start + ipHl + TCP_MIN_HEADER;
-      b.copyWithin(optStart + TOA_V4_LEN, optStart, p.start + p.length);
-    }
-    const ip = this.ip.wrap(b, p.start);
-    const tcpOff = p.start + ipHl;
-    const tcp = this.tcp.wrap(b, tcpOff);
-    writeToaFromSource(b, optStart, b, p.start, tcpOff);
-    const oldWord = get16(b, tcpOff + TcpField.DataOffset);
-    tcp.headerLength = tcp.headerLength + TOA_V4_LEN;
-    const newWord = get16(b, tcpOff + TcpField.DataOffset);
-    // Everything after the TOA moved by an even number of bytes, so its word sum is unchanged;
-    // the segment gains the TOA's words and the pseudo-header's length grows by 8.
-    let check = checksumReplace16(tcp.checksum, oldWord, newWord);
-    check = checksumAdjust(check, 0, sumWords(b, optStart, TOA_V4_LEN, 0) + TOA_V4_LEN);
-    tcp.checksum = check;
-    const oldLen = ip.totalLength;
-    ip.totalLength = oldLen + TOA_V4_LEN;
-    ip.checksum = checksumReplace16(ip.checksum, oldLen, oldLen + TOA_V4_LEN);
-    p.length += TOA_V4_LEN;
-  }
-
-  private checksumValid(p: Packet, ipHl: number): boolean {
-    const tcp = this.tcp.wrap(p.buf, p.start + ipHl);
-    const sum = tcp.computeChecksumV4(p.start, p.length - ipHl);
-    if (p.csumPartial) {
-      // Nothing to verify yet (the kernel had not summed it): this is its checksum.
-      tcp.checksum = sum;
-      p.csumPartial = false;
-      return true;
-    }
-    return sum === tcp.checksum;
+    this.setToaFromSource(p.buf, p.start, p.start + ipHl);
+    this.insertToa(p, ipHl, false);
   }
 
   /**
-   * Rebuilds the option area in place under `plan` with the TOA in front.
-   * Returns false (packet untouched) when the segment's checksum was already
+   * Rebuilds the option area in place under `plan` with the client's TOA in
+   * front. False (packet untouched) when the segment's checksum was already
    * wrong: recomputing it would launder a corrupted packet.
    */
   rebuildV4(p: Packet, ipHl: number, plan: OptionPlan): boolean {
-    if (!this.checksumValid(p, ipHl)) return false;
-    const b = p.buf;
-    const ip = this.ip.wrap(b, p.start);
-    const tcpOff = p.start + ipHl;
-    const tcp = this.tcp.wrap(b, tcpOff);
-    const oldHl = tcp.headerLength;
-    const optStart = tcpOff + TCP_MIN_HEADER;
-    const optLen = this.composeV4(b, p.start, tcpOff, tcpOff + oldHl, plan);
-    const newHl = TCP_MIN_HEADER + optLen;
-    const payloadLen = p.length - ipHl - oldHl;
-    b.copyWithin(tcpOff + newHl, tcpOff + oldHl, tcpOff + oldHl + payloadLen);
-    copyBytes(b, optStart, this.scratch, 0, optLen);
-    tcp.headerLength = newHl;
-    p.length = ipHl + newHl + payloadLen;
-    ip.totalLength = p.length;
-    ip.updateChecksum();
-    tcp.checksum = tcp.computeChecksumV4(p.start, newHl + payloadLen);
-    return true;
+    this.setToaFromSource(p.buf, p.start, p.start + ipHl);
+    return this.rebuildToa(p, ipHl, plan, false);
   }
 
-  /**
-   * Splits a segment into pieces that each fit `mtu` and each carry the TOA,
-   * so whichever piece the RS reads first concludes the handshake with the
-   * real address (including under TCP_DEFER_ACCEPT, since every piece carries
-   * data). FIN and PSH stay on the last piece. Pieces land in `pieces`; the
-   * original packet is left for the caller to release. Returns the number of
-   * pieces, or -1 when the original checksum was wrong.
-   */
+  /** Splits p so each piece fits `mtu` and carries the client's TOA (see `splitToa`). */
   splitV4(p: Packet, ipHl: number, plan: OptionPlan, mtu: number): number {
-    this.piecesCount = 0;
-    if (!this.checksumValid(p, ipHl)) return -1;
-    const b = p.buf;
-    const ip = this.ip.wrap(b, p.start);
-    const tcpOff = p.start + ipHl;
-    const tcp = this.tcp.wrap(b, tcpOff);
-    const oldHl = tcp.headerLength;
-    const optLen = this.composeV4(b, p.start, tcpOff, tcpOff + oldHl, plan);
-    const newHl = TCP_MIN_HEADER + optLen;
-    const payloadStart = tcpOff + oldHl;
-    const payloadLen = p.length - ipHl - oldHl;
-    const room = mtu - ipHl - newHl;
-    if (room < 1) return 0;
-    const n = payloadLen === 0 ? 1 : Math.ceil(payloadLen / room);
-    const flags = tcp.flags;
-    const seq = tcp.seq;
-    const id = ip.id;
-    const qip = this.qip;
-    const qtcp = this.qtcp;
-    for (let k = 0; k < n; k++) {
-      const from = k * room;
-      const len = k === n - 1 ? payloadLen - from : room;
-      const q = this.pool.take();
-      const qb = q.buf;
-      const qs = q.start;
-      copyBytes(qb, qs, b, p.start, ipHl);
-      const qt = qs + ipHl;
-      copyBytes(qb, qt, b, tcpOff, TCP_MIN_HEADER);
-      copyBytes(qb, qt + TCP_MIN_HEADER, this.scratch, 0, optLen);
-      // The payload is up to a segment: a native copy is worth its one view object.
-      qb.set(b.subarray(payloadStart + from, payloadStart + from + len), qt + newHl);
-      q.length = ipHl + newHl + len;
-      qip.wrap(qb, qs);
-      qip.totalLength = q.length;
-      qip.id = (id + k) & 0xffff;
-      qip.updateChecksum();
-      qtcp.wrap(qb, qt);
-      qtcp.headerLength = newHl;
-      qtcp.seq = (seq + from) >>> 0;
-      qtcp.flags = k === n - 1 ? flags : flags & ~(TCP_FIN | TCP_PSH);
-      qtcp.checksum = qtcp.computeChecksumV4(qs, newHl + len);
-      this.pieces[k] = q;
-    }
-    this.piecesCount = n;
-    set16(b, tcpOff + TcpField.Checksum, tcp.checksum);
-    return n;
+    this.setToaFromSource(p.buf, p.start, p.start + ipHl);
+    return this.splitToa(p, ipHl, plan, mtu, false);
   }
 
-  // ---- the 20-byte TOA of an IPv6 client, on an IPv6 packet (v6) or an IPv4 one (FNAT64) ----
+  // ---- the TOA in `toaBytes`: any length (8 or 20), on an IPv4 or IPv6 packet ----
+
+  /** Sets the 8-byte IPv4 TOA the `*Toa` methods place from the source of the packet at b[ipOff]. */
+  private setToaFromSource(b: Uint8Array, ipOff: number, tcpOff: number): void {
+    writeToaFromSource(this.toaBytes, 0, b, ipOff, tcpOff);
+  }
 
   /** Sets the TOA the `*Toa` methods place: kind, the client's port and its 16 bytes at addr[addrOff]. */
   setToaV6(kind: number, port: number, addr: Uint8Array, addrOff: number): void {
@@ -316,12 +184,21 @@ export class ToaWriter {
     copy16(d, 4, addr, addrOff);
   }
 
-  /** `composeV4` with the TOA from `toaBytes`. */
+  /** The length of the TOA in `toaBytes` (its length byte). */
+  private get toaLength(): number {
+    return this.toaBytes[1]!;
+  }
+
+  /**
+   * Writes [TOA][kept options][EOL padding] into the scratch buffer; returns
+   * its length.
+   */
   private composeToa(b: Uint8Array, tcpOff: number, optEnd: number, plan: OptionPlan): number {
     const s = this.scratch;
     const optStart = tcpOff + TCP_MIN_HEADER;
-    copyBytes(s, 0, this.toaBytes, 0, TOA_V6_LEN);
-    let p = TOA_V6_LEN;
+    const len = this.toaLength;
+    copyBytes(s, 0, this.toaBytes, 0, len);
+    let p = len;
     if (plan === OptionPlan.Keep) {
       copyBytes(s, p, b, optStart, optEnd - optStart);
       p += optEnd - optStart;
@@ -366,14 +243,16 @@ export class ToaWriter {
   }
 
   /**
-   * `insertV4` for the 20-byte TOA in `toaBytes`: 20 bytes opened in front of
-   * the options (headers moved into the headroom, or options and payload up
-   * into the tailroom), both checksums updated incrementally. `v6`: the
+   * Fast path: room in the header and in the MTU. Opens the TOA's bytes in
+   * front of the options — by moving the IP and fixed TCP headers down into
+   * the headroom, so a 64 KiB super-packet costs the same as a small one —
+   * and updates both checksums incrementally. Without headroom the options
+   * and payload move up instead (the caller checked tailroom). `v6`: the
    * packet's IP header is IPv6 (fixed, 40 bytes).
    */
   insertToa(p: Packet, ipHl: number, v6: boolean): void {
     const b = p.buf;
-    const len = TOA_V6_LEN;
+    const len = this.toaLength;
     let optStart: number;
     if (p.start >= len) {
       optStart = p.start + ipHl + TCP_MIN_HEADER - len;
@@ -386,6 +265,8 @@ export class ToaWriter {
     const tcpOff = p.start + ipHl;
     const tcp = this.tcp.wrap(b, tcpOff);
     copyBytes(b, optStart, this.toaBytes, 0, len);
+    // Everything after the TOA moved by an even number of bytes, so its word sum is unchanged;
+    // the segment gains the TOA's words and the pseudo-header's length grows by its length.
     const oldWord = get16(b, tcpOff + TcpField.DataOffset);
     tcp.headerLength = tcp.headerLength + len;
     const newWord = get16(b, tcpOff + TcpField.DataOffset);
@@ -402,7 +283,11 @@ export class ToaWriter {
     }
   }
 
-  /** `rebuildV4` for the 20-byte TOA in `toaBytes`, either IP family. */
+  /**
+   * Rebuilds the option area in place under `plan` with the TOA in `toaBytes`
+   * in front, either IP family. False (packet untouched) when the segment's
+   * checksum was already wrong: recomputing it would launder a corrupted packet.
+   */
   rebuildToa(p: Packet, ipHl: number, plan: OptionPlan, v6: boolean): boolean {
     if (!this.checksumValidToa(p, ipHl, v6)) return false;
     const b = p.buf;
@@ -422,7 +307,15 @@ export class ToaWriter {
     return true;
   }
 
-  /** `splitV4` for the 20-byte TOA in `toaBytes`, either IP family. */
+  /**
+   * Splits a segment into pieces that each fit `mtu` and each carry the TOA
+   * in `toaBytes`, so whichever piece the RS reads first concludes the
+   * handshake with the real address (including under TCP_DEFER_ACCEPT, since
+   * every piece carries data). FIN and PSH stay on the last piece. Pieces
+   * land in `pieces`; the original packet is left for the caller to release.
+   * Returns the number of pieces, 0 when the MTU cannot hold the headers, or
+   * -1 when the original checksum was wrong.
+   */
   splitToa(p: Packet, ipHl: number, plan: OptionPlan, mtu: number, v6: boolean): number {
     this.piecesCount = 0;
     if (!this.checksumValidToa(p, ipHl, v6)) return -1;
@@ -451,6 +344,7 @@ export class ToaWriter {
       const qt = qs + ipHl;
       copyBytes(qb, qt, b, tcpOff, TCP_MIN_HEADER);
       copyBytes(qb, qt + TCP_MIN_HEADER, this.scratch, 0, optLen);
+      // The payload is up to a segment: a native copy is worth its one view object.
       qb.set(b.subarray(payloadStart + from, payloadStart + from + len), qt + newHl);
       q.length = ipHl + newHl + len;
       if (v6) this.qip6.wrap(qb, qs).payloadLength = q.length - IPV6_HEADER_LEN;
