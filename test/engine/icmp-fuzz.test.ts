@@ -10,10 +10,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
+import { C } from '../../src/engine/counters.js';
 import type { Engine } from '../../src/engine/engine.js';
 import { get16, get32 } from '../../src/wire/bytes.js';
-import { foldSum, sumWords } from '../../src/wire/checksum.js';
 import { IPPROTO_ICMP } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
@@ -26,11 +25,12 @@ import {
   RISN,
   VIP,
   clientSegment,
+  feedCountedOnce,
   feedRaw,
   newTestEngine,
   rsSegment,
 } from '../support/engine-fixture.js';
-import { icmpPacket } from '../support/icmp.js';
+import { checksumOk, hostileQuote, icmpPacket } from '../support/icmp.js';
 import { buildSegment, pattern } from '../support/packets.js';
 import { rng } from '../support/rng.js';
 
@@ -94,38 +94,20 @@ function setup(policy: 'lvs' | 'dpvs' | 'fullnat'): {
   return { e, toRs, toClient };
 }
 
-function accounted(e: Engine): number {
-  let n = e.counters[C.forwarded_packets]!;
-  for (const d of DROP_COUNTERS) n += e.counters[C[d]]!;
-  return n + e.heldPackets;
-}
-
-const ok16 = (b: Uint8Array, off: number, len: number): boolean =>
-  foldSum(sumWords(b, off, len, 0)) === 0xffff;
-
 /** Feeds one packet and checks the invariants; returns what went out. */
 function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
-  const rx0 = e.counters[C.rx_packets]!;
-  const acc0 = accounted(e);
   const quotedIpValid =
     pkt.length >= 48 &&
     pkt[9] === IPPROTO_ICMP &&
-    ok16(pkt, 28, Math.min((pkt[28]! & 15) * 4, pkt.length - 28));
-  let out: Uint8Array[];
-  try {
-    out = feedRaw(e, pkt).map((o) => o.bytes);
-  } catch (err) {
-    assert.fail(`${what}: engine threw ${String(err)}\n${Buffer.from(pkt).toString('hex')}`);
-  }
-  assert.equal(e.counters[C.rx_packets]!, rx0 + 1, what);
-  assert.equal(accounted(e) - acc0, 1, `${what}: counted exactly once`);
+    checksumOk(pkt, 28, Math.min((pkt[28]! & 15) * 4, pkt.length - 28));
+  const out = feedCountedOnce(e, pkt, what);
   const t = e.table;
   for (const b of out) {
     const hex = Buffer.from(pkt).toString('hex');
     assert.equal(b[9], IPPROTO_ICMP, `${what}: only ICMP comes out of ICMP\n${hex}`);
     const ihl = (b[0]! & 15) * 4;
-    assert.ok(ok16(b, 0, ihl), `${what}: outer IP checksum`);
-    assert.ok(ok16(b, ihl, b.length - ihl), `${what}: ICMP checksum`);
+    assert.ok(checksumOk(b, 0, ihl), `${what}: outer IP checksum`);
+    assert.ok(checksumOk(b, ihl, b.length - ihl), `${what}: ICMP checksum`);
     const type = b[ihl]!;
     if (type === 0) {
       assert.equal(pkt[20], 8, `${what}: an echo reply answers an echo request`);
@@ -135,7 +117,7 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
     // An error: its quote is a packet of a connection the table holds, sent to that leg's host.
     const q = ihl + 8;
     const qhl = (b[q]! & 15) * 4;
-    if (quotedIpValid) assert.ok(ok16(b, q, qhl), `${what}: quoted IP checksum`);
+    if (quotedIpValid) assert.ok(checksumOk(b, q, qhl), `${what}: quoted IP checksum`);
     const qt = q + qhl;
     const dst = get32(b, 16);
     if (dst === RIP) {
@@ -156,22 +138,6 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
   return out;
 }
 
-/** A quote of `orig` as hostile routers send it: cut anywhere, some bytes flipped, sometimes random. */
-function hostileQuote(r: () => number, orig: Uint8Array): Uint8Array {
-  const k = r();
-  if (k < 0.1)
-    return Uint8Array.from({ length: Math.floor(r() * 80) }, () => Math.floor(r() * 256));
-  const n = Math.floor(r() * (orig.length + 1));
-  const q = orig.slice(0, k < 0.5 ? Math.max(n, 28) : n);
-  if (k >= 0.35 && q.length > 0) {
-    for (let f = 1 + Math.floor(r() * 3); f > 0; f--) {
-      const at = Math.floor(r() * q.length);
-      q[at] = q[at]! ^ (1 << Math.floor(r() * 8));
-    }
-  }
-  return q;
-}
-
 test('ICMP errors with real, truncated, lying and random quotes, from both sides: no throw, counted once, nothing forwarded about no connection', () => {
   for (const policy of ['lvs', 'dpvs', 'fullnat'] as const) {
     const { e, toRs, toClient } = setup(policy);
@@ -186,7 +152,7 @@ test('ICMP errors with real, truncated, lying and random quotes, from both sides
       const orig = fromRs
         ? toRs[Math.floor(r() * toRs.length)]!
         : toClient[Math.floor(r() * toClient.length)]!;
-      const quote = hostileQuote(r, orig);
+      const quote = hostileQuote(r, orig, 28, 80);
       const types = [3, 3, 3, 11, 12, 4, 5, 0, 8, Math.floor(r() * 256)];
       const type = types[Math.floor(r() * types.length)]!;
       const code = r() < 0.5 ? 4 : Math.floor(r() * 16);

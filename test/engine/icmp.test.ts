@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import type { EngineOptions } from '../../src/engine/options.js';
-import { COUNTER_NAMES, DROP_COUNTERS } from '../../src/engine/counters.js';
+import { COUNTER_NAMES } from '../../src/engine/counters.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { internetChecksum } from '../../src/wire/checksum.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
@@ -24,6 +24,7 @@ import {
   RPORT,
   VIP,
   VPORT,
+  assertCountedOnce,
   clientSegment,
   feed,
   feedRaw,
@@ -77,10 +78,9 @@ function open(e: Engine): { lbIsn: number; lport: number } {
   return { lbIsn: syn.seq, lport: syn.sport };
 }
 
-/** Every received packet in exactly one of forwarded_packets and the drop counters. */
-function assertCountedOnce(e: Engine): void {
-  const drops = DROP_COUNTERS.reduce((s, n) => s + e.counter(n), 0);
-  assert.equal(e.counter('rx_packets'), e.counter('forwarded_packets') + drops + e.heldPackets);
+/** A segment the LB sent LIP:lport → RIP:RPORT, as a router on the RS path quotes it. */
+function lbToRs(lport: number): Uint8Array {
+  return buildSegment({ src: LIP, dst: RIP, sport: lport, dport: RPORT, seq: 1, flags: TCP_ACK });
 }
 
 /**
@@ -231,22 +231,8 @@ test('PROXY protocol: the quoted seq of data behind the header moves back by the
 test('an error quoting no connection, a lying or truncated quote, a bad checksum: dropped and counted, nothing sent', () => {
   const e = engine();
   const { lport } = open(e);
-  const stray = buildSegment({
-    src: LIP,
-    dst: RIP,
-    sport: lport + 1,
-    dport: RPORT,
-    seq: 1,
-    flags: TCP_ACK,
-  });
-  const known = buildSegment({
-    src: LIP,
-    dst: RIP,
-    sport: lport,
-    dport: RPORT,
-    seq: 1,
-    flags: TCP_ACK,
-  });
+  const stray = lbToRs(lport + 1);
+  const known = lbToRs(lport);
   const lying = buildSegment({
     src: VIP,
     dst: RIP,
@@ -276,14 +262,7 @@ test('an error quoting no connection, a lying or truncated quote, a bad checksum
 test('path MTU: never raised by an ICMP, values below 552 ignored, forgotten after pmtuExpiresMs', () => {
   const e = engine({ pmtuExpiresMs: 60_000 });
   const { lport } = open(e);
-  const known = buildSegment({
-    src: LIP,
-    dst: RIP,
-    sport: lport,
-    dport: RPORT,
-    seq: 1,
-    flags: TCP_ACK,
-  });
+  const known = lbToRs(lport);
   const frag = (mtu: number, now: number): void => {
     feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, mtu, quoteOf(known, 28)), now);
   };
@@ -306,14 +285,7 @@ test('path MTU: never raised by an ICMP, values below 552 ignored, forgotten aft
 test('a learned path MTU clamps the next SYN+ACK MSS and makes the existing connection split its TOA packets', () => {
   const e = engine();
   const { lport } = open(e);
-  const known = buildSegment({
-    src: LIP,
-    dst: RIP,
-    sport: lport,
-    dport: RPORT,
-    seq: 1,
-    flags: TCP_ACK,
-  });
+  const known = lbToRs(lport);
   feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(known, 28)));
   // Existing connection: a full-size client segment no longer fits; the client is told 1392.
   const big = clientSegment({
@@ -386,14 +358,7 @@ test('echo to a VIP: answered in place, rate-limited, off with icmpEcho false', 
 test('forwarded errors are rate-limited: a flood of valid quotes costs one token each', () => {
   const e = engine();
   const { lport } = open(e);
-  const known = buildSegment({
-    src: LIP,
-    dst: RIP,
-    sport: lport,
-    dport: RPORT,
-    seq: 1,
-    flags: TCP_ACK,
-  });
+  const known = lbToRs(lport);
   let out = 0;
   for (let i = 0; i < 200; i++)
     out += feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 1, 0, quoteOf(known, 28))).length;

@@ -4,6 +4,7 @@
  * what comes out copied and handed back to the pool.
  */
 import assert from 'node:assert/strict';
+import { DROP_COUNTERS } from '../../src/engine/counters.js';
 import type { EngineOptions, ServiceConfig } from '../../src/engine/options.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Packet, PacketPool } from '../../src/engine/packet.js';
@@ -106,6 +107,36 @@ export function feedRaw(
   if (now !== undefined) e.tick(now);
   e.process(p);
   return drainOutput(e);
+}
+
+/** Packets accounted for: forwarded, counted by a drop counter, or still held by SYNPROXY. */
+export function accountedPackets(e: Engine): number {
+  let n = e.counter('forwarded_packets') + e.heldPackets;
+  for (const d of DROP_COUNTERS) n += e.counter(d);
+  return n;
+}
+
+/** Every received packet in exactly one of forwarded, a drop counter, or SYNPROXY's held packets. */
+export function assertCountedOnce(e: Engine): void {
+  assert.equal(e.counter('rx_packets'), accountedPackets(e));
+}
+
+/**
+ * Feeds one hostile packet: the engine must not throw and must count it
+ * exactly once. Returns the bytes that came out, for the caller's checks.
+ */
+export function feedCountedOnce(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
+  const rx0 = e.counter('rx_packets');
+  const acc0 = accountedPackets(e);
+  let out: Uint8Array[];
+  try {
+    out = feedRaw(e, pkt).map((o) => o.bytes);
+  } catch (err) {
+    assert.fail(`${what}: engine threw ${String(err)}\n${Buffer.from(pkt).toString('hex')}`);
+  }
+  assert.equal(e.counter('rx_packets'), rx0 + 1, what);
+  assert.equal(accountedPackets(e) - acc0, 1, `${what}: counted exactly once`);
+  return out;
 }
 
 /** An emitted packet decoded, after checking both its checksums. */

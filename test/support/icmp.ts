@@ -1,6 +1,6 @@
 /** ICMP messages for the engine's tests, built independently of the engine's code. */
 import { IPPROTO_ICMP, writeIpv4Header } from '../../src/wire/ipv4.js';
-import { internetChecksum } from '../../src/wire/checksum.js';
+import { foldSum, internetChecksum, sumWords } from '../../src/wire/checksum.js';
 
 /**
  * An IPv4 ICMP message src → dst: `type`, `code`, the 4 bytes after the
@@ -86,4 +86,34 @@ export function icmp6Packet(
   b[m + 2] = ck >>> 8;
   b[m + 3] = ck & 0xff;
   return b;
+}
+
+/** True when the one's-complement sum of `len` bytes at `off` checks out (a checksum field inside them). */
+export function checksumOk(b: Uint8Array, off: number, len: number): boolean {
+  return foldSum(sumWords(b, off, len, 0)) === 0xffff;
+}
+
+/**
+ * A quote of `orig` as hostile routers send it: sometimes up to `junkMax`
+ * random bytes; else `orig` cut anywhere (at least `keep` bytes half the
+ * time), and then some bits flipped in most of them.
+ */
+export function hostileQuote(
+  r: () => number,
+  orig: Uint8Array,
+  keep: number,
+  junkMax: number,
+): Uint8Array {
+  const k = r();
+  if (k < 0.1)
+    return Uint8Array.from({ length: Math.floor(r() * junkMax) }, () => Math.floor(r() * 256));
+  const n = Math.floor(r() * (orig.length + 1));
+  const q = orig.slice(0, k < 0.5 ? Math.max(n, keep) : n);
+  if (k >= 0.35 && q.length > 0) {
+    for (let f = 1 + Math.floor(r() * 3); f > 0; f--) {
+      const at = Math.floor(r() * q.length);
+      q[at] = q[at]! ^ (1 << Math.floor(r() * 8));
+    }
+  }
+  return q;
 }
