@@ -9,25 +9,31 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { C, DROP_COUNTERS } from '../../src/engine/counters.js';
 import { Engine } from '../../src/engine/engine.js';
-import { Ipv6Address } from '../../src/wire/address.js';
 import { get16, get32, parseIpv4 } from '../../src/wire/bytes.js';
 import { foldSum, sumWords } from '../../src/wire/checksum.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
-import { feedRaw } from '../support/engine-fixture.js';
-import { icmp6Packet, icmpPacket } from '../support/icmp.js';
-import { buildSegment, buildSegment6, pattern, v6 } from '../support/packets.js';
+import { feedCountedOnce, feedRaw } from '../support/engine-fixture.js';
+import {
+  LIP6,
+  LIP64,
+  RIP6,
+  RIP64,
+  VIP6,
+  client6Segment,
+  newDualEngine,
+  rsSegment46,
+} from '../support/engine6-fixture.js';
+import { checksumOk, hostileQuote, icmp6Packet, icmpPacket } from '../support/icmp.js';
+import { buildSegment6, pattern, v6 } from '../support/packets.js';
 import { rng } from '../support/rng.js';
 
-const VIP = v6('2001:db8::100');
-const LIP6 = v6('2001:db8:1::1');
-const RIP6 = v6('2001:db8:2::10');
-const LIP4 = parseIpv4('10.62.3.1');
-const RIP4 = parseIpv4('10.62.2.10');
+const VIP = VIP6;
+const LIP4 = LIP64;
+const RIP4 = RIP64;
 const ROUTER6 = v6('2001:db8:ff::1');
-const ROUTER4 = parseIpv4('10.62.2.254');
+const ROUTER4 = parseIpv4('10.60.2.254');
 const CONNS = 8;
 
 const clientAddr = (k: number): Uint8Array => v6(`2001:db8:c::${k + 1}`);
@@ -41,49 +47,22 @@ interface Setup {
 }
 
 function setup(policy: 'lvs' | 'dpvs' | 'fullnat'): Setup {
-  const e = new Engine({ toaPolicy: policy, maxConnections: 64, isnSecret: 3 });
-  const vip = Ipv6Address.fromBytes(VIP);
-  e.addService({
-    vip,
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [Ipv6Address.fromBytes(LIP6)],
-    realServers: [{ addr: Ipv6Address.fromBytes(RIP6), port: 8080, weight: 1, mtu: 1400 }],
-  });
-  e.addService({
-    vip,
-    vport: 81,
-    scheduler: 'rr',
-    laddrs: [LIP4],
-    realServers: [{ addr: RIP4, port: 8080, weight: 1, mtu: 1400 }],
-  });
+  const e = newDualEngine({ toaPolicy: policy, maxConnections: 64, isnSecret: 3 }, { rsMtu: 1400 });
   const s: Setup = { e, toRs6: [], toRs4: [], toClient: [] };
   for (let k = 0; k < CONNS; k++) {
     for (const vport of [80, 81]) {
       const src = clientAddr(k);
-      const c = (seq: number, ack: number, flags: number, payload?: Uint8Array) =>
-        buildSegment6({
-          src,
-          dst: VIP,
-          sport: 30000 + k,
-          dport: vport,
-          seq,
-          ack,
-          flags,
-          payload,
-          options: flags & TCP_SYN ? [opt.mss(1440)] : undefined,
-        });
+      const c = (seq: number, ack: number, flags: number, payload?: Uint8Array) => {
+        const options = flags & TCP_SYN ? [opt.mss(1440)] : undefined;
+        return client6Segment({ vport, src, sport: 30000 + k, seq, ack, flags, payload, options });
+      };
       const [syn] = feedRaw(e, c(1000, 0, TCP_SYN));
       assert.ok(syn);
       const ipHl = vport === 80 ? 40 : 20;
       const lport = get16(syn.bytes, ipHl);
       const lbIsn = get32(syn.bytes, ipHl + 4);
-      const r = (seq: number, flags: number, payload?: Uint8Array) => {
-        const f = { sport: 8080, dport: lport, seq, ack: lbIsn + 1, flags, payload };
-        return vport === 80
-          ? buildSegment6({ src: RIP6, dst: LIP6, ...f })
-          : buildSegment({ src: RIP4, dst: LIP4, ...f });
-      };
+      const r = (seq: number, flags: number, payload?: Uint8Array) =>
+        rsSegment46({ vport, lport, seq, ack: lbIsn + 1, flags, payload });
       feedRaw(e, r(5000, TCP_SYN | TCP_ACK));
       const sent = vport === 80 ? s.toRs6 : s.toRs4;
       sent.push(syn.bytes);
@@ -97,15 +76,6 @@ function setup(policy: 'lvs' | 'dpvs' | 'fullnat'): Setup {
   return s;
 }
 
-function accounted(e: Engine): number {
-  let n = e.counters[C.forwarded_packets]!;
-  for (const d of DROP_COUNTERS) n += e.counters[C[d]]!;
-  return n + e.heldPackets;
-}
-
-const ok16 = (b: Uint8Array, off: number, len: number): boolean =>
-  foldSum(sumWords(b, off, len, 0)) === 0xffff;
-
 function icmpv6Ok(b: Uint8Array): boolean {
   const len = b.length - 40;
   const pseudo = sumWords(b, 8, 32, 0) + 58 + len;
@@ -117,17 +87,8 @@ const same16 = (a: Uint8Array, ao: number, b: Uint8Array): boolean =>
 
 /** Feeds one packet and checks the invariants; returns what went out. */
 function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
-  const rx0 = e.counters[C.rx_packets]!;
-  const acc0 = accounted(e);
   const hex = Buffer.from(pkt).toString('hex');
-  let out: Uint8Array[];
-  try {
-    out = feedRaw(e, pkt).map((o) => o.bytes);
-  } catch (err) {
-    assert.fail(`${what}: engine threw ${String(err)}\n${hex}`);
-  }
-  assert.equal(e.counters[C.rx_packets]!, rx0 + 1, what);
-  assert.equal(accounted(e) - acc0, 1, `${what}: counted exactly once`);
+  const out = feedCountedOnce(e, pkt, what);
   const t = e.table;
   for (const b of out) {
     if (b[0]! >>> 4 === 6) {
@@ -160,32 +121,16 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
       }
     } else {
       assert.equal(b[9], 1, `${what}: only ICMP comes out of ICMP\n${hex}`);
-      assert.ok(ok16(b, 0, 20), `${what}: outer IP checksum`);
-      assert.ok(ok16(b, 20, b.length - 20), `${what}: ICMP checksum`);
+      assert.ok(checksumOk(b, 0, 20), `${what}: outer IP checksum`);
+      assert.ok(checksumOk(b, 20, b.length - 20), `${what}: ICMP checksum`);
       assert.ok(b.length <= 576, `${what}: an ICMP error fits 576 bytes`);
       assert.equal(get32(b, 12), LIP4);
       assert.equal(get32(b, 16), RIP4);
-      assert.ok(ok16(b, 28, 20), `${what}: quoted IP checksum`);
+      assert.ok(checksumOk(b, 28, 20), `${what}: quoted IP checksum`);
       assert.ok(t.lookupReplyAt(b, 28, 48) >= 0, `${what}: to the RS about no connection\n${hex}`);
     }
   }
   return out;
-}
-
-/** A quote of `orig` as hostile routers send it: cut anywhere, some bytes flipped, sometimes random. */
-function hostileQuote(r: () => number, orig: Uint8Array): Uint8Array {
-  const k = r();
-  if (k < 0.1)
-    return Uint8Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256));
-  const n = Math.floor(r() * (orig.length + 1));
-  const q = orig.slice(0, k < 0.5 ? Math.max(n, 48) : n);
-  if (k >= 0.35 && q.length > 0) {
-    for (let f = 1 + Math.floor(r() * 3); f > 0; f--) {
-      const at = Math.floor(r() * q.length);
-      q[at] = q[at]! ^ (1 << Math.floor(r() * 8));
-    }
-  }
-  return q;
 }
 
 test('ICMPv6 and FNAT64 ICMP errors with real, truncated, lying and random quotes, from both sides: no throw, counted once, nothing forwarded about no connection', () => {
@@ -207,7 +152,15 @@ test('ICMPv6 and FNAT64 ICMP errors with real, truncated, lying and random quote
         const code = r() < 0.4 ? 4 : Math.floor(r() * 16);
         const mtu = r() < 0.7 ? 576 + Math.floor(r() * 1000) : Math.floor(r() * 65536);
         const dst = r() < 0.9 ? LIP4 : RIP4;
-        pkt = icmpPacket(ROUTER4, dst, type, code, mtu, hostileQuote(r, pick(toRs4)), r() < 0.05);
+        pkt = icmpPacket(
+          ROUTER4,
+          dst,
+          type,
+          code,
+          mtu,
+          hostileQuote(r, pick(toRs4), 48, 120),
+          r() < 0.05,
+        );
       } else {
         const fromRs = side < 0.6;
         const types = [1, 1, 1, 2, 2, 3, 4, 128, 129, 135, 136, Math.floor(r() * 256)];
@@ -215,7 +168,7 @@ test('ICMPv6 and FNAT64 ICMP errors with real, truncated, lying and random quote
         const code = Math.floor(r() * 8);
         const mtu = r() < 0.7 ? 1200 + Math.floor(r() * 400) : Math.floor(r() * 2 ** 32);
         const dst = r() < 0.9 ? (fromRs ? LIP6 : VIP) : r() < 0.5 ? RIP6 : ROUTER6;
-        const quote = hostileQuote(r, fromRs ? pick(toRs6) : pick(toClient));
+        const quote = hostileQuote(r, fromRs ? pick(toRs6) : pick(toClient), 48, 120);
         pkt = icmp6Packet(ROUTER6, dst, type, code, mtu >>> 0, quote, {
           badChecksum: r() < 0.05,
           ext: r() < 0.1,

@@ -8,73 +8,54 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import { DROP_COUNTERS } from '../../src/engine/counters.js';
 import type { EngineOptions, ToaSetting } from '../../src/engine/options.js';
-import { Ipv6Address } from '../../src/wire/address.js';
 import { get16, get32, parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
-import { feedRaw } from '../support/engine-fixture.js';
+import { assertCountedOnce, feedRaw } from '../support/engine-fixture.js';
+import {
+  CIP6,
+  CPORT6,
+  LIP6,
+  LIP64,
+  RIP6,
+  RIP64,
+  RPORT6,
+  V64_PORT,
+  V6_PORT,
+  VIP6,
+  client6Segment,
+  ip6,
+  newDualEngine,
+  rsSegment46,
+} from '../support/engine6-fixture.js';
 import { icmp6Packet, icmpPacket, quoteOf } from '../support/icmp.js';
-import { buildSegment, buildSegment6, pattern, v6 } from '../support/packets.js';
+import { pattern, v6 } from '../support/packets.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 
-const VIP = v6('2001:db8::100');
-const CIP = v6('2001:db8:c::1');
-const LIP6 = v6('2001:db8:1::1');
-const RIP6 = v6('2001:db8:2::10');
-const LIP4 = parseIpv4('10.61.3.1');
-const RIP4 = parseIpv4('10.61.2.10');
+const VIP = VIP6;
+const CIP = CIP6;
+const LIP4 = LIP64;
+const RIP4 = RIP64;
 const ROUTER6_RS = v6('2001:db8:2::fe');
 const ROUTER6_CLIENT = v6('2001:db8:c::fe');
-const ROUTER4_RS = parseIpv4('10.61.2.254');
-const CPORT = 40000;
-const RPORT = 8080;
+const ROUTER4_RS = parseIpv4('10.60.2.254');
+const CPORT = CPORT6;
+const RPORT = RPORT6;
 const CISN = 1000;
 const RISN = 50000;
 /** Service ports: 80 has an IPv6 RS (index 0), 81 an IPv4 one (FNAT64, index 1). */
-const V6 = 80;
-const V64 = 81;
-
-const addr = (b: Uint8Array): Ipv6Address => Ipv6Address.fromBytes(b);
+const V6 = V6_PORT;
+const V64 = V64_PORT;
 
 function makeEngine(policy: ToaSetting = 'fullnat', extra: Partial<EngineOptions> = {}): Engine {
-  const e = new Engine({ toaPolicy: policy, maxConnections: 64, isnSecret: 7, ...extra });
-  e.addService({
-    vip: addr(VIP),
-    vport: V6,
-    scheduler: 'rr',
-    laddrs: [addr(LIP6)],
-    realServers: [{ addr: addr(RIP6), port: RPORT, weight: 1 }],
-  });
-  e.addService({
-    vip: addr(VIP),
-    vport: V64,
-    scheduler: 'rr',
-    laddrs: [LIP4],
-    realServers: [{ addr: RIP4, port: RPORT, weight: 1 }],
-  });
-  return e;
-}
-
-function assertCountedOnce(e: Engine): void {
-  const drops = DROP_COUNTERS.reduce((s, n) => s + e.counter(n), 0);
-  assert.equal(e.counter('rx_packets'), e.counter('forwarded_packets') + drops + e.heldPackets);
+  return newDualEngine({ toaPolicy: policy, maxConnections: 64, isnSecret: 7, ...extra });
 }
 
 function client(vport: number, seq: number, ack: number, flags: number, payload?: Uint8Array) {
-  return buildSegment6({
-    src: CIP,
-    dst: VIP,
-    sport: CPORT,
-    dport: vport,
-    seq,
-    ack,
-    flags,
-    payload,
-    options: flags & TCP_SYN ? [opt.mss(1440), opt.sackPermitted()] : undefined,
-  });
+  const options = flags & TCP_SYN ? [opt.mss(1440), opt.sackPermitted()] : undefined;
+  return client6Segment({ vport, seq, ack, flags, payload, options });
 }
 
 /** A segment from the connection's RS to its LIP: IPv6 for port 80, IPv4 for 81. */
@@ -87,29 +68,7 @@ function rs(
   payload?: Uint8Array,
 ) {
   const options = flags & TCP_SYN ? [opt.mss(1460)] : undefined;
-  if (vport === V6)
-    return buildSegment6({
-      src: RIP6,
-      dst: LIP6,
-      sport: RPORT,
-      dport: lport,
-      seq,
-      ack,
-      flags,
-      payload,
-      options,
-    });
-  return buildSegment({
-    src: RIP4,
-    dst: LIP4,
-    sport: RPORT,
-    dport: lport,
-    seq,
-    ack,
-    flags,
-    payload,
-    options,
-  });
+  return rsSegment46({ vport, lport, seq, ack, flags, payload, options });
 }
 
 interface Opened {
@@ -491,8 +450,8 @@ test(
       for (const s of (r['ip.checksum.status'] ?? '').split(',').filter((x) => x !== ''))
         assert.equal(s, '1', JSON.stringify(r));
     }
-    const c = addr(CIP).text;
-    const vip = addr(VIP).text;
+    const c = ip6(CIP).text;
+    const vip = ip6(VIP).text;
     const pick = (r: Record<string, string>) => [
       r['ipv6.src'] || r['ip.src'],
       r['icmpv6.type'] || r['icmp.type'],
@@ -507,7 +466,7 @@ test(
     assert.deepEqual(rows.map(pick), [
       [`${vip},${c}`, '2', '0', '1380', String(CPORT), String(V6), String(CISN + 1)],
       [
-        `${addr(LIP6).text},${addr(RIP6).text}`,
+        `${ip6(LIP6).text},${ip6(RIP6).text}`,
         '1',
         '4',
         '',
