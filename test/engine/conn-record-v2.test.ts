@@ -20,21 +20,30 @@ import {
 } from '../../src/engine/conn-record.js';
 import { Engine } from '../../src/engine/engine.js';
 import { PacketPool } from '../../src/engine/packet.js';
-import { Ipv6Address, addressKey } from '../../src/wire/address.js';
+import { addressKey } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { TCP_ACK, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
 import { feedRaw } from '../support/engine-fixture.js';
 import { buildSegment, buildSegment6, pattern, v6 } from '../support/packets.js';
 import { rng as seeded } from '../support/rng.js';
+import type { SegmentFields } from '../support/engine-fixture.js';
+import {
+  LIP6,
+  LIP64,
+  RIP6,
+  RIP64,
+  VIP6,
+  addVipService,
+  ip6,
+  rsSegmentOf,
+} from '../support/engine6-fixture.js';
 
-const VIP = v6('2001:db8::100');
-const LIP6 = v6('2001:db8:1::1');
-const RIP6 = v6('2001:db8:2::10');
-const LIP4 = parseIpv4('10.61.3.1');
-const RIP4 = parseIpv4('10.61.2.10');
+const VIP = VIP6;
+const LIP4 = LIP64;
+const RIP4 = RIP64;
 const VIP4 = parseIpv4('192.0.2.61');
-const a6 = (b: Uint8Array): Ipv6Address => Ipv6Address.fromBytes(b);
+const a6 = ip6;
 
 /** IPv6 → IPv6 on 80, FNAT64 on 81, IPv4 on 82; `reversed` configures them in the other order. */
 function engine(reversed = false, pool?: PacketPool, maxConnections = 256): Engine {
@@ -43,22 +52,8 @@ function engine(reversed = false, pool?: PacketPool, maxConnections = 256): Engi
     pool,
   );
   const add = [
-    () =>
-      e.addService({
-        vip: a6(VIP),
-        vport: 80,
-        scheduler: 'rr',
-        laddrs: [a6(LIP6)],
-        realServers: [{ addr: a6(RIP6), port: 8080, weight: 1 }],
-      }),
-    () =>
-      e.addService({
-        vip: a6(VIP),
-        vport: 81,
-        scheduler: 'rr',
-        laddrs: [LIP4],
-        realServers: [{ addr: RIP4, port: 8081, weight: 1 }],
-      }),
+    () => addVipService(e, { vport: 80, rs: 6, rport: 8080 }),
+    () => addVipService(e, { vport: 81, rs: 4, rport: 8081 }),
     () =>
       e.addService({
         vip: VIP4,
@@ -79,74 +74,32 @@ function client6(k: number): Uint8Array {
   return c;
 }
 
+/** Client k's segment to port 80 + k % 3: an IPv4 client on 82, an IPv6 one otherwise. */
+function fromClient(k: number, s: SegmentFields): Uint8Array {
+  const vport = 80 + (k % 3);
+  const f = { ...s, sport: 30000 + k, dport: vport };
+  return vport === 82
+    ? buildSegment({ src: 0xcb007100 + k, dst: VIP4, ...f })
+    : buildSegment6({ src: client6(k), dst: VIP, ...f });
+}
+
 /** Opens n connections spread over the three services, the RS answering each; half established. */
 function fill(e: Engine, n: number): void {
   for (let k = 0; k < n; k++) {
-    const vport = 80 + (k % 3);
     const seq = 1000 * k;
-    const syn =
-      vport === 82
-        ? buildSegment({
-            src: 0xcb007100 + k,
-            dst: VIP4,
-            sport: 30000 + k,
-            dport: 82,
-            seq,
-            flags: TCP_SYN,
-          })
-        : buildSegment6({
-            src: client6(k),
-            dst: VIP,
-            sport: 30000 + k,
-            dport: vport,
-            seq,
-            flags: TCP_SYN,
-            options: [opt.mss(1440)],
-          });
-    feedRaw(e, syn, k);
+    const options = k % 3 === 2 ? undefined : [opt.mss(1440)];
+    feedRaw(e, fromClient(k, { seq, flags: TCP_SYN, options }), k);
     if (k % 2 === 0) continue;
     const c = e.listConnections().find((x) => x.cport === 30000 + k)!;
-    const synAck =
-      typeof c.rip === 'number'
-        ? buildSegment({
-            src: c.rip,
-            dst: c.lip as number,
-            sport: c.rport,
-            dport: c.lport,
-            seq: 7 * k,
-            ack: 0,
-            flags: TCP_SYN | TCP_ACK,
-          })
-        : buildSegment6({
-            src: c.rip.bytes,
-            dst: (c.lip as Ipv6Address).bytes,
-            sport: c.rport,
-            dport: c.lport,
-            seq: 7 * k,
-            flags: TCP_SYN | TCP_ACK,
-          });
+    const synAck = rsSegmentOf(typeof c.rip === 'number' ? 4 : 6, {
+      rport: c.rport,
+      lport: c.lport,
+      seq: 7 * k,
+      ack: 0,
+      flags: TCP_SYN | TCP_ACK,
+    });
     feedRaw(e, synAck, k);
-    const ack =
-      vport === 82
-        ? buildSegment({
-            src: 0xcb007100 + k,
-            dst: VIP4,
-            sport: 30000 + k,
-            dport: 82,
-            seq: seq + 1,
-            ack: 7 * k + 1,
-            flags: TCP_ACK,
-          })
-        : buildSegment6({
-            src: client6(k),
-            dst: VIP,
-            sport: 30000 + k,
-            dport: vport,
-            seq: seq + 1,
-            ack: 7 * k + 1,
-            flags: TCP_ACK,
-          });
-    feedRaw(e, ack, k);
+    feedRaw(e, fromClient(k, { seq: seq + 1, ack: 7 * k + 1, flags: TCP_ACK }), k);
   }
 }
 
@@ -233,29 +186,12 @@ describe('connection record version 2', () => {
     assert.deepEqual(entries(f), entries(e));
     // The same client segment on both engines leaves byte for byte the same.
     for (let k = 1; k < 60; k += 2) {
-      const vport = 80 + (k % 3);
-      const seg =
-        vport === 82
-          ? buildSegment({
-              src: 0xcb007100 + k,
-              dst: VIP4,
-              sport: 30000 + k,
-              dport: 82,
-              seq: 1000 * k + 1,
-              ack: 7 * k + 1,
-              flags: TCP_ACK,
-              payload: pattern(100),
-            })
-          : buildSegment6({
-              src: client6(k),
-              dst: VIP,
-              sport: 30000 + k,
-              dport: vport,
-              seq: 1000 * k + 1,
-              ack: 7 * k + 1,
-              flags: TCP_ACK,
-              payload: pattern(100),
-            });
+      const seg = fromClient(k, {
+        seq: 1000 * k + 1,
+        ack: 7 * k + 1,
+        flags: TCP_ACK,
+        payload: pattern(100),
+      });
       const a = feedRaw(e, seg).map((o) => [...o.bytes]);
       const b = feedRaw(f, seg).map((o) => [...o.bytes]);
       assert.equal(a.length, 1);

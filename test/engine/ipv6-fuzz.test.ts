@@ -11,11 +11,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DROP_COUNTERS } from '../../src/engine/counters.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { ToaPolicy } from '../../src/engine/options.js';
-import { Ipv6Address } from '../../src/wire/address.js';
-import { get16, parseIpv4 } from '../../src/wire/bytes.js';
+import { get16 } from '../../src/wire/bytes.js';
 import { checksumExcludingField, sumWords } from '../../src/wire/checksum.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
@@ -23,63 +21,28 @@ import { Ipv6Error, Ipv6View } from '../../src/wire/ipv6.js';
 import { opt } from '../../src/wire/tcp-options.js';
 import { PROXY_V2_SIGNATURE } from '../../src/wire/proxy-protocol.js';
 import { toaV4Option, toaV6Option } from '../../src/wire/toa.js';
-import {
-  buildSegment,
-  buildSegment6,
-  checksumsValid,
-  checksumsValid6,
-  pattern,
-  v6,
-} from '../support/packets.js';
+import { buildSegment6, checksumsValid, checksumsValid6, pattern, v6 } from '../support/packets.js';
 import { rng } from '../support/rng.js';
+import { accountedPackets } from '../support/engine-fixture.js';
+import { VIP6, addVipService, newDualEngine, rsSegmentOf } from '../support/engine6-fixture.js';
 
-const VIP = v6('2001:db8::100');
-const LIP6 = v6('2001:db8:1::1');
-const RIP6 = v6('2001:db8:2::10');
-const LIP4 = parseIpv4('10.62.3.1');
-const RIP4 = parseIpv4('10.62.2.10');
-const a6 = (b: Uint8Array): Ipv6Address => Ipv6Address.fromBytes(b);
+const VIP = VIP6;
 
 function engine(policy: ToaPolicy): Engine {
-  const e = new Engine({
-    toaPolicy: policy,
-    maxConnections: 256,
-    isnSecret: 3,
-    icmpRateBurst: 1000,
-    // Four ports per (LIP, RS): the corpus's RS answers guess them all, and mutant SYNs exhaust them.
-    portRange: { min: 5000, max: 5003 },
-  });
-  e.addService({
-    vip: a6(VIP),
-    vport: 80,
-    scheduler: 'rr',
-    laddrs: [a6(LIP6)],
-    realServers: [{ addr: a6(RIP6), port: 8080, weight: 1, mtu: 1400 }],
-  });
-  e.addService({
-    vip: a6(VIP),
-    vport: 81,
-    scheduler: 'rr',
-    laddrs: [LIP4],
-    realServers: [{ addr: RIP4, port: 8080, weight: 1, mtu: 1400 }],
-  });
+  const e = newDualEngine(
+    {
+      toaPolicy: policy,
+      maxConnections: 256,
+      isnSecret: 3,
+      icmpRateBurst: 1000,
+      // Four ports per (LIP, RS): the corpus's RS answers guess them all, and mutant SYNs exhaust them.
+      portRange: { min: 5000, max: 5003 },
+    },
+    { rsMtu: 1400 },
+  );
   // PROXY protocol, v2 toward the IPv6 RS and v1 toward the IPv4 one.
-  e.addService({
-    vip: a6(VIP),
-    vport: 82,
-    scheduler: 'rr',
-    laddrs: [a6(LIP6)],
-    realServers: [{ addr: a6(RIP6), port: 8082, weight: 1, mtu: 1400 }],
-    proxyProtocol: 2,
-  });
-  e.addService({
-    vip: a6(VIP),
-    vport: 83,
-    scheduler: 'rr',
-    laddrs: [LIP4],
-    realServers: [{ addr: RIP4, port: 8083, weight: 1, mtu: 1400 }],
-    proxyProtocol: 1,
-  });
+  addVipService(e, { vport: 82, rs: 6, rport: 8082, rsMtu: 1400, proxyProtocol: 2 });
+  addVipService(e, { vport: 83, rs: 4, rport: 8083, rsMtu: 1400, proxyProtocol: 1 });
   return e;
 }
 
@@ -144,27 +107,14 @@ function corpus(): Uint8Array[] {
     );
     for (let lport = 5000; lport < 5004; lport++) {
       out.push(
-        rsV6
-          ? buildSegment6({
-              src: RIP6,
-              dst: LIP6,
-              sport: rport,
-              dport: lport,
-              seq: 900,
-              ack: 0,
-              flags: TCP_SYN | TCP_ACK,
-              options: [opt.mss(1460)],
-            })
-          : buildSegment({
-              src: RIP4,
-              dst: LIP4,
-              sport: rport,
-              dport: lport,
-              seq: 900,
-              ack: 0,
-              flags: TCP_SYN | TCP_ACK,
-              options: [opt.mss(1460)],
-            }),
+        rsSegmentOf(rsV6 ? 6 : 4, {
+          rport,
+          lport,
+          seq: 900,
+          ack: 0,
+          flags: TCP_SYN | TCP_ACK,
+          options: [opt.mss(1460)],
+        }),
       );
     }
     out.push(c(101, 901, TCP_ACK, { options: [toaV6Option(1, VIP), toaV4Option(2, 3)] }));
@@ -270,8 +220,7 @@ test('IPv6 fuzz: valid flows, extension chains and mutants — no throw, each pa
     for (let i = 0; i < inputs.length; i++) {
       const bytes = inputs[i]!;
       const rx = e.counter('rx_packets');
-      let accounted = e.counter('forwarded_packets');
-      for (const n of DROP_COUNTERS) accounted += e.counter(n);
+      const accounted = accountedPackets(e);
       const rst0 = e.counter('rst_sent');
       const p = e.pool.take();
       if (!p.load(bytes)) {
@@ -281,8 +230,7 @@ test('IPv6 fuzz: valid flows, extension chains and mutants — no throw, each pa
       now += 7;
       e.tick(now);
       e.process(p);
-      let after = e.counter('forwarded_packets');
-      for (const n of DROP_COUNTERS) after += e.counter(n);
+      const after = accountedPackets(e);
       assert.equal(e.counter('rx_packets'), rx + 1);
       assert.equal(
         after,
@@ -327,19 +275,8 @@ test('IPv6 fuzz: valid flows, extension chains and mutants — no throw, each pa
 /** `engine` plus SYNPROXY services: port 84 toward the IPv6 RS, port 85 toward the IPv4 one (FNAT64). */
 function engineWithSynProxy(policy: ToaPolicy): Engine {
   const e = engine(policy);
-  for (const [vport, rs, lip] of [
-    [84, a6(RIP6), a6(LIP6)],
-    [85, RIP4, LIP4],
-  ] as const) {
-    e.addService({
-      vip: a6(VIP),
-      vport,
-      scheduler: 'rr',
-      laddrs: [lip],
-      realServers: [{ addr: rs, port: 8000 + vport, weight: 1, mtu: 1400 }],
-      synProxy: true,
-    });
-  }
+  addVipService(e, { vport: 84, rs: 6, rport: 8084, rsMtu: 1400, synProxy: true });
+  addVipService(e, { vport: 85, rs: 4, rport: 8085, rsMtu: 1400, synProxy: true });
   return e;
 }
 
@@ -358,11 +295,7 @@ test('IPv6 SYNPROXY fuzz: live cookie handshakes (IPv6 RS and FNAT64), then muta
       e.clearOutput();
       return out;
     };
-    const accounted = (): number => {
-      let n = e.counter('forwarded_packets') + e.heldPackets;
-      for (const d of DROP_COUNTERS) n += e.counter(d);
-      return n;
-    };
+    const accounted = (): number => accountedPackets(e);
     /** Feeds one input with every check; returns what went out. */
     const feedChecked = (bytes: Uint8Array, at: string): Uint8Array[] => {
       now += 7;
@@ -458,27 +391,14 @@ test('IPv6 SYNPROXY fuzz: live cookie handshakes (IPv6 RS and FNAT64), then muta
         flags: number,
         extra: { payload?: Uint8Array; options?: ReturnType<typeof opt.mss>[] } = {},
       ): Uint8Array =>
-        vport === 84
-          ? buildSegment6({
-              src: RIP6,
-              dst: LIP6,
-              sport: 8084,
-              dport: lport,
-              seq,
-              ack,
-              flags,
-              ...extra,
-            })
-          : buildSegment({
-              src: RIP4,
-              dst: LIP4,
-              sport: 8085,
-              dport: lport,
-              seq,
-              ack,
-              flags,
-              ...extra,
-            });
+        rsSegmentOf(vport === 84 ? 6 : 4, {
+          rport: 8000 + vport,
+          lport,
+          seq,
+          ack,
+          flags,
+          ...extra,
+        });
       if (k === 6) {
         // This RS refuses.
         rec(r(0, lbIsn + 1, TCP_RST | TCP_ACK), `${at} RS RST`);

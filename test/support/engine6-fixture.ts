@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
-import type { EngineOptions } from '../../src/engine/options.js';
+import type { EngineOptions, ServiceConfig } from '../../src/engine/options.js';
 import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { decodeAnyFamily, type DecodedAnyFamily } from './decode.js';
@@ -26,32 +26,44 @@ export const CPORT6 = 40000;
 
 export const ip6 = (b: Uint8Array): Ipv6Address => Ipv6Address.fromBytes(b);
 
-export interface DualServices {
-  /** LB→RS path MTU of both RSs; the engine's default when unset. */
+/** A service on VIP6 toward the IPv6 RS over LIP6 (`rs` 6) or FNAT64's IPv4 RS over LIP64 (`rs` 4). */
+export interface VipService {
+  vport: number;
+  rs: 4 | 6;
+  /** The RS's port; RPORT6 when unset. */
+  rport?: number;
+  /** LB→RS path MTU; the engine's default when unset. */
   rsMtu?: number;
   synProxy?: boolean;
+  proxyProtocol?: ServiceConfig['proxyProtocol'];
 }
 
-/** VIP6:V6_PORT → RIP6 over LIP6, and VIP6:V64_PORT → RIP64 over LIP64, both round robin. */
+/** Adds one VipService, round robin. */
+export function addVipService(e: Engine, s: VipService): void {
+  e.addService({
+    vip: ip6(VIP6),
+    vport: s.vport,
+    scheduler: 'rr',
+    laddrs: [s.rs === 6 ? ip6(LIP6) : LIP64],
+    realServers: [
+      {
+        addr: s.rs === 6 ? ip6(RIP6) : RIP64,
+        port: s.rport ?? RPORT6,
+        weight: 1,
+        ...(s.rsMtu === undefined ? {} : { mtu: s.rsMtu }),
+      },
+    ],
+    ...(s.proxyProtocol === undefined ? {} : { proxyProtocol: s.proxyProtocol }),
+    ...(s.synProxy === undefined ? {} : { synProxy: s.synProxy }),
+  });
+}
+
+export type DualServices = Pick<VipService, 'rsMtu' | 'synProxy'>;
+
+/** VIP6:V6_PORT → RIP6 over LIP6, and VIP6:V64_PORT → RIP64 over LIP64 (in that order). */
 export function addDualServices(e: Engine, s: DualServices = {}): void {
-  const mtu = s.rsMtu === undefined ? {} : { mtu: s.rsMtu };
-  const synProxy = s.synProxy === undefined ? {} : { synProxy: s.synProxy };
-  e.addService({
-    vip: ip6(VIP6),
-    vport: V6_PORT,
-    scheduler: 'rr',
-    laddrs: [ip6(LIP6)],
-    realServers: [{ addr: ip6(RIP6), port: RPORT6, weight: 1, ...mtu }],
-    ...synProxy,
-  });
-  e.addService({
-    vip: ip6(VIP6),
-    vport: V64_PORT,
-    scheduler: 'rr',
-    laddrs: [LIP64],
-    realServers: [{ addr: RIP64, port: RPORT6, weight: 1, ...mtu }],
-    ...synProxy,
-  });
+  addVipService(e, { vport: V6_PORT, rs: 6, ...s });
+  addVipService(e, { vport: V64_PORT, rs: 4, ...s });
 }
 
 /** An engine with `opts` and both dual services. */
@@ -79,10 +91,13 @@ export function client6Segment(
   });
 }
 
-/** The RS behind `vport` → its LIP:lport: IPv6 behind V6_PORT, IPv4 behind V64_PORT. */
-export function rsSegment46(s: SegmentFields & { vport: number; lport: number }): Uint8Array {
+/** The IPv6 RS (`family` 6) or FNAT64's IPv4 RS (4), from rport (RPORT6 unless given) → its LIP:lport. */
+export function rsSegmentOf(
+  family: 4 | 6,
+  s: SegmentFields & { lport: number; rport?: number },
+): Uint8Array {
   const f = {
-    sport: RPORT6,
+    sport: s.rport ?? RPORT6,
     dport: s.lport,
     seq: s.seq,
     ack: s.ack,
@@ -91,9 +106,14 @@ export function rsSegment46(s: SegmentFields & { vport: number; lport: number })
     options: s.options,
     window: s.window,
   };
-  return s.vport === V6_PORT
+  return family === 6
     ? buildSegment6({ src: RIP6, dst: LIP6, ...f })
     : buildSegment({ src: RIP64, dst: LIP64, ...f });
+}
+
+/** The RS behind `vport` → its LIP:lport: IPv6 behind V6_PORT, IPv4 behind V64_PORT. */
+export function rsSegment46(s: SegmentFields & { vport: number; lport: number }): Uint8Array {
+  return rsSegmentOf(s.vport === V6_PORT ? 6 : 4, s);
 }
 
 /** An output of either family decoded, after checking its checksums (and IPv6 length). */
