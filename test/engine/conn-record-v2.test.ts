@@ -39,11 +39,7 @@ import {
   rsSegmentOf,
 } from '../support/engine6-fixture.js';
 
-const VIP = VIP6;
-const LIP4 = LIP64;
-const RIP4 = RIP64;
 const VIP4 = parseIpv4('192.0.2.61');
-const a6 = ip6;
 
 /** IPv6 → IPv6 on 80, FNAT64 on 81, IPv4 on 82; `reversed` configures them in the other order. */
 function engine(reversed = false, pool?: PacketPool, maxConnections = 256): Engine {
@@ -59,8 +55,8 @@ function engine(reversed = false, pool?: PacketPool, maxConnections = 256): Engi
         vip: VIP4,
         vport: 82,
         scheduler: 'rr',
-        laddrs: [LIP4],
-        realServers: [{ addr: RIP4, port: 8082, weight: 1 }],
+        laddrs: [LIP64],
+        realServers: [{ addr: RIP64, port: 8082, weight: 1 }],
       }),
   ];
   for (const f of reversed ? add.reverse() : add) f();
@@ -80,7 +76,7 @@ function fromClient(k: number, s: SegmentFields): Uint8Array {
   const f = { ...s, sport: 30000 + k, dport: vport };
   return vport === 82
     ? buildSegment({ src: 0xcb007100 + k, dst: VIP4, ...f })
-    : buildSegment6({ src: client6(k), dst: VIP, ...f });
+    : buildSegment6({ src: client6(k), dst: VIP6, ...f });
 }
 
 /** Opens n connections spread over the three services, the RS answering each; half established. */
@@ -153,7 +149,7 @@ describe('connection record version 2', () => {
       if (r.family === FAMILY_IPV6)
         assert.deepEqual(
           [...snap.subarray(o + RecordV2Field.Vip, o + RecordV2Field.Vip + 16)],
-          [...VIP],
+          [...VIP6],
         );
       else {
         assert.deepEqual(
@@ -163,7 +159,7 @@ describe('connection record version 2', () => {
         assert.equal(dv.getUint32(o + RecordV2Field.Vip + 12), VIP4);
       }
       if (r.replyFamily === FAMILY_IPV4)
-        assert.equal(dv.getUint32(o + RecordV2Field.Rip + 12), RIP4);
+        assert.equal(dv.getUint32(o + RecordV2Field.Rip + 12), RIP64);
       else
         assert.deepEqual(
           [...snap.subarray(o + RecordV2Field.Rip, o + RecordV2Field.Rip + 16)],
@@ -207,10 +203,16 @@ describe('connection record version 2', () => {
     fill(e, 30);
     const snap = e.exportConnections();
     const f = new Engine({ maxConnections: 64 });
-    f.addService({ vip: a6(VIP), vport: 80, scheduler: 'rr', laddrs: [a6(LIP6)], realServers: [] });
-    f.addService({ vip: a6(VIP), vport: 81, scheduler: 'rr', laddrs: [], realServers: [] });
-    f.addLocalAddress(1, LIP4);
-    f.addRealServer(1, { addr: RIP4, port: 8081, weight: 1 });
+    f.addService({
+      vip: ip6(VIP6),
+      vport: 80,
+      scheduler: 'rr',
+      laddrs: [ip6(LIP6)],
+      realServers: [],
+    });
+    f.addService({ vip: ip6(VIP6), vport: 81, scheduler: 'rr', laddrs: [], realServers: [] });
+    f.addLocalAddress(1, LIP64);
+    f.addRealServer(1, { addr: RIP64, port: 8081, weight: 1 });
     const r = f.importConnections(snap, 0);
     assert.equal(r.imported, 10, 'the FNAT64 ones');
     assert.equal(r.reasons.no_real_server, 10);

@@ -29,9 +29,6 @@ import { checksumOk, hostileQuote, icmp6Packet, icmpPacket } from '../support/ic
 import { buildSegment6, pattern, v6 } from '../support/packets.js';
 import { rng } from '../support/rng.js';
 
-const VIP = VIP6;
-const LIP4 = LIP64;
-const RIP4 = RIP64;
 const ROUTER6 = v6('2001:db8:ff::1');
 const ROUTER4 = parseIpv4('10.60.2.254');
 const CONNS = 8;
@@ -99,7 +96,7 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
       const q = 48;
       if (type === 129) {
         assert.equal(pkt[pkt[6] === 58 ? 40 : 48], 128, `${what}: a reply answers a request`);
-        assert.ok(same16(b, 8, VIP));
+        assert.ok(same16(b, 8, VIP6));
         continue;
       }
       assert.ok(type < 128, `${what}: an error`);
@@ -111,7 +108,7 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
           `${what}: to the RS about no connection\n${hex}`,
         );
       } else {
-        assert.ok(same16(b, 8, VIP), `${what}: an error goes to a client or an RS`);
+        assert.ok(same16(b, 8, VIP6), `${what}: an error goes to a client or an RS`);
         const svc = get16(b, q + 40 + 2) === 80 ? 0 : 1;
         assert.ok(
           t.lookupClient6At(b, q + 8, q + 40, svc) >= 0,
@@ -124,8 +121,8 @@ function feedChecked(e: Engine, pkt: Uint8Array, what: string): Uint8Array[] {
       assert.ok(checksumOk(b, 0, 20), `${what}: outer IP checksum`);
       assert.ok(checksumOk(b, 20, b.length - 20), `${what}: ICMP checksum`);
       assert.ok(b.length <= 576, `${what}: an ICMP error fits 576 bytes`);
-      assert.equal(get32(b, 12), LIP4);
-      assert.equal(get32(b, 16), RIP4);
+      assert.equal(get32(b, 12), LIP64);
+      assert.equal(get32(b, 16), RIP64);
       assert.ok(checksumOk(b, 28, 20), `${what}: quoted IP checksum`);
       assert.ok(t.lookupReplyAt(b, 28, 48) >= 0, `${what}: to the RS about no connection\n${hex}`);
     }
@@ -151,7 +148,7 @@ test('ICMPv6 and FNAT64 ICMP errors with real, truncated, lying and random quote
         const type = types[Math.floor(r() * types.length)]!;
         const code = r() < 0.4 ? 4 : Math.floor(r() * 16);
         const mtu = r() < 0.7 ? 576 + Math.floor(r() * 1000) : Math.floor(r() * 65536);
-        const dst = r() < 0.9 ? LIP4 : RIP4;
+        const dst = r() < 0.9 ? LIP64 : RIP64;
         pkt = icmpPacket(
           ROUTER4,
           dst,
@@ -167,7 +164,7 @@ test('ICMPv6 and FNAT64 ICMP errors with real, truncated, lying and random quote
         const type = types[Math.floor(r() * types.length)]!;
         const code = Math.floor(r() * 8);
         const mtu = r() < 0.7 ? 1200 + Math.floor(r() * 400) : Math.floor(r() * 2 ** 32);
-        const dst = r() < 0.9 ? (fromRs ? LIP6 : VIP) : r() < 0.5 ? RIP6 : ROUTER6;
+        const dst = r() < 0.9 ? (fromRs ? LIP6 : VIP6) : r() < 0.5 ? RIP6 : ROUTER6;
         const quote = hostileQuote(r, fromRs ? pick(toRs6) : pick(toClient), 48, 120);
         pkt = icmp6Packet(ROUTER6, dst, type, code, mtu >>> 0, quote, {
           badChecksum: r() < 0.05,
@@ -210,7 +207,7 @@ test('random bytes as ICMPv6, with lying lengths and extension headers: no throw
     const body = Uint8Array.from({ length: Math.floor(r() * 120) }, () => Math.floor(r() * 256));
     const pkt = icmp6Packet(
       ROUTER6,
-      r() < 0.5 ? LIP6 : VIP,
+      r() < 0.5 ? LIP6 : VIP6,
       Math.floor(r() * 256),
       Math.floor(r() * 256),
       Math.floor(r() * 2 ** 32) >>> 0,
@@ -228,8 +225,8 @@ test('an ICMPv6 flood: errors about a live connection and pings to the VIP, at o
   e.tick(10);
   let out = 0;
   const err6 = icmp6Packet(ROUTER6, LIP6, 1, 4, 0, toRs6[1]!.subarray(0, 68));
-  const err4 = icmpPacket(ROUTER4, LIP4, 3, 3, 0, toRs4[1]!.subarray(0, 48));
-  const ping = icmp6Packet(clientAddr(0), VIP, 128, 0, 1, pattern(56));
+  const err4 = icmpPacket(ROUTER4, LIP64, 3, 3, 0, toRs4[1]!.subarray(0, 48));
+  const ping = icmp6Packet(clientAddr(0), VIP6, 128, 0, 1, pattern(56));
   for (let i = 0; i < 6000; i++)
     out += feedChecked(e, i % 3 === 0 ? err6 : i % 3 === 1 ? err4 : ping, `flood #${i}`).length;
   // The ICMPv6 error bucket (both families' errors about IPv6 clients) and the echo bucket: 50 each.
@@ -238,7 +235,7 @@ test('an ICMPv6 flood: errors about a live connection and pings to the VIP, at o
   // A client segment still goes its way meanwhile.
   const syn = buildSegment6({
     src: clientAddr(20),
-    dst: VIP,
+    dst: VIP6,
     sport: 1,
     dport: 80,
     seq: 1,

@@ -34,20 +34,12 @@ import { icmp6Packet, icmpPacket, quoteOf } from '../support/icmp.js';
 import { pattern, v6 } from '../support/packets.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 
-const VIP = VIP6;
-const CIP = CIP6;
-const LIP4 = LIP64;
-const RIP4 = RIP64;
 const ROUTER6_RS = v6('2001:db8:2::fe');
 const ROUTER6_CLIENT = v6('2001:db8:c::fe');
 const ROUTER4_RS = parseIpv4('10.60.2.254');
-const CPORT = CPORT6;
-const RPORT = RPORT6;
 const CISN = 1000;
 const RISN = 50000;
 /** Service ports: 80 has an IPv6 RS (index 0), 81 an IPv4 one (FNAT64, index 1). */
-const V6 = V6_PORT;
-const V64 = V64_PORT;
 
 function makeEngine(policy: ToaSetting = 'fullnat', extra: Partial<EngineOptions> = {}): Engine {
   return newDualEngine({ toaPolicy: policy, maxConnections: 64, isnSecret: 7, ...extra });
@@ -89,7 +81,7 @@ interface Opened {
 function open(e: Engine, vport: number): Opened {
   const [syn] = feedRaw(e, client(vport, CISN, 0, TCP_SYN));
   assert.ok(syn);
-  const ipHl = vport === V6 ? 40 : 20;
+  const ipHl = vport === V6_PORT ? 40 : 20;
   const lport = get16(syn.bytes, ipHl);
   const lbIsn = get32(syn.bytes, ipHl + 4);
   assert.equal(feedRaw(e, rs(vport, lport, RISN, lbIsn + 1, TCP_SYN | TCP_ACK)).length, 1);
@@ -130,29 +122,29 @@ function icmpNoDf(...args: Parameters<typeof icmpPacket>): Uint8Array {
 
 test('Packet Too Big from the IPv6 RS path: learned for the RS, to the client as VIP → CIP with MTU − 20, quoting its own segment', () => {
   const e = makeEngine();
-  const o = open(e, V6);
+  const o = open(e, V6_PORT);
   const err = icmp6Packet(ROUTER6_RS, LIP6, 2, 0, 1400, quoteOf(o.toRs, 40 + 28));
   const got = only(feedRaw(e, err));
-  assert.deepEqual(got, icmp6Packet(VIP, CIP, 2, 0, 1380, quoteOf(o.clientData, 68)));
+  assert.deepEqual(got, icmp6Packet(VIP6, CIP6, 2, 0, 1380, quoteOf(o.clientData, 68)));
   assert.equal(e.pathMtu(0), 1400);
   assert.equal(e.counter('icmp_pmtu_learned'), 1);
   assert.equal(e.counter('icmp_error_forwarded'), 1);
   // The whole segment quoted: its TCP checksum is the client's own again.
   const full = only(feedRaw(e, icmp6Packet(ROUTER6_RS, LIP6, 2, 0, 1400, o.toRs)));
   assert.deepEqual(got.subarray(48), o.clientData.subarray(0, 68));
-  assert.deepEqual(full, icmp6Packet(VIP, CIP, 2, 0, 1380, o.clientData));
+  assert.deepEqual(full, icmp6Packet(VIP6, CIP6, 2, 0, 1380, o.clientData));
   assertCountedOnce(e);
 });
 
 test('Packet Too Big under lvs and dpvs reaches the client bare; never raises, never below 1280', () => {
   for (const policy of ['lvs', 'dpvs'] as const) {
     const e = makeEngine(policy);
-    const o = open(e, V6);
+    const o = open(e, V6_PORT);
     const got = only(feedRaw(e, icmp6Packet(ROUTER6_RS, LIP6, 2, 0, 1400, quoteOf(o.toRs, 68))));
-    assert.deepEqual(got, icmp6Packet(VIP, CIP, 2, 0, 1400, quoteOf(o.clientData, 68)), policy);
+    assert.deepEqual(got, icmp6Packet(VIP6, CIP6, 2, 0, 1400, quoteOf(o.clientData, 68)), policy);
   }
   const e = makeEngine();
-  const o = open(e, V6);
+  const o = open(e, V6_PORT);
   // 1290 less the TOA room would be 1270: the client is told 1280.
   let got = only(feedRaw(e, icmp6Packet(ROUTER6_RS, LIP6, 2, 0, 1290, quoteOf(o.toRs, 68))));
   assert.equal(get32(got, 44), 1280);
@@ -168,14 +160,14 @@ test('Packet Too Big under lvs and dpvs reaches the client bare; never raises, n
   assert.equal(e.counter('icmp_pmtu_learned'), 1);
   assert.equal(e.counter('icmp_pmtu_ignored'), 2);
   // Forgotten after rs_mtu expiry, as IPv4's.
-  feedRaw(e, client(V6, CISN + 1001, RISN + 1011, TCP_ACK), 11 * 60_000);
+  feedRaw(e, client(V6_PORT, CISN + 1001, RISN + 1011, TCP_ACK), 11 * 60_000);
   assert.equal(e.pathMtu(0), 1500);
   assertCountedOnce(e);
 });
 
 test('destination unreachable (every code) and time exceeded from the IPv6 RS path reach the client, type and code kept', () => {
   const e = makeEngine();
-  const o = open(e, V6);
+  const o = open(e, V6_PORT);
   const cases: [number, number][] = [
     [1, 0],
     [1, 1],
@@ -191,7 +183,7 @@ test('destination unreachable (every code) and time exceeded from the IPv6 RS pa
     const got = only(feedRaw(e, icmp6Packet(ROUTER6_RS, LIP6, type, code, 0, quoteOf(o.toRs, 48))));
     assert.deepEqual(
       got,
-      icmp6Packet(VIP, CIP, type, code, 0, quoteOf(o.clientData, 48)),
+      icmp6Packet(VIP6, CIP6, type, code, 0, quoteOf(o.clientData, 48)),
       `${type}/${code}`,
     );
   }
@@ -200,13 +192,13 @@ test('destination unreachable (every code) and time exceeded from the IPv6 RS pa
 
 test('errors from the IPv6 client side reach the RS as LIP → RIP quoting its own segment; Packet Too Big keeps its MTU', () => {
   const e = makeEngine();
-  const o = open(e, V6);
+  const o = open(e, V6_PORT);
   for (const [type, code, rest] of [
     [2, 0, 1400],
     [1, 4, 0],
     [3, 0, 0],
   ] as const) {
-    const err = icmp6Packet(ROUTER6_CLIENT, VIP, type, code, rest, quoteOf(o.toClient, 40 + 28));
+    const err = icmp6Packet(ROUTER6_CLIENT, VIP6, type, code, rest, quoteOf(o.toClient, 40 + 28));
     const got = only(feedRaw(e, err));
     assert.deepEqual(got, icmp6Packet(LIP6, RIP6, type, code, rest, quoteOf(o.rsData, 68)));
   }
@@ -234,20 +226,22 @@ test('FNAT64, RS leg: ICMPv4 errors become ICMPv6 to the client (RFC 7915 4.2), 
     [11, 1, 3, 1],
   ];
   const e = makeEngine();
-  const o = open(e, V64);
+  const o = open(e, V64_PORT);
   for (const [t4, c4, t6, c6] of cases) {
-    const got = only(feedRaw(e, icmpPacket(ROUTER4_RS, LIP4, t4, c4, 0, quoteOf(o.toRs, 20 + 28))));
+    const got = only(
+      feedRaw(e, icmpPacket(ROUTER4_RS, LIP64, t4, c4, 0, quoteOf(o.toRs, 20 + 28))),
+    );
     assert.deepEqual(
       got,
-      icmp6Packet(VIP, CIP, t6, c6, 0, quoteOf(o.clientData, 68)),
+      icmp6Packet(VIP6, CIP6, t6, c6, 0, quoteOf(o.clientData, 68)),
       `${t4}/${c4}`,
     );
   }
   // Protocol unreachable: parameter problem, unrecognized next header, pointing at it.
-  const got = only(feedRaw(e, icmpPacket(ROUTER4_RS, LIP4, 3, 2, 0, quoteOf(o.toRs, 48))));
-  assert.deepEqual(got, icmp6Packet(VIP, CIP, 4, 1, 6, quoteOf(o.clientData, 68)));
+  const got = only(feedRaw(e, icmpPacket(ROUTER4_RS, LIP64, 3, 2, 0, quoteOf(o.toRs, 48))));
+  assert.deepEqual(got, icmp6Packet(VIP6, CIP6, 4, 1, 6, quoteOf(o.clientData, 68)));
   // Host precedence violation has no ICMPv6 counterpart: dropped, counted.
-  assert.equal(feedRaw(e, icmpPacket(ROUTER4_RS, LIP4, 3, 14, 0, quoteOf(o.toRs, 48))).length, 0);
+  assert.equal(feedRaw(e, icmpPacket(ROUTER4_RS, LIP64, 3, 14, 0, quoteOf(o.toRs, 48))).length, 0);
   assert.equal(e.counter('icmp_error_family_dropped'), 1);
   assertCountedOnce(e);
 });
@@ -261,9 +255,9 @@ test('FNAT64, RS leg: frag-needed becomes Packet Too Big with MTU + 20, less the
     ['fullnat', 0, 1280],
   ] as const) {
     const e = makeEngine(policy);
-    const o = open(e, V64);
-    const got = only(feedRaw(e, icmpPacket(ROUTER4_RS, LIP4, 3, 4, told, o.toRs)));
-    assert.deepEqual(got, icmp6Packet(VIP, CIP, 2, 0, want, o.clientData), `${policy} ${told}`);
+    const o = open(e, V64_PORT);
+    const got = only(feedRaw(e, icmpPacket(ROUTER4_RS, LIP64, 3, 4, told, o.toRs)));
+    assert.deepEqual(got, icmp6Packet(VIP6, CIP6, 2, 0, want, o.clientData), `${policy} ${told}`);
     assert.equal(e.pathMtu(1), told >= 552 ? told : 1500, `${policy} ${told}`);
     assertCountedOnce(e);
   }
@@ -282,20 +276,20 @@ test('FNAT64, client leg: ICMPv6 errors become ICMPv4 to the RS (RFC 7915 5.2), 
     [3, 1, 0, 11, 1, 0],
   ];
   const e = makeEngine();
-  const o = open(e, V64);
+  const o = open(e, V64_PORT);
   const quoted = withIdZero(o.rsData);
   for (const [t6, c6, r6, t4, c4, r4] of cases) {
-    const err = icmp6Packet(ROUTER6_CLIENT, VIP, t6, c6, r6, quoteOf(o.toClient, 40 + 28));
+    const err = icmp6Packet(ROUTER6_CLIENT, VIP6, t6, c6, r6, quoteOf(o.toClient, 40 + 28));
     const got = only(feedRaw(e, err));
-    assert.deepEqual(got, icmpNoDf(LIP4, RIP4, t4, c4, r4, quoteOf(quoted, 48)), `${t6}/${c6}`);
+    assert.deepEqual(got, icmpNoDf(LIP64, RIP64, t4, c4, r4, quoteOf(quoted, 48)), `${t6}/${c6}`);
   }
   // The whole segment quoted: the RS's own TCP checksum again (ICMPv4 quotes stop at 576 bytes).
-  const got = only(feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP, 2, 0, 1400, o.toClient)));
-  assert.deepEqual(got, icmpNoDf(LIP4, RIP4, 3, 4, 1380, quoteOf(quoted, 576 - 28)));
+  const got = only(feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP6, 2, 0, 1400, o.toClient)));
+  assert.deepEqual(got, icmpNoDf(LIP64, RIP64, 3, 4, 1380, quoteOf(quoted, 576 - 28)));
   // Codes 5 and 6 have no ICMPv4 counterpart: dropped, counted.
   for (const code of [5, 6])
     assert.equal(
-      feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP, 1, code, 0, quoteOf(o.toClient, 68))).length,
+      feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP6, 1, code, 0, quoteOf(o.toClient, 68))).length,
       0,
     );
   assert.equal(e.counter('icmp_error_family_dropped'), 2);
@@ -306,17 +300,17 @@ test('FNAT64, client leg: ICMPv6 errors become ICMPv4 to the RS (RFC 7915 5.2), 
 
 test('ICMPv6 echo to an IPv6 VIP is answered (extension headers left out); off, to a LIP, or from multicast it is dropped', () => {
   const e = makeEngine();
-  const req = icmp6Packet(CIP, VIP, 128, 0, 0x00070001, pattern(56), { hopLimit: 50 });
-  assert.deepEqual(only(feedRaw(e, req)), icmp6Packet(VIP, CIP, 129, 0, 0x00070001, pattern(56)));
-  const withExt = icmp6Packet(CIP, VIP, 128, 0, 0x00070002, pattern(8), { ext: true });
+  const req = icmp6Packet(CIP6, VIP6, 128, 0, 0x00070001, pattern(56), { hopLimit: 50 });
+  assert.deepEqual(only(feedRaw(e, req)), icmp6Packet(VIP6, CIP6, 129, 0, 0x00070001, pattern(56)));
+  const withExt = icmp6Packet(CIP6, VIP6, 128, 0, 0x00070002, pattern(8), { ext: true });
   assert.deepEqual(
     only(feedRaw(e, withExt)),
-    icmp6Packet(VIP, CIP, 129, 0, 0x00070002, pattern(8)),
+    icmp6Packet(VIP6, CIP6, 129, 0, 0x00070002, pattern(8)),
   );
   assert.equal(e.counter('icmp_echo_replied'), 2);
-  assert.equal(feedRaw(e, icmp6Packet(CIP, LIP6, 128, 0, 1, pattern(8))).length, 0);
+  assert.equal(feedRaw(e, icmp6Packet(CIP6, LIP6, 128, 0, 1, pattern(8))).length, 0);
   assert.equal(e.counter('icmp_unhandled_dropped'), 1);
-  assert.equal(feedRaw(e, icmp6Packet(v6('ff02::1'), VIP, 128, 0, 1, pattern(8))).length, 0);
+  assert.equal(feedRaw(e, icmp6Packet(v6('ff02::1'), VIP6, 128, 0, 1, pattern(8))).length, 0);
   assert.equal(e.counter('icmp_echo_dropped'), 1);
   const off = makeEngine('fullnat', { icmpEcho: false });
   assert.equal(feedRaw(off, req).length, 0);
@@ -327,13 +321,13 @@ test('ICMPv6 echo to an IPv6 VIP is answered (extension headers left out); off, 
 
 test('neighbour discovery and other informational ICMPv6, bad checksums, truncated and stray quotes: dropped and counted', () => {
   const e = makeEngine();
-  const o = open(e, V6);
-  const o64 = open(e, V64);
+  const o = open(e, V6_PORT);
+  const o64 = open(e, V64_PORT);
   const rx0 = e.counter('rx_packets');
   const drops: [Uint8Array, string][] = [
-    [icmp6Packet(CIP, VIP, 135, 0, 0, new Uint8Array(16)), 'icmp_unhandled_dropped'], // NS
+    [icmp6Packet(CIP6, VIP6, 135, 0, 0, new Uint8Array(16)), 'icmp_unhandled_dropped'], // NS
     [icmp6Packet(ROUTER6_RS, LIP6, 136, 0, 0, new Uint8Array(16)), 'icmp_unhandled_dropped'], // NA
-    [icmp6Packet(ROUTER6_RS, VIP, 134, 0, 0, new Uint8Array(8)), 'icmp_unhandled_dropped'], // RA
+    [icmp6Packet(ROUTER6_RS, VIP6, 134, 0, 0, new Uint8Array(8)), 'icmp_unhandled_dropped'], // RA
     [icmp6Packet(ROUTER6_RS, LIP6, 4, 0, 6, quoteOf(o.toRs, 48)), 'icmp_unhandled_dropped'], // param problem
     [icmp6Packet(ROUTER6_RS, LIP6, 129, 0, 0, new Uint8Array(8)), 'icmp_unhandled_dropped'], // echo reply
     [
@@ -347,21 +341,21 @@ test('neighbour discovery and other informational ICMPv6, bad checksums, truncat
     [icmp6Packet(ROUTER6_RS, LIP6, 2, 0, 1400, quoteOf(o.toRs, 47)), 'icmp_malformed_dropped'],
     [shortMessage(), 'icmp_malformed_dropped'],
     // A quote from another address than the one the error came to, and one of no connection.
-    [icmp6Packet(ROUTER6_CLIENT, VIP, 1, 4, 0, quoteOf(o.toRs, 48)), 'icmp_error_no_conn_dropped'],
+    [icmp6Packet(ROUTER6_CLIENT, VIP6, 1, 4, 0, quoteOf(o.toRs, 48)), 'icmp_error_no_conn_dropped'],
     [
       icmp6Packet(ROUTER6_RS, LIP6, 1, 4, 0, withPort(o.toRs, 40 + 2, 9)),
       'icmp_error_no_conn_dropped',
     ],
     [
-      icmp6Packet(ROUTER6_CLIENT, VIP, 1, 4, 0, withPort(o.toClient, 40 + 2, 9)),
+      icmp6Packet(ROUTER6_CLIENT, VIP6, 1, 4, 0, withPort(o.toClient, 40 + 2, 9)),
       'icmp_error_no_conn_dropped',
     ],
     [
-      icmp6Packet(ROUTER6_CLIENT, VIP, 1, 4, 0, withPort(o64.toClient, 40, 82)),
+      icmp6Packet(ROUTER6_CLIENT, VIP6, 1, 4, 0, withPort(o64.toClient, 40, 82)),
       'icmp_error_no_conn_dropped',
     ],
     [
-      icmpPacket(ROUTER4_RS, LIP4, 3, 3, 0, withPort(o64.toRs, 20 + 2, 9)),
+      icmpPacket(ROUTER4_RS, LIP64, 3, 3, 0, withPort(o64.toRs, 20 + 2, 9)),
       'icmp_error_no_conn_dropped',
     ],
     // A quoted UDP header: no UDP connections.
@@ -398,7 +392,7 @@ function withByte(packet: Uint8Array, at: number, v: number): Uint8Array {
 
 test('a flood of valid errors is rate-limited: one token each, the rest counted', () => {
   const e = makeEngine('fullnat', { icmpRateLimit: 10, icmpRateBurst: 20 });
-  const o = open(e, V6);
+  const o = open(e, V6_PORT);
   let out = 0;
   for (let k = 0; k < 100; k++)
     out += feedRaw(e, icmp6Packet(ROUTER6_RS, LIP6, 1, 4, 0, quoteOf(o.toRs, 48)), 1000).length;
@@ -414,15 +408,15 @@ test(
   { skip: tshark.ok ? undefined : tshark.reason },
   () => {
     const e = makeEngine();
-    const o = open(e, V6);
-    const o64 = open(e, V64);
+    const o = open(e, V6_PORT);
+    const o64 = open(e, V64_PORT);
     const packets = [
       ...feedRaw(e, icmp6Packet(ROUTER6_RS, LIP6, 2, 0, 1400, o.toRs)),
-      ...feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP, 1, 4, 0, quoteOf(o.toClient, 68))),
-      ...feedRaw(e, icmpPacket(ROUTER4_RS, LIP4, 3, 4, 1400, o64.toRs)),
-      ...feedRaw(e, icmpPacket(ROUTER4_RS, LIP4, 3, 13, 0, quoteOf(o64.toRs, 48))),
-      ...feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP, 2, 0, 1400, o64.toClient)),
-      ...feedRaw(e, icmp6Packet(CIP, VIP, 128, 0, 0x00070001, pattern(56))),
+      ...feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP6, 1, 4, 0, quoteOf(o.toClient, 68))),
+      ...feedRaw(e, icmpPacket(ROUTER4_RS, LIP64, 3, 4, 1400, o64.toRs)),
+      ...feedRaw(e, icmpPacket(ROUTER4_RS, LIP64, 3, 13, 0, quoteOf(o64.toRs, 48))),
+      ...feedRaw(e, icmp6Packet(ROUTER6_CLIENT, VIP6, 2, 0, 1400, o64.toClient)),
+      ...feedRaw(e, icmp6Packet(CIP6, VIP6, 128, 0, 0x00070001, pattern(56))),
     ].map((p) => p.bytes);
     assert.equal(packets.length, 6);
     const rows = tsharkDecode(packets, [
@@ -450,8 +444,8 @@ test(
       for (const s of (r['ip.checksum.status'] ?? '').split(',').filter((x) => x !== ''))
         assert.equal(s, '1', JSON.stringify(r));
     }
-    const c = ip6(CIP).text;
-    const vip = ip6(VIP).text;
+    const c = ip6(CIP6).text;
+    const vip = ip6(VIP6).text;
     const pick = (r: Record<string, string>) => [
       r['ipv6.src'] || r['ip.src'],
       r['icmpv6.type'] || r['icmp.type'],
@@ -464,24 +458,24 @@ test(
     const ip4 = (n: number): string =>
       [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
     assert.deepEqual(rows.map(pick), [
-      [`${vip},${c}`, '2', '0', '1380', String(CPORT), String(V6), String(CISN + 1)],
+      [`${vip},${c}`, '2', '0', '1380', String(CPORT6), String(V6_PORT), String(CISN + 1)],
       [
         `${ip6(LIP6).text},${ip6(RIP6).text}`,
         '1',
         '4',
         '',
-        String(RPORT),
+        String(RPORT6),
         String(o.lport),
         String(RISN + 11),
       ],
-      [`${vip},${c}`, '2', '0', '1400', String(CPORT), String(V64), String(CISN + 1)],
-      [`${vip},${c}`, '1', '1', '', String(CPORT), String(V64), String(CISN + 1)],
+      [`${vip},${c}`, '2', '0', '1400', String(CPORT6), String(V64_PORT), String(CISN + 1)],
+      [`${vip},${c}`, '1', '1', '', String(CPORT6), String(V64_PORT), String(CISN + 1)],
       [
-        `${ip4(LIP4)},${ip4(RIP4)}`,
+        `${ip4(LIP64)},${ip4(RIP64)}`,
         '3',
         '4',
         '1380',
-        String(RPORT),
+        String(RPORT6),
         String(o64.lport),
         String(RISN + 11),
       ],
@@ -495,21 +489,21 @@ test(
 );
 
 test('IPv6 SYNPROXY: an error about a connection whose RS leg is opening is dropped; once open, the quotes go back to each host its own sequence space', () => {
-  for (const vport of [V6, V64]) {
+  for (const vport of [V6_PORT, V64_PORT]) {
     const e = makeEngine('lvs');
-    e.setSynProxy(vport === V6 ? 0 : 1, true);
+    e.setSynProxy(vport === V6_PORT ? 0 : 1, true);
     const [synAck] = feedRaw(e, client(vport, CISN, 0, TCP_SYN));
     assert.ok(synAck);
     const cookie = get32(synAck.bytes, 44);
     const [rsSyn] = feedRaw(e, client(vport, CISN + 1, cookie + 1, TCP_ACK));
     assert.ok(rsSyn, 'the LB opens the RS leg');
-    const ipHl = vport === V6 ? 40 : 20;
+    const ipHl = vport === V6_PORT ? 40 : 20;
     const lport = get16(rsSyn.bytes, ipHl);
     const lbIsn = get32(rsSyn.bytes, ipHl + 4);
     const pending =
-      vport === V6
+      vport === V6_PORT
         ? icmp6Packet(ROUTER6_RS, LIP6, 1, 4, 0, quoteOf(rsSyn.bytes, 68))
-        : icmpPacket(ROUTER4_RS, LIP4, 3, 3, 0, quoteOf(rsSyn.bytes, 48));
+        : icmpPacket(ROUTER4_RS, LIP64, 3, 3, 0, quoteOf(rsSyn.bytes, 48));
     assert.equal(feedRaw(e, pending).length, 0);
     assert.equal(e.counter('icmp_error_no_conn_dropped'), 1);
     feedRaw(e, rs(vport, lport, RISN, lbIsn + 1, TCP_SYN | TCP_ACK));
@@ -522,19 +516,19 @@ test('IPv6 SYNPROXY: an error about a connection whose RS leg is opening is drop
     assert.ok(toRs);
     assert.equal(toRs.bytes.length, clientData.length - 40 + ipHl, 'no TOA on the data');
     const fromRs =
-      vport === V6
+      vport === V6_PORT
         ? icmp6Packet(ROUTER6_RS, LIP6, 1, 1, 0, quoteOf(toRs.bytes, 68))
-        : icmpPacket(ROUTER4_RS, LIP4, 3, 13, 0, quoteOf(toRs.bytes, 48));
+        : icmpPacket(ROUTER4_RS, LIP64, 3, 13, 0, quoteOf(toRs.bytes, 48));
     assert.deepEqual(
       only(feedRaw(e, fromRs)),
-      icmp6Packet(VIP, CIP, 1, 1, 0, quoteOf(clientData, 68)),
+      icmp6Packet(VIP6, CIP6, 1, 1, 0, quoteOf(clientData, 68)),
       `${vport}: the client's own seq and ack`,
     );
-    const fromClient = icmp6Packet(ROUTER6_CLIENT, VIP, 1, 4, 0, quoteOf(toClient.bytes, 68));
+    const fromClient = icmp6Packet(ROUTER6_CLIENT, VIP6, 1, 4, 0, quoteOf(toClient.bytes, 68));
     const expected =
-      vport === V6
+      vport === V6_PORT
         ? icmp6Packet(LIP6, RIP6, 1, 4, 0, quoteOf(rsData, 68))
-        : icmpNoDf(LIP4, RIP4, 3, 3, 0, quoteOf(withIdZero(rsData), 48));
+        : icmpNoDf(LIP64, RIP64, 3, 3, 0, quoteOf(withIdZero(rsData), 48));
     assert.deepEqual(only(feedRaw(e, fromClient)), expected, `${vport}: the RS's own seq and ack`);
     assertCountedOnce(e);
   }

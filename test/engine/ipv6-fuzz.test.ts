@@ -26,8 +26,6 @@ import { rng } from '../support/rng.js';
 import { accountedPackets } from '../support/engine-fixture.js';
 import { VIP6, addVipService, newDualEngine, rsSegmentOf } from '../support/engine6-fixture.js';
 
-const VIP = VIP6;
-
 function engine(policy: ToaPolicy): Engine {
   const e = newDualEngine(
     {
@@ -85,7 +83,7 @@ function corpus(): Uint8Array[] {
     ): Uint8Array =>
       buildSegment6({
         src: cip,
-        dst: VIP,
+        dst: VIP6,
         sport: 20000 + k,
         dport: vport,
         seq,
@@ -117,7 +115,7 @@ function corpus(): Uint8Array[] {
         }),
       );
     }
-    out.push(c(101, 901, TCP_ACK, { options: [toaV6Option(1, VIP), toaV4Option(2, 3)] }));
+    out.push(c(101, 901, TCP_ACK, { options: [toaV6Option(1, VIP6), toaV4Option(2, 3)] }));
     out.push(c(101, 901, TCP_ACK | TCP_PSH, { payload: pattern(100) }));
     out.push(
       c(101, 901, TCP_ACK | TCP_PSH, {
@@ -370,7 +368,7 @@ test('IPv6 SYNPROXY fuzz: live cookie handshakes (IPv6 RS and FNAT64), then muta
         flags: number,
         extra: Partial<Parameters<typeof buildSegment6>[0]> = {},
       ): Uint8Array =>
-        buildSegment6({ src: cip, dst: VIP, sport, dport: vport, seq, ack, flags, ...extra });
+        buildSegment6({ src: cip, dst: VIP6, sport, dport: vport, seq, ack, flags, ...extra });
       const at = `${policy}, flow ${k}`;
       const synOpts = [opt.mss(1440), opt.sackPermitted(), opt.nop(), opt.wscale(7)];
       const sa = rec(c(100, 0, TCP_SYN, { options: synOpts }), `${at} SYN`);

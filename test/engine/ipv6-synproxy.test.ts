@@ -32,13 +32,9 @@ import type { DecodedAnyFamily } from '../support/decode.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 import { buildSegment6, pattern } from '../support/packets.js';
 
-const VIP = VIP6;
-const CIP = CIP6;
-const CPORT = CPORT6;
 const CISN = 1000;
 const RISN = 50000;
 
-const addr = ip6;
 type Out = DecodedAnyFamily;
 const decode = decodeChecked46;
 
@@ -79,7 +75,7 @@ function client(
   flags: number,
   payload?: Uint8Array,
   options?: TcpOption[],
-  src = CIP,
+  src = CIP6,
   window = 502,
 ): Uint8Array {
   return client6Segment({ vport, seq, ack, flags, payload, options, src, window });
@@ -99,7 +95,7 @@ function rsIn(
 }
 
 /** Client SYN → the LB's cookie SYN+ACK (decoded). */
-function synToLb(e: Engine, vport: number, src = CIP, now?: number): Out {
+function synToLb(e: Engine, vport: number, src = CIP6, now?: number): Out {
   const out = feed(e, client(vport, CISN, 0, TCP_SYN, undefined, LINUX_SYN, src, 64800), now);
   assert.equal(out.length, 1);
   return decode(out[0]!);
@@ -135,17 +131,17 @@ function establish(
 
 test('IPv6 SYNPROXY: the cookie SYN+ACK byte by byte, no state; the RS leg an IPv6 SYN byte by byte; the replayed ACK with TOA 254/20', () => {
   const e = makeEngine('fullnat');
-  const out = feed(e, client(V6_PORT, CISN, 0, TCP_SYN, undefined, LINUX_SYN, CIP, 64800));
+  const out = feed(e, client(V6_PORT, CISN, 0, TCP_SYN, undefined, LINUX_SYN, CIP6, 64800));
   assert.equal(out.length, 1);
   const synAck = out[0]!;
   const cookie = decode(synAck).seq;
   // VIP → CIP, hop limit synproxySynAckTtl (63), MSS 1452 − 12 − 20 = 1420 (the IPv6 cap), SACK,
   // WS 7, no timestamps; window (3 − 1) × 1420: no more than the LB holds.
   const want = buildSegment6({
-    src: VIP,
-    dst: CIP,
+    src: VIP6,
+    dst: CIP6,
     sport: V6_PORT,
-    dport: CPORT,
+    dport: CPORT6,
     seq: cookie,
     ack: CISN + 1,
     flags: TCP_SYN | TCP_ACK,
@@ -191,8 +187,8 @@ test('IPv6 SYNPROXY: the cookie SYN+ACK byte by byte, no state; the RS leg an IP
   assert.equal(ack.flags, TCP_ACK);
   assert.ok(ack.toa);
   assert.equal(ack.toa.kind, 254);
-  assert.equal(ack.toa.port, CPORT);
-  assert.deepEqual([...ack.toa.v6], [...CIP]);
+  assert.equal(ack.toa.port, CPORT6);
+  assert.deepEqual([...ack.toa.v6], [...CIP6]);
   assert.equal(e.counter('synproxy_rs_synack', 0), 1);
   assert.equal(e.counter('synproxy_ack_replayed', 0), 1);
 
@@ -255,7 +251,7 @@ test('FNAT64 SYNPROXY: MSS 1440 to the client, an IPv4 SYN toward the RS (DF), u
     const tcpOpts = rsSyn.bytes.subarray(rsSyn.ipHl + 20);
     if (policy === 'lvs') {
       // LVS puts the TOA on the SYN: the IPv6 client's, 20 bytes, first.
-      const want = [253, 20, CPORT >>> 8, CPORT & 0xff, ...CIP];
+      const want = [253, 20, CPORT6 >>> 8, CPORT6 & 0xff, ...CIP6];
       assert.deepEqual([...tcpOpts.subarray(0, 20)], want, 'TOA 253/20 first on the SYN');
       assert.equal(e.counter('toa_inserted_syn', 1), 1);
     } else {
@@ -272,7 +268,7 @@ test('FNAT64 SYNPROXY: MSS 1440 to the client, an IPv4 SYN toward the RS (DF), u
     if (policy !== 'lvs') {
       assert.ok(replay[0]!.toa, `${policy}: the concluding ACK carries the TOA`);
       assert.equal(replay[0]!.toa.kind, 253);
-      assert.deepEqual([...replay[0]!.toa.v6], [...CIP]);
+      assert.deepEqual([...replay[0]!.toa.v6], [...CIP6]);
     }
     // RS data back as IPv6 in the cookie space.
     const data = feed(
@@ -292,7 +288,7 @@ test('IPv6 cookies: bound to all 16 bytes of the client address, the ports and t
   const { seq: cookie } = synToLb(e, V6_PORT);
   // The same cookie from a client differing in any one address byte: refused.
   for (const k of [0, 5, 9, 15]) {
-    const other = Uint8Array.from(CIP);
+    const other = Uint8Array.from(CIP6);
     other[k] = other[k]! ^ 0x20;
     const out = feed(
       e,
@@ -304,7 +300,7 @@ test('IPv6 cookies: bound to all 16 bytes of the client address, the ports and t
     assert.equal(rst.flags, TCP_RST);
     assert.equal(rst.seq, cookie + 1, 'RFC 793: seq = the refused ACK');
     assert.equal(rst.src, '2001:db8::100');
-    assert.equal(rst.dst, addr(other).text);
+    assert.equal(rst.dst, ip6(other).text);
   }
   // Another port (the service's other port): refused.
   assert.equal(decode(feed(e, client(V64_PORT, CISN + 1, cookie + 1, TCP_ACK))[0]!).flags, TCP_RST);
@@ -473,16 +469,16 @@ test('IPv6 SYNPROXY: an established connection expiring resets the client in the
 test('registry: SYNPROXY on IPv6 services is accepted at addService and setSynProxy', () => {
   const e = new Engine({ maxConnections: 8 });
   const s = e.addService({
-    vip: addr(VIP),
+    vip: ip6(VIP6),
     vport: 90,
     scheduler: 'rr',
-    laddrs: [addr(LIP6)],
+    laddrs: [ip6(LIP6)],
     realServers: [],
     synProxy: true,
   });
   assert.equal(s.synProxy, true);
   const t = e.addService({
-    vip: addr(VIP),
+    vip: ip6(VIP6),
     vport: 91,
     scheduler: 'rr',
     laddrs: [],
@@ -526,7 +522,10 @@ test('tshark decodes every packet the LB sent in these SYNPROXY tests: IPv6 and 
   assert.equal(at(synAck6.bytes)['tcp.options.mss_val'], '1420');
   assert.equal(at(synAck6.bytes)['tcp.options.wscale.shift'], '7');
   assert.equal(at(synAck64.bytes)['tcp.options.mss_val'], '1440');
-  const toa = Buffer.concat([Buffer.from([254, 20, CPORT >>> 8, CPORT & 0xff]), Buffer.from(CIP)]);
+  const toa = Buffer.concat([
+    Buffer.from([254, 20, CPORT6 >>> 8, CPORT6 & 0xff]),
+    Buffer.from(CIP6),
+  ]);
   assert.ok(
     at(rsSyn64.bytes)['tcp.options']!.startsWith(toa.toString('hex')),
     'FNAT64 SYN under lvs: TOA 254/20 first',

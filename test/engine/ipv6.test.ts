@@ -33,15 +33,9 @@ import type { DecodedAnyFamily } from '../support/decode.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
 import { buildSegment6, pattern } from '../support/packets.js';
 
-const VIP = VIP6;
-const CIP = CIP6;
-const LIP4 = LIP64;
-const RIP4 = RIP64;
-const CPORT = CPORT6;
 const CISN = 1000;
 const RISN = 50000;
 
-const addr = ip6;
 type Out = DecodedAnyFamily;
 const decode = decodeChecked46;
 
@@ -64,7 +58,7 @@ function client(
   flags: number,
   payload?: Uint8Array,
   options?: TcpOption[],
-  src = CIP,
+  src = CIP6,
 ): Uint8Array {
   return client6Segment({ vport, seq, ack, flags, payload, options, src });
 }
@@ -87,7 +81,7 @@ function handshake(
   e: Engine,
   vport: number,
   rsMss = 1460,
-  src = CIP,
+  src = CIP6,
 ): { syn: Out; synAck: Out; ack: Out } {
   const syns = feed(
     e,
@@ -133,15 +127,15 @@ test('IPv6 → IPv6: LIP6 → RIP6 toward the RS, VIP → client back, TOA 254/2
   assert.equal(synAck.src, '2001:db8::100');
   assert.equal(synAck.dst, '2001:db8:c::1');
   assert.equal(synAck.sport, 80);
-  assert.equal(synAck.dport, CPORT);
+  assert.equal(synAck.dport, CPORT6);
   assert.equal(synAck.ack, CISN + 1, 'ack moved back into the client space');
   // min(1460 − 20, 1500 − 40 − 20 − 20)
   assert.equal(synAck.options.mss, 1420);
   assert.ok(ack.toa, 'the concluding ACK carries the TOA');
   assert.equal(ack.toa.kind, 254);
   assert.equal(ack.toa.family, 6);
-  assert.equal(ack.toa.port, CPORT);
-  assert.deepEqual([...ack.toa.v6], [...CIP]);
+  assert.equal(ack.toa.port, CPORT6);
+  assert.deepEqual([...ack.toa.v6], [...CIP6]);
   assert.equal(ack.seq, syn.seq + 1);
   assert.equal(ack.toa.at, 40 + 20, 'the TOA goes first');
   // Until the RS sends its first byte every client packet acks RS ISN + 1 and concludes: TOA again.
@@ -190,8 +184,8 @@ test('FNAT64: the IPv6 client reaches an IPv4 RS (DF, ID 0, TTL from hop limit),
     assert.ok(ack.toa);
     assert.equal(ack.toa.kind, kind);
     assert.equal(ack.toa.family, 6);
-    assert.equal(ack.toa.port, CPORT);
-    assert.deepEqual([...ack.toa.v6], [...CIP]);
+    assert.equal(ack.toa.port, CPORT6);
+    assert.deepEqual([...ack.toa.v6], [...CIP6]);
     // A full-sized client segment: 1440 payload fits the IPv4 leg.
     const big = decode(feed(e, client(81, CISN + 1, RISN + 1, TCP_ACK, pattern(1440)))[0]!);
     assert.equal(big.family, 4);
@@ -306,8 +300,8 @@ test('ICMPv6 Packet Too Big when a client packet would not fit the RS path: rate
       const m = outs[0]!;
       assert.equal(m[0]! >>> 4, 6);
       assert.equal(m[6], 58, 'ICMPv6');
-      assert.deepEqual([...m.subarray(8, 24)], [...VIP]);
-      assert.deepEqual([...m.subarray(24, 40)], [...CIP]);
+      assert.deepEqual([...m.subarray(8, 24)], [...VIP6]);
+      assert.deepEqual([...m.subarray(24, 40)], [...CIP6]);
       assert.equal(m[40], 2, 'Packet Too Big');
       // The client's MTU leaves room for the 20-byte TOA and the header change.
       assert.equal(get32(m, 44), 1400 - hdr + 40 - 20);
@@ -368,9 +362,9 @@ test('extension headers: walked and left out of the forwarded packet; fragments 
   dst[2] = 1;
   dst[3] = 12;
   const syn = buildSegment6({
-    src: CIP,
-    dst: VIP,
-    sport: CPORT,
+    src: CIP6,
+    dst: VIP6,
+    sport: CPORT6,
     dport: 80,
     seq: CISN,
     flags: TCP_SYN,
@@ -384,9 +378,9 @@ test('extension headers: walked and left out of the forwarded packet; fragments 
   assert.equal(outs[0]!.bytes.length, 60);
   const frag = new Uint8Array(8);
   const fragged = buildSegment6({
-    src: CIP,
-    dst: VIP,
-    sport: CPORT,
+    src: CIP6,
+    dst: VIP6,
+    sport: CPORT6,
     dport: 80,
     seq: CISN,
     flags: TCP_SYN,
@@ -399,9 +393,9 @@ test('extension headers: walked and left out of the forwarded packet; fragments 
   rt[2] = 4;
   rt[3] = 1;
   const routed = buildSegment6({
-    src: CIP,
-    dst: VIP,
-    sport: CPORT,
+    src: CIP6,
+    dst: VIP6,
+    sport: CPORT6,
     dport: 80,
     seq: CISN,
     flags: TCP_SYN,
@@ -412,9 +406,9 @@ test('extension headers: walked and left out of the forwarded packet; fragments 
   // A spent routing header (segments left 0): the destination is final, the packet goes on.
   rt[3] = 0;
   const spent = buildSegment6({
-    src: CIP,
-    dst: VIP,
-    sport: CPORT,
+    src: CIP6,
+    dst: VIP6,
+    sport: CPORT6,
     dport: 80,
     seq: CISN,
     flags: TCP_SYN,
@@ -430,7 +424,7 @@ test('client tuples differ in any one of the 16 bytes: separate connections, fou
   // Every other client to the FNAT64 service.
   const k81 = (c: Uint8Array): boolean => (clients.indexOf(c) & 1) === 1;
   for (let k = 0; k < 16; k++) {
-    const c = CIP.slice();
+    const c = CIP6.slice();
     c[k] = c[k]! ^ 0x80;
     clients.push(c);
   }
@@ -466,40 +460,40 @@ test('registry: IPv6 services, LIPs and RSs held; what cannot work refused clear
   assert.throws(
     () =>
       e.addService({
-        vip: LIP4 + 100,
+        vip: LIP64 + 100,
         vport: 80,
         scheduler: 'rr',
-        laddrs: [LIP4],
-        realServers: [{ addr: addr(RIP6), port: 80, weight: 1 }],
+        laddrs: [LIP64],
+        realServers: [{ addr: ip6(RIP6), port: 80, weight: 1 }],
       }),
     /FNAT46 is not supported/,
   );
   assert.equal(e.services.length, 0);
   const s = e.addService({
-    vip: addr(VIP),
+    vip: ip6(VIP6),
     vport: 80,
     scheduler: 'rr',
-    laddrs: [addr(LIP6)],
+    laddrs: [ip6(LIP6)],
     realServers: [],
   });
   assert.throws(
-    () => e.addRealServer(s.index, { addr: RIP4, port: 80, weight: 1 }),
+    () => e.addRealServer(s.index, { addr: RIP64, port: 80, weight: 1 }),
     /no IPv4 local address/,
   );
-  e.addLocalAddress(s.index, LIP4);
-  const rs = e.addRealServer(s.index, { addr: RIP4, port: 80, weight: 1 });
-  assert.equal(e.findRealServer(s.index, RIP4, 80), rs);
-  const rs6i = e.addRealServer(s.index, { addr: addr(RIP6), port: 80, weight: 1 });
-  assert.equal(e.findRealServer(s.index, addr(RIP6), 80), rs6i);
-  assert.equal(e.findService(addr(VIP), 80), s.index);
-  assert.equal(e.findService(addr(VIP), 81), -1);
+  e.addLocalAddress(s.index, LIP64);
+  const rs = e.addRealServer(s.index, { addr: RIP64, port: 80, weight: 1 });
+  assert.equal(e.findRealServer(s.index, RIP64, 80), rs);
+  const rs6i = e.addRealServer(s.index, { addr: ip6(RIP6), port: 80, weight: 1 });
+  assert.equal(e.findRealServer(s.index, ip6(RIP6), 80), rs6i);
+  assert.equal(e.findService(ip6(VIP6), 80), s.index);
+  assert.equal(e.findService(ip6(VIP6), 81), -1);
   assert.throws(
-    () => e.addService({ vip: addr(VIP), vport: 80, scheduler: 'rr', laddrs: [], realServers: [] }),
+    () => e.addService({ vip: ip6(VIP6), vport: 80, scheduler: 'rr', laddrs: [], realServers: [] }),
     /already exists/,
   );
   // SYNPROXY works on IPv6 services (ipv6-synproxy.test.ts): accepted both ways.
   const sp = e.addService({
-    vip: addr(VIP),
+    vip: ip6(VIP6),
     vport: 82,
     scheduler: 'rr',
     laddrs: [],
@@ -516,12 +510,12 @@ test('registry: IPv6 services, LIPs and RSs held; what cannot work refused clear
     vip: parseIpv4('192.0.2.1'),
     vport: 80,
     scheduler: 'rr',
-    laddrs: [LIP4],
+    laddrs: [LIP64],
     realServers: [],
   });
-  assert.throws(() => e.addLocalAddress(v4.index, addr(LIP6)), /IPv4 local addresses only/);
+  assert.throws(() => e.addLocalAddress(v4.index, ip6(LIP6)), /IPv4 local addresses only/);
   e.deleteService(s.index);
-  assert.equal(e.findService(addr(VIP), 80), -1);
+  assert.equal(e.findService(ip6(VIP6), 80), -1);
   assert.equal(e.findService(parseIpv4('192.0.2.1'), 80), v4.index);
 });
 
@@ -546,7 +540,7 @@ test('IPv6 with no IPv6 service: dropped; a segment of no connection: dropped an
   assert.equal(toClient[0]!.flags, TCP_RST | TCP_ACK);
   assert.equal(toClient[0]!.ack, CISN + 11);
   assert.equal(toClient[0]!.sport, 80);
-  assert.equal(toClient[0]!.dport, CPORT);
+  assert.equal(toClient[0]!.dport, CPORT6);
   // Never for a RST, nor when switched off.
   assert.equal(feed(f, client(80, CISN, 0, TCP_RST)).length, 0);
   f.reconfigure({ unknownFlowReset: false });
@@ -614,8 +608,8 @@ test('tshark decodes every packet the LB sends for IPv6 and FNAT64: good checksu
   });
   for (const { at, kind } of toaFrames) {
     const want = Buffer.concat([
-      Buffer.from([kind, 20, CPORT >>> 8, CPORT & 0xff]),
-      Buffer.from(CIP),
+      Buffer.from([kind, 20, CPORT6 >>> 8, CPORT6 & 0xff]),
+      Buffer.from(CIP6),
     ]);
     assert.ok(
       rows[at]!['tcp.options']!.startsWith(want.toString('hex')),
@@ -628,7 +622,7 @@ test('PROXY protocol on IPv6 services: v1 TCP6 and v2 AF_INET6 naming the IPv6 c
   for (const version of [1, 2] as const) {
     for (const vport of [80, 81]) {
       const e = makeEngine('fullnat');
-      e.setProxyProtocol(e.findService(addr(VIP), vport), version);
+      e.setProxyProtocol(e.findService(ip6(VIP6), vport), version);
       const { syn, synAck, ack } = handshake(e, vport);
       assert.equal(ack.toa, null, 'no TOA: the address travels in the stream');
       assert.equal(synAck.ack, CISN + 1);
@@ -644,7 +638,7 @@ test('PROXY protocol on IPv6 services: v1 TCP6 and v2 AF_INET6 naming the IPv6 c
       assert.equal(pp.kind, 'ok');
       if (pp.kind !== 'ok') return;
       assert.equal(pp.family, 'TCP6');
-      assert.deepEqual(pp.src, { address: '2001:db8:c::1', port: CPORT });
+      assert.deepEqual(pp.src, { address: '2001:db8:c::1', port: CPORT6 });
       assert.deepEqual(pp.dst, { address: '2001:db8::100', port: vport });
       const len = header.payload;
       assert.equal(len, version === 2 ? 52 : pp.length);
