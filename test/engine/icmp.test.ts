@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import type { EngineOptions } from '../../src/engine/options.js';
 import { COUNTER_NAMES } from '../../src/engine/counters.js';
-import { parseIpv4 } from '../../src/wire/bytes.js';
+import { ipv4ToString, parseIpv4 } from '../../src/wire/bytes.js';
 import { internetChecksum } from '../../src/wire/checksum.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN, TcpView } from '../../src/wire/tcp.js';
@@ -76,6 +76,11 @@ function open(e: Engine): { lbIsn: number; lport: number } {
     }),
   );
   return { lbIsn: syn.seq, lport: syn.sport };
+}
+
+/** `n` bytes from the client once open() is done: acks the RS's 10, so it concludes nothing. */
+function clientData(n: number): Uint8Array {
+  return clientSegment({ seq: CISN + 1, ack: RISN + 11, flags: TCP_ACK, payload: pattern(n) });
 }
 
 /** A segment the LB sent LIP:lport → RIP:RPORT, as a router on the RS path quotes it. */
@@ -193,12 +198,7 @@ test('admin-prohibited for the LB SYN reaches the client quoting its own SYN', (
 test('time exceeded on the RS path, whole segment quoted: the quoted TCP checksum follows the translation', () => {
   const e = engine();
   open(e);
-  const data = clientSegment({
-    seq: CISN + 1,
-    ack: RISN + 11,
-    flags: TCP_ACK,
-    payload: pattern(100),
-  });
+  const data = clientData(100);
   const [toRs] = feedRaw(e, data);
   assert.ok(toRs);
   const err = icmpPacket(ROUTER_RS, LIP, 11, 0, 0, toRs.bytes);
@@ -288,12 +288,7 @@ test('a learned path MTU clamps the next SYN+ACK MSS and makes the existing conn
   const known = lbToRs(lport);
   feedRaw(e, icmpPacket(ROUTER_RS, LIP, 3, 4, 1400, quoteOf(known, 28)));
   // Existing connection: a full-size client segment no longer fits; the client is told 1392.
-  const big = clientSegment({
-    seq: CISN + 1,
-    ack: RISN + 11,
-    flags: TCP_ACK,
-    payload: pattern(1460),
-  });
+  const big = clientData(1460);
   const [icmp] = feedRaw(e, big);
   assert.ok(icmp);
   assert.equal(icmp.bytes[20], 3);
@@ -375,12 +370,7 @@ test(
   () => {
     const e = engine();
     const { lport, lbIsn } = open(e);
-    const data = clientSegment({
-      seq: CISN + 1,
-      ack: RISN + 11,
-      flags: TCP_ACK,
-      payload: pattern(1400),
-    });
+    const data = clientData(1400);
     const [toRs] = feedRaw(e, data);
     const fromRs = rsSegment({
       lport,
@@ -411,8 +401,7 @@ test(
       'tcp.dstport',
       'tcp.seq',
     ]);
-    const ip = (n: number): string =>
-      [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+    const ip = ipv4ToString;
     const errs = rows.slice(0, 4);
     for (const r of rows) {
       assert.equal(r['icmp.checksum.status'], '1', JSON.stringify(r));

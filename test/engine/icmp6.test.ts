@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Engine } from '../../src/engine/engine.js';
 import type { EngineOptions, ToaSetting } from '../../src/engine/options.js';
-import { get16, get32, parseIpv4 } from '../../src/wire/bytes.js';
+import { get16, get32, ipv4ToString, parseIpv4 } from '../../src/wire/bytes.js';
 import { Ipv4View } from '../../src/wire/ipv4.js';
 import { TCP_ACK, TCP_PSH, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt } from '../../src/wire/tcp-options.js';
@@ -455,8 +455,6 @@ test(
       r['tcp.dstport'],
       r['tcp.seq'],
     ];
-    const ip4 = (n: number): string =>
-      [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
     assert.deepEqual(rows.map(pick), [
       [`${vip},${c}`, '2', '0', '1380', String(CPORT6), String(V6_PORT), String(CISN + 1)],
       [
@@ -471,7 +469,7 @@ test(
       [`${vip},${c}`, '2', '0', '1400', String(CPORT6), String(V64_PORT), String(CISN + 1)],
       [`${vip},${c}`, '1', '1', '', String(CPORT6), String(V64_PORT), String(CISN + 1)],
       [
-        `${ip4(LIP64)},${ip4(RIP64)}`,
+        `${ipv4ToString(LIP64)},${ipv4ToString(RIP64)}`,
         '3',
         '4',
         '1380',

@@ -21,7 +21,14 @@ import { Ipv6Error, Ipv6View } from '../../src/wire/ipv6.js';
 import { opt } from '../../src/wire/tcp-options.js';
 import { PROXY_V2_SIGNATURE } from '../../src/wire/proxy-protocol.js';
 import { toaV4Option, toaV6Option } from '../../src/wire/toa.js';
-import { buildSegment6, checksumsValid, checksumsValid6, pattern, v6 } from '../support/packets.js';
+import {
+  buildSegment6,
+  checksumsValid,
+  checksumsValid6,
+  pattern,
+  v6,
+  type Segment6Spec,
+} from '../support/packets.js';
 import { rng } from '../support/rng.js';
 import { accountedPackets } from '../support/engine-fixture.js';
 import { VIP6, addVipService, newDualEngine, rsSegmentOf } from '../support/engine6-fixture.js';
@@ -57,6 +64,24 @@ function routing(left: number): { type: number; body: Uint8Array } {
   return r;
 }
 
+type ClientSegment = (
+  seq: number,
+  ack: number,
+  flags: number,
+  extra?: Partial<Segment6Spec>,
+) => Uint8Array;
+
+/** Segments cip:sport → VIP6:vport, through the extension headers `ext` unless `extra` sets its own. */
+function clientOf(
+  cip: Uint8Array,
+  sport: number,
+  vport: number,
+  ext?: Segment6Spec['ext'],
+): ClientSegment {
+  return (seq, ack, flags, extra = {}) =>
+    buildSegment6({ src: cip, dst: VIP6, sport, dport: vport, seq, ack, flags, ext, ...extra });
+}
+
 /** Valid flows of both services: handshakes (the RS answering with guessed LB ports), data, options, closes. */
 function corpus(): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -75,23 +100,7 @@ function corpus(): Uint8Array[] {
     const vport = 80 + (k % 4);
     const rport = vport === 80 || vport === 81 ? 8080 : 8000 + vport;
     const rsV6 = vport % 2 === 0;
-    const c = (
-      seq: number,
-      ack: number,
-      flags: number,
-      extra: Partial<Parameters<typeof buildSegment6>[0]> = {},
-    ): Uint8Array =>
-      buildSegment6({
-        src: cip,
-        dst: VIP6,
-        sport: 20000 + k,
-        dport: vport,
-        seq,
-        ack,
-        flags,
-        ext: chains[k % chains.length],
-        ...extra,
-      });
+    const c = clientOf(cip, 20000 + k, vport, chains[k % chains.length]);
     out.push(
       c(100, 0, TCP_SYN, {
         options: [
@@ -362,13 +371,7 @@ test('IPv6 SYNPROXY fuzz: live cookie handshakes (IPv6 RS and FNAT64), then muta
       const cip = v6('2001:db8:d::');
       cip[15] = k + 1;
       const sport = 30000 + k;
-      const c = (
-        seq: number,
-        ack: number,
-        flags: number,
-        extra: Partial<Parameters<typeof buildSegment6>[0]> = {},
-      ): Uint8Array =>
-        buildSegment6({ src: cip, dst: VIP6, sport, dport: vport, seq, ack, flags, ...extra });
+      const c = clientOf(cip, sport, vport);
       const at = `${policy}, flow ${k}`;
       const synOpts = [opt.mss(1440), opt.sackPermitted(), opt.nop(), opt.wscale(7)];
       const sa = rec(c(100, 0, TCP_SYN, { options: synOpts }), `${at} SYN`);

@@ -31,7 +31,7 @@ import {
 } from '../support/engine6-fixture.js';
 import type { DecodedAnyFamily } from '../support/decode.js';
 import { probeTshark, tsharkDecode } from '../support/tshark.js';
-import { buildSegment6, pattern } from '../support/packets.js';
+import { buildSegment6, pattern, type Segment6Spec } from '../support/packets.js';
 
 const CISN = 1000;
 const RISN = 50000;
@@ -74,6 +74,19 @@ function rs(
   payload?: Uint8Array,
 ): Uint8Array {
   return rsSegment46({ vport, lport, seq, ack, flags, options, payload });
+}
+
+/**
+ * SYN, RS SYN+ACK, ACK, then one byte from the RS: the RS speaks first, so
+ * the client's packets no longer conclude (no TOA wanted). Client at CISN + 1,
+ * RS at RISN + 2.
+ */
+function openRsFirst(e: Engine, vport: number): void {
+  feed(e, client(vport, CISN, 0, TCP_SYN));
+  const lport = e.listConnections()[0]!.lport;
+  feed(e, rs(vport, lport, RISN, 0, TCP_SYN | TCP_ACK));
+  feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK));
+  feed(e, rs(vport, lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)));
 }
 
 /** SYN, RS SYN+ACK (answered with `rsMss`), concluding ACK; returns the three outputs. */
@@ -280,12 +293,7 @@ test('ICMPv6 Packet Too Big when a client packet would not fit the RS path: rate
     [81, 20],
   ] as const) {
     const e = makeEngine('fullnat', { icmpRateLimit: 1, icmpRateBurst: 2 }, 1400);
-    feed(e, client(vport, CISN, 0, TCP_SYN));
-    const lport = e.listConnections()[0]!.lport;
-    feed(e, rs(vport, lport, RISN, 0, TCP_SYN | TCP_ACK));
-    feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK));
-    // The RS speaks first: the client's packets no longer conclude (no TOA wanted).
-    feed(e, rs(vport, lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)));
+    openRsFirst(e, vport);
     // Exactly the RS MTU once translated: forwarded.
     const fits = 1400 - hdr - 20;
     assert.equal(feed(e, client(vport, CISN + 1, RISN + 2, TCP_ACK, pattern(fits))).length, 1);
@@ -326,11 +334,7 @@ test('Packet Too Big per policy: fullnat tells the RS path MTU less the header g
       [81, 20],
     ] as const) {
       const e = makeEngine(policy, {}, 1400);
-      feed(e, client(vport, CISN, 0, TCP_SYN));
-      const lport = e.listConnections()[0]!.lport;
-      feed(e, rs(vport, lport, RISN, 0, TCP_SYN | TCP_ACK));
-      feed(e, client(vport, CISN + 1, RISN + 1, TCP_ACK));
-      feed(e, rs(vport, lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)));
+      openRsFirst(e, vport);
       const fits = 1400 - hdr - 20;
       const outs = feed(e, client(vport, CISN + 1, RISN + 2, TCP_ACK, pattern(fits + 1)));
       assert.equal(outs.length, 1, `${policy} ${vport}`);
@@ -343,14 +347,23 @@ test('Packet Too Big per policy: fullnat tells the RS path MTU less the header g
   }
   // Never below the IPv6 minimum, whatever the policy.
   const low = makeEngine('lvs', {}, 1200);
-  feed(low, client(80, CISN, 0, TCP_SYN));
-  const lport = low.listConnections()[0]!.lport;
-  feed(low, rs(V6_PORT, lport, RISN, 0, TCP_SYN | TCP_ACK));
-  feed(low, client(80, CISN + 1, RISN + 1, TCP_ACK));
-  feed(low, rs(V6_PORT, lport, RISN + 1, 0, TCP_ACK, undefined, pattern(1)));
+  openRsFirst(low, V6_PORT);
   const m = feed(low, client(80, CISN + 1, RISN + 2, TCP_ACK, pattern(1200)));
   assert.equal(get32(m[0]!, 44), 1280);
 });
+
+/** A client SYN to port 80 with the extension headers `ext`. */
+function synThrough(ext: Segment6Spec['ext']): Uint8Array {
+  return buildSegment6({
+    src: CIP6,
+    dst: VIP6,
+    sport: CPORT6,
+    dport: 80,
+    seq: CISN,
+    flags: TCP_SYN,
+    ext,
+  });
+}
 
 test('extension headers: walked and left out of the forwarded packet; fragments and routing with segments left dropped and counted', () => {
   const e = makeEngine('fullnat');
@@ -361,59 +374,27 @@ test('extension headers: walked and left out of the forwarded packet; fragments 
   dst[1] = 1;
   dst[2] = 1;
   dst[3] = 12;
-  const syn = buildSegment6({
-    src: CIP6,
-    dst: VIP6,
-    sport: CPORT6,
-    dport: 80,
-    seq: CISN,
-    flags: TCP_SYN,
-    ext: [
-      { type: 0, body: hbh },
-      { type: 60, body: dst },
-    ],
-  });
+  const syn = synThrough([
+    { type: 0, body: hbh },
+    { type: 60, body: dst },
+  ]);
   const outs = feed(e, syn).map(decode);
   assert.equal(outs.length, 1);
   assert.equal(outs[0]!.bytes.length, 60);
   const frag = new Uint8Array(8);
-  const fragged = buildSegment6({
-    src: CIP6,
-    dst: VIP6,
-    sport: CPORT6,
-    dport: 80,
-    seq: CISN,
-    flags: TCP_SYN,
-    ext: [{ type: 44, body: frag }],
-  });
+  const fragged = synThrough([{ type: 44, body: frag }]);
   assert.equal(feed(e, fragged).length, 0);
   assert.equal(e.counter('ipv6_fragment_dropped'), 1);
   const rt = new Uint8Array(24);
   rt[1] = 2;
   rt[2] = 4;
   rt[3] = 1;
-  const routed = buildSegment6({
-    src: CIP6,
-    dst: VIP6,
-    sport: CPORT6,
-    dport: 80,
-    seq: CISN,
-    flags: TCP_SYN,
-    ext: [{ type: 43, body: rt }],
-  });
+  const routed = synThrough([{ type: 43, body: rt }]);
   assert.equal(feed(e, routed).length, 0);
   assert.equal(e.counter('ipv6_routing_dropped'), 1);
   // A spent routing header (segments left 0): the destination is final, the packet goes on.
   rt[3] = 0;
-  const spent = buildSegment6({
-    src: CIP6,
-    dst: VIP6,
-    sport: CPORT6,
-    dport: 80,
-    seq: CISN,
-    flags: TCP_SYN,
-    ext: [{ type: 43, body: rt }],
-  });
+  const spent = synThrough([{ type: 43, body: rt }]);
   assert.equal(feed(e, spent).length, 1);
   assertCountedOnce(e);
 });
