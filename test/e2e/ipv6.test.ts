@@ -12,15 +12,22 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
-import { tunAvailable } from '../../src/io/tun.js';
+import { NetnsLab } from '../../src/lab/netns.js';
 import { Ipv6Address } from '../../src/wire/address.js';
-import { cli, detachReceiver, repo, runCtl, until as untilOr } from './support/harness.js';
+import { cli, runCtl, until as untilOr } from './support/harness.js';
+import {
+  attachReceiver,
+  nginxConfig,
+  receiverFor,
+  receiverUnavailable,
+  spawnUnderReceiver,
+  tearDown,
+} from './support/receiver.js';
 import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
 import { probeTshark, tsharkFields } from '../support/tshark.js';
 
@@ -32,31 +39,11 @@ const DEV = 'fnat46';
 const REQUESTS = 1000;
 const BIG = 16 * 1024 * 1024;
 
-function cgroup2Mount(): string | undefined {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
-  return mounts.map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-}
-
 function why(): string | undefined {
-  const n = netnsAvailable();
-  if (!n.ok) return n.reason;
-  const t = tunAvailable();
-  if (!t.ok) return t.reason;
-  if (!cgroup2Mount()) return 'no cgroup v2 mount';
-  if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o')))
-    return 'eBPF object not built (node scripts/build-bpf.js)';
-  for (const tool of ['nginx', 'bpftool', 'curl', 'tcpdump']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], {
-        stdio: 'ignore',
-      });
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
+  const missing = receiverUnavailable(['nginx', 'bpftool', 'curl', 'tcpdump']);
+  if (missing) return missing;
   const ts = probeTshark();
-  if (!ts.ok) return ts.reason;
-  return undefined;
+  return ts.ok ? undefined : ts.reason;
 }
 
 const skip = why();
@@ -66,9 +53,8 @@ const dir = mkdtempSync(join(tmpdir(), 'fullnat-ipv6-'));
 const confPath = join(dir, 'lb.conf');
 const sock = join(dir, 'fullnat.sock');
 const accessLog = join(dir, 'access.log');
-const cgroup = join(cgroup2Mount() ?? '/nonexistent', `fullnat-e2e6-${pid}`);
-const pinDir = `/sys/fs/bpf/fne2e6${pid}`;
-const rsFlags = ['--cgroup', cgroup, '--pin-dir', pinDir];
+const receiver = receiverFor(`e2e6-${pid}`);
+const { rsFlags } = receiver;
 let lbProc: ChildProcess | undefined;
 let lbLog = '';
 let bigSha = '';
@@ -102,19 +88,10 @@ virtual_server ${VIP} 81 {
 `;
 }
 
-function nginxConfig(): string {
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((k) => `    ${k}_temp_path ${dir}/nginx-${k};`)
-    .join('\n');
-  return `user root;
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    log_format peer '$remote_addr $remote_port $request_method $uri';
-${temp}
+function nginxConf(): string {
+  return nginxConfig(
+    dir,
+    `    log_format peer '$remote_addr $remote_port $request_method $uri';
     server {
         listen [::]:8080 ipv6only=off;
         access_log ${accessLog} peer;
@@ -126,8 +103,8 @@ ${temp}
             client_max_body_size 64m;
         }
     }
-}
-`;
+`,
+  );
 }
 
 const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock, args);
@@ -364,31 +341,14 @@ before(async () => {
   const big = randomBytes(BIG);
   bigSha = createHash('sha256').update(big).digest('hex');
   writeFileSync(join(dir, 'www', 'big', 'down.bin'), big);
-  execFileSync(process.execPath, [cli, 'rs', 'attach', ...rsFlags], { stdio: 'pipe' });
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig());
-  lab.spawnHost(process.execPath, [
-    cli,
-    'rs',
-    'exec',
-    ...rsFlags,
-    '--',
-    'ip',
-    'netns',
-    'exec',
-    lab.ns('r1'),
-    'nginx',
-    '-c',
-    join(dir, 'nginx.conf'),
-  ]);
+  attachReceiver(rsFlags);
+  writeFileSync(join(dir, 'nginx.conf'), nginxConf());
+  spawnUnderReceiver(lab, rsFlags, 'r1', 'nginx', ['-c', join(dir, 'nginx.conf')]);
   await startLb(254);
   await until('nginx listening', () => /:8080\b/.test(lab.exec('r1', 'ss', ['-ltn'])), 10_000);
 });
 
-after(async () => {
-  await lab.destroy();
-  if (!skip) detachReceiver(rsFlags, cgroup);
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => tearDown(lab, dir, skip ? undefined : receiver));
 
 test(
   'IPv6 VIP → IPv6 RS: 1000/1000 curl -6 requests, nginx logs the client on each, tshark: checksums and TOA 254/20',

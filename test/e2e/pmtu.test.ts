@@ -21,23 +21,27 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
-import { tunAvailable } from '../../src/io/tun.js';
+import { NetnsLab } from '../../src/lab/netns.js';
 import { patternChunk } from './fixtures/pattern.js';
 import {
   cli as ownCli,
-  detachReceiver,
   fixtures,
-  repo,
   runCtl,
   until as untilOr,
   untilServing,
 } from './support/harness.js';
+import {
+  attachReceiver,
+  receiverFor,
+  receiverUnavailable,
+  spawnUnderReceiver,
+  tearDown,
+} from './support/receiver.js';
 
 const cli = process.env.FULLNAT_PMTU_CLI ?? ownCli;
 const VIP = '10.114.0.100';
@@ -51,31 +55,7 @@ const TRANSFERS = 200;
 const LOOP_BUDGET_S = 240;
 const deadline = `[ $SECONDS -lt ${LOOP_BUDGET_S} ] || break;`;
 
-function cgroup2Mount(): string | undefined {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
-  return mounts.map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-}
-
-function why(): string | undefined {
-  const n = netnsAvailable();
-  if (!n.ok) return n.reason;
-  const t = tunAvailable();
-  if (!t.ok) return t.reason;
-  if (!cgroup2Mount())
-    return 'no cgroup v2 mount (the RS learns the client through the eBPF receiver)';
-  if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o')))
-    return 'eBPF object not built (node scripts/build-bpf.js)';
-  for (const tool of ['curl', 'bpftool', 'sha256sum']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], {
-        stdio: 'ignore',
-      });
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return undefined;
-}
+const why = (): string | undefined => receiverUnavailable(['curl', 'bpftool', 'sha256sum']);
 
 const skip = why();
 const pid = process.pid % 100000;
@@ -83,9 +63,8 @@ const lab = new NetnsLab(`pm${pid}`);
 const dir = mkdtempSync(join(tmpdir(), 'fullnat-pmtu-'));
 const confPath = join(dir, 'lb.conf');
 const sock = join(dir, 'fullnat.sock');
-const cgroup = join(cgroup2Mount() ?? '/nonexistent', `fullnat-pmtu-${pid}`);
-const pinDir = `/sys/fs/bpf/fnpmtu${pid}`;
-const rsFlags = ['--cgroup', cgroup, '--pin-dir', pinDir];
+const receiver = receiverFor(`pmtu-${pid}`);
+const { rsFlags } = receiver;
 let lbLog = '';
 let r1Log = '';
 
@@ -176,18 +155,8 @@ before(async () => {
     lab.ip('lb', 'route', 'add', net, 'via', '10.114.2.2');
 
   // r1 learns the client from the TOA through the eBPF receiver, as an unmodified server would.
-  execFileSync(process.execPath, [ownCli, 'rs', 'attach', ...rsFlags], { stdio: 'pipe' });
-  const r1 = lab.spawnHost(process.execPath, [
-    ownCli,
-    'rs',
-    'exec',
-    ...rsFlags,
-    '--',
-    'ip',
-    'netns',
-    'exec',
-    lab.ns('r1'),
-    process.execPath,
+  attachReceiver(rsFlags);
+  const r1 = spawnUnderReceiver(lab, rsFlags, 'r1', process.execPath, [
     join(fixtures, 'rs-server.js'),
     'r1',
     '8080',
@@ -206,11 +175,7 @@ before(async () => {
   await until('LB control socket', () => ctl(['-Ln']).code === 0, 15_000);
 });
 
-after(async () => {
-  await lab.destroy();
-  if (!skip) detachReceiver(rsFlags, cgroup);
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => tearDown(lab, dir, skip ? undefined : receiver));
 
 test(
   'RS leg narrowed to 1400 by a router: 200 uploads of 1 MB arrive byte-identical, each with the client in its TOA',

@@ -9,48 +9,24 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
-import { tunAvailable } from '../../src/io/tun.js';
+import { NetnsLab } from '../../src/lab/netns.js';
+import { cli, fixtures, runClient, runCtl, until as untilOr } from './support/harness.js';
 import {
-  detachReceiver,
-  cli,
-  fixtures,
-  repo,
-  runClient,
-  runCtl,
-  until as untilOr,
-} from './support/harness.js';
+  attachReceiver,
+  nginxConfig,
+  receiverFor,
+  receiverUnavailable,
+  spawnUnderReceiver,
+  tearDown,
+} from './support/receiver.js';
 
 const VIP = '10.79.0.100';
 const CLIENT = '10.79.1.2';
 
-function cgroup2Mount(): string | undefined {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
-  return mounts.map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-}
-
-function why(): string | undefined {
-  const n = netnsAvailable();
-  if (!n.ok) return n.reason;
-  const t = tunAvailable();
-  if (!t.ok) return t.reason;
-  if (!cgroup2Mount()) return 'no cgroup v2 mount';
-  if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o')))
-    return 'eBPF object not built (node scripts/build-bpf.js)';
-  for (const tool of ['nginx', 'bpftool']) {
-    try {
-      execFileSync('sh', ['-c', `command -v ${tool} || test -x /usr/sbin/${tool}`], {
-        stdio: 'ignore',
-      });
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return undefined;
-}
+const why = (): string | undefined => receiverUnavailable(['nginx', 'bpftool']);
 
 const skip = why();
 const pid = process.pid % 100000;
@@ -58,9 +34,8 @@ const lab = new NetnsLab(`fr${pid}`);
 const dir = mkdtempSync(join(tmpdir(), 'fullnat-rs-'));
 const confPath = join(dir, 'lb.conf');
 const sock = join(dir, 'fullnat.sock');
-const cgroup = join(cgroup2Mount() ?? '/nonexistent', `fullnat-e2e-${pid}`);
-const pinDir = `/sys/fs/bpf/fne2e${pid}`;
-const rsFlags = ['--cgroup', cgroup, '--pin-dir', pinDir];
+const receiver = receiverFor(`e2e-${pid}`);
+const { pinDir, rsFlags } = receiver;
 let lbProc: ChildProcess | undefined;
 let lbLog = '';
 
@@ -93,20 +68,11 @@ virtual_server ${VIP} 82 {
 `;
 }
 
-function nginxConfig(): string {
-  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']
-    .map((k) => `    ${k}_temp_path ${dir}/nginx-${k};`)
-    .join('\n');
-  return `user root;
-daemon off;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/nginx-error.log;
-events { worker_connections 1024; }
-http {
-    log_format peer '$remote_addr:$remote_port';
+function nginxConf(): string {
+  return nginxConfig(
+    dir,
+    `    log_format peer '$remote_addr:$remote_port';
     log_format pp '$proxy_protocol_addr:$proxy_protocol_port';
-${temp}
     server {
         listen 8081;
         access_log ${dir}/toa.log peer;
@@ -122,27 +88,12 @@ ${temp}
             client_max_body_size 64m;
         }
     }
-}
-`;
+`,
+  );
 }
 
-/** Runs CMD inside the RS namespace and inside the TOA cgroup (rs exec first: ip netns exec hides /sys/fs). */
-function spawnOnRs(cmd: string, args: string[]): ChildProcess {
-  const child = lab.spawnHost(process.execPath, [
-    cli,
-    'rs',
-    'exec',
-    ...rsFlags,
-    '--',
-    'ip',
-    'netns',
-    'exec',
-    lab.ns('r1'),
-    cmd,
-    ...args,
-  ]);
-  return child;
-}
+const spawnOnRs = (cmd: string, args: string[]): ChildProcess =>
+  spawnUnderReceiver(lab, rsFlags, 'r1', cmd, args);
 
 const client = (args: string[], timeoutMs?: number): Record<string, unknown> =>
   runClient(lab, args, timeoutMs);
@@ -171,9 +122,9 @@ before(async () => {
   lab.ip('c', 'route', 'add', 'default', 'via', '10.79.1.1');
   lab.ip('r1', 'route', 'add', 'default', 'via', '10.79.2.1');
   mkdirSync(join(dir, 'www'));
-  execFileSync(process.execPath, [cli, 'rs', 'attach', ...rsFlags], { stdio: 'pipe' });
+  attachReceiver(rsFlags);
   spawnOnRs(process.execPath, [join(fixtures, 'rs-server.js'), 'r1', '8080']);
-  writeFileSync(join(dir, 'nginx.conf'), nginxConfig());
+  writeFileSync(join(dir, 'nginx.conf'), nginxConf());
   spawnOnRs('nginx', ['-c', join(dir, 'nginx.conf')]);
   writeFileSync(confPath, config('fullnat'));
   lbProc = lab.spawn('lb', process.execPath, [cli, 'run', '-f', confPath]);
@@ -188,11 +139,7 @@ before(async () => {
   );
 });
 
-after(async () => {
-  await lab.destroy();
-  if (!skip) detachReceiver(rsFlags, cgroup);
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => tearDown(lab, dir, skip ? undefined : receiver));
 
 test(
   'an unmodified Node server sees the true client address and port on 500 of 500 connections',

@@ -15,20 +15,18 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
-import { tunAvailable } from '../../src/io/tun.js';
+import { NetnsLab } from '../../src/lab/netns.js';
+import { cli, fixtures, repo, runClient, runCtl, until as untilOr } from './support/harness.js';
 import {
-  detachReceiver,
-  cli,
-  fixtures,
-  repo,
-  runClient,
-  runCtl,
-  until as untilOr,
-} from './support/harness.js';
+  attachReceiver,
+  receiverFor,
+  receiverUnavailable,
+  spawnUnderReceiver,
+  tearDown,
+} from './support/receiver.js';
 import { sleep } from '../support/time.js';
 
 const VIP = '10.80.0.100';
@@ -46,28 +44,11 @@ const RSS_FLAT_MB = 16;
 const MB = 1024 * 1024;
 const BULK = 50 * MB;
 
-function cgroup2Mount(): string | undefined {
-  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
-  return mounts.map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
-}
-
 function why(): string | undefined {
-  const n = netnsAvailable();
-  if (!n.ok) return n.reason;
-  const t = tunAvailable();
-  if (!t.ok) return t.reason;
+  const missing = receiverUnavailable(['bpftool']);
+  if (missing) return missing;
   if (!existsSync(join(repo, 'build', 'Release', 'fullnat_tun.node')))
     return 'native TUN addon not built (npm install)';
-  if (!cgroup2Mount()) return 'no cgroup v2 mount';
-  if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o')))
-    return 'eBPF object not built (node scripts/build-bpf.js)';
-  try {
-    execFileSync('sh', ['-c', 'command -v bpftool || test -x /usr/sbin/bpftool'], {
-      stdio: 'ignore',
-    });
-  } catch {
-    return 'bpftool is not installed';
-  }
   return undefined;
 }
 
@@ -78,9 +59,8 @@ const lab = new NetnsLab(`fs${pid}`);
 const dir = mkdtempSync(join(tmpdir(), 'fullnat-syn-'));
 const confPath = join(dir, 'lb.conf');
 const sock = join(dir, 'fullnat.sock');
-const cgroup = join(cgroup2Mount() ?? '/nonexistent', `fullnat-e2e-syn-${pid}`);
-const pinDir = `/sys/fs/bpf/fnsyn${pid}`;
-const rsFlags = ['--cgroup', cgroup, '--pin-dir', pinDir];
+const receiver = receiverFor(`e2e-syn-${pid}`);
+const { rsFlags } = receiver;
 let lbProc: ChildProcess | undefined;
 let lbLog = '';
 
@@ -257,18 +237,8 @@ before(async () => {
   lab.ip('a', 'route', 'add', 'default', 'via', '10.80.4.1');
   // Answers to the spoofed sources go back to the attacker, whose TUN swallows them.
   lab.ip('lb', 'route', 'add', '10.81.0.0/16', 'via', '10.80.4.2');
-  execFileSync(process.execPath, [cli, 'rs', 'attach', ...rsFlags], { stdio: 'pipe' });
-  lab.spawnHost(process.execPath, [
-    cli,
-    'rs',
-    'exec',
-    ...rsFlags,
-    '--',
-    'ip',
-    'netns',
-    'exec',
-    lab.ns('r1'),
-    process.execPath,
+  attachReceiver(rsFlags);
+  spawnUnderReceiver(lab, rsFlags, 'r1', process.execPath, [
     join(fixtures, 'rs-server.js'),
     'r1',
     '8080',
@@ -280,11 +250,7 @@ before(async () => {
   await until('RS listening', () => /:8080\b/.test(lab.exec('r1', 'ss', ['-ltn'])), 10_000);
 });
 
-after(async () => {
-  await lab.destroy();
-  if (!skip) detachReceiver(rsFlags, cgroup);
-  rmSync(dir, { recursive: true, force: true });
-});
+after(() => tearDown(lab, dir, skip ? undefined : receiver));
 
 /** Numbers for the lead to quote: TAP diagnostics under each test. */
 function report(t: TestContext, line: string): void {

@@ -1,7 +1,6 @@
 /** What the end-to-end tests share: running the client fixture, `fullnat ctl`, and waiting. */
 import assert from 'node:assert/strict';
-import { execFileSync, type ChildProcess } from 'node:child_process';
-import { rmdirSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NetnsLab } from '../../../src/lab/netns.js';
@@ -48,25 +47,6 @@ export async function until(
     await sleep(200);
   }
   assert.fail(`${what}: not within ${timeoutMs} ms\n${context()}`);
-}
-
-/** Detaches a test's eBPF receiver and removes its cgroup; quiet when either is already gone. */
-export function detachReceiver(rsFlags: string[], cgroup: string): void {
-  try {
-    execFileSync(process.execPath, [cli, 'rs', 'detach', ...rsFlags], { stdio: 'pipe' });
-  } catch {
-    // already gone
-  }
-  // A cgroup goes with rmdir (rm of its files is refused); its killed processes leave it asynchronously.
-  for (let i = 0; i < 40; i++) {
-    try {
-      rmdirSync(cgroup);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
-    }
-  }
 }
 
 /**
