@@ -5,9 +5,6 @@
  * carrying IPv6 addresses as text both ways.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -19,21 +16,16 @@ import {
   formatServices,
   formatStats,
   parseCtlArgs,
-  runCtl,
 } from '../../src/control/ctl/index.js';
-import { createLogger } from '../../src/control/log.js';
 import type {
   ConnectionStatus,
-  ControlApi,
-  ControlRequest,
-  ControlResponse,
   ServiceStatus,
   Snapshot,
   TrafficStats,
 } from '../../src/control/model.js';
-import { startControlServer, type ControlServer } from '../../src/control/socket/index.js';
 import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { RecordingLb, serveCtl, type CtlBench, type CtlRun } from '../support/ctl-bench.js';
 
 const ip = (s: string): number => {
   const a = parseIpv4(s);
@@ -321,47 +313,17 @@ describe('ctl listings: IPv6', () => {
   });
 });
 
-class FakeLb implements ControlApi {
-  readonly requests: ControlRequest[] = [];
-  async handle(req: ControlRequest): Promise<ControlResponse> {
-    this.requests.push(req);
-    switch (req.op) {
-      case 'snapshot':
-        return { ok: true, snapshot: fixture() };
-      case 'connections':
-        return { ok: true, connections: CONNS };
-      default:
-        return { ok: true };
-    }
-  }
-}
-
 describe('ctl over the control socket: IPv6 as text on the wire', { timeout: 10_000 }, () => {
-  let dir: string;
-  let path: string;
-  let lb: FakeLb;
-  let server: ControlServer;
+  let lb: RecordingLb;
+  let bench: CtlBench;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fullnat-ctl6-'));
-    path = join(dir, 'fullnat.sock');
-    lb = new FakeLb();
-    server = await startControlServer(path, lb, createLogger({ level: 'silent' }));
+    lb = new RecordingLb(fixture, CONNS);
+    bench = await serveCtl(lb, 'fullnat-ctl6-');
   });
-  after(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => bench.close());
 
-  async function run(argv: string[]) {
-    const out: string[] = [];
-    const err: string[] = [];
-    const code = await runCtl(argv, path, (l) => out.push(l), {
-      err: (l) => err.push(l),
-      version: 't',
-    });
-    return { code, out, err };
-  }
+  const run = (argv: string[]): Promise<CtlRun> => bench.run(argv);
 
   it('requests with IPv6 reach the LB as Ipv6Address, IPv4 as numbers', async () => {
     const r = await run(['-a', '-t', '[2001:db8:1::100]:80', '-r', '10.10.2.9:8080', '-w', '4']);

@@ -1,7 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import {
@@ -19,22 +17,15 @@ import {
   TITLE_STATS,
   type CtlCommand,
 } from '../../src/control/ctl/index.js';
-import { createLogger } from '../../src/control/log.js';
 import type {
   ConnectionStatus,
-  ControlApi,
-  ControlRequest,
-  ControlResponse,
   ServiceStatus,
   Snapshot,
   TrafficStats,
 } from '../../src/control/model.js';
-import {
-  startControlServer,
-  validateControlRequest,
-  type ControlServer,
-} from '../../src/control/socket/index.js';
+import { validateControlRequest } from '../../src/control/socket/index.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { RecordingLb, serveCtl, type CtlBench, type CtlRun } from '../support/ctl-bench.js';
 
 const ip = (s: string): number => {
   const a = parseIpv4(s);
@@ -638,57 +629,29 @@ describe('formatters', () => {
   });
 });
 
-class FakeLb implements ControlApi {
-  readonly requests: ControlRequest[] = [];
-  snapshots = 0;
-  refuse: string | undefined;
-  async handle(req: ControlRequest): Promise<ControlResponse> {
-    this.requests.push(req);
-    if (this.refuse) return { ok: false, error: this.refuse };
-    switch (req.op) {
-      case 'snapshot': {
-        // Traffic flows between samples: 100 connections per snapshot on the web service.
-        const snap = fixture();
-        const web = snap.services[1]!;
-        web.stats.conns += 100 * this.snapshots;
-        this.snapshots++;
-        return { ok: true, snapshot: snap };
-      }
-      case 'connections':
-        return { ok: true, connections: CONNS };
-      default:
-        return { ok: true };
-    }
-  }
+let snapshots = 0;
+
+/** The fixture as the LB's traffic moves on: 100 connections more on the web service per snapshot. */
+function flowingFixture(): Snapshot {
+  const snap = fixture();
+  snap.services[1]!.stats.conns += 100 * snapshots;
+  snapshots++;
+  return snap;
 }
 
 describe('runCtl end to end', { timeout: 10_000 }, () => {
-  let dir: string;
-  let path: string;
-  let lb: FakeLb;
-  let server: ControlServer;
+  let lb: RecordingLb;
+  let bench: CtlBench;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fullnat-ctl-'));
-    path = join(dir, 'fullnat.sock');
-    lb = new FakeLb();
-    server = await startControlServer(path, lb, createLogger({ level: 'silent' }));
+    lb = new RecordingLb(flowingFixture, CONNS);
+    bench = await serveCtl(lb, 'fullnat-ctl-');
   });
-  after(async () => {
-    await server.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => bench.close());
 
-  async function run(argv: string[], extra: { rateIntervalMs?: number } = {}) {
-    const out: string[] = [];
-    const err: string[] = [];
+  function run(argv: string[], extra: { rateIntervalMs?: number } = {}): Promise<CtlRun> {
     lb.refuse = undefined;
-    const code = await runCtl(argv, path, (l) => out.push(l), {
-      err: (l) => err.push(l),
-      version: 't',
-      ...extra,
-    });
-    return { code, out, err };
+    return bench.run(argv, extra);
   }
 
   it('-Ln prints the listing', async () => {
@@ -717,12 +680,12 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
   });
 
   it('-Ln --rate samples twice and divides by the time between', async () => {
-    const before = lb.snapshots;
+    const before = snapshots;
     const t0 = performance.now();
     const r = await run(['-Ln', '--rate'], { rateIntervalMs: 100 });
     const wholeCall = (performance.now() - t0) / 1000;
     assert.equal(r.code, 0);
-    assert.equal(lb.snapshots - before, 2);
+    assert.equal(snapshots - before, 2);
     assert.equal(r.out[1], TITLE_RATE[0]);
     const cps = Number(r.out[3]!.slice(33, 42));
     // 100 connections between the two samples, which lie at least the 0.1 s sleep and at most
@@ -762,7 +725,7 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
     const out: string[] = [];
     const err: string[] = [];
     lb.refuse = 'service 10.10.1.100:80 already exists';
-    const code = await runCtl(['-A', '-t', '10.10.1.100:80'], path, (l) => out.push(l), {
+    const code = await runCtl(['-A', '-t', '10.10.1.100:80'], bench.path, (l) => out.push(l), {
       err: (l) => err.push(l),
     });
     lb.refuse = undefined;
@@ -777,7 +740,7 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
   });
 
   it('no LB running: exit 1 with a clear message', async () => {
-    const missing = join(dir, 'none.sock');
+    const missing = join(dirname(bench.path), 'none.sock');
     const err: string[] = [];
     const code = await runCtl(['-Ln'], missing, () => undefined, { err: (l) => err.push(l) });
     assert.deepEqual([code, err], [1, [`no fullnat running: ${missing} not found`]]);
