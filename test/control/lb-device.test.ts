@@ -6,28 +6,13 @@
  * host with an in-memory device stands in for the TUN.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
 
-import { LoadBalancer } from '../../src/control/lb.js';
-import { createLogger } from '../../src/control/log.js';
 import type { DeviceStatistics } from '../../src/io/device-stats.js';
 import type { HostNetwork } from '../../src/io/host.js';
 import { MemoryDevice } from '../../src/io/memory-device.js';
-
-const SERVICE = `local_address_group g1 {
-    10.10.3.1
-}
-virtual_server 10.10.1.100 80 {
-    laddr_group_name g1
-    real_server 10.10.2.2 80 {
-        weight 1
-    }
-}
-`;
+import { ONE_SERVICE, recordingLogger, tempConfig, testLb } from '../support/lb-harness.js';
 
 interface FakeHost extends HostNetwork {
   queueLens: [string, number][];
@@ -52,38 +37,17 @@ function fakeHost(stats: () => DeviceStatistics): FakeHost {
   return host;
 }
 
-/** A logger whose JSON lines land in `lines`. */
-function capturingLogger(lines: { level: number; msg: string }[]) {
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
-      cb();
-    },
-  });
-  return createLogger({ level: 'info', destination: sink });
-}
-
 describe('LoadBalancer: the TUN device beyond packets', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-lbdev-'));
-    file = join(dir, 'lb.conf');
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-lbdev-');
 
   it('sets the queue length at start: the default 1000, or tun_txqueuelen', () => {
     for (const [defs, want] of [
       ['', 1000],
       ['    tun_txqueuelen 4096\n', 4096],
     ] as const) {
-      writeFileSync(file, `fullnat_defs {\n    interface fnat5\n${defs}}\n${SERVICE}`);
+      writeFileSync(file, `fullnat_defs {\n    interface fnat5\n${defs}}\n${ONE_SERVICE}`);
       const host = fakeHost(() => ({}));
-      const lb = new LoadBalancer(file, {
-        host,
-        log: createLogger({ level: 'silent' }),
-        healthChecks: false,
-      });
+      const lb = testLb(file, host);
       lb.start();
       lb.stop();
       assert.deepEqual(host.queueLens, [['fnat5', want]]);
@@ -91,14 +55,10 @@ describe('LoadBalancer: the TUN device beyond packets', () => {
   });
 
   it('each snapshot reads the counters afresh; none before start', () => {
-    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${SERVICE}`);
+    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${ONE_SERVICE}`);
     let dropped = 3;
     const host = fakeHost(() => ({ tx_dropped: dropped, tx_packets: 100 }));
-    const lb = new LoadBalancer(file, {
-      host,
-      log: createLogger({ level: 'silent' }),
-      healthChecks: false,
-    });
+    const lb = testLb(file, host);
     assert.equal(lb.snapshot().tunKernel, undefined, 'no device yet');
     assert.equal(host.statReads, 0);
     lb.start();
@@ -117,12 +77,12 @@ describe('LoadBalancer: the TUN device beyond packets', () => {
   });
 
   it('unreadable counters: left out of the snapshot, one warning', () => {
-    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${SERVICE}`);
+    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${ONE_SERVICE}`);
     const host = fakeHost(() => {
       throw new Error('/sys/class/net/fnat5/statistics: no counters readable');
     });
-    const lines: { level: number; msg: string }[] = [];
-    const lb = new LoadBalancer(file, { host, log: capturingLogger(lines), healthChecks: false });
+    const { log, records: lines } = recordingLogger();
+    const lb = testLb(file, host, log);
     lb.start();
     try {
       for (let i = 0; i < 3; i++) {
@@ -139,7 +99,7 @@ describe('LoadBalancer: the TUN device beyond packets', () => {
   });
 
   it('an IPv4-only configuration: /32 routes, IPv4 sysctls only, a TUN MTU with room for the 8-byte TOA', () => {
-    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${SERVICE}`);
+    writeFileSync(file, `fullnat_defs {\n    interface fnat5\n}\n${ONE_SERVICE}`);
     const routes: string[] = [];
     const sysctls: string[] = [];
     const mtus: number[] = [];
@@ -152,11 +112,7 @@ describe('LoadBalancer: the TUN device beyond packets', () => {
       delRoute: () => {},
       sysctl: (k) => void sysctls.push(k),
     };
-    const lb = new LoadBalancer(file, {
-      host,
-      log: createLogger({ level: 'silent' }),
-      healthChecks: false,
-    });
+    const lb = testLb(file, host);
     lb.start();
     lb.stop();
     assert.deepEqual(routes.sort(), ['10.10.1.100/32', '10.10.3.1/32']);

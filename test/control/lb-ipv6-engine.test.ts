@@ -7,13 +7,11 @@
  * for the TUN.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
 
 import { formatConnections, runCtl } from '../../src/control/ctl/index.js';
-import { LoadBalancer } from '../../src/control/lb.js';
 import { createLogger } from '../../src/control/log.js';
 import type { ControlRequest, Snapshot } from '../../src/control/model.js';
 import { startControlServer } from '../../src/control/socket/index.js';
@@ -24,6 +22,7 @@ import { parseIpv4 } from '../../src/wire/bytes.js';
 import { IPPROTO_TCP } from '../../src/wire/ipv4.js';
 import { writeIpv6Header } from '../../src/wire/ipv6.js';
 import { TCP_SYN, TcpView, writeTcpHeader } from '../../src/wire/tcp.js';
+import { tempConfig, testLb } from '../support/lb-harness.js';
 
 const v6 = (s: string): Ipv6Address => {
   const a = Ipv6Address.parse(s);
@@ -108,18 +107,12 @@ function service(snap: Snapshot, vip: string, vport: number) {
 }
 
 describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb6-'));
-    file = join(dir, 'lb.conf');
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-lb6-');
 
   it('starts: /128 and /32 routes, IPv6 forwarding, a TUN MTU with room for the 20-byte TOA, toa_v6_kind to the engine', () => {
     writeFileSync(file, CONFIG);
     const host = fakeHost();
-    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    const lb = testLb(file, host, log);
     assert.equal(lb.engine.opts.toaV6Kind, 253);
     lb.start();
     try {
@@ -154,7 +147,7 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
       `fullnat_defs {\n    interface fnat66\n    rs_mtu 1200\n}\nlocal_address_group g4 {\n    10.66.3.1\n}\nvirtual_server 2001:db8:1::100 80 {\n    laddr_group_name g4\n    real_server 10.66.2.5 8080 {\n    }\n}\n`,
     );
     const host = fakeHost();
-    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    const lb = testLb(file, host, log);
     lb.start();
     lb.stop();
     assert.deepEqual(host.mtus, [1280]);
@@ -163,7 +156,7 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
   it('IPv6 clients: one connection to the IPv6 RS, one to the IPv4 RS (FNAT64), listed as ctl -Lnc prints them', () => {
     writeFileSync(file, CONFIG);
     const dev = new MemoryDevice();
-    const lb = new LoadBalancer(file, { host: fakeHost(dev), log, healthChecks: false });
+    const lb = testLb(file, fakeHost(dev), log);
     lb.start();
     try {
       dev.inject(syn6('2001:db8:99::7', 40000, '2001:db8:1::100', 80));
@@ -206,7 +199,7 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
   it('ctl requests build, edit and remove an IPv6 service; roles are checked by address', async () => {
     writeFileSync(file, CONFIG);
     const host = fakeHost();
-    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    const lb = testLb(file, host, log);
     lb.start();
     try {
       const svc = { vip: v6('2001:db8:1::200'), vport: 443 };
@@ -258,7 +251,7 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
   it('reload adds, re-weights and removes IPv6 real servers and LIPs', () => {
     writeFileSync(file, CONFIG);
     const host = fakeHost();
-    const lb = new LoadBalancer(file, { host, log, healthChecks: false });
+    const lb = testLb(file, host, log);
     lb.start();
     try {
       writeFileSync(
@@ -294,8 +287,8 @@ describe('LoadBalancer with IPv6 and FNAT64 services (needs the IPv6 engine)', (
 
   it('ctl -Ln and -G over the control socket print the IPv6 service as ipvsadm does', async () => {
     writeFileSync(file, CONFIG);
-    const lb = new LoadBalancer(file, { host: fakeHost(), log, healthChecks: false });
-    const path = join(dir, 'fullnat.sock');
+    const lb = testLb(file, fakeHost(), log);
+    const path = join(dirname(file), 'fullnat.sock');
     const server = await startControlServer(path, lb, log);
     try {
       const out: string[] = [];

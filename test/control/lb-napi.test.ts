@@ -6,19 +6,15 @@
  * in-memory device stands in for the TUN.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { LoadBalancer } from '../../src/control/lb.js';
-import { createLogger } from '../../src/control/log.js';
 import type { HostNetwork } from '../../src/io/host.js';
 import { MemoryDevice } from '../../src/io/memory-device.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { TCP_SYN } from '../../src/wire/tcp.js';
 import { buildSegment } from '../support/packets.js';
 import { sleep } from '../support/time.js';
+import { tempConfig, testLb } from '../support/lb-harness.js';
 
 const CONFIG = `fullnat_defs {
     offload off
@@ -95,14 +91,7 @@ async function waitFor(what: string, cond: () => boolean, ms: number): Promise<v
 }
 
 describe('LoadBalancer: napi_thread auto', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-napi-'));
-    file = join(dir, 'lb.conf');
-    writeFileSync(file, CONFIG);
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-napi-', CONFIG);
 
   it('switches the thread on under many small packets and off when they stop', async () => {
     const calls: boolean[] = [];
@@ -110,11 +99,7 @@ describe('LoadBalancer: napi_thread auto', () => {
       calls.push(on);
       return undefined;
     });
-    const lb = new LoadBalancer(file, {
-      host,
-      log: createLogger({ level: 'silent' }),
-      healthChecks: false,
-    });
+    const lb = testLb(file, host);
     lb.start();
     try {
       // 100 kpps of 40-byte packets: on after three 200 ms windows; then 0.6 s more of it.
@@ -135,11 +120,7 @@ describe('LoadBalancer: napi_thread auto', () => {
       asked++;
       throw new Error('no threaded NAPI here');
     });
-    const lb = new LoadBalancer(file, {
-      host,
-      log: createLogger({ level: 'silent' }),
-      healthChecks: false,
-    });
+    const lb = testLb(file, host);
     lb.start();
     try {
       await stream(dev, 100_000, 5000, () => asked > 0);

@@ -6,47 +6,30 @@
  * whatever point it was cut at.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, it } from 'node:test';
 
 import { runCtl } from '../../src/control/ctl/index.js';
 import { LoadBalancer } from '../../src/control/lb.js';
-import { createLogger, type Logger } from '../../src/control/log.js';
+import { createLogger } from '../../src/control/log.js';
 import { startControlServer } from '../../src/control/socket/index.js';
 import { noHost } from '../support/no-host.js';
-
-const SERVICE = `local_address_group g1 {
-    10.10.3.1
-}
-virtual_server 10.10.1.100 80 {
-    laddr_group_name g1
-    real_server 10.10.2.2 80 {
-        weight 1
-    }
-}
-`;
+import { ONE_SERVICE, recordingLogger, tempConfig, testLb } from '../support/lb-harness.js';
 
 describe('LoadBalancer reload: unknown_service_action', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb-'));
-    file = join(dir, 'lb.conf');
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-lb-');
 
   const write = (action?: string): void =>
     writeFileSync(
       file,
-      `${action === undefined ? '' : `fullnat_defs {\n    unknown_service_action ${action}\n}\n`}${SERVICE}`,
+      `${action === undefined ? '' : `fullnat_defs {\n    unknown_service_action ${action}\n}\n`}${ONE_SERVICE}`,
     );
 
   it('starts with the file value and follows it on reload; a bad value is refused', () => {
     write();
     const log = createLogger({ level: 'silent' });
-    const lb = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    const lb = testLb(file, noHost, log);
     assert.equal(lb.engine.opts.unknownServiceAction, 'drop');
 
     write('icmp');
@@ -70,7 +53,7 @@ describe('LoadBalancer reload: unknown_service_action', () => {
     assert.equal(lb.engine.opts.unknownServiceAction, 'drop');
 
     write('icmp');
-    const started = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    const started = testLb(file, noHost, log);
     assert.equal(started.engine.opts.unknownServiceAction, 'icmp', 'at start too');
   });
 });
@@ -100,35 +83,19 @@ virtual_server 10.10.1.101 443 {
 }
 `;
 
-/** A logger keeping its records, to check what a refusal says. */
-function recordingLogger(): { log: Logger; records: { level: number; msg: string }[] } {
-  const records: { level: number; msg: string }[] = [];
-  const log = createLogger({
-    level: 'info',
-    destination: {
-      write: (line: string) =>
-        void records.push(JSON.parse(line) as { level: number; msg: string }),
-    },
-  });
-  return { log, records };
-}
-
 describe('LoadBalancer reload: icmp_echo and pmtu_expires', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb-'));
-    file = join(dir, 'lb.conf');
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-lb-');
 
   it('reach the engine at start and on reload', () => {
-    writeFileSync(file, SERVICE);
+    writeFileSync(file, ONE_SERVICE);
     const log = createLogger({ level: 'silent' });
-    const lb = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    const lb = testLb(file, noHost, log);
     assert.equal(lb.engine.opts.icmpEcho, true);
     assert.equal(lb.engine.opts.pmtuExpiresMs, 600_000);
-    writeFileSync(file, `fullnat_defs {\n    icmp_echo off\n    pmtu_expires 30\n}\n${SERVICE}`);
+    writeFileSync(
+      file,
+      `fullnat_defs {\n    icmp_echo off\n    pmtu_expires 30\n}\n${ONE_SERVICE}`,
+    );
     assert.deepEqual(lb.reload(), {
       ok: true,
       summary: '+0 -0 ~0 services; defs: icmp_echo, pmtu_expires',
@@ -153,18 +120,12 @@ function runningState(lb: LoadBalancer): string {
 }
 
 describe('LoadBalancer reload: a file that removes everything needs force', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-guard-'));
-    file = join(dir, 'lb.conf');
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-guard-');
 
   const fresh = (): { lb: LoadBalancer; records: { level: number; msg: string }[] } => {
     writeFileSync(file, GUARDED);
     const { log, records } = recordingLogger();
-    return { lb: new LoadBalancer(file, { host: noHost, log, healthChecks: false }), records };
+    return { lb: testLb(file, noHost, log), records };
   };
 
   it('an empty file (or only comments) is refused, said in the log, and changes nothing', () => {
@@ -245,20 +206,12 @@ describe('LoadBalancer reload: a file that removes everything needs force', () =
       file,
       `fullnat_defs {\n    toa_policy fullnat\n    max_connections 4096\n}\n${services}`,
     );
-    const lb2 = new LoadBalancer(file, {
-      host: noHost,
-      log: createLogger({ level: 'silent' }),
-      healthChecks: false,
-    });
+    const lb2 = testLb(file, noHost);
     writeFileSync(file, services);
     const r2 = lb2.reload();
     assert.equal(r2.ok, false, 'max_connections 4096 is not the default');
     writeFileSync(file, `fullnat_defs {\n    toa_policy fullnat\n}\n${services}`);
-    const lb3 = new LoadBalancer(file, {
-      host: noHost,
-      log: createLogger({ level: 'silent' }),
-      healthChecks: false,
-    });
+    const lb3 = testLb(file, noHost);
     writeFileSync(file, services);
     assert.deepEqual(lb3.reload(), { ok: true, summary: '+0 -0 ~0 services' });
   });
@@ -312,18 +265,13 @@ describe('LoadBalancer reload: a file that removes everything needs force', () =
 });
 
 describe('fullnat ctl --reload [--force] against the LoadBalancer', { timeout: 10_000 }, () => {
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-guard-ctl-'));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-guard-ctl-');
 
   it('refused: exit 1, the reason on stderr; --force: exit 0 and applied', async () => {
-    const file = join(dir, 'lb.conf');
-    const sock = join(dir, 'ctl.sock');
+    const sock = join(dirname(file), 'ctl.sock');
     writeFileSync(file, GUARDED);
     const log = createLogger({ level: 'silent' });
-    const lb = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    const lb = testLb(file, noHost, log);
     const server = await startControlServer(sock, lb, log);
     try {
       writeFileSync(file, GUARDED.slice(0, GUARDED.indexOf('virtual_server')));
@@ -352,24 +300,18 @@ describe('fullnat ctl --reload [--force] against the LoadBalancer', { timeout: 1
 });
 
 describe('LoadBalancer reload: unknown_flow_reset', () => {
-  let dir: string;
-  let file: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fullnat-lb-'));
-    file = join(dir, 'lb.conf');
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const file = tempConfig('fullnat-lb-');
 
   const write = (...lines: string[]): void =>
     writeFileSync(
       file,
-      `${lines.length === 0 ? '' : `fullnat_defs {\n${lines.map((l) => `    ${l}\n`).join('')}}\n`}${SERVICE}`,
+      `${lines.length === 0 ? '' : `fullnat_defs {\n${lines.map((l) => `    ${l}\n`).join('')}}\n`}${ONE_SERVICE}`,
     );
 
   it('reaches the engine at start and on reload, the burst a tenth of the rate', () => {
     write();
     const log = createLogger({ level: 'silent' });
-    const lb = new LoadBalancer(file, { host: noHost, log, healthChecks: false });
+    const lb = testLb(file, noHost, log);
     assert.equal(lb.engine.opts.unknownFlowReset, true);
     assert.equal(lb.engine.opts.unknownFlowResetRate, 1000);
     assert.equal(lb.engine.opts.unknownFlowResetBurst, 100);

@@ -16,17 +16,7 @@ import type { ControlRequest } from '../../src/control/model.js';
 import type { HostNetwork } from '../../src/io/host.js';
 import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
-
-const CONFIG = `local_address_group g1 {
-    10.10.3.1
-}
-virtual_server 10.10.1.100 80 {
-    laddr_group_name g1
-    real_server 10.10.2.2 80 {
-        weight 1
-    }
-}
-`;
+import { ONE_SERVICE } from '../support/lb-harness.js';
 
 /** Routes are only recorded: the LB is never started here. */
 const host: HostNetwork = {
@@ -44,11 +34,11 @@ describe('LoadBalancer: address roles at run time', () => {
   before(() => {
     dir = mkdtempSync(join(tmpdir(), 'fullnat-roles-'));
     const file = join(dir, 'lb.conf');
-    writeFileSync(file, CONFIG);
+    writeFileSync(file, ONE_SERVICE);
     lb = new LoadBalancer(
       file,
       { host, log: createLogger({ level: 'silent' }), healthChecks: false },
-      parseConfig(CONFIG, file),
+      parseConfig(ONE_SERVICE, file),
     );
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
