@@ -39,7 +39,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createRequire } from 'node:module';
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
+import { type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { join } from 'node:path';
@@ -369,6 +369,7 @@ ${temp}
 `;
 }
 import { sleep } from '../support/time.js';
+import { closePair, loopbackPair } from '../support/loopback.js';
 
 // ----------------------------------------------------------------- packets
 
@@ -1139,12 +1140,8 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     { timeout: 20_000 },
     async () => {
       // In this process (not in the cgroup): the map is there, the socket never got a TOA.
-      const server = createServer();
-      const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-      client.on('error', () => {});
-      const c = await accepted;
+      const pair = await loopbackPair();
+      const c = pair.accepted;
       try {
         assert.equal(toaPeer(c, { pinDir: PIN_DIR }), null);
         assert.throws(() => toaPeer(c, { pinDir: `/sys/fs/bpf/fullnat-toa-absent-${PID}` }), {
@@ -1174,9 +1171,7 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
         assert.throws(() => (native.toaLookup as (...a: unknown[]) => unknown)(7, fd), TypeError);
         assert.throws(() => toaPeer({} as Socket), TypeError);
       } finally {
-        c.destroy();
-        client.destroy();
-        server.close();
+        closePair(pair);
       }
       assert.throws(() => toaPeer(c, { pinDir: PIN_DIR }), {
         name: 'RealServerError',

@@ -3,8 +3,9 @@
 // TOA, the addon's errors) run against the loaded receiver in ebpf.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer, Socket, type AddressInfo } from 'node:net';
+import { Socket } from 'node:net';
 import { toaPeer } from '../../src/realserver/index.js';
+import { closePair, loopbackPair } from '../support/loopback.js';
 
 test('toaPeer refuses what is not a net.Socket with a TypeError', () => {
   for (const bad of [undefined, null, 3, 'fd', {}, { remotePort: 80 }])
@@ -20,15 +21,9 @@ test('toaPeer on a socket without a file descriptor (never connected, destroyed)
     name: 'RealServerError',
     message: /toaPeer: the socket has no file descriptor/,
   });
-  const server = createServer();
-  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
-  client.on('error', () => {});
-  const c = await accepted;
-  c.destroy();
-  client.destroy();
-  server.close();
+  const pair = await loopbackPair();
+  closePair(pair);
+  const c = pair.accepted;
   assert.throws(() => toaPeer(c), {
     name: 'RealServerError',
     message: /toaPeer: the socket has no file descriptor/,
