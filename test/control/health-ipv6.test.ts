@@ -7,13 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { describe, it } from 'node:test';
 
-import { HealthChecker, type HealthChange, type HealthLogger } from '../../src/control/health.js';
 import type { HealthCheckSpec, RealServerSpec, ServiceSpec } from '../../src/control/model.js';
 import { Ipv6Address } from '../../src/wire/address.js';
-import { sleep } from '../support/time.js';
+import {
+  checkerFor,
+  listenOn,
+  realSpec,
+  serviceSpec,
+  waitFor,
+  type Running,
+} from '../support/health-bench.js';
 
 const T = { timeout: 5000 };
 const v6 = (s: string): Ipv6Address => {
@@ -32,83 +38,15 @@ async function ipv6Loopback(): Promise<string | false> {
 }
 const skip = await ipv6Loopback();
 
-interface Running {
-  port: number;
-  accepted(): number;
-  close(): Promise<void>;
-}
+const listen = (server: Server): Promise<Running> => listenOn(server, '::1');
 
-async function listen(server: Server, port = 0): Promise<Running> {
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  server.on('connection', (s: Socket) => {
-    accepted++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '::1', port, ipv6Only: true }, () => resolve());
-  });
-  const addr = server.address();
-  assert.ok(addr && typeof addr === 'object');
-  return {
-    port: addr.port,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+const real = (port: number, check: HealthCheckSpec, retry = 2): RealServerSpec =>
+  realSpec(v6('::1'), port, check, retry);
 
-function real(port: number, check: HealthCheckSpec, retry = 2): RealServerSpec {
-  return {
-    addr: v6('::1'),
-    port,
-    weight: 1,
-    check,
-    delayLoop: 0.1,
-    retry,
-    delayBeforeRetry: 0.05,
-    pos: { file: 't.conf', line: 1 },
-  };
-}
+const service = (reals: RealServerSpec[]): ServiceSpec =>
+  serviceSpec(v6('2001:db8:1::100'), v6('2001:db8:3::1'), reals);
 
-function service(reals: RealServerSpec[]): ServiceSpec {
-  return {
-    vip: v6('2001:db8:1::100'),
-    vport: 80,
-    protocol: 'TCP',
-    scheduler: 'rr',
-    laddrGroup: 'g',
-    laddrs: [v6('2001:db8:3::1')],
-    realServers: reals,
-    synProxy: false,
-    proxyProtocol: 0,
-    pos: { file: 't.conf', line: 1 },
-  };
-}
-
-function harness(services: ServiceSpec[]) {
-  const changes: HealthChange[] = [];
-  const logs: { msg: string; obj: Record<string, unknown> }[] = [];
-  const logger: HealthLogger = {
-    info: (obj, msg) => logs.push({ obj: obj as Record<string, unknown>, msg }),
-    warn: (obj, msg) => logs.push({ obj: obj as Record<string, unknown>, msg }),
-  };
-  const checker = new HealthChecker({ services }, { logger, onChange: (c) => changes.push(c) });
-  return { checker, changes, logs };
-}
-
-async function waitFor(what: string, pred: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const harness = checkerFor;
 
 describe('health checks to IPv6 real servers', { skip }, () => {
   it('TCP_CHECK over IPv6: UP while the port answers, DOWN when it closes', T, async () => {

@@ -1,52 +1,27 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import { HealthChecker, type HealthChange, type HealthLogger } from '../../src/control/health.js';
+import type { HealthChange } from '../../src/control/health.js';
 import type { HealthCheckSpec, RealServerSpec, ServiceSpec } from '../../src/control/model.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { sleep } from '../support/time.js';
+import {
+  checkerFor,
+  listenOn,
+  realSpec,
+  serviceSpec,
+  waitFor,
+  type Running,
+} from '../support/health-bench.js';
 
 const LOCAL = parseIpv4('127.0.0.1');
 const T = { timeout: 5000 };
 
-/** A server plus every socket it accepted, so close() never waits on a client. */
-interface Running {
-  server: Server;
-  port: number;
-  /** Connections accepted so far: the probes that reached it. */
-  accepted(): number;
-  close(): Promise<void>;
-}
-
-async function listen(server: Server, port = 0): Promise<Running> {
-  const sockets = new Set<Socket>();
-  let accepted = 0;
-  server.on('connection', (s: Socket) => {
-    accepted++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: '127.0.0.1', port }, () => resolve());
-  });
-  const addr = server.address();
-  assert.ok(addr && typeof addr === 'object');
-  return {
-    server,
-    port: addr.port,
-    accepted: () => accepted,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => resolve());
-      }),
-  };
-}
+const listen = (server: Server, port = 0): Promise<Running> => listenOn(server, '127.0.0.1', port);
 
 const tcpServer = (port = 0): Promise<Running> => listen(createServer(), port);
 
@@ -63,68 +38,18 @@ function httpServer(status: () => number, seen: IncomingMessage[] = []): Promise
 /** Accepts connections and never says a word; reads so that it notices a hang-up. */
 const silentServer = (): Promise<Running> => listen(createServer((s) => s.resume()));
 
-function real(port: number, check: HealthCheckSpec | undefined, retry = 2): RealServerSpec {
-  const r: RealServerSpec = {
-    addr: LOCAL,
-    port,
-    weight: 1,
-    delayLoop: 0.1,
-    retry,
-    delayBeforeRetry: 0.05,
-    pos: { file: 't.conf', line: 1 },
-  };
-  if (check) r.check = check;
-  return r;
-}
+const real = (port: number, check: HealthCheckSpec | undefined, retry = 2): RealServerSpec =>
+  realSpec(LOCAL, port, check, retry);
 
-function service(reals: RealServerSpec[], vport = 80): ServiceSpec {
-  return {
-    vip: parseIpv4('10.10.1.100'),
-    vport,
-    protocol: 'TCP',
-    scheduler: 'rr',
-    laddrGroup: 'g',
-    laddrs: [parseIpv4('10.10.3.1')],
-    realServers: reals,
-    synProxy: false,
-    proxyProtocol: 0,
-    pos: { file: 't.conf', line: 1 },
-  };
-}
+const service = (reals: RealServerSpec[], vport = 80): ServiceSpec =>
+  serviceSpec(parseIpv4('10.10.1.100'), parseIpv4('10.10.3.1'), reals, vport);
 
 const tcpCheck = (timeout = 0.5): HealthCheckSpec => ({
   kind: 'TCP_CHECK',
   connectTimeout: timeout,
 });
 
-interface LogLine {
-  level: 'info' | 'warn';
-  obj: Record<string, unknown>;
-  msg: string;
-}
-
-function harness(services: ServiceSpec[]): {
-  checker: HealthChecker;
-  changes: HealthChange[];
-  logs: LogLine[];
-} {
-  const changes: HealthChange[] = [];
-  const logs: LogLine[] = [];
-  const logger: HealthLogger = {
-    info: (obj, msg) => logs.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
-    warn: (obj, msg) => logs.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
-  };
-  const checker = new HealthChecker({ services }, { logger, onChange: (c) => changes.push(c) });
-  return { checker, changes, logs };
-}
-
-async function waitFor(what: string, pred: () => boolean, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
+const harness = checkerFor;
 
 const states = (changes: HealthChange[]): boolean[] => changes.map((c) => c.healthy);
 
