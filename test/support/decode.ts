@@ -23,6 +23,18 @@ export interface Decoded {
   bytes: Uint8Array;
 }
 
+/** The TCP header's fields every decoded packet carries. */
+function tcpFields(t: TcpView) {
+  return {
+    sport: t.srcPort,
+    dport: t.dstPort,
+    seq: t.seq,
+    ack: t.ack,
+    flags: t.flags,
+    window: t.window,
+  };
+}
+
 export function decodeSegment(b: Uint8Array): Decoded {
   const ip = new Ipv4View().wrap(b, 0);
   const t = new TcpView().wrap(b, ip.headerLength);
@@ -33,12 +45,7 @@ export function decodeSegment(b: Uint8Array): Decoded {
   return {
     src: ip.src,
     dst: ip.dst,
-    sport: t.srcPort,
-    dport: t.dstPort,
-    seq: t.seq,
-    ack: t.ack,
-    flags: t.flags,
-    window: t.window,
+    ...tcpFields(t),
     ttl: ip.ttl,
     options: decodeOptions(b, optStart, optEnd),
     payload: b.slice(optEnd, ip.totalLength),
@@ -99,12 +106,7 @@ export function decodeAnyFamily(b: Uint8Array): DecodedAnyFamily {
     family,
     src,
     dst,
-    sport: t.srcPort,
-    dport: t.dstPort,
-    seq: t.seq,
-    ack: t.ack,
-    flags: t.flags,
-    window: t.window,
+    ...tcpFields(t),
     payload: b.length - ipHl - hl,
     options: new TcpOptionSummary().parse(b, ipHl + 20, ipHl + hl),
     toa: findToa(b, ipHl + 20, ipHl + hl, toa) ? toa : null,

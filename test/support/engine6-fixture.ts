@@ -73,6 +73,18 @@ export function newDualEngine(opts: Partial<EngineOptions>, s: DualServices = {}
   return e;
 }
 
+/** Just the SegmentFields of `s`, whatever else it carries. */
+function segmentFields(s: SegmentFields): SegmentFields {
+  return {
+    seq: s.seq,
+    ack: s.ack,
+    flags: s.flags,
+    payload: s.payload,
+    options: s.options,
+    window: s.window,
+  };
+}
+
 /** src (CIP6 unless given):sport → VIP6:vport. */
 export function client6Segment(
   s: SegmentFields & { vport: number; src?: Uint8Array; sport?: number },
@@ -82,12 +94,7 @@ export function client6Segment(
     dst: VIP6,
     sport: s.sport ?? CPORT6,
     dport: s.vport,
-    seq: s.seq,
-    ack: s.ack,
-    flags: s.flags,
-    payload: s.payload,
-    options: s.options,
-    window: s.window,
+    ...segmentFields(s),
   });
 }
 
@@ -99,12 +106,7 @@ export function rsSegmentOf(
   const f = {
     sport: s.rport ?? RPORT6,
     dport: s.lport,
-    seq: s.seq,
-    ack: s.ack,
-    flags: s.flags,
-    payload: s.payload,
-    options: s.options,
-    window: s.window,
+    ...segmentFields(s),
   };
   return family === 6
     ? buildSegment6({ src: RIP6, dst: LIP6, ...f })

@@ -20,6 +20,26 @@ export interface SegmentSpec {
   dontFragment?: boolean;
 }
 
+/** The TCP header of `s` at `at` (checksum left 0), its encoded options, then `payload`. */
+function writeTcpAndPayload(
+  b: Uint8Array,
+  at: number,
+  s: Pick<SegmentSpec, 'sport' | 'dport' | 'seq' | 'ack' | 'flags' | 'window'>,
+  opts: Uint8Array,
+  payload: Uint8Array,
+): void {
+  writeTcpHeader(b, at, {
+    srcPort: s.sport,
+    dstPort: s.dport,
+    seq: s.seq,
+    ack: s.ack ?? 0,
+    flags: s.flags,
+    window: s.window ?? 64240,
+    options: opts,
+  });
+  b.set(payload, at + 20 + opts.length);
+}
+
 /** Builds a valid IPv4/TCP packet (both checksums right). */
 export function buildSegment(s: SegmentSpec): Uint8Array {
   const opts = s.rawOptions ?? (s.options ? encodeOptions(s.options) : new Uint8Array(0));
@@ -34,16 +54,7 @@ export function buildSegment(s: SegmentSpec): Uint8Array {
     id: s.id ?? 1,
     dontFragment: s.dontFragment ?? true,
   });
-  writeTcpHeader(b, 20, {
-    srcPort: s.sport,
-    dstPort: s.dport,
-    seq: s.seq,
-    ack: s.ack ?? 0,
-    flags: s.flags,
-    window: s.window ?? 64240,
-    options: opts,
-  });
-  b.set(payload, 20 + 20 + opts.length);
+  writeTcpAndPayload(b, 20, s, opts, payload);
   const t = new TcpView().wrap(b, 20);
   t.checksum = t.computeChecksumV4(0, tcpLen);
   return b;
@@ -111,16 +122,7 @@ export function buildSegment6(s: Segment6Spec): Uint8Array {
     b[o] = i + 1 < chain.length ? chain[i + 1]!.type : IPPROTO_TCP;
     o += h.body.length;
   });
-  writeTcpHeader(b, o, {
-    srcPort: s.sport,
-    dstPort: s.dport,
-    seq: s.seq,
-    ack: s.ack ?? 0,
-    flags: s.flags,
-    window: s.window ?? 64240,
-    options: opts,
-  });
-  b.set(payload, o + 20 + opts.length);
+  writeTcpAndPayload(b, o, s, opts, payload);
   const t = new TcpView().wrap(b, o);
   t.checksum = t.computeChecksumV6(0, tcpLen);
   return b;
