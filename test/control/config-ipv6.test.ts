@@ -16,12 +16,8 @@ import {
 import type { FullnatConfig } from '../../src/control/model.js';
 import { addressToString, Ipv6Address, type IpAddress } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { ipv6 as v6 } from '../support/addresses.js';
 
-const v6 = (s: string): Ipv6Address => {
-  const a = Ipv6Address.parse(s);
-  assert.ok(a, s);
-  return a;
-};
 const texts = (list: readonly IpAddress[]): string[] => list.map(addressToString);
 
 const parse = (t: string): FullnatConfig => parseConfig(t, 'v6.conf', () => '');

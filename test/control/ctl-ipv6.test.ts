@@ -24,19 +24,9 @@ import type {
   TrafficStats,
 } from '../../src/control/model.js';
 import { Ipv6Address } from '../../src/wire/address.js';
-import { parseIpv4 } from '../../src/wire/bytes.js';
 import { RecordingLb, serveCtl, type CtlBench, type CtlRun } from '../support/ctl-bench.js';
-
-const ip = (s: string): number => {
-  const a = parseIpv4(s);
-  assert.ok(a >= 0, s);
-  return a;
-};
-const v6 = (s: string): Ipv6Address => {
-  const a = Ipv6Address.parse(s);
-  assert.ok(a, s);
-  return a;
-};
+import { rsStatus } from '../support/control-status.js';
+import { ipv4 as ip, ipv6 as v6 } from '../support/addresses.js';
 
 const stats = (conns: number, bytes: number): TrafficStats => ({
   conns,
@@ -55,26 +45,12 @@ function fixture(): Snapshot {
     scheduler: 'rr',
     laddrs: [v6('2001:db8:3::1'), ip('10.10.3.5')],
     realServers: [
-      {
-        addr: v6('2001:db8:2::10'),
-        port: 8080,
-        weight: 2,
-        effectiveWeight: 2,
-        healthy: true,
+      rsStatus(v6('2001:db8:2::10'), 8080, 2, {
         activeConns: 7,
         inactiveConns: 1,
         stats: stats(40, 4000),
-      },
-      {
-        addr: ip('10.10.2.5'),
-        port: 8080,
-        weight: 1,
-        effectiveWeight: 1,
-        healthy: true,
-        activeConns: 3,
-        inactiveConns: 0,
-        stats: stats(20, 2000),
-      },
+      }),
+      rsStatus(ip('10.10.2.5'), 8080, 1, { activeConns: 3, stats: stats(20, 2000) }),
     ],
     stats: stats(60, 6000),
     counters: {},
@@ -85,18 +61,7 @@ function fixture(): Snapshot {
     protocol: 'TCP',
     scheduler: 'wrr',
     laddrs: [ip('10.10.3.1')],
-    realServers: [
-      {
-        addr: ip('10.10.2.2'),
-        port: 80,
-        weight: 3,
-        effectiveWeight: 3,
-        healthy: true,
-        activeConns: 1,
-        inactiveConns: 0,
-        stats: stats(5, 500),
-      },
-    ],
+    realServers: [rsStatus(ip('10.10.2.2'), 80, 3, { activeConns: 1, stats: stats(5, 500) })],
     stats: stats(5, 500),
     counters: {},
   };

@@ -24,14 +24,9 @@ import type {
   TrafficStats,
 } from '../../src/control/model.js';
 import { validateControlRequest } from '../../src/control/socket/index.js';
-import { parseIpv4 } from '../../src/wire/bytes.js';
 import { RecordingLb, serveCtl, type CtlBench, type CtlRun } from '../support/ctl-bench.js';
-
-const ip = (s: string): number => {
-  const a = parseIpv4(s);
-  assert.ok(a >= 0, s);
-  return a;
-};
+import { rsStatus } from '../support/control-status.js';
+import { ipv4 as ip } from '../support/addresses.js';
 
 const stats = (
   conns: number,
@@ -58,26 +53,12 @@ function fixture(): Snapshot {
     scheduler: 'wrr',
     laddrs: [ip('10.10.3.1')],
     realServers: [
-      {
-        addr: ip('10.10.2.3'),
-        port: 80,
-        weight: 1,
-        effectiveWeight: 1,
-        healthy: true,
-        activeConns: 0,
-        inactiveConns: 0,
-        stats: stats(30, 300, 300, 20000, 212000),
-      },
-      {
-        addr: ip('10.10.2.2'),
-        port: 80,
-        weight: 3,
-        effectiveWeight: 3,
-        healthy: true,
+      rsStatus(ip('10.10.2.3'), 80, 1, { stats: stats(30, 300, 300, 20000, 212000) }),
+      rsStatus(ip('10.10.2.2'), 80, 3, {
         activeConns: 12,
         inactiveConns: 3,
         stats: stats(70, 700, 600, 44000, 300000),
-      },
+      }),
     ],
     stats: stats(100, 1000, 900, 64000, 512000),
     counters: { toa_inserted: 70 },
@@ -89,17 +70,12 @@ function fixture(): Snapshot {
     scheduler: 'mh',
     laddrs: [ip('10.10.3.2'), ip('10.10.3.1')],
     realServers: [
-      {
-        addr: ip('10.10.2.12'),
-        port: 8443,
-        // Held out by its health check: configured 5, in force 0 (keepalived's way).
-        weight: 5,
+      // Held out by its health check: configured 5, in force 0 (keepalived's way).
+      rsStatus(ip('10.10.2.12'), 8443, 5, {
         effectiveWeight: 0,
         healthy: false,
-        activeConns: 0,
-        inactiveConns: 0,
         stats: { ...BIG },
-      },
+      }),
     ],
     stats: { ...BIG },
     counters: {},

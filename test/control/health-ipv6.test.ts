@@ -11,7 +11,6 @@ import { createServer, type Server } from 'node:net';
 import { describe, it } from 'node:test';
 
 import type { HealthCheckSpec, RealServerSpec, ServiceSpec } from '../../src/control/model.js';
-import { Ipv6Address } from '../../src/wire/address.js';
 import {
   checkerFor,
   listenOn,
@@ -20,13 +19,9 @@ import {
   waitFor,
   type Running,
 } from '../support/health-bench.js';
+import { ipv6 as v6 } from '../support/addresses.js';
 
 const T = { timeout: 5000 };
-const v6 = (s: string): Ipv6Address => {
-  const a = Ipv6Address.parse(s);
-  assert.ok(a, s);
-  return a;
-};
 
 /** Whether this host has IPv6 loopback; the tests skip with that reason when not. */
 async function ipv6Loopback(): Promise<string | false> {

@@ -23,12 +23,8 @@ import { IPPROTO_TCP } from '../../src/wire/ipv4.js';
 import { writeIpv6Header } from '../../src/wire/ipv6.js';
 import { TCP_SYN, TcpView, writeTcpHeader } from '../../src/wire/tcp.js';
 import { tempConfig, testLb } from '../support/lb-harness.js';
+import { ipv6 as v6 } from '../support/addresses.js';
 
-const v6 = (s: string): Ipv6Address => {
-  const a = Ipv6Address.parse(s);
-  assert.ok(a, s);
-  return a;
-};
 const ip = (s: string): number => parseIpv4(s);
 const texts = (l: readonly IpAddress[]): string[] => l.map(addressToString);
 

@@ -4,14 +4,10 @@ import { describe, it } from 'node:test';
 
 import { createMetricsRegistry } from '../../src/control/metrics.js';
 import type { Snapshot } from '../../src/control/model.js';
-import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { rsStatus } from '../support/control-status.js';
+import { ipv6 as v6 } from '../support/addresses.js';
 
-const v6 = (s: string): Ipv6Address => {
-  const a = Ipv6Address.parse(s);
-  assert.ok(a, s);
-  return a;
-};
 const traffic = (conns: number) => ({
   conns,
   inPackets: 0,
@@ -29,26 +25,12 @@ const SNAP: Snapshot = {
       scheduler: 'rr',
       laddrs: [v6('2001:db8:3::1'), parseIpv4('10.10.3.5')],
       realServers: [
-        {
-          addr: v6('2001:db8:2::10'),
-          port: 8080,
-          weight: 2,
-          effectiveWeight: 2,
-          healthy: true,
-          activeConns: 4,
-          inactiveConns: 0,
-          stats: traffic(40),
-        },
-        {
-          addr: parseIpv4('10.10.2.5'),
-          port: 8080,
-          weight: 1,
+        rsStatus(v6('2001:db8:2::10'), 8080, 2, { activeConns: 4, stats: traffic(40) }),
+        rsStatus(parseIpv4('10.10.2.5'), 8080, 1, {
           effectiveWeight: 0,
           healthy: false,
-          activeConns: 0,
-          inactiveConns: 0,
           stats: traffic(20),
-        },
+        }),
       ],
       stats: traffic(60),
       counters: {},

@@ -10,6 +10,7 @@ import {
 import type { Snapshot } from '../../src/control/model.js';
 import { COUNTER_NAMES } from '../../src/engine/counters.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
+import { rsStatus } from '../support/control-status.js';
 
 const ip = (s: string): number => parseIpv4(s);
 
@@ -23,26 +24,18 @@ function fixture(): Snapshot {
         scheduler: 'wrr',
         laddrs: [ip('10.10.3.1'), ip('10.10.3.2')],
         realServers: [
-          {
-            addr: ip('10.10.2.2'),
-            port: 80,
-            weight: 3,
-            effectiveWeight: 3,
-            healthy: true,
+          rsStatus(ip('10.10.2.2'), 80, 3, {
             activeConns: 12,
             inactiveConns: 3,
             stats: { conns: 70, inPackets: 700, outPackets: 600, inBytes: 44000, outBytes: 300000 },
-          },
-          {
-            addr: ip('10.10.2.3'),
-            port: 8080,
-            weight: 5,
+          }),
+          rsStatus(ip('10.10.2.3'), 8080, 5, {
             effectiveWeight: 0,
             healthy: false,
             activeConns: 1,
             inactiveConns: 2,
             stats: { conns: 30, inPackets: 300, outPackets: 300, inBytes: 20000, outBytes: 212000 },
-          },
+          }),
         ],
         stats: { conns: 100, inPackets: 1000, outPackets: 900, inBytes: 64000, outBytes: 512000 },
         counters: { toa_inserted: 70, toa_split: 2 },

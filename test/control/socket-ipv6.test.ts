@@ -13,6 +13,7 @@ import {
   validateControlRequest,
 } from '../../src/control/socket/index.js';
 import { Ipv6Address } from '../../src/wire/address.js';
+import { rsStatus } from '../support/control-status.js';
 
 const v6 = (s: string): Ipv6Address => {
   const a = Ipv6Address.parse(s);
@@ -103,18 +104,7 @@ describe('control socket: addresses on the wire', () => {
           protocol: 'TCP',
           scheduler: 'rr',
           laddrs: [v6('2001:db8:3::1'), 0x0a0a0305],
-          realServers: [
-            {
-              addr: v6('2001:db8:2::10'),
-              port: 8080,
-              weight: 1,
-              effectiveWeight: 1,
-              healthy: true,
-              activeConns: 0,
-              inactiveConns: 0,
-              stats: { conns: 0, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0 },
-            },
-          ],
+          realServers: [rsStatus(v6('2001:db8:2::10'), 8080, 1)],
           stats: { conns: 0, inPackets: 0, outPackets: 0, inBytes: 0, outBytes: 0 },
           counters: {},
         },
