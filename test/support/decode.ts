@@ -5,16 +5,20 @@ import { TcpView } from '../../src/wire/tcp.js';
 import { TcpOptionSummary, decodeOptions, type TcpOption } from '../../src/wire/tcp-options.js';
 import { ToaResult, findToa } from '../../src/wire/toa.js';
 
-/** An IPv4/TCP packet the engine emitted, read back for assertions. */
-export interface Decoded {
-  src: number;
-  dst: number;
+/** The TCP header's fields every decoded packet carries. */
+export interface TcpFields {
   sport: number;
   dport: number;
   seq: number;
   ack: number;
   flags: number;
   window: number;
+}
+
+/** An IPv4/TCP packet the engine emitted, read back for assertions. */
+export interface Decoded extends TcpFields {
+  src: number;
+  dst: number;
   ttl: number;
   options: TcpOption[];
   payload: Uint8Array;
@@ -23,8 +27,7 @@ export interface Decoded {
   bytes: Uint8Array;
 }
 
-/** The TCP header's fields every decoded packet carries. */
-function tcpFields(t: TcpView) {
+function tcpFields(t: TcpView): TcpFields {
   return {
     sport: t.srcPort,
     dport: t.dstPort,
@@ -55,17 +58,11 @@ export function decodeSegment(b: Uint8Array): Decoded {
 }
 
 /** A TCP packet of either family the engine emitted, read back for assertions. */
-export interface DecodedAnyFamily {
+export interface DecodedAnyFamily extends TcpFields {
   family: 4 | 6;
   /** Addresses as text: dotted quad, or RFC 5952 IPv6. */
   src: string;
   dst: string;
-  sport: number;
-  dport: number;
-  seq: number;
-  ack: number;
-  flags: number;
-  window: number;
   /** Payload length in bytes. */
   payload: number;
   options: TcpOptionSummary;
