@@ -13,7 +13,7 @@ import type { EngineOptions, ToaPolicy } from '../../src/engine/options.js';
 import { get32 } from '../../src/wire/bytes.js';
 import { TCP_ACK, TCP_PSH, TCP_RST, TCP_SYN } from '../../src/wire/tcp.js';
 import { opt, type TcpOption } from '../../src/wire/tcp-options.js';
-import { assertCountedOnce, feedRaw } from '../support/engine-fixture.js';
+import { LINUX_SYN_ACK_OPTS, assertCountedOnce, feedRaw } from '../support/engine-fixture.js';
 import {
   CIP6,
   CPORT6,
@@ -109,20 +109,11 @@ function openToRs(e: Engine, vport: number): { cookie: number; rsSyn: Out } {
   return { cookie: synAck.seq, rsSyn: decode(out[0]!) };
 }
 
-const RS_OPTS: TcpOption[] = [
-  opt.mss(1460),
-  opt.nop(),
-  opt.nop(),
-  opt.sackPermitted(),
-  opt.nop(),
-  opt.wscale(7),
-];
-
 /** The whole opening: the RS's SYN+ACK and what it releases. */
 function establish(
   e: Engine,
   vport: number,
-  rsOpts = RS_OPTS,
+  rsOpts = LINUX_SYN_ACK_OPTS,
 ): { cookie: number; rsSyn: Out; replayed: Out[] } {
   const { cookie, rsSyn } = openToRs(e, vport);
   const out = feed(e, rsIn(vport, rsSyn.sport, RISN, rsSyn.seq + 1, TCP_SYN | TCP_ACK, rsOpts));
@@ -175,7 +166,7 @@ test('IPv6 SYNPROXY: the cookie SYN+ACK byte by byte, no state; the RS leg an IP
 
   const replay = feed(
     e,
-    rsIn(V6_PORT, rsSyn.sport, RISN, rsSyn.seq + 1, TCP_SYN | TCP_ACK, RS_OPTS),
+    rsIn(V6_PORT, rsSyn.sport, RISN, rsSyn.seq + 1, TCP_SYN | TCP_ACK, LINUX_SYN_ACK_OPTS),
   ).map(decode);
   assert.equal(replay.length, 1, 'the held ACK replayed; the RS SYN+ACK goes no further');
   const ack = replay[0]!;
@@ -259,7 +250,7 @@ test('FNAT64 SYNPROXY: MSS 1440 to the client, an IPv4 SYN toward the RS (DF), u
     }
     const replay = feed(
       e,
-      rsIn(V64_PORT, rsSyn.sport, RISN, rsSyn.seq + 1, TCP_SYN | TCP_ACK, RS_OPTS),
+      rsIn(V64_PORT, rsSyn.sport, RISN, rsSyn.seq + 1, TCP_SYN | TCP_ACK, LINUX_SYN_ACK_OPTS),
     ).map(decode);
     assert.equal(replay.length, 1);
     assert.equal(replay[0]!.family, 4);

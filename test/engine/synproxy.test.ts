@@ -39,6 +39,7 @@ import {
   CIP,
   CISN,
   CPORT,
+  LINUX_SYN_ACK_OPTS,
   LINUX_SYN_OPTS,
   LIP,
   RIP,
@@ -127,14 +128,7 @@ function openToRs(
 /** The whole SYNPROXY opening: returns the replayed packets too. */
 function establish(
   e: Engine,
-  rsOptions: TcpOption[] = [
-    opt.mss(1460),
-    opt.nop(),
-    opt.nop(),
-    opt.sackPermitted(),
-    opt.nop(),
-    opt.wscale(7),
-  ],
+  rsOptions: TcpOption[] = LINUX_SYN_ACK_OPTS,
 ): { cookie: number; lbIsn: number; lport: number; replayed: Decoded[] } {
   const { cookie, rsSyn } = openToRs(e);
   const replayed = feed(

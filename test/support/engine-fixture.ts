@@ -32,6 +32,16 @@ export const LINUX_SYN_OPTS: TcpOption[] = [
   opt.wscale(7),
 ];
 
+/** The options of a Linux RS's SYN+ACK to a SYN without timestamps. */
+export const LINUX_SYN_ACK_OPTS: TcpOption[] = [
+  opt.mss(1460),
+  opt.nop(),
+  opt.nop(),
+  opt.sackPermitted(),
+  opt.nop(),
+  opt.wscale(7),
+];
+
 /** A service VIP:vport → one real server over LIP, round robin. */
 export interface TestService {
   vport?: number;
