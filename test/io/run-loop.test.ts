@@ -123,17 +123,9 @@ test('FNAT64 through an offload device: a TCPv6 super-packet goes out as TCPv4 w
     const syn = new TcpView().wrap(dev.written[0]!, 20);
     const lport = syn.srcPort;
     const lbIsn = syn.seq;
-    dev.inject(
-      buildSegment({
-        src: rip,
-        dst: lip,
-        sport: 8080,
-        dport: lport,
-        seq: 50000,
-        ack: lbIsn + 1,
-        flags: TCP_SYN | TCP_ACK,
-      }),
-    );
+    const fromRs = (seq: number, ack: number, flags: number, payload?: Uint8Array): Uint8Array =>
+      buildSegment({ src: rip, dst: lip, sport: 8080, dport: lport, seq, ack, flags, payload });
+    dev.inject(fromRs(50000, lbIsn + 1, TCP_SYN | TCP_ACK));
     // The SYN+ACK the client got: its seq + 1 is what the concluding packets acknowledge.
     const synAck = new TcpView().wrap(dev.written.at(-1)!, 40);
     const ack = synAck.seq + 1;
@@ -158,18 +150,7 @@ test('FNAT64 through an offload device: a TCPv6 super-packet goes out as TCPv4 w
     assert.equal(toa.port, 40000);
     assert.deepEqual(toa.v6, cip);
     dev.inboxGso.push({ type: GSO_TCPV4 | GSO_CSUM_PARTIAL, size: 1448 });
-    dev.inject(
-      buildSegment({
-        src: rip,
-        dst: lip,
-        sport: 8080,
-        dport: lport,
-        seq: 50001,
-        ack: lbIsn + 1 + 4000,
-        flags: TCP_ACK,
-        payload: pattern(5000),
-      }),
-    );
+    dev.inject(fromRs(50001, lbIsn + 1 + 4000, TCP_ACK, pattern(5000)));
   } finally {
     loop.stop();
   }
