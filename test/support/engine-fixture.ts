@@ -4,7 +4,7 @@
  * what comes out copied and handed back to the pool.
  */
 import assert from 'node:assert/strict';
-import { DROP_COUNTERS } from '../../src/engine/counters.js';
+import { DROP_COUNTERS, type C } from '../../src/engine/counters.js';
 import type { EngineOptions, ServiceConfig } from '../../src/engine/options.js';
 import { Engine } from '../../src/engine/engine.js';
 import type { Packet, PacketPool } from '../../src/engine/packet.js';
@@ -147,6 +147,26 @@ export function feedCountedOnce(e: Engine, pkt: Uint8Array, what: string): Uint8
   assert.equal(e.counter('rx_packets'), rx0 + 1, what);
   assert.equal(accountedPackets(e) - acc0, 1, `${what}: counted exactly once`);
   return out;
+}
+
+/**
+ * After a fuzz run under `policy`: more than `minForwarded` errors about
+ * live connections went through, and every counter in `names` moved.
+ */
+export function assertFuzzReached(
+  e: Engine,
+  policy: string,
+  forwarded: number,
+  minForwarded: number,
+  names: readonly (keyof typeof C)[],
+): void {
+  const counters = Object.fromEntries(names.map((n) => [n, e.counter(n)]));
+  assert.ok(
+    forwarded > minForwarded,
+    `${policy}: errors about live connections go through ${JSON.stringify(counters)}`,
+  );
+  for (const [n, v] of Object.entries(counters))
+    assert.ok(v > 0, `${policy}: ${n} ${JSON.stringify(counters)}`);
 }
 
 /** An emitted packet decoded, after checking both its checksums. */

@@ -93,6 +93,11 @@ export function checksumOk(b: Uint8Array, off: number, len: number): boolean {
   return foldSum(sumWords(b, off, len, 0)) === 0xffff;
 }
 
+/** Fewer than `max` bytes from `r`, each 0..255. */
+export function randomBytes(r: () => number, max: number): Uint8Array {
+  return Uint8Array.from({ length: Math.floor(r() * max) }, () => Math.floor(r() * 256));
+}
+
 /**
  * A quote of `orig` as hostile routers send it: sometimes up to `junkMax`
  * random bytes; else `orig` cut anywhere (at least `keep` bytes half the
@@ -105,8 +110,7 @@ export function hostileQuote(
   junkMax: number,
 ): Uint8Array {
   const k = r();
-  if (k < 0.1)
-    return Uint8Array.from({ length: Math.floor(r() * junkMax) }, () => Math.floor(r() * 256));
+  if (k < 0.1) return randomBytes(r, junkMax);
   const n = Math.floor(r() * (orig.length + 1));
   const q = orig.slice(0, k < 0.5 ? Math.max(n, keep) : n);
   if (k >= 0.35 && q.length > 0) {
