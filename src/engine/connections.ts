@@ -161,8 +161,9 @@ export class Connections implements SynProxyConnections {
       copy16(t.rip6, c * 16, reg.rsAddrs6, rs.index * 16);
     }
     t.linkReply(c);
-    setAddressDelta(t, reg, c);
     t.rs[c] = rs.index;
+    // After t.rs: the delta takes the RS address's sum from the registry.
+    setAddressDelta(t, reg, c);
     t.lipIndex[c] = lipSlot;
     this.isn.storeSeqDelta(t, c, ctx.clock, b, tcpOff + TcpField.Seq, isnAdjust);
     if (svc.proxyProtocol !== 0) {

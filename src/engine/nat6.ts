@@ -165,17 +165,17 @@ export class Nat6 {
 
 /**
  * Sets connection c's `addrDelta6` from its tuples (CIP and VIP of its
- * service; LIP and RIP, IPv6 or IPv4): once, when it enters the table.
+ * service; LIP and RIP, IPv6 or IPv4): once, when it enters the table,
+ * after its `svc` and `rs` are set.
  */
 export function setAddressDelta(t: ConnTable, reg: Registry, c: number): void {
-  const svc = t.svc[c]!;
-  const old = sumWords(t.cip6, c * 16, 16, 0) + sumWords(reg.svcVips6, svc * 16, 16, 0);
-  let now: number;
-  if (t.replyIsV6(c)) now = sumWords(t.lip6, c * 16, 16, 0) + sumWords(t.rip6, c * 16, 16, 0);
+  // The VIP's and the RS's sums are the registry's, kept per address; the CIP's and the LIP's are summed here.
+  const old = sumWords(t.cip6, c * 16, 16, 0) + reg.svcVipSums[t.svc[c]!]!;
+  let now = reg.rsAddrSums[t.rs[c]!]!;
+  if (t.replyIsV6(c)) now += sumWords(t.lip6, c * 16, 16, 0);
   else {
     const l = t.lip[c]!;
-    const r = t.rip[c]!;
-    now = (l >>> 16) + (l & 0xffff) + (r >>> 16) + (r & 0xffff);
+    now += (l >>> 16) + (l & 0xffff);
   }
   // now − old in one's complement: now + ~old.
   t.addrDelta6[c] = foldSum(foldSum(now) + (~foldSum(old) & 0xffff));

@@ -1,4 +1,5 @@
 import { addressEquals, endpointToString, type IpAddress } from '../wire/address.js';
+import { foldSum, sumWords } from '../wire/checksum.js';
 import { Addr6PortIndex, AddrPortIndex } from './addr-index.js';
 import { equal16, fold16 } from './addr6.js';
 import type { ConnTable } from './conn-table.js';
@@ -41,6 +42,13 @@ export class Registry {
   rsAddrs = new Uint32Array(0);
   rsAddrs6 = new Uint8Array(0);
   rsV6 = new Uint8Array(0);
+  /**
+   * The one's complement sum of each VIP's and each RS address's 16-bit
+   * words (either family): the part of a connection's checksum delta
+   * (nat6.ts `setAddressDelta`) that does not change per connection.
+   */
+  svcVipSums = new Uint32Array(0);
+  rsAddrSums = new Uint32Array(0);
 
   constructor(
     private readonly opts: EngineOptions,
@@ -265,38 +273,46 @@ export class Registry {
     const vips = addressArrays(svcs.map((s) => s.vip));
     this.svcVips = vips.v4;
     this.svcVips6 = vips.v6;
+    this.svcVipSums = vips.sums;
     this.svcPorts = Uint16Array.from(svcs, (s) => s.vport);
     this.svcSynProxy = Uint8Array.from(svcs, (s) => (s.synProxy ? 1 : 0));
     const rsAddrs = addressArrays(this.realServers.map((r) => r.addr));
     this.rsAddrs = rsAddrs.v4;
     this.rsAddrs6 = rsAddrs.v6;
     this.rsV6 = rsAddrs.isV6;
+    this.rsAddrSums = rsAddrs.sums;
   }
 }
 
 /**
  * Addresses as the data path indexes them: `v4` the IPv4 ones (an IPv6
  * one folded to 32 bits), `v6` 16 bytes for each IPv6 one (zeros for
- * IPv4), `isV6` 1 where it is IPv6.
+ * IPv4), `isV6` 1 where it is IPv6, `sums` the folded sum of each
+ * address's 16-bit words.
  */
 function addressArrays(addrs: readonly IpAddress[]): {
   v4: Uint32Array<ArrayBuffer>;
   v6: Uint8Array<ArrayBuffer>;
   isV6: Uint8Array<ArrayBuffer>;
+  sums: Uint32Array<ArrayBuffer>;
 } {
   const v4 = new Uint32Array(addrs.length);
   const v6 = new Uint8Array(addrs.length * 16);
   const isV6 = new Uint8Array(addrs.length);
+  const sums = new Uint32Array(addrs.length);
   for (let i = 0; i < addrs.length; i++) {
     const a = addrs[i]!;
-    if (typeof a === 'number') v4[i] = a;
-    else {
+    if (typeof a === 'number') {
+      v4[i] = a;
+      sums[i] = foldSum((a >>> 16) + (a & 0xffff));
+    } else {
       v4[i] = fold16(a.bytes, 0);
       v6.set(a.bytes, i * 16);
       isV6[i] = 1;
+      sums[i] = foldSum(sumWords(a.bytes, 0, 16, 0));
     }
   }
-  return { v4, v6, isV6 };
+  return { v4, v6, isV6, sums };
 }
 
 /** An IPv4 service takes IPv4 LIPs only: nothing would use an IPv6 one (FNAT46 is not supported). */

@@ -212,8 +212,9 @@ export class TableTransfer {
     t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
     t.rport[c] = r.rport;
     t.linkReply(c);
-    if (clientV6) setAddressDelta(t, reg, c);
     t.rs[c] = rsIdx;
+    // After t.rs: the delta takes the RS address's sum from the registry.
+    if (clientV6) setAddressDelta(t, reg, c);
     t.lipIndex[c] = lipIdx;
     t.state[c] = r.state;
     t.flags[c] = CF_IN_USE | (clientV6 ? CF_IPV6 : 0) | tableFlags(r.flags);
