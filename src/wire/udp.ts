@@ -3,6 +3,8 @@ import { checksumExcludingField, pseudoSumV4, pseudoSumV6 } from './checksum.js'
 import { IPPROTO_UDP } from './ipv4.js';
 
 export const UDP_HEADER = 8;
+/** The checksum field of an IPv4 datagram whose sender computed none. */
+export const UDP_NO_CHECKSUM = 0;
 
 export class UdpView {
   buf: Uint8Array = new Uint8Array(0);
@@ -46,13 +48,46 @@ export class UdpView {
     set16(this.buf, this.off + 6, v);
   }
 
-  /** UDP over IPv4; a computed 0 is sent as 0xffff (RFC 768). */
+  /**
+   * UDP over IPv4; a computed 0 is sent as 0xffff (RFC 768). The pseudo-header
+   * takes the addresses of the IP header at ipOff and the UDP length field, so
+   * the UDP header need not follow the IP header directly (UOA's OPP header
+   * may sit between them).
+   */
   computeChecksumV4(ipOff: number): number {
     return this.compute(pseudoSumV4(this.buf, ipOff, IPPROTO_UDP, this.length));
   }
 
   computeChecksumV6(ipOff: number): number {
     return this.compute(pseudoSumV6(this.buf, ipOff, IPPROTO_UDP, this.length));
+  }
+
+  /**
+   * Whether the checksum checks out over IPv4 (the view must `fit` first). A
+   * zero field means the sender computed none (RFC 768), and that is valid.
+   */
+  checksumValidV4(ipOff: number): boolean {
+    const c = this.checksum;
+    return c === UDP_NO_CHECKSUM || c === this.computeChecksumV4(ipOff);
+  }
+
+  /** Over IPv6 the checksum is mandatory (RFC 8200 §8.1): a zero field is never valid. */
+  checksumValidV6(ipOff: number): boolean {
+    const c = this.checksum;
+    return c !== UDP_NO_CHECKSUM && c === this.computeChecksumV6(ipOff);
+  }
+
+  /**
+   * Recomputes the checksum after a rewrite, except a zero one: the sender
+   * chose to send none, and it stays none.
+   */
+  refreshChecksumV4(ipOff: number): void {
+    if (this.checksum !== UDP_NO_CHECKSUM) this.checksum = this.computeChecksumV4(ipOff);
+  }
+
+  /** Recomputes the checksum, a zero one included: IPv6 has no "none". */
+  refreshChecksumV6(ipOff: number): void {
+    this.checksum = this.computeChecksumV6(ipOff);
   }
 
   private compute(pseudo: number): number {

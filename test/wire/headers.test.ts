@@ -41,7 +41,7 @@ import {
   seqBefore,
   writeTcpHeader,
 } from '../../src/wire/tcp.js';
-import { UDP_HEADER, UdpView, writeUdpHeader } from '../../src/wire/udp.js';
+import { UDP_HEADER, UDP_NO_CHECKSUM, UdpView, writeUdpHeader } from '../../src/wire/udp.js';
 
 const CLIENT = parseIpv4('192.0.2.10');
 const VIP = parseIpv4('198.51.100.1');
@@ -497,4 +497,32 @@ test('UDP view: fields, fits, ordinary checksum', () => {
   u.length = 4;
   assert.equal(u.fits(13), false);
   assert.equal(get16(buf, 24), 4);
+});
+
+test('UDP checksum validity and refresh: zero is "none" over IPv4, never valid over IPv6', () => {
+  const u = new UdpView();
+  const p4 = udpSummingToZero(4);
+  u.wrap(p4.buf, p4.udpOff);
+  u.checksum = UDP_NO_CHECKSUM;
+  assert.equal(u.checksumValidV4(0), true, 'IPv4: no checksum is a valid choice');
+  u.refreshChecksumV4(0);
+  assert.equal(u.checksum, UDP_NO_CHECKSUM, 'IPv4: a refresh leaves "none" alone');
+  u.checksum = 0x1234;
+  assert.equal(u.checksumValidV4(0), false);
+  u.refreshChecksumV4(0);
+  assert.equal(u.checksum, 0xffff, 'a computed 0 goes out as 0xffff');
+  assert.equal(u.checksumValidV4(0), true);
+  const payloadAt = p4.udpOff + UDP_HEADER;
+  p4.buf[payloadAt] = p4.buf[payloadAt]! ^ 0x01;
+  assert.equal(u.checksumValidV4(0), false, 'a changed payload byte shows');
+
+  const p6 = udpSummingToZero(6);
+  u.wrap(p6.buf, p6.udpOff);
+  u.checksum = UDP_NO_CHECKSUM;
+  assert.equal(u.checksumValidV6(0), false, 'IPv6: zero is not "none"');
+  u.refreshChecksumV6(0);
+  assert.equal(u.checksum, 0xffff);
+  assert.equal(u.checksumValidV6(0), true);
+  u.checksum = 0x1234;
+  assert.equal(u.checksumValidV6(0), false);
 });
