@@ -2,6 +2,7 @@
 # Installs the Debian packages fullnat's tests and lab use, when they are missing.
 # Called by `npm test` and `npm start`; safe to run again (installs only what is absent).
 #   tshark     independent decoder that checks our packets and checksums
+#   python3-scapy   a second independent decoder: reads UOA datagrams (IP option 31, protocol 248)
 #   tcpdump    captures in the lab
 #   iproute2   `ip netns`, veth, routes for the lab
 #   clang, libbpf-dev, bpftool   build and load the eBPF TOA receiver for real servers
@@ -16,6 +17,7 @@ required=0
 [ "${FULLNAT_REQUIRE_ALL:-}" = 1 ] && required=1
 declare -A need=(
   [tshark]="tshark: independent packet/checksum decoder used by the wire tests"
+  [scapy]="python3-scapy: independent decoder of the UOA datagrams in the wire tests (IP option 31, protocol 248, checksums)"
   [tcpdump]="tcpdump: packet captures in the lab"
   [ip]="iproute2: network namespaces and routes for the lab"
   [clang]="clang: compiles the eBPF TOA receiver (real-server side)"
@@ -30,10 +32,12 @@ declare -A need=(
   [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
   [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
 )
-declare -A pkg=([tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [chromium]=chromium [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [chromium]=chromium [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
+    # The interpreter test/support/scapy.ts runs: Debian's, for which python3-scapy installs.
+    scapy) /usr/bin/python3.11 -c 'import scapy.layers.inet6' >/dev/null 2>&1 ;;
     bpftool | nft | ethtool | haproxy) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
