@@ -1,4 +1,4 @@
-import { get16, set16 } from './bytes.js';
+import { get16, get32, set16 } from './bytes.js';
 
 export const IPV6_HEADER = 40;
 
@@ -40,6 +40,15 @@ export class Ipv6View {
   fragmented = false;
   fragmentOffset = 0;
   moreFragments = false;
+  /**
+   * Set by `walk` from the first Fragment header (-1 and 0 when none): where
+   * it starts, where the byte naming it sits (the fixed header's Next Header
+   * or the previous extension header's first byte) and its Identification.
+   * Reassembly removes that header and mends the byte that named it.
+   */
+  fragmentHeaderOffset = -1;
+  fragmentNextHeaderAt = -1;
+  fragmentId = 0;
   /**
    * Set by `walk`: the Segments Left of the last Routing header seen (0 when
    * none). Above 0 the destination address is not the packet's final one.
@@ -93,6 +102,9 @@ export class Ipv6View {
     this.fragmented = false;
     this.fragmentOffset = 0;
     this.moreFragments = false;
+    this.fragmentHeaderOffset = -1;
+    this.fragmentNextHeaderAt = -1;
+    this.fragmentId = 0;
     this.routingSegmentsLeft = 0;
     if (avail < IPV6_HEADER) return Ipv6Error.Truncated;
     if (this.version !== 6) return Ipv6Error.BadVersion;
@@ -101,6 +113,7 @@ export class Ipv6View {
     const b = this.buf;
     let next = this.nextHeader;
     let p = this.off + IPV6_HEADER;
+    let nextAt = this.off + 6;
     for (let n = 0; ; n++) {
       switch (next) {
         case IPV6_NEXT_HOPOPTS:
@@ -112,6 +125,7 @@ export class Ipv6View {
           if (p + len > end) return Ipv6Error.ExtTruncated;
           if (next === IPV6_NEXT_ROUTING) this.routingSegmentsLeft = b[p + 3]!;
           next = b[p]!;
+          nextAt = p;
           p += len;
           break;
         }
@@ -119,10 +133,16 @@ export class Ipv6View {
           if (n >= IPV6_MAX_EXT_HEADERS) return Ipv6Error.TooManyExtHeaders;
           if (p + 8 > end) return Ipv6Error.ExtTruncated;
           const fo = get16(b, p + 2);
+          if (!this.fragmented) {
+            this.fragmentHeaderOffset = p;
+            this.fragmentNextHeaderAt = nextAt;
+            this.fragmentId = get32(b, p + 4);
+          }
           this.fragmented = true;
           this.fragmentOffset = fo & 0xfff8;
           this.moreFragments = (fo & 1) !== 0;
           next = b[p]!;
+          nextAt = p;
           p += 8;
           break;
         }
@@ -132,6 +152,7 @@ export class Ipv6View {
           const len = (b[p + 1]! + 2) * 4;
           if (p + len > end) return Ipv6Error.ExtTruncated;
           next = b[p]!;
+          nextAt = p;
           p += len;
           break;
         }

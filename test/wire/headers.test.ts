@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { get16, parseIpv4, parseIpv6, set16 } from '../../src/wire/bytes.js';
+import { get16, parseIpv4, parseIpv6, set16, set32 } from '../../src/wire/bytes.js';
 import {
   foldSum,
   internetChecksum,
@@ -267,6 +267,40 @@ test('IPv6 walk: fragment header offset and M flag', () => {
   assert.equal(v.wrap(plain, 0).walk(plain.length), Ipv6Error.None);
   assert.equal(v.fragmented, false);
   assert.equal(v.moreFragments, false);
+});
+
+test('IPv6 walk: where the first fragment header sits, the byte naming it, its identification', () => {
+  const inner = ipv6Chain(
+    [
+      { type: IPV6_NEXT_HOPOPTS },
+      { type: IPV6_NEXT_DSTOPTS, len: 16 },
+      { type: IPV6_NEXT_FRAGMENT },
+    ],
+    IPPROTO_UDP,
+  );
+  const b = new Uint8Array(6 + inner.length);
+  b.set(inner, 6);
+  set32(b, 6 + 40 + 8 + 16 + 4, 0xdeadbeef);
+  const v = new Ipv6View().wrap(b, 6);
+  assert.equal(v.walk(inner.length), Ipv6Error.None);
+  assert.equal(v.fragmentHeaderOffset, 6 + 40 + 8 + 16);
+  // The destination options header names it.
+  assert.equal(v.fragmentNextHeaderAt, 6 + 40 + 8);
+  assert.equal(b[v.fragmentNextHeaderAt], IPV6_NEXT_FRAGMENT);
+  assert.equal(v.fragmentId, 0xdeadbeef);
+  // Named by the fixed header; a second fragment header leaves the first's fields.
+  const two = ipv6Chain([{ type: IPV6_NEXT_FRAGMENT }, { type: IPV6_NEXT_FRAGMENT }], IPPROTO_UDP);
+  set32(two, 44, 7);
+  set32(two, 52, 9);
+  assert.equal(v.wrap(two, 0).walk(two.length), Ipv6Error.None);
+  assert.equal(v.fragmentHeaderOffset, 40);
+  assert.equal(v.fragmentNextHeaderAt, 6);
+  assert.equal(v.fragmentId, 7);
+  const plain = ipv6Chain([], IPPROTO_TCP);
+  assert.equal(v.wrap(plain, 0).walk(plain.length), Ipv6Error.None);
+  assert.equal(v.fragmentHeaderOffset, -1);
+  assert.equal(v.fragmentNextHeaderAt, -1);
+  assert.equal(v.fragmentId, 0);
 });
 
 test('IPv6 walk: works at a nonzero offset', () => {
