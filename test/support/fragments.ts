@@ -51,7 +51,7 @@ export interface Datagram4Spec {
 export function udpBody(payload: number, seed = 7): Uint8Array {
   const b = new Uint8Array(8 + payload);
   set16(b, 0, 40000);
-  set16(b, 2, 53);
+  set16(b, 2, 5140);
   set16(b, 4, (8 + payload) & 0xffff);
   b.set(pattern(payload, seed), 8);
   return b;
