@@ -23,7 +23,8 @@
  * clients share, so their own IDs could collide at the RS.
  *
  * Pieces come from the pool at its headroom, like `ToaWriter`'s split; the
- * caller sends or returns them.
+ * caller sends or returns them; each costs one short-lived view for its
+ * data copy (`moveBytes`).
  */
 import { get16, set16, set32 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
@@ -37,7 +38,7 @@ import {
   Ipv6View,
 } from '../wire/ipv6.js';
 import { DEFAULT_HEADROOM, type Packet, type PacketPool } from './packet.js';
-import { transportMinimum } from './reassembly.js';
+import { moveBytes, transportMinimum } from './reassembly.js';
 
 /** RFC 791: every IPv4 host takes 68-byte datagrams unfragmented. */
 export const IPV4_MIN_MTU = 68;
@@ -135,9 +136,7 @@ export class Fragmenter {
       for (let i = 20; i < hl; i++) qb[s + i] = this.copied[i - 20]!;
       qb[s] = 0x40 | (hl >>> 2);
     }
-    // Up to an MTU of data: a native copy is worth its one view object.
-    const from = off + ihl + pos;
-    if (n > 0) qb.set(b.subarray(from, from + n), s + hl);
+    moveBytes(qb, s + hl, b, off + ihl + pos, n);
     q.length = hl + n;
     set16(qb, s + 2, hl + n);
     set16(qb, s + 6, flags);
@@ -189,7 +188,7 @@ export class Fragmenter {
     const limit = Math.min(mtu, this.room);
     if (total <= limit) {
       const q = this.pool.take();
-      q.buf.set(b.subarray(off, off + total), q.start);
+      moveBytes(q.buf, q.start, b, off, total);
       q.length = total;
       this.pieces[this.piecesCount++] = q;
       return 1;
@@ -226,8 +225,7 @@ export class Fragmenter {
       qb[fh + 1] = 0;
       set16(qb, fh + 2, pos | more);
       set32(qb, fh + 4, id >>> 0);
-      const from = off + unfrag + pos;
-      qb.set(b.subarray(from, from + n), fh + IPV6_FRAGMENT_HEADER);
+      moveBytes(qb, fh + IPV6_FRAGMENT_HEADER, b, off + unfrag + pos, n);
       q.length = unfrag + IPV6_FRAGMENT_HEADER + n;
       set16(qb, s + 4, q.length - IPV6_HEADER);
       this.pieces[this.piecesCount++] = q;

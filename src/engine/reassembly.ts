@@ -61,7 +61,7 @@ export const IPV4_FRAG_TIMEOUT_MS = 30_000;
 /** ip6frag_time. */
 export const IPV6_FRAG_TIMEOUT_MS = 60_000;
 /** Bytes of one arena block; a fragment's bytes take whole blocks. */
-export const REASM_BLOCK = 256;
+export const REASM_BLOCK = 512;
 /** What a queue record is charged (Linux charges sizeof(struct ipq)). */
 export const REASM_QUEUE_COST = 128;
 /** What a fragment record is charged on top of its blocks (Linux charges an skb's truesize). */
@@ -152,6 +152,27 @@ const ECN_CE = 8;
 const PLACE_OK = 0;
 const PLACE_DUP = 1;
 const PLACE_OVERLAP = 2;
+
+/**
+ * Copies src[from, from+len) to dst[to]. V8 runs a byte loop at a few ns a
+ * byte and `set` at a few hundredths, but `set` needs a view object: the
+ * loop for header-sized copies, `set` (one short-lived view, as ToaWriter's
+ * split pays) for data.
+ */
+export function moveBytes(
+  dst: Uint8Array,
+  to: number,
+  src: Uint8Array,
+  from: number,
+  len: number,
+): void {
+  if (len < MOVE_BY_SET) {
+    for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
+  } else {
+    dst.set(src.subarray(from, from + len), to);
+  }
+}
+const MOVE_BY_SET = 64;
 
 function read32(b: Uint8Array, o: number): number {
   return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
@@ -772,16 +793,14 @@ export class Reassembler {
       skip -= REASM_BLOCK;
     }
     const a = this.arena;
-    let at = blk * REASM_BLOCK + skip;
-    let room = REASM_BLOCK - skip;
-    for (let i = 0; i < len; i++) {
-      if (room === 0) {
-        blk = this.blockNext[blk]!;
-        at = blk * REASM_BLOCK;
-        room = REASM_BLOCK;
-      }
-      a[at++] = b[from + i]!;
-      room--;
+    while (len > 0) {
+      const at = blk * REASM_BLOCK + skip;
+      const n = len < REASM_BLOCK - skip ? len : REASM_BLOCK - skip;
+      moveBytes(a, at, b, from, n);
+      from += n;
+      len -= n;
+      skip = 0;
+      blk = this.blockNext[blk]!;
     }
   }
 
@@ -792,16 +811,14 @@ export class Reassembler {
       skip -= REASM_BLOCK;
     }
     const a = this.arena;
-    let at = blk * REASM_BLOCK + skip;
-    let room = REASM_BLOCK - skip;
-    for (let i = 0; i < len; i++) {
-      if (room === 0) {
-        blk = this.blockNext[blk]!;
-        at = blk * REASM_BLOCK;
-        room = REASM_BLOCK;
-      }
-      out[to + i] = a[at++]!;
-      room--;
+    while (len > 0) {
+      const at = blk * REASM_BLOCK + skip;
+      const n = len < REASM_BLOCK - skip ? len : REASM_BLOCK - skip;
+      moveBytes(out, to, a, at, n);
+      to += n;
+      len -= n;
+      skip = 0;
+      blk = this.blockNext[blk]!;
     }
   }
 
@@ -873,8 +890,8 @@ export class Reassembler {
   ): ReasmStatus {
     const total = hdr + dataLen;
     if (outOff < 0 || outOff + total > out.length) return this.dropFragment(ReasmCounter.NoRoom);
-    for (let i = 0; i < hdr; i++) out[outOff + i] = b[off + i]!;
-    for (let i = 0; i < dataLen; i++) out[outOff + hdr + i] = b[dataStart + i]!;
+    moveBytes(out, outOff, b, off, hdr);
+    moveBytes(out, outOff + hdr, b, dataStart, dataLen);
     out[outOff + nhAt] = nextHeader;
     set16(out, outOff + 4, total - IPV6_HEADER);
     this.length = total;

@@ -3,8 +3,11 @@ import assert from 'node:assert/strict';
 import {
   IPV4_FRAG_TIMEOUT_MS,
   IPV6_FRAG_TIMEOUT_MS,
+  REASM_BLOCK,
+  REASM_FRAGMENT_COST,
   REASM_HIGH_THRESH,
   REASM_LOW_THRESH,
+  REASM_QUEUE_COST,
   ReasmCounter,
   ReasmStatus,
   Reassembler,
@@ -581,8 +584,10 @@ describe('memory bound', () => {
   });
 
   test('a fragment that does not fit is dropped; eviction goes oldest first down to ipfrag_low_thresh', () => {
-    // Room for three 1480-byte fragments and their queues; eviction down to one.
-    const r = v4({ highThresh: 3 * (1536 + 64 + 128), lowThresh: 1536 + 64 + 128 });
+    // Room for three 1480-byte first fragments and their queues; eviction down to one.
+    const cost =
+      Math.ceil(1500 / REASM_BLOCK) * REASM_BLOCK + REASM_FRAGMENT_COST + REASM_QUEUE_COST;
+    const r = v4({ highThresh: 3 * cost, lowThresh: cost });
     const ds = [1, 2, 3, 4].map((id) => datagram4({ payload: 3000, id }));
     const firsts = ds.map((d) => split4(d, 1480)[0]!);
     pushAll(r, firsts.slice(0, 3), 0);
