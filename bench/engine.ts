@@ -310,3 +310,57 @@ export function runEngineBench(
     tableBytesPerConnection: tableBytes,
   };
 }
+
+export interface FamilyComparison {
+  connections: number;
+  rounds: number;
+  /** Engine.process alone, ns/packet per family: median, min, max of the rounds. */
+  ns: Record<BenchFamily, Spread>;
+  /** Per round, the family's packet rate ÷ IPv4's in the same round: median, min, max. */
+  rateVsIpv4: { 6: Spread; 64: Spread };
+}
+
+/**
+ * IPv4, IPv6 and FNAT64 side by side: the three workloads recorded once,
+ * then replayed in interleaved rounds (a fresh engine per workload per
+ * round, the order rotated each round, `Engine.process` alone timed), and
+ * each round's IPv6 and FNAT64 rates divided by that round's IPv4 rate, so
+ * a machine that slows down for a while slows all three alike.
+ */
+export function compareFamilies(conns = 30_000, rounds = 15): FamilyComparison {
+  const families: BenchFamily[] = [4, 6, 64];
+  const work = new Map<BenchFamily, Workload>();
+  for (const f of families) {
+    const w = record(conns, f);
+    // Warm up the JIT on each family's path.
+    replay(w, newEngine(conns, f));
+    replay(w, newEngine(conns, f));
+    work.set(f, w);
+  }
+  const ns: Record<BenchFamily, number[]> = { 4: [], 6: [], 64: [] };
+  const r6: number[] = [];
+  const r64: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const round = new Map<BenchFamily, number>();
+    for (let k = 0; k < families.length; k++) {
+      const f = families[(r + k) % families.length]!;
+      const w = work.get(f)!;
+      const e = newEngine(conns, f);
+      const staged = [];
+      for (let i = 0; i < 512; i++) staged.push(e.pool.take());
+      for (const p of staged) e.pool.give(p);
+      collectGarbage();
+      const perPacket = (replayProcessOnly(w, e) * 1e9) / w.packets.length;
+      round.set(f, perPacket);
+      ns[f].push(perPacket);
+    }
+    r6.push(round.get(4)! / round.get(6)!);
+    r64.push(round.get(4)! / round.get(64)!);
+  }
+  return {
+    connections: conns,
+    rounds,
+    ns: { 4: spread(ns[4])!, 6: spread(ns[6])!, 64: spread(ns[64])! },
+    rateVsIpv4: { 6: spread(r6)!, 64: spread(r64)! },
+  };
+}

@@ -10,8 +10,9 @@
 import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { runEngineBench } from './engine.js';
+import { compareFamilies, runEngineBench } from './engine.js';
 import { runMixedEngineBench } from './engine-mixed.js';
+import type { Spread } from './stats.js';
 import { runMemoryBench } from './memory.js';
 import { runHandoverBench } from './handover.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
@@ -94,6 +95,19 @@ const program = new Command('bench')
               `  ${(f.packetsPerSecond / 1e6).toFixed(2)} Mpps, ${f.nsPerPacket.toFixed(0)} ns/packet median (min ${f.nsPerPacketSpread.min.toFixed(0)}, max ${f.nsPerPacketSpread.max.toFixed(0)}): Engine.process alone, ${(f.packetsPerSecond / r.packetsPerSecond).toFixed(2)}× the IPv4 rate; allocated ${f.allocatedBytesPerPacket.toFixed(2)} bytes/packet; TOA inserted ${f.toaInserted}; table ${f.tableBytesPerConnection.toFixed(1)} bytes/connection`,
             );
           }
+        }
+        // The families' rates compared in interleaved rounds (the figures above ran one after another).
+        const cmp = compareFamilies(30_000, Math.max(rounds, 15));
+        results.engineFamilies = cmp;
+        if (!o.json) {
+          const fmt = (s: Spread, digits: number): string =>
+            `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
+          console.log(
+            `engine, families interleaved (${cmp.connections} connections, ${cmp.rounds} rounds, Engine.process alone): IPv4 ${fmt(cmp.ns[4], 0)} ns/packet, IPv6 ${fmt(cmp.ns[6], 0)}, FNAT64 ${fmt(cmp.ns[64], 0)}`,
+          );
+          console.log(
+            `  rate ÷ IPv4's in the same round: IPv6 ${fmt(cmp.rateVsIpv4[6], 2)}, FNAT64 ${fmt(cmp.rateVsIpv4[64], 2)} (target ≥ 0.9)`,
+          );
         }
         const m = runMixedEngineBench(Number(o.connections), rounds);
         results.engineMixed = m;
