@@ -42,6 +42,7 @@ import {
   spawnUnderReceiver,
   tearDown,
 } from './support/receiver.js';
+import { RsConnections, downloadLoop, engineCounters, uploadLoop } from './support/transfers.js';
 
 const cli = process.env.FULLNAT_PMTU_CLI ?? ownCli;
 const VIP = '10.114.0.100';
@@ -51,9 +52,7 @@ const R2 = '10.114.5.12';
 const PROHIBITED = '10.114.5.13';
 const MB = 1024 * 1024;
 const TRANSFERS = 200;
-/** Each loop of transfers stops starting new ones after this long (a transfer that hangs ends at curl's -m 30). */
-const LOOP_BUDGET_S = 240;
-const deadline = `[ $SECONDS -lt ${LOOP_BUDGET_S} ] || break;`;
+const METRICS_PORT = 9414;
 
 const why = (): string | undefined => receiverUnavailable(['curl', 'bpftool', 'sha256sum']);
 
@@ -66,13 +65,13 @@ const sock = join(dir, 'fullnat.sock');
 const receiver = receiverFor(`pmtu-${pid}`);
 const { rsFlags } = receiver;
 let lbLog = '';
-let r1Log = '';
+const r1Conns = new RsConnections();
 
 const CONFIG = `fullnat_defs {
     interface fnat14
     toa_policy fullnat
     control_socket ${sock}
-    metrics 127.0.0.1:9414
+    metrics 127.0.0.1:${METRICS_PORT}
 }
 local_address_group lips {
     10.114.3.1
@@ -98,37 +97,7 @@ const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock,
 const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void> =>
   untilOr(what, fn, timeoutMs, () => lbLog.slice(-2000));
 
-/** The LB's engine counters, from its Prometheus text (fullnat_NAME_total). */
-function counters(): Record<string, number> {
-  const out: Record<string, number> = {};
-  try {
-    const text = lab.exec('lb', 'curl', ['-s', '-m', '5', 'http://127.0.0.1:9414/metrics']);
-    for (const m of text.matchAll(/^fullnat_(\w+)_total (\d+)/gm)) out[m[1]!] = Number(m[2]);
-  } catch {
-    // no metrics: the log line shows '?'
-  }
-  return out;
-}
-
-/** Runs a bash script in host `h`, bounded by `timeoutMs`; its stdout, or what it printed before failing. */
-function sh(
-  h: string,
-  script: string,
-  timeoutMs: number,
-): { ok: boolean; out: string; ms: number } {
-  const t0 = Date.now();
-  try {
-    const out = lab.exec(h, 'bash', ['-c', script], timeoutMs);
-    return { ok: true, out, ms: Date.now() - t0 };
-  } catch (e) {
-    const err = e as { stdout?: string; stderr?: string; message: string };
-    return {
-      ok: false,
-      out: `${err.stdout ?? ''}\n${err.stderr ?? ''}\n${err.message.split('\n')[0]}`,
-      ms: Date.now() - t0,
-    };
-  }
-}
+const counters = (): Record<string, number> => engineCounters(lab, METRICS_PORT);
 
 before(async () => {
   if (skip) return;
@@ -161,7 +130,7 @@ before(async () => {
     'r1',
     '8080',
   ]);
-  r1.stdout!.on('data', (c: Buffer) => (r1Log += c.toString()));
+  r1Conns.follow(r1);
   const r2: ChildProcess = lab.spawn('r2', process.execPath, [
     join(fixtures, 'rs-server.js'),
     'r2',
@@ -185,43 +154,25 @@ test(
     const body = randomBytes(MB);
     writeFileSync(file, body);
     const sha = createHash('sha256').update(body).digest('hex');
-    const connsBefore = (r1Log.match(/"event":"conn"/g) ?? []).length;
-    // curl -T: a PUT of the file; the RS answers the sha256 of what it received. Every
-    // transfer is bounded (-m 30), and so is the whole loop.
-    const r = sh(
-      'c1',
-      `for i in $(seq ${TRANSFERS}); do ${deadline} curl -sS -m 30 -H 'Expect:' -T ${file} ` +
-        `-w ' %{time_total}\\n' http://${VIP}:80/sha256 || echo "failed $?"; done`,
-      LOOP_BUDGET_S * 1000 + 60_000,
-    );
-    const lines = r.out.trim().split('\n');
-    const good = lines.filter((l) => l.startsWith(`${sha} `));
-    const times = good.map((l) => Number(l.split(' ')[1]));
-    const slowest = Math.max(0, ...times);
-    const total = times.reduce((a, b) => a + b, 0);
+    const mark = r1Conns.count();
+    const r = uploadLoop(lab, 'c1', {
+      count: TRANSFERS,
+      file,
+      sha,
+      url: `http://${VIP}:80/sha256`,
+    });
     const c = counters();
     console.log(
-      `# RS leg: ${good.length}/${TRANSFERS} uploads byte-identical in ${r.ms} ms ` +
-        `(mean ${((total / Math.max(1, good.length)) * 1000).toFixed(0)} ms, slowest ${(slowest * 1000).toFixed(0)} ms); ` +
+      `# RS leg: ${r.good}/${TRANSFERS} uploads byte-identical in ${r.ms} ms ` +
+        `(mean ${r.meanMs.toFixed(0)} ms, slowest ${r.slowestMs.toFixed(0)} ms); ` +
         `pmtu_learned ${c.icmp_pmtu_learned ?? '?'}, icmp_error_forwarded ${c.icmp_error_forwarded ?? '?'}, ` +
         `toa_split ${c.toa_split ?? '?'}, icmp_frag_needed_sent ${c.icmp_frag_needed_sent ?? '?'}`,
     );
-    assert.equal(good.length, TRANSFERS, `uploads that completed intact\n${r.out.slice(-1500)}`);
+    assert.equal(r.good, TRANSFERS, `uploads that completed intact\n${r.out.slice(-1500)}`);
     // The router's frag-needed is what taught the LB: its config says 1500.
     assert.ok((c.icmp_pmtu_learned ?? 0) >= 1, `icmp_pmtu_learned ${c.icmp_pmtu_learned}`);
     // The RS application saw the real client on every connection (the eBPF receiver read the TOA).
-    // Its log lines arrive once this test yields (the client ran synchronously).
-    const logged = (): number => (r1Log.match(/"event":"conn"/g) ?? []).length - connsBefore;
-    await until('r1 logged every connection', () => logged() >= TRANSFERS, 10_000).catch(() => {});
-    const conns = r1Log
-      .split('\n')
-      .filter((l) => l.includes('"event":"conn"'))
-      .slice(connsBefore)
-      .map((l) => (JSON.parse(l) as { peer: string }).peer);
-    const fromClient = conns.filter((p) => p.startsWith(`${C1}:`)).length;
-    console.log(`# RS leg: r1 saw ${fromClient}/${conns.length} connections from ${C1}`);
-    assert.equal(conns.length, TRANSFERS, 'one connection per upload');
-    assert.equal(fromClient, TRANSFERS, conns.filter((p) => !p.startsWith(`${C1}:`)).join(' '));
+    await r1Conns.assertAllFrom('RS leg', mark, C1, TRANSFERS);
   },
 );
 
@@ -231,18 +182,17 @@ test(
   () => {
     const expected = createHash('sha256').update(patternChunk(0, MB)).digest('hex');
     const forwardedBefore = counters().icmp_error_forwarded ?? 0;
-    const r = sh(
-      'c2',
-      `for i in $(seq ${TRANSFERS}); do ${deadline} curl -sS -m 30 http://${VIP}:81/bytes?n=${MB} | sha256sum; done`,
-      LOOP_BUDGET_S * 1000 + 60_000,
-    );
-    const good = r.out.split('\n').filter((l) => l.startsWith(`${expected} `)).length;
+    const r = downloadLoop(lab, 'c2', {
+      count: TRANSFERS,
+      sha: expected,
+      url: `http://${VIP}:81/bytes?n=${MB}`,
+    });
     const c = counters();
     console.log(
-      `# client leg: ${good}/${TRANSFERS} downloads byte-identical in ${r.ms} ms; ` +
+      `# client leg: ${r.good}/${TRANSFERS} downloads byte-identical in ${r.ms} ms; ` +
         `icmp_error_forwarded ${c.icmp_error_forwarded ?? '?'}`,
     );
-    assert.equal(good, TRANSFERS, r.out.slice(-1500));
+    assert.equal(r.good, TRANSFERS, r.out.slice(-1500));
     // The client-side router's frag-needed reached the RS through the LB.
     assert.ok(
       (c.icmp_error_forwarded ?? 0) > forwardedBefore,
