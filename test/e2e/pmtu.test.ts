@@ -154,7 +154,7 @@ test(
     const body = randomBytes(MB);
     writeFileSync(file, body);
     const sha = createHash('sha256').update(body).digest('hex');
-    const mark = r1Conns.count();
+    const mark = await r1Conns.mark();
     const r = uploadLoop(lab, 'c1', {
       count: TRANSFERS,
       file,

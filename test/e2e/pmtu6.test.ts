@@ -145,7 +145,7 @@ async function uploadsThroughNarrowRsLeg(label: string, url: string): Promise<vo
   const body = randomBytes(MB);
   writeFileSync(file, body);
   const sha = createHash('sha256').update(body).digest('hex');
-  const mark = r1Conns.count();
+  const mark = await r1Conns.mark();
   const c0 = counters();
   const r = uploadLoop(lab, 'c1', { count: TRANSFERS, file, sha, url, curlFlags: CURL6 });
   const c = counters();

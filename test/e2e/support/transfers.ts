@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import type { NetnsLab } from '../../../src/lab/netns.js';
+import { sleep } from '../../support/time.js';
 import { until } from './harness.js';
 
 /** Each loop of transfers stops starting new ones after this long (a transfer that hangs ends at curl's -m 30). */
@@ -144,9 +145,14 @@ export class RsConnections {
     child.stdout!.on('data', (c: Buffer) => (this.text += c.toString()));
   }
 
-  /** Connections logged so far: a mark for `peersSince`. */
-  count(): number {
-    return this.lines().length;
+  /**
+   * Connections logged so far, a mark for `peersSince`, once what the RS
+   * printed while a synchronous loop held the event loop (a test before,
+   * perhaps failed before it read the log) has been read.
+   */
+  async mark(): Promise<number> {
+    await sleep(200);
+    return this.count();
   }
 
   /** The peer addresses (without the port) of the connections logged after `mark`. */
@@ -177,6 +183,10 @@ export class RsConnections {
     console.log(`# ${label}: the RS saw ${fromClient}/${peers.length} connections from ${client}`);
     assert.equal(peers.length, count, 'one connection per transfer');
     assert.equal(fromClient, count, peers.filter((p) => p !== client).join(' '));
+  }
+
+  private count(): number {
+    return this.lines().length;
   }
 
   private lines(): string[] {
