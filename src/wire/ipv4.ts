@@ -197,13 +197,25 @@ export function finishIpv4Header(
   id = 0,
   dontFragment = true,
 ): void {
+  const flags = dontFragment ? IPV4_DF : 0;
   b[o] = 0x45;
   b[o + Ipv4Field.Tos] = tos;
   set16(b, o + Ipv4Field.TotalLength, totalLength);
   set16(b, o + Ipv4Field.Id, id);
-  set16(b, o + Ipv4Field.Flags, dontFragment ? IPV4_DF : 0);
+  set16(b, o + Ipv4Field.Flags, flags);
   b[o + Ipv4Field.Ttl] = ttl;
   b[o + Ipv4Field.Protocol] = protocol;
-  set16(b, o + Ipv4Field.Checksum, 0);
-  set16(b, o + Ipv4Field.Checksum, finishChecksum(sumWords(b, o, IPV4_MIN_HEADER, 0)));
+  // The checksum from the values just written (FNAT64 builds a header per client packet):
+  // the same sum as over the header's ten words with the checksum field zero.
+  const sum =
+    (0x4500 | (tos & 0xff)) +
+    (totalLength & 0xffff) +
+    (id & 0xffff) +
+    flags +
+    (((ttl & 0xff) << 8) | (protocol & 0xff)) +
+    get16(b, o + Ipv4Field.Src) +
+    get16(b, o + Ipv4Field.Src + 2) +
+    get16(b, o + Ipv4Field.Dst) +
+    get16(b, o + Ipv4Field.Dst + 2);
+  set16(b, o + Ipv4Field.Checksum, finishChecksum(sum));
 }
