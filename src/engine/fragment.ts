@@ -26,8 +26,9 @@
  * caller sends or returns them; each costs one short-lived view for its
  * data copy (`moveBytes`).
  */
-import { get16, set16, set32 } from '../wire/bytes.js';
+import { get16, moveBytes, set16, set32 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
+import { transportMinimum } from '../wire/ipv4.js';
 import {
   IPV6_HEADER,
   IPV6_NEXT_DSTOPTS,
@@ -38,7 +39,6 @@ import {
   Ipv6View,
 } from '../wire/ipv6.js';
 import { DEFAULT_HEADROOM, type Packet, type PacketPool } from './packet.js';
-import { moveBytes, transportMinimum } from './reassembly.js';
 
 /** RFC 791: every IPv4 host takes 68-byte datagrams unfragmented. */
 export const IPV4_MIN_MTU = 68;

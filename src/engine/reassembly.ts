@@ -47,10 +47,12 @@
  * of fixed-size blocks, queues and fragments are records in typed arrays,
  * and the queue index is an open-addressing hash over typed arrays.
  */
-import { get16, set16 } from '../wire/bytes.js';
+import { get16, moveBytes, set16 } from '../wire/bytes.js';
 import { finishChecksum, sumWords } from '../wire/checksum.js';
-import { IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP } from '../wire/ipv4.js';
+import { IPPROTO_TCP, transportMinimum } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6Error, Ipv6View } from '../wire/ipv6.js';
+import { ARENA_BLOCK, BlockArena } from './block-arena.js';
+import { ReasmCounter, ReasmStatus } from './reassembly-counters.js';
 
 /** ipfrag_high_thresh and ip6frag_high_thresh. */
 export const REASM_HIGH_THRESH = 4 * 1024 * 1024;
@@ -61,73 +63,12 @@ export const IPV4_FRAG_TIMEOUT_MS = 30_000;
 /** ip6frag_time. */
 export const IPV6_FRAG_TIMEOUT_MS = 60_000;
 /** Bytes of one arena block; a fragment's bytes take whole blocks. */
-export const REASM_BLOCK = 512;
+export const REASM_BLOCK = ARENA_BLOCK;
 /** What a queue record is charged (Linux charges sizeof(struct ipq)). */
 export const REASM_QUEUE_COST = 128;
 /** What a fragment record is charged on top of its blocks (Linux charges an skb's truesize). */
 export const REASM_FRAGMENT_COST = 64;
 const MAX_DATAGRAM = 65535;
-
-/** Counter slots of `Reassembler.counters`; every drop counter counts fragments. */
-export const enum ReasmCounter {
-  /** Fragments pushed. */
-  Fragments = 0,
-  /** Datagrams put back together (atomic IPv6 fragments included). */
-  Datagrams = 1,
-  /** Fragments that went into a reassembled datagram. */
-  FragmentsReassembled = 2,
-  Overlap = 3,
-  /** Fragments wholly inside data already held: dropped alone, the queue kept. */
-  Duplicate = 4,
-  TooBig = 5,
-  Timeout = 6,
-  /** Refused past the memory bound, or held by a queue evicted to make room. */
-  Memory = 7,
-  TinyFirst = 8,
-  /** Bad header, inconsistent lengths or ends, ECN mix, not a fragment. */
-  Malformed = 9,
-  /** The complete datagram did not fit the caller's buffer. */
-  NoRoom = 10,
-  /** Queues killed before completion (Linux's ReasmFails), whatever the reason. */
-  QueuesFailed = 11,
-  Count = 12,
-}
-
-export const REASM_COUNTER_NAMES: readonly string[] = [
-  'fragments',
-  'datagrams',
-  'fragments_reassembled',
-  'drop_overlap',
-  'drop_duplicate',
-  'drop_too_big',
-  'drop_timeout',
-  'drop_memory',
-  'drop_tiny_first',
-  'drop_malformed',
-  'drop_no_room',
-  'queues_failed',
-];
-
-/** The counters that count dropped fragments: with the held and reassembled ones they add up to `Fragments`. */
-export const REASM_DROP_COUNTERS: readonly ReasmCounter[] = [
-  ReasmCounter.Overlap,
-  ReasmCounter.Duplicate,
-  ReasmCounter.TooBig,
-  ReasmCounter.Timeout,
-  ReasmCounter.Memory,
-  ReasmCounter.TinyFirst,
-  ReasmCounter.Malformed,
-  ReasmCounter.NoRoom,
-];
-
-export const enum ReasmStatus {
-  /** Kept in its queue; the datagram is not complete yet. */
-  Held = 0,
-  /** The datagram is complete: `length` bytes at the caller's `out[outOff]`. */
-  Complete = 1,
-  /** Dropped (perhaps with its queue); `dropReason` says why. */
-  Dropped = 2,
-}
 
 export interface ReassemblerOptions {
   family: 4 | 6;
@@ -153,40 +94,8 @@ const PLACE_OK = 0;
 const PLACE_DUP = 1;
 const PLACE_OVERLAP = 2;
 
-/**
- * Copies src[from, from+len) to dst[to]. V8 runs a byte loop at a few ns a
- * byte and `set` at a few hundredths, but `set` needs a view object: the
- * loop for header-sized copies, `set` (one short-lived view, as ToaWriter's
- * split pays) for data.
- */
-export function moveBytes(
-  dst: Uint8Array,
-  to: number,
-  src: Uint8Array,
-  from: number,
-  len: number,
-): void {
-  if (len < MOVE_BY_SET) {
-    for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
-  } else {
-    dst.set(src.subarray(from, from + len), to);
-  }
-}
-const MOVE_BY_SET = 64;
-
 function read32(b: Uint8Array, o: number): number {
   return (b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!;
-}
-
-/**
- * Bytes a first fragment must hold of its transport header (RFC 1858, RFC
- * 7112; the sizes of Linux's `ipv6frag_thdr_truncated`).
- */
-export function transportMinimum(protocol: number): number {
-  if (protocol === IPPROTO_TCP) return 20;
-  if (protocol === IPPROTO_UDP || protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6)
-    return 8;
-  return 1;
 }
 
 export class Reassembler {
@@ -210,11 +119,8 @@ export class Reassembler {
    */
   maxFragmentSize = 0;
 
-  // ---- the arena: fixed-size blocks chained per fragment ----
-  private readonly arena: Uint8Array;
-  private readonly blockNext: Int32Array;
-  private readonly blockFree: Int32Array;
-  private blockFreeTop: number;
+  /** Fragments' bytes: fixed-size blocks chained per fragment. */
+  private readonly arena: BlockArena;
 
   // ---- fragment records, in offset order per queue; a run's head holds its end and last fragment ----
   private readonly fOff: Int32Array;
@@ -286,11 +192,7 @@ export class Reassembler {
     const queues = Math.floor(
       this.highThresh / (REASM_BLOCK + REASM_FRAGMENT_COST + REASM_QUEUE_COST),
     );
-    this.arena = new Uint8Array(blocks * REASM_BLOCK);
-    this.blockNext = new Int32Array(blocks);
-    this.blockFree = new Int32Array(blocks);
-    for (let i = 0; i < blocks; i++) this.blockFree[i] = blocks - 1 - i;
-    this.blockFreeTop = blocks;
+    this.arena = new BlockArena(blocks);
     this.fOff = new Int32Array(frags);
     this.fEnd = new Int32Array(frags);
     this.fHdr = new Int32Array(frags);
@@ -330,10 +232,8 @@ export class Reassembler {
 
   /** Bytes of every preallocated array: what the reassembler holds however busy it is. */
   get footprintBytes(): number {
-    let n = this.arena.byteLength + this.counters.byteLength + this.key.byteLength;
+    let n = this.arena.footprintBytes + this.counters.byteLength + this.key.byteLength;
     for (const a of [
-      this.blockNext,
-      this.blockFree,
       this.fOff,
       this.fEnd,
       this.fHdr,
@@ -566,7 +466,7 @@ export class Reassembler {
       this.placeJoins = false;
     }
     const stored = hdr + end - offset;
-    const blocks = ((stored + REASM_BLOCK - 1) / REASM_BLOCK) | 0;
+    const blocks = BlockArena.blocksFor(stored);
     const cost = blocks * REASM_BLOCK + REASM_FRAGMENT_COST + (q < 0 ? REASM_QUEUE_COST : 0);
     if (this.bytesCharged + cost > this.highThresh) {
       this.dropFragment(ReasmCounter.Memory);
@@ -691,12 +591,7 @@ export class Reassembler {
   private release(q: number): void {
     let f = this.qFirst[q]!;
     while (f >= 0) {
-      let blk = this.fBlock[f]!;
-      while (blk >= 0) {
-        const next = this.blockNext[blk]!;
-        this.blockFree[this.blockFreeTop++] = blk;
-        blk = next;
-      }
+      this.arena.release(this.fBlock[f]!);
       const next = this.fNext[f]!;
       this.fragFree[this.fragFreeTop++] = f;
       f = next;
@@ -772,60 +667,16 @@ export class Reassembler {
     dataLen: number,
     blocks: number,
   ): number {
-    let first = -1;
-    let prev = -1;
-    for (let k = 0; k < blocks; k++) {
-      const blk = this.blockFree[--this.blockFreeTop]!;
-      this.blockNext[blk] = -1;
-      if (prev < 0) first = blk;
-      else this.blockNext[prev] = blk;
-      prev = blk;
-    }
-    this.copyIn(first, 0, b, off, hdr);
-    this.copyIn(first, hdr, b, dataStart, dataLen);
+    const first = this.arena.take(blocks);
+    this.arena.write(first, 0, b, off, hdr);
+    this.arena.write(first, hdr, b, dataStart, dataLen);
     return first;
-  }
-
-  /** Copies b[from, from+len) into the chain at `blk`, from byte `skip` of it. */
-  private copyIn(blk: number, skip: number, b: Uint8Array, from: number, len: number): void {
-    while (skip >= REASM_BLOCK) {
-      blk = this.blockNext[blk]!;
-      skip -= REASM_BLOCK;
-    }
-    const a = this.arena;
-    while (len > 0) {
-      const at = blk * REASM_BLOCK + skip;
-      const n = len < REASM_BLOCK - skip ? len : REASM_BLOCK - skip;
-      moveBytes(a, at, b, from, n);
-      from += n;
-      len -= n;
-      skip = 0;
-      blk = this.blockNext[blk]!;
-    }
-  }
-
-  /** Copies `len` stored bytes of the chain at `blk`, from byte `skip` of it, to out[to]. */
-  private loadBytes(blk: number, skip: number, len: number, out: Uint8Array, to: number): void {
-    while (skip >= REASM_BLOCK) {
-      blk = this.blockNext[blk]!;
-      skip -= REASM_BLOCK;
-    }
-    const a = this.arena;
-    while (len > 0) {
-      const at = blk * REASM_BLOCK + skip;
-      const n = len < REASM_BLOCK - skip ? len : REASM_BLOCK - skip;
-      moveBytes(out, to, a, at, n);
-      to += n;
-      len -= n;
-      skip = 0;
-      blk = this.blockNext[blk]!;
-    }
   }
 
   /** Writes the queue's data behind a header of `hdrLen` at out[outOff]. */
   private loadData(q: number, out: Uint8Array, outOff: number, hdrLen: number): void {
     for (let f = this.qFirst[q]!; f >= 0; f = this.fNext[f]!) {
-      this.loadBytes(
+      this.arena.read(
         this.fBlock[f]!,
         this.fHdr[f]!,
         this.fEnd[f]! - this.fOff[f]!,
@@ -849,7 +700,7 @@ export class Reassembler {
     if (total > MAX_DATAGRAM) return this.failComplete(q, ReasmCounter.TooBig);
     if (ecn < 0) return this.failComplete(q, ReasmCounter.Malformed);
     if (outOff < 0 || outOff + total > out.length) return this.failComplete(q, ReasmCounter.NoRoom);
-    this.loadBytes(this.fBlock[first]!, 0, ihl, out, outOff);
+    this.arena.read(this.fBlock[first]!, 0, ihl, out, outOff);
     this.loadData(q, out, outOff, ihl);
     out[outOff + 1] = out[outOff + 1]! | ecn;
     set16(out, outOff + 2, total);
@@ -868,7 +719,7 @@ export class Reassembler {
     if (ecn < 0) return this.failComplete(q, ReasmCounter.Malformed);
     const total = IPV6_HEADER + payload;
     if (outOff < 0 || outOff + total > out.length) return this.failComplete(q, ReasmCounter.NoRoom);
-    this.loadBytes(this.fBlock[first]!, 0, hdr, out, outOff);
+    this.arena.read(this.fBlock[first]!, 0, hdr, out, outOff);
     this.loadData(q, out, outOff, hdr);
     out[outOff + this.qNhAt[q]!] = this.qNextHeader[q]!;
     set16(out, outOff + 4, payload);

@@ -36,6 +36,29 @@ export function copyBytes(
   for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
 }
 
+/** From this length on, a native copy beats the byte loop despite its view object. */
+const MOVE_BY_SET = 64;
+
+/**
+ * Copies src[from, from+len) to dst[to]. V8 runs a byte loop at a few ns a
+ * byte and `set` at a few hundredths, but `set` needs a view object: the
+ * loop for header-sized copies, `set` (one short-lived view, as ToaWriter's
+ * split pays) for data.
+ */
+export function moveBytes(
+  dst: Uint8Array,
+  to: number,
+  src: Uint8Array,
+  from: number,
+  len: number,
+): void {
+  if (len < MOVE_BY_SET) {
+    for (let i = 0; i < len; i++) dst[to + i] = src[from + i]!;
+  } else {
+    dst.set(src.subarray(from, from + len), to);
+  }
+}
+
 export function ipv4ToString(a: number): string {
   return `${a >>> 24}.${(a >>> 16) & 0xff}.${(a >>> 8) & 0xff}.${a & 0xff}`;
 }

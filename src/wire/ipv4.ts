@@ -219,3 +219,14 @@ export function finishIpv4Header(
     get16(b, o + Ipv4Field.Dst + 2);
   set16(b, o + Ipv4Field.Checksum, finishChecksum(sum));
 }
+
+/**
+ * Bytes a first fragment must hold of its transport header (RFC 1858, RFC
+ * 7112; the sizes of Linux's `ipv6frag_thdr_truncated`).
+ */
+export function transportMinimum(protocol: number): number {
+  if (protocol === IPPROTO_TCP) return 20;
+  if (protocol === IPPROTO_UDP || protocol === IPPROTO_ICMP || protocol === IPPROTO_ICMPV6)
+    return 8;
+  return 1;
+}

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FragmentError, Fragmenter } from '../../src/engine/fragment.js';
 import { PacketPool, type Packet } from '../../src/engine/packet.js';
-import { ReasmCounter, Reassembler } from '../../src/engine/reassembly.js';
+import { ReasmCounter } from '../../src/engine/reassembly-counters.js';
+import { Reassembler } from '../../src/engine/reassembly.js';
 import { get16, get32, set16 } from '../../src/wire/bytes.js';
 import { finishChecksum, sumWords } from '../../src/wire/checksum.js';
 import {

@@ -13,7 +13,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReasmCounter, ReasmStatus, Reassembler } from '../../src/engine/reassembly.js';
+import { ReasmCounter, ReasmStatus } from '../../src/engine/reassembly-counters.js';
+import { Reassembler } from '../../src/engine/reassembly.js';
 import { get16, set16, set32 } from '../../src/wire/bytes.js';
 import { finishChecksum, sumWords } from '../../src/wire/checksum.js';
 import { IPPROTO_TCP } from '../../src/wire/ipv4.js';

@@ -8,10 +8,9 @@ import {
   REASM_HIGH_THRESH,
   REASM_LOW_THRESH,
   REASM_QUEUE_COST,
-  ReasmCounter,
-  ReasmStatus,
   Reassembler,
 } from '../../src/engine/reassembly.js';
+import { ReasmCounter, ReasmStatus } from '../../src/engine/reassembly-counters.js';
 import { get16, set16, set32 } from '../../src/wire/bytes.js';
 import { finishChecksum, sumWords } from '../../src/wire/checksum.js';
 import { IPPROTO_TCP } from '../../src/wire/ipv4.js';

@@ -11,8 +11,8 @@ import {
   REASM_DROP_COUNTERS,
   ReasmCounter,
   ReasmStatus,
-  type Reassembler,
-} from '../../src/engine/reassembly.js';
+} from '../../src/engine/reassembly-counters.js';
+import type { Reassembler } from '../../src/engine/reassembly.js';
 import { pattern } from './packets.js';
 
 export const SRC4 = 0xcb007101; // 203.0.113.1
