@@ -27,9 +27,37 @@ export const COUNTER_NAMES = [
   'conns_expired_nodest',
   'malformed_dropped',
   'bad_checksum_dropped',
+  /** IPv4 fragments not addressed to a VIP or a LIP. */
   'fragment_dropped',
-  /** IPv6 packets with a Fragment header (the LB does not reassemble). */
+  /** IPv6 fragments not addressed to a VIP or a LIP. */
   'ipv6_fragment_dropped',
+  /** Fragments addressed to a VIP or a LIP, taken by the reassembler (fragment-input.ts). */
+  'fragments_received',
+  /** Datagrams put back together; each went on as one packet. */
+  'datagrams_reassembled',
+  /** Fragments that went into a reassembled datagram, less one per datagram (which stands for it). */
+  'fragments_merged',
+  /** Fragments the reassembler dropped, for one of the reasons below. */
+  'fragment_reasm_dropped',
+  /** Fragments overlapping data already held: the whole datagram dropped (RFC 5722). */
+  'reasm_overlap',
+  'reasm_duplicate',
+  /** Datagrams that would exceed 65535 bytes. */
+  'reasm_too_big',
+  /** Incomplete after 30 s (IPv4) / 60 s (IPv6) from the first fragment. */
+  'reasm_timeout',
+  /** Over the memory bound (4 MiB per family, as ipfrag_high_thresh): refused, or held by an evicted queue. */
+  'reasm_memory',
+  /** A first fragment without the whole transport header (RFC 1858, RFC 7112). */
+  'reasm_tiny_first',
+  'reasm_malformed',
+  'reasm_no_room',
+  /** Fragments the LB sent for datagrams larger than the device MTU after translation. */
+  'fragments_sent',
+  /** A reassembled datagram's translation, too large for the device MTU with DF set: not sent (its fate is counted already). */
+  'refragment_df_dropped',
+  /** Not sent: the fragmenter refused it (malformed, MTU below the minimum). */
+  'refragment_failed',
   /** IPv6 packets with a Routing header whose segments left is not 0 (the LB is not their final destination). */
   'ipv6_routing_dropped',
   'not_tcp_dropped',
@@ -130,6 +158,9 @@ export const DROP_COUNTERS: readonly CounterName[] = [
   'bad_checksum_dropped',
   'fragment_dropped',
   'ipv6_fragment_dropped',
+  // Fragments: those still held count in `Engine.heldFragments`.
+  'fragments_merged',
+  'fragment_reasm_dropped',
   'ipv6_routing_dropped',
   'not_tcp_dropped',
   'no_service_dropped',

@@ -6,6 +6,7 @@ import { CF_IN_USE, CF_IPV6, type ConnTable } from './conn-table.js';
 import { Connections } from './connections.js';
 import { EngineContext } from './context.js';
 import { C } from './counters.js';
+import { FragmentInput } from './fragment-input.js';
 import { IcmpInput } from './icmp-input.js';
 import { Icmp6Errors } from './icmp6-error.js';
 import { Icmp6Input } from './icmp6-input.js';
@@ -85,6 +86,7 @@ export class Engine {
   private readonly unknownFlow: UnknownFlowReplies;
   private readonly transfer: TableTransfer;
   private readonly icmp: IcmpInput;
+  private readonly fragments: FragmentInput;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -118,6 +120,7 @@ export class Engine {
     const errors6 = new Icmp6Errors(ctx);
     const nat6 = new Nat6(ctx, this.synproxy);
     const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.synproxy);
+    this.fragments = new FragmentInput(ctx, this);
     this.v6 = new Ipv6Path(
       ctx,
       this.conns,
@@ -128,6 +131,7 @@ export class Engine {
       this.synproxy,
       this.unknown,
       new Icmp6Input(ctx, errors6),
+      this.fragments,
     );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
@@ -305,6 +309,28 @@ export class Engine {
     return this.synproxy.heldPackets;
   }
 
+  /** Fragments held by the reassemblers, waiting for the rest of their datagram. */
+  get heldFragments(): number {
+    return this.fragments.heldFragments;
+  }
+
+  /** Bytes the reassemblers preallocated (made on the first fragment of their family). */
+  get reassemblyFootprintBytes(): number {
+    return this.fragments.footprintBytes;
+  }
+
+  /**
+   * A datagram the reassembler put back together: its fragments were
+   * counted in rx_packets/rx_bytes on arrival, so it goes through
+   * `process` without being counted again.
+   */
+  processReassembled(p: Packet): void {
+    const ctx = this.ctx;
+    ctx.add(C.rx_packets, -1);
+    ctx.add(C.rx_bytes, -p.length);
+    this.process(p);
+  }
+
   /**
    * Sets the engine clock (ms since the engine started, below 2^32) and runs
    * connection timers up to it. The I/O loop calls it once per batch, so
@@ -314,6 +340,7 @@ export class Engine {
     this.ctx.setClock(now);
     this.synproxy.onTick(now);
     this.table.advance(now, this.conns.onExpire);
+    this.fragments.expire(now);
   }
 
   /** Takes ownership of `p`: it is either emitted (possibly rewritten or split) or returned to the pool. */
@@ -336,7 +363,7 @@ export class Engine {
     // Link-layer padding may follow the datagram.
     p.length = ip.totalLength;
     if (ip.isFragment) {
-      ctx.drop(p, C.fragment_dropped);
+      this.fragments.receive4(p);
       return;
     }
     if (ip.protocol !== IPPROTO_TCP) {

@@ -23,6 +23,7 @@ import { OptionPlan, ToaWriter } from './toa-insert.js';
 import { TokenBucket } from './token-bucket.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
 import type { UnknownServiceReplies } from './unknown-service.js';
+import type { FragmentInput } from './fragment-input.js';
 
 /**
  * IPv6 packets (DPVS's IPv6 and NAT64 handlers): the header checked and its
@@ -32,10 +33,11 @@ import type { UnknownServiceReplies } from './unknown-service.js';
  * other protocol is dropped. The IPv4 data path never comes here:
  * `Engine.process` hands over only packets whose version nibble is 6.
  *
- * Extension headers: a Fragment header (any fragment, even an atomic one)
- * and a Routing header with segments left are dropped and counted
- * (`ipv6_fragment_dropped`, `ipv6_routing_dropped`): the LB would have to
- * reassemble, or is not the final destination. Every other one (hop-by-hop,
+ * Extension headers: a fragment (even an atomic one) addressed to a VIP or
+ * a LIP goes to the reassembler (fragment-input.ts) and comes back as a
+ * whole datagram; any other fragment, and a Routing header with segments
+ * left, are dropped and counted (`ipv6_fragment_dropped`,
+ * `ipv6_routing_dropped`): the LB is not their final destination. Every other one (hop-by-hop,
  * destination options, a spent routing header, AH) is walked and left out
  * of the forwarded packet, which carries the fixed header and TCP only: none
  * of them means anything to the other leg, whose addresses are the LB's.
@@ -62,6 +64,7 @@ export class Ipv6Path implements SynProxyReplay6 {
     private readonly synproxy: SynProxy,
     private readonly unknownService: UnknownServiceReplies,
     private readonly icmp6: Icmp6Input,
+    private readonly fragments: FragmentInput,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.options = new ClientOptions(ctx, this.toa, synproxy);
@@ -132,7 +135,11 @@ export class Ipv6Path implements SynProxyReplay6 {
     // Link-layer padding may follow the datagram.
     p.length = ip6.totalLength;
     if (ip6.fragmented) {
-      ctx.drop(p, C.ipv6_fragment_dropped);
+      const reg = ctx.reg;
+      const dst = p.start + 24;
+      if (reg.vipSet6.getAt(p.buf, dst, -1) >= 0 || reg.lipSet6.getAt(p.buf, dst, -1) >= 0)
+        this.fragments.receive6(p);
+      else ctx.drop(p, C.ipv6_fragment_dropped);
       return -1;
     }
     if (ip6.routingSegmentsLeft !== 0) {

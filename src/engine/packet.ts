@@ -68,6 +68,7 @@ export class PacketPool {
   private readonly free: Packet[] = [];
   private freeCount = 0;
   private readonly smallFree: Packet[] = [];
+  private readonly largeFree: Packet[] = [];
   readonly bufferSize: number;
   /** Packets ever created; grows only when the pool runs dry. */
   created = 0;
@@ -115,9 +116,26 @@ export class PacketPool {
     return p;
   }
 
+  /**
+   * A packet whose buffer holds any IP datagram (65535 bytes behind the
+   * headroom), for a datagram put back together from fragments when this
+   * pool's buffers are smaller. `give` takes it back into its own free list.
+   */
+  takeLarge(): Packet {
+    if (this.bufferSize >= GSO_BUFFER_SIZE) return this.take();
+    const p = this.largeFree.pop() ?? new Packet(GSO_BUFFER_SIZE);
+    p.start = DEFAULT_HEADROOM;
+    p.length = 0;
+    p.gsoSize = 0;
+    p.gsoType = 0;
+    p.csumPartial = false;
+    return p;
+  }
+
   give(p: Packet): void {
     if (p.buf.length !== this.bufferSize) {
-      this.smallFree.push(p);
+      if (p.buf.length === GSO_BUFFER_SIZE) this.largeFree.push(p);
+      else this.smallFree.push(p);
       return;
     }
     if (this.freeCount < this.free.length) this.free[this.freeCount] = p;

@@ -76,14 +76,17 @@ test('IPv6 to an engine without IPv6 services, with any extension-header chain: 
   }
 });
 
-test('IPv4 fragments (MF set or a non-zero offset) are dropped and counted, checksums valid or not', () => {
+test('IPv4 fragments (MF set or a non-zero offset) to a VIP or a LIP go to the reassembler: counted once, nothing incomplete sent', () => {
   const c = corpus('fullnat');
   const f = new Fuzzer('fullnat', 1, c);
   for (const pkt of c.fragments) {
-    const before = f.engine.counters[C.fragment_dropped]!;
+    const before = f.engine.counters[C.fragments_received]!;
     ok(f, f.feed(pkt), 'fragment');
-    assert.equal(f.engine.counters[C.fragment_dropped]!, before + 1, f.inputHex());
+    assert.equal(f.engine.counters[C.fragments_received]!, before + 1, f.inputHex());
+    assert.equal(f.engine.outCount, 0, f.inputHex());
   }
+  assert.equal(f.engine.counters[C.datagrams_reassembled], 0);
+  assert.ok(f.engine.counters[C.reasm_tiny_first]! > 0, 'the 8-byte first fragment refused');
 });
 
 test('client TOAs of every shape: the RS reads the client, never the forged address, where the policy promises it', () => {
@@ -214,7 +217,7 @@ test('SYNPROXY: a held packet counts as held until it is replayed, then as forwa
     const f = new Fuzzer(policy, 1, c);
     const e = f.engine;
     const identity = (): void => {
-      let n = e.counters[C.forwarded_packets]! + e.heldPackets;
+      let n = e.counters[C.forwarded_packets]! + e.heldPackets + e.heldFragments;
       for (const d of DROP_COUNTERS) n += e.counters[C[d]]!;
       assert.equal(n, e.counters[C.rx_packets]!, `${policy}: rx == forwarded + drops + held`);
     };

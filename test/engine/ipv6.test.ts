@@ -365,7 +365,7 @@ function synThrough(ext: Segment6Spec['ext']): Uint8Array {
   });
 }
 
-test('extension headers: walked and left out of the forwarded packet; fragments and routing with segments left dropped and counted', () => {
+test('extension headers: walked and left out of the forwarded packet; fragments to the VIP reassembled; routing with segments left dropped and counted', () => {
   const e = makeEngine('fullnat');
   const hbh = new Uint8Array(8);
   hbh[2] = 1;
@@ -381,10 +381,16 @@ test('extension headers: walked and left out of the forwarded packet; fragments 
   const outs = feed(e, syn).map(decode);
   assert.equal(outs.length, 1);
   assert.equal(outs[0]!.bytes.length, 60);
+  // An atomic fragment (offset 0, M clear) to the VIP is a whole datagram (RFC 6946): it goes on.
   const frag = new Uint8Array(8);
   const fragged = synThrough([{ type: 44, body: frag }]);
-  assert.equal(feed(e, fragged).length, 0);
-  assert.equal(e.counter('ipv6_fragment_dropped'), 1);
+  assert.equal(feed(e, fragged).length, 1);
+  assert.equal(e.counter('datagrams_reassembled'), 1);
+  // A last fragment (offset 8) waits for the first; nothing goes out.
+  frag[3] = 8;
+  assert.equal(feed(e, synThrough([{ type: 44, body: frag }])).length, 0);
+  assert.equal(e.heldFragments, 1);
+  assert.equal(e.counter('ipv6_fragment_dropped'), 0, 'fragments to a VIP are not dropped');
   const rt = new Uint8Array(24);
   rt[1] = 2;
   rt[2] = 4;

@@ -276,7 +276,7 @@ function run(seed: number, synProxy: boolean, steps: number): void {
       t.count,
       `${w}: created − released`,
     );
-    let accounted = e.counters[C.forwarded_packets]! + e.heldPackets;
+    let accounted = e.counters[C.forwarded_packets]! + e.heldPackets + e.heldFragments;
     for (const d of DROP_COUNTERS) accounted += e.counters[C[d]]!;
     assert.equal(accounted, e.counters[C.rx_packets], `${w}: every packet counted once`);
     // A client's SYN (or SYNPROXY's cookie ACK) never reaches a quiesced or removed RS, be it

@@ -119,14 +119,14 @@ export function feedRaw(
   return drainOutput(e);
 }
 
-/** Packets accounted for: forwarded, counted by a drop counter, or still held by SYNPROXY. */
+/** Packets accounted for: forwarded, counted by a drop counter, or still held by SYNPROXY or the reassembler. */
 export function accountedPackets(e: Engine): number {
-  let n = e.counter('forwarded_packets') + e.heldPackets;
+  let n = e.counter('forwarded_packets') + e.heldPackets + e.heldFragments;
   for (const d of DROP_COUNTERS) n += e.counter(d);
   return n;
 }
 
-/** Every received packet in exactly one of forwarded, a drop counter, or SYNPROXY's held packets. */
+/** Every received packet in exactly one of forwarded, a drop counter, or held (SYNPROXY, the reassembler). */
 export function assertCountedOnce(e: Engine): void {
   assert.equal(e.counter('rx_packets'), accountedPackets(e));
 }
