@@ -368,5 +368,8 @@ int toa_peername6(struct bpf_sock_addr *ctx)
 	return 1;
 }
 
+/* The UDP half (UOA): one object, one set of pins, the trusted-LB tries shared. */
+#include "uoa.bpf.c"
+
 /* Only helpers without gpl_only are used, so the project's own license is fine here. */
 char LICENSE[] SEC("license") = "Apache-2.0";
