@@ -1,6 +1,7 @@
 /**
- * `fullnat rs attach|detach|status|exec`: the eBPF TOA receiver on a real
- * server, so an unmodified server sees the client's address (see ebpf.ts).
+ * `fullnat rs attach|detach|status|exec`: the eBPF TOA and UOA receiver on a
+ * real server, so an unmodified server sees the client's address over TCP
+ * and UDP (see ebpf.ts, tc.ts).
  *
  * `runRs(args)` parses its own arguments (everything after `rs`), so that
  * `exec -- CMD ARGS…` reaches the command untouched; wire it like `ctl`:
@@ -26,27 +27,38 @@ import {
   parseTrustList,
   RealServerError,
   status,
+  UOA_MAP_MAX,
+  type AttachOptions,
   type EbpfOptions,
   type Status,
   type TrustPrefix,
   type TrustState,
 } from './ebpf.js';
+import type { TcAttachResult } from './tc.js';
 
 export const RS_USAGE = `Usage: fullnat rs <command> [options]
 
-The TOA receiver for real servers, in eBPF (no kernel module): an unmodified
-server started inside the cgroup sees the client's address (from the load
-balancer's TOA option) in accept() and getpeername().
+The TOA and UOA receiver for real servers, in eBPF (no kernel module): an
+unmodified server started inside the cgroup sees the client's address — TCP:
+from the load balancer's TOA option, in accept() and getpeername(); UDP: from
+its UOA (DPVS's ipo and opp formats, as uoa.ko reads them), in recvfrom(),
+and its sendto() the client goes back through the load balancer.
 
 Commands:
-  attach [--cgroup PATH] [--trust PREFIXES]
-                                    load the programs (once) and attach them to the cgroup
+  attach [--cgroup PATH] [--trust PREFIXES] [--dev IFACE]...
+                                    load the programs (once), attach them to the cgroup
                                     (default <cgroup2 mount>/fullnat-toa, created if missing)
-  detach [--cgroup PATH]            detach from PATH, or from every cgroup; unload when none is left
-  status [--json]                   loaded? attached where? trusted LBs? counters: handshakes
-                                    with TOA / without / malformed / from untrusted peers,
-                                    errors, getpeername rewrites
-  exec [--cgroup PATH] [--trust PREFIXES] -- CMD ARGS
+                                    and the UDP part's tc program to the interfaces' ingress
+  detach [--cgroup PATH] [--dev IFACE]...
+                                    detach from PATH and/or the interfaces named; with neither,
+                                    from every cgroup and every interface; unload when none is left
+  status [--json]                   loaded? attached where? trusted LBs? counters: TCP handshakes
+                                    with TOA / without / malformed / from untrusted peers, errors,
+                                    getpeername rewrites; UDP datagrams with ipo / opp UOA, opp
+                                    shims removed, UOA-only datagrams dropped, untrusted,
+                                    malformed, mappings, recvfrom rewrites, sendto redirects; the
+                                    kernel's InUnknownProtos
+  exec [--cgroup PATH] [--trust PREFIXES] [--dev IFACE]... -- CMD ARGS
                                     attach if needed, move into the cgroup, run CMD there
                                     (stdio inherited, signals forwarded, exits with CMD's code)
 
@@ -62,6 +74,12 @@ Options:
                    --trust REPLACES it; without --trust a first load trusts any peer (and
                    warns: any host that reaches the server can forge its client address), a
                    later attach keeps the list in force. --trust 0.0.0.0/0,::/0 trusts anyone.
+  --dev IFACE      an interface of this network namespace whose ingress runs the UDP part's tc
+                   program (clsact, pref 248); repeatable or comma-separated; default every UP
+                   non-loopback interface; "none": no interface (TCP only). tc acts in the
+                   network namespace fullnat runs in: to serve one, enter it with
+                   \`nsenter --net=/run/netns/NS fullnat rs exec -- CMD\` (\`ip netns exec\`
+                   hides /sys/fs/bpf, where the programs are pinned).
   --pin-dir DIR    bpffs directory for the pins (default $FULLNAT_TOA_PIN_DIR or /sys/fs/bpf/fullnat-toa)
   --object FILE    compiled programs (default build/bpf/toa.bpf.o)
   --json           one JSON document on stdout
@@ -70,7 +88,16 @@ Only sockets created inside the cgroup are covered, so the server must open its
 listening socket after joining it: start it with \`fullnat rs exec -- CMD\`. With
 systemd, either ExecStart=fullnat rs exec --cgroup self -- CMD (attaches to the
 unit's own cgroup, nothing moves) or ExecStartPre=fullnat rs attach --cgroup self.
-Needs root (CAP_BPF+CAP_NET_ADMIN), Linux >= 5.10, cgroup v2, bpftool.
+Needs root (CAP_BPF+CAP_NET_ADMIN), Linux >= 5.10, cgroup v2, bpftool, tc (iproute2).
+
+UDP: the load balancer puts the UOA on a flow's first datagrams. ipo (an IPv4
+option) reaches any server; opp (IP protocol 248) is dropped by a kernel
+without the receiver — the kernel's Ip: InUnknownProtos (nstat -az
+IpInUnknownProtos Ip6InUnknownProtos) grows, and \`status\` prints it: choose
+uoa_mode ipo or off on the load balancer for servers that do not run this.
+A UDP socket connected to the client is connected to the LIP instead (its
+getpeername() reports the LIP); an IPv6 client behind an IPv4 LIP (NAT64) is
+reported as the LIP and counted as unexpressible.
 `;
 
 export interface RsIo {
@@ -89,6 +116,8 @@ interface Parsed {
   /** The --trust values as given (repeatable), checked by parse. */
   trustArgs: string[];
   trust?: TrustPrefix[];
+  /** --dev values, split at commas; undefined: the default interfaces. */
+  devs?: string[];
   json: boolean;
   ebpf: EbpfOptions;
   rest: string[];
@@ -120,7 +149,14 @@ function parse(args: string[]): Parsed {
       p.ebpf.object = value();
     else if (name === '--trust' && (command === 'attach' || command === 'exec'))
       p.trustArgs.push(value());
-    else if (name === '--json' && command !== 'exec') p.json = true;
+    else if (name === '--dev' && command !== 'status') {
+      const devs = value()
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean);
+      if (devs.length === 0) throw new UsageError('--dev needs an interface name');
+      p.devs = [...(p.devs ?? []), ...devs];
+    } else if (name === '--json' && command !== 'exec') p.json = true;
     else if (a === '-h' || a === '--help')
       return { command: 'help', trustArgs: [], json: false, ebpf: {}, rest: [] };
     else if (command === 'exec' && a === '--') {
@@ -134,6 +170,8 @@ function parse(args: string[]): Parsed {
   }
   if (command === 'exec' && p.rest.length === 0)
     throw new UsageError('rs exec needs a command: rs exec [--cgroup PATH] -- CMD ARGS…');
+  if (p.devs && p.devs.includes('none') && p.devs.length > 1)
+    throw new UsageError('--dev none cannot be combined with interface names');
   if (p.trustArgs.length > 0) {
     try {
       p.trust = parseTrustList(p.trustArgs);
@@ -164,6 +202,35 @@ const trustText = (t: TrustState): string =>
       ? 'none (every TOA is ignored)'
       : t.prefixes.join(', ');
 
+function attachOptions(p: Parsed): AttachOptions {
+  return { ...(p.trust ? { trust: p.trust } : {}), ...(p.devs ? { devs: p.devs } : {}) };
+}
+
+/** Where the UDP part runs after an attach. */
+function tcText(tc: readonly TcAttachResult[]): string {
+  const on = tc.filter((t) => t.error === undefined);
+  if (on.length === 0)
+    return 'UDP (UOA) part on no interface (UOAs are not read; --dev IFACE to choose)';
+  return `UDP (UOA) part on the ingress of ${on.map((t) => `${t.dev}${t.attached ? '' : ' (already)'}`).join(', ')}`;
+}
+
+function tcWarnings(tc: readonly TcAttachResult[], io: RsIo): void {
+  for (const t of tc)
+    if (t.error !== undefined)
+      io.err(`fullnat rs: warning: UDP (UOA) part not attached to ${t.dev}: ${t.error}`);
+}
+
+const UNKNOWN_PROTOS_HINT =
+  'grows when opp UOA datagrams (protocol 248) reach a server without the receiver; nstat -az IpInUnknownProtos';
+
+function unknownProtosLines(s: Status): string[] {
+  const u = s.unknownProtos;
+  const v = (n: number | undefined): string => (n === undefined ? 'unreadable' : String(n));
+  return [
+    `  kernel: Ip InUnknownProtos ${v(u.ipv4)}, Ip6InUnknownProtos ${v(u.ipv6)} (${UNKNOWN_PROTOS_HINT})`,
+  ];
+}
+
 /** The human-readable `rs status`. */
 export function formatStatus(s: Status): string[] {
   const lines: string[] = [];
@@ -171,6 +238,7 @@ export function formatStatus(s: Status): string[] {
     lines.push(`TOA receiver: not loaded (no pins in ${s.pinDir})`);
     if (s.problem) lines.push(`  cannot load here: ${s.problem}`);
     else if (!s.objectBuilt) lines.push(`  object ${s.object} is not built`);
+    lines.push(...unknownProtosLines(s));
     return lines;
   }
   lines.push(`TOA receiver: loaded, pinned at ${s.pinDir}`);
@@ -194,8 +262,30 @@ export function formatStatus(s: Status): string[] {
     ['IPv6 TOA on an IPv4 socket', c.v6OnV4Socket],
     ['TOAs ignored (peer not trusted)', c.untrusted],
   ];
-  const w = Math.max(...rows.map(([k]) => k.length));
+  const u = s.uoa.counters;
+  const udpRows: [string, number | string][] = [
+    ['datagrams with an ipo UOA', u.ipo],
+    ['opp datagrams (protocol 248)', u.opp],
+    ['opp shims removed', u.oppStripped],
+    ['UOA-only datagrams dropped', u.emptyDropped],
+    ['UOAs ignored (source not trusted)', u.untrusted],
+    ['malformed UOA / opp header', u.malformed],
+    ['client mappings recorded', u.recorded],
+    ['client mappings held', `${s.uoa.mappings} (of ${UOA_MAP_MAX}, LRU)`],
+    ['recvfrom sources rewritten', u.recvRewrites],
+    ['sendto/connect redirected to LIP', u.sendRedirects],
+    ['client family not expressible', u.unexpressible],
+    ['UDP errors (map update / shim)', u.errors],
+  ];
+  const w = Math.max(...[...rows, ...udpRows].map(([k]) => k.length));
   for (const [k, v] of rows) lines.push(`  ${k.padEnd(w)}  ${v}`);
+  lines.push(
+    s.uoa.tc.length === 0
+      ? '  UDP (UOA): on no interface of this network namespace (run: fullnat rs attach [--dev IFACE])'
+      : `  UDP (UOA): tc ingress of ${s.uoa.tc.map((t) => `${t.dev} (${t.program}, id ${t.id})`).join(', ')}`,
+  );
+  for (const [k, v] of udpRows) lines.push(`  ${k.padEnd(w)}  ${v}`);
+  lines.push(...unknownProtosLines(s));
   return lines;
 }
 
@@ -300,9 +390,10 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
         io.out(RS_USAGE.trimEnd());
         return 0;
       case 'attach': {
-        const r = attach(p.cgroup, p.ebpf, p.trust ? { trust: p.trust } : {});
+        const r = attach(p.cgroup, p.ebpf, attachOptions(p));
         const warning = trustWarning(r.trust);
         if (warning) io.err(warning);
+        tcWarnings(r.tc, io);
         if (p.json) io.out(JSON.stringify(r));
         else {
           const what = r.attached.length
@@ -317,6 +408,7 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
             io.out(
               `fullnat rs: TOAs believed only from ${trustText(r.trust)}${r.trustSet ? '' : ' (the list in force; --trust replaces it)'}`,
             );
+          io.out(`fullnat rs: ${tcText(r.tc)}`);
           io.out(
             `fullnat rs: servers must create their listening socket inside it: fullnat rs exec${p.cgroup === undefined ? '' : ` --cgroup ${r.cgroup}`} -- CMD`,
           );
@@ -324,12 +416,13 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
         return 0;
       }
       case 'detach': {
-        const r = detach(p.cgroup, p.ebpf);
+        const r = detach(p.cgroup, p.ebpf, p.devs);
         if (p.json) io.out(JSON.stringify(r));
         else {
-          if (r.detached.length === 0)
+          if (r.detached.length === 0 && r.tcDetached.length === 0)
             io.out(`fullnat rs: TOA receiver was not attached${r.cgroup ? ` to ${r.cgroup}` : ''}`);
           for (const c of r.detached) io.out(`fullnat rs: detached from ${c}`);
+          for (const d of r.tcDetached) io.out(`fullnat rs: UDP (UOA) program removed from ${d}`);
           if (r.unloaded) io.out(`fullnat rs: programs unloaded (pins in ${r.pinDir} removed)`);
           if (r.removedCgroup) io.out(`fullnat rs: removed the empty cgroup ${r.removedCgroup}`);
         }
@@ -343,9 +436,11 @@ export async function runRs(args: string[], io: RsIo = defaultIo): Promise<numbe
       }
       case 'exec': {
         const self = p.cgroup === 'self';
-        const r = attach(p.cgroup, p.ebpf, p.trust ? { trust: p.trust } : {});
+        const r = attach(p.cgroup, p.ebpf, attachOptions(p));
         if (r.attached.length || r.loaded)
           io.err(`fullnat rs: TOA receiver attached to ${r.cgroup}`);
+        if (r.tc.some((t) => t.attached)) io.err(`fullnat rs: ${tcText(r.tc)}`);
+        tcWarnings(r.tc, io);
         const warning = trustWarning(r.trust);
         if (warning) io.err(warning);
         if (!self && ownCgroup() !== r.cgroup) enterCgroup(r.cgroup);

@@ -1,20 +1,27 @@
 /**
- * The eBPF TOA receiver on a real server: loads native/bpf/toa.bpf.c (built
- * to build/bpf/toa.bpf.o by scripts/build-bpf.js) with `bpftool`, pins it in
- * bpffs, attaches it to a cgroup v2, reads its counters, and detaches it.
+ * The eBPF TOA and UOA receiver on a real server: loads native/bpf/toa.bpf.c
+ * (with its UDP half, uoa.bpf.c; built to build/bpf/toa.bpf.o by
+ * scripts/build-bpf.js) with `bpftool`, pins it in bpffs, attaches it to a
+ * cgroup v2 and its tc program to the interfaces' ingress (tc.ts), reads its
+ * counters, and detaches it.
  *
  * Once attached, every TCP socket created by a process inside that cgroup (or
  * a descendant) reports the TOA client address from getpeername() and
- * accept(); see the C file for how. An IPv6 client on an AF_INET socket is
- * read from the socket storage instead (toa-peer.ts). No kernel module and no C loader: all
- * BPF system calls are made by bpftool.
+ * accept(); every UDP socket there reports the UOA client from recvfrom()
+ * and sends its replies to that client back to the LIP; see the C files for
+ * how. An IPv6 client on an AF_INET socket is read from the socket storage
+ * instead (toa-peer.ts). No kernel module and no C loader: all BPF system
+ * calls are made by bpftool (and tc, which attaches a pinned program).
  *
  * Layout in bpffs (default pin directory /sys/fs/bpf/fullnat-toa, or
  * $FULLNAT_TOA_PIN_DIR):
  *
- *   <pin>/toa_sockops  <pin>/toa_peername4  <pin>/toa_peername6   programs
+ *   <pin>/toa_sockops  <pin>/toa_peername4  <pin>/toa_peername6   programs (TCP)
+ *   <pin>/uoa_recvmsg4|6  uoa_sendmsg4|6  uoa_connect4|6          programs (UDP)
+ *   <pin>/uoa_ingress  <pin>/uoa_ingress_l3                        tc programs (UDP)
  *   <pin>/maps/toa_sk  <pin>/maps/toa_stats                          maps
- *   <pin>/maps/toa_trust4  <pin>/maps/toa_trust6                     trusted LBs
+ *   <pin>/maps/uoa_map  uoa_rev  uoa_stats                          UDP mappings, counters
+ *   <pin>/maps/toa_trust4  <pin>/maps/toa_trust6                     trusted LBs (both halves)
  *
  * The trusted-LB list (`--trust`, LPM tries of LIP prefixes) belongs to the
  * pins, so every cgroup attached from one pin directory shares it. A fresh
@@ -52,6 +59,16 @@ import {
 } from './trust-prefix.js';
 
 import {
+  TC_PROGRAMS,
+  attachTc,
+  chooseInterfaces,
+  detachTc,
+  tcAttachments,
+  type TcAttachResult,
+  type TcAttachment,
+} from './tc.js';
+import { readUnknownProtos, type UnknownProtos } from './unknown-protos.js';
+import {
   MIN_KERNEL,
   NO_CGROUP2,
   defaultCgroup,
@@ -78,20 +95,53 @@ export const DEFAULT_OBJECT = resolve(
   '../../../build/bpf/toa.bpf.o',
 );
 
-export type AttachKind = 'sock_ops' | 'getpeername4' | 'getpeername6';
+export type AttachKind =
+  | 'sock_ops'
+  | 'getpeername4'
+  | 'getpeername6'
+  | 'recvmsg4'
+  | 'recvmsg6'
+  | 'sendmsg4'
+  | 'sendmsg6'
+  | 'connect4'
+  | 'connect6';
 
-/** The programs in the object, by the names bpftool pins them under. */
+/** The cgroup programs in the object, by the names bpftool pins them under. */
 export const PROGRAMS: readonly { name: string; attach: AttachKind }[] = [
   { name: 'toa_sockops', attach: 'sock_ops' },
   { name: 'toa_peername4', attach: 'getpeername4' },
   { name: 'toa_peername6', attach: 'getpeername6' },
+  { name: 'uoa_recvmsg4', attach: 'recvmsg4' },
+  { name: 'uoa_recvmsg6', attach: 'recvmsg6' },
+  { name: 'uoa_sendmsg4', attach: 'sendmsg4' },
+  { name: 'uoa_sendmsg6', attach: 'sendmsg6' },
+  { name: 'uoa_connect4', attach: 'connect4' },
+  { name: 'uoa_connect6', attach: 'connect6' },
+];
+
+/** Every program pinned: the cgroup ones, then the tc ingress ones (tc.ts attaches those). */
+export const PIN_NAMES: readonly string[] = [
+  ...PROGRAMS.map((p) => p.name),
+  TC_PROGRAMS.ether,
+  TC_PROGRAMS.l3,
 ];
 
 /** The trusted-LB tries (LPM, key = prefix length + address), IPv4 and IPv6. */
 export const TRUST_MAPS = { 4: 'toa_trust4', 6: 'toa_trust6' } as const;
 
 /** The maps bpftool pins under <pin>/maps, by their names in toa.bpf.c. */
-export const MAP_PINS: readonly string[] = ['toa_sk', 'toa_stats', TRUST_MAPS[4], TRUST_MAPS[6]];
+export const MAP_PINS: readonly string[] = [
+  'toa_sk',
+  'toa_stats',
+  TRUST_MAPS[4],
+  TRUST_MAPS[6],
+  'uoa_map',
+  'uoa_rev',
+  'uoa_stats',
+];
+
+/** Entries per UOA map (LRU); keep in sync with UOA_MAP_MAX in uoa.bpf.c. */
+export const UOA_MAP_MAX = 65536;
 
 /** statfs(2) f_type of a bpf filesystem (BPF_FS_MAGIC, linux/magic.h). */
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -109,6 +159,23 @@ export const STAT_NAMES = [
 export type StatName = (typeof STAT_NAMES)[number];
 export type Counters = Record<StatName, number>;
 
+/** The UDP half's counter names, in the order of the UOA_STAT_* indexes in uoa.bpf.c. */
+export const UOA_STAT_NAMES = [
+  'ipo',
+  'opp',
+  'oppStripped',
+  'emptyDropped',
+  'untrusted',
+  'malformed',
+  'recorded',
+  'recvRewrites',
+  'sendRedirects',
+  'unexpressible',
+  'errors',
+] as const;
+export type UoaStatName = (typeof UOA_STAT_NAMES)[number];
+export type UoaCounters = Record<UoaStatName, number>;
+
 /** bpftool ≥ 7 prints the libbpf names, older ones the short names; both are accepted on input. */
 const ATTACH_ALIASES: Record<string, AttachKind> = {
   sock_ops: 'sock_ops',
@@ -117,6 +184,18 @@ const ATTACH_ALIASES: Record<string, AttachKind> = {
   cgroup_inet4_getpeername: 'getpeername4',
   getpeername6: 'getpeername6',
   cgroup_inet6_getpeername: 'getpeername6',
+  recvmsg4: 'recvmsg4',
+  cgroup_udp4_recvmsg: 'recvmsg4',
+  recvmsg6: 'recvmsg6',
+  cgroup_udp6_recvmsg: 'recvmsg6',
+  sendmsg4: 'sendmsg4',
+  cgroup_udp4_sendmsg: 'sendmsg4',
+  sendmsg6: 'sendmsg6',
+  cgroup_udp6_sendmsg: 'sendmsg6',
+  connect4: 'connect4',
+  cgroup_inet4_connect: 'connect4',
+  connect6: 'connect6',
+  cgroup_inet6_connect: 'connect6',
 };
 
 export interface EbpfOptions {
@@ -185,7 +264,7 @@ function checkPinDir(pinDir: string): void {
 function removePins(dir: string): boolean {
   if (!existsSync(dir)) return true;
   checkPinDir(dir);
-  for (const p of PROGRAMS) rmSync(join(dir, p.name), { force: true });
+  for (const p of PIN_NAMES) rmSync(join(dir, p), { force: true });
   for (const m of MAP_PINS) rmSync(join(dir, 'maps', m), { force: true });
   for (const d of [join(dir, 'maps'), dir]) {
     try {
@@ -320,11 +399,11 @@ interface BpftoolProg {
 /** Pinned program id by name; missing pins are absent. */
 function pinnedPrograms(r: Resolved): Map<string, number> {
   const ids = new Map<string, number>();
-  for (const p of PROGRAMS) {
-    const path = join(r.pinDir, p.name);
+  for (const name of PIN_NAMES) {
+    const path = join(r.pinDir, name);
     if (!existsSync(path)) continue;
     try {
-      ids.set(p.name, bpftoolJson<BpftoolProg>(r, ['prog', 'show', 'pinned', path]).id);
+      ids.set(name, bpftoolJson<BpftoolProg>(r, ['prog', 'show', 'pinned', path]).id);
     } catch {
       // a stale or foreign pin: treated as missing
     }
@@ -461,7 +540,7 @@ function loadPinned(
   trust: readonly TrustPrefix[],
 ): { ids: Map<string, number>; loaded: boolean } {
   let ids = pinnedPrograms(r);
-  if (ids.size === PROGRAMS.length) return { ids, loaded: false };
+  if (ids.size === PIN_NAMES.length) return { ids, loaded: false };
   if (ids.size > 0)
     throw new RealServerError(
       `incomplete pins in ${r.pinDir} (only ${[...ids.keys()].join(', ')}): run \`fullnat rs detach\` first`,
@@ -483,15 +562,15 @@ function loadPinned(
     if (code === 'ENOTEMPTY' || code === 'EEXIST') {
       // A concurrent `rs attach` won the race; its pins are as good as ours.
       ids = pinnedPrograms(r);
-      if (ids.size === PROGRAMS.length) return { ids, loaded: false };
+      if (ids.size === PIN_NAMES.length) return { ids, loaded: false };
     }
     if (err instanceof RealServerError) throw err;
     throw new RealServerError(`cannot pin the programs at ${r.pinDir}: ${(err as Error).message}`);
   }
   ids = pinnedPrograms(r);
-  if (ids.size !== PROGRAMS.length)
+  if (ids.size !== PIN_NAMES.length)
     throw new RealServerError(
-      `bpftool loaded ${r.object} but the programs ${PROGRAMS.map((p) => p.name).join(', ')} are not all pinned in ${r.pinDir}`,
+      `bpftool loaded ${r.object} but the programs ${PIN_NAMES.join(', ')} are not all pinned in ${r.pinDir}`,
     );
   return { ids, loaded: true };
 }
@@ -511,6 +590,8 @@ export interface AttachResult {
   trust: TrustState;
   /** The list was set now (from `trust`, or the any-peer default of a fresh load). */
   trustSet: boolean;
+  /** The UDP part: the interfaces of this network namespace whose ingress runs it. */
+  tc: TcAttachResult[];
 }
 
 export interface AttachOptions {
@@ -520,14 +601,20 @@ export interface AttachOptions {
    * is kept. See parseTrustList.
    */
   trust?: readonly TrustPrefix[];
+  /**
+   * The interfaces (of this network namespace) whose ingress gets the UDP
+   * part's tc program; default every UP non-loopback one; ["none"]: none.
+   */
+  devs?: readonly string[];
 }
 
 /**
  * Loads the programs (once; later calls reuse the pins) and attaches them to
- * `cgroup` (default <cgroup2>/fullnat-toa, created if missing). Idempotent:
- * programs already attached there, or in force through an ancestor cgroup,
- * are not attached again (they would run twice and count twice). The
- * trusted-LB list is in place before any program is attached.
+ * `cgroup` (default <cgroup2>/fullnat-toa, created if missing), and the tc
+ * program to the interfaces' ingress. Idempotent: programs already attached
+ * there, or in force through an ancestor cgroup, are not attached again
+ * (they would run twice and count twice). The trusted-LB list is in place
+ * before any program is attached.
  */
 export function attach(
   cgroupArg?: string,
@@ -576,7 +663,18 @@ export function attach(
       if (!cgroupPrograms(r, cgroup).some((q) => q.id === id)) throw err;
     }
   }
-  return { cgroup, pinDir: r.pinDir, loaded, attached, inherited, createdCgroup, trust, trustSet };
+  const tc = attachTc(r.pinDir, ids, chooseInterfaces(a.devs), a.devs === undefined);
+  return {
+    cgroup,
+    pinDir: r.pinDir,
+    loaded,
+    attached,
+    inherited,
+    createdCgroup,
+    trust,
+    trustSet,
+    tc,
+  };
 }
 
 export interface DetachResult {
@@ -586,30 +684,49 @@ export interface DetachResult {
   removedCgroup?: string;
   /** cgroups the programs were detached from. */
   detached: string[];
+  /** Interfaces (of this network namespace) whose tc ingress program was removed. */
+  tcDetached: string[];
   /** The pins were removed (nothing attached any more): the programs and counters are gone. */
   unloaded: boolean;
   pinDir: string;
 }
 
 /**
- * Detaches the programs from `cgroupArg`, or from every cgroup when omitted;
- * when no attachment remains, removes the pins (which unloads the programs
- * and drops the counters). Sockets already accepted keep their stored TOA
- * but getpeername() reports the LB address again once detached.
+ * Detaches the programs: with neither `cgroupArg` nor `devs`, from every
+ * cgroup and from every interface of this network namespace; otherwise from
+ * the cgroup and/or the interfaces named. Once no cgroup has them, the tc
+ * program leaves this namespace's interfaces too (`devs` not given): without
+ * the socket hooks its mappings serve nobody. When no attachment remains (tc
+ * attachments in other network namespaces are not visible from here),
+ * removes the pins (which unloads the programs and drops the counters).
+ * Sockets already accepted keep their stored TOA but getpeername() reports
+ * the LB address again once detached.
  */
-export function detach(cgroupArg?: string, o: EbpfOptions = {}): DetachResult {
+export function detach(
+  cgroupArg?: string,
+  o: EbpfOptions = {},
+  devs?: readonly string[],
+): DetachResult {
   const r = require_(o, false);
   const ids = pinnedPrograms(r);
   const wanted = cgroupArg === undefined ? undefined : resolveCgroup(cgroupArg);
   const detached: string[] = [];
-  for (const a of findAttachments(r, ids)) {
-    if (wanted !== undefined && normalize(a.cgroup) !== normalize(wanted)) continue;
-    for (const p of a.programs)
-      bpftool(r, ['cgroup', 'detach', a.cgroup, p.attach, 'id', String(p.id)]);
-    detached.push(a.cgroup);
+  if (wanted !== undefined || devs === undefined) {
+    for (const a of findAttachments(r, ids)) {
+      if (wanted !== undefined && normalize(a.cgroup) !== normalize(wanted)) continue;
+      for (const p of a.programs)
+        bpftool(r, ['cgroup', 'detach', a.cgroup, p.attach, 'id', String(p.id)]);
+      detached.push(a.cgroup);
+    }
   }
+  const tcIds = new Set([ids.get(TC_PROGRAMS.ether), ids.get(TC_PROGRAMS.l3)].filter(isNumber));
+  const cgroupsLeft = findAttachments(r, ids).length;
+  const tcDetached =
+    devs !== undefined || wanted === undefined || cgroupsLeft === 0
+      ? detachTc(tcIds, devs).map((a) => a.dev)
+      : [];
   let unloaded = false;
-  if (findAttachments(r, ids).length === 0 && existsSync(r.pinDir)) {
+  if (cgroupsLeft === 0 && tcAttachments(tcIds).length === 0 && existsSync(r.pinDir)) {
     removePins(r.pinDir);
     unloaded = true;
   }
@@ -628,10 +745,13 @@ export function detach(cgroupArg?: string, o: EbpfOptions = {}): DetachResult {
     ...(wanted === undefined ? {} : { cgroup: wanted }),
     ...(removedCgroup === undefined ? {} : { removedCgroup }),
     detached,
+    tcDetached,
     unloaded,
     pinDir: r.pinDir,
   };
 }
+
+const isNumber = (v: number | undefined): v is number => v !== undefined;
 
 // ---------------------------------------------------------------- status
 
@@ -651,6 +771,20 @@ export interface Status {
   trust: TrustState | null;
   /** Why it could not be loaded here, if it could not ("" when fine). */
   problem: string;
+  /** The UDP part; zeros and no interfaces when not loaded. */
+  uoa: {
+    /** Interfaces of this network namespace whose ingress runs the tc program. */
+    tc: TcAttachment[];
+    /** Summed over CPUs. */
+    counters: UoaCounters;
+    /** Client mappings held now (of UOA_MAP_MAX, LRU). */
+    mappings: number;
+  };
+  /**
+   * The kernel's drops for an unknown IP protocol in this network namespace:
+   * opp datagrams (protocol 248) reaching it without the receiver count here.
+   */
+  unknownProtos: UnknownProtos;
 }
 
 interface MapEntry {
@@ -669,7 +803,16 @@ const bytesToNumber = (bytes: (string | number)[]): number => {
 };
 
 export function parseStatsDump(entries: MapEntry[]): Counters {
-  const c = Object.fromEntries(STAT_NAMES.map((n) => [n, 0])) as Counters;
+  return sumStats(entries, STAT_NAMES);
+}
+
+/** The UDP half's counters (uoa_stats), as parseStatsDump reads toa_stats. */
+export function parseUoaStatsDump(entries: MapEntry[]): UoaCounters {
+  return sumStats(entries, UOA_STAT_NAMES);
+}
+
+function sumStats<N extends string>(entries: MapEntry[], names: readonly N[]): Record<N, number> {
+  const c = Object.fromEntries(names.map((n) => [n, 0])) as Record<N, number>;
   for (const e of entries) {
     let key: number;
     let total = 0;
@@ -681,7 +824,7 @@ export function parseStatsDump(entries: MapEntry[]): Counters {
       for (const v of e.values ?? [])
         total += typeof v.value === 'number' ? v.value : bytesToNumber(v.value);
     }
-    const name = STAT_NAMES[key];
+    const name = names[key];
     if (name) c[name] += total;
   }
   return c;
@@ -692,6 +835,20 @@ export function readCounters(o: EbpfOptions = {}): Counters {
   const map = join(r.mapDir, 'toa_stats');
   if (!existsSync(map)) return parseStatsDump([]);
   return parseStatsDump(bpftoolJson<MapEntry[]>(r, ['map', 'dump', 'pinned', map]) ?? []);
+}
+
+export function readUoaCounters(o: EbpfOptions = {}): UoaCounters {
+  const r = resolveOptions(o);
+  const map = join(r.mapDir, 'uoa_stats');
+  if (!existsSync(map)) return parseUoaStatsDump([]);
+  return parseUoaStatsDump(bpftoolJson<MapEntry[]>(r, ['map', 'dump', 'pinned', map]) ?? []);
+}
+
+/** How many client mappings uoa_map holds now. */
+function countMappings(r: Resolved): number {
+  const map = join(r.mapDir, 'uoa_map');
+  if (!existsSync(map)) return 0;
+  return (bpftoolJson<unknown[] | null>(r, ['map', 'dump', 'pinned', map]) ?? []).length;
 }
 
 export function status(o: EbpfOptions = {}): Status {
@@ -708,6 +865,8 @@ export function status(o: EbpfOptions = {}): Status {
     counters: parseStatsDump([]),
     trust: null,
     problem: pre.reason,
+    uoa: { tc: [], counters: parseUoaStatsDump([]), mappings: 0 },
+    unknownProtos: readUnknownProtos(),
   };
   // Without bpftool or privileges nothing can be read; report what is missing.
   const readable = checkPrerequisites(o, false);
@@ -726,6 +885,16 @@ export function status(o: EbpfOptions = {}): Status {
     attachments,
     counters: ids.size > 0 ? readCounters(o) : base.counters,
     trust: ids.size > 0 ? trustState(readTrust(r, r.mapDir) ?? TRUST_ANY) : null,
+    uoa:
+      ids.size > 0
+        ? {
+            tc: tcAttachments(
+              new Set([ids.get(TC_PROGRAMS.ether), ids.get(TC_PROGRAMS.l3)].filter(isNumber)),
+            ),
+            counters: readUoaCounters(o),
+            mappings: countMappings(r),
+          }
+        : base.uoa,
   };
 }
 

@@ -1556,7 +1556,22 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     assert.equal(s.attached, true);
     assert.deepEqual(
       s.attachments.map((a) => [a.cgroup, a.programs.map((p) => p.attach).sort()]),
-      [[cgroup, ['getpeername4', 'getpeername6', 'sock_ops']]],
+      [
+        [
+          cgroup,
+          [
+            'connect4',
+            'connect6',
+            'getpeername4',
+            'getpeername6',
+            'recvmsg4',
+            'recvmsg6',
+            'sendmsg4',
+            'sendmsg6',
+            'sock_ops',
+          ],
+        ],
+      ],
     );
     const c: Counters = s.counters;
     t.diagnostic(`counters: ${JSON.stringify(c)}`);
