@@ -110,7 +110,9 @@ for d in json.load(sys.stdin):
         if d['family'] == 6:
             p = IPv6(src=d['src'], dst=d['dst'], nh=248) / Raw(opp + udp_bytes(d))
         else:
-            p = IP(src=d['src'], dst=d['dst'], proto=248) / Raw(opp + udp_bytes(d))
+            # ipOptions: an IPv4 header with options (NOP NOP NOP END) ahead of the shim.
+            options = [IPOption(b'\x01\x01\x01\x00')] if d.get('ipOptions') else []
+            p = IP(src=d['src'], dst=d['dst'], proto=248, options=options) / Raw(opp + udp_bytes(d))
     send(p)
     time.sleep(0.02)
 `;
@@ -125,6 +127,7 @@ interface Datagram {
   cport?: number;
   payload: string;
   uoaCode?: number;
+  ipOptions?: boolean;
 }
 
 interface Line {
@@ -247,7 +250,7 @@ describe('eBPF UOA receiver (UDP) on a real kernel', { skip: reason }, () => {
         '-e',
         LISTENER,
         JSON.stringify([
-          ...[5001, 5002, 5003, 5004, 5005, 5009, 5011, 5012].map((p) => [LIP, p]),
+          ...[5001, 5002, 5003, 5004, 5005, 5009, 5011, 5012, 5014].map((p) => [LIP, p]),
           [ROGUE, 5006],
           [LIP6, 5008],
         ]),
@@ -415,12 +418,22 @@ describe('eBPF UOA receiver (UDP) on a real kernel', { skip: reason }, () => {
           cport: 40009,
           payload: 'connect',
         },
+        {
+          mode: 'opp',
+          src: LIP,
+          sport: 5014,
+          dport: 7001,
+          client: '10.7.0.14',
+          cport: 40014,
+          payload: 'opp-behind-ip-options',
+          ipOptions: true,
+        },
       ]);
       await until(
-        '9 datagrams served and 9 replies back at the LB',
+        '10 datagrams served and 10 replies back at the LB',
         () =>
-          received(7001).length + received(7002).length + received(7003).length >= 9 &&
-          replies().length >= 9,
+          received(7001).length + received(7002).length + received(7003).length >= 10 &&
+          replies().length >= 10,
         15_000,
         context,
       );
@@ -438,6 +451,7 @@ describe('eBPF UOA receiver (UDP) on a real kernel', { skip: reason }, () => {
         '10.7.0.4:40004 after-empty-opp',
         '10.7.0.5:40005 after-empty-ipo',
         `${ROGUE}:5006 rogue-ipo`,
+        '10.7.0.14:40014 opp-behind-ip-options',
       ]);
       assert.deepEqual(seen(7002), ['::ffff:10.7.0.3:40003 opp-dual', 'fd00:7::8:40008 opp6']);
       assert.deepEqual(seen(7003), ['10.7.0.9:40009 connect']);
@@ -470,6 +484,7 @@ describe('eBPF UOA receiver (UDP) on a real kernel', { skip: reason }, () => {
           `${LIP}:5004 <- ${RS}:7001 echo:after-empty-opp`,
           `${LIP}:5005 <- ${RS}:7001 echo:after-empty-ipo`,
           `${LIP}:5009 <- ${RS}:7003 echo:connect`,
+          `${LIP}:5014 <- ${RS}:7001 echo:opp-behind-ip-options`,
           `${ROGUE}:5006 <- ${RS}:7001 echo:rogue-ipo`,
           `${LIP6}:5008 <- ${RS6}:7002 echo:opp6`,
         ].sort(),
@@ -482,21 +497,21 @@ describe('eBPF UOA receiver (UDP) on a real kernel', { skip: reason }, () => {
     const u = s.uoa.counters;
     assert.deepEqual(u, {
       ipo: 2,
-      opp: 6,
-      oppStripped: 4,
+      opp: 7,
+      oppStripped: 5,
       emptyDropped: 2,
       untrusted: 2,
       malformed: 1,
-      recorded: 7,
-      recvRewrites: 8,
-      sendRedirects: 8,
+      recorded: 8,
+      recvRewrites: 9,
+      sendRedirects: 9,
       unexpressible: 0,
       errors: 0,
     });
-    assert.equal(s.uoa.mappings, 7);
+    assert.equal(s.uoa.mappings, 8);
     assert.equal(typeof s.unknownProtos.ipv4, 'number');
     const text = rsIn(['status', '--pin-dir', PIN_DIR]);
-    assert.match(text, /opp shims removed\s+4/);
+    assert.match(text, /opp shims removed\s+5/);
     assert.match(text, /UDP \(UOA\): tc ingress of ur\d+ \(uoa_ingress, id \d+\)/);
     assert.match(text, /InUnknownProtos \d+/);
   });
