@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Compiles the eBPF TOA receiver for real servers (native/bpf/toa.bpf.c →
-// build/bpf/toa.bpf.o) with `clang -O2 -g -target bpf -c`. Nothing is
+// Compiles the eBPF TOA and UOA receiver for real servers (native/bpf/toa.bpf.c,
+// which includes its UDP half uoa.bpf.c → build/bpf/toa.bpf.o) with
+// `clang -O2 -g -target bpf -c`. Nothing is
 // downloaded: if clang or the headers are missing, or the compile fails, this
 // prints one warning line and exits 0 — only `fullnat rs attach|exec` needs
 // the object; everything else works without it. Under FULLNAT_REQUIRE_ALL=1
