@@ -68,6 +68,21 @@ export function attachReceiver(rsFlags: readonly string[]): void {
   execFileSync(process.execPath, [cli, 'rs', 'attach', ...rsFlags], { stdio: 'pipe' });
 }
 
+/**
+ * Puts the receiver's UDP part (its tc ingress program) on the interfaces of
+ * host `host`: `rs attach` run inside that namespace with nsenter, which
+ * keeps the bpf mount (`ip netns exec` would hide the pins). The cgroup part
+ * is attached as by attachReceiver; servers then start with
+ * spawnUnderReceiver as for TCP.
+ */
+export function attachUdpReceiverIn(lab: NetnsLab, rsFlags: readonly string[], host: string): void {
+  execFileSync(
+    'nsenter',
+    [`--net=/run/netns/${lab.ns(host)}`, process.execPath, cli, 'rs', 'attach', ...rsFlags],
+    { stdio: 'pipe' },
+  );
+}
+
 /** Detaches a test's eBPF receiver and removes its cgroup; quiet when either is already gone. */
 export function detachReceiver(rsFlags: readonly string[], cgroup: string): void {
   try {
