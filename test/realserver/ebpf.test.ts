@@ -191,6 +191,13 @@ const procs: Proc[] = [];
 const IN_RS = (): string[] => ['ip', 'netns', 'exec', NS_RS];
 const IN_RS_KEEP_MOUNTS = (): string[] => ['nsenter', `--net=/run/netns/${NS_RS}`, '--'];
 
+/**
+ * These tests attach from the host's namespace: the TCP part only, so the
+ * receiver's tc program never goes on the host's own interfaces (the UDP
+ * part is tested inside namespaces, uoa.test.ts).
+ */
+const HOST_TCP_ONLY = ['--dev', 'none'] as const;
+
 function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}, enter = IN_RS()): Proc {
   const child = spawn(
     process.execPath,
@@ -203,6 +210,7 @@ function startUnderRs(cmd: string[], env: NodeJS.ProcessEnv = {}, enter = IN_RS(
       cgroup,
       '--pin-dir',
       PIN_DIR,
+      ...HOST_TCP_ONLY,
       '--',
       ...enter,
       ...cmd,
@@ -1300,7 +1308,7 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
 
   /** `rs attach --trust LIST` on the test cgroup: must succeed; returns its output. */
   async function attachTrust(list: string | undefined): Promise<{ out: string; err: string }> {
-    const args = ['attach', '--cgroup', cgroup, '--pin-dir', PIN_DIR];
+    const args = ['attach', '--cgroup', cgroup, '--pin-dir', PIN_DIR, ...HOST_TCP_ONLY];
     const r = await runCli(list === undefined ? args : [...args, '--trust', list]);
     assert.equal(r.code, 0, `rs attach --trust ${list}: ${r.err}`);
     return r;
@@ -1501,6 +1509,7 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
         cgroup,
         '--pin-dir',
         PIN_DIR,
+        ...HOST_TCP_ONLY,
         '--trust',
         '0.0.0.0/0,10.201.1.0/33',
       ]);
@@ -1528,7 +1537,16 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
       const pins = `/sys/fs/bpf/fullnat-toa-never-${PID}`;
       const cg = join(findCgroup2Mount()!, `fullnat-toa-never-${PID}`);
       for (const trust of ['10.0.0.0/33', 'fd00::/129', '', '10.0.0.1,,10.0.0.2', '10.0.0.256/8']) {
-        const r = await runCli(['attach', '--cgroup', cg, '--pin-dir', pins, '--trust', trust]);
+        const r = await runCli([
+          'attach',
+          '--cgroup',
+          cg,
+          '--pin-dir',
+          pins,
+          ...HOST_TCP_ONLY,
+          '--trust',
+          trust,
+        ]);
         assert.equal(r.code, 2, `--trust "${trust}": ${r.err}`);
         const e = await runCli([
           'exec',
@@ -1600,7 +1618,7 @@ describe('eBPF TOA receiver on a real kernel', { skip: reason }, () => {
     "rs exec exits with the command's code, or dies of its signal",
     { timeout: 20_000 },
     async () => {
-      const base = ['exec', '--cgroup', cgroup, '--pin-dir', PIN_DIR, '--'];
+      const base = ['exec', '--cgroup', cgroup, '--pin-dir', PIN_DIR, ...HOST_TCP_ONLY, '--'];
       const seven = await runCli([
         ...base,
         'sh',

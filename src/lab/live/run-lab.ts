@@ -160,7 +160,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** The command that runs a program under the receiver: `fullnat rs exec --cgroup … --pin-dir …`. */
 function receiverExecCommand(cgroup: string): string[] {
-  const args = ['exec', '--cgroup', cgroup, '--pin-dir', RECEIVER_PIN_DIR];
+  // TCP only (the lab's services are TCP): the tc program stays off the host's interfaces.
+  const args = ['exec', '--cgroup', cgroup, '--pin-dir', RECEIVER_PIN_DIR, '--dev', 'none'];
   const probe = spawnSync(process.execPath, [CLI, 'rs', '--help'], {
     stdio: 'ignore',
     timeout: 10_000,

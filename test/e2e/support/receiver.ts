@@ -60,7 +60,8 @@ export interface Receiver {
 export function receiverFor(tag: string): Receiver {
   const cgroup = join(cgroup2Mount() ?? '/nonexistent', `fullnat-${tag}`);
   const pinDir = `/sys/fs/bpf/fn${tag}`;
-  return { cgroup, pinDir, rsFlags: ['--cgroup', cgroup, '--pin-dir', pinDir] };
+  // TCP only: these attach from the host's namespace, whose interfaces the tc program stays off.
+  return { cgroup, pinDir, rsFlags: ['--cgroup', cgroup, '--pin-dir', pinDir, '--dev', 'none'] };
 }
 
 /** Attaches the receiver: its programs pinned under its pin directory, on its cgroup. */
@@ -75,10 +76,11 @@ export function attachReceiver(rsFlags: readonly string[]): void {
  * is attached as by attachReceiver; servers then start with
  * spawnUnderReceiver as for TCP.
  */
-export function attachUdpReceiverIn(lab: NetnsLab, rsFlags: readonly string[], host: string): void {
+export function attachUdpReceiverIn(lab: NetnsLab, receiver: Receiver, host: string): void {
+  const flags = ['--cgroup', receiver.cgroup, '--pin-dir', receiver.pinDir];
   execFileSync(
     'nsenter',
-    [`--net=/run/netns/${lab.ns(host)}`, process.execPath, cli, 'rs', 'attach', ...rsFlags],
+    [`--net=/run/netns/${lab.ns(host)}`, process.execPath, cli, 'rs', 'attach', ...flags],
     { stdio: 'pipe' },
   );
 }
