@@ -6,9 +6,8 @@
  *
  * An RS starts UP (as in keepalived) and one without a check is always UP.
  */
-import { connect, isIPv6, type Socket } from 'node:net';
-
-import { addressKey, addressToString, endpointToString, type IpAddress } from '../wire/address.js';
+import { addressKey, endpointToString, type IpAddress } from '../wire/address.js';
+import { runProbe, type Probe, type ProbeResult } from './health-probe.js';
 import type {
   FullnatConfig,
   HealthCheckSpec,
@@ -16,6 +15,8 @@ import type {
   RealServerSpec,
   ServiceSpec,
 } from './model.js';
+
+export type { Probe, ProbeResult } from './health-probe.js';
 
 /** pino-compatible subset. */
 export interface HealthLogger {
@@ -27,120 +28,18 @@ export interface HealthChange {
   service: ServiceSpec;
   real: RealServerSpec;
   healthy: boolean;
+  /** The weight a MISC_CHECK with misc_dynamic set; absent, the configured weight applies. */
+  weight?: number;
 }
 
 export interface HealthCheckerOptions {
   logger: HealthLogger;
-  /** Called on every UP/DOWN transition, never after stop(). */
+  /** Called on every UP/DOWN transition and dynamic weight change, never after stop(). */
   onChange: (change: HealthChange) => void;
 }
 
 /** A FullnatConfig, or anything else that lists services. */
 export type HealthTargets = Pick<FullnatConfig, 'services'>;
-
-export interface ProbeResult {
-  ok: boolean;
-  /** Why, for the log: "connected", "status 503", "ECONNREFUSED", "timeout after 2s". */
-  reason: string;
-}
-
-/** A probe in flight; cancel() releases its socket and timer without calling back. */
-export interface Probe {
-  cancel(): void;
-}
-
-/** Responses longer than this without a line break are not HTTP. */
-const MAX_STATUS_LINE = 8192;
-
-/**
- * Connects to host:port and lets `onConnect` decide the outcome. The whole
- * attempt, connect and any exchange, must finish within `timeoutS`; the
- * socket is destroyed on every path.
- */
-function probeSocket(
-  host: string,
-  port: number,
-  timeoutS: number,
-  onConnect: (sock: Socket, finish: (r: ProbeResult) => void) => void,
-  done: (r: ProbeResult) => void,
-): Probe {
-  let finished = false;
-  // An address literal, never a name: the family is explicit so nothing is looked up.
-  const sock = connect({ host, port, family: isIPv6(host) ? 6 : 4 });
-  const timer = setTimeout(
-    () => finish({ ok: false, reason: `timeout after ${timeoutS}s` }),
-    timeoutS * 1000,
-  );
-  const release = (): void => {
-    finished = true;
-    clearTimeout(timer);
-    sock.destroy();
-  };
-  function finish(r: ProbeResult): void {
-    if (finished) return;
-    release();
-    done(r);
-  }
-  // Stays attached after release so a late socket error is never unhandled.
-  sock.on('error', (e: NodeJS.ErrnoException) =>
-    finish({ ok: false, reason: e.code ?? e.message }),
-  );
-  sock.on('close', () => finish({ ok: false, reason: 'connection closed' }));
-  sock.once('connect', () => onConnect(sock, finish));
-  return {
-    cancel: () => {
-      if (!finished) release();
-    },
-  };
-}
-
-/**
- * keepalived's request: HTTP/1.0, so the server closes after one response;
- * node:http can only speak HTTP/1.1, hence the raw socket.
- */
-function httpRequest(host: string, port: number, path: string): string {
-  // RFC 7230 section 5.4: an IPv6 literal goes in brackets in Host.
-  const name = isIPv6(host) ? `[${host}]` : host;
-  const hostHeader = port === 80 ? name : `${name}:${port}`;
-  return `GET ${path} HTTP/1.0\r\nUser-Agent: KeepAliveClient\r\nHost: ${hostHeader}\r\n\r\n`;
-}
-
-function onHttpConnect(
-  host: string,
-  port: number,
-  check: { path: string; statusCode: number },
-): (sock: Socket, finish: (r: ProbeResult) => void) => void {
-  return (sock, finish) => {
-    let head = '';
-    sock.on('data', (chunk: Buffer) => {
-      head += chunk.toString('latin1');
-      const eol = head.indexOf('\n');
-      if (eol < 0) {
-        if (head.length > MAX_STATUS_LINE) finish({ ok: false, reason: 'no HTTP status line' });
-        return;
-      }
-      const m = /^HTTP\/\d\.\d (\d{3})/.exec(head.slice(0, eol));
-      if (!m) return finish({ ok: false, reason: 'bad HTTP status line' });
-      const status = Number(m[1]);
-      finish({ ok: status === check.statusCode, reason: `status ${status}` });
-    });
-    sock.write(httpRequest(host, port, check.path));
-  };
-}
-
-/** Runs one check attempt against host:port. */
-export function runProbe(
-  host: string,
-  port: number,
-  check: HealthCheckSpec,
-  done: (r: ProbeResult) => void,
-): Probe {
-  const onConnect =
-    check.kind === 'TCP_CHECK'
-      ? (_s: Socket, finish: (r: ProbeResult) => void) => finish({ ok: true, reason: 'connected' })
-      : onHttpConnect(host, port, check);
-  return probeSocket(host, port, check.connectTimeout, onConnect, done);
-}
 
 interface Entry {
   key: string;
@@ -148,9 +47,14 @@ interface Entry {
   real: RealServerSpec;
   healthy: boolean;
   failures: number;
+  /** Set by a misc_dynamic exit status; undefined until then. */
+  weight?: number;
   timer?: NodeJS.Timeout;
   probe?: Probe;
 }
+
+const sameCheck = (a: HealthCheckSpec | undefined, b: HealthCheckSpec): boolean =>
+  JSON.stringify(a) === JSON.stringify(b);
 
 const entryKey = (vip: IpAddress, vport: number, addr: IpAddress, port: number): string =>
   `${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
@@ -212,22 +116,48 @@ export class HealthChecker {
       if (this.running && real.check) this.schedule(fresh, 0);
       return;
     }
-    const hadCheck = e.real.check !== undefined;
+    const before = e.real.check;
     e.service = service;
     e.real = real;
-    if (hadCheck && !real.check) this.dropCheck(e);
-    else if (!hadCheck && real.check && this.running) this.schedule(e, 0);
-    // A changed check spec takes effect at the next attempt; the state carries over.
+    if (before && !real.check) this.dropCheck(e);
+    else if (real.check && !sameCheck(before, real.check)) this.restartCheck(e);
   }
 
-  /** Without a check an RS is UP, so one held DOWN comes back. */
+  /** Without a check an RS is UP, so one held DOWN comes back, at its configured weight. */
   private dropCheck(e: Entry): void {
     this.halt(e);
     e.failures = 0;
-    if (e.healthy) return;
+    const weightReset = this.forgetDynamicWeight(e);
+    if (e.healthy) {
+      if (weightReset) this.notify(e);
+      return;
+    }
     e.healthy = true;
     this.opts.logger.info(this.logFields(e, 'health check removed'), 'real server UP');
     this.notify(e);
+  }
+
+  /**
+   * A new or changed check starts over at once: the attempt in flight is
+   * cancelled and the failure count cleared. UP or DOWN carries over until
+   * the new check decides, so a reload never sends traffic to an RS held out.
+   */
+  private restartCheck(e: Entry): void {
+    this.halt(e);
+    e.failures = 0;
+    const check = e.real.check;
+    if (!(check?.kind === 'MISC_CHECK' && check.dynamic) && this.forgetDynamicWeight(e)) {
+      this.notify(e);
+    }
+    if (this.running) this.schedule(e, 0);
+  }
+
+  /** True when a misc_dynamic weight was in force and is no more. */
+  private forgetDynamicWeight(e: Entry): boolean {
+    if (e.weight === undefined) return false;
+    e.weight = undefined;
+    this.opts.logger.info(this.logFields(e, 'no misc_dynamic check'), 'configured weight back');
+    return true;
   }
 
   private halt(e: Entry): void {
@@ -248,9 +178,7 @@ export class HealthChecker {
   private attempt(e: Entry): void {
     const check = e.real.check;
     if (!check || !this.isCurrent(e)) return;
-    const host = addressToString(e.real.addr);
-    const port = check.connectPort ?? e.real.port;
-    e.probe = runProbe(host, port, check, (r) => {
+    e.probe = runProbe(e.real, check, (r) => {
       e.probe = undefined;
       if (this.isCurrent(e)) this.onResult(e, r);
     });
@@ -266,7 +194,14 @@ export class HealthChecker {
     if (r.ok) {
       e.failures = 0;
       this.schedule(e, real.delayLoop);
-      if (!e.healthy) this.transition(e, true, r);
+      const reweighted = r.weight !== undefined && r.weight !== e.weight;
+      if (reweighted) e.weight = r.weight;
+      if (!e.healthy) {
+        this.transition(e, true, r);
+      } else if (reweighted) {
+        this.opts.logger.info(this.logFields(e, r.reason), 'real server weight set by its check');
+        this.notify(e);
+      }
       return;
     }
     e.failures++;
@@ -292,7 +227,9 @@ export class HealthChecker {
   /** A throwing handler must not stop the checks of every other RS. */
   private notify(e: Entry): void {
     try {
-      this.opts.onChange({ service: e.service, real: e.real, healthy: e.healthy });
+      const change: HealthChange = { service: e.service, real: e.real, healthy: e.healthy };
+      if (e.weight !== undefined) change.weight = e.weight;
+      this.opts.onChange(change);
     } catch (err) {
       this.opts.logger.warn(
         { err, ...this.logFields(e, 'onChange threw') },
@@ -310,6 +247,7 @@ export class HealthChecker {
       reason,
       failures: e.failures,
       retry: real.retry,
+      ...(e.weight === undefined ? {} : { weight: e.weight }),
     };
   }
 }

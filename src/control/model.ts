@@ -33,7 +33,49 @@ export interface HttpGetSpec {
   connectPort?: number;
 }
 
-export type HealthCheckSpec = TcpCheckSpec | HttpGetSpec;
+/**
+ * keepalived's UDP_CHECK: one datagram to the RS; an ICMP error (port
+ * unreachable) fails it. Without `requireReply` silence until the timeout
+ * passes, as in keepalived; with it, an answer must come in time.
+ */
+export interface UdpCheckSpec {
+  kind: 'UDP_CHECK';
+  /** Seconds to wait for an answer or an ICMP error. */
+  connectTimeout: number;
+  connectPort?: number;
+  /** Probe this address instead of the real server's (keepalived `connect_ip`). */
+  connectIp?: IpAddress;
+  /** The probe's source address (keepalived `bindto`). */
+  bindto?: IpAddress;
+  /** The datagram, lowercase hex; empty when not given (keepalived sends an empty one too). */
+  payload: string;
+  requireReply: boolean;
+  /** What the reply must start with: lowercase hex, `x` for a nibble that may be anything. */
+  reply?: string;
+  /** Bounds on the reply's length, checked when `reply` is given (keepalived: 0 and 255). */
+  minReplyLength: number;
+  maxReplyLength: number;
+}
+
+/**
+ * keepalived's MISC_CHECK: a program's exit status decides. 0 passes; with
+ * `dynamic`, 2..255 pass too and set the weight to status - 2.
+ */
+export interface MiscCheckSpec {
+  kind: 'MISC_CHECK';
+  /** `misc_path` as written, for logs and the reload diff. */
+  path: string;
+  /** `path` split into words; argv[0] is executed directly, never through a shell. */
+  argv: string[];
+  /** Seconds before the program's process group is killed; default: the RS's delay_loop. */
+  timeout?: number;
+  dynamic: boolean;
+  /** Run as this uid/gid (keepalived `user`); default: the load balancer's own. */
+  uid?: number;
+  gid?: number;
+}
+
+export type HealthCheckSpec = TcpCheckSpec | HttpGetSpec | UdpCheckSpec | MiscCheckSpec;
 
 export interface RealServerSpec {
   addr: IpAddress;

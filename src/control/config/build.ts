@@ -21,9 +21,10 @@ function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
   return out;
 }
 
-function stripUndefined(c: HealthCheckSpec): HealthCheckSpec {
+/** Optional fields left unset are absent, so comparisons and the reload diff see one form. */
+function stripUndefined<T extends HealthCheckSpec>(c: T): T {
   const copy = { ...c };
-  if (copy.connectPort === undefined) delete copy.connectPort;
+  for (const k of Object.keys(copy) as (keyof T)[]) if (copy[k] === undefined) delete copy[k];
   return copy;
 }
 

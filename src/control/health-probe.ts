@@ -1,0 +1,42 @@
+/** One health-check attempt of any kind, and what it reports back to the loop. */
+import { addressToString } from '../wire/address.js';
+import { runMiscProbe } from './health-misc.js';
+import { runTcpProbe } from './health-tcp.js';
+import { runUdpProbe } from './health-udp.js';
+import type { HealthCheckSpec, RealServerSpec } from './model.js';
+
+export interface ProbeResult {
+  ok: boolean;
+  /** Why, for the log: "connected", "status 503", "ECONNREFUSED", "timeout after 2s", "exit status 1". */
+  reason: string;
+  /** A weight the check asks for (MISC_CHECK's misc_dynamic); absent: the weight stays as it is. */
+  weight?: number;
+}
+
+/** An attempt in flight; cancel() releases its socket, timer or process without calling back. */
+export interface Probe {
+  cancel(): void;
+}
+
+/** Runs one attempt of `check` against `real`; `done` is called once, unless cancelled first. */
+export function runProbe(
+  real: RealServerSpec,
+  check: HealthCheckSpec,
+  done: (r: ProbeResult) => void,
+): Probe {
+  switch (check.kind) {
+    case 'TCP_CHECK':
+    case 'HTTP_GET':
+      return runTcpProbe(addressToString(real.addr), check.connectPort ?? real.port, check, done);
+    case 'UDP_CHECK':
+      return runUdpProbe(
+        addressToString(check.connectIp ?? real.addr),
+        check.connectPort ?? real.port,
+        check,
+        done,
+      );
+    case 'MISC_CHECK':
+      // keepalived's default: a script may run for as long as the loop's interval.
+      return runMiscProbe(check, check.timeout ?? real.delayLoop, done);
+  }
+}
