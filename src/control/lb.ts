@@ -28,7 +28,7 @@ import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
-import { HealthChecker } from './health.js';
+import { HealthChecker, type HealthChange } from './health.js';
 import {
   addressRoleConflict,
   MIN_MTU_V6,
@@ -42,7 +42,6 @@ import type {
   ControlRequest,
   ControlResponse,
   FullnatConfig,
-  RealServerSpec,
   ServiceSpec,
   Snapshot,
   TrafficStats,
@@ -89,14 +88,25 @@ function statsOf(a: Float64Array): TrafficStats {
   };
 }
 
+interface RsWeight {
+  /** From the file or `ctl -e`. */
+  weight: number;
+  healthy: boolean;
+  /** Set by a MISC_CHECK with misc_dynamic; over `weight` while present. */
+  dynamic?: number;
+}
+
+/** The weight the engine schedules with: 0 while a check holds the RS out. */
+const weightInForce = (w: RsWeight): number => (w.healthy ? (w.dynamic ?? w.weight) : 0);
+
 export class LoadBalancer implements ControlApi {
   config: FullnatConfig;
   readonly engine: Engine;
   private loop: RunLoop | undefined;
   private device: PacketDevice | undefined;
   private readonly routes = new Set<string>();
-  /** Configured weight and health per RS, keyed by rsKey; effective weight = healthy ? weight : 0. */
-  private readonly weights = new Map<string, { weight: number; healthy: boolean }>();
+  /** Configured weight, health and any misc_dynamic weight per RS, keyed by rsKey; see weightInForce. */
+  private readonly weights = new Map<string, RsWeight>();
   private readonly startedAt = Date.now();
   /** Engine time 0: performance.now() and Unix ms of one moment. */
   private readonly epoch = performance.now();
@@ -229,7 +239,7 @@ export class LoadBalancer implements ControlApi {
     if (this.deps.healthChecks !== false) {
       this.health = new HealthChecker(this.config, {
         logger: log,
-        onChange: (c) => this.onHealth(c.service, c.real, c.healthy),
+        onChange: (c) => this.onHealth(c),
       });
       this.health.start();
     }
@@ -388,27 +398,38 @@ export class LoadBalancer implements ControlApi {
     mtu?: number,
   ): void {
     const prev = this.weights.get(rsKey(vip, vport, addr, port));
-    const healthy = prev?.healthy ?? true;
-    this.weights.set(rsKey(vip, vport, addr, port), { weight, healthy });
-    this.engine.addRealServer(svc, { addr, port, weight: healthy ? weight : 0, mtu });
+    const w: RsWeight = { weight, healthy: prev?.healthy ?? true };
+    if (prev?.dynamic !== undefined) w.dynamic = prev.dynamic;
+    this.weights.set(rsKey(vip, vport, addr, port), w);
+    this.engine.addRealServer(svc, { addr, port, weight: weightInForce(w), mtu });
   }
 
-  private onHealth(svc: ServiceSpec, real: RealServerSpec, healthy: boolean): void {
+  private onHealth(c: HealthChange): void {
+    const { service: svc, real, healthy } = c;
     const key = rsKey(svc.vip, svc.vport, real.addr, real.port);
     const w = this.weights.get(key);
     if (!w) return;
+    const wasHealthy = w.healthy;
     w.healthy = healthy;
+    if (c.weight === undefined) delete w.dynamic;
+    else w.dynamic = c.weight;
     const si = this.engine.findService(svc.vip, svc.vport);
     const ri = si < 0 ? -1 : this.engine.findRealServer(si, real.addr, real.port);
-    if (ri >= 0) this.engine.setWeight(ri, healthy ? w.weight : 0);
+    if (ri >= 0) this.engine.setWeight(ri, weightInForce(w));
+    const msg =
+      healthy === wasHealthy
+        ? 'real server weight set by its health check'
+        : healthy
+          ? 'real server up: weight restored'
+          : 'real server down: quiescent (weight 0)';
     this.deps.log.warn(
       {
         service: endpointToString(svc.vip, svc.vport),
         real: endpointToString(real.addr, real.port),
         healthy,
-        weight: healthy ? w.weight : 0,
+        weight: weightInForce(w),
       },
-      healthy ? 'real server up: weight restored' : 'real server down: quiescent (weight 0)',
+      msg,
     );
   }
 
@@ -523,7 +544,7 @@ export class LoadBalancer implements ControlApi {
         const ri = e.findRealServer(i, ch.after.addr, ch.after.port);
         if (!w || ri < 0) continue;
         w.weight = ch.after.weight;
-        e.setWeight(ri, w.healthy ? w.weight : 0);
+        e.setWeight(ri, weightInForce(w));
         e.setRealServerMtu(ri, ch.after.mtu ?? d.rsMtu);
       }
       if (c.removedLaddrs.length > 0) {
@@ -700,8 +721,12 @@ export class LoadBalancer implements ControlApi {
         if (ri < 0)
           throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
         const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port));
-        if (w) w.weight = req.weight;
-        e.setWeight(ri, w && !w.healthy ? 0 : req.weight);
+        if (w) {
+          // The operator's weight wins over a misc_dynamic one until the script asks for another.
+          w.weight = req.weight;
+          delete w.dynamic;
+        }
+        e.setWeight(ri, w ? weightInForce(w) : req.weight);
         return { ok: true };
       }
       case 'delete-real': {
