@@ -375,7 +375,7 @@ describe('parseConfig: errors name FILE:LINE and the reason', () => {
       'wieght',
       /unknown keyword 'wieght' in real_server/,
     );
-    assert.match(e.reason, /\(valid: .*weight.*TCP_CHECK.*HTTP_GET\)/);
+    assert.match(e.reason, /\(valid: .*weight.*TCP_CHECK.*HTTP_GET.*UDP_CHECK.*MISC_CHECK\)/);
     expectError(
       `fullnat_defs {\n  toa lvs\n}\n${BASE}`,
       'toa lvs',

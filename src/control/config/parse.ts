@@ -1,7 +1,7 @@
 /**
  * Parser for the keepalived-style configuration LVS/DPVS users already write
  * (`fullnat_defs`, `local_address_group`, `virtual_server` / `real_server`
- * with TCP_CHECK or HTTP_GET).
+ * with TCP_CHECK, HTTP_GET, UDP_CHECK or MISC_CHECK).
  *
  * Errors: the first problem found throws a ConfigError whose message is one
  * line, `FILE:LINE: reason`. Syntax and per-value problems are found in file

@@ -1,4 +1,7 @@
-/** `real_server IP PORT { … }` inside a virtual_server, with its TCP_CHECK or HTTP_GET block. */
+/**
+ * `real_server IP PORT { … }` inside a virtual_server, with its one health
+ * check: TCP_CHECK or HTTP_GET here, UDP_CHECK and MISC_CHECK in their own files.
+ */
 import { addressEquals, endpointToString } from '../../../wire/address.js';
 import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { CONFIG_DEFAULTS } from '../defaults.js';
@@ -7,7 +10,9 @@ import type { Token } from '../lexer.js';
 import { parseMtu, parseWeight, realServerFamilyConflict } from '../../rules.js';
 import { addrPort, intIn, port, ruled, seconds } from '../values.js';
 import { svcName, type RsDraft, type VsDraft } from './draft.js';
-import { retries, timingHandlers } from './timing.js';
+import { parseMiscCheck } from './misc-check.js';
+import { CHECK_TIMING_ALIASES, checkTimingHandlers, timingHandlers } from './timing.js';
+import { parseUdpCheck } from './udp-check.js';
 
 export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
   const args = cur.header(kw, 1, 2, 'real_server IP PORT {');
@@ -41,8 +46,16 @@ export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
     inhibit_on_failure: (k) => void cur.args(k, 0),
     TCP_CHECK: (k) => parseCheck(cur, k, rs),
     HTTP_GET: (k) => parseCheck(cur, k, rs),
+    UDP_CHECK: (k) => parseUdpCheck(cur, k, rs),
+    MISC_CHECK: (k) => parseMiscCheck(cur, k, rs),
   };
-  walkBlock(cur, kw, 'real_server', withOnce(h, seen, { HTTP_GET: 'check', TCP_CHECK: 'check' }));
+  const oneCheck = {
+    HTTP_GET: 'check',
+    TCP_CHECK: 'check',
+    UDP_CHECK: 'check',
+    MISC_CHECK: 'check',
+  };
+  walkBlock(cur, kw, 'real_server', withOnce(h, seen, oneCheck));
   vs.reals.push(rs);
 }
 
@@ -58,13 +71,12 @@ function parseCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
   const url = { path: undefined as string | undefined, statusCode: CONFIG_DEFAULTS.statusCode };
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
-    ...timingHandlers(cur, rs.checkTiming),
-    nb_get_retry: (k) => (rs.checkTiming.retry = retries(cur.value(k), k.text)),
+    ...checkTimingHandlers(cur, rs.checkTiming),
     connect_timeout: (k) => (common.connectTimeout = seconds(cur.value(k), k.text, false)),
     connect_port: (k) => (common.connectPort = port(cur.value(k), 'connect_port')),
   };
   if (kw.text === 'HTTP_GET') h.url = (k) => parseUrl(cur, k, url);
-  walkBlock(cur, kw, kw.text, withOnce(h, seen, { nb_get_retry: 'retry' }));
+  walkBlock(cur, kw, kw.text, withOnce(h, seen, CHECK_TIMING_ALIASES));
   if (kw.text === 'TCP_CHECK') {
     rs.check = { kind: 'TCP_CHECK', ...common };
     return;
