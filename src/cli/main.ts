@@ -185,7 +185,10 @@ export async function main(argv: string[]): Promise<number> {
       'run the load balancer: TUN device, routes, control socket, health checks, metrics',
     )
     .requiredOption('-f, --file <file>', 'keepalived-style configuration file')
-    .option('--no-health-checks', 'ignore TCP_CHECK/HTTP_GET blocks (every RS stays in)')
+    .option(
+      '--no-health-checks',
+      'ignore TCP_CHECK/HTTP_GET/UDP_CHECK/MISC_CHECK blocks (every RS stays in)',
+    )
     .option(
       '--takeover',
       'replace the fullnat running on the control socket: it hands over its device and connections',
