@@ -10,6 +10,7 @@ import type { Packet, PacketPool } from './packet.js';
 import { PathMtu } from './path-mtu.js';
 import { Registry } from './registry.js';
 import { timeoutTable } from './tcp-state.js';
+import { UdpFlowTable } from './udp-table.js';
 
 /**
  * What every part of the data path shares: the options, the packet pool, the
@@ -24,6 +25,8 @@ export class EngineContext {
   readonly table: ConnTable;
   readonly laddrs: LocalAddressPool;
   readonly reg: Registry;
+  /** UDP flows: their own table and port allocator (udp-table.ts). */
+  readonly udp: UdpFlowTable;
   /** The LB→RS path MTU per real server, configured and learned. */
   readonly pmtu: PathMtu;
   readonly counters = newCounterArray();
@@ -58,7 +61,14 @@ export class EngineContext {
       opts.portSeed,
     );
     this.pmtu = new PathMtu(opts.maxRealServers, this.clock, opts.pmtuExpiresMs);
-    this.reg = new Registry(opts, this.table, this.laddrs, this.pmtu);
+    this.udp = new UdpFlowTable(
+      opts.maxConnections,
+      opts.maxLocalAddresses,
+      opts.maxRealServers,
+      opts.portRange,
+      opts.portSeed,
+    );
+    this.reg = new Registry(opts, this.table, this.laddrs, this.pmtu, this.udp);
   }
 
   /** Re-reads the options that `Engine.reconfigure` may change. */

@@ -99,6 +99,21 @@ export const COUNTER_NAMES = [
   'unknown_flow_rst_sent',
   'unknown_flow_rst_limited',
   'too_big_dropped',
+  /** UDP flows opened, ended by their idle timeout, and every one that left the table: created − released is the UDP table's size. */
+  'udp_flows_created',
+  'udp_flows_expired',
+  'udp_flows_released',
+  /** A datagram to a UDP service that could not open a flow (why: table_full, no_real_server, laddr_ports_exhausted). */
+  'udp_flow_rejected',
+  /** IPv6 UDP datagrams with checksum 0: IPv6 has no "none" (RFC 8200 8.1). */
+  'udp_zero_checksum_dropped',
+  /** UOAs sent in the datagram itself, as an IPv4 option or in the protocol-248 shim. */
+  'uoa_sent_ipo',
+  'uoa_sent_opp',
+  /** UOAs sent ahead of a datagram with no room for one under the RS path MTU, in an empty datagram of their own. */
+  'uoa_empty_sent',
+  /** Datagrams of a flow still in its UOA trail that went without one (no buffer room, or a family pair the mode cannot carry). */
+  'uoa_skipped',
   'toa_inserted',
   'toa_inserted_syn',
   'toa_pruned',
@@ -166,6 +181,8 @@ export const DROP_COUNTERS: readonly CounterName[] = [
   'no_service_dropped',
   'no_conn_dropped',
   'too_big_dropped',
+  'udp_flow_rejected',
+  'udp_zero_checksum_dropped',
   // ICMP: every message ends in forwarded_packets (a translated error) or one of these.
   'icmp_error_no_conn_dropped',
   'icmp_error_family_dropped',

@@ -1,5 +1,5 @@
 import { Ipv6Address, type IpAddress } from '../wire/address.js';
-import { Ipv4Error, IPPROTO_ICMP, IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
+import { Ipv4Error, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, Ipv4Field } from '../wire/ipv4.js';
 import { TcpField } from '../wire/tcp.js';
 import { ClientPath } from './client-path.js';
 import { CF_IN_USE, CF_IPV6, type ConnTable } from './conn-table.js';
@@ -19,8 +19,10 @@ import {
   DEFAULT_ENGINE_OPTIONS,
   checkUnknownServiceAction,
   type EngineOptions,
+  type L4Protocol,
   type RealServerConfig,
   type ServiceConfig,
+  type UoaSetting,
 } from './options.js';
 import { PacketPool, type Packet } from './packet.js';
 import { ProxyHeaderWriter } from './proxy-header.js';
@@ -31,10 +33,13 @@ import { RealServer, Service } from './services.js';
 import { SynProxy } from './synproxy/synproxy.js';
 import { TableTransfer, type ImportResult } from './table-transfer.js';
 import type { TcpState } from './tcp-state.js';
+import { UdpPath } from './udp-path.js';
 import { UnknownFlowReplies } from './unknown-flow.js';
 import { UnknownServiceReplies } from './unknown-service.js';
 
 export interface ConnectionEntry {
+  protocol: L4Protocol;
+  /** A TCP connection's state; a UDP flow's is always None (IPVS's UDP has one state). */
   state: TcpState;
   expiresInMs: number;
   cip: IpAddress;
@@ -87,6 +92,7 @@ export class Engine {
   private readonly transfer: TableTransfer;
   private readonly icmp: IcmpInput;
   private readonly fragments: FragmentInput;
+  private readonly udp: UdpPath;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -121,6 +127,7 @@ export class Engine {
     const nat6 = new Nat6(ctx, this.synproxy);
     const rs6 = new Ipv6RsPath(ctx, this.conns, nat6, this.synproxy);
     this.fragments = new FragmentInput(ctx, this);
+    this.udp = new UdpPath(ctx);
     this.v6 = new Ipv6Path(
       ctx,
       this.conns,
@@ -132,6 +139,7 @@ export class Engine {
       this.unknown,
       new Icmp6Input(ctx, errors6),
       this.fragments,
+      this.udp,
     );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
@@ -168,6 +176,9 @@ export class Engine {
         | 'unknownFlowResetBurst'
         | 'icmpEcho'
         | 'pmtuExpiresMs'
+        | 'timeoutUdpMs'
+        | 'uoaMode'
+        | 'uoaMaxTrail'
       >
     >,
   ): void {
@@ -177,9 +188,9 @@ export class Engine {
     this.unknownFlow.optionsChanged();
   }
 
-  /** Index of the live service VIP:vport, or -1. */
-  findService(vip: IpAddress, vport: number): number {
-    return this.reg.findService(vip, vport);
+  /** Index of the live service VIP:vport of `protocol` (TCP unless given), or -1. */
+  findService(vip: IpAddress, vport: number, protocol: L4Protocol = 'TCP'): number {
+    return this.reg.findService(vip, vport, protocol);
   }
 
   /** Index (into realServers) of RS addr:port in service svc, or -1. */
@@ -198,6 +209,11 @@ export class Engine {
   /** Switches a service between TOA (0) and PROXY protocol v1/v2 for new connections. */
   setProxyProtocol(svc: number, version: 0 | 1 | 2): void {
     this.reg.setProxyProtocol(svc, version);
+  }
+
+  /** A UDP service's UOA placement for the datagrams that follow; undefined: the engine's `uoaMode`. */
+  setUoaMode(svc: number, mode: UoaSetting | undefined): void {
+    this.reg.setUoaMode(svc, mode);
   }
 
   /** Switches SYNPROXY on or off for a service's new connections. */
@@ -242,16 +258,32 @@ export class Engine {
     return this.ctx.pmtu.of(rsIndex);
   }
 
-  /** Connections in the table, for `ctl -Lnc`; at most `limit`. */
+  /** Connections in the table, then UDP flows, for `ctl -Lnc`; at most `limit`. */
   listConnections(limit = Infinity): ConnectionEntry[] {
-    const t = this.table;
     const out: ConnectionEntry[] = [];
+    this.listTable(this.table, 'TCP', out, limit);
+    this.listTable(this.ctx.udp.table, 'UDP', out, limit);
+    return out;
+  }
+
+  /** Connections and UDP flows in the tables together. */
+  get connectionCount(): number {
+    return this.table.count + this.ctx.udp.table.count;
+  }
+
+  private listTable(
+    t: ConnTable,
+    protocol: L4Protocol,
+    out: ConnectionEntry[],
+    limit: number,
+  ): void {
     for (let i = 0; i < t.capacity && out.length < limit; i++) {
       if ((t.flags[i]! & CF_IN_USE) === 0) continue;
       const svc = this.services[t.svc[i]!]!;
       const v6 = (t.flags[i]! & CF_IPV6) !== 0;
       const replyV6 = t.replyIsV6(i);
       out.push({
+        protocol,
         state: t.state[i]!,
         expiresInMs: Math.max(0, t.expires[i]! - this.ctx.now),
         cip: v6 ? Ipv6Address.fromBytes(t.cip6, i * 16) : t.cip[i]!,
@@ -264,7 +296,6 @@ export class Engine {
         rport: t.rport[i]!,
       });
     }
-    return out;
   }
 
   /**
@@ -341,6 +372,7 @@ export class Engine {
     this.synproxy.onTick(now);
     this.table.advance(now, this.conns.onExpire);
     this.fragments.expire(now);
+    this.ctx.udp.table.advance(now, this.udp.flows.onExpire);
   }
 
   /** Takes ownership of `p`: it is either emitted (possibly rewritten or split) or returned to the pool. */
@@ -400,13 +432,14 @@ export class Engine {
   }
 
   /**
-   * A packet that is not TCP, `ctx.ip` wrapped around it: ICMP (errors about
-   * connections, echo to VIPs) or a drop. A method of its own, after the TCP
+   * A packet that is not TCP, `ctx.ip` wrapped around it: UDP (udp-path.ts),
+   * ICMP (errors about connections, echo to VIPs) or a drop. A method of its own, after the TCP
    * test, so `process` stays as small as it was and TCP pays nothing for it.
    */
   private notTcp(p: Packet): void {
     const ip = this.ctx.ip;
-    if (ip.protocol === IPPROTO_ICMP) this.icmp.receive(p, ip.headerLength);
+    if (ip.protocol === IPPROTO_UDP) this.udp.receive4(p, ip.headerLength);
+    else if (ip.protocol === IPPROTO_ICMP) this.icmp.receive(p, ip.headerLength);
     else this.ctx.drop(p, C.not_tcp_dropped);
   }
 

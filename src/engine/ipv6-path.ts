@@ -1,6 +1,6 @@
 import { equalsU32AtPlus } from '../wire/bytes.js';
 import { fold16 } from './addr6.js';
-import { IPPROTO_ICMPV6, IPPROTO_TCP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
+import { IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP, IPV4_MIN_HEADER } from '../wire/ipv4.js';
 import { IPV6_HEADER, Ipv6Error } from '../wire/ipv6.js';
 import { TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
@@ -21,6 +21,7 @@ import { TcpState } from './tcp-state.js';
 import { ToaMode } from './toa-decision.js';
 import { OptionPlan, ToaWriter } from './toa-insert.js';
 import { TokenBucket } from './token-bucket.js';
+import type { UdpPath } from './udp-path.js';
 import type { UnknownFlowReplies } from './unknown-flow.js';
 import type { UnknownServiceReplies } from './unknown-service.js';
 import type { FragmentInput } from './fragment-input.js';
@@ -65,6 +66,7 @@ export class Ipv6Path implements SynProxyReplay6 {
     private readonly unknownService: UnknownServiceReplies,
     private readonly icmp6: Icmp6Input,
     private readonly fragments: FragmentInput,
+    private readonly udp: UdpPath,
   ) {
     this.toa = new ToaWriter(ctx.pool);
     this.options = new ClientOptions(ctx, this.toa, synproxy);
@@ -147,7 +149,8 @@ export class Ipv6Path implements SynProxyReplay6 {
       return -1;
     }
     if (ip6.upperProtocol !== IPPROTO_TCP) {
-      if (ip6.upperProtocol === IPPROTO_ICMPV6) this.icmp6.receive(p, ip6.upperOffset);
+      if (ip6.upperProtocol === IPPROTO_UDP) this.udp.receive6(p, ip6.upperOffset);
+      else if (ip6.upperProtocol === IPPROTO_ICMPV6) this.icmp6.receive(p, ip6.upperOffset);
       else ctx.drop(p, C.not_tcp_dropped);
       return -1;
     }

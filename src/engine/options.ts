@@ -31,6 +31,20 @@ export function checkUnknownServiceAction(v: string): UnknownServiceAction {
   return a;
 }
 
+/** The transport protocol of a service (ipvsadm's -t / -u). */
+export type L4Protocol = 'TCP' | 'UDP';
+export const L4_PROTOCOLS: readonly L4Protocol[] = ['TCP', 'UDP'];
+
+/**
+ * How a UDP service's datagrams carry the client's address to the RS (DPVS's
+ * UOA, wire/uoa.ts): `ipo` an IPv4 option (IPv4 client and RS only), `opp`
+ * the protocol-248 shim (every family pair), `off` none.
+ */
+export type UoaSetting = 'ipo' | 'opp' | 'off';
+export const UOA_SETTINGS: readonly UoaSetting[] = ['ipo', 'opp', 'off'];
+/** Upper bound of `uoaMaxTrail` (a per-flow byte counts the datagrams sent with a UOA). */
+export const MAX_UOA_TRAIL = 255;
+
 /** Upper bound of `unknownFlowResetRate` (RSTs a second): far beyond any sane setting, below overflow. */
 export const MAX_UNKNOWN_FLOW_RESET_RATE = 1_000_000;
 
@@ -61,6 +75,10 @@ export interface ServiceConfig {
    * opens the RS connection only once the client's ACK proves the cookie.
    */
   synProxy?: boolean;
+  /** TCP (default) or UDP; a TCP and a UDP service may share a VIP:vport. */
+  protocol?: L4Protocol;
+  /** UDP: the UOA placement for this service; the engine's `uoaMode` when unset. */
+  uoaMode?: UoaSetting;
 }
 
 export interface EngineOptions {
@@ -122,6 +140,12 @@ export interface EngineOptions {
    */
   portSeed: number;
   timeouts: TcpTimeouts;
+  /** Idle timeout of a UDP flow, ms, restarted by a datagram of either direction (IPVS's 300 s). */
+  timeoutUdpMs: number;
+  /** UDP services' UOA placement unless a service sets its own (DPVS's default: opp). */
+  uoaMode: UoaSetting;
+  /** Datagrams of a flow that carry a UOA, from its first (DPVS's uoa_max_trail, 3); 0: none. */
+  uoaMaxTrail: number;
   maxRealServers: number;
   maxLocalAddresses: number;
   /** SYNPROXY: largest MSS announced to clients in the cookie SYN+ACK (Alibaba's synproxy_init_mss). */
@@ -177,6 +201,9 @@ export const DEFAULT_ENGINE_OPTIONS: EngineOptions = {
   isnClockOriginMs: 0,
   portSeed: 0x5eed,
   timeouts: DEFAULT_TCP_TIMEOUTS,
+  timeoutUdpMs: 300_000,
+  uoaMode: 'opp',
+  uoaMaxTrail: 3,
   maxRealServers: 1024,
   maxLocalAddresses: 64,
   synproxyMss: 1452,

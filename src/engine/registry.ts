@@ -5,10 +5,27 @@ import { equal16, fold16 } from './addr6.js';
 import type { ConnTable } from './conn-table.js';
 import type { LocalAddressPool } from './laddr.js';
 import type { PathMtu } from './path-mtu.js';
-import type { EngineOptions, RealServerConfig, ServiceConfig } from './options.js';
+import type {
+  EngineOptions,
+  L4Protocol,
+  RealServerConfig,
+  ServiceConfig,
+  UoaSetting,
+} from './options.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import { RealServer, Service } from './services.js';
+import type { UdpFlowTable } from './udp-table.js';
+
+/** `svcUoa` values: the service's UOA placement, or UOA_INHERIT for the engine's `uoaMode`. */
+export const UOA_OFF = 0;
+export const UOA_IPO = 1;
+export const UOA_OPP = 2;
+export const UOA_INHERIT = 3;
+
+export function uoaCode(m: UoaSetting | undefined): number {
+  return m === undefined ? UOA_INHERIT : m === 'ipo' ? UOA_IPO : m === 'opp' ? UOA_OPP : UOA_OFF;
+}
 
 /**
  * Services, real servers and local addresses: the administrative side
@@ -23,6 +40,9 @@ export class Registry {
   serviceByKey = new AddrPortIndex();
   /** Live IPv6 services by VIP:vport. */
   serviceByKey6 = new Addr6PortIndex();
+  /** Live UDP services by VIP:vport, apart from TCP's so a TCP lookup is what it was. */
+  udpServiceByKey = new AddrPortIndex();
+  udpServiceByKey6 = new Addr6PortIndex();
   /** The LIPs, keyed with port -1: a packet to one is an RS reply. */
   readonly lipSet = new AddrPortIndex();
   readonly lipSet6 = new Addr6PortIndex();
@@ -39,6 +59,8 @@ export class Registry {
   svcVips6 = new Uint8Array(0);
   svcPorts = new Uint16Array(0);
   svcSynProxy = new Uint8Array(0);
+  /** Per UDP service, its UOA placement (UOA_* codes). */
+  svcUoa = new Uint8Array(0);
   rsAddrs = new Uint32Array(0);
   rsAddrs6 = new Uint8Array(0);
   rsV6 = new Uint8Array(0);
@@ -55,12 +77,19 @@ export class Registry {
     private readonly table: ConnTable,
     private readonly laddrs: LocalAddressPool,
     private readonly pmtu: PathMtu,
+    private readonly udp: UdpFlowTable,
   ) {}
 
   addService(cfg: ServiceConfig): Service {
     const vip = cfg.vip;
-    if (this.findService(vip, cfg.vport) >= 0) {
-      throw new Error(`service ${endpointToString(vip, cfg.vport)} already exists`);
+    const protocol = cfg.protocol ?? 'TCP';
+    if (this.findService(vip, cfg.vport, protocol) >= 0) {
+      throw new Error(`service ${protocol} ${endpointToString(vip, cfg.vport)} already exists`);
+    }
+    if (protocol === 'UDP' && (cfg.synProxy === true || (cfg.proxyProtocol ?? 0) !== 0)) {
+      throw new Error(
+        `service UDP ${endpointToString(vip, cfg.vport)}: SYNPROXY and PROXY protocol are TCP's`,
+      );
     }
     if (typeof vip === 'number') {
       // Refused before anything is added, so a bad service leaves no trace.
@@ -70,11 +99,15 @@ export class Registry {
     // A service may start without LIPs (ipvsadm -A, then --add-laddr); until then its SYNs are refused.
     const idx = this.services.length;
     if (idx >= 0xffff) throw new Error('too many services');
-    const svc = new Service(idx, vip, cfg.vport, createScheduler(cfg.scheduler), []);
+    const svc = new Service(idx, vip, cfg.vport, createScheduler(cfg.scheduler), [], protocol);
     svc.proxyProtocol = cfg.proxyProtocol ?? 0;
     svc.synProxy = cfg.synProxy ?? false;
+    svc.uoaMode = cfg.uoaMode;
     if (svc.synProxy) this.table.enableSynproxy();
-    if (typeof vip !== 'number') this.table.enableIpv6();
+    if (protocol === 'UDP') {
+      if (typeof vip !== 'number') this.udp.enableIpv6();
+      else this.udp.enable();
+    } else if (typeof vip !== 'number') this.table.enableIpv6();
     this.services.push(svc);
     for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
     for (const r of cfg.realServers) this.addRealServer(idx, r);
@@ -83,28 +116,35 @@ export class Registry {
     return svc;
   }
 
-  /** Index of the live service VIP:vport, or -1. */
-  findService(vip: IpAddress, vport: number): number {
-    if (typeof vip === 'number') return this.serviceByKey.get(vip, vport);
-    return this.serviceByKey6Get(vip.bytes, vport);
+  /** Index of the live service VIP:vport of `protocol`, or -1. */
+  findService(vip: IpAddress, vport: number, protocol: L4Protocol = 'TCP'): number {
+    const udp = protocol === 'UDP';
+    if (typeof vip === 'number')
+      return (udp ? this.udpServiceByKey : this.serviceByKey).get(vip, vport);
+    return this.serviceByKey6Get(
+      udp ? this.udpServiceByKey6 : this.serviceByKey6,
+      vip.bytes,
+      vport,
+    );
   }
 
   private readonly portScratch = new Uint8Array(18);
 
-  private serviceByKey6Get(addr: Uint8Array, vport: number): number {
+  private serviceByKey6Get(index: Addr6PortIndex, addr: Uint8Array, vport: number): number {
     const k = this.portScratch;
     k.set(addr, 0);
     k[16] = vport >>> 8;
     k[17] = vport & 0xff;
-    return this.serviceByKey6.getAt(k, 0, 16);
+    return index.getAt(k, 0, 16);
   }
 
   private indexService(s: Service): void {
+    const udp = s.protocol === 'UDP';
     if (typeof s.vip === 'number') {
-      this.serviceByKey.set(s.vip, s.vport, s.index);
+      (udp ? this.udpServiceByKey : this.serviceByKey).set(s.vip, s.vport, s.index);
       this.vipSet.set(s.vip, -1, 1);
     } else {
-      this.serviceByKey6.set(s.vip.bytes, s.vport, s.index);
+      (udp ? this.udpServiceByKey6 : this.serviceByKey6).set(s.vip.bytes, s.vport, s.index);
       this.vipSet6.set(s.vip.bytes, -1, 1);
     }
   }
@@ -129,6 +169,8 @@ export class Registry {
     s.scheduler.rebuild(s.targets);
     this.serviceByKey = new AddrPortIndex();
     this.serviceByKey6 = new Addr6PortIndex();
+    this.udpServiceByKey = new AddrPortIndex();
+    this.udpServiceByKey6 = new Addr6PortIndex();
     this.vipSet = new AddrPortIndex();
     this.vipSet6 = new Addr6PortIndex();
     for (const o of this.services) if (o.live) this.indexService(o);
@@ -139,9 +181,16 @@ export class Registry {
     this.liveService(svc).proxyProtocol = version;
   }
 
+  /** Sets a UDP service's UOA placement (undefined: the engine's `uoaMode`) for the datagrams that follow. */
+  setUoaMode(svc: number, mode: UoaSetting | undefined): void {
+    this.liveService(svc).uoaMode = mode;
+    this.syncArrays();
+  }
+
   /** Switches SYNPROXY on or off for a service's new connections. */
   setSynProxy(svc: number, on: boolean): void {
     const s = this.liveService(svc);
+    if (on && s.protocol === 'UDP') throw new Error('SYNPROXY is for TCP services');
     s.synProxy = on;
     if (on) this.table.enableSynproxy();
     this.syncArrays();
@@ -163,6 +212,8 @@ export class Registry {
     checkLipFamily(s.vip, s.vport, lip);
     if (typeof lip !== 'number') this.table.enableIpv6();
     const li = this.laddrs.add(lip);
+    // The UDP allocator registers LIPs in the same order, so the index is the same in both.
+    this.udp.laddrs.add(lip);
     if (!s.lipIndexes.includes(li)) s.lipIndexes.push(li);
     if (typeof lip === 'number') this.lipSet.set(lip, -1, 1);
     else this.lipSet6.set(lip.bytes, -1, 1);
@@ -202,7 +253,10 @@ export class Registry {
       );
       // The same address:port behind another service: one destination, so one set of LIP ports.
       const twin = this.realServers.find((t) => addressEquals(t.addr, r.addr) && t.port === r.port);
-      if (twin) this.laddrs.sharePorts(rs.index, twin.index);
+      if (twin) {
+        this.laddrs.sharePorts(rs.index, twin.index);
+        this.udp.laddrs.sharePorts(rs.index, twin.index);
+      }
       this.realServers.push(rs);
     }
     this.pmtu.configure(rs.index, rs.mtu);
@@ -276,6 +330,7 @@ export class Registry {
     this.svcVipSums = vips.sums;
     this.svcPorts = Uint16Array.from(svcs, (s) => s.vport);
     this.svcSynProxy = Uint8Array.from(svcs, (s) => (s.synProxy ? 1 : 0));
+    this.svcUoa = Uint8Array.from(svcs, (s) => uoaCode(s.uoaMode));
     const rsAddrs = addressArrays(this.realServers.map((r) => r.addr));
     this.rsAddrs = rsAddrs.v4;
     this.rsAddrs6 = rsAddrs.v6;

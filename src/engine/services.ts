@@ -1,5 +1,6 @@
 import { addressKey, type IpAddress } from '../wire/address.js';
 import { C, newCounterArray } from './counters.js';
+import type { L4Protocol, UoaSetting } from './options.js';
 import type { Scheduler, SchedTarget } from './sched/scheduler.js';
 
 /** Traffic stats per service and per RS, as ipvsadm --stats shows them. */
@@ -47,6 +48,8 @@ export class Service {
   proxyProtocol: 0 | 1 | 2 = 0;
   /** SYNPROXY for new connections (see synproxy/README.md). */
   synProxy = false;
+  /** UDP: the service's own UOA placement; undefined follows the engine's `uoaMode`. */
+  uoaMode: UoaSetting | undefined = undefined;
   private lipCursor = 0;
   /** True for an IPv6 VIP (its RS may be IPv6, or IPv4: FNAT64). */
   get v6(): boolean {
@@ -59,6 +62,7 @@ export class Service {
     public scheduler: Scheduler,
     /** Indexes into the engine's LIP pool. */
     readonly lipIndexes: number[],
+    readonly protocol: L4Protocol = 'TCP',
   ) {}
 
   nextLip(): number {

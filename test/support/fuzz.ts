@@ -324,7 +324,13 @@ function ipv6Corpus(): { bytes: Uint8Array; counter: CounterName }[] {
       fixIcmpv6Checksum(ipv6([optsHeader(HBH)], 58, new Uint8Array(24).fill(135, 0, 1))),
       'icmp_unhandled_dropped',
     ],
-    [ipv6([], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 8, 0, 0)), 'not_tcp_dropped'], // UDP
+    // UDP: checksum 0 (IPv6 forbids it), to no UDP service, a length beyond the datagram.
+    [ipv6([], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 8, 0, 0)), 'udp_zero_checksum_dropped'],
+    [
+      ipv6([optsHeader(HBH)], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 8, 1, 2)),
+      'no_service_dropped',
+    ],
+    [ipv6([], 17, Uint8Array.of(0x9c, 0x40, 0, 80, 0, 9, 1, 2)), 'malformed_dropped'],
     [ipv6([optsHeader(HBH)], 4, new Uint8Array(20)), 'not_tcp_dropped'], // IPv4 in IPv6
     [ipv6([], IPPROTO_TCP, syn, 200), 'malformed_dropped'], // payload length beyond the packet
     [ipv6([], IPPROTO_TCP, syn, -20), 'malformed_dropped'],

@@ -1,0 +1,247 @@
+import { IPPROTO_UDP, IPV4_MIN_HEADER, Ipv4Field } from '../wire/ipv4.js';
+import { IPV6_HEADER } from '../wire/ipv6.js';
+import { UDP_NO_CHECKSUM, UdpView } from '../wire/udp.js';
+import { fold16 } from './addr6.js';
+import { CF_IPV6 } from './conn-table.js';
+import type { EngineContext } from './context.js';
+import { C } from './counters.js';
+import { IPV6_MIN_MTU, craftFragNeeded, craftPacketTooBig6 } from './craft.js';
+import type { Packet } from './packet.js';
+import { countInbound, countOutbound } from './services.js';
+import { TokenBucket } from './token-bucket.js';
+import { UdpFlows } from './udp-flows.js';
+import { UdpNat } from './udp-nat.js';
+import { UoaWriter } from './uoa-writer.js';
+
+/**
+ * UDP (DPVS's udp_fnat_in_handler / udp_fnat_out_handler): the datagrams
+ * `Engine.process` (IPv4, after the TCP test) and `Ipv6Path` (IPv6, on its
+ * non-TCP branch) hand over, so TCP pays nothing for them.
+ *
+ * - To a UDP service's VIP:vport: client → RS. The flow is found by the
+ *   client tuple or opened (udp-flows.ts), its idle deadline restarted, the
+ *   UOA put on its first datagrams (uoa-writer.ts), the datagram translated
+ *   (udp-nat.ts) and sent; IPv4, IPv6, and FNAT64 (IPv6 client, IPv4 RS).
+ * - To a LIP with a flow's reply tuple: RS → client, translated back.
+ * - A datagram too big for the RS path is dropped (`too_big_dropped`) and,
+ *   with DF (IPv4) or always (IPv6), answered with frag-needed / Packet Too
+ *   Big telling the RS path's MTU (rate-limited): the LB does not fragment.
+ * - To a LIP without a flow: `no_conn_dropped`; to no UDP service:
+ *   `no_service_dropped` (no RST: UDP has none, and no ICMP either).
+ *
+ * Malformed datagrams (a UDP header or length that does not fit) are
+ * `malformed_dropped`; an IPv6 one with checksum 0 `udp_zero_checksum_dropped`.
+ */
+export class UdpPath {
+  readonly flows: UdpFlows;
+  private readonly nat: UdpNat;
+  private readonly uoa: UoaWriter;
+  private readonly udp = new UdpView();
+  private readonly icmpBucket: TokenBucket;
+
+  constructor(private readonly ctx: EngineContext) {
+    this.flows = new UdpFlows(ctx);
+    this.nat = new UdpNat(ctx);
+    this.uoa = new UoaWriter(ctx);
+    this.icmpBucket = new TokenBucket(ctx.opts.icmpRateLimit, ctx.opts.icmpRateBurst);
+  }
+
+  /** An IPv4 UDP datagram, not a fragment; its header (ipHl bytes) checked and p.length its total length. */
+  receive4(p: Packet, ipHl: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const udpOff = p.start + ipHl;
+    if (!this.udp.wrap(b, udpOff).fits(p.length - ipHl)) {
+      ctx.drop(p, C.malformed_dropped);
+      return;
+    }
+    const dst = p.start + Ipv4Field.Dst;
+    const svc = ctx.reg.udpServiceByKey.getAt(b, dst, udpOff + 2);
+    if (svc >= 0) {
+      ctx.count(C.inbound_packets);
+      this.fromClient4(p, svc, ipHl);
+      return;
+    }
+    const c = ctx.udp.table.lookupReplyAt(b, p.start, udpOff);
+    if (c >= 0) {
+      ctx.count(C.outbound_packets);
+      this.fromRealServer4(p, ipHl, c);
+      return;
+    }
+    if (ctx.reg.lipSet.getAt(b, dst, -1) >= 0) {
+      ctx.count(C.outbound_packets);
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    ctx.drop(p, C.no_service_dropped);
+  }
+
+  /**
+   * An IPv6 UDP datagram (not a fragment, no routing header left to do):
+   * its fixed header at p.start, the UDP header at l4, after any extension
+   * headers, which are left out as the TCP path leaves them out.
+   */
+  receive6(p: Packet, l4: number): void {
+    const ctx = this.ctx;
+    if (l4 !== p.start + IPV6_HEADER) this.dropExtensionHeaders(p, l4);
+    const b = p.buf;
+    const udpOff = p.start + IPV6_HEADER;
+    const udp = this.udp.wrap(b, udpOff);
+    if (!udp.fits(p.length - IPV6_HEADER)) {
+      ctx.drop(p, C.malformed_dropped);
+      return;
+    }
+    if (udp.checksum === UDP_NO_CHECKSUM) {
+      ctx.drop(p, C.udp_zero_checksum_dropped);
+      return;
+    }
+    const dst = p.start + 24;
+    const reg = ctx.reg;
+    const dstHash = fold16(b, dst);
+    const svc = reg.udpServiceByKey6.getHashedAt(b, dst, dstHash, udpOff + 2);
+    if (svc >= 0) {
+      ctx.count(C.inbound_packets);
+      this.fromClient6(p, svc);
+      return;
+    }
+    const c = ctx.udp.table.lookupReply6HashedAt(b, p.start + 8, udpOff, dstHash);
+    if (c >= 0) {
+      ctx.count(C.outbound_packets);
+      this.fromRealServer6(p, c);
+      return;
+    }
+    if (reg.lipSet6.getHashedAt(b, dst, dstHash, -1) >= 0) {
+      ctx.count(C.outbound_packets);
+      ctx.drop(p, C.no_conn_dropped);
+      return;
+    }
+    ctx.drop(p, C.no_service_dropped);
+  }
+
+  /** Flow c of p's client tuple, opened when there is none (or its RS was removed); -1 with p consumed. */
+  private flowOf(p: Packet, svc: number, c: number, v6: boolean, udpOff: number): number {
+    const ctx = this.ctx;
+    if (c >= 0 && this.flows.rsRemoved(c)) {
+      ctx.countSvc(svc, C.conns_expired_nodest);
+      this.flows.release(c);
+      c = -1;
+    }
+    if (c >= 0) {
+      this.flows.touch(c);
+      return c;
+    }
+    return v6 ? this.flows.open6(p, svc, udpOff) : this.flows.open4(p, svc, udpOff);
+  }
+
+  private fromClient4(p: Packet, svc: number, ipHl: number): void {
+    const ctx = this.ctx;
+    const t = ctx.udp.table;
+    const b = p.buf;
+    const udpOff = p.start + ipHl;
+    const c = this.flowOf(p, svc, t.lookupClientAt(b, p.start, udpOff, svc), false, udpOff);
+    if (c < 0) return;
+    const rs = t.rs[c]!;
+    const mtu = ctx.pmtu.of(rs);
+    // The LB's packets to the RS carry the client's IP options (ipo adds one): the length is as it came.
+    if (p.length > mtu) {
+      this.tooBig4(p, mtu, ipHl);
+      return;
+    }
+    countInbound(ctx.reg, svc, rs, p.length);
+    const uo = this.uoa.carry4(p, ipHl, c, svc, mtu);
+    this.nat.toRealServer4(p.buf, p.start, uo, c);
+    ctx.forward(p);
+  }
+
+  private fromRealServer4(p: Packet, ipHl: number, c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.udp.table;
+    const svc = t.svc[c]!;
+    this.flows.touch(c);
+    if ((t.flags[c]! & CF_IPV6) !== 0) {
+      // FNAT64: an IPv6 client behind this IPv4 reply tuple.
+      if (!this.nat.toClient64(p, ipHl, c)) {
+        ctx.dropSvc(p, svc, C.malformed_dropped);
+        return;
+      }
+    } else this.nat.toClient4(p.buf, p.start, p.start + ipHl, c);
+    countOutbound(ctx.reg, svc, t.rs[c]!, p.length);
+    ctx.forward(p);
+  }
+
+  private fromClient6(p: Packet, svc: number): void {
+    const ctx = this.ctx;
+    const t = ctx.udp.table;
+    const udpOff = p.start + IPV6_HEADER;
+    const c = this.flowOf(p, svc, t.lookupClient6At(p.buf, p.start + 8, udpOff, svc), true, udpOff);
+    if (c < 0) return;
+    const rsV6 = t.replyIsV6(c);
+    const rs = t.rs[c]!;
+    const mtu = ctx.pmtu.of(rs);
+    const outIpHl = rsV6 ? IPV6_HEADER : IPV4_MIN_HEADER;
+    if (p.length - IPV6_HEADER + outIpHl > mtu) {
+      this.tooBig6(p, mtu, outIpHl);
+      return;
+    }
+    countInbound(ctx.reg, svc, rs, p.length);
+    if (rsV6) this.nat.toRealServer6(p, c);
+    else this.nat.toRealServer64(p, c);
+    this.uoa.carry6(p, c, svc, mtu);
+    ctx.forward(p);
+  }
+
+  private fromRealServer6(p: Packet, c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.udp.table;
+    this.flows.touch(c);
+    this.nat.toClient6(p, c);
+    countOutbound(ctx.reg, t.svc[c]!, t.rs[c]!, p.length);
+    ctx.forward(p);
+  }
+
+  /** Too big for the RS path: frag-needed with the path's MTU when DF is set (rate-limited); dropped. */
+  private tooBig4(p: Packet, mtu: number, ipHl: number): void {
+    const ctx = this.ctx;
+    const b = p.buf;
+    const df = (b[p.start + Ipv4Field.Flags]! & 0x40) !== 0;
+    if (df && this.icmpBucket.take(ctx.now)) {
+      const r = ctx.pool.take();
+      const ip = ctx.ip.wrap(b, p.start);
+      craftFragNeeded(r, ip.dst, ip.src, mtu, b, p.start, ipHl);
+      ctx.count(C.icmp_frag_needed_sent);
+      ctx.emit(r);
+    } else if (df) ctx.count(C.icmp_frag_needed_ratelimited);
+    ctx.drop(p, C.too_big_dropped);
+  }
+
+  /** Too big for the RS path: ICMPv6 Packet Too Big with the MTU that maps onto it (rate-limited); dropped. */
+  private tooBig6(p: Packet, mtu: number, outIpHl: number): void {
+    const ctx = this.ctx;
+    if (!this.icmpBucket.take(ctx.now)) {
+      ctx.count(C.icmp6_too_big_limited);
+      ctx.drop(p, C.too_big_dropped);
+      return;
+    }
+    let clientMtu = mtu - outIpHl + IPV6_HEADER;
+    if (clientMtu < IPV6_MIN_MTU) clientMtu = IPV6_MIN_MTU;
+    const r = ctx.pool.take();
+    const b = p.buf;
+    craftPacketTooBig6(r, b, p.start + 24, b, p.start + 8, clientMtu, b, p.start, p.length);
+    ctx.count(C.icmp6_too_big_sent);
+    ctx.drop(p, C.too_big_dropped);
+    ctx.emit(r);
+  }
+
+  /** Moves the fixed header up against the UDP header at l4: the datagram is IPv6 + UDP from then on. */
+  private dropExtensionHeaders(p: Packet, l4: number): void {
+    const b = p.buf;
+    const s = l4 - IPV6_HEADER;
+    b.copyWithin(s, p.start, p.start + IPV6_HEADER);
+    p.length -= s - p.start;
+    p.start = s;
+    b[s + 6] = IPPROTO_UDP;
+    const payload = p.length - IPV6_HEADER;
+    b[s + 4] = payload >>> 8;
+    b[s + 5] = payload & 0xff;
+  }
+}
