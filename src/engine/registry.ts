@@ -105,8 +105,8 @@ export class Registry {
     svc.uoaMode = cfg.uoaMode;
     if (svc.synProxy) this.table.enableSynproxy();
     if (protocol === 'UDP') {
-      if (typeof vip !== 'number') this.udp.enableIpv6();
-      else this.udp.enable();
+      this.udp.enable(this.laddrs, this.realServers.length);
+      if (typeof vip !== 'number') this.udp.table.enableIpv6();
     } else if (typeof vip !== 'number') this.table.enableIpv6();
     this.services.push(svc);
     for (const l of cfg.laddrs) this.addLocalAddress(idx, l);
@@ -213,7 +213,7 @@ export class Registry {
     if (typeof lip !== 'number') this.table.enableIpv6();
     const li = this.laddrs.add(lip);
     // The UDP allocator registers LIPs in the same order, so the index is the same in both.
-    this.udp.laddrs.add(lip);
+    if (this.udp.enabled) this.udp.laddrs.add(lip);
     if (!s.lipIndexes.includes(li)) s.lipIndexes.push(li);
     if (typeof lip === 'number') this.lipSet.set(lip, -1, 1);
     else this.lipSet6.set(lip.bytes, -1, 1);
@@ -255,7 +255,7 @@ export class Registry {
       const twin = this.realServers.find((t) => addressEquals(t.addr, r.addr) && t.port === r.port);
       if (twin) {
         this.laddrs.sharePorts(rs.index, twin.index);
-        this.udp.laddrs.sharePorts(rs.index, twin.index);
+        if (this.udp.enabled) this.udp.laddrs.sharePorts(rs.index, twin.index);
       }
       this.realServers.push(rs);
     }

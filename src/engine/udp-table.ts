@@ -13,7 +13,9 @@ import { LocalAddressPool, type PortRange } from './laddr.js';
  * UDP flow may hold the port number a TCP connection holds toward the same
  * RS, and neither protocol's load can exhaust the other's ports. The LIPs
  * are registered in both allocators in the same order, so a LIP's index is
- * the same in either.
+ * the same in either. Both the table and the allocator (whose per-pair
+ * arrays are sized by the LIP and RS limits) are made when the first UDP
+ * service is added, so an engine without one pays nothing for them.
  *
  * The TCP-only columns (sequence deltas, SYNPROXY's) stay zero in UDP
  * entries; `uoaSent` counts the datagrams of each flow that carried a UOA.
@@ -21,35 +23,44 @@ import { LocalAddressPool, type PortRange } from './laddr.js';
 export class UdpFlowTable {
   table: ConnTable;
   uoaSent: Uint8Array;
-  readonly laddrs: LocalAddressPool;
+  laddrs: LocalAddressPool;
+  enabled = false;
 
   constructor(
     private readonly capacity: number,
-    maxLocalAddresses: number,
-    maxRealServers: number,
-    portRange: PortRange,
-    portSeed: number,
+    private readonly maxLocalAddresses: number,
+    private readonly maxRealServers: number,
+    private readonly portRange: PortRange,
+    private readonly portSeed: number,
   ) {
-    // A one-entry placeholder until a UDP service exists: an engine without one pays no memory.
+    // One-entry placeholders until a UDP service exists: lookups on them find nothing.
     this.table = new ConnTable(1);
     this.uoaSent = new Uint8Array(1);
-    this.laddrs = new LocalAddressPool(maxLocalAddresses, maxRealServers, portRange, portSeed);
+    this.laddrs = new LocalAddressPool(1, 1, portRange, portSeed);
   }
 
-  get enabled(): boolean {
-    return this.table.capacity === this.capacity;
-  }
-
-  /** Allocates the table at its full size (the engine's maxConnections); idempotent. */
-  enable(): void {
+  /**
+   * Makes the table at its full size (the engine's maxConnections) and the
+   * port allocator with the LIPs `tcpPorts` knows, in its order, and its
+   * shared port sets (one RS address:port behind several services) for the
+   * first `realServers`; idempotent.
+   */
+  enable(tcpPorts: LocalAddressPool, realServers: number): void {
     if (this.enabled) return;
+    this.enabled = true;
     this.table = new ConnTable(this.capacity);
     this.uoaSent = new Uint8Array(this.capacity);
-  }
-
-  /** Allocates the table's IPv6 side (an IPv6 UDP service); idempotent. */
-  enableIpv6(): void {
-    this.enable();
-    this.table.enableIpv6();
+    const ports = new LocalAddressPool(
+      this.maxLocalAddresses,
+      this.maxRealServers,
+      this.portRange,
+      this.portSeed,
+    );
+    for (const lip of tcpPorts.lips) ports.add(lip);
+    for (let rs = 0; rs < realServers; rs++) {
+      const owner = tcpPorts.portGroup(rs);
+      if (owner !== rs) ports.sharePorts(rs, owner);
+    }
+    this.laddrs = ports;
   }
 }
