@@ -14,7 +14,7 @@ import {
 import { Engine, type ConnectionEntry, type ImportResult } from '../engine/engine.js';
 import { GSO_BUFFER_SIZE, PacketPool } from '../engine/packet.js';
 import { COUNTER_NAMES } from '../engine/counters.js';
-import { unknownFlowResetBurst } from '../engine/options.js';
+import { unknownFlowResetBurst, type L4Protocol } from '../engine/options.js';
 import {
   STAT_CONNS,
   STAT_IN_BYTES,
@@ -62,8 +62,14 @@ export interface LoadBalancerDeps {
 /** Window over which `napi_thread auto` looks at the traffic. */
 const NAPI_WINDOW_MS = 200;
 
-const rsKey = (vip: IpAddress, vport: number, addr: IpAddress, port: number): string =>
-  `${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
+const rsKey = (
+  vip: IpAddress,
+  vport: number,
+  addr: IpAddress,
+  port: number,
+  protocol: L4Protocol = 'TCP',
+): string =>
+  `${protocol === 'UDP' ? 'UDP ' : ''}${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
 
 // The addresses the engine holds, read as IpAddress: the one place that knows
 // how the engine's tables store them.
@@ -144,6 +150,9 @@ export class LoadBalancer implements ControlApi {
         portRange: d.portRange,
         rsMtu: d.rsMtu,
         timeouts: d.timeouts,
+        timeoutUdpMs: d.timeoutUdp * 1000,
+        uoaMode: d.uoaMode,
+        uoaMaxTrail: d.uoaMaxTrail,
         isnSecret: deps.isnSecret ?? (Math.random() * 0x100000000) >>> 0,
         // Engine time 0 is this moment on both clocks: the run loop counts from `epoch`, the ISN clock from here in Unix time.
         isnClockOriginMs: this.epochUnixMs,
@@ -378,14 +387,16 @@ export class LoadBalancer implements ControlApi {
     const svc = this.engine.addService({
       vip: s.vip,
       vport: s.vport,
+      protocol: s.protocol,
       scheduler: s.scheduler,
       laddrs: s.laddrs,
       realServers: [],
       proxyProtocol: s.proxyProtocol,
       synProxy: s.synProxy,
+      ...(s.uoaMode === undefined ? {} : { uoaMode: s.uoaMode }),
     });
     for (const r of s.realServers)
-      this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
+      this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu, s.protocol);
   }
 
   private addReal(
@@ -396,24 +407,26 @@ export class LoadBalancer implements ControlApi {
     port: number,
     weight: number,
     mtu?: number,
+    protocol: L4Protocol = 'TCP',
   ): void {
-    const prev = this.weights.get(rsKey(vip, vport, addr, port));
+    const key = rsKey(vip, vport, addr, port, protocol);
+    const prev = this.weights.get(key);
     const w: RsWeight = { weight, healthy: prev?.healthy ?? true };
     if (prev?.dynamic !== undefined) w.dynamic = prev.dynamic;
-    this.weights.set(rsKey(vip, vport, addr, port), w);
+    this.weights.set(key, w);
     this.engine.addRealServer(svc, { addr, port, weight: weightInForce(w), mtu });
   }
 
   private onHealth(c: HealthChange): void {
     const { service: svc, real, healthy } = c;
-    const key = rsKey(svc.vip, svc.vport, real.addr, real.port);
+    const key = rsKey(svc.vip, svc.vport, real.addr, real.port, svc.protocol);
     const w = this.weights.get(key);
     if (!w) return;
     const wasHealthy = w.healthy;
     w.healthy = healthy;
     if (c.weight === undefined) delete w.dynamic;
     else w.dynamic = c.weight;
-    const si = this.engine.findService(svc.vip, svc.vport);
+    const si = this.engine.findService(svc.vip, svc.vport, svc.protocol);
     const ri = si < 0 ? -1 : this.engine.findRealServer(si, real.addr, real.port);
     if (ri >= 0) this.engine.setWeight(ri, weightInForce(w));
     const msg =
@@ -517,16 +530,20 @@ export class LoadBalancer implements ControlApi {
       pmtuExpiresMs: d.pmtuExpires * 1000,
       timeouts: d.timeouts,
       rsMtu: d.rsMtu,
+      timeoutUdpMs: d.timeoutUdp * 1000,
+      uoaMode: d.uoaMode,
+      uoaMaxTrail: d.uoaMaxTrail,
     });
     for (const s of diff.removedServices) {
-      const i = e.findService(s.vip, s.vport);
+      const i = e.findService(s.vip, s.vport, s.protocol);
       if (i >= 0) e.deleteService(i);
     }
     for (const s of diff.addedServices) this.addService(s);
     for (const c of diff.changedServices) {
       const s = c.after;
-      const i = e.findService(s.vip, s.vport);
+      const i = e.findService(s.vip, s.vport, s.protocol);
       if (i < 0) continue;
+      if (c.uoaMode) e.setUoaMode(i, c.uoaMode.to);
       if (c.scheduler) e.setScheduler(i, c.scheduler.to);
       if (c.proxyProtocol) e.setProxyProtocol(i, c.proxyProtocol.to);
       if (c.synProxy) e.setSynProxy(i, c.synProxy.to);
@@ -534,12 +551,12 @@ export class LoadBalancer implements ControlApi {
       for (const r of c.removedReals) {
         const ri = e.findRealServer(i, r.addr, r.port);
         if (ri >= 0) e.removeRealServer(ri);
-        this.weights.delete(rsKey(s.vip, s.vport, r.addr, r.port));
+        this.weights.delete(rsKey(s.vip, s.vport, r.addr, r.port, s.protocol));
       }
       for (const r of c.addedReals)
-        this.addReal(i, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu);
+        this.addReal(i, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu, s.protocol);
       for (const ch of c.changedReals) {
-        const key = rsKey(s.vip, s.vport, ch.after.addr, ch.after.port);
+        const key = rsKey(s.vip, s.vport, ch.after.addr, ch.after.port, s.protocol);
         const w = this.weights.get(key);
         const ri = e.findRealServer(i, ch.after.addr, ch.after.port);
         if (!w || ri < 0) continue;
@@ -576,11 +593,11 @@ export class LoadBalancer implements ControlApi {
       .map((s: Service) => ({
         vip: vipOf(s),
         vport: s.vport,
-        protocol: 'TCP' as const,
+        protocol: s.protocol,
         scheduler: s.scheduler.name,
         laddrs: s.lipIndexes.map((li) => lipOf(e, li)),
         realServers: s.targets.map((r) => {
-          const w = this.weights.get(rsKey(vipOf(s), s.vport, rsAddrOf(r), r.port));
+          const w = this.weights.get(rsKey(vipOf(s), s.vport, rsAddrOf(r), r.port, s.protocol));
           return {
             addr: rsAddrOf(r),
             port: r.port,
@@ -611,7 +628,7 @@ export class LoadBalancer implements ControlApi {
       services,
       counters,
       ...(tunKernel ? { tunKernel } : {}),
-      connections: e.table.count,
+      connections: e.connectionCount,
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
       ready: this.ready,
@@ -639,9 +656,10 @@ export class LoadBalancer implements ControlApi {
     return this.engine.listConnections(limit).map((c) => {
       const a = connAddrs(c);
       return {
-        protocol: 'TCP',
+        protocol: c.protocol,
         expiresIn: c.expiresInMs / 1000,
-        state: TCP_STATE_NAMES[c.state],
+        // ipvsadm -Lnc names a UDP entry's state UDP (IPVS's udp_state_name).
+        state: c.protocol === 'UDP' ? 'UDP' : TCP_STATE_NAMES[c.state],
         client: { addr: a.cip, port: c.cport },
         virtual: { addr: a.vip, port: c.vport },
         local: { addr: a.lip, port: c.lport },
@@ -681,9 +699,12 @@ export class LoadBalancer implements ControlApi {
 
   private apply(req: ControlRequest): ControlResponse {
     const e = this.engine;
-    const svcOf = (vip: IpAddress, vport: number): number => {
-      const i = e.findService(vip, vport);
-      if (i < 0) throw new Error(`no service ${endpointToString(vip, vport)}`);
+    const svcOf = (vip: IpAddress, vport: number, protocol: L4Protocol = 'TCP'): number => {
+      const i = e.findService(vip, vport, protocol);
+      if (i < 0)
+        throw new Error(
+          `no service ${protocol === 'UDP' ? 'UDP ' : ''}${endpointToString(vip, vport)}`,
+        );
       return i;
     };
     switch (req.op) {
@@ -693,17 +714,28 @@ export class LoadBalancer implements ControlApi {
         return { ok: true, connections: this.connections(req.limit) };
       case 'add-service': {
         const { vip, vport } = req.service;
+        const protocol = req.service.protocol ?? 'TCP';
         this.refuseRoleConflict(vip, 'virtual_server');
-        e.addService({ vip, vport, scheduler: req.scheduler, laddrs: [], realServers: [] });
+        e.addService({
+          vip,
+          vport,
+          protocol,
+          scheduler: req.scheduler,
+          laddrs: [],
+          realServers: [],
+        });
         this.syncRoutes();
         this.deps.log.info({ service: endpointToString(vip, vport) }, 'service added (ctl)');
         return { ok: true };
       }
       case 'edit-service':
-        e.setScheduler(svcOf(req.service.vip, req.service.vport), req.scheduler);
+        e.setScheduler(
+          svcOf(req.service.vip, req.service.vport, req.service.protocol),
+          req.scheduler,
+        );
         return { ok: true };
       case 'delete-service':
-        e.deleteService(svcOf(req.service.vip, req.service.vport));
+        e.deleteService(svcOf(req.service.vip, req.service.vport, req.service.protocol));
         this.syncRoutes();
         return { ok: true };
       case 'add-real': {
@@ -711,16 +743,26 @@ export class LoadBalancer implements ControlApi {
         const family = realServerFamilyConflict(r.vip, r.addr);
         if (family) throw new Error(family);
         this.refuseRoleConflict(r.addr, 'real server');
-        this.addReal(svcOf(r.vip, r.vport), r.vip, r.vport, r.addr, r.port, req.weight);
+        const p = r.protocol ?? 'TCP';
+        this.addReal(
+          svcOf(r.vip, r.vport, p),
+          r.vip,
+          r.vport,
+          r.addr,
+          r.port,
+          req.weight,
+          undefined,
+          p,
+        );
         return { ok: true };
       }
       case 'edit-real': {
         const r = req.real;
-        const si = svcOf(r.vip, r.vport);
+        const si = svcOf(r.vip, r.vport, r.protocol);
         const ri = e.findRealServer(si, r.addr, r.port);
         if (ri < 0)
           throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
-        const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port));
+        const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port, r.protocol));
         if (w) {
           // The operator's weight wins over a misc_dynamic one until the script asks for another.
           w.weight = req.weight;
@@ -731,17 +773,20 @@ export class LoadBalancer implements ControlApi {
       }
       case 'delete-real': {
         const r = req.real;
-        const si = svcOf(r.vip, r.vport);
+        const si = svcOf(r.vip, r.vport, r.protocol);
         const ri = e.findRealServer(si, r.addr, r.port);
         if (ri < 0)
           throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
         e.removeRealServer(ri);
-        this.weights.delete(rsKey(r.vip, r.vport, r.addr, r.port));
+        this.weights.delete(rsKey(r.vip, r.vport, r.addr, r.port, r.protocol));
         return { ok: true };
       }
       case 'add-laddr':
         this.refuseRoleConflict(req.laddr, 'local');
-        e.addLocalAddress(svcOf(req.service.vip, req.service.vport), req.laddr);
+        e.addLocalAddress(
+          svcOf(req.service.vip, req.service.vport, req.service.protocol),
+          req.laddr,
+        );
         this.syncRoutes();
         return { ok: true };
       case 'reload': {

@@ -67,8 +67,9 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
 }
 
-const SVC = ['service'] as const;
-const RS = ['service', 'real_server'] as const;
+// `protocol` (TCP or UDP) keeps a TCP and a UDP service on one VIP:port apart.
+const SVC = ['service', 'protocol'] as const;
+const RS = ['service', 'protocol', 'real_server'] as const;
 
 type SvcLabel = (typeof SVC)[number];
 type RsLabel = (typeof RS)[number];
@@ -145,7 +146,7 @@ export function createMetricsRegistry(
         this.reset();
         this.inc(num(snap.counters[name] ?? 0));
         for (const s of snap.services) {
-          this.inc({ service: serviceLabel(s) }, num(s.counters[name] ?? 0));
+          this.inc({ service: serviceLabel(s), protocol: s.protocol }, num(s.counters[name] ?? 0));
         }
       },
     });
@@ -189,7 +190,8 @@ export function createMetricsRegistry(
       registers,
       collect() {
         this.reset();
-        for (const s of current().services) this.set({ service: serviceLabel(s) }, num(value(s)));
+        for (const s of current().services)
+          this.set({ service: serviceLabel(s), protocol: s.protocol }, num(value(s)));
       },
     });
   };
@@ -217,7 +219,7 @@ export function createMetricsRegistry(
       collect() {
         this.reset();
         for (const s of current().services)
-          this.inc({ service: serviceLabel(s) }, num(s.stats[t.key]));
+          this.inc({ service: serviceLabel(s), protocol: s.protocol }, num(s.stats[t.key]));
       },
     });
   }
@@ -226,7 +228,8 @@ export function createMetricsRegistry(
   const eachReal = (f: (labels: Record<RsLabel, string>, r: RealServerStatus) => void): void => {
     for (const s of current().services) {
       const service = serviceLabel(s);
-      for (const r of s.realServers) f({ service, real_server: realLabel(r) }, r);
+      for (const r of s.realServers)
+        f({ service, protocol: s.protocol, real_server: realLabel(r) }, r);
     }
   };
   const rsGauge = (name: string, help: string, value: (r: RealServerStatus) => number): void => {

@@ -5,7 +5,12 @@
  * Ipv6Address; text forms are for display.
  */
 import type { IpAddress } from '../wire/address.js';
-import type { ToaSetting, UnknownServiceAction } from '../engine/options.js';
+import type {
+  L4Protocol,
+  ToaSetting,
+  UnknownServiceAction,
+  UoaSetting,
+} from '../engine/options.js';
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 import type { DeviceStatistics } from '../io/device-stats.js';
@@ -96,7 +101,7 @@ export interface RealServerSpec {
 export interface ServiceSpec {
   vip: IpAddress;
   vport: number;
-  protocol: 'TCP';
+  protocol: L4Protocol;
   scheduler: SchedulerName;
   laddrGroup: string;
   laddrs: IpAddress[];
@@ -105,6 +110,8 @@ export interface ServiceSpec {
   synProxy: boolean;
   /** `proxy_protocol v1|v2`: send a PROXY header instead of a TOA; 0 = off (TOA). */
   proxyProtocol: 0 | 1 | 2;
+  /** UDP: `uoa_mode` of this virtual_server; absent follows fullnat_defs' `uoa_mode`. */
+  uoaMode?: UoaSetting;
   pos: SourcePos;
 }
 
@@ -167,6 +174,12 @@ export interface FullnatDefs {
    */
   tunTxQueueLen: number;
   timeouts: TcpTimeouts;
+  /** `timeout_udp`: seconds a UDP flow lives without a datagram either way; default 300. */
+  timeoutUdp: number;
+  /** `uoa_mode ipo|opp|off`: how UDP services carry the client to the RS unless one sets its own; default opp. */
+  uoaMode: UoaSetting;
+  /** `uoa_max_trail`: datagrams of a UDP flow that carry the UOA, from its first; default 3. */
+  uoaMaxTrail: number;
 }
 
 export interface FullnatConfig {
@@ -195,7 +208,7 @@ export interface RealServerStatus {
 export interface ServiceStatus {
   vip: IpAddress;
   vport: number;
-  protocol: 'TCP';
+  protocol: L4Protocol;
   scheduler: SchedulerName;
   laddrs: IpAddress[];
   realServers: RealServerStatus[];
@@ -214,7 +227,7 @@ export interface TrafficStats {
 }
 
 export interface ConnectionStatus {
-  protocol: 'TCP';
+  protocol: L4Protocol;
   /** Seconds until expiry. */
   expiresIn: number;
   state: string;
@@ -252,7 +265,8 @@ export interface Snapshot {
   ready?: boolean;
 }
 
-export type ServiceKey = { vip: IpAddress; vport: number };
+/** A service by VIP:vport and protocol (TCP when absent: requests from before UDP). */
+export type ServiceKey = { vip: IpAddress; vport: number; protocol?: L4Protocol };
 export type RealServerKey = ServiceKey & { addr: IpAddress; port: number };
 
 /** What `fullnat ctl` can ask of the running LB (ipvsadm's verbs). */

@@ -13,6 +13,7 @@
  * through checkAddress), and returns the parsed value or throws a RuleError
  * carrying the reason.
  */
+import type { L4Protocol } from '../engine/options.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
 import {
   addressFamily,
@@ -238,4 +239,10 @@ export const MAX_TIMEOUT_S = Math.floor(0xffffffff / 1000);
 /** A TCP state timeout in whole seconds (`timeout_established`, …). */
 export function parseTimeout(text: string, what: string): number {
   return integerIn(text, what, 1, MAX_TIMEOUT_S);
+}
+
+/** A service's transport protocol as ipvsadm names it: TCP or UDP. */
+export function parseProtocol(text: string): L4Protocol {
+  if (text === 'TCP' || text === 'UDP') return text;
+  throw new RuleError(`bad protocol '${text}' (expected TCP or UDP)`);
 }

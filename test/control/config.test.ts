@@ -144,6 +144,9 @@ describe('parseConfig: the documented example', () => {
         checkpointInterval: 1,
         tunTxQueueLen: 1000,
         timeouts: { ...DEFAULT_TCP_TIMEOUTS, ESTABLISHED: 90 },
+        timeoutUdp: 300,
+        uoaMode: 'opp',
+        uoaMaxTrail: 3,
       },
       hasDefsBlock: true,
       laddrGroups: new Map([['lip_g1', lips]]),
@@ -211,6 +214,9 @@ describe('parseConfig: the documented example', () => {
       checkpointInterval: 1,
       tunTxQueueLen: 1000,
       timeouts: DEFAULT_TCP_TIMEOUTS,
+      timeoutUdp: 300,
+      uoaMode: 'opp',
+      uoaMaxTrail: 3,
     });
     assert.equal(cfg.defs.metrics, undefined);
     assert.equal(cfg.hasDefsBlock, false);
@@ -688,9 +694,14 @@ virtual_server 10.10.1.101 80 {
       );
     }
     expectError(
-      base('laddr_group_name g1', 'protocol UDP\n laddr_group_name g1'),
+      base('laddr_group_name g1', 'protocol SCTP\n laddr_group_name g1'),
       'protocol',
-      /protocol UDP is not supported \(TCP only\)/,
+      /protocol SCTP is not supported \(TCP or UDP\)/,
+    );
+    expectError(
+      base('laddr_group_name g1', 'protocol ICMP\n laddr_group_name g1'),
+      'protocol',
+      /unknown protocol 'ICMP' \(valid: TCP, UDP\)/,
     );
   });
 

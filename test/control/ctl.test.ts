@@ -352,7 +352,10 @@ describe('parseCtlArgs', () => {
       ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '--masquerading'],
       /^only FULLNAT \(-b\) is supported$/,
     ],
-    [['-A', '-u', '10.10.1.100:53'], /^only TCP services are supported \(-t VIP:port\)$/],
+    [
+      ['-A', '-q', '10.10.1.100:53'],
+      /^only TCP and UDP services are supported \(-t or -u VIP:port\)$/,
+    ],
     [['-A', '-f', '1'], /^firewall-mark services \(-f\) are not supported/],
     [['-A', '-t', '10.10.1.100:80', '-p', '300'], /^persistent services \(-p\) are not supported$/],
     [['-C'], /^-C \(clear\) is not supported/],

@@ -44,7 +44,7 @@ const SNAP: Snapshot = {
 describe('metrics: IPv6 labels', () => {
   it('service="[v6]:port", real_server="[v6]:port" beside IPv4 real servers (FNAT64)', async () => {
     const text = await createMetricsRegistry(() => SNAP, { defaultMetrics: false }).metrics();
-    const svc = 'service="[2001:db8:1::100]:80"';
+    const svc = 'service="[2001:db8:1::100]:80",protocol="TCP"';
     assert.ok(text.includes(`fullnat_service_connections_total{${svc}} 60`), text);
     assert.ok(text.includes(`fullnat_service_local_addresses{${svc}} 2`), text);
     assert.ok(

@@ -232,16 +232,25 @@ describe('Prometheus metrics over HTTP', { timeout: 10_000 }, () => {
     }
     assert.equal(value(x, 'fullnat_rx_packets_total'), 123456789012);
     assert.equal(value(x, 'fullnat_toa_inserted_total'), 75);
-    assert.equal(value(x, 'fullnat_toa_inserted_total', { service: '10.10.1.100:80' }), 70);
-    assert.equal(value(x, 'fullnat_toa_inserted_total', { service: '10.10.1.101:443' }), 5);
-    assert.equal(value(x, 'fullnat_toa_split_total', { service: '10.10.1.101:443' }), 0);
+    assert.equal(
+      value(x, 'fullnat_toa_inserted_total', { service: '10.10.1.100:80', protocol: 'TCP' }),
+      70,
+    );
+    assert.equal(
+      value(x, 'fullnat_toa_inserted_total', { service: '10.10.1.101:443', protocol: 'TCP' }),
+      5,
+    );
+    assert.equal(
+      value(x, 'fullnat_toa_split_total', { service: '10.10.1.101:443', protocol: 'TCP' }),
+      0,
+    );
     assert.equal(value(x, 'fullnat_malformed_dropped_total'), 4);
     assert.equal(value(x, 'fullnat_table_full_total'), 0, 'absent counters read 0');
   });
 
   it('per service: connections, traffic, local addresses', async () => {
     const x = parseExposition((await get(server.port, '/metrics')).body);
-    const web = { service: '10.10.1.100:80' };
+    const web = { service: '10.10.1.100:80', protocol: 'TCP' };
     assert.equal(x.types.get('fullnat_service_active_connections'), 'gauge');
     assert.equal(value(x, 'fullnat_service_active_connections', web), 13);
     assert.equal(value(x, 'fullnat_service_inactive_connections', web), 5);
@@ -252,13 +261,19 @@ describe('Prometheus metrics over HTTP', { timeout: 10_000 }, () => {
     assert.equal(value(x, 'fullnat_service_out_packets_total', web), 900);
     assert.equal(value(x, 'fullnat_service_in_bytes_total', web), 64000);
     assert.equal(value(x, 'fullnat_service_out_bytes_total', web), 512000);
-    assert.equal(value(x, 'fullnat_service_connections_total', { service: '10.10.1.101:443' }), 0);
+    assert.equal(
+      value(x, 'fullnat_service_connections_total', {
+        service: '10.10.1.101:443',
+        protocol: 'TCP',
+      }),
+      0,
+    );
   });
 
   it('per real server: connections, weights, health, traffic', async () => {
     const x = parseExposition((await get(server.port, '/metrics')).body);
-    const rs2 = { service: '10.10.1.100:80', real_server: '10.10.2.2:80' };
-    const rs3 = { service: '10.10.1.100:80', real_server: '10.10.2.3:8080' };
+    const rs2 = { service: '10.10.1.100:80', protocol: 'TCP', real_server: '10.10.2.2:80' };
+    const rs3 = { service: '10.10.1.100:80', protocol: 'TCP', real_server: '10.10.2.3:8080' };
     assert.equal(value(x, 'fullnat_real_server_active_connections', rs2), 12);
     assert.equal(value(x, 'fullnat_real_server_inactive_connections', rs2), 3);
     assert.equal(value(x, 'fullnat_real_server_weight', rs3), 5);
@@ -286,10 +301,14 @@ describe('Prometheus metrics over HTTP', { timeout: 10_000 }, () => {
     snap.services[0]!.realServers.splice(1, 1);
     const x = parseExposition((await get(server.port, '/metrics')).body);
     snap = fixture();
-    assert.equal(value(x, 'fullnat_toa_inserted_total', { service: '10.10.1.101:443' }), undefined);
+    assert.equal(
+      value(x, 'fullnat_toa_inserted_total', { service: '10.10.1.101:443', protocol: 'TCP' }),
+      undefined,
+    );
     assert.equal(
       value(x, 'fullnat_real_server_weight', {
         service: '10.10.1.100:80',
+        protocol: 'TCP',
         real_server: '10.10.2.3:8080',
       }),
       undefined,

@@ -38,13 +38,14 @@ export function build(file: string, st: State): FullnatConfig {
   const services: ServiceSpec[] = st.services.map((vs) => ({
     vip: vs.vip,
     vport: vs.vport,
-    protocol: 'TCP',
+    protocol: vs.protocol,
     scheduler: vs.scheduler,
     laddrGroup: vs.laddrGroup!.text,
     laddrs: [...laddrGroups.get(vs.laddrGroup!.text)!],
     realServers: vs.reals.map((r) => buildReal(r, vs)),
     synProxy: vs.synProxy,
     proxyProtocol: vs.proxyProtocol,
+    ...(vs.uoaMode === undefined ? {} : { uoaMode: vs.uoaMode }),
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));
   return { file, defs: st.defs, hasDefsBlock: st.defsTok !== undefined, laddrGroups, services };

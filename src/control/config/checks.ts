@@ -15,6 +15,7 @@ import { addressRoleConflict, MIN_MTU_V6 } from '../rules.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';
 import { svcName, type State } from './grammar/draft.js';
+import { ipoRefusal } from './grammar/virtual-server.js';
 
 /** The group each used LIP came from, to reject overlaps between groups in use. */
 export function checkGroups(st: State): void {
@@ -135,5 +136,21 @@ export function checkIpv6Mtus(st: State): void {
         `real server ${addressToString(r.addr)} is IPv6: its path MTU ${mtu} (${source}) is below IPv6's minimum ${MIN_MTU_V6}`,
       );
     }
+  }
+}
+
+/**
+ * An IPv6 UDP service that sets no `uoa_mode` of its own follows
+ * fullnat_defs'; `ipo` there cannot carry its clients, so the file is
+ * refused at the service rather than the LB sending no UOA at all.
+ */
+export function checkUoaModes(st: State): void {
+  if (st.defs.uoaMode !== 'ipo') return;
+  for (const vs of st.services) {
+    if (vs.protocol !== 'UDP' || vs.uoaMode !== undefined || typeof vs.vip === 'number') continue;
+    fail(
+      vs.tok,
+      `${ipoRefusal(svcName(vs))} (fullnat_defs sets uoa_mode ipo; give this service its own)`,
+    );
   }
 }

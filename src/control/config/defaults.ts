@@ -49,5 +49,8 @@ export function defaultDefs(): FullnatDefs {
     checkpointInterval: CONFIG_DEFAULTS.checkpointInterval,
     tunTxQueueLen: CONFIG_DEFAULTS.tunTxQueueLen,
     timeouts: { ...e.timeouts },
+    timeoutUdp: e.timeoutUdpMs / 1000,
+    uoaMode: e.uoaMode,
+    uoaMaxTrail: e.uoaMaxTrail,
   };
 }

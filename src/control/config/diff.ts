@@ -1,4 +1,5 @@
 /** What changes between two parsed configurations: the plan a reload acts on. */
+import type { UoaSetting } from '../../engine/options.js';
 import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import { addressEquals, addressKey, type IpAddress } from '../../wire/address.js';
 import type { FullnatConfig, FullnatDefs, RealServerSpec, ServiceSpec } from '../model.js';
@@ -25,6 +26,7 @@ export interface ServiceChange {
   removedLaddrs: IpAddress[];
   synProxy?: { from: boolean; to: boolean };
   proxyProtocol?: { from: 0 | 1 | 2; to: 0 | 1 | 2 };
+  uoaMode?: { from: UoaSetting | undefined; to: UoaSetting | undefined };
 }
 
 export interface ConfigDiff {
@@ -68,7 +70,8 @@ function diffDefs(a: FullnatDefs, b: FullnatDefs): string[] {
   return out;
 }
 
-const svcKey = (s: ServiceSpec): string => `${addressKey(s.vip)}:${s.vport}`;
+// The protocol is part of a service's identity: TCP and UDP on one VIP:port are two services.
+const svcKey = (s: ServiceSpec): string => `${s.protocol} ${addressKey(s.vip)}:${s.vport}`;
 const rsKey = (r: RealServerSpec): string => `${addressKey(r.addr)}:${r.port}`;
 const holds = (list: readonly IpAddress[], a: IpAddress): boolean =>
   list.some((x) => addressEquals(x, a));
@@ -107,6 +110,7 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
   if (a.synProxy !== b.synProxy) c.synProxy = { from: a.synProxy, to: b.synProxy };
   if (a.proxyProtocol !== b.proxyProtocol)
     c.proxyProtocol = { from: a.proxyProtocol, to: b.proxyProtocol };
+  if (a.uoaMode !== b.uoaMode) c.uoaMode = { from: a.uoaMode, to: b.uoaMode };
   const changed =
     c.addedReals.length +
       c.removedReals.length +
@@ -117,7 +121,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     c.scheduler !== undefined ||
     c.laddrGroup !== undefined ||
     c.synProxy !== undefined ||
-    c.proxyProtocol !== undefined;
+    c.proxyProtocol !== undefined ||
+    c.uoaMode !== undefined;
   return changed ? c : undefined;
 }
 

@@ -28,4 +28,7 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   handover: 'handover',
   checkpointInterval: 'checkpoint_interval',
   tunTxQueueLen: 'tun_txqueuelen',
+  timeoutUdp: 'timeout_udp',
+  uoaMode: 'uoa_mode',
+  uoaMaxTrail: 'uoa_max_trail',
 };

@@ -12,7 +12,13 @@ import { normalize } from 'node:path';
 
 import type { FullnatConfig } from '../model.js';
 import { build } from './build.js';
-import { checkAddressRoles, checkGroups, checkIpv6Mtus, checkLocalFamilies } from './checks.js';
+import {
+  checkAddressRoles,
+  checkGroups,
+  checkIpv6Mtus,
+  checkLocalFamilies,
+  checkUoaModes,
+} from './checks.js';
 import { Cursor } from './cursor.js';
 import { defaultDefs } from './defaults.js';
 import { ConfigError, errText } from './error.js';
@@ -38,6 +44,7 @@ export function parseConfig(
   checkAddressRoles(st);
   checkLocalFamilies(st);
   checkIpv6Mtus(st);
+  checkUoaModes(st);
   return build(file, st);
 }
 

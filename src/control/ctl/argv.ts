@@ -216,7 +216,10 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
   let service: ServiceKey | undefined;
   if (serviceText !== undefined) {
     const s = parseAddrPort(serviceText, 'virtual service address:port', true);
-    service = { vip: s.addr, vport: s.port! };
+    const udp = opts.get('service')!.def.short.includes('u');
+    service = udp
+      ? { vip: s.addr, vport: s.port!, protocol: 'UDP' }
+      : { vip: s.addr, vport: s.port! };
   }
 
   switch (cmdKey) {
@@ -241,7 +244,7 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
       if (opts.has('connection')) {
         if (stats || rate) throw new CtlUsageError('-c cannot be combined with --stats or --rate');
         if (service)
-          throw new CtlUsageError('-c cannot be combined with -t: it lists every connection');
+          throw new CtlUsageError('-c cannot be combined with -t or -u: it lists every connection');
         return { kind: 'connections' };
       }
       if (stats && rate) throw new CtlUsageError('--stats and --rate cannot be combined');

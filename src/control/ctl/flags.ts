@@ -61,6 +61,8 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'help', command: true, short: ['h'], long: ['help'], arg: false },
   { key: 'version', command: true, short: ['v'], long: ['version'], arg: false },
   { key: 'service', command: false, short: ['t'], long: ['tcp-service'], arg: true },
+  // The same option for a UDP service: parseCtlArgs tells them apart by the spelling's flag.
+  { key: 'service', command: false, short: ['u'], long: ['udp-service'], arg: true },
   { key: 'scheduler', command: false, short: ['s'], long: ['scheduler'], arg: true },
   { key: 'real-server', command: false, short: ['r'], long: ['real-server'], arg: true },
   { key: 'weight', command: false, short: ['w'], long: ['weight'], arg: true },
@@ -75,7 +77,7 @@ export const FLAGS: readonly FlagDef[] = [
 ];
 
 const ONLY_FULLNAT = 'only FULLNAT (-b) is supported';
-const ONLY_TCP = 'only TCP services are supported (-t VIP:port)';
+const ONLY_TCP = 'only TCP and UDP services are supported (-t or -u VIP:port)';
 
 /** ipvsadm/DPVS flags fullnat knows but cannot honour, with the reason an operator needs. */
 export const UNSUPPORTED: ReadonlyMap<string, string> = new Map([
@@ -87,8 +89,6 @@ export const UNSUPPORTED: ReadonlyMap<string, string> = new Map([
   ['--ipip', ONLY_FULLNAT],
   ['-J', ONLY_FULLNAT],
   ['--snat', ONLY_FULLNAT],
-  ['-u', ONLY_TCP],
-  ['--udp-service', ONLY_TCP],
   ['-q', ONLY_TCP],
   ['--icmp-service', ONLY_TCP],
   ['-f', 'firewall-mark services (-f) are not supported; use -t VIP:port'],

@@ -102,16 +102,27 @@ function byAddrPort<T>(key: (t: T) => [IpAddress, number]): (a: T, b: T) => numb
   };
 }
 
-const serviceOrder = byAddrPort<{ vip: IpAddress; vport: number }>((s) => [s.vip, s.vport]);
+const addrPortOrder = byAddrPort<{ vip: IpAddress; vport: number }>((s) => [s.vip, s.vport]);
+/** ipvsadm's ipvs_cmp_services: the protocol number first (TCP 6 before UDP 17), then address and port. */
+const protocolRank = (s: { protocol?: string }): number => (s.protocol === 'UDP' ? 17 : 6);
+const serviceOrder = (
+  a: { vip: IpAddress; vport: number; protocol?: string },
+  b: { vip: IpAddress; vport: number; protocol?: string },
+): number => protocolRank(a) - protocolRank(b) || addrPortOrder(a, b);
 const realOrder = byAddrPort<{ addr: IpAddress; port: number }>((r) => [r.addr, r.port]);
 
-/** The services to list, in order; `only` (from `-t`) picks one. */
-export function selectServices<T extends { vip: IpAddress; vport: number }>(
+/** The services to list, in order; `only` (from `-t` or `-u`) picks one. */
+export function selectServices<T extends { vip: IpAddress; vport: number; protocol?: string }>(
   list: readonly T[],
   only?: ServiceKey,
 ): T[] {
   const picked = only
-    ? list.filter((s) => addressEquals(s.vip, only.vip) && s.vport === only.vport)
+    ? list.filter(
+        (s) =>
+          addressEquals(s.vip, only.vip) &&
+          s.vport === only.vport &&
+          (s.protocol ?? 'TCP') === (only.protocol ?? 'TCP'),
+      )
     : [...list];
   return picked.sort(serviceOrder);
 }

@@ -5,6 +5,7 @@
  * goes through the same domain rule the config file applies (rules.ts), and
  * its refusal reads `FIELD: reason`, the reason worded as the config's.
  */
+import type { L4Protocol } from '../../engine/options.js';
 import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import type { ControlRequest, RealServerKey, ServiceKey } from '../model.js';
 import type { IpAddress } from '../../wire/address.js';
@@ -12,6 +13,7 @@ import {
   checkAddress,
   parseAddress,
   parsePort,
+  parseProtocol,
   parseScheduler,
   parseWeight,
   realServerFamilyConflict,
@@ -117,19 +119,32 @@ function weight(v: unknown): number {
 
 function serviceKey(v: unknown, name: string): ServiceKey {
   if (!isRecord(v)) throw new InvalidRequest(`${name} must be an object {vip, vport}`);
-  onlyKeys(v, ['vip', 'vport'], name);
-  return { vip: address(v.vip, `${name}.vip`), vport: port(v.vport, `${name}.vport`) };
+  onlyKeys(v, ['vip', 'vport', 'protocol'], name);
+  const key: ServiceKey = {
+    vip: address(v.vip, `${name}.vip`),
+    vport: port(v.vport, `${name}.vport`),
+  };
+  if (v.protocol !== undefined) key.protocol = protocol(v.protocol, `${name}.protocol`);
+  return key;
+}
+
+/** TCP or UDP; absent means TCP (requests from before UDP services). */
+function protocol(v: unknown, name: string): L4Protocol {
+  if (typeof v !== 'string')
+    throw new InvalidRequest(`${name} must be a string, got ${describe(v)}`);
+  return ruled(name, () => parseProtocol(v));
 }
 
 function realKey(v: unknown, name: string): RealServerKey {
   if (!isRecord(v)) throw new InvalidRequest(`${name} must be an object {vip, vport, addr, port}`);
-  onlyKeys(v, ['vip', 'vport', 'addr', 'port'], name);
-  const key = {
+  onlyKeys(v, ['vip', 'vport', 'addr', 'port', 'protocol'], name);
+  const key: RealServerKey = {
     vip: address(v.vip, `${name}.vip`),
     vport: port(v.vport, `${name}.vport`),
     addr: address(v.addr, `${name}.addr`),
     port: port(v.port, `${name}.port`),
   };
+  if (v.protocol !== undefined) key.protocol = protocol(v.protocol, `${name}.protocol`);
   const family = realServerFamilyConflict(key.vip, key.addr);
   if (family) throw new InvalidRequest(`${name}.addr: ${family}`);
   return key;

@@ -2,6 +2,7 @@
  * What the grammar collects before the whole file is known: the cross-checks
  * need every block, and the build resolves defaults and group references.
  */
+import type { L4Protocol, UoaSetting } from '../../../engine/options.js';
 import type { SchedulerName } from '../../../engine/sched/scheduler.js';
 import { endpointToString, type IpAddress } from '../../../wire/address.js';
 import type { FullnatDefs, HealthCheckSpec } from '../../model.js';
@@ -35,6 +36,13 @@ export interface VsDraft {
   laddrGroup?: Token;
   synProxy: boolean;
   proxyProtocol: 0 | 1 | 2;
+  protocol: L4Protocol;
+  /** Where `protocol` was given, for the TCP-only keywords' refusals. */
+  protocolTok?: Token;
+  uoaMode?: UoaSetting;
+  uoaModeTok?: Token;
+  /** TCP-only keywords given (syn_proxy, proxy_protocol): refused on a UDP service once the block is read. */
+  tcpOnly: Token[];
   timing: Timing;
   reals: RsDraft[];
 }
@@ -51,5 +59,5 @@ export interface State {
   services: VsDraft[];
 }
 
-export const svcName = (s: { vip: IpAddress; vport: number }): string =>
-  endpointToString(s.vip, s.vport);
+export const svcName = (s: { vip: IpAddress; vport: number; protocol?: L4Protocol }): string =>
+  (s.protocol === 'UDP' ? 'UDP ' : '') + endpointToString(s.vip, s.vport);

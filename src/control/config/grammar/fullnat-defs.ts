@@ -1,10 +1,13 @@
 /** The `fullnat_defs { … }` block: process-wide settings, at most once per file. */
 import {
   MAX_UNKNOWN_FLOW_RESET_RATE,
+  MAX_UOA_TRAIL,
   TOA_SETTINGS,
   UNKNOWN_SERVICE_ACTIONS,
   type ToaSetting,
   type UnknownServiceAction,
+  UOA_SETTINGS,
+  type UoaSetting,
 } from '../../../engine/options.js';
 import { parseIpv4, parseIpv6 } from '../../../wire/bytes.js';
 import type { NapiThreadSetting } from '../../model.js';
@@ -50,6 +53,9 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     handover: (k) => (d.handover = onOff(cur.value(k), k.text)),
     checkpoint_interval: (k) => (d.checkpointInterval = checkpointInterval(cur.value(k))),
     tun_txqueuelen: (k) => (d.tunTxQueueLen = txQueueLen(cur.value(k), k.text)),
+    timeout_udp: (k) => (d.timeoutUdp = timeout(cur.value(k), k.text)),
+    uoa_mode: (k) => (d.uoaMode = uoaMode(cur.value(k))),
+    uoa_max_trail: (k) => (d.uoaMaxTrail = intIn(cur.value(k), k.text, 0, MAX_UOA_TRAIL)),
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = timeout(cur.value(k), k.text));
@@ -83,6 +89,13 @@ function checkpointInterval(t: Token): number {
   if (!(n >= 0 && n <= 3600) || (n > 0 && n < 0.1))
     fail(t, `bad checkpoint_interval '${t.text}' (expected seconds: 0 for none, or 0.1 to 3600)`);
   return n;
+}
+
+/** `uoa_mode ipo|opp|off` (DPVS's keyword): fullnat_defs' default, or one virtual_server's. */
+export function uoaMode(t: Token): UoaSetting {
+  const m = UOA_SETTINGS.find((x) => x === t.text);
+  if (!m) fail(t, `bad uoa_mode '${t.text}' (expected ${UOA_SETTINGS.join(', ')})`);
+  return m;
 }
 
 function napiThread(t: Token): NapiThreadSetting {

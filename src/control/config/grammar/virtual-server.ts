@@ -1,4 +1,5 @@
 /** `virtual_server VIP PORT { … }`: one FULLNAT service and its real servers. */
+import type { L4Protocol } from '../../../engine/options.js';
 import { addressEquals } from '../../../wire/address.js';
 import type { Cursor, Handler } from '../cursor.js';
 import { walkBlock, withOnce } from '../cursor.js';
@@ -6,6 +7,7 @@ import { CONFIG_DEFAULTS } from '../defaults.js';
 import { at, fail } from '../error.js';
 import { sameLine, type Token } from '../lexer.js';
 import { addrPort, scheduler } from '../values.js';
+import { uoaMode } from './fullnat-defs.js';
 import { svcName, type State, type VsDraft } from './draft.js';
 import { parseRealServer } from './real-server.js';
 import { timingHandlers } from './timing.js';
@@ -26,15 +28,22 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     scheduler: CONFIG_DEFAULTS.scheduler,
     synProxy: false,
     proxyProtocol: 0,
+    protocol: 'TCP',
+    tcpOnly: [],
     timing: {},
     reals: [],
   };
-  const dup = st.services.find((s) => addressEquals(s.vip, vs.vip) && s.vport === vs.vport);
-  if (dup) fail(kw, `duplicate virtual_server ${svcName(vs)} (first at ${at(dup.tok)})`);
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
     ...timingHandlers(cur, vs.timing),
-    protocol: (k) => protocol(cur.value(k)),
+    protocol: (k) => {
+      vs.protocol = protocol(cur.value(k));
+      vs.protocolTok = k;
+    },
+    uoa_mode: (k) => {
+      vs.uoaMode = uoaMode(cur.value(k));
+      vs.uoaModeTok = k;
+    },
     lb_kind: (k) => lbKind(cur.value(k)),
     lvs_method: (k) => lbKind(cur.value(k)),
     lb_algo: (k) => (vs.scheduler = scheduler(cur.value(k))),
@@ -42,15 +51,45 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     syn_proxy: (k) => {
       cur.args(k, 0);
       vs.synProxy = true;
+      vs.tcpOnly.push(k);
     },
     laddr_group_name: (k) => (vs.laddrGroup = cur.value(k)),
-    proxy_protocol: (k) => (vs.proxyProtocol = proxyProtocolVersion(cur.value(k))),
+    proxy_protocol: (k) => {
+      vs.proxyProtocol = proxyProtocolVersion(cur.value(k));
+      vs.tcpOnly.push(k);
+    },
   };
   const guarded = withOnce(h, seen, { lvs_method: 'lb_kind', lvs_sched: 'lb_algo' });
   guarded.real_server = (k) => parseRealServer(cur, k, vs);
   walkBlock(cur, kw, 'virtual_server', guarded);
+  checkProtocolKeywords(vs);
+  // The protocol is known once the block is read: a TCP and a UDP service may share a VIP:port.
+  const dup = st.services.find(
+    (s) => addressEquals(s.vip, vs.vip) && s.vport === vs.vport && s.protocol === vs.protocol,
+  );
+  if (dup) fail(kw, `duplicate virtual_server ${svcName(vs)} (first at ${at(dup.tok)})`);
   st.services.push(vs);
 }
+
+/**
+ * SYNPROXY and PROXY protocol are TCP's; `uoa_mode` is UDP's, and `ipo`
+ * (an IPv4 option) cannot carry an IPv6 client, so an IPv6 service refuses it.
+ */
+function checkProtocolKeywords(vs: VsDraft): void {
+  const where = vs.protocolTok ? ` (protocol UDP at ${at(vs.protocolTok)})` : '';
+  if (vs.protocol === 'UDP') {
+    for (const k of vs.tcpOnly)
+      fail(k, `'${k.text}' is for TCP services; virtual_server ${svcName(vs)} is UDP${where}`);
+  } else if (vs.uoaModeTok) {
+    fail(vs.uoaModeTok, `'uoa_mode' is for UDP services; virtual_server ${svcName(vs)} is TCP`);
+  }
+  if (vs.uoaMode === 'ipo' && vs.uoaModeTok && typeof vs.vip !== 'number')
+    fail(vs.uoaModeTok, ipoRefusal(svcName(vs)));
+}
+
+/** Why `ipo` is refused for an IPv6 service, in one wording (here and for an inherited fullnat_defs value). */
+export const ipoRefusal = (svc: string): string =>
+  `uoa_mode ipo carries IPv4 clients only (an IPv4 option); virtual_server ${svc} is IPv6: use opp or off`;
 
 /** DPVS spells it `proxy_protocol v1|v2`; `off` keeps TOA. */
 function proxyProtocolVersion(t: Token): 0 | 1 | 2 {
@@ -66,11 +105,11 @@ function proxyProtocolVersion(t: Token): 0 | 1 | 2 {
   }
 }
 
-function protocol(t: Token): void {
+function protocol(t: Token): L4Protocol {
   const p = t.text.toUpperCase();
-  if (p === 'TCP') return;
-  if (p === 'UDP' || p === 'SCTP') fail(t, `protocol ${t.text} is not supported (TCP only)`);
-  fail(t, `unknown protocol '${t.text}' (valid: TCP)`);
+  if (p === 'TCP' || p === 'UDP') return p;
+  if (p === 'SCTP') fail(t, `protocol ${t.text} is not supported (TCP or UDP)`);
+  return fail(t, `unknown protocol '${t.text}' (valid: TCP, UDP)`);
 }
 
 function lbKind(t: Token): void {
