@@ -371,8 +371,9 @@ export class Engine {
     this.ctx.setClock(now);
     this.synproxy.onTick(now);
     this.table.advance(now, this.conns.onExpire);
-    this.fragments.expire(now);
-    this.ctx.udp.table.advance(now, this.udp.flows.onExpire);
+    // Only once used: a call that is not inlined would box `now` on every tick.
+    if (this.fragments.active) this.fragments.expire(now);
+    if (this.ctx.udp.enabled) this.ctx.udp.table.advance(now, this.udp.flows.onExpire);
   }
 
   /** Takes ownership of `p`: it is either emitted (possibly rewritten or split) or returned to the pool. */

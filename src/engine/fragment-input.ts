@@ -64,6 +64,9 @@ export class FragmentInput {
     this.fragmenter = new Fragmenter(ctx.pool);
   }
 
+  /** Whether a reassembler exists (a fragment to a VIP or a LIP has come): the timers then run. */
+  active = false;
+
   /** Fragments held in queues, not yet counted anywhere else. */
   get heldFragments(): number {
     return (this.v4?.heldFragments ?? 0) + (this.v6?.heldFragments ?? 0);
@@ -83,13 +86,19 @@ export class FragmentInput {
       ctx.drop(p, C.fragment_dropped);
       return;
     }
-    this.v4 ??= new Reassembler({ family: 4 });
+    if (this.v4 === undefined) {
+      this.v4 = new Reassembler({ family: 4 });
+      this.active = true;
+    }
     this.push(this.v4, this.seen4, p);
   }
 
   /** An IPv6 packet with a Fragment header, addressed to a VIP or a LIP (`Ipv6Path` checked). */
   receive6(p: Packet): void {
-    this.v6 ??= new Reassembler({ family: 6 });
+    if (this.v6 === undefined) {
+      this.v6 = new Reassembler({ family: 6 });
+      this.active = true;
+    }
     this.push(this.v6, this.seen6, p);
   }
 
