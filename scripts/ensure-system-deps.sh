@@ -8,6 +8,7 @@
 #   clang, libbpf-dev, bpftool   build and load the eBPF TOA receiver for real servers
 #   curl       fetches /metrics in the end-to-end tests; the client of the IPv6 one (curl -6)
 #   nginx      an unmodified real server in the end-to-end tests
+#   dnsmasq-base, bind9-dnsutils   an unmodified UDP server (DNS) and its client (dig) in the UDP end-to-end test
 #   chromium   headless screenshot of doctor's HTML report
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
 # Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
@@ -25,6 +26,8 @@ declare -A need=(
   [bpftool]="bpftool: loads and attaches the eBPF TOA receiver"
   [curl]="curl: scrapes /metrics in the end-to-end tests; the IPv6 test's client (curl -6)"
   [nginx]="nginx: an unmodified real server in the end-to-end tests (TOA via eBPF, PROXY protocol)"
+  [dnsmasq]="dnsmasq-base: an unmodified DNS server behind the LB in the UDP end-to-end test (its query log names the client)"
+  [dig]="bind9-dnsutils: dig, the DNS client of the UDP end-to-end test"
   [chromium]="chromium: renders doctor's HTML report in a headless screenshot test"
   [iperf3]="iperf3: throughput in npm run bench -- net"
   [wrk]="wrk: connections per second and latency in npm run bench -- net"
@@ -32,13 +35,13 @@ declare -A need=(
   [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
   [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [chromium]=chromium [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
     # The interpreter test/support/scapy.ts runs: Debian's, for which python3-scapy installs.
     scapy) /usr/bin/python3.11 -c 'import scapy.layers.inet6' >/dev/null 2>&1 ;;
-    bpftool | nft | ethtool | haproxy) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+    bpftool | nft | ethtool | haproxy | dnsmasq) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
