@@ -7,6 +7,7 @@
  * An RS starts UP (as in keepalived) and one without a check is always UP.
  */
 import { addressKey, endpointToString, type IpAddress } from '../wire/address.js';
+import type { L4Protocol } from '../engine/options.js';
 import { runProbe, type Probe, type ProbeResult } from './health-probe.js';
 import type {
   FullnatConfig,
@@ -56,8 +57,14 @@ interface Entry {
 const sameCheck = (a: HealthCheckSpec | undefined, b: HealthCheckSpec): boolean =>
   JSON.stringify(a) === JSON.stringify(b);
 
-const entryKey = (vip: IpAddress, vport: number, addr: IpAddress, port: number): string =>
-  `${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
+/** A check per (service, RS): a TCP and a UDP service on one VIP:port each have their own. */
+const entryKey = (
+  vip: IpAddress,
+  vport: number,
+  protocol: L4Protocol | undefined,
+  addr: IpAddress,
+  port: number,
+): string => `${protocol ?? 'TCP'} ${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
 
 export class HealthChecker {
   private readonly entries = new Map<string, Entry>();
@@ -91,7 +98,10 @@ export class HealthChecker {
     const next = new Map<string, { service: ServiceSpec; real: RealServerSpec }>();
     for (const service of targets.services) {
       for (const real of service.realServers) {
-        next.set(entryKey(service.vip, service.vport, real.addr, real.port), { service, real });
+        next.set(entryKey(service.vip, service.vport, service.protocol, real.addr, real.port), {
+          service,
+          real,
+        });
       }
     }
     for (const [key, e] of this.entries) {
@@ -104,7 +114,7 @@ export class HealthChecker {
 
   /** True for an RS that passes (or has no check, or is unknown). */
   isHealthy(real: RealServerKey): boolean {
-    const e = this.entries.get(entryKey(real.vip, real.vport, real.addr, real.port));
+    const e = this.entries.get(entryKey(real.vip, real.vport, real.protocol, real.addr, real.port));
     return e?.healthy ?? true;
   }
 

@@ -348,6 +348,44 @@ describe('HealthChecker', () => {
   });
 });
 
+describe('HealthChecker with a TCP and a UDP service on one VIP:port', () => {
+  it(
+    'each service keeps its own check of the same RS: the UDP one DOWN, the TCP one UP',
+    T,
+    async () => {
+      const srv = await tcpServer();
+      const port = srv.port;
+      const tcp = service([real(port, tcpCheck(), 1)]);
+      const udpCheck: HealthCheckSpec = {
+        kind: 'UDP_CHECK',
+        connectTimeout: 0.5,
+        payload: '',
+        requireReply: false,
+        minReplyLength: 0,
+        maxReplyLength: 255,
+      };
+      // No UDP socket on that port: the probe meets an ICMP port unreachable.
+      const udp: ServiceSpec = { ...service([real(port, udpCheck, 1)]), protocol: 'UDP' };
+      const { checker, changes } = harness([tcp, udp]);
+      const key = { vip: parseIpv4('10.10.1.100'), vport: 80, addr: LOCAL, port };
+      checker.start();
+      try {
+        await waitFor('the UDP service DOWN', () => changes.length === 1);
+        assert.equal(changes[0]!.service.protocol, 'UDP');
+        assert.equal(changes[0]!.healthy, false);
+        assert.equal(checker.isHealthy({ ...key, protocol: 'UDP' }), false);
+        assert.equal(checker.isHealthy({ ...key, protocol: 'TCP' }), true);
+        assert.equal(checker.isHealthy(key), true, 'no protocol: TCP');
+        await waitFor('more TCP probes', () => srv.accepted() >= 3);
+        assert.equal(changes.length, 1, 'the TCP check never went DOWN');
+      } finally {
+        checker.stop();
+        await srv.close();
+      }
+    },
+  );
+});
+
 /** Timers and TCP handles of this process, by kind. */
 function countHandles(): Record<string, number> {
   const out: Record<string, number> = {};
