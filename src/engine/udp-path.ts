@@ -1,11 +1,12 @@
-import { IPPROTO_UDP, IPV4_MIN_HEADER, Ipv4Field } from '../wire/ipv4.js';
+import { IPPROTO_UDP, Ipv4Field } from '../wire/ipv4.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
 import { UDP_NO_CHECKSUM, UdpView } from '../wire/udp.js';
 import { fold16 } from './addr6.js';
 import { CF_IPV6 } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
-import { IPV6_MIN_MTU, craftFragNeeded, craftPacketTooBig6 } from './craft.js';
+import { craftFragNeeded } from './craft.js';
+import { Fragmenter } from './fragment.js';
 import type { Packet } from './packet.js';
 import { countInbound, countOutbound } from './services.js';
 import { TokenBucket } from './token-bucket.js';
@@ -23,9 +24,13 @@ import { UoaWriter } from './uoa-writer.js';
  *   UOA put on its first datagrams (uoa-writer.ts), the datagram translated
  *   (udp-nat.ts) and sent; IPv4, IPv6, and FNAT64 (IPv6 client, IPv4 RS).
  * - To a LIP with a flow's reply tuple: RS → client, translated back.
- * - A datagram too big for the RS path is dropped (`too_big_dropped`) and,
- *   with DF (IPv4) or always (IPv6), answered with frag-needed / Packet Too
- *   Big telling the RS path's MTU (rate-limited): the LB does not fragment.
+ * - A datagram too big for the RS path (its MTU as path-mtu.ts keeps it):
+ *   an IPv4 one with DF is dropped (`too_big_dropped`) and answered with
+ *   frag-needed telling that MTU (rate-limited), as a router would; any
+ *   other goes to the RS in fragments (`fragments_sent`) — on that leg the
+ *   LB is the datagram's source, which IPv6 lets fragment, and a client
+ *   that fragmented a datagram for the VIP (reassembled by
+ *   fragment-input.ts) would only fragment it again if told Packet Too Big.
  * - To a LIP without a flow: `no_conn_dropped`; to no UDP service:
  *   `no_service_dropped` (no RST: UDP has none, and no ICMP either).
  *
@@ -38,8 +43,12 @@ export class UdpPath {
   private readonly uoa: UoaWriter;
   private readonly udp = new UdpView();
   private readonly icmpBucket: TokenBucket;
+  private readonly fragmenter: Fragmenter;
+  /** Identification of the IPv6 fragments the LB makes toward an RS. */
+  private nextId6 = (Math.random() * 0x100000000) >>> 0;
 
   constructor(private readonly ctx: EngineContext) {
+    this.fragmenter = new Fragmenter(ctx.pool);
     this.flows = new UdpFlows(ctx);
     this.nat = new UdpNat(ctx);
     this.uoa = new UoaWriter(ctx);
@@ -143,14 +152,14 @@ export class UdpPath {
     const rs = t.rs[c]!;
     const mtu = ctx.pmtu.of(rs);
     // The LB's packets to the RS carry the client's IP options (ipo adds one): the length is as it came.
-    if (p.length > mtu) {
+    if (p.length > mtu && (b[p.start + Ipv4Field.Flags]! & 0x40) !== 0) {
       this.tooBig4(p, mtu, ipHl);
       return;
     }
     countInbound(ctx.reg, svc, rs, p.length);
     const uo = this.uoa.carry4(p, ipHl, c, svc, mtu);
     this.nat.toRealServer4(p.buf, p.start, uo, c);
-    ctx.forward(p);
+    this.forwardWithin(p, mtu);
   }
 
   private fromRealServer4(p: Packet, ipHl: number, c: number): void {
@@ -178,16 +187,11 @@ export class UdpPath {
     const rsV6 = t.replyIsV6(c);
     const rs = t.rs[c]!;
     const mtu = ctx.pmtu.of(rs);
-    const outIpHl = rsV6 ? IPV6_HEADER : IPV4_MIN_HEADER;
-    if (p.length - IPV6_HEADER + outIpHl > mtu) {
-      this.tooBig6(p, mtu, outIpHl);
-      return;
-    }
     countInbound(ctx.reg, svc, rs, p.length);
     if (rsV6) this.nat.toRealServer6(p, c);
     else this.nat.toRealServer64(p, c);
     this.uoa.carry6(p, c, svc, mtu);
-    ctx.forward(p);
+    this.forwardWithin(p, mtu);
   }
 
   private fromRealServer6(p: Packet, c: number): void {
@@ -214,22 +218,39 @@ export class UdpPath {
     ctx.drop(p, C.too_big_dropped);
   }
 
-  /** Too big for the RS path: ICMPv6 Packet Too Big with the MTU that maps onto it (rate-limited); dropped. */
-  private tooBig6(p: Packet, mtu: number, outIpHl: number): void {
+  /**
+   * Forwards translated datagram p toward its RS: whole when it fits the
+   * path's `mtu`, else in fragments of at most `mtu` bytes (IPv4 pieces
+   * keep the identification; IPv6 pieces get a Fragment header of the LB's
+   * own). A packet FNAT64 made carries DF (RFC 7915 for a large one): the
+   * LB made it and may clear it.
+   */
+  private forwardWithin(p: Packet, mtu: number): void {
     const ctx = this.ctx;
-    if (!this.icmpBucket.take(ctx.now)) {
-      ctx.count(C.icmp6_too_big_limited);
+    if (p.length <= mtu) {
+      ctx.forward(p);
+      return;
+    }
+    const b = p.buf;
+    const s = p.start;
+    const f = this.fragmenter;
+    let n: number;
+    if (b[s]! >>> 4 === 4) {
+      // Every piece's header checksum is computed afresh: DF can go without an update here.
+      b[s + Ipv4Field.Flags] = b[s + Ipv4Field.Flags]! & ~0x40;
+      n = f.fragmentV4(b, s, p.length, mtu);
+    } else {
+      n = f.fragmentV6(b, s, p.length, mtu, this.nextId6);
+      this.nextId6 = (this.nextId6 + 1) >>> 0;
+    }
+    if (n <= 0) {
       ctx.drop(p, C.too_big_dropped);
       return;
     }
-    let clientMtu = mtu - outIpHl + IPV6_HEADER;
-    if (clientMtu < IPV6_MIN_MTU) clientMtu = IPV6_MIN_MTU;
-    const r = ctx.pool.take();
-    const b = p.buf;
-    craftPacketTooBig6(r, b, p.start + 24, b, p.start + 8, clientMtu, b, p.start, p.length);
-    ctx.count(C.icmp6_too_big_sent);
-    ctx.drop(p, C.too_big_dropped);
-    ctx.emit(r);
+    ctx.count(C.forwarded_packets);
+    ctx.pool.give(p);
+    for (let k = 0; k < n; k++) ctx.emit(f.pieces[k]!);
+    ctx.add(C.fragments_sent, n);
   }
 
   /** Moves the fixed header up against the UDP header at l4: the datagram is IPv6 + UDP from then on. */

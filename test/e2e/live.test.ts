@@ -356,7 +356,7 @@ test('Prometheus metrics on the configured address count the TOA insertions', { 
   }
   assert.match(
     text,
-    /fullnat_real_server_active_connections\{service="10\.77\.0\.100:80",real_server="10\.77\.2\.11:8080"\}/,
+    /fullnat_real_server_active_connections\{service="10\.77\.0\.100:80",protocol="TCP",real_server="10\.77\.2\.11:8080"\}/,
   );
 });
 

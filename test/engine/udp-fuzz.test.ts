@@ -58,6 +58,11 @@ function engineFor(mode: UoaSetting): Engine {
   return e;
 }
 
+/** An IPv4 fragment (MF or an offset) or an IPv6 packet with a Fragment header. */
+function isFragment(b: Uint8Array): boolean {
+  return b[0]! >>> 4 === 4 ? (((b[6]! << 8) | b[7]!) & 0x3fff ? true : false) : b[6] === 44;
+}
+
 /** Client datagrams of a few flows and sizes, and the answers their RSs send. */
 function seeds(e: Engine, rnd: () => number): Uint8Array[] {
   const out: Uint8Array[] = [];
@@ -80,7 +85,9 @@ function seeds(e: Engine, rnd: () => number): Uint8Array[] {
     // The answers, to the LIP ports the engine picked for these flows.
     for (const q of [q4, q6, q64]) {
       const sent = feedCountedOnce(e, q, 'seed');
-      const last = sent[sent.length - 1];
+      // The last output whole (not a fragment: a large datagram goes to the RS in pieces); the
+      // first piece before it is the UOA carrier, with the flow's ports too.
+      const last = sent.filter((o) => !isFragment(o)).pop();
       if (!last) continue;
       const s = readUdp(last);
       if (s.family === 4) {

@@ -9,7 +9,7 @@ import {
   STAT_OUT_PACKETS,
 } from '../../src/engine/services.js';
 import { Ipv6Address } from '../../src/wire/address.js';
-import { parseIpv4 } from '../../src/wire/bytes.js';
+import { ipv4ToString, parseIpv4 } from '../../src/wire/bytes.js';
 import { IPPROTO_ICMP } from '../../src/wire/ipv4.js';
 import { IPPROTO_OPP, OPP_VERSION_V4, OPP_VERSION_V6 } from '../../src/wire/uoa.js';
 import { CIP, LIP, RIP, VIP, assertCountedOnce, feedRaw } from '../support/engine-fixture.js';
@@ -17,6 +17,8 @@ import { CIP6, LIP6, LIP64, RIP6, RIP64, VIP6 } from '../support/engine6-fixture
 import { TCP_SYN } from '../../src/wire/tcp.js';
 import { buildSegment } from '../support/packets.js';
 import { buildUdp4, buildUdp6, readUdp, v4Bytes, type SeenUdp } from '../support/udp-packets.js';
+import { probeScapy, scapyDecode, scapySkip } from '../support/scapy.js';
+import { scapyFragmentJobs } from '../support/scapy-fragments.js';
 
 const DNS = 53;
 const RDNS = 5353;
@@ -173,17 +175,38 @@ describe('engine UDP: IPv4 flows', () => {
     assert.equal(out.length, 1);
     assert.equal(out[0]!.bytes[9], IPPROTO_ICMP);
     assert.equal(e.counter('too_big_dropped'), 1);
-    const noDf = buildUdp4({
-      src: CIP,
-      dst: VIP,
-      sport: CPORT,
-      dport: DNS,
-      payload: new Uint8Array(700),
-    });
-    assert.equal(feedRaw(e, noDf).length, 0);
-    assert.equal(e.counter('too_big_dropped'), 2);
     assertCountedOnce(e);
   });
+
+  it(
+    'sends a datagram too big for the RS path without DF in fragments, the UOA ahead in an empty datagram; scapy reassembles it',
+    { skip: scapySkip(probeScapy()) },
+    () => {
+      const e = udpEngine({}, { mtu: 600 });
+      const payload = new Uint8Array(1400).map((_, i) => (i * 7) & 0xff);
+      const noDf = buildUdp4({ src: CIP, dst: VIP, sport: CPORT, dport: DNS, payload });
+      const out = feedRaw(e, noDf).map((o) => o.bytes);
+      assert.equal(out.length, 4, 'the UOA carrier, then three pieces');
+      for (const o of out) assert.ok(o.length <= 600, `a packet of ${o.length} bytes`);
+      const [carrier] = scapyDecode([out[0]!]);
+      assert.equal(carrier!.proto, IPPROTO_OPP);
+      assert.equal(carrier!.udp?.len, 8, 'an empty datagram');
+      const [whole] = scapyFragmentJobs([
+        { op: 'defrag4', packets: out.slice(1).map((o) => Buffer.from(o).toString('hex')) },
+      ]);
+      assert.equal(whole?.length, 1);
+      const [d] = scapyDecode([new Uint8Array(Buffer.from(whole[0]!, 'hex'))]);
+      assert.equal(d!.src, ipv4ToString(LIP), 'from the LIP');
+      assert.equal(d!.dst, ipv4ToString(RIP), 'to the RS');
+      assert.equal(d!.proto, 17, 'the datagram itself goes as plain UDP');
+      assert.equal(d!.udp?.dport, RDNS);
+      assert.equal(d!.udp?.chksum, d!.udp?.chksumRebuilt, 'UDP checksum over the whole datagram');
+      assert.equal(d!.udp?.payloadHex, Buffer.from(payload).toString('hex'));
+      assert.equal(e.counter('fragments_sent'), 3);
+      assert.equal(e.counter('too_big_dropped'), 0);
+      assertCountedOnce(e);
+    },
+  );
 
   it('expires an idle flow after timeout_udp, kept alive by either direction', () => {
     const e = udpEngine({ timeoutUdpMs: 10_000 });
