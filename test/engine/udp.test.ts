@@ -395,6 +395,30 @@ describe('engine UDP: IPv6 and FNAT64', () => {
     assertCountedOnce(e);
   });
 
+  it(
+    "scapy reads the opp UOA of an IPv6 client: version 2, option 31 of 20 bytes (port, address), on IPv6 and on FNAT64's IPv4",
+    { skip: scapySkip(probeScapy()) },
+    () => {
+      const sent = [6, 4].map((rs) => feedRaw(engine6(rs as 4 | 6), query6(33))[0]!.bytes);
+      const decoded = scapyDecode(sent);
+      for (const [i, d] of decoded.entries()) {
+        const what = i === 0 ? 'IPv6' : 'FNAT64';
+        assert.equal(d.family, i === 0 ? 6 : 4, what);
+        assert.equal(d.proto, IPPROTO_OPP, `${what}: protocol 248`);
+        assert.deepEqual(d.opp, { version: 2, reserved: 0, protocol: 17, length: 24 }, what);
+        const uoa = Buffer.from(d.l4Hex, 'hex').subarray(4, 24);
+        assert.equal(uoa[0], 31, `${what}: option 31`);
+        assert.equal(uoa[1], 20, `${what}: length 20`);
+        assert.equal(uoa.readUInt16BE(2), CPORT, `${what}: the client's port`);
+        assert.deepEqual(new Uint8Array(uoa.subarray(4)), CIP6, `${what}: the client's address`);
+        assert.equal(d.udp?.dport, RDNS, `${what}: the UDP header after it`);
+        assert.equal(d.udp?.chksum, d.udp?.chksumRebuilt, `${what}: UDP checksum`);
+        if (d.family === 4)
+          assert.equal(d.chksum, d.chksumRebuilt, `${what}: IPv4 header checksum`);
+      }
+    },
+  );
+
   it('ipo cannot carry an IPv6 client: skipped and counted, never more than the trail', () => {
     const e = engine6(6, { uoaMode: 'ipo' });
     for (let i = 0; i < 5; i++) assert.equal(send(e, query6())[0]!.uoa, undefined);
