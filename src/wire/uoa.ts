@@ -398,6 +398,29 @@ function findUoaOption(b: Uint8Array, from: number, to: number): OptionWalk {
   return reject('no-uoa', 'no UOA among the options');
 }
 
+/**
+ * The offset of the first UOA among the IPv4-style options in b[from, to),
+ * walked as `findUoaOption` walks them, or -1 (none, or an option whose
+ * length is impossible). Allocates nothing: the engine reads quotes with it.
+ */
+export function uoaOptionAt(b: Uint8Array, from: number, to: number): number {
+  let p = from;
+  while (p < to) {
+    const code = b[p]!;
+    if (code === IPOPT_END) return -1;
+    if (code === IPOPT_NOOP) {
+      p++;
+      continue;
+    }
+    if (to - p < 2) return -1;
+    const len = b[p + 1]!;
+    if (len < 2 || len > to - p) return -1;
+    if (code === IPOPT_UOA) return len === UOA_V4_LEN || len === UOA_V6_LEN ? p : -1;
+    p += len;
+  }
+  return -1;
+}
+
 function clientOf(b: Uint8Array, uoaAt: number, uoaLen: number): IpAddress {
   return uoaLen === UOA_V4_LEN ? get32(b, uoaAt + 4) : Ipv6Address.fromBytes(b, uoaAt + 4);
 }
