@@ -7,31 +7,41 @@ import {
   IcmpField,
   finishIcmpChecksum,
 } from '../wire/icmp.js';
-import { IPPROTO_TCP, Ipv4Field } from '../wire/ipv4.js';
+import { IPPROTO_TCP, IPPROTO_UDP, Ipv4Field } from '../wire/ipv4.js';
+import { IPPROTO_OPP } from '../wire/uoa.js';
 import { TOA_V4_LEN } from '../wire/toa.js';
 import { CF_IPV6, CF_SP_PENDING } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import type { Icmp6Errors } from './icmp6-error.js';
 import { quotedTcpAsClientSent, quotedTcpAsRsSent } from './icmp-quote-tcp.js';
+import {
+  quotedOppLength,
+  quotedUdpAsClientSent,
+  quotedUdpAsRsSent,
+  takeUoaOutOfQuote4,
+} from './icmp-quote-udp.js';
 import type { Packet } from './packet.js';
 import { PmtuVerdict } from './path-mtu.js';
 import { TokenBucket } from './token-bucket.js';
 
 /**
- * ICMP errors about the LB's connections (kernel IPVS's ip_vs_in_icmp /
- * ip_vs_out_icmp, DPVS's icmp handling): an error quotes a packet the LB
- * sent on one leg; the connection is found by the quoted header with the
- * lookup of the quoted protocol, and the error is translated to the other
- * leg — outer addresses, quoted addresses, ports and sequence numbers —
- * so the host that sent the original packet there learns of it: the client
- * fails fast on an unreachable RS, the RS lowers its MSS for a narrow client
- * path. A frag-needed from the RS's path also lowers that RS's path MTU
- * (path-mtu.ts).
+ * ICMP errors about the LB's connections and UDP flows (kernel IPVS's
+ * ip_vs_in_icmp / ip_vs_out_icmp, DPVS's icmp handling): an error quotes a
+ * packet the LB sent on one leg; the connection is found by the quoted
+ * header with the lookup of the quoted protocol, and the error is
+ * translated to the other leg — outer addresses, quoted addresses, ports
+ * and sequence numbers — so the host that sent the original packet there
+ * learns of it: the client fails fast on an unreachable RS (a UDP client's
+ * socket gets ECONNREFUSED from the RS's port unreachable), the RS lowers
+ * its MSS for a narrow client path. A frag-needed from the RS's path also
+ * lowers that RS's path MTU (path-mtu.ts).
  *
- * Only TCP is quoted today; the quoted protocol picks the lookup and the
- * translation (`quotedTcp*`, the TCP part shared with ICMPv6 in
- * icmp-quote-tcp.ts). ICMPv6 and FNAT64 are icmp6-error.ts's.
+ * The quoted protocol picks the table, the lookup and the translation: TCP
+ * (`quotedTcp*` of icmp-quote-tcp.ts, shared with ICMPv6) or UDP, whose
+ * quote of a datagram the LB sent an RS may carry the UOA — the opp shim
+ * (protocol 248) or the ipo option — which comes out of it
+ * (icmp-quote-udp.ts). ICMPv6 and FNAT64 are icmp6-error.ts's.
  * Called with the message checked: checksum good, quote readable
  * (icmp-input.ts). Forwarded errors are rate-limited: a flood of valid-looking
  * errors costs one token each and goes no further.
@@ -54,29 +64,39 @@ export class IcmpErrors {
    * the quoted IPv4 header's length.
    */
   fromRealServerSide(p: Packet, icmp: number, len: number, qHl: number): void {
-    const q = this.quotedTcp(p, icmp);
-    if (q >= 0) this.quotedTcpFromRs(p, icmp, len, q, q + qHl);
+    const q = this.quoted(p, icmp);
+    if (q < 0) return;
+    const proto = p.buf[q + Ipv4Field.Protocol];
+    if (proto === IPPROTO_TCP) {
+      this.quotedFromRs(p, icmp, len, q, q + qHl, false);
+      return;
+    }
+    const qu = this.quotedUdpHeader(p, icmp, len, q, qHl, true);
+    if (qu >= 0) this.quotedFromRs(p, icmp, len, q, qu, true);
   }
 
   /** An error to a VIP: from the client's side, about a packet the LB sent the client. */
   fromClientSide(p: Packet, icmp: number, len: number, qHl: number): void {
-    const q = this.quotedTcp(p, icmp);
-    if (q >= 0) this.quotedTcpFromClient(p, icmp, len, q, q + qHl);
+    const q = this.quoted(p, icmp);
+    if (q < 0) return;
+    const proto = p.buf[q + Ipv4Field.Protocol];
+    if (proto === IPPROTO_TCP) {
+      this.quotedFromClient(p, icmp, len, q, q + qHl, false);
+      return;
+    }
+    const qu = this.quotedUdpHeader(p, icmp, len, q, qHl, false);
+    if (qu >= 0) this.quotedFromClient(p, icmp, len, q, qu, true);
   }
 
   /**
    * The quoted IPv4 header's offset, or -1 with p dropped: the quote must
-   * be of a TCP segment's first piece sent from the address the error came
+   * be of a datagram's first piece sent from the address the error came
    * to (a packet sent from there; a quote from anywhere else lies).
    */
-  private quotedTcp(p: Packet, icmp: number): number {
+  private quoted(p: Packet, icmp: number): number {
     const b = p.buf;
     const q = icmp + IcmpField.Quote;
-    if (
-      !sameAddress(b, q + Ipv4Field.Src, p.start + Ipv4Field.Dst) ||
-      !isFirstPiece(b, q) ||
-      b[q + Ipv4Field.Protocol] !== IPPROTO_TCP
-    ) {
+    if (!sameAddress(b, q + Ipv4Field.Src, p.start + Ipv4Field.Dst) || !isFirstPiece(b, q)) {
       this.ctx.drop(p, C.icmp_error_no_conn_dropped);
       return -1;
     }
@@ -84,15 +104,52 @@ export class IcmpErrors {
   }
 
   /**
-   * A quoted LIP:lport → RIP:rport segment: the connection by its reply
-   * tuple; the error goes to the client as VIP → CIP about CIP:cport →
-   * VIP:vport, the sequence number back in the client's space.
+   * The quoted UDP header's offset, or -1 with p dropped: right after the
+   * quoted IP header for protocol 17; after the opp shim for protocol 248
+   * in a quote of what the LB sent an RS (`toRs`), whose shim must be whole
+   * and followed by the whole UDP header (else the quote is unreadable).
+   * Any other protocol quotes nothing the LB keeps.
    */
-  private quotedTcpFromRs(p: Packet, icmp: number, len: number, q: number, qt: number): void {
-    const ctx = this.ctx;
-    const t = ctx.table;
+  private quotedUdpHeader(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    qHl: number,
+    toRs: boolean,
+  ): number {
     const b = p.buf;
-    const c = t.lookupReplyQuotedAt(b, q, qt);
+    const proto = b[q + Ipv4Field.Protocol];
+    if (proto === IPPROTO_UDP) return q + qHl;
+    if (proto === IPPROTO_OPP && toRs) {
+      const at = q + qHl;
+      const n = quotedOppLength(b, at, len - (at - icmp));
+      if (n >= 0) return at + n;
+      this.ctx.drop(p, C.icmp_malformed_dropped);
+      return -1;
+    }
+    this.ctx.drop(p, C.icmp_error_no_conn_dropped);
+    return -1;
+  }
+
+  /**
+   * A quoted LIP:lport → RIP:rport segment or datagram (its TCP or UDP
+   * header at ql4): the connection or flow by its reply tuple; the error
+   * goes to the client as VIP → CIP about CIP:cport → VIP:vport — a TCP
+   * sequence number back in the client's space, a UDP quote without the UOA.
+   */
+  private quotedFromRs(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    ql4: number,
+    udp: boolean,
+  ): void {
+    const ctx = this.ctx;
+    const t = udp ? ctx.udp.table : ctx.table;
+    const b = p.buf;
+    const c = t.lookupReplyQuotedAt(b, q, ql4);
     // A SYNPROXY connection whose RS leg is opening: the client knows only the LB's
     // handshake; SYNPROXY's own retries and timeout answer it.
     if (c < 0 || (t.flags[c]! & CF_SP_PENDING) !== 0) {
@@ -111,7 +168,7 @@ export class IcmpErrors {
     // An FNAT64 connection (an IPv6 client behind an IPv4 RS path): the path MTU is learned
     // above; the client hears of it in ICMPv6 (RFC 7915 4.2).
     if (fnat64) {
-      this.errors6.fromRealServer64(p, icmp, len, q, qt, c);
+      this.errors6.fromRealServer64(p, icmp, len, q, ql4, c, udp);
       return;
     }
     if (!this.bucket.take(ctx.now)) {
@@ -122,21 +179,29 @@ export class IcmpErrors {
       // The client's segments grow by the TOA the LB adds on its way to the RS: under
       // `fullnat`, tell it the path's MTU less that room, so what it sends next fits with the
       // TOA in (the split still covers a packet sent before it heard); `lvs` and `dpvs` pass
-      // the MTU on as LVS and DPVS do. A value below the minimum is passed on as it is: the
-      // client's stack applies its own floor.
+      // the MTU on as LVS and DPVS do. A UDP flow's UOA needs no room: one that does not fit
+      // goes ahead in a datagram of its own. A value below the minimum is passed on as it
+      // is: the client's stack applies its own floor.
       const told = get16(b, icmp + IcmpField.NextHopMtu);
-      const room = ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V4_LEN : 0;
+      const room = !udp && ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V4_LEN : 0;
       if (told >= IPV4_MIN_PMTU) {
         const mtu = ctx.pmtu.of(t.rs[c]!);
         set16(b, icmp + IcmpField.NextHopMtu, (mtu < told ? mtu : told) - room);
       }
     }
+    if (udp) {
+      const n = takeUoaOutOfQuote4(p, q, ql4);
+      icmp += n;
+      q += n;
+      len -= n;
+    }
     const reg = ctx.reg;
-    const avail = len - (qt - icmp);
+    const avail = len - (ql4 - icmp);
     const d = this.delta.reset();
     // Quoted IP: LIP → RIP becomes CIP → VIP.
     rewriteQuotedAddresses(d, b, q, t.cip, c, reg.svcVips, svc);
-    quotedTcpAsClientSent(t, reg, d, b, qt, avail, c);
+    if (udp) quotedUdpAsClientSent(t, reg, d, b, ql4, avail, c);
+    else quotedTcpAsClientSent(t, reg, d, b, ql4, avail, c);
     // Outer: VIP → CIP, from the address the client sent to.
     storeU32From(b, p.start + Ipv4Field.Src, reg.svcVips, svc);
     storeU32From(b, p.start + Ipv4Field.Dst, t.cip, c);
@@ -144,17 +209,26 @@ export class IcmpErrors {
   }
 
   /**
-   * A quoted VIP:vport → CIP:cport segment: the connection by its client
-   * tuple; the error goes to the RS as LIP → RIP about RIP:rport →
-   * LIP:lport, the sequence number back in the RS's space. A frag-needed
-   * keeps its MTU: the RS's segments reach the client as large as they left.
+   * A quoted VIP:vport → CIP:cport segment or datagram: the connection or
+   * flow by its client tuple; the error goes to the RS as LIP → RIP about
+   * RIP:rport → LIP:lport, a TCP sequence number back in the RS's space. A
+   * frag-needed keeps its MTU: the RS's packets reach the client as large
+   * as they left.
    */
-  private quotedTcpFromClient(p: Packet, icmp: number, len: number, q: number, qt: number): void {
+  private quotedFromClient(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    ql4: number,
+    udp: boolean,
+  ): void {
     const ctx = this.ctx;
-    const t = ctx.table;
+    const reg = ctx.reg;
+    const t = udp ? ctx.udp.table : ctx.table;
     const b = p.buf;
-    const svc = ctx.reg.serviceByKey.getAt(b, q + Ipv4Field.Src, qt);
-    const c = svc < 0 ? -1 : t.lookupClientQuotedAt(b, q, qt, svc);
+    const svc = (udp ? reg.udpServiceByKey : reg.serviceByKey).getAt(b, q + Ipv4Field.Src, ql4);
+    const c = svc < 0 ? -1 : t.lookupClientQuotedAt(b, q, ql4, svc);
     if (c < 0 || (t.flags[c]! & CF_SP_PENDING) !== 0) {
       ctx.drop(p, C.icmp_error_no_conn_dropped);
       return;
@@ -163,10 +237,11 @@ export class IcmpErrors {
       ctx.drop(p, C.icmp_rate_limited);
       return;
     }
-    const avail = len - (qt - icmp);
+    const avail = len - (ql4 - icmp);
     const d = this.delta.reset();
     rewriteQuotedAddresses(d, b, q, t.rip, c, t.lip, c);
-    quotedTcpAsRsSent(t, d, b, qt, avail, c);
+    if (udp) quotedUdpAsRsSent(t, d, b, ql4, avail, c);
+    else quotedTcpAsRsSent(t, d, b, ql4, avail, c);
     storeU32From(b, p.start + Ipv4Field.Src, t.lip, c);
     storeU32From(b, p.start + Ipv4Field.Dst, t.rip, c);
     this.send(p, icmp, len);

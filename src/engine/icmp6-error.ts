@@ -30,16 +30,24 @@ import {
   IPPROTO_ICMP,
   IPPROTO_ICMPV6,
   IPPROTO_TCP,
+  IPPROTO_UDP,
   IPV4_MIN_HEADER,
   Ipv4Field,
   finishIpv4Header,
 } from '../wire/ipv4.js';
 import { finishIpv6Header, IPV6_HEADER } from '../wire/ipv6.js';
 import { TOA_V6_LEN } from '../wire/toa.js';
+import { IPPROTO_OPP } from '../wire/uoa.js';
 import { CF_SP_PENDING } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { quotedTcpAsClientSent, quotedTcpAsRsSent } from './icmp-quote-tcp.js';
+import {
+  quotedOppLength,
+  quotedUdpAsClientSent,
+  quotedUdpAsRsSent,
+  takeUoaOutOfQuote6,
+} from './icmp-quote-udp.js';
 import type { Packet } from './packet.js';
 import { PmtuVerdict } from './path-mtu.js';
 import { TokenBucket } from './token-bucket.js';
@@ -50,9 +58,11 @@ const ICMPV6_MAX_QUOTE = IPV6_MIN_MTU - IPV6_HEADER - 8;
 const ICMP_MAX_QUOTE = 576 - IPV4_MIN_HEADER - 8;
 
 /**
- * ICMPv6 errors about the LB's connections with an IPv6 client, the
- * IPv6 sibling of icmp-error.ts (same structure: the quoted protocol picks
- * the lookup, the TCP part of the quote is icmp-quote-tcp.ts's):
+ * ICMPv6 errors about the LB's connections and UDP flows with an IPv6
+ * client, the IPv6 sibling of icmp-error.ts (same structure: the quoted
+ * protocol picks the table and the lookup, the TCP part of the quote is
+ * icmp-quote-tcp.ts's, the UDP part — the opp shim taken out of a quote of
+ * what the LB sent an RS — icmp-quote-udp.ts's):
  *
  * - IPv6 RS: a Packet Too Big, destination unreachable or time exceeded to
  *   an IPv6 LIP (quoting LIP → RIP) goes to the client as VIP → CIP; one to
@@ -85,22 +95,57 @@ export class Icmp6Errors {
    * and the message at `icmp`, `len` bytes, its checksum checked.
    */
   fromRealServerSide(p: Packet, icmp: number, len: number): void {
-    const q = this.quotedTcp(p, icmp, len);
-    if (q >= 0) this.quotedTcpFromRs(p, icmp, len, q, q + IPV6_HEADER);
+    const q = this.quoted(p, icmp, len);
+    if (q < 0) return;
+    const next = p.buf[q + 6];
+    if (next === IPPROTO_TCP) {
+      this.quotedFromRs(p, icmp, len, q, q + IPV6_HEADER, false);
+      return;
+    }
+    const qu = this.quotedUdpHeader(p, icmp, len, q, true);
+    if (qu >= 0) this.quotedFromRs(p, icmp, len, q, qu, true);
   }
 
   /** An ICMPv6 error to an IPv6 VIP: from the client's side, about a packet the LB sent the client. */
   fromClientSide(p: Packet, icmp: number, len: number): void {
-    const q = this.quotedTcp(p, icmp, len);
-    if (q >= 0) this.quotedTcpFromClient(p, icmp, len, q, q + IPV6_HEADER);
+    const q = this.quoted(p, icmp, len);
+    if (q < 0) return;
+    if (p.buf[q + 6] === IPPROTO_TCP) {
+      this.quotedFromClient(p, icmp, len, q, q + IPV6_HEADER, false);
+      return;
+    }
+    const qu = this.quotedUdpHeader(p, icmp, len, q, false);
+    if (qu >= 0) this.quotedFromClient(p, icmp, len, q, qu, true);
+  }
+
+  /**
+   * The quoted UDP header's offset, or -1 with p dropped: right after the
+   * quoted fixed header for next header 17; after the opp shim for 248 in
+   * a quote of what the LB sent an RS (`toRs`), the shim whole and the UDP
+   * header whole after it (else unreadable). Anything else (extension
+   * headers included: the LB sends none) quotes nothing the LB keeps.
+   */
+  private quotedUdpHeader(p: Packet, icmp: number, len: number, q: number, toRs: boolean): number {
+    const b = p.buf;
+    const next = b[q + 6];
+    const at = q + IPV6_HEADER;
+    if (next === IPPROTO_UDP) return at;
+    if (next === IPPROTO_OPP && toRs) {
+      const n = quotedOppLength(b, at, len - (at - icmp));
+      if (n >= 0) return at + n;
+      this.ctx.drop(p, C.icmp_malformed_dropped);
+      return -1;
+    }
+    this.ctx.drop(p, C.icmp_error_no_conn_dropped);
+    return -1;
   }
 
   /**
    * The quoted IPv6 header's offset, or -1 with p dropped: it must be
-   * readable (40 bytes and 8 after them), sent from the address the error
-   * came to (a quote from anywhere else lies), and quote TCP.
+   * readable (40 bytes and 8 after them) and sent from the address the
+   * error came to (a quote from anywhere else lies).
    */
-  private quotedTcp(p: Packet, icmp: number, len: number): number {
+  private quoted(p: Packet, icmp: number, len: number): number {
     const b = p.buf;
     const q = quotedIpv6Offset(b, icmp, len);
     if (q < 0) {
@@ -113,19 +158,26 @@ export class Icmp6Errors {
         return -1;
       }
     }
-    if (b[q + 6] !== IPPROTO_TCP) {
-      this.ctx.drop(p, C.icmp_error_no_conn_dropped);
-      return -1;
-    }
     return q;
   }
 
-  /** A quoted LIP6:lport → RIP6:rport segment: to the client as VIP → CIP about CIP:cport → VIP:vport. */
-  private quotedTcpFromRs(p: Packet, icmp: number, len: number, q: number, qt: number): void {
+  /**
+   * A quoted LIP6:lport → RIP6:rport segment or datagram (TCP or UDP header
+   * at ql4): to the client as VIP → CIP about CIP:cport → VIP:vport, a UDP
+   * quote without its opp shim.
+   */
+  private quotedFromRs(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    ql4: number,
+    udp: boolean,
+  ): void {
     const ctx = this.ctx;
-    const t = ctx.table;
+    const t = udp ? ctx.udp.table : ctx.table;
     const b = p.buf;
-    const c = t.lookupReply6QuotedAt(b, q + 8, qt);
+    const c = t.lookupReply6QuotedAt(b, q + 8, ql4);
     if (c < 0 || (t.flags[c]! & CF_SP_PENDING) !== 0) {
       ctx.drop(p, C.icmp_error_no_conn_dropped);
       return;
@@ -141,14 +193,20 @@ export class Icmp6Errors {
       return;
     }
     // As IPv4's: under `fullnat` the client hears the path's MTU less the TOA's room (the
-    // header is 40 bytes on both legs), never below 1280 (it would not go lower); a value
-    // below the minimum passes as it came.
+    // header is 40 bytes on both legs; a UDP flow's UOA needs none), never below 1280 (it
+    // would not go lower); a value below the minimum passes as it came.
     if (tooBig && told >= IPV6_MIN_MTU) {
       const mtu = ctx.pmtu.of(t.rs[c]!);
-      const room = ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V6_LEN : 0;
+      const room = !udp && ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V6_LEN : 0;
       let m = (mtu < told ? mtu : told) - room;
       if (m < IPV6_MIN_MTU) m = IPV6_MIN_MTU;
       set32(b, icmp + Icmpv6Field.Mtu, m);
+    }
+    if (udp) {
+      const n = takeUoaOutOfQuote6(p, q, ql4);
+      icmp += n;
+      q += n;
+      len -= n;
     }
     const reg = ctx.reg;
     const svc = t.svc[c]!;
@@ -157,31 +215,41 @@ export class Icmp6Errors {
     d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
     copyBytes(b, q + 8, t.cip6, c * 16, 16);
     copyBytes(b, q + 24, reg.svcVips6, svc * 16, 16);
-    quotedTcpAsClientSent(t, reg, d, b, qt, len - (qt - icmp), c);
+    const avail = len - (ql4 - icmp);
+    if (udp) quotedUdpAsClientSent(t, reg, d, b, ql4, avail, c);
+    else quotedTcpAsClientSent(t, reg, d, b, ql4, avail, c);
     copyBytes(b, p.start + 8, reg.svcVips6, svc * 16, 16);
     copyBytes(b, p.start + 24, t.cip6, c * 16, 16);
     this.send6(p, icmp, len);
   }
 
   /**
-   * A quoted VIP6:vport → CIP6:cport segment: to an IPv6 RS as LIP → RIP
-   * about RIP:rport → LIP:lport (a Packet Too Big keeps its MTU: the RS's
-   * segments reach the client as large as they left), or translated to
-   * ICMPv4 for an FNAT64 connection's IPv4 RS.
+   * A quoted VIP6:vport → CIP6:cport segment or datagram: to an IPv6 RS as
+   * LIP → RIP about RIP:rport → LIP:lport (a Packet Too Big keeps its MTU:
+   * the RS's packets reach the client as large as they left), or translated
+   * to ICMPv4 for an FNAT64 connection's or flow's IPv4 RS.
    */
-  private quotedTcpFromClient(p: Packet, icmp: number, len: number, q: number, qt: number): void {
+  private quotedFromClient(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    ql4: number,
+    udp: boolean,
+  ): void {
     const ctx = this.ctx;
-    const t = ctx.table;
+    const reg = ctx.reg;
+    const t = udp ? ctx.udp.table : ctx.table;
     const b = p.buf;
-    const svc = ctx.reg.serviceByKey6.getAt(b, q + 8, qt);
+    const svc = (udp ? reg.udpServiceByKey6 : reg.serviceByKey6).getAt(b, q + 8, ql4);
     // lookupClient6At reads the client's port at its tcpOff: the quote's destination port.
-    const c = svc < 0 ? -1 : t.lookupClient6At(b, q + 24, qt + 2, svc);
+    const c = svc < 0 ? -1 : t.lookupClient6At(b, q + 24, ql4 + 2, svc);
     if (c < 0 || (t.flags[c]! & CF_SP_PENDING) !== 0) {
       ctx.drop(p, C.icmp_error_no_conn_dropped);
       return;
     }
     if (!t.replyIsV6(c)) {
-      this.toRealServer64(p, icmp, len, q, qt, c);
+      this.toRealServer64(p, icmp, len, q, ql4, c, udp);
       return;
     }
     if (!this.bucket.take(ctx.now)) {
@@ -192,7 +260,9 @@ export class Icmp6Errors {
     d.replaceWord(0, t.addrDelta6[c]!);
     copyBytes(b, q + 8, t.rip6, c * 16, 16);
     copyBytes(b, q + 24, t.lip6, c * 16, 16);
-    quotedTcpAsRsSent(t, d, b, qt, len - (qt - icmp), c);
+    const avail = len - (ql4 - icmp);
+    if (udp) quotedUdpAsRsSent(t, d, b, ql4, avail, c);
+    else quotedTcpAsRsSent(t, d, b, ql4, avail, c);
     copyBytes(b, p.start + 8, t.lip6, c * 16, 16);
     copyBytes(b, p.start + 24, t.rip6, c * 16, 16);
     this.send6(p, icmp, len);
@@ -217,14 +287,24 @@ export class Icmp6Errors {
 
   /**
    * FNAT64, RS leg: the ICMPv4 error p (IPv4 header at p.start, message at
-   * `icmp`, `len` bytes, quoted IPv4 header at q, TCP at qt) about
-   * connection c, found by icmp-error.ts (which learned a frag-needed's
-   * MTU). Sent to the IPv6 client as ICMPv6 VIP → CIP quoting the IPv6
-   * segment the client sent (RFC 7915 4.2).
+   * `icmp`, `len` bytes, quoted IPv4 header at q, TCP or UDP header at qt)
+   * about connection or flow c (of the UDP table when `udp`), found by
+   * icmp-error.ts (which learned a frag-needed's MTU). Sent to the IPv6
+   * client as ICMPv6 VIP → CIP quoting the IPv6 segment or datagram the
+   * client sent (RFC 7915 4.2): what lies between the quoted header and qt
+   * (an opp shim) is left out.
    */
-  fromRealServer64(p: Packet, icmp: number, len: number, q: number, qt: number, c: number): void {
+  fromRealServer64(
+    p: Packet,
+    icmp: number,
+    len: number,
+    q: number,
+    qt: number,
+    c: number,
+    udp: boolean,
+  ): void {
     const ctx = this.ctx;
-    const t = ctx.table;
+    const t = udp ? ctx.udp.table : ctx.table;
     const b = p.buf;
     const mapped = icmpToIcmpv6(b[icmp + IcmpField.Type]!, b[icmp + IcmpField.Code]!);
     if (!this.mayTranslate(p, mapped)) return;
@@ -233,11 +313,12 @@ export class Icmp6Errors {
     if (type6 === ICMPV6_PACKET_TOO_BIG) {
       // The client's packets shrink by 20 bytes on the way (40-byte IPv6 header for 20), so
       // the IPv4 path's MTU is 20 more on its side; under `fullnat` less the 20-byte TOA
-      // the LB adds there; never below 1280, the least an IPv6 host accepts.
+      // the LB adds there (a UDP flow's UOA needs no room); never below 1280, the least an
+      // IPv6 host accepts.
       const told = get16(b, icmp + IcmpField.NextHopMtu);
       const mtu = ctx.pmtu.of(t.rs[c]!);
       const base = told >= IPV4_MIN_PMTU && mtu < told ? mtu : told;
-      const room = ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V6_LEN : 0;
+      const room = !udp && ctx.policy === 'fullnat' && t.shift[c] === 0 ? TOA_V6_LEN : 0;
       rest = base + IPV6_HEADER - IPV4_MIN_HEADER - room;
       if (rest < IPV6_MIN_MTU) rest = IPV6_MIN_MTU;
     } else if (type6 === ICMPV6_PARAMETER_PROBLEM) {
@@ -246,9 +327,9 @@ export class Icmp6Errors {
     }
     const reg = ctx.reg;
     const svc = t.svc[c]!;
-    const qHl = qt - q;
-    // A quoted length shorter than its own header lies; the quote stays readable regardless.
-    const qPayload = Math.max(0, get16(b, q + Ipv4Field.TotalLength) - qHl);
+    // A quoted length shorter than its own header (and shim) lies; the quote stays readable
+    // regardless.
+    const qPayload = Math.max(0, get16(b, q + Ipv4Field.TotalLength) - (qt - q));
     let tcpBytes = len - (qt - icmp);
     if (tcpBytes > ICMPV6_MAX_QUOTE - IPV6_HEADER) tcpBytes = ICMPV6_MAX_QUOTE - IPV6_HEADER;
     const len6 = 8 + IPV6_HEADER + tcpBytes;
@@ -268,7 +349,8 @@ export class Icmp6Errors {
     const m = s + IPV6_HEADER;
     writeIcmpErrorHeader(o, m, type6, mapped & 0xff, rest);
     const q6 = m + 8;
-    finishIpv6Header(o, q6, qPayload, IPPROTO_TCP, b[q + Ipv4Field.Ttl]!, b[q + Ipv4Field.Tos]);
+    const proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
+    finishIpv6Header(o, q6, qPayload, proto, b[q + Ipv4Field.Ttl]!, b[q + Ipv4Field.Tos]);
     copyBytes(o, q6 + 8, t.cip6, c * 16, 16);
     copyBytes(o, q6 + 24, reg.svcVips6, svc * 16, 16);
     const qt6 = q6 + IPV6_HEADER;
@@ -276,16 +358,17 @@ export class Icmp6Errors {
     const d = this.delta.reset();
     // LIP, RIP (IPv4) → CIP, VIP (IPv6) in the quoted segment's pseudo-header.
     d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
-    quotedTcpAsClientSent(t, reg, d, o, qt6, tcpBytes, c);
+    if (udp) quotedUdpAsClientSent(t, reg, d, o, qt6, tcpBytes, c);
+    else quotedTcpAsClientSent(t, reg, d, o, qt6, tcpBytes, c);
     finishIcmpv6Checksum(o, s, m, len6);
     r.length = IPV6_HEADER + len6;
     this.sendNew(p, r);
   }
 
   /**
-   * FNAT64, client leg: an ICMPv6 error to the VIP about connection c (IPv4
-   * RS) becomes ICMPv4 LIP → RIP quoting the IPv4 segment the RS sent
-   * (RFC 7915 5.2).
+   * FNAT64, client leg: an ICMPv6 error to the VIP about connection or flow
+   * c (IPv4 RS) becomes ICMPv4 LIP → RIP quoting the IPv4 segment or
+   * datagram the RS sent (RFC 7915 5.2).
    */
   private toRealServer64(
     p: Packet,
@@ -294,9 +377,10 @@ export class Icmp6Errors {
     q: number,
     qt: number,
     c: number,
+    udp: boolean,
   ): void {
     const ctx = this.ctx;
-    const t = ctx.table;
+    const t = udp ? ctx.udp.table : ctx.table;
     const b = p.buf;
     const mapped = icmpv6ToIcmp(b[icmp + IcmpField.Type]!, b[icmp + IcmpField.Code]!);
     if (!this.mayTranslate(p, mapped)) return;
@@ -325,13 +409,15 @@ export class Icmp6Errors {
     storeU32From(o, q4 + Ipv4Field.Dst, t.lip, c);
     const qtc = ((b[q]! & 0x0f) << 4) | (b[q + 1]! >>> 4);
     const qPayload = Math.min(get16(b, q + 4), 0xffff - IPV4_MIN_HEADER);
-    finishIpv4Header(o, q4, IPV4_MIN_HEADER + qPayload, IPPROTO_TCP, b[q + 7]!, qtc, 0, true);
+    const proto = udp ? IPPROTO_UDP : IPPROTO_TCP;
+    finishIpv4Header(o, q4, IPV4_MIN_HEADER + qPayload, proto, b[q + 7]!, qtc, 0, true);
     const qt4 = q4 + IPV4_MIN_HEADER;
     copyBytes(o, qt4, b, qt, tcpBytes);
     const d = this.delta.reset();
     // VIP, CIP (IPv6) → RIP, LIP (IPv4) in the quoted segment's pseudo-header.
     d.replaceWord(0, t.addrDelta6[c]!);
-    quotedTcpAsRsSent(t, d, o, qt4, tcpBytes, c);
+    if (udp) quotedUdpAsRsSent(t, d, o, qt4, tcpBytes, c);
+    else quotedTcpAsRsSent(t, d, o, qt4, tcpBytes, c);
     finishIcmpChecksum(o, m, len4);
     r.length = IPV4_MIN_HEADER + len4;
     this.sendNew(p, r);
