@@ -4,6 +4,9 @@
  * back what the engine emitted, UOA and all.
  */
 import assert from 'node:assert/strict';
+import type { Engine } from '../../src/engine/engine.js';
+import { Ipv6Address, type IpAddress } from '../../src/wire/address.js';
+import { get32, ipv4ToString } from '../../src/wire/bytes.js';
 import { Ipv4View, IPPROTO_UDP, writeIpv4Header } from '../../src/wire/ipv4.js';
 import { UdpView, writeUdpHeader } from '../../src/wire/udp.js';
 import { decodeUoa, removeUoa, type UoaDatagram } from '../../src/wire/uoa.js';
@@ -129,4 +132,30 @@ export function readUdp(bytes: Uint8Array): SeenUdp {
 /** The 4 bytes of a host-order IPv4 address. */
 export function v4Bytes(a: number): Uint8Array {
   return new Uint8Array([a >>> 24, (a >>> 16) & 0xff, (a >>> 8) & 0xff, a & 0xff]);
+}
+
+/** An address as the flow keys below spell it: dotted IPv4, or IPv6 text. */
+export function addressKey(a: IpAddress): string {
+  return typeof a === 'number' ? ipv4ToString(a) : a.text;
+}
+
+/** The address of `length` (4 or 16) bytes at b[off], spelled as addressKey spells it. */
+export function addressKeyAt(b: Uint8Array, off: number, length: 4 | 16): string {
+  return length === 4 ? ipv4ToString(get32(b, off)) : Ipv6Address.fromBytes(b, off).text;
+}
+
+/**
+ * The engine's UDP flows as keys: each RS leg's `lip|lport|rip|rport` and
+ * each client leg's `cip|cport|vip|vport`, so a test can tell whether a
+ * packet it sees belongs to a flow.
+ */
+export function udpFlowKeys(e: Engine): { rsLeg: Set<string>; clientLeg: Set<string> } {
+  const rsLeg = new Set<string>();
+  const clientLeg = new Set<string>();
+  for (const c of e.listConnections()) {
+    if (c.protocol !== 'UDP') continue;
+    rsLeg.add(`${addressKey(c.lip)}|${c.lport}|${addressKey(c.rip)}|${c.rport}`);
+    clientLeg.add(`${addressKey(c.cip)}|${c.cport}|${addressKey(c.vip)}|${c.vport}`);
+  }
+  return { rsLeg, clientLeg };
 }
