@@ -11,7 +11,9 @@
  *
  * Three DNS services on one VIP, the same servers behind each: port 53
  * `uoa_mode opp`, 54 `ipo`, 55 `off` — with `off` the servers log LIPs,
- * which shows the receiver is what made the difference.
+ * which shows the receiver is what made the difference. Ports 9, 10 and 11
+ * (opp, ipo, off) lead to an RS port nothing listens on: the RS's port
+ * unreachable comes back through the LB to the client's socket.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +41,13 @@ const RS = ['10.47.2.11', '10.47.2.12'];
 const DEV = 'fnatu';
 const QUERIES = 1000;
 const BIG_ANSWERS = 100;
+/** Services whose RS port has no listener, one per UOA mode. */
+const REFUSED = [
+  [9, 'opp'],
+  [10, 'ipo'],
+  [11, 'off'],
+] as const;
+const CLOSED_PORT = 9009;
 /** One TXT string of 250 bytes, twelve of them: a 3,000-byte answer. */
 const TXT = 'x'.repeat(250);
 
@@ -85,6 +94,7 @@ virtual_server ${VIP} 7 {
     laddr_group_name lips
     real_server ${RS[0]} 7007 { weight 1 }
 }
+${REFUSED.map(([port, mode]) => service(port, mode, CLOSED_PORT)).join('\n')}
 `;
 }
 
@@ -392,5 +402,47 @@ test(
     assert.equal(complete.length, BIG_ANSWERS);
     assert.ok(metric('datagrams_reassembled') >= BIG_ANSWERS);
     assert.ok(metric('fragments_sent') >= 2 * BIG_ANSWERS);
+  },
+);
+
+test(
+  "a service whose RS port has no listener: the RS's port unreachable comes back through the LB, and the client's connected socket gets ECONNREFUSED (opp, ipo, off)",
+  { skip, timeout: 60_000 },
+  () => {
+    const script = join(dir, 'refused-client.mjs');
+    writeFileSync(
+      script,
+      `import dgram from 'node:dgram';
+const [port] = process.argv.slice(2);
+const s = dgram.createSocket('udp4');
+const started = Date.now();
+const done = (r) => { console.log(JSON.stringify({ ...r, ms: Date.now() - started })); s.close(); process.exit(0); };
+s.on('error', (e) => done({ code: e.code }));
+s.on('message', () => done({ code: 'answered' }));
+s.bind(0, ${JSON.stringify(CLIENTS[1])}, () => {
+  s.connect(Number(port), ${JSON.stringify(VIP)}, () => {
+    // A few tries: the RS's kernel rate-limits its unreachables, the first may race the route.
+    s.send('anyone?');
+    let n = 0;
+    const t = setInterval(() => { if (n++ < 10) s.send('anyone?'); }, 200);
+    t.unref();
+    setTimeout(() => done({ code: 'timeout' }), 5000).unref();
+  });
+});
+`,
+    );
+    const metrics = (): string => lab.exec('lb', 'curl', ['-sS', 'http://127.0.0.1:9447/metrics']);
+    const forwarded = (): number =>
+      Number(/^fullnat_icmp_error_forwarded_total (\d+)/m.exec(metrics())?.[1] ?? NaN);
+    const before = forwarded();
+    for (const [port, mode] of REFUSED) {
+      const r = JSON.parse(lab.exec('c', process.execPath, [script, String(port)], 30_000)) as {
+        code: string;
+        ms: number;
+      };
+      console.log(`# ${mode}: ${r.code} after ${r.ms} ms`);
+      assert.equal(r.code, 'ECONNREFUSED', `${mode}: the client's socket hears the RS refuse`);
+    }
+    assert.ok(forwarded() - before >= REFUSED.length, 'the LB translated the RS port unreachables');
   },
 );
