@@ -12,12 +12,17 @@ import { mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { compareFamilies, runEngineBench } from './engine.js';
 import { runMixedEngineBench } from './engine-mixed.js';
+import { compareUdp } from './engine-udp.js';
 import type { Spread } from './stats.js';
 import { runMemoryBench } from './memory.js';
 import { runHandoverBench } from './handover.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 
 const SUITES = ['engine', 'memory', 'handover', 'net'];
+
+/** A figure over rounds as printed: median (min–max). */
+const fmt = (s: Spread, digits: number): string =>
+  `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
 
 interface Opts {
   json?: boolean;
@@ -100,14 +105,21 @@ const program = new Command('bench')
         const cmp = compareFamilies(30_000, Math.max(rounds, 15));
         results.engineFamilies = cmp;
         if (!o.json) {
-          const fmt = (s: Spread, digits: number): string =>
-            `${s.median.toFixed(digits)} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`;
           console.log(
             `engine, families interleaved (${cmp.connections} connections, ${cmp.rounds} rounds, Engine.process alone): IPv4 ${fmt(cmp.ns[4], 0)} ns/packet, IPv6 ${fmt(cmp.ns[6], 0)}, FNAT64 ${fmt(cmp.ns[64], 0)}`,
           );
           console.log(
             `  rate ÷ IPv4's in the same round: IPv6 ${fmt(cmp.rateVsIpv4[6], 2)}, FNAT64 ${fmt(cmp.rateVsIpv4[64], 2)} (target ≥ 0.9)`,
           );
+        }
+        // UDP flows beside IPv4 TCP connections, in interleaved rounds as the families are compared.
+        const udp = compareUdp(30_000, Math.max(rounds, 15));
+        results.engineUdp = udp;
+        if (!o.json) {
+          console.log(
+            `engine, UDP beside IPv4 TCP interleaved (${udp.flows} flows of 5 datagrams each way, the first 3 up with the opp UOA; ${udp.rounds} rounds, Engine.process alone): UDP ${fmt(udp.ns.udp, 0)} ns/packet, TCP ${fmt(udp.ns.tcp, 0)}`,
+          );
+          console.log(`  UDP rate ÷ IPv4 TCP's in the same round: ${fmt(udp.rateVsTcp, 2)}`);
         }
         const m = runMixedEngineBench(Number(o.connections), rounds);
         results.engineMixed = m;
