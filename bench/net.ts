@@ -2,7 +2,7 @@
  * Network benchmark on real kernels: fullnat next to the kernel and HAProxy.
  *
  *   client 10.88.1.2 ── eth0 10.88.1.1 [LB] eth1 10.88.2.1 ── RS 10.88.2.2
- *   VIP 10.88.0.100 (:5201 and :5202 iperf3, :80 HTTP); LIPs per variant and
+ *   VIP 10.88.0.100 (:5201 and :5202 iperf3, :5203 iperf3 over UDP, :80 HTTP); LIPs per variant and
  *   round (net-stats.ts lipsFor): 10.88.3.x kernel, 10.88.5.x haproxy,
  *   10.88.4.x fullnat
  *
@@ -13,15 +13,24 @@
  *   kernel   nftables DNAT + SNAT to the LIPs (full NAT by the kernel, no TOA)
  *   haproxy  HAProxy TCP mode (send-proxy-v2 to nginx for HTTP; none for iperf3)
  *   fullnat  `fullnat run` at its defaults (health checks, metrics), toa_policy fullnat
- * and five measurements each (throughput both ways, small-packet rate counted
+ * and six measurements each (throughput both ways, small-packet rate counted
  * at the RS, new connections per second with short HTTP requests, latency at
- * moderate load, and a mixed phase with all three kinds of traffic at once),
- * plus CPU per connection. Each figure is reported as the median of the
+ * moderate load, a mixed phase with all three kinds of traffic at once, and
+ * small UDP datagrams counted at the RS, haproxy excepted: it balances no
+ * UDP), plus CPU per connection. Each figure is reported as the median of the
  * rounds with its range. Everything stays inside the namespaces, which are
  * deleted at the end, on failure and on Ctrl-C.
  */
 import { execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -55,6 +64,16 @@ const CLIENT = '10.88.1.2';
 /** iperf3 servers on the RS: one for the single-flow runs, one for the small-packet flow (the mixed phase runs both at once). */
 const BULK_PORT = 5201;
 const SMALL_PORT = 5202;
+/** iperf3's UDP test: its TCP control connection and its datagrams on one port. */
+const UDP_PORT = 5203;
+/**
+ * UDP payload of the small-datagram phase: 18 bytes make a 46-byte IP
+ * packet, Ethernet's minimum frame (64 bytes with its header and FCS), as
+ * the TCP small-packet run uses the smallest MSS Linux allows (88).
+ */
+export const UDP_PAYLOAD = 18;
+/** fullnat's LIP subnet (every round's LIPs are in it): the LBs the RS's UOA receiver trusts. */
+const FULLNAT_LIP_NET = '10.88.4.0/24';
 /** fullnat's Prometheus endpoint, inside the LB namespace. */
 const METRICS_URL = 'http://127.0.0.1:9400/metrics';
 const TUN = 'fnb0';
@@ -95,6 +114,19 @@ export interface SmallPackets {
   tunRxPerSecond?: number;
   tunTxPerSecond?: number;
 }
+export interface UdpSmall {
+  /** Datagrams/s the RS received (its NIC, in its namespace) during the run: what was delivered. */
+  packetsPerSecond: number;
+  /** Datagrams/s the LB received from the client (its client-side NIC). */
+  lbIngressPacketsPerSecond: number;
+  /** Datagrams/s iperf3 sent. */
+  sentPerSecond: number;
+  /** iperf3's own loss: datagrams sent that its server did not receive, % of those sent. */
+  lostPercent: number;
+  /** For fullnat: packets the process read from / wrote to its TUN per second. */
+  tunRxPerSecond?: number;
+  tunTxPerSecond?: number;
+}
 export interface HttpRun {
   connections: number;
   connectionsPerSecond: number;
@@ -124,7 +156,7 @@ export interface CpuPerConnection {
   /** Busy CPU time on the machine (user+system+irq+softirq) less other processes' utime+stime, per connection, µs: client, RS and LB together. */
   machineUs: number;
 }
-export const PHASES = ['upload', 'download', 'small', 'http', 'moderate', 'mixed'] as const;
+export const PHASES = ['upload', 'download', 'small', 'http', 'moderate', 'mixed', 'udp'] as const;
 export type Phase = (typeof PHASES)[number];
 
 /** One variant in one round. */
@@ -149,9 +181,16 @@ export interface VariantResult {
   http: HttpRun | null;
   moderate: HttpRun | null;
   mixed: MixedRun | null;
+  /** Small UDP datagrams client → RS (iperf3 -u); null for haproxy, which balances no UDP. */
+  udp: UdpSmall | null;
   cpu: CpuPerConnection | null;
-  /** CPUs' worth of other processes (outside the bench) busy during the throughput and HTTP runs. */
-  backgroundCpus: { throughput: number | null; http: number | null; mixed: number | null };
+  /** CPUs' worth of other processes (outside the bench) busy during the throughput, HTTP, mixed and UDP runs. */
+  backgroundCpus: {
+    throughput: number | null;
+    http: number | null;
+    mixed: number | null;
+    udp: number | null;
+  };
   /** fullnat: where its NAPI work ran during each phase (its log and sysfs; whatever napi_thread the run used). */
   napi?: Partial<Record<Phase, NapiPhase>>;
   /** fullnat: health-check failures and DOWN transitions its log recorded; whether /metrics answered. */
@@ -201,6 +240,7 @@ export const SETUP = [
   'haproxy: 2.6, TCP mode, threads left to the default (one per CPU), option splice-auto, maxconn 5000',
   'kernel: nftables DNAT + SNAT; direct: routed, no NAT',
   'small-packet run: TSO/GSO/GRO off on every veth and GRO off on fullnat’s TUN; mixed phase: only the client’s TSO/GSO off (its 88-byte segments leave it as such), everything else as it comes',
+  `UDP run: iperf3 -u -l ${UDP_PAYLOAD} -b 0 (${UDP_PAYLOAD + 28}-byte IP packets, as fast as the client sends), offloads as in the small-packet run; fullnat’s UDP service at the defaults (uoa_mode opp, uoa_max_trail 3), the RS running the UOA receiver’s tc part on its NIC for that run (\`fullnat rs attach\`; iperf3 is not in its cgroup: it needs no client address); haproxy balances no UDP`,
 ];
 // ------------------------------------------------------------------ availability
 
@@ -215,6 +255,25 @@ export function netBenchUnavailable(): string {
     return `missing tools: ${missing.join(', ')} (apt-get install iperf3 wrk nginx haproxy nftables ethtool)`;
   }
   return '';
+}
+
+/** Where cgroup v2 is mounted, if it is. */
+function cgroup2Mount(): string | undefined {
+  const mounts = readFileSync('/proc/mounts', 'utf8').split('\n');
+  return mounts.map((l) => l.split(' ')).find((f) => f[2] === 'cgroup2')?.[1];
+}
+
+/**
+ * Why the RS cannot run fullnat's UOA receiver here (its UDP run then gives
+ * no figure, said in the table), or '' when it can.
+ */
+export function udpReceiverUnavailable(): string {
+  if (!cgroup2Mount()) return 'no cgroup v2 mount for the UOA receiver';
+  if (!existsSync(join(repo, 'build', 'bpf', 'toa.bpf.o'))) {
+    return 'the UOA receiver is not built (node scripts/build-bpf.js)';
+  }
+  const missing = ['bpftool', 'tc', 'nsenter'].filter((t) => !which(t));
+  return missing.length > 0 ? `the UOA receiver needs ${missing.join(', ')}` : '';
 }
 
 function which(cmd: string): boolean {
@@ -239,6 +298,12 @@ class Bench {
   readonly dir = mkdtempSync(join(tmpdir(), 'fullnat-netbench-'));
   private readonly running = new Set<ChildProcess>();
   private offloadState = new Map<string, string[]>();
+  /** The RS's UOA receiver: its cgroup (left empty: iperf3 needs no client address) and its pins. */
+  private readonly receiver = {
+    cgroup: join(cgroup2Mount() ?? '/nonexistent', `fullnat-${PREFIX}`),
+    pinDir: `/sys/fs/bpf/${PREFIX}`,
+  };
+  private receiverLoaded = false;
   closed = false;
 
   constructor(readonly o: NetOptions) {}
@@ -265,7 +330,53 @@ class Bench {
     this.closed = true;
     for (const c of this.running) c.kill('SIGKILL');
     await this.lab.destroy();
+    if (this.receiverLoaded) this.unloadReceiver();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private rs(args: string[], inRsNamespace: boolean): void {
+    const rs = [cli, 'rs', ...args, '--cgroup', this.receiver.cgroup];
+    rs.push('--pin-dir', this.receiver.pinDir);
+    // nsenter, not `ip netns exec`: that would hide /sys/fs/bpf, where the programs are pinned.
+    if (inRsNamespace) {
+      execFileSync('nsenter', [`--net=/run/netns/${this.lab.ns('rs')}`, process.execPath, ...rs], {
+        stdio: 'pipe',
+        timeout: 30_000,
+      });
+    } else execFileSync(process.execPath, rs, { stdio: 'pipe', timeout: 30_000 });
+  }
+
+  /**
+   * fullnat's UOA receiver on the RS's NIC (tc ingress in its namespace):
+   * it takes the opp shim off the first datagrams of a flow, which the RS's
+   * kernel would otherwise drop as protocol 248.
+   */
+  attachReceiver(): void {
+    this.receiverLoaded = true;
+    this.rs(['attach', '--trust', FULLNAT_LIP_NET, '--dev', 'eth0'], true);
+  }
+
+  /** The receiver's tc program off the RS's NIC again (its cgroup part stays until the end). */
+  detachReceiverFromNic(): void {
+    try {
+      this.rs(['detach', '--dev', 'eth0'], true);
+    } catch {
+      // the RS's NIC goes with the next LB namespace anyway
+    }
+  }
+
+  private unloadReceiver(): void {
+    try {
+      this.rs(['detach', '--dev', 'none'], false);
+    } catch {
+      // not attached
+    }
+    rmSync(this.receiver.pinDir, { recursive: true, force: true });
+    try {
+      rmdirSync(this.receiver.cgroup);
+    } catch {
+      // gone, or never made
+    }
   }
 
   build(): void {
@@ -435,12 +546,13 @@ class Bench {
       '-e',
       join(this.dir, 'nginx-error.log'),
     ]);
-    for (const port of [BULK_PORT, SMALL_PORT])
+    for (const port of [BULK_PORT, SMALL_PORT, UDP_PORT])
       this.lab.spawn('rs', 'iperf3', ['-s', '-p', String(port)]);
     await this.waitListening('rs', 80, 'nginx');
     await this.waitListening('rs', 8081, 'nginx (proxy_protocol)');
     await this.waitListening('rs', BULK_PORT, 'iperf3 -s');
     await this.waitListening('rs', SMALL_PORT, 'iperf3 -s (small-packet flow)');
+    await this.waitListening('rs', UDP_PORT, 'iperf3 -s (UDP)');
   }
 
   devCounters(
@@ -495,6 +607,49 @@ class Bench {
       bytes: j.end.sum_received.bytes,
       seconds: j.end.sum_received.seconds,
       retransmits: j.end.sum_sent?.retransmits ?? 0,
+    };
+  }
+
+  /** iperf3's UDP test, small datagrams as fast as the client sends: what it sent and lost. */
+  async iperfUdp(
+    target: string,
+  ): Promise<{ sent: number; lost: number; lostPercent: number; seconds: number }> {
+    const text = await this.run(
+      'c',
+      'iperf3',
+      [
+        '-c',
+        target,
+        '-p',
+        String(UDP_PORT),
+        '-u',
+        '-l',
+        String(UDP_PAYLOAD),
+        '-b',
+        '0',
+        '-t',
+        String(this.o.seconds),
+        '-J',
+        '--connect-timeout',
+        '3000',
+      ],
+      (this.o.seconds + 15) * 1000,
+    );
+    const j = JSON.parse(text) as {
+      error?: string;
+      end?: {
+        sum_sent?: { packets: number; seconds: number };
+        sum_received?: { lost_packets: number; lost_percent: number };
+      };
+    };
+    if (j.error || !j.end?.sum_sent || !j.end.sum_received) {
+      throw new Error(`iperf3 -u: ${j.error ?? 'no result'}`);
+    }
+    return {
+      sent: j.end.sum_sent.packets,
+      lost: j.end.sum_received.lost_packets,
+      lostPercent: j.end.sum_received.lost_percent,
+      seconds: j.end.sum_sent.seconds,
     };
   }
 
@@ -767,8 +922,9 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
     http: null,
     moderate: null,
     mixed: null,
+    udp: null,
     cpu: null,
-    backgroundCpus: { throughput: null, http: null, mixed: null },
+    backgroundCpus: { throughput: null, http: null, mixed: null, udp: null },
     notes: [],
   };
   if (r.rsTimeWaitBefore && v !== 'direct') {
@@ -917,6 +1073,18 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
     b.o.log(
       `  ${v} mixed: bulk ${fmtGbps(r.mixed.bulk?.bitsPerSecond)}, small ${fmtKpps(r.mixed.small?.segmentsPerSecond ?? undefined)} (${((r.mixed.small?.bitsPerSecond ?? NaN) / 1e6).toFixed(1)} Mbit/s), ${r.mixed.http?.connectionsPerSecond.toFixed(0) ?? '-'} conn/s, p99 ${r.mixed.http?.p99Ms ?? '-'} ms`,
     );
+    if (b.closed) return r;
+
+    // Last in the round, so that the phases before it run as they did before it existed.
+    if (v !== 'haproxy') {
+      const f3 = foreignCpu(b);
+      const w3 = Date.now();
+      r.udp = await timed('udp', () => udpPhase(b, v, lb, attempt));
+      r.backgroundCpus.udp = cpuGrowth(f3, foreignCpu(b)) / ((Date.now() - w3) / 1000);
+      b.o.log(
+        `  ${v} udp: ${fmtKpps(r.udp?.packetsPerSecond)} at the RS, ${fmtKpps(r.udp?.lbIngressPacketsPerSecond)} into the LB, ${fmtKpps(r.udp?.sentPerSecond)} sent, iperf3 loss ${r.udp?.lostPercent.toFixed(1) ?? '-'} %`,
+      );
+    }
 
     if (v === 'fullnat') {
       r.metricsAnswered = await b
@@ -944,6 +1112,61 @@ async function measure(b: Bench, v: Variant, round: number): Promise<VariantResu
     }
   }
   return r;
+}
+
+/**
+ * Small UDP datagrams client → RS for `seconds` (iperf3 -u -b 0), counted
+ * where they are delivered (the RS's NIC) and where they enter the LB, with
+ * iperf3's own loss; offloads off as in the small-packet run. For fullnat
+ * the RS runs the UOA receiver's tc part meanwhile: the defaults' `opp`
+ * shim on a flow's first datagrams (iperf3's own handshake datagram among
+ * them) would otherwise be dropped by the RS's kernel.
+ */
+async function udpPhase(
+  b: Bench,
+  v: Variant,
+  lb: Lb,
+  attempt: <T>(what: string, fn: () => Promise<T>) => Promise<T | null>,
+): Promise<UdpSmall | null> {
+  if (v === 'fullnat') {
+    const why = udpReceiverUnavailable();
+    const attached = await attempt('udp receiver', async () => {
+      if (why) throw new Error(why);
+      b.attachReceiver();
+      return true;
+    });
+    if (!attached) return null;
+  }
+  b.setOffloads(true);
+  try {
+    return await attempt('udp', async () => {
+      const before = { lb: b.devCounters('lb'), rs: b.devCounters('rs') };
+      const t0 = Date.now();
+      const t = await b.iperfUdp(lb.target);
+      const secs = (Date.now() - t0) / 1000;
+      const after = { lb: b.devCounters('lb'), rs: b.devCounters('rs') };
+      const delivered = after.rs.get('eth0')!.rxPackets - before.rs.get('eth0')!.rxPackets;
+      const ingress = after.lb.get('eth0')!.rxPackets - before.lb.get('eth0')!.rxPackets;
+      // As in the small-packet run: the counters span the whole call, iperf3's interval less.
+      const span = Math.max(secs, t.seconds);
+      const out: UdpSmall = {
+        packetsPerSecond: delivered / span,
+        lbIngressPacketsPerSecond: ingress / span,
+        sentPerSecond: t.sent / t.seconds,
+        lostPercent: t.lostPercent,
+      };
+      const tb = before.lb.get(TUN);
+      const ta = after.lb.get(TUN);
+      if (tb && ta) {
+        out.tunRxPerSecond = (ta.txPackets - tb.txPackets) / secs;
+        out.tunTxPerSecond = (ta.rxPackets - tb.rxPackets) / secs;
+      }
+      return out;
+    });
+  } finally {
+    b.setOffloads(false);
+    if (v === 'fullnat') b.detachReceiverFromNic();
+  }
 }
 
 /**
@@ -1057,6 +1280,9 @@ export const METRIC_KEYS = [
   'mixedSmallMbps',
   'mixedConnsPerSecond',
   'mixedP99Ms',
+  'udpKpps',
+  'udpKppsLbIngress',
+  'udpLossPercent',
 ] as const;
 export type MetricKey = (typeof METRIC_KEYS)[number];
 
@@ -1079,6 +1305,9 @@ export function metrics(v: VariantResult): Record<MetricKey, number | null> {
     mixedSmallMbps: v.mixed?.small ? v.mixed.small.bitsPerSecond / 1e6 : null,
     mixedConnsPerSecond: v.mixed?.http?.connectionsPerSecond ?? null,
     mixedP99Ms: v.mixed?.http?.p99Ms ?? null,
+    udpKpps: v.udp ? v.udp.packetsPerSecond / 1e3 : null,
+    udpKppsLbIngress: v.udp ? v.udp.lbIngressPacketsPerSecond / 1e3 : null,
+    udpLossPercent: v.udp?.lostPercent ?? null,
   };
 }
 
@@ -1178,6 +1407,7 @@ export async function runNetBench(o: NetOptions): Promise<NetBenchResult> {
       (x) => x >= 1,
     );
     targets.p99Moderate = t(fr.moderateP99Ms ?? null, '≤ 2× kernel', (x) => x <= 2);
+    targets.udpPackets = t(fr.udpKpps ?? null, '≥ 0.5× kernel (UDP, at the RS)', (x) => x >= 0.5);
   }
   let profile: NetBenchResult['profile'];
   if (o.cpuProfDir && existsSync(o.cpuProfDir)) {
@@ -1257,6 +1487,20 @@ export function formatNetTable(r: NetBenchResult): string {
       `| ${s.variant} | ${cell(s, 'mixedBulkGbps', 2)} | ${cell(s, 'mixedSmallKpps', 0)} | ${cell(s, 'mixedSmallMbps', 1)} | ${cell(s, 'mixedConnsPerSecond', 0)} | ${cell(s, 'mixedP99Ms', 2)} |`,
     );
   }
+  lines.push(
+    '',
+    `UDP: iperf3 -u -l ${UDP_PAYLOAD} -b 0 (${UDP_PAYLOAD + 28}-byte IP packets) client → RS for ${r.seconds} s, one flow:`,
+    '',
+    '| variant | kpps at the RS | kpps into the LB | iperf3 loss % |',
+    '|---|---|---|---|',
+  );
+  for (const s of r.variants) {
+    lines.push(
+      s.variant === 'haproxy'
+        ? '| haproxy | n/a: HAProxy balances no UDP | n/a | n/a |'
+        : `| ${s.variant} | ${cell(s, 'udpKpps', 0)} | ${cell(s, 'udpKppsLbIngress', 0)} | ${cell(s, 'udpLossPercent', 1, false)} |`,
+    );
+  }
   const napi = r.variants.find((s) => s.napi);
   if (napi?.napi) {
     lines.push(
@@ -1303,6 +1547,11 @@ export function formatNetTable(r: NetBenchResult): string {
         `- ${tag}: TUN during the small-packet run: ${num(v.smallPackets.tunRxPerSecond / 1e3, 0)} kpps read by the LB, ${num((v.smallPackets.tunTxPerSecond ?? 0) / 1e3, 0)} kpps written back; ${num(v.smallPackets.payloadBytesPerPacket, 0)} B payload per packet at the RS`,
       );
     }
+    if (v.udp?.tunRxPerSecond !== undefined) {
+      lines.push(
+        `- ${tag}: TUN during the UDP run: ${num(v.udp.tunRxPerSecond / 1e3, 0)} kpps read by the LB, ${num((v.udp.tunTxPerSecond ?? 0) / 1e3, 0)} kpps written back; iperf3 sent ${num(v.udp.sentPerSecond / 1e3, 0)} kpps`,
+      );
+    }
     if (v.health) {
       lines.push(
         `- ${tag}: health checks: ${v.health.failures} failed probes, ${v.health.down} RS down; /metrics ${v.metricsAnswered ? 'answered' : 'did not answer'}`,
@@ -1311,10 +1560,10 @@ export function formatNetTable(r: NetBenchResult): string {
     if (v.haproxyThreads != null) lines.push(`- ${tag}: haproxy ran ${v.haproxyThreads} threads`);
   }
   lines.push(
-    `- background load (other processes, in CPUs) during throughput / HTTP / mixed: ${r.runs
+    `- background load (other processes, in CPUs) during throughput / HTTP / mixed / UDP: ${r.runs
       .map(
         (v) =>
-          `${v.variant}#${v.round + 1} ${num(v.backgroundCpus.throughput, 2)}/${num(v.backgroundCpus.http, 2)}/${num(v.backgroundCpus.mixed, 2)}`,
+          `${v.variant}#${v.round + 1} ${num(v.backgroundCpus.throughput, 2)}/${num(v.backgroundCpus.http, 2)}/${num(v.backgroundCpus.mixed, 2)}/${num(v.backgroundCpus.udp, 2)}`,
       )
       .join(', ')}`,
   );

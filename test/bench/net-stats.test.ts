@@ -154,8 +154,17 @@ function run(variant: VariantResult['variant'], round: number, gbps: number): Va
     http: { connections: 100, connectionsPerSecond: 1000 * gbps, p50Ms: 1, p99Ms: 2, errors: 0 },
     moderate: null,
     mixed: null,
+    udp:
+      variant === 'haproxy'
+        ? null
+        : {
+            packetsPerSecond: 100_000 * gbps,
+            lbIngressPacketsPerSecond: 120_000 * gbps,
+            sentPerSecond: 150_000,
+            lostPercent: 10 * round,
+          },
     cpu: null,
-    backgroundCpus: { throughput: 0, http: 0, mixed: 0 },
+    backgroundCpus: { throughput: 0, http: 0, mixed: 0, udp: 0 },
     ...(variant === 'fullnat'
       ? {
           napi: {
@@ -205,4 +214,46 @@ test('summarise and formatNetTable: medians with ranges, ratios to kernel, NAPI 
   assert.match(table, /NAPI thread \(`napi_thread auto`\)/);
   assert.match(table, /\| throughput ≥ 0\.8× kernel \| 0\.73× \| no \|/);
   assert.match(table, /- setup line/);
+});
+
+test('summarise and formatNetTable: the UDP datagram rate with its range, ratio and target; haproxy said to balance no UDP', () => {
+  const rounds = (v: VariantResult['variant'], gbps: number[]): VariantResult[] =>
+    gbps.map((g, i) => run(v, i, g));
+  const kernel = summarise('kernel', rounds('kernel', [10, 12, 11]));
+  const haproxy = summarise('haproxy', rounds('haproxy', [5, 5, 5]));
+  const fullnat = summarise('fullnat', rounds('fullnat', [4, 6, 5]));
+  assert.deepEqual(kernel.figures.udpKpps, { median: 1100, min: 1000, max: 1200, n: 3 });
+  assert.deepEqual(fullnat.figures.udpKppsLbIngress, { median: 600, min: 480, max: 720, n: 3 });
+  assert.deepEqual(fullnat.figures.udpLossPercent, { median: 10, min: 0, max: 20, n: 3 });
+  assert.equal(haproxy.figures.udpKpps, null);
+  const table = formatNetTable({
+    seconds: 2,
+    rounds: 3,
+    kernel: 'test',
+    cpus: 2,
+    offloads: '',
+    setup: [],
+    napiThread: 'auto',
+    variants: [kernel, haproxy, fullnat],
+    ratios: {
+      kernel: { udpKpps: 1, udpKppsLbIngress: 1 },
+      fullnat: { udpKpps: 500 / 1100, udpKppsLbIngress: 600 / 1320 },
+    },
+    targets: {
+      udpPackets: { value: 500 / 1100, target: '≥ 0.5× kernel (UDP, at the RS)', met: false },
+    },
+    runs: [],
+    runSeconds: 1,
+  });
+  assert.match(table, /iperf3 -u -l 18 -b 0 \(46-byte IP packets\)/);
+  assert.match(
+    table,
+    /\| kernel \| 1100 \(1000–1200\) 1\.00× \| 1320 \(1200–1440\) 1\.00× \| 10\.0 \(0\.0–20\.0\) \|/,
+  );
+  assert.match(
+    table,
+    /\| fullnat \| 500 \(400–600\) 0\.45× \| 600 \(480–720\) 0\.45× \| 10\.0 \(0\.0–20\.0\) \|/,
+  );
+  assert.match(table, /\| haproxy \| n\/a: HAProxy balances no UDP \| n\/a \| n\/a \|/);
+  assert.match(table, /\| udpPackets ≥ 0\.5× kernel \(UDP, at the RS\) \| 0\.45× \| no \|/);
 });
