@@ -12,7 +12,7 @@ import { IPV6_MIN_MTU, craftPacketTooBig6 } from './craft.js';
 import type { Icmp6Input } from './icmp6-input.js';
 import type { Ipv6RsPath } from './ipv6-rs-path.js';
 import type { Nat6 } from './nat6.js';
-import type { Packet } from './packet.js';
+import { dropIpv6ExtensionHeaders, type Packet } from './packet.js';
 import type { ProxyHeaderWriter } from './proxy-header.js';
 import { countInbound } from './services.js';
 import { ClientOptions, segmentLength } from './client-options.js';
@@ -95,7 +95,7 @@ export class Ipv6Path implements SynProxyReplay6 {
       ctx.drop(p, C.malformed_dropped);
       return;
     }
-    if (l4 !== p.start + IPV6_HEADER) this.dropExtensionHeaders(p, l4);
+    if (l4 !== p.start + IPV6_HEADER) dropIpv6ExtensionHeaders(p, l4, IPPROTO_TCP);
     const dst = p.start + 24;
     const reg = ctx.reg;
     const dstHash = fold16(b, dst);
@@ -155,19 +155,6 @@ export class Ipv6Path implements SynProxyReplay6 {
       return -1;
     }
     return ip6.upperOffset;
-  }
-
-  /** Moves the fixed header up against the TCP header at l4: the packet is IPv6 + TCP from then on. */
-  private dropExtensionHeaders(p: Packet, l4: number): void {
-    const b = p.buf;
-    const s = l4 - IPV6_HEADER;
-    b.copyWithin(s, p.start, p.start + IPV6_HEADER);
-    p.length -= s - p.start;
-    p.start = s;
-    b[s + 6] = IPPROTO_TCP;
-    const payload = p.length - IPV6_HEADER;
-    b[s + 4] = payload >>> 8;
-    b[s + 5] = payload & 0xff;
   }
 
   /** A packet to IPv6 service svc's VIP:vport; header at p.start (40 bytes), TCP after it. */

@@ -2,6 +2,7 @@
  * Packet buffers with head- and tailroom. The data path takes packets from a
  * pool and returns them; inserting a TOA moves bytes inside the same buffer.
  */
+import { IPV6_HEADER } from '../wire/ipv6.js';
 
 export const DEFAULT_HEADROOM = 128;
 export const DEFAULT_BUFFER_SIZE = 2048;
@@ -64,6 +65,16 @@ export class Packet {
   }
 }
 
+/** p as `take` hands a packet out: at the default headroom, empty, no GSO metadata. */
+function fresh(p: Packet): Packet {
+  p.start = DEFAULT_HEADROOM;
+  p.length = 0;
+  p.gsoSize = 0;
+  p.gsoType = 0;
+  p.csumPartial = false;
+  return p;
+}
+
 export class PacketPool {
   private readonly free: Packet[] = [];
   private freeCount = 0;
@@ -107,13 +118,7 @@ export class PacketPool {
    */
   takeSmall(): Packet {
     if (this.bufferSize <= DEFAULT_BUFFER_SIZE) return this.take();
-    const p = this.smallFree.pop() ?? new Packet(DEFAULT_BUFFER_SIZE);
-    p.start = DEFAULT_HEADROOM;
-    p.length = 0;
-    p.gsoSize = 0;
-    p.gsoType = 0;
-    p.csumPartial = false;
-    return p;
+    return fresh(this.smallFree.pop() ?? new Packet(DEFAULT_BUFFER_SIZE));
   }
 
   /**
@@ -123,13 +128,7 @@ export class PacketPool {
    */
   takeLarge(): Packet {
     if (this.bufferSize >= GSO_BUFFER_SIZE) return this.take();
-    const p = this.largeFree.pop() ?? new Packet(GSO_BUFFER_SIZE);
-    p.start = DEFAULT_HEADROOM;
-    p.length = 0;
-    p.gsoSize = 0;
-    p.gsoType = 0;
-    p.csumPartial = false;
-    return p;
+    return fresh(this.largeFree.pop() ?? new Packet(GSO_BUFFER_SIZE));
   }
 
   give(p: Packet): void {
@@ -142,4 +141,21 @@ export class PacketPool {
     else this.free.push(p);
     this.freeCount++;
   }
+}
+
+/**
+ * Moves IPv6 packet p's fixed header up against its transport header at
+ * `l4`, leaving out the extension headers between, and names `protocol` as
+ * its next header: the packet is IPv6 + TCP or UDP from then on.
+ */
+export function dropIpv6ExtensionHeaders(p: Packet, l4: number, protocol: number): void {
+  const b = p.buf;
+  const s = l4 - IPV6_HEADER;
+  b.copyWithin(s, p.start, p.start + IPV6_HEADER);
+  p.length -= s - p.start;
+  p.start = s;
+  b[s + 6] = protocol;
+  const payload = p.length - IPV6_HEADER;
+  b[s + 4] = payload >>> 8;
+  b[s + 5] = payload & 0xff;
 }

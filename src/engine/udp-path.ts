@@ -7,7 +7,7 @@ import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { craftFragNeeded } from './craft.js';
 import { Fragmenter } from './fragment.js';
-import type { Packet } from './packet.js';
+import { dropIpv6ExtensionHeaders, type Packet } from './packet.js';
 import { countInbound, countOutbound } from './services.js';
 import { TokenBucket } from './token-bucket.js';
 import { UdpFlows } from './udp-flows.js';
@@ -92,7 +92,7 @@ export class UdpPath {
    */
   receive6(p: Packet, l4: number): void {
     const ctx = this.ctx;
-    if (l4 !== p.start + IPV6_HEADER) this.dropExtensionHeaders(p, l4);
+    if (l4 !== p.start + IPV6_HEADER) dropIpv6ExtensionHeaders(p, l4, IPPROTO_UDP);
     const b = p.buf;
     const udpOff = p.start + IPV6_HEADER;
     const udp = this.udp.wrap(b, udpOff);
@@ -251,18 +251,5 @@ export class UdpPath {
     ctx.pool.give(p);
     for (let k = 0; k < n; k++) ctx.emit(f.pieces[k]!);
     ctx.add(C.fragments_sent, n);
-  }
-
-  /** Moves the fixed header up against the UDP header at l4: the datagram is IPv6 + UDP from then on. */
-  private dropExtensionHeaders(p: Packet, l4: number): void {
-    const b = p.buf;
-    const s = l4 - IPV6_HEADER;
-    b.copyWithin(s, p.start, p.start + IPV6_HEADER);
-    p.length -= s - p.start;
-    p.start = s;
-    b[s + 6] = IPPROTO_UDP;
-    const payload = p.length - IPV6_HEADER;
-    b[s + 4] = payload >>> 8;
-    b[s + 5] = payload & 0xff;
   }
 }
