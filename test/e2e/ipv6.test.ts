@@ -28,7 +28,7 @@ import {
   spawnUnderReceiver,
   tearDown,
 } from './support/receiver.js';
-import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
+import { startCapture, stopCapture } from '../support/tcpdump.js';
 import { probeTshark, tsharkFields } from '../support/tshark.js';
 
 const VIP = 'fd00:46::100';
@@ -177,30 +177,8 @@ function manyRequests(port: number): { status: string; localPort: number }[] {
     });
 }
 
-/** tcpdump on the LB's TUN, listening. */
-async function capture(file: string): Promise<ChildProcess> {
-  const dump = lab.spawn('lb', 'tcpdump', [
-    '-i',
-    DEV,
-    '-n',
-    '-U',
-    '--immediate-mode',
-    '-s',
-    '256',
-    '-w',
-    file,
-    'tcp',
-  ]);
-  await untilListening(dump);
-  return dump;
-}
-
-async function stopCapture(dump: ChildProcess, file: string): Promise<void> {
-  await untilCaptureQuiet(file);
-  const exited = new Promise<void>((resolve) => dump.once('exit', () => resolve()));
-  dump.kill('SIGINT');
-  await exited;
-}
+const capture = (file: string): Promise<ChildProcess> =>
+  startCapture(lab, 'lb', DEV, file, 'tcp', 256);
 
 /** The options of a TCP header as (kind, bytes) from tshark's `tcp.options` hex. */
 function parseOptions(hex: string): { kind: number; bytes: Buffer }[] {

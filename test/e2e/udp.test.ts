@@ -31,7 +31,7 @@ import {
   spawnUnderReceiver,
   tearDown,
 } from './support/receiver.js';
-import { untilCaptureQuiet, untilListening } from '../support/tcpdump.js';
+import { startCapture, stopCapture } from '../support/tcpdump.js';
 import { probeScapy, scapyDecode, type ScapyPacket } from '../support/scapy.js';
 
 const VIP = '10.47.0.100';
@@ -150,29 +150,8 @@ function dig(client: string, port: number, tag: string, count: number): string[]
   return [...out.matchAll(/^(\S+)\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/gm)].map((m) => m[1]!);
 }
 
-async function capture(file: string): Promise<ChildProcess> {
-  const dump = lab.spawn('lb', 'tcpdump', [
-    '-i',
-    DEV,
-    '-n',
-    '-U',
-    '--immediate-mode',
-    '-s',
-    '512',
-    '-w',
-    file,
-    'not tcp',
-  ]);
-  await untilListening(dump);
-  return dump;
-}
-
-async function stopCapture(dump: ChildProcess, file: string): Promise<void> {
-  await untilCaptureQuiet(file);
-  const exited = new Promise<void>((resolve) => dump.once('exit', () => resolve()));
-  dump.kill('SIGINT');
-  await exited;
-}
+const capture = (file: string): Promise<ChildProcess> =>
+  startCapture(lab, 'lb', DEV, file, 'not tcp', 512);
 
 /** The IP datagrams of a capture on the TUN (raw IP link type). */
 function datagrams(file: string): Uint8Array[] {

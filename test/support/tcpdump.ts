@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import type { NetnsLab } from '../../src/lab/netns.js';
 import { statSync } from 'node:fs';
 import { sleep } from './time.js';
 
@@ -38,4 +39,41 @@ export async function untilCaptureQuiet(path: string, quietMs = 500, maxMs = 5_0
     } else if (Date.now() - since >= quietMs) return;
     await sleep(50);
   }
+}
+
+/**
+ * tcpdump on `dev` in lab host `host`, writing `file` as packets come
+ * (`-U --immediate-mode`), `snaplen` bytes of each, `filter` applied;
+ * resolves once it is listening.
+ */
+export async function startCapture(
+  lab: NetnsLab,
+  host: string,
+  dev: string,
+  file: string,
+  filter: string,
+  snaplen: number,
+): Promise<ChildProcess> {
+  const dump = lab.spawn(host, 'tcpdump', [
+    '-i',
+    dev,
+    '-n',
+    '-U',
+    '--immediate-mode',
+    '-s',
+    String(snaplen),
+    '-w',
+    file,
+    filter,
+  ]);
+  await untilListening(dump);
+  return dump;
+}
+
+/** Stops a capture once its file is quiet (everything sent so far is in it). */
+export async function stopCapture(dump: ChildProcess, file: string): Promise<void> {
+  await untilCaptureQuiet(file);
+  const exited = new Promise<void>((resolve) => dump.once('exit', () => resolve()));
+  dump.kill('SIGINT');
+  await exited;
 }
