@@ -4,6 +4,7 @@
  */
 import { connect, isIPv6, type Socket } from 'node:net';
 
+import { startAttempt } from './health-attempt.js';
 import type { Probe, ProbeResult } from './health-probe.js';
 import type { HttpGetSpec, TcpCheckSpec } from './model.js';
 
@@ -22,34 +23,21 @@ function probeSocket(
   onConnect: (sock: Socket, finish: (r: ProbeResult) => void) => void,
   done: (r: ProbeResult) => void,
 ): Probe {
-  let finished = false;
   // An address literal, never a name: the family is explicit so nothing is looked up.
   const sock = connect({ host, port, family: isIPv6(host) ? 6 : 4 });
-  const timer = setTimeout(
-    () => finish({ ok: false, reason: `timeout after ${timeoutS}s` }),
-    timeoutS * 1000,
+  const a = startAttempt(
+    timeoutS,
+    () => ({ ok: false, reason: `timeout after ${timeoutS}s` }),
+    () => sock.destroy(),
+    done,
   );
-  const release = (): void => {
-    finished = true;
-    clearTimeout(timer);
-    sock.destroy();
-  };
-  function finish(r: ProbeResult): void {
-    if (finished) return;
-    release();
-    done(r);
-  }
-  // Stays attached after release so a late socket error is never unhandled.
+  // Stays attached after the attempt ends so a late socket error is never unhandled.
   sock.on('error', (e: NodeJS.ErrnoException) =>
-    finish({ ok: false, reason: e.code ?? e.message }),
+    a.finish({ ok: false, reason: e.code ?? e.message }),
   );
-  sock.on('close', () => finish({ ok: false, reason: 'connection closed' }));
-  sock.once('connect', () => onConnect(sock, finish));
-  return {
-    cancel: () => {
-      if (!finished) release();
-    },
-  };
+  sock.on('close', () => a.finish({ ok: false, reason: 'connection closed' }));
+  sock.once('connect', () => onConnect(sock, a.finish));
+  return a.probe;
 }
 
 /**

@@ -7,6 +7,7 @@ import { createSocket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 
 import { addressToString } from '../wire/address.js';
+import { startAttempt } from './health-attempt.js';
 import type { Probe, ProbeResult } from './health-probe.js';
 import type { UdpCheckSpec } from './model.js';
 
@@ -48,29 +49,19 @@ export function runUdpProbe(
   check: UdpCheckSpec,
   done: (r: ProbeResult) => void,
 ): Probe {
-  let finished = false;
   // An address literal, never a name: the family is explicit so nothing is looked up.
   const sock = createSocket({ type: isIPv6(host) ? 'udp6' : 'udp4' });
   const timeoutS = check.connectTimeout;
-  const timer = setTimeout(
+  const a = startAttempt(
+    timeoutS,
     () =>
-      finish(
-        check.requireReply
-          ? { ok: false, reason: `no reply after ${timeoutS}s` }
-          : { ok: true, reason: `no ICMP error in ${timeoutS}s` },
-      ),
-    timeoutS * 1000,
+      check.requireReply
+        ? { ok: false, reason: `no reply after ${timeoutS}s` }
+        : { ok: true, reason: `no ICMP error in ${timeoutS}s` },
+    () => sock.close(),
+    done,
   );
-  const release = (): void => {
-    finished = true;
-    clearTimeout(timer);
-    sock.close();
-  };
-  function finish(r: ProbeResult): void {
-    if (finished) return;
-    release();
-    done(r);
-  }
+  const finish = a.finish;
   // ECONNREFUSED here is the ICMP port unreachable for the connected peer.
   sock.on('error', (e: NodeJS.ErrnoException) =>
     finish({ ok: false, reason: e.code ?? e.message }),
@@ -80,19 +71,15 @@ export function runUdpProbe(
     finish(mismatch ? { ok: false, reason: mismatch } : { ok: true, reason: 'reply' });
   });
   sock.once('connect', () => {
-    if (finished) return;
+    if (a.ended()) return;
     sock.send(Buffer.from(check.payload, 'hex'), (err) => {
       if (err) finish({ ok: false, reason: (err as NodeJS.ErrnoException).code ?? err.message });
     });
   });
   const connect = (): void => {
-    if (!finished) sock.connect(port, host);
+    if (!a.ended()) sock.connect(port, host);
   };
   if (check.bindto === undefined) connect();
   else sock.bind({ address: addressToString(check.bindto), port: 0 }, connect);
-  return {
-    cancel: () => {
-      if (!finished) release();
-    },
-  };
+  return a.probe;
 }
