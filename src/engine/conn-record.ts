@@ -1,7 +1,7 @@
 import { endpointToString, Ipv6Address } from '../wire/address.js';
 import { PROXY_V1_MAX_LENGTH } from '../wire/proxy-protocol.js';
 import { CF_FDATA_KNOWN, CF_SP_WIN_IN, CF_SP_WIN_OUT, CF_SYNPROXY } from './conn-table.js';
-import { TCP_STATE_NAMES, type TcpState, type TcpStateName } from './tcp-state.js';
+import { TCP_STATE_NAMES, TcpState, type TcpStateName } from './tcp-state.js';
 
 /**
  * The connection record: one connection as a fixed-size, versioned,
@@ -76,7 +76,7 @@ export enum RecordField {
   RsNxt = 44, // u32
   AckDelta = 48, // u32
   SpData = 52, // u16
-  Shift = 54, // u8
+  Shift = 54, // u8; a UDP record's UOA trail count (see UDP_STATE_CODE)
   Reserved = 55, // u8, zero
   RemainingMs = 56, // u32
 }
@@ -93,7 +93,7 @@ export enum RecordV2Field {
   State = 2, // u8, STATE_CODES
   Flags = 3, // u8, RF_*
   ReplyFamily = 4, // u8, the reply tuple's (LIP, RIP)
-  Shift = 5, // u8
+  Shift = 5, // u8; a UDP record's UOA trail count (see UDP_STATE_CODE)
   SpData = 6, // u16
   Cip = 8, // 16 bytes
   Vip = 24, // 16 bytes
@@ -154,6 +154,15 @@ TCP_STATE_NAMES.forEach((name, state) => {
 export function stateCode(s: TcpState): number {
   return stateToCode[s] ?? 0;
 }
+
+/**
+ * A UDP record (protocol 17) in either version: no state (its byte 0), no
+ * flags, the TCP-only fields (sequence deltas and numbers, SYNPROXY's)
+ * zero, and in the byte TCP's PROXY shift takes, how many of the flow's
+ * datagrams already carried a UOA — both say how far the client address
+ * has been conveyed to the RS, and no record has both.
+ */
+export const UDP_STATE_CODE = 0;
 
 /** The engine state of a record's state code; -1 when unknown. */
 export function stateOfCode(code: number): number {
@@ -229,6 +238,8 @@ export interface ConnRecord {
   ackDelta: number;
   spData: number;
   shift: number;
+  /** UDP: datagrams of the flow that carried a UOA (0 in a TCP record). */
+  uoaSent: number;
   remainingMs: number;
 }
 
@@ -259,6 +270,7 @@ export function emptyRecord(): ConnRecord {
     ackDelta: 0,
     spData: 0,
     shift: 0,
+    uoaSent: 0,
     remainingMs: 0,
   };
 }
@@ -404,7 +416,8 @@ interface SharedFields {
 function writeSharedFields(dv: DataView, off: number, r: ConnRecord, F: SharedFields): void {
   dv.setUint8(off + F.Family, r.family);
   dv.setUint8(off + F.Protocol, r.protocol);
-  dv.setUint8(off + F.State, stateCode(r.state));
+  const udp = r.protocol === PROTO_UDP;
+  dv.setUint8(off + F.State, udp ? UDP_STATE_CODE : stateCode(r.state));
   dv.setUint8(off + F.Flags, r.flags);
   dv.setUint16(off + F.Cport, r.cport);
   dv.setUint16(off + F.Vport, r.vport);
@@ -417,7 +430,8 @@ function writeSharedFields(dv: DataView, off: number, r: ConnRecord, F: SharedFi
   dv.setUint32(off + F.RsNxt, r.rsNxt >>> 0);
   dv.setUint32(off + F.AckDelta, r.ackDelta >>> 0);
   dv.setUint16(off + F.SpData, r.spData);
-  dv.setUint8(off + F.Shift, r.shift);
+  if (udp) dv.setUint8(off + F.Shift, r.uoaSent);
+  else dv.setUint8(off + F.Shift, r.shift);
   if (F.Reserved !== undefined) dv.setUint8(off + F.Reserved, 0);
   dv.setUint32(off + F.RemainingMs, r.remainingMs);
 }
@@ -435,12 +449,22 @@ function readHeadFields(
   into: ConnRecord,
 ): void {
   const protocol = dv.getUint8(off + F.Protocol);
-  if (protocol !== PROTO_TCP) badRecord(k, off, `protocol ${protocol}, ${records} are TCP (6)`);
+  if (protocol !== PROTO_TCP && protocol !== PROTO_UDP)
+    badRecord(k, off, `protocol ${protocol}, ${records} are TCP (6) or UDP (17)`);
   const code = dv.getUint8(off + F.State);
+  const flags = dv.getUint8(off + F.Flags);
+  if (protocol === PROTO_UDP) {
+    if (code !== UDP_STATE_CODE)
+      badRecord(k, off, `state code ${code} in a UDP record (UDP flows have none: 0)`);
+    if (flags !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} in a UDP record (none)`);
+    into.protocol = protocol;
+    into.state = TcpState.None;
+    into.flags = 0;
+    return;
+  }
   const state = stateOfCode(code);
   if (state < 0)
     badRecord(k, off, `state code ${code} is none of ${Object.values(STATE_CODES).join(', ')}`);
-  const flags = dv.getUint8(off + F.Flags);
   if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
   if ((flags & RF_SYNPROXY) === 0 && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
     badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
@@ -472,7 +496,9 @@ function readTailFields(
     badRecord(k, off, `SYNPROXY data 0x${spData.toString(16)} beyond 14 bits`);
   if ((into.flags & RF_SYNPROXY) === 0 && (ackDelta !== 0 || spData !== 0))
     badRecord(k, off, 'SYNPROXY ackDelta/spData set without the SYNPROXY flag');
-  const shift = dv.getUint8(off + F.Shift);
+  const udp = into.protocol === PROTO_UDP;
+  // A UDP record's Shift byte is its UOA trail count: any byte is a count (MAX_UOA_TRAIL is 255).
+  const shift = udp ? 0 : dv.getUint8(off + F.Shift);
   if (shift > PROXY_V1_MAX_LENGTH)
     badRecord(
       k,
@@ -484,6 +510,17 @@ function readTailFields(
   const remainingMs = dv.getUint32(off + F.RemainingMs);
   if (remainingMs > MAX_REMAINING_MS)
     badRecord(k, off, `remaining timeout ${remainingMs} ms beyond ${MAX_REMAINING_MS}`);
+  if (
+    udp &&
+    (dv.getUint32(off + F.SeqDelta) |
+      dv.getUint32(off + F.LbIsn) |
+      dv.getUint32(off + F.FdataSeq) |
+      dv.getUint32(off + F.ClientNxt) |
+      dv.getUint32(off + F.RsNxt)) !==
+      0
+  )
+    badRecord(k, off, 'TCP sequence fields set in a UDP record');
+  into.uoaSent = udp ? dv.getUint8(off + F.Shift) : 0;
   into.cport = dv.getUint16(off + F.Cport);
   into.vport = vport;
   into.lport = lport;

@@ -6,6 +6,7 @@ import {
   FAMILY_IPV4,
   FAMILY_IPV6,
   PROTO_TCP,
+  PROTO_UDP,
   RECORD_V1_SIZE,
   RECORD_V2_SIZE,
   RF_SYNPROXY,
@@ -26,7 +27,7 @@ import {
   writeRecordV2,
   type ConnRecord,
 } from './conn-record.js';
-import { CF_IN_USE, CF_IPV6, CF_SP_PENDING } from './conn-table.js';
+import { CF_IN_USE, CF_IPV6, CF_SP_PENDING, type ConnTable } from './conn-table.js';
 import { C } from './counters.js';
 import type { EngineContext } from './context.js';
 import { setAddressDelta } from './nat6.js';
@@ -69,7 +70,7 @@ export class TableTransfer {
   exportTable(): Uint8Array {
     const ctx = this.ctx;
     const t = ctx.table;
-    const reg = ctx.reg;
+    const udp = ctx.udp.enabled ? ctx.udp.table : undefined;
     let count = 0;
     let pending = 0;
     let v6 = false;
@@ -79,6 +80,10 @@ export class TableTransfer {
       if ((f & CF_SP_PENDING) !== 0) pending++;
       else count++;
       if ((f & CF_IPV6) !== 0) v6 = true;
+    }
+    if (udp !== undefined) {
+      count += udp.count;
+      for (let i = 0; i < udp.capacity && !v6; i++) if ((udp.flags[i]! & CF_IPV6) !== 0) v6 = true;
     }
     // A table without IPv6 connections is written as version 1, which older builds read.
     const version = v6 ? SNAPSHOT_VERSION_V2 : SNAPSHOT_VERSION;
@@ -106,30 +111,10 @@ export class TableTransfer {
           `connection ${i} in state ${TCP_STATE_NAMES[state] ?? state}, which the record format has no code for`,
         );
       }
-      const svc = t.svc[i]!;
-      const clientV6 = (f & CF_IPV6) !== 0;
-      const replyV6 = t.replyIsV6(i);
-      r.family = clientV6 ? FAMILY_IPV6 : FAMILY_IPV4;
-      r.replyFamily = replyV6 ? FAMILY_IPV6 : FAMILY_IPV4;
-      if (clientV6) {
-        r.cip6.set(t.cip6.subarray(i * 16, i * 16 + 16));
-        r.vip6.set(reg.svcVips6.subarray(svc * 16, svc * 16 + 16));
-      }
-      if (replyV6) {
-        r.lip6.set(t.lip6.subarray(i * 16, i * 16 + 16));
-        r.rip6.set(t.rip6.subarray(i * 16, i * 16 + 16));
-      }
+      this.readEntry(t, i, r);
       r.protocol = PROTO_TCP;
       r.state = state;
       r.flags = recordFlags(f);
-      r.cip = clientV6 ? 0 : t.cip[i]!;
-      r.cport = t.cport[i]!;
-      r.vip = clientV6 ? 0 : reg.svcVips[svc]!;
-      r.vport = reg.svcPorts[svc]!;
-      r.lip = replyV6 ? 0 : t.lip[i]!;
-      r.lport = t.lport[i]!;
-      r.rip = replyV6 ? 0 : t.rip[i]!;
-      r.rport = t.rport[i]!;
       r.seqDelta = t.seqDelta[i]!;
       r.lbIsn = t.lbIsn[i]!;
       r.fdataSeq = t.fdataSeq[i]!;
@@ -138,13 +123,61 @@ export class TableTransfer {
       r.ackDelta = sp ? t.ackDelta[i]! : 0;
       r.spData = sp ? t.spData[i]! : 0;
       r.shift = t.shift[i]!;
-      const left = t.expires[i]! - ctx.now;
-      r.remainingMs = left > 0 ? Math.ceil(left) : 0;
+      r.uoaSent = 0;
+      if (v6) writeRecordV2(dv, recordOffset(k, size), r);
+      else writeRecord(dv, recordOffset(k), r);
+      k++;
+    }
+    if (udp === undefined) return out;
+    const uoaSent = ctx.udp.uoaSent;
+    for (let i = 0; i < udp.capacity && k < count; i++) {
+      if ((udp.flags[i]! & CF_IN_USE) === 0) continue;
+      this.readEntry(udp, i, r);
+      r.protocol = PROTO_UDP;
+      r.state = TcpState.None;
+      r.flags = 0;
+      r.seqDelta = 0;
+      r.lbIsn = 0;
+      r.fdataSeq = 0;
+      r.clientNxt = 0;
+      r.rsNxt = 0;
+      r.ackDelta = 0;
+      r.spData = 0;
+      r.shift = 0;
+      r.uoaSent = uoaSent[i]!;
       if (v6) writeRecordV2(dv, recordOffset(k, size), r);
       else writeRecord(dv, recordOffset(k), r);
       k++;
     }
     return out;
+  }
+
+  /** What TCP connections and UDP flows share: families, both tuples, the time left. */
+  private readEntry(t: ConnTable, i: number, r: ConnRecord): void {
+    const reg = this.ctx.reg;
+    const svc = t.svc[i]!;
+    const clientV6 = (t.flags[i]! & CF_IPV6) !== 0;
+    const replyV6 = t.replyIsV6(i);
+    r.family = clientV6 ? FAMILY_IPV6 : FAMILY_IPV4;
+    r.replyFamily = replyV6 ? FAMILY_IPV6 : FAMILY_IPV4;
+    if (clientV6) {
+      r.cip6.set(t.cip6.subarray(i * 16, i * 16 + 16));
+      r.vip6.set(reg.svcVips6.subarray(svc * 16, svc * 16 + 16));
+    }
+    if (replyV6) {
+      r.lip6.set(t.lip6.subarray(i * 16, i * 16 + 16));
+      r.rip6.set(t.rip6.subarray(i * 16, i * 16 + 16));
+    }
+    r.cip = clientV6 ? 0 : t.cip[i]!;
+    r.cport = t.cport[i]!;
+    r.vip = clientV6 ? 0 : reg.svcVips[svc]!;
+    r.vport = reg.svcPorts[svc]!;
+    r.lip = replyV6 ? 0 : t.lip[i]!;
+    r.lport = t.lport[i]!;
+    r.rip = replyV6 ? 0 : t.rip[i]!;
+    r.rport = t.rport[i]!;
+    const left = t.expires[i]! - this.ctx.now;
+    r.remainingMs = left > 0 ? Math.ceil(left) : 0;
   }
 
   /**
@@ -163,7 +196,7 @@ export class TableTransfer {
     const r = this.record;
     for (let k = 0; k < header.count; k++) {
       readAnyRecord(dv, header, k, r);
-      const why = this.enter(r, elapsedMs);
+      const why = r.protocol === PROTO_UDP ? this.enterUdp(r, elapsedMs) : this.enter(r, elapsedMs);
       if (why === undefined) result.imported++;
       else {
         result.skipped++;
@@ -233,6 +266,65 @@ export class TableTransfer {
     const rs = reg.realServers[rsIdx]!;
     if (r.state === TcpState.Established) rs.activeConns++;
     else rs.inactiveConns++;
+    ctx.countSvc(svcIdx, C.conns_imported);
+    return undefined;
+  }
+
+  /**
+   * Enters one checked UDP record into the UDP table, as `enter` does a
+   * TCP one: by address and port, its LIP:lport claimed from the UDP port
+   * allocator, counted among its RS's inactive connections as an opened
+   * flow is, its UOA trail where the exporter left it.
+   */
+  private enterUdp(r: ConnRecord, elapsedMs: number): ImportSkipReason | undefined {
+    const ctx = this.ctx;
+    const reg = ctx.reg;
+    const left = r.remainingMs - elapsedMs;
+    if (!(left > 0)) return 'expired';
+    const clientV6 = r.family === FAMILY_IPV6;
+    const replyV6 = r.replyFamily === FAMILY_IPV6;
+    const vip = clientV6 ? Ipv6Address.fromBytes(r.vip6) : r.vip;
+    const svcIdx = reg.findService(vip, r.vport, 'UDP');
+    if (svcIdx < 0) return 'no_service';
+    const rsIdx = this.realServerOf(svcIdx, r, replyV6);
+    if (rsIdx < 0) return 'no_real_server';
+    // Adding the UDP service made the table; what that did, idempotent, so the table is the service's.
+    const udp = ctx.udp;
+    udp.enable(ctx.laddrs, reg.realServers.length);
+    if (clientV6) udp.table.enableIpv6();
+    const t = udp.table;
+    const laddrs = udp.laddrs;
+    const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
+    if (lipIdx < 0) return 'no_local_address';
+    if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
+    const b = this.tuple;
+    this.writeTuple(r);
+    const exists = clientV6
+      ? t.lookupClient6At(b, 8, IPV6_HEADER, svcIdx)
+      : t.lookupClientAt(b, 0, 20, svcIdx);
+    if (exists >= 0) return 'exists';
+    if (t.full) return 'table_full';
+    if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
+    const c = clientV6
+      ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)
+      : t.insertAt(b, 0, 20, svcIdx);
+    if (replyV6) {
+      t.lip6.set(r.lip6, c * 16);
+      t.rip6.set(r.rip6, c * 16);
+    }
+    t.lip[c] = replyV6 ? fold16(r.lip6, 0) : r.lip;
+    t.lport[c] = r.lport;
+    t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
+    t.rport[c] = r.rport;
+    t.linkReply(c);
+    t.rs[c] = rsIdx;
+    // After t.rs: the delta takes the RS address's sum from the registry.
+    if (clientV6) setAddressDelta(t, reg, c);
+    t.lipIndex[c] = lipIdx;
+    t.expires[c] = ctx.now + Math.ceil(left);
+    t.armTimer(c);
+    udp.uoaSent[c] = r.uoaSent;
+    reg.realServers[rsIdx]!.inactiveConns++;
     ctx.countSvc(svcIdx, C.conns_imported);
     return undefined;
   }

@@ -346,9 +346,14 @@ describe('snapshot checks: a clear ConnRecordError, nothing entered', () => {
   const recordCases: [string, (b: Uint8Array) => Uint8Array, RegExp][] = [
     ['IPv6 family', field(RecordField.Family, (d, a) => d.setUint8(a, 6)), /address family 6/],
     [
-      'UDP',
+      'ICMP',
+      field(RecordField.Protocol, (d, a) => d.setUint8(a, 1)),
+      /protocol 1, version 1 records are TCP \(6\) or UDP \(17\)/,
+    ],
+    [
+      'UDP with a TCP state',
       field(RecordField.Protocol, (d, a) => d.setUint8(a, 17)),
-      /protocol 17, version 1 records are TCP/,
+      /state code 1 in a UDP record \(UDP flows have none: 0\)/,
     ],
     ['state 0', field(RecordField.State, (d, a) => d.setUint8(a, 0)), /state code 0 is none of/],
     ['state 9', field(RecordField.State, (d, a) => d.setUint8(a, 9)), /state code 9/],
