@@ -99,8 +99,12 @@ export const COUNTER_NAMES = [
   'unknown_flow_rst_sent',
   'unknown_flow_rst_limited',
   'too_big_dropped',
-  /** UDP flows opened, ended by their idle timeout, and every one that left the table: created − released is the UDP table's size. */
+  /**
+   * UDP flows opened, brought in by a restart's snapshot, ended by their idle timeout, and every one
+   * that left the table: created + imported − released is the UDP table's size.
+   */
   'udp_flows_created',
+  'udp_flows_imported',
   'udp_flows_expired',
   'udp_flows_released',
   /** A datagram to a UDP service that could not open a flow (why: table_full, no_real_server, laddr_ports_exhausted). */

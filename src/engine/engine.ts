@@ -299,9 +299,10 @@ export class Engine {
   }
 
   /**
-   * Every connection in the table as a snapshot (conn-record.ts): a header
-   * (format version, record size, count, the engine clock, the ISN secret
-   * and clock origin), then one fixed-size record per connection. SYNPROXY
+   * Every connection in the table, and every UDP flow, as a snapshot
+   * (conn-record.ts): a header (format version, record size, count, the
+   * engine clock, the ISN secret and clock origin), then one fixed-size
+   * record per connection or flow. SYNPROXY
    * connections whose RS leg is still opening are left out and counted in
    * the header.
    */

@@ -52,8 +52,8 @@ export interface ImportResult {
 
 /**
  * The connection table leaving and entering a process (the restart
- * handover): `exportTable` writes every connection as a record
- * (conn-record.ts), `importTable` enters a snapshot's records into an engine
+ * handover): `exportTable` writes every connection, then every UDP flow,
+ * as a record (conn-record.ts), `importTable` enters a snapshot's records into an engine
  * that has its services, real servers and LIPs configured — by address and
  * port, never by the exporter's indexes. Neither runs on the data path.
  */
@@ -325,7 +325,7 @@ export class TableTransfer {
     t.armTimer(c);
     udp.uoaSent[c] = r.uoaSent;
     reg.realServers[rsIdx]!.inactiveConns++;
-    ctx.countSvc(svcIdx, C.conns_imported);
+    ctx.countSvc(svcIdx, C.udp_flows_imported);
     return undefined;
   }
 

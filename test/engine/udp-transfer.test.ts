@@ -200,7 +200,8 @@ describe('UDP flows through the snapshot', () => {
     assert.equal(f.table.count, 0, 'no UDP record in the TCP table');
     assert.equal(udpCount(f), 3 * CLIENTS);
     assert.deepEqual(flows(f), flows(e));
-    assert.equal(f.counter('conns_imported'), 3 * CLIENTS);
+    assert.equal(f.counter('udp_flows_imported'), 3 * CLIENTS);
+    assert.equal(f.counter('conns_imported'), 0, 'conns_imported counts TCP connections');
     const inactive = (x: Engine): number[] =>
       x.realServers.map((s) => s.inactiveConns).sort((a, b) => a - b);
     assert.deepEqual(
@@ -477,6 +478,7 @@ describe('UDP records: checks', () => {
         imports++;
         assert.equal(r.imported + r.skipped, readSnapshotHeader(m).count);
         assert.equal(f.connectionCount, r.imported);
+        assert.equal(f.counter('udp_flows_imported'), udpCount(f));
         const inactive = f.realServers.reduce((n, s) => n + s.inactiveConns + s.activeConns, 0);
         assert.equal(inactive, f.connectionCount, `mutant ${round}: the RS counts`);
       } catch (err) {
@@ -488,6 +490,7 @@ describe('UDP records: checks', () => {
       for (let i = 0; i < f.outCount; i++) f.pool.give(f.out[i]!);
       f.clearOutput();
       assert.equal(f.connectionCount, 0, `mutant ${round}: all expired`);
+      assert.equal(f.counter('udp_flows_released'), f.counter('udp_flows_imported'));
       assert.ok(
         f.realServers.every((s) => s.inactiveConns === 0 && s.activeConns === 0),
         `mutant ${round}: the RS counts back to 0`,
