@@ -6,7 +6,8 @@
  * 20 slow downloads run: no request fails, no download breaks, and the
  * forwarding gap of each is measured. Then kill -9 and a start: every
  * established connection continues (it was in the last checkpoint) or is
- * reset promptly — none hangs.
+ * reset promptly — none hangs. A UDP flow keeps its RS and LIP port across
+ * a --takeover.
  *
  *   client 10.86.1.2 ── 10.86.1.1 [LB fnat6: VIP 10.86.0.100, LIP 10.86.3.1] 10.86.2.1 ── br0 ── RS 10.86.2.11 / .12
  */
@@ -66,6 +67,14 @@ virtual_server ${VIP} 80 {
         TCP_CHECK { connect_timeout 1 retry 1 }
     }
 }
+virtual_server ${VIP} 53 {
+    protocol UDP
+    lb_algo rr
+    laddr_group_name lips
+    uoa_mode off
+    real_server 10.86.2.11 7007 { weight 1 }
+    real_server 10.86.2.12 7007 { weight 1 }
+}
 `;
 
 interface Lb {
@@ -123,6 +132,39 @@ function startServer(host: string): Promise<void> {
   return untilServing(child, host);
 }
 
+/** A UDP server on each RS's port 7007 that answers with its name and the LB's address:port it saw. */
+function startUdpEcho(hosts: string[]): void {
+  const script = join(dir, 'udp-echo.mjs');
+  writeFileSync(
+    script,
+    `import dgram from 'node:dgram';
+const s = dgram.createSocket('udp4');
+s.on('message', (m, r) => s.send(process.argv[2] + ' ' + r.address + ':' + r.port, r.port, r.address));
+s.bind(7007);
+`,
+  );
+  for (const host of hosts) lab.spawn(host, process.execPath, [script, host]);
+}
+
+/** One datagram to VIP:53 from each client port; what each one's answer said (RS and LIP:lport). */
+function udpAnswers(ports: number[]): string[] {
+  const script = join(dir, 'udp-client.mjs');
+  writeFileSync(
+    script,
+    `import dgram from 'node:dgram';
+const out = await Promise.all(process.argv.slice(2).map((p) => new Promise((resolve) => {
+  const s = dgram.createSocket('udp4');
+  const t = setTimeout(() => { s.close(); resolve('timeout'); }, 3000);
+  s.on('message', (m) => { clearTimeout(t); s.close(); resolve(String(m)); });
+  s.bind(Number(p), '10.86.1.2', () => s.send('ping', 53, ${JSON.stringify(VIP)}));
+})));
+console.log(JSON.stringify(out));
+`,
+  );
+  const text = lab.exec('c', process.execPath, [script, ...ports.map(String)], 15_000);
+  return JSON.parse(text.trim().split('\n').pop()!) as string[];
+}
+
 /** A load fixture in the client namespace; `lines` collects its stdout lines. */
 function startLoad(args: string[]): { proc: ChildProcess; lines: string[] } {
   const proc = lab.spawn('c', process.execPath, [join(fixtures, 'restart-load.js'), ...args], {
@@ -160,6 +202,9 @@ before(async () => {
   lab.sysctl('c', 'net.ipv4.tcp_rmem', '4096 65536 131072');
   for (const h of ['r1', 'r2']) lab.sysctl(h, 'net.ipv4.tcp_wmem', '4096 16384 131072');
   await Promise.all([startServer('r1'), startServer('r2')]);
+  startUdpEcho(['r1', 'r2']);
+  for (const h of ['r1', 'r2'])
+    await until(`UDP echo on ${h}`, () => /:7007\b/.test(lab.exec(h, 'ss', ['-lun'])), 10_000);
   writeFileSync(confPath, CONFIG);
   current = startLb();
   await until('LB ready', () => isReady(current!), 15_000);
@@ -294,6 +339,25 @@ test(
     assert.ok(gaps.upgrade < LIVE_GAP_BOUND_MS, `upgrade gap ${gaps.upgrade} ms`);
     assert.ok(gaps.sigtermRestart < RESTART_GAP_BOUND_MS, `restart gap ${gaps.sigtermRestart} ms`);
     assert.ok(gaps.ctlHandover < RESTART_GAP_BOUND_MS, `ctl --handover gap ${gaps.ctlHandover} ms`);
+  },
+);
+
+test(
+  'a UDP flow keeps its RS and LIP port across --takeover',
+  { skip, timeout: 60_000 },
+  async () => {
+    const ports = [45001, 45002, 45003, 45004];
+    const before = udpAnswers(ports);
+    assert.ok(
+      before.every((a) => /^r[12] 10\.86\.3\.1:\d+$/.test(a)),
+      `answers: ${before.join(', ')}`,
+    );
+    const old = current!;
+    current = startLb(cli, ['--takeover']);
+    await until('taken over', () => isReady(current!), 20_000);
+    assert.equal(await Promise.race([old.exited, sleep(5_000).then(() => 'still running')]), 0);
+    // The successor draws new port starts: a flow opened afresh would show another LIP port.
+    assert.deepEqual(udpAnswers(ports), before, 'the same RS and LIP:lport for every flow');
   },
 );
 
