@@ -128,7 +128,7 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
 
   const checkpoints = new Checkpointer(
     () => lb.saveTable(),
-    () => lb.engine.table.count,
+    () => lb.engine.connectionCount,
     statePath,
     log,
   );
@@ -159,7 +159,7 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
   const notified = sdNotify('READY=1');
   if (!notified.sent && !notified.expected)
     log.warn({ reason: notified.reason }, 'could not tell systemd we are ready');
-  log.info({ device: defs.interface, connections: lb.engine.table.count }, 'ready');
+  log.info({ device: defs.interface, connections: lb.engine.connectionCount }, 'ready');
 
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((r) => (finish = r));

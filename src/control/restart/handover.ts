@@ -16,7 +16,7 @@ import { readStateFile, writeStateFile, type SavedTable } from './state-file.js'
  */
 export function handOver(lb: LoadBalancer, path: string, log: Logger): HandoverReport {
   const t0 = performance.now();
-  const connections = lb.engine.table.count;
+  const connections = lb.engine.connectionCount;
   const saved = lb.handOver();
   let bytes: number;
   try {
