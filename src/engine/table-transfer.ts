@@ -30,6 +30,7 @@ import {
 import { CF_IN_USE, CF_IPV6, CF_SP_PENDING, type ConnTable } from './conn-table.js';
 import { C } from './counters.js';
 import type { EngineContext } from './context.js';
+import type { LocalAddressPool } from './laddr.js';
 import { setAddressDelta } from './nat6.js';
 import { TCP_STATE_NAMES, TcpState } from './tcp-state.js';
 
@@ -223,32 +224,9 @@ export class TableTransfer {
     const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
     if (lipIdx < 0) return 'no_local_address';
     if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
-    const b = this.tuple;
-    this.writeTuple(r);
-    const exists = clientV6
-      ? t.lookupClient6At(b, 8, IPV6_HEADER, svcIdx)
-      : t.lookupClientAt(b, 0, 20, svcIdx);
-    if (exists >= 0) return 'exists';
-    if (t.full) return 'table_full';
-    // The allocator is the one authority on reply tuples: a LIP:lport toward an RS address:port is claimed once.
-    if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
-    if ((r.flags & RF_SYNPROXY) !== 0) t.enableSynproxy();
-    const c = clientV6
-      ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)
-      : t.insertAt(b, 0, 20, svcIdx);
-    if (replyV6) {
-      t.lip6.set(r.lip6, c * 16);
-      t.rip6.set(r.rip6, c * 16);
-    }
-    t.lip[c] = replyV6 ? fold16(r.lip6, 0) : r.lip;
-    t.lport[c] = r.lport;
-    t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
-    t.rport[c] = r.rport;
-    t.linkReply(c);
-    t.rs[c] = rsIdx;
-    // After t.rs: the delta takes the RS address's sum from the registry.
-    if (clientV6) setAddressDelta(t, reg, c);
-    t.lipIndex[c] = lipIdx;
+    const placed = this.place(t, laddrs, r, svcIdx, rsIdx, lipIdx, (r.flags & RF_SYNPROXY) !== 0);
+    if (typeof placed === 'string') return placed;
+    const c = placed;
     t.state[c] = r.state;
     t.flags[c] = CF_IN_USE | (clientV6 ? CF_IPV6 : 0) | tableFlags(r.flags);
     t.seqDelta[c] = r.seqDelta;
@@ -268,6 +246,53 @@ export class TableTransfer {
     else rs.inactiveConns++;
     ctx.countSvc(svcIdx, C.conns_imported);
     return undefined;
+  }
+
+  /**
+   * The part of entering a record both tables share: the client tuple not
+   * there yet, room, the LIP:lport claimed (the allocator is the one
+   * authority on reply tuples: a LIP:lport toward an RS address:port is
+   * claimed once), the entry inserted with both tuples, its RS and LIP.
+   * Returns the entry, or why not.
+   */
+  private place(
+    t: ConnTable,
+    laddrs: LocalAddressPool,
+    r: ConnRecord,
+    svcIdx: number,
+    rsIdx: number,
+    lipIdx: number,
+    synproxy: boolean,
+  ): number | ImportSkipReason {
+    const reg = this.ctx.reg;
+    const clientV6 = r.family === FAMILY_IPV6;
+    const replyV6 = r.replyFamily === FAMILY_IPV6;
+    const b = this.tuple;
+    this.writeTuple(r);
+    const exists = clientV6
+      ? t.lookupClient6At(b, 8, IPV6_HEADER, svcIdx)
+      : t.lookupClientAt(b, 0, 20, svcIdx);
+    if (exists >= 0) return 'exists';
+    if (t.full) return 'table_full';
+    if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
+    if (synproxy) t.enableSynproxy();
+    const c = clientV6
+      ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)
+      : t.insertAt(b, 0, 20, svcIdx);
+    if (replyV6) {
+      t.lip6.set(r.lip6, c * 16);
+      t.rip6.set(r.rip6, c * 16);
+    }
+    t.lip[c] = replyV6 ? fold16(r.lip6, 0) : r.lip;
+    t.lport[c] = r.lport;
+    t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
+    t.rport[c] = r.rport;
+    t.linkReply(c);
+    t.rs[c] = rsIdx;
+    // After t.rs: the delta takes the RS address's sum from the registry.
+    if (clientV6) setAddressDelta(t, reg, c);
+    t.lipIndex[c] = lipIdx;
+    return c;
   }
 
   /**
@@ -297,30 +322,9 @@ export class TableTransfer {
     const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
     if (lipIdx < 0) return 'no_local_address';
     if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
-    const b = this.tuple;
-    this.writeTuple(r);
-    const exists = clientV6
-      ? t.lookupClient6At(b, 8, IPV6_HEADER, svcIdx)
-      : t.lookupClientAt(b, 0, 20, svcIdx);
-    if (exists >= 0) return 'exists';
-    if (t.full) return 'table_full';
-    if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
-    const c = clientV6
-      ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)
-      : t.insertAt(b, 0, 20, svcIdx);
-    if (replyV6) {
-      t.lip6.set(r.lip6, c * 16);
-      t.rip6.set(r.rip6, c * 16);
-    }
-    t.lip[c] = replyV6 ? fold16(r.lip6, 0) : r.lip;
-    t.lport[c] = r.lport;
-    t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
-    t.rport[c] = r.rport;
-    t.linkReply(c);
-    t.rs[c] = rsIdx;
-    // After t.rs: the delta takes the RS address's sum from the registry.
-    if (clientV6) setAddressDelta(t, reg, c);
-    t.lipIndex[c] = lipIdx;
+    const placed = this.place(t, laddrs, r, svcIdx, rsIdx, lipIdx, false);
+    if (typeof placed === 'string') return placed;
+    const c = placed;
     t.expires[c] = ctx.now + Math.ceil(left);
     t.armTimer(c);
     udp.uoaSent[c] = r.uoaSent;
