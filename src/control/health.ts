@@ -6,9 +6,9 @@
  *
  * An RS starts UP (as in keepalived) and one without a check is always UP.
  */
-import { addressKey, endpointToString, type IpAddress } from '../wire/address.js';
-import type { L4Protocol } from '../engine/options.js';
+import { endpointToString } from '../wire/address.js';
 import { runProbe, type Probe, type ProbeResult } from './health-probe.js';
+import { realServerKey } from './real-server-key.js';
 import type {
   FullnatConfig,
   HealthCheckSpec,
@@ -57,15 +57,6 @@ interface Entry {
 const sameCheck = (a: HealthCheckSpec | undefined, b: HealthCheckSpec): boolean =>
   JSON.stringify(a) === JSON.stringify(b);
 
-/** A check per (service, RS): a TCP and a UDP service on one VIP:port each have their own. */
-const entryKey = (
-  vip: IpAddress,
-  vport: number,
-  protocol: L4Protocol | undefined,
-  addr: IpAddress,
-  port: number,
-): string => `${protocol ?? 'TCP'} ${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
-
 export class HealthChecker {
   private readonly entries = new Map<string, Entry>();
   private running = false;
@@ -98,10 +89,13 @@ export class HealthChecker {
     const next = new Map<string, { service: ServiceSpec; real: RealServerSpec }>();
     for (const service of targets.services) {
       for (const real of service.realServers) {
-        next.set(entryKey(service.vip, service.vport, service.protocol, real.addr, real.port), {
-          service,
-          real,
-        });
+        next.set(
+          realServerKey(service.vip, service.vport, real.addr, real.port, service.protocol),
+          {
+            service,
+            real,
+          },
+        );
       }
     }
     for (const [key, e] of this.entries) {
@@ -114,7 +108,9 @@ export class HealthChecker {
 
   /** True for an RS that passes (or has no check, or is unknown). */
   isHealthy(real: RealServerKey): boolean {
-    const e = this.entries.get(entryKey(real.vip, real.vport, real.protocol, real.addr, real.port));
+    const e = this.entries.get(
+      realServerKey(real.vip, real.vport, real.addr, real.port, real.protocol),
+    );
     return e?.healthy ?? true;
   }
 

@@ -49,6 +49,7 @@ import type {
 } from './model.js';
 import type { Logger } from './log.js';
 import type { SavedTable } from './restart/state-file.js';
+import { realServerKey, weightInForce, type RsWeight } from './real-server-key.js';
 
 export interface LoadBalancerDeps {
   host: HostNetwork;
@@ -61,15 +62,6 @@ export interface LoadBalancerDeps {
 
 /** Window over which `napi_thread auto` looks at the traffic. */
 const NAPI_WINDOW_MS = 200;
-
-const rsKey = (
-  vip: IpAddress,
-  vport: number,
-  addr: IpAddress,
-  port: number,
-  protocol: L4Protocol = 'TCP',
-): string =>
-  `${protocol === 'UDP' ? 'UDP ' : ''}${addressKey(vip)}:${vport}/${addressKey(addr)}:${port}`;
 
 // The addresses the engine holds, read as IpAddress: the one place that knows
 // how the engine's tables store them.
@@ -93,17 +85,6 @@ function statsOf(a: Float64Array): TrafficStats {
     outBytes: a[STAT_OUT_BYTES]!,
   };
 }
-
-interface RsWeight {
-  /** From the file or `ctl -e`. */
-  weight: number;
-  healthy: boolean;
-  /** Set by a MISC_CHECK with misc_dynamic; over `weight` while present. */
-  dynamic?: number;
-}
-
-/** The weight the engine schedules with: 0 while a check holds the RS out. */
-const weightInForce = (w: RsWeight): number => (w.healthy ? (w.dynamic ?? w.weight) : 0);
 
 export class LoadBalancer implements ControlApi {
   config: FullnatConfig;
@@ -409,7 +390,7 @@ export class LoadBalancer implements ControlApi {
     mtu?: number,
     protocol: L4Protocol = 'TCP',
   ): void {
-    const key = rsKey(vip, vport, addr, port, protocol);
+    const key = realServerKey(vip, vport, addr, port, protocol);
     const prev = this.weights.get(key);
     const w: RsWeight = { weight, healthy: prev?.healthy ?? true };
     if (prev?.dynamic !== undefined) w.dynamic = prev.dynamic;
@@ -419,7 +400,7 @@ export class LoadBalancer implements ControlApi {
 
   private onHealth(c: HealthChange): void {
     const { service: svc, real, healthy } = c;
-    const key = rsKey(svc.vip, svc.vport, real.addr, real.port, svc.protocol);
+    const key = realServerKey(svc.vip, svc.vport, real.addr, real.port, svc.protocol);
     const w = this.weights.get(key);
     if (!w) return;
     const wasHealthy = w.healthy;
@@ -551,12 +532,12 @@ export class LoadBalancer implements ControlApi {
       for (const r of c.removedReals) {
         const ri = e.findRealServer(i, r.addr, r.port);
         if (ri >= 0) e.removeRealServer(ri);
-        this.weights.delete(rsKey(s.vip, s.vport, r.addr, r.port, s.protocol));
+        this.weights.delete(realServerKey(s.vip, s.vport, r.addr, r.port, s.protocol));
       }
       for (const r of c.addedReals)
         this.addReal(i, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu, s.protocol);
       for (const ch of c.changedReals) {
-        const key = rsKey(s.vip, s.vport, ch.after.addr, ch.after.port, s.protocol);
+        const key = realServerKey(s.vip, s.vport, ch.after.addr, ch.after.port, s.protocol);
         const w = this.weights.get(key);
         const ri = e.findRealServer(i, ch.after.addr, ch.after.port);
         if (!w || ri < 0) continue;
@@ -597,7 +578,9 @@ export class LoadBalancer implements ControlApi {
         scheduler: s.scheduler.name,
         laddrs: s.lipIndexes.map((li) => lipOf(e, li)),
         realServers: s.targets.map((r) => {
-          const w = this.weights.get(rsKey(vipOf(s), s.vport, rsAddrOf(r), r.port, s.protocol));
+          const w = this.weights.get(
+            realServerKey(vipOf(s), s.vport, rsAddrOf(r), r.port, s.protocol),
+          );
           return {
             addr: rsAddrOf(r),
             port: r.port,
@@ -762,7 +745,7 @@ export class LoadBalancer implements ControlApi {
         const ri = e.findRealServer(si, r.addr, r.port);
         if (ri < 0)
           throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
-        const w = this.weights.get(rsKey(r.vip, r.vport, r.addr, r.port, r.protocol));
+        const w = this.weights.get(realServerKey(r.vip, r.vport, r.addr, r.port, r.protocol));
         if (w) {
           // The operator's weight wins over a misc_dynamic one until the script asks for another.
           w.weight = req.weight;
@@ -778,7 +761,7 @@ export class LoadBalancer implements ControlApi {
         if (ri < 0)
           throw new Error(`no real server ${endpointToString(r.addr, r.port)} in that service`);
         e.removeRealServer(ri);
-        this.weights.delete(rsKey(r.vip, r.vport, r.addr, r.port, r.protocol));
+        this.weights.delete(realServerKey(r.vip, r.vport, r.addr, r.port, r.protocol));
         return { ok: true };
       }
       case 'add-laddr':
