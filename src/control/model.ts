@@ -110,6 +110,12 @@ export interface ServiceSpec {
   synProxy: boolean;
   /** `proxy_protocol v1|v2`: send a PROXY header instead of a TOA; 0 = off (TOA). */
   proxyProtocol: 0 | 1 | 2;
+  /**
+   * keepalived's `quorum`: the least total weight in force (healthy real
+   * servers) at which this service counts as up; default 1. A fleet node
+   * announces a VIP by BGP while at least one of the VIP's services is up.
+   */
+  quorum: number;
   /** UDP: `uoa_mode` of this virtual_server; absent follows fullnat_defs' `uoa_mode`. */
   uoaMode?: UoaSetting;
   pos: SourcePos;
@@ -180,6 +186,57 @@ export interface FullnatDefs {
   uoaMode: UoaSetting;
   /** `uoa_max_trail`: datagrams of a UDP flow that carry the UOA, from its first; default 3. */
   uoaMaxTrail: number;
+  /**
+   * `drain_timeout`: seconds SIGTERM (without `handover`) and `ctl --drain`
+   * keep forwarding established connections after the VIPs are withdrawn;
+   * 0 (default) = SIGTERM stops at once, as before.
+   */
+  drainTimeout: number;
+}
+
+/** One BGP neighbour of a fleet node (`neighbor ADDR { … }` in the `bgp` block). */
+export interface BgpNeighborSpec {
+  addr: IpAddress;
+  remoteAs: number;
+  /** Seconds (BGP hold time; keepalive is a third of it). Default 9. */
+  holdTime: number;
+  /** BFD on this session: the neighbour is declared down after bfdInterval × bfdMultiplier. */
+  bfd: boolean;
+  /** The local address the session is sourced from; default: the route's. */
+  sourceAddress?: IpAddress;
+  pos: SourcePos;
+}
+
+/** A prefix a node announces besides its VIPs (`lip_prefix 10.0.2.0/28`). */
+export interface AnnouncedPrefix {
+  addr: IpAddress;
+  length: number;
+}
+
+/**
+ * The `bgp` block: the node announces each VIP (/32, /128) and its LIPs to
+ * its neighbours through a BGP speaker it starts and supervises (bird2), or
+ * through one already running (`bird_socket` + `bird_include`).
+ */
+export interface BgpSpec {
+  /** IPv4 address as a host-order number (BGP identifier). */
+  routerId: number;
+  localAs: number;
+  neighbors: BgpNeighborSpec[];
+  /** Standard communities (ASN:value) added to every announcement. */
+  communities: Array<[number, number]>;
+  /** MULTI_EXIT_DISC on every announcement; absent = none. */
+  med?: number;
+  /** BFD timers: milliseconds between packets and packets missed before down. Defaults 100 and 3. */
+  bfdInterval: number;
+  bfdMultiplier: number;
+  /** Announce the LIPs as these prefixes; empty (default) = each LIP as a host route. */
+  lipPrefixes: AnnouncedPrefix[];
+  /** Attach to a bird already running on this control socket instead of starting one. */
+  birdSocket?: string;
+  /** With `birdSocket`: the file fullnat writes and the running bird's configuration includes. */
+  birdInclude?: string;
+  pos: SourcePos;
 }
 
 export interface FullnatConfig {
@@ -189,6 +246,8 @@ export interface FullnatConfig {
   hasDefsBlock: boolean;
   laddrGroups: Map<string, IpAddress[]>;
   services: ServiceSpec[];
+  /** The `bgp` block; absent = a single node (nothing announced). */
+  bgp?: BgpSpec;
 }
 
 /** One real server as the running LB sees it. */

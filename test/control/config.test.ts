@@ -147,6 +147,7 @@ describe('parseConfig: the documented example', () => {
         timeoutUdp: 300,
         uoaMode: 'opp',
         uoaMaxTrail: 3,
+        drainTimeout: 0,
       },
       hasDefsBlock: true,
       laddrGroups: new Map([['lip_g1', lips]]),
@@ -160,6 +161,7 @@ describe('parseConfig: the documented example', () => {
           laddrs: lips,
           synProxy: true,
           proxyProtocol: 0,
+          quorum: 1,
           pos: { file: 'fullnat.conf', line: 19 },
           realServers: [
             {
@@ -217,6 +219,7 @@ describe('parseConfig: the documented example', () => {
       timeoutUdp: 300,
       uoaMode: 'opp',
       uoaMaxTrail: 3,
+      drainTimeout: 0,
     });
     assert.equal(cfg.defs.metrics, undefined);
     assert.equal(cfg.hasDefsBlock, false);

@@ -85,6 +85,7 @@ export function serviceSpec(
     realServers: reals,
     synProxy: false,
     proxyProtocol: 0,
+    quorum: 1,
     pos: { file: 't.conf', line: 1 },
   };
 }

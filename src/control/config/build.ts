@@ -45,6 +45,7 @@ export function build(file: string, st: State): FullnatConfig {
     realServers: vs.reals.map((r) => buildReal(r, vs)),
     synProxy: vs.synProxy,
     proxyProtocol: vs.proxyProtocol,
+    quorum: vs.quorum,
     ...(vs.uoaMode === undefined ? {} : { uoaMode: vs.uoaMode }),
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));

@@ -52,5 +52,6 @@ export function defaultDefs(): FullnatDefs {
     timeoutUdp: e.timeoutUdpMs / 1000,
     uoaMode: e.uoaMode,
     uoaMaxTrail: e.uoaMaxTrail,
+    drainTimeout: 0,
   };
 }

@@ -31,4 +31,5 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   timeoutUdp: 'timeout_udp',
   uoaMode: 'uoa_mode',
   uoaMaxTrail: 'uoa_max_trail',
+  drainTimeout: 'drain_timeout',
 };

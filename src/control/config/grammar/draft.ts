@@ -43,6 +43,8 @@ export interface VsDraft {
   uoaModeTok?: Token;
   /** TCP-only keywords given (syn_proxy, proxy_protocol): refused on a UDP service once the block is read. */
   tcpOnly: Token[];
+  /** keepalived's `quorum`; default 1. */
+  quorum: number;
   timing: Timing;
   reals: RsDraft[];
 }

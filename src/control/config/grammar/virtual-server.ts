@@ -28,6 +28,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     scheduler: CONFIG_DEFAULTS.scheduler,
     synProxy: false,
     proxyProtocol: 0,
+    quorum: 1,
     protocol: 'TCP',
     tcpOnly: [],
     timing: {},
