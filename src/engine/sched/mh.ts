@@ -1,5 +1,5 @@
 import { fmix32, murmur3String } from './hash.js';
-import type { SchedTarget, Scheduler } from './scheduler.js';
+import { byKey, type SchedTarget, type Scheduler } from './scheduler.js';
 
 /** The Maglev paper's table size for small deployments; must be prime. */
 export const DEFAULT_MH_TABLE_SIZE = 65537;
@@ -67,6 +67,11 @@ export class MaglevScheduler implements Scheduler {
       g = gcd(w, g);
       if (w > maxW) maxW = w;
     }
+    // Turn order decides who wins a contested slot. Taking turns by key, not
+    // by list position, makes the table a function of the set of (key,
+    // weight) alone: every fleet node with the same real servers builds the
+    // same table, whatever order its config or its ctl commands added them in.
+    idx.sort((a, b) => byKey(targets[a]!, targets[b]!));
     const n = idx.length;
     this.live = n;
     if (n === 0) return;

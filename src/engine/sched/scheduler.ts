@@ -13,6 +13,15 @@ export interface SchedTarget {
   inactiveConns: number;
 }
 
+/**
+ * Target order by key for the hashing schedulers' tables, so a table depends
+ * on the set of targets and not on the list's order. Code-unit order: unlike
+ * localeCompare, the same on every node whatever its locale.
+ */
+export function byKey(a: SchedTarget, b: SchedTarget): number {
+  return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+}
+
 export type SchedulerName = 'rr' | 'wrr' | 'lc' | 'wlc' | 'sh' | 'mh';
 
 export const SCHEDULER_NAMES: readonly SchedulerName[] = ['rr', 'wrr', 'lc', 'wlc', 'sh', 'mh'];

@@ -1,5 +1,5 @@
 import { fmix32 } from './hash.js';
-import type { SchedTarget, Scheduler } from './scheduler.js';
+import { byKey, type SchedTarget, type Scheduler } from './scheduler.js';
 
 export const DEFAULT_SH_BUCKETS = 256;
 
@@ -47,6 +47,9 @@ export class SourceHashScheduler implements Scheduler {
     this.live = idx.length;
     this.table.fill(-1);
     if (idx.length === 0) return;
+    // Shares, remainders and the interleaving follow key order, so the table
+    // depends on the set of (key, weight) only, not on the order of the list.
+    idx.sort((a, b) => byKey(targets[a]!, targets[b]!));
 
     const counts = apportion(
       idx.map((i) => targets[i]!.weight),
