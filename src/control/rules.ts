@@ -1,7 +1,8 @@
 /**
  * The domain rules of the control plane, in one place and with one wording
  * each: which addresses may be a VIP, RS or LIP, ports, weights, schedulers,
- * the connection table, MTUs, TCP timeouts. Every front end applies them —
+ * the connection table, MTUs, TCP timeouts, a fleet node's BGP values. Every
+ * front end applies them —
  * the configuration file (config/), `ctl`'s argv (ctl/argv.ts) and the
  * control socket's requests (socket/validate.ts) — so the same bad value is
  * refused everywhere with the same reason, and each front end only adds
@@ -16,6 +17,7 @@
 import type { L4Protocol } from '../engine/options.js';
 import { SCHEDULER_NAMES, type SchedulerName } from '../engine/sched/scheduler.js';
 import {
+  addressEquals,
   addressFamily,
   addressKey,
   addressToString,
@@ -23,6 +25,8 @@ import {
   type IpAddress,
 } from '../wire/address.js';
 import { ipv4ToString, parseIpv4 } from '../wire/bytes.js';
+import type { AnnouncedPrefix } from './model.js';
+import { maxPrefixLength, networkOf, prefixToString } from './prefix.js';
 
 /** A value a rule refuses; `reason` is the one-line text every front end shows. */
 export class RuleError extends Error {
@@ -245,4 +249,113 @@ export function parseTimeout(text: string, what: string): number {
 export function parseProtocol(text: string): L4Protocol {
   if (text === 'TCP' || text === 'UDP') return text;
   throw new RuleError(`bad protocol '${text}' (expected TCP or UDP)`);
+}
+
+/**
+ * keepalived's `quorum`: the least total weight in force at which a service
+ * counts as up (an unsigned 32-bit value there too).
+ */
+export const MAX_QUORUM = 0xffffffff;
+
+export function parseQuorum(text: string): number {
+  return integerIn(text, 'quorum', 1, MAX_QUORUM);
+}
+
+/** `drain_timeout`: whole seconds a draining node keeps forwarding; 0 = none, at most a day. */
+export const MAX_DRAIN_TIMEOUT_S = 86400;
+
+export function parseDrainTimeout(text: string, what = 'drain_timeout'): number {
+  return integerIn(text, what, 0, MAX_DRAIN_TIMEOUT_S);
+}
+
+// ---------------------------------------------------------------- BGP (a fleet node)
+
+/** AS_TRANS (RFC 6793): the 2-byte stand-in for a 4-byte AS in old speakers, never an AS of its own. */
+export const AS_TRANS = 23456;
+/** 4-byte AS numbers (RFC 6793); 0 is reserved (RFC 7607). */
+export const MAX_AS = 4294967295;
+
+/** `local_as`, `remote_as`. */
+export function parseAsNumber(text: string, what = 'AS number'): number {
+  const n = integerIn(text, what, 1, MAX_AS);
+  if (n === AS_TRANS) {
+    throw new RuleError(
+      `bad ${what} '${text}' (${AS_TRANS} is AS_TRANS, RFC 6793: a stand-in, never a real AS)`,
+    );
+  }
+  return n;
+}
+
+/** The BGP identifier: an IPv4 address, not 0.0.0.0 (RFC 6286); any other value, as routers allow. */
+export function parseRouterId(text: string, what = 'router_id'): number {
+  const a = parseIpv4(text);
+  if (a < 0) throw new RuleError(`bad ${what} '${text}' (expected an IPv4 address)`);
+  if (a === 0) throw new RuleError(`bad ${what} '${text}' (a BGP identifier is never 0.0.0.0)`);
+  return a;
+}
+
+/** The hold time a session gets when none is given: keepalives every 3 s, down after 9. */
+export const DEFAULT_HOLD_TIME = 9;
+
+/** Seconds: 0 (no keepalives, the session never times out) or 3..65535 (RFC 4271 4.2). */
+export function parseHoldTime(text: string, what = 'hold_time'): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(n === 0 || (n >= 3 && n <= 65535))) {
+    throw new RuleError(
+      `bad ${what} '${text}' (expected 0, or seconds 3..65535: RFC 4271 allows no 1 or 2)`,
+    );
+  }
+  return n;
+}
+
+/** BFD: milliseconds between packets (default 100) and packets missed before down (default 3). */
+export const DEFAULT_BFD_INTERVAL_MS = 100;
+export const MIN_BFD_INTERVAL_MS = 10;
+export const MAX_BFD_INTERVAL_MS = 10000;
+export const DEFAULT_BFD_MULTIPLIER = 3;
+export const MAX_BFD_MULTIPLIER = 255;
+
+export function parseBfdInterval(text: string, what = 'bfd_interval'): number {
+  return integerIn(text, what, MIN_BFD_INTERVAL_MS, MAX_BFD_INTERVAL_MS);
+}
+
+export function parseBfdMultiplier(text: string, what = 'bfd_multiplier'): number {
+  return integerIn(text, what, 1, MAX_BFD_MULTIPLIER);
+}
+
+/** A standard community (RFC 1997): `ASN:VALUE`, two 16-bit halves. */
+export function parseCommunity(text: string, what = 'community'): [number, number] {
+  const m = /^(\d+):(\d+)$/.exec(text);
+  const asn = m ? Number(m[1]) : NaN;
+  const value = m ? Number(m[2]) : NaN;
+  if (!(asn <= 0xffff && value <= 0xffff)) {
+    throw new RuleError(`bad ${what} '${text}' (expected ASN:VALUE, each 0..65535)`);
+  }
+  return [asn, value];
+}
+
+/** MULTI_EXIT_DISC: an unsigned 32-bit value. */
+export function parseMed(text: string, what = 'med'): number {
+  return integerIn(text, what, 0, 0xffffffff);
+}
+
+/**
+ * A prefix a node announces (`lip_prefix 10.79.9.0/28`): a routable network
+ * (the address rules of a LIP), a length 1..32 or 1..128, and no host bits
+ * set — a router would take `10.79.9.3/28` as 10.79.9.0/28, which is not
+ * what the operator meant to be sure of.
+ */
+export function parsePrefix(text: string, what = 'prefix'): AnnouncedPrefix {
+  const slash = text.indexOf('/');
+  if (slash < 0) throw new RuleError(`bad ${what} '${text}' (expected ADDRESS/LENGTH)`);
+  const addr = parseAddress(text.slice(0, slash));
+  const max = maxPrefixLength(addr);
+  const length = integerIn(text.slice(slash + 1), `${what} length`, 1, max);
+  const net = networkOf({ addr, length });
+  if (!addressEquals(net.addr, addr)) {
+    throw new RuleError(
+      `bad ${what} '${text}' (host bits set: the network is ${prefixToString(net)})`,
+    );
+  }
+  return { addr, length };
 }
