@@ -211,6 +211,8 @@ export interface BgpNeighborSpec {
 export interface AnnouncedPrefix {
   addr: IpAddress;
   length: number;
+  /** Where a configured prefix was written (`lip_prefix`), for messages; absent on computed ones. */
+  pos?: SourcePos;
 }
 
 /**
@@ -245,6 +247,8 @@ export interface FullnatConfig {
   /** The file has a `fullnat_defs` block (without one, `defs` are all defaults). */
   hasDefsBlock: boolean;
   laddrGroups: Map<string, IpAddress[]>;
+  /** Where each local address was first written, by addressKey (for messages comparing files). */
+  laddrPos?: Map<string, SourcePos>;
   services: ServiceSpec[];
   /** The `bgp` block; absent = a single node (nothing announced). */
   bgp?: BgpSpec;

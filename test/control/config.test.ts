@@ -119,6 +119,12 @@ describe('parseConfig: the documented example', () => {
     const cfg = parseConfig(FULL, 'fullnat.conf');
     const lips = [ip('10.10.3.1'), ip('10.10.3.2')];
     for (let i = 10; i <= 20; i++) lips.push(ip(`10.10.3.${i}`));
+    const at = (line: number) => ({ file: 'fullnat.conf', line });
+    const laddrPos = new Map([
+      ['10.10.3.1', at(15)],
+      ['10.10.3.2', at(16)],
+    ]);
+    for (let i = 10; i <= 20; i++) laddrPos.set(`10.10.3.${i}`, at(17));
     const expected: FullnatConfig = {
       file: 'fullnat.conf',
       defs: {
@@ -151,6 +157,7 @@ describe('parseConfig: the documented example', () => {
       },
       hasDefsBlock: true,
       laddrGroups: new Map([['lip_g1', lips]]),
+      laddrPos,
       services: [
         {
           vip: ip('10.10.1.100'),
@@ -393,7 +400,7 @@ describe('parseConfig: errors name FILE:LINE and the reason', () => {
     expectError(
       `global_defs {\n}\n${BASE}`,
       'global_defs',
-      /unknown keyword 'global_defs' at top level \(valid: fullnat_defs, local_address_group, virtual_server, include\)/,
+      /unknown keyword 'global_defs' at top level \(valid: fullnat_defs, local_address_group, virtual_server, bgp, include\)/,
     );
     expectError(
       base('weight 1', 'TCP_CHECK { connect_timeout 2 conect_port 80 }'),

@@ -1,8 +1,16 @@
 /** Drafts to the FullnatConfig the rest of the program uses: defaults and inheritance resolved. */
-import type { IpAddress } from '../../wire/address.js';
-import type { FullnatConfig, HealthCheckSpec, RealServerSpec, ServiceSpec } from '../model.js';
+import { addressKey, type IpAddress } from '../../wire/address.js';
+import type {
+  BgpSpec,
+  FullnatConfig,
+  HealthCheckSpec,
+  RealServerSpec,
+  ServiceSpec,
+  SourcePos,
+} from '../model.js';
 import { CONFIG_DEFAULTS } from './defaults.js';
-import type { RsDraft, State, Timing, VsDraft } from './grammar/draft.js';
+import type { BgpDraft, RsDraft, State, Timing, VsDraft } from './grammar/draft.js';
+import type { Token } from './lexer.js';
 
 function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
   const pick = <K extends keyof Timing>(k: K, dflt: number): number =>
@@ -28,13 +36,43 @@ function stripUndefined<T extends HealthCheckSpec>(c: T): T {
   return copy;
 }
 
+const posOf = (t: Token): SourcePos => ({ file: t.file, line: t.line });
+
+function buildBgp(b: BgpDraft): BgpSpec {
+  const out: BgpSpec = {
+    routerId: b.routerId!,
+    localAs: b.localAs!,
+    neighbors: b.neighbors.map((n) => ({
+      addr: n.addr,
+      remoteAs: n.remoteAs!,
+      holdTime: n.holdTime,
+      bfd: n.bfd,
+      ...(n.sourceAddress === undefined ? {} : { sourceAddress: n.sourceAddress }),
+      pos: posOf(n.tok),
+    })),
+    communities: b.communities,
+    bfdInterval: b.bfdInterval,
+    bfdMultiplier: b.bfdMultiplier,
+    lipPrefixes: b.lipPrefixes.map((p) => ({ ...p.prefix, pos: posOf(p.tok) })),
+    pos: posOf(b.tok),
+  };
+  if (b.med !== undefined) out.med = b.med;
+  if (b.birdSocket) out.birdSocket = b.birdSocket.text;
+  if (b.birdInclude) out.birdInclude = b.birdInclude.text;
+  return out;
+}
+
 export function build(file: string, st: State): FullnatConfig {
   const laddrGroups = new Map<string, IpAddress[]>();
-  for (const [name, g] of st.groups)
+  const laddrPos = new Map<string, SourcePos>();
+  for (const [name, g] of st.groups) {
     laddrGroups.set(
       name,
       g.entries.map((e) => e.addr),
     );
+    for (const e of g.entries)
+      if (!laddrPos.has(addressKey(e.addr))) laddrPos.set(addressKey(e.addr), posOf(e.tok));
+  }
   const services: ServiceSpec[] = st.services.map((vs) => ({
     vip: vs.vip,
     vport: vs.vport,
@@ -49,5 +87,13 @@ export function build(file: string, st: State): FullnatConfig {
     ...(vs.uoaMode === undefined ? {} : { uoaMode: vs.uoaMode }),
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));
-  return { file, defs: st.defs, hasDefsBlock: st.defsTok !== undefined, laddrGroups, services };
+  return {
+    file,
+    defs: st.defs,
+    hasDefsBlock: st.defsTok !== undefined,
+    laddrGroups,
+    laddrPos,
+    services,
+    ...(st.bgp ? { bgp: buildBgp(st.bgp) } : {}),
+  };
 }

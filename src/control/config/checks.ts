@@ -1,7 +1,7 @@
 /**
  * Cross-checks that need the whole file, run after the grammar: group
  * references and overlaps, distinct address roles, LIP families,
- * engine capacities.
+ * engine capacities, the bgp block against the node's addresses.
  */
 import { DEFAULT_ENGINE_OPTIONS } from '../../engine/options.js';
 import {
@@ -11,6 +11,7 @@ import {
   type AddressFamily,
   type IpAddress,
 } from '../../wire/address.js';
+import { prefixContains, prefixToString } from '../prefix.js';
 import { addressRoleConflict, MIN_MTU_V6 } from '../rules.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';
@@ -153,4 +154,65 @@ export function checkUoaModes(st: State): void {
       `${ipoRefusal(svcName(vs))} (fullnat_defs sets uoa_mode ipo; give this service its own)`,
     );
   }
+}
+
+/**
+ * The bgp block against the node's own addresses. A neighbour is a router:
+ * one of this node's VIPs or LIPs cannot be it. With `lip_prefix` given the
+ * LIPs are announced as those prefixes only, so a LIP in use outside every
+ * one would get no route back from the real servers; and a prefix that
+ * takes in a VIP would keep attracting that VIP's traffic after it is
+ * withdrawn (a real server's, traffic meant for the real server).
+ */
+export function checkBgp(st: State): void {
+  const b = st.bgp;
+  if (!b) return;
+  const lips = lipsInUse(st);
+  for (const n of b.neighbors) {
+    const addr = addressToString(n.addr);
+    const vs = st.services.find((s) => addressKey(s.vip) === addressKey(n.addr));
+    if (vs) fail(n.tok, `neighbor ${addr} is also a virtual_server address (${at(vs.tok)})`);
+    const lip = lips.get(addressKey(n.addr));
+    if (lip)
+      fail(n.tok, `neighbor ${addr} is also a local address in '${lip.group}' (${at(lip.tok)})`);
+  }
+  if (b.lipPrefixes.length === 0) return;
+  for (const { addr, group, tok } of lips.values()) {
+    if (b.lipPrefixes.some((p) => prefixContains(p.prefix, addr))) continue;
+    const prefixes = b.lipPrefixes.map((p) => prefixToString(p.prefix)).join(', ');
+    fail(
+      tok,
+      `local address ${addressToString(addr)} in '${group}' is in no lip_prefix (${prefixes}; bgp at ${at(b.tok)}): replies from real servers to it would not be routed back to this node`,
+    );
+  }
+  for (const p of b.lipPrefixes) {
+    const name = `lip_prefix ${prefixToString(p.prefix)}`;
+    for (const vs of st.services) {
+      if (prefixContains(p.prefix, vs.vip))
+        fail(
+          p.tok,
+          `${name} takes in virtual_server address ${addressToString(vs.vip)} (${at(vs.tok)}): the node would attract its traffic even with the VIP withdrawn`,
+        );
+      const r = vs.reals.find((rs) => prefixContains(p.prefix, rs.addr));
+      if (r)
+        fail(
+          p.tok,
+          `${name} takes in real server address ${addressToString(r.addr)} (${at(r.tok)}): the node would attract traffic meant for it`,
+        );
+    }
+  }
+}
+
+/** The LIPs of the groups services use, by addressKey: what the node announces. */
+function lipsInUse(st: State): Map<string, { addr: IpAddress; group: string; tok: Token }> {
+  const out = new Map<string, { addr: IpAddress; group: string; tok: Token }>();
+  for (const vs of st.services) {
+    const name = vs.laddrGroup?.text;
+    const g = name === undefined ? undefined : st.groups.get(name);
+    if (!g || name === undefined) continue;
+    for (const e of g.entries)
+      if (!out.has(addressKey(e.addr)))
+        out.set(addressKey(e.addr), { addr: e.addr, group: name, tok: e.tok });
+  }
+  return out;
 }

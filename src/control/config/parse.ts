@@ -1,7 +1,7 @@
 /**
  * Parser for the keepalived-style configuration LVS/DPVS users already write
  * (`fullnat_defs`, `local_address_group`, `virtual_server` / `real_server`
- * with TCP_CHECK, HTTP_GET, UDP_CHECK or MISC_CHECK).
+ * with TCP_CHECK, HTTP_GET, UDP_CHECK or MISC_CHECK), and a fleet node's `bgp`.
  *
  * Errors: the first problem found throws a ConfigError whose message is one
  * line, `FILE:LINE: reason`. Syntax and per-value problems are found in file
@@ -14,6 +14,7 @@ import type { FullnatConfig } from '../model.js';
 import { build } from './build.js';
 import {
   checkAddressRoles,
+  checkBgp,
   checkGroups,
   checkIpv6Mtus,
   checkLocalFamilies,
@@ -45,6 +46,7 @@ export function parseConfig(
   checkLocalFamilies(st);
   checkIpv6Mtus(st);
   checkUoaModes(st);
+  checkBgp(st);
   return build(file, st);
 }
 

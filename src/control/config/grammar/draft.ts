@@ -5,7 +5,7 @@
 import type { L4Protocol, UoaSetting } from '../../../engine/options.js';
 import type { SchedulerName } from '../../../engine/sched/scheduler.js';
 import { endpointToString, type IpAddress } from '../../../wire/address.js';
-import type { FullnatDefs, HealthCheckSpec } from '../../model.js';
+import type { AnnouncedPrefix, FullnatDefs, HealthCheckSpec } from '../../model.js';
 import type { Token } from '../lexer.js';
 
 /** delay_loop / retry / delay_before_retry, as given at one level. */
@@ -54,11 +54,37 @@ export interface GroupDraft {
   entries: { addr: IpAddress; tok: Token }[];
 }
 
+export interface NeighborDraft {
+  tok: Token;
+  addr: IpAddress;
+  remoteAs?: number;
+  holdTime: number;
+  bfd: boolean;
+  sourceAddress?: IpAddress;
+  sourceTok?: Token;
+}
+
+/** The `bgp` block; its keywords' tokens are kept for the cross-checks' messages. */
+export interface BgpDraft {
+  tok: Token;
+  routerId?: number;
+  localAs?: number;
+  neighbors: NeighborDraft[];
+  communities: Array<[number, number]>;
+  med?: number;
+  bfdInterval: number;
+  bfdMultiplier: number;
+  lipPrefixes: { prefix: AnnouncedPrefix; tok: Token }[];
+  birdSocket?: Token;
+  birdInclude?: Token;
+}
+
 export interface State {
   defs: FullnatDefs;
   defsTok?: Token;
   groups: Map<string, GroupDraft>;
   services: VsDraft[];
+  bgp?: BgpDraft;
 }
 
 export const svcName = (s: { vip: IpAddress; vport: number; protocol?: L4Protocol }): string =>

@@ -17,6 +17,7 @@ import { timeoutKeyword, type TimeoutState } from '../keywords.js';
 import type { Token } from '../lexer.js';
 import {
   parseConnectionTableSize,
+  parseDrainTimeout,
   parseMtu,
   parseTimeout,
   parseTunTxQueueLen,
@@ -56,6 +57,10 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
     timeout_udp: (k) => (d.timeoutUdp = timeout(cur.value(k), k.text)),
     uoa_mode: (k) => (d.uoaMode = uoaMode(cur.value(k))),
     uoa_max_trail: (k) => (d.uoaMaxTrail = intIn(cur.value(k), k.text, 0, MAX_UOA_TRAIL)),
+    drain_timeout: (k) => {
+      const v = cur.value(k);
+      d.drainTimeout = ruled(v, () => parseDrainTimeout(v.text, k.text));
+    },
   };
   for (const s of Object.keys(d.timeouts) as TimeoutState[]) {
     h[timeoutKeyword(s)] = (k) => (d.timeouts[s] = timeout(cur.value(k), k.text));

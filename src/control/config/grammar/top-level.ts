@@ -1,6 +1,7 @@
 import type { Cursor, Handler } from '../cursor.js';
 import { fail } from '../error.js';
 import { isClose, isOpen } from '../lexer.js';
+import { parseBgp } from './bgp.js';
 import type { State } from './draft.js';
 import { parseDefs } from './fullnat-defs.js';
 import { parseGroup } from './local-address-group.js';
@@ -12,6 +13,7 @@ export function parseTop(cur: Cursor, st: State): void {
     fullnat_defs: (k) => parseDefs(cur, k, st),
     local_address_group: (k) => parseGroup(cur, k, st),
     virtual_server: (k) => parseVirtualServer(cur, k, st),
+    bgp: (k) => parseBgp(cur, k, st),
   };
   for (let t = cur.next(); t; t = cur.next()) {
     if (isClose(t)) fail(t, "unexpected '}' (no block is open)");

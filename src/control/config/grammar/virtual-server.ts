@@ -6,7 +6,8 @@ import { walkBlock, withOnce } from '../cursor.js';
 import { CONFIG_DEFAULTS } from '../defaults.js';
 import { at, fail } from '../error.js';
 import { sameLine, type Token } from '../lexer.js';
-import { addrPort, scheduler } from '../values.js';
+import { parseQuorum } from '../../rules.js';
+import { addrPort, ruled, scheduler } from '../values.js';
 import { uoaMode } from './fullnat-defs.js';
 import { svcName, type State, type VsDraft } from './draft.js';
 import { parseRealServer } from './real-server.js';
@@ -55,6 +56,10 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
       vs.tcpOnly.push(k);
     },
     laddr_group_name: (k) => (vs.laddrGroup = cur.value(k)),
+    quorum: (k) => {
+      const v = cur.value(k);
+      vs.quorum = ruled(v, () => parseQuorum(v.text));
+    },
     proxy_protocol: (k) => {
       vs.proxyProtocol = proxyProtocolVersion(cur.value(k));
       vs.tcpOnly.push(k);
