@@ -796,6 +796,7 @@ describe('diffConfig', () => {
       changedServices: [],
       changedDefs: [],
       restartRequired: [],
+      bgpChanged: false,
     });
   });
 

@@ -27,6 +27,8 @@ export interface ServiceChange {
   synProxy?: { from: boolean; to: boolean };
   proxyProtocol?: { from: 0 | 1 | 2; to: 0 | 1 | 2 };
   uoaMode?: { from: UoaSetting | undefined; to: UoaSetting | undefined };
+  /** keepalived's `quorum`: whether the service counts as up (and its VIP is announced) changes with it. */
+  quorum?: { from: number; to: number };
 }
 
 export interface ConfigDiff {
@@ -38,6 +40,12 @@ export interface ConfigDiff {
   changedDefs: string[];
   /** The subset of changedDefs a reload cannot apply: they are bound or sized at start. */
   restartRequired: string[];
+  /**
+   * The `bgp` block was added, removed or changed (positions aside): the
+   * speaker is reconfigured on reload (started, stopped, or its bird
+   * configuration rewritten), never a restart of the LB.
+   */
+  bgpChanged: boolean;
 }
 
 /** Defs bound at start: the TUN device, sockets, and tables sized once. */
@@ -57,6 +65,12 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
 ];
 
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+
+/** Equal apart from where things were written: moving a block in the file changes nothing. */
+const sameIgnoringPos = (a: unknown, b: unknown): boolean => {
+  const noPos = (k: string, v: unknown): unknown => (k === 'pos' ? undefined : v);
+  return JSON.stringify(a, noPos) === JSON.stringify(b, noPos);
+};
 
 function diffDefs(a: FullnatDefs, b: FullnatDefs): string[] {
   const out: string[] = [];
@@ -111,6 +125,7 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
   if (a.proxyProtocol !== b.proxyProtocol)
     c.proxyProtocol = { from: a.proxyProtocol, to: b.proxyProtocol };
   if (a.uoaMode !== b.uoaMode) c.uoaMode = { from: a.uoaMode, to: b.uoaMode };
+  if (a.quorum !== b.quorum) c.quorum = { from: a.quorum, to: b.quorum };
   const changed =
     c.addedReals.length +
       c.removedReals.length +
@@ -122,7 +137,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     c.laddrGroup !== undefined ||
     c.synProxy !== undefined ||
     c.proxyProtocol !== undefined ||
-    c.uoaMode !== undefined;
+    c.uoaMode !== undefined ||
+    c.quorum !== undefined;
   return changed ? c : undefined;
 }
 
@@ -143,5 +159,6 @@ export function diffConfig(old: FullnatConfig, next: FullnatConfig): ConfigDiff 
     changedServices,
     changedDefs,
     restartRequired: changedDefs.filter((k) => RESTART_REQUIRED_DEFS.includes(k)),
+    bgpChanged: !sameIgnoringPos(old.bgp, next.bgp),
   };
 }

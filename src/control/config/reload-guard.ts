@@ -4,7 +4,8 @@
  * cleanly whenever the cut falls between top-level blocks (a cut inside a
  * block is already a syntax error: the block is never closed), and a
  * damaged file says "remove everything" or "back to the defaults" as
- * plainly as an operator would. Those two outcomes take a forced reload
+ * plainly as an operator would, and one that lost its `bgp` block says "stop
+ * announcing this node" as plainly. Those outcomes take a forced reload
  * (`fullnat ctl --reload --force`); SIGHUP never forces.
  */
 import type { FullnatConfig } from '../model.js';
@@ -27,6 +28,11 @@ export function reloadNeedsForce(
   if (running.hasDefsBlock && !next.hasDefsBlock && diff.changedDefs.length > 0) {
     reasons.push(
       `${next.file} has no fullnat_defs block (the running configuration has one): the reload would reset ${diff.changedDefs.join(', ')} to the defaults`,
+    );
+  }
+  if (running.bgp && !next.bgp) {
+    reasons.push(
+      `${next.file} has no bgp block (the running configuration has one): the reload would withdraw every prefix this node announces`,
     );
   }
   return reasons;
