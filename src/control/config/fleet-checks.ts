@@ -1,0 +1,214 @@
+/**
+ * Checks across the files of a fleet's nodes, each parsed already: what no
+ * single file can tell. Errors: two nodes sharing a LIP or announcing
+ * prefixes that take in each other's (a real server's reply would go to the
+ * wrong node), sharing a router id, or naming one neighbour with two AS
+ * numbers. Warnings: nodes serving different VIP:port sets, or one service
+ * with different real servers or schedulers (the router spreads a client's
+ * connections over every node), and a node without a bgp block among nodes
+ * that announce.
+ */
+import {
+  addressKey,
+  addressToString,
+  endpointToString,
+  type IpAddress,
+} from '../../wire/address.js';
+import { ipv4ToString } from '../../wire/bytes.js';
+import type { AnnouncedPrefix, FullnatConfig, ServiceSpec, SourcePos } from '../model.js';
+import { prefixContains, prefixesOverlap, prefixToString } from '../prefix.js';
+import { svcName } from './grammar/draft.js';
+
+/** One problem, in the file (and line, when one statement is to blame) it is reported against. */
+export interface Finding {
+  file: string;
+  line?: number;
+  reason: string;
+}
+
+/** A fleet finding, with the node (its top file) it is reported against: the place may be an include. */
+export interface NodeFinding extends Finding {
+  node: string;
+}
+
+export interface FleetReport {
+  errors: NodeFinding[];
+  warnings: NodeFinding[];
+}
+
+/** `FILE:LINE: reason`, or `FILE: reason` for a file as a whole. */
+export const findingText = (f: Finding): string =>
+  f.line === undefined ? `${f.file}: ${f.reason}` : `${f.file}:${f.line}: ${f.reason}`;
+
+const where = (p: SourcePos | undefined, file: string): string =>
+  p ? `${p.file}:${p.line}` : file;
+
+const finding = (node: string, pos: SourcePos | undefined, reason: string): NodeFinding =>
+  pos ? { node, file: pos.file, line: pos.line, reason } : { node, file: node, reason };
+
+interface Lip {
+  addr: IpAddress;
+  pos?: SourcePos;
+}
+
+/** The LIPs the node's services use: what it sources RS traffic from and announces. */
+export function lipsInUse(cfg: FullnatConfig): Lip[] {
+  const seen = new Map<string, Lip>();
+  for (const s of cfg.services) {
+    for (const a of s.laddrs) {
+      const k = addressKey(a);
+      if (seen.has(k)) continue;
+      const pos = cfg.laddrPos?.get(k);
+      seen.set(k, pos ? { addr: a, pos } : { addr: a });
+    }
+  }
+  return [...seen.values()];
+}
+
+// The protocol is part of a service's identity; svcName writes it for UDP only, as the other messages do.
+const svcKey = (s: ServiceSpec): string => svcName(s);
+
+/** The real servers with their weights, in one order: what makes mh and sh pick alike. */
+const realSet = (s: ServiceSpec): string =>
+  s.realServers
+    .map((r) => `${endpointToString(r.addr, r.port)}*${r.weight}`)
+    .sort()
+    .join(' ');
+
+export function checkFleet(nodes: readonly FullnatConfig[]): FleetReport {
+  const errors: NodeFinding[] = [];
+  const warnings: NodeFinding[] = [];
+  for (let j = 1; j < nodes.length; j++) {
+    for (let i = 0; i < j; i++) {
+      checkLips(nodes[i]!, nodes[j]!, errors);
+      checkLips(nodes[j]!, nodes[i]!, errors, true);
+      checkBgpPair(nodes[i]!, nodes[j]!, errors);
+    }
+  }
+  checkServices(nodes, warnings);
+  const speaking = nodes.find((n) => n.bgp);
+  if (speaking) {
+    for (const n of nodes) {
+      if (n.bgp) continue;
+      warnings.push({
+        node: n.file,
+        file: n.file,
+        reason: `no bgp block while ${where(speaking.bgp?.pos, speaking.file)} has one: this node announces nothing, so the router sends it no traffic`,
+      });
+    }
+  }
+  return { errors, warnings };
+}
+
+/**
+ * `b`'s LIPs and lip_prefixes against `a`'s. Run both ways; `reverse` skips
+ * what the first direction reported already (the same LIP, overlapping prefixes).
+ */
+function checkLips(
+  a: FullnatConfig,
+  b: FullnatConfig,
+  errors: NodeFinding[],
+  reverse = false,
+): void {
+  const aLips = lipsInUse(a);
+  const aPrefixes = a.bgp?.lipPrefixes ?? [];
+  for (const l of lipsInUse(b)) {
+    const text = addressToString(l.addr);
+    const same = aLips.find((x) => addressKey(x.addr) === addressKey(l.addr));
+    if (same && !reverse) {
+      errors.push(
+        finding(
+          b.file,
+          l.pos,
+          `local address ${text} is also a local address of ${where(same.pos, a.file)}: each node needs its own LIPs, or real servers' replies reach the wrong node`,
+        ),
+      );
+      continue;
+    }
+    if (same) continue;
+    const p = aPrefixes.find((x) => prefixContains(x, l.addr));
+    if (p)
+      errors.push(
+        finding(
+          b.file,
+          l.pos,
+          `local address ${text} falls in lip_prefix ${prefixToString(p)} of ${where(p.pos, a.file)}: real servers' replies to it would be routed to that node`,
+        ),
+      );
+  }
+  if (reverse) return;
+  for (const q of b.bgp?.lipPrefixes ?? []) {
+    const p = aPrefixes.find((x: AnnouncedPrefix) => prefixesOverlap(x, q));
+    if (p)
+      errors.push(
+        finding(
+          b.file,
+          q.pos,
+          `lip_prefix ${prefixToString(q)} overlaps lip_prefix ${prefixToString(p)} of ${where(p.pos, a.file)}: each node's LIPs need prefixes of their own`,
+        ),
+      );
+  }
+}
+
+/** Router ids distinct; one neighbour address, one AS. */
+function checkBgpPair(a: FullnatConfig, b: FullnatConfig, errors: NodeFinding[]): void {
+  if (!a.bgp || !b.bgp) return;
+  if (a.bgp.routerId === b.bgp.routerId)
+    errors.push(
+      finding(
+        b.file,
+        b.bgp.pos,
+        `router_id ${ipv4ToString(b.bgp.routerId)} is also the router_id of ${where(a.bgp.pos, a.file)}: each node needs its own BGP identifier`,
+      ),
+    );
+  for (const n of b.bgp.neighbors) {
+    const m = a.bgp.neighbors.find((x) => addressKey(x.addr) === addressKey(n.addr));
+    if (m && m.remoteAs !== n.remoteAs)
+      errors.push(
+        finding(
+          b.file,
+          n.pos,
+          `neighbor ${addressToString(n.addr)} has remote_as ${n.remoteAs} here but ${m.remoteAs} in ${where(m.pos, a.file)}: one router has one AS`,
+        ),
+      );
+  }
+}
+
+/** Every node should serve the same services with the same real servers: ECMP sends any client to any node. */
+function checkServices(nodes: readonly FullnatConfig[], warnings: NodeFinding[]): void {
+  const first = new Map<string, { node: FullnatConfig; svc: ServiceSpec }>();
+  for (const node of nodes)
+    for (const svc of node.services)
+      if (!first.has(svcKey(svc))) first.set(svcKey(svc), { node, svc });
+  for (const node of nodes) {
+    const own = new Map(node.services.map((s) => [svcKey(s), s]));
+    for (const [key, ref] of first) {
+      const svc = own.get(key);
+      if (!svc) {
+        warnings.push({
+          node: node.file,
+          file: node.file,
+          reason: `no virtual_server ${key} (${where(ref.svc.pos, ref.node.file)} has it): the router sends its clients to this node too`,
+        });
+        continue;
+      }
+      if (ref.node === node) continue;
+      if (svc.scheduler !== ref.svc.scheduler)
+        warnings.push(
+          finding(
+            node.file,
+            svc.pos,
+            `virtual_server ${key} schedules by ${svc.scheduler} here but by ${ref.svc.scheduler} in ${where(ref.svc.pos, ref.node.file)}`,
+          ),
+        );
+      else if (realSet(svc) !== realSet(ref.svc))
+        warnings.push(
+          finding(
+            node.file,
+            svc.pos,
+            `virtual_server ${key} has other real servers or weights than ${where(ref.svc.pos, ref.node.file)}: a client the router moves to another node ${svc.scheduler === 'mh' || svc.scheduler === 'sh' ? `gets another real server (${svc.scheduler} picks alike only from the same set)` : 'may get another real server'}`,
+          ),
+        );
+    }
+  }
+}
