@@ -5,6 +5,7 @@ import { TOA_POLICIES, type ToaPolicy } from '../engine/options.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket/index.js';
 import { runCtl } from '../control/ctl/index.js';
 import { runRs } from '../realserver/cli.js';
+import { runCheck } from './check.js';
 import { runDoctor } from './doctor.js';
 import {
   DEFAULT_LAB_CONNECTIONS,
@@ -198,6 +199,18 @@ export async function main(argv: string[]): Promise<number> {
         healthChecks: flags.healthChecks,
         takeover: flags.takeover === true,
       });
+    });
+
+  program
+    .command('check')
+    .description(
+      "check configuration files: each as 'run' reads it; several as one fleet's nodes (LIPs, router ids, neighbours' AS, services); one file's BGP neighbours routed",
+    )
+    .argument('<files...>', 'keepalived-style configuration files, one per node')
+    .option('--offline', "skip what needs this machine's network (the neighbours' routes)")
+    .option('--json', 'print one JSON document on stdout')
+    .action((files: string[], flags: { offline?: boolean; json?: boolean }) => {
+      code = runCheck(files, flags);
     });
 
   program
