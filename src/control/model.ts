@@ -326,6 +326,74 @@ export interface Snapshot {
    * or handing over.
    */
   ready?: boolean;
+  /** The fleet view: BGP sessions, announcements, a drain; absent on a node without `bgp` that never drained. */
+  cluster?: ClusterStatus;
+}
+
+/** The fleet's side of the LB (src/control/cluster/): told of what may move an announcement, shown in the snapshot. */
+export interface ClusterHooks {
+  changed(): void;
+  status(): ClusterStatus | undefined;
+}
+
+/** One BGP neighbour as the node's speaker last saw it. */
+export interface BgpSessionStatus {
+  /** The neighbour's address. */
+  addr: IpAddress;
+  remoteAs: number;
+  /**
+   * The BGP state bird reports: Established, Active, Connect, Idle, OpenSent…;
+   * `unknown` while bird does not answer, `missing` when bird has no such session.
+   */
+  state: string;
+  /** Established. */
+  up: boolean;
+  /** When bird last saw the session change, as bird prints it. */
+  since?: string;
+  /** bird's note on the last failure (`Socket: Connection refused`, `Error: Hold timer expired`). */
+  info?: string;
+  /** The BFD session's state (Up, Down, Init, `unknown`); absent when BFD is off for this neighbour. */
+  bfd?: string;
+}
+
+/** The BGP speaker: bird started by fullnat (`managed`) or one it writes an include for (`attached`). */
+export interface SpeakerStatus {
+  mode: 'managed' | 'attached';
+  /** Managed: bird's process is up; attached: bird answered the last poll. */
+  running: boolean;
+  pid?: number;
+  /** Times a managed bird was started again after it exited. */
+  restarts: number;
+  /** bird's control socket (`birdc -s SOCKET`). */
+  socket: string;
+  /** The file fullnat writes: bird's whole configuration, or the include an attached bird reads. */
+  config: string;
+  lastError?: string;
+  sessions: BgpSessionStatus[];
+}
+
+/** `ctl --drain` or SIGTERM with `drain_timeout`: VIPs withdrawn while the node's connections finish. */
+export interface DrainStatus {
+  active: boolean;
+  /** Unix ms. */
+  startedAt: number;
+  /** TCP connections not yet closing (not TIME_WAIT or CLOSE) when the drain started, and now. */
+  connectionsAtStart: number;
+  connectionsLeft: number;
+  /** Seconds the drain waits at most. */
+  timeout: number;
+  /** How it ended: `connections` (none left), `timeout`; absent while active. */
+  ended?: 'connections' | 'timeout';
+}
+
+export interface ClusterStatus {
+  /** Absent without a `bgp` block. */
+  speaker?: SpeakerStatus;
+  /** Prefixes announced now (`10.0.0.1/32`, `2001:db8::1/128`, LIP prefixes). */
+  announced: string[];
+  /** VIPs held back, and why: no service meets its quorum, or the node drains. */
+  withheld: Array<{ prefix: string; reason: 'quorum' | 'draining' }>;
+  drain?: DrainStatus;
 }
 
 /** A service by VIP:vport and protocol (TCP when absent: requests from before UDP). */
@@ -349,7 +417,12 @@ export type ControlRequest =
   /** Save the table, detach from the device and exit, leaving device and routes to a successor. */
   | { op: 'handover' }
   /** Stop for good: routes, device and the saved table go. */
-  | { op: 'shutdown' };
+  | { op: 'shutdown' }
+  /**
+   * Withdraw the VIPs, forward the established connections until they end or
+   * `timeout` seconds pass (default: drain_timeout, or 60 when that is 0), then stop.
+   */
+  | { op: 'drain'; timeout?: number };
 
 /** What the process that handed over says to its successor. */
 export interface HandoverReport {

@@ -42,9 +42,13 @@ const OP_FIELDS: Record<Op, readonly string[]> = {
   zero: [],
   handover: [],
   shutdown: [],
+  drain: ['timeout'],
 };
 
 const OPS = Object.keys(OP_FIELDS) as Op[];
+
+/** Upper bound on `drain.timeout`, seconds: a day. */
+export const MAX_DRAIN_TIMEOUT_S = 86_400;
 
 /** Upper bound on `connections.limit`; keeps one response line bounded. */
 export const MAX_CONNECTIONS_LIMIT = 10_000_000;
@@ -182,6 +186,12 @@ export function validateControlRequest(v: unknown): ValidationResult {
         if (v.force !== undefined && typeof v.force !== 'boolean')
           throw new InvalidRequest(`force must be true or false, got ${describe(v.force)}`);
         request = v.force === true ? { op: o, force: true } : { op: o };
+        break;
+      case 'drain':
+        request =
+          v.timeout === undefined
+            ? { op: o }
+            : { op: o, timeout: intIn(v.timeout, 1, MAX_DRAIN_TIMEOUT_S, 'timeout') };
         break;
       case 'connections':
         request =
