@@ -1,0 +1,133 @@
+/**
+ * What a fleet node announces, from the LB's state: its LIPs (always, until
+ * it exits: a draining node still needs the real servers' replies), and
+ * each VIP whose services meet their quorum, unless the node drains.
+ * A VIP is announced while at least one of its services is up: withdrawing
+ * it for one sick port would black-hole the healthy ones.
+ */
+import type { L4Protocol } from '../../engine/options.js';
+import {
+  addressFamily,
+  addressKey,
+  addressToString,
+  Ipv6Address,
+  type IpAddress,
+} from '../../wire/address.js';
+import type { Logger } from '../log.js';
+import type { AnnouncedPrefix, ClusterStatus } from '../model.js';
+
+/** One service as the announcement sees it. */
+export interface ServiceHealth {
+  vip: IpAddress;
+  vport: number;
+  protocol: L4Protocol;
+  /** The sum of its real servers' weights in force (0 for one a health check holds out). */
+  weightInForce: number;
+  /** keepalived's quorum: the least weightInForce at which the service counts as up. */
+  quorum: number;
+}
+
+export interface AnnounceInput {
+  services: ServiceHealth[];
+  /** Every LIP the services source connections from. */
+  lips: IpAddress[];
+  /** `lip_prefix`es; a LIP outside all of them is announced as a host route. */
+  lipPrefixes: AnnouncedPrefix[];
+  draining: boolean;
+}
+
+export type Withheld = ClusterStatus['withheld'][number];
+
+export interface Announcements {
+  /** Sorted prefix texts. */
+  announce: string[];
+  withheld: Withheld[];
+}
+
+const hostLength = (a: IpAddress): number => (addressFamily(a) === 4 ? 32 : 128);
+
+/** The address with the bits past `length` cleared: bird refuses a prefix with host bits set. */
+function networkOf(a: IpAddress, length: number): IpAddress {
+  if (typeof a === 'number') return length === 0 ? 0 : (a & (0xffffffff << (32 - length))) >>> 0;
+  const b = Uint8Array.from(a.bytes);
+  for (let i = 0; i < 16; i++) {
+    const keep = Math.max(0, Math.min(8, length - i * 8));
+    b[i] = b[i]! & ((0xff << (8 - keep)) & 0xff);
+  }
+  return Ipv6Address.fromBytes(b);
+}
+
+export function prefixText(a: IpAddress, length: number): string {
+  return `${addressToString(networkOf(a, length))}/${length}`;
+}
+
+function covers(p: AnnouncedPrefix, a: IpAddress): boolean {
+  if (addressFamily(p.addr) !== addressFamily(a)) return false;
+  return addressKey(networkOf(p.addr, p.length)) === addressKey(networkOf(a, p.length));
+}
+
+/** Pure: the prefixes a node with this state announces, and the VIPs it holds back. */
+export function announcements(input: AnnounceInput): Announcements {
+  const out = new Set<string>();
+  for (const p of input.lipPrefixes) out.add(prefixText(p.addr, p.length));
+  for (const lip of input.lips)
+    if (!input.lipPrefixes.some((p) => covers(p, lip))) out.add(prefixText(lip, hostLength(lip)));
+  const vips = new Map<string, { vip: IpAddress; up: boolean }>();
+  for (const s of input.services) {
+    const key = addressKey(s.vip);
+    const v = vips.get(key) ?? { vip: s.vip, up: false };
+    v.up ||= s.weightInForce >= s.quorum;
+    vips.set(key, v);
+  }
+  const withheld: Withheld[] = [];
+  for (const { vip, up } of vips.values()) {
+    const prefix = prefixText(vip, hostLength(vip));
+    if (input.draining) withheld.push({ prefix, reason: 'draining' });
+    else if (!up) withheld.push({ prefix, reason: 'quorum' });
+    else out.add(prefix);
+  }
+  withheld.sort((a, b) => a.prefix.localeCompare(b.prefix));
+  return { announce: [...out].sort(), withheld };
+}
+
+/** Where the announcements go: the BGP speaker. */
+export interface AnnounceTarget {
+  setPrefixes(prefixes: string[]): void;
+}
+
+/**
+ * Keeps the speaker's prefixes equal to `announcements(input)`: each update
+ * recomputes them; only a change reaches the speaker, and each prefix
+ * announced or withdrawn is logged once.
+ */
+export class Announcer {
+  private current: Announcements = { announce: [], withheld: [] };
+  private target: AnnounceTarget | undefined;
+
+  constructor(private readonly log: Logger) {}
+
+  /** The speaker (or none: without `bgp` the node announces nothing, but the view stays). */
+  attach(target: AnnounceTarget | undefined): void {
+    this.target = target;
+    target?.setPrefixes(this.current.announce);
+  }
+
+  get state(): Announcements {
+    return this.current;
+  }
+
+  update(input: AnnounceInput): void {
+    const next = announcements(input);
+    const before = new Set(this.current.announce);
+    const after = new Set(next.announce);
+    const reasons = new Map(next.withheld.map((w) => [w.prefix, w.reason]));
+    for (const p of next.announce)
+      if (!before.has(p)) this.log.info({ prefix: p }, 'announcing prefix');
+    for (const p of this.current.announce)
+      if (!after.has(p))
+        this.log.warn({ prefix: p, reason: reasons.get(p) ?? 'removed' }, 'withdrawing prefix');
+    this.current = next;
+    if (before.size !== after.size || [...after].some((p) => !before.has(p)))
+      this.target?.setPrefixes(next.announce);
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * A fleet node's part of `fullnat run`: the BGP speaker (when the config
+ * has a `bgp` block), the announcements it carries, and drains. The LB
+ * calls `changed()` after anything that may move an announcement (a health
+ * check's verdict, a ctl change, a reload); the process owns start, stop
+ * and the exit a drain ends in.
+ *
+ * Without a `bgp` block nothing runs here: no bird, no timer, no log line;
+ * only a drain (ctl --drain, or SIGTERM with drain_timeout) starts one.
+ */
+import type { Engine } from '../../engine/engine.js';
+import type { Logger } from '../log.js';
+import type { BgpSpec, ClusterStatus, DrainStatus, FullnatConfig } from '../model.js';
+import { Announcer } from './announcer.js';
+import { BirdSpeaker, type BirdSpeakerOptions } from './bird.js';
+import { Drain, type DrainEnd } from './drain.js';
+import { drainingConnections, localAddresses, serviceHealth } from './lb-view.js';
+
+/** The LB as the cluster reads it. */
+export interface ClusterLb {
+  readonly config: FullnatConfig;
+  readonly engine: Engine;
+}
+
+export interface ClusterOptions {
+  log: Logger;
+  /** Called once when a drain ends: the process stops. */
+  onDrained: (how: DrainEnd) => void;
+  /** For tests: bird's binary, poll period, restart backoff. */
+  speaker?: Pick<BirdSpeakerOptions, 'birdPath' | 'pollMs' | 'restartMinMs' | 'restartMaxMs'>;
+}
+
+/** Two specs that need different speakers (not just a rewritten file). */
+function speakerKind(bgp: BgpSpec | undefined, stateDir: string): string {
+  if (!bgp) return 'none';
+  return bgp.birdSocket !== undefined && bgp.birdInclude !== undefined
+    ? `attached ${bgp.birdSocket} ${bgp.birdInclude}`
+    : `managed ${stateDir}`;
+}
+
+export class Cluster {
+  private speaker: BirdSpeaker | undefined;
+  private kind = 'none';
+  private readonly announcer: Announcer;
+  private readonly drainer: Drain;
+  private stopped = false;
+
+  constructor(
+    private readonly lb: ClusterLb,
+    private readonly opts: ClusterOptions,
+  ) {
+    this.announcer = new Announcer(opts.log);
+    this.drainer = new Drain(
+      () => drainingConnections(lb.engine),
+      opts.log,
+      (how) => opts.onDrained(how),
+    );
+  }
+
+  /** Starts the speaker when the config has `bgp`; otherwise does nothing. */
+  start(): void {
+    this.sync();
+  }
+
+  /** The LB's state or config changed: announcements recomputed, a changed `bgp` block applied. */
+  changed(): void {
+    if (this.stopped) return;
+    this.sync();
+  }
+
+  /** Starts a drain (or returns the running one): VIPs withdrawn, the process stops when it ends. */
+  drain(timeoutS: number, why: string): DrainStatus {
+    const s = this.drainer.start(timeoutS, why);
+    this.sync();
+    return s;
+  }
+
+  get draining(): boolean {
+    return this.drainer.active;
+  }
+
+  status(): ClusterStatus | undefined {
+    const drain = this.drainer.status();
+    if (!this.speaker && !drain) return undefined;
+    const a = this.announcer.state;
+    return {
+      ...(this.speaker ? { speaker: this.speaker.status() } : {}),
+      announced: [...a.announce],
+      withheld: a.withheld.map((w) => ({ ...w })),
+      ...(drain ? { drain } : {}),
+    };
+  }
+
+  /** Stops the speaker (bird says goodbye to its neighbours) and any drain's wait. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.drainer.cancel();
+    const s = this.speaker;
+    this.speaker = undefined;
+    this.kind = 'none';
+    await s?.stop();
+  }
+
+  private sync(): void {
+    const bgp = this.lb.config.bgp;
+    const stateDir = this.lb.config.defs.stateDir;
+    const kind = speakerKind(bgp, stateDir);
+    let fresh = false;
+    if (kind !== this.kind) {
+      const old = this.speaker;
+      this.announcer.attach(undefined);
+      if (old) {
+        this.opts.log.info('bgp block changed or removed: stopping the BGP speaker');
+        void old.stop();
+      }
+      this.kind = kind;
+      this.speaker = bgp
+        ? new BirdSpeaker({ bgp, stateDir, log: this.opts.log, ...this.opts.speaker })
+        : undefined;
+      fresh = true;
+    }
+    if (!bgp || !this.speaker) return;
+    if (!fresh) this.speaker.setSpec(bgp);
+    this.announcer.update({
+      services: serviceHealth(this.lb.engine, this.lb.config),
+      lips: localAddresses(this.lb.engine),
+      lipPrefixes: bgp.lipPrefixes,
+      draining: this.drainer.started,
+    });
+    if (fresh) {
+      this.speaker.start(this.announcer.state.announce);
+      this.announcer.attach(this.speaker);
+    }
+  }
+}
