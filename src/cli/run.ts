@@ -1,3 +1,6 @@
+import { Cluster } from '../control/cluster/cluster.js';
+import { findBird } from '../control/cluster/bird.js';
+import { DEFAULT_CTL_DRAIN_TIMEOUT_S } from '../control/cluster/drain.js';
 import { ConfigError, loadConfig } from '../control/config/index.js';
 import { LoadBalancer } from '../control/lb.js';
 import { createLogger, type Logger } from '../control/log.js';
@@ -60,6 +63,12 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     console.error(`fullnat run: ${tun.reason}`);
     return 1;
   }
+  if (config.bgp && config.bgp.birdSocket === undefined && !findBird()) {
+    console.error(
+      'fullnat run: the bgp block needs bird2 (`bird` not found on PATH or in /usr/sbin): apt-get install bird2',
+    );
+    return 1;
+  }
   const defs = config.defs;
   const sock = defs.controlSocket;
   const predecessor = (await probeSocket(sock, 1000)) === 'listening';
@@ -99,6 +108,9 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
   );
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
+  // Every run has one; without a `bgp` block it starts nothing (no bird, no timer) unless asked to drain.
+  const cluster = new Cluster(lb, { log, onDrained: () => shutdown('drained') });
+  lb.cluster = cluster;
   try {
     // Attached, not read: what the kernel steers here waits until the table is in.
     lb.openDevice();
@@ -141,8 +153,11 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
       metrics = await startMetricsWithRetry(defs.metrics, lb, log);
       log.info({ listen: `${metrics.host}:${metrics.port}` }, 'metrics on /metrics');
     }
+    // Announced once forwarding: a router sends traffic here only when it can be served.
+    cluster.start();
   } catch (e) {
     log.error({ err: (e as Error).message }, 'start failed');
+    await cluster.stop();
     await control?.close();
     if (predecessor || defs.handover) {
       // The connections came with us: leave them, device and routes to the next start.
@@ -174,6 +189,8 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     sdNotify('STOPPING=1');
     checkpoints.stop();
     void (async () => {
+      // Withdrawn first: routers stop sending here before the routes into the device go.
+      await cluster.stop();
       await metrics?.close();
       // A `ctl --shutdown` gets its answer before the socket goes.
       await control?.closeGracefully(500);
@@ -213,6 +230,8 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     setImmediate(() => {
       void (async () => {
         await control?.closeGracefully(1000);
+        // The successor starts its own speaker; this one's bird goes with this process.
+        await cluster.stop();
         finish(0);
       })();
     });
@@ -227,6 +246,12 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
           setImmediate(() => shutdown('ctl --shutdown'));
           return { ok: true };
         }
+        if (req.op === 'drain') {
+          if (exiting) return { ok: false, error: 'already exiting' };
+          const d = lb.config.defs.drainTimeout;
+          cluster.drain(req.timeout ?? (d > 0 ? d : DEFAULT_CTL_DRAIN_TIMEOUT_S), 'ctl --drain');
+          return { ok: true, snapshot: lb.snapshot() };
+        }
         const res = await lb.handle(req);
         if (req.op === 'reload' && res.ok && lb.config.defs.handover)
           checkpoints.setInterval(lb.config.defs.checkpointInterval);
@@ -240,7 +265,11 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     if (r.ok && lb.config.defs.handover) checkpoints.setInterval(lb.config.defs.checkpointInterval);
   };
   const onTerm = (): void => {
+    const d = lb.config.defs;
     if (defs.handover) void handOverAndExit('SIGTERM');
+    // A second SIGTERM while draining stops at once.
+    else if (d.drainTimeout > 0 && !cluster.draining && !exiting)
+      cluster.drain(d.drainTimeout, 'SIGTERM');
     else shutdown('SIGTERM');
   };
   const onInt = (): void => shutdown('SIGINT');

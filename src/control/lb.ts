@@ -37,6 +37,7 @@ import {
   type AddressRoles,
 } from './rules.js';
 import type {
+  ClusterHooks,
   ConnectionStatus,
   ControlApi,
   ControlRequest,
@@ -107,6 +108,8 @@ export class LoadBalancer implements ControlApi {
   private tunStatsWarned = false;
   /** net.ipv6.conf.all.forwarding set (the first IPv6 VIP or LIP routed into the device). */
   private ipv6Forwarding = false;
+  /** Set by `fullnat run` (every run: without `bgp` it does nothing until a drain). */
+  cluster: ClusterHooks | undefined;
 
   constructor(
     readonly configPath: string,
@@ -425,6 +428,7 @@ export class LoadBalancer implements ControlApi {
       },
       msg,
     );
+    this.cluster?.changed();
   }
 
   // ---- routes ----------------------------------------------------------------------
@@ -562,6 +566,7 @@ export class LoadBalancer implements ControlApi {
       `+${diff.addedServices.length} -${diff.removedServices.length} ~${diff.changedServices.length} services` +
       (diff.changedDefs.length ? `; defs: ${diff.changedDefs.join(', ')}` : '');
     this.deps.log.info({ summary }, 'configuration reloaded');
+    this.cluster?.changed();
     return { ok: true, summary };
   }
 
@@ -607,6 +612,7 @@ export class LoadBalancer implements ControlApi {
       counters.io_tx_super_packets = this.loop.stats.txSuperPackets;
     }
     const tunKernel = this.tunKernelStatus();
+    const cluster = this.cluster?.status();
     return {
       services,
       counters,
@@ -615,6 +621,7 @@ export class LoadBalancer implements ControlApi {
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
       ready: this.ready,
+      ...(cluster ? { cluster } : {}),
     };
   }
 
@@ -674,7 +681,11 @@ export class LoadBalancer implements ControlApi {
 
   async handle(req: ControlRequest): Promise<ControlResponse> {
     try {
-      return this.apply(req);
+      const res = this.apply(req);
+      // A service, RS, weight or LIP changed by ctl may move an announcement (reload says so itself).
+      if (res.ok && !['snapshot', 'connections', 'reload'].includes(req.op))
+        this.cluster?.changed();
+      return res;
     } catch (e) {
       return { ok: false, error: (e as Error).message };
     }
@@ -781,6 +792,7 @@ export class LoadBalancer implements ControlApi {
         return { ok: true };
       case 'handover':
       case 'shutdown':
+      case 'drain':
         // Exits are the process's (src/cli/run.ts), which answers these before they get here.
         return { ok: false, error: `${req.op} is not available without fullnat run` };
     }
