@@ -39,6 +39,8 @@ export type CtlCommand =
   | { kind: 'list'; view: ListView; service?: ServiceKey; exact: boolean }
   | { kind: 'connections' }
   | { kind: 'laddrs'; service?: ServiceKey }
+  | { kind: 'cluster' }
+  | { kind: 'drain' }
   | { kind: 'request'; request: ControlRequest };
 
 /** A command line ipvsadm would also reject, or one fullnat cannot honour. Exit code 2. */
@@ -238,6 +240,10 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
       return { kind: 'request', request: { op: 'shutdown' } };
     case 'zero':
       return { kind: 'request', request: { op: 'zero' } };
+    case 'drain':
+      return { kind: 'drain' };
+    case 'cluster':
+      return { kind: 'cluster' };
     case 'list': {
       const stats = opts.has('stats');
       const rate = opts.has('rate');

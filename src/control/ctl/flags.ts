@@ -18,6 +18,8 @@ export type CommandKey =
   | 'reload'
   | 'handover'
   | 'shutdown'
+  | 'drain'
+  | 'cluster'
   | 'help'
   | 'version';
 
@@ -58,6 +60,8 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'reload', command: true, short: [], long: ['reload'], arg: false },
   { key: 'handover', command: true, short: [], long: ['handover'], arg: false },
   { key: 'shutdown', command: true, short: [], long: ['shutdown'], arg: false },
+  { key: 'drain', command: true, short: [], long: ['drain'], arg: false },
+  { key: 'cluster', command: true, short: [], long: ['cluster'], arg: false },
   { key: 'help', command: true, short: ['h'], long: ['help'], arg: false },
   { key: 'version', command: true, short: ['v'], long: ['version'], arg: false },
   { key: 'service', command: false, short: ['t'], long: ['tcp-service'], arg: true },
@@ -148,6 +152,8 @@ export const NAMES: Record<CommandKey | OptionKey, string> = {
   reload: 'reload',
   handover: 'handover',
   shutdown: 'shutdown',
+  drain: 'drain',
+  cluster: 'cluster',
   help: 'help',
   version: 'version',
   service: 'service-address',
@@ -190,6 +196,8 @@ export const COMMAND_OPTIONS: Record<CommandKey, { required: OptionKey[]; option
     reload: { required: [], optional: ['force'] },
     handover: { required: [], optional: [] },
     shutdown: { required: [], optional: [] },
+    drain: { required: [], optional: [] },
+    cluster: { required: [], optional: ['numeric'] },
     help: { required: [], optional: [] },
     version: { required: [], optional: [] },
   };

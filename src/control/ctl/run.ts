@@ -18,6 +18,7 @@ import {
   selectServices,
   type FormatOptions,
 } from './ipvsadm-format.js';
+import { formatCluster, formatDrainStarted } from './cluster-format.js';
 import { computeRates } from './rates.js';
 import { usage } from './usage.js';
 
@@ -122,6 +123,14 @@ export async function runCtl(
       case 'request':
         await call(socketPath, cmd.request, timeoutMs);
         return 0;
+      case 'cluster':
+        emit(formatCluster(await snapshot(socketPath, timeoutMs)));
+        return 0;
+      case 'drain': {
+        const res = await call(socketPath, { op: 'drain' }, timeoutMs);
+        if (res.snapshot) emit(formatDrainStarted(res.snapshot));
+        return 0;
+      }
       case 'connections': {
         const res = await call(socketPath, { op: 'connections' }, timeoutMs);
         emit(formatConnections(res.connections ?? []));
