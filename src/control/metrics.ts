@@ -24,6 +24,14 @@
  *   fullnat_service_local_addresses           gauge    {service}
  *   fullnat_real_server_*                     the same per RS {service, real_server},
  *                                             plus _weight, _effective_weight, _up
+ *   fullnat_bgp_session_up                    gauge    {neighbor} 1 while the BGP session is Established
+ *   fullnat_bfd_session_up                    gauge    {neighbor} 1 while its BFD session is Up (BFD on only)
+ *   fullnat_bgp_announced_prefixes            gauge    prefixes announced now (VIPs and LIPs)
+ *   fullnat_bgp_prefix_announced              gauge    {prefix} 1 announced, 0 a VIP held back (quorum, drain)
+ *   fullnat_drain_active                      gauge    1 while draining
+ *   fullnat_drain_connections_left            gauge    TCP connections the drain still waits for
+ *                                                      (the fleet's families are empty, or 0, on a
+ *                                                      node without `bgp` that never drained)
  *   fullnat_process_* / fullnat_nodejs_*      prom-client's default process metrics
  *
  * Labels: service="VIP:port", real_server="RS:port", as ctl prints them:
@@ -36,7 +44,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 import { COUNTER_NAMES } from '../engine/counters.js';
 import { DEVICE_STAT_FILES, type DeviceStatName } from '../io/device-stats.js';
-import { endpointToString } from '../wire/address.js';
+import { addressToString, endpointToString } from '../wire/address.js';
 import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
 
 const IO_COUNTERS: readonly (readonly [string, string])[] = [
@@ -273,6 +281,67 @@ export function createMetricsRegistry(
       },
     });
   }
+
+  // The fleet (Snapshot.cluster): BGP and BFD per neighbour, the announcements, a drain.
+  new Gauge<'neighbor'>({
+    name: 'fullnat_bgp_session_up',
+    help: '1 while the BGP session with the neighbour is Established, else 0.',
+    labelNames: ['neighbor'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of current().cluster?.speaker?.sessions ?? [])
+        this.set({ neighbor: addressToString(s.addr) }, s.up ? 1 : 0);
+    },
+  });
+  new Gauge<'neighbor'>({
+    name: 'fullnat_bfd_session_up',
+    help: '1 while the BFD session with the neighbour is Up, else 0; only neighbours with BFD on.',
+    labelNames: ['neighbor'],
+    registers,
+    collect() {
+      this.reset();
+      for (const s of current().cluster?.speaker?.sessions ?? [])
+        if (s.bfd !== undefined)
+          this.set({ neighbor: addressToString(s.addr) }, s.bfd === 'Up' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'fullnat_bgp_announced_prefixes',
+    help: 'Prefixes this node announces now: its VIPs in service and its LIPs.',
+    registers,
+    collect() {
+      this.set(current().cluster?.announced.length ?? 0);
+    },
+  });
+  new Gauge<'prefix'>({
+    name: 'fullnat_bgp_prefix_announced',
+    help: '1 for a prefix announced now, 0 for a VIP held back (no service meets its quorum, or draining).',
+    labelNames: ['prefix'],
+    registers,
+    collect() {
+      this.reset();
+      const c = current().cluster;
+      for (const p of c?.announced ?? []) this.set({ prefix: p }, 1);
+      for (const w of c?.withheld ?? []) this.set({ prefix: w.prefix }, 0);
+    },
+  });
+  new Gauge({
+    name: 'fullnat_drain_active',
+    help: '1 while the node drains (VIPs withdrawn, established connections finishing), else 0.',
+    registers,
+    collect() {
+      this.set(current().cluster?.drain?.active ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'fullnat_drain_connections_left',
+    help: 'TCP connections (not TIME_WAIT or CLOSE) the running or last drain waits for.',
+    registers,
+    collect() {
+      this.set(num(current().cluster?.drain?.connectionsLeft ?? 0));
+    },
+  });
 
   if (opts.defaultMetrics !== false) {
     // Yields fullnat_process_* and fullnat_nodejs_*; a "fullnat_process_" prefix would stutter.
