@@ -10,6 +10,7 @@
 #   nginx      an unmodified real server in the end-to-end tests
 #   dnsmasq-base, bind9-dnsutils   an unmodified UDP server (DNS) and its client (dig) in the UDP end-to-end test
 #   chromium   headless screenshot of doctor's HTML report
+#   bird2      the BGP speaker a fleet node runs, and the router of the cluster tests and lab
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
 # Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
 # error (exit 1): the tests that need it would skip, and CI must not pass by skipping.
@@ -29,19 +30,20 @@ declare -A need=(
   [dnsmasq]="dnsmasq-base: an unmodified DNS server behind the LB in the UDP end-to-end test (its query log names the client)"
   [dig]="bind9-dnsutils: dig, the DNS client of the UDP end-to-end test"
   [chromium]="chromium: renders doctor's HTML report in a headless screenshot test"
+  [bird]="bird2: the BGP (and BFD) speaker of a fleet node, and the router in the cluster tests and lab"
   [iperf3]="iperf3: throughput in npm run bench -- net"
   [wrk]="wrk: connections per second and latency in npm run bench -- net"
   [haproxy]="haproxy: the peer fullnat is compared with in npm run bench -- net"
   [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
   [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
     # The interpreter test/support/scapy.ts runs: Debian's, for which python3-scapy installs.
     scapy) /usr/bin/python3.11 -c 'import scapy.layers.inet6' >/dev/null 2>&1 ;;
-    bpftool | nft | ethtool | haproxy | dnsmasq) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+    bpftool | nft | ethtool | haproxy | dnsmasq | bird) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }
