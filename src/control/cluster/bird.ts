@@ -231,23 +231,25 @@ export class BirdSpeaker {
     void this.configure();
   }
 
-  /** Asks bird to re-read its file, one request at a time; the poll retries what failed. */
+  /** Asks bird to re-read its file, one request at a time; the poll (every second) retries what failed. */
   private configure(): Promise<void> {
     if (this.configuring) return this.configuring;
     const target = this.written;
     if (target === this.applied) return Promise.resolve();
     this.configuring = (async () => {
+      let ok = false;
       try {
         await birdConfigure(this.socketPath);
         this.applied = target;
+        ok = true;
         this.opts.log.info({ prefixes: this.prefixes }, 'bird reconfigured');
       } catch (e) {
         this.noteError(`configure: ${(e as Error).message}`);
       } finally {
         this.configuring = undefined;
       }
-      if (!this.stopped && this.written !== this.applied && this.birdAnswered)
-        await this.configure();
+      // A change written meanwhile goes at once; a failure waits for the next poll, not a tight loop.
+      if (ok && !this.stopped && this.written !== this.applied) await this.configure();
     })();
     return this.configuring;
   }
