@@ -159,7 +159,7 @@ function heldConnection(): { proc: ChildProcess; out: () => string; finish: () =
   return { proc, out: () => out, finish: () => void proc.stdin!.write('again\n') };
 }
 
-/** The pid in the node's bird.pid, and whether that bird runs. */
+/** The pid in the node's bird.pid (removed when fullnat stops its bird). */
 function nodeBird(): number {
   return Number(readFileSync(join(stateDir, 'bird.pid'), 'utf8').trim());
 }
@@ -248,10 +248,10 @@ test(
     const m = lab.exec('lb', 'curl', ['-s', '-m', '5', 'http://127.0.0.1:9400/metrics']);
     assert.match(m, /^fullnat_drain_active 1$/m);
     assert.match(m, /^fullnat_drain_connections_left 1$/m);
+    const pid = nodeBird();
     // The established connection still works through the draining node.
     conn.finish();
     await until('second response', () => conn.out().includes('"response":2'), 5000);
-    const pid = nodeBird();
     const code = await exited(lbProc!, 3000);
     assert.equal(code, 0);
     assert.match(lbLog, /"ended":"connections"/);
