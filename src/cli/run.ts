@@ -229,9 +229,10 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     // Answer first (the control connection gets its reply), then go.
     setImmediate(() => {
       void (async () => {
+        // Released before the socket goes: the successor adopts bird only once this socket is gone,
+        // and the router never sees the node leave.
+        await cluster.release();
         await control?.closeGracefully(1000);
-        // The successor starts its own speaker; this one's bird goes with this process.
-        await cluster.stop();
         finish(0);
       })();
     });

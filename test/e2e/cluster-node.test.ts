@@ -117,9 +117,9 @@ const same = (want: string[]) => (): boolean =>
   JSON.stringify(routes()) === JSON.stringify([...want].sort());
 const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock, args);
 
-function startLb(): ChildProcess {
+function startLb(extra: string[] = []): ChildProcess {
   lbLog = '';
-  const p = lab.spawn('lb', process.execPath, [cli, 'run', '-f', confPath]);
+  const p = lab.spawn('lb', process.execPath, [cli, 'run', '-f', confPath, ...extra]);
   p.stderr!.on('data', (c: Buffer) => (lbLog += c.toString()));
   lbProc = p;
   return p;
@@ -280,12 +280,55 @@ test(
   },
 );
 
+/** The router's view of its session with the node: state and since when (changes if it ever dropped). */
+function routerSession(): string {
+  const out = lab.exec('router', tools.birdc, ['-s', router.sock, 'show', 'protocols']);
+  const line = out.split('\n').find((l) => l.startsWith('peer1 '));
+  return line?.trim().split(/\s+/).slice(3).join(' ') ?? '';
+}
+
 test(
-  'fullnat killed with SIGKILL: its bird goes with it and the router withdraws the node',
+  'fullnat run --takeover: the successor adopts bird; the router keeps the session and the routes throughout',
   { skip },
   async () => {
     startLb();
     await until('announced again', same([VIP_ROUTE, LIP_ROUTE]));
+    await until('session up at the router', () => routerSession().startsWith('up '), 10_000);
+    const before = routerSession();
+    const pid = nodeBird();
+    const old = lbProc!;
+    const successor = startLb(['--takeover']);
+    let lost = 0;
+    let polls = 0;
+    const watching = (async () => {
+      while (successor.exitCode === null && !/"msg":"ready"/.test(lbLog)) {
+        polls++;
+        if (!same([VIP_ROUTE, LIP_ROUTE])()) lost++;
+        await sleep(50);
+      }
+    })();
+    const code = await exited(old, 15_000);
+    assert.equal(code, 0);
+    await until('successor ready', () => /"msg":"ready"/.test(lbLog), 15_000);
+    await watching;
+    await until('bird adopted', () => /bird adopted from the predecessor/.test(lbLog), 5000);
+    assert.ok(polls > 0);
+    assert.equal(lost, 0, `the router lost the node's routes in ${lost} of ${polls} looks`);
+    assert.equal(nodeBird(), pid, 'the same bird');
+    assert.equal(routerSession(), before, 'the router session never dropped');
+    // Past the released bird's wait for adoption: still running, still announcing.
+    await sleep(11_000);
+    assert.ok(alive(pid));
+    assert.ok(same([VIP_ROUTE, LIP_ROUTE])());
+    assert.match(ctl(['--cluster']).out, new RegExp(`running \\(pid ${pid}\\)`));
+  },
+);
+
+test(
+  'fullnat killed with SIGKILL: its bird goes with it and the router withdraws the node',
+  { skip },
+  async () => {
+    // The adopted bird of the test before: its watchdog is the successor's.
     const pid = nodeBird();
     assert.ok(alive(pid));
     lbProc!.kill('SIGKILL');

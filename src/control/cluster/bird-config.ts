@@ -97,7 +97,8 @@ export function birdConfig(bgp: BgpSpec, prefixes: string[], opts: BirdConfigOpt
   const v6 = prefixes.filter((p) => prefixFamily(p) === 6);
   const lines = ['# Written by fullnat; rewritten whenever what it announces changes.'];
   if (opts.mode !== 'include') {
-    lines.push(`router id ${ipv4Text(bgp.routerId)};`, 'log stderr all;', '', 'protocol device {}');
+    // Not stderr: bird outlives this process across a handover, and a write to a closed pipe would kill it.
+    lines.push(`router id ${ipv4Text(bgp.routerId)};`, 'log syslog all;', '', 'protocol device {}');
   }
   // Both static protocols always exist, so the filter's names resolve and a first IPv6 VIP is an edit, not a new protocol.
   lines.push(

@@ -7,10 +7,18 @@
  *
  * A managed bird runs under a small `sh` watchdog whose stdin is a pipe
  * from this process: when fullnat dies, even by SIGKILL, the pipe closes,
- * the watchdog's `cat` sees EOF and stops bird (SIGTERM: bird says goodbye
- * to its neighbours, which withdraw this node at once). A bird that exits
- * on its own is started again with backoff, from the same file, so its
+ * the watchdog sees EOF and stops bird (SIGTERM: bird says goodbye to its
+ * neighbours, which withdraw this node at once). A bird that exits on its
+ * own is started again with backoff, from the same file, so its
  * announcements come back.
+ *
+ * A handover passes bird on instead: the old process writes `release` to
+ * the watchdog, which lets bird run; the successor finds it by bird.pid,
+ * adopts it under a watchdog of its own and marks the adoption in
+ * bird.adopted. Its BGP sessions never drop, so the router keeps sending
+ * this node's flows here across an upgrade. A released bird that nobody
+ * adopts within ADOPT_WAIT_MS is stopped: a node with no fullnat must not
+ * go on announcing.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,23 +34,39 @@ import { parseBfdSessions, parseProtocols } from './bird-status.js';
 export const BIRD_CONFIG_FILE = 'bird.conf';
 export const BIRD_SOCKET_FILE = 'bird.ctl';
 export const BIRD_PID_FILE = 'bird.pid';
+/** bird's own stderr (start-up and fatal messages), kept for the report when it exits. */
+export const BIRD_STDERR_FILE = 'bird.stderr';
+/** Made by the process that adopts a released bird; the releasing watchdog waits for it. */
+export const BIRD_ADOPTED_FILE = 'bird.adopted';
+/** How long a released bird waits to be adopted before its old watchdog stops it. */
+export const ADOPT_WAIT_MS = 10_000;
 
 /**
- * The watchdog: bird in the background without the pipe, `cat` on the
- * pipe (fd 3: a background job's stdin is /dev/null), bird stopped when
- * `cat` ends; the watchdog exits with bird's status.
+ * The watchdog, in `sh`. Environment: BIRD_ADOPT (a running bird's pid to
+ * watch) or the bird command line as arguments; BIRD_STDERR, BIRD_ADOPTED,
+ * BIRD_ADOPT_WAIT (tenths of a second). The pipe is read on fd 3 (a
+ * background job's stdin is /dev/null): EOF stops bird; a line `release`
+ * ends the watchdog and leaves bird to be adopted, stopping it if nobody
+ * does in time. The watchdog exits when bird does (with its status when it
+ * is bird's parent), which is how this process learns of a crash.
  */
 const WATCHDOG = [
   'exec 3<&0 </dev/null',
-  '"$0" "$@" 3<&- &',
-  'b=$!',
-  '{ cat <&3 >/dev/null; kill "$b" 2>/dev/null; } &',
-  'w=$!',
+  'if [ -n "$BIRD_ADOPT" ]; then b=$BIRD_ADOPT; else "$0" "$@" 3<&- 2>"$BIRD_STDERR" & b=$!; fi',
+  'm=$$',
+  '{',
+  '  exec 2>/dev/null',
+  '  read -r l <&3',
+  '  if [ "$l" = release ]; then',
+  '    kill "$m"',
+  '    i=0',
+  '    while [ "$i" -lt "$BIRD_ADOPT_WAIT" ]; do [ -e "$BIRD_ADOPTED" ] && exit 0; sleep 0.1; i=$((i + 1)); done',
+  '  fi',
+  '  kill "$b"',
+  '} &',
   'exec 3<&-',
+  'if [ -n "$BIRD_ADOPT" ]; then while kill -0 "$b" 2>/dev/null; do sleep 0.2; done; exit 0; fi',
   'wait "$b"',
-  's=$?',
-  'kill "$w" 2>/dev/null',
-  'exit "$s"',
 ].join('\n');
 
 export interface BirdSpeakerOptions {
@@ -57,6 +81,8 @@ export interface BirdSpeakerOptions {
   /** First and largest wait before a crashed bird is started again; default 500 ms and 30 s. */
   restartMinMs?: number;
   restartMaxMs?: number;
+  /** How long a released bird waits for a successor; default ADOPT_WAIT_MS. */
+  adoptWaitMs?: number;
 }
 
 /** A run this long resets the restart backoff to its first step. */
@@ -105,7 +131,6 @@ export class BirdSpeaker {
   private pollTimer: NodeJS.Timeout | undefined;
   private polling = false;
   private stopped = true;
-  private stderrTail: string[] = [];
   private lastError: string | undefined;
   /** The text on disk, and the text bird is known to run (it read it at start or accepted a configure). */
   private written = '';
@@ -130,7 +155,7 @@ export class BirdSpeaker {
     this.stopped = false;
     this.prefixes = [...prefixes].sort();
     this.write();
-    if (this.mode === 'managed') this.spawnBird();
+    if (this.mode === 'managed') void this.startManaged();
     else void this.configure();
     this.pollTimer = setInterval(() => void this.poll(), this.opts.pollMs ?? 1000);
     this.pollTimer.unref();
@@ -212,6 +237,32 @@ export class BirdSpeaker {
     rmSync(join(this.opts.stateDir, BIRD_PID_FILE), { force: true });
   }
 
+  /**
+   * The old side of a handover: stops watching bird and leaves it running,
+   * announcing what it announces, for the successor to adopt (see the top
+   * of this file). An attached bird is simply left as it is.
+   */
+  async release(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.pollTimer = undefined;
+    this.restartTimer = undefined;
+    const child = this.child;
+    if (this.mode === 'attached' || !child) return;
+    rmSync(join(this.opts.stateDir, BIRD_ADOPTED_FILE), { force: true });
+    await new Promise<void>((resolve) => {
+      const late = setTimeout(resolve, STOP_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(late);
+        resolve();
+      });
+      child.stdin?.end('release\n');
+    });
+    this.opts.log.info({ pid: this.birdPid() }, 'bird left running for the successor');
+  }
+
   // ---- the file ------------------------------------------------------------------
 
   private text(): string {
@@ -265,19 +316,41 @@ export class BirdSpeaker {
     }
   }
 
-  /** A bird left by an earlier fullnat whose watchdog died with it would hold the socket and the sessions. */
-  private stopLeftover(): void {
+  /** The bird named by bird.pid when it is still running. */
+  private runningBird(): number | undefined {
     const pid = this.birdPid();
-    if (pid === undefined) return;
-    let comm: string;
+    if (pid === undefined) return undefined;
     try {
-      comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      return readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'bird' ? pid : undefined;
     } catch {
-      return;
+      return undefined;
     }
-    if (comm !== 'bird') return;
-    this.opts.log.warn({ pid }, 'stopping a bird left over by an earlier run');
-    signal(pid, 'SIGKILL');
+  }
+
+  /**
+   * A running bird in this state_dir is adopted when its socket answers (a
+   * predecessor released it); otherwise it is a leftover holding the
+   * socket and the sessions, and goes.
+   */
+  private async startManaged(): Promise<void> {
+    const pid = this.runningBird();
+    if (pid !== undefined) {
+      let answers = false;
+      try {
+        await birdCommands(this.socketPath, ['show status']);
+        answers = true;
+      } catch {
+        // not answering: a leftover
+      }
+      if (this.stopped) return;
+      if (answers && this.runningBird() === pid) {
+        this.watch(pid);
+        return;
+      }
+      this.opts.log.warn({ pid }, 'stopping a bird left over by an earlier run');
+      signal(pid, 'SIGKILL');
+    }
+    this.spawnBird();
   }
 
   private spawnBird(): void {
@@ -287,28 +360,37 @@ export class BirdSpeaker {
       this.scheduleRestart();
       return;
     }
-    this.stopLeftover();
     const pidFile = join(this.opts.stateDir, BIRD_PID_FILE);
     const args = ['-f', '-c', this.configPath, '-s', this.socketPath, '-P', pidFile];
+    this.watch(undefined, bird, args);
+  }
+
+  /** Runs the watchdog over a new bird (`bird`, `args`) or over the running `adopt`. */
+  private watch(adopt: number | undefined, bird = 'bird', args: string[] = []): void {
+    const dir = this.opts.stateDir;
     const child = spawn('sh', ['-c', WATCHDOG, bird, ...args], {
-      stdio: ['pipe', 'ignore', 'pipe'],
+      stdio: ['pipe', 'ignore', 'ignore'],
+      env: {
+        ...process.env,
+        BIRD_ADOPT: adopt === undefined ? '' : String(adopt),
+        BIRD_STDERR: join(dir, BIRD_STDERR_FILE),
+        BIRD_ADOPTED: join(dir, BIRD_ADOPTED_FILE),
+        BIRD_ADOPT_WAIT: String(Math.ceil((this.opts.adoptWaitMs ?? ADOPT_WAIT_MS) / 100)),
+      },
     });
     this.child = child;
     this.childStartedAt = Date.now();
-    // bird reads the file as it is now; a configure is needed only for later changes.
-    this.applied = this.written;
-    this.stderrTail = [];
+    if (adopt === undefined) {
+      // bird reads the file as it is now; a configure is needed only for later changes.
+      this.applied = this.written;
+    } else {
+      // The predecessor's file may differ from ours: bird re-reads it, its sessions stay up.
+      this.applied = '';
+      writeFileSync(join(dir, BIRD_ADOPTED_FILE), `${process.pid}\n`);
+      void this.configure();
+    }
     child.stdin?.on('error', () => {
       // The watchdog is gone; its exit is handled below.
-    });
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      for (const line of chunk.split('\n')) {
-        if (line.trim() === '') continue;
-        this.stderrTail.push(line);
-        if (this.stderrTail.length > STDERR_KEEP) this.stderrTail.shift();
-        this.opts.log.debug({ bird: line }, 'bird');
-      }
     });
     child.on('error', (e) => this.noteError(`cannot start bird: ${e.message}`));
     child.on('exit', (code, sig) => {
@@ -319,17 +401,36 @@ export class BirdSpeaker {
       const ranMs = Date.now() - this.childStartedAt;
       this.noteError(`bird exited (${sig ?? `status ${code}`}) after ${ranMs} ms`, false);
       this.opts.log.warn(
-        { code, signal: sig, ranMs, stderr: this.stderrTail },
+        { code, signal: sig, ranMs, stderr: this.stderrTail() },
         'bird exited: starting it again',
       );
       this.markSessionsUnknown();
       if (ranMs >= STABLE_RUN_MS) this.backoffMs = this.opts.restartMinMs ?? 500;
       this.scheduleRestart();
     });
-    this.opts.log.info(
-      { bird, config: this.configPath, socket: this.socketPath, watchdog: child.pid },
-      'bird started',
-    );
+    if (adopt === undefined)
+      this.opts.log.info(
+        { bird, config: this.configPath, socket: this.socketPath, watchdog: child.pid },
+        'bird started',
+      );
+    else
+      this.opts.log.info(
+        { pid: adopt, socket: this.socketPath },
+        'bird adopted from the predecessor',
+      );
+  }
+
+  /** bird's last lines on stderr, for the report of its exit. */
+  private stderrTail(): string[] {
+    try {
+      const text = readFileSync(join(this.opts.stateDir, BIRD_STDERR_FILE), 'utf8');
+      return text
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .slice(-STDERR_KEEP);
+    } catch {
+      return [];
+    }
   }
 
   private scheduleRestart(): void {
@@ -340,7 +441,7 @@ export class BirdSpeaker {
       this.restartTimer = undefined;
       if (this.stopped) return;
       this.restarts++;
-      this.spawnBird();
+      void this.startManaged();
     }, wait);
     this.restartTimer.unref();
   }

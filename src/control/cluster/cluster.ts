@@ -26,8 +26,11 @@ export interface ClusterOptions {
   log: Logger;
   /** Called once when a drain ends: the process stops. */
   onDrained: (how: DrainEnd) => void;
-  /** For tests: bird's binary, poll period, restart backoff. */
-  speaker?: Pick<BirdSpeakerOptions, 'birdPath' | 'pollMs' | 'restartMinMs' | 'restartMaxMs'>;
+  /** For tests: bird's binary, poll period, restart backoff, the wait for a successor. */
+  speaker?: Pick<
+    BirdSpeakerOptions,
+    'birdPath' | 'pollMs' | 'restartMinMs' | 'restartMaxMs' | 'adoptWaitMs'
+  >;
 }
 
 /** Two specs that need different speakers (not just a rewritten file). */
@@ -99,6 +102,16 @@ export class Cluster {
     this.speaker = undefined;
     this.kind = 'none';
     await s?.stop();
+  }
+
+  /** The old side of a handover: bird is left announcing for the successor to adopt (bird.ts). */
+  async release(): Promise<void> {
+    this.stopped = true;
+    this.drainer.cancel();
+    const s = this.speaker;
+    this.speaker = undefined;
+    this.kind = 'none';
+    await s?.release();
   }
 
   private sync(): void {

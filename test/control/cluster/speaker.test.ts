@@ -9,6 +9,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,19 +108,35 @@ before(async () => {
     routerId: ipv4('10.90.0.11'),
     neighbors: [neighbor('10.90.0.1', 65000, { holdTime: 3, bfd: true })],
   });
-  cluster = new Cluster(lb, {
+  cluster = newCluster();
+  cluster.start();
+  await sleep(0);
+});
+
+/** The router's session with the node: state, since when, info (a drop changes the time). */
+function routerSession(): string {
+  const out = execFileSync(tools.birdc, ['-s', router.sock, 'show', 'protocols'], {
+    encoding: 'utf8',
+  });
+  const line = out.split('\n').find((l) => l.startsWith('peer1 '));
+  return line?.trim().split(/\s+/).slice(3).join(' ') ?? '';
+}
+
+/** A Cluster over the test's LB, its bird in namespace `node`; the LB's hook points at it. */
+function newCluster(): Cluster {
+  const c = new Cluster(lb, {
     log,
     onDrained: (how) => drained.push(how),
     speaker: {
       birdPath: birdInNamespace(tools, dir, lab.ns('node')),
       pollMs: 200,
       restartMinMs: 200,
+      adoptWaitMs: 2000,
     },
   });
-  lb.cluster = cluster;
-  cluster.start();
-  await sleep(0);
-});
+  lb.cluster = c;
+  return c;
+}
 
 after(async () => {
   await cluster?.stop();
@@ -189,6 +206,55 @@ test(
     assert.ok(now.restarts >= 1, `restarts ${now.restarts}`);
     assert.notEqual(now.pid, before.pid);
     assert.ok(records.some((r) => r.msg === 'bird exited: starting it again'));
+  },
+);
+
+test(
+  'released for a successor: bird keeps announcing, and the next Cluster adopts it',
+  { skip },
+  async () => {
+    const pid = cluster.status()!.speaker!.pid!;
+    const since = routerSession();
+    await cluster.release();
+    assert.ok(alive(pid), 'bird left running');
+    assert.ok(same([VIP1, VIP2, LIP])(), 'nothing withdrawn');
+    cluster = newCluster();
+    cluster.start();
+    await until('adopted', () =>
+      records.some((r) => r.msg === 'bird adopted from the predecessor'),
+    );
+    // Past the released watchdog's wait: the adopted bird stays.
+    await sleep(2500);
+    assert.ok(alive(pid));
+    assert.ok(same([VIP1, VIP2, LIP])());
+    assert.equal(routerSession(), since, 'the router session never dropped');
+    await until('status names the adopted bird', () => cluster.status()?.speaker?.pid === pid);
+    assert.equal(cluster.status()!.speaker!.running, true);
+    // An adopted bird is watched like a started one: killed, it is started again.
+    process.kill(pid, 'SIGKILL');
+    await until('a new bird', () => {
+      const now = cluster.status()?.speaker?.pid;
+      return now !== undefined && now !== pid && alive(now);
+    });
+    await until('routes back at the router', same([VIP1, VIP2, LIP]), 30_000);
+  },
+);
+
+test(
+  'released and never adopted: bird stops after the wait, and the router forgets the node',
+  { skip },
+  async () => {
+    const pid = cluster.status()!.speaker!.pid!;
+    await cluster.release();
+    assert.ok(alive(pid));
+    await sleep(1000);
+    assert.ok(alive(pid), 'still waiting for a successor');
+    await until('bird stopped', () => !alive(pid), 5000);
+    await until('routes gone', same([]), 5000);
+    cluster = newCluster();
+    cluster.start();
+    await until('announced by a new bird', same([VIP1, VIP2, LIP]), 30_000);
+    assert.notEqual(cluster.status()!.speaker!.pid, pid);
   },
 );
 
