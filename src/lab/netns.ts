@@ -33,6 +33,44 @@ export function netnsAvailable(): Availability {
   return { ok: true, reason: '' };
 }
 
+/** Namespaces named `PREFIX-…`: a lab's own, or those a killed run of it left. */
+export function namespacesWithPrefix(prefix: string): string[] {
+  let out: string;
+  try {
+    out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  } catch {
+    return [];
+  }
+  return out
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter((n) => n.startsWith(`${prefix}-`));
+}
+
+/** Kills every process inside namespace `ns`, then deletes it; false when it was gone already. */
+export function removeNamespace(ns: string): boolean {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
+      .split(/\s+/)
+      .filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  } catch {
+    // no such namespace: the delete below says so
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class NetnsLab {
   readonly namespaces: string[] = [];
   private readonly children = new Set<ChildProcess>();
@@ -147,23 +185,7 @@ export class NetnsLab {
         }),
     );
     await Promise.all(waits);
-    for (const ns of this.namespaces.splice(0)) {
-      // Processes started by hand inside the namespace (e.g. a server a test restarted) go too.
-      try {
-        const pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-          .split(/\s+/)
-          .filter(Boolean);
-        for (const pid of pids) {
-          try {
-            process.kill(Number(pid), 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // best effort: a namespace that is already gone is fine
-      }
-    }
+    // Processes started by hand inside a namespace (e.g. a server a test restarted) go too.
+    for (const ns of this.namespaces.splice(0)) removeNamespace(ns);
   }
 }

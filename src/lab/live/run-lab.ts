@@ -21,7 +21,6 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import type { ToaPolicy } from '../../engine/options.js';
 import { tunAvailable } from '../../io/tun.js';
 import { parseIpv4 } from '../../wire/bytes.js';
@@ -29,6 +28,7 @@ import { Ipv6Address, parseAddress, type IpAddress } from '../../wire/address.js
 import { clientIpVersion, DEFAULT_FAMILY, type LabFamily } from '../family.js';
 import { analyzeCapture } from '../../doctor/analyze.js';
 import { netnsAvailable } from '../netns.js';
+import type { ReceiverHandle } from '../receiver.js';
 import type { ClientBehaviour } from '../sim/client.js';
 import { clientFor, getScenario, type Scenario, type ScenarioName } from '../sim/scenarios.js';
 import {
@@ -40,8 +40,7 @@ import {
   labAddresses,
   LabTopology,
   REAL_SERVERS,
-  RECEIVER_PIN_DIR,
-  receiverCgroup,
+  LIVE_RECEIVER,
   RS_APP,
   SERVICES,
   TUN_ADDRS,
@@ -157,66 +156,6 @@ function serviceFor(s: Scenario): { vport: number; rport: number } {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The command that runs a program under the receiver: `fullnat rs exec --cgroup … --pin-dir …`. */
-function receiverExecCommand(cgroup: string): string[] {
-  // TCP only (the lab's services are TCP): the tc program stays off the host's interfaces.
-  const args = ['exec', '--cgroup', cgroup, '--pin-dir', RECEIVER_PIN_DIR, '--dev', 'none'];
-  const probe = spawnSync(process.execPath, [CLI, 'rs', '--help'], {
-    stdio: 'ignore',
-    timeout: 10_000,
-  });
-  if (probe.status === 0) return [process.execPath, CLI, 'rs', ...args];
-  // `rs` not wired into the CLI (yet): the same code, called directly.
-  const cliModule = new URL('../../realserver/cli.js', import.meta.url).href;
-  return [
-    process.execPath,
-    '--input-type=module',
-    '-e',
-    'const [u, ...a] = process.argv.slice(1); const m = await import(u); process.exitCode = await m.runRs(a);',
-    cliModule,
-    ...args,
-  ];
-}
-
-interface Receiver {
-  exec: string[];
-  cgroup: string;
-}
-
-/** Loads and attaches the eBPF receiver to the lab's cgroup, or says why it cannot. */
-async function setUpReceiver(): Promise<Receiver | string> {
-  const cgroup = receiverCgroup();
-  if (!cgroup) return 'no cgroup v2 mount';
-  try {
-    const ebpf = await import('../../realserver/ebpf.js');
-    const pre = ebpf.checkPrerequisites({ pinDir: RECEIVER_PIN_DIR }, true);
-    if (!pre.ok) return pre.reason;
-    ebpf.attach(cgroup, { pinDir: RECEIVER_PIN_DIR });
-  } catch (e) {
-    return `the eBPF receiver did not load: ${(e as Error).message.split('\n')[0]}`;
-  }
-  return { exec: receiverExecCommand(cgroup), cgroup };
-}
-
-async function tearDownReceiver(r: Receiver): Promise<void> {
-  try {
-    const ebpf = await import('../../realserver/ebpf.js');
-    ebpf.detach(r.cgroup, { pinDir: RECEIVER_PIN_DIR });
-  } catch {
-    // cleanupLeftovers retries next time
-  }
-  const { rmdirSync } = await import('node:fs');
-  for (let i = 0; i < 20; i++) {
-    try {
-      rmdirSync(r.cgroup);
-      return;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-      await sleep(50);
-    }
-  }
-}
 
 /** Linux clients in the client namespace (rs-app.ts `client`). */
 async function runLinuxClients(
@@ -491,7 +430,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
 
   const release = acquireLock();
   let topo: LabTopology | undefined;
-  let receiver: Receiver | undefined;
+  let receiver: ReceiverHandle | undefined;
   let io: TunHostIo | undefined;
   let interrupted: NodeJS.Signals | undefined;
   const onExit = (): void => {
@@ -505,7 +444,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     void (async () => {
       io?.stop();
       await topo?.destroy();
-      if (receiver) await tearDownReceiver(receiver);
+      if (receiver) await LIVE_RECEIVER.tearDown(receiver);
       release();
       process.exit(sig === 'SIGINT' ? 130 : 143);
     })();
@@ -518,7 +457,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     let source: LabSource = 'rs-capture';
     let receiverNote: string | null = null;
     if (o.source !== 'rs-capture') {
-      const r = await setUpReceiver();
+      const r = await LIVE_RECEIVER.setUp(CLI);
       if (typeof r === 'string') {
         if (o.source === 'rs-app') throw new Error(`fullnat lab: --source rs-app: ${r}`);
         if (!tcpdump) throw new Error(`fullnat lab: neither the eBPF receiver (${r}) nor tcpdump`);
@@ -580,7 +519,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     io?.stop();
     if (!interrupted) {
       await topo?.destroy();
-      if (receiver) await tearDownReceiver(receiver);
+      if (receiver) await LIVE_RECEIVER.tearDown(receiver);
       release();
     }
     process.off('exit', onExit);

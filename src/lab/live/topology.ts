@@ -38,25 +38,16 @@
  * leftovers of a run killed with SIGKILL are found and removed first.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  rmdirSync,
-  unlinkSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleepMs } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { openTun, type TunDevice } from '../../io/tun.js';
 import type { ToaPolicy } from '../../engine/options.js';
-import { NetnsLab } from '../netns.js';
+import { acquireLabLock, labLockPath } from '../lock.js';
+import { LabReceiver } from '../receiver.js';
+import { NetnsLab, namespacesWithPrefix, removeNamespace } from '../netns.js';
 import { parseTcpdumpStats, type CaptureStats } from './capture-stats.js';
 import { MSS_MIX } from '../sim/scenarios.js';
 import { clientIpVersion, serverIpVersion, type LabFamily } from '../family.js';
@@ -155,11 +146,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const REPO = join(here, '..', '..', '..', '..');
 export const CLI = join(REPO, 'bin', 'fullnat.js');
 export const RS_APP = join(here, 'fixtures', 'rs-app.js');
-export const RECEIVER_PIN_DIR = `/sys/fs/bpf/${LAB_PREFIX}-toa`;
-export const RECEIVER_CGROUP_NAME = `${LAB_PREFIX}-toa`;
-export const LOCK_FILE = existsSync('/run/lock')
-  ? `/run/lock/fullnat-${LAB_PREFIX}.lock`
-  : join(tmpdir(), `fullnat-${LAB_PREFIX}.lock`);
+export const LIVE_RECEIVER = new LabReceiver(LAB_PREFIX);
+export const LOCK_FILE = labLockPath(LAB_PREFIX);
 export const WORK_DIR = join(tmpdir(), `fullnat-${LAB_PREFIX}`);
 
 /**
@@ -184,100 +172,16 @@ export type Log = (line: string) => void;
 
 // ------------------------------------------------------------- one at a time
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('node');
-  } catch {
-    return false;
-  }
-}
-
 /** Takes the lab lock; throws naming the holder when another lab is running. */
 export function acquireLock(path = LOCK_FILE): () => void {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fd = openSync(path, 'wx', 0o600);
-      writeSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      let released = false;
-      return () => {
-        if (released) return;
-        released = true;
-        try {
-          if (readFileSync(path, 'utf8').trim() === String(process.pid)) unlinkSync(path);
-        } catch {
-          // already gone
-        }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      let holder = NaN;
-      try {
-        holder = Number(readFileSync(path, 'utf8').trim());
-      } catch {
-        // vanished meanwhile: retry
-      }
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && processAlive(holder))
-        throw new Error(`another fullnat lab is running (pid ${holder}, lock ${path})`, {
-          cause: e,
-        });
-      // A killed lab's lock (or our own, from a run that did not release it).
-      try {
-        unlinkSync(path);
-      } catch {
-        // raced with its removal
-      }
-    }
-  }
-  throw new Error(`cannot take the lab lock ${path}`);
+  return acquireLabLock(path);
 }
 
 // ------------------------------------------------------------------ leftovers
 
 /** Namespaces carrying the lab's prefix (ours, or a killed run's). */
 export function labNamespaces(): string[] {
-  let out: string;
-  try {
-    out = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-  } catch {
-    return [];
-  }
-  return out
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/)[0] ?? '')
-    .filter((n) => n.startsWith(`${LAB_PREFIX}-`));
-}
-
-function killPids(pids: string[]): void {
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
-
-function cgroup2Mount(): string | undefined {
-  try {
-    for (const line of readFileSync('/proc/mounts', 'utf8').split('\n')) {
-      const f = line.split(' ');
-      if (f[2] === 'cgroup2') return f[1];
-    }
-  } catch {
-    // no /proc/mounts
-  }
-  return undefined;
-}
-
-export function receiverCgroup(): string | undefined {
-  const m = cgroup2Mount();
-  return m ? join(m, RECEIVER_CGROUP_NAME) : undefined;
+  return namespacesWithPrefix(LAB_PREFIX);
 }
 
 /**
@@ -287,62 +191,15 @@ export function receiverCgroup(): string | undefined {
  */
 export async function cleanupLeftovers(log: Log = () => {}): Promise<string[]> {
   const removed: string[] = [];
-  const cg = receiverCgroup();
-  if (cg && existsSync(cg)) {
-    try {
-      killPids(readFileSync(join(cg, 'cgroup.procs'), 'utf8').split(/\s+/).filter(Boolean));
-    } catch {
-      // unreadable: rmdir below says so
-    }
-  }
-  for (const ns of labNamespaces()) {
-    try {
-      killPids(
-        execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-          .split(/\s+/)
-          .filter(Boolean),
-      );
-    } catch {
-      // gone meanwhile
-    }
-    try {
-      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      removed.push(`namespace ${ns}`);
-    } catch {
-      // gone meanwhile
-    }
-  }
+  LIVE_RECEIVER.killMembers();
+  for (const ns of labNamespaces()) if (removeNamespace(ns)) removed.push(`namespace ${ns}`);
   try {
     execFileSync('ip', ['link', 'del', CLIENT_TUN], { stdio: 'ignore' });
     removed.push(`interface ${CLIENT_TUN}`);
   } catch {
     // none (the usual case: a TUN dies with its descriptor)
   }
-  if (cg && existsSync(cg)) {
-    try {
-      const { detach } = await import('../../realserver/ebpf.js');
-      detach(cg, { pinDir: RECEIVER_PIN_DIR });
-    } catch {
-      // receiver code or bpftool unavailable: the pins stay, harmless
-    }
-    for (let i = 0; i < 20; i++) {
-      try {
-        rmdirSync(cg);
-        removed.push(`cgroup ${cg}`);
-        break;
-      } catch {
-        await new Promise((r) => setTimeout(r, 50)); // killed processes leave the cgroup asynchronously
-      }
-    }
-  }
-  if (existsSync(RECEIVER_PIN_DIR)) {
-    try {
-      const { detach } = await import('../../realserver/ebpf.js');
-      detach(undefined, { pinDir: RECEIVER_PIN_DIR });
-    } catch {
-      // best effort
-    }
-  }
+  removed.push(...(await LIVE_RECEIVER.removeLeftovers()));
   if (existsSync(WORK_DIR)) {
     rmSync(WORK_DIR, { recursive: true, force: true });
   }
@@ -819,18 +676,7 @@ ${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
       // already closed
     }
     for (const c of this.rootChildren) c.kill('SIGKILL');
-    for (const ns of ['c', 'lb', 'r1', 'r2'].map((h) => this.lab.ns(h))) {
-      try {
-        killPids(
-          execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' })
-            .split(/\s+/)
-            .filter(Boolean),
-        );
-        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
-      } catch {
-        // best effort
-      }
-    }
+    for (const h of ['c', 'lb', 'r1', 'r2']) removeNamespace(this.lab.ns(h));
     rmSync(this.workDir, { recursive: true, force: true });
     this.torndown = true;
   }
