@@ -1,0 +1,334 @@
+/**
+ * The cluster lab's parts that run anywhere: the address plan, the nodes'
+ * configuration files (parsed and fleet-checked as `fullnat check` does),
+ * the router's bird configuration (parsed by bird itself when installed),
+ * reading `ip -j` routes, nexthop groups and `ip route get` answers, the
+ * route watch and the report. The fleet itself runs in
+ * test/e2e/cluster.test.ts.
+ */
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/control/config/parse.js';
+import { checkFleet } from '../../src/control/config/fleet-checks.js';
+import {
+  BURST_PORT_BASE,
+  BURST_SOURCES,
+  BURST_TUPLES,
+  burstTuple,
+  clusterNode,
+  clusterNodes,
+  nexthopId,
+  nodeByGateway,
+  RESILIENT_GROUP_ID,
+} from '../../src/lab/cluster/plan.js';
+import { nodeConfig } from '../../src/lab/cluster/node-config.js';
+import {
+  parseNexthops,
+  routeGateways,
+  routerBirdConfig,
+} from '../../src/lab/cluster/router-bird.js';
+import { parseRouteGets, routeGetLines } from '../../src/lab/cluster/router-hash.js';
+import { RouteWatch } from '../../src/lab/cluster/route-watch.js';
+import { buildReport, formatClusterTable, type RouterRun } from '../../src/lab/cluster/report.js';
+import type { FailoverResult, DrainResult, Spread } from '../../src/lab/cluster/measure.js';
+import { birdBinaries } from '../../src/lab/cluster/topology.js';
+
+describe('the address plan', () => {
+  test('nodes: own address, AS, device and LIP prefix holding their LIPs', () => {
+    const nodes = clusterNodes(3);
+    assert.deepEqual(
+      nodes.map((n) => [n.name, n.addr, n.asn, n.device, n.lipPrefix, n.lips.join(' ')]),
+      [
+        ['lb1', '10.120.2.11', 65001, 'fnat1', '10.120.17.0/28', '10.120.17.1 10.120.17.2'],
+        ['lb2', '10.120.2.12', 65002, 'fnat2', '10.120.18.0/28', '10.120.18.1 10.120.18.2'],
+        ['lb3', '10.120.2.13', 65003, 'fnat3', '10.120.19.0/28', '10.120.19.1 10.120.19.2'],
+      ],
+    );
+    assert.throws(() => clusterNodes(1), /2\.\.8 nodes/);
+    assert.throws(() => clusterNodes(9), /2\.\.8 nodes/);
+    assert.throws(() => clusterNode(0), /out of 1\.\.8/);
+    assert.equal(nodeByGateway(nodes, '10.120.2.12')?.name, 'lb2');
+    assert.equal(nodeByGateway(nodes, '10.120.2.99'), undefined);
+  });
+
+  test('nexthop ids: the last octet, never the group id', () => {
+    assert.equal(nexthopId('10.120.2.11'), 11);
+    assert.equal(nexthopId('10.120.2.18'), 18);
+    assert.throws(() => nexthopId(`10.120.2.${RESILIENT_GROUP_ID}`), /no nexthop id/);
+  });
+
+  test('new-connection tuples: sources in turn, ports upwards, each once', () => {
+    const k = BURST_SOURCES.length;
+    assert.deepEqual(burstTuple(0), { addr: BURST_SOURCES[0], port: BURST_PORT_BASE });
+    assert.deepEqual(burstTuple(k - 1), { addr: BURST_SOURCES[k - 1], port: BURST_PORT_BASE });
+    assert.deepEqual(burstTuple(k), { addr: BURST_SOURCES[0], port: BURST_PORT_BASE + 1 });
+    const seen = new Set<string>();
+    for (let j = 0; j < 5000; j++) {
+      const t = burstTuple(j);
+      seen.add(`${t.addr}:${t.port}`);
+    }
+    assert.equal(seen.size, 5000);
+    assert.doesNotThrow(() => burstTuple(BURST_TUPLES - 1));
+    assert.throws(() => burstTuple(BURST_TUPLES), /port range/);
+  });
+});
+
+describe('the nodes’ configuration files', () => {
+  const nodes = clusterNodes(3);
+  const configs = nodes.map((n) =>
+    parseConfig(nodeConfig(n, { dir: `/run/fncl/${n.name}`, drainTimeout: 5 }), `${n.name}.conf`),
+  );
+
+  test('each parses: its device, socket, state, LIPs, drain_timeout and bgp block', () => {
+    const c = configs[1]!;
+    assert.equal(c.defs.interface, 'fnat2');
+    assert.equal(c.defs.controlSocket, '/run/fncl/lb2/fullnat.sock');
+    assert.equal(c.defs.stateDir, '/run/fncl/lb2');
+    assert.equal(c.defs.drainTimeout, 5);
+    assert.equal(c.services.length, 1);
+    assert.equal(c.services[0]!.scheduler, 'mh');
+    const bgp = c.bgp!;
+    assert.equal(bgp.localAs, 65002);
+    assert.equal(bgp.neighbors.length, 1);
+    assert.equal(bgp.neighbors[0]!.remoteAs, 65000);
+    assert.equal(bgp.neighbors[0]!.bfd, true);
+    assert.equal(bgp.neighbors[0]!.holdTime, 3);
+    assert.equal(bgp.bfdInterval, 100);
+    assert.equal(bgp.bfdMultiplier, 3);
+    assert.equal(bgp.lipPrefixes.length, 1);
+    assert.equal(bgp.lipPrefixes[0]!.length, 28);
+  });
+
+  test('together they pass the fleet checks without a warning', () => {
+    const r = checkFleet(configs);
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.warnings, []);
+  });
+});
+
+describe('the router', () => {
+  const nodes = clusterNodes(3);
+  const conf = routerBirdConfig(nodes);
+
+  test('bird: one passive BFD session per node, multipath routes to the kernel', () => {
+    assert.match(
+      conf,
+      /protocol kernel \{\s+merge paths on;\s+ipv4 \{ import none; export all; \};/,
+    );
+    assert.match(conf, /min rx interval 100 ms;\s+min tx interval 100 ms;\s+multiplier 3;/);
+    assert.match(conf, /passive on;\s+hold time 3;\s+bfd on;/);
+    for (const n of nodes)
+      assert.match(
+        conf,
+        new RegExp(`protocol bgp ${n.name} from fleet \\{\\s+neighbor ${n.addr} as ${n.asn};`),
+      );
+  });
+
+  test(
+    'bird accepts the configuration (bird -p)',
+    { skip: birdBinaries() ? undefined : 'bird2 is not installed' },
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'fncl-bird-'));
+      try {
+        const file = join(dir, 'router.conf');
+        writeFileSync(file, conf);
+        execFileSync(birdBinaries()!.bird, ['-p', '-c', file], { stdio: 'pipe' });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  test('routes: the members of the route in force (lowest metric), a nexthop object by id', () => {
+    const multipath = JSON.stringify([
+      {
+        dst: '10.120.0.100',
+        protocol: 'bird',
+        metric: 32,
+        flags: [],
+        nexthops: [
+          { gateway: '10.120.2.12', dev: 'br0', weight: 1, flags: [] },
+          { gateway: '10.120.2.11', dev: 'br0', weight: 1, flags: [] },
+        ],
+      },
+    ]);
+    assert.deepEqual(routeGateways(multipath), ['10.120.2.11', '10.120.2.12']);
+    const single = JSON.stringify([{ dst: '10.120.0.100', gateway: '10.120.2.13', metric: 32 }]);
+    assert.deepEqual(routeGateways(single), ['10.120.2.13']);
+    const both = JSON.stringify([
+      { dst: '10.120.0.100', nhid: 100, metric: 1 },
+      ...(JSON.parse(multipath) as object[]),
+    ]);
+    assert.deepEqual(routeGateways(both), ['nhid:100']);
+    assert.deepEqual(routeGateways(''), []);
+    assert.deepEqual(routeGateways('[]'), []);
+  });
+
+  test('nexthop objects: group members and gateways', () => {
+    const json = JSON.stringify([
+      { id: 11, gateway: '10.120.2.11', dev: 'br0', scope: 'link', flags: [] },
+      { id: 12, gateway: '10.120.2.12', dev: 'br0', scope: 'link', flags: [] },
+      {
+        id: 100,
+        group: [{ id: 11 }, { id: 12, weight: 1 }],
+        type: 'resilient',
+        resilient_args: { buckets: 64, idle_timer: 1 },
+        flags: [],
+      },
+    ]);
+    const { groups, gateways } = parseNexthops(json);
+    assert.deepEqual(groups.get(100), [11, 12]);
+    assert.equal(gateways.get(12), '10.120.2.12');
+    assert.equal(gateways.get(100), undefined);
+  });
+
+  test('ip route get: one question per tuple, the gateway of each answer in order', () => {
+    assert.deepEqual(routeGetLines([{ addr: '10.120.9.1', port: 20000 }]), [
+      'route get 10.120.0.100 from 10.120.9.1 iif eth-c ipproto tcp sport 20000 dport 80',
+    ]);
+    const out = [
+      '10.120.0.100 from 10.120.9.1 via 10.120.2.12 dev br0 ',
+      '    cache iif eth-c ',
+      '10.120.0.100 from 10.120.9.2 via 10.120.2.11 dev br0 ',
+      '    cache iif eth-c ',
+      'unreachable 10.120.0.100 from 10.120.9.3 ',
+      '10.120.0.100 from 10.120.9.4 dev br0 ',
+    ].join('\n');
+    assert.deepEqual(parseRouteGets(out), ['10.120.2.12', '10.120.2.11', null]);
+  });
+});
+
+test('the route watch: when a member was first seen gone', async () => {
+  const reads = [['a', 'b'], ['a', 'b'], ['b'], ['b']];
+  let k = 0;
+  const w = new RouteWatch(async () => reads[Math.min(k++, reads.length - 1)]!, 1);
+  w.start();
+  while (k < reads.length + 1) await new Promise((r) => setTimeout(r, 2));
+  await w.stop();
+  assert.deepEqual(
+    w.changes.map((c) => c.gateways),
+    [['a', 'b'], ['b']],
+  );
+  const [first, second] = w.changes;
+  assert.equal(w.firstWithout('a', first!.at), second!.at);
+  // Already gone when asked from a later time: that time.
+  assert.equal(w.firstWithout('a', second!.at + 5), second!.at + 5);
+  assert.equal(w.firstWithout('b', first!.at), null);
+});
+
+describe('the report', () => {
+  const spread = (per: [string, number][]): Spread => ({
+    connections: per.reduce((n, [, c]) => n + c, 0),
+    realIp: per.reduce((n, [, c]) => n + c, 0),
+    perNode: per.map(([node, connections]) => ({ node, connections })),
+    failed: 0,
+    unmapped: 0,
+    hashChecked: 3,
+    hashAgreed: 3,
+  });
+  const newConns = {
+    attempted: 10_000,
+    succeeded: 9_995,
+    realIp: 9_995,
+    retried: 40,
+    attempts: 10_040,
+    failedAttempts: { timeout: 40 },
+    inWindow: { attempted: 1_300, succeeded: 1_295 },
+    durationMs: 9_990,
+  };
+  const failover = (router: 'ecmp' | 'resilient', broken: number): FailoverResult => ({
+    router,
+    killed: 'lb1',
+    failoverMs: 310,
+    routeMs: router === 'ecmp' ? 280 : 300,
+    brokenSurvivors: broken,
+    survivorConnections: 80,
+    brokenKilled: 40,
+    killedConnections: 40,
+    spread: spread([
+      ['lb1', 40],
+      ['lb2', 41],
+      ['lb3', 39],
+    ]),
+    newConnections: newConns,
+  });
+  const drain = (router: 'ecmp' | 'resilient'): DrainResult => ({
+    router,
+    node: 'lb2',
+    newToDrainingAfterMs: 60,
+    routeMs: 40,
+    brokenDrained: 38,
+    drainedConnections: 38,
+    brokenOthers: 0,
+    otherConnections: 82,
+    exitedAfterMs: 5100,
+    spread: spread([
+      ['lb1', 42],
+      ['lb2', 38],
+      ['lb3', 40],
+    ]),
+    newConnections: newConns,
+  });
+  const runs: RouterRun[] = [
+    { router: 'ecmp', failover: failover('ecmp', 20), drain: drain('ecmp') },
+    { router: 'resilient', failover: failover('resilient', 0), drain: drain('resilient') },
+  ];
+
+  test("the issue's document, its figures from the resilient group, every mode beside", () => {
+    const r = buildReport(['lb1', 'lb2', 'lb3'], runs, 'ebpf', 123_000);
+    const doc = JSON.parse(JSON.stringify(r)) as Record<string, unknown>;
+    for (const key of [
+      'mode',
+      'nodes',
+      'connections',
+      'realIp',
+      'perNode',
+      'failoverMs',
+      'brokenSurvivors',
+      'brokenKilled',
+      'drain',
+    ])
+      assert.ok(key in doc, key);
+    assert.equal(r.mode, 'cluster');
+    assert.equal(r.nodes, 3);
+    assert.equal(r.connections, 480);
+    assert.equal(r.realIp, 480);
+    assert.deepEqual(r.perNode, [
+      { node: 'lb1', connections: 164 },
+      { node: 'lb2', connections: 158 },
+      { node: 'lb3', connections: 158 },
+    ]);
+    assert.equal(r.router, 'resilient');
+    assert.equal(r.failoverMs, 310);
+    assert.equal(r.routeMs, 300);
+    assert.equal(r.brokenSurvivors, 0);
+    assert.equal(r.brokenKilled, 40);
+    assert.deepEqual(r.drain, { newToDrainingAfterMs: 60, brokenDrained: 38 });
+    assert.deepEqual(r.retry, { attempted: 10_000, succeeded: 9_995, realIp: 9_995 });
+    assert.deepEqual(
+      r.routers.map((x) => x.router),
+      ['ecmp', 'resilient'],
+    );
+  });
+
+  test('without a resilient run the figures come from the first mode', () => {
+    const r = buildReport(['lb1', 'lb2', 'lb3'], [runs[0]!], 'ebpf', 1);
+    assert.equal(r.router, 'ecmp');
+    assert.equal(r.brokenSurvivors, 20);
+    assert.throws(() => buildReport(['lb1'], [], 'ebpf', 1), /no router mode/);
+  });
+
+  test('the table: one column per router mode', () => {
+    const t = formatClusterTable(buildReport(['lb1', 'lb2', 'lb3'], runs, 'ebpf', 1));
+    assert.match(t, /^router +ECMP \(hash-threshold\) +resilient nexthop group$/m);
+    assert.match(t, /^broken on survivors +20\/80 \(25\.00 %\) +0\/80 \(0\.00 %\)$/m);
+    assert.match(t, /^first new connection to its share +310 ms +310 ms$/m);
+    assert.match(t, /^new connections within 1 s +9995\/10000 \(99\.95 %\)/m);
+    assert.match(t, /^last new connection to it after +60 ms +60 ms$/m);
+    assert.match(t, /real client IP on 480\/480 \(100\.00 %\)$/);
+  });
+});
