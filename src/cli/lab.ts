@@ -17,6 +17,10 @@ import {
 } from '../lab/live/run-lab.js';
 import { parseFamilies, type LabFamily } from '../lab/family.js';
 import type { ScenarioName } from '../lab/sim/scenarios.js';
+import { DEFAULT_SETTINGS } from '../lab/cluster/measure.js';
+import { MAX_NODES } from '../lab/cluster/plan.js';
+import { ROUTER_MODES, type RouterMode } from '../lab/cluster/router-bird.js';
+import type { ClusterLabOptions } from '../lab/cluster/run-cluster.js';
 import {
   formatTable,
   parseList,
@@ -128,5 +132,32 @@ export function labOptionsFromFlags(flags: {
     deadlineMs: flags.timeout ?? DEFAULT_DEADLINE_MS,
     mssAdjust: flags.mssAdjust !== false,
     timestampRemove: flags.timestampRemove !== false,
+  };
+}
+
+/** `fullnat lab --cluster`'s own flags. */
+export interface ClusterFlags {
+  nodes?: number;
+  router?: string;
+  newConnections?: number;
+  rate?: number;
+  hold?: number;
+  drain?: boolean;
+}
+
+/** Parses `--cluster`'s flags: 2..8 nodes, router modes `ecmp`, `resilient` (both by default). */
+export function clusterOptionsFromFlags(flags: ClusterFlags): ClusterLabOptions {
+  const nodes = flags.nodes ?? 3;
+  if (nodes < 2 || nodes > MAX_NODES)
+    throw new Error(`--nodes: a fleet has 2..${MAX_NODES} nodes (got ${nodes})`);
+  return {
+    nodes,
+    routers: parseList<RouterMode>(flags.router, ROUTER_MODES, 'router'),
+    drain: flags.drain !== false,
+    settings: {
+      newConnections: flags.newConnections ?? DEFAULT_SETTINGS.newConnections,
+      rate: flags.rate ?? DEFAULT_SETTINGS.rate,
+      holdPerNode: flags.hold ?? DEFAULT_SETTINGS.holdPerNode,
+    },
   };
 }

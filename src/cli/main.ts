@@ -10,12 +10,15 @@ import { runDoctor } from './doctor.js';
 import {
   DEFAULT_LAB_CONNECTIONS,
   LAB_SOURCES,
+  clusterOptionsFromFlags,
   formatLabTable,
   labAvailable,
   labOptionsFromFlags,
   runLab,
 } from './lab.js';
 import { runLoadBalancer } from './run.js';
+import { formatClusterTable } from '../lab/cluster/report.js';
+import { clusterLabAvailable, runClusterLab } from '../lab/cluster/run-cluster.js';
 import { parseFamilies } from '../lab/family.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
 
@@ -97,6 +100,25 @@ function addSimulateOptions(cmd: Command): Command {
     .option('--syn-proxy', 'SYNPROXY on the service: the LB answers SYNs with syncookies');
 }
 
+/** `fullnat lab --cluster`: progress on stderr, the report (table or one JSON document) on stdout. */
+async function runClusterCommand(
+  flags: Parameters<typeof clusterOptionsFromFlags>[0] & { json?: boolean },
+): Promise<number> {
+  const opts = clusterOptionsFromFlags(flags);
+  const avail = clusterLabAvailable();
+  if (!avail.ok) {
+    ensureSystemDeps();
+    const again = clusterLabAvailable();
+    if (!again.ok) {
+      console.error(`fullnat lab --cluster: ${again.reason}`);
+      return 1;
+    }
+  }
+  const report = await runClusterLab(opts, (line) => console.error(line));
+  console.log(flags.json ? JSON.stringify(report) : formatClusterTable(report));
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('fullnat')
     .description(
@@ -168,17 +190,43 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--no-mss-adjust', 'mss_adjust off in the LB configuration')
     .option('--no-timestamp-remove', 'timestamp_remove off in the LB configuration')
-    .action(async (flags: Parameters<typeof labOptionsFromFlags>[0]) => {
-      const lab = labAvailable();
-      if (!lab.ok) {
-        console.error(`fullnat lab: ${lab.reason}`);
-        code = 1;
-        return;
-      }
-      ensureSystemDeps();
-      const report = await runLab(labOptionsFromFlags(flags), (line) => console.error(line));
-      console.log(flags.json ? JSON.stringify(report) : formatLabTable(report));
-    });
+    .option(
+      '--cluster',
+      'a fleet instead: nodes behind a bird2 router (BGP, BFD, ECMP), failover after kill -9, drain',
+    )
+    .option('--nodes <n>', 'with --cluster: fleet nodes (2-8)', positiveInt, 3)
+    .option(
+      '--router <list>',
+      'with --cluster: router modes, comma-separated: ecmp (hash-threshold), resilient (nexthop group)',
+    )
+    .option(
+      '--new-connections <n>',
+      'with --cluster: new connections around each failover',
+      positiveInt,
+    )
+    .option('--rate <n>', 'with --cluster: new connections a second', positiveInt)
+    .option('--hold <n>', 'with --cluster: long-lived connections per node', positiveInt)
+    .option('--no-drain', 'with --cluster: skip the drain measurements')
+    .action(
+      async (
+        flags: Parameters<typeof labOptionsFromFlags>[0] &
+          Parameters<typeof clusterOptionsFromFlags>[0] & { cluster?: boolean },
+      ) => {
+        if (flags.cluster) {
+          code = await runClusterCommand(flags);
+          return;
+        }
+        const lab = labAvailable();
+        if (!lab.ok) {
+          console.error(`fullnat lab: ${lab.reason}`);
+          code = 1;
+          return;
+        }
+        ensureSystemDeps();
+        const report = await runLab(labOptionsFromFlags(flags), (line) => console.error(line));
+        console.log(flags.json ? JSON.stringify(report) : formatLabTable(report));
+      },
+    );
 
   program
     .command('run')

@@ -3,7 +3,7 @@
  * configuration files (parsed and fleet-checked as `fullnat check` does),
  * the router's bird configuration (parsed by bird itself when installed),
  * reading `ip -j` routes, nexthop groups and `ip route get` answers, the
- * route watch and the report. The fleet itself runs in
+ * route watch, the report and the CLI's flags. The fleet itself runs in
  * test/e2e/cluster.test.ts.
  */
 import { describe, test } from 'node:test';
@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/control/config/parse.js';
 import { checkFleet } from '../../src/control/config/fleet-checks.js';
+import { clusterOptionsFromFlags } from '../../src/cli/lab.js';
 import {
   BURST_PORT_BASE,
   BURST_SOURCES,
@@ -331,4 +332,30 @@ describe('the report', () => {
     assert.match(t, /^last new connection to it after +60 ms +60 ms$/m);
     assert.match(t, /real client IP on 480\/480 \(100\.00 %\)$/);
   });
+});
+
+test('lab --cluster flags: nodes 2..8, router modes, sizes', () => {
+  const d = clusterOptionsFromFlags({});
+  assert.equal(d.nodes, 3);
+  assert.deepEqual(d.routers, ['ecmp', 'resilient']);
+  assert.equal(d.drain, true);
+  assert.equal(d.settings?.newConnections, 10_000);
+  const o = clusterOptionsFromFlags({
+    nodes: 4,
+    router: 'resilient',
+    newConnections: 500,
+    rate: 250,
+    hold: 5,
+    drain: false,
+  });
+  assert.equal(o.nodes, 4);
+  assert.deepEqual(o.routers, ['resilient']);
+  assert.equal(o.drain, false);
+  assert.deepEqual(
+    [o.settings?.newConnections, o.settings?.rate, o.settings?.holdPerNode],
+    [500, 250, 5],
+  );
+  assert.throws(() => clusterOptionsFromFlags({ nodes: 1 }), /2\.\.8 nodes/);
+  assert.throws(() => clusterOptionsFromFlags({ nodes: 9 }), /2\.\.8 nodes/);
+  assert.throws(() => clusterOptionsFromFlags({ router: 'wcmp' }), /unknown router "wcmp"/);
 });
