@@ -5,23 +5,13 @@
  * unless --offline, each BGP neighbour must have a route from this machine.
  * Exit 0 when no file has an error (warnings allowed), 1 otherwise.
  */
-import { spawnSync } from 'node:child_process';
-
 import { ConfigError, loadConfig } from '../control/config/index.js';
 import { checkFleet, findingText, type Finding } from '../control/config/fleet-checks.js';
+import { ipRouteGet, type RouteLookup } from '../control/cluster/neighbor-route.js';
+
+export type { RouteLookup };
 import type { FullnatConfig } from '../control/model.js';
 import { addressToString } from '../wire/address.js';
-
-/** Why there is no route to `addr` from this machine; null when there is one. */
-export type RouteLookup = (addr: string) => string | null;
-
-/** `ip route get ADDR`: the kernel's answer for the neighbour's address. */
-export const ipRouteGet: RouteLookup = (addr) => {
-  const r = spawnSync('ip', ['route', 'get', addr], { encoding: 'utf8', timeout: 5000 });
-  if (r.error) return `cannot run 'ip route get' (${r.error.message}); use --offline`;
-  if (r.status !== 0) return r.stderr.trim() || `ip route get exited with ${r.status}`;
-  return null;
-};
 
 export interface CheckOptions {
   offline?: boolean;

@@ -15,6 +15,8 @@ import { Announcer } from './announcer.js';
 import { BirdSpeaker, type BirdSpeakerOptions } from './bird.js';
 import { Drain, type DrainEnd } from './drain.js';
 import { drainingConnections, localAddresses, serviceHealth } from './lb-view.js';
+import { ipRouteGet, type RouteLookup } from './neighbor-route.js';
+import { addressToString } from '../../wire/address.js';
 
 /** The LB as the cluster reads it. */
 export interface ClusterLb {
@@ -26,6 +28,8 @@ export interface ClusterOptions {
   log: Logger;
   /** Called once when a drain ends: the process stops. */
   onDrained: (how: DrainEnd) => void;
+  /** How a neighbour's route is looked up (default `ip route get`); for tests. */
+  routeLookup?: RouteLookup;
   /** For tests: bird's binary, poll period, restart backoff, the wait for a successor. */
   speaker?: Pick<
     BirdSpeakerOptions,
@@ -114,6 +118,24 @@ export class Cluster {
     await s?.release();
   }
 
+  /** The spec whose neighbours' routes were last looked at (each new one is looked at once). */
+  private checkedSpec: BgpSpec | undefined;
+
+  /** `fullnat check` refuses a neighbour without a route; at run time it is a warning, and forwarding goes on. */
+  private warnUnroutable(bgp: BgpSpec): void {
+    this.checkedSpec = bgp;
+    const lookup = this.opts.routeLookup ?? ipRouteGet;
+    for (const n of bgp.neighbors) {
+      const neighbor = addressToString(n.addr);
+      const why = lookup(neighbor);
+      if (why !== null)
+        this.opts.log.warn(
+          { neighbor, reason: why },
+          'no route to BGP neighbour: its session cannot come up; forwarding goes on',
+        );
+    }
+  }
+
   private sync(): void {
     const bgp = this.lb.config.bgp;
     const stateDir = this.lb.config.defs.stateDir;
@@ -133,6 +155,7 @@ export class Cluster {
       fresh = true;
     }
     if (!bgp || !this.speaker) return;
+    if (fresh || bgp !== this.checkedSpec) this.warnUnroutable(bgp);
     if (!fresh) this.speaker.setSpec(bgp);
     this.announcer.update({
       services: serviceHealth(this.lb.engine, this.lb.config),
