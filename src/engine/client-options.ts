@@ -54,7 +54,7 @@ export class ClientOptions {
       this.toa.stripToa(tcp, optStart, optEnd);
       ctx.countSvc(svc, C.toa_spoof_stripped);
     }
-    if (syn && ctx.opts.timestampRemove && o.hasTimestamp) {
+    if (syn && ctx.timestampRemove && o.hasTimestamp) {
       nopOut(tcp, o.timestampAt, TCPOLEN_TIMESTAMP);
       ctx.countSvc(svc, C.timestamp_removed);
     }

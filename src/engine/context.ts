@@ -39,7 +39,13 @@ export class EngineContext {
   readonly clock = new Float64Array(1);
   /** Timeout per TCP state, ms. */
   timeoutsMs: Uint32Array;
+  // The options the data path reads per packet, copied here (see `optionsChanged`): `opts` is a
+  // spread object whose hidden class V8 may change (a later engine's, `reconfigure`'s assign),
+  // which would deoptimize every path that reads it; this class's fields keep one shape.
   policy: ToaSetting;
+  mssAdjust: boolean;
+  timestampRemove: boolean;
+  toaV6Kind: number;
   /** Wrapped around the packet being processed (header views, parsed options). */
   readonly ip = new Ipv4View();
   /** The IPv6 packet's header (the IPv6 path's; `ip` stays the IPv4 path's, so each stays monomorphic). */
@@ -52,6 +58,9 @@ export class EngineContext {
     readonly pool: PacketPool,
   ) {
     this.policy = opts.toaPolicy;
+    this.mssAdjust = opts.mssAdjust;
+    this.timestampRemove = opts.timestampRemove;
+    this.toaV6Kind = opts.toaV6Kind;
     this.timeoutsMs = timeoutTable(opts.timeouts);
     this.table = new ConnTable(opts.maxConnections);
     this.laddrs = new LocalAddressPool(
@@ -74,6 +83,9 @@ export class EngineContext {
   /** Re-reads the options that `Engine.reconfigure` may change. */
   optionsChanged(): void {
     this.policy = this.opts.toaPolicy;
+    this.mssAdjust = this.opts.mssAdjust;
+    this.timestampRemove = this.opts.timestampRemove;
+    this.toaV6Kind = this.opts.toaV6Kind;
     this.timeoutsMs = timeoutTable(this.opts.timeouts);
     this.pmtu.expiresMs = this.opts.pmtuExpiresMs;
   }

@@ -246,7 +246,7 @@ export class Ipv6Path implements SynProxyReplay6 {
       return;
     }
     const plan = options.plan;
-    this.toa.setToaV6(ctx.opts.toaV6Kind, t.cport[c]!, t.cip6, c * 16);
+    this.toa.setToaV6(ctx.toaV6Kind, t.cport[c]!, t.cip6, c * 16);
     const inserted = syn ? C.toa_inserted_syn : C.toa_inserted;
     switch (mode) {
       case ToaMode.Insert:

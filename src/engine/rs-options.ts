@@ -53,7 +53,7 @@ export class RsOptions {
     let sackBlocks = 0;
     if (hl > TCP_MIN_HEADER) {
       const o = ctx.opt.parse(b, tcpOff + TCP_MIN_HEADER, tcpOff + hl);
-      if (syn && ctx.opts.mssAdjust && o.mss > 0) this.clampMss(svc, c, rsIpHl, toaLen);
+      if (syn && ctx.mssAdjust && o.mss > 0) this.clampMss(svc, c, rsIpHl, toaLen);
       sackBlocks = o.sackBlocks;
       if (sackBlocks > 0 && ackFlag)
         shiftSackEdges(tcp, o.sackAt, sackBlocks, -t.seqDelta[c]! - t.shift[c]!);
