@@ -17,6 +17,28 @@ export function sumWords(buf: Uint8Array, off: number, len: number, sum: number)
   return sum;
 }
 
+/**
+ * `sumWords` of the 20 bytes at buf[off]: an IPv4 header without options,
+ * which every IPv4 packet has verified. Unrolled, because V8 checks the
+ * array, the bounds and the overflow on each turn of `sumWords`' loop: about
+ * three times the instructions for these ten words. Ten words stay below
+ * 2^20, so nothing needs folding on the way.
+ */
+export function sumWords20(buf: Uint8Array, off: number): number {
+  return (
+    ((buf[off]! << 8) | buf[off + 1]!) +
+    ((buf[off + 2]! << 8) | buf[off + 3]!) +
+    ((buf[off + 4]! << 8) | buf[off + 5]!) +
+    ((buf[off + 6]! << 8) | buf[off + 7]!) +
+    ((buf[off + 8]! << 8) | buf[off + 9]!) +
+    ((buf[off + 10]! << 8) | buf[off + 11]!) +
+    ((buf[off + 12]! << 8) | buf[off + 13]!) +
+    ((buf[off + 14]! << 8) | buf[off + 15]!) +
+    ((buf[off + 16]! << 8) | buf[off + 17]!) +
+    ((buf[off + 18]! << 8) | buf[off + 19]!)
+  );
+}
+
 /** Folds an unfolded sum into 16 bits with end-around carry; sums here stay below 2^32. */
 export function foldSum(sum: number): number {
   sum = (sum & 0xffff) + (sum >>> 16);

@@ -1,5 +1,5 @@
 import { get16, get32, set16, set32 } from './bytes.js';
-import { checksumExcludingField, finishChecksum, sumWords } from './checksum.js';
+import { checksumExcludingField, finishChecksum, sumWords, sumWords20 } from './checksum.js';
 
 export const IPV4_MIN_HEADER = 20;
 
@@ -59,8 +59,12 @@ export class Ipv4View {
     if (hl < IPV4_MIN_HEADER || hl > avail) return Ipv4Error.BadIhl;
     const tl = this.totalLength;
     if (tl < hl || tl > avail) return Ipv4Error.BadTotalLength;
-    if (verifyChecksum && finishChecksum(sumWords(this.buf, this.off, hl, 0)) !== 0) {
-      return Ipv4Error.BadChecksum;
+    if (verifyChecksum) {
+      const sum =
+        hl === IPV4_MIN_HEADER
+          ? sumWords20(this.buf, this.off)
+          : sumWords(this.buf, this.off, hl, 0);
+      if (finishChecksum(sum) !== 0) return Ipv4Error.BadChecksum;
     }
     return Ipv4Error.None;
   }
