@@ -11,7 +11,7 @@ import type { TcpView } from '../wire/tcp.js';
  * SYNPROXY's translation.
  */
 export function rewriteSeqField(b: Uint8Array, at: number, add: number, d: ChecksumDelta): void {
-  // Byte reads and writes spelled out: this is inlined into every translation.
+  // Byte reads and writes spelled out: this is inlined into the SYNPROXY and ICMP translations.
   const hi = (b[at]! << 8) | b[at + 1]!;
   const lo = (b[at + 2]! << 8) | b[at + 3]!;
   const n = (hi * 65536 + lo + add) >>> 0;
@@ -21,6 +21,23 @@ export function rewriteSeqField(b: Uint8Array, at: number, add: number, d: Check
   b[at + 1] = (n >>> 16) & 0xff;
   b[at + 2] = (n >>> 8) & 0xff;
   b[at + 3] = n & 0xff;
+}
+
+/**
+ * `rewriteSeqField` for the NAT paths: the change is returned as a sum of
+ * `wordChange` terms instead of noted in a `ChecksumDelta`. Byte reads and
+ * writes spelled out and no call inside: this is inlined into every
+ * translation.
+ */
+export function addToSeqField(b: Uint8Array, at: number, add: number): number {
+  const hi = (b[at]! << 8) | b[at + 1]!;
+  const lo = (b[at + 2]! << 8) | b[at + 3]!;
+  const n = (hi * 65536 + lo + add) >>> 0;
+  b[at] = n >>> 24;
+  b[at + 1] = n >>> 16;
+  b[at + 2] = n >>> 8;
+  b[at + 3] = n;
+  return (~hi & 0xffff) + (n >>> 16) + (~lo & 0xffff) + (n & 0xffff);
 }
 
 const edge = new Uint32Array(1);

@@ -133,6 +133,29 @@ export function alignedRangeSum(
 }
 
 /**
+ * RFC 1624 eqn. 3's ~m + m' for one 16-bit word changing from `oldWord` to
+ * `newWord` (a 16-bit value): the NAT paths add the terms of a rewrite in a
+ * local and patch the checksum once with `applySum`. Plain numbers in and
+ * out and a few bytecodes, so V8 inlines it wherever it is called (the
+ * `ChecksumDelta` methods, on the object's field, it stops inlining once a
+ * translation has spent its budget).
+ */
+export function wordChange(oldWord: number, newWord: number): number {
+  return (~oldWord & 0xffff) + newWord;
+}
+
+/**
+ * `check` with a sum of `wordChange` terms applied: ~(~HC + Σ(~m + m')).
+ * The folding is spelled out rather than left to `foldSum`: a helper inside
+ * a helper is the first call V8 gives up inlining.
+ */
+export function applySum(check: number, sum: number): number {
+  let s = (~check & 0xffff) + sum;
+  s = (s & 0xffff) + (s >>> 16);
+  return ~((s & 0xffff) + (s >>> 16)) & 0xffff;
+}
+
+/**
  * Accumulates RFC 1624 word replacements (pseudo-header addresses carry into
  * both the IP and the TCP checksum), so a NAT rewrite folds once per header.
  * Words are passed as 16-bit halves: small integers never get boxed.
@@ -147,6 +170,11 @@ export class ChecksumDelta {
 
   replaceWord(oldWord: number, newWord: number): void {
     this.sum += (~oldWord & 0xffff) + (newWord & 0xffff);
+  }
+
+  /** The replacements so far, as a sum of `wordChange` terms. */
+  get pending(): number {
+    return this.sum;
   }
 
   /** Applies the replacements so far to `check`; the pending sum is kept for a second header. */
