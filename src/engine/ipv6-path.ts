@@ -239,12 +239,14 @@ export class Ipv6Path implements SynProxyReplay6 {
           (flags & TCP_RST) === 0 &&
           (payloadLen > 0 || fin) &&
           equalsU32AtPlus(b, tcpOff + TcpField.Seq, t.seqDelta, c, t.lbIsn, c, 1);
-        this.nat.toRealServer(p, c, rsV6, shift);
+        this.nat.toRealServer(p, c, rsV6, shift, true);
         if (first) this.proxyHeader.emit6(p, outIpHl, c, rsV6);
-      } else this.nat.toRealServer(p, c, rsV6, 0);
+      } else this.nat.toRealServer(p, c, rsV6, 0, true);
       ctx.forward(p);
       return;
     }
+    // The TOA's rebuild and split verify the checksum: FNAT64's must cover the IPv4 header first.
+    if (!rsV6) this.nat.pseudoHeaderTo4(c);
     const plan = options.plan;
     this.toa.setToaV6(ctx.toaV6Kind, t.cport[c]!, t.cip6, c * 16);
     const inserted = syn ? C.toa_inserted_syn : C.toa_inserted;
@@ -266,7 +268,7 @@ export class Ipv6Path implements SynProxyReplay6 {
         return;
     }
     ctx.tcp.wrap(p.buf, p.start + outIpHl);
-    this.nat.toRealServer(p, c, rsV6, 0);
+    this.nat.toRealServer(p, c, rsV6, 0, rsV6);
     ctx.forward(p);
   }
 
@@ -295,7 +297,7 @@ export class Ipv6Path implements SynProxyReplay6 {
     for (let k = 0; k < n; k++) {
       const q = this.toa.pieces[k]!;
       ctx.tcp.wrap(q.buf, q.start + ipHl);
-      this.nat.toRealServer(q, c, v6, 0);
+      this.nat.toRealServer(q, c, v6, 0, v6);
       ctx.emit(q);
     }
     ctx.count(C.forwarded_packets);

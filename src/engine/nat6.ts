@@ -1,5 +1,5 @@
-import { get16, storeU32From } from '../wire/bytes.js';
-import { ChecksumDelta, foldSum, sumWords } from '../wire/checksum.js';
+import { get16, set16, storeU32From } from '../wire/bytes.js';
+import { ChecksumDelta, applySum, foldSum, sumWords, wordChange } from '../wire/checksum.js';
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../wire/ipv4.js';
 import { IPV6_HEADER, finishIpv6Header } from '../wire/ipv6.js';
 import { TcpField } from '../wire/tcp.js';
@@ -8,7 +8,7 @@ import { CF_SYNPROXY, type ConnTable } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import type { Packet } from './packet.js';
 import type { Registry } from './registry.js';
-import { rewriteSeqField } from './seq-rewrite.js';
+import { addToSeqField } from './seq-rewrite.js';
 import type { SynProxy } from './synproxy/synproxy.js';
 
 /** virtio_net_hdr GSO types: a super-packet that changes family changes type (the ECN bit stays). */
@@ -28,13 +28,26 @@ const GSO_ECN = 0x80;
  * datagrams need none), TTL = hop limit, TOS = traffic class; the flow label
  * has no IPv4 field and is dropped. RS → client: the IPv6 header goes 20
  * bytes (more with IPv4 options) into the headroom; hop limit = TTL,
- * traffic class = TOS, flow label 0. The TCP checksum is adjusted for the
- * new pseudo-header: the same protocol and length, only the addresses differ.
+ * traffic class = TOS, flow label 0.
+ *
+ * The TCP checksum. Whichever the families, the pseudo-header's change is
+ * the connection's `addrDelta6` (the same protocol and length, other
+ * addresses), so `toRealServer` and `toClient` fold it in with the ports
+ * and the sequence number: one update per packet, the header swaps
+ * (`headerTo4`, `headerTo6`) leave the TCP checksum alone. A client packet
+ * that must carry a right checksum between the swap and the translation
+ * (the TOA's rebuild and split verify it) gets `pseudoHeaderTo4` and then
+ * `toRealServer` with `pseudoPending` false.
+ *
+ * The rewrites are runs of byte reads and writes with the checksum terms
+ * (`wordChange`) summed in a local, as in nat.ts: every packet of an IPv6
+ * client comes through here.
  *
  * `ctx.tcp` is wrapped around the packet's TCP header throughout (and stays
  * valid: the segment does not move).
  */
 export class Nat6 {
+  /** For SYNPROXY's step, which notes its changes in a `ChecksumDelta`. */
   private readonly delta = new ChecksumDelta();
 
   constructor(
@@ -44,17 +57,13 @@ export class Nat6 {
 
   /**
    * FNAT64, client → RS: p's IPv6 header (40 bytes, at p.start) becomes an
-   * IPv4 one LIP → RIP of connection c. The TCP checksum loses the IPv6
-   * addresses and gains the IPv4 ones; ports and seq are `toRealServer`'s.
+   * IPv4 one LIP → RIP of connection c. The TCP checksum still covers the
+   * IPv6 pseudo-header (see the class comment).
    */
   headerTo4(p: Packet, c: number): void {
     const t = this.ctx.table;
     const b = p.buf;
     const s = p.start;
-    const d = this.delta.reset();
-    d.replaceWord(0, t.addrDelta6[c]!);
-    const tcp = this.ctx.tcp;
-    tcp.checksum = d.apply(tcp.checksum);
     const tos = ((b[s]! & 0x0f) << 4) | (b[s + 1]! >>> 4);
     const ttl = b[s + 7]!;
     const o = s + IPV6_HEADER - IPV4_MIN_HEADER;
@@ -67,33 +76,31 @@ export class Nat6 {
     if ((p.gsoType & ~GSO_ECN) === GSO_TCPV6) p.gsoType = GSO_TCPV4 | (p.gsoType & GSO_ECN);
   }
 
+  /** FNAT64, client → RS, after `headerTo4`: the TCP checksum moved to the IPv4 pseudo-header now. */
+  pseudoHeaderTo4(c: number): void {
+    const tcp = this.ctx.tcp;
+    const at = tcp.off + TcpField.Checksum;
+    set16(tcp.buf, at, applySum(get16(tcp.buf, at), wordChange(0, this.ctx.table.addrDelta6[c]!)));
+  }
+
   /**
    * FNAT64, RS → client: p's IPv4 header (ipHl bytes at p.start) becomes an
-   * IPv6 one VIP → CIP of connection c, in the headroom. False (p untouched)
-   * when the buffer has no headroom for it.
+   * IPv6 one VIP → CIP of connection c, in the headroom; the TCP checksum is
+   * `toClient`'s. False (p untouched) when the buffer has no headroom for it.
    */
   headerTo6(p: Packet, ipHl: number, c: number): boolean {
     const s = p.start;
     const o = s + ipHl - IPV6_HEADER;
     if (o < 0) return false;
     const ctx = this.ctx;
-    const t = ctx.table;
-    const reg = ctx.reg;
     const b = p.buf;
-    const svc = t.svc[c]!;
-    const d = this.delta.reset();
-    // RIP, LIP → VIP, CIP: the connection's delta the other way.
-    d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
-    const vips = reg.svcVips6;
-    const cips = t.cip6;
-    const tcp = ctx.tcp;
-    tcp.checksum = d.apply(tcp.checksum);
+    const svc = ctx.table.svc[c]!;
     const tos = b[s + Ipv4Field.Tos]!;
     const ttl = b[s + Ipv4Field.Ttl]!;
     const payload = p.length - ipHl;
     finishIpv6Header(b, o, payload, IPPROTO_TCP, ttl, tos);
-    copy16(b, o + 8, vips, svc * 16);
-    copy16(b, o + 24, cips, c * 16);
+    copy16(b, o + 8, ctx.reg.svcVips6, svc * 16);
+    copy16(b, o + 24, ctx.table.cip6, c * 16);
     p.start = o;
     p.length = IPV6_HEADER + payload;
     if ((p.gsoType & ~GSO_ECN) === GSO_TCPV4) p.gsoType = GSO_TCPV6 | (p.gsoType & GSO_ECN);
@@ -103,63 +110,81 @@ export class Nat6 {
   /**
    * Client → RS, the TCP part (and, IPv6 → IPv6, the addresses): ports
    * cport → lport and vport → rport, seq into the LB→RS space (`shift`
-   * further: a PROXY header went first). `v6`: p is
-   * still IPv6 (its RS is IPv6), so its addresses become LIP → RIP here.
+   * further: a PROXY header went first). `v6`: p is still IPv6 (its RS is
+   * IPv6), so its addresses become LIP → RIP here. `pseudoPending`: the TCP
+   * checksum still covers the client's pseudo-header (false only after
+   * `pseudoHeaderTo4`).
    */
-  toRealServer(p: Packet, c: number, v6: boolean, shift: number): void {
+  toRealServer(p: Packet, c: number, v6: boolean, shift: number, pseudoPending: boolean): void {
     const ctx = this.ctx;
     const t = ctx.table;
-    const tcp = ctx.tcp;
     const b = p.buf;
-    const d = this.delta.reset();
+    const tcpOff = ctx.tcp.off;
     if (v6) {
-      d.replaceWord(0, t.addrDelta6[c]!);
       copy16(b, p.start + 8, t.lip6, c * 16);
       copy16(b, p.start + 24, t.rip6, c * 16);
     }
-    d.replaceWord(tcp.srcPort, t.lport[c]!);
-    d.replaceWord(tcp.dstPort, t.rport[c]!);
-    rewriteSeqField(b, tcp.off + TcpField.Seq, t.seqDelta[c]! + shift, d);
+    const lport = t.lport[c]!;
+    const rport = t.rport[c]!;
+    let sum =
+      wordChange(get16(b, tcpOff), lport) +
+      wordChange(get16(b, tcpOff + TcpField.DstPort), rport) +
+      addToSeqField(b, tcpOff + TcpField.Seq, t.seqDelta[c]! + shift);
+    if (pseudoPending) sum += wordChange(0, t.addrDelta6[c]!);
     // SYNPROXY's second sequence space (acks, windows), as on the IPv4 path.
-    if ((t.flags[c]! & CF_SYNPROXY) !== 0) this.synproxy.translateToRealServer(b, tcp.off, c, d);
-    tcp.checksum = d.apply(tcp.checksum);
-    tcp.srcPort = t.lport[c]!;
-    tcp.dstPort = t.rport[c]!;
+    if ((t.flags[c]! & CF_SYNPROXY) !== 0) {
+      const d = this.delta.reset();
+      this.synproxy.translateToRealServer(b, tcpOff, c, d);
+      sum += d.pending;
+    }
+    const check = tcpOff + TcpField.Checksum;
+    set16(b, check, applySum(get16(b, check), sum));
+    set16(b, tcpOff, lport);
+    set16(b, tcpOff + TcpField.DstPort, rport);
   }
 
   /**
-   * RS → client, the TCP part (and, IPv6 → IPv6, the addresses): ports
-   * rport → vport and lport → cport, ack back into the client's space.
-   * `v6`: p is still IPv6 (its RS is IPv6), so its addresses become VIP → CIP.
+   * RS → client, the TCP part and the pseudo-header's change (and, IPv6 →
+   * IPv6, the addresses): ports rport → vport and lport → cport, ack back
+   * into the client's space. `v6`: p is still IPv6 (its RS is IPv6), so its
+   * addresses become VIP → CIP here; FNAT64's came with `headerTo6`.
    */
   toClient(p: Packet, c: number, ackFlag: boolean, v6: boolean): void {
     const ctx = this.ctx;
     const t = ctx.table;
     const reg = ctx.reg;
-    const tcp = ctx.tcp;
     const b = p.buf;
+    const tcpOff = ctx.tcp.off;
     const svc = t.svc[c]!;
-    const d = this.delta.reset();
     if (v6) {
-      d.replaceWord(0, ~t.addrDelta6[c]! & 0xffff);
       copy16(b, p.start + 8, reg.svcVips6, svc * 16);
       copy16(b, p.start + 24, t.cip6, c * 16);
     }
-    d.replaceWord(tcp.srcPort, reg.svcPorts[svc]!);
-    d.replaceWord(tcp.dstPort, t.cport[c]!);
+    const vport = reg.svcPorts[svc]!;
+    const cport = t.cport[c]!;
+    // RIP, LIP → VIP, CIP: the connection's delta the other way.
+    let sum =
+      wordChange(0, ~t.addrDelta6[c]! & 0xffff) +
+      wordChange(get16(b, tcpOff), vport) +
+      wordChange(get16(b, tcpOff + TcpField.DstPort), cport);
     if (ackFlag) {
-      const at = tcp.off + TcpField.Ack;
+      const at = tcpOff + TcpField.Ack;
       let add = -t.seqDelta[c]!;
       // Acks beyond the LB's ISN+1 cover the PROXY header the client never sent.
       const shift = t.shift[c]!;
       if (shift !== 0 && ((get16(b, at) * 65536 + get16(b, at + 2) - t.lbIsn[c]! - 1) | 0) > 0)
         add -= shift;
-      rewriteSeqField(b, at, add, d);
+      sum += addToSeqField(b, at, add);
     }
-    if ((t.flags[c]! & CF_SYNPROXY) !== 0) this.synproxy.translateToClient(b, tcp.off, c, d);
-    tcp.checksum = d.apply(tcp.checksum);
-    tcp.srcPort = reg.svcPorts[svc]!;
-    tcp.dstPort = t.cport[c]!;
+    if ((t.flags[c]! & CF_SYNPROXY) !== 0) {
+      const d = this.delta.reset();
+      this.synproxy.translateToClient(b, tcpOff, c, d);
+      sum += d.pending;
+    }
+    const check = tcpOff + TcpField.Checksum;
+    set16(b, check, applySum(get16(b, check), sum));
+    set16(b, tcpOff, vport);
+    set16(b, tcpOff + TcpField.DstPort, cport);
   }
 }
 
