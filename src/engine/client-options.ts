@@ -42,13 +42,16 @@ export class ClientOptions {
   /**
    * The client's options as the RS may see them: no TOA of its own (the RS
    * would read it as the client's address), no timestamp on a SYN if so
-   * configured, SACK edges in the RS's space. Leaves them parsed in `ctx.opt`.
+   * configured, SACK edges in the RS's space. Leaves them parsed in `ctx.opt`
+   * (when there are any: a segment without options has nothing to clean, and
+   * most of a connection's segments come without them).
    */
   clean(svc: number, c: number, syn: boolean, ackFlag: boolean): void {
     const ctx = this.ctx;
     const tcp = ctx.tcp;
     const optStart = tcp.off + TCP_MIN_HEADER;
     const optEnd = tcp.off + tcp.headerLength;
+    if (optEnd === optStart) return;
     const o = ctx.opt.parse(tcp.buf, optStart, optEnd);
     if (ctx.policy === 'fullnat' && o.toaCount > 0) {
       this.toa.stripToa(tcp, optStart, optEnd);
