@@ -1,4 +1,4 @@
-import { equal16, fold16 } from './addr6.js';
+import { addressWords, equal16, equal16Words, fold16 } from './addr6.js';
 
 /**
  * Small open-addressing indexes keyed by an IPv4 address (and a port). A Map
@@ -99,6 +99,8 @@ export class AddrPortIndex {
  */
 export class Addr6PortIndex {
   private addrs: Uint8Array;
+  /** addrs as `addressWords` (addr6.ts), for the data path's compare. */
+  private words: DataView;
   private ports: Int32Array;
   private values: Int32Array;
   private mask: number;
@@ -108,6 +110,7 @@ export class Addr6PortIndex {
     let cap = 16;
     while (cap < expected * 2) cap *= 2;
     this.addrs = new Uint8Array(cap * 16);
+    this.words = addressWords(this.addrs);
     this.ports = new Int32Array(cap).fill(-1);
     this.values = new Int32Array(cap);
     this.mask = cap - 1;
@@ -129,7 +132,7 @@ export class Addr6PortIndex {
     for (;;) {
       const p = this.ports[i]!;
       if (p === -1) return -1;
-      if (p === port + 1 && equal16(this.addrs, i * 16, b, addrOff)) return this.values[i]!;
+      if (p === port + 1 && equal16Words(this.words, i * 16, b, addrOff)) return this.values[i]!;
       i = (i + 1) & this.mask;
     }
   }
@@ -158,6 +161,7 @@ export class Addr6PortIndex {
     const { addrs, ports, values } = this;
     const cap = (this.mask + 1) * 2;
     this.addrs = new Uint8Array(cap * 16);
+    this.words = addressWords(this.addrs);
     this.ports = new Int32Array(cap).fill(-1);
     this.values = new Int32Array(cap);
     this.mask = cap - 1;

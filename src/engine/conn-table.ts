@@ -1,4 +1,4 @@
-import { copy16, equal16, fold16 } from './addr6.js';
+import { addressWords, copy16, equal16, equal16Words, fold16 } from './addr6.js';
 import { TcpState } from './tcp-state.js';
 
 /** Connection flag bits. */
@@ -111,6 +111,10 @@ export class ConnTable {
   cip6 = new Uint8Array(0);
   lip6 = new Uint8Array(0);
   rip6 = new Uint8Array(0);
+  /** cip6, lip6, rip6 as `addressWords` (addr6.ts): what the data path compares and copies. */
+  cip6Words = addressWords(this.cip6);
+  lip6Words = addressWords(this.lip6);
+  rip6Words = addressWords(this.rip6);
   private clientBuckets6 = new Int32Array(0);
   private replyBuckets6 = new Int32Array(0);
 
@@ -193,6 +197,9 @@ export class ConnTable {
     this.cip6 = new Uint8Array(n * 16);
     this.lip6 = new Uint8Array(n * 16);
     this.rip6 = new Uint8Array(n * 16);
+    this.cip6Words = addressWords(this.cip6);
+    this.lip6Words = addressWords(this.lip6);
+    this.rip6Words = addressWords(this.rip6);
     this.clientBuckets6 = new Int32Array(this.clientBuckets.length).fill(-1);
     this.replyBuckets6 = new Int32Array(this.replyBuckets.length).fill(-1);
   }
@@ -315,7 +322,7 @@ export class ConnTable {
         this.cip[i] === h &&
         this.cport[i] === cport &&
         this.svc[i] === svc &&
-        equal16(this.cip6, i * 16, b, srcOff)
+        equal16Words(this.cip6Words, i * 16, b, srcOff)
       )
         return i;
       i = this.nextByClient[i]!;
@@ -340,8 +347,8 @@ export class ConnTable {
         this.lip[i] === lip &&
         this.rip[i] === rip &&
         this.rport[i] === rport &&
-        equal16(this.rip6, i * 16, b, srcOff) &&
-        equal16(this.lip6, i * 16, b, srcOff + 16)
+        equal16Words(this.rip6Words, i * 16, b, srcOff) &&
+        equal16Words(this.lip6Words, i * 16, b, srcOff + 16)
       )
         return i;
       i = this.nextByReply[i]!;

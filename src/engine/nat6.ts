@@ -3,7 +3,7 @@ import { ChecksumDelta, applySum, foldSum, sumWords, wordChange } from '../wire/
 import { IPPROTO_TCP, IPV4_MIN_HEADER, finishIpv4Header, Ipv4Field } from '../wire/ipv4.js';
 import { IPV6_HEADER, finishIpv6Header } from '../wire/ipv6.js';
 import { TcpField } from '../wire/tcp.js';
-import { copy16 } from './addr6.js';
+import { copy16FromWords } from './addr6.js';
 import { CF_SYNPROXY, type ConnTable } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import type { Packet } from './packet.js';
@@ -99,8 +99,8 @@ export class Nat6 {
     const ttl = b[s + Ipv4Field.Ttl]!;
     const payload = p.length - ipHl;
     finishIpv6Header(b, o, payload, IPPROTO_TCP, ttl, tos);
-    copy16(b, o + 8, ctx.reg.svcVips6, svc * 16);
-    copy16(b, o + 24, ctx.table.cip6, c * 16);
+    copy16FromWords(b, o + 8, ctx.reg.svcVips6Words, svc * 16);
+    copy16FromWords(b, o + 24, ctx.table.cip6Words, c * 16);
     p.start = o;
     p.length = IPV6_HEADER + payload;
     if ((p.gsoType & ~GSO_ECN) === GSO_TCPV4) p.gsoType = GSO_TCPV6 | (p.gsoType & GSO_ECN);
@@ -121,8 +121,8 @@ export class Nat6 {
     const b = p.buf;
     const tcpOff = ctx.tcp.off;
     if (v6) {
-      copy16(b, p.start + 8, t.lip6, c * 16);
-      copy16(b, p.start + 24, t.rip6, c * 16);
+      copy16FromWords(b, p.start + 8, t.lip6Words, c * 16);
+      copy16FromWords(b, p.start + 24, t.rip6Words, c * 16);
     }
     const lport = t.lport[c]!;
     const rport = t.rport[c]!;
@@ -157,8 +157,8 @@ export class Nat6 {
     const tcpOff = ctx.tcp.off;
     const svc = t.svc[c]!;
     if (v6) {
-      copy16(b, p.start + 8, reg.svcVips6, svc * 16);
-      copy16(b, p.start + 24, t.cip6, c * 16);
+      copy16FromWords(b, p.start + 8, reg.svcVips6Words, svc * 16);
+      copy16FromWords(b, p.start + 24, t.cip6Words, c * 16);
     }
     const vport = reg.svcPorts[svc]!;
     const cport = t.cport[c]!;

@@ -1,7 +1,7 @@
 import { addressEquals, endpointToString, type IpAddress } from '../wire/address.js';
 import { foldSum, sumWords } from '../wire/checksum.js';
 import { Addr6PortIndex, AddrPortIndex } from './addr-index.js';
-import { equal16, fold16 } from './addr6.js';
+import { addressWords, equal16, fold16 } from './addr6.js';
 import type { ConnTable } from './conn-table.js';
 import type { LocalAddressPool } from './laddr.js';
 import type { PathMtu } from './path-mtu.js';
@@ -57,6 +57,8 @@ export class Registry {
    */
   svcVips = new Uint32Array(0);
   svcVips6 = new Uint8Array(0);
+  /** svcVips6 as `addressWords` (addr6.ts), for the data path's copies. */
+  svcVips6Words = addressWords(this.svcVips6);
   svcPorts = new Uint16Array(0);
   svcSynProxy = new Uint8Array(0);
   /** Per UDP service, its UOA placement (UOA_* codes). */
@@ -327,6 +329,7 @@ export class Registry {
     const vips = addressArrays(svcs.map((s) => s.vip));
     this.svcVips = vips.v4;
     this.svcVips6 = vips.v6;
+    this.svcVips6Words = addressWords(vips.v6);
     this.svcVipSums = vips.sums;
     this.svcPorts = Uint16Array.from(svcs, (s) => s.vport);
     this.svcSynProxy = Uint8Array.from(svcs, (s) => (s.synProxy ? 1 : 0));
