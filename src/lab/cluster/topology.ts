@@ -31,6 +31,7 @@ import { labLockPath } from '../lock.js';
 import { NetnsLab, namespacesWithPrefix, removeNamespace } from '../netns.js';
 import { LabReceiver } from '../receiver.js';
 import { nodeConfig, nodeControlSocket } from './node-config.js';
+import { waitForOutput } from '../child-output.js';
 import {
   BURST_SOURCES,
   CLIENT_LINK,
@@ -91,42 +92,6 @@ export async function cleanupClusterLeftovers(log: Log = () => {}): Promise<stri
   if (existsSync(CLUSTER_WORK_DIR)) rmSync(CLUSTER_WORK_DIR, { recursive: true, force: true });
   if (removed.length) log(`cluster: removed leftovers of an earlier run: ${removed.join(', ')}`);
   return removed;
-}
-
-/** Resolves once `what` appears on the child's stream; rejects on exit or timeout. */
-export function waitForOutput(
-  child: ChildProcess,
-  stream: 'stdout' | 'stderr',
-  what: RegExp,
-  timeoutMs: number,
-  name: string,
-  tail: () => string,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (c: Buffer): void => {
-      seen = (seen + c.toString()).slice(-8000);
-      if (what.test(seen)) {
-        cleanup();
-        resolve();
-      }
-    };
-    const onExit = (code: number | null, sig: string | null): void => {
-      cleanup();
-      reject(new Error(`${name} exited (${sig ?? code}) before it was ready\n${tail()}`));
-    };
-    const t = setTimeout(() => {
-      cleanup();
-      reject(new Error(`${name} not ready within ${timeoutMs} ms\n${tail()}`));
-    }, timeoutMs);
-    const cleanup = (): void => {
-      clearTimeout(t);
-      child[stream]?.off('data', onData);
-      child.off('exit', onExit);
-    };
-    child[stream]?.on('data', onData);
-    child.once('exit', onExit);
-  });
 }
 
 export function stopChild(

@@ -51,6 +51,7 @@ import { NetnsLab, namespacesWithPrefix, removeNamespace } from '../netns.js';
 import { parseTcpdumpStats, type CaptureStats } from './capture-stats.js';
 import { MSS_MIX } from '../sim/scenarios.js';
 import { clientIpVersion, serverIpVersion, type LabFamily } from '../family.js';
+import { waitForOutput } from '../child-output.js';
 
 export const LAB_PREFIX = 'fnlab';
 export const VIP = '10.78.0.100';
@@ -248,41 +249,6 @@ export interface TopologyOptions {
   log: Log;
 }
 
-function waitFor(
-  child: ChildProcess,
-  stream: 'stdout' | 'stderr',
-  what: RegExp,
-  timeoutMs: number,
-  name: string,
-  logTail: () => string,
-): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const onData = (c: Buffer): void => {
-      seen += c.toString();
-      if (what.test(seen)) {
-        cleanup();
-        resolve();
-      }
-    };
-    const onExit = (code: number | null, sig: string | null): void => {
-      cleanup();
-      reject(new Error(`${name} exited (${sig ?? code}) before it was ready\n${logTail()}`));
-    };
-    const t = setTimeout(() => {
-      cleanup();
-      reject(new Error(`${name} not ready within ${timeoutMs} ms\n${logTail()}`));
-    }, timeoutMs);
-    const cleanup = (): void => {
-      clearTimeout(t);
-      child[stream]?.off('data', onData);
-      child.off('exit', onExit);
-    };
-    child[stream]?.on('data', onData);
-    child.once('exit', onExit);
-  });
-}
-
 function stopChild(child: ChildProcess, signal: NodeJS.Signals, graceMs: number): Promise<void> {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) return resolve();
@@ -448,7 +414,7 @@ export class LabTopology {
       const rec: RsApp = { host: r.host, child, records: [], listening: Promise.resolve() };
       let err = '';
       child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
-      rec.listening = waitFor(
+      rec.listening = waitForOutput(
         child,
         'stdout',
         /"listening"/,
@@ -555,7 +521,7 @@ ${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
     this.lb = child;
-    await waitFor(child, 'stderr', /fullnat running/, 15_000, `fullnat run (${policy})`, () =>
+    await waitForOutput(child, 'stderr', /fullnat running/, 15_000, `fullnat run (${policy})`, () =>
       this.lbLog.slice(-3000),
     );
   }
@@ -625,12 +591,17 @@ ${vs(SERVICES.smallMtu.vport, SERVICES.smallMtu.rport, SERVICES.smallMtu.mtu)}
     ]);
     let err = '';
     child.stdout!.resume();
-    await waitFor(child, 'stderr', /listening on/, 10_000, `tcpdump in ${host}`, () => err).catch(
-      (e: Error) => {
-        child.kill('SIGKILL');
-        throw e;
-      },
-    );
+    await waitForOutput(
+      child,
+      'stderr',
+      /listening on/,
+      10_000,
+      `tcpdump in ${host}`,
+      () => err,
+    ).catch((e: Error) => {
+      child.kill('SIGKILL');
+      throw e;
+    });
     child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
     // 'close' comes after the last of stderr, where tcpdump prints its counters as it exits.
     const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
