@@ -200,12 +200,7 @@ export class BirdSpeaker {
    * with nothing from us to announce.
    */
   async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.pollTimer = undefined;
-    this.restartTimer = undefined;
+    if (!this.quit()) return;
     if (this.mode === 'attached') {
       this.prefixes = [];
       this.write();
@@ -237,18 +232,24 @@ export class BirdSpeaker {
     rmSync(join(this.opts.stateDir, BIRD_PID_FILE), { force: true });
   }
 
+  /** Stops polling and restarting; false when already stopped. */
+  private quit(): boolean {
+    if (this.stopped) return false;
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.pollTimer = undefined;
+    this.restartTimer = undefined;
+    return true;
+  }
+
   /**
    * The old side of a handover: stops watching bird and leaves it running,
    * announcing what it announces, for the successor to adopt (see the top
    * of this file). An attached bird is simply left as it is.
    */
   async release(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    if (this.restartTimer) clearTimeout(this.restartTimer);
-    this.pollTimer = undefined;
-    this.restartTimer = undefined;
+    if (!this.quit()) return;
     const child = this.child;
     if (this.mode === 'attached' || !child) return;
     rmSync(join(this.opts.stateDir, BIRD_ADOPTED_FILE), { force: true });
