@@ -22,7 +22,14 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/control/config/index.js';
 import { tunAvailable } from '../../src/io/tun.js';
 import { NetnsLab, netnsAvailable } from '../../src/lab/netns.js';
-import { alive, birdTools, routerConfig, routesAt, startRouter } from '../support/bird.js';
+import {
+  alive,
+  birdTools,
+  routerConfig,
+  routesAt,
+  sessionLine,
+  startRouter,
+} from '../support/bird.js';
 import { sleep } from '../support/time.js';
 import { cli, fixtures, runCtl, untilServing } from './support/harness.js';
 
@@ -280,12 +287,7 @@ test(
   },
 );
 
-/** The router's view of its session with the node: state and since when (changes if it ever dropped). */
-function routerSession(): string {
-  const out = lab.exec('router', tools.birdc, ['-s', router.sock, 'show', 'protocols']);
-  const line = out.split('\n').find((l) => l.startsWith('peer1 '));
-  return line?.trim().split(/\s+/).slice(3).join(' ') ?? '';
-}
+const routerSession = (): string => sessionLine(tools, router.sock, 'peer1');
 
 test(
   'fullnat run --takeover: the successor adopts bird; the router keeps the session and the routes throughout',

@@ -143,3 +143,15 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * The router's session `protocol` as `show protocols` prints it past the
+ * table column: state, since when, info. A session that dropped and came
+ * back has another "since".
+ */
+export function sessionLine(tools: BirdTools, sock: string, protocol: string): string {
+  const line = birdc(tools, sock, 'show', 'protocols')
+    .split('\n')
+    .find((l) => l.startsWith(`${protocol} `));
+  return line?.trim().split(/\s+/).slice(3).join(' ') ?? '';
+}

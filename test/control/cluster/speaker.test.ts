@@ -9,7 +9,6 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +25,7 @@ import {
   neighbor,
   routerConfig,
   routesAt,
+  sessionLine,
   sessionsAt,
   startRouter,
 } from '../../support/bird.js';
@@ -113,14 +113,7 @@ before(async () => {
   await sleep(0);
 });
 
-/** The router's session with the node: state, since when, info (a drop changes the time). */
-function routerSession(): string {
-  const out = execFileSync(tools.birdc, ['-s', router.sock, 'show', 'protocols'], {
-    encoding: 'utf8',
-  });
-  const line = out.split('\n').find((l) => l.startsWith('peer1 '));
-  return line?.trim().split(/\s+/).slice(3).join(' ') ?? '';
-}
+const routerSession = (): string => sessionLine(tools, router.sock, 'peer1');
 
 /** A Cluster over the test's LB, its bird in namespace `node`; the LB's hook points at it. */
 function newCluster(): Cluster {
