@@ -64,9 +64,14 @@ const WATCHDOG = [
   '  fi',
   '  kill "$b"',
   '} &',
+  'w=$!',
   'exec 3<&-',
-  'if [ -n "$BIRD_ADOPT" ]; then while kill -0 "$b" 2>/dev/null; do sleep 0.2; done; exit 0; fi',
+  // bird gone on its own: the pipe's reader goes too, so it never signals a pid reused meanwhile.
+  'if [ -n "$BIRD_ADOPT" ]; then while kill -0 "$b" 2>/dev/null; do sleep 0.2; done; kill "$w" 2>/dev/null; exit 0; fi',
   'wait "$b"',
+  's=$?',
+  'kill "$w" 2>/dev/null',
+  'exit "$s"',
 ].join('\n');
 
 export interface BirdSpeakerOptions {
