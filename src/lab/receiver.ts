@@ -5,9 +5,10 @@
  * see the client's address. Each lab (`prefix`) has its own pins and
  * cgroup, so labs do not disturb each other or a receiver in production.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { NetnsLab } from './netns.js';
 
 /** The receiver in force for a lab: the command prefix that runs a program under it. */
 export interface ReceiverHandle {
@@ -150,4 +151,30 @@ export class LabReceiver {
       ...args,
     ];
   }
+}
+
+/**
+ * Starts a real server's application (`app`: argv) in namespace `host`,
+ * under the eBPF receiver when `receiverExec` is given. Such a child is
+ * started from the root namespace, not by `lab`, so it is kept in
+ * `rootChildren` while it runs for the teardown to stop.
+ */
+export function spawnRealServerApp(
+  lab: NetnsLab,
+  host: string,
+  app: readonly string[],
+  receiverExec: readonly string[] | null,
+  rootChildren: Set<ChildProcess>,
+): ChildProcess {
+  const [cmd, ...args] = app;
+  if (cmd === undefined) throw new Error('spawnRealServerApp: empty command');
+  const [exec, ...execArgs] = receiverExec ?? [];
+  if (exec === undefined) return lab.spawn(host, cmd, args);
+  // `rs exec` first: `ip netns exec` remounts /sys, which hides the cgroup2 and bpf mounts.
+  const child = spawn(exec, [...execArgs, '--', 'ip', 'netns', 'exec', lab.ns(host), ...app], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  rootChildren.add(child);
+  child.on('exit', () => rootChildren.delete(child));
+  return child;
 }

@@ -20,7 +20,7 @@
  * One cluster lab at a time: a lock file, and the fixed prefix `fncl` so
  * that the leftovers of a run killed with SIGKILL are found and removed.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,7 +29,7 @@ import { sendControlRequest } from '../../control/socket/index.js';
 import type { ControlRequest, ControlResponse } from '../../control/model.js';
 import { labLockPath } from '../lock.js';
 import { NetnsLab, namespacesWithPrefix, removeNamespace } from '../netns.js';
-import { LabReceiver } from '../receiver.js';
+import { LabReceiver, spawnRealServerApp } from '../receiver.js';
 import { nodeConfig, nodeControlSocket } from './node-config.js';
 import { waitForOutput } from '../child-output.js';
 import {
@@ -416,19 +416,7 @@ export class ClusterTopology {
     const waits: Promise<void>[] = [];
     for (const r of REAL_SERVERS) {
       const app = [process.execPath, ECHO_SERVER, '--name', r.host, '--port', String(RS_PORT)];
-      let child: ChildProcess;
-      if (receiverExec) {
-        // `rs exec` first: `ip netns exec` remounts /sys, which hides the cgroup2 and bpf mounts.
-        child = spawn(
-          receiverExec[0]!,
-          [...receiverExec.slice(1), '--', 'ip', 'netns', 'exec', this.lab.ns(r.host), ...app],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        this.rootChildren.add(child);
-        child.on('exit', () => this.rootChildren.delete(child));
-      } else {
-        child = this.lab.spawn(r.host, app[0]!, app.slice(1));
-      }
+      const child = spawnRealServerApp(this.lab, r.host, app, receiverExec, this.rootChildren);
       let err = '';
       child.stderr?.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
       waits.push(

@@ -37,7 +37,7 @@
  * One lab at a time: a lock file, and a fixed prefix (`fnlab`) so that the
  * leftovers of a run killed with SIGKILL are found and removed first.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,7 +46,7 @@ import { fileURLToPath } from 'node:url';
 import { openTun, type TunDevice } from '../../io/tun.js';
 import type { ToaPolicy } from '../../engine/options.js';
 import { acquireLabLock, labLockPath } from '../lock.js';
-import { LabReceiver } from '../receiver.js';
+import { LabReceiver, spawnRealServerApp } from '../receiver.js';
 import { NetnsLab, namespacesWithPrefix, removeNamespace } from '../netns.js';
 import { parseTcpdumpStats, type CaptureStats } from './capture-stats.js';
 import { MSS_MIX } from '../sim/scenarios.js';
@@ -398,19 +398,7 @@ export class LabTopology {
         '--response',
         String(RS_RESPONSE_SIZE),
       ];
-      let child: ChildProcess;
-      if (receiverExec) {
-        // `rs exec` first: `ip netns exec` remounts /sys, which hides the cgroup2 and bpf mounts.
-        child = spawn(
-          receiverExec[0]!,
-          [...receiverExec.slice(1), '--', 'ip', 'netns', 'exec', this.lab.ns(r.host), ...app],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
-        this.rootChildren.add(child);
-        child.on('exit', () => this.rootChildren.delete(child));
-      } else {
-        child = this.lab.spawn(r.host, app[0]!, app.slice(1));
-      }
+      const child = spawnRealServerApp(this.lab, r.host, app, receiverExec, this.rootChildren);
       const rec: RsApp = { host: r.host, child, records: [], listening: Promise.resolve() };
       let err = '';
       child.stderr!.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
