@@ -252,6 +252,40 @@ export interface FullnatConfig {
   services: ServiceSpec[];
   /** The `bgp` block; absent = a single node (nothing announced). */
   bgp?: BgpSpec;
+  /** The `sync` block; absent = connections are not shared with other nodes. */
+  sync?: SyncSpec;
+}
+
+/** A fleet peer this node sends its connections to and may carry connections for. */
+export interface SyncPeerSpec {
+  addr: IpAddress;
+  /** UDP port of the peer's sync channel (default 8848). */
+  port: number;
+  /** The peer's `node_id` (1..255). */
+  nodeId: number;
+  /** The peer's LIPs: this node routes and announces them as a backup, and carries their connections once the peer is down. */
+  lipPrefixes: AnnouncedPrefix[];
+  pos: SourcePos;
+}
+
+/** The `sync` block: connection sync between the nodes of a fleet. */
+export interface SyncSpec {
+  /** This node's id (1..255), distinct in the fleet; also its share of every LIP's ports. */
+  nodeId: number;
+  /** Shares the LIP ports are cut into (default 1 + number of peers); nodeId ≤ nodes. */
+  nodes: number;
+  /** Where this node receives sync messages and sends them from (port default 8848). */
+  listen: { addr: IpAddress; port: number };
+  /** File holding the fleet's shared secret (≥ 16 bytes). */
+  keyFile: string;
+  peers: SyncPeerSpec[];
+  /** Entries held for peers at most (default max_connections / 2). */
+  maxSynced: number;
+  /** Milliseconds between heartbeats (default 200); a peer silent for 5 of them is down. */
+  heartbeatMs: number;
+  /** Milliseconds a starting node waits for its peers' tables before it announces (default 2000). */
+  resyncTimeoutMs: number;
+  pos: SourcePos;
 }
 
 /** One real server as the running LB sees it. */
