@@ -359,3 +359,66 @@ export function parsePrefix(text: string, what = 'prefix'): AnnouncedPrefix {
   }
   return { addr, length };
 }
+
+// ---------------------------------------------------------------- connection sync (a fleet node)
+
+/** The UDP port of the sync channel when none is given. */
+export const DEFAULT_SYNC_PORT = 8848;
+/** Milliseconds between heartbeats when none is given. */
+export const DEFAULT_SYNC_HEARTBEAT_MS = 200;
+export const MIN_SYNC_HEARTBEAT_MS = 10;
+export const MAX_SYNC_HEARTBEAT_MS = 60_000;
+/** Heartbeats a peer may miss before it counts as down. */
+export const SYNC_DOWN_AFTER_HEARTBEATS = 5;
+/** Milliseconds a starting node waits for its peers' tables when none is given. */
+export const DEFAULT_SYNC_RESYNC_TIMEOUT_MS = 2000;
+export const MAX_SYNC_RESYNC_TIMEOUT_MS = 600_000;
+/** A node id is one byte of every sync message; 0 means "this node" in the engine's entries. */
+export const MAX_SYNC_NODE_ID = 255;
+/** The shortest shared key: 128 bits, the strength HMAC-SHA256 truncated to 16 bytes gives. */
+export const MIN_SYNC_KEY_BYTES = 16;
+
+/** `node_id` of this node or a peer: 1..255. */
+export function parseSyncNodeId(text: string, what = 'node_id'): number {
+  return integerIn(text, what, 1, MAX_SYNC_NODE_ID);
+}
+
+/** `nodes`: how many shares the LIP ports are cut into. */
+export function parseSyncNodes(text: string, what = 'nodes'): number {
+  return integerIn(text, what, 1, MAX_SYNC_NODE_ID);
+}
+
+export function parseSyncHeartbeat(text: string, what = 'heartbeat'): number {
+  return integerIn(text, what, MIN_SYNC_HEARTBEAT_MS, MAX_SYNC_HEARTBEAT_MS);
+}
+
+/** 0 = announce at once, without waiting for any peer's table. */
+export function parseSyncResyncTimeout(text: string, what = 'resync_timeout'): number {
+  return integerIn(text, what, 0, MAX_SYNC_RESYNC_TIMEOUT_MS);
+}
+
+export function parseMaxSynced(text: string, what = 'max_synced'): number {
+  return integerIn(text, what, 1, MAX_CONNECTION_TABLE);
+}
+
+/**
+ * The address a node's sync channel listens on or a peer's: unicast, and
+ * loopback too (a fleet of processes on one host). Unlike a VIP, RS or LIP
+ * it is an address of the host itself, never routed into the TUN.
+ */
+export function parseSyncAddress(text: string, what = 'address'): IpAddress {
+  if (!text.includes(':')) {
+    const a = parseIpv4(text);
+    if (a < 0) throw new RuleError(`bad ${what} '${text}' (expected an IPv4 or IPv6 address)`);
+    const first = a >>> 24;
+    if (first === 0 || first >= 224)
+      throw new RuleError(`bad ${what} '${text}' (not a unicast address)`);
+    return a;
+  }
+  const a = Ipv6Address.parse(text);
+  if (a === null) throw new RuleError(`bad ${what} '${text}' (expected an IPv4 or IPv6 address)`);
+  const why = ipv6Class(a);
+  if (why !== null && why !== 'loopback')
+    throw new RuleError(`bad ${what} '${text}' (not a unicast address: ${why})`);
+  return a;
+}
