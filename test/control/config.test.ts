@@ -400,7 +400,7 @@ describe('parseConfig: errors name FILE:LINE and the reason', () => {
     expectError(
       `global_defs {\n}\n${BASE}`,
       'global_defs',
-      /unknown keyword 'global_defs' at top level \(valid: fullnat_defs, local_address_group, virtual_server, bgp, include\)/,
+      /unknown keyword 'global_defs' at top level \(valid: fullnat_defs, local_address_group, virtual_server, bgp, sync, include\)/,
     );
     expectError(
       base('weight 1', 'TCP_CHECK { connect_timeout 2 conect_port 80 }'),

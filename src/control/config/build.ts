@@ -7,9 +7,10 @@ import type {
   RealServerSpec,
   ServiceSpec,
   SourcePos,
+  SyncSpec,
 } from '../model.js';
 import { CONFIG_DEFAULTS } from './defaults.js';
-import type { BgpDraft, RsDraft, State, Timing, VsDraft } from './grammar/draft.js';
+import type { BgpDraft, RsDraft, State, SyncDraft, Timing, VsDraft } from './grammar/draft.js';
 import type { Token } from './lexer.js';
 
 function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
@@ -62,6 +63,30 @@ function buildBgp(b: BgpDraft): BgpSpec {
   return out;
 }
 
+/** Entries held for peers when `max_synced` is not given: half the table, the rest for this node's own. */
+export const defaultMaxSynced = (maxConnections: number): number =>
+  Math.max(1, Math.floor(maxConnections / 2));
+
+function buildSync(s: SyncDraft, maxConnections: number): SyncSpec {
+  return {
+    nodeId: s.nodeId!,
+    nodes: s.nodes ?? 1 + s.peers.length,
+    listen: { addr: s.listen!.addr, port: s.listen!.port },
+    keyFile: s.keyFile!.text,
+    peers: s.peers.map((p) => ({
+      addr: p.addr,
+      port: p.port,
+      nodeId: p.nodeId!,
+      lipPrefixes: p.lipPrefixes.map((l) => ({ ...l.prefix, pos: posOf(l.tok) })),
+      pos: posOf(p.tok),
+    })),
+    maxSynced: s.maxSynced ?? defaultMaxSynced(maxConnections),
+    heartbeatMs: s.heartbeatMs,
+    resyncTimeoutMs: s.resyncTimeoutMs,
+    pos: posOf(s.tok),
+  };
+}
+
 export function build(file: string, st: State): FullnatConfig {
   const laddrGroups = new Map<string, IpAddress[]>();
   const laddrPos = new Map<string, SourcePos>();
@@ -95,5 +120,6 @@ export function build(file: string, st: State): FullnatConfig {
     laddrPos,
     services,
     ...(st.bgp ? { bgp: buildBgp(st.bgp) } : {}),
+    ...(st.sync ? { sync: buildSync(st.sync, st.defs.maxConnections) } : {}),
   };
 }

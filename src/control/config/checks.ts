@@ -11,7 +11,7 @@ import {
   type AddressFamily,
   type IpAddress,
 } from '../../wire/address.js';
-import { prefixContains, prefixToString } from '../prefix.js';
+import { prefixContains, prefixesOverlap, prefixToString } from '../prefix.js';
 import { addressRoleConflict, MIN_MTU_V6 } from '../rules.js';
 import { at, fail } from './error.js';
 import type { Token } from './lexer.js';
@@ -215,4 +215,69 @@ function lipsInUse(st: State): Map<string, { addr: IpAddress; group: string; tok
         out.set(addressKey(e.addr), { addr: e.addr, group: name, tok: e.tok });
   }
   return out;
+}
+
+/**
+ * The sync block against the rest of the file. A peer's `lip_prefix` names
+ * the peer's LIPs: one taking in this node's LIP in use, or overlapping its
+ * own bgp `lip_prefix`, would give one LIP two owners; one taking in a VIP
+ * or RS would attract their traffic once the peer is down. The sync
+ * addresses are the host's own, never one the LB routes into the TUN.
+ * `max_synced` shares the connection table with this node's own entries.
+ */
+export function checkSync(st: State): void {
+  const s = st.sync;
+  if (!s) return;
+  const max = st.defs.maxConnections;
+  if (s.maxSynced !== undefined && s.maxSyncedTok && s.maxSynced > max)
+    fail(
+      s.maxSyncedTok,
+      `max_synced ${s.maxSynced} is above max_connections ${max}: entries held for peers share the connection table`,
+    );
+  const lips = lipsInUse(st);
+  const endpoints: { addr: IpAddress; tok: Token; what: string }[] = [
+    ...(s.listen ? [{ addr: s.listen.addr, tok: s.listen.tok, what: 'listen address' }] : []),
+    ...s.peers.map((p) => ({ addr: p.addr, tok: p.tok, what: 'peer' })),
+  ];
+  for (const { addr, tok, what } of endpoints) {
+    const name = `${what} ${addressToString(addr)}`;
+    const vs = st.services.find((v) => addressKey(v.vip) === addressKey(addr));
+    if (vs) fail(tok, `sync ${name} is also a virtual_server address (${at(vs.tok)})`);
+    const rs = st.services
+      .flatMap((v) => v.reals)
+      .find((r) => addressKey(r.addr) === addressKey(addr));
+    if (rs) fail(tok, `sync ${name} is also a real server address (${at(rs.tok)})`);
+    const lip = lips.get(addressKey(addr));
+    if (lip) fail(tok, `sync ${name} is also a local address in '${lip.group}' (${at(lip.tok)})`);
+  }
+  for (const p of s.peers) {
+    for (const { prefix, tok } of p.lipPrefixes) {
+      const name = `lip_prefix ${prefixToString(prefix)} of peer ${addressToString(p.addr)}`;
+      for (const { addr, group, tok: lipTok } of lips.values())
+        if (prefixContains(prefix, addr))
+          fail(
+            tok,
+            `${name} takes in this node's local address ${addressToString(addr)} in '${group}' (${at(lipTok)}): a LIP has one owner`,
+          );
+      const own = st.bgp?.lipPrefixes.find((o) => prefixesOverlap(o.prefix, prefix));
+      if (own)
+        fail(
+          tok,
+          `${name} overlaps this node's own lip_prefix ${prefixToString(own.prefix)} (${at(own.tok)}): a LIP has one owner`,
+        );
+      for (const vs of st.services) {
+        if (prefixContains(prefix, vs.vip))
+          fail(
+            tok,
+            `${name} takes in virtual_server address ${addressToString(vs.vip)} (${at(vs.tok)})`,
+          );
+        const r = vs.reals.find((rs) => prefixContains(prefix, rs.addr));
+        if (r)
+          fail(
+            tok,
+            `${name} takes in real server address ${addressToString(r.addr)} (${at(r.tok)})`,
+          );
+      }
+    }
+  }
 }

@@ -1,7 +1,8 @@
 /**
  * Parser for the keepalived-style configuration LVS/DPVS users already write
  * (`fullnat_defs`, `local_address_group`, `virtual_server` / `real_server`
- * with TCP_CHECK, HTTP_GET, UDP_CHECK or MISC_CHECK), and a fleet node's `bgp`.
+ * with TCP_CHECK, HTTP_GET, UDP_CHECK or MISC_CHECK), and a fleet node's `bgp`
+ * and `sync`.
  *
  * Errors: the first problem found throws a ConfigError whose message is one
  * line, `FILE:LINE: reason`. Syntax and per-value problems are found in file
@@ -18,6 +19,7 @@ import {
   checkGroups,
   checkIpv6Mtus,
   checkLocalFamilies,
+  checkSync,
   checkUoaModes,
 } from './checks.js';
 import { Cursor } from './cursor.js';
@@ -47,6 +49,7 @@ export function parseConfig(
   checkIpv6Mtus(st);
   checkUoaModes(st);
   checkBgp(st);
+  checkSync(st);
   return build(file, st);
 }
 

@@ -79,12 +79,38 @@ export interface BgpDraft {
   birdInclude?: Token;
 }
 
+export interface SyncPeerDraft {
+  tok: Token;
+  addr: IpAddress;
+  port: number;
+  nodeId?: number;
+  nodeIdTok?: Token;
+  lipPrefixes: { prefix: AnnouncedPrefix; tok: Token }[];
+}
+
+/** The `sync` block; tokens kept for the cross-checks' messages. */
+export interface SyncDraft {
+  tok: Token;
+  nodeId?: number;
+  nodeIdTok?: Token;
+  nodes?: number;
+  nodesTok?: Token;
+  listen?: { addr: IpAddress; port: number; tok: Token };
+  keyFile?: Token;
+  peers: SyncPeerDraft[];
+  maxSynced?: number;
+  maxSyncedTok?: Token;
+  heartbeatMs: number;
+  resyncTimeoutMs: number;
+}
+
 export interface State {
   defs: FullnatDefs;
   defsTok?: Token;
   groups: Map<string, GroupDraft>;
   services: VsDraft[];
   bgp?: BgpDraft;
+  sync?: SyncDraft;
 }
 
 export const svcName = (s: { vip: IpAddress; vport: number; protocol?: L4Protocol }): string =>

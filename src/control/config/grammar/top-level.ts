@@ -5,6 +5,7 @@ import { parseBgp } from './bgp.js';
 import type { State } from './draft.js';
 import { parseDefs } from './fullnat-defs.js';
 import { parseGroup } from './local-address-group.js';
+import { parseSync } from './sync.js';
 import { parseVirtualServer } from './virtual-server.js';
 
 /** The file's top level: only blocks (`include` was resolved by the lexer). */
@@ -14,6 +15,7 @@ export function parseTop(cur: Cursor, st: State): void {
     local_address_group: (k) => parseGroup(cur, k, st),
     virtual_server: (k) => parseVirtualServer(cur, k, st),
     bgp: (k) => parseBgp(cur, k, st),
+    sync: (k) => parseSync(cur, k, st),
   };
   for (let t = cur.next(); t; t = cur.next()) {
     if (isClose(t)) fail(t, "unexpected '}' (no block is open)");
