@@ -1,6 +1,7 @@
 /**
  * A fleet node's `sync` block: both peer forms, IPv6, the defaults, the key
- * file read at load, the refusals with their exact `FILE:LINE: reason`.
+ * file read at load, the refusals with their exact `FILE:LINE: reason`, and
+ * what a reload sees.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -8,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 
-import { ConfigError, parseConfig } from '../../src/control/config/index.js';
+import {
+  ConfigError,
+  diffConfig,
+  parseConfig,
+  reloadNeedsForce,
+} from '../../src/control/config/index.js';
 import type { SyncSpec } from '../../src/control/model.js';
 import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
@@ -474,5 +480,63 @@ describe('config: sync refusals name FILE:LINE and the reason', () => {
       refusal(double).message,
       `n.conf:${lineOf(double, 'sync {') + MIN.split('\n').length + 2}: 'sync' given twice (first at n.conf:${lineOf(double, 'sync {')})`,
     );
+  });
+});
+
+describe('config: what a reload sees of the sync block', () => {
+  const withSync = (body = MIN): string => `${NODE}sync {\n${body}\n}\n`;
+  const parse = (t: string) => parseConfig(t, 'n.conf');
+
+  it('syncChanged: the block added, removed or changed; not moved or reformatted', () => {
+    const plain = diffConfig(parse(NODE), parse(NODE));
+    assert.equal(plain.syncChanged, false);
+    assert.deepEqual(plain.changedSync, []);
+    assert.equal(diffConfig(parse(withSync()), parse(withSync())).syncChanged, false);
+    const moved = `sync {\n\n${MIN.replace(/\n/g, ' ')}\n}\n${NODE}`;
+    assert.equal(diffConfig(parse(withSync()), parse(moved)).syncChanged, false);
+    for (const [edit, keywords] of [
+      [MIN.replace('listen 10.79.0.11', 'listen 10.79.0.11 9000'), ['listen']],
+      [`${MIN}\nheartbeat 100`, ['heartbeat']],
+      [`${MIN}\nresync_timeout 100`, ['resync_timeout']],
+      [MIN.replace('10.79.10.0/28', '10.79.10.0/27'), ['peer']],
+      [`${MIN}\npeer 10.79.0.13 node_id 3 lip_prefix 10.79.11.0/28\nnodes 3`, ['nodes', 'peer']],
+    ] as const) {
+      const d = diffConfig(parse(withSync()), parse(withSync(edit)));
+      assert.equal(d.syncChanged, true, edit);
+      assert.deepEqual(d.changedSync, keywords, edit);
+    }
+  });
+
+  it('what the engine takes at start needs a restart: sync on or off, node_id, nodes, max_synced', () => {
+    assert.deepEqual(diffConfig(parse(NODE), parse(withSync())).restartRequired, ['sync']);
+    assert.deepEqual(diffConfig(parse(withSync()), parse(NODE)).restartRequired, ['sync']);
+    assert.deepEqual(
+      diffConfig(parse(withSync()), parse(withSync(`${MIN}\nnodes 3`))).restartRequired,
+      ['sync nodes'],
+    );
+    assert.deepEqual(
+      diffConfig(parse(withSync()), parse(withSync(`${MIN}\nmax_synced 10`))).restartRequired,
+      ['sync max_synced'],
+    );
+    const renumbered = MIN.replace('node_id 1', 'node_id 2').replace(
+      'node_id 2 lip',
+      'node_id 1 lip',
+    );
+    assert.deepEqual(diffConfig(parse(withSync()), parse(withSync(renumbered))).restartRequired, [
+      'sync node_id',
+    ]);
+    assert.deepEqual(
+      diffConfig(parse(withSync()), parse(withSync(`${MIN}\nheartbeat 100`))).restartRequired,
+      [],
+    );
+  });
+
+  it('a file that lost its sync block takes a forced reload', () => {
+    const running = parse(withSync());
+    const next = parse(NODE);
+    assert.deepEqual(reloadNeedsForce(running, next, diffConfig(running, next)), [
+      "n.conf has no sync block (the running configuration has one): the reload would stop sharing this node's connections with its peers",
+    ]);
+    assert.deepEqual(reloadNeedsForce(next, running, diffConfig(next, running)), []);
   });
 });

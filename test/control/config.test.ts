@@ -797,6 +797,8 @@ describe('diffConfig', () => {
       changedDefs: [],
       restartRequired: [],
       bgpChanged: false,
+      syncChanged: false,
+      changedSync: [],
     });
   });
 

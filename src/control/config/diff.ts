@@ -2,8 +2,14 @@
 import type { UoaSetting } from '../../engine/options.js';
 import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import { addressEquals, addressKey, type IpAddress } from '../../wire/address.js';
-import type { FullnatConfig, FullnatDefs, RealServerSpec, ServiceSpec } from '../model.js';
-import { DEF_KEYWORDS, timeoutKeyword, type TimeoutState } from './keywords.js';
+import type {
+  FullnatConfig,
+  FullnatDefs,
+  RealServerSpec,
+  ServiceSpec,
+  SyncSpec,
+} from '../model.js';
+import { DEF_KEYWORDS, SYNC_KEYWORDS, timeoutKeyword, type TimeoutState } from './keywords.js';
 
 export type RealServerField =
   'weight' | 'mtu' | 'check' | 'delayLoop' | 'retry' | 'delayBeforeRetry';
@@ -46,7 +52,22 @@ export interface ConfigDiff {
    * configuration rewritten), never a restart of the LB.
    */
   bgpChanged: boolean;
+  /**
+   * The `sync` block was added, removed or changed (positions aside): the
+   * sync channel is restarted on reload. A changed key file's content is not
+   * seen here (the spec names the file); the channel compares the key itself.
+   */
+  syncChanged: boolean;
+  /** The changed `sync` keywords (`peer`, `heartbeat`, …); `sync` when the block was added or removed. */
+  changedSync: string[];
 }
+
+/**
+ * The sync keywords the engine takes at start: the port plan (`node_id`,
+ * `nodes`) and the share of the table held for peers. Turning sync on or
+ * off (`sync`) is one of them too.
+ */
+export const RESTART_REQUIRED_SYNC: readonly string[] = ['sync', 'node_id', 'nodes', 'max_synced'];
 
 /** Defs bound at start: the TUN device, sockets, and tables sized once. */
 export const RESTART_REQUIRED_DEFS: readonly string[] = [
@@ -80,6 +101,17 @@ function diffDefs(a: FullnatDefs, b: FullnatDefs): string[] {
   }
   for (const s of Object.keys(a.timeouts) as TimeoutState[]) {
     if (a.timeouts[s] !== b.timeouts[s]) out.push(timeoutKeyword(s));
+  }
+  return out;
+}
+
+function diffSync(a: SyncSpec | undefined, b: SyncSpec | undefined): string[] {
+  if (!a && !b) return [];
+  if (!a || !b) return ['sync'];
+  const out: string[] = [];
+  for (const [field, kw] of Object.entries(SYNC_KEYWORDS)) {
+    const f = field as keyof typeof SYNC_KEYWORDS;
+    if (!sameIgnoringPos(a[f], b[f])) out.push(kw);
   }
   return out;
 }
@@ -153,12 +185,21 @@ export function diffConfig(old: FullnatConfig, next: FullnatConfig): ConfigDiff 
     if (c) changedServices.push(c);
   }
   const changedDefs = diffDefs(old.defs, next.defs);
+  const changedSync = diffSync(old.sync, next.sync);
+  const syncRestart = changedSync
+    .filter((k) => RESTART_REQUIRED_SYNC.includes(k))
+    .map((k) => (k === 'sync' ? 'sync' : `sync ${k}`));
   return {
     addedServices: next.services.filter((s) => !before.has(svcKey(s))),
     removedServices: old.services.filter((s) => !after.has(svcKey(s))),
     changedServices,
     changedDefs,
-    restartRequired: changedDefs.filter((k) => RESTART_REQUIRED_DEFS.includes(k)),
+    restartRequired: [
+      ...changedDefs.filter((k) => RESTART_REQUIRED_DEFS.includes(k)),
+      ...syncRestart,
+    ],
     bgpChanged: !sameIgnoringPos(old.bgp, next.bgp),
+    syncChanged: changedSync.length > 0,
+    changedSync,
   };
 }

@@ -3,6 +3,7 @@ export { CONFIG_DEFAULTS } from './defaults.js';
 export {
   diffConfig,
   RESTART_REQUIRED_DEFS,
+  RESTART_REQUIRED_SYNC,
   type ConfigDiff,
   type RealServerChange,
   type RealServerField,

@@ -1,6 +1,6 @@
 /** The `fullnat_defs` keyword behind each FullnatDefs field: the grammar reads them, the diff names them. */
 import type { TcpTimeouts } from '../../engine/tcp-state.js';
-import type { FullnatDefs } from '../model.js';
+import type { FullnatDefs, SyncSpec } from '../model.js';
 
 export type TimeoutState = keyof TcpTimeouts;
 
@@ -32,4 +32,16 @@ export const DEF_KEYWORDS: Record<Exclude<keyof FullnatDefs, 'timeouts'>, string
   uoaMode: 'uoa_mode',
   uoaMaxTrail: 'uoa_max_trail',
   drainTimeout: 'drain_timeout',
+};
+
+/** The `sync` keyword behind each SyncSpec field. */
+export const SYNC_KEYWORDS: Record<Exclude<keyof SyncSpec, 'pos'>, string> = {
+  nodeId: 'node_id',
+  nodes: 'nodes',
+  listen: 'listen',
+  keyFile: 'key_file',
+  peers: 'peer',
+  maxSynced: 'max_synced',
+  heartbeatMs: 'heartbeat',
+  resyncTimeoutMs: 'resync_timeout',
 };

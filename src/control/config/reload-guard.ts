@@ -5,7 +5,8 @@
  * block is already a syntax error: the block is never closed), and a
  * damaged file says "remove everything" or "back to the defaults" as
  * plainly as an operator would, and one that lost its `bgp` block says "stop
- * announcing this node" as plainly. Those outcomes take a forced reload
+ * announcing this node" as plainly (its `sync` block: "stop sharing this
+ * node's connections"). Those outcomes take a forced reload
  * (`fullnat ctl --reload --force`); SIGHUP never forces.
  */
 import type { FullnatConfig } from '../model.js';
@@ -33,6 +34,11 @@ export function reloadNeedsForce(
   if (running.bgp && !next.bgp) {
     reasons.push(
       `${next.file} has no bgp block (the running configuration has one): the reload would withdraw every prefix this node announces`,
+    );
+  }
+  if (running.sync && !next.sync) {
+    reasons.push(
+      `${next.file} has no sync block (the running configuration has one): the reload would stop sharing this node's connections with its peers`,
     );
   }
   return reasons;
