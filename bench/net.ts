@@ -285,7 +285,7 @@ function which(cmd: string): boolean {
 
 // ------------------------------------------------------------------ helpers
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function template(name: string, vars: Record<string, string>): string {
   let text = readFileSync(join(fixtures, name), 'utf8');
@@ -293,7 +293,7 @@ function template(name: string, vars: Record<string, string>): string {
   return text;
 }
 
-class Bench {
+export class Bench {
   readonly lab = new NetnsLab(PREFIX);
   readonly dir = mkdtempSync(join(tmpdir(), 'fullnat-netbench-'));
   private readonly running = new Set<ChildProcess>();
@@ -653,11 +653,19 @@ class Bench {
     };
   }
 
-  async wrk(url: string, threads: number, conns: number, seconds: number): Promise<HttpRun> {
+  /** `extra`: more wrk arguments (the sync benchmark's pacing script). */
+  async wrk(
+    url: string,
+    threads: number,
+    conns: number,
+    seconds: number,
+    extra: string[] = [],
+  ): Promise<HttpRun> {
     const text = await this.run(
       'c',
       'wrk',
       [
+        ...extra,
         `-t${threads}`,
         `-c${conns}`,
         `-d${seconds}s`,
@@ -708,7 +716,7 @@ interface CpuSample {
   busy: number;
   softirq: number;
 }
-function procStat(): CpuSample {
+export function procStat(): CpuSample {
   const f = readFileSync('/proc/stat', 'utf8')
     .split('\n')[0]!
     .trim()
@@ -756,7 +764,7 @@ function foreignCpu(b: Bench): Map<number, number> {
 }
 
 /** The LB's CPU seconds: its process and, for fullnat, its TUN's NAPI threads. */
-function lbCpu(pid: number | undefined): number {
+export function lbCpu(pid: number | undefined): number {
   let sum = processCpu(pid);
   for (const t of napiThreads(TUN)) sum += processCpu(t);
   return sum;
@@ -776,7 +784,7 @@ function processCpu(pid: number | undefined): number {
 
 // ------------------------------------------------------------------ variants
 
-interface Lb {
+export interface Lb {
   target: string;
   httpUrl: string;
   pid?: number;
@@ -791,7 +799,17 @@ function sourcesFor(v: Variant, round: number): string[] {
   return v === 'direct' ? [CLIENT] : lipsFor(v, round);
 }
 
-async function startVariant(b: Bench, v: Variant, round: number): Promise<Lb> {
+/**
+ * Starts variant v in the LB namespace. `extraConfig` goes at the end of
+ * fullnat's configuration file (the sync benchmark's `sync` block); other
+ * variants ignore it.
+ */
+export async function startVariant(
+  b: Bench,
+  v: Variant,
+  round: number,
+  extraConfig = '',
+): Promise<Lb> {
   const { lab, dir } = b;
   const lips = sourcesFor(v, round);
   switch (v) {
@@ -846,6 +864,7 @@ async function startVariant(b: Bench, v: Variant, round: number): Promise<Lb> {
           DIR: dir,
           LIP_RANGE: `${first}-${last}`,
           EXTRA_DEFS: b.o.napiThread ? `napi_thread ${b.o.napiThread}` : '',
+          EXTRA_BLOCKS: extraConfig,
         }),
       );
       // Node 20 refuses --cpu-prof in NODE_OPTIONS: it goes on the command line.

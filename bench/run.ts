@@ -1,11 +1,13 @@
 /**
- * `npm run bench -- [engine] [memory] [handover] [net] [--json] [--connections N]` (no suite: all;
- * net skips with its reason when not root)
+ * `npm run bench -- [engine] [memory] [handover] [net] [sync] [--json] [--connections N]` (no suite: all;
+ * net and sync skip with their reason when not root)
  * engine: packets per second through the engine alone (one core).
  * memory: connection-table bytes per connection with 1 M and 10 M entries.
  * handover: the connection table exported and imported (restart handover), 1 M connections.
  * net: fullnat live over its TUN next to the kernel's NAT and HAProxy, in
  * network namespaces (root; skipped with the reason otherwise).
+ * sync: what connection sync costs a node — connection rate, CPU and bytes per
+ * connection with a `sync` block and without, on the net topology (root).
  */
 import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
@@ -17,8 +19,9 @@ import type { Spread } from './stats.js';
 import { runMemoryBench } from './memory.js';
 import { runHandoverBench } from './handover.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
+import { formatSyncTable, runSyncBench } from './net-sync.js';
 
-const SUITES = ['engine', 'memory', 'handover', 'net'];
+const SUITES = ['engine', 'memory', 'handover', 'net', 'sync'];
 
 /** A figure over rounds as printed: median (min–max). */
 const fmt = (s: Spread, digits: number): string =>
@@ -34,6 +37,7 @@ interface Opts {
   handoverConnections: string;
   cpuProf?: string;
   napiThread?: string;
+  syncRate: string;
 }
 
 const program = new Command('bench')
@@ -60,6 +64,7 @@ const program = new Command('bench')
     '--napi-thread <mode>',
     "net: fullnat's napi_thread (auto, on, off) instead of its default (auto), to compare the modes",
   )
+  .option('--sync-rate <n>', 'sync: connections a second of the paced phase', '10000')
   .action(async (suites: string[], o: Opts) => {
     const results: Record<string, unknown> = {};
     for (const s of suites) {
@@ -187,6 +192,21 @@ const program = new Command('bench')
         });
         results.net = r;
         if (!o.json) console.log(formatNetTable(r));
+      } else if (s === 'sync') {
+        const why = netBenchUnavailable();
+        if (why) {
+          results.sync = { skipped: why };
+          if (!o.json) console.log(`sync: skipped — ${why}`);
+          continue;
+        }
+        const r = await runSyncBench({
+          seconds: Number(o.seconds),
+          rounds: Number(o.rounds ?? 3),
+          rate: Number(o.syncRate),
+          log: (line) => console.error(line),
+        });
+        results.sync = r;
+        if (!o.json) console.log(formatSyncTable(r));
       }
     }
     if (o.json) console.log(JSON.stringify({ node: process.version, results }));
