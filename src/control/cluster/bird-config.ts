@@ -7,6 +7,11 @@
  * `protocol kernel`: bird learns them only to announce them, and never
  * touches this node's routing table (the LB's own routes into its TUN
  * device carry the traffic). Only those static routes are exported.
+ *
+ * Backups (the sync peers' LIP prefixes) sit in static protocols of their
+ * own, which exist only while there is one: the export filter prepends the
+ * local AS to them BACKUP_PREPEND times, so a router picks the owner's
+ * shorter path while the owner is up and the survivors' once it is gone.
  */
 import { addressFamily, addressToString, type IpAddress } from '../../wire/address.js';
 import type { BgpNeighborSpec, BgpSpec } from '../model.js';
@@ -14,6 +19,14 @@ import type { BgpNeighborSpec, BgpSpec } from '../model.js';
 /** The static protocols holding the announced prefixes; the export filter matches them by name. */
 export const STATIC_V4 = 'fullnat_announce';
 export const STATIC_V6 = 'fullnat_announce6';
+/** The static protocols holding the backups, exported with the longer AS path. */
+export const BACKUP_V4 = 'fullnat_backup';
+export const BACKUP_V6 = 'fullnat_backup6';
+/**
+ * Times the local AS is prepended to a backup: the router sees a path of
+ * 1 + BACKUP_PREPEND ASes over eBGP, longer than any owner's.
+ */
+export const BACKUP_PREPEND = 3;
 /** The export filter every fullnat BGP session uses (and an attached bird's sessions should). */
 export const EXPORT_FILTER = 'fullnat_export';
 const BFD_PROTOCOL = 'fullnat_bfd';
@@ -25,6 +38,8 @@ export interface BirdConfigOptions {
    * a bird fullnat starts.
    */
   mode?: 'full' | 'include';
+  /** Which of the prefixes are backups (the sync peers' LIP prefixes); default none. */
+  backup?: readonly string[];
 }
 
 /** Dotted text of a host-order IPv4 number (the router id). */
@@ -51,17 +66,30 @@ function staticProtocol(name: string, channel: 'ipv4' | 'ipv6', prefixes: string
   ];
 }
 
-function exportFilter(bgp: BgpSpec): string[] {
+function exportFilter(bgp: BgpSpec, backups: boolean): string[] {
   const set = [
     ...bgp.communities.map(([asn, value]) => `        bgp_community.add((${asn}, ${value}));`),
     ...(bgp.med === undefined ? [] : [`        bgp_med = ${bgp.med};`]),
   ];
+  const prepend = Array.from(
+    { length: BACKUP_PREPEND },
+    () => `        bgp_path.prepend(${bgp.localAs});`,
+  );
   return [
     `filter ${EXPORT_FILTER} {`,
     `    if proto = "${STATIC_V4}" || proto = "${STATIC_V6}" then {`,
     ...set,
     '        accept;',
     '    }',
+    ...(backups
+      ? [
+          `    if proto = "${BACKUP_V4}" || proto = "${BACKUP_V6}" then {`,
+          ...prepend,
+          ...set,
+          '        accept;',
+          '    }',
+        ]
+      : []),
     '    reject;',
     '}',
   ];
@@ -90,11 +118,15 @@ function bgpProtocol(bgp: BgpSpec, n: BgpNeighborSpec): string[] {
 
 /**
  * The configuration announcing `prefixes` (text, `10.0.0.1/32`,
- * `2001:db8::1/128`) to the neighbours of `bgp`.
+ * `2001:db8::1/128`) to the neighbours of `bgp`, those in `opts.backup`
+ * with the longer AS path.
  */
 export function birdConfig(bgp: BgpSpec, prefixes: string[], opts: BirdConfigOptions = {}): string {
-  const v4 = prefixes.filter((p) => prefixFamily(p) === 4);
-  const v6 = prefixes.filter((p) => prefixFamily(p) === 6);
+  const isBackup = new Set(opts.backup ?? []);
+  const own = prefixes.filter((p) => !isBackup.has(p));
+  const backup = prefixes.filter((p) => isBackup.has(p));
+  const v4 = own.filter((p) => prefixFamily(p) === 4);
+  const v6 = own.filter((p) => prefixFamily(p) === 6);
   const lines = ['# Written by fullnat; rewritten whenever what it announces changes.'];
   if (opts.mode !== 'include') {
     // Not stderr: bird outlives this process across a handover, and a write to a closed pipe would kill it.
@@ -105,9 +137,22 @@ export function birdConfig(bgp: BgpSpec, prefixes: string[], opts: BirdConfigOpt
     '',
     ...staticProtocol(STATIC_V4, 'ipv4', v4),
     ...staticProtocol(STATIC_V6, 'ipv6', v6),
-    '',
-    ...exportFilter(bgp),
   );
+  if (backup.length > 0)
+    lines.push(
+      '',
+      ...staticProtocol(
+        BACKUP_V4,
+        'ipv4',
+        backup.filter((p) => prefixFamily(p) === 4),
+      ),
+      ...staticProtocol(
+        BACKUP_V6,
+        'ipv6',
+        backup.filter((p) => prefixFamily(p) === 6),
+      ),
+    );
+  lines.push('', ...exportFilter(bgp, backup.length > 0));
   if (opts.mode === 'include') return `${lines.join('\n')}\n`;
   if (bgp.neighbors.some((n) => n.bfd)) {
     lines.push(

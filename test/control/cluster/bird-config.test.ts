@@ -9,7 +9,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { birdConfig, sessionName } from '../../../src/control/cluster/bird-config.js';
+import {
+  BACKUP_PREPEND,
+  birdConfig,
+  sessionName,
+} from '../../../src/control/cluster/bird-config.js';
 import { ipv4, ipv6 } from '../../support/addresses.js';
 import { bgpSpec, birdTools, neighbor } from '../../support/bird.js';
 
@@ -104,6 +108,55 @@ test('the file is the same for the same input (a rewrite with no change is seen 
   assert.equal(birdConfig(spec, prefixes), birdConfig(spec, [...prefixes]));
 });
 
+const backups = ['10.79.9.16/28', '2001:db8:9::/64'];
+const withBackups = [...prefixes, ...backups];
+
+test('backups: static protocols of their own, exported with the local AS prepended three times', () => {
+  assert.equal(BACKUP_PREPEND, 3);
+  const text = birdConfig(spec, withBackups, { backup: backups });
+  assert.match(
+    text,
+    /protocol static fullnat_backup \{\n {4}ipv4;\n {4}route 10\.79\.9\.16\/28 blackhole;\n\}/,
+  );
+  assert.match(
+    text,
+    /protocol static fullnat_backup6 \{\n {4}ipv6;\n {4}route 2001:db8:9::\/64 blackhole;\n\}/,
+  );
+  // The own prefixes stay where they were, without the backups.
+  assert.match(
+    text,
+    /protocol static fullnat_announce \{\n {4}ipv4;\n {4}route 10\.79\.100\.1\/32 blackhole;\n {4}route 10\.79\.9\.0\/28 blackhole;\n\}/,
+  );
+  assert.match(
+    text,
+    /protocol static fullnat_announce6 \{\n {4}ipv6;\n {4}route 2001:db8::100\/128 blackhole;\n\}/,
+  );
+  // Communities and MED on the backups too, after the longer path.
+  assert.match(
+    text,
+    /if proto = "fullnat_backup" \|\| proto = "fullnat_backup6" then \{\n(?: {8}bgp_path\.prepend\(65011\);\n){3} {8}bgp_community\.add\(\(65000, 100\)\);\n {8}bgp_community\.add\(\(65000, 200\)\);\n {8}bgp_med = 10;\n {8}accept;\n {4}\}\n {4}reject;\n\}/,
+  );
+  assert.equal(text.match(/bgp_path\.prepend/g)?.length, 3);
+  assert.match(text, /if proto = "fullnat_announce" \|\| proto = "fullnat_announce6" then/);
+  assert.doesNotMatch(text, /protocol kernel/);
+  // In the include of an attached bird alike.
+  const inc = birdConfig(spec, withBackups, { mode: 'include', backup: backups });
+  assert.match(inc, /protocol static fullnat_backup \{/);
+  assert.equal(inc.match(/bgp_path\.prepend\(65011\);/g)?.length, 3);
+});
+
+test('without backups the file has no backup protocol and no prepend (a node without sync is as before)', () => {
+  for (const text of [
+    birdConfig(spec, prefixes),
+    birdConfig(spec, prefixes, { backup: [] }),
+    // A backup that is not announced (the sync gate holds everything back) is no backup either.
+    birdConfig(spec, [], { backup: backups }),
+  ]) {
+    assert.doesNotMatch(text, /fullnat_backup|bgp_path/);
+  }
+  assert.equal(birdConfig(spec, prefixes, { backup: [] }), birdConfig(spec, prefixes));
+});
+
 test(
   'bird parses the file fullnat writes (bird -p)',
   { skip: tools.ok ? false : tools.reason },
@@ -112,6 +165,12 @@ test(
     assert.equal(birdParse(birdConfig(spec, [])), '');
     const plain = bgpSpec({ routerId: ipv4('10.0.0.1'), neighbors: [neighbor('10.0.0.2', 65000)] });
     assert.equal(birdParse(birdConfig(plain, ['10.0.0.100/32'])), '');
+    // With backups, both families and one alone.
+    assert.equal(birdParse(birdConfig(spec, withBackups, { backup: backups })), '');
+    assert.equal(
+      birdParse(birdConfig(plain, ['10.0.0.100/32', '10.0.9.0/28'], { backup: ['10.0.9.0/28'] })),
+      '',
+    );
     // The include inside an operator's own file, whose session uses fullnat's filter.
     const dir = mkdtempSync(join(tmpdir(), 'fullnat-birdinc-'));
     try {
