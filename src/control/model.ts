@@ -423,8 +423,13 @@ export interface DrainStatus {
 export interface ClusterStatus {
   /** Absent without a `bgp` block. */
   speaker?: SpeakerStatus;
-  /** Prefixes announced now (`10.0.0.1/32`, `2001:db8::1/128`, LIP prefixes). */
+  /** Prefixes announced now (`10.0.0.1/32`, `2001:db8::1/128`, LIP prefixes, backups). */
   announced: string[];
+  /**
+   * The sync peers' LIP prefixes among `announced` and `withheld`: announced
+   * as backups, with a longer AS path. Absent when there is none.
+   */
+  backup?: string[];
   /** VIPs held back, and why: no service meets its quorum, or the node drains. */
   withheld: Array<{ prefix: string; reason: 'quorum' | 'draining' }>;
   drain?: DrainStatus;

@@ -4,6 +4,14 @@
  * each VIP whose services meet their quorum, unless the node drains.
  * A VIP is announced while at least one of its services is up: withdrawing
  * it for one sick port would black-hole the healthy ones.
+ *
+ * With connection sync, the peers' LIP prefixes are announced too, as
+ * backups (bird-config.ts gives them a longer AS path): the router sends a
+ * peer's real servers' replies here only while the peer is gone, and this
+ * node holds those connections' state. A drain keeps them, like its own
+ * LIPs: a backup attracts replies of connections the fleet already holds,
+ * never new ones, and withdrawing it could leave a dead peer's connections
+ * with no node at all.
  */
 import type { L4Protocol } from '../../engine/options.js';
 import {
@@ -33,14 +41,18 @@ export interface AnnounceInput {
   lips: IpAddress[];
   /** `lip_prefix`es; a LIP outside all of them is announced as a host route. */
   lipPrefixes: AnnouncedPrefix[];
+  /** The sync peers' `lip_prefix`es, announced as backups; absent without a `sync` block. */
+  backupPrefixes?: AnnouncedPrefix[];
   draining: boolean;
 }
 
 export type Withheld = ClusterStatus['withheld'][number];
 
 export interface Announcements {
-  /** Sorted prefix texts. */
+  /** Sorted prefix texts, backups included. */
   announce: string[];
+  /** Sorted: the peers' prefixes among `announce` and `withheld`, announced with the longer AS path. */
+  backup: string[];
   withheld: Withheld[];
 }
 
@@ -72,6 +84,14 @@ export function announcements(input: AnnounceInput): Announcements {
   for (const p of input.lipPrefixes) out.add(prefixText(p.addr, p.length));
   for (const lip of input.lips)
     if (!input.lipPrefixes.some((p) => covers(p, lip))) out.add(prefixText(lip, hostLength(lip)));
+  // The config refuses a peer prefix overlapping this node's LIPs; should one still equal an own prefix, the own one wins.
+  const backup = new Set<string>();
+  for (const p of input.backupPrefixes ?? []) {
+    const text = prefixText(p.addr, p.length);
+    if (out.has(text)) continue;
+    backup.add(text);
+    out.add(text);
+  }
   const vips = new Map<string, { vip: IpAddress; up: boolean }>();
   for (const s of input.services) {
     const key = addressKey(s.vip);
@@ -87,12 +107,16 @@ export function announcements(input: AnnounceInput): Announcements {
     else out.add(prefix);
   }
   withheld.sort((a, b) => a.prefix.localeCompare(b.prefix));
-  return { announce: [...out].sort(), withheld };
+  return { announce: [...out].sort(), backup: [...backup].sort(), withheld };
 }
+
+const sameList = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** Where the announcements go: the BGP speaker. */
 export interface AnnounceTarget {
-  setPrefixes(prefixes: string[]): void;
+  /** `backup`: which of `prefixes` go out with the longer AS path (other entries are ignored). */
+  setPrefixes(prefixes: string[], backup: readonly string[]): void;
 }
 
 /**
@@ -101,7 +125,7 @@ export interface AnnounceTarget {
  * announced or withdrawn is logged once.
  */
 export class Announcer {
-  private current: Announcements = { announce: [], withheld: [] };
+  private current: Announcements = { announce: [], backup: [], withheld: [] };
   private target: AnnounceTarget | undefined;
 
   constructor(private readonly log: Logger) {}
@@ -109,7 +133,7 @@ export class Announcer {
   /** The speaker (or none: without `bgp` the node announces nothing, but the view stays). */
   attach(target: AnnounceTarget | undefined): void {
     this.target = target;
-    target?.setPrefixes(this.current.announce);
+    target?.setPrefixes(this.current.announce, this.current.backup);
   }
 
   get state(): Announcements {
@@ -121,13 +145,19 @@ export class Announcer {
     const before = new Set(this.current.announce);
     const after = new Set(next.announce);
     const reasons = new Map(next.withheld.map((w) => [w.prefix, w.reason]));
+    const backup = new Set(next.backup);
     for (const p of next.announce)
-      if (!before.has(p)) this.log.info({ prefix: p }, 'announcing prefix');
+      if (!before.has(p))
+        this.log.info(
+          backup.has(p) ? { prefix: p, backup: true } : { prefix: p },
+          'announcing prefix',
+        );
     for (const p of this.current.announce)
       if (!after.has(p))
         this.log.warn({ prefix: p, reason: reasons.get(p) ?? 'removed' }, 'withdrawing prefix');
+    const backupMoved = !sameList(next.backup, this.current.backup);
     this.current = next;
-    if (before.size !== after.size || [...after].some((p) => !before.has(p)))
-      this.target?.setPrefixes(next.announce);
+    if (backupMoved || before.size !== after.size || [...after].some((p) => !before.has(p)))
+      this.target?.setPrefixes(next.announce, next.backup);
   }
 }

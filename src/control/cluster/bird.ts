@@ -128,6 +128,8 @@ export class BirdSpeaker {
   readonly configPath: string;
   private bgp: BgpSpec;
   private prefixes: string[] = [];
+  /** Which of `prefixes` are backups (longer AS path; bird-config.ts). */
+  private backup: string[] = [];
   private child: ChildProcess | undefined;
   private childStartedAt = 0;
   private restarts = 0;
@@ -154,11 +156,12 @@ export class BirdSpeaker {
     this.resetSessions();
   }
 
-  /** Announces `prefixes`: writes the file and starts bird (managed) or configures it (attached). */
-  start(prefixes: string[]): void {
+  /** Announces `prefixes` (`backup` among them with the longer AS path): writes the file and starts bird (managed) or configures it (attached). */
+  start(prefixes: string[], backup: readonly string[] = []): void {
     if (!this.stopped) return;
     this.stopped = false;
     this.prefixes = [...prefixes].sort();
+    this.backup = [...backup].sort();
     this.write();
     if (this.mode === 'managed') void this.startManaged();
     else void this.configure();
@@ -168,10 +171,12 @@ export class BirdSpeaker {
   }
 
   /** What to announce from now on; bird is reconfigured only when it changed. */
-  setPrefixes(prefixes: string[]): void {
+  setPrefixes(prefixes: string[], backup: readonly string[] = []): void {
     const next = [...prefixes].sort();
-    if (sameList(next, this.prefixes)) return;
+    const nextBackup = [...backup].sort();
+    if (sameList(next, this.prefixes) && sameList(nextBackup, this.backup)) return;
     this.prefixes = next;
+    this.backup = nextBackup;
     this.rewrite();
   }
 
@@ -208,6 +213,7 @@ export class BirdSpeaker {
     if (!this.quit()) return;
     if (this.mode === 'attached') {
       this.prefixes = [];
+      this.backup = [];
       this.write();
       try {
         await birdConfigure(this.socketPath);
@@ -274,6 +280,7 @@ export class BirdSpeaker {
   private text(): string {
     return birdConfig(this.bgp, this.prefixes, {
       mode: this.mode === 'attached' ? 'include' : 'full',
+      backup: this.backup,
     });
   }
 

@@ -7,6 +7,8 @@
  *
  * Without a `bgp` block nothing runs here: no bird, no timer, no log line;
  * only a drain (ctl --drain, or SIGTERM with drain_timeout) starts one.
+ *
+ * With a `sync` block the peers' LIP prefixes are announced as backups.
  */
 import type { Engine } from '../../engine/engine.js';
 import type { Logger } from '../log.js';
@@ -93,6 +95,7 @@ export class Cluster {
     return {
       ...(this.speaker ? { speaker: this.speaker.status() } : {}),
       announced: [...a.announce],
+      ...(a.backup.length > 0 ? { backup: [...a.backup] } : {}),
       withheld: a.withheld.map((w) => ({ ...w })),
       ...(drain ? { drain } : {}),
     };
@@ -157,14 +160,16 @@ export class Cluster {
     if (!bgp || !this.speaker) return;
     if (fresh || bgp !== this.checkedSpec) this.warnUnroutable(bgp);
     if (!fresh) this.speaker.setSpec(bgp);
+    const sync = this.lb.config.sync;
     this.announcer.update({
       services: serviceHealth(this.lb.engine, this.lb.config),
       lips: localAddresses(this.lb.engine),
       lipPrefixes: bgp.lipPrefixes,
+      ...(sync ? { backupPrefixes: sync.peers.flatMap((p) => p.lipPrefixes) } : {}),
       draining: this.drainer.started,
     });
     if (fresh) {
-      this.speaker.start(this.announcer.state.announce);
+      this.speaker.start(this.announcer.state.announce, this.announcer.state.backup);
       this.announcer.attach(this.speaker);
     }
   }

@@ -14,6 +14,7 @@ import {
 } from '../../../src/control/cluster/announcer.js';
 import { ipv4, ipv6 } from '../../support/addresses.js';
 import { recordingLogger } from '../../support/lb-harness.js';
+import { prefix } from '../../support/sync-spec.js';
 
 const svc = (vip: string, vport: number, weightInForce: number, quorum = 1): ServiceHealth => ({
   vip: vip.includes(':') ? ipv6(vip) : ipv4(vip),
@@ -34,6 +35,7 @@ const input = (over: Partial<AnnounceInput> = {}): AnnounceInput => ({
 test('healthy VIPs and every LIP, as host routes, sorted', () => {
   assert.deepEqual(announcements(input()), {
     announce: ['10.0.0.1/32', '10.0.0.2/32', '10.0.3.1/32', '10.0.3.2/32'],
+    backup: [],
     withheld: [],
   });
 });
@@ -102,4 +104,71 @@ test('the Announcer hands on changes only and logs each prefix once', () => {
   a.update(input({ services: [svc('10.0.0.1', 80, 2), svc('10.0.0.2', 80, 0)] }));
   assert.equal(sent.length, 3);
   assert.equal(records.filter((r) => r.msg === 'withdrawing prefix').length, 1);
+});
+
+const peers = [prefix('10.0.9.20/28'), prefix('10.0.9.32/28'), prefix('2001:db8:9::/64')];
+
+test('sync peers’ LIP prefixes are announced as backups beside the own ones, host bits cleared', () => {
+  const a = announcements(input({ backupPrefixes: peers }));
+  assert.deepEqual(a.announce, [
+    '10.0.0.1/32',
+    '10.0.0.2/32',
+    '10.0.3.1/32',
+    '10.0.3.2/32',
+    '10.0.9.16/28',
+    '10.0.9.32/28',
+    '2001:db8:9::/64',
+  ]);
+  assert.deepEqual(a.backup, ['10.0.9.16/28', '10.0.9.32/28', '2001:db8:9::/64']);
+  assert.deepEqual(a.withheld, []);
+});
+
+test('a backup equal to an own prefix is announced as the own one', () => {
+  const a = announcements(
+    input({
+      lipPrefixes: [prefix('10.0.3.0/28')],
+      backupPrefixes: [prefix('10.0.3.0/28'), prefix('10.0.9.16/28')],
+    }),
+  );
+  assert.deepEqual(a.announce, ['10.0.0.1/32', '10.0.0.2/32', '10.0.3.0/28', '10.0.9.16/28']);
+  assert.deepEqual(a.backup, ['10.0.9.16/28']);
+});
+
+test('a drain keeps the backups announced, like the own LIPs', () => {
+  const a = announcements(input({ backupPrefixes: peers, draining: true }));
+  assert.deepEqual(a.announce, [
+    '10.0.3.1/32',
+    '10.0.3.2/32',
+    '10.0.9.16/28',
+    '10.0.9.32/28',
+    '2001:db8:9::/64',
+  ]);
+  assert.deepEqual(
+    a.withheld.map((w) => w.reason),
+    ['draining', 'draining'],
+  );
+});
+
+test('the Announcer hands on which prefixes are backups, and a prefix that stops being one', () => {
+  const { log, records } = recordingLogger();
+  const sent: Array<{ prefixes: string[]; backup: readonly string[] }> = [];
+  const a = new Announcer(log);
+  a.attach({ setPrefixes: (prefixes, backup) => sent.push({ prefixes, backup }) });
+  assert.deepEqual(sent.at(-1), { prefixes: [], backup: [] });
+  a.update(input({ backupPrefixes: [prefix('10.0.9.16/28')] }));
+  assert.deepEqual(sent.at(-1)?.backup, ['10.0.9.16/28']);
+  assert.ok(sent.at(-1)?.prefixes.includes('10.0.9.16/28'));
+  assert.equal(
+    records.filter((r) => r.msg === 'announcing prefix' && 'backup' in r).length,
+    1,
+    'the backup is logged as one',
+  );
+  // The same prefix set, but the backup is now the node's own lip_prefix: bird must move it out of the backups.
+  const n = sent.length;
+  a.update(input({ lipPrefixes: [prefix('10.0.9.16/28')] }));
+  assert.equal(sent.length, n + 1);
+  assert.deepEqual(sent.at(-1)?.prefixes, sent.at(-2)?.prefixes);
+  assert.deepEqual(sent.at(-1)?.backup, []);
+  a.update(input({ lipPrefixes: [prefix('10.0.9.16/28')] }));
+  assert.equal(sent.length, n + 1, 'no change, nothing handed on');
 });
