@@ -430,8 +430,12 @@ export interface ClusterStatus {
    * as backups, with a longer AS path. Absent when there is none.
    */
   backup?: string[];
-  /** VIPs held back, and why: no service meets its quorum, or the node drains. */
-  withheld: Array<{ prefix: string; reason: 'quorum' | 'draining' }>;
+  /**
+   * Prefixes held back, and why: a VIP none of whose services meets its
+   * quorum, or every VIP while the node drains; everything while the sync
+   * waits for the peers' tables (`resync`).
+   */
+  withheld: Array<{ prefix: string; reason: 'quorum' | 'draining' | 'resync' }>;
   drain?: DrainStatus;
 }
 

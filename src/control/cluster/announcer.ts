@@ -11,7 +11,9 @@
  * node holds those connections' state. A drain keeps them, like its own
  * LIPs: a backup attracts replies of connections the fleet already holds,
  * never new ones, and withdrawing it could leave a dead peer's connections
- * with no node at all.
+ * with no node at all. Until the sync has the peers' tables (`resync`)
+ * nothing is announced: a node that attracted traffic before would break
+ * the connections its peers carry for it.
  */
 import type { L4Protocol } from '../../engine/options.js';
 import {
@@ -44,6 +46,8 @@ export interface AnnounceInput {
   /** The sync peers' `lip_prefix`es, announced as backups; absent without a `sync` block. */
   backupPrefixes?: AnnouncedPrefix[];
   draining: boolean;
+  /** The sync has not got the peers' tables yet: everything is withheld. */
+  resync?: boolean;
 }
 
 export type Withheld = ClusterStatus['withheld'][number];
@@ -78,7 +82,7 @@ function covers(p: AnnouncedPrefix, a: IpAddress): boolean {
   return addressKey(networkOf(p.addr, p.length)) === addressKey(networkOf(a, p.length));
 }
 
-/** Pure: the prefixes a node with this state announces, and the VIPs it holds back. */
+/** Pure: the prefixes a node with this state announces, and the ones it holds back. */
 export function announcements(input: AnnounceInput): Announcements {
   const out = new Set<string>();
   for (const p of input.lipPrefixes) out.add(prefixText(p.addr, p.length));
@@ -105,6 +109,10 @@ export function announcements(input: AnnounceInput): Announcements {
     if (input.draining) withheld.push({ prefix, reason: 'draining' });
     else if (!up) withheld.push({ prefix, reason: 'quorum' });
     else out.add(prefix);
+  }
+  if (input.resync) {
+    for (const prefix of out) withheld.push({ prefix, reason: 'resync' });
+    out.clear();
   }
   withheld.sort((a, b) => a.prefix.localeCompare(b.prefix));
   return { announce: [...out].sort(), backup: [...backup].sort(), withheld };

@@ -8,7 +8,11 @@
  * Without a `bgp` block nothing runs here: no bird, no timer, no log line;
  * only a drain (ctl --drain, or SIGTERM with drain_timeout) starts one.
  *
- * With a `sync` block the peers' LIP prefixes are announced as backups.
+ * With a `sync` block the peers' LIP prefixes are announced as backups,
+ * and the sync gate holds every announcement back until the connection
+ * sync has the peers' tables (`setSyncReady`, wired to the sync's
+ * readiness by the process): a node that attracted its LIPs' replies or
+ * new flows before would break the connections its peers carry for it.
  */
 import type { Engine } from '../../engine/engine.js';
 import type { Logger } from '../log.js';
@@ -32,6 +36,13 @@ export interface ClusterOptions {
   onDrained: (how: DrainEnd) => void;
   /** How a neighbour's route is looked up (default `ip route get`); for tests. */
   routeLookup?: RouteLookup;
+  /**
+   * The sync gate at start (default true: open). The process passes false
+   * when it starts the connection sync and opens it with `setSyncReady`;
+   * a takeover, whose table came with the handover, starts open. The gate
+   * only matters while the config has a `sync` block.
+   */
+  syncReady?: boolean;
   /** For tests: bird's binary, poll period, restart backoff, the wait for a successor. */
   speaker?: Pick<
     BirdSpeakerOptions,
@@ -53,12 +64,14 @@ export class Cluster {
   private readonly announcer: Announcer;
   private readonly drainer: Drain;
   private stopped = false;
+  private syncGateOpen: boolean;
 
   constructor(
     private readonly lb: ClusterLb,
     private readonly opts: ClusterOptions,
   ) {
     this.announcer = new Announcer(opts.log);
+    this.syncGateOpen = opts.syncReady ?? true;
     this.drainer = new Drain(
       () => drainingConnections(lb.engine),
       opts.log,
@@ -86,6 +99,27 @@ export class Cluster {
 
   get draining(): boolean {
     return this.drainer.active;
+  }
+
+  /**
+   * Opens (true) or closes (false) the sync gate: while it is closed and
+   * the config has a `sync` block, nothing is announced, and the status
+   * lists every prefix as withheld for `resync`.
+   */
+  setSyncReady(ready: boolean): void {
+    if (ready === this.syncGateOpen) return;
+    this.syncGateOpen = ready;
+    if (this.lb.config.sync)
+      this.opts.log.info(
+        ready
+          ? 'connection sync ready: announcing'
+          : 'connection sync not ready: announcements held back',
+      );
+    if (!this.stopped) this.sync();
+  }
+
+  get syncReady(): boolean {
+    return this.syncGateOpen;
   }
 
   status(): ClusterStatus | undefined {
@@ -167,6 +201,7 @@ export class Cluster {
       lipPrefixes: bgp.lipPrefixes,
       ...(sync ? { backupPrefixes: sync.peers.flatMap((p) => p.lipPrefixes) } : {}),
       draining: this.drainer.started,
+      resync: sync !== undefined && !this.syncGateOpen,
     });
     if (fresh) {
       this.speaker.start(this.announcer.state.announce, this.announcer.state.backup);

@@ -149,6 +149,51 @@ test('a drain keeps the backups announced, like the own LIPs', () => {
   );
 });
 
+test('while the sync resyncs nothing is announced; each prefix says why it is held back', () => {
+  const a = announcements(
+    input({
+      services: [svc('10.0.0.1', 80, 1), svc('10.0.0.2', 80, 0)],
+      backupPrefixes: [prefix('10.0.9.16/28')],
+      resync: true,
+    }),
+  );
+  assert.deepEqual(a.announce, []);
+  assert.deepEqual(a.backup, ['10.0.9.16/28']);
+  assert.deepEqual(a.withheld, [
+    { prefix: '10.0.0.1/32', reason: 'resync' },
+    { prefix: '10.0.0.2/32', reason: 'quorum' },
+    { prefix: '10.0.3.1/32', reason: 'resync' },
+    { prefix: '10.0.3.2/32', reason: 'resync' },
+    { prefix: '10.0.9.16/28', reason: 'resync' },
+  ]);
+  // Draining and resyncing: a VIP keeps the drain's reason.
+  const d = announcements(input({ draining: true, resync: true }));
+  assert.deepEqual(
+    d.withheld.map((w) => `${w.prefix} ${w.reason}`),
+    ['10.0.0.1/32 draining', '10.0.0.2/32 draining', '10.0.3.1/32 resync', '10.0.3.2/32 resync'],
+  );
+});
+
+test('the Announcer withdraws everything for a resync, saying why, and hands the backups on meanwhile', () => {
+  const { log, records } = recordingLogger();
+  const sent: Array<{ prefixes: string[]; backup: readonly string[] }> = [];
+  const a = new Announcer(log);
+  a.attach({ setPrefixes: (prefixes, backup) => sent.push({ prefixes, backup }) });
+  a.update(input({ backupPrefixes: [prefix('10.0.9.16/28')], resync: true }));
+  assert.deepEqual(sent.at(-1), { prefixes: [], backup: ['10.0.9.16/28'] });
+  assert.equal(records.filter((r) => r.msg === 'announcing prefix').length, 0);
+  a.update(input({ backupPrefixes: [prefix('10.0.9.16/28')] }));
+  assert.equal(sent.at(-1)?.prefixes.length, 5);
+  a.update(input({ backupPrefixes: [prefix('10.0.9.16/28')], resync: true }));
+  assert.deepEqual(sent.at(-1)?.prefixes, []);
+  assert.equal(
+    records.filter(
+      (r) => r.msg === 'withdrawing prefix' && (r as { reason?: string }).reason === 'resync',
+    ).length,
+    5,
+  );
+});
+
 test('the Announcer hands on which prefixes are backups, and a prefix that stops being one', () => {
   const { log, records } = recordingLogger();
   const sent: Array<{ prefixes: string[]; backup: readonly string[] }> = [];
