@@ -26,8 +26,10 @@
  *                                             plus _weight, _effective_weight, _up
  *   fullnat_bgp_session_up                    gauge    {neighbor} 1 while the BGP session is Established
  *   fullnat_bfd_session_up                    gauge    {neighbor} 1 while its BFD session is Up (BFD on only)
- *   fullnat_bgp_announced_prefixes            gauge    prefixes announced now (VIPs and LIPs)
- *   fullnat_bgp_prefix_announced              gauge    {prefix} 1 announced, 0 a VIP held back (quorum, drain)
+ *   fullnat_bgp_announced_prefixes            gauge    prefixes announced now (VIPs, LIPs, backups)
+ *   fullnat_bgp_prefix_announced              gauge    {prefix} 1 announced, 0 held back (a VIP: quorum,
+ *                                                      drain; any: sync resync); a sync peer's LIP
+ *                                                      prefix (a backup) has role="backup" too
  *   fullnat_drain_active                      gauge    1 while draining
  *   fullnat_drain_connections_left            gauge    TCP connections the drain still waits for
  *                                                      (the fleet's families are empty, or 0, on a
@@ -308,22 +310,26 @@ export function createMetricsRegistry(
   });
   new Gauge({
     name: 'fullnat_bgp_announced_prefixes',
-    help: 'Prefixes this node announces now: its VIPs in service and its LIPs.',
+    help: "Prefixes this node announces now: its VIPs in service, its LIPs, and its sync peers' LIP prefixes as backups.",
     registers,
     collect() {
       this.set(current().cluster?.announced.length ?? 0);
     },
   });
-  new Gauge<'prefix'>({
+  new Gauge<'prefix' | 'role'>({
     name: 'fullnat_bgp_prefix_announced',
-    help: '1 for a prefix announced now, 0 for a VIP held back (no service meets its quorum, or draining).',
-    labelNames: ['prefix'],
+    help: '1 for a prefix announced now, 0 for one held back (a VIP none of whose services meets its quorum, or draining; anything while the sync waits for the peers). role="backup": a sync peer\'s LIP prefix, announced with a longer AS path.',
+    labelNames: ['prefix', 'role'],
     registers,
     collect() {
       this.reset();
       const c = current().cluster;
-      for (const p of c?.announced ?? []) this.set({ prefix: p }, 1);
-      for (const w of c?.withheld ?? []) this.set({ prefix: w.prefix }, 0);
+      const backup = new Set(c?.backup ?? []);
+      // Own prefixes keep the one label they always had; a backup is told apart by role.
+      const labels = (prefix: string) =>
+        backup.has(prefix) ? { prefix, role: 'backup' } : { prefix };
+      for (const p of c?.announced ?? []) this.set(labels(p), 1);
+      for (const w of c?.withheld ?? []) this.set(labels(w.prefix), 0);
     },
   });
   new Gauge({

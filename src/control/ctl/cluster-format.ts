@@ -36,12 +36,21 @@ export function formatCluster(snap: Snapshot, now = Date.now()): string[] {
       );
     }
   } else out.push('No bgp block: nothing is announced.');
-  out.push(`Announced (${c.announced.length}):`, ...c.announced.map((p) => `  ${p}`));
+  // A backup is a sync peer's LIP prefix, announced with the longer AS path.
+  const backup = new Set(c.backup ?? []);
+  out.push(
+    `Announced (${c.announced.length}):`,
+    ...c.announced.map((p) => (backup.has(p) ? `  ${pad(p, 24)}backup` : `  ${p}`)),
+  );
   if (c.withheld.length > 0)
     out.push(
       `Withheld (${c.withheld.length}):`,
-      ...c.withheld.map((w) => `  ${pad(w.prefix, 24)}${w.reason}`),
+      ...c.withheld.map(
+        (w) => `  ${pad(w.prefix, 24)}${w.reason}${backup.has(w.prefix) ? ' (backup)' : ''}`,
+      ),
     );
+  if (c.withheld.some((w) => w.reason === 'resync'))
+    out.push("Sync: waiting for the peers' tables; nothing is announced until then.");
   if (c.drain) out.push(drainLine(c.drain, now));
   return out;
 }

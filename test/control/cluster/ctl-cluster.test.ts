@@ -138,6 +138,78 @@ test('metrics: BGP and BFD per neighbour, the prefixes, the drain', async () => 
   assert.doesNotMatch(text, /fullnat_bfd_session_up\{neighbor="10\.79\.0\.2"\}/);
 });
 
+/** A sync node: its own LIP prefix, two peers' as backups, one of them held back with everything while resyncing. */
+const SYNCING: ClusterStatus = {
+  announced: ['10.79.100.1/32', '10.79.9.0/28', '10.79.9.16/28', '10.79.9.32/28'],
+  backup: ['10.79.9.16/28', '10.79.9.32/28'],
+  withheld: [],
+};
+
+test('ctl --cluster marks the backups; a resync says why everything is held back', () => {
+  assert.deepEqual(formatCluster(snap(SYNCING)), [
+    'No bgp block: nothing is announced.',
+    'Announced (4):',
+    '  10.79.100.1/32',
+    '  10.79.9.0/28',
+    '  10.79.9.16/28           backup',
+    '  10.79.9.32/28           backup',
+  ]);
+  const resync = formatCluster(
+    snap({
+      announced: [],
+      backup: ['10.79.9.16/28'],
+      withheld: [
+        { prefix: '10.79.100.1/32', reason: 'resync' },
+        { prefix: '10.79.100.2/32', reason: 'quorum' },
+        { prefix: '10.79.9.0/28', reason: 'resync' },
+        { prefix: '10.79.9.16/28', reason: 'resync' },
+      ],
+    }),
+  );
+  assert.deepEqual(resync, [
+    'No bgp block: nothing is announced.',
+    'Announced (0):',
+    'Withheld (4):',
+    '  10.79.100.1/32          resync',
+    '  10.79.100.2/32          quorum',
+    '  10.79.9.0/28            resync',
+    '  10.79.9.16/28           resync (backup)',
+    "Sync: waiting for the peers' tables; nothing is announced until then.",
+  ]);
+});
+
+test('metrics: a backup carries role="backup", announced or held back; own prefixes keep their one label', async () => {
+  const text = await createMetricsRegistry(() => snap(SYNCING), {
+    defaultMetrics: false,
+  }).metrics();
+  for (const line of [
+    'fullnat_bgp_announced_prefixes 4',
+    'fullnat_bgp_prefix_announced{prefix="10.79.100.1/32"} 1',
+    'fullnat_bgp_prefix_announced{prefix="10.79.9.0/28"} 1',
+    'fullnat_bgp_prefix_announced{prefix="10.79.9.16/28",role="backup"} 1',
+    'fullnat_bgp_prefix_announced{prefix="10.79.9.32/28",role="backup"} 1',
+  ])
+    assert.ok(text.split('\n').includes(line), line);
+  const held = await createMetricsRegistry(
+    () =>
+      snap({
+        announced: [],
+        backup: ['10.79.9.16/28'],
+        withheld: [
+          { prefix: '10.79.9.0/28', reason: 'resync' },
+          { prefix: '10.79.9.16/28', reason: 'resync' },
+        ],
+      }),
+    { defaultMetrics: false },
+  ).metrics();
+  for (const line of [
+    'fullnat_bgp_announced_prefixes 0',
+    'fullnat_bgp_prefix_announced{prefix="10.79.9.0/28"} 0',
+    'fullnat_bgp_prefix_announced{prefix="10.79.9.16/28",role="backup"} 0',
+  ])
+    assert.ok(held.split('\n').includes(line), line);
+});
+
 test('a single node without bgp: no cluster in the snapshot, the fleet metrics at 0 with no series', async () => {
   const lb = testLb(tempConfig('fullnat-cl-', ONE_SERVICE), noHost);
   const s = lb.snapshot();
