@@ -155,3 +155,32 @@ export function sessionLine(tools: BirdTools, sock: string, protocol: string): s
     .find((l) => l.startsWith(`${protocol} `));
   return line?.trim().split(/\s+/).slice(3).join(' ') ?? '';
 }
+
+/** One route the router holds: which session brought it, whether bird picked it, its AS path. */
+export interface RouterRoute {
+  prefix: string;
+  /** The router's protocol (session) the route came from: `peer1`, `peer2`… */
+  protocol: string;
+  /** bird's best route for the prefix (the `*` of `show route`). */
+  best: boolean;
+  asPath: number[];
+}
+
+/** The router's routes with their AS paths (`show route all`), in bird's order. */
+export function routeDetails(tools: BirdTools, sock: string): RouterRoute[] {
+  const out: RouterRoute[] = [];
+  let prefix = '';
+  for (const line of birdc(tools, sock, 'show', 'route', 'all').split('\n')) {
+    // `10.0.0.0/28  unicast [peer1 12:00:00.000] * (100) [AS65011i]`; a further route of the prefix omits it.
+    const head = /^(\S+\/\d+)?\s+\S+\s+\[(\S+) [^\]]*\]( \*)?/.exec(line);
+    if (head && !line.startsWith('\t')) {
+      if (head[1] !== undefined) prefix = head[1];
+      out.push({ prefix, protocol: head[2]!, best: head[3] !== undefined, asPath: [] });
+      continue;
+    }
+    const path = /^\s+BGP\.as_path:\s*(.*)$/.exec(line);
+    const last = out.at(-1);
+    if (path && last) last.asPath = path[1]!.split(/\s+/).filter(Boolean).map(Number);
+  }
+  return out;
+}
