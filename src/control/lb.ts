@@ -28,6 +28,7 @@ import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
+import { networkOf, prefixToString } from './prefix.js';
 import { HealthChecker, type HealthChange } from './health.js';
 import {
   addressRoleConflict,
@@ -440,6 +441,9 @@ export class LoadBalancer implements ControlApi {
       want.add(hostRoute(vipOf(s)));
       for (const li of s.lipIndexes) want.add(hostRoute(lipOf(this.engine, li)));
     }
+    // A sync peer's LIPs, like this node's own: once the router sends a dead peer's replies here, the TUN must get them.
+    for (const peer of this.config.sync?.peers ?? [])
+      for (const p of peer.lipPrefixes) want.add(prefixToString(networkOf(p)));
     return want;
   }
 
