@@ -8,62 +8,20 @@
  * connections over every node), and a node without a bgp block among nodes
  * that announce.
  */
-import {
-  addressKey,
-  addressToString,
-  endpointToString,
-  type IpAddress,
-} from '../../wire/address.js';
+import { addressKey, addressToString, endpointToString } from '../../wire/address.js';
 import { ipv4ToString } from '../../wire/bytes.js';
-import type { AnnouncedPrefix, FullnatConfig, ServiceSpec, SourcePos } from '../model.js';
+import type { AnnouncedPrefix, FullnatConfig, ServiceSpec } from '../model.js';
 import { prefixContains, prefixesOverlap, prefixToString } from '../prefix.js';
 import { svcName } from './grammar/draft.js';
+import { finding, where, lipsInUse, type FleetReport, type NodeFinding } from './fleet-node.js';
 
-/** One problem, in the file (and line, when one statement is to blame) it is reported against. */
-export interface Finding {
-  file: string;
-  line?: number;
-  reason: string;
-}
-
-/** A fleet finding, with the node (its top file) it is reported against: the place may be an include. */
-export interface NodeFinding extends Finding {
-  node: string;
-}
-
-export interface FleetReport {
-  errors: NodeFinding[];
-  warnings: NodeFinding[];
-}
-
-/** `FILE:LINE: reason`, or `FILE: reason` for a file as a whole. */
-export const findingText = (f: Finding): string =>
-  f.line === undefined ? `${f.file}: ${f.reason}` : `${f.file}:${f.line}: ${f.reason}`;
-
-const where = (p: SourcePos | undefined, file: string): string =>
-  p ? `${p.file}:${p.line}` : file;
-
-const finding = (node: string, pos: SourcePos | undefined, reason: string): NodeFinding =>
-  pos ? { node, file: pos.file, line: pos.line, reason } : { node, file: node, reason };
-
-interface Lip {
-  addr: IpAddress;
-  pos?: SourcePos;
-}
-
-/** The LIPs the node's services use: what it sources RS traffic from and announces. */
-export function lipsInUse(cfg: FullnatConfig): Lip[] {
-  const seen = new Map<string, Lip>();
-  for (const s of cfg.services) {
-    for (const a of s.laddrs) {
-      const k = addressKey(a);
-      if (seen.has(k)) continue;
-      const pos = cfg.laddrPos?.get(k);
-      seen.set(k, pos ? { addr: a, pos } : { addr: a });
-    }
-  }
-  return [...seen.values()];
-}
+export {
+  findingText,
+  lipsInUse,
+  type Finding,
+  type FleetReport,
+  type NodeFinding,
+} from './fleet-node.js';
 
 // The protocol is part of a service's identity; svcName writes it for UDP only, as the other messages do.
 const svcKey = (s: ServiceSpec): string => svcName(s);
