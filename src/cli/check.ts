@@ -1,7 +1,8 @@
 /**
  * `fullnat check FILE [FILE…] [--offline] [--json]`: each file parsed as
  * `fullnat run` would; with two files or more they are a fleet's nodes and
- * are checked against each other (config/fleet-checks.ts); with one file,
+ * are checked against each other (config/fleet-checks.ts, their sync
+ * blocks and key files in config/fleet-sync-checks.ts); with one file,
  * unless --offline, each BGP neighbour must have a route from this machine.
  * Exit 0 when no file has an error (warnings allowed), 1 otherwise.
  */

@@ -6,7 +6,7 @@
  * numbers. Warnings: nodes serving different VIP:port sets, or one service
  * with different real servers or schedulers (the router spreads a client's
  * connections over every node), and a node without a bgp block among nodes
- * that announce.
+ * that announce. The sync blocks are checked in fleet-sync-checks.ts.
  */
 import { addressKey, addressToString, endpointToString } from '../../wire/address.js';
 import { ipv4ToString } from '../../wire/bytes.js';
@@ -14,6 +14,7 @@ import type { AnnouncedPrefix, FullnatConfig, ServiceSpec } from '../model.js';
 import { prefixContains, prefixesOverlap, prefixToString } from '../prefix.js';
 import { svcName } from './grammar/draft.js';
 import { finding, where, lipsInUse, type FleetReport, type NodeFinding } from './fleet-node.js';
+import { checkSyncFleet, type KeyDigest } from './fleet-sync-checks.js';
 
 export {
   findingText,
@@ -33,7 +34,15 @@ const realSet = (s: ServiceSpec): string =>
     .sort()
     .join(' ');
 
-export function checkFleet(nodes: readonly FullnatConfig[]): FleetReport {
+export interface FleetCheckOptions {
+  /** How the sync blocks' key files are compared (default: sha256 of each file's key). */
+  keyDigest?: KeyDigest;
+}
+
+export function checkFleet(
+  nodes: readonly FullnatConfig[],
+  opts: FleetCheckOptions = {},
+): FleetReport {
   const errors: NodeFinding[] = [];
   const warnings: NodeFinding[] = [];
   for (let j = 1; j < nodes.length; j++) {
@@ -55,6 +64,9 @@ export function checkFleet(nodes: readonly FullnatConfig[]): FleetReport {
       });
     }
   }
+  const sync = checkSyncFleet(nodes, opts.keyDigest);
+  errors.push(...sync.errors);
+  warnings.push(...sync.warnings);
   return { errors, warnings };
 }
 
