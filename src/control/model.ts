@@ -362,6 +362,36 @@ export interface Snapshot {
   ready?: boolean;
   /** The fleet view: BGP sessions, announcements, a drain; absent on a node without `bgp` that never drained. */
   cluster?: ClusterStatus;
+  /** Connection sync with the fleet's other nodes; absent without a `sync` block. */
+  sync?: SyncStatus;
+}
+
+/** One sync peer as this node's channel sees it. */
+export interface SyncPeerStatus {
+  node: number;
+  addr: IpAddress;
+  port: number;
+  /** `never-heard` until its first valid message; `down` once silent for 5 heartbeats. */
+  state: 'never-heard' | 'up' | 'down';
+  /** The peer's start (Unix ms) as its messages say; a restart raises it. */
+  incarnation?: number;
+  /** Milliseconds since its last valid message; absent before the first. */
+  lastHeardMs?: number;
+}
+
+/** The sync channel (src/control/sync/): `fullnat ctl --sync`, the fullnat_sync_* metrics. */
+export interface SyncStatus {
+  nodeId: number;
+  listen: { addr: IpAddress; port: number };
+  /** This node's start (Unix ms), as its messages carry it. */
+  incarnation: number;
+  /** The peers' tables are in (or resync_timeout passed): the node may announce. */
+  ready: boolean;
+  peers: SyncPeerStatus[];
+  /** Entries held for peers (origin ≠ this node). */
+  synced: number;
+  /** messages/bytes/records in and out, what the table did with records, `rejected_<reason>`. */
+  counters: Record<string, number>;
 }
 
 /** The fleet's side of the LB (src/control/cluster/): told of what may move an announcement, shown in the snapshot. */
