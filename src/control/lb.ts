@@ -46,6 +46,7 @@ import type {
   FullnatConfig,
   ServiceSpec,
   Snapshot,
+  SyncHooks,
   TrafficStats,
   TunKernelStatus,
 } from './model.js';
@@ -111,6 +112,8 @@ export class LoadBalancer implements ControlApi {
   private ipv6Forwarding = false;
   /** Set by `fullnat run` (every run: without `bgp` it does nothing until a drain). */
   cluster: ClusterHooks | undefined;
+  /** Set by `fullnat run` (every run: without `sync` it does nothing). */
+  sync: SyncHooks | undefined;
 
   constructor(
     readonly configPath: string,
@@ -571,6 +574,8 @@ export class LoadBalancer implements ControlApi {
       (diff.changedDefs.length ? `; defs: ${diff.changedDefs.join(', ')}` : '');
     this.deps.log.info({ summary }, 'configuration reloaded');
     this.cluster?.changed();
+    // The key file's content may change with the block unchanged: the channel looks itself.
+    this.sync?.changed();
     return { ok: true, summary };
   }
 
@@ -617,6 +622,7 @@ export class LoadBalancer implements ControlApi {
     }
     const tunKernel = this.tunKernelStatus();
     const cluster = this.cluster?.status();
+    const sync = this.sync?.status();
     return {
       services,
       counters,
@@ -626,6 +632,7 @@ export class LoadBalancer implements ControlApi {
       uptime: (Date.now() - this.startedAt) / 1000,
       ready: this.ready,
       ...(cluster ? { cluster } : {}),
+      ...(sync ? { sync } : {}),
     };
   }
 

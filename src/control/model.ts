@@ -366,6 +366,12 @@ export interface Snapshot {
   sync?: SyncStatus;
 }
 
+/** The sync channel's side of the LB (src/control/sync/): told of a reload, shown in the snapshot. */
+export interface SyncHooks {
+  changed(): void;
+  status(): SyncStatus | undefined;
+}
+
 /** One sync peer as this node's channel sees it. */
 export interface SyncPeerStatus {
   node: number;

@@ -88,7 +88,7 @@ export const RESTART_REQUIRED_DEFS: readonly string[] = [
 const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 /** Equal apart from where things were written: moving a block in the file changes nothing. */
-const sameIgnoringPos = (a: unknown, b: unknown): boolean => {
+export const sameIgnoringPos = (a: unknown, b: unknown): boolean => {
   const noPos = (k: string, v: unknown): unknown => (k === 'pos' ? undefined : v);
   return JSON.stringify(a, noPos) === JSON.stringify(b, noPos);
 };
