@@ -20,6 +20,7 @@ import {
   startControlServer,
   type ControlServer,
 } from '../control/socket/index.js';
+import { SyncRunner } from '../control/sync/sync-runner.js';
 import { linuxHost } from '../io/host.js';
 import { sdNotify } from '../io/sd-notify.js';
 import { existingTun, tunAvailable } from '../io/tun.js';
@@ -111,6 +112,9 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
   // Every run has one; without a `bgp` block it starts nothing (no bird, no timer) unless asked to drain.
   const cluster = new Cluster(lb, { log, onDrained: () => shutdown('drained') });
   lb.cluster = cluster;
+  // Every run has one; without a `sync` block it starts nothing and is ready at once.
+  const sync = new SyncRunner(lb, { log });
+  lb.sync = sync;
   try {
     // Attached, not read: what the kernel steers here waits until the table is in.
     lb.openDevice();
@@ -145,6 +149,9 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     log,
   );
   try {
+    // Before the first packet: the port plan and the peers' LIP prefixes are in the engine, and a
+    // handover's imported entries on a peer's LIPs are accepted.
+    await sync.start();
     if (predecessor || defs.handover) resume(lb, statePath, log);
     else lb.startForwarding();
     if (predecessor) await predecessorGone(sock);
@@ -158,6 +165,7 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
   } catch (e) {
     log.error({ err: (e as Error).message }, 'start failed');
     await cluster.stop();
+    await sync.stop();
     await control?.close();
     if (predecessor || defs.handover) {
       // The connections came with us: leave them, device and routes to the next start.
@@ -191,6 +199,7 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     void (async () => {
       // Withdrawn first: routers stop sending here before the routes into the device go.
       await cluster.stop();
+      await sync.stop();
       await metrics?.close();
       // A `ctl --shutdown` gets its answer before the socket goes.
       await control?.closeGracefully(500);
@@ -211,15 +220,19 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     log.info({ why }, 'handing over');
     sdNotify('STOPPING=1');
     checkpoints.stop();
-    // The successor binds the metrics port next: free it before answering.
+    // The successor binds the metrics port and the sync address next: free them before answering.
     await metrics?.close();
     metrics = undefined;
+    await sync.stop();
     let report;
     try {
       report = handOver(lb, statePath, log);
     } catch (e) {
       exiting = false;
       if (defs.handover) checkpoints.setInterval(defs.checkpointInterval);
+      await sync
+        .start()
+        .catch((err: Error) => log.error({ err: err.message }, 'sync channel not restarted'));
       if (defs.metrics)
         metrics = await startMetricsWithRetry(defs.metrics, lb, log).catch(() => undefined);
       log.error({ err: (e as Error).message }, 'handover failed: still running');
