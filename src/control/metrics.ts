@@ -34,6 +34,14 @@
  *   fullnat_drain_connections_left            gauge    TCP connections the drain still waits for
  *                                                      (the fleet's families are empty, or 0, on a
  *                                                      node without `bgp` that never drained)
+ *   fullnat_sync_peer_up                      gauge    {peer} 1 while the sync peer (its node id) is heard
+ *   fullnat_sync_ready                        gauge    1 once the peers' tables are in (or resync_timeout passed)
+ *   fullnat_sync_messages_total, fullnat_sync_bytes_total, fullnat_sync_records_total
+ *                                             counter  {direction} in or out on the sync channel
+ *   fullnat_sync_rejected_total               counter  {reason} sync messages refused (bad_mac, replay, …)
+ *   fullnat_sync_entries                      gauge    connection entries held for peers
+ *                                                      (the sync families are empty, or 0, on a node
+ *                                                      without `sync`)
  *   fullnat_process_* / fullnat_nodejs_*      prom-client's default process metrics
  *
  * Labels: service="VIP:port", real_server="RS:port", as ctl prints them:
@@ -45,6 +53,7 @@ import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 
 import { COUNTER_NAMES } from '../engine/counters.js';
+import { SYNC_REJECT_REASONS } from './sync/counters.js';
 import { DEVICE_STAT_FILES, type DeviceStatName } from '../io/device-stats.js';
 import { addressToString, endpointToString } from '../wire/address.js';
 import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
@@ -96,6 +105,18 @@ function serviceLabel(s: ServiceStatus): string {
 function realLabel(r: RealServerStatus): string {
   return endpointToString(r.addr, r.port);
 }
+
+const SYNC_TRAFFIC: readonly [string, string][] = [
+  [
+    'messages',
+    'Sync datagrams received (in: every one, refused ones too) and sent (out: one per peer).',
+  ],
+  ['bytes', 'Sync datagram bytes received and sent.'],
+  [
+    'records',
+    'Connection records in accepted sync messages (in) and sent to peers (out, once per peer).',
+  ],
+];
 
 const TRAFFIC: readonly { key: keyof TrafficStats; name: string; help: string }[] = [
   { key: 'conns', name: 'connections_total', help: 'connections scheduled' },
@@ -346,6 +367,67 @@ export function createMetricsRegistry(
     registers,
     collect() {
       this.set(num(current().cluster?.drain?.connectionsLeft ?? 0));
+    },
+  });
+
+  // Connection sync (Snapshot.sync): peers, readiness, the channel's traffic and refusals.
+  new Gauge<'peer'>({
+    name: 'fullnat_sync_peer_up',
+    help: '1 while the sync peer (named by its node id) is heard, else 0 (never heard, or silent for 5 heartbeats).',
+    labelNames: ['peer'],
+    registers,
+    collect() {
+      this.reset();
+      for (const p of current().sync?.peers ?? [])
+        this.set({ peer: String(p.node) }, p.state === 'up' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'fullnat_sync_ready',
+    help: "1 once the peers' tables are in (or resync_timeout passed): the node may announce.",
+    registers,
+    collect() {
+      this.reset();
+      const s = current().sync;
+      if (s) this.set(s.ready ? 1 : 0);
+    },
+  });
+  for (const [what, help] of SYNC_TRAFFIC) {
+    new Counter<'direction'>({
+      name: `fullnat_sync_${what}_total`,
+      help,
+      labelNames: ['direction'],
+      registers,
+      collect() {
+        this.reset();
+        const c = current().sync?.counters;
+        if (!c) return;
+        for (const direction of ['in', 'out'] as const)
+          this.inc({ direction }, num(c[`${what}_${direction}`] ?? 0));
+      },
+    });
+  }
+  new Counter<'reason'>({
+    name: 'fullnat_sync_rejected_total',
+    help: 'Sync messages refused, by reason (malformed, unknown sender, wrong source, bad MAC, replay, old incarnation).',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      const c = current().sync?.counters;
+      if (!c) return;
+      for (const reason of SYNC_REJECT_REASONS)
+        this.inc({ reason }, num(c[`rejected_${reason}`] ?? 0));
+    },
+  });
+  new Gauge({
+    name: 'fullnat_sync_entries',
+    help: 'Connection entries held for sync peers (bounded by max_synced).',
+    registers,
+    collect() {
+      this.reset();
+      const s = current().sync;
+      if (s) this.set(s.synced);
     },
   });
 

@@ -40,6 +40,7 @@ export type CtlCommand =
   | { kind: 'connections' }
   | { kind: 'laddrs'; service?: ServiceKey }
   | { kind: 'cluster' }
+  | { kind: 'sync' }
   | { kind: 'drain' }
   | { kind: 'request'; request: ControlRequest };
 
@@ -244,6 +245,8 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
       return { kind: 'drain' };
     case 'cluster':
       return { kind: 'cluster' };
+    case 'sync':
+      return { kind: 'sync' };
     case 'list': {
       const stats = opts.has('stats');
       const rate = opts.has('rate');

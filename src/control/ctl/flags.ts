@@ -20,6 +20,7 @@ export type CommandKey =
   | 'shutdown'
   | 'drain'
   | 'cluster'
+  | 'sync'
   | 'help'
   | 'version';
 
@@ -62,6 +63,7 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'shutdown', command: true, short: [], long: ['shutdown'], arg: false },
   { key: 'drain', command: true, short: [], long: ['drain'], arg: false },
   { key: 'cluster', command: true, short: [], long: ['cluster'], arg: false },
+  { key: 'sync', command: true, short: [], long: ['sync'], arg: false },
   { key: 'help', command: true, short: ['h'], long: ['help'], arg: false },
   { key: 'version', command: true, short: ['v'], long: ['version'], arg: false },
   { key: 'service', command: false, short: ['t'], long: ['tcp-service'], arg: true },
@@ -154,6 +156,7 @@ export const NAMES: Record<CommandKey | OptionKey, string> = {
   shutdown: 'shutdown',
   drain: 'drain',
   cluster: 'cluster',
+  sync: 'sync',
   help: 'help',
   version: 'version',
   service: 'service-address',
@@ -198,6 +201,7 @@ export const COMMAND_OPTIONS: Record<CommandKey, { required: OptionKey[]; option
     shutdown: { required: [], optional: [] },
     drain: { required: [], optional: [] },
     cluster: { required: [], optional: ['numeric'] },
+    sync: { required: [], optional: ['numeric'] },
     help: { required: [], optional: [] },
     version: { required: [], optional: [] },
   };

@@ -19,6 +19,7 @@ import {
   type FormatOptions,
 } from './ipvsadm-format.js';
 import { formatCluster, formatDrainStarted } from './cluster-format.js';
+import { formatSync } from './sync-format.js';
 import { computeRates } from './rates.js';
 import { usage } from './usage.js';
 
@@ -125,6 +126,9 @@ export async function runCtl(
         return 0;
       case 'cluster':
         emit(formatCluster(await snapshot(socketPath, timeoutMs)));
+        return 0;
+      case 'sync':
+        emit(formatSync(await snapshot(socketPath, timeoutMs)));
         return 0;
       case 'drain': {
         const res = await call(socketPath, { op: 'drain' }, timeoutMs);
