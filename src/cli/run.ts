@@ -110,11 +110,17 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
   let control: ControlServer | undefined;
   let metrics: MetricsServer | undefined;
   // Every run has one; without a `bgp` block it starts nothing (no bird, no timer) unless asked to drain.
-  const cluster = new Cluster(lb, { log, onDrained: () => shutdown('drained') });
+  const cluster = new Cluster(lb, {
+    log,
+    onDrained: () => shutdown('drained'),
+    // A takeover's table came with the handover: its announcements go on while the sync asks around.
+    syncReady: config.sync === undefined || predecessor,
+  });
   lb.cluster = cluster;
   // Every run has one; without a `sync` block it starts nothing and is ready at once.
   const sync = new SyncRunner(lb, { log });
   lb.sync = sync;
+  void sync.ready.then(() => cluster.setSyncReady(true));
   try {
     // Attached, not read: what the kernel steers here waits until the table is in.
     lb.openDevice();
