@@ -4,6 +4,7 @@
  * both in the client namespace, their output read back as typed records.
  */
 import type { ChildProcess } from 'node:child_process';
+import { onJsonLines } from './json-lines.js';
 import { HOLD_SOURCES, VIP, VPORT } from './plan.js';
 import { CLUSTER_CLIENT, type ClusterTopology } from './topology.js';
 
@@ -23,25 +24,6 @@ export interface HeldOutcome {
   reason: string | null;
   /** When it broke (epoch ms); 0 if it did not. */
   at: number;
-}
-
-/** Splits a child's stdout into JSON lines (others ignored). */
-function onJsonLines(child: ChildProcess, each: (o: Record<string, unknown>) => void): void {
-  let buf = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let nl: number;
-    while ((nl = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
-      if (!line.startsWith('{')) continue;
-      try {
-        each(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // not one of ours
-      }
-    }
-  });
 }
 
 export interface HoldOptions {
