@@ -125,6 +125,19 @@ export interface ClusterTopologyOptions {
   log: Log;
 }
 
+/** A real server's application: argv, started in its namespace. */
+export type RealServerApp = (rs: { host: string }) => string[];
+
+/** The echo server on RS_PORT (the failover and drain measurements). */
+export const ECHO_APP: RealServerApp = (r) => [
+  process.execPath,
+  ECHO_SERVER,
+  '--name',
+  r.host,
+  '--port',
+  String(RS_PORT),
+];
+
 export class ClusterTopology {
   readonly lab = new NetnsLab(CLUSTER_PREFIX);
   readonly workDir = CLUSTER_WORK_DIR;
@@ -411,12 +424,14 @@ export class ClusterTopology {
 
   // ------------------------------------------------------------ real servers
 
-  /** Starts echo-server.ts in every RS namespace (under the receiver when `receiverExec` is given). */
-  async startRealServers(receiverExec: string[] | null): Promise<void> {
+  /** Starts `app` (the echo server by default) in every RS namespace, under the receiver when `receiverExec` is given. */
+  async startRealServers(
+    receiverExec: string[] | null,
+    app: RealServerApp = ECHO_APP,
+  ): Promise<void> {
     const waits: Promise<void>[] = [];
     for (const r of REAL_SERVERS) {
-      const app = [process.execPath, ECHO_SERVER, '--name', r.host, '--port', String(RS_PORT)];
-      const child = spawnRealServerApp(this.lab, r.host, app, receiverExec, this.rootChildren);
+      const child = spawnRealServerApp(this.lab, r.host, app(r), receiverExec, this.rootChildren);
       let err = '';
       child.stderr?.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
       waits.push(
@@ -425,7 +440,7 @@ export class ClusterTopology {
           'stdout',
           /"listening"/,
           15_000,
-          `echo-server in ${r.host}`,
+          `the application of ${r.host}`,
           () => err,
         ),
       );
