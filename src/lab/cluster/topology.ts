@@ -21,6 +21,7 @@
  * that the leftovers of a run killed with SIGKILL are found and removed.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -65,6 +66,8 @@ export const CLI = join(REPO, 'bin', 'fullnat.js');
 export const ECHO_SERVER = join(here, 'fixtures', 'echo-server.js');
 export const CLUSTER_CLIENT = join(here, 'fixtures', 'cluster-client.js');
 export const NEXTHOP_AGENT = join(here, 'fixtures', 'nexthop-agent.js');
+export const OBJECT_SERVER = join(here, 'fixtures', 'object-server.js');
+export const DOWNLOAD_CLIENT = join(here, 'fixtures', 'download-client.js');
 
 export const CLUSTER_WORK_DIR = join(tmpdir(), `fullnat-${CLUSTER_PREFIX}`);
 export const CLUSTER_LOCK_FILE = labLockPath(CLUSTER_PREFIX);
@@ -123,6 +126,10 @@ export interface ClusterTopologyOptions {
   /** `drain_timeout` of every node, seconds. */
   drainTimeout: number;
   log: Log;
+  /** Connection sync between the nodes (a `sync` block each, one key file). */
+  sync?: boolean;
+  /** Each node's metrics listener, `HOST:PORT` inside its namespace. */
+  metrics?: string;
 }
 
 /** A real server's application: argv, started in its namespace. */
@@ -167,6 +174,11 @@ export class ClusterTopology {
     return join(this.workDir, node.name);
   }
 
+  /** The fleet's shared sync secret (written by build() when sync is on). */
+  syncKeyFile(): string {
+    return join(this.workDir, 'sync.key');
+  }
+
   /** Namespaces, links, addresses, routes, sysctls. Synchronous and quick. */
   build(): void {
     mkdirSync(this.workDir, { recursive: true });
@@ -207,9 +219,14 @@ export class ClusterTopology {
       L.ip('rt', 'link', 'set', n.name, 'master', 'br0');
       L.ip(n.name, 'route', 'add', 'default', 'via', LAN.router);
       L.ip(n.name, 'route', 'add', 'blackhole', `${VIP}/32`, 'metric', DEAD_NODE_METRIC);
-      L.ip(n.name, 'route', 'add', 'blackhole', n.lipPrefix, 'metric', DEAD_NODE_METRIC);
+      // With sync a node is routed its peers' LIPs when they die: dropped, not sent back, while it carries none.
+      for (const p of this.opts.sync ? this.nodes : [n])
+        L.ip(n.name, 'route', 'add', 'blackhole', p.lipPrefix, 'metric', DEAD_NODE_METRIC);
       mkdirSync(this.nodeDir(n), { recursive: true });
     }
+    // Hex: whitespace-free, so the key is the same bytes however a reader trims it.
+    if (this.opts.sync)
+      writeFileSync(this.syncKeyFile(), randomBytes(32).toString('hex'), { mode: 0o600 });
 
     L.ip('rt', 'link', 'add', 'rs0', 'type', 'bridge');
     L.ip('rt', 'addr', 'add', `${RS_NET.router}/${RS_NET.prefix}`, 'dev', 'rs0');
@@ -455,7 +472,15 @@ export class ClusterTopology {
     if (this.nodeAlive(node)) return;
     const dir = this.nodeDir(node);
     const conf = join(dir, `${node.name}.conf`);
-    writeFileSync(conf, nodeConfig(node, { dir, drainTimeout: this.opts.drainTimeout }));
+    writeFileSync(
+      conf,
+      nodeConfig(node, {
+        dir,
+        drainTimeout: this.opts.drainTimeout,
+        metrics: this.opts.metrics,
+        sync: this.opts.sync ? { fleet: this.nodes, keyFile: this.syncKeyFile() } : undefined,
+      }),
+    );
     const child = this.lab.spawn(node.name, process.execPath, [CLI, 'run', '-f', conf]);
     const rec: RunningNode = {
       child,
@@ -486,6 +511,11 @@ export class ClusterTopology {
   /** Resolves when the node's fullnat has exited (at once when it is not running). */
   nodeExited(node: ClusterNode): Promise<void> {
     return this.running.get(node.name)?.exited ?? Promise.resolve();
+  }
+
+  /** The pid of the node's fullnat while it runs (`ip netns exec` execs it: the child's own pid). */
+  nodePid(node: ClusterNode): number | undefined {
+    return this.nodeAlive(node) ? this.running.get(node.name)?.child.pid : undefined;
   }
 
   nodeLogTail(node: ClusterNode, chars = 3000): string {
