@@ -21,6 +21,7 @@ import { DEFAULT_SETTINGS } from '../lab/cluster/measure.js';
 import { MAX_NODES } from '../lab/cluster/plan.js';
 import { ROUTER_MODES, type RouterMode } from '../lab/cluster/router-bird.js';
 import type { ClusterLabOptions } from '../lab/cluster/run-cluster.js';
+import type { SyncLabOptions } from '../lab/cluster/run-sync.js';
 import {
   formatTable,
   parseList,
@@ -143,6 +144,11 @@ export interface ClusterFlags {
   rate?: number;
   hold?: number;
   drain?: boolean;
+  /** true: the sync scenario with sync; false: the same without (`--no-sync`); absent: the failover lab. */
+  sync?: boolean;
+  transfers?: number;
+  objectMb?: number;
+  transferSeconds?: number;
 }
 
 /** Parses `--cluster`'s flags: 2..8 nodes, router modes `ecmp`, `resilient` (both by default). */
@@ -160,4 +166,17 @@ export function clusterOptionsFromFlags(flags: ClusterFlags): ClusterLabOptions 
       holdPerNode: flags.hold ?? DEFAULT_SETTINGS.holdPerNode,
     },
   };
+}
+
+/** The sync scenario's options when `--sync` or `--no-sync` was given; undefined otherwise. */
+export function syncOptionsFromFlags(flags: ClusterFlags): SyncLabOptions | undefined {
+  if (flags.sync === undefined) return undefined;
+  const nodes = flags.nodes ?? 3;
+  if (nodes < 2 || nodes > MAX_NODES)
+    throw new Error(`--nodes: a fleet has 2..${MAX_NODES} nodes (got ${nodes})`);
+  const settings: SyncLabOptions['settings'] = {};
+  if (flags.transfers !== undefined) settings.transfers = flags.transfers;
+  if (flags.objectMb !== undefined) settings.objectBytes = flags.objectMb * 1024 * 1024;
+  if (flags.transferSeconds !== undefined) settings.transferSeconds = flags.transferSeconds;
+  return { nodes, sync: flags.sync, settings };
 }

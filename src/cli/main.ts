@@ -12,6 +12,7 @@ import {
   LAB_SOURCES,
   clusterOptionsFromFlags,
   formatLabTable,
+  syncOptionsFromFlags,
   labAvailable,
   labOptionsFromFlags,
   runLab,
@@ -19,6 +20,8 @@ import {
 import { runLoadBalancer } from './run.js';
 import { formatClusterTable } from '../lab/cluster/report.js';
 import { clusterLabAvailable, runClusterLab } from '../lab/cluster/run-cluster.js';
+import { runClusterSyncLab } from '../lab/cluster/run-sync.js';
+import { formatSyncTable } from '../lab/cluster/sync-report.js';
 import { parseFamilies } from '../lab/family.js';
 import { formatTable, parseList, parseScenarios, simulate } from './simulate.js';
 
@@ -105,6 +108,7 @@ async function runClusterCommand(
   flags: Parameters<typeof clusterOptionsFromFlags>[0] & { json?: boolean },
 ): Promise<number> {
   const opts = clusterOptionsFromFlags(flags);
+  const sync = syncOptionsFromFlags(flags);
   const avail = clusterLabAvailable();
   if (!avail.ok) {
     ensureSystemDeps();
@@ -114,7 +118,13 @@ async function runClusterCommand(
       return 1;
     }
   }
-  const report = await runClusterLab(opts, (line) => console.error(line));
+  const log = (line: string): void => console.error(line);
+  if (sync) {
+    const report = await runClusterSyncLab(sync, log);
+    console.log(flags.json ? JSON.stringify(report) : formatSyncTable(report));
+    return 0;
+  }
+  const report = await runClusterLab(opts, log);
   console.log(flags.json ? JSON.stringify(report) : formatClusterTable(report));
   return 0;
 }
@@ -207,6 +217,29 @@ export async function main(argv: string[]): Promise<number> {
     .option('--rate <n>', 'with --cluster: new connections a second', positiveInt)
     .option('--hold <n>', 'with --cluster: long-lived connections per node', positiveInt)
     .option('--no-drain', 'with --cluster: skip the drain measurements')
+    .option(
+      '--sync',
+      'with --cluster: the connection-sync scenario instead: long downloads over the fleet, kill -9 of the busiest node, its restart; the nodes sync their connections',
+    )
+    .option(
+      '--no-sync',
+      'with --cluster: the same scenario with the nodes not syncing (the figure to beat)',
+    )
+    .option(
+      '--transfers <n>',
+      'with --sync/--no-sync: downloads held through the kill (default 300)',
+      positiveInt,
+    )
+    .option(
+      '--object-mb <n>',
+      'with --sync/--no-sync: size of each download, MiB (default 50)',
+      positiveInt,
+    )
+    .option(
+      '--transfer-seconds <n>',
+      "with --sync/--no-sync: how long each download lasts at the servers' rate (default 100)",
+      positiveInt,
+    )
     .action(
       async (
         flags: Parameters<typeof labOptionsFromFlags>[0] &
@@ -214,6 +247,11 @@ export async function main(argv: string[]): Promise<number> {
       ) => {
         if (flags.cluster) {
           code = await runClusterCommand(flags);
+          return;
+        }
+        if (flags.sync !== undefined) {
+          console.error('fullnat lab: --sync and --no-sync go with --cluster');
+          code = 1;
           return;
         }
         const lab = labAvailable();
