@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../../src/control/config/parse.js';
 import { checkFleet } from '../../src/control/config/fleet-checks.js';
-import { clusterOptionsFromFlags } from '../../src/cli/lab.js';
+import { clusterOptionsFromFlags, syncOptionsFromFlags } from '../../src/cli/lab.js';
 import {
   BURST_PORT_BASE,
   BURST_SOURCES,
@@ -26,7 +26,20 @@ import {
   nodeByGateway,
   RESILIENT_GROUP_ID,
 } from '../../src/lab/cluster/plan.js';
-import { nodeConfig } from '../../src/lab/cluster/node-config.js';
+import { nodeConfig, SYNC_PORT } from '../../src/lab/cluster/node-config.js';
+import { metricValue } from '../../src/lab/cluster/node-metrics.js';
+import { busyPercent, machineTicks, processCpuSeconds } from '../../src/lab/cluster/cpu.js';
+import type { DownloadResult } from '../../src/lab/cluster/downloads.js';
+import {
+  brokenSummary,
+  DEFAULT_SYNC_SETTINGS,
+  downloadRate,
+  tally,
+  type SyncMeasurement,
+} from '../../src/lab/cluster/sync-measure.js';
+import { buildSyncReport, formatSyncTable } from '../../src/lab/cluster/sync-report.js';
+import { addressToString } from '../../src/wire/address.js';
+import { prefixToString } from '../../src/control/prefix.js';
 import {
   parseNexthops,
   routeGateways,
@@ -108,6 +121,58 @@ describe('the nodes’ configuration files', () => {
     const r = checkFleet(configs);
     assert.deepEqual(r.errors, []);
     assert.deepEqual(r.warnings, []);
+  });
+});
+
+describe('the nodes’ configuration files with sync', () => {
+  const nodes = clusterNodes(3);
+  const dir = mkdtempSync(join(tmpdir(), 'fncl-sync-'));
+  const keyFile = join(dir, 'sync.key');
+  writeFileSync(keyFile, 'a'.repeat(64), { mode: 0o600 });
+  const configs = nodes.map((n) =>
+    parseConfig(
+      nodeConfig(n, {
+        dir: `/run/fncl/${n.name}`,
+        drainTimeout: 5,
+        metrics: '127.0.0.1:9400',
+        sync: { fleet: nodes, keyFile },
+      }),
+      `${n.name}.conf`,
+    ),
+  );
+  rmSync(dir, { recursive: true, force: true });
+
+  test('each has its sync block: its id and address, one key file, every other node a peer with its LIP prefix', () => {
+    configs.forEach((c, k) => {
+      const node = nodes[k]!;
+      const sync = c.sync!;
+      assert.ok(sync, node.name);
+      assert.equal(sync.nodeId, node.index);
+      assert.equal(sync.nodes, 3);
+      assert.equal(addressToString(sync.listen.addr), node.addr);
+      assert.equal(sync.listen.port, SYNC_PORT);
+      assert.equal(sync.keyFile, keyFile);
+      const others = nodes.filter((n) => n.name !== node.name);
+      assert.deepEqual(
+        sync.peers.map((p) => [
+          addressToString(p.addr),
+          p.port,
+          p.nodeId,
+          p.lipPrefixes.map(prefixToString),
+        ]),
+        others.map((n) => [n.addr, SYNC_PORT, n.index, [n.lipPrefix]]),
+      );
+      assert.deepEqual(c.defs.metrics, { host: '127.0.0.1', port: 9400 });
+    });
+  });
+
+  test('without sync, no sync block and no metrics listener', () => {
+    const c = parseConfig(
+      nodeConfig(nodes[0]!, { dir: '/run/fncl/lb1', drainTimeout: 5 }),
+      'lb1.conf',
+    );
+    assert.equal(c.sync, undefined);
+    assert.equal(c.defs.metrics, undefined);
   });
 });
 
@@ -334,6 +399,25 @@ describe('the report', () => {
   });
 });
 
+test('lab --cluster --sync / --no-sync flags: the scenario and its sizes; neither is the failover lab', () => {
+  assert.equal(syncOptionsFromFlags({}), undefined);
+  assert.deepEqual(syncOptionsFromFlags({ sync: true }), { nodes: 3, sync: true, settings: {} });
+  assert.deepEqual(
+    syncOptionsFromFlags({ sync: false, transfers: 30, objectMb: 10, transferSeconds: 20 }),
+    {
+      nodes: 3,
+      sync: false,
+      settings: { transfers: 30, objectBytes: 10 * 1024 * 1024, transferSeconds: 20 },
+    },
+  );
+  assert.throws(() => syncOptionsFromFlags({ sync: true, nodes: 9 }), /2\.\.8 nodes/);
+  // The issue's scenario by default: 300 downloads of 50 MiB, each ≥ 10 s at the servers' rate.
+  const d = DEFAULT_SYNC_SETTINGS;
+  assert.equal(d.transfers, 300);
+  assert.equal(d.objectBytes, 50 * 1024 * 1024);
+  assert.ok(d.objectBytes / downloadRate(d) >= 10);
+});
+
 test('lab --cluster flags: nodes 2..8, router modes, sizes', () => {
   const d = clusterOptionsFromFlags({});
   assert.equal(d.nodes, 3);
@@ -358,4 +442,159 @@ test('lab --cluster flags: nodes 2..8, router modes, sizes', () => {
   assert.throws(() => clusterOptionsFromFlags({ nodes: 1 }), /2\.\.8 nodes/);
   assert.throws(() => clusterOptionsFromFlags({ nodes: 9 }), /2\.\.8 nodes/);
   assert.throws(() => clusterOptionsFromFlags({ router: 'wcmp' }), /unknown router "wcmp"/);
+});
+
+test('node metrics: one family summed over the samples with the labels asked', () => {
+  const text = [
+    '# HELP fullnat_sync_bytes_total Sync bytes.',
+    '# TYPE fullnat_sync_bytes_total counter',
+    'fullnat_sync_bytes_total{direction="out"} 1200',
+    'fullnat_sync_bytes_total{direction="in"} 800',
+    'fullnat_sync_bytes_total_extra{direction="out"} 5',
+    'fullnat_connections 3',
+  ].join('\n');
+  assert.equal(metricValue(text, 'fullnat_sync_bytes_total', { direction: 'out' }), 1200);
+  assert.equal(metricValue(text, 'fullnat_sync_bytes_total'), 2000);
+  assert.equal(metricValue(text, 'fullnat_connections'), 3);
+  assert.equal(metricValue(text, 'fullnat_sync_bytes_total', { direction: 'sideways' }), null);
+  assert.equal(metricValue('', 'fullnat_sync_bytes_total'), null);
+});
+
+test('CPU: the machine busy between two reads, a process’s seconds past its name', () => {
+  const a = machineTicks('cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3\n');
+  const b = machineTicks('cpu  250 0 100 1000 50 0 0 0 0 0\n');
+  assert.deepEqual(a, { total: 1000, idle: 850 });
+  assert.equal(busyPercent(a, b), 50);
+  assert.equal(busyPercent(a, a), 0);
+  const stat = '4242 (node (x) y) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0 20 0 1 0';
+  assert.equal(processCpuSeconds(4242, stat), 4);
+  assert.equal(processCpuSeconds(2 ** 30), null);
+});
+
+describe('the sync scenario’s report', () => {
+  const result = (
+    i: number,
+    state: 'completed' | 'broken',
+    reason: string | null,
+    peerIsClient = true,
+  ): DownloadResult => ({
+    i,
+    local: `10.120.8.1:${40000 + i}`,
+    peer: peerIsClient ? `10.120.8.1:${40000 + i}` : '10.120.17.1:5000',
+    rs: 'r1',
+    state,
+    reason,
+    bytes: state === 'completed' ? 100 : 40,
+    sha256Ok: state === 'completed',
+    start: 1000,
+    end: 2000 + i,
+  });
+  const results = [
+    result(0, 'completed', null),
+    result(1, 'completed', null, false),
+    result(2, 'broken', 'timeout'),
+    result(3, 'broken', 'reset'),
+    result(4, 'broken', 'timeout'),
+  ];
+  const nodeOf = new Map([
+    ['10.120.8.1:40000', 'lb1'],
+    ['10.120.8.1:40001', 'lb2'],
+    ['10.120.8.1:40002', 'lb1'],
+    ['10.120.8.1:40003', 'lb2'],
+    ['10.120.8.1:40004', 'lb1'],
+  ]);
+
+  test('tally: completed, sha256, real IP, broken by reason and by node; an unreported one is broken', () => {
+    assert.deepEqual(tally(results, 6, nodeOf, 'lb1'), {
+      transfers: 6,
+      completed: 2,
+      sha256Ok: 2,
+      realIp: 4,
+      broken: 4,
+      brokenBy: { timeout: 2, reset: 1, unreported: 1 },
+      brokenKilled: 2,
+      brokenSurvivors: 2,
+    });
+    assert.deepEqual(brokenSummary(results, nodeOf, 1000), [
+      'broken (timeout): 2, lb1 2; 1002..1004 ms after the kill, after 40..40 bytes',
+      'broken (reset): 1, lb2 1; 1003..1003 ms after the kill, after 40..40 bytes',
+    ]);
+  });
+
+  const measurement = (sync: boolean): SyncMeasurement => ({
+    ...tally(sync ? results.slice(0, 2) : results, sync ? 2 : 5, nodeOf, 'lb1'),
+    perNode: [
+      { node: 'lb1', transfers: 3, tableEntries: 3 },
+      { node: 'lb2', transfers: 2, tableEntries: 2 },
+    ],
+    killed: { node: 'lb1', transfers: 3, birdPid: 77, birdGoneAfterMs: 30, routeAfterMs: 280 },
+    restart: {
+      startedAfterMs: 5000,
+      runningAfterMs: 5900,
+      announcedAfterMs: 9000,
+      tableAtAnnounce: sync ? 5 : 0,
+      probes: {
+        attempted: 60,
+        succeeded: 60,
+        realIp: 60,
+        toRestarted: 20,
+        toRestartedSucceeded: 20,
+        failures: {},
+      },
+      ok: true,
+    },
+    syncBytesOut: sync ? 36_000 : null,
+    connectionsCreated: 360,
+    syncBytesPerConnection: sync ? 100 : null,
+    rateBytesPerSecond: 524_288,
+    objectBytes: 52_428_800,
+    transferMs: { min: 100_000, median: 100_300, max: 101_000 },
+    bytes: 200,
+    durations: { flowingMs: 3000, killAtMs: 4000, downloadsMs: 103_000 },
+    cpu: { cpus: 2, busyPercent: 60, nodeSeconds: { lb1: 4, lb2: 5 }, clientSeconds: 11 },
+  });
+
+  test("the issue's document: its fields first, in its order; syncBytesPerConnection null without sync", () => {
+    const r = buildSyncReport(measurement(true), 3, true, 'ebpf', 120_000);
+    assert.deepEqual(Object.keys(r).slice(0, 9), [
+      'mode',
+      'nodes',
+      'transfers',
+      'completed',
+      'sha256Ok',
+      'realIp',
+      'broken',
+      'syncBytesPerConnection',
+      'sync',
+    ]);
+    assert.equal(r.mode, 'cluster-sync');
+    assert.equal(r.syncBytesPerConnection, 100);
+    assert.equal(r.killed.node, 'lb1');
+    assert.equal(r.elapsedMs, 120_000);
+    const off = buildSyncReport(
+      { ...measurement(false), syncBytesPerConnection: 7 },
+      3,
+      false,
+      'ebpf',
+      1,
+    );
+    assert.equal(off.syncBytesPerConnection, null);
+    assert.equal(off.broken, 3);
+  });
+
+  test('the table', () => {
+    const t = formatSyncTable(buildSyncReport(measurement(false), 3, false, 'ebpf', 120_000));
+    assert.match(t, /^sync +off \(the figure to beat\)$/m);
+    assert.match(t, /^completed +2\/5 \(40\.0 %\)$/m);
+    assert.match(t, /^broken +3\/5 \(60\.0 %\): timeout 2, reset 1$/m);
+    assert.match(t, /^… on the killed node \/ the others +2\/3 \(66\.7 %\) \/ 1\/2 \(50\.0 %\)$/m);
+    assert.match(t, /^… its bird gone after +30 ms$/m);
+    assert.match(
+      t,
+      /^… new connections after \(through it\) +60\/60 \(100\.0 %\) \(20\/20\); real IP 60$/m,
+    );
+    assert.match(t, /^sync bytes per connection +-$/m);
+    const on = formatSyncTable(buildSyncReport(measurement(true), 3, true, 'ebpf', 1));
+    assert.match(on, /^sync bytes per connection +100 \(36000 bytes, 360 connections\)$/m);
+  });
 });
