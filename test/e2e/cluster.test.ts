@@ -7,6 +7,14 @@
  * long-lived connections and 10,000 new ones, and a drain. Asserted: the
  * issue's targets.
  *
+ * Connection sync on the same fleet: `--cluster --sync` (and `--no-sync`,
+ * the figure to beat) holds 300 downloads of 50 MiB, each rate-limited to
+ * last 100 s, through the nodes; `kill -9` of the node carrying the most,
+ * its restart. With sync every download completes intact with the client's
+ * address at the server; without, some break. These run in this file, one
+ * after another, not beside the other cluster test: one cluster lab at a
+ * time (a lock), and each wants the machine's CPUs to itself.
+ *
  *   client [fncl-c] ── [fncl-rt: bird2, ECMP] ── br0 ── lb1 lb2 lb3 [fncl-lbK: fullnat run + bird]
  *                                             └─ rs0 ── r1 r2 [fncl-rK: echo server, eBPF receiver]
  *
@@ -18,11 +26,12 @@ import { spawn } from 'node:child_process';
 import { cli } from './support/harness.js';
 import { receiverUnavailable } from './support/receiver.js';
 import type { ClusterReport } from '../../src/lab/cluster/report.js';
+import type { SyncReport } from '../../src/lab/cluster/sync-report.js';
 
 const skip = receiverUnavailable(['bird', 'birdc']);
 
 /** Runs the lab through the CLI: stdout must be exactly one JSON document. */
-function runLab(args: string[]): Promise<{ report: ClusterReport; log: string }> {
+function runLab<R = ClusterReport>(args: string[]): Promise<{ report: R; log: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cli, 'lab', '--cluster', '--json', ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -36,7 +45,7 @@ function runLab(args: string[]): Promise<{ report: ClusterReport; log: string }>
       clearTimeout(t);
       if (code !== 0) return reject(new Error(`lab --cluster exited ${code}\n${log.slice(-6000)}`));
       try {
-        resolve({ report: JSON.parse(out) as ClusterReport, log });
+        resolve({ report: JSON.parse(out) as R, log });
       } catch (e) {
         reject(
           new Error(
@@ -114,5 +123,65 @@ test(
     assert.equal(r.brokenSurvivors, 0, why);
     assert.ok(r.failoverMs !== null && r.failoverMs <= 1000, why);
     assert.ok(r.retry.succeeded >= 0.999 * r.retry.attempted, why);
+  },
+);
+
+/** The sync scenario's document: the issue's fields, and the checks common to both runs. */
+function checkSyncRun(r: SyncReport, sync: boolean, why: string): void {
+  assert.equal(r.mode, 'cluster-sync', why);
+  assert.equal(r.nodes, 3, why);
+  assert.equal(r.transfers, 300, why);
+  for (const key of ['completed', 'sha256Ok', 'realIp', 'broken'])
+    assert.equal(typeof (r as unknown as Record<string, unknown>)[key], 'number', key + why);
+  assert.ok('syncBytesPerConnection' in r, why);
+  assert.equal(r.sync, sync, why);
+  assert.equal(r.receiver, 'ebpf', why);
+  assert.equal(r.objectBytes, 50 * 1024 * 1024, why);
+  // Every download outcome accounted for; a completed one is the object, byte for byte.
+  assert.equal(r.completed + r.broken, r.transfers, why);
+  assert.equal(r.sha256Ok, r.completed, why);
+  // Spread by ECMP over every node; the busiest one killed, its bird with it.
+  for (const p of r.perNode) assert.ok(p.transfers > 0, `${p.node}${why}`);
+  const most = Math.max(...r.perNode.map((p) => p.transfers));
+  assert.equal(r.killed.transfers, most, why);
+  assert.ok(r.killed.birdPid !== null, why);
+  assert.ok(r.killed.birdGoneAfterMs !== null && r.killed.birdGoneAfterMs <= 5000, why);
+  // Each lasts ≥ 10 s at the servers' rate.
+  assert.ok(r.transferMs !== null && r.transferMs.min >= 10_000, why);
+  // Restarted: it announces again and takes new connections, each with the client's address.
+  assert.ok(r.restart.ok, why);
+  assert.ok(r.restart.probes.toRestarted > 0, why);
+  assert.equal(r.restart.probes.realIp, r.restart.probes.attempted, why);
+}
+
+test(
+  'connection sync: 300 downloads through a fleet of three, kill -9 of the busiest node and its restart — none breaks, each intact with the client address at the server',
+  { skip, timeout: 15 * 60_000 },
+  async () => {
+    const { report: r, log } = await runLab<SyncReport>(['--sync']);
+    const why = `\n${JSON.stringify(r, null, 1)}\n${log.slice(-3000)}`;
+    checkSyncRun(r, true, why);
+    assert.equal(r.completed, 300, why);
+    assert.equal(r.sha256Ok, 300, why);
+    assert.equal(r.realIp, 300, why);
+    assert.equal(r.broken, 0, why);
+    // The restarted node resynced before it announced: its table was not empty.
+    assert.ok(r.restart.tableAtAnnounce !== null && r.restart.tableAtAnnounce > 0, why);
+    assert.ok(r.syncBytesPerConnection !== null && r.syncBytesPerConnection > 0, why);
+  },
+);
+
+test(
+  'the figure to beat: the same downloads and kill without sync break',
+  { skip, timeout: 15 * 60_000 },
+  async () => {
+    const { report: r, log } = await runLab<SyncReport>(['--no-sync']);
+    const why = `\n${JSON.stringify(r, null, 1)}\n${log.slice(-3000)}`;
+    checkSyncRun(r, false, why);
+    assert.equal(r.syncBytesPerConnection, null, why);
+    assert.equal(r.realIp, 300, why);
+    // The killed node's downloads have nowhere to go.
+    assert.ok(r.broken > 0, why);
+    assert.ok(r.brokenKilled > 0, why);
   },
 );
