@@ -6,7 +6,7 @@
  * route watch, the report and the CLI's flags. The fleet itself runs in
  * test/e2e/cluster.test.ts.
  */
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -140,7 +140,7 @@ describe('the nodes’ configuration files with sync', () => {
       `${n.name}.conf`,
     ),
   );
-  rmSync(dir, { recursive: true, force: true });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('each has its sync block: its id and address, one key file, every other node a peer with its LIP prefix', () => {
     configs.forEach((c, k) => {
@@ -164,6 +164,12 @@ describe('the nodes’ configuration files with sync', () => {
       );
       assert.deepEqual(c.defs.metrics, { host: '127.0.0.1', port: 9400 });
     });
+  });
+
+  test('together they pass the fleet checks, sync blocks and key file included, without a warning', () => {
+    const r = checkFleet(configs);
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.warnings, []);
   });
 
   test('without sync, no sync block and no metrics listener', () => {
