@@ -27,6 +27,7 @@ import {
 import { PacketPool, type Packet } from './packet.js';
 import { ProxyHeaderWriter } from './proxy-header.js';
 import type { Registry } from './registry.js';
+import { RecordEntries } from './record-entries.js';
 import { RsPath } from './rs-path.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import { RealServer, Service } from './services.js';
@@ -143,7 +144,7 @@ export class Engine {
     );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
-    this.transfer = new TableTransfer(ctx);
+    this.transfer = new TableTransfer(ctx, new RecordEntries(ctx));
     this.icmp = new IcmpInput(ctx, errors6);
   }
 

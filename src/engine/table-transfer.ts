@@ -1,15 +1,7 @@
-import { TcpField } from '../wire/tcp.js';
-import { Ipv6Address } from '../wire/address.js';
-import { IPV6_HEADER } from '../wire/ipv6.js';
-import { equal16, fold16 } from './addr6.js';
 import {
-  FAMILY_IPV4,
-  FAMILY_IPV6,
-  PROTO_TCP,
   PROTO_UDP,
   RECORD_V1_SIZE,
   RECORD_V2_SIZE,
-  RF_SYNPROXY,
   SNAPSHOT_HEADER_SIZE,
   SNAPSHOT_VERSION,
   SNAPSHOT_VERSION_V2,
@@ -17,33 +9,19 @@ import {
   emptyRecord,
   readAnyRecord,
   readSnapshotHeader,
-  recordFlags,
   recordOffset,
   snapshotView,
   stateCode,
-  tableFlags,
   writeHeader,
   writeRecord,
   writeRecordV2,
-  type ConnRecord,
 } from './conn-record.js';
-import { CF_IN_USE, CF_IPV6, CF_SP_PENDING, type ConnTable } from './conn-table.js';
-import { C } from './counters.js';
+import { CF_IN_USE, CF_IPV6, CF_SP_PENDING } from './conn-table.js';
 import type { EngineContext } from './context.js';
-import type { LocalAddressPool } from './laddr.js';
-import { setAddressDelta } from './nat6.js';
-import { TCP_STATE_NAMES, TcpState } from './tcp-state.js';
+import type { ImportSkipReason, RecordEntries } from './record-entries.js';
+import { TCP_STATE_NAMES } from './tcp-state.js';
 
-/** Why an imported record was not entered (the keys of `ImportResult.reasons`). */
-export type ImportSkipReason =
-  | 'expired'
-  | 'no_service'
-  | 'no_real_server'
-  | 'no_local_address'
-  | 'port_out_of_range'
-  | 'port_conflict'
-  | 'exists'
-  | 'table_full';
+export type { ImportSkipReason };
 
 export interface ImportResult {
   imported: number;
@@ -56,17 +34,16 @@ export interface ImportResult {
  * handover): `exportTable` writes every connection, then every UDP flow,
  * as a record (conn-record.ts), `importTable` enters a snapshot's records into an engine
  * that has its services, real servers and LIPs configured — by address and
- * port, never by the exporter's indexes. Neither runs on the data path.
+ * port, never by the exporter's indexes (record-entries.ts writes and
+ * enters each entry, for fleet sync too). Neither runs on the data path.
  */
 export class TableTransfer {
-  /**
-   * A client tuple as packet bytes, for the table's lookups by packet: IPv4
-   * source at 12, TCP at 20; IPv6 source at 8, TCP at 40.
-   */
-  private readonly tuple = new Uint8Array(44);
   private readonly record = emptyRecord();
 
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly entries: RecordEntries,
+  ) {}
 
   exportTable(): Uint8Array {
     const ctx = this.ctx;
@@ -101,7 +78,6 @@ export class TableTransfer {
       pendingSkipped: pending,
     });
     const r = this.record;
-    const sp = t.synproxyEnabled;
     let k = 0;
     for (let i = 0; i < t.capacity && k < count; i++) {
       const f = t.flags[i]!;
@@ -112,73 +88,20 @@ export class TableTransfer {
           `connection ${i} in state ${TCP_STATE_NAMES[state] ?? state}, which the record format has no code for`,
         );
       }
-      this.readEntry(t, i, r);
-      r.protocol = PROTO_TCP;
-      r.state = state;
-      r.flags = recordFlags(f);
-      r.seqDelta = t.seqDelta[i]!;
-      r.lbIsn = t.lbIsn[i]!;
-      r.fdataSeq = t.fdataSeq[i]!;
-      r.clientNxt = t.clientNxt[i]!;
-      r.rsNxt = t.rsNxt[i]!;
-      r.ackDelta = sp ? t.ackDelta[i]! : 0;
-      r.spData = sp ? t.spData[i]! : 0;
-      r.shift = t.shift[i]!;
-      r.uoaSent = 0;
+      this.entries.readTcp(i, r);
       if (v6) writeRecordV2(dv, recordOffset(k, size), r);
       else writeRecord(dv, recordOffset(k), r);
       k++;
     }
     if (udp === undefined) return out;
-    const uoaSent = ctx.udp.uoaSent;
     for (let i = 0; i < udp.capacity && k < count; i++) {
       if ((udp.flags[i]! & CF_IN_USE) === 0) continue;
-      this.readEntry(udp, i, r);
-      r.protocol = PROTO_UDP;
-      r.state = TcpState.None;
-      r.flags = 0;
-      r.seqDelta = 0;
-      r.lbIsn = 0;
-      r.fdataSeq = 0;
-      r.clientNxt = 0;
-      r.rsNxt = 0;
-      r.ackDelta = 0;
-      r.spData = 0;
-      r.shift = 0;
-      r.uoaSent = uoaSent[i]!;
+      this.entries.readUdp(i, r);
       if (v6) writeRecordV2(dv, recordOffset(k, size), r);
       else writeRecord(dv, recordOffset(k), r);
       k++;
     }
     return out;
-  }
-
-  /** What TCP connections and UDP flows share: families, both tuples, the time left. */
-  private readEntry(t: ConnTable, i: number, r: ConnRecord): void {
-    const reg = this.ctx.reg;
-    const svc = t.svc[i]!;
-    const clientV6 = (t.flags[i]! & CF_IPV6) !== 0;
-    const replyV6 = t.replyIsV6(i);
-    r.family = clientV6 ? FAMILY_IPV6 : FAMILY_IPV4;
-    r.replyFamily = replyV6 ? FAMILY_IPV6 : FAMILY_IPV4;
-    if (clientV6) {
-      r.cip6.set(t.cip6.subarray(i * 16, i * 16 + 16));
-      r.vip6.set(reg.svcVips6.subarray(svc * 16, svc * 16 + 16));
-    }
-    if (replyV6) {
-      r.lip6.set(t.lip6.subarray(i * 16, i * 16 + 16));
-      r.rip6.set(t.rip6.subarray(i * 16, i * 16 + 16));
-    }
-    r.cip = clientV6 ? 0 : t.cip[i]!;
-    r.cport = t.cport[i]!;
-    r.vip = clientV6 ? 0 : reg.svcVips[svc]!;
-    r.vport = reg.svcPorts[svc]!;
-    r.lip = replyV6 ? 0 : t.lip[i]!;
-    r.lport = t.lport[i]!;
-    r.rip = replyV6 ? 0 : t.rip[i]!;
-    r.rport = t.rport[i]!;
-    const left = t.expires[i]! - this.ctx.now;
-    r.remainingMs = left > 0 ? Math.ceil(left) : 0;
   }
 
   /**
@@ -197,173 +120,15 @@ export class TableTransfer {
     const r = this.record;
     for (let k = 0; k < header.count; k++) {
       readAnyRecord(dv, header, k, r);
-      const why = r.protocol === PROTO_UDP ? this.enterUdp(r, elapsedMs) : this.enter(r, elapsedMs);
-      if (why === undefined) result.imported++;
+      const left = r.remainingMs - elapsedMs;
+      const entered =
+        r.protocol === PROTO_UDP ? this.entries.enterUdp(r, left) : this.entries.enterTcp(r, left);
+      if (typeof entered === 'number') result.imported++;
       else {
         result.skipped++;
-        result.reasons[why] = (result.reasons[why] ?? 0) + 1;
+        result.reasons[entered] = (result.reasons[entered] ?? 0) + 1;
       }
     }
     return result;
-  }
-
-  /** Enters one checked record; returns why not when it cannot. */
-  private enter(r: ConnRecord, elapsedMs: number): ImportSkipReason | undefined {
-    const ctx = this.ctx;
-    const t = ctx.table;
-    const reg = ctx.reg;
-    const laddrs = ctx.laddrs;
-    const left = r.remainingMs - elapsedMs;
-    if (!(left > 0)) return 'expired';
-    const clientV6 = r.family === FAMILY_IPV6;
-    const replyV6 = r.replyFamily === FAMILY_IPV6;
-    const svcIdx = reg.findService(clientV6 ? Ipv6Address.fromBytes(r.vip6) : r.vip, r.vport);
-    if (svcIdx < 0) return 'no_service';
-    const rsIdx = this.realServerOf(svcIdx, r, replyV6);
-    if (rsIdx < 0) return 'no_real_server';
-    const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
-    if (lipIdx < 0) return 'no_local_address';
-    if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
-    const placed = this.place(t, laddrs, r, svcIdx, rsIdx, lipIdx, (r.flags & RF_SYNPROXY) !== 0);
-    if (typeof placed === 'string') return placed;
-    const c = placed;
-    t.state[c] = r.state;
-    t.flags[c] = CF_IN_USE | (clientV6 ? CF_IPV6 : 0) | tableFlags(r.flags);
-    t.seqDelta[c] = r.seqDelta;
-    t.lbIsn[c] = r.lbIsn;
-    t.fdataSeq[c] = r.fdataSeq;
-    t.clientNxt[c] = r.clientNxt;
-    t.rsNxt[c] = r.rsNxt;
-    t.shift[c] = r.shift;
-    if (t.synproxyEnabled) {
-      t.ackDelta[c] = r.ackDelta;
-      t.spData[c] = r.spData;
-    }
-    t.expires[c] = ctx.now + Math.ceil(left);
-    t.armTimer(c);
-    const rs = reg.realServers[rsIdx]!;
-    if (r.state === TcpState.Established) rs.activeConns++;
-    else rs.inactiveConns++;
-    ctx.countSvc(svcIdx, C.conns_imported);
-    return undefined;
-  }
-
-  /**
-   * The part of entering a record both tables share: the client tuple not
-   * there yet, room, the LIP:lport claimed (the allocator is the one
-   * authority on reply tuples: a LIP:lport toward an RS address:port is
-   * claimed once), the entry inserted with both tuples, its RS and LIP.
-   * Returns the entry, or why not.
-   */
-  private place(
-    t: ConnTable,
-    laddrs: LocalAddressPool,
-    r: ConnRecord,
-    svcIdx: number,
-    rsIdx: number,
-    lipIdx: number,
-    synproxy: boolean,
-  ): number | ImportSkipReason {
-    const reg = this.ctx.reg;
-    const clientV6 = r.family === FAMILY_IPV6;
-    const replyV6 = r.replyFamily === FAMILY_IPV6;
-    const b = this.tuple;
-    this.writeTuple(r);
-    const exists = clientV6
-      ? t.lookupClient6At(b, 8, IPV6_HEADER, svcIdx)
-      : t.lookupClientAt(b, 0, 20, svcIdx);
-    if (exists >= 0) return 'exists';
-    if (t.full) return 'table_full';
-    if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
-    if (synproxy) t.enableSynproxy();
-    const c = clientV6
-      ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)
-      : t.insertAt(b, 0, 20, svcIdx);
-    if (replyV6) {
-      t.lip6.set(r.lip6, c * 16);
-      t.rip6.set(r.rip6, c * 16);
-    }
-    t.lip[c] = replyV6 ? fold16(r.lip6, 0) : r.lip;
-    t.lport[c] = r.lport;
-    t.rip[c] = replyV6 ? fold16(r.rip6, 0) : r.rip;
-    t.rport[c] = r.rport;
-    t.linkReply(c);
-    t.rs[c] = rsIdx;
-    // After t.rs: the delta takes the RS address's sum from the registry.
-    if (clientV6) setAddressDelta(t, reg, c);
-    t.lipIndex[c] = lipIdx;
-    return c;
-  }
-
-  /**
-   * Enters one checked UDP record into the UDP table, as `enter` does a
-   * TCP one: by address and port, its LIP:lport claimed from the UDP port
-   * allocator, counted among its RS's inactive connections as an opened
-   * flow is, its UOA trail where the exporter left it.
-   */
-  private enterUdp(r: ConnRecord, elapsedMs: number): ImportSkipReason | undefined {
-    const ctx = this.ctx;
-    const reg = ctx.reg;
-    const left = r.remainingMs - elapsedMs;
-    if (!(left > 0)) return 'expired';
-    const clientV6 = r.family === FAMILY_IPV6;
-    const replyV6 = r.replyFamily === FAMILY_IPV6;
-    const vip = clientV6 ? Ipv6Address.fromBytes(r.vip6) : r.vip;
-    const svcIdx = reg.findService(vip, r.vport, 'UDP');
-    if (svcIdx < 0) return 'no_service';
-    const rsIdx = this.realServerOf(svcIdx, r, replyV6);
-    if (rsIdx < 0) return 'no_real_server';
-    // Adding the UDP service made the table; what that did, idempotent, so the table is the service's.
-    const udp = ctx.udp;
-    udp.enable(ctx.laddrs, reg.realServers.length);
-    if (clientV6) udp.table.enableIpv6();
-    const t = udp.table;
-    const laddrs = udp.laddrs;
-    const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
-    if (lipIdx < 0) return 'no_local_address';
-    if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
-    const placed = this.place(t, laddrs, r, svcIdx, rsIdx, lipIdx, false);
-    if (typeof placed === 'string') return placed;
-    const c = placed;
-    t.expires[c] = ctx.now + Math.ceil(left);
-    t.armTimer(c);
-    udp.uoaSent[c] = r.uoaSent;
-    reg.realServers[rsIdx]!.inactiveConns++;
-    ctx.countSvc(svcIdx, C.udp_flows_imported);
-    return undefined;
-  }
-
-  /** The RS RIP:rport of record r in service svc: a member, else one removed but still known. */
-  private realServerOf(svc: number, r: ConnRecord, v6: boolean): number {
-    const all = this.ctx.reg.realServers;
-    let removed = -1;
-    for (let i = 0; i < all.length; i++) {
-      const rs = all[i]!;
-      if (rs.service !== svc || rs.port !== r.rport) continue;
-      const a = rs.addr;
-      const same =
-        typeof a === 'number' ? !v6 && a === r.rip : v6 && equal16(a.bytes, 0, r.rip6, 0);
-      if (!same) continue;
-      if (rs.member) return i;
-      if (removed < 0) removed = i;
-    }
-    return removed;
-  }
-
-  /** The client tuple in `tuple` as the table's insert and lookup read a packet. */
-  private writeTuple(r: ConnRecord): void {
-    const b = this.tuple;
-    if (r.family === FAMILY_IPV6) {
-      b.set(r.cip6, 8);
-      b[IPV6_HEADER + TcpField.SrcPort] = r.cport >>> 8;
-      b[IPV6_HEADER + TcpField.SrcPort + 1] = r.cport & 0xff;
-      return;
-    }
-    b[12] = r.cip >>> 24;
-    b[13] = (r.cip >>> 16) & 0xff;
-    b[14] = (r.cip >>> 8) & 0xff;
-    b[15] = r.cip & 0xff;
-    b[20 + TcpField.SrcPort] = r.cport >>> 8;
-    b[21 + TcpField.SrcPort] = r.cport & 0xff;
   }
 }
