@@ -9,6 +9,11 @@ import { fmix32 } from './sched/hash.js';
  * One RS address:port in several services is several RS entries but one
  * destination, so they share one set of ports (`sharePorts`): otherwise two
  * connections could get the same reply tuple.
+ *
+ * The port plan of a fleet (docs/ARCHITECTURE.md, "The port plan"): with a
+ * share set (`setShare(nodeId, nodes)`) the pool hands out only the ports
+ * whose residue mod `nodes` is nodeId − 1, so two nodes never pick the same
+ * LIP:lport; `claim` (a connection entering from a record) takes any port.
  */
 
 export interface PortRange {
@@ -35,6 +40,14 @@ export class LocalAddressPool {
   private readonly inUse: Uint32Array;
   /** Per RS index, the RS index whose ports it uses (itself unless it shares an address:port). */
   private readonly portOwner: Uint16Array;
+  /** Per pair, claimed ports outside this node's share (counted in `inUse`, never handed out). */
+  private readonly foreignInUse: Uint32Array;
+  /** The share: ports p with p % shareStep === shareResidue (1 and 0: every port). */
+  private shareStep = 1;
+  private shareResidue = 0;
+  /** The lowest port of the range in the share, and how many ports the share holds. */
+  private shareFirst: number;
+  private shareSpan: number;
   readonly range: PortRange;
   readonly maxRs: number;
   readonly maxLips: number;
@@ -63,6 +76,54 @@ export class LocalAddressPool {
     this.inUse = new Uint32Array(maxLips * maxRs);
     this.portOwner = new Uint16Array(maxRs);
     for (let i = 0; i < maxRs; i++) this.portOwner[i] = i;
+    this.foreignInUse = new Uint32Array(maxLips * maxRs);
+    this.shareFirst = range.min;
+    this.shareSpan = range.max - range.min + 1;
+  }
+
+  /**
+   * This node's share of every pair's ports (the fleet's port plan): ports p
+   * with p % nodes === nodeId − 1. `setShare(1, 1)` is every port again.
+   * Ports already held stay held; a pair's next port is the first of the
+   * share from where its cursor stands.
+   */
+  setShare(nodeId: number, nodes: number): void {
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 255)
+      throw new RangeError(`bad number of port shares ${nodes} (1..255)`);
+    if (!Number.isInteger(nodeId) || nodeId < 1 || nodeId > nodes)
+      throw new RangeError(`bad port share ${nodeId} of ${nodes}`);
+    const residue = nodeId - 1;
+    const first = this.range.min + ((residue - (this.range.min % nodes) + nodes) % nodes);
+    if (first > this.range.max)
+      throw new RangeError(
+        `port range ${this.range.min}-${this.range.max} holds no port of share ${nodeId}/${nodes}`,
+      );
+    this.shareStep = nodes;
+    this.shareResidue = residue;
+    this.shareFirst = first;
+    this.shareSpan = Math.floor((this.range.max - first) / nodes) + 1;
+    for (let pair = 0; pair < this.cursor.length; pair++) {
+      if (this.used[pair] !== undefined) this.cursor[pair] = this.inShare(this.cursor[pair]!);
+      const bits = this.used[pair];
+      let foreign = 0;
+      if (bits !== undefined)
+        for (let port = this.range.min; port <= this.range.max; port++)
+          if ((bits[port >>> 5]! & (1 << (port & 31))) !== 0 && !this.ownsPort(port)) foreign++;
+      this.foreignInUse[pair] = foreign;
+    }
+  }
+
+  /** True when `port` is in this node's share. */
+  ownsPort(port: number): boolean {
+    return port % this.shareStep === this.shareResidue;
+  }
+
+  /** The first port of the share at or after `port` (wrapping to the share's first). */
+  private inShare(port: number): number {
+    if (port < this.range.min || port > this.range.max) return this.shareFirst;
+    const p =
+      port + ((this.shareResidue - (port % this.shareStep) + this.shareStep) % this.shareStep);
+    return p > this.range.max ? this.shareFirst : p;
   }
 
   /** Registers a LIP of either family (idempotent); returns its index. */
@@ -130,7 +191,7 @@ export class LocalAddressPool {
     if (bits === undefined) {
       bits = new Uint32Array(2048);
       this.used[pair] = bits;
-      this.cursor[pair] = this.startOf(pair);
+      this.cursor[pair] = this.inShare(this.startOf(pair));
     }
     return bits;
   }
@@ -146,32 +207,35 @@ export class LocalAddressPool {
     );
   }
 
-  /** Takes a free port toward one RS on one LIP; -1 when all are taken. */
+  /** Takes a free port of this node's share toward one RS on one LIP; -1 when all are taken. */
   allocate(lipIdx: number, rsIdx: number): number {
     const pair = lipIdx * this.maxRs + this.portOwner[rsIdx]!;
-    const span = this.portsPerPair;
-    if (this.inUse[pair]! >= span) return -1;
+    const span = this.shareSpan;
+    if (this.inUse[pair]! - this.foreignInUse[pair]! >= span) return -1;
     const bits = this.bitsOf(pair);
+    const step = this.shareStep;
+    const last = this.range.max - step;
     let port = this.cursor[pair]!;
-    if (port < this.range.min || port > this.range.max) port = this.range.min;
     for (let n = 0; n < span; n++) {
       const w = port >>> 5;
       const m = 1 << (port & 31);
+      const next = port > last ? this.shareFirst : port + step;
       if ((bits[w]! & m) === 0) {
         bits[w] = bits[w]! | m;
         this.inUse[pair]!++;
-        this.cursor[pair] = port === this.range.max ? this.range.min : port + 1;
+        this.cursor[pair] = next;
         return port;
       }
-      port = port === this.range.max ? this.range.min : port + 1;
+      port = next;
     }
     return -1;
   }
 
   /**
    * Takes one given port toward one RS on one LIP (a connection entering
-   * from a snapshot); false when it is outside the range or already taken.
-   * The pair's cursor stays where it is: allocation walks past taken ports.
+   * from a snapshot or a fleet peer, whatever its share); false when it is
+   * outside the range or already taken. The pair's cursor stays where it
+   * is: allocation walks past taken ports.
    */
   claim(lipIdx: number, rsIdx: number, port: number): boolean {
     if (lipIdx < 0 || lipIdx >= this.maxLips || rsIdx < 0 || rsIdx >= this.maxRs) return false;
@@ -183,6 +247,7 @@ export class LocalAddressPool {
     if ((bits[w]! & m) !== 0) return false;
     bits[w] = bits[w]! | m;
     this.inUse[pair]!++;
+    if (!this.ownsPort(port)) this.foreignInUse[pair]!++;
     return true;
   }
 
@@ -195,6 +260,7 @@ export class LocalAddressPool {
     if ((bits[w]! & m) !== 0) {
       bits[w] = bits[w]! & ~m;
       this.inUse[pair]!--;
+      if (this.shareStep !== 1 && !this.ownsPort(port)) this.foreignInUse[pair]!--;
     }
   }
 }

@@ -25,6 +25,9 @@ export class UdpFlowTable {
   uoaSent: Uint8Array;
   laddrs: LocalAddressPool;
   enabled = false;
+  /** The port plan's share (laddr.ts `setShare`), kept for the allocator `enable` makes. */
+  private shareNode = 1;
+  private shareNodes = 1;
 
   constructor(
     private readonly capacity: number,
@@ -56,11 +59,19 @@ export class UdpFlowTable {
       this.portRange,
       this.portSeed,
     );
+    if (this.shareNodes !== 1) ports.setShare(this.shareNode, this.shareNodes);
     for (const lip of tcpPorts.lips) ports.add(lip);
     for (let rs = 0; rs < realServers; rs++) {
       const owner = tcpPorts.portGroup(rs);
       if (owner !== rs) ports.sharePorts(rs, owner);
     }
     this.laddrs = ports;
+  }
+
+  /** UDP flows take their ports by the fleet's port plan too: this node's share of every pair. */
+  setShare(nodeId: number, nodes: number): void {
+    this.laddrs.setShare(nodeId, nodes);
+    this.shareNode = nodeId;
+    this.shareNodes = nodes;
   }
 }
