@@ -21,7 +21,11 @@
  *
  * Keys rotate every minute: the key of the current minute and of the
  * previous one are kept, so a cookie is accepted for 60 to 120 s. Keys come
- * from the system CSPRNG unless the engine is given `synproxySecret`.
+ * from the system CSPRNG unless the engine is given `synproxySecret`. In a
+ * fleet (`useFleetKey`) they are derived from the fleet's key and the
+ * wall-clock minute (fleet-keys.ts), and the minute the MAC covers is the
+ * wall clock's, so every node makes and accepts the same cookies whenever
+ * it started.
  *
  * A connection keeps the data bits in the table (`spData`), with the RS's
  * window-scale shift in force in bits 10-13 once the RS has answered; the
@@ -30,6 +34,7 @@
 import { webcrypto } from 'node:crypto';
 import { Ipv4Field } from '../../wire/ipv4.js';
 import { TcpField } from '../../wire/tcp.js';
+import { fleetCookieKey } from './fleet-keys.js';
 
 /** MSS values a cookie can carry (Alibaba's and DPVS's table). */
 export const SYNPROXY_MSS_TABLE: readonly number[] = [
@@ -110,6 +115,10 @@ export class SynCookies {
   private readonly seeded: boolean;
   /** Minute the current key belongs to. */
   minute = 0;
+  /** The fleet's key (`useFleetKey`); undefined: keys of this process alone. */
+  private fleetKey: Uint8Array | undefined;
+  /** Unix ms at engine time 0 under a fleet key (the minute is the wall clock's); 0 otherwise. */
+  private originMs = 0;
 
   constructor(seed?: number) {
     this.seeded = seed !== undefined;
@@ -118,9 +127,29 @@ export class SynCookies {
     this.fresh(0);
   }
 
-  /** Makes the keys current for `minute` (engine ms / COOKIE_PERIOD_MS, floored). */
+  /** The minute of engine time `now`: the engine's own, or under a fleet key the wall clock's. */
+  minuteAt(now: number): number {
+    return Math.floor((this.originMs + now) / COOKIE_PERIOD_MS);
+  }
+
+  /**
+   * From now on the keys of each minute come from the fleet's key and the
+   * wall-clock minute (`originMs`: Unix ms at engine time 0), made current
+   * for engine time `now`.
+   */
+  useFleetKey(fleetKey: Uint8Array, originMs: number, now: number): void {
+    this.fleetKey = Uint8Array.from(fleetKey);
+    this.originMs = originMs;
+    this.derive(this.minuteAt(now));
+  }
+
+  /** Makes the keys current for `minute` (`minuteAt`). */
   rotate(minute: number): void {
     if (minute === this.minute) return;
+    if (this.fleetKey !== undefined) {
+      this.derive(minute);
+      return;
+    }
     if (minute === this.minute + 1) {
       this.keys[2] = this.keys[0]!;
       this.keys[3] = this.keys[1]!;
@@ -128,6 +157,18 @@ export class SynCookies {
       this.fresh(2);
     }
     this.fresh(0);
+    this.minute = minute;
+  }
+
+  /** The fleet's keys of `minute` and of the minute before it. */
+  private derive(minute: number): void {
+    const key = this.fleetKey;
+    if (key === undefined) return;
+    if (minute === this.minute + 1) {
+      this.keys[2] = this.keys[0]!;
+      this.keys[3] = this.keys[1]!;
+    } else fleetCookieKey(key, minute - 1, this.keys, 2);
+    fleetCookieKey(key, minute, this.keys, 0);
     this.minute = minute;
   }
 

@@ -20,7 +20,6 @@ import { rewriteSeqField, shiftSackEdges } from '../seq-rewrite.js';
 import type { Packet } from '../packet.js';
 import { TcpState } from '../tcp-state.js';
 import {
-  COOKIE_PERIOD_MS,
   SynCookies,
   connData,
   connRsWscale,
@@ -123,7 +122,12 @@ export class SynProxy {
 
   /** The clock moved: cookie keys follow the minute. */
   onTick(now: number): void {
-    this.cookies.rotate(Math.floor(now / COOKIE_PERIOD_MS));
+    this.cookies.rotate(this.cookies.minuteAt(now));
+  }
+
+  /** Cookie keys shared by a fleet (cookies.ts `useFleetKey`), current from engine time `now`. */
+  useFleetKey(fleetKey: Uint8Array, originMs: number, now: number): void {
+    this.cookies.useFleetKey(fleetKey, originMs, now);
   }
 
   // ---- hooks of the client→RS path ----------------------------------------------------
