@@ -570,31 +570,26 @@ export function readRecord(dv: DataView, off: number, k: number, into: ConnRecor
   return into;
 }
 
-/** Writes r as the version-2 record at byte `off`. */
+/**
+ * Writes r as the version-2 record at byte `off`, through `dv` alone (no
+ * view made: fleet sync writes removal records on the data path).
+ */
 export function writeRecordV2(dv: DataView, off: number, r: ConnRecord): void {
-  const b = new Uint8Array(dv.buffer, dv.byteOffset + off, RECORD_V2_SIZE);
-  b.fill(0);
+  for (let i = 0; i < RECORD_V2_SIZE; i += 4) dv.setUint32(off + i, 0);
   writeSharedFields(dv, off, r, RecordV2Field);
   dv.setUint8(off + RecordV2Field.ReplyFamily, r.replyFamily);
   const v6c = r.family === FAMILY_IPV6;
   const v6r = r.replyFamily === FAMILY_IPV6;
-  putAddress(dv, b, RecordV2Field.Cip, v6c, r.cip, r.cip6);
-  putAddress(dv, b, RecordV2Field.Vip, v6c, r.vip, r.vip6);
-  putAddress(dv, b, RecordV2Field.Lip, v6r, r.lip, r.lip6);
-  putAddress(dv, b, RecordV2Field.Rip, v6r, r.rip, r.rip6);
+  putAddress(dv, off + RecordV2Field.Cip, v6c, r.cip, r.cip6);
+  putAddress(dv, off + RecordV2Field.Vip, v6c, r.vip, r.vip6);
+  putAddress(dv, off + RecordV2Field.Lip, v6r, r.lip, r.lip6);
+  putAddress(dv, off + RecordV2Field.Rip, v6r, r.rip, r.rip6);
 }
 
-/** An address into its 16-byte slot at rec[at]: IPv6 whole, IPv4 in the last 4 bytes. */
-function putAddress(
-  dv: DataView,
-  rec: Uint8Array,
-  at: number,
-  v6: boolean,
-  v4: number,
-  v6bytes: Uint8Array,
-): void {
-  if (v6) rec.set(v6bytes.subarray(0, 16), at);
-  else dv.setUint32(rec.byteOffset - dv.byteOffset + at + 12, v4 >>> 0);
+/** An address into its 16-byte slot at byte `at`: IPv6 whole, IPv4 in the last 4 bytes (the slot is zeroed). */
+function putAddress(dv: DataView, at: number, v6: boolean, v4: number, v6bytes: Uint8Array): void {
+  if (v6) for (let i = 0; i < 16; i++) dv.setUint8(at + i, v6bytes[i]!);
+  else dv.setUint32(at + 12, v4 >>> 0);
 }
 
 /**

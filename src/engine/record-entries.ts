@@ -1,7 +1,7 @@
 import { TcpField } from '../wire/tcp.js';
 import { Ipv6Address } from '../wire/address.js';
 import { IPV6_HEADER } from '../wire/ipv6.js';
-import { equal16, fold16 } from './addr6.js';
+import { copy16, equal16, fold16 } from './addr6.js';
 import {
   FAMILY_IPV4,
   FAMILY_IPV6,
@@ -92,13 +92,14 @@ export class RecordEntries {
     const replyV6 = t.replyIsV6(i);
     r.family = clientV6 ? FAMILY_IPV6 : FAMILY_IPV4;
     r.replyFamily = replyV6 ? FAMILY_IPV6 : FAMILY_IPV4;
+    // Copies, not subarrays: a removal record is written on the data path (sync), which allocates nothing.
     if (clientV6) {
-      r.cip6.set(t.cip6.subarray(i * 16, i * 16 + 16));
-      r.vip6.set(reg.svcVips6.subarray(svc * 16, svc * 16 + 16));
+      copy16(r.cip6, 0, t.cip6, i * 16);
+      copy16(r.vip6, 0, reg.svcVips6, svc * 16);
     }
     if (replyV6) {
-      r.lip6.set(t.lip6.subarray(i * 16, i * 16 + 16));
-      r.rip6.set(t.rip6.subarray(i * 16, i * 16 + 16));
+      copy16(r.lip6, 0, t.lip6, i * 16);
+      copy16(r.rip6, 0, t.rip6, i * 16);
     }
     r.cip = clientV6 ? 0 : t.cip[i]!;
     r.cport = t.cport[i]!;
