@@ -218,6 +218,9 @@ export class Connections implements SynProxyConnections {
    */
   advance(c: number, next: TcpState): void {
     const ctx = this.ctx;
+    const sync = ctx.sync;
+    // A peer's entry whose packets come here is this node's from now on.
+    if (sync !== undefined) sync.carried(c);
     const t = ctx.table;
     const timeouts = ctx.timeoutsMs;
     const prev = t.state[c]! as TcpState;
@@ -293,6 +296,8 @@ export class Connections implements SynProxyConnections {
       rs.activeConns++;
     }
     t.state[c] = next;
+    const sync = this.ctx.sync;
+    if (sync !== undefined) sync.stateChanged(c, next);
   }
 
   /**
@@ -324,6 +329,8 @@ export class Connections implements SynProxyConnections {
     const rs = ctx.reg.realServers[t.rs[c]!]!;
     if (t.state[c] === TcpState.Established) rs.activeConns--;
     else rs.inactiveConns--;
+    const sync = ctx.sync;
+    if (sync !== undefined) sync.releasing(c);
     ctx.laddrs.release(t.lipIndex[c]!, rs.index, t.lport[c]!);
     t.remove(c);
   }
@@ -333,7 +340,12 @@ export class Connections implements SynProxyConnections {
     const ctx = this.ctx;
     const t = ctx.table;
     if ((t.flags[c]! & CF_SP_PENDING) !== 0 && this.synproxy.onTimer(c)) return;
-    if (t.state[c] === TcpState.Established && (t.flags[c]! & CF_IPV6) !== 0) this.resetBoth6(c);
+    const sync = ctx.sync;
+    if (sync !== undefined && sync.isPeers(c)) {
+      // A peer's entry nothing here touched: its owner answers for it, so no RST from this node.
+      ctx.count(C.sync_expired_silent);
+    } else if (t.state[c] === TcpState.Established && (t.flags[c]! & CF_IPV6) !== 0)
+      this.resetBoth6(c);
     else if (t.state[c] === TcpState.Established) {
       const svc = ctx.reg.services[t.svc[c]!]!;
       const toClient = ctx.pool.take();

@@ -9,6 +9,7 @@ import type { EngineOptions, ToaSetting } from './options.js';
 import type { Packet, PacketPool } from './packet.js';
 import { PathMtu } from './path-mtu.js';
 import { Registry } from './registry.js';
+import type { SyncJournal } from './sync/journal.js';
 import { timeoutTable } from './tcp-state.js';
 import { UdpFlowTable } from './udp-table.js';
 
@@ -33,6 +34,8 @@ export class EngineContext {
   /** Packets to send, `out[0, outCount)`; the caller sends them and calls `clearOutput()`. */
   readonly out: Packet[] = [];
   outCount = 0;
+  /** Connection sync (`Engine.enableSync`); undefined, the data path's one check, until then. */
+  sync: SyncJournal | undefined = undefined;
   /** Engine clock, ms (below 2^32). */
   now = 0;
   /** The same clock in a cell that can be handed to helpers without boxing. */

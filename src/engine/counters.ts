@@ -146,6 +146,30 @@ export const COUNTER_NAMES = [
   'synproxy_rs_stale_ack',
   'synproxy_setup_dropped',
   'synproxy_ack_storm',
+  /** Connection sync (sync/): records of this node's entries drained for peers, and removal records among them. */
+  'sync_records_out',
+  'sync_removals_out',
+  /** Removal records the ring had no room for (the oldest went): peers let those entries expire. */
+  'sync_removals_lost',
+  /** Peers' records entered or updated here, and peers' removals carried out. */
+  'sync_applied',
+  'sync_removed',
+  /** Peers' records refused, by reason (see sync/README.md). */
+  'sync_rejected_malformed',
+  'sync_rejected_bad_node',
+  'sync_rejected_no_service',
+  'sync_rejected_no_real_server',
+  'sync_rejected_no_local_address',
+  'sync_rejected_port_out_of_range',
+  'sync_rejected_port_conflict',
+  'sync_rejected_table_full',
+  'sync_rejected_max_synced',
+  /** A peer's entry whose packets now come here: this node carries it from then on. */
+  'sync_taken_over',
+  /** A peer's entry that expired here untouched: removed without RSTs (its owner answers for it). */
+  'sync_expired_silent',
+  /** Entries of a peer removed at once (`purgeFrom`: the peer came back from a partition). */
+  'sync_purged',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

@@ -32,6 +32,8 @@ import { RsPath } from './rs-path.js';
 import type { SchedulerName } from './sched/scheduler.js';
 import { RealServer, Service } from './services.js';
 import { SynProxy } from './synproxy/synproxy.js';
+import type { AddressPrefix } from './sync/peer-prefixes.js';
+import { SyncJournal, type SyncSettings } from './sync/journal.js';
 import { TableTransfer, type ImportResult } from './table-transfer.js';
 import type { TcpState } from './tcp-state.js';
 import { UdpPath } from './udp-path.js';
@@ -55,6 +57,9 @@ export interface ConnectionEntry {
 
 export { RealServer, Service };
 export type { ImportResult };
+export type { AddressPrefix, SyncSettings };
+export type { ApplyResult } from './sync/apply.js';
+export { SyncJournal } from './sync/journal.js';
 export {
   ConnRecordError,
   readSnapshotHeader,
@@ -94,6 +99,7 @@ export class Engine {
   private readonly icmp: IcmpInput;
   private readonly fragments: FragmentInput;
   private readonly udp: UdpPath;
+  private readonly entries: RecordEntries;
 
   constructor(options: Partial<EngineOptions> = {}, pool?: PacketPool) {
     this.opts = { ...DEFAULT_ENGINE_OPTIONS, ...options };
@@ -144,7 +150,8 @@ export class Engine {
     );
     this.rs = new RsPath(ctx, this.conns, nat, this.synproxy, rs6);
     this.synproxy.bind(this.conns, this.client, this.v6, this.unknownFlow);
-    this.transfer = new TableTransfer(ctx, new RecordEntries(ctx));
+    this.entries = new RecordEntries(ctx);
+    this.transfer = new TableTransfer(ctx, this.entries);
     this.icmp = new IcmpInput(ctx, errors6);
   }
 
@@ -321,6 +328,48 @@ export class Engine {
    */
   importConnections(snapshot: Uint8Array, elapsedMs: number): ImportResult {
     return this.transfer.importTable(snapshot, elapsedMs);
+  }
+
+  /**
+   * Turns connection sync on (sync/README.md): this node's entries are
+   * journaled for its peers from now on, its LIP ports come from its share
+   * of the port plan (port mod nodes = nodeId − 1), and with `fleetKey` its
+   * SYNPROXY cookies use the fleet's keys. Called again (a reload), it takes
+   * the new settings; the same ones change nothing. Without it the data path
+   * pays one `undefined` check per hook and holds no sync memory.
+   */
+  enableSync(s: SyncSettings): void {
+    const { nodeId, nodes, maxSynced } = s;
+    if (!Number.isInteger(nodes) || nodes < 1 || nodes > 255)
+      throw new RangeError(`sync: nodes ${nodes} is not 1..255`);
+    if (!Number.isInteger(nodeId) || nodeId < 1 || nodeId > nodes)
+      throw new RangeError(`sync: node id ${nodeId} is not 1..${nodes}`);
+    if (!Number.isSafeInteger(maxSynced) || maxSynced < 0)
+      throw new RangeError(`sync: max synced ${maxSynced} is not a count`);
+    const ctx = this.ctx;
+    if (ctx.sync === undefined)
+      ctx.sync = new SyncJournal(ctx, this.conns, this.udp.flows, this.entries, s);
+    else ctx.sync.configure(s);
+    ctx.laddrs.setShare(nodeId, nodes);
+    ctx.udp.setShare(nodeId, nodes);
+    if (s.fleetKey !== undefined)
+      this.synproxy.useFleetKey(s.fleetKey, this.opts.isnClockOriginMs, ctx.now);
+  }
+
+  /** Connection sync's journal (drain, apply, exportFor, purgeFrom, sweep); undefined before `enableSync`. */
+  get syncJournal(): SyncJournal | undefined {
+    return this.ctx.sync;
+  }
+
+  /**
+   * A peer's LIP prefix: a synced record whose LIP falls inside it brings
+   * that LIP here (pool and LIP set, no service's group), so the RS's
+   * replies to it find the entry once the peer is gone. Needs `enableSync`.
+   */
+  addPeerPrefix(prefix: AddressPrefix): void {
+    const sync = this.ctx.sync;
+    if (sync === undefined) throw new Error('addPeerPrefix before enableSync');
+    sync.prefixes.add(prefix);
   }
 
   /** Zeroes traffic stats and counters (ipvsadm -Z). */

@@ -221,6 +221,21 @@ export class Registry {
     else this.lipSet6.set(lip.bytes, -1, 1);
   }
 
+  /**
+   * A fleet peer's LIP whose connections this node carries (sync): into the
+   * pool (both allocators, so its ports are claimed) and the LIP set, so the
+   * RS's replies to it are this node's; in no service's group, so no new
+   * connection is ever sourced from it. Idempotent; returns its index.
+   */
+  addPeerLocalAddress(lip: IpAddress): number {
+    if (typeof lip !== 'number') this.table.enableIpv6();
+    const li = this.laddrs.add(lip);
+    if (this.udp.enabled) this.udp.laddrs.add(lip);
+    if (typeof lip === 'number') this.lipSet.set(lip, -1, 1);
+    else this.lipSet6.set(lip.bytes, -1, 1);
+    return li;
+  }
+
   /** Adds (or re-adds) a real server to a service; returns its index. */
   addRealServer(svc: number, cfg: RealServerConfig): number {
     const r = cfg;

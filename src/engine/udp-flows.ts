@@ -111,6 +111,8 @@ export class UdpFlows {
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;
     ctx.countSvc(svcIdx, C.udp_flows_created);
+    const sync = ctx.sync;
+    if (sync !== undefined) sync.udpOpened(c);
   }
 
   private reject(p: Packet, svcIdx: number, reason: number): number {
@@ -126,6 +128,9 @@ export class UdpFlows {
    */
   touch(c: number): void {
     const ctx = this.ctx;
+    const sync = ctx.sync;
+    // A peer's flow whose datagrams come here is this node's from now on.
+    if (sync !== undefined) sync.carriedUdp(c);
     ctx.udp.table.expires[c] = ctx.now + ctx.opts.timeoutUdpMs;
   }
 
@@ -147,12 +152,17 @@ export class UdpFlows {
     ctx.count(C.udp_flows_released);
     const rs = ctx.reg.realServers[t.rs[c]!]!;
     rs.inactiveConns--;
+    const sync = ctx.sync;
+    if (sync !== undefined) sync.releasingUdp(c);
     ctx.udp.laddrs.release(t.lipIndex[c]!, rs.index, t.lport[c]!);
     t.remove(c);
   }
 
   private expire(c: number): void {
-    this.ctx.count(C.udp_flows_expired);
+    const ctx = this.ctx;
+    ctx.count(C.udp_flows_expired);
+    const sync = ctx.sync;
+    if (sync !== undefined && sync.isPeersUdp(c)) ctx.count(C.sync_expired_silent);
     this.release(c);
   }
 }

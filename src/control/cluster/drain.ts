@@ -16,11 +16,19 @@ export const DRAIN_POLL_MS = 200;
 /** `ctl --drain` on a node whose drain_timeout is 0 (SIGTERM does not drain then). */
 export const DEFAULT_CTL_DRAIN_TIMEOUT_S = 60;
 
-/** TCP entries in the table that are not closing: one pass over its state, no allocation. */
-export function openTcpConnections(t: Pick<ConnTable, 'capacity' | 'flags' | 'state'>): number {
+/**
+ * TCP entries in the table that are not closing: one pass over its state,
+ * no allocation. With connection sync, `origin` (the journal's) leaves out
+ * the entries held for peers: this node's drain waits for its own only.
+ */
+export function openTcpConnections(
+  t: Pick<ConnTable, 'capacity' | 'flags' | 'state'>,
+  origin?: Uint8Array,
+): number {
   let n = 0;
   for (let i = 0; i < t.capacity; i++) {
     if ((t.flags[i]! & CF_IN_USE) === 0) continue;
+    if (origin !== undefined && origin[i] !== 0) continue;
     const s = t.state[i]!;
     if (s !== TcpState.TimeWait && s !== TcpState.Close && s !== TcpState.None) n++;
   }

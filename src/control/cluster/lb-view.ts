@@ -38,7 +38,7 @@ export function localAddresses(engine: Engine): IpAddress[] {
   return [...seen.values()];
 }
 
-/** The TCP connections a drain waits for. */
+/** The TCP connections a drain waits for: this node's own, not those held for fleet peers. */
 export function drainingConnections(engine: Engine): number {
-  return openTcpConnections(engine.table);
+  return openTcpConnections(engine.table, engine.syncJournal?.tcp.origin);
 }
