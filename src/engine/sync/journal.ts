@@ -313,17 +313,19 @@ export class SyncJournal {
 
   /** Removes every entry whose origin is `node`, silently (no RST, no removal record); returns how many. */
   purgeFrom(node: number): number {
+    // Origin 0 is this node's own: never purged.
+    if (!(node >= 1 && node <= 255)) return 0;
     let n = 0;
     const t = this.tcp;
     for (let c = 0; c < t.table.capacity; c++) {
-      if (t.origin[c] !== node || node === 0) continue;
+      if (t.origin[c] !== node) continue;
       this.conns.release(c);
       n++;
     }
     const u = this.udpJournal;
     if (u !== undefined) {
       for (let c = 0; c < u.table.capacity; c++) {
-        if (u.origin[c] !== node || node === 0) continue;
+        if (u.origin[c] !== node) continue;
         this.flows.release(c);
         n++;
       }
