@@ -14,7 +14,7 @@ import { parseCtlArgs } from '../../../src/control/ctl/index.js';
 import { formatSync } from '../../../src/control/ctl/sync-format.js';
 import { createMetricsRegistry } from '../../../src/control/metrics.js';
 import type { AnnouncedPrefix, Snapshot, SyncStatus } from '../../../src/control/model.js';
-import { linkEngine } from '../../../src/control/sync/engine-link.js';
+import { JournalTable, linkEngine } from '../../../src/control/sync/engine-link.js';
 import type { EngineSyncOptions } from '../../../src/control/sync/sync-table.js';
 import { SyncRunner } from '../../../src/control/sync/sync-runner.js';
 import type { Engine } from '../../../src/engine/engine.js';
@@ -76,17 +76,19 @@ const snap = (sync?: SyncStatus): Snapshot => ({
 
 describe('the engine link', () => {
   it('turns sync on once with the spec and adds every peer prefix, positions left out', () => {
-    const table = new FakeSyncTable();
+    const journal = { imported: 0 };
     const enabled: EngineSyncOptions[] = [];
     const prefixes: AnnouncedPrefix[] = [];
     const stub = {
-      enableSync: (o: EngineSyncOptions) => (enabled.push(o), table),
+      enableSync: (o: EngineSyncOptions) => void enabled.push(o),
+      syncJournal: journal,
       addPeerPrefix: (p: AnnouncedPrefix) => void prefixes.push(p),
     };
     const spec = fleetSpec(2, [8001, 8002, 8003], { maxSynced: 77 });
     const key = Uint8Array.of(1, 2, 3);
     const side = linkEngine(stub as unknown as Engine, spec, key);
-    assert.equal(side.table, table);
+    assert.ok(side.table instanceof JournalTable);
+    assert.equal(side.table.synced, 0);
     assert.deepEqual(enabled, [{ nodeId: 2, nodes: 3, maxSynced: 77, fleetKey: key }]);
     for (const p of spec.peers) for (const q of p.lipPrefixes) side.addPeerPrefix(q);
     assert.deepEqual(prefixes, [
@@ -95,10 +97,11 @@ describe('the engine link', () => {
     ]);
   });
 
-  it('says plainly when the engine has no sync', () => {
+  it('says plainly when enabling left the engine without a journal', () => {
+    const stub = { enableSync: () => {}, syncJournal: undefined, addPeerPrefix: () => {} };
     assert.throws(
-      () => linkEngine({} as unknown as Engine, fleetSpec(1, [1, 2]), new Uint8Array(16)),
-      /this build of the engine has no connection sync \(Engine\.enableSync, Engine\.addPeerPrefix\)/,
+      () => linkEngine(stub as unknown as Engine, fleetSpec(1, [1, 2]), new Uint8Array(16)),
+      /Engine\.enableSync left no sync journal/,
     );
   });
 });
