@@ -267,6 +267,28 @@ describe('sync journal: what goes to the peers', () => {
   });
 });
 
+describe('sync: settings', () => {
+  it('enableSync checks its settings; addPeerPrefix wants it first and a prefix length its family has', () => {
+    const e = new Engine({});
+    assert.equal(e.syncJournal, undefined);
+    assert.throws(() => e.addPeerPrefix({ addr: lip4(2), length: 24 }), /enableSync/);
+    for (const bad of [
+      { nodeId: 0, nodes: 3, maxSynced: 1 },
+      { nodeId: 4, nodes: 3, maxSynced: 1 },
+      { nodeId: 1, nodes: 256, maxSynced: 1 },
+      { nodeId: 1, nodes: 2, maxSynced: -1 },
+      { nodeId: 1.5, nodes: 2, maxSynced: 1 },
+    ])
+      assert.throws(() => e.enableSync(bad), RangeError, JSON.stringify(bad));
+    assert.equal(e.syncJournal, undefined, 'nothing made by a refused call');
+    e.enableSync({ nodeId: 1, nodes: 2, maxSynced: 1 });
+    const j = e.syncJournal;
+    e.enableSync({ nodeId: 1, nodes: 2, maxSynced: 1 });
+    assert.equal(e.syncJournal, j, 'the same journal');
+    assert.throws(() => e.addPeerPrefix({ addr: lip4(2), length: 33 }), RangeError);
+  });
+});
+
 describe('sync: the port plan and the fleet’s cookies', () => {
   it('node k of n hands out only ports ≡ k − 1 (mod n); claims take any port', () => {
     for (const n of [1, 2, 3, 7]) {
