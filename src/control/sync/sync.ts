@@ -45,8 +45,14 @@ import type { RecordSink, SyncExport, SyncRecordVersion, SyncTable } from './syn
 export const SYNC_SOCKET_BUFFER = 4 * 1024 * 1024;
 /** How often the journal is drained into messages. */
 export const DEFAULT_FLUSH_MS = 10;
-/** How often a refresh sweep starts. */
-export const DEFAULT_SWEEP_MS = 1000;
+/**
+ * How often a refresh sweep starts: a pass looks at every entry of the
+ * table (a million by default), so it runs seldom. An entry is sent again
+ * once its deadline moved by half its timeout, so peers keep every
+ * connection whose timeout is over twice this (the defaults: 900 s
+ * established, 300 s UDP).
+ */
+export const DEFAULT_SWEEP_MS = 10_000;
 /** Entries one sweep call looks at before the loop gets a turn. */
 const SWEEP_CHUNK = 4096;
 /**
