@@ -106,7 +106,8 @@ export class JournalTable implements SyncTable {
   sweep(maxEntries: number): boolean {
     const j = this.journal;
     const total = j.tcp.table.capacity + (j.udp()?.table.capacity ?? 0);
-    const n = Math.min(maxEntries, total - this.swept);
+    // A UDP table made since the pass began only lengthens it.
+    const n = Math.max(0, Math.min(maxEntries, total - this.swept));
     j.sweep(n);
     this.swept += n;
     if (this.swept < total) return false;
