@@ -22,6 +22,7 @@ import {
   type Log,
   type RealServerApp,
 } from './topology.js';
+import { LabInterrupt } from '../interrupt.js';
 
 /** Whether this machine can run the cluster lab; `reason` says why not. */
 export function clusterLabAvailable(): { ok: boolean; reason: string } {
@@ -59,25 +60,19 @@ export async function withClusterLab<T>(
   const release = acquireLabLock(CLUSTER_LOCK_FILE);
   let topo: ClusterTopology | undefined;
   let receiver: ReceiverHandle | undefined;
-  let interrupted: NodeJS.Signals | undefined;
-  const onExit = (): void => {
-    topo?.destroySync();
-    release();
-  };
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (interrupted) return;
-    interrupted = sig;
-    log(`cluster: ${sig}: tearing down`);
-    void (async () => {
+  const stop = new LabInterrupt(
+    'cluster',
+    log,
+    () => {
+      topo?.destroySync();
+      release();
+    },
+    async () => {
       await topo?.destroy();
       if (receiver) await CLUSTER_RECEIVER.tearDown(receiver);
       release();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    })();
-  };
-  process.on('exit', onExit);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+    },
+  );
   try {
     await cleanupClusterLeftovers(log);
     const r = await CLUSTER_RECEIVER.setUp(CLI);
@@ -91,14 +86,14 @@ export async function withClusterLab<T>(
     const session: ClusterSession = {
       topo,
       receiver: receiver ? 'ebpf' : 'none',
-      interrupted: () => interrupted !== undefined,
+      interrupted: () => stop.signal !== undefined,
     };
     const result = await measure(session);
     // Interrupted: the signal handler tears down and exits; no partial report.
-    if (interrupted) await new Promise(() => {});
+    if (stop.signal) await new Promise(() => {});
     return result;
   } catch (e) {
-    if (interrupted) await new Promise(() => {});
+    if (stop.signal) await new Promise(() => {});
     if (topo) {
       log(`cluster: router's bird log tail:\n${topo.routerLogTail(1500)}`);
       const agent = topo.agentLogTail(800);
@@ -107,13 +102,6 @@ export async function withClusterLab<T>(
     }
     throw e;
   } finally {
-    if (!interrupted) {
-      await topo?.destroy();
-      if (receiver) await CLUSTER_RECEIVER.tearDown(receiver);
-      release();
-    }
-    process.off('exit', onExit);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await stop.finish();
   }
 }

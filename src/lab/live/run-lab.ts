@@ -61,6 +61,7 @@ import {
   type LabSource,
   type Outcome,
 } from './verdict.js';
+import { LabInterrupt } from '../interrupt.js';
 
 export type { LabConnection, LabSource, Outcome } from './verdict.js';
 
@@ -432,26 +433,20 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
   let topo: LabTopology | undefined;
   let receiver: ReceiverHandle | undefined;
   let io: TunHostIo | undefined;
-  let interrupted: NodeJS.Signals | undefined;
-  const onExit = (): void => {
-    topo?.destroySync();
-    release();
-  };
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (interrupted) return;
-    interrupted = sig;
-    log(`lab: ${sig}: tearing down`);
-    void (async () => {
+  const stop = new LabInterrupt(
+    'lab',
+    log,
+    () => {
+      topo?.destroySync();
+      release();
+    },
+    async () => {
       io?.stop();
       await topo?.destroy();
       if (receiver) await LIVE_RECEIVER.tearDown(receiver);
       release();
-      process.exit(sig === 'SIGINT' ? 130 : 143);
-    })();
-  };
-  process.on('exit', onExit);
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+    },
+  );
   try {
     await cleanupLeftovers(log);
     let source: LabSource = 'rs-capture';
@@ -481,12 +476,12 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     const switches = { mssAdjust: o.mssAdjust, timestampRemove: o.timestampRemove };
     for (const family of families) {
       for (const policy of o.policies) {
-        if (interrupted) break;
+        if (stop.signal) break;
         await topo.startLb(policy, switches, family);
         for (const name of o.scenarios) {
-          if (interrupted) break;
+          if (stop.signal) break;
           runs.push(await runOne(ctx, family, name, policy, runIndex++));
-          if (!topo.lbAlive() && !interrupted)
+          if (!topo.lbAlive() && !stop.signal)
             throw new Error(
               `fullnat lab: \`fullnat run\` (${policy}, family ${family}) exited during ${name}`,
             );
@@ -494,7 +489,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
       }
     }
     // Interrupted: the signal handler tears down and exits; no partial report.
-    if (interrupted) await new Promise(() => {});
+    if (stop.signal) await new Promise(() => {});
     topo.setRsLinkMtu(1500);
     // Rows in the simulator's order: family-major, then scenario, then policy.
     const rows: LabRow[] = [];
@@ -509,7 +504,7 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     return { rows, runs, source, receiverNote, elapsedMs: Date.now() - t0 };
   } catch (e) {
     // Torn down under our feet by a signal: the handler exits the process.
-    if (interrupted) await new Promise(() => {});
+    if (stop.signal) await new Promise(() => {});
     if (topo) {
       const tail = topo.lbLogTail(1500);
       if (tail) log(`lab: LB log tail:\n${tail}`);
@@ -517,13 +512,6 @@ export async function runLabScenarios(opts: LabOptions, log: Log): Promise<LabRe
     throw e;
   } finally {
     io?.stop();
-    if (!interrupted) {
-      await topo?.destroy();
-      if (receiver) await LIVE_RECEIVER.tearDown(receiver);
-      release();
-    }
-    process.off('exit', onExit);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    await stop.finish();
   }
 }
