@@ -53,6 +53,7 @@ import type {
 import type { Logger } from './log.js';
 import type { SavedTable } from './restart/state-file.js';
 import { realServerKey, weightInForce, type RsWeight } from './real-server-key.js';
+import { DeviceRoutes } from './device-routes.js';
 
 export interface LoadBalancerDeps {
   host: HostNetwork;
@@ -94,8 +95,9 @@ export class LoadBalancer implements ControlApi {
   readonly engine: Engine;
   private loop: RunLoop | undefined;
   private device: PacketDevice | undefined;
-  private readonly routes = new Set<string>();
   /** Configured weight, health and any misc_dynamic weight per RS, keyed by rsKey; see weightInForce. */
+  /** The routes this process put into its device. */
+  private readonly routes: DeviceRoutes;
   private readonly weights = new Map<string, RsWeight>();
   private readonly startedAt = Date.now();
   /** Engine time 0: performance.now() and Unix ms of one moment. */
@@ -108,8 +110,6 @@ export class LoadBalancer implements ControlApi {
   ready = false;
   /** The device's kernel counters could not be read once: said once, not at every scrape. */
   private tunStatsWarned = false;
-  /** net.ipv6.conf.all.forwarding set (the first IPv6 VIP or LIP routed into the device). */
-  private ipv6Forwarding = false;
   /** Set by `fullnat run` (every run: without `bgp` it does nothing until a drain). */
   cluster: ClusterHooks | undefined;
   /** Set by `fullnat run` (every run: without `sync` it does nothing). */
@@ -121,6 +121,7 @@ export class LoadBalancer implements ControlApi {
     config?: FullnatConfig,
   ) {
     this.config = config ?? loadConfig(configPath);
+    this.routes = new DeviceRoutes(deps.host, deps.log, () => this.deviceName);
     const d = this.config.defs;
     this.engine = new Engine(
       {
@@ -294,7 +295,7 @@ export class LoadBalancer implements ControlApi {
   release(): void {
     this.device?.close();
     this.device = undefined;
-    this.routes.clear();
+    this.routes.forget();
     this.deps.log.info({ device: this.deviceName }, 'device and routes left to the successor');
   }
 
@@ -341,7 +342,7 @@ export class LoadBalancer implements ControlApi {
     this.ready = false;
     this.stopTimers();
     this.loop?.stop();
-    for (const r of [...this.routes]) this.dropRoute(r);
+    this.routes.removeAll();
     try {
       this.device?.setPersist?.(false);
     } catch (e) {
@@ -451,28 +452,7 @@ export class LoadBalancer implements ControlApi {
   }
 
   private syncRoutes(): void {
-    if (!this.device) return;
-    const want = this.wantedRoutes();
-    if (!this.ipv6Forwarding && [...want].some((r) => r.includes(':'))) {
-      // Only once an IPv6 address is routed here: forwarding on makes the host ignore router advertisements.
-      this.deps.host.sysctl('net.ipv6.conf.all.forwarding', '1');
-      this.ipv6Forwarding = true;
-    }
-    for (const r of want) {
-      if (this.routes.has(r)) continue;
-      this.deps.host.addRoute(r, this.deviceName);
-      this.routes.add(r);
-    }
-    for (const r of [...this.routes]) if (!want.has(r)) this.dropRoute(r);
-  }
-
-  private dropRoute(r: string): void {
-    try {
-      this.deps.host.delRoute(r, this.deviceName);
-    } catch (e) {
-      this.deps.log.warn({ route: r, err: (e as Error).message }, 'could not remove route');
-    }
-    this.routes.delete(r);
+    if (this.device) this.routes.sync(this.wantedRoutes());
   }
 
   // ---- reload ----------------------------------------------------------------------
