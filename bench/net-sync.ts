@@ -1,6 +1,6 @@
 /**
  * What connection sync costs a node: `fullnat run` at its defaults without
- * and with a `sync` block, in interleaved rounds (off on, off on, …) on the
+ * and with a `sync` block, in interleaved rounds (off on, on off, …) on the
  * net benchmark's topology, each run in a fresh LB namespace.
  *
  *   client 10.88.1.2 (+ the sync peer: a UDP sink on :8848) ── 10.88.1.1 [LB] ── RS 10.88.2.2 (nginx)
@@ -85,6 +85,8 @@ export interface SyncBenchResult {
   modes: SyncModeSummary[];
   /** Connection rate with sync on ÷ off (medians), and the target. */
   connectionRate: { ratio: number | null; target: string; met: boolean | null };
+  /** Each round's on ÷ off connection rate (wrk at full speed), in round order. */
+  roundRatios: (number | null)[];
   /** What sync adds per connection at the paced rate: CPU µs (median on − median off) and bytes. */
   perConnection: { cpuUs: number | null; bytes: number | null };
   runs: SyncRun[];
@@ -263,7 +265,9 @@ export async function runSyncBench(o: SyncBenchOptions): Promise<SyncBenchResult
     b.build();
     await b.startServers();
     for (let round = 0; round < o.rounds && !b.closed; round++) {
-      for (const mode of ['off', 'on'] as const) {
+      // Odd rounds run on before off, so neither mode always runs second (warmer caches, a busier RS).
+      const order = round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const);
+      for (const mode of order) {
         if (b.closed) break;
         if (runs.length > 0) b.buildLb();
         o.log(`sync: round ${round + 1}/${o.rounds}: sync ${mode}`);
@@ -290,6 +294,11 @@ export async function runSyncBench(o: SyncBenchOptions): Promise<SyncBenchResult
     rate: o.rate,
     modes: [off, on],
     connectionRate: { ratio, target: '≥ 0.9× sync off', met: ratio == null ? null : ratio >= 0.9 },
+    roundRatios: Array.from({ length: o.rounds }, (_, round) => {
+      const rate = (mode: SyncMode): number | null =>
+        runs.find((x) => x.round === round && x.mode === mode)?.max?.connectionsPerSecond ?? null;
+      return ratioOf(rate('on'), rate('off'));
+    }),
     perConnection: {
       cpuUs: cpuOn !== undefined && cpuOff !== undefined ? cpuOn - cpuOff : null,
       bytes: on.syncBytesPerConnection?.median ?? null,
@@ -303,7 +312,7 @@ export async function runSyncBench(o: SyncBenchOptions): Promise<SyncBenchResult
 export function formatSyncTable(r: SyncBenchResult): string {
   const f = (s: Spread | null, digits: number): string => formatSpread(s, digits, r.rounds);
   const lines = [
-    `${r.rounds} interleaved rounds (sync off, sync on, …), each in a fresh LB namespace; every cell: median (min–max).`,
+    `${r.rounds} interleaved rounds (off then on, on then off, …), each run in a fresh LB namespace; every cell: median (min–max).`,
     '',
     '| sync | new conn/s (wrk -c32) | LB CPU µs/conn (-c32) | conn/s paced (-c64) | LB CPU µs/conn (paced) | sync bytes/conn on the wire | sync datagrams/conn |',
     '|---|---|---|---|---|---|---|',
@@ -315,6 +324,8 @@ export function formatSyncTable(r: SyncBenchResult): string {
   }
   const ratio = r.connectionRate.ratio;
   lines.push(
+    '',
+    `Round by round, on ÷ off: ${r.roundRatios.map((x) => (x == null ? '–' : x.toFixed(2))).join(', ')}.`,
     '',
     `Connection rate with sync on: ${ratio == null ? '–' : `${ratio.toFixed(2)}×`} of sync off (target ${r.connectionRate.target}: ${r.connectionRate.met == null ? 'not measured' : r.connectionRate.met ? 'met' : 'missed'}); sync adds ${r.perConnection.cpuUs == null ? '–' : r.perConnection.cpuUs.toFixed(1)} µs of LB CPU and ${r.perConnection.bytes == null ? '–' : r.perConnection.bytes.toFixed(0)} bytes on the wire per connection at the paced rate.`,
   );

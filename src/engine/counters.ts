@@ -170,6 +170,8 @@ export const COUNTER_NAMES = [
   'sync_expired_silent',
   /** Entries of a peer removed at once (`purgeFrom`: the peer came back from a partition). */
   'sync_purged',
+  /** A peer's closed entry (left to expire, no removal record) whose port that peer handed out again: replaced by the newer record. */
+  'sync_replaced_stale',
 ] as const;
 
 export type CounterName = (typeof COUNTER_NAMES)[number];

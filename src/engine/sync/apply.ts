@@ -28,6 +28,13 @@ export interface ApplyResult {
   ignored: number;
 }
 
+function writeU32(b: Uint8Array, at: number, v: number): void {
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
+}
+
 /** Why a record is refused → its counter. */
 const REJECTED: Readonly<Record<string, number>> = {
   malformed: C.sync_rejected_malformed,
@@ -52,6 +59,8 @@ const REJECTED: Readonly<Record<string, number>> = {
 export class SyncApply {
   private readonly record = emptyRecord();
   private readonly result: ApplyResult = { applied: 0, removed: 0, rejected: 0, ignored: 0 };
+  /** A reply tuple laid out as a packet's addresses and ports, for the table's reply lookups. */
+  private readonly replyTuple = new Uint8Array(40);
 
   constructor(
     private readonly ctx: EngineContext,
@@ -141,7 +150,9 @@ export class SyncApply {
       return;
     }
     this.admitLip(r);
-    const entered = udp ? entries.enterUdp(r, r.remainingMs) : entries.enterTcp(r, r.remainingMs);
+    let entered = udp ? entries.enterUdp(r, r.remainingMs) : entries.enterTcp(r, r.remainingMs);
+    if (entered === 'port_conflict' && !udp && this.dropStaleHolder(r, from))
+      entered = entries.enterTcp(r, r.remainingMs);
     if (typeof entered === 'string') {
       this.reject(1, entered);
       return;
@@ -177,6 +188,42 @@ export class SyncApply {
     j.syncFlags[c] = j.syncFlags[c]! & ~SF_DIRTY;
     this.result.applied++;
     ctx.count(C.sync_applied);
+  }
+
+  /**
+   * The record's LIP:lport toward its RS is held here by another entry.
+   * When that entry is `from`'s own, untouched here, the sender has handed
+   * the port out again, so the entry ended there (a closed connection's
+   * copy, left to expire with no removal record: journal.ts `leaving`):
+   * it goes, silently, and the newer record takes the port. Returns true
+   * when it dropped one. An entry carried here keeps its port.
+   */
+  private dropStaleHolder(r: ConnRecord, from: number): boolean {
+    const t = this.ctx.table;
+    const b = this.replyTuple;
+    let c: number;
+    if (r.replyFamily === FAMILY_IPV6) {
+      b.set(r.rip6, 0);
+      b.set(r.lip6, 16);
+      b[32] = r.rport >>> 8;
+      b[33] = r.rport & 0xff;
+      b[34] = r.lport >>> 8;
+      b[35] = r.lport & 0xff;
+      c = t.lookupReply6At(b, 0, 32);
+    } else {
+      writeU32(b, 12, r.rip);
+      writeU32(b, 16, r.lip);
+      b[20] = r.rport >>> 8;
+      b[21] = r.rport & 0xff;
+      b[22] = r.lport >>> 8;
+      b[23] = r.lport & 0xff;
+      c = t.lookupReplyAt(b, 0, 20);
+    }
+    if (c < 0 || this.journal.tcp.origin[c] !== from) return false;
+    this.journal.tcp.syncFlags[c] = this.journal.tcp.syncFlags[c]! & ~SF_SENT;
+    this.release(c, false);
+    this.ctx.count(C.sync_replaced_stale);
+    return true;
   }
 
   /** A removal record: the entry of that connection (same reply tuple) goes, silently. */

@@ -31,6 +31,12 @@ export interface SyncSettings {
   fleetKey?: Uint8Array;
 }
 
+/** True when TCP entry c is in a state that only ends: TIME_WAIT or CLOSE. */
+function endedState(j: TableJournal, c: number): boolean {
+  const s = j.table.state[c]!;
+  return s === TcpState.TimeWait || s === TcpState.Close;
+}
+
 /** Removal records held per record version between drains. */
 export const REMOVAL_SLOTS = 8192;
 
@@ -154,13 +160,22 @@ export class SyncJournal {
     if (j !== undefined) this.leaving(j, c, true);
   }
 
-  /** A peer's entry goes silently; one peers know leaves a removal record. */
+  /**
+   * A peer's entry goes silently; one peers know leaves a removal record,
+   * unless what they know is its end: a TCP entry last sent in TIME_WAIT
+   * or CLOSE (and unchanged since) carries its remaining time to the peers,
+   * which let their copy expire on its own, as this node does. That saves
+   * the third record of most connections (established, closed, removed);
+   * a port this node hands out again before the peers' copy expires
+   * replaces that copy (apply.ts).
+   */
   private leaving(j: TableJournal, c: number, udp: boolean): void {
     const f = j.syncFlags[c]!;
     if (j.origin[c] !== 0) {
       j.origin[c] = 0;
       this.imported--;
-    } else if ((f & SF_SENT) !== 0) this.writeRemoval(j, c, udp);
+    } else if ((f & SF_SENT) !== 0 && (udp || (f & SF_DIRTY) !== 0 || !endedState(j, c)))
+      this.writeRemoval(j, c, udp);
     j.syncFlags[c] = f & SF_QUEUED;
   }
 

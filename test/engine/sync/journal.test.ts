@@ -61,8 +61,9 @@ function consistent(e: Engine, what: string): void {
 }
 
 describe('sync journal: what goes to the peers', () => {
-  it('nothing before ESTABLISHED; one record on reaching it; a removal only for entries sent', () => {
+  it('nothing before ESTABLISHED; one record on reaching it; a removal only for entries sent and not sent ended', () => {
     const a = fleetNode(1);
+    const b = fleetNode(2);
     const f = new FleetFlow(PLAIN, 0, 1000, 2000);
     f.observe(feedAny(a, f.client(TCP_SYN, undefined, LINUX_SYN_OPTS)));
     assert.equal(drainJournal(a).length, 0, 'SYN_RECV is not synced');
@@ -71,6 +72,7 @@ describe('sync journal: what goes to the peers', () => {
     const first = drainJournal(a);
     assert.equal(first.length, 1);
     assert.equal(first[0]!.count, 1);
+    applyBatches(b, first, 1);
     // Closed before the next drain: the entry's last state goes, not one record per change.
     f.observe(feedAny(a, f.client(TCP_FIN | TCP_ACK)));
     f.observe(feedAny(a, f.rs(TCP_FIN | TCP_ACK)));
@@ -79,19 +81,79 @@ describe('sync journal: what goes to the peers', () => {
       second.reduce((n, x) => n + x.count, 0),
       1,
     );
+    applyBatches(b, second, 1);
+    assert.equal(b.listConnections()[0]!.state, TcpState.TimeWait, 'B knows f ended');
+    // h is sent ESTABLISHED and then idles out: peers hold it as live, so its end is a removal.
+    const h = established(a, 3);
+    applyBatches(b, drainJournal(a), 1);
+    assert.equal(b.table.count, 2);
     // A connection reset before ESTABLISHED is never sent, and leaves no removal.
     const g = new FleetFlow(PLAIN, 1, 5000, 6000);
     g.observe(feedAny(a, g.client(TCP_SYN, undefined, LINUX_SYN_OPTS)));
     g.observe(feedAny(a, g.client(TCP_RST)));
     a.tick(10_000);
     emitted(a);
+    assert.equal(a.table.count, 1, 'f (TIME_WAIT) and g are gone, h idles on');
+    assert.equal(drainJournal(a).length, 0, "f's end was sent: no removal for it, none for g");
+    assert.equal(a.counter('sync_removals_out'), 0);
+    a.tick(DEFAULT_ENGINE_OPTIONS.timeouts.ESTABLISHED * 1000);
+    emitted(a);
+    assert.equal(a.table.count, 0);
     const third = drainJournal(a);
     assert.equal(
       third.reduce((n, x) => n + x.count, 0),
       1,
-      "only f's removal",
+      "only h's removal",
     );
     assert.equal(a.counter('sync_removals_out'), 1);
+    // B: f's copy expired on its own, with its record's time; h goes with its removal.
+    b.tick(10_000);
+    assert.deepEqual(emitted(b), [], 'no RSTs from B');
+    assert.equal(b.table.count, 1);
+    assert.deepEqual(applyBatches(b, third, 1), {
+      applied: 0,
+      removed: 1,
+      rejected: 0,
+      ignored: 0,
+    });
+    assert.equal(b.table.count, 0);
+    assert.ok(h.lport > 0);
+  });
+
+  it("a port handed out again replaces the sender's closed entry left to expire on the peer", () => {
+    // Three ports, one in each node's share: A hands out one LIP port, always the same.
+    const ports = { portRange: { min: 5000, max: 5002 } };
+    const a = fleetNode(1, 3, ports);
+    const b = fleetNode(2, 3, ports);
+    const f = established(a, 0);
+    f.observe(feedAny(a, f.client(TCP_FIN | TCP_ACK)));
+    f.observe(feedAny(a, f.rs(TCP_FIN | TCP_ACK)));
+    applyBatches(b, drainJournal(a), 1);
+    assert.equal(b.listConnections()[0]!.state, TcpState.TimeWait);
+    // A's copy goes first (B applied the record a little later); B still holds f's LIP:lport.
+    a.tick(DEFAULT_ENGINE_OPTIONS.timeouts.TIME_WAIT * 1000 + 1);
+    emitted(a);
+    assert.equal(a.table.count, 0);
+    assert.equal(drainJournal(a).length, 0, 'no removal: B knows f ended');
+    // A hands the same LIP:lport toward the same RS to another client.
+    const g = new FleetFlow(PLAIN, 5, 40_000, 0x7100_0000);
+    const step = (x: Uint8Array) => g.observe(feedAny(a, x));
+    step(g.client(TCP_SYN, undefined, LINUX_SYN_OPTS));
+    step(g.rs(TCP_SYN | TCP_ACK, undefined, LINUX_SYN_ACK_OPTS));
+    step(g.client(TCP_ACK));
+    assert.equal(g.lport, f.lport, 'the same port again');
+    assert.deepEqual(applyBatches(b, drainJournal(a), 1), {
+      applied: 1,
+      removed: 0,
+      rejected: 0,
+      ignored: 0,
+    });
+    assert.equal(b.counter('sync_replaced_stale'), 1);
+    assert.equal(b.counter('sync_rejected_port_conflict'), 0);
+    const onB = b.listConnections();
+    assert.equal(onB.length, 1);
+    assert.equal(onB[0]!.cport, g.cport);
+    assert.equal(onB[0]!.state, TcpState.Established);
   });
 
   it('removal propagates; a reused client port replaces the old entry on the peer', () => {
