@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- [engine] [memory] [handover] [net] [sync] [--json] [--connections N]` (no suite: all;
+ * `npm run bench -- [engine] [memory] [handover] [net] [sync] [sync-rate] [--json] [--connections N]` (no suite: all;
  * net and sync skip with their reason when not root)
  * engine: packets per second through the engine alone (one core).
  * memory: connection-table bytes per connection with 1 M and 10 M entries.
@@ -8,6 +8,8 @@
  * network namespaces (root; skipped with the reason otherwise).
  * sync: what connection sync costs a node — connection rate, CPU and bytes per
  * connection with a `sync` block and without, on the net topology (root).
+ * sync-rate: the same at a set connection rate (--sync-rate, 10,000 a second),
+ * the Engine fed directly, its journal sent over 127.0.0.1 to a peer node.
  */
 import { Command } from 'commander';
 import { mkdirSync } from 'node:fs';
@@ -20,8 +22,9 @@ import { runMemoryBench } from './memory.js';
 import { runHandoverBench } from './handover.js';
 import { formatNetTable, netBenchUnavailable, runNetBench, VARIANTS, type Variant } from './net.js';
 import { formatSyncTable, runSyncBench } from './net-sync.js';
+import { formatEngineSyncTable, runEngineSyncBench } from './engine-sync.js';
 
-const SUITES = ['engine', 'memory', 'handover', 'net', 'sync'];
+const SUITES = ['engine', 'memory', 'handover', 'net', 'sync', 'sync-rate'];
 
 /** A figure over rounds as printed: median (min–max). */
 const fmt = (s: Spread, digits: number): string =>
@@ -64,7 +67,11 @@ const program = new Command('bench')
     '--napi-thread <mode>',
     "net: fullnat's napi_thread (auto, on, off) instead of its default (auto), to compare the modes",
   )
-  .option('--sync-rate <n>', 'sync: connections a second of the paced phase', '10000')
+  .option(
+    '--sync-rate <n>',
+    'sync: connections a second of the paced phase; sync-rate: of the whole run',
+    '10000',
+  )
   .action(async (suites: string[], o: Opts) => {
     const results: Record<string, unknown> = {};
     for (const s of suites) {
@@ -207,6 +214,16 @@ const program = new Command('bench')
         });
         results.sync = r;
         if (!o.json) console.log(formatSyncTable(r));
+      } else if (s === 'sync-rate') {
+        const r = await runEngineSyncBench({
+          seconds: Number(o.seconds),
+          rounds: Number(o.rounds ?? 4),
+          rate: Number(o.syncRate),
+          lifetimeMs: 200,
+          log: (line) => console.error(line),
+        });
+        results.syncRate = r;
+        if (!o.json) console.log(formatEngineSyncTable(r));
       }
     }
     if (o.json) console.log(JSON.stringify({ node: process.version, results }));
