@@ -109,6 +109,10 @@ export class ClientPath implements SynProxyReplay {
     const fin = (flags & TCP_FIN) !== 0;
     const hl = ctx.tcp.headerLength;
     const options = this.options;
+    if (ctx.reg.svcNat[svc] !== 0) {
+      this.toRealServerNat(p, svc, ipHl, c);
+      return;
+    }
 
     options.clean(svc, c, syn, (flags & TCP_ACK) !== 0);
     // The path's MTU, lowered by what its routers reported (path-mtu.ts).
@@ -139,6 +143,27 @@ export class ClientPath implements SynProxyReplay {
     } else {
       this.nat.toRealServer(c, 0);
     }
+    ctx.forward(p);
+  }
+
+  /**
+   * A NAT service's packet: the client's options and sequence numbers go
+   * through as they are (no TOA: the RS sees the client's own address);
+   * only the destination becomes RIP:rport (the source's "LIP:lport" is the
+   * client's own: nat.ts rewrites it to itself).
+   */
+  private toRealServerNat(p: Packet, svc: number, ipHl: number, c: number): void {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const hl = ctx.tcp.headerLength;
+    const mtu = ctx.pmtu.of(t.rs[c]!);
+    if (segmentLength(p, ipHl, hl, p.length) > mtu) {
+      this.tooBig(p, mtu, ipHl, c);
+      return;
+    }
+    this.conns.stepFromClient(c, ctx.tcp.flags, p.buf, p.start + ipHl, p.length - ipHl - hl);
+    countInbound(ctx.reg, svc, t.rs[c]!, p.length);
+    this.nat.toRealServer(c, 0);
     ctx.forward(p);
   }
 
@@ -240,7 +265,12 @@ export class ClientPath implements SynProxyReplay {
       ctx.drop(p, C.too_big_dropped);
       return;
     }
-    const room = ctx.policy === 'fullnat' && ctx.table.shift[c] === 0 ? TOA_V4_LEN : 0;
+    const room =
+      ctx.policy === 'fullnat' &&
+      ctx.table.shift[c] === 0 &&
+      ctx.reg.svcNat[ctx.table.svc[c]!] === 0
+        ? TOA_V4_LEN
+        : 0;
     const r = ctx.pool.take();
     craftFragNeeded(r, ctx.ip.dst, ctx.ip.src, mtu - room, p.buf, p.start, ipHl);
     ctx.count(C.icmp_frag_needed_sent);

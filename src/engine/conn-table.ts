@@ -18,6 +18,13 @@ export const CF_IPV6 = 0x40;
 /** Set while the entry holds a connection (free entries have it clear). */
 export const CF_IN_USE = 0x80;
 
+/**
+ * `lipIndex` of a NAT (masquerading) entry: it holds no LIP; its reply
+ * tuple's "LIP:lport" is the client's own address and port (the RS answers
+ * the client), so the reply lookup finds it unchanged.
+ */
+export const NO_LIP = 0xffff;
+
 /** `fam6` bits of a CF_IPV6 entry: the client tuple is IPv6 (`cip6`), the reply tuple is IPv6 (`lip6`, `rip6`). */
 export const FAM_CLIENT_V6 = 1;
 export const FAM_REPLY_V6 = 2;
@@ -59,7 +66,7 @@ export class ConnTable {
   readonly rport: Uint16Array;
   /** Global real-server index. */
   readonly rs: Uint16Array;
-  /** Index of the LIP in the engine's LIP list (for releasing the port). */
+  /** Index of the LIP in the engine's LIP list (for releasing the port); `NO_LIP` for a NAT entry. */
   readonly lipIndex: Uint16Array;
   readonly state: Uint8Array;
   readonly flags: Uint8Array;
@@ -298,6 +305,11 @@ export class ConnTable {
       0;
     const rport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
     const lport = (b[tcpOff + 2]! << 8) | b[tcpOff + 3]!;
+    return this.lookupReply(rip, rport, lip, lport);
+  }
+
+  /** The IPv4 entry whose reply tuple is RIP:rport → LIP:lport, or -1. */
+  lookupReply(rip: number, rport: number, lip: number, lport: number): number {
     let i = this.replyBuckets[this.replyBucket(rip, rport, lip, lport)]!;
     while (i >= 0) {
       if (

@@ -5,10 +5,10 @@ import {
   proxyV1v6Length,
 } from '../wire/proxy-protocol.js';
 import { Ipv4Field } from '../wire/ipv4.js';
-import { loadU32Plus } from '../wire/bytes.js';
+import { get32, loadU32Plus } from '../wire/bytes.js';
 import { TCP_ACK, TCP_FIN, TCP_SYN, TcpField } from '../wire/tcp.js';
 import { copy16, fold16 } from './addr6.js';
-import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY } from './conn-table.js';
+import { CF_IPV6, CF_SP_PENDING, CF_SYNPROXY, NO_LIP } from './conn-table.js';
 import type { EngineContext } from './context.js';
 import { C } from './counters.js';
 import { craftRst, craftRst6 } from './craft.js';
@@ -71,6 +71,8 @@ export class Connections implements SynProxyConnections {
       return -1;
     }
     const rs = svc.targets[pick]!;
+    if (svc.forwarding === 'nat')
+      return this.newNatConnection(p, svcIdx, tcpOff, rs.index, timeoutMs);
     let lipSlot = -1;
     let lport = -1;
     for (let tries = 0; tries < svc.lipIndexes.length; tries++) {
@@ -101,6 +103,54 @@ export class Connections implements SynProxyConnections {
     }
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
+    svc.stats[STAT_CONNS]!++;
+    ctx.countSvc(svcIdx, C.conns_created);
+    return c;
+  }
+
+  /**
+   * `newConnection` for a NAT service: the client's address and port stand
+   * where a LIP:lport would (the RS answers the client, and its replies
+   * reach the LB by the route back), no port is allocated, and the client's
+   * sequence numbers go through unchanged. Refused when another entry has
+   * that reply tuple (the same client port to two NAT services on one RS).
+   */
+  private newNatConnection(
+    p: Packet,
+    svcIdx: number,
+    tcpOff: number,
+    rsIdx: number,
+    timeoutMs: number,
+  ): number {
+    const ctx = this.ctx;
+    const t = ctx.table;
+    const reg = ctx.reg;
+    const b = p.buf;
+    const s = p.start;
+    const rip = reg.rsAddrs[rsIdx]!;
+    const rs = reg.realServers[rsIdx]!;
+    const cip = get32(b, s + Ipv4Field.Src);
+    const cport = (b[tcpOff]! << 8) | b[tcpOff + 1]!;
+    if (t.lookupReply(rip, rs.port, cip, cport) >= 0) {
+      this.rejectSyn(p, svcIdx, C.nat_reply_conflict);
+      return -1;
+    }
+    const c = t.insertAt(b, s, tcpOff, svcIdx);
+    t.expires[c] = ctx.now + timeoutMs;
+    t.armTimer(c);
+    t.lip[c] = cip;
+    t.lport[c] = cport;
+    t.rip[c] = rip;
+    t.rport[c] = rs.port;
+    t.linkReply(c);
+    t.rs[c] = rsIdx;
+    t.lipIndex[c] = NO_LIP;
+    const isn = get32(b, tcpOff + TcpField.Seq);
+    t.lbIsn[c] = isn;
+    t.seqDelta[c] = 0;
+    rs.inactiveConns++;
+    rs.stats[STAT_CONNS]!++;
+    const svc = reg.services[svcIdx]!;
     svc.stats[STAT_CONNS]!++;
     ctx.countSvc(svcIdx, C.conns_created);
     return c;
@@ -331,7 +381,8 @@ export class Connections implements SynProxyConnections {
     else rs.inactiveConns--;
     const sync = ctx.sync;
     if (sync !== undefined) sync.releasing(c);
-    ctx.laddrs.release(t.lipIndex[c]!, rs.index, t.lport[c]!);
+    const lipIdx = t.lipIndex[c]!;
+    if (lipIdx !== NO_LIP) ctx.laddrs.release(lipIdx, rs.index, t.lport[c]!);
     t.remove(c);
   }
 

@@ -66,6 +66,8 @@ export const COUNTER_NAMES = [
   'no_real_server',
   'table_full',
   'laddr_ports_exhausted',
+  /** NAT services: a SYN refused because another entry has its reply tuple (the same client port to two NAT services on one RS). */
+  'nat_reply_conflict',
   'rst_sent',
   'icmp_frag_needed_sent',
   /** ICMPv6 Packet Too Big sent to IPv6 clients whose packet would not fit the RS path, and those the rate limit held back. */

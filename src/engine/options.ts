@@ -79,7 +79,16 @@ export interface ServiceConfig {
   protocol?: L4Protocol;
   /** UDP: the UOA placement for this service; the engine's `uoaMode` when unset. */
   uoaMode?: UoaSetting;
+  /**
+   * `fnat` (default): FULLNAT, both addresses translated. `nat`: IPVS's NAT
+   * (masquerading): only the destination VIP:vport becomes RIP:rport, the RS
+   * sees the client's own address and routes its replies back through the
+   * LB; no LIP, no TOA. IPv4 TCP services without SYNPROXY or PROXY protocol.
+   */
+  forwarding?: Forwarding;
 }
+
+export type Forwarding = 'fnat' | 'nat';
 
 export interface EngineOptions {
   toaPolicy: ToaSetting;

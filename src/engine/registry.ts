@@ -61,6 +61,8 @@ export class Registry {
   svcVips6Words = addressWords(this.svcVips6);
   svcPorts = new Uint16Array(0);
   svcSynProxy = new Uint8Array(0);
+  /** 1 for a NAT (masquerading) service: its entries hold no LIP (`NO_LIP`). */
+  svcNat = new Uint8Array(0);
   /** Per UDP service, its UOA placement (UOA_* codes). */
   svcUoa = new Uint8Array(0);
   rsAddrs = new Uint32Array(0);
@@ -93,6 +95,18 @@ export class Registry {
         `service UDP ${endpointToString(vip, cfg.vport)}: SYNPROXY and PROXY protocol are TCP's`,
       );
     }
+    const forwarding = cfg.forwarding ?? 'fnat';
+    if (
+      forwarding === 'nat' &&
+      (protocol !== 'TCP' ||
+        typeof vip !== 'number' ||
+        cfg.synProxy === true ||
+        (cfg.proxyProtocol ?? 0) !== 0)
+    ) {
+      throw new Error(
+        `service ${protocol} ${endpointToString(vip, cfg.vport)}: NAT forwarding is for IPv4 TCP services without SYNPROXY or PROXY protocol`,
+      );
+    }
     if (typeof vip === 'number') {
       // Refused before anything is added, so a bad service leaves no trace.
       for (const l of cfg.laddrs) checkLipFamily(vip, cfg.vport, l);
@@ -105,6 +119,7 @@ export class Registry {
     svc.proxyProtocol = cfg.proxyProtocol ?? 0;
     svc.synProxy = cfg.synProxy ?? false;
     svc.uoaMode = cfg.uoaMode;
+    svc.forwarding = forwarding;
     if (svc.synProxy) this.table.enableSynproxy();
     if (protocol === 'UDP') {
       this.udp.enable(this.laddrs, this.realServers.length);
@@ -348,6 +363,7 @@ export class Registry {
     this.svcVipSums = vips.sums;
     this.svcPorts = Uint16Array.from(svcs, (s) => s.vport);
     this.svcSynProxy = Uint8Array.from(svcs, (s) => (s.synProxy ? 1 : 0));
+    this.svcNat = Uint8Array.from(svcs, (s) => (s.forwarding === 'nat' ? 1 : 0));
     this.svcUoa = Uint8Array.from(svcs, (s) => uoaCode(s.uoaMode));
     const rsAddrs = addressArrays(this.realServers.map((r) => r.addr));
     this.rsAddrs = rsAddrs.v4;

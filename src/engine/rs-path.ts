@@ -46,7 +46,9 @@ export class RsPath {
     const flags = tcp.flags;
     const payloadLen = p.length - ipHl - tcp.headerLength;
     // The LB's packets to the RS carry no IP options: the RS leg's header is 20 bytes whatever this one has.
-    if (!this.options.adjust(p, svc, c, payloadLen, IPV4_MIN_HEADER, TOA_V4_LEN)) return;
+    // A NAT service's client packets carry no TOA: its SYN+ACK's MSS needs no room for one.
+    const toaLen = ctx.reg.svcNat[svc] === 0 ? TOA_V4_LEN : 0;
+    if (!this.options.adjust(p, svc, c, payloadLen, IPV4_MIN_HEADER, toaLen)) return;
     this.conns.stepFromRs(c, flags, b, tcpOff, payloadLen);
     this.nat.toClient(c, (flags & TCP_ACK) !== 0);
     countOutbound(ctx.reg, svc, t.rs[c]!, p.length);

@@ -1,6 +1,6 @@
 import { addressKey, type IpAddress } from '../wire/address.js';
 import { C, newCounterArray } from './counters.js';
-import type { L4Protocol, UoaSetting } from './options.js';
+import type { Forwarding, L4Protocol, UoaSetting } from './options.js';
 import type { Scheduler, SchedTarget } from './sched/scheduler.js';
 
 /** Traffic stats per service and per RS, as ipvsadm --stats shows them. */
@@ -50,6 +50,8 @@ export class Service {
   synProxy = false;
   /** UDP: the service's own UOA placement; undefined follows the engine's `uoaMode`. */
   uoaMode: UoaSetting | undefined = undefined;
+  /** FULLNAT, or NAT (masquerading: only the destination translated; see ServiceConfig). */
+  forwarding: Forwarding = 'fnat';
   private lipCursor = 0;
   /** True for an IPv6 VIP (its RS may be IPv6, or IPv4: FNAT64). */
   get v6(): boolean {

@@ -6,7 +6,7 @@ import {
   writeRecord,
   writeRecordV2,
 } from '../conn-record.js';
-import { CF_IN_USE, CF_SP_PENDING } from '../conn-table.js';
+import { CF_IN_USE, CF_SP_PENDING, NO_LIP } from '../conn-table.js';
 import type { Connections } from '../connections.js';
 import type { EngineContext } from '../context.js';
 import { C } from '../counters.js';
@@ -250,12 +250,18 @@ export class SyncJournal {
     return n;
   }
 
-  /** True when entry c is one peers are told of: in use, settled (no SYNPROXY leg opening), a state the record has. */
+  /**
+   * True when entry c is one peers are told of: in use, settled (no
+   * SYNPROXY leg opening), a state the record has, and a FULLNAT one (a NAT
+   * service's entry has no LIP whose backup route would bring its replies
+   * to a peer).
+   */
   sendable(j: TableJournal, c: number, udp: boolean): boolean {
     const t = j.table;
     const f = t.flags[c]!;
     if ((f & CF_IN_USE) === 0) return false;
     if (udp) return true;
+    if (this.ctx.table.lipIndex[c] === NO_LIP) return false;
     const s = t.state[c]!;
     return (
       (f & CF_SP_PENDING) === 0 &&
