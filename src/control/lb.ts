@@ -382,6 +382,7 @@ export class LoadBalancer implements ControlApi {
       realServers: [],
       proxyProtocol: s.proxyProtocol,
       synProxy: s.synProxy,
+      forwarding: s.forwarding,
       ...(s.uoaMode === undefined ? {} : { uoaMode: s.uoaMode }),
     });
     for (const r of s.realServers)

@@ -6,6 +6,7 @@
  */
 import type { IpAddress } from '../wire/address.js';
 import type {
+  Forwarding,
   L4Protocol,
   ToaSetting,
   UnknownServiceAction,
@@ -103,9 +104,12 @@ export interface ServiceSpec {
   vport: number;
   protocol: L4Protocol;
   scheduler: SchedulerName;
+  /** '' for a NAT service without one. */
   laddrGroup: string;
   laddrs: IpAddress[];
   realServers: RealServerSpec[];
+  /** `lb_kind`: FNAT (FULLNAT) or NAT (masquerading: the RS sees the client and routes its replies back through the LB). */
+  forwarding: Forwarding;
   /** SYNPROXY (`syn_proxy`): the LB answers SYNs with syncookies and opens the RS leg on a valid ACK. */
   synProxy: boolean;
   /** `proxy_protocol v1|v2`: send a PROXY header instead of a TOA; 0 = off (TOA). */

@@ -166,6 +166,7 @@ describe('parseConfig: the documented example', () => {
           scheduler: 'wrr',
           laddrGroup: 'lip_g1',
           laddrs: lips,
+          forwarding: 'fnat',
           synProxy: true,
           proxyProtocol: 0,
           quorum: 1,
@@ -696,13 +697,21 @@ virtual_server 10.10.1.101 80 {
   });
 
   it('unsupported lb_kind and protocol', () => {
-    for (const kind of ['DR', 'NAT', 'TUN']) {
-      expectError(
-        base('laddr_group_name g1', `lb_kind ${kind}\n laddr_group_name g1`),
-        'lb_kind',
-        new RegExp(`lb_kind ${kind} is not supported: this load balancer only does FNAT`),
-      );
-    }
+    expectError(
+      base('laddr_group_name g1', 'lb_kind DR\n laddr_group_name g1'),
+      'lb_kind',
+      /lb_kind DR is not supported: direct routing rewrites the MAC address .* fullnat forwards at layer 3/,
+    );
+    expectError(
+      base('laddr_group_name g1', 'lb_kind TUN\n laddr_group_name g1'),
+      'lb_kind',
+      /lb_kind TUN \(IP-in-IP\) is not supported yet \(use NAT or FNAT\)/,
+    );
+    expectError(
+      base('laddr_group_name g1', 'lb_kind MAGIC\n laddr_group_name g1'),
+      'lb_kind',
+      /unknown lb_kind 'MAGIC' \(valid: FNAT, FULLNAT, NAT\)/,
+    );
     expectError(
       base('laddr_group_name g1', 'protocol SCTP\n laddr_group_name g1'),
       'protocol',

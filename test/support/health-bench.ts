@@ -82,6 +82,7 @@ export function serviceSpec(
     scheduler: 'rr',
     laddrGroup: 'g',
     laddrs: [laddr],
+    forwarding: 'fnat',
     realServers: reals,
     synProxy: false,
     proxyProtocol: 0,

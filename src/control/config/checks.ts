@@ -24,6 +24,8 @@ export function checkGroups(st: State): void {
   const used = new Set<string>();
   for (const vs of st.services) {
     const ref = vs.laddrGroup;
+    // NAT sends the client's own packets on: it takes no local address.
+    if (!ref && vs.forwarding === 'nat') continue;
     if (!ref)
       fail(
         vs.tok,
@@ -105,7 +107,8 @@ export function checkAddressRoles(st: State): void {
  */
 export function checkLocalFamilies(st: State): void {
   for (const vs of st.services) {
-    const g = st.groups.get(vs.laddrGroup!.text)!;
+    if (vs.laddrGroup === undefined) continue;
+    const g = st.groups.get(vs.laddrGroup.text)!;
     const have = new Set<AddressFamily>(g.entries.map((e) => addressFamily(e.addr)));
     for (const r of vs.reals) {
       const f = addressFamily(r.addr);
@@ -113,7 +116,7 @@ export function checkLocalFamilies(st: State): void {
       const why = f === 4 && addressFamily(vs.vip) === 6 ? ' (FNAT64)' : '';
       fail(
         r.tok,
-        `real server ${addressToString(r.addr)} is IPv${f} but local_address_group '${vs.laddrGroup!.text}' (${at(g.tok)}) of virtual_server ${svcName(vs)} has no IPv${f} address: the LB reaches an IPv${f} real server from an IPv${f} local address${why}`,
+        `real server ${addressToString(r.addr)} is IPv${f} but local_address_group '${vs.laddrGroup.text}' (${at(g.tok)}) of virtual_server ${svcName(vs)} has no IPv${f} address: the LB reaches an IPv${f} real server from an IPv${f} local address${why}`,
       );
     }
   }

@@ -117,7 +117,9 @@ function diffSync(a: SyncSpec | undefined, b: SyncSpec | undefined): string[] {
 }
 
 // The protocol is part of a service's identity: TCP and UDP on one VIP:port are two services.
-const svcKey = (s: ServiceSpec): string => `${s.protocol} ${addressKey(s.vip)}:${s.vport}`;
+// The forwarding method is part of a service's identity: a reload that changes it replaces the service.
+const svcKey = (s: ServiceSpec): string =>
+  `${s.protocol} ${s.forwarding} ${addressKey(s.vip)}:${s.vport}`;
 const rsKey = (r: RealServerSpec): string => `${addressKey(r.addr)}:${r.port}`;
 const holds = (list: readonly IpAddress[], a: IpAddress): boolean =>
   list.some((x) => addressEquals(x, a));

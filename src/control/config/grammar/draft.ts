@@ -2,7 +2,7 @@
  * What the grammar collects before the whole file is known: the cross-checks
  * need every block, and the build resolves defaults and group references.
  */
-import type { L4Protocol, UoaSetting } from '../../../engine/options.js';
+import type { Forwarding, L4Protocol, UoaSetting } from '../../../engine/options.js';
 import type { SchedulerName } from '../../../engine/sched/scheduler.js';
 import { endpointToString, type IpAddress } from '../../../wire/address.js';
 import type { AnnouncedPrefix, FullnatDefs, HealthCheckSpec } from '../../model.js';
@@ -34,6 +34,9 @@ export interface VsDraft {
   vport: number;
   scheduler: SchedulerName;
   laddrGroup?: Token;
+  /** `lb_kind`: FNAT (default) or NAT; where it was given, for NAT's refusals. */
+  forwarding: Forwarding;
+  forwardingTok?: Token;
   synProxy: boolean;
   proxyProtocol: 0 | 1 | 2;
   protocol: L4Protocol;

@@ -1,5 +1,5 @@
 /** `virtual_server VIP PORT { … }`: one FULLNAT service and its real servers. */
-import type { L4Protocol } from '../../../engine/options.js';
+import type { Forwarding, L4Protocol } from '../../../engine/options.js';
 import { addressEquals } from '../../../wire/address.js';
 import type { Cursor, Handler } from '../cursor.js';
 import { walkBlock, withOnce } from '../cursor.js';
@@ -13,8 +13,6 @@ import { svcName, type State, type VsDraft } from './draft.js';
 import { parseRealServer } from './real-server.js';
 import { timingHandlers } from './timing.js';
 
-const UNSUPPORTED_KINDS = ['DR', 'NAT', 'TUN'];
-
 export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   const first = cur.peek();
   if (sameLine(kw, first) && (first!.text === 'group' || first!.text === 'fwmark')) {
@@ -27,6 +25,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     vip: addr,
     vport,
     scheduler: CONFIG_DEFAULTS.scheduler,
+    forwarding: 'fnat',
     synProxy: false,
     proxyProtocol: 0,
     quorum: 1,
@@ -46,8 +45,14 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
       vs.uoaMode = uoaMode(cur.value(k));
       vs.uoaModeTok = k;
     },
-    lb_kind: (k) => lbKind(cur.value(k)),
-    lvs_method: (k) => lbKind(cur.value(k)),
+    lb_kind: (k) => {
+      vs.forwardingTok = cur.value(k);
+      vs.forwarding = lbKind(vs.forwardingTok);
+    },
+    lvs_method: (k) => {
+      vs.forwardingTok = cur.value(k);
+      vs.forwarding = lbKind(vs.forwardingTok);
+    },
     lb_algo: (k) => (vs.scheduler = scheduler(cur.value(k))),
     lvs_sched: (k) => (vs.scheduler = scheduler(cur.value(k))),
     syn_proxy: (k) => {
@@ -69,6 +74,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   guarded.real_server = (k) => parseRealServer(cur, k, vs);
   walkBlock(cur, kw, 'virtual_server', guarded);
   checkProtocolKeywords(vs);
+  checkNatKeywords(vs);
   // The protocol is known once the block is read: a TCP and a UDP service may share a VIP:port.
   const dup = st.services.find(
     (s) => addressEquals(s.vip, vs.vip) && s.vport === vs.vport && s.protocol === vs.protocol,
@@ -118,11 +124,31 @@ function protocol(t: Token): L4Protocol {
   return fail(t, `unknown protocol '${t.text}' (valid: TCP, UDP)`);
 }
 
-function lbKind(t: Token): void {
+function lbKind(t: Token): Forwarding {
   const k = t.text.toUpperCase();
-  if (k === 'FNAT' || k === 'FULLNAT') return;
-  if (UNSUPPORTED_KINDS.includes(k)) {
-    fail(t, `lb_kind ${t.text} is not supported: this load balancer only does FNAT (FULLNAT)`);
-  }
-  fail(t, `unknown lb_kind '${t.text}' (valid: FNAT, FULLNAT)`);
+  if (k === 'FNAT' || k === 'FULLNAT') return 'fnat';
+  if (k === 'NAT') return 'nat';
+  if (k === 'DR')
+    fail(
+      t,
+      "lb_kind DR is not supported: direct routing rewrites the MAC address on the real servers' link, and fullnat forwards at layer 3 through a TUN (use NAT or FNAT)",
+    );
+  if (k === 'TUN') fail(t, 'lb_kind TUN (IP-in-IP) is not supported yet (use NAT or FNAT)');
+  return fail(t, `unknown lb_kind '${t.text}' (valid: FNAT, FULLNAT, NAT)`);
+}
+
+/**
+ * NAT (masquerading) changes only the destination: the RS answers the
+ * client itself, so there is no LIP, no TOA and no LB-side handshake, and
+ * the engine does it for IPv4 TCP only.
+ */
+function checkNatKeywords(vs: VsDraft): void {
+  const k = vs.forwardingTok;
+  if (vs.forwarding !== 'nat' || k === undefined) return;
+  const why = `virtual_server ${svcName(vs)} is lb_kind NAT (${at(k)})`;
+  if (vs.protocol !== 'TCP') fail(k, `lb_kind NAT is for TCP services; ${svcName(vs)} is UDP`);
+  if (typeof vs.vip !== 'number')
+    fail(k, `lb_kind NAT is for IPv4 services; ${svcName(vs)} is IPv6`);
+  for (const t of vs.tcpOnly)
+    fail(t, `'${t.text}' needs FULLNAT: ${why}, where the real server answers the client itself`);
 }
