@@ -12,6 +12,7 @@
 #   chromium   headless screenshot of doctor's HTML report
 #   bird2      the BGP speaker a fleet node runs, and the router of the cluster tests and lab
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
+#   ipvsadm    its printf formats are the reference fullnat ctl's listings are compared with
 # Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
 # error (exit 1): the tests that need it would skip, and CI must not pass by skipping.
 set -u
@@ -36,14 +37,15 @@ declare -A need=(
   [haproxy]="haproxy: the peer fullnat is compared with in npm run bench -- net"
   [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
   [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
+  [ipvsadm]="ipvsadm: the printf formats in its binary are what fullnat ctl's listings are compared with"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
     # The interpreter test/support/scapy.ts runs: Debian's, for which python3-scapy installs.
     scapy) /usr/bin/python3.11 -c 'import scapy.layers.inet6' >/dev/null 2>&1 ;;
-    bpftool | nft | ethtool | haproxy | dnsmasq | bird) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+    bpftool | nft | ethtool | haproxy | dnsmasq | bird | ipvsadm) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

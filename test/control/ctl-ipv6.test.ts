@@ -192,18 +192,18 @@ describe('ctl argv: IPv6', () => {
 });
 
 describe('ctl listings: IPv6', () => {
-  const opts = { version: '0.1.0' };
+  const opts = {};
 
   it('-Ln: IPv4 services first, IPv6 in brackets, IPv4 real servers under an IPv6 service', () => {
     assert.deepEqual(formatServices(fixture(), opts), [
-      'fullnat 0.1.0 (connections=11)',
+      'IP Virtual Server version 1.2.1 (size=0)',
       'Prot LocalAddress:Port Scheduler Flags',
       '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
       'TCP  10.10.1.100:80 wrr',
-      '  -> 10.10.2.2:80                 FullNat 3      1          0',
+      '  -> 10.10.2.2:80                 FullNat 3      1          0         ',
       'TCP  [2001:db8:1::100]:80 rr',
-      '  -> 10.10.2.5:8080               FullNat 1      3          0',
-      '  -> [2001:db8:2::10]:8080        FullNat 2      7          1',
+      '  -> 10.10.2.5:8080               FullNat 1      3          0         ',
+      '  -> [2001:db8:2::10]:8080        FullNat 2      7          1         ',
     ]);
   });
 
@@ -217,8 +217,8 @@ describe('ctl listings: IPv6', () => {
       'Prot LocalAddress:Port Scheduler Flags',
       '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
       `TCP  [${long}]:80 rr`,
-      '  -> 10.10.2.5:8080               FullNat 1      3          0',
-      `  -> [fd01:1234:5678:9abc:def0:1234:5678:9abc]:8080 FullNat 2      7          1`,
+      '  -> 10.10.2.5:8080               FullNat 1      3          0         ',
+      `  -> [fd01:1234:5678:9abc:def0:1234:5678:9abc]:8080 FullNat 2      7          1         `,
     ]);
   });
 
@@ -260,9 +260,13 @@ describe('ctl listings: IPv6', () => {
   it('-Lnc: IPv6 endpoints in brackets, an FNAT64 connection with an IPv4 local and RS', () => {
     assert.deepEqual(formatConnections(CONNS), [
       'IPVS connection entries',
-      'pro expire state       source             virtual            local              destination',
-      'TCP 14:59  ESTABLISHED [2001:db8:99::7]:51234 [2001:db8:1::100]:80 [2001:db8:3::1]:1025 [2001:db8:2::10]:8080',
-      'TCP 00:07  SYN_RECV    [2001:db8:99::8]:40000 [2001:db8:1::100]:80 10.10.3.5:2000     10.10.2.5:8080',
+      'pro expire state       source             virtual            destination',
+      'TCP 14:59  ESTABLISHED [2001:db8:99::7]:51234 [2001:db8:1::100]:80 [2001:db8:2::10]:8080',
+      'TCP 00:07  SYN_RECV    [2001:db8:99::8]:40000 [2001:db8:1::100]:80 10.10.2.5:8080',
+    ]);
+    assert.deepEqual(formatConnections(CONNS, { lip: true }).slice(2), [
+      'TCP 14:59  ESTABLISHED [2001:db8:99::7]:51234 [2001:db8:1::100]:80 [2001:db8:2::10]:8080 [2001:db8:3::1]:1025',
+      'TCP 00:07  SYN_RECV    [2001:db8:99::8]:40000 [2001:db8:1::100]:80 10.10.2.5:8080     10.10.3.5:2000',
     ]);
   });
 
@@ -308,13 +312,13 @@ describe('ctl over the control socket: IPv6 as text on the wire', { timeout: 10_
   it('-Ln and -Ln -t [IPv6]:port print the snapshot that crossed the socket', async () => {
     const all = await run(['-Ln']);
     assert.equal(all.code, 0);
-    assert.deepEqual(all.out, formatServices(fixture(), { version: 't' }));
+    assert.deepEqual(all.out, formatServices(fixture(), {}));
     const one = await run(['-Ln', '-t', '[2001:db8:1:0::100]:80']);
     assert.equal(one.code, 0);
     assert.deepEqual(one.out.slice(2), [
       'TCP  [2001:db8:1::100]:80 rr',
-      '  -> 10.10.2.5:8080               FullNat 1      3          0',
-      '  -> [2001:db8:2::10]:8080        FullNat 2      7          1',
+      '  -> 10.10.2.5:8080               FullNat 1      3          0         ',
+      '  -> [2001:db8:2::10]:8080        FullNat 2      7          1         ',
     ]);
     const missing = await run(['-Ln', '-t', '[2001:db8:1::101]:80']);
     assert.deepEqual([missing.code, missing.err], [1, ['No such service']]);

@@ -6,7 +6,7 @@ import {
   formatServices,
   formatStats,
 } from '../../src/control/ctl/ipvsadm-format.js';
-import type { ServiceStatus, Snapshot } from '../../src/control/model.js';
+import type { ConnectionStatus, ServiceStatus, Snapshot } from '../../src/control/model.js';
 import { validateControlRequest } from '../../src/control/socket/validate.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 import { noTraffic, rsStatus } from '../support/control-status.js';
@@ -76,27 +76,23 @@ describe('ctl: UDP services (-u)', () => {
       connections: 4,
       uptime: 1,
     };
-    const lines = formatServices(snap, { version: 'v' });
+    const lines = formatServices(snap, {});
     assert.deepEqual(lines.slice(3), [
       'TCP  10.0.0.1:53 rr',
-      '  -> 10.10.2.2:53                 FullNat 1      0          1',
+      '  -> 10.10.2.2:53                 FullNat 1      0          1         ',
       'UDP  10.0.0.1:53 rr',
-      '  -> 10.10.2.2:53                 FullNat 1      0          3',
+      '  -> 10.10.2.2:53                 FullNat 1      0          3         ',
     ]);
-    const only = formatServices(snap, { version: 'v', service: UDP53 });
+    const only = formatServices(snap, { service: UDP53 });
     assert.deepEqual(only.slice(2), [
       'UDP  10.0.0.1:53 rr',
-      '  -> 10.10.2.2:53                 FullNat 1      0          3',
+      '  -> 10.10.2.2:53                 FullNat 1      0          3         ',
     ]);
-    assert.ok(
-      formatStats(snap, { version: 'v', service: UDP53 }).some((l) =>
-        l.startsWith('UDP  10.0.0.1:53'),
-      ),
-    );
+    assert.ok(formatStats(snap, { service: UDP53 }).some((l) => l.startsWith('UDP  10.0.0.1:53')));
   });
 
   it('-Lnc shows a UDP flow as ipvsadm does: protocol, expiry, state UDP', () => {
-    const lines = formatConnections([
+    const udpFlow: ConnectionStatus[] = [
       {
         protocol: 'UDP',
         expiresIn: 299,
@@ -106,10 +102,16 @@ describe('ctl: UDP services (-u)', () => {
         local: { addr: ip('10.10.3.1'), port: 5001 },
         real: { addr: ip('10.10.2.2'), port: 53 },
       },
-    ]);
+    ];
+    const lines = formatConnections(udpFlow);
     assert.match(
       lines[lines.length - 1]!,
-      /^UDP 04:59 {2}UDP {9}203\.0\.113\.7:41000 +10\.0\.0\.1:53 +10\.10\.3\.1:5001 +10\.10\.2\.2:53$/,
+      /^UDP 04:59 {2}UDP {9}203\.0\.113\.7:41000 +10\.0\.0\.1:53 +10\.10\.2\.2:53$/,
+    );
+    const withLip = formatConnections(udpFlow, { lip: true });
+    assert.match(
+      withLip[withLip.length - 1]!,
+      /^UDP 04:59 {2}UDP {9}203\.0\.113\.7:41000 +10\.0\.0\.1:53 +10\.10\.2\.2:53 +10\.10\.3\.1:5001$/,
     );
   });
 

@@ -134,6 +134,23 @@ describe('parseCtlArgs', () => {
     ],
     ['-LnX --stats', ['-LnX', '--stats'], { kind: 'list', view: 'stats', exact: true }],
     ['-Lnc', ['-Lnc'], { kind: 'connections' }],
+    ['-Lnc --lip', ['-Lnc', '--lip'], { kind: 'connections', lip: true }],
+    [
+      '-Ln --stats --rate (ipvsadm prints the statistics)',
+      ['-Ln', '--stats', '--rate'],
+      { kind: 'list', view: 'stats', exact: false },
+    ],
+    ['-Ln --sort (a no-op)', ['-Ln', '--sort'], { kind: 'list', view: 'services', exact: false }],
+    [
+      '-Ln --nosort',
+      ['-Ln', '--nosort'],
+      { kind: 'list', view: 'services', exact: false, noSort: true },
+    ],
+    [
+      '-Ln --stats --tun-kernel',
+      ['-Ln', '--stats', '--tun-kernel'],
+      { kind: 'list', view: 'stats', exact: false, tunKernel: true },
+    ],
     ['-L -n -c', ['-L', '-n', '-c'], { kind: 'connections' }],
     [
       '--list --numeric --connection',
@@ -342,9 +359,14 @@ describe('parseCtlArgs', () => {
       ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-w', '1', '--weight', '2'],
       /^multiple -w \(weight\) options specified$/,
     ],
-    [['-Lnc', '--stats'], /^-c cannot be combined with --stats or --rate$/],
-    [['-Lnc', '-t', '10.10.1.100:80'], /^-c cannot be combined with -t/],
-    [['-Ln', '--stats', '--rate'], /^--stats and --rate cannot be combined$/],
+    [['-Lnc', '--stats'], /^options conflicts in the list command$/],
+    [['-Lnc', '--rate'], /^options conflicts in the list command$/],
+    [['-Ln', '--lip'], /^--lip goes with -c \(the connection listing\)$/],
+    [['-Ln', '--tun-kernel'], /^--tun-kernel goes with --stats$/],
+    [
+      ['-Lnc', '-t', '10.10.1.100:80'],
+      /^The option 'service-address' conflicts with the 'connection' option in the 'list' command$/,
+    ],
     [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-g'], /^only FULLNAT \(-b\) is supported$/],
     [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-m'], /^only FULLNAT \(-b\) is supported$/],
     [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-i'], /^only FULLNAT \(-b\) is supported$/],
@@ -427,37 +449,37 @@ describe('parseCtlArgs', () => {
 });
 
 describe('formatters', () => {
-  const opts = { version: '0.1.0', maxConnections: 1048576 };
+  const opts = { maxConnections: 1048576 };
 
   it('-Ln: ipvsadm layout, sorted, weight in force', () => {
     assert.deepEqual(formatServices(fixture(), opts), [
-      'fullnat 0.1.0 (connections=15, max=1048576)',
+      'IP Virtual Server version 1.2.1 (size=1048576)',
       'Prot LocalAddress:Port Scheduler Flags',
       '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
       'TCP  10.10.1.100:80 wrr',
-      '  -> 10.10.2.2:80                 FullNat 3      12         3',
-      '  -> 10.10.2.3:80                 FullNat 1      0          0',
+      '  -> 10.10.2.2:80                 FullNat 3      12         3         ',
+      '  -> 10.10.2.3:80                 FullNat 1      0          0         ',
       'TCP  10.10.1.101:443 mh',
-      '  -> 10.10.2.12:8443              FullNat 0      0          0',
+      '  -> 10.10.2.12:8443              FullNat 0      0          0         ',
     ]);
   });
 
   it('-Ln without a known table size, and -Ln -t (no version line)', () => {
-    assert.equal(formatServices(fixture(), { version: 'x' })[0], 'fullnat x (connections=15)');
+    assert.equal(formatServices(fixture(), {})[0], 'IP Virtual Server version 1.2.1 (size=0)');
     assert.deepEqual(
-      formatServices(fixture(), { version: 'x', service: { vip: ip('10.10.1.101'), vport: 443 } }),
+      formatServices(fixture(), { service: { vip: ip('10.10.1.101'), vport: 443 } }),
       [
         'Prot LocalAddress:Port Scheduler Flags',
         '  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn',
         'TCP  10.10.1.101:443 mh',
-        '  -> 10.10.2.12:8443              FullNat 0      0          0',
+        '  -> 10.10.2.12:8443              FullNat 0      0          0         ',
       ],
     );
   });
 
   it('--stats: 9-column numbers, K/M/G/T past 10^8', () => {
     assert.deepEqual(formatStats(fixture(), opts), [
-      'fullnat 0.1.0 (connections=15, max=1048576)',
+      'IP Virtual Server version 1.2.1 (size=1048576)',
       'Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes',
       '  -> RemoteAddress:Port',
       'TCP  10.10.1.100:80                    100     1000      900    64000   512000',
@@ -468,7 +490,7 @@ describe('formatters', () => {
     ]);
   });
 
-  it("--stats: the TUN's kernel counters below the whole table, each way named from fullnat's side", () => {
+  it("--stats --tun-kernel: the TUN's kernel counters below the whole table, each way named from fullnat's side", () => {
     const snap = {
       ...fixture(),
       tunKernel: {
@@ -484,7 +506,8 @@ describe('formatters', () => {
         },
       },
     };
-    const lines = formatStats(snap, opts);
+    const tunOpts = { ...opts, tunKernel: true };
+    const lines = formatStats(snap, tunOpts);
     assert.deepEqual(lines.slice(8), [
       '',
       'TUN fnat0 (kernel)                    Pkts    Bytes  Dropped   Errors',
@@ -492,15 +515,20 @@ describe('formatters', () => {
       '  -> written by fullnat (rx)            77     8000        0        3',
     ]);
     assert.equal(
-      formatStats(snap, { ...opts, exact: true })[10],
+      formatStats(snap, { ...tunOpts, exact: true })[10],
       '  -> read by fullnat (tx)         123456789     9000       42        -',
     );
     const withService = formatStats(snap, {
-      ...opts,
+      ...tunOpts,
       service: { vip: ip('10.10.1.101'), vport: 443 },
     });
     assert.ok(!withService.some((l) => l.startsWith('TUN')), 'not with -t, like the version line');
-    assert.deepEqual(formatStats(fixture(), opts).length, 8, 'nothing without the counters');
+    assert.deepEqual(formatStats(fixture(), tunOpts).length, 8, 'nothing without the counters');
+    assert.deepEqual(
+      formatStats(snap, opts).length,
+      8,
+      'nothing without --tun-kernel: its rows would read as services to an ipvsadm parser',
+    );
   });
 
   it('--stats --exact widens instead of abbreviating', () => {
@@ -564,7 +592,7 @@ describe('formatters', () => {
     tls.realServers[0]!.stats = minus(BIG);
     const rates = computeRates(earlier, later, 2);
     assert.deepEqual(formatRates(later, rates, opts), [
-      'fullnat 0.1.0 (connections=15, max=1048576)',
+      'IP Virtual Server version 1.2.1 (size=1048576)',
       'Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS',
       '  -> RemoteAddress:Port',
       'TCP  10.10.1.100:80                     10      100       50    10000   100000',
@@ -583,13 +611,20 @@ describe('formatters', () => {
     assert.deepEqual(web.rates, { cps: 0, inPps: 0, outPps: 0, inBps: 0, outBps: 0 });
   });
 
-  it('-Lnc: ipvsadm columns plus DPVS local column, mm:ss expiry', () => {
+  it("-Lnc: ipvsadm's columns, the local one last with --lip, mm:ss expiry", () => {
     assert.deepEqual(formatConnections(CONNS), [
       'IPVS connection entries',
-      'pro expire state       source             virtual            local              destination',
-      'TCP 14:59  ESTABLISHED 203.0.113.7:51234  10.10.1.100:80     10.10.3.1:1025     10.10.2.2:80',
-      'TCP 00:07  FIN_WAIT    198.51.100.250:65535 10.10.1.101:443    10.10.3.2:65000    10.10.2.12:8443',
-      'TCP 120:00 SYN_RECV    1.2.3.4:1          10.10.1.100:80     10.10.3.1:2000     10.10.2.3:80',
+      'pro expire state       source             virtual            destination',
+      'TCP 14:59  ESTABLISHED 203.0.113.7:51234  10.10.1.100:80     10.10.2.2:80',
+      'TCP 00:07  FIN_WAIT    198.51.100.250:65535 10.10.1.101:443    10.10.2.12:8443',
+      'TCP 120:00 SYN_RECV    1.2.3.4:1          10.10.1.100:80     10.10.2.3:80',
+    ]);
+    assert.deepEqual(formatConnections(CONNS, { lip: true }), [
+      'IPVS connection entries',
+      'pro expire state       source             virtual            destination        local',
+      'TCP 14:59  ESTABLISHED 203.0.113.7:51234  10.10.1.100:80     10.10.2.2:80       10.10.3.1:1025',
+      'TCP 00:07  FIN_WAIT    198.51.100.250:65535 10.10.1.101:443    10.10.2.12:8443    10.10.3.2:65000',
+      'TCP 120:00 SYN_RECV    1.2.3.4:1          10.10.1.100:80     10.10.2.3:80       10.10.3.1:2000',
     ]);
     assert.equal(formatExpire(0), '00:00');
     assert.equal(formatExpire(-3), '00:00');
@@ -637,7 +672,7 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
     const r = await run(['-Ln']);
     assert.equal(r.code, 0);
     assert.deepEqual(r.err, []);
-    assert.equal(r.out[0], 'fullnat t (connections=15)');
+    assert.equal(r.out[0], 'IP Virtual Server version 1.2.1 (size=0)');
     assert.equal(r.out[3], 'TCP  10.10.1.100:80 wrr');
     assert.equal(r.out.length, 8);
   });
@@ -678,6 +713,9 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
     const r = await run(['-Lnc']);
     assert.equal(r.code, 0);
     assert.deepEqual(r.out, formatConnections(CONNS));
+    const lip = await run(['-Lnc', '--lip']);
+    assert.equal(lip.code, 0);
+    assert.deepEqual(lip.out, formatConnections(CONNS, { lip: true }));
   });
 
   it('-G prints local addresses', async () => {
@@ -700,15 +738,22 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
     });
   });
 
-  it('the LB refusing prints its message and exits 1', async () => {
+  it("the LB refusing a change prints ipvsadm's message for it and exits 255, as ipvsadm", async () => {
     const out: string[] = [];
     const err: string[] = [];
-    lb.refuse = 'service 10.10.1.100:80 already exists';
+    lb.refuse = 'service TCP 10.10.1.100:80 already exists';
     const code = await runCtl(['-A', '-t', '10.10.1.100:80'], bench.path, (l) => out.push(l), {
       err: (l) => err.push(l),
     });
+    lb.refuse = 'virtual_server address 10.10.2.2 is also a real server address';
+    const other = await bench.run(['-A', '-t', '10.10.2.2:80']);
     lb.refuse = undefined;
-    assert.deepEqual([code, out, err], [1, [], ['service 10.10.1.100:80 already exists']]);
+    assert.deepEqual([code, out, err], [255, [], ['Service already exists']]);
+    assert.deepEqual(
+      [other.code, other.err],
+      [255, ['virtual_server address 10.10.2.2 is also a real server address']],
+      "a refusal ipvsadm has no words for keeps fullnat's",
+    );
   });
 
   it('a bad command line exits 2 with one line and never connects', async () => {
@@ -718,11 +763,11 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
     assert.equal(lb.requests.length, before);
   });
 
-  it('no LB running: exit 1 with a clear message', async () => {
+  it('no LB running: exit 2 (ipvsadm without IPVS) with a clear message', async () => {
     const missing = join(dirname(bench.path), 'none.sock');
     const err: string[] = [];
     const code = await runCtl(['-Ln'], missing, () => undefined, { err: (l) => err.push(l) });
-    assert.deepEqual([code, err], [1, [`no fullnat running: ${missing} not found`]]);
+    assert.deepEqual([code, err], [2, [`no fullnat running: ${missing} not found`]]);
   });
 
   it('-h prints usage on out and exits 0', async () => {

@@ -91,12 +91,11 @@ const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void
 
 const ctl = (args: string[]): { code: number; out: string } => runCtl(lab, sock, args);
 
-/** The LB's connection count, from the `ctl -Ln` header "(connections=N, …)". */
+/** The LB's connection count: the entries `ctl -Lnc` lists (its whole TCP and UDP tables). */
 function lbConnections(): number {
-  const r = ctl(['-Ln']);
-  const m = /connections=(\d+)/.exec(r.out);
-  assert.ok(m, `ctl -Ln: ${r.out}`);
-  return Number(m[1]);
+  const r = ctl(['-Lnc']);
+  assert.equal(r.code, 0, `ctl -Lnc: ${r.out}`);
+  return r.out.split('\n').filter((l) => /^(TCP|UDP) /.test(l)).length;
 }
 
 /** The `fullnat run` process: `ip netns exec` execs it, so the child's pid is node's; checked against the namespace's pids. */

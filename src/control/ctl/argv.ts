@@ -36,8 +36,17 @@ export type ListView = 'services' | 'stats' | 'rate';
 export type CtlCommand =
   | { kind: 'help' }
   | { kind: 'version' }
-  | { kind: 'list'; view: ListView; service?: ServiceKey; exact: boolean }
-  | { kind: 'connections' }
+  | {
+      kind: 'list';
+      view: ListView;
+      service?: ServiceKey;
+      exact: boolean;
+      /** --nosort: the LB's order. */
+      noSort?: true;
+      /** --tun-kernel: the TUN's kernel counters below --stats. */
+      tunKernel?: true;
+    }
+  | { kind: 'connections'; /** --lip: the local-address column. */ lip?: true }
   | { kind: 'laddrs'; service?: ServiceKey }
   | { kind: 'cluster' }
   | { kind: 'sync' }
@@ -251,16 +260,28 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
       const stats = opts.has('stats');
       const rate = opts.has('rate');
       if (opts.has('connection')) {
-        if (stats || rate) throw new CtlUsageError('-c cannot be combined with --stats or --rate');
+        // ipvsadm's own words for these two mistakes (process_options, generic_opt_check).
+        if (stats || rate || opts.has('tun-kernel'))
+          throw new CtlUsageError('options conflicts in the list command');
         if (service)
-          throw new CtlUsageError('-c cannot be combined with -t or -u: it lists every connection');
-        return { kind: 'connections' };
+          throw new CtlUsageError(
+            "The option 'service-address' conflicts with the 'connection' option in the 'list' command",
+          );
+        return opts.has('lip') ? { kind: 'connections', lip: true } : { kind: 'connections' };
       }
-      if (stats && rate) throw new CtlUsageError('--stats and --rate cannot be combined');
+      if (opts.has('lip')) throw new CtlUsageError('--lip goes with -c (the connection listing)');
+      if (opts.has('tun-kernel') && !stats)
+        throw new CtlUsageError('--tun-kernel goes with --stats');
+      // ipvsadm accepts both and prints the statistics (print_title tests FMT_STATS first).
       const view: ListView = stats ? 'stats' : rate ? 'rate' : 'services';
-      return service
-        ? { kind: 'list', view, service, exact: opts.has('exact') }
-        : { kind: 'list', view, exact: opts.has('exact') };
+      return {
+        kind: 'list',
+        view,
+        ...(service ? { service } : {}),
+        exact: opts.has('exact'),
+        ...(opts.has('nosort') ? { noSort: true as const } : {}),
+        ...(opts.has('tun-kernel') ? { tunKernel: true as const } : {}),
+      };
     }
     case 'get-laddr':
       return service ? { kind: 'laddrs', service } : { kind: 'laddrs' };

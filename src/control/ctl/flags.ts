@@ -36,6 +36,10 @@ export type OptionKey =
   | 'stats'
   | 'rate'
   | 'exact'
+  | 'sort'
+  | 'nosort'
+  | 'lip'
+  | 'tun-kernel'
   | 'force';
 
 export interface FlagDef {
@@ -79,6 +83,12 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'stats', command: false, short: [], long: ['stats'], arg: false },
   { key: 'rate', command: false, short: [], long: ['rate'], arg: false },
   { key: 'exact', command: false, short: ['X'], long: ['exact'], arg: false },
+  // ipvsadm: "does nothing, for backwards compatibility" (sorting is the default).
+  { key: 'sort', command: false, short: [], long: ['sort'], arg: false },
+  { key: 'nosort', command: false, short: [], long: ['nosort'], arg: false },
+  // fullnat's own listing additions, off by default so ipvsadm parsers read the listings unchanged.
+  { key: 'lip', command: false, short: [], long: ['lip'], arg: false },
+  { key: 'tun-kernel', command: false, short: [], long: ['tun-kernel'], arg: false },
   { key: 'force', command: false, short: [], long: ['force'], arg: false },
 ];
 
@@ -170,6 +180,10 @@ export const NAMES: Record<CommandKey | OptionKey, string> = {
   stats: 'stats',
   rate: 'rate',
   exact: 'exact',
+  sort: 'sort',
+  nosort: 'nosort',
+  lip: 'lip',
+  'tun-kernel': 'tun-kernel',
   force: 'force',
 };
 
@@ -191,7 +205,18 @@ export const COMMAND_OPTIONS: Record<CommandKey, { required: OptionKey[]; option
     'delete-server': { required: ['service', 'real-server'], optional: [] },
     list: {
       required: [],
-      optional: ['numeric', 'connection', 'service', 'stats', 'rate', 'exact'],
+      optional: [
+        'numeric',
+        'connection',
+        'service',
+        'stats',
+        'rate',
+        'exact',
+        'sort',
+        'nosort',
+        'lip',
+        'tun-kernel',
+      ],
     },
     zero: { required: [], optional: [] },
     'add-laddr': { required: ['service', 'laddr'], optional: [] },

@@ -8,13 +8,24 @@ export {
   formatRates,
   formatServices,
   formatStats,
+  IPVS_VERSION,
   TITLE_CONNECTIONS,
+  TITLE_CONNECTIONS_LIP,
   TITLE_LADDRS,
   TITLE_RATE,
   TITLE_SERVICES,
   TITLE_STATS,
+  type ConnectionFormatOptions,
   type FormatOptions,
 } from './ipvsadm-format.js';
+export {
+  EXIT_LIST_FAILED,
+  EXIT_REFUSED,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
+  IPVSADM_MESSAGES,
+  ipvsadmRefusal,
+} from './ipvsadm-errors.js';
 export {
   computeRates,
   type RealServerRates,

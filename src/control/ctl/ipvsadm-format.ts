@@ -3,11 +3,14 @@
  * `-Ln --stats` (formatStats), `-Ln --rate` (formatRates), `-Lnc`
  * (formatConnections) and DPVS's `-G` local-address listing (formatLaddrs).
  *
- * Listings copy ipvsadm 1.2x's printf layouts column for column (ipvsadm.c
- * print_title / print_service_entry / print_largenum / list_conn) with two
- * deliberate changes: the first line names fullnat instead of "IP Virtual
- * Server version", and trailing blanks that ipvsadm's %-10u leaves on each
- * line are trimmed. Addresses are always numeric (-n is accepted and implied).
+ * Listings copy ipvsadm 1.31's printf layouts byte for byte (ipvsadm.c
+ * list_all / print_title / print_service_entry / print_largenum / list_conn),
+ * trailing blanks included (`%-10u` leaves them after InActConn), so the
+ * scripts and monitoring checks written against ipvsadm read them unchanged.
+ * The first line is IPVS's own, as DPVS prints it for the same reason.
+ * fullnat's own columns and sections (the local address of a connection, the
+ * TUN's kernel counters) are shown only when asked for (--lip, --tun-kernel).
+ * Addresses are always numeric (-n is accepted and implied).
  */
 import {
   addressEquals,
@@ -25,15 +28,23 @@ import type {
 import type { ServiceRates } from './rates.js';
 
 export interface FormatOptions {
-  /** fullnat's version for the first line. */
-  version: string;
-  /** Connection table size, when known; shown as ipvsadm shows (size=4096). */
+  /** Connection table size, when known; the first line's `size=` (0 when unknown, as DPVS). */
   maxConnections?: number;
   /** `-L -t VIP:port`: only this service, and no version line (ipvsadm's list_service). */
   service?: ServiceKey;
   /** --exact: full numbers instead of K/M/G/T. */
   exact?: boolean;
+  /** --nosort: services and real servers in the LB's order, as ipvsadm --nosort lists the kernel's. */
+  noSort?: boolean;
+  /** --tun-kernel: the TUN's kernel counters below the whole-table `--stats` listing. */
+  tunKernel?: boolean;
 }
+
+/**
+ * The IPVS version every kernel since 2.6.28 reports; parsers match
+ * `^IP Virtual Server version` and some compare the number.
+ */
+export const IPVS_VERSION = '1.2.1';
 
 const FORWARD = 'FullNat';
 
@@ -103,18 +114,24 @@ function byAddrPort<T>(key: (t: T) => [IpAddress, number]): (a: T, b: T) => numb
 }
 
 const addrPortOrder = byAddrPort<{ vip: IpAddress; vport: number }>((s) => [s.vip, s.vport]);
-/** ipvsadm's ipvs_cmp_services: the protocol number first (TCP 6 before UDP 17), then address and port. */
+/**
+ * ipvsadm's ipvs_cmp_services: the family first (IPv4 before IPv6), then the
+ * protocol number (TCP 6 before UDP 17), then address and port.
+ */
 const protocolRank = (s: { protocol?: string }): number => (s.protocol === 'UDP' ? 17 : 6);
+const familyRank = (s: { vip: IpAddress }): number => (typeof s.vip === 'number' ? 4 : 6);
 const serviceOrder = (
   a: { vip: IpAddress; vport: number; protocol?: string },
   b: { vip: IpAddress; vport: number; protocol?: string },
-): number => protocolRank(a) - protocolRank(b) || addrPortOrder(a, b);
+): number =>
+  familyRank(a) - familyRank(b) || protocolRank(a) - protocolRank(b) || addrPortOrder(a, b);
 const realOrder = byAddrPort<{ addr: IpAddress; port: number }>((r) => [r.addr, r.port]);
 
 /** The services to list, in order; `only` (from `-t` or `-u`) picks one. */
 export function selectServices<T extends { vip: IpAddress; vport: number; protocol?: string }>(
   list: readonly T[],
   only?: ServiceKey,
+  noSort = false,
 ): T[] {
   const picked = only
     ? list.filter(
@@ -124,18 +141,21 @@ export function selectServices<T extends { vip: IpAddress; vport: number; protoc
           (s.protocol ?? 'TCP') === (only.protocol ?? 'TCP'),
       )
     : [...list];
-  return picked.sort(serviceOrder);
+  return noSort ? picked : picked.sort(serviceOrder);
 }
 
+function realsOf<T extends { addr: IpAddress; port: number }>(
+  list: readonly T[],
+  opts: FormatOptions,
+): T[] {
+  return opts.noSort ? [...list] : [...list].sort(realOrder);
+}
+
+/** ipvsadm's list_all header: not for `-L -t` (list_service prints none). */
 function versionLine(snap: Snapshot, opts: FormatOptions): string[] {
   if (opts.service) return [];
-  const maxConns = opts.maxConnections ?? snap.maxConnections;
-  const max = maxConns === undefined ? '' : `, max=${maxConns}`;
-  return [`fullnat ${opts.version} (connections=${whole(snap.connections)}${max})`];
-}
-
-function trimLines(lines: string[]): string[] {
-  return lines.map((l) => l.trimEnd());
+  const size = whole(opts.maxConnections ?? snap.maxConnections ?? 0);
+  return [`IP Virtual Server version ${IPVS_VERSION} (size=${size})`];
 }
 
 export const TITLE_SERVICES = [
@@ -156,15 +176,18 @@ export const TITLE_RATE = numbersTitle(['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutB
 /** `ipvsadm -Ln`. The weight shown is the one in force: 0 while a health check holds the RS out. */
 export function formatServices(snap: Snapshot, opts: FormatOptions): string[] {
   const lines = [...versionLine(snap, opts), ...TITLE_SERVICES];
-  for (const s of selectServices(snap.services, opts.service)) {
+  for (const s of selectServices(snap.services, opts.service, opts.noSort)) {
+    // printf("%s %s", svc_name, sched_name); ipvsadm's flags (" persistent 300", " ops") would
+    // follow, each with its own leading blank: no trailing blank when there are none.
     lines.push(`${serviceName(s)} ${s.scheduler}`);
-    for (const r of [...s.realServers].sort(realOrder)) {
+    for (const r of realsOf(s.realServers, opts)) {
+      // "  -> %-28s %-7s %-6d %-10u %-10u": InActConn's padding stays, as ipvsadm prints it.
       lines.push(
         `  -> ${pad(realName(r), 28)} ${pad(FORWARD, 7)} ${pad(String(whole(r.effectiveWeight)), 6)} ${pad(String(whole(r.activeConns)), 10)} ${pad(String(whole(r.inactiveConns)), 10)}`,
       );
     }
   }
-  return trimLines(lines);
+  return lines;
 }
 
 function statsColumns(t: TrafficStats, exact: boolean): string {
@@ -177,19 +200,21 @@ function statsColumns(t: TrafficStats, exact: boolean): string {
 export function formatStats(snap: Snapshot, opts: FormatOptions): string[] {
   const exact = opts.exact === true;
   const lines = [...versionLine(snap, opts), ...TITLE_STATS];
-  for (const s of selectServices(snap.services, opts.service)) {
+  for (const s of selectServices(snap.services, opts.service, opts.noSort)) {
     lines.push(`${pad(serviceName(s), 33)}${statsColumns(s.stats, exact)}`);
-    for (const r of [...s.realServers].sort(realOrder)) {
+    for (const r of realsOf(s.realServers, opts)) {
       lines.push(`  -> ${pad(realName(r), 28)}${statsColumns(r.stats, exact)}`);
     }
   }
-  if (!opts.service && snap.tunKernel) lines.push('', ...formatTunKernel(snap.tunKernel, exact));
-  return trimLines(lines);
+  if (opts.tunKernel && !opts.service && snap.tunKernel)
+    lines.push('', ...formatTunKernel(snap.tunKernel, exact));
+  return lines;
 }
 
 /**
- * fullnat's own addition below the whole-table `--stats` listing (not with
- * `-t`, like the version line): the TUN's kernel counters, since the kernel
+ * fullnat's own addition below the whole-table `--stats` listing, with
+ * `--tun-kernel` only (its rows would read as services and real servers to
+ * an ipvsadm parser; not with `-t`, like the version line): the TUN's kernel counters, since the kernel
  * started counting (`-Z` does not zero them). The kernel's tx is what
  * fullnat reads, its rx what fullnat writes; the rows say it that way.
  * Errors: packets written that the kernel refused as malformed
@@ -215,12 +240,12 @@ export function formatRates(
 ): string[] {
   const exact = opts.exact === true;
   const lines = [...versionLine(snap, opts), ...TITLE_RATE];
-  for (const s of selectServices(rates, opts.service)) {
+  for (const s of selectServices(rates, opts.service, opts.noSort)) {
     const t = s.rates;
     lines.push(
       `${pad(serviceName(s), 33)}${[t.cps, t.inPps, t.outPps, t.inBps, t.outBps].map((n) => formatLargeNumber(n, exact)).join('')}`,
     );
-    for (const r of [...s.realServers].sort(realOrder)) {
+    for (const r of realsOf(s.realServers, opts)) {
       const q = r.rates;
       // ipvsadm prints the RS's CPS/PPS with a plain %8u and only humanises the byte rates.
       lines.push(
@@ -228,12 +253,19 @@ export function formatRates(
       );
     }
   }
-  return trimLines(lines);
+  return lines;
 }
 
+/** ipvsadm's list_conn title: `pro expire %-11s %-18s %-18s %s`. */
 export const TITLE_CONNECTIONS = [
   'IPVS connection entries',
-  `pro expire ${pad('state', 11)} ${pad('source', 18)} ${pad('virtual', 18)} ${pad('local', 18)} destination`,
+  `pro expire ${pad('state', 11)} ${pad('source', 18)} ${pad('virtual', 18)} destination`,
+];
+
+/** With --lip: fullnat's local address (LIP:lport) after ipvsadm's six columns. */
+export const TITLE_CONNECTIONS_LIP = [
+  'IPVS connection entries',
+  `pro expire ${pad('state', 11)} ${pad('source', 18)} ${pad('virtual', 18)} ${pad('destination', 18)} local`,
 ];
 
 /** "mm:ss", as ipvsadm prints /proc/net/ip_vs_conn's expiry (minutes are not capped). */
@@ -242,18 +274,30 @@ export function formatExpire(seconds: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
+export interface ConnectionFormatOptions {
+  /** --lip: the local address (LIP:lport) as a seventh, trailing column. */
+  lip?: boolean;
+}
+
 /**
- * `ipvsadm -Lnc`, with the local (LIP:lport) column DPVS adds for FULLNAT,
- * between virtual and destination where DPVS puts it.
+ * `ipvsadm -Lnc`: print_conn's `%-3s %-6s %-11s %-18s %-18s %s`, so awk's
+ * $1…$6 are ipvsadm's; the local address only with `--lip`, after them.
  */
-export function formatConnections(conns: readonly ConnectionStatus[]): string[] {
-  const lines = [...TITLE_CONNECTIONS];
+export function formatConnections(
+  conns: readonly ConnectionStatus[],
+  opts: ConnectionFormatOptions = {},
+): string[] {
+  const lines = [...(opts.lip ? TITLE_CONNECTIONS_LIP : TITLE_CONNECTIONS)];
   for (const c of conns) {
+    const head = `${pad(c.protocol, 3)} ${pad(formatExpire(c.expiresIn), 6)} ${pad(c.state, 11)} ${pad(addrPort(c.client.addr, c.client.port), 18)} ${pad(addrPort(c.virtual.addr, c.virtual.port), 18)}`;
+    const dest = addrPort(c.real.addr, c.real.port);
     lines.push(
-      `${pad(c.protocol, 3)} ${pad(formatExpire(c.expiresIn), 6)} ${pad(c.state, 11)} ${pad(addrPort(c.client.addr, c.client.port), 18)} ${pad(addrPort(c.virtual.addr, c.virtual.port), 18)} ${pad(addrPort(c.local.addr, c.local.port), 18)} ${addrPort(c.real.addr, c.real.port)}`,
+      opts.lip
+        ? `${head} ${pad(dest, 18)} ${addrPort(c.local.addr, c.local.port)}`
+        : `${head} ${dest}`,
     );
   }
-  return trimLines(lines);
+  return lines;
 }
 
 export const TITLE_LADDRS = `${pad('VIP:VPORT', 20)} ${pad('TOTAL', 8)} SNAT_IP`;
@@ -270,5 +314,5 @@ export function formatLaddrs(snap: Snapshot, service?: ServiceKey): string[] {
       lines.push(`${pad('', 20)} ${pad('', 8)} ${addressToString(l)}`);
     }
   }
-  return trimLines(lines);
+  return lines.map((l) => l.trimEnd());
 }

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { ControlRequest, ControlResponse, ServiceKey, Snapshot } from '../model.js';
-import { sendControlRequest } from '../socket/client.js';
+import { ControlClientError, sendControlRequest } from '../socket/client.js';
 import { CtlUsageError, parseCtlArgs, type CtlCommand } from './argv.js';
 import {
   formatConnections,
@@ -18,6 +18,15 @@ import {
   selectServices,
   type FormatOptions,
 } from './ipvsadm-format.js';
+import {
+  EXIT_LIST_FAILED,
+  EXIT_OK,
+  EXIT_REFUSED,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
+  IPVSADM_MESSAGES,
+  ipvsadmRefusal,
+} from './ipvsadm-errors.js';
 import { formatCluster, formatDrainStarted } from './cluster-format.js';
 import { formatSync } from './sync-format.js';
 import { computeRates } from './rates.js';
@@ -30,8 +39,9 @@ export interface RunCtlOptions {
   rateIntervalMs?: number;
   /** Per request; default 5000 ms. */
   timeoutMs?: number;
-  /** Shown on the first listing line; default this package's version. */
+  /** What `-v` prints; default this package's version. */
   version?: string;
+  /** The first listing line's `size=`, when the snapshot does not say. */
   maxConnections?: number;
 }
 
@@ -86,9 +96,10 @@ function hasService(snap: Snapshot, k: ServiceKey): boolean {
 }
 
 /**
- * Runs one ctl command against the LB at `socketPath`. Exit codes follow
- * ipvsadm: 0 done, 2 bad command line; 1 when the LB is unreachable or
- * refuses (ipvsadm's kernel errors).
+ * Runs one ctl command against the LB at `socketPath`. Exit codes and the
+ * refusals' messages follow ipvsadm (ipvsadm-errors.ts): 0 done; 2 a bad
+ * command line or no LB to talk to; 255 a change the LB refuses; 1 a
+ * listing that fails.
  */
 export async function runCtl(
   argv: readonly string[],
@@ -104,14 +115,13 @@ export async function runCtl(
   } catch (e) {
     if (e instanceof CtlUsageError) {
       err(e.message);
-      return 2;
+      return EXIT_USAGE;
     }
     throw e;
   }
-  const fmt: FormatOptions = {
-    version: opts.version ?? packageVersion(),
-    ...(opts.maxConnections === undefined ? {} : { maxConnections: opts.maxConnections }),
-  };
+  const version = opts.version ?? packageVersion();
+  const fmt: FormatOptions =
+    opts.maxConnections === undefined ? {} : { maxConnections: opts.maxConnections };
   const emit = (lines: readonly string[]): void => lines.forEach((l) => out(l));
   try {
     switch (cmd.kind) {
@@ -119,11 +129,17 @@ export async function runCtl(
         emit(usage());
         return 0;
       case 'version':
-        out(`fullnat ctl ${fmt.version}`);
+        out(`fullnat ctl ${version}`);
         return 0;
       case 'request':
-        await call(socketPath, cmd.request, timeoutMs);
-        return 0;
+        try {
+          await call(socketPath, cmd.request, timeoutMs);
+        } catch (e) {
+          if (!(e instanceof Refused)) throw e;
+          err(ipvsadmRefusal(cmd.request.op, e.message));
+          return EXIT_REFUSED;
+        }
+        return EXIT_OK;
       case 'cluster':
         emit(formatCluster(await snapshot(socketPath, timeoutMs)));
         return 0;
@@ -137,12 +153,13 @@ export async function runCtl(
       }
       case 'connections': {
         const res = await call(socketPath, { op: 'connections' }, timeoutMs);
-        emit(formatConnections(res.connections ?? []));
+        emit(formatConnections(res.connections ?? [], cmd.lip ? { lip: true } : {}));
         return 0;
       }
       case 'laddrs': {
         const snap = await snapshot(socketPath, timeoutMs);
-        if (cmd.service && !hasService(snap, cmd.service)) throw new Refused('No such service');
+        if (cmd.service && !hasService(snap, cmd.service))
+          throw new Refused(IPVSADM_MESSAGES.noSuchService);
         emit(formatLaddrs(snap, cmd.service));
         return 0;
       }
@@ -151,10 +168,13 @@ export async function runCtl(
           ...fmt,
           exact: cmd.exact,
           ...(cmd.service ? { service: cmd.service } : {}),
+          ...(cmd.noSort ? { noSort: true } : {}),
+          ...(cmd.tunKernel ? { tunKernel: true } : {}),
         };
         if (cmd.view !== 'rate') {
           const snap = await snapshot(socketPath, timeoutMs);
-          if (cmd.service && !hasService(snap, cmd.service)) throw new Refused('No such service');
+          if (cmd.service && !hasService(snap, cmd.service))
+            throw new Refused(IPVSADM_MESSAGES.noSuchService);
           emit(cmd.view === 'stats' ? formatStats(snap, listOpts) : formatServices(snap, listOpts));
           return 0;
         }
@@ -166,13 +186,14 @@ export async function runCtl(
         const t1 = performance.now();
         const after = await snapshot(socketPath, timeoutMs);
         const m1 = (t1 + performance.now()) / 2;
-        if (cmd.service && !hasService(after, cmd.service)) throw new Refused('No such service');
+        if (cmd.service && !hasService(after, cmd.service))
+          throw new Refused(IPVSADM_MESSAGES.noSuchService);
         emit(formatRates(after, computeRates(before, after, (m1 - m0) / 1000), listOpts));
         return 0;
       }
     }
   } catch (e) {
     err(e instanceof Error ? e.message : String(e));
-    return 1;
+    return e instanceof ControlClientError ? EXIT_UNREACHABLE : EXIT_LIST_FAILED;
   }
 }
