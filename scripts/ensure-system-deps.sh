@@ -13,6 +13,7 @@
 #   bird2      the BGP speaker a fleet node runs, and the router of the cluster tests and lab
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
 #   ipvsadm    its printf formats are the reference fullnat ctl's listings are compared with
+#   prometheus-node-exporter   its ipvs collector is the reference for fullnat's node_ipvs_* series
 # Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
 # error (exit 1): the tests that need it would skip, and CI must not pass by skipping.
 set -u
@@ -38,11 +39,13 @@ declare -A need=(
   [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
   [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
   [ipvsadm]="ipvsadm: the printf formats in its binary are what fullnat ctl's listings are compared with"
+  [node_exporter]="prometheus-node-exporter: its ipvs collector, on a /proc written by the test, is what fullnat's node_ipvs_* series are compared with"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
+    node_exporter) command -v prometheus-node-exporter >/dev/null 2>&1 ;;
     # The interpreter test/support/scapy.ts runs: Debian's, for which python3-scapy installs.
     scapy) /usr/bin/python3.11 -c 'import scapy.layers.inet6' >/dev/null 2>&1 ;;
     bpftool | nft | ethtool | haproxy | dnsmasq | bird | ipvsadm) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;

@@ -43,6 +43,7 @@
  *                                                      (the sync families are empty, or 0, on a node
  *                                                      without `sync`)
  *   fullnat_process_* / fullnat_nodejs_*      prom-client's default process metrics
+ *   node_ipvs_*                               node_exporter's IPVS series (metrics-ipvs.ts)
  *
  * Labels: service="VIP:port", real_server="RS:port", as ctl prints them:
  * an IPv6 address in brackets (service="[2001:db8::100]:80").
@@ -57,6 +58,7 @@ import { SYNC_REJECT_REASONS } from './sync/counters.js';
 import { DEVICE_STAT_FILES, type DeviceStatName } from '../io/device-stats.js';
 import { addressToString, endpointToString } from '../wire/address.js';
 import type { RealServerStatus, ServiceStatus, Snapshot, TrafficStats } from './model.js';
+import { registerIpvsMetrics } from './metrics-ipvs.js';
 
 const IO_COUNTERS: readonly (readonly [string, string])[] = [
   ['io_rx_packets', 'Packets read from the TUN device.'],
@@ -430,6 +432,8 @@ export function createMetricsRegistry(
       if (s) this.set(s.synced);
     },
   });
+
+  registerIpvsMetrics(registers, current);
 
   if (opts.defaultMetrics !== false) {
     // Yields fullnat_process_* and fullnat_nodejs_*; a "fullnat_process_" prefix would stutter.
