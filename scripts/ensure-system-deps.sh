@@ -14,6 +14,7 @@
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
 #   ipvsadm    its printf formats are the reference fullnat ctl's listings are compared with
 #   prometheus-node-exporter   its ipvs collector is the reference for fullnat's node_ipvs_* series
+#   systemd    systemd-analyze verify checks the unit `fullnat systemd-unit` prints
 # Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
 # error (exit 1): the tests that need it would skip, and CI must not pass by skipping.
 set -u
@@ -39,9 +40,10 @@ declare -A need=(
   [nft]="nftables: the kernel's own full NAT in npm run bench -- net"
   [ethtool]="ethtool: turns offloads off for the small-packet benchmark"
   [ipvsadm]="ipvsadm: the printf formats in its binary are what fullnat ctl's listings are compared with"
+  [systemd-analyze]="systemd: systemd-analyze verify checks the unit fullnat systemd-unit prints"
   [node_exporter]="prometheus-node-exporter: its ipvs collector, on a /proc written by the test, is what fullnat's node_ipvs_* series are compared with"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter [systemd-analyze]=systemd)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { TOA_POLICIES, type ToaPolicy } from '../engine/options.js';
 import { DEFAULT_CONTROL_SOCKET } from '../control/socket/index.js';
-import { runCtl } from '../control/ctl/index.js';
+import { packageVersion, runCtl } from '../control/ctl/index.js';
 import { runRs } from '../realserver/cli.js';
 import { runCheck } from './check.js';
 import { runDoctor } from './doctor.js';
@@ -18,6 +18,7 @@ import {
   runLab,
 } from './lab.js';
 import { runLoadBalancer } from './run.js';
+import { DEFAULT_CONFIG, DEFAULT_UNIT_DIR, runSystemdUnit } from './systemd-unit.js';
 import { formatClusterTable } from '../lab/cluster/report.js';
 import { clusterLabAvailable, runClusterLab } from '../lab/cluster/run-cluster.js';
 import { runClusterSyncLab } from '../lab/cluster/run-sync.js';
@@ -134,6 +135,7 @@ export async function main(argv: string[]): Promise<number> {
     .description(
       'FULLNAT layer-4 load balancer that delivers the client address (TOA) on every connection',
     )
+    .version(packageVersion(), '-V, --version', "print fullnat's version (package.json)")
     .exitOverride()
     .showHelpAfterError();
   let code = 0;
@@ -318,6 +320,19 @@ export async function main(argv: string[]): Promise<number> {
         args = args.slice(2);
       }
       code = await runCtl(args, socket, (line) => console.log(line));
+    });
+
+  program
+    .command('systemd-unit')
+    .description(
+      'print the systemd unit that runs `fullnat run` (Type=notify, reload on SIGHUP, the capabilities it needs), or install it',
+    )
+    .option('--install', `write it to ${DEFAULT_UNIT_DIR}/fullnat.service instead of printing it`)
+    .option('--config <file>', 'the configuration the service runs with', DEFAULT_CONFIG)
+    .option('--unit-dir <dir>', 'where --install writes the unit', DEFAULT_UNIT_DIR)
+    .option('--force', '--install: replace a different fullnat.service')
+    .action((flags: { install?: boolean; config: string; unitDir: string; force?: boolean }) => {
+      code = runSystemdUnit(flags);
     });
 
   program
