@@ -378,6 +378,12 @@ describe("ctl's refusals in ipvsadm's words and exit codes, from a real LoadBala
     });
   }
 
+  it("fullnat's own commands refused keep exit 1 (no ipvsadm counterpart)", async () => {
+    const r = await bench.run(['--handover']);
+    assert.equal(r.code, 1, r.err.join('\n'));
+    assert.deepEqual(r.err, ['handover is not available without fullnat run']);
+  });
+
   it('a change that works exits 0 and the listing shows it', async () => {
     const add = await bench.run(['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.9:80', '-w', '3']);
     assert.deepEqual([add.code, add.err], [0, []]);

@@ -25,6 +25,7 @@ export {
   EXIT_USAGE,
   IPVSADM_MESSAGES,
   ipvsadmRefusal,
+  refusalExitCode,
 } from './ipvsadm-errors.js';
 export {
   computeRates,

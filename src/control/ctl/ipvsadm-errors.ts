@@ -14,6 +14,8 @@
  * and when IPVS cannot be reached ("Can't initialize ipvs", here: no fullnat
  * on the socket); 255 when the kernel refuses a change (main returns
  * libipvs's -1); 1 when a listing fails (list_service's `exit(1)`).
+ * fullnat's own commands (--reload, --handover, --shutdown, …) have no
+ * ipvsadm counterpart and keep exiting 1 when refused.
  */
 import type { ControlRequest } from '../model.js';
 
@@ -22,6 +24,7 @@ export const EXIT_LIST_FAILED = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_UNREACHABLE = 2;
 export const EXIT_REFUSED = 255;
+export const EXIT_FULLNAT_REFUSED = 1;
 
 /** libipvs's messages, by the errno the kernel returns for each call. */
 export const IPVSADM_MESSAGES = {
@@ -33,6 +36,23 @@ export const IPVSADM_MESSAGES = {
 } as const;
 
 type Op = ControlRequest['op'];
+
+/** The requests ipvsadm (or DPVS's ipvsadm, for --add-laddr) makes of the kernel. */
+const IPVSADM_CHANGES: ReadonlySet<Op> = new Set<Op>([
+  'add-service',
+  'edit-service',
+  'delete-service',
+  'add-real',
+  'edit-real',
+  'delete-real',
+  'add-laddr',
+  'zero',
+]);
+
+/** The exit code of a refused request: ipvsadm's 255 for its own changes, 1 for fullnat's commands. */
+export function refusalExitCode(op: Op): number {
+  return IPVSADM_CHANGES.has(op) ? EXIT_REFUSED : EXIT_FULLNAT_REFUSED;
+}
 
 /** The LB's words for a missing service (lb.ts svcOf). */
 const NO_SERVICE = /^no service /;

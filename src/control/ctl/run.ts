@@ -21,11 +21,11 @@ import {
 import {
   EXIT_LIST_FAILED,
   EXIT_OK,
-  EXIT_REFUSED,
   EXIT_UNREACHABLE,
   EXIT_USAGE,
   IPVSADM_MESSAGES,
   ipvsadmRefusal,
+  refusalExitCode,
 } from './ipvsadm-errors.js';
 import { formatCluster, formatDrainStarted } from './cluster-format.js';
 import { formatSync } from './sync-format.js';
@@ -98,8 +98,8 @@ function hasService(snap: Snapshot, k: ServiceKey): boolean {
 /**
  * Runs one ctl command against the LB at `socketPath`. Exit codes and the
  * refusals' messages follow ipvsadm (ipvsadm-errors.ts): 0 done; 2 a bad
- * command line or no LB to talk to; 255 a change the LB refuses; 1 a
- * listing that fails.
+ * command line or no LB to talk to; 255 an ipvsadm change the LB refuses;
+ * 1 a listing that fails, or one of fullnat's own commands refused.
  */
 export async function runCtl(
   argv: readonly string[],
@@ -137,7 +137,7 @@ export async function runCtl(
         } catch (e) {
           if (!(e instanceof Refused)) throw e;
           err(ipvsadmRefusal(cmd.request.op, e.message));
-          return EXIT_REFUSED;
+          return refusalExitCode(cmd.request.op);
         }
         return EXIT_OK;
       case 'cluster':
