@@ -20,10 +20,13 @@ import { after, before, describe, it } from 'node:test';
 
 import { parseConfig } from '../../src/control/config/index.js';
 import {
+  computeRates,
   formatConnections,
+  formatRates,
   formatServices,
   formatStats,
   IPVSADM_MESSAGES,
+  type ServiceRates,
 } from '../../src/control/ctl/index.js';
 import { LoadBalancer } from '../../src/control/lb.js';
 import { createLogger } from '../../src/control/log.js';
@@ -151,23 +154,50 @@ const five = (t: ServiceStatus['stats']): number[] => [
 ];
 const text = (a: IpAddress): string => addressToString(a);
 
-/** The same table as ipvsadm_golden.py reads it. */
+/** `snapshot()` one second later: every counter grown by its own step, some past 10^8 a second. */
+function later(): Snapshot {
+  const snap = snapshot();
+  let step = 1;
+  const grow = (t: ServiceStatus['stats']): void => {
+    t.conns += 7 * step;
+    t.inPackets += 1_000 * step;
+    t.outPackets += 123_456 * step;
+    t.inBytes += 150_000_000 * step;
+    t.outBytes += 9_876_543_210 * step;
+    step++;
+  };
+  for (const s of snap.services) {
+    grow(s.stats);
+    for (const r of s.realServers) grow(r.stats);
+  }
+  return snap;
+}
+
+const RATES: ServiceRates[] = computeRates(snapshot(), later(), 1);
+
+/** The same table as ipvsadm_golden.py reads it, with the rates from RATES. */
 function goldenTable(snap: Snapshot, conns: readonly ConnectionStatus[]): string {
+  // computeRates keeps the later snapshot's order, the same as snapshot()'s.
+  const rateOf = (i: number): ServiceRates => RATES[i]!;
+  const whole = (t: ServiceRates['rates']): number[] =>
+    [t.cps, t.inPps, t.outPps, t.inBps, t.outBps].map((n) => Math.floor(n));
   return JSON.stringify({
     size: snap.maxConnections,
-    services: snap.services.map((s) => ({
+    services: snap.services.map((s, si) => ({
       proto: s.protocol,
       addr: text(s.vip),
       port: s.vport,
       sched: s.scheduler,
       stats: five(s.stats),
-      dests: s.realServers.map((r) => ({
+      rates: whole(rateOf(si).rates),
+      dests: s.realServers.map((r, i) => ({
         addr: text(r.addr),
         port: r.port,
         weight: r.effectiveWeight,
         active: r.activeConns,
         inact: r.inactiveConns,
         stats: five(r.stats),
+        rates: whole(rateOf(si).realServers[i]!.rates),
       })),
     })),
     conns: conns.map((c) => ({
@@ -209,6 +239,12 @@ describe("ctl's listings against ipvsadm's and its parsers", { skip }, () => {
   it('-Ln --stats and --stats --exact: byte for byte', () => {
     assert.equal(asOutput(formatStats(snapshot(), {})), golden('stats'));
     assert.equal(asOutput(formatStats(snapshot(), { exact: true })), golden('exact'));
+  });
+
+  it("-Ln --rate: byte for byte (the real servers' CPS and PPS plain, as ipvsadm prints them)", () => {
+    const ours = asOutput(formatRates(later(), RATES, {}));
+    assert.equal(ours, golden('rate'));
+    assert.ok(ours.includes('M'), 'some rates abbreviated');
   });
 
   it('-Lnc: byte for byte, six columns', () => {
