@@ -1,12 +1,13 @@
 /**
- * `fullnat check FILE [FILE…] [--offline] [--json]`: each file parsed as
- * `fullnat run` would; with two files or more they are a fleet's nodes and
+ * `fullnat check [-f] FILE [FILE…] [--offline] [--json]`: each file read as
+ * `fullnat run` would, through to its end: every error and warning of it,
+ * `FILE:LINE: reason`; with two files or more they are a fleet's nodes and
  * are checked against each other (config/fleet-checks.ts, their sync
  * blocks and key files in config/fleet-sync-checks.ts); with one file,
  * unless --offline, each BGP neighbour must have a route from this machine.
  * Exit 0 when no file has an error (warnings allowed), 1 otherwise.
  */
-import { ConfigError, loadConfig } from '../control/config/index.js';
+import { checkConfigFile, ConfigError } from '../control/config/index.js';
 import { checkFleet, findingText, type Finding } from '../control/config/fleet-checks.js';
 import { ipRouteGet, type RouteLookup } from '../control/cluster/neighbor-route.js';
 
@@ -34,16 +35,23 @@ export interface CheckReport {
 
 /** Parses each file, then checks them as a fleet (2+) or the one file's neighbours' routes. */
 export function checkFiles(files: readonly string[], opts: CheckOptions = {}): CheckReport {
-  const load = opts.load ?? loadConfig;
   const results = files.map((file): FileResult => ({ file, ok: true, errors: [], warnings: [] }));
   const parsed: FullnatConfig[] = [];
+  const { load } = opts;
   results.forEach((r) => {
-    try {
-      parsed.push(load(r.file));
-    } catch (e) {
-      if (!(e instanceof ConfigError)) throw e;
-      r.errors.push({ file: e.file, line: e.line, reason: e.reason });
+    if (load) {
+      try {
+        parsed.push(load(r.file));
+      } catch (e) {
+        if (!(e instanceof ConfigError)) throw e;
+        r.errors.push({ file: e.file, line: e.line, reason: e.reason });
+      }
+      return;
     }
+    const report = checkConfigFile(r.file);
+    for (const e of report.errors) r.errors.push({ file: e.file, line: e.line, reason: e.reason });
+    r.warnings.push(...report.warnings);
+    if (report.config) parsed.push(report.config);
   });
   const resultOf = (node: string): FileResult => results.find((r) => r.file === node)!;
   if (parsed.length >= 2) {

@@ -294,11 +294,18 @@ export async function main(argv: string[]): Promise<number> {
     .description(
       "check configuration files: each as 'run' reads it; several as one fleet's nodes (LIPs, router ids, neighbours' AS, services); one file's BGP neighbours routed",
     )
-    .argument('<files...>', 'keepalived-style configuration files, one per node')
+    .argument('[files...]', 'keepalived-style configuration files, one per node')
+    .option('-f, --file <file>', "a file to check, as 'keepalived -t -f FILE' takes it")
     .option('--offline', "skip what needs this machine's network (the neighbours' routes)")
     .option('--json', 'print one JSON document on stdout')
-    .action((files: string[], flags: { offline?: boolean; json?: boolean }) => {
-      code = runCheck(files, flags);
+    .action((files: string[], flags: { file?: string; offline?: boolean; json?: boolean }) => {
+      const all = flags.file === undefined ? files : [flags.file, ...files];
+      if (all.length === 0) {
+        console.error('fullnat check: no file given (fullnat check FILE… or -f FILE)');
+        code = 1;
+        return;
+      }
+      code = runCheck(all, flags);
     });
 
   program

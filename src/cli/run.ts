@@ -1,7 +1,7 @@
 import { Cluster } from '../control/cluster/cluster.js';
 import { findBird } from '../control/cluster/bird.js';
 import { DEFAULT_CTL_DRAIN_TIMEOUT_S } from '../control/cluster/drain.js';
-import { ConfigError, loadConfig } from '../control/config/index.js';
+import { ConfigError, loadConfig, warningText } from '../control/config/index.js';
 import { LoadBalancer } from '../control/lb.js';
 import { createLogger, type Logger } from '../control/log.js';
 import {
@@ -55,6 +55,7 @@ export async function runLoadBalancer(file: string, opts: RunOptions = {}): Prom
     console.error(`fullnat: cannot read ${file}: ${(e as Error).message}`);
     return 2;
   }
+  for (const w of config.warnings ?? []) log.warn({ config: file }, warningText(w));
   if (process.getuid?.() !== 0) {
     console.error('fullnat run: needs root (TUN device, routes, sysctls)');
     return 1;

@@ -27,7 +27,7 @@ import { TCP_STATE_NAMES } from '../engine/tcp-state.js';
 import type { HostNetwork } from '../io/host.js';
 import { RunLoop, type PacketDevice } from '../io/run-loop.js';
 import { NapiModeController } from '../io/napi-mode.js';
-import { loadConfig, diffConfig, reloadNeedsForce } from './config/index.js';
+import { loadConfig, diffConfig, reloadNeedsForce, warningText } from './config/index.js';
 import { networkOf, prefixToString } from './prefix.js';
 import { HealthChecker, type HealthChange } from './health.js';
 import {
@@ -475,6 +475,8 @@ export class LoadBalancer implements ControlApi {
       this.deps.log.error({ err: error }, 'reload refused: configuration error');
       return { ok: false, error };
     }
+    for (const w of next.warnings ?? [])
+      this.deps.log.warn({ config: this.configPath }, warningText(w));
     const diff = diffConfig(this.config, next);
     // First: a damaged file explains a restart-only change (a lost block) better than the key does.
     const unsafe = reloadNeedsForce(this.config, next, diff);

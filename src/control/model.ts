@@ -22,6 +22,11 @@ export interface SourcePos {
   line: number;
 }
 
+/** Something in the file that is read but does nothing here (another daemon's block, a key without a meaning). */
+export interface ConfigWarning extends SourcePos {
+  reason: string;
+}
+
 export interface TcpCheckSpec {
   kind: 'TCP_CHECK';
   /** Seconds. */
@@ -258,6 +263,8 @@ export interface FullnatConfig {
   bgp?: BgpSpec;
   /** The `sync` block; absent = connections are not shared with other nodes. */
   sync?: SyncSpec;
+  /** What the file holds that is skipped or has no effect here, `FILE:LINE` each; logged at run and reload. */
+  warnings?: ConfigWarning[];
 }
 
 /** A fleet peer this node sends its connections to and may carry connections for. */

@@ -97,9 +97,11 @@ describe('fullnat check: one file', () => {
     const r = routes();
     const out = run([path('bad.conf')], {}, r.lookup);
     assert.equal(out.code, 1);
+    // Every error of the file, not just the first: both neighbours give AS_TRANS.
     assert.deepEqual(out.lines, [
       `${path('bad.conf')}:14: bad remote_as '23456' (23456 is AS_TRANS, RFC 6793: a stand-in, never a real AS)`,
-      '1 file checked: 1 error, 0 warnings',
+      `${path('bad.conf')}:15: bad remote_as '23456' (23456 is AS_TRANS, RFC 6793: a stand-in, never a real AS)`,
+      '1 file checked: 2 errors, 0 warnings',
     ]);
     assert.deepEqual(r.asked, []);
     const missing = run([path('none.conf')]);
@@ -145,7 +147,8 @@ describe('fullnat check: a fleet', () => {
     assert.equal(out.code, 1);
     assert.equal(out.lines[0], `${path('a.conf')}: ok`);
     assert.match(out.lines[1]!, /bad\.conf:14: bad remote_as '23456'/);
-    assert.match(out.lines[2]!, /same-lip\.conf:2: local address 10\.79\.9\.1 is also/);
+    assert.match(out.lines[2]!, /bad\.conf:15: bad remote_as '23456'/);
+    assert.match(out.lines[3]!, /same-lip\.conf:2: local address 10\.79\.9\.1 is also/);
   });
 
   it('--json: one document with each finding and its text', () => {

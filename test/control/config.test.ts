@@ -399,14 +399,14 @@ describe('parseConfig: errors name FILE:LINE and the reason', () => {
       /unknown keyword 'toa' in fullnat_defs \(valid: interface, toa_policy, .*timeout_established/,
     );
     expectError(
-      `global_defs {\n}\n${BASE}`,
-      'global_defs',
-      /unknown keyword 'global_defs' at top level \(valid: fullnat_defs, local_address_group, virtual_server, bgp, sync, include\)/,
+      `global_def {\n}\n${BASE}`,
+      'global_def',
+      /unknown keyword 'global_def' at top level \(valid: fullnat_defs, local_address_group, virtual_server, bgp, sync, global_defs, virtual_server_group, include\)/,
     );
     expectError(
       base('weight 1', 'TCP_CHECK { connect_timeout 2 conect_port 80 }'),
       'TCP_CHECK',
-      /unknown keyword 'conect_port' in TCP_CHECK \(valid: delay_loop, retry, delay_before_retry, nb_get_retry, connect_timeout, connect_port\)/,
+      /unknown keyword 'conect_port' in TCP_CHECK \(valid: delay_loop, retry, delay_before_retry, nb_get_retry, nb_sock_retry, connect_timeout, connect_port\)/,
     );
   });
 

@@ -10,7 +10,14 @@ export {
   type ServiceChange,
 } from './diff.js';
 export { ConfigError } from './error.js';
+export { warningText } from './diagnostics.js';
 export { reloadNeedsForce } from './reload-guard.js';
 export type { ReadInclude } from './lexer.js';
-export { loadConfig, parseConfig } from './parse.js';
+export {
+  checkConfigFile,
+  loadConfig,
+  parseConfig,
+  readConfig,
+  type ConfigReport,
+} from './parse.js';
 export { MIN_MTU } from '../rules.js';

@@ -4,7 +4,9 @@
  */
 import { dirname, isAbsolute, join } from 'node:path';
 
-import { errText, fail } from './error.js';
+import type { Diagnostics } from './diagnostics.js';
+import { ConfigError, errText, fail } from './error.js';
+import { expandGlob, hasGlob, type ListDir } from './include-glob.js';
 
 export interface Token {
   text: string;
@@ -15,6 +17,12 @@ export interface Token {
 }
 
 export type ReadInclude = (path: string) => string;
+
+/** How included files are found and read; tests give files of their own. */
+export interface IncludeSource {
+  read: ReadInclude;
+  list: ListDir;
+}
 
 export const isOpen = (t: Token | undefined): boolean =>
   t !== undefined && !t.quoted && t.text === '{';
@@ -28,7 +36,7 @@ export const sameLine = (a: Token, b: Token | undefined): boolean =>
  * Splits one line into tokens. `#` and `!` start a comment only at a word
  * boundary (keepalived's rule), so a URL path such as `/a!b` survives.
  */
-function lexLine(src: string, file: string, line: number): Token[] {
+function lexLine(src: string, file: string, line: number, diag: Diagnostics): Token[] {
   const out: Token[] = [];
   let i = 0;
   while (i < src.length) {
@@ -42,7 +50,10 @@ function lexLine(src: string, file: string, line: number): Token[] {
       i++;
     } else if (c === '"') {
       const end = src.indexOf('"', i + 1);
-      if (end < 0) fail({ file, line }, 'unterminated quoted string');
+      if (end < 0) {
+        diag.error(new ConfigError(file, line, 'unterminated quoted string'));
+        break;
+      }
       out.push({ text: src.slice(i + 1, end), file, line, quoted: true });
       i = end + 1;
     } else {
@@ -55,19 +66,27 @@ function lexLine(src: string, file: string, line: number): Token[] {
   return out;
 }
 
-/** `stack` holds the files being read, outermost first, to refuse include cycles. */
+/**
+ * `stack` holds the files being read, outermost first, to refuse include
+ * cycles. A bad line or include is recorded in `diag` and lexing goes on.
+ */
 export function lexFile(
   text: string,
   file: string,
-  readInclude: ReadInclude,
+  src: IncludeSource,
   stack: string[],
+  diag: Diagnostics,
 ): Token[] {
   const out: Token[] = [];
-  text.split('\n').forEach((src, idx) => {
-    const toks = lexLine(src, file, idx + 1);
+  text.split('\n').forEach((line, idx) => {
+    const toks = lexLine(line, file, idx + 1, diag);
     const first = toks[0];
     if (first && !first.quoted && first.text === 'include') {
-      out.push(...lexInclude(first, toks.slice(1), readInclude, stack));
+      try {
+        out.push(...lexInclude(first, toks.slice(1), src, stack, diag));
+      } catch (e) {
+        diag.absorb(e);
+      }
     } else {
       out.push(...toks);
     }
@@ -75,17 +94,53 @@ export function lexFile(
   return out;
 }
 
-/** `include FILE`: one literal path (no globbing), relative to the including file. */
-function lexInclude(kw: Token, args: Token[], readInclude: ReadInclude, stack: string[]): Token[] {
+/**
+ * `include PATTERN`, as keepalived reads it: relative to the including
+ * file; a glob (`*`, `?`, `[…]`) takes its matches in sorted order, and a
+ * glob matching nothing is a warning, not an error.
+ */
+function lexInclude(
+  kw: Token,
+  args: Token[],
+  src: IncludeSource,
+  stack: string[],
+  diag: Diagnostics,
+): Token[] {
   if (args.length !== 1 || isBrace(args[0])) fail(kw, "'include' needs exactly one file name");
   const name = args[0]!.text;
-  const path = isAbsolute(name) ? name : join(dirname(kw.file), name);
+  const pattern = isAbsolute(name) ? name : join(dirname(kw.file), name);
+  if (!hasGlob(pattern)) return lexIncluded(kw, pattern, src, stack, diag);
+  let paths: string[];
+  try {
+    paths = expandGlob(pattern, src.list);
+  } catch (e) {
+    fail(kw, `cannot read include pattern '${pattern}': ${errText(e)}`);
+  }
+  if (paths.length === 0) diag.warn(kw, `include '${pattern}' matches no file`);
+  const out: Token[] = [];
+  for (const path of paths) {
+    try {
+      out.push(...lexIncluded(kw, path, src, stack, diag));
+    } catch (e) {
+      diag.absorb(e);
+    }
+  }
+  return out;
+}
+
+function lexIncluded(
+  kw: Token,
+  path: string,
+  src: IncludeSource,
+  stack: string[],
+  diag: Diagnostics,
+): Token[] {
   if (stack.includes(path)) fail(kw, `include cycle: ${[...stack, path].join(' -> ')}`);
   let text: string;
   try {
-    text = readInclude(path);
+    text = src.read(path);
   } catch (e) {
     fail(kw, `cannot read include file '${path}': ${errText(e)}`);
   }
-  return lexFile(text, path, readInclude, [...stack, path]);
+  return lexFile(text, path, src, [...stack, path], diag);
 }

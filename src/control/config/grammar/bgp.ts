@@ -18,6 +18,7 @@ import {
   parsePrefix,
   parseRouterId,
 } from '../../rules.js';
+import { globalRouterId } from './global-defs.js';
 import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { at, fail } from '../error.js';
 import { isOpen, type Token } from '../lexer.js';
@@ -88,6 +89,7 @@ export function parseBgp(cur: Cursor, kw: Token, st: State): void {
     },
   };
   walkBlock(cur, kw, 'bgp', h);
+  b.routerId ??= globalRouterId(st);
   if (b.routerId === undefined)
     fail(kw, "bgp needs 'router_id' (this node's BGP identifier, an IPv4 address)");
   if (b.localAs === undefined) fail(kw, "bgp needs 'local_as' (this node's AS number)");

@@ -107,10 +107,38 @@ export interface SyncDraft {
   resyncTimeoutMs: number;
 }
 
+/** One `virtual_server_group`: every address:port a `virtual_server group NAME` block serves. */
+export interface VsGroupDraft {
+  tok: Token;
+  entries: { vip: IpAddress; vport: number; tok: Token }[];
+  /** An entry had an error (reported there): the blocks using the group are dropped without another. */
+  broken: boolean;
+}
+
+/** The TCP states and the UDP timeout `global_defs`' `lvs_timeouts` sets, each with where it was written. */
+export interface LvsTimeoutsDraft {
+  established?: { seconds: number; tok: Token };
+  finWait?: { seconds: number; tok: Token };
+  udp?: { seconds: number; tok: Token };
+}
+
+/** What `global_defs` holds that means something here, applied once the whole file is read. */
+export interface GlobalDefsDraft {
+  tok: Token;
+  routerId?: Token;
+  lvsTimeouts: LvsTimeoutsDraft;
+  /** The keys given, across repeated global_defs blocks (each once). */
+  seen: Map<string, Token>;
+}
+
 export interface State {
   defs: FullnatDefs;
   defsTok?: Token;
+  /** The fullnat_defs keywords given, each where written: they win over global_defs' lvs_timeouts. */
+  defsSeen?: Map<string, Token>;
   groups: Map<string, GroupDraft>;
+  vsGroups: Map<string, VsGroupDraft>;
+  global?: GlobalDefsDraft;
   services: VsDraft[];
   bgp?: BgpDraft;
   sync?: SyncDraft;

@@ -31,6 +31,7 @@ export function parseDefs(cur: Cursor, kw: Token, st: State): void {
   cur.header(kw, 0, 0, 'fullnat_defs {');
   const d = st.defs;
   const seen = new Map<string, Token>();
+  st.defsSeen = seen;
   const h: Record<string, Handler> = {
     interface: (k) => (d.interface = ifName(cur.value(k))),
     toa_policy: (k) => (d.toaPolicy = toaPolicy(cur.value(k))),

@@ -5,21 +5,19 @@ import type { Cursor, Handler } from '../cursor.js';
 import { walkBlock, withOnce } from '../cursor.js';
 import { CONFIG_DEFAULTS } from '../defaults.js';
 import { at, fail } from '../error.js';
-import { sameLine, type Token } from '../lexer.js';
+import type { Token } from '../lexer.js';
 import { parseQuorum } from '../../rules.js';
-import { addrPort, ruled, scheduler } from '../values.js';
+import { ruled, scheduler } from '../values.js';
 import { uoaMode } from './fullnat-defs.js';
 import { svcName, type State, type VsDraft } from './draft.js';
+import { keepalivedVsKeywords } from './keepalived-vs-keywords.js';
 import { parseRealServer } from './real-server.js';
 import { timingHandlers } from './timing.js';
+import { expandGroup, virtualServerTarget } from './virtual-server-group.js';
 
 export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
-  const first = cur.peek();
-  if (sameLine(kw, first) && (first!.text === 'group' || first!.text === 'fwmark')) {
-    fail(kw, `'virtual_server ${first!.text}' is not supported (write 'virtual_server VIP PORT')`);
-  }
-  const args = cur.header(kw, 1, 2, 'virtual_server VIP PORT {');
-  const { addr, port: vport } = addrPort(kw, args, 'virtual_server');
+  const target = virtualServerTarget(cur, kw, st);
+  const { vip: addr, vport } = target;
   const vs: VsDraft = {
     tok: kw,
     vip: addr,
@@ -69,18 +67,21 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
       vs.proxyProtocol = proxyProtocolVersion(cur.value(k));
       vs.tcpOnly.push(k);
     },
+    ...keepalivedVsKeywords(cur, target),
   };
   const guarded = withOnce(h, seen, { lvs_method: 'lb_kind', lvs_sched: 'lb_algo' });
   guarded.real_server = (k) => parseRealServer(cur, k, vs);
   walkBlock(cur, kw, 'virtual_server', guarded);
   checkProtocolKeywords(vs);
   checkNatKeywords(vs);
-  // The protocol is known once the block is read: a TCP and a UDP service may share a VIP:port.
-  const dup = st.services.find(
-    (s) => addressEquals(s.vip, vs.vip) && s.vport === vs.vport && s.protocol === vs.protocol,
-  );
-  if (dup) fail(kw, `duplicate virtual_server ${svcName(vs)} (first at ${at(dup.tok)})`);
-  st.services.push(vs);
+  for (const svc of expandGroup(vs, target)) {
+    // The protocol is known once the block is read: a TCP and a UDP service may share a VIP:port.
+    const dup = st.services.find(
+      (s) => addressEquals(s.vip, svc.vip) && s.vport === svc.vport && s.protocol === svc.protocol,
+    );
+    if (dup) fail(kw, `duplicate virtual_server ${svcName(svc)} (first at ${at(dup.tok)})`);
+    st.services.push(svc);
+  }
 }
 
 /**
