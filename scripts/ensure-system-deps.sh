@@ -15,6 +15,7 @@
 #   ipvsadm    its printf formats are the reference fullnat ctl's listings are compared with
 #   prometheus-node-exporter   its ipvs collector is the reference for fullnat's node_ipvs_* series
 #   systemd    systemd-analyze verify checks the unit `fullnat systemd-unit` prints
+#   keepalived  its samples (/usr/share/doc/keepalived/samples) and `keepalived -t` check that fullnat reads keepalived's files
 # Under FULLNAT_REQUIRE_ALL=1 (set by .ci/run) a tool that is still missing afterwards is an
 # error (exit 1): the tests that need it would skip, and CI must not pass by skipping.
 set -u
@@ -42,8 +43,9 @@ declare -A need=(
   [ipvsadm]="ipvsadm: the printf formats in its binary are what fullnat ctl's listings are compared with"
   [systemd-analyze]="systemd: systemd-analyze verify checks the unit fullnat systemd-unit prints"
   [node_exporter]="prometheus-node-exporter: its ipvs collector, on a /proc written by the test, is what fullnat's node_ipvs_* series are compared with"
+  [keepalived]="keepalived: its shipped sample configs and 'keepalived -t', the input and referee of the keepalived-samples test"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter [systemd-analyze]=systemd)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter [systemd-analyze]=systemd [keepalived]=keepalived)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
@@ -51,6 +53,8 @@ have() {
     # The interpreter test/support/scapy.ts runs: Debian's, for which python3-scapy installs.
     scapy) /usr/bin/python3.11 -c 'import scapy.layers.inet6' >/dev/null 2>&1 ;;
     bpftool | nft | ethtool | haproxy | dnsmasq | bird | ipvsadm) command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] ;;
+    # The samples are the point: a keepalived without its doc directory (path-excluded) is not enough.
+    keepalived) [ -x /usr/sbin/keepalived ] && [ -d /usr/share/doc/keepalived/samples ] ;;
     *) command -v "$1" >/dev/null 2>&1 ;;
   esac
 }

@@ -51,8 +51,9 @@ function lexLine(src: string, file: string, line: number, diag: Diagnostics): To
     } else if (c === '"') {
       const end = src.indexOf('"', i + 1);
       if (end < 0) {
+        // The whole line goes: half a statement would only add errors about what is missing.
         diag.error(new ConfigError(file, line, 'unterminated quoted string'));
-        break;
+        return [];
       }
       out.push({ text: src.slice(i + 1, end), file, line, quoted: true });
       i = end + 1;
