@@ -2,7 +2,11 @@ import { DEFAULT_ENGINE_OPTIONS } from '../../engine/options.js';
 import type { FullnatDefs } from '../model.js';
 import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT } from '../rules.js';
 
-/** keepalived's defaults where keepalived has one; `retry` 3 is fullnat's own choice. */
+/**
+ * keepalived's defaults where keepalived has one, but for `delay_loop` (6 s
+ * here, 60 s in keepalived) and `retry` (3, keepalived's TCP_CHECK 1): a
+ * dead RS out in seconds; README's Configuration section says so.
+ */
 export const CONFIG_DEFAULTS = {
   delayLoop: 6,
   retry: 3,
