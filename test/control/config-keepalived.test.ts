@@ -5,7 +5,7 @@
  * nb_sock_retry, and the virtual_server keywords with no effect here.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -17,6 +17,8 @@ import {
   readConfig,
 } from '../../src/control/config/index.js';
 import { DEFAULT_TCP_TIMEOUTS } from '../../src/engine/tcp-state.js';
+import { ONE_SERVICE, recordingLogger, tempConfig, testLb } from '../support/lb-harness.js';
+import { noHost } from '../support/no-host.js';
 import { endpointToString } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 
@@ -382,5 +384,39 @@ describe('keepalived keywords in checks and virtual servers', () => {
       report(LIPS + text.replace('inet', 'ipx')).errors[0]!,
       /bad ip_family 'ipx' \(expected inet or inet6\)/,
     );
+  });
+});
+
+describe('reload with a keepalived file', () => {
+  const file = tempConfig('fullnat-kaconf-lb-');
+
+  it('logs each warning and applies the file; a file with several errors is refused with the first, nothing changed', () => {
+    writeFileSync(file, ONE_SERVICE);
+    const { log, records } = recordingLogger();
+    const lb = testLb(file, noHost, log);
+    writeFileSync(
+      file,
+      `vrrp_instance VI_1 {\n    state MASTER\n}\nglobal_defs {\n    lvs_timeouts tcp 900\n}\n${ONE_SERVICE}`,
+    );
+    assert.equal(lb.reload().ok, true);
+    assert.equal(lb.config.defs.timeouts.ESTABLISHED, 900);
+    assert.ok(
+      records.some(
+        (r) =>
+          r.msg ===
+          `${file}:1: warning: vrrp_instance is keepalived's VRRP: skipped (run keepalived for VRRP beside fullnat)`,
+      ),
+      JSON.stringify(records),
+    );
+    writeFileSync(
+      file,
+      ONE_SERVICE.replace('weight 1', 'weight x').replace('10.10.3.1', '10.10.3.999'),
+    );
+    const r = lb.reload();
+    assert.equal(r.ok, false);
+    // Two errors in the file (lines 2 and 7): the reload names the first.
+    assert.match(!r.ok ? r.error : '', new RegExp(`^${file}:2: `));
+    assert.equal(readConfig(readFileSync(file, 'utf8'), file).errors.length, 2);
+    assert.equal(lb.config.defs.timeouts.ESTABLISHED, 900, 'the running configuration stays');
   });
 });
