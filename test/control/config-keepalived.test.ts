@@ -129,6 +129,30 @@ virtual_server 10.10.1.103 80 {
     const q = report(BASE.replace('weight 1', 'weight "1'));
     assert.deepEqual(q.errors, [`k.conf:${lineOf(BASE, 'weight 1')}: unterminated quoted string`]);
   });
+  it('errors come in reading order whichever pass found them; each bad local address is one', () => {
+    const text = `local_address_group g1 {
+    10.10.3.1 dpdk0
+    10.10.3.300 dpdk0
+    10.10.3.1
+}
+${service('virtual_server 10.10.1.100 80', '    lb_algo nope\n')}global_defs {
+    lvs_timeouts tcp x
+}
+virtual_server_group v {
+    10.10.1.101
+}
+`;
+    const r = report(text);
+    assert.deepEqual(
+      r.errors.map((e) => e.replace(/: .*/, '')),
+      ['k.conf:3', 'k.conf:4', 'k.conf:8', 'k.conf:15', 'k.conf:18'],
+      r.errors.join('\n'),
+    );
+    assert.match(
+      r.errors[1]!,
+      /duplicate local address 10\.10\.3\.1 in group 'g1' \(also at k\.conf:2\)/,
+    );
+  });
 });
 
 describe('global_defs and the other daemons blocks', () => {

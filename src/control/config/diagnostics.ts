@@ -23,6 +23,24 @@ export class BlockAbandoned extends Error {
 export class Diagnostics {
   readonly errors: ConfigError[] = [];
   readonly warnings: ConfigWarning[] = [];
+  /** The files in the order the lexer met them, includes in place: the order findings are reported in. */
+  private readonly files: string[] = [];
+
+  noteFile(file: string): void {
+    if (!this.files.includes(file)) this.files.push(file);
+  }
+
+  /**
+   * Errors and warnings in reading order (file as met, then line): the
+   * passes find them in another order (global_defs and groups first,
+   * cross-checks last). The sort is stable, so one line's findings keep theirs.
+   */
+  sortByPlace(): void {
+    const rank = (p: SourcePos): number => this.files.indexOf(p.file);
+    const byPlace = (a: SourcePos, b: SourcePos): number => rank(a) - rank(b) || a.line - b.line;
+    this.errors.sort(byPlace);
+    this.warnings.sort(byPlace);
+  }
 
   error(e: ConfigError): void {
     this.errors.push(e);

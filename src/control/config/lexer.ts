@@ -78,6 +78,7 @@ export function lexFile(
   stack: string[],
   diag: Diagnostics,
 ): Token[] {
+  diag.noteFile(file);
   const out: Token[] = [];
   text.split('\n').forEach((line, idx) => {
     const toks = lexLine(line, file, idx + 1, diag);

@@ -80,6 +80,7 @@ export function readConfig(
       diag.absorb(e);
     }
   }
+  diag.sortByPlace();
   const report: ConfigReport = { errors: diag.errors, warnings: diag.warnings };
   if (diag.errors.length > 0) return report;
   const config = build(file, st);
@@ -91,7 +92,8 @@ export function readConfig(
 /**
  * Parses configuration text. `file` names the text in errors and anchors
  * relative `include` paths; `readInclude` reads included files (fs by
- * default). Throws the first error; the warnings are in `config.warnings`.
+ * default). Throws the first error in reading order; the warnings are in
+ * `config.warnings`.
  */
 export function parseConfig(
   text: string,

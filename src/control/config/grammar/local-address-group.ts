@@ -1,6 +1,7 @@
 /** `local_address_group NAME { … }`: the LIPs FULLNAT sends LB->RS traffic from. */
 import { addressKey, addressToString } from '../../../wire/address.js';
 import type { Cursor } from '../cursor.js';
+import { BlockAbandoned } from '../diagnostics.js';
 import { at, fail } from '../error.js';
 import { isBrace, isClose, isOpen, sameLine, type Token } from '../lexer.js';
 import { parseRange } from '../values.js';
@@ -13,23 +14,33 @@ export function parseGroup(cur: Cursor, kw: Token, st: State): void {
   if (prior) fail(kw, `duplicate local_address_group '${name}' (first at ${at(prior.tok)})`);
   const g: GroupDraft = { tok: kw, entries: [] };
   const where = new Map<string, Token>();
+  // Each bad entry is reported; the group, having one, is then dropped (BlockAbandoned).
+  let broken = false;
   for (;;) {
+    const start = cur.mark();
     const t = cur.next();
     if (!t) fail(kw, `'local_address_group ${name}' block is never closed (missing '}')`);
     if (isClose(t)) break;
-    if (isOpen(t)) fail(t, `unexpected '{' in local_address_group`);
-    if (isDeviceName(t, cur.previous())) continue;
-    for (const addr of parseRange(t)) {
-      const dup = where.get(addressKey(addr));
-      if (dup)
-        fail(
-          t,
-          `duplicate local address ${addressToString(addr)} in group '${name}' (also at ${at(dup)})`,
-        );
-      where.set(addressKey(addr), t);
-      g.entries.push({ addr, tok: t });
+    try {
+      if (isOpen(t)) fail(t, `unexpected '{' in local_address_group`);
+      if (isDeviceName(t, cur.previous())) continue;
+      for (const addr of parseRange(t)) {
+        const dup = where.get(addressKey(addr));
+        if (dup)
+          fail(
+            t,
+            `duplicate local address ${addressToString(addr)} in group '${name}' (also at ${at(dup)})`,
+          );
+        where.set(addressKey(addr), t);
+        g.entries.push({ addr, tok: t });
+      }
+    } catch (e) {
+      cur.diag.absorb(e);
+      broken = true;
+      cur.recover(start);
     }
   }
+  if (broken) throw new BlockAbandoned();
   if (g.entries.length === 0) fail(kw, `local_address_group '${name}' is empty`);
   st.groups.set(name, g);
 }
