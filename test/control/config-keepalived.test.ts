@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
 
 import {
@@ -16,6 +16,9 @@ import {
   parseConfig,
   readConfig,
 } from '../../src/control/config/index.js';
+import { runCtl } from '../../src/control/ctl/index.js';
+import { createLogger } from '../../src/control/log.js';
+import { startControlServer } from '../../src/control/socket/index.js';
 import { DEFAULT_TCP_TIMEOUTS } from '../../src/engine/tcp-state.js';
 import { ONE_SERVICE, recordingLogger, tempConfig, testLb } from '../support/lb-harness.js';
 import { noHost } from '../support/no-host.js';
@@ -442,5 +445,29 @@ describe('reload with a keepalived file', () => {
     assert.match(!r.ok ? r.error : '', new RegExp(`^${file}:2: `));
     assert.equal(readConfig(readFileSync(file, 'utf8'), file).errors.length, 2);
     assert.equal(lb.config.defs.timeouts.ESTABLISHED, 900, 'the running configuration stays');
+  });
+});
+
+describe('a virtual_server group in the running LB', { timeout: 10_000 }, () => {
+  const file = tempConfig('fullnat-kaconf-vsg-');
+
+  it('ctl -Ln lists each address:port of the group as a service of its own', async () => {
+    writeFileSync(
+      file,
+      `${LIPS}virtual_server_group web {\n    10.10.1.100 80\n    10.10.1.110-111 443\n}\n${service('virtual_server group web')}`,
+    );
+    const log = createLogger({ level: 'silent' });
+    const lb = testLb(file, noHost, log);
+    const sock = join(dirname(file), 'ctl.sock');
+    const server = await startControlServer(sock, lb, log);
+    try {
+      const out: string[] = [];
+      assert.equal(await runCtl(['-Ln'], sock, (l) => out.push(l)), 0);
+      const services = out.filter((l) => l.startsWith('TCP')).map((l) => l.split(/\s+/)[1]);
+      assert.deepEqual(services, ['10.10.1.100:80', '10.10.1.110:443', '10.10.1.111:443']);
+      assert.equal(out.filter((l) => l.includes('10.10.2.2:80')).length, 3, out.join('\n'));
+    } finally {
+      await server.close();
+    }
   });
 });
