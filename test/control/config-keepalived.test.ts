@@ -341,13 +341,13 @@ describe('virtual_server_group', () => {
   });
 
   it('fwmark refused with its reason, in a group and as a virtual_server; the block is still read', () => {
-    const text = `${LIPS}virtual_server_group g {\n    10.10.1.100 80\n    fwmark 1\n}\nvirtual_server group g {\n    laddr_group_name g1\n    lb_kind NAT\n}\nvirtual_server fwmark 2 {\n    laddr_group_name g1\n}\n`;
+    const text = `${LIPS}virtual_server_group g {\n    10.10.1.100 80\n    fwmark 1\n}\nvirtual_server group g {\n    laddr_group_name g1\n    lb_kind DR\n}\nvirtual_server fwmark 2 {\n    laddr_group_name g1\n}\n`;
     const r = report(text);
     const reason =
       "fwmark services are not supported: a firewall mark is set by the kernel's netfilter, and fullnat (user space, behind a TUN device) balances by address and port; list the VIP PORT pairs instead";
     assert.deepEqual(r.errors, [
       `k.conf:6: ${reason}`,
-      'k.conf:10: lb_kind NAT is not supported: this load balancer only does FNAT (FULLNAT)',
+      "k.conf:10: lb_kind DR is not supported: direct routing rewrites the MAC address on the real servers' link, and fullnat forwards at layer 3 through a TUN (use NAT or FNAT)",
       `k.conf:12: ${reason}`,
     ]);
   });
