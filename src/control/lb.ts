@@ -452,8 +452,20 @@ export class LoadBalancer implements ControlApi {
     return want;
   }
 
+  /** `RIP|RPORT` of every real server of a live NAT service: their replies come back through the device. */
+  private wantedNatRules(): Set<string> {
+    const want = new Set<string>();
+    for (const s of this.engine.services) {
+      if (!s.live || s.forwarding !== 'nat') continue;
+      for (const r of s.targets) want.add(`${addressToString(rsAddrOf(r))}|${r.port}`);
+    }
+    return want;
+  }
+
   private syncRoutes(): void {
-    if (this.device) this.routes.sync(this.wantedRoutes());
+    if (!this.device) return;
+    this.routes.sync(this.wantedRoutes());
+    this.routes.syncNatRules(this.wantedNatRules());
   }
 
   // ---- reload ----------------------------------------------------------------------
@@ -574,6 +586,7 @@ export class LoadBalancer implements ControlApi {
         protocol: s.protocol,
         scheduler: s.scheduler.name,
         laddrs: s.lipIndexes.map((li) => lipOf(e, li)),
+        forwarding: s.forwarding,
         realServers: s.targets.map((r) => {
           const w = this.weights.get(
             realServerKey(vipOf(s), s.vport, rsAddrOf(r), r.port, s.protocol),

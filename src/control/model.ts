@@ -320,6 +320,8 @@ export interface ServiceStatus {
   scheduler: SchedulerName;
   laddrs: IpAddress[];
   realServers: RealServerStatus[];
+  /** `fnat` (FULLNAT) when absent; `nat` for lb_kind NAT (ipvsadm's "Masq"). */
+  forwarding?: Forwarding;
   stats: TrafficStats;
   /** Engine counters for this service (toa_inserted, …). */
   counters: Record<string, number>;

@@ -117,7 +117,9 @@ export const RF_FDATA_KNOWN = 1;
 export const RF_SYNPROXY = 2;
 export const RF_SP_WIN_OUT = 4;
 export const RF_SP_WIN_IN = 8;
-const RF_ALL = RF_FDATA_KNOWN | RF_SYNPROXY | RF_SP_WIN_OUT | RF_SP_WIN_IN;
+/** A NAT (masquerading) service's connection: no LIP, the client's own address and port in its reply tuple. */
+export const RF_NAT = 16;
+const RF_ALL = RF_FDATA_KNOWN | RF_SYNPROXY | RF_SP_WIN_OUT | RF_SP_WIN_IN | RF_NAT;
 
 /**
  * State codes in a record: IPVS's numbering (ip_vs_proto_tcp.c), kept apart
@@ -468,6 +470,8 @@ function readHeadFields(
   if ((flags & ~RF_ALL) !== 0) badRecord(k, off, `flags 0x${flags.toString(16)} has unknown bits`);
   if ((flags & RF_SYNPROXY) === 0 && (flags & (RF_SP_WIN_IN | RF_SP_WIN_OUT)) !== 0)
     badRecord(k, off, 'SYNPROXY window flags without the SYNPROXY flag');
+  if ((flags & (RF_NAT | RF_SYNPROXY)) === (RF_NAT | RF_SYNPROXY))
+    badRecord(k, off, 'NAT and SYNPROXY flags together (a NAT service has no SYNPROXY)');
   into.protocol = protocol;
   into.state = state;
   into.flags = flags;

@@ -7,12 +7,13 @@ import {
   FAMILY_IPV6,
   PROTO_TCP,
   PROTO_UDP,
+  RF_NAT,
   RF_SYNPROXY,
   recordFlags,
   tableFlags,
   type ConnRecord,
 } from './conn-record.js';
-import { CF_IN_USE, CF_IPV6, type ConnTable } from './conn-table.js';
+import { CF_IN_USE, CF_IPV6, NO_LIP, type ConnTable } from './conn-table.js';
 import { C } from './counters.js';
 import type { EngineContext } from './context.js';
 import type { LocalAddressPool } from './laddr.js';
@@ -54,7 +55,7 @@ export class RecordEntries {
     this.readShared(t, i, r);
     r.protocol = PROTO_TCP;
     r.state = t.state[i]!;
-    r.flags = recordFlags(t.flags[i]!);
+    r.flags = recordFlags(t.flags[i]!) | (t.lipIndex[i] === NO_LIP ? RF_NAT : 0);
     r.seqDelta = t.seqDelta[i]!;
     r.lbIsn = t.lbIsn[i]!;
     r.fdataSeq = t.fdataSeq[i]!;
@@ -153,11 +154,20 @@ export class RecordEntries {
     const replyV6 = r.replyFamily === FAMILY_IPV6;
     const svcIdx = reg.findService(clientV6 ? Ipv6Address.fromBytes(r.vip6) : r.vip, r.vport);
     if (svcIdx < 0) return 'no_service';
+    // A NAT connection enters a NAT service only, and a FULLNAT one a FULLNAT service.
+    const nat = (r.flags & RF_NAT) !== 0;
+    if (nat !== (reg.svcNat[svcIdx] !== 0)) return 'no_service';
     const rsIdx = this.realServerOf(svcIdx, r, replyV6);
     if (rsIdx < 0) return 'no_real_server';
-    const lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
-    if (lipIdx < 0) return 'no_local_address';
-    if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
+    let lipIdx = NO_LIP;
+    if (nat) {
+      // Its reply tuple is the client's own address and port, as newConnection made it.
+      if (clientV6 || replyV6 || r.lip !== r.cip || r.lport !== r.cport) return 'no_local_address';
+    } else {
+      lipIdx = laddrs.indexOf(replyV6 ? Ipv6Address.fromBytes(r.lip6) : r.lip);
+      if (lipIdx < 0) return 'no_local_address';
+      if (r.lport < laddrs.range.min || r.lport > laddrs.range.max) return 'port_out_of_range';
+    }
     const placed = this.place(t, laddrs, r, svcIdx, rsIdx, lipIdx, (r.flags & RF_SYNPROXY) !== 0);
     if (typeof placed === 'string') return placed;
     const c = placed;
@@ -220,7 +230,10 @@ export class RecordEntries {
       : t.lookupClientAt(b, 0, 20, svcIdx);
     if (exists >= 0) return 'exists';
     if (t.full) return 'table_full';
-    if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
+    if (lipIdx === NO_LIP) {
+      // NAT: no port to claim; the reply tuple (the client's own address and port) must be free.
+      if (t.lookupReply(r.rip, r.rport, r.lip, r.lport) >= 0) return 'port_conflict';
+    } else if (!laddrs.claim(lipIdx, rsIdx, r.lport)) return 'port_conflict';
     if (synproxy) t.enableSynproxy();
     const c = clientV6
       ? t.insert6At(b, 8, IPV6_HEADER, svcIdx, replyV6)

@@ -1,7 +1,9 @@
 import { readDeviceStatistics, type DeviceStatistics } from './device-stats.js';
 import type { PacketDevice } from './run-loop.js';
 import {
+  addNatReplyRule,
   addRoute,
+  delNatReplyRule,
   delRoute,
   openTun,
   setNapiRealtime,
@@ -45,6 +47,9 @@ export interface HostNetwork {
   deviceStatistics?(name: string): DeviceStatistics;
   addRoute(prefix: string, dev: string): void;
   delRoute(prefix: string, dev: string): void;
+  /** NAT services: RIP:RPORT's TCP replies forwarded through this host go into `dev` (tun.ts `addNatReplyRule`). */
+  addNatReplyRule?(rip: string, rport: number, dev: string): void;
+  delNatReplyRule?(rip: string, rport: number): void;
   /** Dotted key; an interface name in it may contain no dot. */
   sysctl(key: string, value: string): void;
 }
@@ -84,6 +89,8 @@ export const linuxHost: HostNetwork = {
   deviceStatistics: (name) => readDeviceStatistics(name),
   addRoute: (prefix, dev) => addRoute(prefix, dev),
   delRoute: (prefix, dev) => delRoute(prefix, dev),
+  addNatReplyRule: (rip, rport, dev) => addNatReplyRule(rip, rport, dev),
+  delNatReplyRule: (rip, rport) => delNatReplyRule(rip, rport),
   sysctl: (key, value) => {
     // Interface names may hold dots; those keys are written in path form.
     const m = /^net\.ipv4\.conf\.(.+)\.(rp_filter|accept_local|forwarding)$/.exec(key);

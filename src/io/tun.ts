@@ -502,6 +502,54 @@ export function delRoute(prefix: string, dev: string, options: IpOptions = {}): 
 }
 
 /**
+ * The routing table and rule priority of NAT services' reply steering: a
+ * rule per real server (`from RIP ipproto tcp sport RPORT`) sends the
+ * replies it forwards through this host into the device (table
+ * `NAT_REPLY_TABLE` holds one default route into it), ahead of the main
+ * table (32766) and after the local one (0), so traffic to the host itself
+ * stays local.
+ */
+export const NAT_REPLY_TABLE = 2929;
+export const NAT_REPLY_PRIORITY = 2929;
+
+const natRuleArgs = (rip: string, rport: number): string[] => [
+  'from',
+  rip,
+  'ipproto',
+  'tcp',
+  'sport',
+  String(rport),
+  'lookup',
+  String(NAT_REPLY_TABLE),
+];
+
+/** Steers RIP:RPORT's replies (TCP) forwarded through this host into `dev`; idempotent (a leftover rule is replaced). */
+export function addNatReplyRule(
+  rip: string,
+  rport: number,
+  dev: string,
+  options: IpOptions = {},
+): void {
+  ip(['route', 'replace', 'default', 'dev', dev, 'table', String(NAT_REPLY_TABLE)], options);
+  delNatReplyRule(rip, rport, options, true);
+  ip(['rule', 'add', ...natRuleArgs(rip, rport), 'priority', String(NAT_REPLY_PRIORITY)], options);
+}
+
+/** Removes `addNatReplyRule`'s rule; `quiet`: a missing one is no error. */
+export function delNatReplyRule(
+  rip: string,
+  rport: number,
+  options: IpOptions = {},
+  quiet = false,
+): void {
+  try {
+    ip(['rule', 'del', ...natRuleArgs(rip, rport)], options);
+  } catch (e) {
+    if (!quiet) throw e;
+  }
+}
+
+/**
  * Writes a sysctl of this process's network namespace directly to /proc/sys.
  * `key` is dotted ("net.ipv4.ip_forward") or a path relative to /proc/sys
  * ("net/ipv4/conf/eth0.100/rp_filter") — use the path form when an

@@ -367,12 +367,21 @@ describe('parseCtlArgs', () => {
       ['-Lnc', '-t', '10.10.1.100:80'],
       /^The option 'service-address' conflicts with the 'connection' option in the 'list' command$/,
     ],
-    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-g'], /^only FULLNAT \(-b\) is supported$/],
-    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-m'], /^only FULLNAT \(-b\) is supported$/],
-    [['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-i'], /^only FULLNAT \(-b\) is supported$/],
+    [
+      ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-g'],
+      /^ctl makes FULLNAT \(-b\) services only; a NAT service comes from the configuration \(lb_kind NAT\)$/,
+    ],
+    [
+      ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-m'],
+      /^ctl makes FULLNAT \(-b\) services only; a NAT service comes from the configuration \(lb_kind NAT\)$/,
+    ],
+    [
+      ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-i'],
+      /^ctl makes FULLNAT \(-b\) services only; a NAT service comes from the configuration \(lb_kind NAT\)$/,
+    ],
     [
       ['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '--masquerading'],
-      /^only FULLNAT \(-b\) is supported$/,
+      /^ctl makes FULLNAT \(-b\) services only; a NAT service comes from the configuration \(lb_kind NAT\)$/,
     ],
     [
       ['-A', '-q', '10.10.1.100:53'],
@@ -759,7 +768,16 @@ describe('runCtl end to end', { timeout: 10_000 }, () => {
   it('a bad command line exits 2 with one line and never connects', async () => {
     const before = lb.requests.length;
     const r = await run(['-a', '-t', '10.10.1.100:80', '-r', '10.10.2.2', '-m']);
-    assert.deepEqual([r.code, r.out, r.err], [2, [], ['only FULLNAT (-b) is supported']]);
+    assert.deepEqual(
+      [r.code, r.out, r.err],
+      [
+        2,
+        [],
+        [
+          'ctl makes FULLNAT (-b) services only; a NAT service comes from the configuration (lb_kind NAT)',
+        ],
+      ],
+    );
     assert.equal(lb.requests.length, before);
   });
 

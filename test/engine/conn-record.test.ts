@@ -358,9 +358,14 @@ describe('snapshot checks: a clear ConnRecordError, nothing entered', () => {
     ['state 0', field(RecordField.State, (d, a) => d.setUint8(a, 0)), /state code 0 is none of/],
     ['state 9', field(RecordField.State, (d, a) => d.setUint8(a, 9)), /state code 9/],
     [
-      'pending flag',
-      field(RecordField.Flags, (d, a) => d.setUint8(a, 0x10)),
-      /flags 0x10 has unknown bits/,
+      'an unknown flag',
+      field(RecordField.Flags, (d, a) => d.setUint8(a, 0x20)),
+      /flags 0x20 has unknown bits/,
+    ],
+    [
+      'NAT with SYNPROXY',
+      field(RecordField.Flags, (d, a) => d.setUint8(a, 0x10 | 0x02)),
+      /NAT and SYNPROXY flags together/,
     ],
     [
       'window flag without SYNPROXY',

@@ -182,4 +182,42 @@ describe('NAT forwarding', () => {
     assert.equal(syn!.src, LIP);
     assert.notEqual(syn!.seq, 9);
   });
+
+  it('a restart hands NAT connections over: the new engine translates them as the old one did', () => {
+    const a = natEngine();
+    feed(a, clientSegment({ seq: CISN, flags: TCP_SYN, options: LINUX_SYN_OPTS }));
+    feed(a, rsToClient({ seq: RISN, ack: CISN + 1, flags: TCP_SYN | TCP_ACK }));
+    feed(a, clientSegment({ seq: CISN + 1, ack: RISN + 1, flags: TCP_ACK }));
+    const b = natEngine();
+    const r = b.importConnections(a.exportConnections(), 0);
+    assert.equal(r.imported, 1, JSON.stringify(r));
+    const data = clientSegment({
+      seq: CISN + 1,
+      ack: RISN + 1,
+      flags: TCP_ACK | TCP_PSH,
+      payload: pattern(100, 3),
+    });
+    const [viaA] = feed(a, data);
+    const [viaB] = feed(b, data);
+    assert.deepEqual(viaB!.bytes, viaA!.bytes);
+    const reply = rsToClient({
+      seq: RISN + 1,
+      ack: CISN + 101,
+      flags: TCP_ACK,
+      payload: pattern(200, 4),
+    });
+    assert.deepEqual(feed(b, reply)[0]!.bytes, feed(a, reply)[0]!.bytes);
+    // Into a FULLNAT service of the same VIP:port, a NAT record does not go.
+    const f = new Engine({});
+    f.addService({
+      vip: VIP,
+      vport: VPORT,
+      scheduler: 'rr',
+      laddrs: [LIP],
+      realServers: [{ addr: RIP, port: RPORT, weight: 1 }],
+    });
+    const rf = f.importConnections(a.exportConnections(), 0);
+    assert.equal(rf.imported, 0);
+    assert.equal(f.connectionCount, 0);
+  });
 });

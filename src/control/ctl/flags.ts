@@ -92,7 +92,8 @@ export const FLAGS: readonly FlagDef[] = [
   { key: 'force', command: false, short: [], long: ['force'], arg: false },
 ];
 
-const ONLY_FULLNAT = 'only FULLNAT (-b) is supported';
+const ONLY_FULLNAT =
+  'ctl makes FULLNAT (-b) services only; a NAT service comes from the configuration (lb_kind NAT)';
 const ONLY_TCP = 'only TCP and UDP services are supported (-t or -u VIP:port)';
 
 /** ipvsadm/DPVS flags fullnat knows but cannot honour, with the reason an operator needs. */

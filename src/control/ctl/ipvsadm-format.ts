@@ -21,6 +21,7 @@ import {
 import type {
   ConnectionStatus,
   ServiceKey,
+  ServiceStatus,
   Snapshot,
   TrafficStats,
   TunKernelStatus,
@@ -46,7 +47,8 @@ export interface FormatOptions {
  */
 export const IPVS_VERSION = '1.2.1';
 
-const FORWARD = 'FullNat';
+/** The Forward column: ipvsadm's name for NAT, DPVS's for FULLNAT. */
+const forwardName = (s: ServiceStatus): string => (s.forwarding === 'nat' ? 'Masq' : 'FullNat');
 
 function pad(s: string, w: number): string {
   return s.padEnd(w);
@@ -183,7 +185,7 @@ export function formatServices(snap: Snapshot, opts: FormatOptions): string[] {
     for (const r of realsOf(s.realServers, opts)) {
       // "  -> %-28s %-7s %-6d %-10u %-10u": InActConn's padding stays, as ipvsadm prints it.
       lines.push(
-        `  -> ${pad(realName(r), 28)} ${pad(FORWARD, 7)} ${pad(String(whole(r.effectiveWeight)), 6)} ${pad(String(whole(r.activeConns)), 10)} ${pad(String(whole(r.inactiveConns)), 10)}`,
+        `  -> ${pad(realName(r), 28)} ${pad(forwardName(s), 7)} ${pad(String(whole(r.effectiveWeight)), 6)} ${pad(String(whole(r.activeConns)), 10)} ${pad(String(whole(r.inactiveConns)), 10)}`,
       );
     }
   }

@@ -28,13 +28,6 @@ export interface ApplyResult {
   ignored: number;
 }
 
-function writeU32(b: Uint8Array, at: number, v: number): void {
-  b[at] = v >>> 24;
-  b[at + 1] = (v >>> 16) & 0xff;
-  b[at + 2] = (v >>> 8) & 0xff;
-  b[at + 3] = v & 0xff;
-}
-
 /** Why a record is refused → its counter. */
 const REJECTED: Readonly<Record<string, number>> = {
   malformed: C.sync_rejected_malformed,
@@ -210,15 +203,7 @@ export class SyncApply {
       b[34] = r.lport >>> 8;
       b[35] = r.lport & 0xff;
       c = t.lookupReply6At(b, 0, 32);
-    } else {
-      writeU32(b, 12, r.rip);
-      writeU32(b, 16, r.lip);
-      b[20] = r.rport >>> 8;
-      b[21] = r.rport & 0xff;
-      b[22] = r.lport >>> 8;
-      b[23] = r.lport & 0xff;
-      c = t.lookupReplyAt(b, 0, 20);
-    }
+    } else c = t.lookupReply(r.rip, r.rport, r.lip, r.lport);
     if (c < 0 || this.journal.tcp.origin[c] !== from) return false;
     this.journal.tcp.syncFlags[c] = this.journal.tcp.syncFlags[c]! & ~SF_SENT;
     this.release(c, false);
