@@ -5,7 +5,7 @@
  * them into the TUN; the LB's own health checks to the same RIP:RPORT stay
  * local.
  *
- *   client 10.116.1.2 ── 10.116.1.1 [LB: fnat16 ← VIP 10.116.0.100] 10.116.2.1 ── br0 ── RS 10.116.2.11 (default via the LB)
+ *   client 10.117.1.2 ── 10.117.1.1 [LB: fnat17 ← VIP 10.117.0.100] 10.117.2.1 ── br0 ── RS 10.117.2.11 (default via the LB)
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,11 +27,11 @@ import {
 } from './support/harness.js';
 import { RsConnections, downloadLoop, engineCounters, uploadLoop } from './support/transfers.js';
 
-const VIP = '10.116.0.100';
-const CLIENT = '10.116.1.2';
-const RS = '10.116.2.11';
+const VIP = '10.117.0.100';
+const CLIENT = '10.117.1.2';
+const RS = '10.117.2.11';
 const MB = 1024 * 1024;
-const METRICS_PORT = 9416;
+const METRICS_PORT = 9417;
 
 const netns = netnsAvailable();
 const tun = tunAvailable();
@@ -46,7 +46,7 @@ let lbProc: ChildProcess | undefined;
 let lbLog = '';
 
 const CONFIG = `fullnat_defs {
-    interface fnat16
+    interface fnat17
     control_socket ${sock}
     metrics 127.0.0.1:${METRICS_PORT}
 }
@@ -68,7 +68,7 @@ const until = (what: string, fn: () => boolean, timeoutMs: number): Promise<void
 
 before(async () => {
   if (skip) return;
-  buildTopology(lab, '10.116', ['r1']);
+  buildTopology(lab, '10.117', ['r1']);
   const rs = lab.spawn('r1', process.execPath, [join(fixtures, 'rs-server.js'), 'r1', '8080']);
   rsConns.follow(rs);
   await untilServing(rs, 'r1');
@@ -90,7 +90,7 @@ test('the reply rule is in place, and ctl lists the real server as Masq', { skip
     rules,
     new RegExp(`from ${RS.replaceAll('.', '\\.')} ipproto tcp sport 8080 lookup 2929`),
   );
-  assert.match(lab.exec('lb', 'ip', ['route', 'show', 'table', '2929']), /default dev fnat16/);
+  assert.match(lab.exec('lb', 'ip', ['route', 'show', 'table', '2929']), /default dev fnat17/);
   // The health check's own connections to RIP:8080 are answered to the LB's address: local, not steered.
   await until(
     'the RS healthy',
