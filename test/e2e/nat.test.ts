@@ -94,7 +94,7 @@ test('the reply rule is in place, and ctl lists the real server as Masq', { skip
   // The health check's own connections to RIP:8080 are answered to the LB's address: local, not steered.
   await until(
     'the RS healthy',
-    () => /-> 10\.116\.2\.11:8080\s+Masq\s+1\s/.test(ctl(['-Ln']).out),
+    () => /-> 10\.117\.2\.11:8080\s+Masq\s+1\s/.test(ctl(['-Ln']).out),
     10_000,
   );
 });
