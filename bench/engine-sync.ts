@@ -14,7 +14,7 @@
  * modes: the difference is what sync adds), the records and bytes it sent,
  * what the peer entered and the peer's CPU.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { dirname, join } from 'node:path';
@@ -25,6 +25,7 @@ import { Ipv4View } from '../src/wire/ipv4.js';
 import { TCP_ACK, TCP_FIN, TCP_PSH, TCP_SYN, TcpView } from '../src/wire/tcp.js';
 import { opt } from '../src/wire/tcp-options.js';
 import { buildSegment } from '../test/support/packets.js';
+import { LineChild } from './line-child.js';
 import { ratioOf } from './net-stats.js';
 import { spread, type Spread } from './stats.js';
 import { SYNC_VIP, benchSyncEngine, startSync } from './sync-fleet-node.js';
@@ -242,21 +243,7 @@ interface PeerReport {
 
 /** The peer node in its child process; `report()` asks it for its figures. */
 class Peer {
-  private buffered = '';
-  private waiting: ((line: string) => void) | undefined;
-  private constructor(private readonly child: ChildProcess) {
-    child.stdout!.on('data', (c: Buffer) => {
-      this.buffered += c.toString();
-      let nl: number;
-      while ((nl = this.buffered.indexOf('\n')) >= 0) {
-        const line = this.buffered.slice(0, nl);
-        this.buffered = this.buffered.slice(nl + 1);
-        const w = this.waiting;
-        this.waiting = undefined;
-        w?.(line);
-      }
-    });
-  }
+  private constructor(private readonly lines: LineChild) {}
 
   static async start(ports: number[], key: Uint8Array): Promise<Peer> {
     const child = spawn(
@@ -264,31 +251,19 @@ class Peer {
       [peerScript, 'peer', String(ports[0]), String(ports[1]), Buffer.from(key).toString('hex')],
       { stdio: ['pipe', 'pipe', 'inherit'] },
     );
-    const p = new Peer(child);
-    const first = await p.next(10_000);
-    if (!first.includes('listening')) throw new Error(`sync peer: ${first}`);
-    return p;
+    const lines = new LineChild(child, 'sync peer');
+    await lines.listening();
+    return new Peer(lines);
   }
 
-  private next(timeoutMs: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('the sync peer did not answer')), timeoutMs);
-      this.waiting = (line) => {
-        clearTimeout(t);
-        resolve(line);
-      };
-    });
-  }
-
-  async report(): Promise<PeerReport> {
-    const answer = this.next(5_000);
-    this.child.stdin!.write('\n');
-    return JSON.parse(await answer) as PeerReport;
+  report(): Promise<PeerReport> {
+    return this.lines.ask();
   }
 
   stop(): void {
-    this.child.stdin!.end();
-    setTimeout(() => this.child.kill('SIGKILL'), 2_000).unref();
+    const child = this.lines.child;
+    child.stdin!.end();
+    setTimeout(() => child.kill('SIGKILL'), 2_000).unref();
   }
 }
 

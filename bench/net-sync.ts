@@ -19,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { Bench, lbCpu, sleep, startVariant, type HttpRun, type Lb } from './net.js';
+import { LineChild } from './line-child.js';
 import { formatSpread, ratioOf, spread, type Spread } from './net-stats.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -106,45 +107,18 @@ function syncBlock(keyFile: string): string {
 
 /** The sink's totals, asked for on its stdin and read from its next line. */
 class Sink {
-  private buffered = '';
-  private waiting: ((line: string) => void) | undefined;
+  private readonly lines: LineChild;
 
   constructor(private readonly child: ChildProcess) {
-    child.stdout!.on('data', (c: Buffer) => {
-      this.buffered += c.toString();
-      let nl: number;
-      while ((nl = this.buffered.indexOf('\n')) >= 0) {
-        const line = this.buffered.slice(0, nl);
-        this.buffered = this.buffered.slice(nl + 1);
-        const w = this.waiting;
-        this.waiting = undefined;
-        w?.(line);
-      }
-    });
+    this.lines = new LineChild(child, 'sync sink');
   }
 
-  private next(timeoutMs: number): Promise<string> {
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => {
-        this.waiting = undefined;
-        reject(new Error('the sync sink did not answer'));
-      }, timeoutMs);
-      this.waiting = (line) => {
-        clearTimeout(t);
-        resolve(line);
-      };
-    });
+  ready(): Promise<void> {
+    return this.lines.listening();
   }
 
-  async ready(): Promise<void> {
-    const line = await this.next(10_000);
-    if (!line.includes('listening')) throw new Error(`sync sink: ${line}`);
-  }
-
-  async totals(): Promise<{ datagrams: number; bytes: number }> {
-    const answer = this.next(5_000);
-    this.child.stdin!.write('\n');
-    return JSON.parse(await answer) as { datagrams: number; bytes: number };
+  totals(): Promise<{ datagrams: number; bytes: number }> {
+    return this.lines.ask();
   }
 
   stop(): void {
