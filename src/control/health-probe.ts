@@ -1,6 +1,11 @@
 /** One health-check attempt of any kind, and what it reports back to the loop. */
 import { addressToString } from '../wire/address.js';
+import { runAllOf } from './health-all-of.js';
+import { runDnsProbe } from './health-dns.js';
+import { runHttpProbe } from './health-http.js';
 import { runMiscProbe } from './health-misc.js';
+import { runPingProbe } from './health-ping.js';
+import { runSmtpProbe } from './health-smtp.js';
 import { runTcpProbe } from './health-tcp.js';
 import { runUdpProbe } from './health-udp.js';
 import type { HealthCheckSpec, RealServerSpec } from './model.js';
@@ -26,8 +31,10 @@ export function runProbe(
 ): Probe {
   switch (check.kind) {
     case 'TCP_CHECK':
-    case 'HTTP_GET':
       return runTcpProbe(addressToString(real.addr), check.connectPort ?? real.port, check, done);
+    case 'HTTP_GET':
+    case 'SSL_GET':
+      return runHttpProbe(real, check, done);
     case 'UDP_CHECK':
       return runUdpProbe(
         addressToString(check.connectIp ?? real.addr),
@@ -38,5 +45,13 @@ export function runProbe(
     case 'MISC_CHECK':
       // keepalived's default: a script may run for as long as the loop's interval.
       return runMiscProbe(check, check.timeout ?? real.delayLoop, done);
+    case 'SMTP_CHECK':
+      return runSmtpProbe(real, check, done);
+    case 'DNS_CHECK':
+      return runDnsProbe(real, check, done);
+    case 'PING_CHECK':
+      return runPingProbe(real, check, done);
+    case 'ALL_OF':
+      return runAllOf(check.checks, (c, d) => runProbe(real, c, d), done);
   }
 }

@@ -4,9 +4,13 @@
  * consecutive failures take the RS DOWN; the next success brings it UP. Once
  * DOWN, and while UP and passing, the check runs every `delayLoop`.
  *
- * An RS starts UP (as in keepalived) and one without a check is always UP.
+ * An RS starts UP (as in keepalived), DOWN under `alpha` until its first
+ * pass; one without a check is always UP. notify_up / notify_down run on
+ * the transitions, and under `omega` notify_down runs at stop().
  */
 import { endpointToString } from '../wire/address.js';
+import { asksForWeight, checkName } from './health-all-of.js';
+import { runNotifyScript } from './health-notify.js';
 import { runProbe, type Probe, type ProbeResult } from './health-probe.js';
 import { realServerKey } from './real-server-key.js';
 import type {
@@ -77,8 +81,14 @@ export class HealthChecker {
 
   /** Clears every timer and socket; no callback fires afterwards. */
   stop(): void {
+    const wasRunning = this.running;
     this.running = false;
-    for (const e of this.entries.values()) this.halt(e);
+    for (const e of this.entries.values()) {
+      this.halt(e);
+      const { real } = e;
+      if (wasRunning && real.omega && real.check && e.healthy && real.notifyDown)
+        runNotifyScript(real.notifyDown, this.opts.logger, this.logFields(e, 'omega: stopping'));
+    }
   }
 
   /**
@@ -117,8 +127,16 @@ export class HealthChecker {
   private upsert(key: string, service: ServiceSpec, real: RealServerSpec): void {
     const e = this.entries.get(key);
     if (!e) {
-      const fresh: Entry = { key, service, real, healthy: true, failures: 0 };
+      const held = real.alpha === true && real.check !== undefined;
+      const fresh: Entry = { key, service, real, healthy: !held, failures: 0 };
       this.entries.set(key, fresh);
+      if (held) {
+        this.opts.logger.info(
+          this.logFields(fresh, 'alpha'),
+          'real server DOWN until its check passes',
+        );
+        this.notify(fresh);
+      }
       if (this.running && real.check) this.schedule(fresh, 0);
       return;
     }
@@ -152,7 +170,7 @@ export class HealthChecker {
     this.halt(e);
     e.failures = 0;
     const check = e.real.check;
-    if (!(check?.kind === 'MISC_CHECK' && check.dynamic) && this.forgetDynamicWeight(e)) {
+    if (!(check && asksForWeight(check)) && this.forgetDynamicWeight(e)) {
       this.notify(e);
     }
     if (this.running) this.schedule(e, 0);
@@ -228,6 +246,8 @@ export class HealthChecker {
     if (healthy) this.opts.logger.info(fields, 'real server UP');
     else this.opts.logger.warn(fields, 'real server DOWN');
     this.notify(e);
+    const script = healthy ? e.real.notifyUp : e.real.notifyDown;
+    if (script) runNotifyScript(script, this.opts.logger, fields);
   }
 
   /** A throwing handler must not stop the checks of every other RS. */
@@ -249,7 +269,7 @@ export class HealthChecker {
     return {
       service: endpointToString(service.vip, service.vport),
       real: endpointToString(real.addr, real.port),
-      check: real.check?.kind ?? 'none',
+      check: real.check ? checkName(real.check) : 'none',
       reason,
       failures: e.failures,
       retry: real.retry,

@@ -35,13 +35,72 @@ export interface TcpCheckSpec {
   connectPort?: number;
 }
 
-export interface HttpGetSpec {
-  kind: 'HTTP_GET';
+/** One `url { … }` of an HTTP_GET or SSL_GET: every one must pass. */
+export interface HttpUrlSpec {
   path: string;
-  /** Expected HTTP status (keepalived `status_code`), default 200. */
-  statusCode: number;
+  /** Accepted statuses, inclusive ranges (keepalived `status_code`); default any 2xx, as keepalived 2.x. */
+  statusCodes: Array<[number, number]>;
+  /** MD5 of the body, lowercase hex (keepalived `digest`); absent: the body is not read. */
+  digest?: string;
+  /** Host header (and SNI) for this url; default the check's, then the address. */
+  virtualhost?: string;
+}
+
+/** keepalived's HTTP_GET, and SSL_GET: the same requests over TLS, the certificate not verified. */
+export interface HttpGetSpec {
+  kind: 'HTTP_GET' | 'SSL_GET';
+  urls: HttpUrlSpec[];
+  /** Seconds for each url's connection, request and answer. */
   connectTimeout: number;
   connectPort?: number;
+  /** Probe this address instead of the real server's (keepalived `connect_ip`). */
+  connectIp?: IpAddress;
+  /** The probe's source address (keepalived `bindto`). */
+  bindto?: IpAddress;
+  /** Host header (and SNI) of every url without its own. */
+  virtualhost?: string;
+}
+
+/** keepalived's SMTP_CHECK: a 220 greeting, `HELO name` answered 250, then QUIT. */
+export interface SmtpCheckSpec {
+  kind: 'SMTP_CHECK';
+  connectTimeout: number;
+  connectPort?: number;
+  connectIp?: IpAddress;
+  bindto?: IpAddress;
+  heloName: string;
+}
+
+/** DNS query types DNS_CHECK may ask for (keepalived's list), with their numbers. */
+export const DNS_QUERY_TYPES = {
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  MX: 15,
+  TXT: 16,
+  AAAA: 28,
+} as const;
+export type DnsQueryType = keyof typeof DNS_QUERY_TYPES;
+
+/** keepalived's DNS_CHECK: one UDP query; an answer with its id and RCODE NOERROR passes. */
+export interface DnsCheckSpec {
+  kind: 'DNS_CHECK';
+  connectTimeout: number;
+  connectPort?: number;
+  connectIp?: IpAddress;
+  bindto?: IpAddress;
+  type: DnsQueryType;
+  /** The name asked for, without a trailing dot except the root "." itself. */
+  name: string;
+}
+
+/** keepalived's PING_CHECK: one ICMP echo, answered within connectTimeout. */
+export interface PingCheckSpec {
+  kind: 'PING_CHECK';
+  connectTimeout: number;
+  connectIp?: IpAddress;
+  bindto?: IpAddress;
 }
 
 /**
@@ -86,7 +145,30 @@ export interface MiscCheckSpec {
   gid?: number;
 }
 
-export type HealthCheckSpec = TcpCheckSpec | HttpGetSpec | UdpCheckSpec | MiscCheckSpec;
+/** A checker of one kind. */
+export type SingleCheckSpec =
+  | TcpCheckSpec
+  | HttpGetSpec
+  | UdpCheckSpec
+  | MiscCheckSpec
+  | SmtpCheckSpec
+  | DnsCheckSpec
+  | PingCheckSpec;
+
+/** Several checkers on one real server: as in keepalived, it is up only while every one passes. */
+export interface CheckSetSpec {
+  kind: 'ALL_OF';
+  checks: SingleCheckSpec[];
+}
+
+export type HealthCheckSpec = SingleCheckSpec | CheckSetSpec;
+
+/** An RS's notify_up / notify_down: a program run, without a shell, on the transition. */
+export interface NotifyScriptSpec {
+  /** As written, for logs. */
+  path: string;
+  argv: string[];
+}
 
 export interface RealServerSpec {
   addr: IpAddress;
@@ -101,6 +183,14 @@ export interface RealServerSpec {
   retry: number;
   /** Seconds between retries after a failure (keepalived `delay_before_retry`). */
   delayBeforeRetry: number;
+  /** keepalived `alpha` (from the virtual_server): a checked RS starts DOWN until its first pass. */
+  alpha?: boolean;
+  /** keepalived `omega`: notify_down runs for each RS still UP when the checks stop. */
+  omega?: boolean;
+  /** keepalived `inhibit_on_failure`: a DOWN RS stays listed at weight 0; without it, it is removed. */
+  inhibitOnFailure?: boolean;
+  notifyUp?: NotifyScriptSpec;
+  notifyDown?: NotifyScriptSpec;
   pos: SourcePos;
 }
 

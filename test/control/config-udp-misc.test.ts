@@ -184,11 +184,11 @@ describe('config: UDP_CHECK', () => {
       'warmup',
       /unknown keyword 'warmup' in UDP_CHECK \(valid: .*connect_ip.*bindto.*payload.*require_reply/,
     );
-    expectError(
-      'UDP_CHECK { }\n TCP_CHECK { }',
-      'TCP_CHECK',
-      /only one health check per real_server \('UDP_CHECK' at hc.conf:8\)/,
-    );
+    // Two checkers are a set (keepalived: the RS needs both), no longer a refusal.
+    assert.deepEqual(checkOf(withCheck('UDP_CHECK { }\n TCP_CHECK { }')), {
+      kind: 'ALL_OF',
+      checks: [UDP_DEFAULTS, { kind: 'TCP_CHECK', connectTimeout: 5 }],
+    });
   });
 });
 

@@ -181,13 +181,18 @@ describe('parseConfig: the documented example', () => {
               delayLoop: 6,
               retry: 3,
               delayBeforeRetry: 1,
+              inhibitOnFailure: true,
               pos: { file: 'fullnat.conf', line: 26 },
             },
             {
               addr: ip('10.10.2.3'),
               port: 80,
               weight: 1,
-              check: { kind: 'HTTP_GET', path: '/health', statusCode: 200, connectTimeout: 3 },
+              check: {
+                kind: 'HTTP_GET',
+                urls: [{ path: '/health', statusCodes: [[200, 200]] }],
+                connectTimeout: 3,
+              },
               delayLoop: 6,
               retry: 2,
               delayBeforeRetry: 1,
@@ -250,10 +255,10 @@ describe('parseConfig: the documented example', () => {
       connectTimeout: 5,
     });
     const http = parseConfig(base('weight 1', 'HTTP_GET { url { path /x } }'), 'c.conf');
+    // keepalived 2.x: without status_code any 2xx passes.
     assert.deepEqual(http.services[0]!.realServers[0]!.check, {
       kind: 'HTTP_GET',
-      path: '/x',
-      statusCode: 200,
+      urls: [{ path: '/x', statusCodes: [[200, 299]] }],
       connectTimeout: 5,
     });
   });
@@ -294,8 +299,7 @@ virtual_server 10.10.1.100:443
     assert.deepEqual([b!.retry, b!.delayBeforeRetry, b!.delayLoop], [4, 0, 0.5]);
     assert.deepEqual(b!.check, {
       kind: 'HTTP_GET',
-      path: '/a!b',
-      statusCode: 204,
+      urls: [{ path: '/a!b', statusCodes: [[204, 204]] }],
       connectTimeout: 5,
     });
   });
@@ -392,7 +396,10 @@ describe('parseConfig: errors name FILE:LINE and the reason', () => {
       'wieght',
       /unknown keyword 'wieght' in real_server/,
     );
-    assert.match(e.reason, /\(valid: .*weight.*TCP_CHECK.*HTTP_GET.*UDP_CHECK.*MISC_CHECK\)/);
+    assert.match(
+      e.reason,
+      /\(valid: .*weight.*TCP_CHECK.*HTTP_GET.*SSL_GET.*UDP_CHECK.*MISC_CHECK.*SMTP_CHECK.*DNS_CHECK.*PING_CHECK\)/,
+    );
     expectError(
       `fullnat_defs {\n  toa lvs\n}\n${BASE}`,
       'toa lvs',
@@ -730,11 +737,18 @@ virtual_server 10.10.1.101 80 {
       'weight 2',
       /'weight' given twice in this block \(first at test.conf:7\)/,
     );
-    expectError(
+    // Two checkers are no longer an error: keepalived runs both, and the RS needs both to pass.
+    const two = parseConfig(
       base('weight 1', 'TCP_CHECK { }\n HTTP_GET { url { path / } }'),
-      'HTTP_GET',
-      /only one health check per real_server \('TCP_CHECK' at test.conf:7\)/,
+      'c.conf',
     );
+    assert.deepEqual(two.services[0]!.realServers[0]!.check, {
+      kind: 'ALL_OF',
+      checks: [
+        { kind: 'TCP_CHECK', connectTimeout: 5 },
+        { kind: 'HTTP_GET', urls: [{ path: '/', statusCodes: [[200, 299]] }], connectTimeout: 5 },
+      ],
+    });
     expectError(
       base('weight 1', 'TCP_CHECK { retry 2 nb_get_retry 3 }'),
       'TCP_CHECK',

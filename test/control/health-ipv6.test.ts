@@ -80,8 +80,7 @@ describe('health checks to IPv6 real servers', { skip }, () => {
     );
     const check: HealthCheckSpec = {
       kind: 'HTTP_GET',
-      path: '/health',
-      statusCode: 200,
+      urls: [{ path: '/health', statusCodes: [[200, 200]] }],
       connectTimeout: 0.5,
     };
     const { checker, changes } = harness([service([real(srv.port, check, 1)])]);

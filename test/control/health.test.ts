@@ -127,8 +127,7 @@ describe('HealthChecker', () => {
       const srv = await httpServer(() => status, seen);
       const check: HealthCheckSpec = {
         kind: 'HTTP_GET',
-        path: '/health?x=1',
-        statusCode: 200,
+        urls: [{ path: '/health?x=1', statusCodes: [[200, 200]] }],
         connectTimeout: 0.5,
       };
       const { checker, changes, logs } = harness([service([real(srv.port, check, 2)])]);
@@ -162,11 +161,10 @@ describe('HealthChecker', () => {
     const srv = await httpServer(() => 204);
     const check: HealthCheckSpec = {
       kind: 'HTTP_GET',
-      path: '/',
-      statusCode: 200,
+      urls: [{ path: '/', statusCodes: [[200, 200]] }],
       connectTimeout: 0.5,
     };
-    const ok: HealthCheckSpec = { ...check, statusCode: 204 };
+    const ok: HealthCheckSpec = { ...check, urls: [{ path: '/', statusCodes: [[204, 204]] }] };
     const { checker, changes } = harness([
       service([real(srv.port, check, 1)], 80),
       service([real(srv.port, ok, 1)], 81),
@@ -189,8 +187,7 @@ describe('HealthChecker', () => {
     const srv = await silentServer();
     const check: HealthCheckSpec = {
       kind: 'HTTP_GET',
-      path: '/',
-      statusCode: 200,
+      urls: [{ path: '/', statusCodes: [[200, 200]] }],
       connectTimeout: 0.15,
     };
     const { checker, changes, logs } = harness([service([real(srv.port, check, 2)])]);
@@ -276,8 +273,7 @@ describe('HealthChecker', () => {
     // A probe that would hang for 3 s and a loop that would re-arm every 0.1 s.
     const check: HealthCheckSpec = {
       kind: 'HTTP_GET',
-      path: '/',
-      statusCode: 200,
+      urls: [{ path: '/', statusCodes: [[200, 200]] }],
       connectTimeout: 3,
     };
     const { checker, changes } = harness([
@@ -311,7 +307,7 @@ describe('HealthChecker', () => {
       const srv = createServer(() => {});
       srv.listen(0, '127.0.0.1', () => {
         const port = srv.address().port;
-        const check = { kind: 'HTTP_GET', path: '/', statusCode: 200, connectTimeout: 30 };
+        const check = { kind: 'HTTP_GET', urls: [{ path: '/', statusCodes: [[200, 200]] }], connectTimeout: 30 };
         const real = { addr: 0x7f000001, port, weight: 1, delayLoop: 30, retry: 3, delayBeforeRetry: 30, check,
           pos: { file: 'x', line: 1 } };
         const tcp = { ...real, check: { kind: 'TCP_CHECK', connectTimeout: 30 } };

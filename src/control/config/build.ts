@@ -12,6 +12,7 @@ import type {
 import { CONFIG_DEFAULTS } from './defaults.js';
 import type { BgpDraft, RsDraft, State, SyncDraft, Timing, VsDraft } from './grammar/draft.js';
 import type { Token } from './lexer.js';
+import { lifeFields } from './grammar/virtual-server-health.js';
 
 function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
   const pick = <K extends keyof Timing>(k: K, dflt: number): number =>
@@ -23,6 +24,7 @@ function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
     delayLoop: pick('delayLoop', CONFIG_DEFAULTS.delayLoop),
     retry: pick('retry', CONFIG_DEFAULTS.retry),
     delayBeforeRetry: pick('delayBeforeRetry', CONFIG_DEFAULTS.delayBeforeRetry),
+    ...lifeFields(vs.life, rs.life),
     pos: { file: rs.tok.file, line: rs.tok.line },
   };
   if (rs.mtu !== undefined) out.mtu = rs.mtu;

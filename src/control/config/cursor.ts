@@ -154,9 +154,6 @@ function once(seen: Map<string, Token>, kw: Token, key = kw.text): void {
     seen.set(key, kw);
     return;
   }
-  if (key === 'check') {
-    fail(kw, `only one health check per real_server ('${first.text}' at ${at(first)})`);
-  }
   if (first.text !== kw.text) {
     fail(kw, `'${kw.text}' repeats '${first.text}' (${at(first)}) in this block`);
   }

@@ -12,7 +12,6 @@ export const CONFIG_DEFAULTS = {
   retry: 3,
   delayBeforeRetry: 1,
   connectTimeout: 5,
-  statusCode: 200,
   weight: DEFAULT_WEIGHT,
   scheduler: DEFAULT_SCHEDULER,
   interface: 'fnat0',

@@ -7,6 +7,7 @@ import type { SchedulerName } from '../../../engine/sched/scheduler.js';
 import { endpointToString, type IpAddress } from '../../../wire/address.js';
 import type { AnnouncedPrefix, FullnatDefs, HealthCheckSpec } from '../../model.js';
 import type { Token } from '../lexer.js';
+import type { RsLifeDraft, VsLifeDraft } from './virtual-server-health.js';
 
 /** delay_loop / retry / delay_before_retry, as given at one level. */
 export interface Timing {
@@ -26,6 +27,7 @@ export interface RsDraft {
   check?: HealthCheckSpec;
   timing: Timing;
   checkTiming: Timing;
+  life: RsLifeDraft;
 }
 
 export interface VsDraft {
@@ -49,6 +51,7 @@ export interface VsDraft {
   /** keepalived's `quorum`; default 1. */
   quorum: number;
   timing: Timing;
+  life: VsLifeDraft;
   reals: RsDraft[];
 }
 

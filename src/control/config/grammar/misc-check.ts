@@ -9,6 +9,7 @@ import { fail } from '../error.js';
 import type { Token } from '../lexer.js';
 import type { MiscCheckSpec } from '../../model.js';
 import { seconds } from '../values.js';
+import { addCheck } from './add-check.js';
 import type { RsDraft } from './draft.js';
 import { CHECK_TIMING_ALIASES, checkTimingHandlers } from './timing.js';
 
@@ -41,23 +42,27 @@ export function splitWords(t: Token): string[] {
   return words;
 }
 
-function miscPath(cur: Cursor, k: Token): Pick<MiscCheckSpec, 'path' | 'argv'> {
+/**
+ * A program line: `KEYWORD "/abs/program ARGS…"` in one quoted word (misc_path,
+ * notify_up, notify_down), split into its words.
+ */
+export function programLine(cur: Cursor, k: Token): { path: string; argv: string[] } {
+  const needs = `'${k.text}' needs a program (${k.text} "/path/to/program ARGS")`;
   const got = cur.lineArgs(k);
   const first = got[0];
-  if (!first) fail(k, '\'misc_path\' needs a program (misc_path "/path/to/check ARGS")');
+  if (!first) fail(k, needs);
   if (got.length > 1) {
     fail(
       k,
-      `misc_path with arguments goes in double quotes: misc_path "${got.map((t) => t.text).join(' ')}"`,
+      `${k.text} with arguments goes in double quotes: ${k.text} "${got.map((t) => t.text).join(' ')}"`,
     );
   }
   const argv = splitWords(first);
   const program = argv[0];
-  if (program === undefined)
-    fail(k, '\'misc_path\' needs a program (misc_path "/path/to/check ARGS")');
+  if (program === undefined) fail(k, needs);
   // No PATH search: what runs must not depend on the environment the LB was started from.
   if (!program.startsWith('/'))
-    fail(first, `misc_path program '${program}' must be an absolute path`);
+    fail(first, `${k.text} program '${program}' must be an absolute path`);
   return { path: first.text, argv };
 }
 
@@ -82,7 +87,7 @@ export function parseMiscCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
   const check: Omit<MiscCheckSpec, 'path' | 'argv'> = { kind: 'MISC_CHECK', dynamic: false };
   const h: Record<string, Handler> = {
     ...checkTimingHandlers(cur, rs.checkTiming),
-    misc_path: (k) => (program = miscPath(cur, k)),
+    misc_path: (k) => (program = programLine(cur, k)),
     misc_timeout: (k) => (check.timeout = seconds(cur.value(k), k.text, false)),
     misc_dynamic: (k) => {
       cur.args(k, 0);
@@ -92,5 +97,5 @@ export function parseMiscCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
   };
   walkBlock(cur, kw, 'MISC_CHECK', withOnce(h, new Map(), CHECK_TIMING_ALIASES));
   if (!program) fail(kw, 'MISC_CHECK needs \'misc_path "/path/to/check ARGS"\'');
-  rs.check = { ...check, ...program };
+  addCheck(rs, { ...check, ...program });
 }

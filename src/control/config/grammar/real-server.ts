@@ -1,6 +1,6 @@
 /**
- * `real_server IP PORT { … }` inside a virtual_server, with its one health
- * check: TCP_CHECK or HTTP_GET here, UDP_CHECK and MISC_CHECK in their own files.
+ * `real_server IP PORT { … }` inside a virtual_server, with its health
+ * checks (any number; TCP_CHECK here, the others in their own files).
  */
 import { addressEquals, endpointToString } from '../../../wire/address.js';
 import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
@@ -8,7 +8,14 @@ import { CONFIG_DEFAULTS } from '../defaults.js';
 import { at, fail } from '../error.js';
 import type { Token } from '../lexer.js';
 import { parseMtu, parseWeight, realServerFamilyConflict } from '../../rules.js';
-import { addrPort, intIn, port, ruled, seconds } from '../values.js';
+import type { TcpCheckSpec } from '../../model.js';
+import { addrPort, port, ruled, seconds } from '../values.js';
+import { addCheck } from './add-check.js';
+import { parseDnsCheck } from './dns-check.js';
+import { parseHttpGet } from './http-get.js';
+import { parsePingCheck } from './ping-check.js';
+import { parseSmtpCheck } from './smtp-check.js';
+import { realServerLifeHandlers } from './virtual-server-health.js';
 import { svcName, type RsDraft, type VsDraft } from './draft.js';
 import { parseMiscCheck } from './misc-check.js';
 import { CHECK_TIMING_ALIASES, checkTimingHandlers, timingHandlers } from './timing.js';
@@ -33,6 +40,7 @@ export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
     weight: CONFIG_DEFAULTS.weight,
     timing: {},
     checkTiming: {},
+    life: {},
   };
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
@@ -42,60 +50,38 @@ export function parseRealServer(cur: Cursor, kw: Token, vs: VsDraft): void {
       rs.mtu = mtu(cur.value(k), k.text);
       rs.mtuTok = k;
     },
-    // Health-check failures already leave the RS in place at weight 0 (established connections keep flowing).
-    inhibit_on_failure: (k) => void cur.args(k, 0),
-    TCP_CHECK: (k) => parseCheck(cur, k, rs),
-    HTTP_GET: (k) => parseCheck(cur, k, rs),
+    ...realServerLifeHandlers(cur, rs.life),
+  };
+  // Checkers may repeat: keepalived runs them all and the RS is up while every one passes.
+  const checkers: Record<string, Handler> = {
+    TCP_CHECK: (k) => parseTcpCheck(cur, k, rs),
+    HTTP_GET: (k) => parseHttpGet(cur, k, rs),
+    SSL_GET: (k) => parseHttpGet(cur, k, rs),
     UDP_CHECK: (k) => parseUdpCheck(cur, k, rs),
     MISC_CHECK: (k) => parseMiscCheck(cur, k, rs),
+    SMTP_CHECK: (k) => parseSmtpCheck(cur, k, rs),
+    DNS_CHECK: (k) => parseDnsCheck(cur, k, rs),
+    PING_CHECK: (k) => parsePingCheck(cur, k, rs),
   };
-  const oneCheck = {
-    HTTP_GET: 'check',
-    TCP_CHECK: 'check',
-    UDP_CHECK: 'check',
-    MISC_CHECK: 'check',
-  };
-  walkBlock(cur, kw, 'real_server', withOnce(h, seen, oneCheck));
+  const guarded = { ...withOnce(h, seen), ...checkers };
+  walkBlock(cur, kw, 'real_server', guarded);
   vs.reals.push(rs);
 }
 
 const weight = (t: Token): number => ruled(t, () => parseWeight(t.text));
 const mtu = (t: Token, what: string): number => ruled(t, () => parseMtu(t.text, what));
 
-function parseCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
-  cur.header(kw, 0, 0, `${kw.text} {`);
-  const common = {
+function parseTcpCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
+  cur.header(kw, 0, 0, 'TCP_CHECK {');
+  const check: TcpCheckSpec = {
+    kind: 'TCP_CHECK',
     connectTimeout: CONFIG_DEFAULTS.connectTimeout,
-    connectPort: undefined as number | undefined,
   };
-  const url = { path: undefined as string | undefined, statusCode: CONFIG_DEFAULTS.statusCode };
-  const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
     ...checkTimingHandlers(cur, rs.checkTiming),
-    connect_timeout: (k) => (common.connectTimeout = seconds(cur.value(k), k.text, false)),
-    connect_port: (k) => (common.connectPort = port(cur.value(k), 'connect_port')),
+    connect_timeout: (k) => (check.connectTimeout = seconds(cur.value(k), k.text, false)),
+    connect_port: (k) => (check.connectPort = port(cur.value(k), 'connect_port')),
   };
-  if (kw.text === 'HTTP_GET') h.url = (k) => parseUrl(cur, k, url);
-  walkBlock(cur, kw, kw.text, withOnce(h, seen, CHECK_TIMING_ALIASES));
-  if (kw.text === 'TCP_CHECK') {
-    rs.check = { kind: 'TCP_CHECK', ...common };
-    return;
-  }
-  if (url.path === undefined) fail(kw, "HTTP_GET needs 'url { path /PATH }'");
-  rs.check = { kind: 'HTTP_GET', path: url.path, statusCode: url.statusCode, ...common };
-}
-
-function parseUrl(cur: Cursor, kw: Token, url: { path?: string; statusCode: number }): void {
-  cur.header(kw, 0, 0, 'url {');
-  const h: Record<string, Handler> = {
-    path: (k) => {
-      const t = cur.value(k);
-      if (!/^\/[\x21-\x7e]*$/.test(t.text))
-        fail(t, `bad url path '${t.text}' (must start with '/', no spaces)`);
-      url.path = t.text;
-    },
-    status_code: (k) => (url.statusCode = intIn(cur.value(k), k.text, 100, 599)),
-  };
-  walkBlock(cur, kw, 'url', withOnce(h, new Map()));
-  if (url.path === undefined) fail(kw, "url block needs 'path'");
+  walkBlock(cur, kw, 'TCP_CHECK', withOnce(h, new Map(), CHECK_TIMING_ALIASES));
+  addCheck(rs, check);
 }

@@ -16,6 +16,7 @@ import { fail } from '../error.js';
 import type { Token } from '../lexer.js';
 import type { UdpCheckSpec } from '../../model.js';
 import { intIn, port, seconds } from '../values.js';
+import { addCheck } from './add-check.js';
 import type { RsDraft } from './draft.js';
 import { CHECK_TIMING_ALIASES, checkTimingHandlers } from './timing.js';
 
@@ -48,7 +49,7 @@ function hexWords(words: Token[], what: string, wildcard: boolean): string {
   return out;
 }
 
-function address(t: Token, what: string): IpAddress {
+export function address(t: Token, what: string): IpAddress {
   const a = parseAddress(t.text);
   if (a === null) fail(t, `bad ${what} '${t.text}' (expected an IPv4 or IPv6 address)`);
   const text = addressToString(a);
@@ -121,5 +122,5 @@ export function parseUdpCheck(cur: Cursor, kw: Token, rs: RsDraft): void {
       `require_reply of ${check.reply.length / 2} bytes > max_reply_length ${check.maxReplyLength}: the check could never pass`,
     );
   }
-  rs.check = check;
+  addCheck(rs, check);
 }

@@ -14,6 +14,7 @@ import { keepalivedVsKeywords } from './keepalived-vs-keywords.js';
 import { parseRealServer } from './real-server.js';
 import { timingHandlers } from './timing.js';
 import { expandGroup, virtualServerTarget } from './virtual-server-group.js';
+import { virtualServerLifeHandlers } from './virtual-server-health.js';
 
 export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   const target = virtualServerTarget(cur, kw, st);
@@ -30,11 +31,13 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
     protocol: 'TCP',
     tcpOnly: [],
     timing: {},
+    life: {},
     reals: [],
   };
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
     ...timingHandlers(cur, vs.timing),
+    ...virtualServerLifeHandlers(cur, vs.life),
     protocol: (k) => {
       vs.protocol = protocol(cur.value(k));
       vs.protocolTok = k;
