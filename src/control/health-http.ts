@@ -91,9 +91,12 @@ function fetchUrl(
   let status: number | undefined;
   let hash: Hash | undefined;
   const onBody = (chunk: Buffer): void => void hash?.update(chunk);
+  // Both 'end' and 'close' may call it: the hash is read once.
   const finishDigest = (): void => {
-    if (!hash || status === undefined) return;
-    const got = hash.digest('hex');
+    const body = hash;
+    if (!body || status === undefined) return;
+    hash = undefined;
+    const got = body.digest('hex');
     a.finish(
       got === url.digest
         ? { ok: true, reason: `status ${status}, digest matches` }
