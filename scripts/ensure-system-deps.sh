@@ -9,6 +9,7 @@
 #   curl       fetches /metrics in the end-to-end tests; the client of the IPv6 one (curl -6)
 #   nginx      an unmodified real server in the end-to-end tests
 #   dnsmasq-base, bind9-dnsutils   an unmodified UDP server (DNS) and its client (dig) in the UDP end-to-end test
+#   iputils-ping, openssl   PING_CHECK's echo, and the self-signed certificate of the SSL_GET test
 #   chromium   headless screenshot of doctor's HTML report
 #   bird2      the BGP speaker a fleet node runs, and the router of the cluster tests and lab
 #   iperf3, wrk, haproxy, nftables, ethtool   the network benchmark (npm run bench -- net)
@@ -33,6 +34,8 @@ declare -A need=(
   [nginx]="nginx: an unmodified real server in the end-to-end tests (TOA via eBPF, PROXY protocol)"
   [dnsmasq]="dnsmasq-base: an unmodified DNS server behind the LB in the UDP end-to-end test (its query log names the client)"
   [dig]="bind9-dnsutils: dig, the DNS client of the UDP end-to-end test"
+  [ping]="iputils-ping: ping, which PING_CHECK runs (Node has no raw sockets); its namespace test"
+  [openssl]="openssl: makes the self-signed certificate the SSL_GET test's nginx serves"
   [chromium]="chromium: renders doctor's HTML report in a headless screenshot test"
   [bird]="bird2: the BGP (and BFD) speaker of a fleet node, and the router in the cluster tests and lab"
   [iperf3]="iperf3: throughput in npm run bench -- net"
@@ -45,7 +48,7 @@ declare -A need=(
   [node_exporter]="prometheus-node-exporter: its ipvs collector, on a /proc written by the test, is what fullnat's node_ipvs_* series are compared with"
   [keepalived]="keepalived: its shipped sample configs and 'keepalived -t', the input and referee of the keepalived-samples test"
 )
-declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter [systemd-analyze]=systemd [keepalived]=keepalived)
+declare -A pkg=([tshark]=tshark [scapy]=python3-scapy [tcpdump]=tcpdump [ip]=iproute2 [clang]=clang [bpf_helpers]=libbpf-dev [bpftool]=bpftool [curl]=curl [nginx]=nginx-light [dnsmasq]=dnsmasq-base [dig]=bind9-dnsutils [ping]=iputils-ping [openssl]=openssl [chromium]=chromium [bird]=bird2 [iperf3]=iperf3 [wrk]=wrk [haproxy]=haproxy [nft]=nftables [ethtool]=ethtool [ipvsadm]=ipvsadm [node_exporter]=prometheus-node-exporter [systemd-analyze]=systemd [keepalived]=keepalived)
 have() {
   case "$1" in
     bpf_helpers) [ -f /usr/include/bpf/bpf_helpers.h ] ;;
