@@ -403,6 +403,7 @@ export class LoadBalancer implements ControlApi {
     const prev = this.weights.get(key);
     const w: RsWeight = { weight, healthy: prev?.healthy ?? true };
     if (prev?.dynamic !== undefined) w.dynamic = prev.dynamic;
+    if (prev?.hidden) w.hidden = true;
     this.weights.set(key, w);
     this.engine.addRealServer(svc, { addr, port, weight: weightInForce(w), mtu });
   }
@@ -416,6 +417,8 @@ export class LoadBalancer implements ControlApi {
     w.healthy = healthy;
     if (c.weight === undefined) delete w.dynamic;
     else w.dynamic = c.weight;
+    if (healthy || real.inhibitOnFailure) delete w.hidden;
+    else w.hidden = true;
     const si = this.engine.findService(svc.vip, svc.vport, svc.protocol);
     const ri = si < 0 ? -1 : this.engine.findRealServer(si, real.addr, real.port);
     if (ri >= 0) this.engine.setWeight(ri, weightInForce(w));
@@ -424,7 +427,9 @@ export class LoadBalancer implements ControlApi {
         ? 'real server weight set by its health check'
         : healthy
           ? 'real server up: weight restored'
-          : 'real server down: quiescent (weight 0)';
+          : real.inhibitOnFailure
+            ? 'real server down: quiescent (weight 0, inhibit_on_failure)'
+            : 'real server down: removed (its connections finish)';
     this.deps.log.warn(
       {
         service: endpointToString(svc.vip, svc.vport),
@@ -587,10 +592,11 @@ export class LoadBalancer implements ControlApi {
         scheduler: s.scheduler.name,
         laddrs: s.lipIndexes.map((li) => lipOf(e, li)),
         forwarding: s.forwarding,
-        realServers: s.targets.map((r) => {
+        realServers: s.targets.flatMap((r) => {
           const w = this.weights.get(
             realServerKey(vipOf(s), s.vport, rsAddrOf(r), r.port, s.protocol),
           );
+          if (w?.hidden) return [];
           return {
             addr: rsAddrOf(r),
             port: r.port,

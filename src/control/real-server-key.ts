@@ -22,6 +22,12 @@ export interface RsWeight {
   healthy: boolean;
   /** Set by a MISC_CHECK with misc_dynamic; over `weight` while present. */
   dynamic?: number;
+  /**
+   * DOWN without inhibit_on_failure: out of the listing as keepalived
+   * removes it, while the engine keeps it at weight 0 so its connections
+   * finish (as IPVS's do after a delete).
+   */
+  hidden?: boolean;
 }
 
 /** The weight the engine schedules with: 0 while a check holds the RS out. */

@@ -66,9 +66,11 @@ virtual_server ${VIP} 80 {
     lb_algo rr
     laddr_group_name lips
     real_server 10.82.2.11 8080 {
+        inhibit_on_failure
         TCP_CHECK { connect_timeout 1 retry 1 }
     }
     real_server 10.82.2.12 8080 {
+        inhibit_on_failure
         TCP_CHECK { connect_timeout 1 retry 1 }
     }
 }

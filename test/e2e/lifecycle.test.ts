@@ -72,9 +72,11 @@ virtual_server ${VIP} 80 {
     lb_algo rr
     laddr_group_name lips
     real_server ${RS.r1} 8080 {
+        inhibit_on_failure
         TCP_CHECK { connect_timeout 1 retry 1 }
     }
     real_server ${RS.r2} 8080 {
+        inhibit_on_failure
         TCP_CHECK { connect_timeout 1 retry 1 }
     }
 }

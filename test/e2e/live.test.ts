@@ -44,6 +44,8 @@ function config(reals: { addr: string; weight: number }[]): string {
     .map(
       (r) => `    real_server ${r.addr} 8080 {
         weight ${r.weight}
+        # A DOWN RS stays listed at weight 0 (without it, keepalived's meaning: removed from the list).
+        inhibit_on_failure
         TCP_CHECK { connect_timeout 1 retry 1 delay_before_retry 1 }
     }`,
     )

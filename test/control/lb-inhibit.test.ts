@@ -1,0 +1,90 @@
+/**
+ * inhibit_on_failure as keepalived means it, in a running LoadBalancer
+ * whose health checks run (MISC_CHECKs on a flag file, a memory device for
+ * the TUN): a DOWN RS with it stays listed at weight 0; one without it is
+ * removed from the listing, while the engine keeps it at weight 0 so its
+ * connections finish, as IPVS's do after a delete. Both come back when the
+ * check passes again.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+import { LoadBalancer } from '../../src/control/lb.js';
+import { createLogger } from '../../src/control/log.js';
+import type { HostNetwork } from '../../src/io/host.js';
+import { MemoryDevice } from '../../src/io/memory-device.js';
+import { addressToString } from '../../src/wire/address.js';
+import { waitFor } from '../support/health-bench.js';
+
+const host: HostNetwork = {
+  openDevice: () => new MemoryDevice(),
+  setTxQueueLen: () => {},
+  deviceStatistics: () => ({}),
+  addRoute: () => {},
+  delRoute: () => {},
+  sysctl: () => {},
+};
+
+describe('LoadBalancer: inhibit_on_failure', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fullnat-inhibit-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'up');
+  const check = `MISC_CHECK {
+            misc_path "/bin/sh -c 'test -e ${flag}'"
+            retry 1
+        }`;
+  const file = join(dir, 'lb.conf');
+  writeFileSync(
+    file,
+    `fullnat_defs {
+    interface fninh0
+}
+local_address_group g1 {
+    10.10.3.1
+}
+virtual_server 10.10.1.100 80 {
+    laddr_group_name g1
+    delay_loop 0.1
+    real_server 10.10.2.2 80 {
+        weight 3
+        inhibit_on_failure
+        ${check}
+    }
+    real_server 10.10.2.3 80 {
+        weight 5
+        ${check}
+    }
+}
+`,
+  );
+
+  it('keeps the inhibited RS listed at weight 0 and removes the other; both back when UP', async () => {
+    writeFileSync(flag, '');
+    const lb = new LoadBalancer(file, { host, log: createLogger({ level: 'silent' }) });
+    const listed = (): string[] =>
+      lb
+        .snapshot()
+        .services[0]!.realServers.map(
+          (r) => `${addressToString(r.addr)} ${r.effectiveWeight} ${r.healthy ? 'up' : 'down'}`,
+        );
+    const engineWeights = (): number[] => lb.engine.services[0]!.targets.map((t) => t.weight);
+    lb.start();
+    try {
+      await waitFor('a first pass', () => listed().length === 2);
+      assert.deepEqual(listed(), ['10.10.2.2 3 up', '10.10.2.3 5 up']);
+      rmSync(flag);
+      await waitFor('both DOWN', () => engineWeights().every((w) => w === 0), 5000);
+      assert.deepEqual(listed(), ['10.10.2.2 0 down'], 'only the inhibited RS is listed');
+      assert.deepEqual(engineWeights(), [0, 0], 'the removed RS is still a target at weight 0');
+      writeFileSync(flag, '');
+      await waitFor('both UP', () => listed().length === 2, 5000);
+      await waitFor('weights back', () => engineWeights().join() === '3,5', 5000);
+      assert.deepEqual(listed(), ['10.10.2.2 3 up', '10.10.2.3 5 up']);
+    } finally {
+      lb.stop();
+    }
+  });
+});
