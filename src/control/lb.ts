@@ -30,6 +30,7 @@ import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig, reloadNeedsForce, warningText } from './config/index.js';
 import { networkOf, prefixToString } from './prefix.js';
 import { HealthChecker, type HealthChange } from './health.js';
+import { applySorryServer } from './sorry-server.js';
 import {
   addressRoleConflict,
   MIN_MTU_V6,
@@ -422,6 +423,7 @@ export class LoadBalancer implements ControlApi {
     const si = this.engine.findService(svc.vip, svc.vport, svc.protocol);
     const ri = si < 0 ? -1 : this.engine.findRealServer(si, real.addr, real.port);
     if (ri >= 0) this.engine.setWeight(ri, weightInForce(w));
+    this.applySorryServer(svc);
     const msg =
       healthy === wasHealthy
         ? 'real server weight set by its health check'
@@ -440,6 +442,21 @@ export class LoadBalancer implements ControlApi {
       msg,
     );
     this.cluster?.changed();
+  }
+
+  private applySorryServer(svc: ServiceSpec): void {
+    if (!applySorryServer(this.engine, this.weights, svc) || !svc.sorryServer) return;
+    const inUse =
+      this.weights.get(
+        realServerKey(svc.vip, svc.vport, svc.sorryServer.addr, svc.sorryServer.port, svc.protocol),
+      )?.hidden !== true;
+    this.deps.log.warn(
+      {
+        service: endpointToString(svc.vip, svc.vport),
+        sorry: endpointToString(svc.sorryServer.addr, svc.sorryServer.port),
+      },
+      inUse ? 'no real server up: sorry_server in' : 'a real server is up: sorry_server out',
+    );
   }
 
   // ---- routes ----------------------------------------------------------------------
@@ -569,6 +586,7 @@ export class LoadBalancer implements ControlApi {
     this.config = next;
     this.syncRoutes();
     this.health?.update(next);
+    for (const s of next.services) this.applySorryServer(s);
     const summary =
       `+${diff.addedServices.length} -${diff.removedServices.length} ~${diff.changedServices.length} services` +
       (diff.changedDefs.length ? `; defs: ${diff.changedDefs.join(', ')}` : '');

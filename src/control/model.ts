@@ -215,6 +215,8 @@ export interface ServiceSpec {
    * announces a VIP by BGP while at least one of the VIP's services is up.
    */
   quorum: number;
+  /** keepalived's `sorry_server`: scheduled at weight 1 while no real server is UP, out again when one is. */
+  sorryServer?: { addr: IpAddress; port: number };
   /** UDP: `uoa_mode` of this virtual_server; absent follows fullnat_defs' `uoa_mode`. */
   uoaMode?: UoaSetting;
   pos: SourcePos;

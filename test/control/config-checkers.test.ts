@@ -260,7 +260,26 @@ describe('config: alpha, omega, inhibit_on_failure, notify_up / notify_down', ()
     assert.equal(own.inhibitOnFailure, true, 'inhibit_on_failure in the real_server alone');
   });
 
+  it('sorry_server IP PORT in a virtual_server', () => {
+    const svc = parse(withCheck('TCP_CHECK { }', 'sorry_server 10.10.9.9 8080')).services[0]!;
+    assert.deepEqual(svc.sorryServer, { addr: parseIpv4('10.10.9.9'), port: 8080 });
+    assert.equal('sorryServer' in parse(withCheck('')).services[0]!, false);
+  });
+
   it('refusals', () => {
+    expectError('', 'sorry_server', /'sorry_server' needs IP PORT/, 'sorry_server');
+    expectError(
+      '',
+      'sorry_server 10.10.2.2 80',
+      /sorry_server 10\.10\.2\.2:80 is also a real_server \(ck\.conf:\d+\)/,
+      'sorry_server 10.10.2.2 80',
+    );
+    expectError(
+      '',
+      'sorry_server fd00::9 80',
+      /sorry_server fd00::9 is IPv6 but the virtual_server 10\.10\.1\.100 is IPv4/,
+      'sorry_server fd00::9 80',
+    );
     expectError(
       'notify_up rs-up.sh',
       'notify_up',

@@ -112,6 +112,9 @@ export function build(file: string, st: State): FullnatConfig {
     synProxy: vs.synProxy,
     proxyProtocol: vs.proxyProtocol,
     quorum: vs.quorum,
+    ...(vs.life.sorryServer
+      ? { sorryServer: { addr: vs.life.sorryServer.addr, port: vs.life.sorryServer.port } }
+      : {}),
     ...(vs.uoaMode === undefined ? {} : { uoaMode: vs.uoaMode }),
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));

@@ -1,10 +1,16 @@
 /**
  * The keywords of a real server's life under its checks, as keepalived has
- * them: `alpha`, `omega` and `inhibit_on_failure` in a virtual_server;
+ * them: `alpha`, `omega`, `inhibit_on_failure` and `sorry_server` in a virtual_server;
  * `inhibit_on_failure`, `notify_up` and `notify_down` in a real_server.
  */
+import { addressEquals, endpointToString, type IpAddress } from '../../../wire/address.js';
+import { realServerFamilyConflict } from '../../rules.js';
 import type { Cursor, Handler } from '../cursor.js';
+import { at, fail } from '../error.js';
+import type { Token } from '../lexer.js';
 import type { NotifyScriptSpec, RealServerSpec } from '../../model.js';
+import { addrPort } from '../values.js';
+import type { RsDraft } from './draft.js';
 import { programLine } from './misc-check.js';
 
 /** What a virtual_server says about every RS in it. */
@@ -12,6 +18,7 @@ export interface VsLifeDraft {
   alpha?: boolean;
   omega?: boolean;
   inhibitOnFailure?: boolean;
+  sorryServer?: { addr: IpAddress; port: number; tok: Token };
 }
 
 /** What a real_server says about itself. */
@@ -21,9 +28,13 @@ export interface RsLifeDraft {
   notifyDown?: NotifyScriptSpec;
 }
 
-export function virtualServerLifeHandlers(cur: Cursor, life: VsLifeDraft): Record<string, Handler> {
+export function virtualServerLifeHandlers(
+  cur: Cursor,
+  life: VsLifeDraft,
+  vip: IpAddress,
+): Record<string, Handler> {
   const flag =
-    (key: keyof VsLifeDraft): Handler =>
+    (key: 'alpha' | 'omega' | 'inhibitOnFailure'): Handler =>
     (k) => {
       cur.args(k, 0);
       life[key] = true;
@@ -32,7 +43,28 @@ export function virtualServerLifeHandlers(cur: Cursor, life: VsLifeDraft): Recor
     alpha: flag('alpha'),
     omega: flag('omega'),
     inhibit_on_failure: flag('inhibitOnFailure'),
+    sorry_server: (k) => {
+      const args = cur.lineArgs(k, 2);
+      if (args.length === 0) fail(k, "'sorry_server' needs IP PORT");
+      const { addr, port } = addrPort(k, args, 'sorry_server');
+      const family = realServerFamilyConflict(vip, addr);
+      if (family) fail(k, family.replace('real server', 'sorry_server'));
+      life.sorryServer = { addr, port, tok: k };
+    },
   };
+}
+
+/** A sorry_server that is also a real_server would be taken out by its own stand-in. */
+export function checkSorryServer(life: VsLifeDraft, reals: readonly RsDraft[]): void {
+  const s = life.sorryServer;
+  if (!s) return;
+  const rs = reals.find((r) => addressEquals(r.addr, s.addr) && r.port === s.port);
+  if (rs) {
+    fail(
+      s.tok,
+      `sorry_server ${endpointToString(s.addr, s.port)} is also a real_server (${at(rs.tok)}): it stands in only when every real server is down`,
+    );
+  }
 }
 
 export function realServerLifeHandlers(cur: Cursor, life: RsLifeDraft): Record<string, Handler> {

@@ -14,7 +14,7 @@ import { keepalivedVsKeywords } from './keepalived-vs-keywords.js';
 import { parseRealServer } from './real-server.js';
 import { timingHandlers } from './timing.js';
 import { expandGroup, virtualServerTarget } from './virtual-server-group.js';
-import { virtualServerLifeHandlers } from './virtual-server-health.js';
+import { checkSorryServer, virtualServerLifeHandlers } from './virtual-server-health.js';
 
 export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   const target = virtualServerTarget(cur, kw, st);
@@ -37,7 +37,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   const seen = new Map<string, Token>();
   const h: Record<string, Handler> = {
     ...timingHandlers(cur, vs.timing),
-    ...virtualServerLifeHandlers(cur, vs.life),
+    ...virtualServerLifeHandlers(cur, vs.life, vs.vip),
     protocol: (k) => {
       vs.protocol = protocol(cur.value(k));
       vs.protocolTok = k;
@@ -77,6 +77,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   walkBlock(cur, kw, 'virtual_server', guarded);
   checkProtocolKeywords(vs);
   checkNatKeywords(vs);
+  checkSorryServer(vs.life, vs.reals);
   for (const svc of expandGroup(vs, target)) {
     // The protocol is known once the block is read: a TCP and a UDP service may share a VIP:port.
     const dup = st.services.find(

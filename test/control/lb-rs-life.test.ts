@@ -1,10 +1,11 @@
 /**
- * inhibit_on_failure as keepalived means it, in a running LoadBalancer
- * whose health checks run (MISC_CHECKs on a flag file, a memory device for
- * the TUN): a DOWN RS with it stays listed at weight 0; one without it is
- * removed from the listing, while the engine keeps it at weight 0 so its
- * connections finish, as IPVS's do after a delete. Both come back when the
- * check passes again.
+ * inhibit_on_failure and sorry_server as keepalived means them, in a
+ * running LoadBalancer whose health checks run (MISC_CHECKs on flag files,
+ * a memory device for the TUN). A DOWN RS with inhibit_on_failure stays
+ * listed at weight 0; one without it is removed from the listing, while the
+ * engine keeps it at weight 0 so its connections finish, as IPVS's do after
+ * a delete. The sorry server is scheduled while no RS is UP, and leaves
+ * (the same way) when one is back.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -83,6 +84,66 @@ virtual_server 10.10.1.100 80 {
       await waitFor('both UP', () => listed().length === 2, 5000);
       await waitFor('weights back', () => engineWeights().join() === '3,5', 5000);
       assert.deepEqual(listed(), ['10.10.2.2 3 up', '10.10.2.3 5 up']);
+    } finally {
+      lb.stop();
+    }
+  });
+});
+
+describe('LoadBalancer: sorry_server', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fullnat-sorry-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const flag = join(dir, 'up');
+  const file = join(dir, 'lb.conf');
+  writeFileSync(
+    file,
+    `fullnat_defs {
+    interface fnsry0
+}
+local_address_group g1 {
+    10.10.3.1
+}
+virtual_server 10.10.1.100 80 {
+    laddr_group_name g1
+    delay_loop 0.1
+    sorry_server 10.10.9.9 8080
+    real_server 10.10.2.2 80 {
+        weight 3
+        inhibit_on_failure
+        MISC_CHECK {
+            misc_path "/bin/sh -c 'test -e ${flag}'"
+            retry 1
+        }
+    }
+}
+`,
+  );
+
+  it('is in at weight 1 while no RS is UP, out when one is back', async () => {
+    writeFileSync(flag, '');
+    const lb = new LoadBalancer(file, { host, log: createLogger({ level: 'silent' }) });
+    const listed = (): string[] =>
+      lb
+        .snapshot()
+        .services[0]!.realServers.map(
+          (r) => `${addressToString(r.addr)}:${r.port} ${r.effectiveWeight}`,
+        );
+    const targets = (): string[] =>
+      lb.engine.services[0]!.targets.map((t) => `${t.port} ${t.weight}`);
+    lb.start();
+    try {
+      await waitFor('a first pass', () => listed().length === 1);
+      assert.deepEqual(listed(), ['10.10.2.2:80 3'], 'no sorry server while the RS is UP');
+      rmSync(flag);
+      await waitFor('sorry in', () => listed().length === 2, 5000);
+      assert.deepEqual(listed(), ['10.10.2.2:80 0', '10.10.9.9:8080 1']);
+      writeFileSync(flag, '');
+      await waitFor('sorry out', () => listed().length === 1, 5000);
+      assert.deepEqual(listed(), ['10.10.2.2:80 3']);
+      assert.deepEqual(targets(), ['80 3', '8080 0'], 'out of the listing, its connections finish');
+      rmSync(flag);
+      await waitFor('sorry in again', () => listed().length === 2, 5000);
+      assert.deepEqual(targets(), ['80 0', '8080 1']);
     } finally {
       lb.stop();
     }
