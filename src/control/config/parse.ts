@@ -1,7 +1,7 @@
 /**
  * Parser for the keepalived-style configuration LVS/DPVS users already write
  * (`fullnat_defs`, `local_address_group`, `virtual_server` / `real_server`
- * with TCP_CHECK, HTTP_GET, UDP_CHECK or MISC_CHECK), and a fleet node's `bgp`
+ * with keepalived's checkers, any number of them), and a fleet node's `bgp`
  * and `sync`.
  *
  * Errors: each is a ConfigError whose message is one line, `FILE:LINE:
