@@ -30,7 +30,7 @@ import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig, reloadNeedsForce, warningText } from './config/index.js';
 import { networkOf, prefixToString } from './prefix.js';
 import { HealthChecker, type HealthChange } from './health.js';
-import { applySorryServer } from './sorry-server.js';
+import { applySorryServer, retireSorryServer } from './sorry-server.js';
 import {
   addressRoleConflict,
   MIN_MTU_V6,
@@ -549,6 +549,7 @@ export class LoadBalancer implements ControlApi {
     }
     for (const s of diff.addedServices) this.addService(s);
     for (const c of diff.changedServices) {
+      if (c.sorryServer) retireSorryServer(this.engine, this.weights, c.before);
       const s = c.after;
       const i = e.findService(s.vip, s.vport, s.protocol);
       if (i < 0) continue;

@@ -37,3 +37,22 @@ export function applySorryServer(
   engine.setWeight(ri, 0);
   return true;
 }
+
+/** A sorry server the reload dropped or moved: out of the listing and of scheduling, its connections finishing. */
+export function retireSorryServer(
+  engine: Engine,
+  weights: Map<string, RsWeight>,
+  before: ServiceSpec,
+): void {
+  const sorry = before.sorryServer;
+  if (!sorry) return;
+  const si = engine.findService(before.vip, before.vport, before.protocol);
+  const ri = si < 0 ? -1 : engine.findRealServer(si, sorry.addr, sorry.port);
+  if (ri < 0) return;
+  weights.set(realServerKey(before.vip, before.vport, sorry.addr, sorry.port, before.protocol), {
+    weight: 1,
+    healthy: true,
+    hidden: true,
+  });
+  engine.setWeight(ri, 0);
+}

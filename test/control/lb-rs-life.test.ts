@@ -8,7 +8,7 @@
  * (the same way) when one is back.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -144,6 +144,16 @@ virtual_server 10.10.1.100 80 {
       rmSync(flag);
       await waitFor('sorry in again', () => listed().length === 2, 5000);
       assert.deepEqual(targets(), ['80 0', '8080 1']);
+      // A reload that moves it: the old one leaves (its connections finishing), the new one is in.
+      writeFileSync(file, readFileSync(file, 'utf8').replace('10.10.9.9 8080', '10.10.9.8 8080'));
+      const r = lb.reload();
+      assert.equal(r.ok, true, JSON.stringify(r));
+      assert.deepEqual(listed(), ['10.10.2.2:80 0', '10.10.9.8:8080 1']);
+      assert.deepEqual(
+        lb.engine.services[0]!.targets.map((t) => t.weight),
+        [0, 0, 1],
+        'the old sorry server at weight 0',
+      );
     } finally {
       lb.stop();
     }

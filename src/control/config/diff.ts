@@ -12,7 +12,17 @@ import type {
 import { DEF_KEYWORDS, SYNC_KEYWORDS, timeoutKeyword, type TimeoutState } from './keywords.js';
 
 export type RealServerField =
-  'weight' | 'mtu' | 'check' | 'delayLoop' | 'retry' | 'delayBeforeRetry';
+  | 'weight'
+  | 'mtu'
+  | 'check'
+  | 'delayLoop'
+  | 'retry'
+  | 'delayBeforeRetry'
+  | 'alpha'
+  | 'omega'
+  | 'inhibitOnFailure'
+  | 'notifyUp'
+  | 'notifyDown';
 
 export interface RealServerChange {
   before: RealServerSpec;
@@ -35,6 +45,8 @@ export interface ServiceChange {
   uoaMode?: { from: UoaSetting | undefined; to: UoaSetting | undefined };
   /** keepalived's `quorum`: whether the service counts as up (and its VIP is announced) changes with it. */
   quorum?: { from: number; to: number };
+  /** `sorry_server` added, removed or moved: applied after the reload (lb.ts). */
+  sorryServer?: true;
 }
 
 export interface ConfigDiff {
@@ -132,6 +144,11 @@ function diffReal(a: RealServerSpec, b: RealServerSpec): RealServerField[] {
     'delayLoop',
     'retry',
     'delayBeforeRetry',
+    'alpha',
+    'omega',
+    'inhibitOnFailure',
+    'notifyUp',
+    'notifyDown',
   ];
   return fields.filter((f) => !same(a[f], b[f]));
 }
@@ -160,6 +177,7 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     c.proxyProtocol = { from: a.proxyProtocol, to: b.proxyProtocol };
   if (a.uoaMode !== b.uoaMode) c.uoaMode = { from: a.uoaMode, to: b.uoaMode };
   if (a.quorum !== b.quorum) c.quorum = { from: a.quorum, to: b.quorum };
+  if (!same(a.sorryServer, b.sorryServer)) c.sorryServer = true;
   const changed =
     c.addedReals.length +
       c.removedReals.length +
@@ -172,7 +190,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     c.synProxy !== undefined ||
     c.proxyProtocol !== undefined ||
     c.uoaMode !== undefined ||
-    c.quorum !== undefined;
+    c.quorum !== undefined ||
+    c.sorryServer === true;
   return changed ? c : undefined;
 }
 
