@@ -30,6 +30,8 @@ import { NapiModeController } from '../io/napi-mode.js';
 import { loadConfig, diffConfig, reloadNeedsForce, warningText } from './config/index.js';
 import { networkOf, prefixToString } from './prefix.js';
 import { HealthChecker, type HealthChange } from './health.js';
+import { runNotifyScript } from './health-notify.js';
+import { QuorumStates, quorumKey } from './quorum-state.js';
 import { applySorryServer, retireSorryServer } from './sorry-server.js';
 import {
   addressRoleConflict,
@@ -105,6 +107,7 @@ export class LoadBalancer implements ControlApi {
   private readonly epoch = performance.now();
   private readonly epochUnixMs = Date.now();
   private health: HealthChecker | undefined;
+  private readonly quorum = new QuorumStates();
   private readonly napiMode = new NapiModeController();
   private napiTimer: NodeJS.Timeout | undefined;
   /** Forwarding with the table loaded; set by the process once everything is up (Snapshot.ready). */
@@ -242,6 +245,8 @@ export class LoadBalancer implements ControlApi {
       });
       this.health.start();
     }
+    // keepalived's start-up evaluation: a service already below its quorum (alpha) loses it now.
+    for (const s of this.config.services) this.checkQuorum(s);
   }
 
   private stopTimers(): void {
@@ -423,7 +428,7 @@ export class LoadBalancer implements ControlApi {
     const si = this.engine.findService(svc.vip, svc.vport, svc.protocol);
     const ri = si < 0 ? -1 : this.engine.findRealServer(si, real.addr, real.port);
     if (ri >= 0) this.engine.setWeight(ri, weightInForce(w));
-    this.applySorryServer(svc);
+    this.checkQuorum(svc);
     const msg =
       healthy === wasHealthy
         ? 'real server weight set by its health check'
@@ -444,18 +449,26 @@ export class LoadBalancer implements ControlApi {
     this.cluster?.changed();
   }
 
-  private applySorryServer(svc: ServiceSpec): void {
-    if (!applySorryServer(this.engine, this.weights, svc) || !svc.sorryServer) return;
-    const inUse =
-      this.weights.get(
-        realServerKey(svc.vip, svc.vport, svc.sorryServer.addr, svc.sorryServer.port, svc.protocol),
-      )?.hidden !== true;
+  /** keepalived's update_quorum_state after a weight in force changed: scripts and the sorry server. */
+  private checkQuorum(svc: ServiceSpec): void {
+    const key = quorumKey(svc);
+    const sum = svc.realServers.reduce((total, r) => {
+      const w = this.weights.get(realServerKey(svc.vip, svc.vport, r.addr, r.port, svc.protocol));
+      return total + (w ? weightInForce(w) : 0);
+    }, 0);
+    const service = endpointToString(svc.vip, svc.vport);
+    const turned = this.quorum.evaluate(key, svc, sum);
+    if (turned) {
+      const fields = { service, weight: sum, quorum: svc.quorum, hysteresis: svc.hysteresis ?? 0 };
+      this.deps.log.warn(fields, turned === 'up' ? 'quorum gained' : 'quorum lost');
+      const script = turned === 'up' ? svc.quorumUp : svc.quorumDown;
+      if (script) runNotifyScript(script, this.deps.log, fields);
+    }
+    const wanted = !this.quorum.isUp(key);
+    if (!applySorryServer(this.engine, this.weights, svc, wanted) || !svc.sorryServer) return;
     this.deps.log.warn(
-      {
-        service: endpointToString(svc.vip, svc.vport),
-        sorry: endpointToString(svc.sorryServer.addr, svc.sorryServer.port),
-      },
-      inUse ? 'no real server up: sorry_server in' : 'a real server is up: sorry_server out',
+      { service, sorry: endpointToString(svc.sorryServer.addr, svc.sorryServer.port) },
+      wanted ? 'below quorum: sorry_server in' : 'quorum back: sorry_server out',
     );
   }
 
@@ -587,7 +600,8 @@ export class LoadBalancer implements ControlApi {
     this.config = next;
     this.syncRoutes();
     this.health?.update(next);
-    for (const s of next.services) this.applySorryServer(s);
+    for (const s of diff.removedServices) this.quorum.forget(quorumKey(s));
+    for (const s of next.services) this.checkQuorum(s);
     const summary =
       `+${diff.addedServices.length} -${diff.removedServices.length} ~${diff.changedServices.length} services` +
       (diff.changedDefs.length ? `; defs: ${diff.changedDefs.join(', ')}` : '');

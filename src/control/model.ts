@@ -215,7 +215,16 @@ export interface ServiceSpec {
    * announces a VIP by BGP while at least one of the VIP's services is up.
    */
   quorum: number;
-  /** keepalived's `sorry_server`: scheduled at weight 1 while no real server is UP, out again when one is. */
+  /**
+   * keepalived's `hysteresis`: the service gains its quorum at quorum +
+   * hysteresis and loses it below quorum - hysteresis (or at 0); default 0.
+   */
+  hysteresis?: number;
+  /** Run when the service gains its quorum (keepalived `quorum_up`). */
+  quorumUp?: NotifyScriptSpec;
+  /** Run when it loses it (keepalived `quorum_down`). */
+  quorumDown?: NotifyScriptSpec;
+  /** keepalived's `sorry_server`: scheduled at weight 1 while the service is below its quorum, out again above it. */
   sorryServer?: { addr: IpAddress; port: number };
   /** UDP: `uoa_mode` of this virtual_server; absent follows fullnat_defs' `uoa_mode`. */
   uoaMode?: UoaSetting;

@@ -1,18 +1,20 @@
 /**
- * keepalived's `sorry_server`: while no real server of a service is UP, the
- * sorry server is scheduled at weight 1; once one is UP again it leaves the
- * listing. It stays an engine target at weight 0 then, so the connections
- * it holds finish, as IPVS's do after a delete.
+ * keepalived's `sorry_server`: while a service is below its quorum (with
+ * the default quorum 1: no real server UP), the sorry server is scheduled
+ * at weight 1; once the quorum is back it leaves the listing. It stays an
+ * engine target at weight 0 then, so the connections it holds finish, as
+ * IPVS's do after a delete.
  */
 import type { Engine } from '../engine/engine.js';
 import type { ServiceSpec } from './model.js';
 import { realServerKey, type RsWeight } from './real-server-key.js';
 
-/** Adds, re-weights or hides `spec`'s sorry server; true when its state changed. */
+/** Puts `spec`'s sorry server in (`wanted`) or out; true when its state changed. */
 export function applySorryServer(
   engine: Engine,
   weights: Map<string, RsWeight>,
   spec: ServiceSpec,
+  wanted: boolean,
 ): boolean {
   const sorry = spec.sorryServer;
   if (!sorry) return false;
@@ -20,12 +22,10 @@ export function applySorryServer(
   if (si < 0) return false;
   const key = (addr: ServiceSpec['vip'], port: number): string =>
     realServerKey(spec.vip, spec.vport, addr, port, spec.protocol);
-  // An RS not (yet) in the table counts as UP, as the health checker says of it.
-  const anyUp = spec.realServers.some((r) => weights.get(key(r.addr, r.port))?.healthy ?? true);
   const sorryKey = key(sorry.addr, sorry.port);
   const w = weights.get(sorryKey);
   const ri = engine.findRealServer(si, sorry.addr, sorry.port);
-  if (!anyUp) {
+  if (wanted) {
     if (ri >= 0 && w && !w.hidden) return false;
     weights.set(sorryKey, { weight: 1, healthy: true });
     if (ri < 0) engine.addRealServer(si, { addr: sorry.addr, port: sorry.port, weight: 1 });

@@ -260,6 +260,21 @@ describe('config: alpha, omega, inhibit_on_failure, notify_up / notify_down', ()
     assert.equal(own.inhibitOnFailure, true, 'inhibit_on_failure in the real_server alone');
   });
 
+  it('hysteresis, quorum_up, quorum_down in a virtual_server', () => {
+    const svc = parse(
+      withCheck(
+        '',
+        'quorum 3\n    hysteresis 1\n    quorum_up /usr/bin/q-up\n    quorum_down "/usr/bin/q x"',
+      ),
+    ).services[0]!;
+    assert.equal(svc.quorum, 3);
+    assert.equal(svc.hysteresis, 1);
+    assert.deepEqual(svc.quorumUp, { path: '/usr/bin/q-up', argv: ['/usr/bin/q-up'] });
+    assert.deepEqual(svc.quorumDown, { path: '/usr/bin/q x', argv: ['/usr/bin/q', 'x'] });
+    const plain = parse(withCheck('')).services[0]!;
+    for (const k of ['hysteresis', 'quorumUp', 'quorumDown']) assert.equal(k in plain, false, k);
+  });
+
   it('sorry_server IP PORT in a virtual_server', () => {
     const svc = parse(withCheck('TCP_CHECK { }', 'sorry_server 10.10.9.9 8080')).services[0]!;
     assert.deepEqual(svc.sorryServer, { addr: parseIpv4('10.10.9.9'), port: 8080 });
@@ -268,6 +283,13 @@ describe('config: alpha, omega, inhibit_on_failure, notify_up / notify_down', ()
 
   it('refusals', () => {
     expectError('', 'sorry_server', /'sorry_server' needs IP PORT/, 'sorry_server');
+    expectError('', 'hysteresis -1', /hysteresis/, 'hysteresis -1');
+    expectError(
+      '',
+      'quorum_up q.sh',
+      /quorum_up program 'q\.sh' must be an absolute path/,
+      'quorum_up q.sh',
+    );
     expectError(
       '',
       'sorry_server 10.10.2.2 80',

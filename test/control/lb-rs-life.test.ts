@@ -5,10 +5,11 @@
  * listed at weight 0; one without it is removed from the listing, while the
  * engine keeps it at weight 0 so its connections finish, as IPVS's do after
  * a delete. The sorry server is scheduled while no RS is UP, and leaves
- * (the same way) when one is back.
+ * (the same way) when one is back. quorum with hysteresis: lost and gained
+ * at their thresholds, quorum_up / quorum_down run.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -19,6 +20,7 @@ import type { HostNetwork } from '../../src/io/host.js';
 import { MemoryDevice } from '../../src/io/memory-device.js';
 import { addressToString } from '../../src/wire/address.js';
 import { waitFor } from '../support/health-bench.js';
+import { sleep } from '../support/time.js';
 
 const host: HostNetwork = {
   openDevice: () => new MemoryDevice(),
@@ -154,6 +156,78 @@ virtual_server 10.10.1.100 80 {
         [0, 0, 1],
         'the old sorry server at weight 0',
       );
+    } finally {
+      lb.stop();
+    }
+  });
+});
+
+describe('LoadBalancer: quorum with hysteresis, quorum_up / quorum_down', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fullnat-quorum-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const flagA = join(dir, 'a');
+  const flagB = join(dir, 'b');
+  const log = join(dir, 'quorum.log');
+  const misc = (flag: string): string => `MISC_CHECK {
+            misc_path "/bin/sh -c 'test -e ${flag}'"
+            retry 1
+        }`;
+  const file = join(dir, 'lb.conf');
+  writeFileSync(
+    file,
+    `fullnat_defs {
+    interface fnquo0
+}
+local_address_group g1 {
+    10.10.3.1
+}
+virtual_server 10.10.1.100 80 {
+    laddr_group_name g1
+    delay_loop 0.1
+    quorum 2
+    hysteresis 1
+    quorum_up "/bin/sh -c 'echo up >> ${log}'"
+    quorum_down "/bin/sh -c 'echo down >> ${log}'"
+    sorry_server 10.10.9.9 80
+    real_server 10.10.2.2 80 {
+        weight 2
+        ${misc(flagA)}
+    }
+    real_server 10.10.2.3 80 {
+        weight 1
+        ${misc(flagB)}
+    }
+}
+`,
+  );
+
+  it('is lost below quorum - hysteresis, gained at quorum + hysteresis; scripts and sorry server follow', async () => {
+    writeFileSync(flagA, '');
+    writeFileSync(flagB, '');
+    const lb = new LoadBalancer(file, { host, log: createLogger({ level: 'silent' }) });
+    const weights = (): string => lb.engine.services[0]!.targets.map((t) => t.weight).join(',');
+    const runs = (): string[] =>
+      existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n') : [];
+    lb.start();
+    try {
+      await waitFor('both UP', () => weights() === '2,1');
+      rmSync(flagA);
+      // 1 left: not below quorum 2 - hysteresis 1, so the quorum holds.
+      await waitFor('A DOWN', () => weights() === '0,1', 5000);
+      await sleep(300);
+      assert.deepEqual(runs(), [], 'no script at a total of 1');
+      rmSync(flagB);
+      await waitFor('quorum_down', () => runs().length === 1, 5000);
+      assert.deepEqual(runs(), ['down']);
+      assert.equal(weights(), '0,0,1', 'the sorry server in');
+      writeFileSync(flagB, '');
+      await waitFor('B UP', () => weights() === '0,1,1', 5000);
+      await sleep(300);
+      assert.deepEqual(runs(), ['down'], 'a total of 1 is below quorum 2 + hysteresis 1');
+      writeFileSync(flagA, '');
+      await waitFor('quorum_up', () => runs().length === 2, 5000);
+      assert.deepEqual(runs(), ['down', 'up']);
+      assert.equal(weights(), '2,1,0', 'the sorry server out');
     } finally {
       lb.stop();
     }

@@ -12,7 +12,7 @@ import type {
 import { CONFIG_DEFAULTS } from './defaults.js';
 import type { BgpDraft, RsDraft, State, SyncDraft, Timing, VsDraft } from './grammar/draft.js';
 import type { Token } from './lexer.js';
-import { lifeFields } from './grammar/virtual-server-health.js';
+import { lifeFields, quorumFields } from './grammar/virtual-server-health.js';
 
 function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
   const pick = <K extends keyof Timing>(k: K, dflt: number): number =>
@@ -112,9 +112,7 @@ export function build(file: string, st: State): FullnatConfig {
     synProxy: vs.synProxy,
     proxyProtocol: vs.proxyProtocol,
     quorum: vs.quorum,
-    ...(vs.life.sorryServer
-      ? { sorryServer: { addr: vs.life.sorryServer.addr, port: vs.life.sorryServer.port } }
-      : {}),
+    ...quorumFields(vs.life),
     ...(vs.uoaMode === undefined ? {} : { uoaMode: vs.uoaMode }),
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));

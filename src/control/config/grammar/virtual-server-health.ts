@@ -1,15 +1,16 @@
 /**
  * The keywords of a real server's life under its checks, as keepalived has
- * them: `alpha`, `omega`, `inhibit_on_failure` and `sorry_server` in a virtual_server;
+ * them: `alpha`, `omega`, `inhibit_on_failure`, `sorry_server`, `hysteresis`,
+ * `quorum_up` and `quorum_down` in a virtual_server;
  * `inhibit_on_failure`, `notify_up` and `notify_down` in a real_server.
  */
 import { addressEquals, endpointToString, type IpAddress } from '../../../wire/address.js';
-import { realServerFamilyConflict } from '../../rules.js';
+import { MAX_QUORUM, realServerFamilyConflict } from '../../rules.js';
 import type { Cursor, Handler } from '../cursor.js';
 import { at, fail } from '../error.js';
 import type { Token } from '../lexer.js';
-import type { NotifyScriptSpec, RealServerSpec } from '../../model.js';
-import { addrPort } from '../values.js';
+import type { NotifyScriptSpec, RealServerSpec, ServiceSpec } from '../../model.js';
+import { addrPort, intIn } from '../values.js';
 import type { RsDraft } from './draft.js';
 import { programLine } from './misc-check.js';
 
@@ -19,6 +20,9 @@ export interface VsLifeDraft {
   omega?: boolean;
   inhibitOnFailure?: boolean;
   sorryServer?: { addr: IpAddress; port: number; tok: Token };
+  hysteresis?: number;
+  quorumUp?: NotifyScriptSpec;
+  quorumDown?: NotifyScriptSpec;
 }
 
 /** What a real_server says about itself. */
@@ -43,6 +47,9 @@ export function virtualServerLifeHandlers(
     alpha: flag('alpha'),
     omega: flag('omega'),
     inhibit_on_failure: flag('inhibitOnFailure'),
+    hysteresis: (k) => (life.hysteresis = intIn(cur.value(k), k.text, 0, MAX_QUORUM)),
+    quorum_up: (k) => (life.quorumUp = programLine(cur, k)),
+    quorum_down: (k) => (life.quorumDown = programLine(cur, k)),
     sorry_server: (k) => {
       const args = cur.lineArgs(k, 2);
       if (args.length === 0) fail(k, "'sorry_server' needs IP PORT");
@@ -89,5 +96,19 @@ export function lifeFields(
     ...(vs.inhibitOnFailure || rs.inhibitOnFailure ? { inhibitOnFailure: true } : {}),
     ...(rs.notifyUp ? { notifyUp: rs.notifyUp } : {}),
     ...(rs.notifyDown ? { notifyDown: rs.notifyDown } : {}),
+  };
+}
+
+/** The service spec's quorum fields beyond `quorum` itself, the unset ones absent. */
+export function quorumFields(
+  vs: VsLifeDraft,
+): Pick<ServiceSpec, 'hysteresis' | 'quorumUp' | 'quorumDown' | 'sorryServer'> {
+  return {
+    ...(vs.hysteresis ? { hysteresis: vs.hysteresis } : {}),
+    ...(vs.quorumUp ? { quorumUp: vs.quorumUp } : {}),
+    ...(vs.quorumDown ? { quorumDown: vs.quorumDown } : {}),
+    ...(vs.sorryServer
+      ? { sorryServer: { addr: vs.sorryServer.addr, port: vs.sorryServer.port } }
+      : {}),
   };
 }
