@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { ConfigError, parseConfig } from '../../src/control/config/index.js';
+import { ConfigError, diffConfig, parseConfig } from '../../src/control/config/index.js';
 import type { FullnatConfig, HealthCheckSpec } from '../../src/control/model.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
 
@@ -310,5 +310,24 @@ describe('config: alpha, omega, inhibit_on_failure, notify_up / notify_down', ()
     expectError('notify_down', 'notify_down', /'notify_down' needs a program/);
     expectError('alpha', 'alpha', /unknown keyword 'alpha' in real_server/);
     expectError('TCP_CHECK { }', 'omega 1', /unexpected extra value '1' after 'omega'/, 'omega 1');
+  });
+});
+
+describe('config: the reload diff sees the new keywords', () => {
+  it('notify scripts and inhibit_on_failure per RS; sorry_server and the quorum rule per service', () => {
+    const a = parse(withCheck('TCP_CHECK { }'));
+    const b = parse(
+      withCheck(
+        'TCP_CHECK { }\n notify_up /bin/true\n inhibit_on_failure',
+        'hysteresis 1\n    sorry_server 10.10.9.9 80',
+      ),
+    );
+    const d = diffConfig(a, b);
+    assert.equal(d.changedServices.length, 1);
+    const c = d.changedServices[0]!;
+    assert.deepEqual(c.changedReals[0]!.fields, ['inhibitOnFailure', 'notifyUp']);
+    assert.equal(c.sorryServer, true);
+    assert.equal(c.quorumRule, true);
+    assert.deepEqual(diffConfig(b, b).changedServices, []);
   });
 });

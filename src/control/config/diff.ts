@@ -47,6 +47,8 @@ export interface ServiceChange {
   quorum?: { from: number; to: number };
   /** `sorry_server` added, removed or moved: applied after the reload (lb.ts). */
   sorryServer?: true;
+  /** `hysteresis`, `quorum_up` or `quorum_down` changed: the next evaluation uses them. */
+  quorumRule?: true;
 }
 
 export interface ConfigDiff {
@@ -178,6 +180,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
   if (a.uoaMode !== b.uoaMode) c.uoaMode = { from: a.uoaMode, to: b.uoaMode };
   if (a.quorum !== b.quorum) c.quorum = { from: a.quorum, to: b.quorum };
   if (!same(a.sorryServer, b.sorryServer)) c.sorryServer = true;
+  const quorumRule = (x: ServiceSpec): unknown[] => [x.hysteresis, x.quorumUp, x.quorumDown];
+  if (!same(quorumRule(a), quorumRule(b))) c.quorumRule = true;
   const changed =
     c.addedReals.length +
       c.removedReals.length +
@@ -191,7 +195,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     c.proxyProtocol !== undefined ||
     c.uoaMode !== undefined ||
     c.quorum !== undefined ||
-    c.sorryServer === true;
+    c.sorryServer === true ||
+    c.quorumRule === true;
   return changed ? c : undefined;
 }
 
