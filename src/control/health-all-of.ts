@@ -15,6 +15,7 @@ export function runAllOf(
   let over = false;
   let passed = 0;
   let weight: number | undefined;
+  let configuredWeight = false;
   const end = (r: ProbeResult): void => {
     over = true;
     for (const p of running) p.cancel();
@@ -29,11 +30,13 @@ export function runAllOf(
       if (over) return;
       if (!r.ok) return end({ ...r, reason: `${check.kind}: ${r.reason}` });
       if (r.weight !== undefined) weight = r.weight;
+      if (r.configuredWeight) configuredWeight = true;
       if (++passed === checks.length) {
         end({
           ok: true,
           reason: `all ${checks.length} checks passed`,
           ...(weight === undefined ? {} : { weight }),
+          ...(configuredWeight && weight === undefined ? { configuredWeight } : {}),
         });
       }
     });

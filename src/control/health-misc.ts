@@ -1,7 +1,7 @@
 /**
  * MISC_CHECK: runs the configured program and reads its exit status, with
  * keepalived's meaning: 0 passes; with misc_dynamic, 2..255 pass too and ask
- * for weight status - 2; anything else fails.
+ * for weight status - 2, and 0 for the configured weight; anything else fails.
  *
  * The program is executed directly (argv[0] with the rest as its arguments),
  * never through a shell, and leads a process group of its own. A run that
@@ -27,7 +27,12 @@ export function miscVerdict(
 ): ProbeResult {
   if (timedOut) return { ok: false, reason: `timeout after ${timeoutS}s` };
   if (code === null) return { ok: false, reason: `killed by ${signal ?? 'a signal'}` };
-  if (code === 0) return { ok: true, reason: 'exit status 0' };
+  // keepalived: under misc_dynamic, 0 gives the configured weight back.
+  if (code === 0) {
+    return check.dynamic
+      ? { ok: true, reason: 'exit status 0', configuredWeight: true }
+      : { ok: true, reason: 'exit status 0' };
+  }
   if (check.dynamic && code >= 2 && code <= 255) {
     return { ok: true, reason: `exit status ${code}`, weight: code - 2 };
   }

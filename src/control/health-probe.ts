@@ -16,6 +16,8 @@ export interface ProbeResult {
   reason: string;
   /** A weight the check asks for (MISC_CHECK's misc_dynamic); absent: the weight stays as it is. */
   weight?: number;
+  /** The check asks for the configured weight back (misc_dynamic's exit 0, as keepalived's iweight). */
+  configuredWeight?: boolean;
 }
 
 /** An attempt in flight; cancel() releases its socket, timer or process without calling back. */

@@ -218,8 +218,9 @@ export class HealthChecker {
     if (r.ok) {
       e.failures = 0;
       this.schedule(e, real.delayLoop);
-      const reweighted = r.weight !== undefined && r.weight !== e.weight;
-      if (reweighted) e.weight = r.weight;
+      const weight = r.configuredWeight ? undefined : (r.weight ?? e.weight);
+      const reweighted = weight !== e.weight;
+      e.weight = weight;
       if (!e.healthy) {
         this.transition(e, true, r);
       } else if (reweighted) {

@@ -423,7 +423,7 @@ describe('MISC_CHECK', () => {
   });
 
   it(
-    'misc_dynamic: exit 2..255 sets weight status - 2, 1 fails, 0 keeps the weight',
+    'misc_dynamic: exit 2..255 sets weight status - 2, 1 fails, 0 gives the configured weight back',
     T,
     async () => {
       const code = file('code');
@@ -446,9 +446,10 @@ describe('MISC_CHECK', () => {
         await waitFor('DOWN', () => changes.length === 2);
         assert.deepEqual([changes[1]!.healthy, changes[1]!.weight], [false, 10]);
 
+        // keepalived (check_misc.c): exit 0 sets the RS's configured weight (iweight).
         set(0);
         await waitFor('UP', () => changes.length === 3);
-        assert.deepEqual([changes[2]!.healthy, changes[2]!.weight], [true, 10]);
+        assert.deepEqual([changes[2]!.healthy, changes[2]!.weight], [true, undefined]);
 
         set(255);
         await waitFor('weight 253', () => changes.length === 4);
