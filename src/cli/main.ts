@@ -276,7 +276,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('-f, --file <file>', 'keepalived-style configuration file')
     .option(
       '--no-health-checks',
-      'ignore TCP_CHECK/HTTP_GET/UDP_CHECK/MISC_CHECK blocks (every RS stays in)',
+      'ignore the health-check blocks (every RS stays in)',
     )
     .option(
       '--takeover',
