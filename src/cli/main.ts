@@ -274,10 +274,7 @@ export async function main(argv: string[]): Promise<number> {
       'run the load balancer: TUN device, routes, control socket, health checks, metrics',
     )
     .requiredOption('-f, --file <file>', 'keepalived-style configuration file')
-    .option(
-      '--no-health-checks',
-      'ignore the health-check blocks (every RS stays in)',
-    )
+    .option('--no-health-checks', 'ignore the health-check blocks (every RS stays in)')
     .option(
       '--takeover',
       'replace the fullnat running on the control socket: it hands over its device and connections',
