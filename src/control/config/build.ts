@@ -12,6 +12,7 @@ import type {
 import { CONFIG_DEFAULTS } from './defaults.js';
 import type { BgpDraft, RsDraft, State, SyncDraft, Timing, VsDraft } from './grammar/draft.js';
 import type { Token } from './lexer.js';
+import { withServiceVirtualhost } from './grammar/http-get.js';
 import { lifeFields, quorumFields } from './grammar/virtual-server-health.js';
 
 function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
@@ -28,7 +29,7 @@ function buildReal(rs: RsDraft, vs: VsDraft): RealServerSpec {
     pos: { file: rs.tok.file, line: rs.tok.line },
   };
   if (rs.mtu !== undefined) out.mtu = rs.mtu;
-  if (rs.check) out.check = stripUndefined(rs.check);
+  if (rs.check) out.check = stripUndefined(withServiceVirtualhost(rs.check, vs.life.virtualhost));
   return out;
 }
 

@@ -7,7 +7,7 @@
 import { walkBlock, withOnce, type Cursor, type Handler } from '../cursor.js';
 import { fail } from '../error.js';
 import type { Token } from '../lexer.js';
-import type { HttpUrlSpec } from '../../model.js';
+import type { HealthCheckSpec, HttpUrlSpec, SingleCheckSpec } from '../../model.js';
 import { intIn } from '../values.js';
 import { addCheck } from './add-check.js';
 import { checkBindFamily, connectDraft, connectFields, connectHandlers } from './check-connect.js';
@@ -72,6 +72,23 @@ function parseUrl(cur: Cursor, kw: Token): HttpUrlSpec {
     statusCodes: codes.length > 0 ? codes : DEFAULT_STATUS_CODES.map(([a, b]) => [a, b]),
     ...url,
   };
+}
+
+/** `check` with the virtual_server's `virtualhost` on every HTTP_GET / SSL_GET that gives none. */
+export function withServiceVirtualhost(
+  check: HealthCheckSpec,
+  vhost: string | undefined,
+): HealthCheckSpec {
+  if (vhost === undefined) return check;
+  if (check.kind === 'ALL_OF') {
+    return { kind: 'ALL_OF', checks: check.checks.map((c) => inherit(c, vhost)) };
+  }
+  return inherit(check, vhost);
+}
+
+function inherit(check: SingleCheckSpec, vhost: string): SingleCheckSpec {
+  if (check.kind !== 'HTTP_GET' && check.kind !== 'SSL_GET') return check;
+  return check.virtualhost === undefined ? { ...check, virtualhost: vhost } : check;
 }
 
 export function parseHttpGet(cur: Cursor, kw: Token, rs: RsDraft): void {

@@ -1,7 +1,7 @@
 /**
  * The keywords of a real server's life under its checks, as keepalived has
  * them: `alpha`, `omega`, `inhibit_on_failure`, `sorry_server`, `hysteresis`,
- * `quorum_up` and `quorum_down` in a virtual_server;
+ * `quorum_up`, `quorum_down` and `virtualhost` in a virtual_server;
  * `inhibit_on_failure`, `notify_up` and `notify_down` in a real_server.
  */
 import { addressEquals, endpointToString, type IpAddress } from '../../../wire/address.js';
@@ -12,6 +12,7 @@ import type { Token } from '../lexer.js';
 import type { NotifyScriptSpec, RealServerSpec, ServiceSpec } from '../../model.js';
 import { addrPort, intIn } from '../values.js';
 import type { RsDraft } from './draft.js';
+import { virtualhost } from './http-get.js';
 import { programLine } from './misc-check.js';
 
 /** What a virtual_server says about every RS in it. */
@@ -21,6 +22,8 @@ export interface VsLifeDraft {
   inhibitOnFailure?: boolean;
   sorryServer?: { addr: IpAddress; port: number; tok: Token };
   hysteresis?: number;
+  /** keepalived 2.x: the Host of every HTTP_GET / SSL_GET in the service that names none. */
+  virtualhost?: string;
   quorumUp?: NotifyScriptSpec;
   quorumDown?: NotifyScriptSpec;
 }
@@ -49,6 +52,7 @@ export function virtualServerLifeHandlers(
     inhibit_on_failure: flag('inhibitOnFailure'),
     hysteresis: (k) => (life.hysteresis = intIn(cur.value(k), k.text, 0, MAX_QUORUM)),
     quorum_up: (k) => (life.quorumUp = programLine(cur, k)),
+    virtualhost: (k) => (life.virtualhost = virtualhost(cur.value(k))),
     quorum_down: (k) => (life.quorumDown = programLine(cur, k)),
     sorry_server: (k) => {
       const args = cur.lineArgs(k, 2);
