@@ -212,6 +212,58 @@ describe('config: SMTP_CHECK, DNS_CHECK, PING_CHECK', () => {
   });
 });
 
+describe('config: keepalived forms around the checkers', () => {
+  it("SMTP_CHECK's host blocks: one more checker each, defaulting to the block around them", () => {
+    const check = checkOf(
+      withCheck(`SMTP_CHECK {
+            connect_timeout 3
+            helo_name lb.test
+            host { connect_ip 10.10.2.7 }
+            host {
+                connect_ip 10.10.2.8
+                connect_port 587
+                connect_timeout 1
+            }
+        }`),
+    );
+    assert.deepEqual(check, {
+      kind: 'ALL_OF',
+      checks: [
+        { kind: 'SMTP_CHECK', connectTimeout: 3, heloName: 'lb.test' },
+        {
+          kind: 'SMTP_CHECK',
+          connectTimeout: 3,
+          connectIp: parseIpv4('10.10.2.7'),
+          heloName: 'lb.test',
+        },
+        {
+          kind: 'SMTP_CHECK',
+          connectTimeout: 1,
+          connectPort: 587,
+          connectIp: parseIpv4('10.10.2.8'),
+          heloName: 'lb.test',
+        },
+      ],
+    });
+  });
+
+  it("a virtual_server's virtualhost reaches every HTTP_GET / SSL_GET that names none", () => {
+    const check = checkOf(
+      withCheck(
+        'HTTP_GET { url { path / } }\n SSL_GET { url { path / } virtualhost own.test }\n TCP_CHECK { }',
+        'virtualhost svc.test',
+      ),
+    );
+    assert.ok(check?.kind === 'ALL_OF');
+    assert.deepEqual(
+      check.checks.map((c) =>
+        c.kind === 'HTTP_GET' || c.kind === 'SSL_GET' ? c.virtualhost : c.kind,
+      ),
+      ['svc.test', 'own.test', 'TCP_CHECK'],
+    );
+  });
+});
+
 describe('config: several checkers on one real server', () => {
   it('make an ALL_OF set, in the order written; repeats of one kind are allowed', () => {
     const check = checkOf(
