@@ -70,6 +70,14 @@ const MAX_IN_FLIGHT_EXPORT = 256;
 const MAX_IN_FLIGHT = 4096;
 /** Heartbeats between two table requests to a peer that has not answered. */
 const REQUEST_EVERY_HEARTBEATS = 2;
+/**
+ * How many resync_timeouts a starting node waits, at most, for the table
+ * of a peer it hears: one that is up holds connections this node may have
+ * to carry (its own, handed back after a restart), and a busy peer can take
+ * longer than resync_timeout to stream it. Peers never heard count only
+ * for the first resync_timeout.
+ */
+export const RESYNC_HEARD_PEER_FACTOR = 5;
 
 export interface FleetSyncOptions {
   spec: SyncSpec;
@@ -247,10 +255,25 @@ export class FleetSync {
       this.markReady('resync_timeout 0');
       return;
     }
-    this.readyTimer = setTimeout(
-      () => this.markReady('resync_timeout passed'),
-      spec.resyncTimeoutMs,
-    );
+    this.armResyncTimer(Date.now());
+  }
+
+  /** resync_timeout from now; a peer heard but not yet answered extends it (RESYNC_HEARD_PEER_FACTOR). */
+  private armResyncTimer(since: number): void {
+    const ms = this.spec.resyncTimeoutMs;
+    this.readyTimer = setTimeout(() => {
+      const heard = this.peers.filter((p) => p.awaitingTable && p.state === 'up');
+      if (heard.length === 0) this.markReady('resync_timeout passed');
+      else if (Date.now() - since >= RESYNC_HEARD_PEER_FACTOR * ms)
+        this.markReady(`resync_timeout passed ${RESYNC_HEARD_PEER_FACTOR} times`);
+      else {
+        this.log.info(
+          { waitingFor: heard.map((p) => p.nodeId) },
+          'sync: peers are up but their tables have not arrived; waiting for them',
+        );
+        this.armResyncTimer(since);
+      }
+    }, ms);
     this.readyTimer.unref();
   }
 

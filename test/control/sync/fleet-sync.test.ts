@@ -10,10 +10,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { decodeHeader, MAX_DATAGRAM, verifyMac } from '../../../src/control/sync/sync-message.js';
+import {
+  decodeHeader,
+  MAX_DATAGRAM,
+  MessageType,
+  verifyMac,
+} from '../../../src/control/sync/sync-message.js';
 import { FleetSync } from '../../../src/control/sync/sync.js';
 import { FakeSyncTable } from '../../support/fake-sync-table.js';
 import {
+  craft,
   fleetSpec,
   freePorts,
   LOCALHOST,
@@ -133,6 +139,47 @@ describe('FleetSync: a fleet of three on one host', () => {
       assert.equal(line?.why, 'resync_timeout passed');
       assert.deepEqual(line?.withoutTableFrom, [2]);
     } finally {
+      await a.sync.close();
+    }
+  });
+
+  it('a peer heard but whose table does not come: waited for up to 5 resync_timeouts, not only one', async () => {
+    const ports = await freePorts(2);
+    const t0 = Date.now();
+    const a = await startNode(1, ports, { resyncTimeoutMs: 300, heartbeatMs: 50 });
+    const peer = await RawPeer.bind(ports[1]!, ports[0]!);
+    let sequence = 0;
+    // Node 2 is up (its heartbeats: updates with no record) but never answers the table request.
+    const beat = (): Promise<void> =>
+      peer.send(
+        craft(
+          {
+            type: MessageType.Update,
+            sender: 2,
+            recordVersion: 0,
+            incarnation: t0,
+            sequence: ++sequence,
+            count: 0,
+          },
+          1,
+        ),
+      );
+    const beats = setInterval(() => void beat(), 40);
+    try {
+      await beat();
+      await until(() => a.sync.status().peers[0]!.state === 'up', 'node 2 heard');
+      await new Promise((r) => setTimeout(r, 600));
+      assert.equal(a.sync.isReady, false, 'not ready after two resync_timeouts: node 2 is up');
+      await a.sync.ready;
+      const waited = Date.now() - t0;
+      assert.ok(waited >= 5 * 300 - 20, `ready after ${waited} ms`);
+      const line = a.lines.find((l) => l.msg === 'sync ready');
+      assert.equal(line?.why, 'resync_timeout passed 5 times');
+      assert.deepEqual(line?.withoutTableFrom, [2]);
+      assert.ok(a.lines.some((l) => l.msg.startsWith('sync: peers are up but their tables')));
+    } finally {
+      clearInterval(beats);
+      await peer.close();
       await a.sync.close();
     }
   });
