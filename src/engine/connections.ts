@@ -65,14 +65,19 @@ export class Connections implements SynProxyConnections {
     }
     const b = p.buf;
     const s = p.start;
-    const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, s + Ipv4Field.Src));
-    if (pick < 0) {
+    const hash = hashAddrAt(b, s + Ipv4Field.Src);
+    let rsIdx: number;
+    if (svc.persistMs !== 0) rsIdx = ctx.persist.choose4(svc, b, s + Ipv4Field.Src, hash);
+    else {
+      const pick = svc.scheduler.pick(svc.targets, hash);
+      rsIdx = pick < 0 ? -1 : svc.targets[pick]!.index;
+    }
+    if (rsIdx < 0) {
       this.rejectSyn(p, svcIdx, C.no_real_server);
       return -1;
     }
-    const rs = svc.targets[pick]!;
-    if (svc.forwarding === 'nat')
-      return this.newNatConnection(p, svcIdx, tcpOff, rs.index, timeoutMs);
+    const rs = ctx.reg.realServers[rsIdx]!;
+    if (svc.forwarding === 'nat') return this.newNatConnection(p, svcIdx, tcpOff, rsIdx, timeoutMs);
     let lipSlot = -1;
     let lport = -1;
     for (let tries = 0; tries < svc.lipIndexes.length; tries++) {
@@ -101,6 +106,7 @@ export class Connections implements SynProxyConnections {
           ? PROXY_V2_IPV4_LENGTH
           : proxyV1Length(t.cip[c]!, t.cport[c]!, ctx.reg.svcVips[svcIdx]!, svc.vport);
     }
+    if (svc.persistMs !== 0) ctx.persist.bind(ctx.persist.tcpControl, c);
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;
@@ -148,9 +154,10 @@ export class Connections implements SynProxyConnections {
     const isn = get32(b, tcpOff + TcpField.Seq);
     t.lbIsn[c] = isn;
     t.seqDelta[c] = 0;
+    const svc = reg.services[svcIdx]!;
+    if (svc.persistMs !== 0) ctx.persist.bind(ctx.persist.tcpControl, c);
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
-    const svc = reg.services[svcIdx]!;
     svc.stats[STAT_CONNS]!++;
     ctx.countSvc(svcIdx, C.conns_created);
     return c;
@@ -179,12 +186,18 @@ export class Connections implements SynProxyConnections {
     }
     const b = p.buf;
     const s = p.start;
-    const pick = svc.scheduler.pick(svc.targets, fold16(b, s + 8));
-    if (pick < 0) {
+    const hash = fold16(b, s + 8);
+    let rsIdx: number;
+    if (svc.persistMs !== 0) rsIdx = ctx.persist.choose6(svc, b, s + 8, hash);
+    else {
+      const pick = svc.scheduler.pick(svc.targets, hash);
+      rsIdx = pick < 0 ? -1 : svc.targets[pick]!.index;
+    }
+    if (rsIdx < 0) {
       this.rejectSyn6(p, svcIdx, C.no_real_server);
       return -1;
     }
-    const rs = svc.targets[pick]!;
+    const rs = reg.realServers[rsIdx]!;
     const rsV6 = reg.rsV6[rs.index]!;
     const laddrs = ctx.laddrs;
     let lipSlot = -1;
@@ -223,6 +236,7 @@ export class Connections implements SynProxyConnections {
           ? PROXY_V2_IPV6_LENGTH
           : proxyV1v6Length(t.cip6, t.cport[c]!, reg.svcVips6, svc.vport, c * 16, svcIdx * 16);
     }
+    if (svc.persistMs !== 0) ctx.persist.bind(ctx.persist.tcpControl, c);
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;
@@ -383,6 +397,7 @@ export class Connections implements SynProxyConnections {
     if (sync !== undefined) sync.releasing(c);
     const lipIdx = t.lipIndex[c]!;
     if (lipIdx !== NO_LIP) ctx.laddrs.release(lipIdx, rs.index, t.lport[c]!);
+    if (ctx.persist.enabled) ctx.persist.release(ctx.persist.tcpControl, c);
     t.remove(c);
   }
 

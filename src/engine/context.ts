@@ -8,6 +8,7 @@ import { LocalAddressPool } from './laddr.js';
 import type { EngineOptions, ToaSetting } from './options.js';
 import type { Packet, PacketPool } from './packet.js';
 import { PathMtu } from './path-mtu.js';
+import { PersistenceTemplates } from './persistence.js';
 import { Registry } from './registry.js';
 import type { SyncJournal } from './sync/journal.js';
 import { timeoutTable } from './tcp-state.js';
@@ -28,6 +29,8 @@ export class EngineContext {
   readonly reg: Registry;
   /** UDP flows: their own table and port allocator (udp-table.ts). */
   readonly udp: UdpFlowTable;
+  /** Client persistence's templates (persistence.ts), allocated with the first persistent service. */
+  readonly persist: PersistenceTemplates;
   /** The LB→RS path MTU per real server, configured and learned. */
   readonly pmtu: PathMtu;
   readonly counters = newCounterArray();
@@ -80,7 +83,8 @@ export class EngineContext {
       opts.portRange,
       opts.portSeed,
     );
-    this.reg = new Registry(opts, this.table, this.laddrs, this.pmtu, this.udp);
+    this.persist = new PersistenceTemplates(this);
+    this.reg = new Registry(opts, this.table, this.laddrs, this.pmtu, this.udp, this.persist);
   }
 
   /** Re-reads the options that `Engine.reconfigure` may change. */

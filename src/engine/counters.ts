@@ -120,6 +120,13 @@ export const COUNTER_NAMES = [
   'uoa_empty_sent',
   /** Datagrams of a flow still in its UOA trail that went without one (no buffer room, or a family pair the mode cannot carry). */
   'uoa_skipped',
+  /** Persistence (persistence.ts): a new connection sent to its client's template's RS without a scheduler call. */
+  'persistence_template_hits',
+  /** Templates made for a client of a persistent service, and freed after their timeout with no connection left. */
+  'persistence_templates_created',
+  'persistence_templates_expired',
+  /** The template table was full: the connection was scheduled without one. */
+  'persistence_templates_full',
   'toa_inserted',
   'toa_inserted_syn',
   'toa_pruned',

@@ -55,6 +55,20 @@ export interface ConnectionEntry {
   rport: number;
 }
 
+/** A persistence template as `ctl -Lnc` lists it (IPVS shows templates with state NONE, client port 0). */
+export interface TemplateListEntry {
+  protocol: L4Protocol;
+  expiresInMs: number;
+  /** The client network: the client's address under the service's granularity. */
+  client: IpAddress;
+  vip: IpAddress;
+  vport: number;
+  rip: IpAddress;
+  rport: number;
+  /** Connections (or UDP flows) it holds to its RS. */
+  controlled: number;
+}
+
 export { RealServer, Service };
 export type { ImportResult };
 export type { AddressPrefix, SyncSettings };
@@ -227,6 +241,34 @@ export class Engine {
   /** Switches SYNPROXY on or off for a service's new connections. */
   setSynProxy(svc: number, on: boolean): void {
     this.reg.setSynProxy(svc, on);
+  }
+
+  /** Client persistence of a service: template life in seconds (0: off), IPv4 netmask or IPv6 prefix length. */
+  setPersistence(svc: number, timeoutS: number, granularity?: number): void {
+    this.reg.setPersistence(svc, timeoutS, granularity);
+  }
+
+  /** Persistence templates in force (those of deleted services too, while they last), at most `limit`. */
+  listTemplates(limit = Infinity): TemplateListEntry[] {
+    return this.ctx.persist.list(limit).map((t) => {
+      const svc = this.services[t.svc]!;
+      const rs = this.realServers[t.rs]!;
+      return {
+        protocol: svc.protocol,
+        expiresInMs: t.expiresInMs,
+        client: t.addr6 === undefined ? t.addr4 : Ipv6Address.fromBytes(t.addr6, 0),
+        vip: svc.vip,
+        vport: svc.vport,
+        rip: rs.addr,
+        rport: rs.port,
+        controlled: t.controlled,
+      };
+    });
+  }
+
+  /** Templates in the persistence table now. */
+  get templateCount(): number {
+    return this.ctx.persist.count;
   }
 
   setScheduler(svc: number, name: SchedulerName): void {
@@ -425,6 +467,7 @@ export class Engine {
     // Only once used: a call that is not inlined would box `now` on every tick.
     if (this.fragments.active) this.fragments.expire(now);
     if (this.ctx.udp.enabled) this.ctx.udp.table.advance(now, this.udp.flows.onExpire);
+    if (this.ctx.persist.count > 0) this.ctx.persist.sweep(now);
   }
 
   /** Takes ownership of `p`: it is either emitted (possibly rewritten or split) or returned to the pool. */

@@ -86,6 +86,10 @@ export interface ServiceConfig {
    * LB; no LIP, no TOA. IPv4 TCP services without SYNPROXY or PROXY protocol.
    */
   forwarding?: Forwarding;
+  /** Client persistence (IPVS's `-p`): a template's life in seconds; absent or 0: not persistent. */
+  persistenceTimeout?: number;
+  /** The client network one template stands for: an IPv4 netmask (a 32-bit number), an IPv6 prefix length; default one address. */
+  persistenceGranularity?: number;
 }
 
 export type Forwarding = 'fnat' | 'nat';

@@ -14,6 +14,7 @@ import type {
 } from './options.js';
 import { createScheduler } from './sched/index.js';
 import type { SchedulerName } from './sched/scheduler.js';
+import { MAX_PERSISTENCE_TIMEOUT, type PersistenceTemplates } from './persistence.js';
 import { RealServer, Service } from './services.js';
 import type { UdpFlowTable } from './udp-table.js';
 
@@ -82,6 +83,7 @@ export class Registry {
     private readonly laddrs: LocalAddressPool,
     private readonly pmtu: PathMtu,
     private readonly udp: UdpFlowTable,
+    private readonly persist: PersistenceTemplates,
   ) {}
 
   addService(cfg: ServiceConfig): Service {
@@ -120,6 +122,8 @@ export class Registry {
     svc.synProxy = cfg.synProxy ?? false;
     svc.uoaMode = cfg.uoaMode;
     svc.forwarding = forwarding;
+    applyPersistence(svc, cfg.persistenceTimeout ?? 0, cfg.persistenceGranularity);
+    if (svc.persistMs !== 0) this.persist.enable();
     if (svc.synProxy) this.table.enableSynproxy();
     if (protocol === 'UDP') {
       this.udp.enable(this.laddrs, this.realServers.length);
@@ -211,6 +215,26 @@ export class Registry {
     s.synProxy = on;
     if (on) this.table.enableSynproxy();
     this.syncArrays();
+  }
+
+  /**
+   * Sets a service's persistence (timeout in seconds, 0: off; granularity:
+   * an IPv4 netmask or an IPv6 prefix length). A changed granularity, or
+   * persistence switched off, drops the service's templates: its clients
+   * are scheduled afresh. A changed timeout applies from each template's
+   * next use.
+   */
+  setPersistence(svc: number, timeoutS: number, granularity?: number): void {
+    const s = this.liveService(svc);
+    const mask = s.persistMask4;
+    const prefix = s.persistPrefix6;
+    applyPersistence(s, timeoutS, granularity);
+    if (s.persistMs !== 0) this.persist.enable();
+    if (
+      this.persist.enabled &&
+      (s.persistMs === 0 || mask !== s.persistMask4 || prefix !== s.persistPrefix6)
+    )
+      this.persist.flushService(svc);
   }
 
   setScheduler(svc: number, name: SchedulerName): void {
@@ -410,6 +434,26 @@ function checkLipFamily(vip: IpAddress, vport: number, lip: IpAddress): void {
     throw new Error(
       `local address ${lip.text}: an IPv4 service (${endpointToString(vip, vport)}) takes IPv4 local addresses only`,
     );
+}
+
+/** Checks and sets a service's persistence fields (see `Registry.setPersistence`). */
+function applyPersistence(s: Service, timeoutS: number, granularity: number | undefined): void {
+  if (!Number.isInteger(timeoutS) || timeoutS < 0 || timeoutS > MAX_PERSISTENCE_TIMEOUT)
+    throw new Error(
+      `persistence timeout ${timeoutS}: expected 1..${MAX_PERSISTENCE_TIMEOUT} seconds (0: off)`,
+    );
+  if (s.v6) {
+    const p = granularity ?? 128;
+    if (!Number.isInteger(p) || p < 1 || p > 128)
+      throw new Error(`persistence granularity ${p}: an IPv6 service takes a prefix length 1..128`);
+    s.persistPrefix6 = p;
+  } else {
+    const m = granularity ?? 0xffffffff;
+    if (!Number.isInteger(m) || m < 0 || m > 0xffffffff)
+      throw new Error(`persistence granularity ${m}: an IPv4 service takes a netmask`);
+    s.persistMask4 = m >>> 0;
+  }
+  s.persistMs = timeoutS * 1000;
 }
 
 /** An IPv4 service takes IPv4 real servers only (IPv4 client to IPv6 RS, FNAT46, is not supported). */

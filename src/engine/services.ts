@@ -52,6 +52,16 @@ export class Service {
   uoaMode: UoaSetting | undefined = undefined;
   /** FULLNAT, or NAT (masquerading: only the destination translated; see ServiceConfig). */
   forwarding: Forwarding = 'fnat';
+  /**
+   * Client persistence (persistence.ts): a template's life in ms, 0 for a
+   * service that is not persistent (the one check new connections make).
+   */
+  persistMs = 0;
+  /** The client network a template stands for: an IPv4 netmask, an IPv6 prefix length. */
+  persistMask4 = 0xffffffff;
+  persistPrefix6 = 128;
+  /** Templates of this service in the template table. */
+  persistTemplates = 0;
   private lipCursor = 0;
   /** True for an IPv6 VIP (its RS may be IPv6, or IPv4: FNAT64). */
   get v6(): boolean {

@@ -32,9 +32,15 @@ export class UdpFlows {
     const svc = ctx.reg.services[svcIdx]!;
     if (t.full) return this.reject(p, svcIdx, C.table_full);
     const b = p.buf;
-    const pick = svc.scheduler.pick(svc.targets, hashAddrAt(b, p.start + Ipv4Field.Src));
-    if (pick < 0) return this.reject(p, svcIdx, C.no_real_server);
-    const rs = svc.targets[pick]!;
+    const hash = hashAddrAt(b, p.start + Ipv4Field.Src);
+    let rsIdx: number;
+    if (svc.persistMs !== 0) rsIdx = ctx.persist.choose4(svc, b, p.start + Ipv4Field.Src, hash);
+    else {
+      const pick = svc.scheduler.pick(svc.targets, hash);
+      rsIdx = pick < 0 ? -1 : svc.targets[pick]!.index;
+    }
+    if (rsIdx < 0) return this.reject(p, svcIdx, C.no_real_server);
+    const rs = ctx.reg.realServers[rsIdx]!;
     const laddrs = ctx.udp.laddrs;
     let lipSlot = -1;
     let lport = -1;
@@ -66,9 +72,15 @@ export class UdpFlows {
     if (t.full) return this.reject(p, svcIdx, C.table_full);
     const b = p.buf;
     const s = p.start;
-    const pick = svc.scheduler.pick(svc.targets, fold16(b, s + 8));
-    if (pick < 0) return this.reject(p, svcIdx, C.no_real_server);
-    const rs = svc.targets[pick]!;
+    const hash = fold16(b, s + 8);
+    let rsIdx: number;
+    if (svc.persistMs !== 0) rsIdx = ctx.persist.choose6(svc, b, s + 8, hash);
+    else {
+      const pick = svc.scheduler.pick(svc.targets, hash);
+      rsIdx = pick < 0 ? -1 : svc.targets[pick]!.index;
+    }
+    if (rsIdx < 0) return this.reject(p, svcIdx, C.no_real_server);
+    const rs = reg.realServers[rsIdx]!;
     const rsV6 = reg.rsV6[rs.index]!;
     const laddrs = ctx.udp.laddrs;
     let lipSlot = -1;
@@ -107,6 +119,7 @@ export class UdpFlows {
     ctx.udp.uoaSent[c] = 0;
     const rs = ctx.reg.realServers[rsIndex]!;
     const svc = ctx.reg.services[svcIdx]!;
+    if (svc.persistMs !== 0) ctx.persist.bind(ctx.persist.udpControl, c);
     rs.inactiveConns++;
     rs.stats[STAT_CONNS]!++;
     svc.stats[STAT_CONNS]!++;
@@ -155,6 +168,7 @@ export class UdpFlows {
     const sync = ctx.sync;
     if (sync !== undefined) sync.releasingUdp(c);
     ctx.udp.laddrs.release(t.lipIndex[c]!, rs.index, t.lport[c]!);
+    if (ctx.persist.enabled) ctx.persist.release(ctx.persist.udpControl, c);
     t.remove(c);
   }
 
