@@ -9,6 +9,7 @@ import {
   addressKey,
   addressToString,
   endpointToString,
+  Ipv6Address,
   type IpAddress,
 } from '../wire/address.js';
 import { Engine, type ConnectionEntry, type ImportResult } from '../engine/engine.js';
@@ -48,6 +49,7 @@ import type {
   ControlResponse,
   FullnatConfig,
   ServiceSpec,
+  ServiceStatus,
   Snapshot,
   SyncHooks,
   TrafficStats,
@@ -79,9 +81,24 @@ const connAddrs = (
   c: ConnectionEntry,
 ): { cip: IpAddress; vip: IpAddress; lip: IpAddress; rip: IpAddress } => c;
 
+/** `::`, the local column of an IPv6 client's template. */
+const ANY6 = Ipv6Address.fromBytes(new Uint8Array(16));
+
 /** `ip route` prefix of one address: /32 or /128. */
 const hostRoute = (a: IpAddress): string =>
   `${addressToString(a)}/${addressFamily(a) === 4 ? 32 : 128}`;
+
+/** A persistent service's settings and templates, as the snapshot shows them. */
+function persistenceStatus(s: Service): Pick<ServiceStatus, 'persistence'> {
+  if (s.persistMs === 0) return {};
+  return {
+    persistence: {
+      timeout: s.persistMs / 1000,
+      granularity: s.v6 ? s.persistPrefix6 : s.persistMask4,
+      templates: s.persistTemplates,
+    },
+  };
+}
 
 function statsOf(a: Float64Array): TrafficStats {
   return {
@@ -390,6 +407,12 @@ export class LoadBalancer implements ControlApi {
       synProxy: s.synProxy,
       forwarding: s.forwarding,
       ...(s.uoaMode === undefined ? {} : { uoaMode: s.uoaMode }),
+      ...(s.persistence
+        ? {
+            persistenceTimeout: s.persistence.timeout,
+            persistenceGranularity: s.persistence.granularity,
+          }
+        : {}),
     });
     for (const r of s.realServers)
       this.addReal(svc.index, s.vip, s.vport, r.addr, r.port, r.weight, r.mtu, s.protocol);
@@ -570,6 +593,8 @@ export class LoadBalancer implements ControlApi {
       if (c.scheduler) e.setScheduler(i, c.scheduler.to);
       if (c.proxyProtocol) e.setProxyProtocol(i, c.proxyProtocol.to);
       if (c.synProxy) e.setSynProxy(i, c.synProxy.to);
+      if (c.persistence)
+        e.setPersistence(i, c.persistence.to?.timeout ?? 0, c.persistence.to?.granularity);
       for (const l of c.addedLaddrs) e.addLocalAddress(i, l);
       for (const r of c.removedReals) {
         const ri = e.findRealServer(i, r.addr, r.port);
@@ -643,6 +668,7 @@ export class LoadBalancer implements ControlApi {
         }),
         stats: statsOf(s.stats),
         counters: Object.fromEntries(COUNTER_NAMES.map((n, i) => [n, s.counters[i]!])),
+        ...persistenceStatus(s),
       }));
     const counters: Record<string, number> = Object.fromEntries(
       COUNTER_NAMES.map((n, i) => [n, e.counters[i]!]),
@@ -663,6 +689,7 @@ export class LoadBalancer implements ControlApi {
       counters,
       ...(tunKernel ? { tunKernel } : {}),
       connections: e.connectionCount,
+      ...(e.templateCount > 0 ? { persistenceTemplates: e.templateCount } : {}),
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
       ready: this.ready,
@@ -689,7 +716,7 @@ export class LoadBalancer implements ControlApi {
   }
 
   connections(limit?: number): ConnectionStatus[] {
-    return this.engine.listConnections(limit).map((c) => {
+    const conns: ConnectionStatus[] = this.engine.listConnections(limit).map((c) => {
       const a = connAddrs(c);
       return {
         protocol: c.protocol,
@@ -702,6 +729,21 @@ export class LoadBalancer implements ControlApi {
         real: { addr: a.rip, port: c.rport },
       };
     });
+    // Persistence templates after them, as IPVS lists its own: state NONE, client port 0, no local address.
+    const left = (limit ?? Infinity) - conns.length;
+    if (left <= 0) return conns;
+    for (const t of this.engine.listTemplates(left)) {
+      conns.push({
+        protocol: t.protocol,
+        expiresIn: t.expiresInMs / 1000,
+        state: 'NONE',
+        client: { addr: t.client, port: 0 },
+        virtual: { addr: t.vip, port: t.vport },
+        local: { addr: typeof t.client === 'number' ? 0 : ANY6, port: 0 },
+        real: { addr: t.rip, port: t.rport },
+      });
+    }
+    return conns;
   }
 
   /** The addresses the running services use, by part: what ctl's additions are checked against. */
@@ -763,17 +805,24 @@ export class LoadBalancer implements ControlApi {
           scheduler: req.scheduler,
           laddrs: [],
           realServers: [],
+          ...(req.persistence
+            ? {
+                persistenceTimeout: req.persistence.timeout,
+                persistenceGranularity: req.persistence.granularity,
+              }
+            : {}),
         });
         this.syncRoutes();
         this.deps.log.info({ service: endpointToString(vip, vport) }, 'service added (ctl)');
         return { ok: true };
       }
-      case 'edit-service':
-        e.setScheduler(
-          svcOf(req.service.vip, req.service.vport, req.service.protocol),
-          req.scheduler,
-        );
+      case 'edit-service': {
+        const si = svcOf(req.service.vip, req.service.vport, req.service.protocol);
+        // Checked before anything changes, so a refused edit leaves the service as it was.
+        e.setPersistence(si, req.persistence?.timeout ?? 0, req.persistence?.granularity);
+        e.setScheduler(si, req.scheduler);
         return { ok: true };
+      }
       case 'delete-service':
         e.deleteService(svcOf(req.service.vip, req.service.vport, req.service.protocol));
         this.syncRoutes();

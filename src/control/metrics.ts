@@ -6,6 +6,7 @@
  * Families (all values straight from the Snapshot):
  *   fullnat_connections                       gauge    connection table entries
  *   fullnat_uptime_seconds                    gauge
+ *   fullnat_persistence_templates             gauge    client persistence templates
  *   fullnat_<counter>_total                   counter  engine counters, one family per
  *                                                      COUNTER_NAMES entry: unlabelled =
  *                                                      the LB-wide total, {service} = that
@@ -157,6 +158,14 @@ export function createMetricsRegistry(
     registers,
     collect() {
       this.set(num(current().connections));
+    },
+  });
+  new Gauge({
+    name: 'fullnat_persistence_templates',
+    help: 'Client persistence templates (persistence_timeout): client networks bound to a real server.',
+    registers,
+    collect() {
+      this.set(num(current().persistenceTemplates ?? 0));
     },
   });
   new Gauge({

@@ -15,6 +15,7 @@ import type {
 import type { SchedulerName } from '../engine/sched/scheduler.js';
 import type { TcpTimeouts } from '../engine/tcp-state.js';
 import type { DeviceStatistics } from '../io/device-stats.js';
+import type { Persistence } from './persistence.js';
 
 /** Where a value came from, for "file:line: message" errors. */
 export interface SourcePos {
@@ -228,6 +229,8 @@ export interface ServiceSpec {
   sorryServer?: { addr: IpAddress; port: number };
   /** UDP: `uoa_mode` of this virtual_server; absent follows fullnat_defs' `uoa_mode`. */
   uoaMode?: UoaSetting;
+  /** Client persistence (`persistence_timeout`, `persistence_granularity`); absent: not persistent. */
+  persistence?: Persistence;
   pos: SourcePos;
 }
 
@@ -426,6 +429,8 @@ export interface ServiceStatus {
   stats: TrafficStats;
   /** Engine counters for this service (toa_inserted, …). */
   counters: Record<string, number>;
+  /** A persistent service's timeout and granularity, and its templates now. */
+  persistence?: Persistence & { templates: number };
 }
 
 /** Cumulative counters, as `ipvsadm -Ln --stats` shows them. */
@@ -464,6 +469,8 @@ export interface Snapshot {
   /** Absent before the device is open, or when the kernel's counters cannot be read. */
   tunKernel?: TunKernelStatus;
   connections: number;
+  /** Client persistence's templates in their table (absent before a persistent service exists). */
+  persistenceTemplates?: number;
   /** Size of the connection table (fullnat_defs max_connections). */
   maxConnections?: number;
   /** Seconds since the LB started (for rates). */
@@ -597,8 +604,9 @@ export type RealServerKey = ServiceKey & { addr: IpAddress; port: number };
 export type ControlRequest =
   | { op: 'snapshot' }
   | { op: 'connections'; limit?: number }
-  | { op: 'add-service'; service: ServiceKey; scheduler: SchedulerName }
-  | { op: 'edit-service'; service: ServiceKey; scheduler: SchedulerName }
+  /** `persistence` (ipvsadm's -p, -M): absent, the service is not persistent (also for -E, as ipvsadm). */
+  | { op: 'add-service'; service: ServiceKey; scheduler: SchedulerName; persistence?: Persistence }
+  | { op: 'edit-service'; service: ServiceKey; scheduler: SchedulerName; persistence?: Persistence }
   | { op: 'delete-service'; service: ServiceKey }
   | { op: 'add-real'; real: RealServerKey; weight: number }
   | { op: 'edit-real'; real: RealServerKey; weight: number }

@@ -1,5 +1,6 @@
 /** Drafts to the FullnatConfig the rest of the program uses: defaults and inheritance resolved. */
-import { addressKey, type IpAddress } from '../../wire/address.js';
+import { addressFamily, addressKey, type IpAddress } from '../../wire/address.js';
+import { FULL_MASK4, FULL_PREFIX6 } from '../persistence.js';
 import type {
   BgpSpec,
   FullnatConfig,
@@ -90,6 +91,15 @@ function buildSync(s: SyncDraft, maxConnections: number): SyncSpec {
   };
 }
 
+/** A persistent service's `persistence` (granularity defaulted to one client address); nothing otherwise. */
+function persistenceOf(vs: VsDraft): Pick<ServiceSpec, 'persistence'> {
+  if (vs.persistenceTimeout === undefined) return {};
+  const full = addressFamily(vs.vip) === 4 ? FULL_MASK4 : FULL_PREFIX6;
+  return {
+    persistence: { timeout: vs.persistenceTimeout, granularity: vs.persistenceGranularity ?? full },
+  };
+}
+
 export function build(file: string, st: State): FullnatConfig {
   const laddrGroups = new Map<string, IpAddress[]>();
   const laddrPos = new Map<string, SourcePos>();
@@ -115,6 +125,7 @@ export function build(file: string, st: State): FullnatConfig {
     quorum: vs.quorum,
     ...quorumFields(vs.life),
     ...(vs.uoaMode === undefined ? {} : { uoaMode: vs.uoaMode }),
+    ...persistenceOf(vs),
     pos: { file: vs.tok.file, line: vs.tok.line },
   }));
   return {

@@ -49,6 +49,8 @@ export interface ServiceChange {
   sorryServer?: true;
   /** `hysteresis`, `quorum_up` or `quorum_down` changed: the next evaluation uses them. */
   quorumRule?: true;
+  /** Client persistence switched on, off, or its timeout or granularity changed. */
+  persistence?: { from: ServiceSpec['persistence']; to: ServiceSpec['persistence'] };
 }
 
 export interface ConfigDiff {
@@ -182,6 +184,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
   if (!same(a.sorryServer, b.sorryServer)) c.sorryServer = true;
   const quorumRule = (x: ServiceSpec): unknown[] => [x.hysteresis, x.quorumUp, x.quorumDown];
   if (!same(quorumRule(a), quorumRule(b))) c.quorumRule = true;
+  if (!same(a.persistence, b.persistence))
+    c.persistence = { from: a.persistence, to: b.persistence };
   const changed =
     c.addedReals.length +
       c.removedReals.length +
@@ -196,7 +200,8 @@ function diffService(a: ServiceSpec, b: ServiceSpec): ServiceChange | undefined 
     c.uoaMode !== undefined ||
     c.quorum !== undefined ||
     c.sorryServer === true ||
-    c.quorumRule === true;
+    c.quorumRule === true ||
+    c.persistence !== undefined;
   return changed ? c : undefined;
 }
 

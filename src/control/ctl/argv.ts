@@ -8,7 +8,15 @@
  * values (`-w3`, `-t10.0.0.1:80`), and checks a command × option legality
  * table (flags.ts) — none of which commander models.
  */
-import type { IpAddress } from '../../wire/address.js';
+import { addressFamily, type IpAddress } from '../../wire/address.js';
+import {
+  DEFAULT_PERSISTENCE_TIMEOUT,
+  FULL_MASK4,
+  FULL_PREFIX6,
+  parseGranularity,
+  parsePersistenceTimeout,
+  type Persistence,
+} from '../persistence.js';
 import type { ControlRequest, ServiceKey } from '../model.js';
 import {
   DEFAULT_SCHEDULER,
@@ -94,7 +102,16 @@ function tokenize(argv: readonly string[]): Occurrence[] {
       if (reason) throw new CtlUsageError(reason);
       const def = FLAGS.find((f) => f.long.includes(name));
       if (!def) throw new CtlUsageError(`unknown option ${spelled}`);
-      if (def.arg) {
+      if (def.arg === 'optional') {
+        const next = argv[i + 1];
+        const value =
+          eq >= 0
+            ? tok.slice(eq + 1)
+            : next !== undefined && !next.startsWith('-')
+              ? argv[++i]
+              : undefined;
+        out.push(value === undefined ? { def, spelled } : { def, spelled, value });
+      } else if (def.arg) {
         out.push({ def, spelled, value: eq < 0 ? takeValue(spelled) : tok.slice(eq + 1) });
       } else {
         if (eq >= 0) throw new CtlUsageError(`option ${spelled} does not take a value`);
@@ -111,6 +128,18 @@ function tokenize(argv: readonly string[]): Occurrence[] {
         if (reason) throw new CtlUsageError(reason);
         const def = FLAGS.find((f) => f.short.includes(c));
         if (!def) throw new CtlUsageError(`unknown option ${spelled}`);
+        if (def.arg === 'optional') {
+          const rest = tok.slice(j + 1);
+          const next = argv[i + 1];
+          const value =
+            rest !== ''
+              ? rest
+              : next !== undefined && !next.startsWith('-')
+                ? argv[++i]
+                : undefined;
+          out.push(value === undefined ? { def, spelled } : { def, spelled, value });
+          break;
+        }
         if (def.arg) {
           const rest = tok.slice(j + 1);
           out.push({ def, spelled, value: rest !== '' ? rest : takeValue(spelled) });
@@ -179,6 +208,38 @@ function parseAddrPort(
   }
   const portText = m.port;
   return { addr, port: ruled(() => parsePort(portText), prefix) };
+}
+
+/**
+ * ipvsadm's `-p [timeout]` (300 without a value) and `-M netmask` (a dotted
+ * mask for an IPv4 service, a prefix length for an IPv6 one); -M alone is
+ * refused, as it means nothing without -p.
+ */
+function persistenceOption(
+  service: ServiceKey,
+  persistent: boolean,
+  timeoutText: string | undefined,
+  maskText: string | undefined,
+): Persistence | undefined {
+  if (!persistent) {
+    if (maskText !== undefined)
+      throw new CtlUsageError(
+        '-M (netmask) only applies to a persistent service: add -p [timeout]',
+      );
+    return undefined;
+  }
+  const family = addressFamily(service.vip);
+  const timeout =
+    timeoutText === undefined
+      ? DEFAULT_PERSISTENCE_TIMEOUT
+      : ruled(() => parsePersistenceTimeout(timeoutText, 'persistent timeout'));
+  const granularity =
+    maskText === undefined
+      ? family === 4
+        ? FULL_MASK4
+        : FULL_PREFIX6
+      : ruled(() => parseGranularity(maskText, family, 'netmask'));
+  return { timeout, granularity };
 }
 
 /** `-z LIP`: an address, IPv6 with or without brackets. */
@@ -289,7 +350,18 @@ export function parseCtlArgs(argv: readonly string[]): CtlCommand {
     case 'edit-service': {
       const s = val('scheduler');
       const scheduler = s === undefined ? DEFAULT_SCHEDULER : ruled(() => parseScheduler(s));
-      return { kind: 'request', request: { op: cmdKey, service: service!, scheduler } };
+      const persistence = persistenceOption(
+        service!,
+        opts.has('persistent'),
+        val('persistent'),
+        val('netmask'),
+      );
+      return {
+        kind: 'request',
+        request: persistence
+          ? { op: cmdKey, service: service!, scheduler, persistence }
+          : { op: cmdKey, service: service!, scheduler },
+      };
     }
     case 'delete-service':
       return { kind: 'request', request: { op: 'delete-service', service: service! } };

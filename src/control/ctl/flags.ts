@@ -27,6 +27,8 @@ export type CommandKey =
 export type OptionKey =
   | 'service'
   | 'scheduler'
+  | 'persistent'
+  | 'netmask'
   | 'real-server'
   | 'weight'
   | 'fullnat'
@@ -47,7 +49,8 @@ export interface FlagDef {
   command: boolean;
   short: string[];
   long: string[];
-  arg: boolean;
+  /** 'optional': a value if the next word is not a flag (popt's optional argument, ipvsadm's `-p [timeout]`). */
+  arg: boolean | 'optional';
 }
 
 /** Every flag ctl understands, in ipvsadm's and DPVS's spellings. */
@@ -74,6 +77,8 @@ export const FLAGS: readonly FlagDef[] = [
   // The same option for a UDP service: parseCtlArgs tells them apart by the spelling's flag.
   { key: 'service', command: false, short: ['u'], long: ['udp-service'], arg: true },
   { key: 'scheduler', command: false, short: ['s'], long: ['scheduler'], arg: true },
+  { key: 'persistent', command: false, short: ['p'], long: ['persistent'], arg: 'optional' },
+  { key: 'netmask', command: false, short: ['M'], long: ['netmask'], arg: true },
   { key: 'real-server', command: false, short: ['r'], long: ['real-server'], arg: true },
   { key: 'weight', command: false, short: ['w'], long: ['weight'], arg: true },
   { key: 'fullnat', command: false, short: ['b'], long: ['fullnat'], arg: false },
@@ -110,10 +115,6 @@ export const UNSUPPORTED: ReadonlyMap<string, string> = new Map([
   ['--icmp-service', ONLY_TCP],
   ['-f', 'firewall-mark services (-f) are not supported; use -t VIP:port'],
   ['--fwmark-service', 'firewall-mark services (-f) are not supported; use -t VIP:port'],
-  ['-p', 'persistent services (-p) are not supported'],
-  ['--persistent', 'persistent services (-p) are not supported'],
-  ['-M', 'persistent services (-M netmask) are not supported'],
-  ['--netmask', 'persistent services (-M netmask) are not supported'],
   ['-x', 'connection thresholds (-x/-y) are not supported'],
   ['-y', 'connection thresholds (-x/-y) are not supported'],
   ['--u-threshold', 'connection thresholds (-x/-y) are not supported'],
@@ -147,7 +148,10 @@ export const UNSUPPORTED: ReadonlyMap<string, string> = new Map([
   ['--stop-daemon', 'connection sync daemons are not supported'],
   ['--daemon', 'connection sync daemons are not supported'],
   ['--thresholds', 'connection thresholds are not supported'],
-  ['--persistent-conn', 'persistent services are not supported'],
+  [
+    '--persistent-conn',
+    '--persistent-conn (persistent connection counters) is not supported: -Lnc lists the templates',
+  ],
 ]);
 
 /** ipvsadm's names for the flags, used in messages next to the flag the operator typed. */
@@ -172,6 +176,8 @@ export const NAMES: Record<CommandKey | OptionKey, string> = {
   version: 'version',
   service: 'service-address',
   scheduler: 'scheduler',
+  persistent: 'persistent',
+  netmask: 'netmask',
   'real-server': 'real-server',
   weight: 'weight',
   fullnat: 'forwarding-method',
@@ -198,8 +204,8 @@ export const WANTED: Partial<Record<OptionKey, string>> = {
 /** ipvsadm's commands_v_options table, reduced to what fullnat supports. Unlisted = illegal. */
 export const COMMAND_OPTIONS: Record<CommandKey, { required: OptionKey[]; optional: OptionKey[] }> =
   {
-    'add-service': { required: ['service'], optional: ['scheduler'] },
-    'edit-service': { required: ['service'], optional: ['scheduler'] },
+    'add-service': { required: ['service'], optional: ['scheduler', 'persistent', 'netmask'] },
+    'edit-service': { required: ['service'], optional: ['scheduler', 'persistent', 'netmask'] },
     'delete-service': { required: ['service'], optional: [] },
     'add-server': { required: ['service', 'real-server'], optional: ['weight', 'fullnat'] },
     'edit-server': { required: ['service', 'real-server'], optional: ['weight', 'fullnat'] },

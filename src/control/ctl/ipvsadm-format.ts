@@ -12,8 +12,10 @@
  * TUN's kernel counters) are shown only when asked for (--lip, --tun-kernel).
  * Addresses are always numeric (-n is accepted and implied).
  */
+import { persistenceFlags } from '../persistence.js';
 import {
   addressEquals,
+  addressFamily,
   addressToString,
   endpointToString,
   type IpAddress,
@@ -179,9 +181,11 @@ export const TITLE_RATE = numbersTitle(['CPS', 'InPPS', 'OutPPS', 'InBPS', 'OutB
 export function formatServices(snap: Snapshot, opts: FormatOptions): string[] {
   const lines = [...versionLine(snap, opts), ...TITLE_SERVICES];
   for (const s of selectServices(snap.services, opts.service, opts.noSort)) {
-    // printf("%s %s", svc_name, sched_name); ipvsadm's flags (" persistent 300", " ops") would
-    // follow, each with its own leading blank: no trailing blank when there are none.
-    lines.push(`${serviceName(s)} ${s.scheduler}`);
+    // printf("%s %s", svc_name, sched_name); ipvsadm's flags (" persistent 300", " mask …") follow,
+    // each with its own leading blank: no trailing blank when there are none.
+    lines.push(
+      `${serviceName(s)} ${s.scheduler}${persistenceFlags(s.persistence, addressFamily(s.vip))}`,
+    );
     for (const r of realsOf(s.realServers, opts)) {
       // "  -> %-28s %-7s %-6d %-10u %-10u": InActConn's padding stays, as ipvsadm prints it.
       lines.push(

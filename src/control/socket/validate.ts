@@ -8,7 +8,8 @@
 import type { L4Protocol } from '../../engine/options.js';
 import type { SchedulerName } from '../../engine/sched/scheduler.js';
 import type { ControlRequest, RealServerKey, ServiceKey } from '../model.js';
-import type { IpAddress } from '../../wire/address.js';
+import { addressFamily, type IpAddress } from '../../wire/address.js';
+import { MAX_PERSISTENCE_TIMEOUT, type Persistence } from '../persistence.js';
 import {
   checkAddress,
   parseAddress,
@@ -31,8 +32,8 @@ type Op = ControlRequest['op'];
 const OP_FIELDS: Record<Op, readonly string[]> = {
   snapshot: [],
   connections: ['limit'],
-  'add-service': ['service', 'scheduler'],
-  'edit-service': ['service', 'scheduler'],
+  'add-service': ['service', 'scheduler', 'persistence'],
+  'edit-service': ['service', 'scheduler', 'persistence'],
   'delete-service': ['service'],
   'add-real': ['real', 'weight'],
   'edit-real': ['real', 'weight'],
@@ -154,6 +155,19 @@ function realKey(v: unknown, name: string): RealServerKey {
   return key;
 }
 
+/** `{ timeout, granularity }`: seconds 1..31 days; an IPv4 netmask (32-bit) or an IPv6 prefix length. */
+function persistence(v: unknown, family: 4 | 6): Persistence {
+  if (!isRecord(v)) throw new InvalidRequest(`persistence must be an object, got ${describe(v)}`);
+  onlyKeys(v, ['timeout', 'granularity'], 'persistence');
+  return {
+    timeout: intIn(v.timeout, 1, MAX_PERSISTENCE_TIMEOUT, 'persistence.timeout'),
+    granularity:
+      family === 4
+        ? intIn(v.granularity, 0, 0xffffffff, 'persistence.granularity')
+        : intIn(v.granularity, 1, 128, 'persistence.granularity'),
+  };
+}
+
 function scheduler(v: unknown): SchedulerName {
   if (typeof v !== 'string')
     throw new InvalidRequest(`scheduler must be a string, got ${describe(v)}`);
@@ -200,13 +214,18 @@ export function validateControlRequest(v: unknown): ValidationResult {
             : { op: o, limit: intIn(v.limit, 1, MAX_CONNECTIONS_LIMIT, 'limit') };
         break;
       case 'add-service':
-      case 'edit-service':
+      case 'edit-service': {
+        const service = serviceKey(v.service, 'service');
         request = {
           op: o,
-          service: serviceKey(v.service, 'service'),
+          service,
           scheduler: scheduler(v.scheduler),
+          ...(v.persistence === undefined
+            ? {}
+            : { persistence: persistence(v.persistence, addressFamily(service.vip)) }),
         };
         break;
+      }
       case 'delete-service':
         request = { op: o, service: serviceKey(v.service, 'service') };
         break;

@@ -50,6 +50,10 @@ export interface VsDraft {
   tcpOnly: Token[];
   /** keepalived's `quorum`; default 1. */
   quorum: number;
+  /** `persistence_timeout` (seconds), also set to 300 by `persistence_granularity` alone. */
+  persistenceTimeout?: number;
+  /** `persistence_granularity`: an IPv4 netmask, or an IPv6 prefix length. */
+  persistenceGranularity?: number;
   timing: Timing;
   life: VsLifeDraft;
   reals: RsDraft[];

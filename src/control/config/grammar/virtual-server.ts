@@ -11,6 +11,7 @@ import { ruled, scheduler } from '../values.js';
 import { uoaMode } from './fullnat-defs.js';
 import { svcName, type State, type VsDraft } from './draft.js';
 import { keepalivedVsKeywords } from './keepalived-vs-keywords.js';
+import { persistenceHandlers } from './persistence.js';
 import { parseRealServer } from './real-server.js';
 import { timingHandlers } from './timing.js';
 import { expandGroup, virtualServerTarget } from './virtual-server-group.js';
@@ -38,6 +39,7 @@ export function parseVirtualServer(cur: Cursor, kw: Token, st: State): void {
   const h: Record<string, Handler> = {
     ...timingHandlers(cur, vs.timing),
     ...virtualServerLifeHandlers(cur, vs.life, vs.vip),
+    ...persistenceHandlers(cur, vs),
     protocol: (k) => {
       vs.protocol = protocol(cur.value(k));
       vs.protocolTok = k;
