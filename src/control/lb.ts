@@ -641,6 +641,8 @@ export class LoadBalancer implements ControlApi {
 
   snapshot(): Snapshot {
     const e = this.engine;
+    // First: counting frees the expired templates, so the per-service counts below agree with it.
+    const templates = e.templateCount;
     const services = e.services
       .filter((s) => s.live)
       .map((s: Service) => ({
@@ -689,7 +691,7 @@ export class LoadBalancer implements ControlApi {
       counters,
       ...(tunKernel ? { tunKernel } : {}),
       connections: e.connectionCount,
-      ...(e.templateCount > 0 ? { persistenceTemplates: e.templateCount } : {}),
+      ...(templates > 0 ? { persistenceTemplates: templates } : {}),
       maxConnections: e.table.capacity,
       uptime: (Date.now() - this.startedAt) / 1000,
       ready: this.ready,

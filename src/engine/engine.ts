@@ -250,6 +250,7 @@ export class Engine {
 
   /** Persistence templates in force (those of deleted services too, while they last), at most `limit`. */
   listTemplates(limit = Infinity): TemplateListEntry[] {
+    this.ctx.persist.sweepAll();
     return this.ctx.persist.list(limit).map((t) => {
       const svc = this.services[t.svc]!;
       const rs = this.realServers[t.rs]!;
@@ -266,8 +267,9 @@ export class Engine {
     });
   }
 
-  /** Templates in the persistence table now. */
+  /** Templates in the persistence table now (the expired ones freed first: a pass over the table). */
   get templateCount(): number {
+    this.ctx.persist.sweepAll();
     return this.ctx.persist.count;
   }
 
@@ -467,7 +469,6 @@ export class Engine {
     // Only once used: a call that is not inlined would box `now` on every tick.
     if (this.fragments.active) this.fragments.expire(now);
     if (this.ctx.udp.enabled) this.ctx.udp.table.advance(now, this.udp.flows.onExpire);
-    if (this.ctx.persist.count > 0) this.ctx.persist.sweep(now);
   }
 
   /** Takes ownership of `p`: it is either emitted (possibly rewritten or split) or returned to the pool. */

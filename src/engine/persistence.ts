@@ -10,7 +10,7 @@ const T_LINKED = 1;
 /** Out of the index (its RS went, its service's persistence changed) but still counted by connections. */
 const T_DEAD = 2;
 
-/** Slots the sweep looks at per run, at least; and how often it runs (engine ms). */
+/** Slots the sweep looks at per run, at least; and how often at most it runs (engine ms). */
 const SWEEP_MIN_SLOTS = 4096;
 const SWEEP_EVERY_MS = 100;
 
@@ -51,7 +51,14 @@ export interface TemplateEntry {
  * no scheduler call, the template re-armed; otherwise the scheduler picks
  * and a template is made. A template lives `persistence_timeout` after its
  * last use, and on while connections it controls exist (IPVS's
- * `n_control`: its timer is re-armed as long as the count is above 0).
+ * `n_control`, whose template timer is re-armed while the count is above
+ * 0); when the last of them ends it has a full timeout from then (IPVS's
+ * next timer run falls anywhere in that timeout: here it is its end, so
+ * the outcome does not depend on when a timer happened to run). Expired
+ * templates are freed when met by a lookup, by a sweep of a share of the
+ * table each time a template is made (at most every 100 ms), when the
+ * table is full, and before it is counted or listed: nothing per packet
+ * or per tick.
  *
  * The templates are a table of their own (struct-of-arrays, a chained
  * index, a free list), made with the first persistent service, so the
@@ -228,6 +235,7 @@ export class PersistenceTemplates {
 
   /** A free template slot, or -1 (counted) when the table is full even after a sweep. */
   private take(): number {
+    this.sweep();
     if (this.freeTop === 0) this.sweepAll();
     if (this.freeTop === 0) {
       this.ctx.count(C.persistence_templates_full);
@@ -252,7 +260,15 @@ export class PersistenceTemplates {
     if (t < 0) return;
     control[c] = -1;
     const left = --this.tControl[t]!;
-    if (left === 0 && this.tState[t] === T_DEAD) this.free(t);
+    if (left !== 0) return;
+    if (this.tState[t] === T_DEAD) {
+      this.free(t);
+      return;
+    }
+    // Its last connection gone: the client has a full timeout from now to come back to its RS.
+    const ms = this.ctx.reg.services[this.tSvc[t]!]!.persistMs;
+    const rearm = (this.ctx.now + ms) >>> 0;
+    if (((rearm - this.tExpires[t]!) | 0) > 0) this.tExpires[t] = rearm;
   }
 
   /** Takes t out of the index; it goes now, or once its last connection does. */
@@ -290,12 +306,13 @@ export class PersistenceTemplates {
   }
 
   /**
-   * Frees templates past their deadline with no connection left; one whose
-   * connections are still open is re-armed for another timeout (IPVS's
-   * `expire_later` for a template with `n_control` above 0). Runs every
-   * SWEEP_EVERY_MS over a share of the slots.
+   * Frees a share of the table's expired templates (past their deadline,
+   * no connection left), at most once every SWEEP_EVERY_MS: called when a
+   * template is made, so the table keeps room while persistent services
+   * take new clients, and nothing runs per packet or per tick.
    */
-  sweep(now: number): void {
+  private sweep(): void {
+    const now = this.ctx.now;
     if (((now - this.lastSweep) | 0) < SWEEP_EVERY_MS) return;
     this.lastSweep = now;
     const n = Math.min(this.capacity, Math.max(SWEEP_MIN_SLOTS, this.capacity >>> 4));
@@ -307,20 +324,17 @@ export class PersistenceTemplates {
     this.sweepCursor = t;
   }
 
-  private sweepAll(): void {
+  /** Frees every expired template: before the table is counted or listed, and when it is full. */
+  sweepAll(): void {
     const now = this.ctx.now;
     for (let t = 0; t < this.capacity; t++) this.sweepOne(t, now);
   }
 
   private sweepOne(t: number, now: number): void {
-    if (this.tState[t] !== T_LINKED || ((now - this.tExpires[t]!) | 0) < 0) return;
-    if (this.tControl[t] === 0) {
-      this.ctx.count(C.persistence_templates_expired);
-      this.unlink(t);
-    } else {
-      const svc = this.ctx.reg.services[this.tSvc[t]!]!;
-      this.tExpires[t] = (now + Math.max(svc.persistMs, SWEEP_EVERY_MS)) >>> 0;
-    }
+    if (this.tState[t] !== T_LINKED || this.tControl[t] !== 0) return;
+    if (((now - this.tExpires[t]!) | 0) < 0) return;
+    this.ctx.count(C.persistence_templates_expired);
+    this.unlink(t);
   }
 
   /** The templates in force (for `ctl -Lnc`), at most `limit`. */

@@ -153,13 +153,14 @@ describe('persistence: a template expires', () => {
     assert.equal(e.connectionCount, 0, 'the connection expired');
     assert.equal(e.templateCount, 1, 'the template outlives it until its timeout');
     assert.equal(syn(e, CLIENT, 40001, 1600), first, 'before the timeout: same RS');
-    e.tick(2500);
+    // The second connection ends at about 2.6 s; the template then has its 2 s timeout.
     e.tick(3000);
-    e.tick(3700);
     assert.equal(e.connectionCount, 0);
+    assert.equal(e.templateCount, 1, 'a full timeout after its last connection ended');
+    e.tick(5000);
     assert.equal(e.templateCount, 0, 'idle past its timeout: gone');
-    assert.ok(e.counter('persistence_templates_expired') >= 1);
-    assert.notEqual(syn(e, CLIENT, 40002, 3800), first, 'scheduled afresh: rr picks the other RS');
+    assert.equal(e.counter('persistence_templates_expired'), 1);
+    assert.notEqual(syn(e, CLIENT, 40002, 5100), first, 'scheduled afresh: rr picks the other RS');
   });
 
   it('is kept alive by a connection it controls, past its timeout', () => {
@@ -184,8 +185,11 @@ describe('persistence: a template expires', () => {
     assert.equal(e.connectionCount, 1, 'the connection is open (SYN_RECV, 10 s)');
     assert.equal(e.templateCount, 1, 'its template stays past the 2 s timeout');
     assert.equal(syn(e, CLIENT, 41001, 6100), first, 'a new connection follows it');
-    // Both connections end by 16.1 s; the template then lasts at most one more timeout.
-    for (let t = 6500; t <= 20000; t += 500) e.tick(t);
+    // Both connections end by 16.1 s; the template then lasts one more timeout.
+    for (let t = 6500; t <= 17000; t += 500) e.tick(t);
+    assert.equal(e.connectionCount, 0);
+    assert.equal(e.templateCount, 1, 'still there within the timeout after its last connection');
+    for (let t = 17500; t <= 20000; t += 500) e.tick(t);
     assert.equal(e.connectionCount, 0);
     assert.equal(e.templateCount, 0, 'gone once its connections and its timeout are');
   });
