@@ -1,11 +1,12 @@
 import { SCHEDULER_NAMES } from '../../engine/sched/scheduler.js';
+import { DEFAULT_PERSISTENCE_TIMEOUT } from '../persistence.js';
 import { DEFAULT_SCHEDULER, DEFAULT_WEIGHT, MAX_WEIGHT } from '../rules.js';
 
 /** `fullnat ctl -h`: ipvsadm's help, reduced to what fullnat supports. */
 export function usage(): string[] {
   return [
     'Usage:',
-    '  fullnat ctl -A|E -t|u service-address [-s scheduler]',
+    '  fullnat ctl -A|E -t|u service-address [-s scheduler] [-p [timeout]] [-M netmask]',
     '  fullnat ctl -D -t|u service-address',
     '  fullnat ctl -a|e -t|u service-address -r server-address [-b] [-w weight]',
     '  fullnat ctl -d -t|u service-address -r server-address',
@@ -48,6 +49,8 @@ export function usage(): string[] {
     '  --udp-service  -u service-address   the same, for a UDP service',
     `  --scheduler    -s scheduler         one of ${SCHEDULER_NAMES.join('|')},`,
     `                                      the default scheduler is ${DEFAULT_SCHEDULER}.`,
+    `  --persistent   -p [timeout]         persistent service (default ${DEFAULT_PERSISTENCE_TIMEOUT} s)`,
+    '  --netmask      -M netmask           persistent granularity mask (IPv6: a prefix length)',
     '  --real-server  -r server-address    server-address is RS[:port] (default: the VIP port),',
     '                                      [IPv6][:port] for IPv6 (IPv4 under an IPv6 VIP: FNAT64)',
     '  --fullnat      -b                   fullnat forwarding (the only method; implied)',
