@@ -11,7 +11,7 @@ import { Engine } from '../../src/engine/engine.js';
 import type { ServiceConfig } from '../../src/engine/options.js';
 import { Ipv6Address } from '../../src/wire/address.js';
 import { parseIpv4 } from '../../src/wire/bytes.js';
-import { TCP_SYN } from '../../src/wire/tcp.js';
+import { TCP_ACK, TCP_SYN } from '../../src/wire/tcp.js';
 import { feedRaw } from '../support/engine-fixture.js';
 import { buildSegment, buildSegment6, v6 } from '../support/packets.js';
 import { buildUdp4 } from '../support/udp-packets.js';
@@ -238,6 +238,49 @@ describe('persistence: the RS goes', () => {
     assert.throws(() => e.setPersistence(0, 86400 * 31 + 1), /persistence timeout/);
     const e6 = engine({}, true);
     assert.throws(() => e6.setPersistence(0, 10, 129), /prefix length/);
+  });
+});
+
+describe('persistence: SYNPROXY', () => {
+  it('the template is consulted when the cookie ACK opens the RS leg', () => {
+    const e = engine({ ...PERSIST, synProxy: true });
+    const rsOf = (sport: number): number => {
+      const synAck = feedRaw(
+        e,
+        buildSegment({
+          src: CLIENT,
+          dst: VIP,
+          sport,
+          dport: 80,
+          seq: 5000,
+          ack: 0,
+          flags: TCP_SYN,
+        }),
+      );
+      assert.equal(synAck.length, 1, 'the LB answers the SYN itself');
+      const b = synAck[0]!.bytes;
+      const cookie = ((b[24]! << 24) | (b[25]! << 16) | (b[26]! << 8) | b[27]!) >>> 0;
+      assert.equal(e.templateCount, sport === 60000 ? 0 : 1, 'no template for a bare SYN');
+      const out = feedRaw(
+        e,
+        buildSegment({
+          src: CLIENT,
+          dst: VIP,
+          sport,
+          dport: 80,
+          seq: 5001,
+          ack: (cookie + 1) >>> 0,
+          flags: TCP_ACK,
+        }),
+      );
+      assert.equal(out.length, 1, 'the SYN toward the RS');
+      const o = out[0]!.bytes;
+      return ((o[16]! << 24) | (o[17]! << 16) | (o[18]! << 8) | o[19]!) >>> 0;
+    };
+    const first = rsOf(60000);
+    for (let i = 1; i < 20; i++) assert.equal(rsOf(60000 + i), first, `connection ${i}`);
+    assert.equal(e.templateCount, 1);
+    assert.equal(e.counter('persistence_template_hits'), 19);
   });
 });
 
