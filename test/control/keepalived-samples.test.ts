@@ -41,6 +41,8 @@ function reasonOf(text: string): string {
   const kind = /lb_kind (\w+) is not supported/.exec(text);
   if (kind) return `lb_kind ${kind[1]!.toUpperCase()}`;
   if (/fwmark services are not supported/.test(text)) return 'fwmark';
+  if (/lb_kind NAT is for IPv4 services/.test(text)) return 'lb_kind NAT for IPv6';
+  if (/lb_kind NAT is for TCP services/.test(text)) return 'lb_kind NAT for UDP';
   if (/'url' given twice/.test(text)) return 'several url blocks';
   if (/only one health check per real_server/.test(text)) return 'several checks per real_server';
   return text;
