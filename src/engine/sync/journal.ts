@@ -232,7 +232,8 @@ export class SyncJournal {
       if (c < 0) break;
       const f = j.syncFlags[c]!;
       if ((f & SF_DIRTY) === 0) continue;
-      if (!this.sendable(j, c, udp)) {
+      // Not sendable, or ended (TIME_WAIT, CLOSE) before peers ever heard of it: nothing for them to carry.
+      if (!this.sendable(j, c, udp) || ((f & SF_SENT) === 0 && !udp && endedState(j, c))) {
         j.syncFlags[c] = f & ~SF_DIRTY;
         continue;
       }

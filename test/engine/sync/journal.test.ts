@@ -120,12 +120,39 @@ describe('sync journal: what goes to the peers', () => {
     assert.ok(h.lport > 0);
   });
 
+  it('a connection that ends before the first drain is never sent', () => {
+    const a = fleetNode(1);
+    const b = fleetNode(2);
+    const f = established(a, 4);
+    f.observe(feedAny(a, f.client(TCP_FIN | TCP_ACK)));
+    f.observe(feedAny(a, f.rs(TCP_FIN | TCP_ACK)));
+    assert.equal(a.listConnections()[0]!.state, TcpState.TimeWait);
+    // g is still open at the drain: it goes; f, ended unseen, does not.
+    const g = established(a, 5);
+    const batches = drainJournal(a);
+    assert.equal(
+      batches.reduce((n, x) => n + x.count, 0),
+      1,
+    );
+    applyBatches(b, batches, 1);
+    assert.deepEqual(
+      b.listConnections().map((x) => x.cport),
+      [g.cport],
+    );
+    // Nor is its end: no removal when it leaves.
+    a.tick(10_000);
+    emitted(a);
+    assert.equal(drainJournal(a).length, 0);
+    assert.equal(a.counter('sync_removals_out'), 0);
+  });
+
   it("a port handed out again replaces the sender's closed entry left to expire on the peer", () => {
     // Three ports, one in each node's share: A hands out one LIP port, always the same.
     const ports = { portRange: { min: 5000, max: 5002 } };
     const a = fleetNode(1, 3, ports);
     const b = fleetNode(2, 3, ports);
     const f = established(a, 0);
+    applyBatches(b, drainJournal(a), 1);
     f.observe(feedAny(a, f.client(TCP_FIN | TCP_ACK)));
     f.observe(feedAny(a, f.rs(TCP_FIN | TCP_ACK)));
     applyBatches(b, drainJournal(a), 1);
