@@ -97,6 +97,8 @@ export class PersistenceTemplates {
   udpControl = new Int32Array(0);
   /** The template the last `choose4`/`choose6` found or made, for `bind`; -1 when none. */
   private pending = -1;
+  /** `settle`'s last answer was the scheduler's new pick (no template served). */
+  private fresh = false;
   private readonly masked6 = new Uint8Array(16);
   private sweepCursor = 0;
   private lastSweep = 0;
@@ -144,14 +146,8 @@ export class PersistenceTemplates {
       if (this.tV6[t] === 0 && this.tAddr[t] === net && this.tSvc[t] === svc.index) break;
       t = this.tNext[t]!;
     }
-    if (t >= 0) {
-      const rs = this.reuse(t, svc);
-      if (rs >= 0) return rs;
-    }
-    const pick = svc.scheduler.pick(svc.targets, clientHash);
-    this.pending = -1;
-    if (pick < 0) return -1;
-    const rs = svc.targets[pick]!.index;
+    const rs = this.settle(t, svc, clientHash);
+    if (!this.fresh) return rs;
     const n = this.take();
     if (n >= 0) {
       this.tV6[n] = 0;
@@ -183,14 +179,8 @@ export class PersistenceTemplates {
         break;
       t = this.tNext[t]!;
     }
-    if (t >= 0) {
-      const rs = this.reuse(t, svc);
-      if (rs >= 0) return rs;
-    }
-    const pick = svc.scheduler.pick(svc.targets, clientHash);
-    this.pending = -1;
-    if (pick < 0) return -1;
-    const rs = svc.targets[pick]!.index;
+    const rs = this.settle(t, svc, clientHash);
+    if (!this.fresh) return rs;
     const n = this.take();
     if (n >= 0) {
       this.tV6[n] = 1;
@@ -206,6 +196,24 @@ export class PersistenceTemplates {
    * template is alive and the RS takes new connections (t re-armed and
    * pending), else -1 with t dropped.
    */
+  /**
+   * The RS of template t (-1: none found) while it still serves, else the
+   * scheduler's pick for `clientHash` (-1: no RS); `fresh` is true when
+   * the pick is new, and the caller makes the template for it.
+   */
+  private settle(t: number, svc: Service, clientHash: number): number {
+    this.fresh = false;
+    if (t >= 0) {
+      const rs = this.reuse(t, svc);
+      if (rs >= 0) return rs;
+    }
+    const pick = svc.scheduler.pick(svc.targets, clientHash);
+    this.pending = -1;
+    if (pick < 0) return -1;
+    this.fresh = true;
+    return svc.targets[pick]!.index;
+  }
+
   private reuse(t: number, svc: Service): number {
     const ctx = this.ctx;
     const rs = ctx.reg.realServers[this.tRs[t]!]!;
